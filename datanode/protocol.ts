@@ -1,0 +1,36 @@
+// The datanode's wire protocol: the one definition of paths, headers and ids that both the
+// datanode and the coordinator's datanode client import.
+
+/** A fragment id: also the file name on the datanode, so the pattern is strict. */
+export const FRAGMENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+export const isFragmentId = (id: string): boolean => FRAGMENT_ID_PATTERN.test(id);
+
+/** Lowercase hex SHA-256 of a fragment's bytes, sent on PUT and answered on GET. */
+export const CONTENT_SHA256_HEADER = 'x-content-sha256';
+
+export const SHA256_HEX_PATTERN = /^[0-9a-f]{64}$/;
+
+export const paths = {
+  health: '/health',
+  fragments: '/fragments',
+  fragment: (id: string) => `/fragments/${id}`,
+} as const;
+
+/** What `GET /health` answers. */
+export interface DatanodeHealthReport {
+  cpuPercent: number;
+  memoryPercent: number;
+  diskPercent: number;
+  diskFreeBytes: number;
+  fragmentCount: number;
+  storedBytes: number;
+}
+
+/** One entry of `GET /fragments`. */
+export interface FragmentListing {
+  id: string;
+  size: number;
+}
+
+export const bearer = (secret: string) => `Bearer ${secret}`;
