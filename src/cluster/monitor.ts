@@ -1,0 +1,79 @@
+// The health monitor (the seed's pubsub.py): samples every datanode's /health each interval,
+// applies the status rules through the registry and publishes samples and status changes.
+import type { Logger } from 'pino';
+import type { DatanodeClient } from './datanode-client.ts';
+import type { Registry } from './registry.ts';
+import type { EventBus } from '../events.ts';
+
+export function createMonitor({ registry, client, events, intervalMs, log, onStatusChange }: {
+  registry: Registry;
+  client: DatanodeClient;
+  events: EventBus;
+  intervalMs: number;
+  log: Logger;
+  onStatusChange?: (id: string) => void;
+}) {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  // A sample may not take longer than the interval, else rounds would pile up.
+  const timeoutMs = Math.max(250, Math.min(intervalMs, 5000));
+
+  async function sampleOne(id: string): Promise<void> {
+    const node = registry.get(id);
+    if (!node) return;
+    let report;
+    try {
+      report = await client.health(node.url, timeoutMs);
+    } catch (err) {
+      log.debug({ datanode: id, err: (err as Error).message }, 'health sample failed');
+    }
+    if (stopped) return;
+    const change = registry.recordSample(id, report);
+    const current = registry.get(id);
+    if (!current) return;
+    if (current.status) {
+      events.sample({
+        at: new Date(),
+        datanode: { ...current },
+        status: current.status,
+        cpuPercent: report ? report.cpuPercent : null,
+        memoryPercent: report ? report.memoryPercent : null,
+        diskPercent: report ? report.diskPercent : null,
+      });
+    }
+    if (change) {
+      log.info({ datanode: id, url: current.url, previous: change.previous, status: change.status }, 'datanode status changed');
+      events.emit({
+        kind: 'DatanodeStatusChanged',
+        message: `Datanode ${id} (${current.url}) is ${change.status}${change.previous ? ` (was ${change.previous})` : ''}.`,
+        datanode: change.datanode,
+        previous: change.previous,
+        status: change.status,
+      });
+      onStatusChange?.(id);
+    }
+  }
+
+  const round = () => Promise.all(registry.all().map((n) => sampleOne(n.id)));
+
+  async function loop() {
+    await round();
+    if (!stopped) timer = setTimeout(loop, intervalMs);
+  }
+
+  return {
+    start() {
+      stopped = false;
+      void loop();
+    },
+    /** Samples one datanode now (after it registers), outside the regular rounds. */
+    sampleNow: sampleOne,
+    round,
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+export type Monitor = ReturnType<typeof createMonitor>;

@@ -1,0 +1,85 @@
+// The datanodes the coordinator knows: an in-memory view (read on every placement and read)
+// backed by their rows in SQLite, so a restart shows the last stored sample.
+import { randomBytes } from 'node:crypto';
+import type { DatanodeHealthReport } from '../../datanode/protocol.ts';
+import type { DatanodeRow, DatanodeRows, DatanodeStatus } from '../metadata/datanodes.ts';
+import type { HealthThresholds } from '../config.ts';
+import { decideStatus, isLive } from './health-rules.ts';
+
+export type DatanodeView = Readonly<DatanodeRow>;
+
+export interface StatusChange {
+  datanode: DatanodeView;
+  previous: DatanodeStatus | null;
+  status: DatanodeStatus;
+}
+
+export function createRegistry({ rows, downAfterFailures, thresholds, now = Date.now }: {
+  rows: DatanodeRows;
+  downAfterFailures: number;
+  thresholds: HealthThresholds;
+  now?: () => number;
+}) {
+  const nodes = new Map<string, DatanodeRow>(rows.all().map((r) => [r.id, r]));
+  const failures = new Map<string, number>();
+
+  return {
+    all: (): DatanodeView[] => [...nodes.values()],
+    get: (id: string): DatanodeView | undefined => nodes.get(id),
+    live: (): DatanodeView[] => [...nodes.values()].filter((n) => isLive(n.status)),
+    isLive: (id: string) => isLive(nodes.get(id)?.status ?? null),
+
+    /** Idempotent by URL: the same URL is the same datanode. */
+    register(url: string): { datanode: DatanodeView; created: boolean } {
+      const existing = [...nodes.values()].find((n) => n.url === url);
+      if (existing) return { datanode: existing, created: false };
+      const id = `dn-${randomBytes(4).toString('hex')}`;
+      rows.insert(id, url, now());
+      const row = rows.byUrl(url)!;
+      nodes.set(id, row);
+      return { datanode: row, created: true };
+    },
+
+    /** Applies one health sample (or a failed one) and returns the status change, if any. */
+    recordSample(id: string, sample: DatanodeHealthReport | undefined): StatusChange | undefined {
+      const node = nodes.get(id);
+      if (!node) return undefined;
+      const failed = sample ? 0 : (failures.get(id) ?? 0) + 1;
+      failures.set(id, failed);
+      const previous = node.status;
+      const status = decideStatus({ previous, consecutiveFailures: failed, sample, downAfterFailures, thresholds });
+      const at = now();
+      if (sample) {
+        Object.assign(node, {
+          lastSeenAt: at,
+          cpuPercent: sample.cpuPercent,
+          memoryPercent: sample.memoryPercent,
+          diskPercent: sample.diskPercent,
+          diskFreeBytes: sample.diskFreeBytes,
+          fragmentCount: sample.fragmentCount,
+          storedBytes: sample.storedBytes,
+        });
+      }
+      const changed = status !== previous && status !== null;
+      if (changed) Object.assign(node, { status, statusSince: at });
+      if (sample || changed) rows.save(node);
+      return changed ? { datanode: { ...node }, previous, status: status! } : undefined;
+    },
+
+    setDraining(id: string, draining: boolean) {
+      const node = nodes.get(id);
+      if (!node) return undefined;
+      node.draining = draining;
+      rows.setDraining(id, draining);
+      return node as DatanodeView;
+    },
+
+    remove(id: string) {
+      nodes.delete(id);
+      failures.delete(id);
+      rows.remove(id);
+    },
+  };
+}
+
+export type Registry = ReturnType<typeof createRegistry>;

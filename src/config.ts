@@ -1,0 +1,149 @@
+// The coordinator's configuration: one typed object with its defaults, read from flags (and
+// TESSERA_* environment variables), validated at start so a bad value names its flag.
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+export interface HealthThresholds {
+  /** DEGRADED at or above these percentages (the seed's thresholds). */
+  cpuPercent: number;
+  memoryPercent: number;
+  diskPercent: number;
+}
+
+export interface CoordinatorConfig {
+  host: string;
+  port: number;
+  /** Folder of the coordinator's own files (the SQLite index). */
+  dataDir: string;
+  replicationFactor: number;
+  fragmentSize: number;
+  maxImageSize: number;
+  /** Largest whole file `uploadImage` takes in one multipart request (it is buffered by Yoga). */
+  maxUploadImageSize: number;
+  healthIntervalMs: number;
+  /** Failed samples in a row after which a datanode is DOWN. */
+  downAfterFailures: number;
+  thresholds: HealthThresholds;
+  repairAfterSec: number;
+  uploadTtlSec: number;
+  publicUrl?: string;
+  /** undefined only with --insecure. */
+  secret?: string;
+  /** Datanodes to register at start. */
+  datanodes: string[];
+}
+
+export const MAX_FRAGMENT_SIZE = 64 * 1024 * 1024;
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 4000,
+  dataDir: './data',
+  replicationFactor: 2,
+  fragmentSize: 2 * 1024 * 1024,
+  maxImageSize: 4 * 1024 ** 3,
+  maxUploadImageSize: 64 * 1024 * 1024,
+  healthIntervalMs: 2000,
+  downAfterFailures: 3,
+  thresholds: { cpuPercent: 80, memoryPercent: 90, diskPercent: 95 },
+  repairAfterSec: 60,
+  uploadTtlSec: 86400,
+} as const;
+
+const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new InvalidArgumentError(`${flag} must be a whole number from ${min} to ${max} (got "${value}").`);
+  }
+  return n;
+};
+
+const percent = (flag: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 100) {
+    throw new InvalidArgumentError(`${flag} must be a percentage above 0 and at most 100 (got "${value}").`);
+  }
+  return n;
+};
+
+const url = (flag: string) => (value: string) => {
+  try {
+    const parsed = new URL(value);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error();
+    return value.replace(/\/+$/, '');
+  } catch {
+    throw new InvalidArgumentError(`${flag} must be an http(s) URL (got "${value}").`);
+  }
+};
+
+const collectUrls = (value: string, previous: string[] = []) => [...previous, url('--datanode')(value)];
+
+/** The flags shared by the coordinator and `npm start`. */
+export function addCoordinatorOptions(command: Command): Command {
+  const env = (name: string) => `TESSERA_${name}`;
+  return command
+    .addOption(new Option('--host <host>', 'address to listen on').default(DEFAULTS.host).env(env('HOST')))
+    .addOption(new Option('--port <port>', 'coordinator port').default(DEFAULTS.port).argParser(integer('--port', 0, 65535)).env(env('PORT')))
+    .addOption(new Option('--data-dir <dir>', 'where the index (and, for npm start, the datanodes) keep their files').default(DEFAULTS.dataDir).env(env('DATA_DIR')))
+    .addOption(new Option('--replication-factor <n>', 'replicas of every fragment').default(DEFAULTS.replicationFactor).argParser(integer('--replication-factor', 1, 16)))
+    .addOption(new Option('--fragment-size <bytes>', 'bytes per fragment for new uploads').default(DEFAULTS.fragmentSize).argParser(integer('--fragment-size', 1, MAX_FRAGMENT_SIZE)))
+    .addOption(new Option('--max-image-size <bytes>', 'largest image beginUpload accepts').default(DEFAULTS.maxImageSize).argParser(integer('--max-image-size', 1)))
+    .addOption(new Option('--max-upload-image-size <bytes>', 'largest file the one-shot uploadImage accepts (it is held in memory)').default(DEFAULTS.maxUploadImageSize).argParser(integer('--max-upload-image-size', 1)))
+    .addOption(new Option('--health-interval-ms <ms>', 'how often every datanode is sampled').default(DEFAULTS.healthIntervalMs).argParser(integer('--health-interval-ms', 50, 3_600_000)))
+    .addOption(new Option('--down-after <samples>', 'failed samples in a row before a datanode is DOWN').default(DEFAULTS.downAfterFailures).argParser(integer('--down-after', 1, 100)))
+    .addOption(new Option('--degraded-cpu <percent>', 'CPU load at which a datanode is DEGRADED').default(DEFAULTS.thresholds.cpuPercent).argParser(percent('--degraded-cpu')))
+    .addOption(new Option('--degraded-memory <percent>', 'memory use at which a datanode is DEGRADED').default(DEFAULTS.thresholds.memoryPercent).argParser(percent('--degraded-memory')))
+    .addOption(new Option('--degraded-disk <percent>', 'disk use at which a datanode is DEGRADED').default(DEFAULTS.thresholds.diskPercent).argParser(percent('--degraded-disk')))
+    .addOption(new Option('--repair-after <seconds>', 'seconds a datanode stays DOWN before its fragments are re-replicated').default(DEFAULTS.repairAfterSec).argParser(integer('--repair-after', 0)))
+    .addOption(new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(DEFAULTS.uploadTtlSec).argParser(integer('--upload-ttl', 1)))
+    .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
+    .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
+    .addOption(new Option('--insecure', 'run without a cluster secret (datanodes unguarded)').default(false))
+    .addOption(new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([]));
+}
+
+export interface CoordinatorFlags {
+  host: string;
+  port: number;
+  dataDir: string;
+  replicationFactor: number;
+  fragmentSize: number;
+  maxImageSize: number;
+  maxUploadImageSize: number;
+  healthIntervalMs: number;
+  downAfter: number;
+  degradedCpu: number;
+  degradedMemory: number;
+  degradedDisk: number;
+  repairAfter: number;
+  uploadTtl: number;
+  publicUrl?: string;
+  secretFile?: string;
+  insecure: boolean;
+  datanode: string[];
+}
+
+export function configFromFlags(flags: CoordinatorFlags, secret: string | undefined): CoordinatorConfig {
+  return {
+    host: flags.host,
+    port: flags.port,
+    dataDir: path.resolve(flags.dataDir),
+    replicationFactor: flags.replicationFactor,
+    fragmentSize: flags.fragmentSize,
+    maxImageSize: flags.maxImageSize,
+    maxUploadImageSize: flags.maxUploadImageSize,
+    healthIntervalMs: flags.healthIntervalMs,
+    downAfterFailures: flags.downAfter,
+    thresholds: { cpuPercent: flags.degradedCpu, memoryPercent: flags.degradedMemory, diskPercent: flags.degradedDisk },
+    repairAfterSec: flags.repairAfter,
+    uploadTtlSec: flags.uploadTtl,
+    publicUrl: flags.publicUrl,
+    secret,
+    datanodes: flags.datanode,
+  };
+}
+
+/** A full config for tests and embedders: defaults plus what is given. */
+export function makeConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
+  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], ...overrides };
+}

@@ -1,0 +1,105 @@
+// GET/HEAD /images/{name}: the image's bytes streamed from the datanodes, with ETag, 304 and a
+// single byte range (RFC 9110), on plain node:http so large bodies skip the GraphQL layer.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errorBody, TesseraError } from '../errors.ts';
+import type { Images } from '../images.ts';
+
+export const IMAGE_PATH_PREFIX = '/images/';
+
+type ByteRange = { start: number; end: number } | 'unsatisfiable' | undefined;
+
+/** The single range of a `Range` header for a body of `size` bytes; undefined serves it whole. */
+export function parseRange(header: string | undefined, size: number): ByteRange {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined; // malformed or multi-range: ignored, as RFC 9110 allows
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return 'unsatisfiable';
+    return { start: Math.max(size - suffix, 0), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (m[2] !== '' && Number(m[2]) < start) return undefined; // invalid: ignored
+  if (start >= size) return 'unsatisfiable';
+  return { start, end };
+}
+
+const etagMatches = (header: string | undefined, etag: string) =>
+  header !== undefined && header.split(',').some((t) => {
+    const tag = t.trim().replace(/^W\//, '');
+    return tag === '*' || tag === etag;
+  });
+
+function sendError(res: ServerResponse, err: TesseraError) {
+  const body = errorBody(err);
+  res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Handles the request if it is for /images/…; false when the path is not this route's. */
+export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images): Promise<boolean> {
+  const path = (req.url ?? '').split('?')[0];
+  if (!path.startsWith(IMAGE_PATH_PREFIX)) return false;
+  const segment = path.slice(IMAGE_PATH_PREFIX.length);
+  if (segment.includes('/')) return false;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    return true;
+  }
+  try {
+    let name: string;
+    try {
+      name = decodeURIComponent(segment);
+    } catch {
+      throw new TesseraError('BAD_USER_INPUT', 'The image name is not valid percent-encoded UTF-8.');
+    }
+    const image = images.require(name);
+    const etag = `"${image.sha256}"`;
+    const common = {
+      etag,
+      'accept-ranges': 'bytes',
+      'content-type': image.contentType,
+      'last-modified': new Date(image.createdAt).toUTCString(),
+    };
+    if (etagMatches(req.headers['if-none-match'], etag)) {
+      res.writeHead(304, { etag, 'accept-ranges': 'bytes' }).end();
+      return true;
+    }
+    const range = parseRange(req.headers.range, image.size);
+    if (range === 'unsatisfiable') {
+      res.writeHead(416, { 'content-range': `bytes */${image.size}`, 'accept-ranges': 'bytes' }).end();
+      return true;
+    }
+    const { start, end } = range ?? { start: 0, end: image.size - 1 };
+    const headers = {
+      ...common,
+      'content-length': end - start + 1,
+      ...(range ? { 'content-range': `bytes ${start}-${end}/${image.size}` } : {}),
+    };
+    if (req.method === 'HEAD') {
+      res.writeHead(range ? 206 : 200, headers).end();
+      return true;
+    }
+    const chunks = await images.readRange(image, start, end);
+    res.writeHead(range ? 206 : 200, headers);
+    try {
+      for await (const chunk of chunks) {
+        if (res.destroyed) break;
+        if (!res.write(chunk)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+      }
+      res.end();
+    } catch {
+      // Headers are gone: cutting the connection is the only honest way to say the body is short.
+      res.destroy();
+    }
+  } catch (err) {
+    if (err instanceof TesseraError) sendError(res, err);
+    else {
+      res.statusCode = 500;
+      res.end();
+      throw err;
+    }
+  }
+  return true;
+}

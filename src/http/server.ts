@@ -1,0 +1,133 @@
+// The coordinator's HTTP surface on node:http: GraphQL (Yoga: POST/GET, multipart, SSE,
+// GraphiQL) and graphql-ws on /graphql, GET /images/{name}, GET /healthz.
+import http, { type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createYoga, type Plugin } from 'graphql-yoga';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { createFetch } from '@whatwg-node/fetch';
+import { WebSocketServer } from 'ws';
+import { useServer } from 'graphql-ws/use/ws';
+import type { ExecutionArgs } from 'graphql';
+import { isAuthorized } from '../../datanode/secret.ts';
+import type { Context } from '../context.ts';
+import type { Coordinator } from '../coordinator.ts';
+import { MAX_FRAGMENT_SIZE } from '../config.ts';
+import { schema } from '../schema/index.ts';
+import { handleImageRequest } from './image-route.ts';
+
+export const GRAPHQL_PATH = '/graphql';
+
+/** Yoga answers an oversized multipart part with its own code; the contract's is PAYLOAD_TOO_LARGE. */
+const payloadTooLarge: Plugin = {
+  onRequestParse({ requestParser, setRequestParser }) {
+    if (!requestParser) return;
+    setRequestParser(async (request) => {
+      try {
+        return await requestParser(request);
+      } catch (err) {
+        const e = err as { extensions?: Record<string, unknown> };
+        if (e.extensions?.code === 'REQUEST_ENTITY_TOO_LARGE') e.extensions.code = 'PAYLOAD_TOO_LARGE';
+        throw err;
+      }
+    });
+  },
+};
+
+function headerOf(request: Request | IncomingMessage, name: string): string | undefined {
+  if ('get' in request.headers && typeof request.headers.get === 'function') return request.headers.get(name) ?? undefined;
+  const value = (request as IncomingMessage).headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function createHttpServer(app: Coordinator) {
+  const { config } = app;
+
+  const contextFor = (request: Request | IncomingMessage): Context => {
+    const host = headerOf(request, 'host') ?? `${config.host}:${config.port}`;
+    return {
+      app,
+      publicBase: config.publicUrl ?? `http://${host}`,
+      authorized: isAuthorized(headerOf(request, 'authorization'), config.secret),
+    };
+  };
+
+  const yoga = createYoga<Record<string, unknown>, Context>({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    landingPage: false,
+    context: ({ request }) => contextFor(request),
+    // GraphiQL from the package, not a CDN; subscriptions in it over graphql-ws.
+    renderGraphiQL,
+    graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS' },
+    // One multipart part is one fragment or one uploadImage file; Yoga holds it in memory.
+    fetchAPI: createFetch({ formDataLimits: { fileSize: Math.max(config.maxUploadImageSize, MAX_FRAGMENT_SIZE), files: 4 } }),
+    plugins: [payloadTooLarge],
+    logging: {
+      debug: (...args) => app.log.debug(args.join(' ')),
+      info: (...args) => app.log.info(args.join(' ')),
+      warn: (...args) => app.log.warn(args.join(' ')),
+      error: (...args) => app.log.error(args.map(String).join(' ')),
+    },
+  });
+
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      return;
+    }
+    handleImageRequest(req, res, app.images)
+      .then((handled) => {
+        if (!handled) void yoga(req, res);
+      })
+      .catch((err) => app.log.error({ err }, 'image request failed'));
+  });
+  server.keepAliveTimeout = 65_000;
+
+  // graphql-ws on the same path, executed through Yoga's envelope (the recipe in Yoga's docs).
+  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH });
+  type Envelope = { execute: (a: ExecutionArgs) => never; subscribe: (a: ExecutionArgs) => never };
+  useServer(
+    {
+      execute: (args) => (args.rootValue as Envelope).execute(args),
+      subscribe: (args) => (args.rootValue as Envelope).subscribe(args),
+      onSubscribe: async (ctx, _id, params) => {
+        const request = ctx.extra.request;
+        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...ctx, req: request, socket: ctx.extra.socket, params });
+        const args = {
+          schema: s,
+          operationName: params.operationName,
+          document: parse(params.query),
+          variableValues: params.variables,
+          contextValue: { ...(await contextFactory()), ...contextFor(request) },
+          rootValue: { execute, subscribe },
+        };
+        const errors = validate(args.schema, args.document);
+        return errors.length > 0 ? errors : args;
+      },
+    },
+    wss,
+  );
+
+  return {
+    server,
+    yoga,
+    listen(port = config.port, host = config.host): Promise<{ port: number; url: string }> {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          const address = server.address() as AddressInfo;
+          resolve({ port: address.port, url: `http://${host}:${address.port}` });
+        });
+      });
+    },
+    async close() {
+      for (const client of wss.clients) client.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+export type HttpServer = ReturnType<typeof createHttpServer>;

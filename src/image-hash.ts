@@ -1,0 +1,67 @@
+// The whole-image SHA-256 of an upload, computed while fragments arrive: fragments are hashed
+// in index order as soon as the order allows, holding a bounded window of early ones. When the
+// order defeats the window (or the coordinator restarted), completeUpload re-reads the rest.
+import { createHash, type Hash } from 'node:crypto';
+
+export interface RunningImageHash {
+  /** Index of the next fragment the hash needs. */
+  readonly next: number;
+  /** False once a fragment it already hashed was replaced, or the window overflowed. */
+  readonly usable: boolean;
+  offer(index: number, data: Buffer): void;
+  /** Hashes `data` as fragment `next` (catch-up from re-read fragments). */
+  push(data: Buffer): void;
+  digest(): string;
+}
+
+export function createRunningImageHash(maxBufferedBytes: number): RunningImageHash {
+  let hash: Hash = createHash('sha256');
+  let next = 0;
+  let usable = true;
+  let bufferedBytes = 0;
+  const early = new Map<number, Buffer>();
+
+  const drain = () => {
+    for (let data = early.get(next); data !== undefined; data = early.get(next)) {
+      early.delete(next);
+      bufferedBytes -= data.length;
+      hash.update(data);
+      next += 1;
+    }
+  };
+  const giveUp = () => {
+    usable = false;
+    early.clear();
+    bufferedBytes = 0;
+  };
+
+  return {
+    get next() {
+      return next;
+    },
+    get usable() {
+      return usable;
+    },
+    offer(index, data) {
+      if (!usable) return;
+      if (index < next) return giveUp(); // a hashed fragment was replaced
+      const old = early.get(index);
+      if (old) bufferedBytes -= old.length;
+      early.set(index, data);
+      bufferedBytes += data.length;
+      drain();
+      if (bufferedBytes > maxBufferedBytes) giveUp();
+    },
+    push(data) {
+      hash.update(data);
+      next += 1;
+      drain();
+    },
+    digest() {
+      const hex = hash.digest('hex');
+      hash = createHash('sha256');
+      usable = false;
+      return hex;
+    },
+  };
+}

@@ -1,0 +1,118 @@
+// Stored images: lookup, listing, deletion, and reading their bytes back from the datanodes
+// (in order, with read-ahead, every fragment verified) for fragmentData and GET /images/{name}.
+import type { Logger } from 'pino';
+import { TesseraError } from './errors.ts';
+import type { EventBus } from './events.ts';
+import type { Catalog, FragmentWithReplicas, ImageRow } from './metadata/catalog.ts';
+import type { BadReplica, Replicas } from './cluster/replicas.ts';
+import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
+
+export const MAX_PAGE = 1000;
+export const DEFAULT_PAGE = 50;
+
+/** Fragments fetched ahead of the one being sent: bounds a download's memory to (1 + this) fragments. */
+const READ_AHEAD = 3;
+
+export const encodeCursor = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
+export function decodeCursor(cursor: string): string {
+  const name = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (cursor === '' || encodeCursor(name) !== cursor) throw new TesseraError('BAD_USER_INPUT', `"${cursor}" is not a cursor from this listing.`);
+  return name;
+}
+
+export function createImages({ catalog, replicas, deleter, events, log, onBadReplica, now = Date.now }: {
+  catalog: Catalog;
+  replicas: Replicas;
+  deleter: ReplicaDeleter;
+  events: EventBus;
+  log: Logger;
+  onBadReplica?: (bad: BadReplica) => void;
+  now?: () => number;
+}) {
+  const reportBad = (bad: BadReplica) => {
+    log.warn(bad, 'replica could not serve a verified copy');
+    onBadReplica?.(bad);
+  };
+
+  function require(name: string): ImageRow {
+    const image = catalog.imageByName(name);
+    if (!image) throw new TesseraError('IMAGE_NOT_FOUND', `No stored image is named "${name}".`);
+    return image;
+  }
+
+  return {
+    find: (name: string) => catalog.imageByName(name),
+    require,
+
+    list({ first, after, prefix }: { first?: number | null; after?: string | null; prefix?: string | null }) {
+      const limit = first ?? DEFAULT_PAGE;
+      if (!Number.isInteger(limit) || limit < 0 || limit > MAX_PAGE) {
+        throw new TesseraError('BAD_USER_INPUT', `first must be from 0 to ${MAX_PAGE} (got ${limit}).`);
+      }
+      const afterName = after != null ? decodeCursor(after) : undefined;
+      const rows = catalog.listImages({ first: limit + 1, after: afterName, prefix: prefix ?? undefined });
+      const page = rows.slice(0, limit);
+      return {
+        edges: page.map((node) => ({ cursor: encodeCursor(node.name), node })),
+        pageInfo: { hasNextPage: rows.length > limit, endCursor: page.length > 0 ? encodeCursor(page[page.length - 1].name) : null },
+        prefix: prefix ?? undefined,
+      };
+    },
+
+    delete(name: string): boolean {
+      const image = catalog.imageByName(name);
+      if (!image || !catalog.deleteImage(image.id, now())) return false;
+      log.info({ name }, 'image deleted');
+      events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
+      void deleter.kick();
+      return true;
+    },
+
+    /** One verified fragment of a stored image. */
+    async fragment(name: string, index: number): Promise<{ fragment: FragmentWithReplicas; data: Buffer }> {
+      const image = require(name);
+      if (!Number.isInteger(index) || index < 0 || index >= image.fragmentCount) {
+        throw new TesseraError('INVALID_FRAGMENT', `Fragment index ${index} is outside 0..${image.fragmentCount - 1}.`);
+      }
+      const fragment = catalog.fragmentsWithReplicas(image.id)[index];
+      return { fragment, data: await replicas.read(fragment, reportBad) };
+    },
+
+    /**
+     * The bytes [start, end] (inclusive) of an image as verified chunks in order, fetching up to
+     * READ_AHEAD fragments ahead. The first chunk is fetched before the generator is returned,
+     * so an unreadable start fails before any header is sent.
+     */
+    async readRange(image: ImageRow, start: number, end: number): Promise<AsyncGenerator<Buffer>> {
+      const fragments = catalog.fragmentsWithReplicas(image.id);
+      const first = Math.floor(start / image.fragmentSize);
+      const last = Math.floor(end / image.fragmentSize);
+      const pending: Promise<Buffer>[] = [];
+      let nextToFetch = first;
+      const fetchMore = () => {
+        while (nextToFetch <= last && pending.length <= READ_AHEAD) {
+          const p = replicas.read(fragments[nextToFetch], reportBad);
+          p.catch(() => {}); // awaited in order below; a failure ends the stream there
+          pending.push(p);
+          nextToFetch += 1;
+        }
+      };
+      fetchMore();
+      const head = await pending[0];
+      async function* chunks(): AsyncGenerator<Buffer> {
+        for (let i = first; i <= last; i++) {
+          const data = i === first ? head : await pending[0];
+          pending.shift();
+          fetchMore();
+          const offset = i * image.fragmentSize;
+          const from = Math.max(start - offset, 0);
+          const to = Math.min(end - offset + 1, data.length);
+          yield from === 0 && to === data.length ? data : data.subarray(from, to);
+        }
+      }
+      return chunks();
+    },
+  };
+}
+
+export type Images = ReturnType<typeof createImages>;

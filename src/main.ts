@@ -1,0 +1,35 @@
+// `npm run coordinator`: the coordinator alone, configured by flags (see --help).
+import { Command } from 'commander';
+import { loadClusterSecret } from '../datanode/secret.ts';
+import { addCoordinatorOptions, configFromFlags, type CoordinatorFlags } from './config.ts';
+import { createLogger } from './logger.ts';
+import { startCoordinator } from './start-coordinator.ts';
+
+const program = addCoordinatorOptions(new Command('tessera-coordinator'))
+  .description('The Tessera coordinator: GraphQL API, fragment index, health monitor.')
+  .showHelpAfterError();
+program.parse();
+const flags = program.opts<CoordinatorFlags>();
+
+const log = createLogger('coordinator');
+let secret: string | undefined;
+try {
+  secret = loadClusterSecret(flags.secretFile);
+} catch (err) {
+  program.error((err as Error).message);
+}
+if (!secret && !flags.insecure) {
+  program.error('No cluster secret: give --secret-file F or TESSERA_CLUSTER_SECRET, or --insecure to run unguarded.');
+}
+
+const running = await startCoordinator(configFromFlags(flags, secret), log);
+process.stdout.write(JSON.stringify({ event: 'listening', port: running.port, url: running.url }) + '\n');
+log.info({ url: running.url, dataDir: running.app.config.dataDir }, 'coordinator listening; GraphiQL at /graphql');
+
+const shutdown = async (signal: string) => {
+  log.info({ signal }, 'stopping');
+  await running.stop();
+  process.exit(0);
+};
+process.once('SIGINT', () => void shutdown('SIGINT'));
+process.once('SIGTERM', () => void shutdown('SIGTERM'));

@@ -1,0 +1,228 @@
+// Images, open uploads, fragments and replicas in the index, and the queue of replica files
+// to delete. Every multi-row change is one SQLite transaction, so a failed call changes nothing.
+import type Database from 'better-sqlite3';
+import type { Db } from './database.ts';
+import { TesseraError } from '../errors.ts';
+import { prefixUpperBound } from '../names.ts';
+
+export interface ImageRow {
+  id: number;
+  name: string;
+  state: 'uploading' | 'stored';
+  uploadId: string | null;
+  size: number;
+  contentType: string;
+  sha256: string | null;
+  fragmentSize: number;
+  fragmentCount: number;
+  createdAt: number;
+  expiresAt: number | null;
+}
+
+export interface FragmentRow {
+  id: string;
+  imageId: number;
+  idx: number;
+  size: number;
+  sha256: string;
+}
+
+export interface FragmentWithReplicas extends FragmentRow {
+  /** Datanode ids holding a verified copy. */
+  replicas: string[];
+}
+
+export interface ReplicaDeletion {
+  fragmentId: string;
+  datanodeId: string;
+  attempts: number;
+}
+
+/** `not_before` of a write in flight: never due until released or the coordinator restarts. */
+export const INTENT = Number.MAX_SAFE_INTEGER;
+
+const IMAGE_COLUMNS = `id, name, state, upload_id AS uploadId, size, content_type AS contentType, sha256,
+  fragment_size AS fragmentSize, fragment_count AS fragmentCount, created_at AS createdAt, expires_at AS expiresAt`;
+
+const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+
+export function catalog(db: Db) {
+  const s = {
+    insertUpload: db.prepare(`INSERT INTO images (name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
+      VALUES (@name, 'uploading', @uploadId, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, @expiresAt)`),
+    uploadById: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE upload_id = ? AND state = 'uploading'`),
+    imageByName: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE name = ? AND state = 'stored'`),
+    imageById: db.prepare<[number], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE id = ?`),
+    touchUpload: db.prepare(`UPDATE images SET expires_at = ? WHERE id = ? AND state = 'uploading'`),
+    fragments: db.prepare<[number], FragmentRow>(`SELECT id, image_id AS imageId, idx, size, sha256 FROM fragments WHERE image_id = ? ORDER BY idx`),
+    fragmentAt: db.prepare<[number, number], FragmentRow>(`SELECT id, image_id AS imageId, idx, size, sha256 FROM fragments WHERE image_id = ? AND idx = ?`),
+    replicasOfImage: db.prepare<[number], { fragmentId: string; datanodeId: string }>(
+      `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
+    replicasOfFragment: db.prepare<[string], { datanodeId: string }>(`SELECT datanode_id AS datanodeId FROM replicas WHERE fragment_id = ? ORDER BY datanode_id`),
+    fragmentExists: db.prepare(`SELECT 1 FROM fragments WHERE id = ?`),
+    receivedIndexes: db.prepare<[number], { idx: number }>(`SELECT idx FROM fragments WHERE image_id = ? ORDER BY idx`),
+    insertFragment: db.prepare(`INSERT INTO fragments (id, image_id, idx, size, sha256) VALUES (@id, @imageId, @idx, @size, @sha256)`),
+    deleteFragment: db.prepare(`DELETE FROM fragments WHERE id = ?`),
+    insertReplica: db.prepare(`INSERT OR IGNORE INTO replicas (fragment_id, datanode_id) VALUES (?, ?)`),
+    deleteReplica: db.prepare(`DELETE FROM replicas WHERE fragment_id = ? AND datanode_id = ?`),
+    doomReplicasOfFragment: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts)
+      SELECT fragment_id, datanode_id, ?, 0 FROM replicas WHERE fragment_id = ?`),
+    doomReplicasOfImage: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts)
+      SELECT r.fragment_id, r.datanode_id, ?, 0 FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
+    doom: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts) VALUES (?, ?, ?, 0)`),
+    undoom: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
+    releaseIntent: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ? AND not_before = ${INTENT}`),
+    releaseAllIntents: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE not_before = ${INTENT}`),
+    dueDeletions: db.prepare<[number, number], ReplicaDeletion>(`SELECT fragment_id AS fragmentId, datanode_id AS datanodeId, attempts
+      FROM replica_deletions WHERE not_before <= ? ORDER BY not_before LIMIT ?`),
+    retryDeletion: db.prepare(`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ? WHERE fragment_id = ? AND datanode_id = ? AND not_before <> ${INTENT}`),
+    pendingDeletions: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM replica_deletions WHERE not_before <> ${INTENT}`),
+    complete: db.prepare(`UPDATE images SET state = 'stored', upload_id = NULL, expires_at = NULL, sha256 = ?, created_at = ? WHERE id = ? AND state = 'uploading'`),
+    deleteImage: db.prepare(`DELETE FROM images WHERE id = ?`),
+    expiredUploads: db.prepare<[number], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE state = 'uploading' AND expires_at <= ?`),
+    totals: db.prepare<[], { imageCount: number; storedBytes: number }>(
+      `SELECT count(*) AS imageCount, coalesce(sum(size), 0) AS storedBytes FROM images WHERE state = 'stored'`),
+    underReplicated: db.prepare<[string, number], { n: number }>(`SELECT count(*) AS n FROM fragments f JOIN images i ON i.id = f.image_id
+      WHERE i.state = 'stored' AND (SELECT count(*) FROM replicas r JOIN datanodes d ON d.id = r.datanode_id
+        WHERE r.fragment_id = f.id AND d.status IN ('UP', 'DEGRADED') AND d.id NOT IN (SELECT value FROM json_each(?))) < ?`),
+  };
+
+  const listing = (prefix: string | undefined, after: string | undefined) => {
+    const where = [`state = 'stored'`];
+    const params: string[] = [];
+    if (prefix) {
+      where.push('name >= ?');
+      params.push(prefix);
+      const upper = prefixUpperBound(prefix);
+      if (upper !== undefined) {
+        where.push('name < ?');
+        params.push(upper);
+      }
+    }
+    if (after !== undefined) {
+      where.push('name > ?');
+      params.push(after);
+    }
+    return { where: where.join(' AND '), params };
+  };
+  // Four shapes of the listing query (with or without prefix bound / cursor): prepared lazily, once.
+  const listCache = new Map<string, Database.Statement<unknown[]>>();
+  const cached = (sql: string) => {
+    let stmt = listCache.get(sql);
+    if (!stmt) listCache.set(sql, (stmt = db.prepare<unknown[]>(sql)));
+    return stmt;
+  };
+
+  return {
+    /** Reserves the name for a new upload; IMAGE_ALREADY_EXISTS when an image or upload holds it. */
+    insertUpload(row: Omit<ImageRow, 'id' | 'state'> & { uploadId: string }): ImageRow {
+      try {
+        const { lastInsertRowid } = s.insertUpload.run(row);
+        return s.imageById.get(Number(lastInsertRowid))!;
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new TesseraError('IMAGE_ALREADY_EXISTS', `"${row.name}" is already a stored image or an open upload.`);
+        throw err;
+      }
+    },
+    uploadById: (uploadId: string) => s.uploadById.get(uploadId),
+    imageByName: (name: string) => s.imageByName.get(name),
+    imageById: (id: number) => s.imageById.get(id),
+    touchUpload: (imageId: number, expiresAt: number) => s.touchUpload.run(expiresAt, imageId),
+    receivedIndexes: (imageId: number) => s.receivedIndexes.all(imageId).map((r) => r.idx),
+    fragments: (imageId: number) => s.fragments.all(imageId),
+    fragmentAt: (imageId: number, idx: number) => s.fragmentAt.get(imageId, idx),
+    replicasOf: (fragmentId: string) => s.replicasOfFragment.all(fragmentId).map((r) => r.datanodeId),
+
+    fragmentsWithReplicas(imageId: number): FragmentWithReplicas[] {
+      const byFragment = new Map<string, string[]>();
+      for (const r of s.replicasOfImage.all(imageId)) {
+        const list = byFragment.get(r.fragmentId);
+        if (list) list.push(r.datanodeId);
+        else byFragment.set(r.fragmentId, [r.datanodeId]);
+      }
+      return s.fragments.all(imageId).map((f) => ({ ...f, replicas: byFragment.get(f.id) ?? [] }));
+    },
+
+    listImages({ first, after, prefix }: { first: number; after?: string; prefix?: string }): ImageRow[] {
+      const { where, params } = listing(prefix, after);
+      return cached(`SELECT ${IMAGE_COLUMNS} FROM images WHERE ${where} ORDER BY name LIMIT ?`).all(...params, first) as ImageRow[];
+    },
+    countImages(prefix?: string): number {
+      const { where, params } = listing(prefix, undefined);
+      return (cached(`SELECT count(*) AS n FROM images WHERE ${where}`).get(...params) as { n: number }).n;
+    },
+    totals: () => s.totals.get()!,
+    /** Fragments of stored images with fewer than `factor` replicas on live datanodes, not counting `excluded` ones (draining). */
+    underReplicatedCount: (factor: number, excluded: string[] = []) => s.underReplicated.get(JSON.stringify(excluded), factor)!.n,
+
+    /** Records, before a write starts, that `fragmentId` may land on these datanodes. */
+    addWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[]) => {
+      for (const d of datanodeIds) s.doom.run(fragmentId, d, INTENT);
+    }),
+    /** A write that will not be recorded: whatever reached the datanodes is deleted. */
+    releaseWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[], now: number) => {
+      for (const d of datanodeIds) s.releaseIntent.run(now, fragmentId, d);
+    }),
+    /** After a restart no write is in flight: every intent left is a write that may have half-happened. */
+    releaseAllWriteIntents: (now: number) => s.releaseAllIntents.run(now).changes,
+
+    /**
+     * Records fragment `idx` of an open upload as stored on `datanodeIds`, replacing an earlier
+     * one (whose replicas are queued for deletion). False when the upload is gone meanwhile.
+     */
+    recordFragment: db.transaction((fragment: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): boolean => {
+      const image = s.imageById.get(fragment.imageId);
+      if (!image || image.state !== 'uploading') return false;
+      const previous = s.fragmentAt.get(fragment.imageId, fragment.idx);
+      if (previous) {
+        s.doomReplicasOfFragment.run(now, previous.id);
+        s.deleteFragment.run(previous.id);
+      }
+      s.insertFragment.run(fragment);
+      for (const d of datanodeIds) {
+        s.insertReplica.run(fragment.id, d);
+        s.undoom.run(fragment.id, d);
+      }
+      s.touchUpload.run(expiresAt, fragment.imageId);
+      return true;
+    }),
+
+    /** Adds a verified replica of an existing fragment (repair); false when the fragment is gone. */
+    addReplica: db.transaction((fragmentId: string, datanodeId: string): boolean => {
+      if (s.fragmentExists.get(fragmentId) === undefined) return false;
+      s.insertReplica.run(fragmentId, datanodeId);
+      s.undoom.run(fragmentId, datanodeId);
+      return true;
+    }),
+    /** Forgets one replica (lost or corrupt) and queues its file for deletion. */
+    dropReplica: db.transaction((fragmentId: string, datanodeId: string, now: number) => {
+      s.deleteReplica.run(fragmentId, datanodeId);
+      s.doom.run(fragmentId, datanodeId, now);
+    }),
+
+    /** Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`. */
+    completeUpload: db.transaction((imageId: number, fragmentIds: string[], sha256: string, now: number): 'done' | 'changed' | 'gone' => {
+      const image = s.imageById.get(imageId);
+      if (!image || image.state !== 'uploading') return 'gone';
+      const current = s.fragments.all(imageId).map((f) => f.id);
+      if (current.length !== fragmentIds.length || current.some((id, i) => id !== fragmentIds[i])) return 'changed';
+      s.complete.run(sha256, now, imageId);
+      return 'done';
+    }),
+
+    /** Removes an image or upload from the index and queues all of its replica files for deletion. */
+    deleteImage: db.transaction((imageId: number, now: number) => {
+      s.doomReplicasOfImage.run(now, imageId);
+      return s.deleteImage.run(imageId).changes > 0;
+    }),
+
+    expiredUploads: (now: number) => s.expiredUploads.all(now),
+
+    dueDeletions: (now: number, limit = 256) => s.dueDeletions.all(now, limit),
+    ackDeletion: (d: { fragmentId: string; datanodeId: string }) => s.undoom.run(d.fragmentId, d.datanodeId),
+    retryDeletionAt: (d: { fragmentId: string; datanodeId: string }, notBefore: number) => s.retryDeletion.run(notBefore, d.fragmentId, d.datanodeId),
+    pendingDeletionCount: () => s.pendingDeletions.get()!.n,
+  };
+}
+
+export type Catalog = ReturnType<typeof catalog>;

@@ -1,0 +1,37 @@
+// Opens the SQLite index (WAL) and brings it up to date from migrations/*.sql, tracked by
+// PRAGMA user_version so each file runs exactly once, in order, in its own transaction.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+export function openDatabase(file: string, migrationsDir = MIGRATIONS_DIR): Db {
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  // NORMAL in WAL mode is durable across process crashes (kill -9); only an OS crash may lose
+  // the last transactions.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db, migrationsDir);
+  return db;
+}
+
+export function migrate(db: Db, migrationsDir = MIGRATIONS_DIR): void {
+  const files = fs.readdirSync(migrationsDir).filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
+  const applied = db.pragma('user_version', { simple: true }) as number;
+  files.forEach((file, i) => {
+    const version = i + 1;
+    if (version <= applied) return;
+    const sql = fs.readFileSync(path.join(migrationsDir, file), 'utf8');
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${version}`);
+    })();
+  });
+}

@@ -1,0 +1,112 @@
+// Chunked and one-shot uploads: UploadSession, FragmentReceipt and their mutations.
+import { builder } from './builder.ts';
+import { DatanodeRef } from './datanodes.ts';
+import { ImageRef } from './images.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import type { FragmentReceipt } from '../uploads.ts';
+import type { DatanodeView } from '../cluster/registry.ts';
+import { badInput } from '../errors.ts';
+
+const UploadSessionRef = builder.objectRef<ImageRow>('UploadSession').implement({
+  fields: (t) => ({
+    id: t.id({ resolve: (u) => u.uploadId! }),
+    name: t.exposeString('name'),
+    size: t.expose('size', { type: 'SafeInt' }),
+    fragmentSize: t.exposeInt('fragmentSize'),
+    fragmentCount: t.exposeInt('fragmentCount'),
+    receivedFragments: t.intList({
+      description: 'Indexes of the fragments stored so far, ascending.',
+      resolve: (u, _args, ctx) => ctx.app.catalog.receivedIndexes(u.id),
+    }),
+    expiresAt: t.field({ type: 'DateTime', resolve: (u) => u.expiresAt! }),
+  }),
+});
+
+const FragmentReceiptRef = builder.objectRef<FragmentReceipt>('FragmentReceipt').implement({
+  fields: (t) => ({
+    index: t.exposeInt('index'),
+    size: t.exposeInt('size'),
+    sha256: t.exposeString('sha256', { description: 'Lowercase hex SHA-256 of the fragment as stored.' }),
+    replicas: t.field({
+      type: [DatanodeRef],
+      description: 'Datanodes that hold a verified copy.',
+      resolve: (r, _args, ctx) => r.replicas.map((id) => ctx.app.registry.get(id)).filter((n): n is DatanodeView => n !== undefined),
+    }),
+  }),
+});
+
+const BeginUploadInput = builder.inputType('BeginUploadInput', {
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    size: t.field({ type: 'SafeInt', required: true }),
+    contentType: t.string(),
+    sha256: t.string({ description: 'Lowercase hex SHA-256 of the whole image; when given, completeUpload verifies it.' }),
+  }),
+});
+
+builder.queryField('upload', (t) =>
+  t.field({
+    description: 'An open upload session, to resume it; null when unknown, completed or expired.',
+    type: UploadSessionRef,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => ctx.app.uploads.find(String(id)),
+  }),
+);
+
+builder.mutationFields((t) => ({
+  beginUpload: t.field({
+    description: 'Open a chunked upload: the coordinator answers with the fragment size and count to send.',
+    type: UploadSessionRef,
+    args: { input: t.arg({ type: BeginUploadInput, required: true }) },
+    resolve: (_root, { input }, ctx) => ctx.app.uploads.begin(input),
+  }),
+  uploadFragment: t.field({
+    description: 'Send one fragment, as base64 `data` or as a multipart `file` (exactly one of them). Idempotent per index.',
+    type: FragmentReceiptRef,
+    args: {
+      uploadId: t.arg.id({ required: true }),
+      index: t.arg.int({ required: true }),
+      data: t.arg({ type: 'Base64' }),
+      file: t.arg({ type: 'File' }),
+      sha256: t.arg.string(),
+    },
+    resolve: async (_root, { uploadId, index, data, file, sha256 }, ctx) => {
+      if ((data == null) === (file == null)) throw badInput('Send the fragment as exactly one of `data` (base64) or `file` (multipart).');
+      let bytes = data;
+      if (!bytes) {
+        const uploads = ctx.app.uploads;
+        // Check the size before reading the part, so a wrong one costs nothing.
+        const upload = uploads.openUpload(String(uploadId));
+        ctx.app.uploads.assertFragmentSize(upload, index, file!.size);
+        bytes = Buffer.from(await file!.arrayBuffer());
+      }
+      return ctx.app.uploads.putFragment(String(uploadId), index, bytes, sha256);
+    },
+  }),
+  completeUpload: t.field({
+    description: 'Seal an upload whose fragments have all arrived: the image becomes visible atomically.',
+    type: ImageRef,
+    args: { uploadId: t.arg.id({ required: true }) },
+    resolve: (_root, { uploadId }, ctx) => ctx.app.uploads.complete(String(uploadId)),
+  }),
+  abortUpload: t.boolean({
+    description: 'Drop an open upload and the fragments it stored.',
+    args: { uploadId: t.arg.id({ required: true }) },
+    resolve: (_root, { uploadId }, ctx) => ctx.app.uploads.abort(String(uploadId)),
+  }),
+  uploadImage: t.field({
+    description: 'One-shot upload of a whole file in a multipart request; the coordinator fragments it.',
+    type: ImageRef,
+    args: {
+      name: t.arg.string({ required: true }),
+      file: t.arg({ type: 'File', required: true }),
+      contentType: t.arg.string(),
+    },
+    resolve: async (_root, { name, file, contentType }, ctx) => {
+      ctx.app.uploads.assertWholeSize(file.size);
+      const type = contentType ?? (file.type && file.type !== 'application/octet-stream' ? file.type : undefined);
+      return ctx.app.uploads.uploadWhole(name, Buffer.from(await file.arrayBuffer()), type);
+    },
+  }),
+}));

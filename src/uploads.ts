@@ -1,0 +1,232 @@
+// Chunked uploads (the seed's upload flow made durable): sessions in the index, each fragment
+// hashed once, replicated to R datanodes and counted only once every replica is written;
+// completion flips the upload into a visible image in one transaction.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { CoordinatorConfig } from './config.ts';
+import { badInput, TesseraError } from './errors.ts';
+import type { EventBus } from './events.ts';
+import { createRunningImageHash, type RunningImageHash } from './image-hash.ts';
+import type { Catalog, ImageRow } from './metadata/catalog.ts';
+import { assertImageName } from './names.ts';
+import { sha256Hex, type Replicas } from './cluster/replicas.ts';
+import type { Registry } from './cluster/registry.ts';
+import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
+import { SHA256_HEX_PATTERN } from '../datanode/protocol.ts';
+
+export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(?:\s*;.*)?$/;
+
+export interface BeginUploadInput {
+  name: string;
+  size: number;
+  contentType?: string | null;
+  sha256?: string | null;
+}
+
+export interface FragmentReceipt {
+  index: number;
+  size: number;
+  sha256: string;
+  replicas: string[];
+}
+
+/** Expected byte size of fragment `index` of an upload. */
+export const fragmentSizeAt = (upload: Pick<ImageRow, 'size' | 'fragmentSize' | 'fragmentCount'>, index: number) =>
+  index < upload.fragmentCount - 1 ? upload.fragmentSize : upload.size - (upload.fragmentCount - 1) * upload.fragmentSize;
+
+export const newFragmentId = () => randomBytes(16).toString('base64url');
+
+function assertSha256(value: string | null | undefined, what: string): void {
+  if (value != null && !SHA256_HEX_PATTERN.test(value)) throw badInput(`${what} must be 64 lowercase hex digits.`);
+}
+
+function assertContentType(value: string | null | undefined): void {
+  if (value != null && (value.length > 255 || !CONTENT_TYPE.test(value))) throw badInput(`"${value}" is not a media type (type/subtype).`);
+}
+
+export function createUploads({ config, catalog, registry, replicas, deleter, events, log, now = Date.now }: {
+  config: CoordinatorConfig;
+  catalog: Catalog;
+  registry: Registry;
+  replicas: Replicas;
+  deleter: ReplicaDeleter;
+  events: EventBus;
+  log: Logger;
+  now?: () => number;
+}) {
+  const running = new Map<number, RunningImageHash>();
+  const ttlMs = config.uploadTtlSec * 1000;
+
+  const requireLiveDatanodes = () => {
+    const live = registry.all().filter((n) => (n.status === 'UP' || n.status === 'DEGRADED') && !n.draining).length;
+    if (live < config.replicationFactor) {
+      throw new TesseraError('INSUFFICIENT_DATANODES', `Needs ${config.replicationFactor} live datanodes; ${live} ${live === 1 ? 'is' : 'are'} live.`);
+    }
+  };
+
+  /** The open upload, or UPLOAD_NOT_FOUND (also once it has expired, swept or not). */
+  function openUpload(uploadId: string): ImageRow {
+    const upload = catalog.uploadById(uploadId);
+    if (!upload || (upload.expiresAt ?? 0) <= now()) throw new TesseraError('UPLOAD_NOT_FOUND', `No open upload has id "${uploadId}".`);
+    return upload;
+  }
+
+  function sweepExpired(): number {
+    const expired = catalog.expiredUploads(now());
+    for (const upload of expired) {
+      if (!catalog.deleteImage(upload.id, now())) continue;
+      running.delete(upload.id);
+      log.info({ upload: upload.uploadId, name: upload.name }, 'upload expired');
+      events.emit({ kind: 'UploadExpired', message: `Upload of "${upload.name}" expired.`, name: upload.name, uploadId: upload.uploadId! });
+    }
+    if (expired.length > 0) void deleter.kick();
+    return expired.length;
+  }
+
+  async function wholeImageHash(upload: ImageRow, fragments: { idx: number; id: string; sha256: string }[]): Promise<string> {
+    let hash = running.get(upload.id);
+    if (!hash?.usable) hash = createRunningImageHash(0);
+    // Catch up from the datanodes where the running hash stopped (after a restart: from 0).
+    while (hash.next < upload.fragmentCount) {
+      const f = fragments[hash.next];
+      hash.push(await replicas.read({ ...f, replicas: catalog.replicasOf(f.id) }));
+    }
+    return hash.digest();
+  }
+
+  function assertFragmentSize(upload: ImageRow, index: number, size: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= upload.fragmentCount) {
+      throw new TesseraError('INVALID_FRAGMENT', `Fragment index ${index} is outside 0..${upload.fragmentCount - 1}.`);
+    }
+    const expected = fragmentSizeAt(upload, index);
+    if (size !== expected) throw new TesseraError('INVALID_FRAGMENT', `Fragment ${index} must be ${expected} bytes (got ${size}).`);
+  }
+
+  function assertWholeSize(size: number): void {
+    if (size > config.maxUploadImageSize) {
+      throw new TesseraError('PAYLOAD_TOO_LARGE', `uploadImage takes files up to ${config.maxUploadImageSize} bytes; use the chunked upload for larger ones.`);
+    }
+  }
+
+  async function putFragment(uploadId: string, index: number, data: Buffer, sha256?: string | null): Promise<FragmentReceipt> {
+    assertSha256(sha256, 'sha256');
+    const upload = openUpload(uploadId);
+    assertFragmentSize(upload, index, data.length);
+    const digest = sha256Hex(data);
+    if (sha256 && sha256 !== digest) throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${index}: sha256 ${sha256} was given, the bytes hash to ${digest}.`);
+    requireLiveDatanodes();
+
+    const fragmentId = newFragmentId();
+    const placed = await replicas.write(fragmentId, data, digest, config.replicationFactor);
+    const recorded = catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size: data.length, sha256: digest }, placed, now() + ttlMs, now());
+    if (!recorded) {
+      catalog.releaseWriteIntents(fragmentId, placed, now());
+      void deleter.kick();
+      throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`);
+    }
+    let hash = running.get(upload.id);
+    if (!hash) running.set(upload.id, (hash = createRunningImageHash(config.fragmentSize * 8)));
+    hash.offer(index, data);
+    void deleter.kick(); // the replicas of a replaced fragment, if any
+    return { index, size: data.length, sha256: digest, replicas: placed };
+  }
+
+  function begin(input: BeginUploadInput): ImageRow {
+    assertImageName(input.name);
+    if (!Number.isSafeInteger(input.size) || input.size < 1) throw badInput(`size must be at least 1 (got ${input.size}).`);
+    if (input.size > config.maxImageSize) {
+      throw new TesseraError('PAYLOAD_TOO_LARGE', `${input.size} bytes is more than the maximum image size of ${config.maxImageSize}.`);
+    }
+    assertSha256(input.sha256, 'sha256');
+    assertContentType(input.contentType);
+    requireLiveDatanodes();
+    sweepExpired(); // an expired upload must not hold the name
+    const t = now();
+    return catalog.insertUpload({
+      name: input.name,
+      uploadId: randomBytes(12).toString('base64url'),
+      size: input.size,
+      contentType: input.contentType ?? DEFAULT_CONTENT_TYPE,
+      sha256: input.sha256 ?? null,
+      fragmentSize: config.fragmentSize,
+      fragmentCount: Math.ceil(input.size / config.fragmentSize),
+      createdAt: t,
+      expiresAt: t + ttlMs,
+    });
+  }
+
+  async function complete(uploadId: string): Promise<ImageRow> {
+    for (;;) {
+      const upload = openUpload(uploadId);
+      const fragments = catalog.fragments(upload.id);
+      if (fragments.length < upload.fragmentCount) {
+        const have = new Set(fragments.map((f) => f.idx));
+        const missing = Array.from({ length: upload.fragmentCount }, (_, i) => i).filter((i) => !have.has(i));
+        const shown = missing.slice(0, 20).join(', ') + (missing.length > 20 ? `, … (${missing.length} in all)` : '');
+        throw new TesseraError('UPLOAD_INCOMPLETE', `Upload "${uploadId}" is missing fragment${missing.length === 1 ? '' : 's'} ${shown}.`, { missing });
+      }
+      const sha256 = await wholeImageHash(upload, fragments);
+      running.delete(upload.id);
+      if (upload.sha256 && upload.sha256 !== sha256) {
+        throw new TesseraError('CHECKSUM_MISMATCH', `The image hashes to ${sha256}, not the announced ${upload.sha256}; resend the wrong fragments and complete again.`);
+      }
+      const outcome = catalog.completeUpload(upload.id, fragments.map((f) => f.id), sha256, now());
+      if (outcome === 'changed') continue; // a fragment was replaced while we hashed: hash again
+      if (outcome === 'gone') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was aborted or expired.`);
+      const image = catalog.imageById(upload.id)!;
+      log.info({ name: image.name, size: image.size }, 'image stored');
+      events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
+      return image;
+    }
+  }
+
+  function abort(uploadId: string): boolean {
+    const upload = openUpload(uploadId);
+    catalog.deleteImage(upload.id, now());
+    running.delete(upload.id);
+    void deleter.kick();
+    return true;
+  }
+
+  /** The one-shot upload: the whole file is already in memory (Yoga buffers multipart bodies). */
+  async function uploadWhole(name: string, data: Buffer, contentType?: string | null): Promise<ImageRow> {
+    assertWholeSize(data.length);
+    const upload = begin({ name, size: data.length, contentType });
+    const uploadId = upload.uploadId!;
+    try {
+      const inFlight = 4;
+      for (let first = 0; first < upload.fragmentCount; first += inFlight) {
+        const batch = [];
+        for (let idx = first; idx < Math.min(first + inFlight, upload.fragmentCount); idx++) {
+          const offset = idx * upload.fragmentSize;
+          batch.push(putFragment(uploadId, idx, data.subarray(offset, offset + fragmentSizeAt(upload, idx))));
+        }
+        await Promise.all(batch);
+      }
+      return await complete(uploadId);
+    } catch (err) {
+      if (catalog.uploadById(uploadId)) abort(uploadId);
+      throw err;
+    }
+  }
+
+  return {
+    sweepExpired,
+    openUpload,
+    /** The open upload or undefined (unknown, completed, aborted or expired). */
+    find(uploadId: string): ImageRow | undefined {
+      const upload = catalog.uploadById(uploadId);
+      return upload && (upload.expiresAt ?? 0) > now() ? upload : undefined;
+    },
+    begin,
+    assertFragmentSize,
+    assertWholeSize,
+    putFragment,
+    complete,
+    abort,
+    uploadWhole,
+  };
+}
+
+export type Uploads = ReturnType<typeof createUploads>;
