@@ -34,3 +34,29 @@ export interface FragmentListing {
 }
 
 export const bearer = (secret: string) => `Bearer ${secret}`;
+
+/**
+ * Every error a datanode answers on purpose, with its HTTP status: one table so the datanode
+ * and the coordinator's client agree on what a status means (a 400 may be a bad id or a
+ * checksum mismatch; the code tells them apart).
+ */
+export const datanodeErrorStatus = {
+  UNAUTHENTICATED: 401,
+  INVALID_FRAGMENT_ID: 400,
+  INVALID_CHECKSUM_HEADER: 400,
+  CHECKSUM_MISMATCH: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  FRAGMENT_NOT_FOUND: 404,
+  ROUTE_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  HEALTH_UNAVAILABLE: 503,
+  INTERNAL: 500,
+} as const;
+
+export type DatanodeErrorCode = keyof typeof datanodeErrorStatus;
+
+/** The JSON body of every datanode error answer. */
+export interface DatanodeErrorBody {
+  code: DatanodeErrorCode;
+  message: string;
+}

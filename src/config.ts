@@ -147,3 +147,16 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
 export function makeConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
   return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], ...overrides };
 }
+
+/** The parsed flags back as arguments (to hand them to a child coordinator), minus `skip`. */
+export function flagsToArgs(command: Command, flags: Record<string, unknown>, skip: ReadonlySet<string> = new Set()): string[] {
+  const args: string[] = [];
+  for (const option of command.options) {
+    const key = option.attributeName();
+    const value = flags[key];
+    if (!option.long || skip.has(option.long) || value === undefined || value === false) continue;
+    if (option.isBoolean()) args.push(option.long);
+    else for (const v of Array.isArray(value) ? value : [value]) args.push(option.long, String(v));
+  }
+  return args;
+}

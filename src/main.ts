@@ -26,10 +26,13 @@ const running = await startCoordinator(configFromFlags(flags, secret), log);
 process.stdout.write(JSON.stringify({ event: 'listening', port: running.port, url: running.url }) + '\n');
 log.info({ url: running.url, dataDir: running.app.config.dataDir }, 'coordinator listening; GraphiQL at /graphql');
 
+let stopping = false;
 const shutdown = async (signal: string) => {
+  if (stopping) return; // Ctrl-C reaches us twice: from the terminal and relayed by a parent
+  stopping = true;
   log.info({ signal }, 'stopping');
   await running.stop();
   process.exit(0);
 };
-process.once('SIGINT', () => void shutdown('SIGINT'));
-process.once('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -13,7 +13,7 @@ import { createGraphQLClient } from './graphql.ts';
 export const TEST_SECRET = 'test-cluster-secret';
 
 /** Quiet, fixed machine figures: a busy CI machine must not make datanodes DEGRADED by chance. */
-export const calmSample = async (): Promise<SystemSample> => ({ cpuPercent: 5, memoryPercent: 30, diskPercent: 40, diskFreeBytes: 100e9 });
+export const calmSample = async (_path: string): Promise<SystemSample> => ({ cpuPercent: 5, memoryPercent: 30, diskPercent: 40, diskFreeBytes: 100e9 });
 
 export interface TestDatanode {
   index: number;

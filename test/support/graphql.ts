@@ -23,7 +23,7 @@ export function createGraphQLClient(baseUrl: () => string) {
     const map: Record<string, string[]> = {};
     Object.keys(files).forEach((path, i) => (map[String(i)] = [path]));
     form.append('map', JSON.stringify(map));
-    Object.values(files).forEach((f, i) => form.append(String(i), new Blob([f.data], { type: f.type ?? 'application/octet-stream' }), f.name ?? `part-${i}`));
+    Object.values(files).forEach((f, i) => form.append(String(i), new Blob([f.data as Uint8Array<ArrayBuffer>], { type: f.type ?? 'application/octet-stream' }), f.name ?? `part-${i}`));
     const res = await fetch(`${baseUrl()}/graphql`, { method: 'POST', body: form });
     return { status: res.status, ...(await res.json()) };
   }

@@ -1,0 +1,86 @@
+// Keeps a datanode known to its coordinator: registers via the `registerDatanode` mutation,
+// retries with backoff while the coordinator is unreachable, and re-registers periodically so
+// a coordinator restarted with a fresh index learns about this node again.
+import got from 'got';
+import type { Logger } from 'pino';
+import { bearer } from './protocol.ts';
+
+export const REGISTER_MUTATION = 'mutation($url:String!){registerDatanode(url:$url){id}}';
+
+export interface RegistrationOptions {
+  coordinatorUrl: string;
+  /** The URL the coordinator should use to reach this datanode. */
+  selfUrl: string;
+  secret: string | undefined;
+  logger: Logger;
+  /** Between successful registrations (the coordinator treats a repeat as a no-op by URL). */
+  intervalMs?: number;
+  firstRetryMs?: number;
+  maxRetryMs?: number;
+}
+
+/** Starts registering at once; the returned function stops it. */
+export function keepRegistered({
+  coordinatorUrl,
+  selfUrl,
+  secret,
+  logger,
+  intervalMs = 15_000,
+  firstRetryMs = 200,
+  maxRetryMs = 5_000,
+}: RegistrationOptions): () => void {
+  const endpoint = new URL('graphql', coordinatorUrl.endsWith('/') ? coordinatorUrl : `${coordinatorUrl}/`).href;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let retryMs = firstRetryMs;
+  let registeredOnce = false;
+
+  const attempt = async (): Promise<void> => {
+    let delay: number;
+    try {
+      const id = await register(endpoint, selfUrl, secret);
+      if (!registeredOnce) logger.info({ coordinator: endpoint, id, url: selfUrl }, 'registered with coordinator');
+      registeredOnce = true;
+      retryMs = firstRetryMs;
+      delay = intervalMs;
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, coordinator: endpoint }, 'registration failed; retrying');
+      delay = retryMs;
+      retryMs = Math.min(retryMs * 2, maxRetryMs);
+    }
+    if (stopped) return;
+    // unref: registration alone must not keep a closing datanode alive.
+    timer = setTimeout(() => void attempt(), delay);
+    timer.unref();
+  };
+  void attempt();
+
+  return () => {
+    stopped = true;
+    if (timer !== undefined) clearTimeout(timer);
+  };
+}
+
+async function register(endpoint: string, selfUrl: string, secret: string | undefined): Promise<string> {
+  const response = await got.post(endpoint, {
+    json: { query: REGISTER_MUTATION, variables: { url: selfUrl } },
+    headers: secret === undefined ? {} : { authorization: bearer(secret) },
+    responseType: 'json',
+    throwHttpErrors: false,
+    retry: { limit: 0 }, // the loop above owns retrying
+    timeout: { request: 5_000 },
+  });
+  const body = response.body as {
+    data?: { registerDatanode?: { id?: string } | null } | null;
+    errors?: { message: string; extensions?: { code?: string } }[];
+  };
+  if (body?.errors?.length) {
+    const e = body.errors[0];
+    throw new Error(`${e.extensions?.code ?? 'GRAPHQL_ERROR'}: ${e.message}`);
+  }
+  const id = body?.data?.registerDatanode?.id;
+  if (response.statusCode !== 200 || id === undefined) {
+    throw new Error(`coordinator answered HTTP ${response.statusCode} without a datanode id`);
+  }
+  return id;
+}

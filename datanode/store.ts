@@ -1,0 +1,215 @@
+// The datanode's fragment store: one file per fragment under <dataDir>/fragments, written through
+// a temp file in <dataDir>/tmp and renamed into place, so a crash never leaves a partial fragment.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { isFragmentId } from './protocol.ts';
+import type { FragmentListing } from './protocol.ts';
+
+export type PutResult =
+  | { ok: true; size: number; sha256: string }
+  | { ok: false; reason: 'checksum-mismatch'; size: number; sha256: string }
+  | { ok: false; reason: 'too-large' };
+
+export interface StoredFragment {
+  bytes: Buffer;
+  /** Hash of `bytes` as read now, not as written: a fragment rotted on disk shows its real hash. */
+  sha256: string;
+}
+
+export interface FragmentStore {
+  readonly dataDir: string;
+  put(id: string, body: Readable, expectedSha256: string, maxBytes: number): Promise<PutResult>;
+  get(id: string): Promise<StoredFragment | undefined>;
+  delete(id: string): Promise<void>;
+  list(): Promise<FragmentListing[]>;
+  stats(): { fragmentCount: number; storedBytes: number };
+}
+
+/** Writes are coalesced to this size: fewer thread-pool round trips than one per socket chunk. */
+const WRITE_BATCH_BYTES = 256 * 1024;
+
+export class InvalidFragmentIdError extends Error {
+  constructor(id: string) {
+    super(`invalid fragment id ${JSON.stringify(id.slice(0, 140))}`);
+    this.name = 'InvalidFragmentIdError';
+  }
+}
+
+/** Opens (creating if needed) the store under `dataDir`, clears leftover temp files, counts fragments. */
+export async function openFragmentStore(dataDir: string): Promise<FragmentStore> {
+  const fragmentsDir = join(dataDir, 'fragments');
+  const tmpDir = join(dataDir, 'tmp');
+  await mkdir(fragmentsDir, { recursive: true });
+  // Whatever is in tmp/ is a write that never reached its rename: a crash or a kill mid-PUT.
+  await rm(tmpDir, { recursive: true, force: true });
+  await mkdir(tmpDir, { recursive: true });
+
+  const initial = await scan(fragmentsDir);
+  let fragmentCount = initial.length;
+  let storedBytes = initial.reduce((sum, f) => sum + f.size, 0);
+
+  // The commit of a PUT (stat old, rename, count) and a DELETE (stat, unlink, count) run one at a
+  // time per id, so concurrent writers of one id keep the counters exact. Streaming is not locked.
+  const locks = new Map<string, Promise<unknown>>();
+  function withIdLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = locks.get(id) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    locks.set(id, settled);
+    void settled.then(() => {
+      if (locks.get(id) === settled) locks.delete(id);
+    });
+    return run;
+  }
+
+  // Defence in depth: the server validates ids too, but no string reaches a path unchecked.
+  function fragmentPath(id: string): string {
+    if (!isFragmentId(id)) throw new InvalidFragmentIdError(id);
+    return join(fragmentsDir, id);
+  }
+
+  async function put(id: string, body: Readable, expectedSha256: string, maxBytes: number): Promise<PutResult> {
+    const finalPath = fragmentPath(id);
+    // Each PUT has its own temp file, so two PUTs of one id never write into the same file.
+    const tmpPath = join(tmpDir, `${id}.${randomBytes(8).toString('hex')}`);
+    let handle: FileHandle | undefined = await open(tmpPath, 'wx', 0o644);
+    let committed = false;
+    try {
+      const hash = createHash('sha256');
+      let size = 0;
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      // destroyOnReturn: false leaves the request (and its socket) alive when we stop reading
+      // early, so the server can still answer 413.
+      for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > maxBytes) return { ok: false, reason: 'too-large' };
+        hash.update(chunk);
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= WRITE_BATCH_BYTES) {
+          await writeAll(handle, batch);
+          batch = [];
+          batchBytes = 0;
+        }
+      }
+      await writeAll(handle, batch);
+      const sha256 = hash.digest('hex');
+      if (sha256 !== expectedSha256) return { ok: false, reason: 'checksum-mismatch', size, sha256 };
+
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      await withIdLock(id, async () => {
+        const previousSize = await sizeOf(finalPath);
+        await rename(tmpPath, finalPath);
+        committed = true;
+        if (previousSize === undefined) fragmentCount += 1;
+        storedBytes += size - (previousSize ?? 0);
+      });
+      // The rename is durable only once the directory entry is on disk.
+      await fsyncDir(fragmentsDir);
+      return { ok: true, size, sha256 };
+    } finally {
+      await handle?.close().catch(() => undefined);
+      if (!committed) await unlink(tmpPath).catch(() => undefined);
+    }
+  }
+
+  async function get(id: string): Promise<StoredFragment | undefined> {
+    const path = fragmentPath(id);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+    return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+  }
+
+  async function remove(id: string): Promise<void> {
+    const path = fragmentPath(id);
+    await withIdLock(id, async () => {
+      const size = await sizeOf(path);
+      if (size === undefined) return;
+      try {
+        await unlink(path);
+      } catch (err) {
+        if (isMissing(err)) return;
+        throw err;
+      }
+      fragmentCount -= 1;
+      storedBytes -= size;
+    });
+  }
+
+  return {
+    dataDir,
+    put,
+    get,
+    delete: remove,
+    list: () => scan(fragmentsDir),
+    stats: () => ({ fragmentCount, storedBytes }),
+  };
+}
+
+/** The fragments on disk (the truth an operator sees), skipping anything that is not one. */
+async function scan(fragmentsDir: string): Promise<FragmentListing[]> {
+  const entries = await readdir(fragmentsDir, { withFileTypes: true });
+  const ids = entries.filter((e) => e.isFile() && isFragmentId(e.name)).map((e) => e.name);
+  const listing: FragmentListing[] = [];
+  // Bounded parallelism: a node may hold many thousands of fragments.
+  for (let i = 0; i < ids.length; i += 64) {
+    const sizes = await Promise.all(ids.slice(i, i + 64).map((id) => sizeOf(join(fragmentsDir, id))));
+    sizes.forEach((size, j) => {
+      if (size !== undefined) listing.push({ id: ids[i + j], size }); // undefined: deleted meanwhile
+    });
+  }
+  return listing;
+}
+
+async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
+  let pending = buffers;
+  while (pending.length > 0) {
+    const { bytesWritten } = await handle.writev(pending);
+    pending = dropBytes(pending, bytesWritten);
+  }
+}
+
+/** What is left of `buffers` after a (possibly partial) write of `count` bytes. */
+function dropBytes(buffers: Buffer[], count: number): Buffer[] {
+  let left = count;
+  let i = 0;
+  while (i < buffers.length && left >= buffers[i].length) left -= buffers[i++].length;
+  if (i === buffers.length) return [];
+  return [buffers[i].subarray(left), ...buffers.slice(i + 1)];
+}
+
+async function sizeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}

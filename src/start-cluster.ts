@@ -1,0 +1,118 @@
+// `npm start` (the seed's start_cluster.py): a coordinator and N datanodes as child processes,
+// the coordinator on --port P and datanode i on P+i, everything under --data-dir; Ctrl-C or
+// SIGTERM stops them all. The cluster secret is created on the first start.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { addCoordinatorOptions, flagsToArgs, type CoordinatorFlags } from './config.ts';
+import pino from 'pino';
+import { humanLogLine } from './launcher/log-lines.ts';
+import { pidFiles, SUPERVISOR } from './launcher/pid-files.ts';
+import { startServiceProcess, type ServiceProcess } from './launcher/service-process.ts';
+
+export const SECRET_FILE = 'cluster.secret';
+
+const program = addCoordinatorOptions(new Command('npm start'))
+  .description('Start a local Tessera cluster: the coordinator and N datanodes.')
+  .addOption(
+    new Option('--datanodes <n>', 'how many datanodes to start').default(3).argParser((v) => {
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || n < 1 || n > 64) throw new InvalidArgumentError(`--datanodes must be a whole number from 1 to 64 (got "${v}").`);
+      return n;
+    }),
+  )
+  .showHelpAfterError();
+program.parse();
+const flags = program.opts<CoordinatorFlags & { datanodes: number }>();
+const log = pino({ name: 'tessera' }, { write: (line: string) => process.stderr.write(humanLogLine('tessera', line.trimEnd()) + '\n') });
+const dataDir = path.resolve(flags.dataDir);
+
+if (flags.port + flags.datanodes > 65535) program.error(`--port ${flags.port} leaves no room for ${flags.datanodes} datanode ports above it.`);
+fs.mkdirSync(dataDir, { recursive: true });
+
+/** The secret file given, or <data-dir>/cluster.secret, created (random, 0600) on the first start. */
+function clusterSecretFile(): string | undefined {
+  if (flags.insecure) return undefined;
+  if (flags.secretFile) return path.resolve(flags.secretFile);
+  const file = path.join(dataDir, SECRET_FILE);
+  if (!fs.existsSync(file)) {
+    fs.writeFileSync(file, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+    log.info({ file }, 'created the cluster secret');
+  }
+  return file;
+}
+
+const pids = pidFiles(dataDir);
+const other = pids.liveSupervisor();
+if (other !== undefined) {
+  program.error(`Another npm start (pid ${other}) is running on ${dataDir}; stop it first (kill ${other}).`);
+}
+const ended = await pids.endLeftovers();
+for (const p of ended) log.warn({ process: p.name, pid: p.pid }, 'ended a process left running by an earlier start on this data dir');
+pids.clear();
+pids.write(SUPERVISOR, process.pid);
+
+const secretFile = clusterSecretFile();
+const secretArgs = secretFile ? ['--secret-file', secretFile] : ['--insecure'];
+const children: ServiceProcess[] = [];
+let stopping = false;
+
+async function stopAll(code: number): Promise<void> {
+  if (stopping) return; // Ctrl-C reaches us twice: from the terminal and relayed by tsx
+  stopping = true;
+  await Promise.all(children.map((c) => c.stop()));
+  pids.clear();
+  process.exit(code);
+}
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+function watch(child: ServiceProcess, essential: boolean) {
+  children.push(child);
+  pids.write(child.name, child.pid);
+  void child.exited.then(({ code, signal }) => {
+    if (stopping) return;
+    log.error({ process: child.name, code, signal }, essential ? 'the coordinator stopped; stopping the cluster' : 'a datanode stopped');
+    if (essential) void stopAll(1);
+  });
+}
+
+try {
+  const datanodes = await Promise.all(
+    Array.from({ length: flags.datanodes }, async (_, i) => {
+      const name = `datanode-${i + 1}`;
+      const port = flags.port === 0 ? 0 : flags.port + i + 1;
+      const child = await startServiceProcess(name, 'datanode/main.ts', [
+        '--port', String(port),
+        '--data-dir', path.join(dataDir, name),
+        '--health-interval-ms', String(Math.min(flags.healthIntervalMs, 1000)),
+        ...secretArgs,
+      ]);
+      watch(child, false);
+      return child;
+    }),
+  );
+  const skip = new Set(['--data-dir', '--secret-file', '--insecure', '--datanodes']);
+  const coordinator = await startServiceProcess('coordinator', 'src/main.ts', [
+    ...flagsToArgs(program, flags as unknown as Record<string, unknown>, skip),
+    '--data-dir', path.join(dataDir, 'coordinator'),
+    ...secretArgs,
+    ...datanodes.flatMap((d) => ['--datanode', d.url]),
+  ]);
+  watch(coordinator, true);
+  process.stdout.write(
+    [
+      '',
+      `Tessera is up: ${datanodes.length} datanode${datanodes.length === 1 ? '' : 's'}, replication factor ${flags.replicationFactor}, data in ${dataDir}`,
+      `  GraphQL and GraphiQL  ${coordinator.url}/graphql`,
+      `  images                ${coordinator.url}/images/{name}`,
+      ...datanodes.map((d) => `  ${d.name.padEnd(20)}  ${d.url}`),
+      'Ctrl-C stops the cluster.',
+      '',
+    ].join('\n') + '\n',
+  );
+} catch (err) {
+  log.error({ err: (err as Error).message }, 'the cluster did not start');
+  await stopAll(1);
+}

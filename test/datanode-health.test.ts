@@ -1,0 +1,104 @@
+// The datanode's health measurement: which filesystem is "the data dir's", and a sampler that
+// never makes GET /health wait on systeminformation.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chooseFilesystem, sampleSystem, startHealthSampler } from '../datanode/health.ts';
+import type { SystemSample } from '../datanode/health.ts';
+
+describe('chooseFilesystem', () => {
+  const mounts = [{ mount: '/' }, { mount: '/data' }, { mount: '/data/fast' }, { mount: '/var/lib/docker' }];
+
+  it('picks the longest mount point that contains the path', () => {
+    expect(chooseFilesystem(mounts, '/data/fast/node1')?.mount).toBe('/data/fast');
+    expect(chooseFilesystem(mounts, '/data/slow/node1')?.mount).toBe('/data');
+    expect(chooseFilesystem(mounts, '/home/me')?.mount).toBe('/');
+  });
+
+  it('matches a mount only at a path-segment boundary', () => {
+    expect(chooseFilesystem(mounts, '/database/x')?.mount).toBe('/');
+    expect(chooseFilesystem(mounts, '/data/fastlane')?.mount).toBe('/data');
+  });
+
+  it('matches the mount point itself and tolerates a trailing slash', () => {
+    expect(chooseFilesystem(mounts, '/data/fast')?.mount).toBe('/data/fast');
+    expect(chooseFilesystem([{ mount: '/' }, { mount: '/mnt/x/' }], '/mnt/x/y')?.mount).toBe('/mnt/x/');
+  });
+
+  it('answers undefined when no mount contains the path', () => {
+    expect(chooseFilesystem([{ mount: '/data' }, { mount: '' }], '/home')).toBeUndefined();
+    expect(chooseFilesystem([], '/home')).toBeUndefined();
+  });
+});
+
+describe('sampleSystem', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tessera-dn-health-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('measures this machine: every percentage in 0..100, free disk bytes positive', async () => {
+    const s = await sampleSystem(dir);
+    for (const v of [s.cpuPercent, s.memoryPercent, s.diskPercent]) {
+      expect(v).toBeGreaterThanOrEqual(0);
+      expect(v).toBeLessThanOrEqual(100);
+    }
+    expect(s.memoryPercent).toBeGreaterThan(0);
+    expect(s.diskFreeBytes).toBeGreaterThan(0);
+  });
+});
+
+describe('startHealthSampler', () => {
+  const fixed = (n: number): SystemSample => ({ cpuPercent: n, memoryPercent: n, diskPercent: n, diskFreeBytes: n });
+
+  it('the first current() waits for the first sample; later ones answer the latest at once', async () => {
+    let n = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const sampler = startHealthSampler({
+      dataDir: tmpdir(),
+      intervalMs: 20,
+      sample: async () => {
+        n += 1;
+        if (n === 1) await gate;
+        if (n >= 3) await new Promise(() => {}); // the third sample never ends
+        return fixed(n);
+      },
+    });
+    try {
+      let answered = false;
+      const first = sampler.current().then((s) => ((answered = true), s));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(answered).toBe(false);
+      release();
+      expect(await first).toEqual(fixed(1));
+      await new Promise((r) => setTimeout(r, 100)); // sample 2 done, sample 3 hangs
+      expect(await sampler.current()).toEqual(fixed(2));
+      expect(n).toBe(3); // a hung sample is never overlapped by another
+    } finally {
+      sampler.stop();
+    }
+  });
+
+  it('keeps the previous sample when a later one fails, and stops sampling on stop()', async () => {
+    let n = 0;
+    const sampler = startHealthSampler({
+      dataDir: tmpdir(),
+      intervalMs: 10,
+      sample: async () => {
+        n += 1;
+        if (n > 1) throw new Error('flaky');
+        return fixed(7);
+      },
+    });
+    expect(await sampler.current()).toEqual(fixed(7));
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await sampler.current()).toEqual(fixed(7));
+    sampler.stop();
+    const after = n;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(n).toBe(after);
+  });
+});

@@ -1,0 +1,124 @@
+// A datanode started with --coordinator registers itself (registerDatanode, with the secret),
+// keeps retrying while the coordinator is unreachable, and re-registers periodically.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { startDatanodeProcess, stopAllDatanodeProcesses } from './support/datanode-process.ts';
+
+const SECRET = 'registration-secret';
+const cleanups: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  await stopAllDatanodeProcesses();
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+interface Registration {
+  path: string;
+  authorization: string | undefined;
+  query: string;
+  url: string;
+}
+
+/** A stand-in coordinator that records every registerDatanode call. */
+async function fakeCoordinator(port = 0, answer: () => object = () => ({ data: { registerDatanode: { id: 'dn-1' } } })) {
+  const calls: Registration[] = [];
+  const server: Server = createServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8').on('data', (s: string) => (text += s));
+    req.on('end', () => {
+      const body = JSON.parse(text) as { query: string; variables: { url: string } };
+      calls.push({ path: req.url ?? '', authorization: req.headers.authorization, query: body.query, url: body.variables.url });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer()));
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  );
+  return { calls, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-dn-reg-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function waitFor(check: () => boolean, timeoutMs = 8_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+it('registers with its own URL and the secret, then again periodically', async () => {
+  const coordinator = await fakeCoordinator();
+  const node = await startDatanodeProcess({
+    dataDir: await tempDir(),
+    secret: SECRET,
+    coordinator: coordinator.url,
+    extraArgs: ['--register-interval-ms', '150'],
+  });
+  await waitFor(() => coordinator.calls.length >= 3);
+  for (const call of coordinator.calls) {
+    expect(call).toEqual({
+      path: '/graphql',
+      authorization: `Bearer ${SECRET}`,
+      query: 'mutation($url:String!){registerDatanode(url:$url){id}}',
+      url: node.url,
+    });
+  }
+});
+
+it('registers --public-url when given', async () => {
+  const coordinator = await fakeCoordinator();
+  await startDatanodeProcess({
+    dataDir: await tempDir(),
+    secret: SECRET,
+    coordinator: coordinator.url,
+    extraArgs: ['--public-url', 'http://dn7.example:9007'],
+  });
+  await waitFor(() => coordinator.calls.length >= 1);
+  expect(coordinator.calls[0].url).toBe('http://dn7.example:9007');
+});
+
+it('keeps trying while the coordinator is unreachable and registers once it appears', async () => {
+  // Reserve a free port, release it, and bring the coordinator up there only later.
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+
+  const node = await startDatanodeProcess({
+    dataDir: await tempDir(),
+    secret: SECRET,
+    coordinator: `http://127.0.0.1:${port}`,
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  expect(node.process.exitCode).toBeNull(); // an absent coordinator is no reason to stop
+
+  const coordinator = await fakeCoordinator(port);
+  await waitFor(() => coordinator.calls.length >= 1, 6_000);
+  expect(coordinator.calls[0].url).toBe(node.url);
+});
+
+it('keeps retrying when the coordinator rejects the registration', async () => {
+  const coordinator = await fakeCoordinator(0, () => ({
+    errors: [{ message: 'wrong secret', extensions: { code: 'UNAUTHENTICATED' } }],
+    data: null,
+  }));
+  const node = await startDatanodeProcess({ dataDir: await tempDir(), secret: SECRET, coordinator: coordinator.url });
+  await waitFor(() => coordinator.calls.length >= 2);
+  await waitFor(() => node.stderr().includes('UNAUTHENTICATED'));
+  expect(node.process.exitCode).toBeNull();
+});

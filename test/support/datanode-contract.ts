@@ -1,0 +1,252 @@
+// The datanode contract (../../contract/README.md, "Datanode HTTP surface" and "The cluster
+// secret") as one suite, run against every datanode implementation: in-process, real process, fakes.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatanodeErrorBody, DatanodeHealthReport, FragmentListing } from '../../datanode/protocol.ts';
+import { datanodeClient, sha256 } from './datanode-http.ts';
+
+export interface DatanodeUnderTest {
+  url: string;
+  secret: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Registers the contract suite. `make` is called once for the suite: tests use fresh ids and
+ * measure health as deltas, so a slow-to-start implementation (a process) costs one start.
+ */
+export function datanodeContract(name: string, make: () => Promise<DatanodeUnderTest>): void {
+  describe(`datanode contract: ${name}`, () => {
+    let node: DatanodeUnderTest;
+    let client: ReturnType<typeof datanodeClient>;
+    const runTag = randomBytes(4).toString('hex');
+    let counter = 0;
+    const freshId = () => `c${runTag}-${++counter}`;
+    const bytes = (n: number) => randomBytes(n);
+    const listedIds = async () => (await client.list()).json<FragmentListing[]>().map((f) => f.id);
+
+    beforeAll(async () => {
+      node = await make();
+      client = datanodeClient(node.url, node.secret);
+    });
+    afterAll(async () => {
+      await node?.close();
+    });
+
+    it('PUT answers 201 and GET answers the same bytes with their hash', async () => {
+      const id = freshId();
+      const body = bytes(100_000);
+      expect((await client.put(id, body)).status).toBe(201);
+
+      const got = await client.get(id);
+      expect(got.status).toBe(200);
+      expect(got.body.equals(body)).toBe(true);
+      expect(got.headers['x-content-sha256']).toBe(sha256(body));
+      expect(got.headers['content-length']).toBe(String(body.length));
+      expect(got.headers['content-type']).toBe('application/octet-stream');
+    });
+
+    it('a fragment id may be 128 characters of [A-Za-z0-9_-]', async () => {
+      const id = `Az09_-${'x'.repeat(122)}`;
+      expect(id).toHaveLength(128);
+      const body = bytes(10);
+      expect((await client.put(id, body)).status).toBe(201);
+      expect((await client.get(id)).body.equals(body)).toBe(true);
+      expect((await client.delete(id)).status).toBe(204);
+    });
+
+    it('PUT whose body does not match X-Content-SHA256 answers 400 and stores nothing', async () => {
+      const id = freshId();
+      const res = await client.put(id, bytes(1000), { sha: sha256('something else') });
+      expect(res.status).toBe(400);
+      expect(res.json<DatanodeErrorBody>()).toMatchObject({ code: expect.any(String), message: expect.any(String) });
+      expect((await client.get(id)).status).toBe(404);
+      expect(await listedIds()).not.toContain(id);
+    });
+
+    it('PUT without or with a malformed X-Content-SHA256 answers 400 and stores nothing', async () => {
+      const id = freshId();
+      expect((await client.put(id, bytes(10), { sha: null })).status).toBe(400);
+      expect((await client.put(id, bytes(10), { sha: 'not-hex' })).status).toBe(400);
+      expect((await client.put(id, bytes(10), { sha: 'ab'.repeat(31) })).status).toBe(400);
+      expect((await client.get(id)).status).toBe(404);
+      expect(await listedIds()).not.toContain(id);
+    });
+
+    it('a mismatching PUT over a stored fragment leaves the stored one intact', async () => {
+      const id = freshId();
+      const original = bytes(500);
+      await client.put(id, original);
+      expect((await client.put(id, bytes(700), { sha: sha256(original) })).status).toBe(400);
+      const got = await client.get(id);
+      expect(got.body.equals(original)).toBe(true);
+    });
+
+    it('PUT again replaces the fragment', async () => {
+      const id = freshId();
+      await client.put(id, bytes(300));
+      const second = bytes(200);
+      expect((await client.put(id, second)).status).toBe(201);
+      const got = await client.get(id);
+      expect(got.body.equals(second)).toBe(true);
+      expect(got.headers['x-content-sha256']).toBe(sha256(second));
+      const listing = (await client.list()).json<FragmentListing[]>();
+      expect(listing.filter((f) => f.id === id)).toEqual([{ id, size: 200 }]);
+    });
+
+    it('GET of an absent fragment answers 404', async () => {
+      expect((await client.get(freshId())).status).toBe(404);
+    });
+
+    it('DELETE answers 204, also when the fragment is absent or already deleted', async () => {
+      const id = freshId();
+      expect((await client.delete(id)).status).toBe(204);
+      await client.put(id, bytes(10));
+      expect((await client.delete(id)).status).toBe(204);
+      expect((await client.get(id)).status).toBe(404);
+      expect(await listedIds()).not.toContain(id);
+      expect((await client.delete(id)).status).toBe(204);
+    });
+
+    it('GET /fragments lists every fragment held with its size', async () => {
+      const a = freshId();
+      const b = freshId();
+      await client.put(a, bytes(123));
+      await client.put(b, bytes(4567));
+      const res = await client.list();
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      const listing = res.json<FragmentListing[]>();
+      expect(Array.isArray(listing)).toBe(true);
+      expect(listing).toContainEqual({ id: a, size: 123 });
+      expect(listing).toContainEqual({ id: b, size: 4567 });
+      for (const entry of listing) expect(Object.keys(entry).sort()).toEqual(['id', 'size']);
+    });
+
+    describe('the cluster secret', () => {
+      const cases: [string, string | false][] = [
+        ['without Authorization', false],
+        ['with another secret', 'not-the-secret'],
+      ];
+      for (const [label, auth] of cases) {
+        it(`every fragment request ${label} answers 401 and touches nothing`, async () => {
+          const id = freshId();
+          const original = bytes(64);
+          await client.put(id, original);
+
+          const intruder = bytes(64);
+          const newId = freshId();
+          expect((await client.put(id, intruder, { auth })).status).toBe(401);
+          expect((await client.put(newId, intruder, { auth })).status).toBe(401);
+          expect((await client.get(id, { auth })).status).toBe(401);
+          expect((await client.delete(id, { auth })).status).toBe(401);
+          expect((await client.list({ auth })).status).toBe(401);
+
+          const got = await client.get(id);
+          expect(got.status).toBe(200);
+          expect(got.body.equals(original)).toBe(true);
+          expect(await listedIds()).not.toContain(newId);
+          expect((await client.get(newId)).status).toBe(404);
+        });
+      }
+
+      it('a 401 body does not echo fragment bytes', async () => {
+        const id = freshId();
+        await client.put(id, Buffer.from('secret-bytes'));
+        const res = await client.get(id, { auth: false });
+        expect(res.status).toBe(401);
+        expect(res.body.toString()).not.toContain('secret-bytes');
+      });
+
+      it('GET /health needs no secret', async () => {
+        expect((await client.health({ auth: false })).status).toBe(200);
+        expect((await client.health({ auth: 'not-the-secret' })).status).toBe(200);
+      });
+    });
+
+    describe('fragment ids', () => {
+      const badIds: [string, string][] = [
+        ['..', '..'],
+        ['%2E%2E (encoded ..)', '%2E%2E'],
+        ['.', '.'],
+        ['a%2Fb (encoded slash)', 'a%2Fb'],
+        ['a/b (raw slash)', 'a/b'],
+        ['129 characters', 'x'.repeat(129)],
+        ['empty', ''],
+        ['a space', 'a%20b'],
+        ['a dot', 'a.b'],
+        ['non-ASCII', '%C3%A9'],
+        ['malformed percent-encoding', '%E0%A4%A'],
+        ['encoded ../ traversal', '..%2F..%2Fsecret'],
+      ];
+      for (const [label, raw] of badIds) {
+        it(`${label} answers 400 to PUT, GET and DELETE and touches no file`, async () => {
+          const before = (await client.list()).json<FragmentListing[]>();
+          const body = bytes(16);
+          const put = await client.put(raw, body);
+          expect(put.status).toBe(400);
+          expect(put.json<DatanodeErrorBody>().code).toEqual(expect.any(String));
+          expect((await client.get(raw)).status).toBe(400);
+          expect((await client.delete(raw)).status).toBe(400);
+          const after = (await client.list()).json<FragmentListing[]>();
+          expect(after).toEqual(expect.arrayContaining(before));
+          expect(after).toHaveLength(before.length);
+        });
+      }
+    });
+
+    describe('GET /health', () => {
+      it('answers the measured numbers, each in range', async () => {
+        const res = await client.health();
+        expect(res.status).toBe(200);
+        expect(res.headers['content-type']).toMatch(/^application\/json/);
+        const h = res.json<DatanodeHealthReport>();
+        expect(Object.keys(h).sort()).toEqual(
+          ['cpuPercent', 'diskFreeBytes', 'diskPercent', 'fragmentCount', 'memoryPercent', 'storedBytes'].sort(),
+        );
+        for (const key of ['cpuPercent', 'memoryPercent', 'diskPercent'] as const) {
+          expect(typeof h[key]).toBe('number');
+          expect(h[key]).toBeGreaterThanOrEqual(0);
+          expect(h[key]).toBeLessThanOrEqual(100);
+        }
+        // measured, not simulated: a real machine uses some memory and some disk
+        expect(h.memoryPercent).toBeGreaterThan(0);
+        expect(h.diskPercent).toBeGreaterThan(0);
+        expect(Number.isInteger(h.diskFreeBytes)).toBe(true);
+        expect(h.diskFreeBytes).toBeGreaterThan(0);
+        expect(Number.isInteger(h.fragmentCount)).toBe(true);
+        expect(Number.isInteger(h.storedBytes)).toBe(true);
+      });
+
+      it('fragmentCount and storedBytes follow puts, replacements and deletes', async () => {
+        const report = async () => (await client.health()).json<DatanodeHealthReport>();
+        const base = await report();
+        const a = freshId();
+        const b = freshId();
+        await client.put(a, bytes(1000));
+        await client.put(b, bytes(2000));
+        expect(await report()).toMatchObject({ fragmentCount: base.fragmentCount + 2, storedBytes: base.storedBytes + 3000 });
+
+        await client.put(a, bytes(400)); // replacement: same count, new size
+        expect(await report()).toMatchObject({ fragmentCount: base.fragmentCount + 2, storedBytes: base.storedBytes + 2400 });
+
+        await client.put(b, bytes(9), { sha: sha256('nope') }); // rejected: nothing changes
+        expect(await report()).toMatchObject({ fragmentCount: base.fragmentCount + 2, storedBytes: base.storedBytes + 2400 });
+
+        await client.delete(b);
+        await client.delete(b);
+        expect(await report()).toMatchObject({ fragmentCount: base.fragmentCount + 1, storedBytes: base.storedBytes + 400 });
+        await client.delete(a);
+        expect(await report()).toMatchObject({ fragmentCount: base.fragmentCount, storedBytes: base.storedBytes });
+      });
+
+      it('fragmentCount and storedBytes agree with GET /fragments', async () => {
+        await client.put(freshId(), bytes(777));
+        const h = (await client.health()).json<DatanodeHealthReport>();
+        const listing = (await client.list()).json<FragmentListing[]>();
+        expect(h.fragmentCount).toBe(listing.length);
+        expect(h.storedBytes).toBe(listing.reduce((sum, f) => sum + f.size, 0));
+      });
+    });
+  });
+}
