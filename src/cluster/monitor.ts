@@ -15,8 +15,9 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
 }) {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  // A sample may not take longer than the interval, else rounds would pile up.
-  const timeoutMs = Math.max(250, Math.min(intervalMs, 5000));
+  // Rounds never overlap (the next starts an interval after the last ended); the timeout keeps a
+  // hung datanode from stretching a round, with a floor so a busy machine's slow answer is no failure.
+  const timeoutMs = Math.max(1000, Math.min(intervalMs, 5000));
 
   async function sampleOne(id: string): Promise<void> {
     const node = registry.get(id);
@@ -31,16 +32,16 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
     const change = registry.recordSample(id, report);
     const current = registry.get(id);
     if (!current) return;
-    if (current.status) {
-      events.sample({
-        at: new Date(),
-        datanode: { ...current },
-        status: current.status,
-        cpuPercent: report ? report.cpuPercent : null,
-        memoryPercent: report ? report.memoryPercent : null,
-        diskPercent: report ? report.diskPercent : null,
-      });
-    }
+    // Every sample is one message, a failed one too; before its first status a datanode is
+    // not live, shown as DOWN (as `datanodes` shows it).
+    events.sample({
+      at: new Date(),
+      datanode: { ...current },
+      status: current.status ?? 'DOWN',
+      cpuPercent: report ? report.cpuPercent : null,
+      memoryPercent: report ? report.memoryPercent : null,
+      diskPercent: report ? report.diskPercent : null,
+    });
     if (change) {
       log.info({ datanode: id, url: current.url, previous: change.previous, status: change.status }, 'datanode status changed');
       events.emit({
@@ -57,7 +58,12 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
   const round = () => Promise.all(registry.all().map((n) => sampleOne(n.id)));
 
   async function loop() {
-    await round();
+    try {
+      await round();
+    } catch (err) {
+      // One bad round (e.g. a busy index) must not stop monitoring for good.
+      log.error({ err }, 'health round failed');
+    }
     if (!stopped) timer = setTimeout(loop, intervalMs);
   }
 

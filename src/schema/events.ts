@@ -1,4 +1,5 @@
 // Live cluster events and health samples as subscriptions (served over SSE and graphql-ws).
+import { filter, pipe } from 'graphql-yoga';
 import { builder } from './builder.ts';
 import { DatanodeRef, DatanodeStatusEnum } from './datanodes.ts';
 import type { ClusterEvent, ClusterEventKind, HealthSample } from '../events.ts';
@@ -71,10 +72,6 @@ const DatanodeHealthRef = builder.objectRef<HealthSample>('DatanodeHealth').impl
   }),
 });
 
-async function* only<T>(source: AsyncIterable<T>, keep: (value: T) => boolean): AsyncGenerator<T> {
-  for await (const value of source) if (keep(value)) yield value;
-}
-
 builder.subscriptionFields((t) => ({
   clusterEvents: t.field({
     description: 'Everything that happens in the cluster, as it happens.',
@@ -88,7 +85,9 @@ builder.subscriptionFields((t) => ({
     args: { id: t.arg.id() },
     subscribe: (_root, { id }, ctx) => {
       const samples = ctx.app.events.healthSamples();
-      return id == null ? samples : only(samples, (s) => s.datanode.id === String(id));
+      // Yoga's filter ends the bus subscription as soon as the client leaves (a hand-written
+      // async generator would wait for the next matching sample, which may never come).
+      return id == null ? samples : pipe(samples, filter((s: HealthSample) => s.datanode.id === String(id)));
     },
     resolve: (sample) => sample,
   }),

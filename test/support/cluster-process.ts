@@ -1,0 +1,100 @@
+// Runs `src/start-cluster.ts` as `npm start` does (a supervisor process with its coordinator
+// and datanode children) for end-to-end tests; stop() is Ctrl-C and checks nothing is left.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { repoRoot } from './datanode-process.ts';
+
+export interface ClusterProcess {
+  url: string;
+  supervisor: ChildProcess;
+  output(): string;
+  /** Pids from <data-dir>/run, written by the supervisor. */
+  childPids(): Record<string, number>;
+  /** SIGINT (Ctrl-C), then waits for the supervisor to exit. */
+  stop(): Promise<number | null>;
+}
+
+const alive = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of alive) child.kill('SIGKILL');
+});
+
+export const isRunning = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const portIsFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = net.createServer().once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+
+/** A base port P with P..P+count-1 free now: datanodes keep their URL (their identity) across restarts. */
+export async function freePortBlock(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const free = await Promise.all(Array.from({ length: count }, (_, i) => portIsFree(base + i)));
+    if (free.every(Boolean)) return base;
+  }
+  throw new Error('no free block of ports');
+}
+
+export async function startClusterProcess(dataDir: string, port: number, args: string[] = [], timeoutMs = 60_000): Promise<ClusterProcess> {
+  const supervisor = spawn(process.execPath, ['--import', 'tsx', 'src/start-cluster.ts', '--port', String(port), '--data-dir', dataDir, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  alive.add(supervisor);
+  let output = '';
+  supervisor.stdout!.on('data', (d) => (output += d));
+  supervisor.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => supervisor.once('exit', (code) => {
+    alive.delete(supervisor);
+    resolve(code);
+  }));
+
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cluster did not start in time:\n${output}`)), timeoutMs);
+    const check = () => {
+      const m = /GraphQL and GraphiQL\s+(http:\/\/\S+)\/graphql/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    supervisor.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`cluster exited with ${code} before it was up:\n${output}`));
+    });
+  });
+
+  const runDir = path.join(dataDir, 'run');
+  return {
+    url,
+    supervisor,
+    output: () => output,
+    childPids: () =>
+      Object.fromEntries(
+        (fs.existsSync(runDir) ? fs.readdirSync(runDir) : [])
+          .filter((f) => f.endsWith('.pid') && f !== 'supervisor.pid')
+          .map((f) => [f.slice(0, -4), Number(fs.readFileSync(path.join(runDir, f), 'utf8'))]),
+      ),
+    async stop() {
+      if (supervisor.exitCode !== null) return supervisor.exitCode;
+      supervisor.kill('SIGINT');
+      const forced = setTimeout(() => supervisor.kill('SIGKILL'), 20_000);
+      const code = await exited;
+      clearTimeout(forced);
+      return code;
+    },
+  };
+}
