@@ -25,6 +25,15 @@ export interface CoordinatorConfig {
   downAfterFailures: number;
   thresholds: HealthThresholds;
   repairAfterSec: number;
+  /** Bytes per second repair may copy (0: unthrottled). */
+  repairBytesPerSec: number;
+  /** Bytes per second the scrubber may read (0: no scrubbing). */
+  scrubBytesPerSec: number;
+  /** Pause between two scrub passes. */
+  scrubPauseSec: number;
+  reconcileIntervalSec: number;
+  /** How long a file no row accounts for may sit on a datanode before it is deleted. */
+  orphanGraceSec: number;
   uploadTtlSec: number;
   publicUrl?: string;
   /** undefined only with --insecure. */
@@ -47,6 +56,11 @@ export const DEFAULTS = {
   downAfterFailures: 3,
   thresholds: { cpuPercent: 80, memoryPercent: 90, diskPercent: 95 },
   repairAfterSec: 60,
+  repairBytesPerSec: 64 * 1024 * 1024,
+  scrubBytesPerSec: 8 * 1024 * 1024,
+  scrubPauseSec: 3600,
+  reconcileIntervalSec: 600,
+  orphanGraceSec: 3600,
   uploadTtlSec: 86400,
 } as const;
 
@@ -95,6 +109,11 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--degraded-memory <percent>', 'memory use at which a datanode is DEGRADED').default(DEFAULTS.thresholds.memoryPercent).argParser(percent('--degraded-memory')))
     .addOption(new Option('--degraded-disk <percent>', 'disk use at which a datanode is DEGRADED').default(DEFAULTS.thresholds.diskPercent).argParser(percent('--degraded-disk')))
     .addOption(new Option('--repair-after <seconds>', 'seconds a datanode stays DOWN before its fragments are re-replicated').default(DEFAULTS.repairAfterSec).argParser(integer('--repair-after', 0)))
+    .addOption(new Option('--repair-rate <bytes/s>', 'bytes per second re-replication and repair may copy (0: unthrottled)').default(DEFAULTS.repairBytesPerSec).argParser(integer('--repair-rate', 0)))
+    .addOption(new Option('--scrub-rate <bytes/s>', 'bytes per second the scrubber re-reads and verifies (0: no scrubbing)').default(DEFAULTS.scrubBytesPerSec).argParser(integer('--scrub-rate', 0)))
+    .addOption(new Option('--scrub-pause <seconds>', 'pause between two full scrub passes').default(DEFAULTS.scrubPauseSec).argParser(integer('--scrub-pause', 0)))
+    .addOption(new Option('--reconcile-interval <seconds>', 'how often each datanode\'s inventory is compared with the index').default(DEFAULTS.reconcileIntervalSec).argParser(integer('--reconcile-interval', 1)))
+    .addOption(new Option('--orphan-grace <seconds>', 'age at which a fragment file nothing references is deleted').default(DEFAULTS.orphanGraceSec).argParser(integer('--orphan-grace', 0)))
     .addOption(new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(DEFAULTS.uploadTtlSec).argParser(integer('--upload-ttl', 1)))
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
     .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
@@ -116,6 +135,11 @@ export interface CoordinatorFlags {
   degradedMemory: number;
   degradedDisk: number;
   repairAfter: number;
+  repairRate: number;
+  scrubRate: number;
+  scrubPause: number;
+  reconcileInterval: number;
+  orphanGrace: number;
   uploadTtl: number;
   publicUrl?: string;
   secretFile?: string;
@@ -136,6 +160,11 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     downAfterFailures: flags.downAfter,
     thresholds: { cpuPercent: flags.degradedCpu, memoryPercent: flags.degradedMemory, diskPercent: flags.degradedDisk },
     repairAfterSec: flags.repairAfter,
+    repairBytesPerSec: flags.repairRate,
+    scrubBytesPerSec: flags.scrubRate,
+    scrubPauseSec: flags.scrubPause,
+    reconcileIntervalSec: flags.reconcileInterval,
+    orphanGraceSec: flags.orphanGrace,
     uploadTtlSec: flags.uploadTtl,
     publicUrl: flags.publicUrl,
     secret,

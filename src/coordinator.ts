@@ -3,7 +3,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CoordinatorConfig } from './config.ts';
-import { badInput } from './errors.ts';
+import { badInput, TesseraError } from './errors.ts';
 import { createEventBus } from './events.ts';
 import { createImages } from './images.ts';
 import { createUploads } from './uploads.ts';
@@ -14,7 +14,10 @@ import { createDatanodeClient } from './cluster/datanode-client.ts';
 import { createMonitor } from './cluster/monitor.ts';
 import { createRegistry, type DatanodeView } from './cluster/registry.ts';
 import { createReplicaDeleter } from './cluster/replica-deletions.ts';
-import { createReplicas } from './cluster/replicas.ts';
+import { createReplicas, type BadReplica } from './cluster/replicas.ts';
+import { createRepairer } from './cluster/repair.ts';
+import { createScrubber } from './cluster/scrubber.ts';
+import { createReconciler } from './cluster/reconciler.ts';
 
 export const INDEX_FILE = 'index.sqlite';
 
@@ -39,8 +42,22 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     // A datanode back from DOWN gets the deletions it missed.
     onStatusChange: (id) => registry.isLive(id) && void deleter.kick(),
   });
+  const repairer = createRepairer({
+    catalog,
+    registry,
+    replicas,
+    client,
+    events,
+    log,
+    replicationFactor: config.replicationFactor,
+    repairAfterMs: config.repairAfterSec * 1000,
+    bytesPerSecond: config.repairBytesPerSec,
+  });
+  const reportBad = (bad: BadReplica) => repairer.report(bad);
+  const scrubber = createScrubber({ catalog, registry, client, events, log, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
+  const reconciler = createReconciler({ catalog, registry, client, deleter, log, intervalMs: config.reconcileIntervalSec * 1000, graceMs: config.orphanGraceSec * 1000, onBad: reportBad });
   const uploads = createUploads({ config, catalog, registry, replicas, deleter, events, log });
-  const images = createImages({ catalog, replicas, deleter, events, log });
+  const images = createImages({ catalog, replicas, deleter, events, log, onBadReplica: reportBad });
 
   let sweeper: NodeJS.Timeout | undefined;
 
@@ -61,6 +78,32 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     return registry.get(datanode.id)!;
   }
 
+  const requireDatanode = (id: string) => {
+    const node = registry.get(id);
+    if (!node) throw new TesseraError('DATANODE_NOT_FOUND', `No datanode has id "${id}".`);
+    return node;
+  };
+
+  /** Decommission, step 1: no new replicas; its fragments are copied elsewhere, then trimmed from it. */
+  function drainDatanode(id: string, drain: boolean): DatanodeView {
+    requireDatanode(id);
+    const node = registry.setDraining(id, drain)!;
+    log.info({ datanode: id, draining: drain }, drain ? 'draining datanode' : 'datanode takes replicas again');
+    void repairer.kick();
+    return node;
+  }
+
+  /** Decommission, step 2: forget a datanode that holds no replica. */
+  function removeDatanode(id: string): boolean {
+    requireDatanode(id);
+    const held = catalog.replicaCountOn(id);
+    if (held > 0) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} still holds ${held} replica${held === 1 ? '' : 's'}; drain it and wait until it holds none.`);
+    catalog.purgeDeletionsOn(id);
+    registry.remove(id);
+    log.info({ datanode: id }, 'datanode removed');
+    return true;
+  }
+
   return {
     config,
     log,
@@ -72,14 +115,22 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     monitor,
     deleter,
     replicas,
+    repairer,
+    scrubber,
+    reconciler,
     uploads,
     images,
     registerDatanode,
+    drainDatanode,
+    removeDatanode,
 
     async start() {
       for (const url of config.datanodes) await registerDatanode(url);
       monitor.start();
       deleter.start();
+      repairer.start();
+      reconciler.start();
+      if (config.scrubBytesPerSec > 0) scrubber.start();
       const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
       sweeper = setInterval(() => uploads.sweepExpired(), sweepMs);
     },
@@ -87,7 +138,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     async stop() {
       monitor.stop();
       if (sweeper) clearInterval(sweeper);
-      await deleter.stop();
+      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop()]);
       client.close();
       db.close();
     },

@@ -14,6 +14,9 @@ export const ERROR_CODES = {
   INSUFFICIENT_DATANODES: { status: 503, message: 'Fewer live datanodes than the replication factor.' },
   IMAGE_UNAVAILABLE: { status: 503, message: 'A fragment has no readable, verified replica.' },
   UNAUTHENTICATED: { status: 401, message: 'This call needs the cluster secret.' },
+  // Beyond the contract: datanode administration.
+  DATANODE_NOT_FOUND: { status: 404, message: 'No datanode has that id.' },
+  DATANODE_NOT_DRAINED: { status: 409, message: 'The datanode still holds replicas; drain it first.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -17,6 +17,8 @@ export interface UploadFileKey {
 
 export interface UploadStateEntry extends UploadFileKey {
   uploadId: string;
+  /** The whole-file hash given to beginUpload (the coordinator verifies it), or null. */
+  sha256: string | null;
   startedAt: string;
 }
 

@@ -87,6 +87,20 @@ export function catalog(db: Db) {
         WHERE r.fragment_id = f.id AND d.status IN ('UP', 'DEGRADED') AND d.id NOT IN (SELECT value FROM json_each(?))) < ?`),
   };
 
+  const r = {
+    fragmentById: db.prepare<[string], FragmentRow>(`SELECT id, image_id AS imageId, idx, size, sha256 FROM fragments WHERE id = ?`),
+    fragmentsOn: db.prepare<[string, number], FragmentRow>(`SELECT f.id, f.image_id AS imageId, f.idx, f.size, f.sha256 FROM replicas r
+      JOIN fragments f ON f.id = r.fragment_id WHERE r.datanode_id = ? LIMIT ?`),
+    replicaIdsOn: db.prepare<[string], { id: string }>(`SELECT fragment_id AS id FROM replicas WHERE datanode_id = ?`),
+    replicaCountOn: db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM replicas WHERE datanode_id = ?`),
+    replicaPage: db.prepare<[string, string, number], { fragmentId: string; datanodeId: string; size: number; sha256: string }>(
+      `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId, f.size, f.sha256 FROM replicas r JOIN fragments f ON f.id = r.fragment_id
+       WHERE (r.fragment_id, r.datanode_id) > (?, ?) ORDER BY r.fragment_id, r.datanode_id LIMIT ?`),
+    hasReplica: db.prepare<[string, string], { one: number }>(`SELECT 1 AS one FROM replicas WHERE fragment_id = ? AND datanode_id = ?`),
+    hasDeletion: db.prepare<[string, string], { one: number }>(`SELECT 1 AS one FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
+    purgeDeletionsOn: db.prepare(`DELETE FROM replica_deletions WHERE datanode_id = ?`),
+  };
+
   const listing = (prefix: string | undefined, after: string | undefined) => {
     const where = [`state = 'stored'`];
     const params: string[] = [];
@@ -217,6 +231,35 @@ export function catalog(db: Db) {
     }),
 
     expiredUploads: (now: number) => s.expiredUploads.all(now),
+
+    fragmentById: (id: string) => r.fragmentById.get(id),
+    /** Up to `limit` fragments with a replica on the datanode. */
+    fragmentsOn: (datanodeId: string, limit: number) => r.fragmentsOn.all(datanodeId, limit),
+    replicaIdsOn: (datanodeId: string) => new Set(r.replicaIdsOn.all(datanodeId).map((x) => x.id)),
+    replicaCountOn: (datanodeId: string) => r.replicaCountOn.get(datanodeId)!.n,
+    /** Replicas in (fragment, datanode) order after the given key: the scrubber's cursor. */
+    replicaPage: (after: { fragmentId: string; datanodeId: string }, limit: number) => r.replicaPage.all(after.fragmentId, after.datanodeId, limit),
+    /** Whether the index accounts for this file on this datanode: a replica, a queued deletion or a write in flight. */
+    accountsFor: (fragmentId: string, datanodeId: string) =>
+      r.hasReplica.get(fragmentId, datanodeId) !== undefined || r.hasDeletion.get(fragmentId, datanodeId) !== undefined,
+    /** Queues the deletion of a file no row accounts for (an orphan). */
+    doomOrphan: (fragmentId: string, datanodeId: string, now: number) => s.doom.run(fragmentId, datanodeId, now),
+
+    /** Moves a fragment's replicas: adds `added`, forgets `dropped` (their files queued for deletion); false when the fragment is gone. */
+    moveReplicas: db.transaction((fragmentId: string, added: string[], dropped: string[], now: number): boolean => {
+      if (s.fragmentExists.get(fragmentId) === undefined) return false;
+      for (const d of added) {
+        s.insertReplica.run(fragmentId, d);
+        s.undoom.run(fragmentId, d);
+      }
+      for (const d of dropped) {
+        s.deleteReplica.run(fragmentId, d);
+        s.doom.run(fragmentId, d, now);
+      }
+      return true;
+    }),
+    /** Before a datanode leaves the index: its queued deletions can never be acknowledged. */
+    purgeDeletionsOn: (datanodeId: string) => r.purgeDeletionsOn.run(datanodeId),
 
     dueDeletions: (now: number, limit = 256) => s.dueDeletions.all(now, limit),
     ackDeletion: (d: { fragmentId: string; datanodeId: string }) => s.undoom.run(d.fragmentId, d.datanodeId),

@@ -51,13 +51,34 @@ builder.queryFields((t) => ({
   cluster: t.field({ description: 'Cluster-wide figures.', type: ClusterStatusRef, resolve: () => ({}) }),
 }));
 
+const requireSecret = (authorized: boolean, what: string) => {
+  if (!authorized) throw new TesseraError('UNAUTHENTICATED', `${what} needs \`Authorization: Bearer <cluster secret>\`.`);
+};
+
 builder.mutationFields((t) => ({
+  drainDatanode: t.field({
+    description: 'Decommission a datanode: it takes no new replicas and its fragments are copied elsewhere (drain: false undoes it). Needs the cluster secret.',
+    type: DatanodeRef,
+    args: { id: t.arg.id({ required: true }), drain: t.arg.boolean({ defaultValue: true }) },
+    resolve: (_root, { id, drain }, ctx) => {
+      requireSecret(ctx.authorized, 'drainDatanode');
+      return ctx.app.drainDatanode(String(id), drain ?? true);
+    },
+  }),
+  removeDatanode: t.boolean({
+    description: 'Forget a drained datanode that holds no replica any more. Needs the cluster secret.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => {
+      requireSecret(ctx.authorized, 'removeDatanode');
+      return ctx.app.removeDatanode(String(id));
+    },
+  }),
   registerDatanode: t.field({
     description: 'Add a datanode by its base URL (idempotent: the same URL returns the same datanode). Needs the cluster secret.',
     type: DatanodeRef,
     args: { url: t.arg.string({ required: true }) },
     resolve: (_root, { url }, ctx) => {
-      if (!ctx.authorized) throw new TesseraError('UNAUTHENTICATED', 'registerDatanode needs `Authorization: Bearer <cluster secret>`.');
+      requireSecret(ctx.authorized, 'registerDatanode');
       return ctx.app.registerDatanode(url);
     },
   }),

@@ -1,0 +1,91 @@
+// Downloads through GET /images/{name}: streamed to a temporary file beside the target, hashed on
+// the way and checked against the ETag (the image's sha256), then renamed into place, so a
+// target path only ever holds a complete, verified image.
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { IncomingMessage } from 'node:http';
+import { asClientError, TesseraClientError } from './errors.ts';
+import type { HttpTransport } from './http-transport.ts';
+import * as Q from './queries.ts';
+import { Sha256Verifier } from './sha256-verifier.ts';
+import type { ImageSummary } from './types.ts';
+
+export interface DownloadOptions {
+  signal?: AbortSignal;
+  onProgress?: (progress: { bytesDone: number; totalBytes: number }) => void;
+}
+
+export interface DownloadResult {
+  name: string;
+  size: number;
+  sha256: string;
+  contentType: string;
+}
+
+export interface FileDownloadResult extends DownloadResult {
+  /** Absolute path of the written file. */
+  path: string;
+}
+
+// Errors of the local target, reported as the user's to fix rather than as network trouble.
+const LOCAL_FILE_ERRORS = new Set(['EACCES', 'EPERM', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENOSPC', 'EROFS', 'EDQUOT']);
+
+const ETAG = /^(?:W\/)?"?([0-9a-f]{64})"?$/;
+
+export const imagePath = (name: string) => `/images/${encodeURIComponent(name)}`;
+
+/** Opens the image's body and what it must hash to: the ETag, or Image.sha256 if a server sends none. */
+async function openImage(transport: HttpTransport, name: string, signal?: AbortSignal) {
+  const res: IncomingMessage = await transport.get(imagePath(name), { signal });
+  const length = Number(res.headers['content-length']);
+  let sha256 = ETAG.exec(res.headers.etag ?? '')?.[1];
+  if (!sha256) {
+    const { image } = await transport.graphql<{ image: ImageSummary | null }>(Q.IMAGE_SUMMARY, { name }, { signal });
+    if (!image) {
+      res.destroy();
+      throw new TesseraClientError('IMAGE_NOT_FOUND', `No stored image is named "${name}".`);
+    }
+    sha256 = image.sha256;
+  }
+  return { res, sha256, size: Number.isSafeInteger(length) ? length : undefined, contentType: res.headers['content-type'] ?? 'application/octet-stream' };
+}
+
+/** Streams the image into `destination`; the check comes at the end (the bytes are written by then). */
+export async function downloadTo(transport: HttpTransport, name: string, destination: Writable, { signal, onProgress, end = true }: DownloadOptions & { end?: boolean } = {}): Promise<DownloadResult> {
+  const { res, sha256, size, contentType } = await openImage(transport, name, signal);
+  const verifier = new Sha256Verifier({ sha256, size, onBytes: onProgress && ((n) => onProgress({ bytesDone: n, totalBytes: size ?? 0 })) });
+  try {
+    await pipeline(res, verifier, destination, { signal, end });
+  } catch (err) {
+    res.destroy();
+    throw asClientError(err, signal);
+  }
+  return { name, size: verifier.bytes, sha256: verifier.sha256!, contentType };
+}
+
+/** Downloads into `output` atomically: a failed or mismatching download leaves no file behind. */
+export async function download(transport: HttpTransport, name: string, output: string, options: DownloadOptions = {}): Promise<FileDownloadResult> {
+  const target = resolve(output);
+  const { res, sha256, size, contentType } = await openImage(transport, name, options.signal);
+  // Same folder as the target, so the rename stays on one filesystem and is atomic.
+  const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tessera-part`);
+  const verifier = new Sha256Verifier({ sha256, size, onBytes: options.onProgress && ((n) => options.onProgress!({ bytesDone: n, totalBytes: size ?? 0 })) });
+  try {
+    // No fsync before the rename: like curl -o, a crash may lose the file, never expose half of it as complete.
+    await pipeline(res, verifier, createWriteStream(temp, { flags: 'wx' }), { signal: options.signal });
+    await rename(temp, target);
+  } catch (err) {
+    res.destroy();
+    await rm(temp, { force: true });
+    const e = err as NodeJS.ErrnoException;
+    if (!(err instanceof TesseraClientError) && LOCAL_FILE_ERRORS.has(e?.code ?? '')) {
+      throw new TesseraClientError('BAD_USER_INPUT', `Cannot write ${output}: ${e.code ?? e.message}`, { cause: err });
+    }
+    throw asClientError(err, options.signal);
+  }
+  return { name, size: verifier.bytes, sha256: verifier.sha256!, contentType, path: target };
+}

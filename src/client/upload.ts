@@ -1,0 +1,365 @@
+// Uploads: a file or stream cut into the coordinator's fragments, K of them in flight as binary
+// multipart (or base64) uploadFragment calls with their own sha256, retried when the failure may
+// pass, and resumed from upload(id).receivedFragments when the same file is uploaded again.
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { contentTypeOf } from './content-types.ts';
+import { abortError, asClientError, TesseraClientError, throwIfAborted } from './errors.ts';
+import { fileFragments, fragmentLength, hashFile, streamFragments, type FragmentReader, type Layout } from './fragment-source.ts';
+import type { HttpTransport } from './http-transport.ts';
+import * as Q from './queries.ts';
+import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.ts';
+import type { ImageSummary, UploadSession } from './types.ts';
+import type { UploadFileKey, UploadState } from './upload-state.ts';
+
+export type UploadSource = string | Readable | AsyncIterable<Uint8Array>;
+
+export interface UploadOptions {
+  /** The image name; defaults to the file's base name (required for streams). */
+  name?: string;
+  /** Byte size of a stream source (required for streams; a file's own size is used for paths). */
+  size?: number;
+  /** Defaults to the type guessed from the name's (or the path's) extension. */
+  contentType?: string;
+  /** Fragments in flight; memory is about parallel × fragment size. */
+  parallel?: number;
+  transport?: 'multipart' | 'base64';
+  /** The whole image's SHA-256 when the caller knows it: the coordinator verifies it at completion. */
+  sha256?: string;
+  /**
+   * Paths only: hash the file before beginUpload so the coordinator verifies the whole image
+   * before it becomes visible (one extra sequential read). With false the hash is taken while
+   * the fragments are read and checked after completion; a mismatch then deletes the image.
+   */
+  hashFirst?: boolean;
+  /** Paths only: continue an earlier interrupted upload of the same file (default true). */
+  resume?: boolean;
+  /**
+   * Send images no larger than one fragment in a single uploadImage request (one round trip
+   * instead of three). Default: yes, unless transport is base64.
+   */
+  oneShot?: boolean;
+  onProgress?: (progress: UploadProgress) => void;
+  /** Aborting leaves a chunked upload open: uploading the same file again resumes it. */
+  signal?: AbortSignal;
+}
+
+export interface UploadProgress {
+  phase: 'hashing' | 'uploading';
+  name: string;
+  uploadId?: string;
+  /** Bytes hashed (hashing) or stored on the cluster, the fragments of an earlier run included (uploading). */
+  bytesDone: number;
+  totalBytes: number;
+  fragmentsDone: number;
+  fragmentCount: number;
+  /** Fragments this call has sent so far. */
+  sentFragments: number;
+  resumed: boolean;
+  /** The fragment that was just stored; absent in the first report of a phase. */
+  index?: number;
+}
+
+export interface UploadResult {
+  image: ImageSummary;
+  /** null for a one-shot upload. */
+  uploadId: string | null;
+  /** An earlier run's fragments were kept. */
+  resumed: boolean;
+  fragmentCount: number;
+  /** Fragments this call sent (not counting retries of the same fragment). */
+  sentFragments: number;
+  /** Fragments already stored by an earlier run. */
+  skippedFragments: number;
+  /** Requests that were sent again after a transient failure. */
+  retries: number;
+}
+
+export interface UploadDeps {
+  transport: HttpTransport;
+  /** The resume ledger; without it nothing is resumed. */
+  state?: UploadState;
+  retry?: RetryPolicy;
+  /** The cluster's fragment size (cached by the caller): decides the one-shot path. */
+  clusterFragmentSize: () => Promise<number>;
+}
+
+const sha256Hex = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+const MAX_PARALLEL = 64;
+
+function checkOptions(parallel: number, transport: string) {
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > MAX_PARALLEL) {
+    throw new TesseraClientError('BAD_USER_INPUT', `parallel must be a whole number from 1 to ${MAX_PARALLEL} (got ${parallel}).`);
+  }
+  if (transport !== 'multipart' && transport !== 'base64') throw new TesseraClientError('BAD_USER_INPUT', `transport must be "multipart" or "base64" (got "${transport}").`);
+}
+
+export async function upload(deps: UploadDeps, source: UploadSource, options: UploadOptions = {}): Promise<UploadResult> {
+  const { parallel = 4, transport = 'multipart' } = options;
+  checkOptions(parallel, transport);
+  throwIfAborted(options.signal);
+  if (typeof source === 'string') return uploadPath(deps, source, options);
+  const { name, size } = options;
+  if (!name) throw new TesseraClientError('BAD_USER_INPUT', 'A stream upload needs a name.');
+  if (!Number.isSafeInteger(size) || size! < 1) throw new TesseraClientError('BAD_USER_INPUT', 'A stream upload needs its size in bytes (at least 1).');
+  const contentType = options.contentType ?? contentTypeOf(name);
+  const stream = source as AsyncIterable<Uint8Array>;
+  if (await wantsOneShot(deps, options, size!)) {
+    const layout = { size: size!, fragmentSize: size!, fragmentCount: 1 };
+    const next = await streamFragments(stream, layout).next(Buffer.allocUnsafe(size!));
+    return uploadOneShot(deps, name, next!.data, contentType, options);
+  }
+  const session = await beginUpload(deps, { name, size: size!, contentType, sha256: options.sha256 }, options.signal);
+  const reader = streamFragments(stream, session);
+  return sendAndComplete(deps, { session, reader, name, resumed: false, skipped: 0, serverHasSha: Boolean(options.sha256), options });
+}
+
+async function wantsOneShot(deps: UploadDeps, options: UploadOptions, size: number): Promise<boolean> {
+  if (options.oneShot === false || (options.oneShot === undefined && options.transport === 'base64')) return false;
+  return size <= (await deps.clusterFragmentSize());
+}
+
+async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions): Promise<UploadResult> {
+  const { state, transport } = deps;
+  const { signal, hashFirst = true, resume = true } = options;
+  let file: FileHandle;
+  try {
+    file = await open(path, 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new TesseraClientError('BAD_USER_INPUT', `Cannot read ${path}: ${e.code ?? e.message}`, { cause: err });
+  }
+  try {
+    const stat = await file.stat();
+    if (!stat.isFile()) throw new TesseraClientError('BAD_USER_INPUT', `${path} is not a regular file.`);
+    if (stat.size < 1) throw new TesseraClientError('BAD_USER_INPUT', `${path} is empty; an image holds at least one byte.`);
+    const name = options.name ?? basename(path);
+    const contentType = options.contentType ?? contentTypeOf(name) ?? contentTypeOf(path);
+    const key: UploadFileKey = { url: transport.origin, path: resolve(path), size: stat.size, mtimeMs: stat.mtimeMs, name };
+
+    let session: UploadSession | undefined;
+    let serverHasSha = false;
+    if (state && resume) {
+      const { entry, stale } = await state.lookup(key);
+      // The same name from another version of a file: our own open upload holds the name; free it.
+      for (const old of stale) {
+        await transport.graphql(Q.ABORT_UPLOAD, { uploadId: old.uploadId }, { signal }).catch(() => {});
+        await state.remove(old.uploadId);
+      }
+      if (entry) {
+        const found = await transport.graphql<{ upload: UploadSession | null }>(Q.UPLOAD_SESSION, { id: entry.uploadId }, { signal });
+        if (found.upload && found.upload.name === name && found.upload.size === stat.size) {
+          session = found.upload;
+          serverHasSha = Boolean(entry.sha256);
+        } else {
+          await state.remove(entry.uploadId); // completed, aborted or expired: start over
+        }
+      }
+    }
+
+    if (!session && (await wantsOneShot(deps, options, stat.size))) {
+      const data = Buffer.allocUnsafe(stat.size);
+      await fileFragments(file, { size: stat.size, fragmentSize: stat.size, fragmentCount: 1 }, [0]).next(data);
+      return await uploadOneShot(deps, name, data, contentType, options);
+    }
+
+    const resumed = session !== undefined;
+    if (!session) {
+      let sha256 = options.sha256;
+      if (!sha256 && hashFirst) {
+        let hashed = 0;
+        const report = (n: number) => {
+          hashed += n;
+          options.onProgress?.({ phase: 'hashing', name, bytesDone: hashed, totalBytes: stat.size, fragmentsDone: 0, fragmentCount: 0, sentFragments: 0, resumed: false });
+        };
+        report(0);
+        sha256 = await hashFile(file, stat.size, signal, report);
+      }
+      session = await beginUpload(deps, { name, size: stat.size, contentType, sha256 }, signal);
+      serverHasSha = Boolean(sha256);
+      await state?.save({ ...key, uploadId: session.id, sha256: sha256 ?? null, startedAt: new Date().toISOString() });
+    }
+
+    const received = new Set(session.receivedFragments);
+    const toSend = Array.from({ length: session.fragmentCount }, (_, i) => i).filter((i) => !received.has(i));
+    // Without a hash the coordinator checks, read every byte in order to check the result ourselves.
+    const reader = fileFragments(file, session, toSend, { hashWhole: !serverHasSha });
+    const assertUnchanged = async () => {
+      const now = await file.stat();
+      if (now.size !== stat.size || now.mtimeMs !== stat.mtimeMs) {
+        throw new TesseraClientError('FILE_CHANGED', `${path} changed during the upload; upload it again to start over.`, { uploadId: session!.id });
+      }
+    };
+    const result = await sendAndComplete(deps, { session, reader, name, resumed, skipped: received.size, serverHasSha, options, beforeComplete: assertUnchanged });
+    return result;
+  } finally {
+    await file.close();
+  }
+}
+
+async function beginUpload(deps: UploadDeps, input: { name: string; size: number; contentType?: string; sha256?: string }, signal?: AbortSignal): Promise<UploadSession> {
+  // Not idempotent (a lost answer leaves the name reserved), so only a refusal that stored
+  // nothing is retried: no live datanodes, or a connection that never opened.
+  const { beginUpload } = await withRetry(
+    () => deps.transport.graphql<{ beginUpload: UploadSession }>(Q.BEGIN_UPLOAD, { input }, { signal }),
+    { policy: deps.retry, signal, shouldRetry: (e) => e.code === 'INSUFFICIENT_DATANODES' || (e.code === 'NETWORK_ERROR' && /ECONNREFUSED/.test(e.message)) },
+  );
+  return beginUpload;
+}
+
+/** Retries `call`; after a lost answer, `settled` says whether the first attempt went through after all. */
+async function retryIdempotent<T>(deps: UploadDeps, call: () => Promise<T>, settled: (err: TesseraClientError) => Promise<T | undefined>, signal?: AbortSignal): Promise<{ value: T; retries: number }> {
+  let retries = 0;
+  let lostAnswer = false;
+  const value = await withRetry(
+    async () => {
+      try {
+        return await call();
+      } catch (raw) {
+        const err = asClientError(raw, signal);
+        if (lostAnswer) {
+          const done = await settled(err);
+          if (done !== undefined) return done;
+        }
+        if (err.code === 'NETWORK_ERROR') lostAnswer = true;
+        throw err;
+      }
+    },
+    { policy: deps.retry, signal, onRetry: () => retries++ },
+  );
+  return { value, retries };
+}
+
+async function uploadOneShot(deps: UploadDeps, name: string, data: Buffer, contentType: string | undefined, options: UploadOptions): Promise<UploadResult> {
+  const { signal } = options;
+  const sha256 = sha256Hex(data);
+  if (options.sha256 && options.sha256 !== sha256) throw new TesseraClientError('CHECKSUM_MISMATCH', `The bytes hash to ${sha256}, not the given ${options.sha256}.`);
+  const report = (bytesDone: number, fragmentsDone: number, index?: number) =>
+    options.onProgress?.({ phase: 'uploading', name, bytesDone, totalBytes: data.length, fragmentsDone, fragmentCount: 1, sentFragments: fragmentsDone, resumed: false, index });
+  report(0, 0);
+  const { value: image, retries } = await retryIdempotent(
+    deps,
+    async () => (await deps.transport.graphqlMultipart<{ uploadImage: ImageSummary }>(Q.UPLOAD_IMAGE, { name, file: null, contentType: contentType ?? null }, [{ variable: 'variables.file', data, filename: name, contentType }], { signal })).uploadImage,
+    async (err) => {
+      if (err.code !== 'IMAGE_ALREADY_EXISTS') return undefined;
+      const { image } = await deps.transport.graphql<{ image: ImageSummary | null }>(Q.IMAGE_SUMMARY, { name }, { signal });
+      return image?.sha256 === sha256 ? image : undefined;
+    },
+    signal,
+  );
+  await verifyStored(deps, image, sha256, signal);
+  report(data.length, 1, 0);
+  return { image, uploadId: null, resumed: false, fragmentCount: 1, sentFragments: 1, skippedFragments: 0, retries };
+}
+
+/** The coordinator's whole-image hash against ours; a mismatch must not stay visible. */
+async function verifyStored(deps: UploadDeps, image: ImageSummary, sha256: string, signal?: AbortSignal): Promise<void> {
+  if (image.sha256 === sha256) return;
+  await deps.transport.graphql(Q.DELETE_IMAGE, { name: image.name }, { signal }).catch(() => {});
+  throw new TesseraClientError('CHECKSUM_MISMATCH', `The stored image hashes to ${image.sha256}, the local bytes to ${sha256}; it was deleted.`);
+}
+
+interface SendPlan {
+  session: UploadSession;
+  reader: FragmentReader;
+  name: string;
+  resumed: boolean;
+  skipped: number;
+  serverHasSha: boolean;
+  options: UploadOptions;
+  beforeComplete?: () => Promise<void>;
+}
+
+async function sendAndComplete(deps: UploadDeps, plan: SendPlan): Promise<UploadResult> {
+  const { session, reader, name, resumed, skipped, options } = plan;
+  const { parallel = 4, transport = 'multipart', signal } = options;
+  const layout: Layout = session;
+  const uploadId = session.id;
+
+  let bytesDone = 0;
+  for (const i of new Set(session.receivedFragments)) bytesDone += fragmentLength(layout, i);
+  let fragmentsDone = skipped;
+  let sentFragments = 0;
+  let retries = 0;
+  const report = (index?: number) =>
+    options.onProgress?.({ phase: 'uploading', name, uploadId, bytesDone, totalBytes: session.size, fragmentsDone, fragmentCount: session.fragmentCount, sentFragments, resumed, index });
+  report();
+
+  // One failure stops the other workers; the caller's abort stops them all.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(signal!.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const sendOne = async (index: number, data: Buffer, sha256: string) => {
+    const receipt =
+      transport === 'multipart'
+        ? (await deps.transport.graphqlMultipart<{ uploadFragment: { sha256: string } }>(Q.UPLOAD_FRAGMENT_FILE, { uploadId, index, file: null, sha256 }, [{ variable: 'variables.file', data, filename: `fragment-${index}` }], { signal: stop.signal })).uploadFragment
+        : (await deps.transport.graphql<{ uploadFragment: { sha256: string } }>(Q.UPLOAD_FRAGMENT_BASE64, { uploadId, index, data: data.toString('base64'), sha256 }, { signal: stop.signal })).uploadFragment;
+    if (receipt.sha256 !== sha256) throw new TesseraClientError('CHECKSUM_MISMATCH', `Fragment ${index} was stored with sha256 ${receipt.sha256}, not ${sha256}.`);
+  };
+  const worker = async () => {
+    // Each worker owns one fragment-sized buffer for the whole upload: memory is K fragments.
+    const buffer = Buffer.allocUnsafe(session.fragmentSize);
+    for (;;) {
+      if (stop.signal.aborted) return;
+      const fragment = await reader.next(buffer);
+      if (!fragment) return;
+      const sha256 = sha256Hex(fragment.data);
+      await withRetry(() => sendOne(fragment.index, fragment.data, sha256), { policy: deps.retry, signal: stop.signal, onRetry: () => retries++ });
+      sentFragments++;
+      fragmentsDone++;
+      bytesDone += fragment.data.length;
+      report(fragment.index);
+    }
+  };
+  try {
+    const outcomes = await Promise.allSettled(
+      // At least one worker: a hashing reader must still read the stored fragments.
+      Array.from({ length: Math.max(1, Math.min(parallel, session.fragmentCount - skipped)) }, () =>
+        worker().catch((err) => {
+          stop.abort(err);
+          throw err;
+        }),
+      ),
+    );
+    const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [asClientError(o.reason, stop.signal)] : []));
+    if (signal?.aborted) throw abortError(signal);
+    if (failures.length > 0) throw failures.find((e) => e.code !== 'ABORTED') ?? failures[0];
+  } catch (err) {
+    const e = asClientError(err, signal);
+    e.uploadId ??= uploadId;
+    throw e;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+
+  await plan.beforeComplete?.();
+  const localSha = plan.serverHasSha ? undefined : reader.digest();
+  let image: ImageSummary;
+  try {
+    const done = await retryIdempotent(
+      deps,
+      async () => (await deps.transport.graphql<{ completeUpload: ImageSummary }>(Q.COMPLETE_UPLOAD, { uploadId }, { signal })).completeUpload,
+      async (err) => {
+        // The first completeUpload went through but its answer was lost.
+        if (err.code !== 'UPLOAD_NOT_FOUND') return undefined;
+        const { image } = await deps.transport.graphql<{ image: ImageSummary | null }>(Q.IMAGE_SUMMARY, { name }, { signal });
+        return image && image.size === session.size && (!localSha || image.sha256 === localSha) ? image : undefined;
+      },
+      signal,
+    );
+    image = done.value;
+    retries += done.retries;
+  } catch (err) {
+    const e = asClientError(err, signal);
+    e.uploadId ??= uploadId;
+    // A wrong whole-image hash cannot be fixed by resuming: drop the upload and its fragments.
+    if (e.code === 'CHECKSUM_MISMATCH') await deps.transport.graphql(Q.ABORT_UPLOAD, { uploadId }).catch(() => {});
+    if (e.code === 'CHECKSUM_MISMATCH' || e.code === 'UPLOAD_NOT_FOUND') await deps.state?.remove(uploadId);
+    throw e;
+  }
+  await deps.state?.remove(uploadId);
+  if (localSha) await verifyStored(deps, image, localSha, signal);
+  return { image, uploadId, resumed, fragmentCount: session.fragmentCount, sentFragments, skippedFragments: skipped, retries };
+}

@@ -1,0 +1,161 @@
+// Self-repair: replicas found corrupt or missing are rewritten in place from a verified copy
+// (read-repair and scrub-repair), and the fragments of a datanode DOWN past --repair-after, or
+// draining, are copied to other live datanodes until each has R verified replicas again; only
+// then is the lost replica forgotten (its file deleted if the datanode ever returns). Throttled.
+import type { Logger } from 'pino';
+import type { Catalog, FragmentRow } from '../metadata/catalog.ts';
+import type { EventBus } from '../events.ts';
+import type { DatanodeClient } from './datanode-client.ts';
+import type { Registry } from './registry.ts';
+import type { BadReplica, Replicas } from './replicas.ts';
+import { createThrottle } from './throttle.ts';
+
+const BATCH = 32;
+
+export function createRepairer({ catalog, registry, replicas, client, events, log, replicationFactor, repairAfterMs, bytesPerSecond, concurrency = 2, pollMs = 1000, now = Date.now }: {
+  catalog: Catalog;
+  registry: Registry;
+  replicas: Replicas;
+  client: DatanodeClient;
+  events: EventBus;
+  log: Logger;
+  replicationFactor: number;
+  repairAfterMs: number;
+  bytesPerSecond: number;
+  concurrency?: number;
+  pollMs?: number;
+  now?: () => number;
+}) {
+  const throttle = createThrottle(bytesPerSecond);
+  const suspects = new Map<string, BadReplica>(); // key fragment:datanode
+  /** Fragments that could not be repaired this round (no readable copy, no room): retried later. */
+  const stuck = new Map<string, number>();
+  const state = { stopped: true };
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let again = false;
+
+  /** Datanodes whose replicas no longer count: DOWN past the delay, or draining. */
+  const lostDatanodes = () =>
+    new Set(
+      registry
+        .all()
+        .filter((n) => n.draining || ((n.status === 'DOWN' || n.status === null) && now() - n.statusSince >= repairAfterMs))
+        .map((n) => n.id),
+    );
+
+  async function repairInPlace(bad: BadReplica) {
+    const fragment = catalog.fragmentById(bad.fragmentId);
+    const node = registry.get(bad.datanodeId);
+    const holders = fragment ? catalog.replicasOf(fragment.id) : [];
+    if (!fragment || !node || !holders.includes(bad.datanodeId) || !registry.isLive(node.id)) return; // gone or handled as lost
+    const good = await replicas.read({ ...fragment, replicas: holders.filter((d) => d !== bad.datanodeId) });
+    await client.putFragment(node.url, fragment.id, good, fragment.sha256);
+    await throttle.consume(good.length, state);
+    log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');
+    events.emit({ kind: 'ReplicaRepaired', message: `Rewrote the ${bad.reason} replica of fragment ${fragment.id} on ${node.id}.`, fragmentId: fragment.id, datanode: { ...node }, reason: bad.reason });
+  }
+
+  async function reReplicate(fragment: FragmentRow, lost: Set<string>) {
+    const holders = catalog.replicasOf(fragment.id);
+    const kept = holders.filter((d) => !lost.has(d));
+    const dropped = holders.filter((d) => lost.has(d));
+    const need = Math.max(replicationFactor - kept.length, 0);
+    let added: string[] = [];
+    if (need > 0) {
+      // Read from any holder that answers (a draining one is fine), verified against the index.
+      const data = await replicas.read({ ...fragment, replicas: [...kept, ...dropped] });
+      added = await replicas.write(fragment.id, data, fragment.sha256, need, new Set(holders));
+      await throttle.consume(data.length * added.length, state);
+    }
+    if (!catalog.moveReplicas(fragment.id, added, dropped, now())) {
+      catalog.releaseWriteIntents(fragment.id, added, now()); // deleted meanwhile: the new copies go too
+      return;
+    }
+    for (const d of added) {
+      const node = registry.get(d)!;
+      events.emit({ kind: 'ReplicaRepaired', message: `Copied fragment ${fragment.id} to ${d} (re-replication).`, fragmentId: fragment.id, datanode: { ...node }, reason: 're-replication' });
+    }
+  }
+
+  async function pass() {
+    // 1. Suspect replicas reported by reads and the scrubber.
+    const bad = [...suspects.values()];
+    suspects.clear();
+    for (const b of bad) {
+      if (state.stopped) return;
+      try {
+        await repairInPlace(b);
+      } catch (err) {
+        log.warn({ ...b, err: (err as Error).message }, 'replica repair failed; will retry');
+        if (registry.isLive(b.datanodeId)) suspects.set(`${b.fragmentId}:${b.datanodeId}`, b);
+      }
+    }
+    // 2. Fragments held by lost datanodes.
+    const lost = lostDatanodes();
+    for (const datanodeId of lost) {
+      for (;;) {
+        if (state.stopped) return;
+        const batch = catalog.fragmentsOn(datanodeId, BATCH + stuck.size).filter((f) => (stuck.get(f.id) ?? 0) <= now()).slice(0, BATCH);
+        if (batch.length === 0) break;
+        for (let i = 0; i < batch.length; i += concurrency) {
+          await Promise.all(batch.slice(i, i + concurrency).map(async (f) => {
+            try {
+              await reReplicate(f, lost);
+            } catch (err) {
+              stuck.set(f.id, now() + 30_000);
+              log.warn({ fragment: f.id, err: (err as Error).message }, 're-replication failed; will retry');
+            }
+          }));
+        }
+      }
+    }
+    for (const [id, until] of stuck) if (until <= now()) stuck.delete(id);
+  }
+
+  function kick(): Promise<void> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = pass()
+      .catch((err) => log.error({ err }, 'repair pass failed'))
+      .finally(() => {
+        running = undefined;
+        if (again && !state.stopped) {
+          again = false;
+          void kick();
+        }
+      });
+    return running;
+  }
+
+  return {
+    /** A replica that failed verification or was missing: repaired on the next pass. */
+    report(bad: BadReplica) {
+      if (bad.reason === 'unreachable') return; // the monitor decides about dead datanodes
+      suspects.set(`${bad.fragmentId}:${bad.datanodeId}`, bad);
+      void kick();
+    },
+    kick,
+    start() {
+      state.stopped = false;
+      const tick = () => {
+        void kick().finally(() => {
+          if (!state.stopped) timer = setTimeout(tick, pollMs);
+        });
+      };
+      tick();
+    },
+    async idle() {
+      while (running) await running;
+    },
+    async stop() {
+      state.stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
+export type Repairer = ReturnType<typeof createRepairer>;

@@ -1,0 +1,82 @@
+// The scrubber: re-reads every replica at a gentle byte rate, verifies it against the index and
+// reports the corrupt or missing ones for repair. One pass, then a pause, then the next.
+import type { Logger } from 'pino';
+import type { Catalog } from '../metadata/catalog.ts';
+import type { EventBus } from '../events.ts';
+import type { DatanodeClient } from './datanode-client.ts';
+import type { Registry } from './registry.ts';
+import { sha256Hex, type BadReplica } from './replicas.ts';
+import { createThrottle } from './throttle.ts';
+
+export function createScrubber({ catalog, registry, client, events, log, bytesPerSecond, pauseMs, onBad }: {
+  catalog: Catalog;
+  registry: Registry;
+  client: DatanodeClient;
+  events: EventBus;
+  log: Logger;
+  bytesPerSecond: number;
+  /** Between two full passes. */
+  pauseMs: number;
+  onBad: (bad: BadReplica) => void;
+}) {
+  const throttle = createThrottle(bytesPerSecond);
+  const state = { stopped: true };
+  let cursor = { fragmentId: '', datanodeId: '' };
+  let loop: Promise<void> | undefined;
+  let passes = 0;
+
+  /** Checks the next page of replicas; false at the end of a pass. */
+  async function step(): Promise<boolean> {
+    const page = catalog.replicaPage(cursor, 16);
+    if (page.length === 0) return false;
+    for (const replica of page) {
+      if (state.stopped) return true;
+      cursor = { fragmentId: replica.fragmentId, datanodeId: replica.datanodeId };
+      const node = registry.get(replica.datanodeId);
+      if (!node || !registry.isLive(node.id)) continue; // DOWN ones are the repairer's
+      let reason: BadReplica['reason'] | undefined;
+      try {
+        const data = await client.getFragment(node.url, replica.fragmentId);
+        if (data === undefined) reason = 'missing';
+        else if (sha256Hex(data) !== replica.sha256) reason = 'corrupt';
+      } catch {
+        continue; // unreachable: the monitor's business
+      }
+      await throttle.consume(replica.size, state);
+      if (reason && catalog.accountsFor(replica.fragmentId, replica.datanodeId)) {
+        const bad = { fragmentId: replica.fragmentId, datanodeId: replica.datanodeId, reason };
+        log.warn(bad, 'scrub found a bad replica');
+        events.emit({ kind: 'ReplicaFault', message: `Scrub found the replica of fragment ${bad.fragmentId} on ${node.id} ${reason}.`, fragmentId: bad.fragmentId, datanode: { ...node }, reason });
+        onBad(bad);
+      }
+    }
+    return true;
+  }
+
+  async function run() {
+    while (!state.stopped) {
+      try {
+        if (await step()) continue;
+      } catch (err) {
+        log.error({ err }, 'scrub step failed');
+      }
+      cursor = { fragmentId: '', datanodeId: '' };
+      passes += 1;
+      await new Promise((r) => setTimeout(r, pauseMs).unref());
+    }
+  }
+
+  return {
+    get passes() {
+      return passes;
+    },
+    start() {
+      state.stopped = false;
+      loop = run();
+    },
+    async stop() {
+      state.stopped = true;
+      await loop;
+    },
+  };
+}
