@@ -3,7 +3,6 @@
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga, type Plugin } from 'graphql-yoga';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createFetch } from '@whatwg-node/fetch';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -56,8 +55,9 @@ export function createHttpServer(app: Coordinator) {
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
     context: ({ request }) => contextFor(request),
-    // GraphiQL from the package, not a CDN; subscriptions in it over graphql-ws.
-    renderGraphiQL,
+    // GraphiQL from the package, not a CDN; subscriptions in it over graphql-ws. The package is a
+    // 9 MB script: loaded on the first browser visit, not at start (it cost ~60 MB of RSS).
+    renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS' },
     // One multipart part is one fragment or one uploadImage file; Yoga holds it in memory.
     fetchAPI: createFetch({ formDataLimits: { fileSize: Math.max(config.maxUploadImageSize, MAX_FRAGMENT_SIZE), files: 4 } }),
@@ -93,7 +93,8 @@ export function createHttpServer(app: Coordinator) {
       subscribe: (args) => (args.rootValue as Envelope).subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
         const request = ctx.extra.request;
-        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...ctx, req: request, socket: ctx.extra.socket, params });
+        // `request` too: Yoga's context factory (contextFor) reads the headers from it.
+        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...ctx, req: request, request, socket: ctx.extra.socket, params });
         const args = {
           schema: s,
           operationName: params.operationName,
