@@ -57,6 +57,7 @@ export function asClientError(err: unknown, signal?: AbortSignal): TesseraClient
   if (signal?.aborted) return abortError(signal);
   const e = err as NodeJS.ErrnoException;
   if (e?.name === 'AbortError') return abortError(signal);
-  const detail = e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? err);
+  const message = String(e?.message ?? err);
+  const detail = e?.code && !message.includes(e.code) ? `${e.code}: ${message}` : message;
   return new TesseraClientError('NETWORK_ERROR', detail, { cause: err });
 }

@@ -3,7 +3,7 @@
 // the caller's K buffers of one fragment each, whatever the file's size.
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { TesseraClientError } from './errors.ts';
+import { TesseraClientError, throwIfAborted } from './errors.ts';
 
 export interface Layout {
   size: number;
@@ -128,7 +128,7 @@ export async function hashFile(file: FileHandle, size: number, signal?: AbortSig
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(Math.min(size, 4 * 1024 * 1024) || 1);
   for (let position = 0; position < size; ) {
-    if (signal?.aborted) throw new TesseraClientError('ABORTED', 'The operation was aborted.');
+    throwIfAborted(signal);
     const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - position), position);
     if (bytesRead === 0) throw new TesseraClientError('FILE_CHANGED', `The file ended at byte ${position}; it shrank while it was hashed.`);
     hash.update(buffer.subarray(0, bytesRead));

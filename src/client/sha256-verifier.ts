@@ -1,5 +1,6 @@
-// A pass-through stream that hashes and counts what flows through it and fails at the end when
-// the bytes are not the ones announced, so a download is checked without a second read.
+// Checks bytes against an announced SHA-256 and size while they flow past, so a download is
+// verified without a second read: a tally for loops that write themselves, and a Transform
+// for stream pipelines.
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { TesseraClientError } from './errors.ts';
@@ -12,34 +13,61 @@ export interface VerifyExpectation {
   onBytes?: (total: number) => void;
 }
 
+export function createSha256Tally(expected: VerifyExpectation = {}) {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  return {
+    get bytes() {
+      return bytes;
+    },
+    /** Counts and hashes a chunk; throws SIZE_MISMATCH as soon as more than the announced size arrived. */
+    update(chunk: Uint8Array): void {
+      hash.update(chunk);
+      bytes += chunk.byteLength;
+      if (expected.size !== undefined && bytes > expected.size) throw new TesseraClientError('SIZE_MISMATCH', `More than the ${expected.size} bytes announced arrived.`);
+      expected.onBytes?.(bytes);
+    },
+    /** The digest of everything seen; throws SIZE_MISMATCH or CHECKSUM_MISMATCH when it is not the announced one. */
+    finish(): { sha256: string; bytes: number } {
+      const sha256 = hash.digest('hex');
+      if (expected.size !== undefined && bytes !== expected.size) throw new TesseraClientError('SIZE_MISMATCH', `${bytes} bytes arrived; ${expected.size} were announced.`);
+      if (expected.sha256 !== undefined && sha256 !== expected.sha256) {
+        throw new TesseraClientError('CHECKSUM_MISMATCH', `The bytes hash to ${sha256}, not the announced ${expected.sha256}.`);
+      }
+      return { sha256, bytes };
+    },
+  };
+}
+
+/** A pass-through stream that fails at its end (or on excess bytes) when the bytes are not the announced ones. */
 export class Sha256Verifier extends Transform {
-  readonly #hash = createHash('sha256');
-  readonly #expected: VerifyExpectation;
-  bytes = 0;
+  readonly #tally: ReturnType<typeof createSha256Tally>;
   /** Set once the stream has ended. */
   sha256?: string;
 
   constructor(expected: VerifyExpectation = {}) {
     super();
-    this.#expected = expected;
+    this.#tally = createSha256Tally(expected);
+  }
+
+  get bytes(): number {
+    return this.#tally.bytes;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#hash.update(chunk);
-    this.bytes += chunk.length;
-    if (this.#expected.size !== undefined && this.bytes > this.#expected.size) {
-      return callback(new TesseraClientError('SIZE_MISMATCH', `More than the ${this.#expected.size} bytes announced arrived.`));
+    try {
+      this.#tally.update(chunk);
+    } catch (err) {
+      return callback(err as Error);
     }
-    this.#expected.onBytes?.(this.bytes);
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    this.sha256 = this.#hash.digest('hex');
-    const { size, sha256 } = this.#expected;
-    if (size !== undefined && this.bytes !== size) return callback(new TesseraClientError('SIZE_MISMATCH', `${this.bytes} bytes arrived; ${size} were announced.`));
-    if (sha256 !== undefined && this.sha256 !== sha256) {
-      return callback(new TesseraClientError('CHECKSUM_MISMATCH', `The bytes hash to ${this.sha256}, not the announced ${sha256}.`));
+    try {
+      this.sha256 = this.#tally.finish().sha256;
+    } catch (err) {
+      return callback(err as Error);
     }
     callback();
   }

@@ -2,6 +2,7 @@
 // multipart (or base64) uploadFragment calls with their own sha256, retried when the failure may
 // pass, and resumed from upload(id).receivedFragments when the same file is uploaded again.
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -34,7 +35,7 @@ export interface UploadOptions {
    * the fragments are read and checked after completion; a mismatch then deletes the image.
    */
   hashFirst?: boolean;
-  /** Paths only: continue an earlier interrupted upload of the same file (default true). */
+  /** Paths only: continue an earlier interrupted upload of the same file (default true); false aborts it and starts over. */
   resume?: boolean;
   /**
    * Send images no larger than one fragment in a single uploadImage request (one round trip
@@ -141,14 +142,15 @@ async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions
 
     let session: UploadSession | undefined;
     let serverHasSha = false;
-    if (state && resume) {
+    if (state) {
       const { entry, stale } = await state.lookup(key);
-      // The same name from another version of a file: our own open upload holds the name; free it.
-      for (const old of stale) {
+      // Our own open uploads of another version of the file (or of this one, when starting
+      // over) hold the name: free it.
+      for (const old of resume || !entry ? stale : [...stale, entry]) {
         await transport.graphql(Q.ABORT_UPLOAD, { uploadId: old.uploadId }, { signal }).catch(() => {});
         await state.remove(old.uploadId);
       }
-      if (entry) {
+      if (entry && resume) {
         const found = await transport.graphql<{ upload: UploadSession | null }>(Q.UPLOAD_SESSION, { id: entry.uploadId }, { signal });
         if (found.upload && found.upload.name === name && found.upload.size === stat.size) {
           session = found.upload;
@@ -289,6 +291,8 @@ async function sendAndComplete(deps: UploadDeps, plan: SendPlan): Promise<Upload
 
   // One failure stops the other workers; the caller's abort stops them all.
   const stop = new AbortController();
+  // Every request in flight listens on it: K of them are expected, not a leak.
+  setMaxListeners(parallel * 2 + 16, stop.signal);
   const onAbort = () => stop.abort(signal!.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   const sendOne = async (index: number, data: Buffer, sha256: string) => {

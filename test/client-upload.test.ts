@@ -1,0 +1,233 @@
+// The client library's uploads against a real in-process cluster (64 KiB fragments): byte-identical
+// round trips over both transports, streams, the one-shot path, resume after an abort, retries.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile, readFile, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startCluster, type TestCluster } from './support/cluster.ts';
+import { createTesseraClient, TesseraClientError, type TesseraClient } from '../src/client/index.ts';
+import { withRetry } from '../src/client/retry.ts';
+
+const FRAGMENT = 64 * 1024;
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+let cluster: TestCluster;
+let dir: string;
+let client: TesseraClient;
+
+beforeAll(async () => {
+  [cluster, dir] = await Promise.all([startCluster(), mkdtemp(join(tmpdir(), 'tessera-client-upload-'))]);
+  client = createTesseraClient({ url: cluster.url, stateDir: join(dir, 'state') });
+});
+afterAll(async () => {
+  client?.close();
+  await cluster?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function fileOf(name: string, size: number) {
+  const bytes = randomBytes(size);
+  const path = join(dir, name);
+  await writeFile(path, bytes);
+  return { path, bytes };
+}
+
+async function fetchBytes(name: string) {
+  const res = await fetch(`${cluster.url}/images/${encodeURIComponent(name)}`);
+  expect(res.status).toBe(200);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+describe('upload', () => {
+  it.each([
+    { transport: 'multipart' as const, hashFirst: true },
+    { transport: 'base64' as const, hashFirst: false },
+  ])('a multi-fragment file arrives byte-identical ($transport, hashFirst $hashFirst)', async ({ transport, hashFirst }) => {
+    const { path, bytes } = await fileOf(`multi-${transport}.png`, 17 * FRAGMENT + 123);
+    const progress: number[] = [];
+    const result = await client.upload(path, { transport, hashFirst, parallel: 3, onProgress: (p) => p.phase === 'uploading' && progress.push(p.bytesDone) });
+    expect(result.image).toMatchObject({ name: `multi-${transport}.png`, size: bytes.length, sha256: sha256(bytes), contentType: 'image/png', fragmentCount: 18 });
+    expect(result).toMatchObject({ resumed: false, fragmentCount: 18, sentFragments: 18, skippedFragments: 0 });
+    expect(progress.at(-1)).toBe(bytes.length);
+    expect((await fetchBytes(result.image.name)).equals(bytes)).toBe(true);
+  });
+
+  it('a stream of odd-sized chunks, with name and size, arrives byte-identical', async () => {
+    const bytes = randomBytes(5 * FRAGMENT + 7);
+    const chunks = [];
+    for (let at = 0; at < bytes.length; at += 10_007) chunks.push(bytes.subarray(at, at + 10_007));
+    const result = await client.upload(Readable.from(chunks), { name: 'streamed.jpg', size: bytes.length });
+    expect(result.image).toMatchObject({ size: bytes.length, sha256: sha256(bytes), contentType: 'image/jpeg' });
+    expect((await fetchBytes('streamed.jpg')).equals(bytes)).toBe(true);
+  });
+
+  it('a stream shorter than its announced size fails with BAD_USER_INPUT', async () => {
+    const err = await client.upload(Readable.from([randomBytes(1000)]), { name: 'short', size: 3 * FRAGMENT }).catch((e) => e);
+    expect(err).toBeInstanceOf(TesseraClientError);
+    expect(err.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('an image of one fragment goes in one uploadImage request', async () => {
+    const { path, bytes } = await fileOf('small.gif', 1000);
+    const result = await client.upload(path);
+    expect(result).toMatchObject({ uploadId: null, fragmentCount: 1, sentFragments: 1 });
+    expect(result.image).toMatchObject({ size: 1000, sha256: sha256(bytes), contentType: 'image/gif' });
+    expect((await fetchBytes('small.gif')).equals(bytes)).toBe(true);
+  });
+
+  it('server errors arrive as TesseraClientError with the contract code', async () => {
+    const { path } = await fileOf('taken.png', 2 * FRAGMENT);
+    await client.upload(path);
+    const err = await client.upload(path, { resume: false }).catch((e) => e);
+    expect(err).toBeInstanceOf(TesseraClientError);
+    expect(err.code).toBe('IMAGE_ALREADY_EXISTS');
+    const bad = await client.upload(path, { name: '..' }).catch((e) => e);
+    expect(bad.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('an aborted upload resumes: the second run sends only the fragments the cluster lacks', async () => {
+    const { path, bytes } = await fileOf('resume.bmp', 40 * FRAGMENT + 5);
+    const controller = new AbortController();
+    let uploadId: string | undefined;
+    let sentBeforeAbort = 0;
+    const err = await client
+      .upload(path, {
+        parallel: 2,
+        signal: controller.signal,
+        onProgress: (p) => {
+          uploadId = p.uploadId;
+          sentBeforeAbort = p.sentFragments;
+          if (p.sentFragments >= 6) controller.abort();
+        },
+      })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(TesseraClientError);
+    expect(err.code).toBe('ABORTED');
+    expect(err.uploadId).toBe(uploadId);
+    expect(sentBeforeAbort).toBeGreaterThanOrEqual(6);
+
+    // The upload stays open; fragments in flight at the abort may or may not have landed.
+    const { upload } = await cluster.gql(`query($id: ID!){ upload(id: $id){ receivedFragments fragmentCount } }`, { id: uploadId });
+    const stored: number[] = upload.receivedFragments;
+    expect(stored.length).toBeGreaterThanOrEqual(6);
+    expect(stored.length).toBeLessThan(41);
+
+    const sentIndexes: number[] = [];
+    const result = await client.upload(path, { onProgress: (p) => p.index !== undefined && sentIndexes.push(p.index) });
+    expect(result).toMatchObject({ uploadId, resumed: true, fragmentCount: 41 });
+    // An aborted request whose body had arrived may still land after the query above: the
+    // resume may skip more than `stored`, never fewer, and never sends a stored fragment again.
+    expect(result.skippedFragments).toBeGreaterThanOrEqual(stored.length);
+    expect(result.sentFragments).toBe(41 - result.skippedFragments);
+    expect(new Set(sentIndexes).size).toBe(result.sentFragments);
+    expect(sentIndexes.filter((i) => stored.includes(i))).toEqual([]);
+    expect(result.image.sha256).toBe(sha256(bytes));
+    expect((await fetchBytes('resume.bmp')).equals(bytes)).toBe(true);
+
+    // Completed: the ledger forgets it, so a third run is a new upload (and the name is taken).
+    const ledger = JSON.parse(await readFile(join(dir, 'state', 'uploads.json'), 'utf8'));
+    expect(ledger.uploads.some((u: { uploadId: string }) => u.uploadId === uploadId)).toBe(false);
+  });
+
+  it('a changed file does not resume the old upload: that one is dropped and the name freed', async () => {
+    const { path } = await fileOf('changed.png', 20 * FRAGMENT);
+    const controller = new AbortController();
+    const err = await client.upload(path, { parallel: 1, signal: controller.signal, onProgress: (p) => p.sentFragments >= 2 && controller.abort() }).catch((e) => e);
+    expect(err.code).toBe('ABORTED');
+    const bytes = randomBytes(20 * FRAGMENT);
+    await writeFile(path, bytes);
+    await utimes(path, new Date(), new Date(Date.now() + 5000)); // a distinct mtime even on coarse clocks
+    const result = await client.upload(path);
+    expect(result).toMatchObject({ resumed: false, sentFragments: 20 });
+    expect((await client.graphql<{ upload: unknown }>(`query($id: ID!){ upload(id: $id){ id } }`, { id: err.uploadId })).upload).toBeNull();
+    expect((await fetchBytes('changed.png')).equals(bytes)).toBe(true);
+  });
+  it('resume: false aborts the earlier upload of the file and starts over', async () => {
+    const { path, bytes } = await fileOf('restart.png', 12 * FRAGMENT);
+    const controller = new AbortController();
+    const err = await client.upload(path, { parallel: 1, signal: controller.signal, onProgress: (p) => p.sentFragments >= 2 && controller.abort() }).catch((e) => e);
+    expect(err.code).toBe('ABORTED');
+    const result = await client.upload(path, { resume: false });
+    expect(result).toMatchObject({ resumed: false, sentFragments: 12, skippedFragments: 0 });
+    expect(result.uploadId).not.toBe(err.uploadId);
+    expect((await client.graphql<{ upload: unknown }>(`query($id: ID!){ upload(id: $id){ id } }`, { id: err.uploadId })).upload).toBeNull();
+    expect((await fetchBytes('restart.png')).equals(bytes)).toBe(true);
+  });
+});
+
+describe('transient failures', () => {
+  it('a reset connection and INSUFFICIENT_DATANODES on fragments are retried; the upload completes intact', async () => {
+    // A proxy that fails the 2nd fragment request by cutting the connection and answers the 4th
+    // with INSUFFICIENT_DATANODES, forwarding everything else to the coordinator.
+    let fragments = 0;
+    const proxy = http.createServer((req, res) => {
+      if ((req.headers['content-type'] ?? '').startsWith('multipart/')) {
+        fragments++;
+        if (fragments === 2) return void req.socket.destroy();
+        if (fragments === 4) {
+          req.resume();
+          return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: 'Needs 2 live datanodes; 1 is live.', extensions: { code: 'INSUFFICIENT_DATANODES' } }] }));
+        }
+      }
+      const target = new URL(cluster.url);
+      const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode!, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const flaky = createTesseraClient({ url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, stateDir: false, retry: { baseDelayMs: 5, maxDelayMs: 20 } });
+    try {
+      const { path, bytes } = await fileOf('flaky.png', 6 * FRAGMENT);
+      const result = await flaky.upload(path, { parallel: 1 });
+      expect(result).toMatchObject({ sentFragments: 6, retries: 2 });
+      expect(fragments).toBe(8);
+      expect((await fetchBytes('flaky.png')).equals(bytes)).toBe(true);
+    } finally {
+      flaky.close();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+});
+
+describe('retry policy', () => {
+  const fast = { retries: 3, baseDelayMs: 1, maxDelayMs: 2 };
+  it('retries transient failures and gives up on input errors at once', async () => {
+    let calls = 0;
+    const value = await withRetry(
+      async () => {
+        if (++calls < 3) throw new TesseraClientError('INSUFFICIENT_DATANODES', 'not now');
+        return 'ok';
+      },
+      { policy: fast },
+    );
+    expect([value, calls]).toEqual(['ok', 3]);
+
+    calls = 0;
+    const err = await withRetry(
+      async () => {
+        calls++;
+        throw new TesseraClientError('BAD_USER_INPUT', 'never');
+      },
+      { policy: fast },
+    ).catch((e) => e);
+    expect([err.code, calls]).toEqual(['BAD_USER_INPUT', 1]);
+
+    calls = 0;
+    const network = await withRetry(
+      async () => {
+        calls++;
+        throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+      },
+      { policy: fast },
+    ).catch((e) => e);
+    expect([network.code, calls]).toEqual(['NETWORK_ERROR', 4]);
+  });
+});
