@@ -2,7 +2,7 @@
 // GraphiQL) and graphql-ws on /graphql, GET /images/{name}, GET /healthz.
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createYoga, type Plugin } from 'graphql-yoga';
+import { createYoga } from 'graphql-yoga';
 import { createFetch } from '@whatwg-node/fetch';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -13,24 +13,9 @@ import type { Coordinator } from '../coordinator.ts';
 import { MAX_FRAGMENT_SIZE } from '../config.ts';
 import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
+import { badUserInputCode, payloadTooLargeCode } from './error-codes.ts';
 
 export const GRAPHQL_PATH = '/graphql';
-
-/** Yoga answers an oversized multipart part with its own code; the contract's is PAYLOAD_TOO_LARGE. */
-const payloadTooLarge: Plugin = {
-  onRequestParse({ requestParser, setRequestParser }) {
-    if (!requestParser) return;
-    setRequestParser(async (request) => {
-      try {
-        return await requestParser(request);
-      } catch (err) {
-        const e = err as { extensions?: Record<string, unknown> };
-        if (e.extensions?.code === 'REQUEST_ENTITY_TOO_LARGE') e.extensions.code = 'PAYLOAD_TOO_LARGE';
-        throw err;
-      }
-    });
-  },
-};
 
 function headerOf(request: Request | IncomingMessage, name: string): string | undefined {
   if ('get' in request.headers && typeof request.headers.get === 'function') return request.headers.get(name) ?? undefined;
@@ -61,7 +46,7 @@ export function createHttpServer(app: Coordinator) {
     graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS' },
     // One multipart part is one fragment or one uploadImage file; Yoga holds it in memory.
     fetchAPI: createFetch({ formDataLimits: { fileSize: Math.max(config.maxUploadImageSize, MAX_FRAGMENT_SIZE), files: 4 } }),
-    plugins: [payloadTooLarge],
+    plugins: [payloadTooLargeCode, badUserInputCode],
     logging: {
       debug: (...args) => app.log.debug(args.join(' ')),
       info: (...args) => app.log.info(args.join(' ')),

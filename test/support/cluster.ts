@@ -66,6 +66,9 @@ export async function startCluster({ datanodes = 3, config = {}, sampleSystem = 
     /** Stops the coordinator and starts a new one on the same index and port. */
     async restartCoordinator(overrides: Partial<CoordinatorConfig> = {}) {
       await coordinator.stop();
+      // The old server has cut its keep-alive connections; let fetch's pool see the FINs, or the
+      // first request after the restart may be sent on a dead socket ("other side closed").
+      await new Promise((resolve) => setTimeout(resolve, 50));
       coordinator = await startCoordinator({ ...coordinatorConfig, port: coordinator.port, ...overrides }, log);
     },
     async close() {

@@ -1,0 +1,44 @@
+// Yoga plugins that give the contract's codes to errors raised before our resolvers run:
+// a multipart part over the size limit, and arguments the GraphQL type system itself rejects.
+import type { GraphQLError } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+
+/** Yoga answers an oversized multipart part with its own code; the contract's is PAYLOAD_TOO_LARGE. */
+export const payloadTooLargeCode: Plugin = {
+  onRequestParse({ requestParser, setRequestParser }) {
+    if (!requestParser) return;
+    setRequestParser(async (request) => {
+      try {
+        return await requestParser(request);
+      } catch (err) {
+        const e = err as { extensions?: Record<string, unknown> };
+        if (e.extensions?.code === 'REQUEST_ENTITY_TOO_LARGE') e.extensions.code = 'PAYLOAD_TOO_LARGE';
+        throw err;
+      }
+    });
+  },
+};
+
+// graphql-js's messages for a value of the wrong type: a variable (`Variable "$x" got invalid
+// value …`) or a literal (`Int cannot represent …`, `Expected value of type …`).
+const MALFORMED_ARGUMENT = /got invalid value|cannot represent|^Expected value of type|^Expected type|was not provided|is not defined by type/;
+
+function markMalformed(errors: readonly (Error | GraphQLError)[] | undefined) {
+  for (const error of errors ?? []) {
+    if (!('extensions' in error) || !error.extensions) continue;
+    const code = error.extensions.code;
+    if ((code === undefined || code === 'GRAPHQL_VALIDATION_FAILED') && MALFORMED_ARGUMENT.test(error.message)) {
+      (error.extensions as Record<string, unknown>).code = 'BAD_USER_INPUT';
+    }
+  }
+}
+
+/** A malformed argument is BAD_USER_INPUT whichever layer noticed it (contract, "Errors"). */
+export const badUserInputCode: Plugin = {
+  onValidate: () => ({ result }) => markMalformed(result),
+  onExecute: () => ({
+    onExecuteDone: ({ result }) => {
+      if ('errors' in result) markMalformed(result.errors);
+    },
+  }),
+};
