@@ -1,8 +1,10 @@
 // The datanode's machine health (CPU, memory, the data dir's filesystem), sampled in the
-// background so that GET /health answers at once instead of waiting on systeminformation.
-import { realpath, statfs } from 'node:fs/promises';
+// background so that GET /health answers at once. Read straight from the kernel (/proc/stat,
+// /proc/meminfo, statfs): systeminformation ran `cat /proc/stat | grep cpu` and `df` through
+// execSync every second, which blocked the event loop (and every fragment PUT) for tens of ms.
+import { readFile, realpath, statfs } from 'node:fs/promises';
+import os from 'node:os';
 import { sep } from 'node:path';
-import si from 'systeminformation';
 import type { Logger } from 'pino';
 
 export interface SystemSample {
@@ -44,26 +46,65 @@ function mountContains(mount: string, path: string): boolean {
 
 /** One measurement of the machine and of the filesystem that holds `dataRealPath`. */
 export async function sampleSystem(dataRealPath: string): Promise<SystemSample> {
-  const [load, memory, filesystems] = await Promise.all([si.currentLoad(), si.mem(), si.fsSize()]);
-  const disk = await diskUsage(filesystems, dataRealPath);
-  return {
-    cpuPercent: clampPercent(load.currentLoad),
-    // Page cache is not "used": available memory counts what the kernel can reclaim.
-    memoryPercent: clampPercent(((memory.total - memory.available) / memory.total) * 100),
-    ...disk,
-  };
+  const [cpuPercent, memoryPercent, disk] = await Promise.all([cpuLoad(), memoryUse(), diskUsage(dataRealPath)]);
+  return { cpuPercent: clampPercent(cpuPercent), memoryPercent: clampPercent(memoryPercent), ...disk };
 }
 
-async function diskUsage(
-  filesystems: readonly { mount: string; used: number; available: number; use: number }[],
-  dataRealPath: string,
-): Promise<Pick<SystemSample, 'diskPercent' | 'diskFreeBytes'>> {
-  const fs = chooseFilesystem(filesystems, dataRealPath);
-  if (fs !== undefined && fs.used + fs.available > 0) {
-    // As df computes Use%: reserved blocks are neither used nor available to us.
-    return { diskPercent: clampPercent((fs.used / (fs.used + fs.available)) * 100), diskFreeBytes: fs.available };
+interface CpuTimes {
+  busy: number;
+  total: number;
+}
+
+/** Whole-machine CPU time so far: /proc/stat's first line (steal and iowait included), else os.cpus(). */
+async function cpuTimes(): Promise<CpuTimes> {
+  try {
+    const line = (await readFile('/proc/stat', 'latin1')).split('\n', 1)[0];
+    // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+    const [user, nice, system, idle, iowait = 0, irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number);
+    if ([user, nice, system, idle].every(Number.isFinite)) {
+      const busy = user + nice + system + irq + softirq + steal;
+      return { busy, total: busy + idle + iowait };
+    }
+  } catch {
+    // not Linux: fall through
   }
-  // systeminformation lists no mount for this path (some containers): ask the kernel directly.
+  let busy = 0;
+  let total = 0;
+  for (const { times } of os.cpus()) {
+    const b = times.user + times.nice + times.sys + times.irq;
+    busy += b;
+    total += b + times.idle;
+  }
+  return { busy, total };
+}
+
+let previousCpu: CpuTimes | undefined;
+
+/** CPU load in % since the previous sample (the first one: since boot), as systeminformation's currentLoad. */
+async function cpuLoad(): Promise<number> {
+  const now = await cpuTimes();
+  const before = previousCpu ?? { busy: 0, total: 0 };
+  previousCpu = now;
+  const total = now.total - before.total;
+  return total > 0 ? ((now.busy - before.busy) / total) * 100 : 0;
+}
+
+/** (total - available) / total: page cache the kernel can reclaim is not "used". */
+async function memoryUse(): Promise<number> {
+  try {
+    const info = await readFile('/proc/meminfo', 'latin1');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(info)?.[1]);
+    const total = kb('MemTotal');
+    const available = kb('MemAvailable');
+    if (total > 0 && Number.isFinite(available)) return ((total - available) / total) * 100;
+  } catch {
+    // not Linux: fall through
+  }
+  return ((os.totalmem() - os.freemem()) / os.totalmem()) * 100;
+}
+
+/** As df computes Use% for the filesystem holding the path: reserved blocks are neither used nor available to us. */
+async function diskUsage(dataRealPath: string): Promise<Pick<SystemSample, 'diskPercent' | 'diskFreeBytes'>> {
   const s = await statfs(dataRealPath);
   const used = (s.blocks - s.bfree) * s.bsize;
   const available = s.bavail * s.bsize;

@@ -68,6 +68,27 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
     return run;
   }
 
+  // Directory fsyncs are shared (group commit): one that starts after a rename makes it durable,
+  // so PUTs arriving while one runs all wait for the next, single one instead of one each.
+  let dirSyncRunning: Promise<void> | undefined;
+  let dirSyncQueued: Promise<void> | undefined;
+  function syncFragmentsDir(): Promise<void> {
+    if (dirSyncQueued) return dirSyncQueued;
+    const start = () => {
+      dirSyncQueued = undefined;
+      const run = fsyncDir(fragmentsDir);
+      dirSyncRunning = run;
+      const clear = () => {
+        if (dirSyncRunning === run) dirSyncRunning = undefined;
+      };
+      run.then(clear, clear);
+      return run;
+    };
+    if (!dirSyncRunning) return start();
+    dirSyncQueued = dirSyncRunning.then(start, start);
+    return dirSyncQueued;
+  }
+
   // Defence in depth: the server validates ids too, but no string reaches a path unchecked.
   function fragmentPath(id: string): string {
     if (!isFragmentId(id)) throw new InvalidFragmentIdError(id);
@@ -114,7 +135,7 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
         storedBytes += size - (previousSize ?? 0);
       });
       // The rename is durable only once the directory entry is on disk.
-      await fsyncDir(fragmentsDir);
+      await syncFragmentsDir();
       return { ok: true, size, sha256 };
     } finally {
       await handle?.close().catch(() => undefined);

@@ -39,8 +39,12 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     events,
     intervalMs: config.healthIntervalMs,
     log,
-    // A datanode back from DOWN gets the deletions it missed.
-    onStatusChange: (id) => registry.isLive(id) && void deleter.kick(),
+    onStatusChange: (id) => {
+      // A datanode back from DOWN gets the deletions it missed; repair that failed for want of
+      // a copy or a target may succeed now.
+      if (registry.isLive(id)) void deleter.datanodeLive(id);
+      repairer.datanodesChanged();
+    },
   });
   const repairer = createRepairer({
     catalog,
@@ -54,7 +58,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     bytesPerSecond: config.repairBytesPerSec,
   });
   const reportBad = (bad: BadReplica) => repairer.report(bad);
-  const scrubber = createScrubber({ catalog, registry, client, events, log, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
+  const scrubber = createScrubber({ catalog, registry, client, log, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
   const reconciler = createReconciler({ catalog, registry, client, deleter, log, intervalMs: config.reconcileIntervalSec * 1000, graceMs: config.orphanGraceSec * 1000, onBad: reportBad });
   const uploads = createUploads({ config, catalog, registry, replicas, deleter, events, log });
   const images = createImages({ catalog, replicas, deleter, events, log, onBadReplica: reportBad });

@@ -2,15 +2,16 @@
 // in index order as soon as the order allows, holding a bounded window of early ones. When the
 // order defeats the window (or the coordinator restarted), completeUpload re-reads the rest.
 import { createHash, type Hash } from 'node:crypto';
+import { byteLength, chunksOf, type Bytes } from './bytes.ts';
 
 export interface RunningImageHash {
   /** Index of the next fragment the hash needs. */
   readonly next: number;
   /** False once a fragment it already hashed was replaced, or the window overflowed. */
   readonly usable: boolean;
-  offer(index: number, data: Buffer): void;
+  offer(index: number, data: Bytes): void;
   /** Hashes `data` as fragment `next` (catch-up from re-read fragments). */
-  push(data: Buffer): void;
+  push(data: Bytes): void;
   digest(): string;
 }
 
@@ -19,13 +20,16 @@ export function createRunningImageHash(maxBufferedBytes: number): RunningImageHa
   let next = 0;
   let usable = true;
   let bufferedBytes = 0;
-  const early = new Map<number, Buffer>();
+  const early = new Map<number, Bytes>();
+  const update = (data: Bytes) => {
+    for (const chunk of chunksOf(data)) hash.update(chunk);
+  };
 
   const drain = () => {
     for (let data = early.get(next); data !== undefined; data = early.get(next)) {
       early.delete(next);
-      bufferedBytes -= data.length;
-      hash.update(data);
+      bufferedBytes -= byteLength(data);
+      update(data);
       next += 1;
     }
   };
@@ -46,14 +50,14 @@ export function createRunningImageHash(maxBufferedBytes: number): RunningImageHa
       if (!usable) return;
       if (index < next) return giveUp(); // a hashed fragment was replaced
       const old = early.get(index);
-      if (old) bufferedBytes -= old.length;
+      if (old) bufferedBytes -= byteLength(old);
       early.set(index, data);
-      bufferedBytes += data.length;
+      bufferedBytes += byteLength(data);
       drain();
       if (bufferedBytes > maxBufferedBytes) giveUp();
     },
     push(data) {
-      hash.update(data);
+      update(data);
       next += 1;
       drain();
     },

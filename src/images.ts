@@ -1,6 +1,7 @@
 // Stored images: lookup, listing, deletion, and reading their bytes back from the datanodes
 // (in order, with read-ahead, every fragment verified) for fragmentData and GET /images/{name}.
 import type { Logger } from 'pino';
+import { sliceBytes } from './bytes.ts';
 import { TesseraError } from './errors.ts';
 import type { EventBus } from './events.ts';
 import type { Catalog, FragmentWithReplicas, ImageRow } from './metadata/catalog.ts';
@@ -79,19 +80,20 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
     },
 
     /**
-     * The bytes [start, end] (inclusive) of an image as verified chunks in order, fetching up to
-     * READ_AHEAD fragments ahead. The first chunk is fetched before the generator is returned,
-     * so an unreadable start fails before any header is sent.
+     * The bytes [start, end] (inclusive) of an image, one verified fragment (as the chunks it
+     * arrived in, trimmed to the range) at a time, in order, fetching up to READ_AHEAD fragments
+     * ahead. The first fragment is fetched before the generator is returned, so an unreadable
+     * start fails before any header is sent.
      */
-    async readRange(image: ImageRow, start: number, end: number): Promise<AsyncGenerator<Buffer>> {
+    async readRange(image: ImageRow, start: number, end: number): Promise<AsyncGenerator<Buffer[]>> {
       const fragments = catalog.fragmentsWithReplicas(image.id);
       const first = Math.floor(start / image.fragmentSize);
       const last = Math.floor(end / image.fragmentSize);
-      const pending: Promise<Buffer>[] = [];
+      const pending: Promise<Buffer[]>[] = [];
       let nextToFetch = first;
       const fetchMore = () => {
         while (nextToFetch <= last && pending.length <= READ_AHEAD) {
-          const p = replicas.read(fragments[nextToFetch], reportBad);
+          const p = replicas.readChunks(fragments[nextToFetch], reportBad);
           p.catch(() => {}); // awaited in order below; a failure ends the stream there
           pending.push(p);
           nextToFetch += 1;
@@ -99,15 +101,13 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
       };
       fetchMore();
       const head = await pending[0];
-      async function* chunks(): AsyncGenerator<Buffer> {
+      async function* chunks(): AsyncGenerator<Buffer[]> {
         for (let i = first; i <= last; i++) {
           const data = i === first ? head : await pending[0];
           pending.shift();
           fetchMore();
           const offset = i * image.fragmentSize;
-          const from = Math.max(start - offset, 0);
-          const to = Math.min(end - offset + 1, data.length);
-          yield from === 0 && to === data.length ? data : data.subarray(from, to);
+          yield sliceBytes(data, Math.max(start - offset, 0), end - offset + 1);
         }
       }
       return chunks();

@@ -9,7 +9,8 @@ import type { EventBus } from './events.ts';
 import { createRunningImageHash, type RunningImageHash } from './image-hash.ts';
 import type { Catalog, ImageRow } from './metadata/catalog.ts';
 import { assertImageName } from './names.ts';
-import { sha256Hex, type Replicas } from './cluster/replicas.ts';
+import type { Replicas } from './cluster/replicas.ts';
+import { byteLength, sha256Hex, sliceBytes, type Bytes } from './bytes.ts';
 import type { Registry } from './cluster/registry.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
 import { SHA256_HEX_PATTERN } from '../datanode/protocol.ts';
@@ -85,7 +86,10 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
   }
 
   async function wholeImageHash(upload: ImageRow, fragments: { idx: number; id: string; sha256: string }[]): Promise<string> {
+    // Taken out of the map: a concurrent completeUpload of the same upload must not push the
+    // same fragments into it too (it starts its own hash from 0).
     let hash = running.get(upload.id);
+    running.delete(upload.id);
     if (!hash?.usable) hash = createRunningImageHash(0);
     // Catch up from the datanodes where the running hash stopped (after a restart: from 0).
     while (hash.next < upload.fragmentCount) {
@@ -109,17 +113,28 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     }
   }
 
-  async function putFragment(uploadId: string, index: number, data: Buffer, sha256?: string | null): Promise<FragmentReceipt> {
+  async function putFragment(uploadId: string, index: number, data: Bytes, sha256?: string | null): Promise<FragmentReceipt> {
     assertSha256(sha256, 'sha256');
     const upload = openUpload(uploadId);
-    assertFragmentSize(upload, index, data.length);
-    const digest = sha256Hex(data);
-    if (sha256 && sha256 !== digest) throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${index}: sha256 ${sha256} was given, the bytes hash to ${digest}.`);
+    const size = byteLength(data);
+    assertFragmentSize(upload, index, size);
     requireLiveDatanodes();
+    // A given sha256 goes to the datanodes as it is: each one hashes what it receives and refuses
+    // bytes that differ (CHECKSUM_MISMATCH), so the coordinator's one pass over the bytes is the
+    // whole-image hash. Without one, the coordinator hashes the fragment itself.
+    const digest = sha256 ?? sha256Hex(data);
 
     const fragmentId = newFragmentId();
-    const placed = await replicas.write(fragmentId, data, digest, config.replicationFactor);
-    const recorded = catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size: data.length, sha256: digest }, placed, now() + ttlMs, now());
+    let placed: string[];
+    try {
+      placed = await replicas.write(fragmentId, data, digest, config.replicationFactor);
+    } catch (err) {
+      if (sha256 && err instanceof TesseraError && err.code === 'CHECKSUM_MISMATCH') {
+        throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${index}: sha256 ${sha256} was given; the bytes received hash to something else.`);
+      }
+      throw err;
+    }
+    const recorded = catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ttlMs, now());
     if (!recorded) {
       catalog.releaseWriteIntents(fragmentId, placed, now());
       void deleter.kick();
@@ -129,7 +144,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     if (!hash) running.set(upload.id, (hash = createRunningImageHash(config.fragmentSize * 8)));
     hash.offer(index, data);
     void deleter.kick(); // the replicas of a replaced fragment, if any
-    return { index, size: data.length, sha256: digest, replicas: placed };
+    return { index, size, sha256: digest, replicas: placed };
   }
 
   function begin(input: BeginUploadInput): ImageRow {
@@ -190,9 +205,10 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
   }
 
   /** The one-shot upload: the whole file is already in memory (Yoga buffers multipart bodies). */
-  async function uploadWhole(name: string, data: Buffer, contentType?: string | null): Promise<ImageRow> {
-    assertWholeSize(data.length);
-    const upload = begin({ name, size: data.length, contentType });
+  async function uploadWhole(name: string, data: Bytes, contentType?: string | null): Promise<ImageRow> {
+    const size = byteLength(data);
+    assertWholeSize(size);
+    const upload = begin({ name, size, contentType });
     const uploadId = upload.uploadId!;
     try {
       const inFlight = 4;
@@ -200,7 +216,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
         const batch = [];
         for (let idx = first; idx < Math.min(first + inFlight, upload.fragmentCount); idx++) {
           const offset = idx * upload.fragmentSize;
-          batch.push(putFragment(uploadId, idx, data.subarray(offset, offset + fragmentSizeAt(upload, idx))));
+          batch.push(putFragment(uploadId, idx, sliceBytes(data, offset, offset + fragmentSizeAt(upload, idx))));
         }
         await Promise.all(batch);
       }

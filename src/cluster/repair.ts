@@ -11,6 +11,8 @@ import type { BadReplica, Replicas } from './replicas.ts';
 import { createThrottle } from './throttle.ts';
 
 const BATCH = 32;
+/** Before work that failed is tried again, unless a datanode changes status first. */
+const RETRY_MS = 30_000;
 
 export function createRepairer({ catalog, registry, replicas, client, events, log, replicationFactor, repairAfterMs, bytesPerSecond, concurrency = 2, pollMs = 1000, now = Date.now }: {
   catalog: Catalog;
@@ -27,20 +29,30 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
   now?: () => number;
 }) {
   const throttle = createThrottle(bytesPerSecond);
-  const suspects = new Map<string, BadReplica>(); // key fragment:datanode
-  /** Fragments that could not be repaired this round (no readable copy, no room): retried later. */
+  /** Replicas to rewrite in place (key fragment:datanode), each with the time it is due. */
+  const suspects = new Map<string, { bad: BadReplica; due: number }>();
+  /** Faults announced (ReplicaFault) and not yet repaired: one event per fault, however many reads stumble on it. */
+  const announced = new Set<string>();
+  /** Fragments that could not be re-replicated (no readable copy, no room): retried later. */
   const stuck = new Map<string, number>();
   const state = { stopped: true };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let again = false;
 
+  /**
+   * When this repairer started: a status read back from the index after a restart is not yet
+   * confirmed by a sample, so DOWN time counts from here at the earliest (else a datanode that
+   * was DOWN before the restart and is back now would be copied off before its first sample).
+   */
+  let startedAt = Number.POSITIVE_INFINITY;
+
   /** Datanodes whose replicas no longer count: DOWN past the delay, or draining. */
   const lostDatanodes = () =>
     new Set(
       registry
         .all()
-        .filter((n) => n.draining || ((n.status === 'DOWN' || n.status === null) && now() - n.statusSince >= repairAfterMs))
+        .filter((n) => n.draining || ((n.status === 'DOWN' || n.status === null) && now() - Math.max(n.statusSince, startedAt) >= repairAfterMs))
         .map((n) => n.id),
     );
 
@@ -79,16 +91,19 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
   }
 
   async function pass() {
-    // 1. Suspect replicas reported by reads and the scrubber.
-    const bad = [...suspects.values()];
-    suspects.clear();
-    for (const b of bad) {
+    // 1. Suspect replicas reported by reads, the scrubber and the reconciler.
+    const due = [...suspects.entries()].filter(([, s]) => s.due <= now());
+    for (const [key] of due) suspects.delete(key);
+    for (const [key, { bad: b }] of due) {
       if (state.stopped) return;
       try {
         await repairInPlace(b);
+        if (!suspects.has(key)) announced.delete(key);
       } catch (err) {
+        // No good copy now (or the datanode refused): again later, not at every poll.
         log.warn({ ...b, err: (err as Error).message }, 'replica repair failed; will retry');
-        if (registry.isLive(b.datanodeId)) suspects.set(`${b.fragmentId}:${b.datanodeId}`, b);
+        if (registry.isLive(b.datanodeId) && !suspects.has(key)) suspects.set(key, { bad: b, due: now() + RETRY_MS });
+        else if (!suspects.has(key)) announced.delete(key);
       }
     }
     // 2. Fragments held by lost datanodes.
@@ -103,7 +118,7 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
             try {
               await reReplicate(f, lost);
             } catch (err) {
-              stuck.set(f.id, now() + 30_000);
+              stuck.set(f.id, now() + RETRY_MS);
               log.warn({ fragment: f.id, err: (err as Error).message }, 're-replication failed; will retry');
             }
           }));
@@ -131,15 +146,34 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
   }
 
   return {
-    /** A replica that failed verification or was missing: repaired on the next pass. */
+    /**
+     * A replica that failed verification or was missing (found by a read, the scrubber or the
+     * reconciler): announced as a ReplicaFault, repaired on the next pass.
+     */
     report(bad: BadReplica) {
       if (bad.reason === 'unreachable') return; // the monitor decides about dead datanodes
-      suspects.set(`${bad.fragmentId}:${bad.datanodeId}`, bad);
+      const key = `${bad.fragmentId}:${bad.datanodeId}`;
+      const node = registry.get(bad.datanodeId);
+      if (node && !announced.has(key)) {
+        announced.add(key);
+        events.emit({ kind: 'ReplicaFault', message: `The replica of fragment ${bad.fragmentId} on ${node.id} is ${bad.reason}.`, fragmentId: bad.fragmentId, datanode: { ...node }, reason: bad.reason });
+      }
+      suspects.set(key, { bad, due: 0 });
       void kick();
     },
     kick,
+    /**
+     * A datanode changed status: a copy that was unreadable or a target that was missing may be
+     * back, so failed work is retried now rather than after its delay.
+     */
+    datanodesChanged() {
+      stuck.clear();
+      for (const s of suspects.values()) s.due = 0;
+      void kick();
+    },
     start() {
       state.stopped = false;
+      startedAt = now();
       const tick = () => {
         void kick().finally(() => {
           if (!state.stopped) timer = setTimeout(tick, pollMs);

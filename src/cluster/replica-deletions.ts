@@ -28,7 +28,7 @@ export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 
       return;
     }
     if (!registry.isLive(d.datanodeId)) {
-      catalog.retryDeletionAt(d, now() + pollMs * 5); // checked again; cheap while it stays DOWN
+      catalog.postponeDeletion(d, now() + pollMs * 5); // checked again; cheap while it stays DOWN
       return;
     }
     try {
@@ -71,6 +71,11 @@ export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 
 
   return {
     kick,
+    /** A datanode is live again: the deletions it missed are due at once, not at their next check. */
+    datanodeLive(datanodeId: string): Promise<void> {
+      catalog.resumeDeletionsOn(datanodeId, now());
+      return kick();
+    },
     start() {
       stopped = false;
       const tick = () => {

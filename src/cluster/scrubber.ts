@@ -1,18 +1,17 @@
 // The scrubber: re-reads every replica at a gentle byte rate, verifies it against the index and
-// reports the corrupt or missing ones for repair. One pass, then a pause, then the next.
+// reports the corrupt or missing ones to the repairer (which announces them as ReplicaFault).
+// One pass, then a pause, then the next.
 import type { Logger } from 'pino';
 import type { Catalog } from '../metadata/catalog.ts';
-import type { EventBus } from '../events.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import { sha256Hex, type BadReplica } from './replicas.ts';
 import { createThrottle } from './throttle.ts';
 
-export function createScrubber({ catalog, registry, client, events, log, bytesPerSecond, pauseMs, onBad }: {
+export function createScrubber({ catalog, registry, client, log, bytesPerSecond, pauseMs, onBad }: {
   catalog: Catalog;
   registry: Registry;
   client: DatanodeClient;
-  events: EventBus;
   log: Logger;
   bytesPerSecond: number;
   /** Between two full passes. */
@@ -24,6 +23,7 @@ export function createScrubber({ catalog, registry, client, events, log, bytesPe
   let cursor = { fragmentId: '', datanodeId: '' };
   let loop: Promise<void> | undefined;
   let passes = 0;
+  let wake: (() => void) | undefined;
 
   /** Checks the next page of replicas; false at the end of a pass. */
   async function step(): Promise<boolean> {
@@ -46,8 +46,7 @@ export function createScrubber({ catalog, registry, client, events, log, bytesPe
       if (reason && catalog.accountsFor(replica.fragmentId, replica.datanodeId)) {
         const bad = { fragmentId: replica.fragmentId, datanodeId: replica.datanodeId, reason };
         log.warn(bad, 'scrub found a bad replica');
-        events.emit({ kind: 'ReplicaFault', message: `Scrub found the replica of fragment ${bad.fragmentId} on ${node.id} ${reason}.`, fragmentId: bad.fragmentId, datanode: { ...node }, reason });
-        onBad(bad);
+        onBad(bad); // announced (ReplicaFault) and repaired by the repairer
       }
     }
     return true;
@@ -62,7 +61,15 @@ export function createScrubber({ catalog, registry, client, events, log, bytesPe
       }
       cursor = { fragmentId: '', datanodeId: '' };
       passes += 1;
-      await new Promise((r) => setTimeout(r, pauseMs).unref());
+      // The pause (an hour by default) ends early on stop(), or stop() would wait it out.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pauseMs).unref();
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
     }
   }
 
@@ -76,6 +83,7 @@ export function createScrubber({ catalog, registry, client, events, log, bytesPe
     },
     async stop() {
       state.stopped = true;
+      wake?.();
       await loop;
     },
   };

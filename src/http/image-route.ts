@@ -37,6 +37,19 @@ function sendError(res: ServerResponse, err: TesseraError) {
   res.end(body);
 }
 
+/** Resolves on 'drain' (or 'close', when the client went away), leaving no listener behind. */
+function writable(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 /** Handles the request if it is for /images/…; false when the path is not this route's. */
 export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images): Promise<boolean> {
   const path = (req.url ?? '').split('?')[0];
@@ -84,9 +97,14 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
     const chunks = await images.readRange(image, start, end);
     res.writeHead(range ? 206 : 200, headers);
     try {
-      for await (const chunk of chunks) {
+      for await (const fragment of chunks) {
         if (res.destroyed) break;
-        if (!res.write(chunk)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+        // One fragment per corked batch: its chunks leave in one writev, not one syscall each.
+        res.cork();
+        let full = false;
+        for (const chunk of fragment) full = !res.write(chunk) || full;
+        res.uncork();
+        if (full) await writable(res);
       }
       res.end();
     } catch {

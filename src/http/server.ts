@@ -14,6 +14,7 @@ import { MAX_FRAGMENT_SIZE } from '../config.ts';
 import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './error-codes.ts';
+import { limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -46,7 +47,8 @@ export function createHttpServer(app: Coordinator) {
     graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS' },
     // One multipart part is one fragment or one uploadImage file; Yoga holds it in memory.
     fetchAPI: createFetch({ formDataLimits: { fileSize: Math.max(config.maxUploadImageSize, MAX_FRAGMENT_SIZE), files: 4 } }),
-    plugins: [payloadTooLargeCode, badUserInputCode],
+    plugins: [payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize))],
+    maxRequestBodySize: false, // limitRequestBody instead
     logging: {
       debug: (...args) => app.log.debug(args.join(' ')),
       info: (...args) => app.log.info(args.join(' ')),

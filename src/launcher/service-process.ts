@@ -17,8 +17,13 @@ export interface ServiceProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function startServiceProcess(name: string, entry: string, args: string[], { timeoutMs = 30_000, onLog = (line: string) => process.stderr.write(humanLogLine(name, line) + '\n') } = {}): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startServiceProcess(
+  name: string,
+  entry: string,
+  args: string[],
+  { timeoutMs = 30_000, nodeArgs = [] as string[], onLog = (line: string) => process.stderr.write(humanLogLine(name, line) + '\n') } = {},
+): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });

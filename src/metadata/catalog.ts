@@ -71,10 +71,13 @@ export function catalog(db: Db) {
       SELECT r.fragment_id, r.datanode_id, ?, 0 FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
     doom: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts) VALUES (?, ?, ?, 0)`),
     undoom: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
+    ackDeletion: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ? AND not_before <> ${INTENT}`),
     releaseIntent: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ? AND not_before = ${INTENT}`),
     releaseAllIntents: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE not_before = ${INTENT}`),
     dueDeletions: db.prepare<[number, number], ReplicaDeletion>(`SELECT fragment_id AS fragmentId, datanode_id AS datanodeId, attempts
       FROM replica_deletions WHERE not_before <= ? ORDER BY not_before LIMIT ?`),
+    resumeDeletionsOn: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE datanode_id = ? AND not_before > ? AND not_before <> ${INTENT}`),
+    postponeDeletion: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ? AND not_before <> ${INTENT}`),
     retryDeletion: db.prepare(`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ? WHERE fragment_id = ? AND datanode_id = ? AND not_before <> ${INTENT}`),
     pendingDeletions: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM replica_deletions WHERE not_before <> ${INTENT}`),
     complete: db.prepare(`UPDATE images SET state = 'stored', upload_id = NULL, expires_at = NULL, sha256 = ?, created_at = ? WHERE id = ? AND state = 'uploading'`),
@@ -141,10 +144,8 @@ export function catalog(db: Db) {
     uploadById: (uploadId: string) => s.uploadById.get(uploadId),
     imageByName: (name: string) => s.imageByName.get(name),
     imageById: (id: number) => s.imageById.get(id),
-    touchUpload: (imageId: number, expiresAt: number) => s.touchUpload.run(expiresAt, imageId),
     receivedIndexes: (imageId: number) => s.receivedIndexes.all(imageId).map((r) => r.idx),
     fragments: (imageId: number) => s.fragments.all(imageId),
-    fragmentAt: (imageId: number, idx: number) => s.fragmentAt.get(imageId, idx),
     replicasOf: (fragmentId: string) => s.replicasOfFragment.all(fragmentId).map((r) => r.datanodeId),
 
     fragmentsWithReplicas(imageId: number): FragmentWithReplicas[] {
@@ -201,19 +202,6 @@ export function catalog(db: Db) {
       return true;
     }),
 
-    /** Adds a verified replica of an existing fragment (repair); false when the fragment is gone. */
-    addReplica: db.transaction((fragmentId: string, datanodeId: string): boolean => {
-      if (s.fragmentExists.get(fragmentId) === undefined) return false;
-      s.insertReplica.run(fragmentId, datanodeId);
-      s.undoom.run(fragmentId, datanodeId);
-      return true;
-    }),
-    /** Forgets one replica (lost or corrupt) and queues its file for deletion. */
-    dropReplica: db.transaction((fragmentId: string, datanodeId: string, now: number) => {
-      s.deleteReplica.run(fragmentId, datanodeId);
-      s.doom.run(fragmentId, datanodeId, now);
-    }),
-
     /** Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`. */
     completeUpload: db.transaction((imageId: number, fragmentIds: string[], sha256: string, now: number): 'done' | 'changed' | 'gone' => {
       const image = s.imageById.get(imageId);
@@ -262,8 +250,13 @@ export function catalog(db: Db) {
     purgeDeletionsOn: (datanodeId: string) => r.purgeDeletionsOn.run(datanodeId),
 
     dueDeletions: (now: number, limit = 256) => s.dueDeletions.all(now, limit),
-    ackDeletion: (d: { fragmentId: string; datanodeId: string }) => s.undoom.run(d.fragmentId, d.datanodeId),
+    /** The datanode deleted the file. A write intent put in the row's place meanwhile (a repair copying the fragment back there) stays. */
+    ackDeletion: (d: { fragmentId: string; datanodeId: string }) => s.ackDeletion.run(d.fragmentId, d.datanodeId),
     retryDeletionAt: (d: { fragmentId: string; datanodeId: string }, notBefore: number) => s.retryDeletion.run(notBefore, d.fragmentId, d.datanodeId),
+    /** Not tried (its datanode is DOWN): checked again later, without counting as a failed attempt. */
+    postponeDeletion: (d: { fragmentId: string; datanodeId: string }, notBefore: number) => s.postponeDeletion.run(notBefore, d.fragmentId, d.datanodeId),
+    /** A datanode is live again: every deletion waiting for it is due now. */
+    resumeDeletionsOn: (datanodeId: string, now: number) => s.resumeDeletionsOn.run(now, datanodeId, now).changes,
     pendingDeletionCount: () => s.pendingDeletions.get()!.n,
   };
 }

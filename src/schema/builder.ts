@@ -8,6 +8,8 @@ export interface YogaFile {
   readonly size: number;
   readonly type: string;
   arrayBuffer(): Promise<ArrayBuffer>;
+  /** The bytes as the parser holds them (Blob.stream()). */
+  stream?(): unknown;
 }
 
 export const builder = new SchemaBuilder<{

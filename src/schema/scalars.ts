@@ -11,12 +11,20 @@ builder.addScalarType('DateTime', DateTimeResolver, {
 });
 builder.addScalarType('SafeInt', SafeIntResolver, {});
 
-// Standard alphabet, padded, no whitespace: one linear pass, no copy.
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-function decodeBase64(value: unknown): Buffer {
-  if (typeof value !== 'string' || !BASE64.test(value)) throw badInput('Expected RFC 4648 base64 (standard alphabet, padded).');
-  return Buffer.from(value, 'base64');
+/**
+ * Strict RFC 4648 base64 (standard alphabet, padded, no whitespace), decoded once. Node's decoder
+ * skips what is not base64 (and takes the URL-safe `-` and `_`), so a string is valid exactly when
+ * it decodes to the length its size and padding promise and holds neither `-` nor `_`: the same
+ * verdict as /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, without a regular
+ * expression walking 2.8 MB per fragment (≈60 ms here, 25x the decode itself).
+ */
+export function decodeBase64(value: unknown): Buffer {
+  const invalid = () => badInput('Expected RFC 4648 base64 (standard alphabet, padded).');
+  if (typeof value !== 'string' || value.length % 4 !== 0) throw invalid();
+  const padding = value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0;
+  const bytes = Buffer.from(value, 'base64');
+  if (bytes.length !== (value.length / 4) * 3 - padding || value.includes('-') || value.includes('_')) throw invalid();
+  return bytes;
 }
 
 builder.scalarType('Base64', {

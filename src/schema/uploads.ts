@@ -6,6 +6,7 @@ import type { ImageRow } from '../metadata/catalog.ts';
 import type { FragmentReceipt } from '../uploads.ts';
 import type { DatanodeView } from '../cluster/registry.ts';
 import { badInput } from '../errors.ts';
+import { blobChunks, type Bytes } from '../bytes.ts';
 
 const UploadSessionRef = builder.objectRef<ImageRow>('UploadSession').implement({
   fields: (t) => ({
@@ -73,13 +74,13 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_root, { uploadId, index, data, file, sha256 }, ctx) => {
       if ((data == null) === (file == null)) throw badInput('Send the fragment as exactly one of `data` (base64) or `file` (multipart).');
-      let bytes = data;
+      let bytes: Bytes | null | undefined = data;
       if (!bytes) {
         const uploads = ctx.app.uploads;
         // Check the size before reading the part, so a wrong one costs nothing.
         const upload = uploads.openUpload(String(uploadId));
         ctx.app.uploads.assertFragmentSize(upload, index, file!.size);
-        bytes = Buffer.from(await file!.arrayBuffer());
+        bytes = await blobChunks(file!); // the part's chunks as received: no join, no copy
       }
       return ctx.app.uploads.putFragment(String(uploadId), index, bytes, sha256);
     },
@@ -106,7 +107,7 @@ builder.mutationFields((t) => ({
     resolve: async (_root, { name, file, contentType }, ctx) => {
       ctx.app.uploads.assertWholeSize(file.size);
       const type = contentType ?? (file.type && file.type !== 'application/octet-stream' ? file.type : undefined);
-      return ctx.app.uploads.uploadWhole(name, Buffer.from(await file.arrayBuffer()), type);
+      return ctx.app.uploads.uploadWhole(name, await blobChunks(file), type);
     },
   }),
 }));

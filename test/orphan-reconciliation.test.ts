@@ -1,0 +1,69 @@
+// Reconciliation of each datanode's inventory with the index: a fragment file nobody references
+// is deleted once the grace period has passed (never before), files of open uploads are kept,
+// and a replica the index expects but the datanode lacks is rewritten from a good copy.
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, TEST_SECRET, type TestCluster } from './support/cluster.ts';
+import { until } from './support/disk.ts';
+import { auditDisks, fragmentPath, fragmentsOf, removeReplicaFile, sleep, watchEvents } from './support/faults.ts';
+import { beginUpload, bytesOf, download, sendFragment, sha256, sliceOf, UPLOAD, uploadImage } from './support/images.ts';
+
+const FRAGMENT = 16 * 1024;
+const GRACE_SEC = 3;
+let cluster: TestCluster;
+
+beforeAll(async () => {
+  cluster = await startCluster({ datanodes: 3, config: { fragmentSize: FRAGMENT, reconcileIntervalSec: 1, orphanGraceSec: GRACE_SEC } });
+});
+afterAll(() => cluster?.close());
+
+/** A fragment file written straight to a datanode, as a crashed writer would leave it. */
+async function putOrphan(node: number, id: string, bytes: Buffer) {
+  const res = await fetch(`${cluster.nodes[node].url}/fragments/${id}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${TEST_SECRET}`, 'x-content-sha256': sha256(bytes), 'content-type': 'application/octet-stream' },
+    body: new Uint8Array(bytes),
+  });
+  expect(res.status).toBe(201);
+}
+
+describe('reconciliation', () => {
+  it('deletes a fragment file nobody references after the grace period, and not before; open uploads keep theirs', async () => {
+    const bytes = bytesOf(FRAGMENT, 1);
+    const session = await beginUpload(cluster, { name: 'open.png', size: 2 * FRAGMENT });
+    await sendFragment(cluster, session.id, 0, bytes);
+    const openFiles = (await auditDisks(cluster)).files;
+
+    const written = Date.now();
+    await putOrphan(1, 'orphan-from-a-crash', bytesOf(5000, 2));
+    const orphan = fragmentPath(cluster, 1, 'orphan-from-a-crash');
+    // Until the grace period has passed since it was written, it stays (the reconciler runs every second).
+    while (Date.now() - written < GRACE_SEC * 1000 - 300) {
+      expect(existsSync(orphan)).toBe(true);
+      await sleep(100);
+    }
+    await until(() => !existsSync(orphan), 'the orphan deleted', 5000);
+    expect(Date.now() - written).toBeGreaterThanOrEqual(GRACE_SEC * 1000);
+
+    // The open upload's fragment (older than the grace period by now) is no orphan.
+    expect((await auditDisks(cluster))).toMatchObject({ orphans: [], bad: [], files: openFiles });
+    expect((await cluster.gql(UPLOAD, { u: session.id })).upload.receivedFragments).toEqual([0]);
+  });
+
+  it('rewrites a replica the index expects but the datanode lacks', async () => {
+    const bytes = bytesOf(3 * FRAGMENT, 3);
+    await uploadImage(cluster, 'kept.png', bytes);
+    const events = watchEvents(cluster.app);
+    const victim = fragmentsOf(cluster, 'kept.png')[2];
+    const node = victim.holders[1];
+    await removeReplicaFile(cluster, node, victim.id);
+
+    const repaired = await events.waitFor((e) => e.kind === 'ReplicaRepaired' && e.fragmentId === victim.id, 'ReplicaRepaired of the missing replica', 10_000);
+    expect(repaired).toMatchObject({ reason: 'missing' });
+    events.close();
+    expect((await readFile(fragmentPath(cluster, node, victim.id))).equals(sliceOf(bytes, FRAGMENT, 2))).toBe(true);
+    expect((await download(cluster, 'kept.png')).body.equals(bytes)).toBe(true);
+    expect(await auditDisks(cluster)).toMatchObject({ orphans: [], bad: [] });
+  });
+});
