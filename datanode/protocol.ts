@@ -19,6 +19,8 @@ export const paths = {
 
 /** What `GET /health` answers. */
 export interface DatanodeHealthReport {
+  /** Stable id of the datanode's data dir (beyond the contract): the same disks at any URL. */
+  nodeId?: string;
   cpuPercent: number;
   memoryPercent: number;
   diskPercent: number;

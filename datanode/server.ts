@@ -11,6 +11,7 @@ import { CONTENT_SHA256_HEADER, SHA256_HEX_PATTERN, datanodeErrorStatus, isFragm
 import type { DatanodeErrorBody, DatanodeErrorCode, DatanodeHealthReport } from './protocol.ts';
 import { isAuthorized } from './secret.ts';
 import { openFragmentStore } from './store.ts';
+import { loadNodeId } from './identity.ts';
 import type { FragmentStore } from './store.ts';
 
 export const DEFAULT_MAX_FRAGMENT_BYTES = 64 * 1024 * 1024;
@@ -59,6 +60,7 @@ export async function createDatanode({
   sampleSystem,
 }: DatanodeOptions): Promise<Datanode> {
   const store = await openFragmentStore(dataDir);
+  const nodeId = await loadNodeId(dataDir);
   const health = startHealthSampler({ dataDir, intervalMs: healthIntervalMs, logger, sample: sampleSystem });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -114,7 +116,7 @@ export async function createDatanode({
       logger.error({ err }, 'no health sample');
       return sendError(res, 'HEALTH_UNAVAILABLE', 'health could not be measured');
     }
-    const report: DatanodeHealthReport = { ...sample, ...store.stats() };
+    const report: DatanodeHealthReport = { nodeId, ...sample, ...store.stats() };
     sendJson(res, 200, report);
   }
 

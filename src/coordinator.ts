@@ -59,7 +59,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const reportBad = (bad: BadReplica) => repairer.report(bad);
   const scrubber = createScrubber({ catalog, registry, client, log, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
-  const reconciler = createReconciler({ catalog, registry, client, deleter, log, intervalMs: config.reconcileIntervalSec * 1000, graceMs: config.orphanGraceSec * 1000, onBad: reportBad });
+  const reconciler = createReconciler({ catalog, registry, client, deleter, log, intervalMs: config.reconcileIntervalSec * 1000, graceMs: config.orphanGraceSec * 1000, replicationFactor: config.replicationFactor, onBad: reportBad });
   const uploads = createUploads({ config, catalog, registry, replicas, deleter, events, log });
   const images = createImages({ catalog, replicas, deleter, events, log, onBadReplica: reportBad });
 
@@ -74,7 +74,10 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     } catch {
       throw badInput(`"${url}" is not an http(s) URL.`);
     }
-    const { datanode, created } = registry.register(normalized);
+    // Its data dir's id, if it answers: the same disks behind a new URL stay the same datanode.
+    const nodeId = await client.health(normalized, 2000).then((h) => h.nodeId, () => undefined);
+    const { datanode, created, movedFrom } = registry.register(normalized, nodeId);
+    if (movedFrom) log.info({ datanode: datanode.id, from: movedFrom, to: normalized }, 'datanode moved to a new URL');
     if (created) {
       log.info({ datanode: datanode.id, url: normalized }, 'datanode registered');
       await monitor.sampleNow(datanode.id); // its first status (and event) right away
@@ -99,7 +102,8 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
 
   /** Decommission, step 2: forget a datanode that holds no replica. */
   function removeDatanode(id: string): boolean {
-    requireDatanode(id);
+    const node = requireDatanode(id);
+    if (!node.draining) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} is not draining; drainDatanode it first.`);
     const held = catalog.replicaCountOn(id);
     if (held > 0) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} still holds ${held} replica${held === 1 ? '' : 's'}; drain it and wait until it holds none.`);
     catalog.purgeDeletionsOn(id);
@@ -136,7 +140,13 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       reconciler.start();
       if (config.scrubBytesPerSec > 0) scrubber.start();
       const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
-      sweeper = setInterval(() => uploads.sweepExpired(), sweepMs);
+      sweeper = setInterval(() => {
+        try {
+          uploads.sweepExpired();
+        } catch (err) {
+          log.error({ err }, 'expiry sweep failed; will retry'); // SQLITE_BUSY must not end the coordinator
+        }
+      }, sweepMs);
     },
 
     async stop() {

@@ -134,10 +134,16 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
       }
       throw err;
     }
-    const recorded = catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ttlMs, now());
+    let recorded = false;
+    try {
+      recorded = catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ttlMs, now());
+    } finally {
+      if (!recorded) {
+        catalog.releaseWriteIntents(fragmentId, placed, now()); // written but never counted: delete the copies
+        void deleter.kick();
+      }
+    }
     if (!recorded) {
-      catalog.releaseWriteIntents(fragmentId, placed, now());
-      void deleter.kick();
       throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`);
     }
     let hash = running.get(upload.id);
@@ -171,7 +177,9 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     });
   }
 
-  async function complete(uploadId: string): Promise<ImageRow> {
+  /** `sha256`: the whole image's hash, when the client learnt it only while sending (beyond beginUpload's). */
+  async function complete(uploadId: string, sha256Given?: string | null): Promise<ImageRow> {
+    assertSha256(sha256Given, 'sha256');
     for (;;) {
       const upload = openUpload(uploadId);
       const fragments = catalog.fragments(upload.id);
@@ -183,8 +191,10 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
       }
       const sha256 = await wholeImageHash(upload, fragments);
       running.delete(upload.id);
-      if (upload.sha256 && upload.sha256 !== sha256) {
-        throw new TesseraError('CHECKSUM_MISMATCH', `The image hashes to ${sha256}, not the announced ${upload.sha256}; resend the wrong fragments and complete again.`);
+      for (const announced of [upload.sha256, sha256Given]) {
+        if (announced && announced !== sha256) {
+          throw new TesseraError('CHECKSUM_MISMATCH', `The image hashes to ${sha256}, not the announced ${announced}; resend the wrong fragments and complete again.`);
+        }
       }
       const outcome = catalog.completeUpload(upload.id, fragments.map((f) => f.id), sha256, now());
       if (outcome === 'changed') continue; // a fragment was replaced while we hashed: hash again

@@ -39,7 +39,7 @@ async function waitForLiveDatanodes(n: number) {
   throw new Error('datanodes did not come up');
 }
 
-it('stores a multi-fragment PNG across real processes and finds it again after a restart', async () => {
+it('stores a multi-fragment PNG across real processes and finds it again after restarts', { timeout: 120_000 }, async () => {
   const port = await freePortBlock(4);
   cluster = await startClusterProcess(dataDir, port, ['--fragment-size', String(1024 * 1024)]);
   expect(fs.statSync(path.join(dataDir, 'cluster.secret')).mode & 0o777).toBe(0o600);
@@ -83,4 +83,15 @@ it('stores a multi-fragment PNG across real processes and finds it again after a
   expect(images.edges[0].node.sha256).toBe(sha256);
   const again = Buffer.from(await (await fetch(images.edges[0].node.url)).arrayBuffer());
   expect(again.equals(png)).toBe(true);
+
+  // On other ports the datanodes are recognised by their data dirs, not their old URLs.
+  expect(await cluster.stop()).toBe(0);
+  cluster = await startClusterProcess(dataDir, await freePortBlock(4), ['--fragment-size', String(1024 * 1024)]);
+  await waitForLiveDatanodes(3);
+  const { datanodes } = await gql(`{ datanodes { id status } }`);
+  expect(datanodes).toHaveLength(3);
+  const { image } = await gql(`query($n: String!) { image(name: $n) { url } }`, { n: 'e2e/noise.png' });
+  expect(image.url.startsWith(cluster.url)).toBe(true);
+  const moved = Buffer.from(await (await fetch(image.url)).arrayBuffer());
+  expect(moved.equals(png)).toBe(true);
 });

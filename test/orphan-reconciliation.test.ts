@@ -2,6 +2,7 @@
 // is deleted once the grace period has passed (never before), files of open uploads are kept,
 // and a replica the index expects but the datanode lacks is rewritten from a good copy.
 import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, TEST_SECRET, type TestCluster } from './support/cluster.ts';
@@ -65,5 +66,28 @@ describe('reconciliation', () => {
     expect((await readFile(fragmentPath(cluster, node, victim.id))).equals(sliceOf(bytes, FRAGMENT, 2))).toBe(true);
     expect((await download(cluster, 'kept.png')).body.equals(bytes)).toBe(true);
     expect(await auditDisks(cluster)).toMatchObject({ orphans: [], bad: [] });
+  });
+});
+
+describe('a verified copy the index lost track of', () => {
+  it('is adopted back as a replica of its under-replicated fragment, not deleted', async () => {
+    const c = await startCluster({ datanodes: 3, config: { orphanGraceSec: 0, reconcileIntervalSec: 3600 } });
+    try {
+      const data = randomBytes(100_000);
+      const form = await c.gql.multipart(`mutation($f: File!) { uploadImage(name: "adopt.bin", file: $f) { name } }`, { f: null }, { "variables.f": { data } });
+      const fragments = (await c.gql(`{ image(name: "adopt.bin") { fragments { index sha256 replicas { id } } } }`)).image.fragments;
+      expect(form.errors).toBeUndefined();
+      const [{ id: fragmentId }] = c.app.db.prepare('SELECT f.id FROM fragments f JOIN images i ON i.id = f.image_id WHERE i.name = ? AND f.idx = 0').all('adopt.bin') as { id: string }[];
+      const holder = fragments[0].replicas[0].id;
+      c.app.db.prepare('DELETE FROM replicas WHERE fragment_id = ? AND datanode_id = ?').run(fragmentId, holder);
+      expect(c.app.catalog.replicasOf(fragmentId)).toHaveLength(1);
+
+      await c.app.reconciler.reconcile(holder);
+      expect(c.app.catalog.replicasOf(fragmentId).sort()).toEqual(fragments[0].replicas.map((r: { id: string }) => r.id).sort());
+      const res = await fetch(`${c.url}/images/adopt.bin`);
+      expect(Buffer.from(await res.arrayBuffer()).equals(data)).toBe(true);
+    } finally {
+      await c.close();
+    }
   });
 });

@@ -1,14 +1,15 @@
 // Periodic reconciliation of each live datanode's inventory with the index: files nobody
 // accounts for (a crash mid-upload, a lost deletion) are deleted after a grace period; replicas
-// the index expects but the datanode lacks are reported for repair.
+// the index expects but the datanode lacks are reported for repair; a verified copy of an
+// under-replicated fragment that the index lost track of is adopted rather than deleted.
 import type { Logger } from 'pino';
 import type { Catalog } from '../metadata/catalog.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { ReplicaDeleter } from './replica-deletions.ts';
 import type { Registry } from './registry.ts';
-import type { BadReplica } from './replicas.ts';
+import { sha256Hex, type BadReplica } from './replicas.ts';
 
-export function createReconciler({ catalog, registry, client, deleter, log, intervalMs, graceMs, onBad, now = Date.now }: {
+export function createReconciler({ catalog, registry, client, deleter, log, intervalMs, graceMs, replicationFactor, onBad, now = Date.now }: {
   catalog: Catalog;
   registry: Registry;
   client: DatanodeClient;
@@ -16,6 +17,7 @@ export function createReconciler({ catalog, registry, client, deleter, log, inte
   log: Logger;
   intervalMs: number;
   graceMs: number;
+  replicationFactor: number;
   onBad: (bad: BadReplica) => void;
   now?: () => number;
 }) {
@@ -24,6 +26,23 @@ export function createReconciler({ catalog, registry, client, deleter, log, inte
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> | undefined;
   let stopped = false;
+
+  /**
+   * A file of a fragment the index knows, on a datanode it does not list as a holder (say the
+   * index lost the row while the datanode was away): kept as a replica when the fragment lacks
+   * live copies and the bytes verify. True when adopted.
+   */
+  async function adopt(fragmentId: string, datanodeId: string, url: string): Promise<boolean> {
+    const fragment = catalog.fragmentById(fragmentId);
+    if (!fragment) return false;
+    const live = catalog.replicasOf(fragmentId).filter((d) => registry.isLive(d)).length;
+    if (live >= replicationFactor) return false;
+    const data = await client.getFragment(url, fragmentId);
+    if (!data || sha256Hex(data) !== fragment.sha256) return false;
+    if (!catalog.moveReplicas(fragmentId, [datanodeId], [], now())) return false;
+    log.info({ fragment: fragmentId, datanode: datanodeId }, 'adopted an unrecorded verified copy of an under-replicated fragment');
+    return true;
+  }
 
   async function reconcile(datanodeId: string): Promise<{ orphans: number; missing: number }> {
     const node = registry.get(datanodeId);
@@ -36,6 +55,10 @@ export function createReconciler({ catalog, registry, client, deleter, log, inte
       present.add(id);
       const key = `${datanodeId}:${id}`;
       if (expected.has(id) || catalog.accountsFor(id, datanodeId)) {
+        firstSeen.delete(key);
+        continue;
+      }
+      if (await adopt(id, datanodeId, node.url)) {
         firstSeen.delete(key);
         continue;
       }

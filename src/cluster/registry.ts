@@ -29,12 +29,23 @@ export function createRegistry({ rows, downAfterFailures, thresholds, now = Date
     live: (): DatanodeView[] => [...nodes.values()].filter((n) => isLive(n.status)),
     isLive: (id: string) => isLive(nodes.get(id)?.status ?? null),
 
-    /** Idempotent by URL: the same URL is the same datanode. */
-    register(url: string): { datanode: DatanodeView; created: boolean } {
-      const existing = [...nodes.values()].find((n) => n.url === url);
-      if (existing) return { datanode: existing, created: false };
+    /**
+     * Idempotent by URL: the same URL is the same datanode. With the data dir's `nodeId` (from
+     * its /health), the same disks behind a new URL are the same datanode too: its URL moves.
+     */
+    register(url: string, nodeId?: string): { datanode: DatanodeView; created: boolean; movedFrom?: string } {
+      const byNodeId = nodeId ? [...nodes.values()].find((n) => n.nodeId === nodeId) : undefined;
+      const byUrl = [...nodes.values()].find((n) => n.url === url);
+      if (byNodeId && byNodeId.url !== url && !byUrl) {
+        const movedFrom = byNodeId.url;
+        byNodeId.url = url;
+        rows.move(byNodeId.id, url);
+        return { datanode: byNodeId, created: false, movedFrom };
+      }
+      if (byUrl) return { datanode: byUrl, created: false };
       const id = `dn-${randomBytes(4).toString('hex')}`;
       rows.insert(id, url, now());
+      if (nodeId && !byNodeId) rows.identify(id, nodeId);
       const row = rows.byUrl(url)!;
       nodes.set(id, row);
       return { datanode: row, created: true };
@@ -49,6 +60,11 @@ export function createRegistry({ rows, downAfterFailures, thresholds, now = Date
       const previous = node.status;
       const status = decideStatus({ previous, consecutiveFailures: failed, sample, downAfterFailures, thresholds });
       const at = now();
+      if (sample?.nodeId && sample.nodeId !== node.nodeId && ![...nodes.values()].some((n) => n.nodeId === sample.nodeId)) {
+        // First answer, or its data dir was replaced: missing replicas are found and repaired by reconciliation.
+        node.nodeId = sample.nodeId;
+        rows.identify(id, sample.nodeId);
+      }
       if (sample) {
         Object.assign(node, {
           lastSeenAt: at,

@@ -62,7 +62,13 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
     const holders = fragment ? catalog.replicasOf(fragment.id) : [];
     if (!fragment || !node || !holders.includes(bad.datanodeId) || !registry.isLive(node.id)) return; // gone or handled as lost
     const good = await replicas.read({ ...fragment, replicas: holders.filter((d) => d !== bad.datanodeId) });
-    await client.putFragment(node.url, fragment.id, good, fragment.sha256);
+    // As any write: an intent first, so a rewrite that races a delete of the image is cleaned up.
+    catalog.addWriteIntents(fragment.id, [node.id]);
+    try {
+      await client.putFragment(node.url, fragment.id, good, fragment.sha256);
+    } finally {
+      if (!catalog.moveReplicas(fragment.id, [node.id], [], now())) catalog.releaseWriteIntents(fragment.id, [node.id], now());
+    }
     await throttle.consume(good.length, state);
     log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');
     events.emit({ kind: 'ReplicaRepaired', message: `Rewrote the ${bad.reason} replica of fragment ${fragment.id} on ${node.id}.`, fragmentId: fragment.id, datanode: { ...node }, reason: bad.reason });
@@ -77,7 +83,8 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
     if (need > 0) {
       // Read from any holder that answers (a draining one is fine), verified against the index.
       const data = await replicas.read({ ...fragment, replicas: [...kept, ...dropped] });
-      added = await replicas.write(fragment.id, data, fragment.sha256, need, new Set(holders));
+      // Not onto a datanode whose copy of it is queued for deletion: that DELETE could land after the PUT.
+      added = await replicas.write(fragment.id, data, fragment.sha256, need, new Set([...holders, ...catalog.deletionTargetsOf(fragment.id)]));
       await throttle.consume(data.length * added.length, state);
     }
     if (!catalog.moveReplicas(fragment.id, added, dropped, now())) {

@@ -102,6 +102,7 @@ export function catalog(db: Db) {
     hasReplica: db.prepare<[string, string], { one: number }>(`SELECT 1 AS one FROM replicas WHERE fragment_id = ? AND datanode_id = ?`),
     hasDeletion: db.prepare<[string, string], { one: number }>(`SELECT 1 AS one FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
     purgeDeletionsOn: db.prepare(`DELETE FROM replica_deletions WHERE datanode_id = ?`),
+    deletionTargets: db.prepare<[string], { datanodeId: string }>(`SELECT datanode_id AS datanodeId FROM replica_deletions WHERE fragment_id = ?`),
   };
 
   const listing = (prefix: string | undefined, after: string | undefined) => {
@@ -187,7 +188,8 @@ export function catalog(db: Db) {
      */
     recordFragment: db.transaction((fragment: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): boolean => {
       const image = s.imageById.get(fragment.imageId);
-      if (!image || image.state !== 'uploading') return false;
+      // An upload that expired while this fragment was being written stays expired.
+      if (!image || image.state !== 'uploading' || (image.expiresAt ?? 0) <= now) return false;
       const previous = s.fragmentAt.get(fragment.imageId, fragment.idx);
       if (previous) {
         s.doomReplicasOfFragment.run(now, previous.id);
@@ -221,6 +223,8 @@ export function catalog(db: Db) {
     expiredUploads: (now: number) => s.expiredUploads.all(now),
 
     fragmentById: (id: string) => r.fragmentById.get(id),
+    /** Datanodes with a deletion (or a write in flight) queued for this fragment. */
+    deletionTargetsOf: (fragmentId: string) => r.deletionTargets.all(fragmentId).map((x) => x.datanodeId),
     /** Up to `limit` fragments with a replica on the datanode. */
     fragmentsOn: (datanodeId: string, limit: number) => r.fragmentsOn.all(datanodeId, limit),
     replicaIdsOn: (datanodeId: string) => new Set(r.replicaIdsOn.all(datanodeId).map((x) => x.id)),

@@ -6,6 +6,8 @@ export type DatanodeStatus = 'UP' | 'DEGRADED' | 'DOWN';
 export interface DatanodeRow {
   id: string;
   url: string;
+  /** The id of its data dir, learnt from its first answered sample. */
+  nodeId: string | null;
   status: DatanodeStatus | null;
   statusSince: number;
   registeredAt: number;
@@ -19,7 +21,7 @@ export interface DatanodeRow {
   draining: boolean;
 }
 
-const COLUMNS = `id, url, status, status_since AS statusSince, registered_at AS registeredAt,
+const COLUMNS = `id, url, node_id AS nodeId, status, status_since AS statusSince, registered_at AS registeredAt,
   last_seen_at AS lastSeenAt, cpu_percent AS cpuPercent, memory_percent AS memoryPercent,
   disk_percent AS diskPercent, disk_free_bytes AS diskFreeBytes, fragment_count AS fragmentCount,
   stored_bytes AS storedBytes, draining`;
@@ -37,6 +39,8 @@ export function datanodeRows(db: Db) {
     WHERE id = @id`);
   const draining = db.prepare(`UPDATE datanodes SET draining = ? WHERE id = ?`);
   const remove = db.prepare(`DELETE FROM datanodes WHERE id = ?`);
+  const identify = db.prepare(`UPDATE datanodes SET node_id = ? WHERE id = ?`);
+  const move = db.prepare(`UPDATE datanodes SET url = ? WHERE id = ?`);
 
   return {
     all: (): DatanodeRow[] => all.all().map((r) => fromRaw(r)!),
@@ -51,6 +55,8 @@ export function datanodeRows(db: Db) {
     },
     setDraining: (id: string, value: boolean) => draining.run(value ? 1 : 0, id),
     remove: (id: string) => remove.run(id),
+    identify: (id: string, nodeId: string) => identify.run(nodeId, id),
+    move: (id: string, url: string) => move.run(url, id),
   };
 }
 

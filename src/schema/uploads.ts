@@ -15,6 +15,8 @@ const UploadSessionRef = builder.objectRef<ImageRow>('UploadSession').implement(
     size: t.expose('size', { type: 'SafeInt' }),
     fragmentSize: t.exposeInt('fragmentSize'),
     fragmentCount: t.exposeInt('fragmentCount'),
+    contentType: t.exposeString('contentType'),
+    sha256: t.exposeString('sha256', { nullable: true, description: 'The whole-image SHA-256 announced at beginUpload, if any.' }),
     receivedFragments: t.intList({
       description: 'Indexes of the fragments stored so far, ascending.',
       resolve: (u, _args, ctx) => ctx.app.catalog.receivedIndexes(u.id),
@@ -88,8 +90,11 @@ builder.mutationFields((t) => ({
   completeUpload: t.field({
     description: 'Seal an upload whose fragments have all arrived: the image becomes visible atomically.',
     type: ImageRef,
-    args: { uploadId: t.arg.id({ required: true }) },
-    resolve: (_root, { uploadId }, ctx) => ctx.app.uploads.complete(String(uploadId)),
+    args: {
+      uploadId: t.arg.id({ required: true }),
+      sha256: t.arg.string({ description: 'Lowercase hex SHA-256 of the whole image, if known only now: verified before the image becomes visible.' }),
+    },
+    resolve: (_root, { uploadId, sha256 }, ctx) => ctx.app.uploads.complete(String(uploadId), sha256),
   }),
   abortUpload: t.boolean({
     description: 'Drop an open upload and the fragments it stored.',

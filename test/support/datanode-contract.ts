@@ -202,8 +202,9 @@ export function datanodeContract(name: string, make: () => Promise<DatanodeUnder
         expect(res.headers['content-type']).toMatch(/^application\/json/);
         const h = res.json<DatanodeHealthReport>();
         expect(Object.keys(h).sort()).toEqual(
-          ['cpuPercent', 'diskFreeBytes', 'diskPercent', 'fragmentCount', 'memoryPercent', 'storedBytes'].sort(),
+          ['cpuPercent', 'diskFreeBytes', 'diskPercent', 'fragmentCount', 'memoryPercent', 'nodeId', 'storedBytes'].sort(),
         );
+        expect(h.nodeId).toMatch(/^[0-9a-f-]{36}$/);
         for (const key of ['cpuPercent', 'memoryPercent', 'diskPercent'] as const) {
           expect(typeof h[key]).toBe('number');
           expect(h[key]).toBeGreaterThanOrEqual(0);
