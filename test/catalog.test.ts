@@ -86,10 +86,10 @@ describe('recordFragment', () => {
 
   it('replacing an index moves the old fragment replicas to the deletion queue', () => {
     const u = upload('a.png');
-    catalog.recordFragment(fragment(u.id, 0, 'old'), ['a', 'b'], T + 1, T);
-    catalog.recordFragment(fragment(u.id, 1, 'other'), ['b', 'c'], T + 1, T);
+    catalog.recordFragment(fragment(u.id, 0, 'old'), ['a', 'b'], T + 1000, T);
+    catalog.recordFragment(fragment(u.id, 1, 'other'), ['b', 'c'], T + 1000, T);
     catalog.addWriteIntents('new', ['b', 'c']);
-    expect(catalog.recordFragment(fragment(u.id, 0, 'new'), ['b', 'c'], T + 2, T + 1)).toBe(true);
+    expect(catalog.recordFragment(fragment(u.id, 0, 'new'), ['b', 'c'], T + 2000, T + 1)).toBe(true);
 
     expect(catalog.fragments(u.id).map((f) => [f.idx, f.id])).toEqual([[0, 'new'], [1, 'other']]);
     expect(catalog.replicasOf('old')).toEqual([]);
@@ -111,6 +111,12 @@ describe('recordFragment', () => {
     const v = upload('b.png', 4);
     catalog.deleteImage(v.id, T);
     expect(catalog.recordFragment(fragment(v.id, 0, 'orphan'), ['a', 'b'], T + 1, T)).toBe(false);
+  });
+
+  it('refuses a fragment of an upload that expired while it was being written', () => {
+    const u = upload('late.png', 10, 4, T + 10);
+    expect(catalog.recordFragment(fragment(u.id, 0, 'too-late'), ['a', 'b'], T + 1000, T + 10)).toBe(false);
+    expect(catalog.fragments(u.id)).toEqual([]);
     expect(catalog.fragmentById('orphan')).toBeUndefined();
   });
 });
@@ -187,8 +193,8 @@ describe('expiredUploads', () => {
     upload('old.png', 4, 4, T - 1);
     upload('young.png', 4, 4, T + 1);
     upload('just-now.png', 4, 4, T);
-    const stored = upload('stored.png', 4, 4, T - 1);
-    catalog.recordFragment(fragment(stored.id, 0, 's0'), ['a', 'b'], T - 1, T);
+    const stored = upload('stored.png', 4, 4, T + 1);
+    catalog.recordFragment(fragment(stored.id, 0, 's0'), ['a', 'b'], T + 1, T);
     expect(catalog.completeUpload(stored.id, ['s0'], 'ab'.repeat(32), T)).toBe('done');
     expect(catalog.expiredUploads(T).map((x) => x.name).sort()).toEqual(['just-now.png', 'old.png']);
   });

@@ -246,20 +246,25 @@ describe('datanode server', () => {
 
   it('GET /health answers from the last sample without waiting for a new one', async () => {
     let calls = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
     const { client } = await startNode({
       healthIntervalMs: 50,
       sampleSystem: async () => {
         calls += 1;
-        if (calls > 1) await new Promise((r) => setTimeout(r, 2_000)); // every later sample is slow
+        if (calls > 1) await gate; // every later sample hangs until the test ends
         return { cpuPercent: 12.5, memoryPercent: 40, diskPercent: 50, diskFreeBytes: 1234 };
       },
     });
-    await client.health();
-    await new Promise((r) => setTimeout(r, 100)); // a slow second sample is now in progress
-    const started = Date.now();
-    const h = await health(client);
-    expect(Date.now() - started).toBeLessThan(500);
-    expect(h).toEqual({ cpuPercent: 12.5, memoryPercent: 40, diskPercent: 50, diskFreeBytes: 1234, fragmentCount: 0, storedBytes: 0 });
+    try {
+      await client.health();
+      while (calls < 2) await new Promise((r) => setTimeout(r, 10)); // a second sample is now stuck
+      // Answering at all proves it did not wait: the stuck sample never completes before release().
+      const h = await health(client);
+      expect(h).toMatchObject({ cpuPercent: 12.5, memoryPercent: 40, diskPercent: 50, diskFreeBytes: 1234, fragmentCount: 0, storedBytes: 0 });
+    } finally {
+      release();
+    }
   });
 
   it('a health sampler that never succeeded answers 503 HEALTH_UNAVAILABLE', async () => {
