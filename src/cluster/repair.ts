@@ -9,6 +9,7 @@ import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import type { BadReplica, Replicas } from './replicas.ts';
 import { createThrottle } from './throttle.ts';
+import { createBackgroundLoop } from './background-loop.ts';
 
 const BATCH = 32;
 /** Before work that failed is tried again, unless a datanode changes status first. */
@@ -35,10 +36,6 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
   const announced = new Set<string>();
   /** Fragments that could not be re-replicated (no readable copy, no room): retried later. */
   const stuck = new Map<string, number>();
-  const state = { stopped: true };
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let again = false;
 
   /**
    * When this repairer started: a status read back from the index after a restart is not yet
@@ -69,7 +66,7 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
     } finally {
       if (!catalog.moveReplicas(fragment.id, [node.id], [], now())) catalog.releaseWriteIntents(fragment.id, [node.id], now());
     }
-    await throttle.consume(good.length, state);
+    await throttle.consume(good.length, loop);
     log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');
     events.emit({ kind: 'ReplicaRepaired', message: `Rewrote the ${bad.reason} replica of fragment ${fragment.id} on ${node.id}.`, fragmentId: fragment.id, datanode: { ...node }, reason: bad.reason });
   }
@@ -85,7 +82,7 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
       const data = await replicas.read({ ...fragment, replicas: [...kept, ...dropped] });
       // Not onto a datanode whose copy of it is queued for deletion: that DELETE could land after the PUT.
       added = await replicas.write(fragment.id, data, fragment.sha256, need, new Set([...holders, ...catalog.deletionTargetsOf(fragment.id)]));
-      await throttle.consume(data.length * added.length, state);
+      await throttle.consume(data.length * added.length, loop);
     }
     if (!catalog.moveReplicas(fragment.id, added, dropped, now())) {
       catalog.releaseWriteIntents(fragment.id, added, now()); // deleted meanwhile: the new copies go too
@@ -102,7 +99,7 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
     const due = [...suspects.entries()].filter(([, s]) => s.due <= now());
     for (const [key] of due) suspects.delete(key);
     for (const [key, { bad: b }] of due) {
-      if (state.stopped) return;
+      if (loop.stopped) return;
       try {
         await repairInPlace(b);
         if (!suspects.has(key)) announced.delete(key);
@@ -117,7 +114,7 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
     const lost = lostDatanodes();
     for (const datanodeId of lost) {
       for (;;) {
-        if (state.stopped) return;
+        if (loop.stopped) return;
         const batch = catalog.fragmentsOn(datanodeId, BATCH + stuck.size).filter((f) => (stuck.get(f.id) ?? 0) <= now()).slice(0, BATCH);
         if (batch.length === 0) break;
         for (let i = 0; i < batch.length; i += concurrency) {
@@ -135,22 +132,8 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
     for (const [id, until] of stuck) if (until <= now()) stuck.delete(id);
   }
 
-  function kick(): Promise<void> {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = pass()
-      .catch((err) => log.error({ err }, 'repair pass failed'))
-      .finally(() => {
-        running = undefined;
-        if (again && !state.stopped) {
-          again = false;
-          void kick();
-        }
-      });
-    return running;
-  }
+  const loop = createBackgroundLoop('repair', pass, { pollMs, log });
+  const kick = loop.kick;
 
   return {
     /**
@@ -179,23 +162,11 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
       void kick();
     },
     start() {
-      state.stopped = false;
       startedAt = now();
-      const tick = () => {
-        void kick().finally(() => {
-          if (!state.stopped) timer = setTimeout(tick, pollMs);
-        });
-      };
-      tick();
+      loop.start();
     },
-    async idle() {
-      while (running) await running;
-    },
-    async stop() {
-      state.stopped = true;
-      if (timer) clearTimeout(timer);
-      await running;
-    },
+    idle: loop.idle,
+    stop: loop.stop,
   };
 }
 

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Catalog, ReplicaDeletion } from '../metadata/catalog.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
+import { createBackgroundLoop } from './background-loop.ts';
 
 const CONCURRENCY = 8;
 const MAX_BACKOFF_MS = 60_000;
@@ -16,10 +17,6 @@ export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 
   pollMs?: number;
   now?: () => number;
 }) {
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let again = false;
-  let stopped = true;
 
   async function deleteOne(d: ReplicaDeletion) {
     const node = registry.get(d.datanodeId);
@@ -44,30 +41,16 @@ export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 
   async function drain() {
     for (;;) {
       const due = catalog.dueDeletions(now(), 256);
-      if (due.length === 0 || stopped) return;
+      if (due.length === 0 || loop.stopped) return;
       for (let i = 0; i < due.length; i += CONCURRENCY) {
         await Promise.all(due.slice(i, i + CONCURRENCY).map(deleteOne));
       }
     }
   }
 
-  /** Runs a pass now (or right after the one under way). */
-  function kick(): Promise<void> {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = drain()
-      .catch((err) => log.error({ err }, 'replica deletion pass failed'))
-      .finally(() => {
-        running = undefined;
-        if (again && !stopped) {
-          again = false;
-          void kick();
-        }
-      });
-    return running;
-  }
+  const loop = createBackgroundLoop('replica deletion', drain, { pollMs, log });
+
+  const kick = loop.kick;
 
   return {
     kick,
@@ -76,24 +59,10 @@ export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 
       catalog.resumeDeletionsOn(datanodeId, now());
       return kick();
     },
-    start() {
-      stopped = false;
-      const tick = () => {
-        void kick().finally(() => {
-          if (!stopped) timer = setTimeout(tick, pollMs);
-        });
-      };
-      tick();
-    },
+    start: loop.start,
     /** Resolves once nothing is due (tests and shutdown). */
-    async idle() {
-      while (running) await running;
-    },
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running;
-    },
+    idle: loop.idle,
+    stop: loop.stop,
   };
 }
 
