@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { CoordinatorConfig } from './config.ts';
 import { badInput, TesseraError } from './errors.ts';
 import type { EventBus } from './events.ts';
-import { createRunningImageHash, type RunningImageHash } from './image-hash.ts';
+import { createRunningImageHash, knownImageHash, type RunningImageHash } from './image-hash.ts';
 import type { Catalog, ImageRow } from './metadata/catalog.ts';
 import { assertImageName } from './names.ts';
 import type { Replicas } from './cluster/replicas.ts';
@@ -134,7 +134,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
       }
       throw err;
     }
-    let recorded = false;
+    let recorded: false | 'new' | 'replaced' = false;
     try {
       recorded = catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ttlMs, now());
     } finally {
@@ -146,10 +146,13 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     if (!recorded) {
       throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`);
     }
-    let hash = running.get(upload.id);
-    if (!hash) running.set(upload.id, (hash = createRunningImageHash(config.fragmentSize * 8)));
-    hash.offer(index, data);
-    void deleter.kick(); // the replicas of a replaced fragment, if any
+    if (upload.fragmentCount === 1) running.set(upload.id, knownImageHash(digest));
+    else {
+      let hash = running.get(upload.id);
+      if (!hash) running.set(upload.id, (hash = createRunningImageHash(config.fragmentSize * 8)));
+      hash.offer(index, data);
+    }
+    if (recorded === 'replaced') void deleter.kick(); // the replicas of the fragment it replaced
     return { index, size, sha256: digest, replicas: placed };
   }
 
@@ -162,9 +165,8 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     assertSha256(input.sha256, 'sha256');
     assertContentType(input.contentType);
     requireLiveDatanodes();
-    sweepExpired(); // an expired upload must not hold the name
     const t = now();
-    return catalog.insertUpload({
+    const row = {
       name: input.name,
       uploadId: randomBytes(12).toString('base64url'),
       size: input.size,
@@ -174,7 +176,14 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
       fragmentCount: Math.ceil(input.size / config.fragmentSize),
       createdAt: t,
       expiresAt: t + ttlMs,
-    });
+    };
+    try {
+      return catalog.insertUpload(row);
+    } catch (err) {
+      // An expired upload must not hold the name: swept here, on a clash, rather than before every insert.
+      if (err instanceof TesseraError && err.code === 'IMAGE_ALREADY_EXISTS' && sweepExpired() > 0) return catalog.insertUpload(row);
+      throw err;
+    }
   }
 
   /** `sha256`: the whole image's hash, when the client learnt it only while sending (beyond beginUpload's). */

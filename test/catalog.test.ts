@@ -77,7 +77,7 @@ describe('insertUpload', () => {
 describe('recordFragment', () => {
   it('records a fragment and its replicas, and keeps the upload alive', () => {
     const u = upload('a.png');
-    expect(catalog.recordFragment(fragment(u.id, 1, 'f1'), ['a', 'c'], T + 5000, T)).toBe(true);
+    expect(catalog.recordFragment(fragment(u.id, 1, 'f1'), ['a', 'c'], T + 5000, T)).toBe('new');
     expect(catalog.receivedIndexes(u.id)).toEqual([1]);
     expect(catalog.replicasOf('f1')).toEqual(['a', 'c']);
     expect(catalog.uploadById(u.uploadId!)!.expiresAt).toBe(T + 5000);
@@ -89,7 +89,7 @@ describe('recordFragment', () => {
     catalog.recordFragment(fragment(u.id, 0, 'old'), ['a', 'b'], T + 1000, T);
     catalog.recordFragment(fragment(u.id, 1, 'other'), ['b', 'c'], T + 1000, T);
     catalog.addWriteIntents('new', ['b', 'c']);
-    expect(catalog.recordFragment(fragment(u.id, 0, 'new'), ['b', 'c'], T + 2000, T + 1)).toBe(true);
+    expect(catalog.recordFragment(fragment(u.id, 0, 'new'), ['b', 'c'], T + 2000, T + 1)).toBe('replaced');
 
     expect(catalog.fragments(u.id).map((f) => [f.idx, f.id])).toEqual([[0, 'new'], [1, 'other']]);
     expect(catalog.replicasOf('old')).toEqual([]);

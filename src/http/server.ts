@@ -13,8 +13,9 @@ import type { Coordinator } from '../coordinator.ts';
 import { MAX_FRAGMENT_SIZE } from '../config.ts';
 import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
-import { badUserInputCode, payloadTooLargeCode } from './error-codes.ts';
+import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
 import { limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
+import { multipartRequests } from './multipart.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -36,6 +37,7 @@ export function createHttpServer(app: Coordinator) {
     };
   };
 
+  const multipartLimits = { fileSize: Math.max(config.maxUploadImageSize, MAX_FRAGMENT_SIZE), files: 4, fieldSize: 1024 * 1024 };
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
@@ -45,9 +47,10 @@ export function createHttpServer(app: Coordinator) {
     // 9 MB script: loaded on the first browser visit, not at start (it cost ~60 MB of RSS).
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS' },
-    // One multipart part is one fragment or one uploadImage file; Yoga holds it in memory.
-    fetchAPI: createFetch({ formDataLimits: { fileSize: Math.max(config.maxUploadImageSize, MAX_FRAGMENT_SIZE), files: 4 } }),
-    plugins: [payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize))],
+    // One multipart part is one fragment or one uploadImage file, held in memory (multipart.ts).
+    fetchAPI: createFetch({ formDataLimits: { fileSize: multipartLimits.fileSize, files: multipartLimits.files } }),
+    // Our multipart parser first, so payloadTooLargeCode wraps it like it wrapped Yoga's.
+    plugins: [multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize))],
     maxRequestBodySize: false, // limitRequestBody instead
     logging: {
       debug: (...args) => app.log.debug(args.join(' ')),

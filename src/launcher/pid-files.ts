@@ -47,9 +47,6 @@ export function pidFiles(dataDir: string) {
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(file(name), `${pid}\n`);
     },
-    remove(name: string) {
-      fs.rmSync(file(name), { force: true });
-    },
     clear() {
       for (const p of read()) fs.rmSync(file(p.name), { force: true });
     },

@@ -21,9 +21,9 @@ export async function startServiceProcess(
   name: string,
   entry: string,
   args: string[],
-  { timeoutMs = 30_000, nodeArgs = [] as string[], onLog = (line: string) => process.stderr.write(humanLogLine(name, line) + '\n') } = {},
+  { timeoutMs = 30_000, nodeArgs = [] as string[], env = {} as Record<string, string>, onLog = (line: string) => process.stderr.write(humanLogLine(name, line) + '\n') } = {},
 ): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });

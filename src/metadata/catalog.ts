@@ -184,9 +184,10 @@ export function catalog(db: Db) {
 
     /**
      * Records fragment `idx` of an open upload as stored on `datanodeIds`, replacing an earlier
-     * one (whose replicas are queued for deletion). False when the upload is gone meanwhile.
+     * one (whose replicas are queued for deletion): 'replaced' then, else 'new'. False when the
+     * upload is gone meanwhile.
      */
-    recordFragment: db.transaction((fragment: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): boolean => {
+    recordFragment: db.transaction((fragment: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): false | 'new' | 'replaced' => {
       const image = s.imageById.get(fragment.imageId);
       // An upload that expired while this fragment was being written stays expired.
       if (!image || image.state !== 'uploading' || (image.expiresAt ?? 0) <= now) return false;
@@ -201,7 +202,7 @@ export function catalog(db: Db) {
         s.undoom.run(fragment.id, d);
       }
       s.touchUpload.run(expiresAt, fragment.imageId);
-      return true;
+      return previous ? 'replaced' : 'new';
     }),
 
     /** Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`. */

@@ -1,0 +1,61 @@
+// What the processes cost while something runs: peak resident memory (VmRSS sampled from /proc/<pid>/status,
+// and VmHWM after resetting it by writing 5 to /proc/<pid>/clear_refs) and CPU time (/proc/<pid>/stat).
+import fs from 'node:fs';
+
+function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function resetHwm(pid: number): boolean {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Peak RSS in bytes of every pid while `work` runs. */
+export async function peakRss<T>(pids: Record<string, number>, work: () => Promise<T>, everyMs = 50): Promise<{ result: T; peaks: Record<string, number> }> {
+  const hwmReset: Record<string, boolean> = {};
+  const peaks: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    hwmReset[name] = resetHwm(pid);
+    peaks[name] = statusKb(pid, 'VmRSS') ?? 0;
+  }
+  const sample = () => {
+    for (const [name, pid] of Object.entries(pids)) peaks[name] = Math.max(peaks[name], statusKb(pid, 'VmRSS') ?? 0);
+  };
+  const timer = setInterval(sample, everyMs);
+  try {
+    const result = await work();
+    sample();
+    for (const [name, pid] of Object.entries(pids)) if (hwmReset[name]) peaks[name] = Math.max(peaks[name], statusKb(pid, 'VmHWM') ?? 0);
+    return { result, peaks: Object.fromEntries(Object.entries(peaks).map(([k, kb]) => [k, kb * 1024])) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; NaN when unknown. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU ms each pid used while `work` ran. */
+export async function cpuDuring<T>(pids: Record<string, number>, work: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
+  const result = await work();
+  return { result, cpu: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid) - before[k]])) };
+}

@@ -1,0 +1,344 @@
+// `npm run bench [-- --quick] [-- --json]`: starts a local cluster as real processes (npm start:
+// coordinator + 3 datanodes, RF 2, loopback, temp data dir) and a bare replicating proxy on the
+// same datanodes, and measures Tessera against it in one run, alternating runs, medians.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { createHttp, type BenchHttp } from './http.ts';
+import { fillIndex, listingName, rawListing } from './listing.ts';
+import { cleanup, freePortBlock, removeOnCleanup, startBareProxy, startCluster, type BareProxy, type Cluster } from './processes.ts';
+import { json, median, percentile, table, type Figure } from './report.ts';
+import { cpuDuring, peakRss } from './rss.ts';
+import {
+  MB, bareObjectFromTessera, bareSmallUploads, bareUpload, download, imagePath, imageSha256, makePool, smallReads, tesseraSmallUploads, tesseraUpload, timed,
+} from './workloads.ts';
+
+const SCENARIOS = ['listing', 'upload', 'download', 'small', 'rss'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const positive = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive number (got "${v}").`);
+  return n;
+};
+
+const program = new Command('npm run bench --')
+  .description('Measures Tessera against a bare replicating proxy on the same datanodes (see issue 5).')
+  .option('--json', 'print the results as JSON (progress goes to stderr)', false)
+  .option('--quick', 'a fast smoke run (< 1 min): smaller images, one run each', false)
+  .option('--scenarios <list>', `comma-separated subset of ${SCENARIOS.join(',')}`, SCENARIOS.join(','))
+  .option('--size <MB>', 'image size for the upload/download figures (default 256; quick 64)', positive('--size'))
+  .option('--rss-size <MB>', 'image size of the peak-RSS upload (default 1024; quick 256)', positive('--rss-size'))
+  .option('--runs <n>', 'alternating runs per upload/download figure (default 5; quick 1)', positive('--runs'))
+  .option('--in-flight <k>', 'fragments in flight per upload', positive('--in-flight'), 4)
+  .option('--no-base64', 'skip the base64 upload runs')
+  .option('--small-count <n>', 'small images per run (default 1500; quick 300)', positive('--small-count'))
+  .option('--small-runs <n>', 'alternating runs of the small-image figures (default 3; quick 1)', positive('--small-runs'))
+  .option('--small-size <KB>', 'small image size in KB (1000 bytes)', positive('--small-size'), 100)
+  .option('--concurrency <n>', 'small images in flight', positive('--concurrency'), 8)
+  .option('--list-rows <n>', 'stored images in the index for the listing figure (default 1000000)', positive('--list-rows'))
+  .option('--list-queries <n>', 'timed listing queries (default 500; quick 150)', positive('--list-queries'))
+  .option('--profile <dir>', 'write --cpu-prof profiles of every cluster process to this folder')
+  .option('-v, --verbose', 'pass the cluster\'s warnings through to stderr', false)
+  .showHelpAfterError();
+program.parse();
+const flags = program.opts<{
+  json: boolean; quick: boolean; scenarios: string; base64: boolean; size?: number; rssSize?: number; runs?: number; inFlight: number; smallCount?: number; smallRuns?: number;
+  smallSize: number; concurrency: number; listRows?: number; listQueries?: number; profile?: string; verbose: boolean;
+}>();
+const quick = flags.quick;
+const cfg = {
+  size: Math.round((flags.size ?? (quick ? 64 : 256)) * MB),
+  rssSize: Math.round((flags.rssSize ?? (quick ? 256 : 1024)) * MB),
+  runs: flags.runs ?? (quick ? 1 : 5),
+  inFlight: flags.inFlight,
+  smallCount: flags.smallCount ?? (quick ? 300 : 1500),
+  smallRuns: flags.smallRuns ?? (quick ? 1 : 3),
+  smallSize: Math.round(flags.smallSize * 1000),
+  concurrency: flags.concurrency,
+  listRows: flags.listRows ?? 1_000_000,
+  listQueries: flags.listQueries ?? (quick ? 150 : 500),
+};
+const wanted = new Set(flags.scenarios.split(',').map((s) => s.trim()).filter(Boolean));
+for (const s of wanted) if (!(SCENARIOS as readonly string[]).includes(s)) program.error(`--scenarios: unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);
+const runs = (s: Scenario) => wanted.has(s);
+
+const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+const out = (text: string) => process.stdout.write(text + '\n');
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    say(`${signal}: stopping the cluster and removing the data dir`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
+
+const figures: Figure[] = [];
+const started = performance.now();
+
+/** Pids of the server under test (coordinator or bare proxy) and of the datanodes, for CPU accounting. */
+let servers: { tessera: number; bare: number; datanodes: Record<string, number> } | undefined;
+
+interface Run {
+  ms: number;
+  /** CPU ms the server (coordinator or bare proxy) and the datanodes (together) used during the run. */
+  serverCpu: number;
+  datanodeCpu: number;
+}
+
+/** One timed run against `side`, with the CPU its processes used. */
+async function measured(side: 'tessera' | 'bare', work: () => Promise<unknown>): Promise<Run> {
+  const pids = servers ? { server: servers[side], ...servers.datanodes } : {};
+  const t0 = performance.now();
+  const { cpu } = await cpuDuring(pids, work);
+  const ms = performance.now() - t0;
+  const datanodeCpu = Object.entries(cpu).filter(([k]) => k !== 'server').reduce((n, [, v]) => n + v, 0);
+  return { ms, serverCpu: cpu.server ?? NaN, datanodeCpu };
+}
+
+/** Median CPU ms per unit (MB, image) of a set of runs, for the figure's `cpu` field. */
+const cpuPer = (runs: Run[], units: number) => ({
+  server: median(runs.map((r) => r.serverCpu / units)),
+  datanodes: median(runs.map((r) => r.datanodeCpu / units)),
+});
+
+async function main() {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-'));
+  removeOnCleanup(dataDir);
+  say(`data dir ${dataDir}; ${JSON.stringify(cfg)}`);
+
+  if (runs('listing')) {
+    const ms = fillIndex(dataDir, cfg.listRows);
+    say(`filled the index with ${cfg.listRows} stored images in ${(ms / 1000).toFixed(1)} s`);
+  }
+
+  const port = await freePortBlock(5);
+  const env: Record<string, string> = {};
+  if (flags.profile) {
+    fs.mkdirSync(flags.profile, { recursive: true });
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import ${new URL('./cpu-profile.mjs', import.meta.url).href}`.trim();
+    env.TESSERA_BENCH_PROFILE_DIR = path.resolve(flags.profile);
+  }
+  // Defaults, but no scrubbing: the scrubber re-reads 8 MB/s in the background, a load that has
+  // nothing to do with the data path and would land on both sides of every comparison.
+  const cluster = await startCluster(dataDir, port, { args: ['--scrub-rate', '0'], env, log: flags.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined });
+  const bare = await startBareProxy(port + 4, cluster.datanodeUrls, cluster.secretFile, env);
+  say(`cluster at ${cluster.url} (datanodes ${cluster.datanodeUrls.join(' ')}), bare proxy at ${bare.url}`);
+  const pids = cluster.pids();
+  servers = { tessera: pids.coordinator, bare: bare.pid, datanodes: Object.fromEntries(Object.entries(pids).filter(([k]) => k.startsWith('datanode'))) };
+  const tess = createHttp(cluster.url);
+  const base = createHttp(bare.url);
+  try {
+    await waitForDatanodes(tess);
+    if (runs('listing')) await listing(tess, cluster);
+    const pool = makePool(8, 2 * 1024 * 1024, runs('upload') && flags.base64);
+    if (runs('upload') || runs('download')) await bigImages(tess, base, cluster, pool);
+    if (runs('small')) await smallImages(tess, base);
+    if (runs('rss')) await memory(tess, base, cluster, bare, pool);
+  } finally {
+    tess.close();
+    base.close();
+  }
+}
+
+async function waitForDatanodes(http: BenchHttp) {
+  for (let i = 0; i < 100; i++) {
+    const { datanodes } = await http.graphql<{ datanodes: { status: string }[] }>(`{ datanodes { status } }`);
+    if (datanodes.filter((d) => d.status !== 'DOWN').length >= 3) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the datanodes did not come up');
+}
+
+/** Deletes Tessera images and waits (up to 20 s) until their replica files are gone, outside any timing. */
+async function deleteImages(http: BenchHttp, names: string[]) {
+  for (const name of names) await http.graphql(`mutation($n: String!) { deleteImage(name: $n) }`, { n: name });
+  for (let i = 0; i < 200; i++) {
+    const { cluster } = await http.graphql<{ cluster: { pendingReplicaDeletions: number } }>(`{ cluster { pendingReplicaDeletions } }`);
+    if (cluster.pendingReplicaDeletions === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const mbps = (bytes: number, ms: number) => bytes / MB / (ms / 1000);
+
+async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, pool: ReturnType<typeof makePool>) {
+  const fragmentSize = 2 * 1024 * 1024;
+  const expected = imageSha256(pool, cfg.size, fragmentSize);
+  const k = { inFlight: cfg.inFlight };
+
+  // Warm-up (untimed): both servers' code paths compiled, connections open.
+  const warm = 16 * fragmentSize;
+  await tesseraUpload(tess, 'bench/warm-mp', warm, pool, { ...k, encoding: 'multipart' });
+  if (flags.base64) await tesseraUpload(tess, 'bench/warm-b64', warm, pool, { ...k, encoding: 'base64' });
+  await bareUpload(base, 'warm', warm, fragmentSize, pool, k);
+
+  // Each Tessera run is followed by its own bare run, and compared with those only: a bare run
+  // right after a base64 one is measurably slower than one right after a multipart one here.
+  const up = { mp: [] as Run[], b64: [] as Run[], bareMp: [] as Run[], bareB64: [] as Run[] };
+  const keep = 'bench/big';
+  const uploadRuns = runs('upload') ? cfg.runs : 0;
+  const rate = (r: Run) => mbps(cfg.size, r.ms);
+  for (let r = 0; r < Math.max(uploadRuns, 1); r++) {
+    const name = r === 0 ? keep : `bench/big-mp-${r}`;
+    let stored = '';
+    up.mp.push(await measured('tessera', async () => void (stored = (await tesseraUpload(tess, name, cfg.size, pool, { ...k, encoding: 'multipart' })).sha256)));
+    if (stored !== expected) throw new Error(`${name}: Tessera stored sha256 ${stored}, expected ${expected}`);
+    if (!runs('upload')) break;
+    up.bareMp.push(await measured('bare', () => bareUpload(base, `big-${r}-a`, cfg.size, fragmentSize, pool, k)));
+    if (flags.base64) {
+      up.b64.push(await measured('tessera', () => tesseraUpload(tess, `bench/big-b64-${r}`, cfg.size, pool, { ...k, encoding: 'base64' })));
+      up.bareB64.push(await measured('bare', () => bareUpload(base, `big-${r}-b`, cfg.size, fragmentSize, pool, k)));
+    }
+    const last = (xs: Run[]) => (xs.length ? rate(xs.at(-1)!).toFixed(0) : '—');
+    say(`upload run ${r + 1}/${cfg.runs}: multipart ${last(up.mp)} (bare ${last(up.bareMp)}), base64 ${last(up.b64)} (bare ${last(up.bareB64)}) MB/s; CPU ms/MB of the multipart run: coordinator ${(up.mp.at(-1)!.serverCpu / (cfg.size / MB)).toFixed(2)}, bare proxy ${(up.bareMp.at(-1)!.serverCpu / (cfg.size / MB)).toFixed(2)}`);
+    await deleteImages(tess, [...(r === 0 ? [] : [name]), ...(flags.base64 ? [`bench/big-b64-${r}`] : [])]);
+  }
+  if (runs('upload')) {
+    const sizeText = `${(cfg.size / MB).toFixed(0)} MB image, ${cfg.inFlight} in flight`;
+    const mb = cfg.size / MB;
+    figures.push({
+      id: 'upload_multipart', label: `upload, multipart fragments, ${sizeText}`, unit: 'MB/s',
+      tessera: median(up.mp.map(rate)), baseline: median(up.bareMp.map(rate)), samples: { tessera: up.mp.map(rate), baseline: up.bareMp.map(rate) },
+      cpu: { unit: 'MB', tessera: cpuPer(up.mp, mb), baseline: cpuPer(up.bareMp, mb) },
+      target: { kind: 'ratio-min', threshold: 0.7, text: '>= 0.7x bare' },
+    });
+    if (flags.base64) figures.push({
+      id: 'upload_base64', label: `upload, base64 fragments, ${sizeText}`, unit: 'MB/s',
+      tessera: median(up.b64.map(rate)), baseline: median(up.bareB64.map(rate)), samples: { tessera: up.b64.map(rate), baseline: up.bareB64.map(rate) },
+      cpu: { unit: 'MB', tessera: cpuPer(up.b64, mb), baseline: cpuPer(up.bareB64, mb) },
+    });
+  }
+
+  if (runs('download')) {
+    await bareObjectFromTessera(base, cluster.dataDir, keep, 'big');
+    await download(tess, imagePath(keep), cfg.size); // warm-up
+    await download(base, '/objects/big', cfg.size);
+    const down = { t: [] as Run[], b: [] as Run[] };
+    for (let r = 0; r < cfg.runs; r++) {
+      down.t.push(await measured('tessera', () => download(tess, imagePath(keep), cfg.size)));
+      down.b.push(await measured('bare', () => download(base, '/objects/big', cfg.size)));
+      say(`download run ${r + 1}/${cfg.runs}: Tessera ${rate(down.t.at(-1)!).toFixed(0)}, bare ${rate(down.b.at(-1)!).toFixed(0)} MB/s`);
+    }
+    figures.push({
+      id: 'download', label: `download, GET /images/{name}, ${(cfg.size / MB).toFixed(0)} MB image`, unit: 'MB/s',
+      tessera: median(down.t.map(rate)), baseline: median(down.b.map(rate)), samples: { tessera: down.t.map(rate), baseline: down.b.map(rate) },
+      cpu: { unit: 'MB', tessera: cpuPer(down.t, cfg.size / MB), baseline: cpuPer(down.b, cfg.size / MB) },
+      target: { kind: 'ratio-min', threshold: 0.7, text: '>= 0.7x bare' }, note: 'the bare proxy reads the same fragment files, in order, 3 ahead',
+    });
+  }
+  await deleteImages(tess, [keep]);
+}
+
+async function smallImages(tess: BenchHttp, base: BenchHttp) {
+  const size = cfg.smallSize;
+  const pool = makePool(64, size);
+  const n = cfg.smallCount;
+  const c = cfg.concurrency;
+  const names = (tag: string) => Array.from({ length: n }, (_, i) => `bench/small/${tag}/${i}.jpg`);
+  // Warm-up, untimed.
+  await tesseraSmallUploads(tess, names('warm-a').slice(0, 100), pool, c, 'uploadImage');
+  await tesseraSmallUploads(tess, names('warm-b').slice(0, 100), pool, c, 'chunked');
+  await bareSmallUploads(base, names('warm').slice(0, 100).map((_, i) => `warm_small_${i}`), pool, c);
+
+  const s = { image: [] as Run[], chunked: [] as Run[], bare: [] as Run[], readT: [] as Run[], readB: [] as Run[] };
+  const perSec = (r: Run) => n / (r.ms / 1000);
+  for (let r = 0; r < cfg.smallRuns; r++) {
+    const a = names(`a${r}`);
+    const b = names(`b${r}`);
+    const ids = Array.from({ length: n }, (_, i) => `small_${r}_${i}`);
+    s.image.push(await measured('tessera', () => tesseraSmallUploads(tess, a, pool, c, 'uploadImage')));
+    s.bare.push(await measured('bare', () => bareSmallUploads(base, ids, pool, c)));
+    s.chunked.push(await measured('tessera', () => tesseraSmallUploads(tess, b, pool, c, 'chunked')));
+    s.readT.push(await measured('tessera', () => smallReads(tess, a.map(imagePath), size, c)));
+    s.readB.push(await measured('bare', () => smallReads(base, ids.map((id) => `/fragments/${id}`), size, c)));
+    const last = (xs: Run[]) => perSec(xs.at(-1)!).toFixed(0);
+    say(`small run ${r + 1}/${cfg.smallRuns}: stored/s uploadImage ${last(s.image)}, chunked ${last(s.chunked)}, bare ${last(s.bare)}; read/s Tessera ${last(s.readT)}, bare ${last(s.readB)}`);
+  }
+  const useImage = median(s.image.map(perSec)) >= median(s.chunked.map(perSec));
+  const best = useImage ? s.image : s.chunked;
+  const kb = (size / 1000).toFixed(0);
+  figures.push({
+    id: 'small_stored', label: `${kb} KB images stored per second, ${c} concurrent`, unit: '/s',
+    tessera: median(best.map(perSec)), baseline: median(s.bare.map(perSec)), samples: { tessera: best.map(perSec), baseline: s.bare.map(perSec) },
+    cpu: { unit: 'image', tessera: cpuPer(best, n), baseline: cpuPer(s.bare, n) },
+    target: { kind: 'min', threshold: 250, text: '>= 250/s' },
+    note: `${useImage ? 'uploadImage (one multipart request)' : 'beginUpload + uploadFragment + completeUpload'} is the faster way: median uploadImage ${median(s.image.map(perSec)).toFixed(0)}/s, chunked ${median(s.chunked.map(perSec)).toFixed(0)}/s`,
+  });
+  figures.push({
+    id: 'small_read', label: `${kb} KB images read per second, ${c} concurrent`, unit: '/s',
+    tessera: median(s.readT.map(perSec)), baseline: median(s.readB.map(perSec)), samples: { tessera: s.readT.map(perSec), baseline: s.readB.map(perSec) },
+    cpu: { unit: 'image', tessera: cpuPer(s.readT, n), baseline: cpuPer(s.readB, n) },
+  });
+}
+
+async function memory(tess: BenchHttp, base: BenchHttp, cluster: Cluster, bare: BareProxy, pool: ReturnType<typeof makePool>) {
+  const pids = cluster.pids();
+  const datanodePids = Object.fromEntries(Object.entries(pids).filter(([name]) => name.startsWith('datanode')));
+  const k = { inFlight: cfg.inFlight };
+  const t = await peakRss({ coordinator: pids.coordinator, ...datanodePids }, () => timed(() => tesseraUpload(tess, 'bench/rss', cfg.rssSize, pool, { ...k, encoding: 'multipart' })));
+  const b = await peakRss({ bare: bare.pid, ...datanodePids }, () => timed(() => bareUpload(base, 'rss', cfg.rssSize, 2 * 1024 * 1024, pool, k)));
+  const maxDatanode = (peaks: Record<string, number>) => Math.max(...Object.entries(peaks).filter(([n]) => n.startsWith('datanode')).map(([, v]) => v));
+  const size = `${(cfg.rssSize / MB).toFixed(0)} MB upload`;
+  figures.push({
+    id: 'rss_coordinator', label: `coordinator peak RSS, ${size}`, unit: 'MB',
+    tessera: t.peaks.coordinator / MB, baseline: b.peaks.bare / MB, samples: { tessera: [t.peaks.coordinator / MB], baseline: [b.peaks.bare / MB] },
+    target: { kind: 'max', threshold: 200, text: '<= 200 MB' },
+    note: `VmHWM after a reset, and VmRSS sampled every 50 ms; upload at ${mbps(cfg.rssSize, t.result.ms).toFixed(0)} MB/s (bare ${mbps(cfg.rssSize, b.result.ms).toFixed(0)})`,
+  });
+  figures.push({
+    id: 'rss_datanode', label: `datanode peak RSS (largest of 3), ${size}`, unit: 'MB',
+    tessera: maxDatanode(t.peaks) / MB, baseline: maxDatanode(b.peaks) / MB, samples: { tessera: [maxDatanode(t.peaks) / MB], baseline: [maxDatanode(b.peaks) / MB] },
+  });
+  await deleteImages(tess, ['bench/rss']);
+}
+
+async function listing(tess: BenchHttp, cluster: Cluster) {
+  const query = `query($a: String) { images(first: 50, after: $a) { edges { cursor node { name size contentType sha256 createdAt url } } pageInfo { hasNextPage endCursor } } }`;
+  const cursorOf = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
+  const pick = () => listingName(Math.floor(Math.random() * cfg.listRows));
+  type Page = { images: { edges: unknown[] } };
+  for (let i = 0; i < 50; i++) await tess.graphql<Page>(query, { a: cursorOf(pick()) }); // warm-up
+  const gql: number[] = [];
+  for (let i = 0; i < cfg.listQueries; i++) {
+    const t = await timed(() => tess.graphql<Page>(query, { a: cursorOf(pick()) }));
+    if (t.result.images.edges.length === 0) throw new Error('images() answered an empty page');
+    gql.push(t.ms);
+  }
+  const raw = rawListing(cluster.dataDir);
+  const sql: number[] = [];
+  try {
+    for (let i = 0; i < cfg.listQueries + 50; i++) {
+      const after = pick();
+      const t0 = performance.now();
+      raw.page(after, 50);
+      if (i >= 50) sql.push(performance.now() - t0);
+    }
+  } finally {
+    raw.close();
+  }
+  const rows = cfg.listRows >= 1e6 ? `${cfg.listRows / 1e6}M` : `${cfg.listRows / 1e3}k`;
+  const base = { unit: 'ms', samples: { tessera: gql, baseline: sql } };
+  figures.push({
+    id: 'listing_median', label: `images(first: 50, after:) median over ${rows} images`, ...base,
+    tessera: median(gql), baseline: median(sql), target: { kind: 'max', threshold: 5, text: '<= 5 ms' },
+    note: 'round trip of POST /graphql from the bench; baseline: the same SELECT on raw SQLite in the bench process',
+  });
+  figures.push({ id: 'listing_p95', label: `images(first: 50, after:) p95 over ${rows} images`, ...base, tessera: percentile(gql, 95), baseline: percentile(sql, 95) });
+}
+
+try {
+  await main();
+  const meta = { config: { ...cfg, scenarios: [...wanted], quick }, machine: { cpus: os.cpus().length, node: process.version }, durationSec: (performance.now() - started) / 1000 };
+  out(flags.json ? json(figures, meta) : `\n${table(figures)}\n\n${(meta.durationSec).toFixed(0)} s, ${os.cpus().length} cores, RF 2, 3 datanodes on loopback`);
+  await cleanup();
+  process.exit(0);
+} catch (err) {
+  if (!interrupted) say(`failed: ${(err as Error).stack ?? err}`);
+  await cleanup();
+  process.exit(interrupted ? 130 : 2);
+}
