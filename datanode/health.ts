@@ -1,11 +1,12 @@
 // The datanode's machine health (CPU, memory, the data dir's filesystem), sampled in the
-// background so that GET /health answers at once. Read straight from the kernel (/proc/stat,
-// /proc/meminfo, statfs): systeminformation ran `cat /proc/stat | grep cpu` and `df` through
-// execSync every second, which blocked the event loop (and every fragment PUT) for tens of ms.
+// background so that GET /health answers at once. Memory comes from systeminformation (an async
+// read of /proc/meminfo); CPU and disk are read here instead, because its currentLoad() and
+// fsSize() run `cat /proc/stat | grep cpu` and `df` through execSync, which blocked the event
+// loop (and every fragment PUT) for up to 26 ms per sample, measured with monitorEventLoopDelay.
 import { readFile, realpath, statfs } from 'node:fs/promises';
 import os from 'node:os';
-import { sep } from 'node:path';
 import type { Logger } from 'pino';
+import si from 'systeminformation';
 
 export interface SystemSample {
   cpuPercent: number;
@@ -18,30 +19,6 @@ export interface HealthSampler {
   /** The latest sample; only before the first one completes does this wait (once). */
   current(): Promise<SystemSample>;
   stop(): void;
-}
-
-interface MountEntry {
-  mount: string;
-}
-
-/**
- * The filesystem holding `path`: the entry with the longest mount point that contains it.
- * A mount contains a path only at a segment boundary: `/data` holds `/data/x`, not `/database`.
- */
-export function chooseFilesystem<T extends MountEntry>(entries: readonly T[], path: string): T | undefined {
-  let best: T | undefined;
-  for (const entry of entries) {
-    if (!mountContains(entry.mount, path)) continue;
-    if (best === undefined || entry.mount.length > best.mount.length) best = entry;
-  }
-  return best;
-}
-
-function mountContains(mount: string, path: string): boolean {
-  if (mount === '') return false;
-  if (mount === path) return true;
-  const prefix = mount.endsWith(sep) ? mount : mount + sep;
-  return path.startsWith(prefix);
 }
 
 /** One measurement of the machine and of the filesystem that holds `dataRealPath`. */
@@ -91,16 +68,8 @@ async function cpuLoad(): Promise<number> {
 
 /** (total - available) / total: page cache the kernel can reclaim is not "used". */
 async function memoryUse(): Promise<number> {
-  try {
-    const info = await readFile('/proc/meminfo', 'latin1');
-    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(info)?.[1]);
-    const total = kb('MemTotal');
-    const available = kb('MemAvailable');
-    if (total > 0 && Number.isFinite(available)) return ((total - available) / total) * 100;
-  } catch {
-    // not Linux: fall through
-  }
-  return ((os.totalmem() - os.freemem()) / os.totalmem()) * 100;
+  const { total, available } = await si.mem();
+  return total > 0 ? ((total - available) / total) * 100 : 0;
 }
 
 /** As df computes Use% for the filesystem holding the path: reserved blocks are neither used nor available to us. */

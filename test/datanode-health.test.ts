@@ -1,36 +1,11 @@
-// The datanode's health measurement: which filesystem is "the data dir's", and a sampler that
-// never makes GET /health wait on systeminformation.
+// The datanode's health measurement: measured figures in range, and a sampler that never makes
+// GET /health wait for a sample.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chooseFilesystem, sampleSystem, startHealthSampler } from '../datanode/health.ts';
+import { sampleSystem, startHealthSampler } from '../datanode/health.ts';
 import type { SystemSample } from '../datanode/health.ts';
-
-describe('chooseFilesystem', () => {
-  const mounts = [{ mount: '/' }, { mount: '/data' }, { mount: '/data/fast' }, { mount: '/var/lib/docker' }];
-
-  it('picks the longest mount point that contains the path', () => {
-    expect(chooseFilesystem(mounts, '/data/fast/node1')?.mount).toBe('/data/fast');
-    expect(chooseFilesystem(mounts, '/data/slow/node1')?.mount).toBe('/data');
-    expect(chooseFilesystem(mounts, '/home/me')?.mount).toBe('/');
-  });
-
-  it('matches a mount only at a path-segment boundary', () => {
-    expect(chooseFilesystem(mounts, '/database/x')?.mount).toBe('/');
-    expect(chooseFilesystem(mounts, '/data/fastlane')?.mount).toBe('/data');
-  });
-
-  it('matches the mount point itself and tolerates a trailing slash', () => {
-    expect(chooseFilesystem(mounts, '/data/fast')?.mount).toBe('/data/fast');
-    expect(chooseFilesystem([{ mount: '/' }, { mount: '/mnt/x/' }], '/mnt/x/y')?.mount).toBe('/mnt/x/');
-  });
-
-  it('answers undefined when no mount contains the path', () => {
-    expect(chooseFilesystem([{ mount: '/data' }, { mount: '' }], '/home')).toBeUndefined();
-    expect(chooseFilesystem([], '/home')).toBeUndefined();
-  });
-});
 
 describe('sampleSystem', () => {
   let dir: string;
