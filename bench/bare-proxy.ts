@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { Command } from 'commander';
 import { loadClusterSecret } from '../datanode/secret.ts';
 import { CONTENT_SHA256_HEADER, bearer, paths } from '../datanode/protocol.ts';
+import { writable } from '../src/http/image-route.ts';
 
 const READ_AHEAD = 3;
 
@@ -112,19 +113,6 @@ async function getObject(name: string, res: ServerResponse) {
     }
   }
   res.end();
-}
-
-/** Resolves on 'drain' (or 'close'), leaving no listener behind. */
-function writable(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 async function postObject(name: string, req: IncomingMessage, res: ServerResponse) {

@@ -2,8 +2,8 @@
 // bare proxy, on loopback, under one temp dir. Every process started here is tracked and ended on
 // exit, failure or Ctrl-C; the temp dir is removed.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { freePortBlock } from '../src/launcher/ports.ts';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,21 +43,6 @@ const isAlive = (pid: number) => {
   }
 };
 
-const portIsFree = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const server = net.createServer().once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-
-/** A base port P with P..P+count-1 free now. */
-export async function freePortBlock(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const free = await Promise.all(Array.from({ length: count }, (_, i) => portIsFree(base + i)));
-    if (free.every(Boolean)) return base;
-  }
-  throw new Error('no free block of ports');
-}
 
 function track(child: ChildProcess): Promise<number | null> {
   started.add(child);
@@ -168,3 +153,5 @@ export async function startBareProxy(port: number, datanodeUrls: string[], secre
 export function removeOnCleanup(dir: string) {
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
 }
+
+export { freePortBlock };

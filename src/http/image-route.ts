@@ -38,7 +38,7 @@ function sendError(res: ServerResponse, err: TesseraError) {
 }
 
 /** Resolves on 'drain' (or 'close', when the client went away), leaving no listener behind. */
-function writable(res: ServerResponse): Promise<void> {
+export function writable(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

@@ -1,8 +1,8 @@
 // Runs `src/start-cluster.ts` as `npm start` does (a supervisor process with its coordinator
 // and datanode children) for end-to-end tests; stop() is Ctrl-C and checks nothing is left.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { freePortBlock } from '../../src/launcher/ports.ts';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from './datanode-process.ts';
 
@@ -30,21 +30,6 @@ export const isRunning = (pid: number) => {
   }
 };
 
-const portIsFree = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const server = net.createServer().once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-
-/** A base port P with P..P+count-1 free now: datanodes keep their URL (their identity) across restarts. */
-export async function freePortBlock(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const free = await Promise.all(Array.from({ length: count }, (_, i) => portIsFree(base + i)));
-    if (free.every(Boolean)) return base;
-  }
-  throw new Error('no free block of ports');
-}
 
 export async function startClusterProcess(dataDir: string, port: number, args: string[] = [], timeoutMs = 60_000): Promise<ClusterProcess> {
   const supervisor = spawn(process.execPath, ['--import', 'tsx', 'src/start-cluster.ts', '--port', String(port), '--data-dir', dataDir, ...args], {
@@ -98,3 +83,5 @@ export async function startClusterProcess(dataDir: string, port: number, args: s
     },
   };
 }
+
+export { freePortBlock };
