@@ -42,7 +42,10 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     onStatusChange: (id) => {
       // A datanode back from DOWN gets the deletions it missed; repair that failed for want of
       // a copy or a target may succeed now.
+      const node = registry.get(id);
       if (registry.isLive(id)) void deleter.datanodeLive(id);
+      // A partitioned datanode does not refuse, it hangs: its writes in flight fall back now.
+      else if (node?.status === 'DOWN') client.abandon(node.url);
       repairer.datanodesChanged();
     },
   });

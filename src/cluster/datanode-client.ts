@@ -15,6 +15,8 @@ export interface DatanodeClient {
   deleteFragment(baseUrl: string, id: string): Promise<void>;
   listFragments(baseUrl: string): Promise<FragmentListing[]>;
   health(baseUrl: string, timeoutMs: number): Promise<DatanodeHealthReport>;
+  /** Fails every request in flight to this datanode now (it went DOWN): callers fall back at once instead of at the deadline. */
+  abandon(baseUrl: string): void;
   close(): void;
 }
 
@@ -51,6 +53,7 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, scheduling: 'lifo' });
   const authorization = secret ? bearer(secret) : undefined;
   const origins = new Map<string, URL>();
+  const inFlight = new Map<string, Set<http.ClientRequest>>();
   const originOf = (baseUrl: string) => {
     let url = origins.get(baseUrl);
     if (!url) origins.set(baseUrl, (url = new URL(baseUrl)));
@@ -66,8 +69,15 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
       if (body !== undefined) all['content-length'] = byteLength(body);
       const req = http.request({ protocol: base.protocol, hostname: base.hostname, port: base.port, method, path: base.pathname.replace(/\/$/, '') + path, agent, headers: all });
       const timer = setTimeout(() => req.destroy(new Error(`${method} ${baseUrl}${path}: no complete answer within ${deadlineMs} ms`)), deadlineMs);
-      const fail = (err: Error) => {
+      let pending = inFlight.get(baseUrl);
+      if (!pending) inFlight.set(baseUrl, (pending = new Set()));
+      pending.add(req);
+      const settle = () => {
         clearTimeout(timer);
+        pending.delete(req);
+      };
+      const fail = (err: Error) => {
+        settle();
         reject(err);
       };
       req.once('error', fail);
@@ -77,7 +87,7 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
         res.once('error', fail);
         res.once('aborted', () => fail(new Error(`${method} ${baseUrl}${path}: the answer was cut`)));
         res.once('end', () => {
-          clearTimeout(timer);
+          settle();
           resolve({ status: res.statusCode ?? 0, headers: res.headers, chunks });
         });
       });
@@ -114,6 +124,9 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
       return chunks === undefined ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
     },
     getFragmentChunks: getChunks,
+    abandon(baseUrl) {
+      for (const req of inFlight.get(baseUrl) ?? []) req.destroy(new Error(`${baseUrl} is DOWN: request abandoned`));
+    },
     async deleteFragment(baseUrl, id) {
       const path = paths.fragment(id);
       expect(await call('DELETE', baseUrl, path), 'DELETE', baseUrl, path, 200, 204);
