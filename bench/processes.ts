@@ -3,6 +3,7 @@
 // exit, failure or Ctrl-C; the temp dir is removed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePortBlock } from '../src/launcher/ports.ts';
+import { waitForBannerUrl } from '../src/launcher/banner.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,21 +103,7 @@ export async function startCluster(dataDir: string, port: number, { args = [], e
   };
   onCleanup(stop);
 
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the cluster did not start in 90 s:\n${output}`)), 90_000);
-    const check = () => {
-      const m = /GraphQL and GraphiQL\s+(http:\/\/\S+)\/graphql/.exec(output);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    supervisor.stdout!.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the cluster exited with ${code} before it was up:\n${output}`));
-    });
-  });
+  const url = await waitForBannerUrl(supervisor.stdout!, () => output, exited, 90_000);
   const datanodeUrls = [...output.matchAll(/datanode-\d+\s+(http:\/\/\S+)/g)].map((m) => m[1]);
   return { url, dataDir, datanodeUrls, secretFile: path.join(dataDir, 'cluster.secret'), pids, stop };
 }

@@ -9,6 +9,7 @@ import { addCoordinatorOptions, flagsToArgs, type CoordinatorFlags } from './con
 import pino from 'pino';
 import { humanLogLine } from './launcher/log-lines.ts';
 import { pidFiles, SUPERVISOR } from './launcher/pid-files.ts';
+import { GRAPHQL_LABEL } from './launcher/banner.ts';
 import { startServiceProcess, type ServiceProcess } from './launcher/service-process.ts';
 
 export const SECRET_FILE = 'cluster.secret';
@@ -117,7 +118,7 @@ try {
     [
       '',
       `Tessera is up: ${datanodes.length} datanode${datanodes.length === 1 ? '' : 's'}, replication factor ${flags.replicationFactor}, data in ${dataDir}`,
-      `  GraphQL and GraphiQL  ${coordinator.url}/graphql`,
+      `  ${GRAPHQL_LABEL}  ${coordinator.url}/graphql`,
       `  images                ${coordinator.url}/images/{name}`,
       ...datanodes.map((d) => `  ${d.name.padEnd(20)}  ${d.url}`),
       'Ctrl-C stops the cluster.',

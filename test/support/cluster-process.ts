@@ -2,6 +2,7 @@
 // and datanode children) for end-to-end tests; stop() is Ctrl-C and checks nothing is left.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePortBlock } from '../../src/launcher/ports.ts';
+import { waitForBannerUrl } from '../../src/launcher/banner.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './datanode-process.ts';
@@ -46,21 +47,7 @@ export async function startClusterProcess(dataDir: string, port: number, args: s
     resolve(code);
   }));
 
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`cluster did not start in time:\n${output}`)), timeoutMs);
-    const check = () => {
-      const m = /GraphQL and GraphiQL\s+(http:\/\/\S+)\/graphql/.exec(output);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    supervisor.stdout!.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`cluster exited with ${code} before it was up:\n${output}`));
-    });
-  });
+  const url = await waitForBannerUrl(supervisor.stdout!, () => output, exited, timeoutMs);
 
   const runDir = path.join(dataDir, 'run');
   return {
