@@ -40,6 +40,16 @@ export interface CoordinatorConfig {
   secret?: string;
   /** Datanodes to register at start. */
   datanodes: string[];
+  /** What callers without a token may do (src/auth): nothing by default. */
+  anonymous: 'none' | 'read' | 'write';
+  /** Where the admin token is written when the index holds none (default <data-dir>/admin.token). */
+  adminTokenFile?: string;
+  /** Per-token limits (src/auth/quotas.ts). Requests per second; 0: unlimited. */
+  rateLimitPerSec: number;
+  maxOpenUploadsPerToken: number;
+  maxReservedBytesPerToken: number;
+  maxWsConnectionsPerToken: number;
+  maxSubscriptionsPerToken: number;
 }
 
 export const MAX_FRAGMENT_SIZE = 64 * 1024 * 1024;
@@ -62,6 +72,12 @@ export const DEFAULTS = {
   reconcileIntervalSec: 600,
   orphanGraceSec: 3600,
   uploadTtlSec: 86400,
+  anonymous: 'none',
+  rateLimitPerSec: 5000,
+  maxOpenUploadsPerToken: 100,
+  maxReservedBytesPerToken: 64 * 1024 ** 3,
+  maxWsConnectionsPerToken: 64,
+  maxSubscriptionsPerToken: 256,
 } as const;
 
 const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
@@ -88,6 +104,11 @@ const url = (flag: string) => (value: string) => {
   } catch {
     throw new InvalidArgumentError(`${flag} must be an http(s) URL (got "${value}").`);
   }
+};
+
+const anonymousAccess = (value: string) => {
+  if (value !== 'none' && value !== 'read' && value !== 'write') throw new InvalidArgumentError(`--anonymous must be none, read or write (got "${value}").`);
+  return value;
 };
 
 const collectUrls = (value: string, previous: string[] = []) => [...previous, url('--datanode')(value)];
@@ -118,7 +139,14 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
     .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
     .addOption(new Option('--insecure', 'run without a cluster secret (datanodes unguarded)').default(false))
-    .addOption(new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([]));
+    .addOption(new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([]))
+    .addOption(new Option('--anonymous <access>', 'what callers without a token may do: none, read or write').default(DEFAULTS.anonymous).argParser(anonymousAccess).env(env('ANONYMOUS')))
+    .addOption(new Option('--admin-token-file <file>', 'where the admin token is written when the index holds none (default <data-dir>/admin.token)'))
+    .addOption(new Option('--rate-limit <requests/s>', 'requests per second per token (0: unlimited)').default(DEFAULTS.rateLimitPerSec).argParser(integer('--rate-limit', 0)))
+    .addOption(new Option('--max-open-uploads <n>', 'open uploads per token').default(DEFAULTS.maxOpenUploadsPerToken).argParser(integer('--max-open-uploads', 1)))
+    .addOption(new Option('--max-reserved-bytes <bytes>', 'bytes the open uploads of one token may reserve').default(DEFAULTS.maxReservedBytesPerToken).argParser(integer('--max-reserved-bytes', 1)))
+    .addOption(new Option('--max-ws-connections <n>', 'graphql-ws connections per token').default(DEFAULTS.maxWsConnectionsPerToken).argParser(integer('--max-ws-connections', 1)))
+    .addOption(new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(DEFAULTS.maxSubscriptionsPerToken).argParser(integer('--max-subscriptions', 1)));
 }
 
 export interface CoordinatorFlags {
@@ -145,6 +173,13 @@ export interface CoordinatorFlags {
   secretFile?: string;
   insecure: boolean;
   datanode: string[];
+  anonymous: 'none' | 'read' | 'write';
+  adminTokenFile?: string;
+  rateLimit: number;
+  maxOpenUploads: number;
+  maxReservedBytes: number;
+  maxWsConnections: number;
+  maxSubscriptions: number;
 }
 
 export function configFromFlags(flags: CoordinatorFlags, secret: string | undefined): CoordinatorConfig {
@@ -169,6 +204,13 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     publicUrl: flags.publicUrl,
     secret,
     datanodes: flags.datanode,
+    anonymous: flags.anonymous,
+    adminTokenFile: flags.adminTokenFile === undefined ? undefined : path.resolve(flags.adminTokenFile),
+    rateLimitPerSec: flags.rateLimit,
+    maxOpenUploadsPerToken: flags.maxOpenUploads,
+    maxReservedBytesPerToken: flags.maxReservedBytes,
+    maxWsConnectionsPerToken: flags.maxWsConnections,
+    maxSubscriptionsPerToken: flags.maxSubscriptions,
   };
 }
 

@@ -13,7 +13,13 @@ export const ERROR_CODES = {
   UPLOAD_INCOMPLETE: { status: 409, message: 'Fragments are missing.' },
   INSUFFICIENT_DATANODES: { status: 503, message: 'Fewer live datanodes than the replication factor.' },
   IMAGE_UNAVAILABLE: { status: 503, message: 'A fragment has no readable, verified replica.' },
-  UNAUTHENTICATED: { status: 401, message: 'This call needs the cluster secret.' },
+  UNAUTHENTICATED: { status: 401, message: 'This call needs a valid token: `Authorization: Bearer <token>`.' },
+  // Beyond the contract: client tokens, roles, signed URLs and quotas (src/auth).
+  FORBIDDEN: { status: 403, message: "The token's role does not allow this operation." },
+  SIGNED_URL_INVALID: { status: 403, message: 'The signed URL is malformed, altered, or its token was revoked.' },
+  SIGNED_URL_EXPIRED: { status: 403, message: 'The signed URL has expired.' },
+  QUOTA_EXCEEDED: { status: 429, message: "The token's quota is used up." },
+  RATE_LIMITED: { status: 429, message: 'Too many requests for this token; retry later.' },
   // Beyond the contract: datanode administration.
   DATANODE_NOT_FOUND: { status: 404, message: 'No datanode has that id.' },
   DATANODE_NOT_DRAINED: { status: 409, message: 'The datanode still holds replicas; drain it first.' },

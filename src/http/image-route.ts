@@ -33,7 +33,8 @@ const etagMatches = (header: string | undefined, etag: string) =>
 
 function sendError(res: ServerResponse, err: TesseraError) {
   const body = errorBody(err);
-  res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  const extra = (err.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
+  res.writeHead(err.status, { ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -50,8 +51,11 @@ export function writable(res: ServerResponse): Promise<void> {
   });
 }
 
-/** Handles the request if it is for /images/…; false when the path is not this route's. */
-export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images): Promise<boolean> {
+/**
+ * Handles the request if it is for /images/…; false when the path is not this route's.
+ * `authorize` throws (a TesseraError) when the caller may not read the image `name`.
+ */
+export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images, authorize: (name: string) => Promise<void>): Promise<boolean> {
   const path = (req.url ?? '').split('?')[0];
   if (!path.startsWith(IMAGE_PATH_PREFIX)) return false;
   const segment = path.slice(IMAGE_PATH_PREFIX.length);
@@ -67,6 +71,7 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
     } catch {
       throw new TesseraError('BAD_USER_INPUT', 'The image name is not valid percent-encoded UTF-8.');
     }
+    await authorize(name);
     const image = images.require(name);
     const etag = `"${image.sha256}"`;
     const common = {

@@ -6,8 +6,7 @@ import { createYoga } from 'graphql-yoga';
 import { createFetch } from '@whatwg-node/fetch';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import type { ExecutionArgs } from 'graphql';
-import { isAuthorized } from '../../datanode/secret.ts';
+import type { ExecutionArgs, GraphQLError } from 'graphql';
 import type { Context } from '../context.ts';
 import type { Coordinator } from '../coordinator.ts';
 import { MAX_FRAGMENT_SIZE } from '../config.ts';
@@ -16,6 +15,9 @@ import { handleImageRequest } from './image-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
 import { limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
 import { multipartRequests } from './multipart.ts';
+import { authPlugin } from '../auth/plugin.ts';
+import { authorizeImageRequest } from '../auth/image-access.ts';
+import type { Principal } from '../auth/rules.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -28,12 +30,15 @@ function headerOf(request: Request | IncomingMessage, name: string): string | un
 export function createHttpServer(app: Coordinator) {
   const { config } = app;
 
-  const contextFor = (request: Request | IncomingMessage): Context => {
+  // Who sent an HTTP request, found by the auth plugin before parsing; graphql-ws connections
+  // keep theirs on the socket (onConnect).
+  const principals = new WeakMap<Request, Principal>();
+  const contextFor = (request: Request | IncomingMessage, principal?: Principal): Context => {
     const host = headerOf(request, 'host') ?? `${config.host}:${config.port}`;
     return {
       app,
       publicBase: config.publicUrl ?? `http://${host}`,
-      authorized: isAuthorized(headerOf(request, 'authorization'), config.secret),
+      principal: principal ?? principals.get(request as Request),
     };
   };
 
@@ -50,7 +55,7 @@ export function createHttpServer(app: Coordinator) {
     // One multipart part is one fragment or one uploadImage file, held in memory (multipart.ts).
     fetchAPI: createFetch({ formDataLimits: { fileSize: multipartLimits.fileSize, files: multipartLimits.files } }),
     // Our multipart parser first, so payloadTooLargeCode wraps it like it wrapped Yoga's.
-    plugins: [multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize))],
+    plugins: [authPlugin(app.auth, principals), multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize))],
     maxRequestBodySize: false, // limitRequestBody instead
     logging: {
       debug: (...args) => app.log.debug(args.join(' ')),
@@ -66,7 +71,7 @@ export function createHttpServer(app: Coordinator) {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
       return;
     }
-    handleImageRequest(req, res, app.images)
+    handleImageRequest(req, res, app.images, (name) => authorizeImageRequest(app.auth, req, name))
       .then((handled) => {
         if (!handled) void yoga(req, res);
       })
@@ -77,12 +82,42 @@ export function createHttpServer(app: Coordinator) {
   // graphql-ws on the same path, executed through Yoga's envelope (the recipe in Yoga's docs).
   const wss = new WebSocketServer({ server, path: GRAPHQL_PATH });
   type Envelope = { execute: (a: ExecutionArgs) => never; subscribe: (a: ExecutionArgs) => never };
-  useServer(
+  type Extra = { principal?: Principal; release?: () => void };
+  useServer<Record<string, unknown> | undefined, Extra>(
     {
+      // The token comes in connectionParams (browsers cannot set headers on a WebSocket), else
+      // in the upgrade request's Authorization header. Refused: closed with 4401, or 4429 past
+      // the token's connection limit.
+      onConnect: (ctx) => {
+        const param = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
+        const header = typeof param === 'string' ? param : headerOf(ctx.extra.request, 'authorization');
+        try {
+          const principal = app.auth.authenticate(header);
+          const release = app.auth.quotas.openSocket(principal, (code, reason) => ctx.extra.socket.close(code, reason));
+          if (!release) {
+            ctx.extra.socket.close(4429, 'RATE_LIMITED: too many graphql-ws connections for this token');
+            return false;
+          }
+          ctx.extra.socket.once('close', release);
+          ctx.extra.principal = principal;
+          return true;
+        } catch (err) {
+          ctx.extra.socket.close(4401, `UNAUTHENTICATED: ${(err as Error).message}`.slice(0, 120));
+          return false;
+        }
+      },
       execute: (args) => (args.rootValue as Envelope).execute(args),
       subscribe: (args) => (args.rootValue as Envelope).subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
         const request = ctx.extra.request;
+        // Each operation counts against the token's rate; the auth plugin checks its role.
+        if (ctx.extra.principal) {
+          try {
+            await app.auth.quotas.admit(ctx.extra.principal);
+          } catch (err) {
+            return [err as GraphQLError];
+          }
+        }
         // `request` too: Yoga's context factory (contextFor) reads the headers from it.
         const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...ctx, req: request, request, socket: ctx.extra.socket, params });
         const args = {
@@ -90,7 +125,7 @@ export function createHttpServer(app: Coordinator) {
           operationName: params.operationName,
           document: parse(params.query),
           variableValues: params.variables,
-          contextValue: { ...(await contextFactory()), ...contextFor(request) },
+          contextValue: { ...(await contextFactory()), ...contextFor(request, ctx.extra.principal) },
           rootValue: { execute, subscribe },
         };
         const errors = validate(args.schema, args.document);

@@ -5,5 +5,6 @@ import './datanodes.ts';
 import './images.ts';
 import './uploads.ts';
 import './events.ts';
+import './tokens.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });
