@@ -2,6 +2,7 @@
 import { filter, pipe } from 'graphql-yoga';
 import { builder } from './builder.ts';
 import { DatanodeRef, DatanodeStatusEnum } from './datanodes.ts';
+import { TesseraError } from '../errors.ts';
 import type { ClusterEvent, ClusterEventKind, HealthSample } from '../events.ts';
 
 type Of<K extends ClusterEventKind> = Extract<ClusterEvent, { kind: K }>;
@@ -84,6 +85,8 @@ builder.subscriptionFields((t) => ({
     type: DatanodeHealthRef,
     args: { id: t.arg.id() },
     subscribe: (_root, { id }, ctx) => {
+      // An unknown id would otherwise wait forever for a sample that never comes.
+      if (id != null && !ctx.app.registry.get(String(id))) throw new TesseraError('DATANODE_NOT_FOUND', 'No datanode has that id.');
       const samples = ctx.app.events.healthSamples();
       // Yoga's filter ends the bus subscription as soon as the client leaves (a hand-written
       // async generator would wait for the next matching sample, which may never come).
