@@ -45,6 +45,8 @@ export function ifRangeHolds(header: string | undefined, etag: string, lastModif
   return !Number.isNaN(date) && date === Date.parse(lastModified);
 }
 
+const headerValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
 function sendError(res: ServerResponse, err: TesseraError) {
   const body = errorBody(err);
   res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
@@ -95,7 +97,7 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
       res.writeHead(304, { etag, 'accept-ranges': 'bytes' }).end();
       return true;
     }
-    const range = ifRangeHolds(req.headers['if-range'], etag, common['last-modified']) ? parseRange(req.headers.range, image.size) : undefined;
+    const range = ifRangeHolds(headerValue(req.headers['if-range']), etag, common['last-modified']) ? parseRange(req.headers.range, image.size) : undefined;
     if (range === 'unsatisfiable') {
       res.setHeader('content-range', `bytes */${image.size}`);
       res.setHeader('accept-ranges', 'bytes');

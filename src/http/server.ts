@@ -14,6 +14,8 @@ import { MAX_FRAGMENT_SIZE } from '../config.ts';
 import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
+import { jsonErrorBodies } from './error-bodies.ts';
+import { errorBody, TesseraError } from '../errors.ts';
 import { limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
 import { multipartRequests } from './multipart.ts';
 
@@ -50,7 +52,7 @@ export function createHttpServer(app: Coordinator) {
     // One multipart part is one fragment or one uploadImage file, held in memory (multipart.ts).
     fetchAPI: createFetch({ formDataLimits: { fileSize: multipartLimits.fileSize, files: multipartLimits.files } }),
     // Our multipart parser first, so payloadTooLargeCode wraps it like it wrapped Yoga's.
-    plugins: [multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize))],
+    plugins: [multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize)), jsonErrorBodies(GRAPHQL_PATH)],
     maxRequestBodySize: false, // limitRequestBody instead
     logging: {
       debug: (...args) => app.log.debug(args.join(' ')),
@@ -61,6 +63,12 @@ export function createHttpServer(app: Coordinator) {
   });
 
   const server = http.createServer((req, res) => {
+    // Yoga builds a URL from Host: a malformed one would end in a 500 with a stack trace.
+    if (req.headers.host !== undefined && !URL.canParse(`http://${req.headers.host}/`)) {
+      const body = errorBody(new TesseraError('BAD_REQUEST', 'The Host header is malformed.'));
+      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+      return;
+    }
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
