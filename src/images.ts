@@ -65,7 +65,7 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
     delete(name: string): boolean {
       const image = catalog.imageByName(name);
       if (!image || !catalog.deleteImage(image.id, now())) return false;
-      log.info({ name }, 'image deleted');
+      log.info({ image: name }, 'image deleted');
       events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
       void deleter.kick();
       return true;
