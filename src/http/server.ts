@@ -15,6 +15,7 @@ import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
 import { jsonErrorBodies } from './error-bodies.ts';
+import { GRAPHIQL_WELCOME, graphiqlDelivery } from './graphiql-delivery.ts';
 import { errorBody, TesseraError } from '../errors.ts';
 import { limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
 import { multipartRequests } from './multipart.ts';
@@ -48,11 +49,11 @@ export function createHttpServer(app: Coordinator) {
     // GraphiQL from the package, not a CDN; subscriptions in it over graphql-ws. The package is a
     // 9 MB script: loaded on the first browser visit, not at start (it cost ~60 MB of RSS).
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
-    graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS' },
+    graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_WELCOME },
     // One multipart part is one fragment or one uploadImage file, held in memory (multipart.ts).
     fetchAPI: createFetch({ formDataLimits: { fileSize: multipartLimits.fileSize, files: multipartLimits.files } }),
     // Our multipart parser first, so payloadTooLargeCode wraps it like it wrapped Yoga's.
-    plugins: [multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize)), jsonErrorBodies(GRAPHQL_PATH)],
+    plugins: [multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize)), jsonErrorBodies(GRAPHQL_PATH), graphiqlDelivery()],
     maxRequestBodySize: false, // limitRequestBody instead
     logging: {
       debug: (...args) => app.log.debug(args.join(' ')),
