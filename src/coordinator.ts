@@ -43,6 +43,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     events,
     intervalMs: config.healthIntervalMs,
     log,
+    thresholds: config.thresholds,
     onStatusChange: (id) => {
       // A datanode back from DOWN gets the deletions it missed; repair that failed for want of
       // a copy or a target may succeed now.

@@ -55,7 +55,9 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
       const page = rows.slice(0, limit);
       return {
         edges: page.map((node) => ({ cursor: encodeCursor(node.name), node })),
-        pageInfo: { hasNextPage: rows.length > limit, endCursor: page.length > 0 ? encodeCursor(page[page.length - 1].name) : null },
+        // An empty page (first: 0, a count query) has no cursor to continue from, so it claims
+        // no next page: hasNextPage true with a null endCursor would leave a client looping.
+        pageInfo: { hasNextPage: page.length > 0 && rows.length > limit, endCursor: page.length > 0 ? encodeCursor(page[page.length - 1].name) : null },
         prefix: prefix ?? undefined,
       };
     },
@@ -63,7 +65,7 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
     delete(name: string): boolean {
       const image = catalog.imageByName(name);
       if (!image || !catalog.deleteImage(image.id, now())) return false;
-      log.info({ name }, 'image deleted');
+      log.info({ image: name }, 'image deleted');
       events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
       void deleter.kick();
       return true;

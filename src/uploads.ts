@@ -78,7 +78,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     for (const upload of expired) {
       if (!catalog.deleteImage(upload.id, now())) continue;
       running.delete(upload.id);
-      log.info({ upload: upload.uploadId, name: upload.name }, 'upload expired');
+      log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
       events.emit({ kind: 'UploadExpired', message: `Upload of "${upload.name}" expired.`, name: upload.name, uploadId: upload.uploadId! });
     }
     if (expired.length > 0) void deleter.kick();
@@ -209,7 +209,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
       if (outcome === 'changed') continue; // a fragment was replaced while we hashed: hash again
       if (outcome === 'gone') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was aborted or expired.`);
       const image = catalog.imageById(upload.id)!;
-      log.info({ name: image.name, size: image.size }, 'image stored');
+      log.info({ image: image.name, size: image.size }, 'image stored');
       events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
       return image;
     }

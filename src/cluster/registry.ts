@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { DatanodeHealthReport } from '../../datanode/protocol.ts';
 import type { DatanodeRow, DatanodeRows, DatanodeStatus } from '../metadata/datanodes.ts';
 import type { HealthThresholds } from '../config.ts';
-import { decideStatus, isLive } from './health-rules.ts';
+import { DEFAULT_HYSTERESIS, isLive, settleStatus, type Hysteresis, type Streak } from './health-rules.ts';
 
 export type DatanodeView = Readonly<DatanodeRow>;
 
@@ -14,14 +14,16 @@ export interface StatusChange {
   status: DatanodeStatus;
 }
 
-export function createRegistry({ rows, downAfterFailures, thresholds, now = Date.now }: {
+export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis = DEFAULT_HYSTERESIS, now = Date.now }: {
   rows: DatanodeRows;
   downAfterFailures: number;
   thresholds: HealthThresholds;
+  hysteresis?: Hysteresis;
   now?: () => number;
 }) {
   const nodes = new Map<string, DatanodeRow>(rows.all().map((r) => [r.id, r]));
   const failures = new Map<string, number>();
+  const streaks = new Map<string, Streak>();
 
   return {
     all: (): DatanodeView[] => [...nodes.values()],
@@ -58,7 +60,9 @@ export function createRegistry({ rows, downAfterFailures, thresholds, now = Date
       const failed = sample ? 0 : (failures.get(id) ?? 0) + 1;
       failures.set(id, failed);
       const previous = node.status;
-      const status = decideStatus({ previous, consecutiveFailures: failed, sample, downAfterFailures, thresholds });
+      const settled = settleStatus({ previous, consecutiveFailures: failed, sample, downAfterFailures, thresholds, hysteresis, streak: streaks.get(id) ?? { toward: null, count: 0 } });
+      streaks.set(id, settled.streak);
+      const status = settled.status;
       const at = now();
       if (sample?.nodeId && sample.nodeId !== node.nodeId && ![...nodes.values()].some((n) => n.nodeId === sample.nodeId)) {
         // First answer, or its data dir was replaced: missing replicas are found and repaired by reconciliation.
@@ -93,6 +97,7 @@ export function createRegistry({ rows, downAfterFailures, thresholds, now = Date
     remove(id: string) {
       nodes.delete(id);
       failures.delete(id);
+      streaks.delete(id);
       rows.remove(id);
     },
   };

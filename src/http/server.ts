@@ -13,6 +13,9 @@ import { MAX_FRAGMENT_SIZE } from '../config.ts';
 import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
+import { jsonErrorBodies } from './error-bodies.ts';
+import { GRAPHIQL_WELCOME, graphiqlDelivery } from './graphiql-delivery.ts';
+import { errorBody, TesseraError } from '../errors.ts';
 import { limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
 import { multipartRequests } from './multipart.ts';
 import { authPlugin } from '../auth/plugin.ts';
@@ -51,11 +54,11 @@ export function createHttpServer(app: Coordinator) {
     // GraphiQL from the package, not a CDN; subscriptions in it over graphql-ws. The package is a
     // 9 MB script: loaded on the first browser visit, not at start (it cost ~60 MB of RSS).
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
-    graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS' },
+    graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_WELCOME },
     // One multipart part is one fragment or one uploadImage file, held in memory (multipart.ts).
     fetchAPI: createFetch({ formDataLimits: { fileSize: multipartLimits.fileSize, files: multipartLimits.files } }),
     // Our multipart parser first, so payloadTooLargeCode wraps it like it wrapped Yoga's.
-    plugins: [authPlugin(app.auth, principals), multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize))],
+    plugins: [authPlugin(app.auth, principals), multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize)), jsonErrorBodies(GRAPHQL_PATH), graphiqlDelivery()],
     maxRequestBodySize: false, // limitRequestBody instead
     logging: {
       debug: (...args) => app.log.debug(args.join(' ')),
@@ -66,6 +69,12 @@ export function createHttpServer(app: Coordinator) {
   });
 
   const server = http.createServer((req, res) => {
+    // Yoga builds a URL from Host: a malformed one would end in a 500 with a stack trace.
+    if (req.headers.host !== undefined && !URL.canParse(`http://${req.headers.host}/`)) {
+      const body = errorBody(new TesseraError('BAD_REQUEST', 'The Host header is malformed.'));
+      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+      return;
+    }
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
