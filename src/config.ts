@@ -40,6 +40,8 @@ export interface CoordinatorConfig {
   secret?: string;
   /** Datanodes to register at start. */
   datanodes: string[];
+  /** Browser origins allowed to call the API cross-origin (CORS, graphql-ws); none by default. */
+  corsOrigins: string[];
 }
 
 export const MAX_FRAGMENT_SIZE = 64 * 1024 * 1024;
@@ -92,6 +94,21 @@ const url = (flag: string) => (value: string) => {
 
 const collectUrls = (value: string, previous: string[] = []) => [...previous, url('--datanode')(value)];
 
+/** An origin exactly as browsers send it: scheme://host[:port], no path, no wildcard. */
+const origin = (value: string) => {
+  const given = value.trim().replace(/\/+$/, '');
+  try {
+    const parsed = new URL(given);
+    if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.origin === given.toLowerCase()) return parsed.origin;
+  } catch {
+    // named below
+  }
+  throw new InvalidArgumentError(`--cors-origin must be an origin like https://app.example.com or http://localhost:8080, without path or wildcard (got "${value}").`);
+};
+
+// Repeatable, and the environment variable may list several separated by commas.
+const collectOrigins = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter((v) => v.trim() !== '').map(origin)];
+
 /** The flags shared by the coordinator and `npm start`. */
 export function addCoordinatorOptions(command: Command): Command {
   const env = (name: string) => `TESSERA_${name}`;
@@ -118,7 +135,8 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
     .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
     .addOption(new Option('--insecure', 'run without a cluster secret (datanodes unguarded)').default(false))
-    .addOption(new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([]));
+    .addOption(new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([]))
+    .addOption(new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([]).env(env('CORS_ORIGIN')));
 }
 
 export interface CoordinatorFlags {
@@ -145,6 +163,7 @@ export interface CoordinatorFlags {
   secretFile?: string;
   insecure: boolean;
   datanode: string[];
+  corsOrigin: string[];
 }
 
 export function configFromFlags(flags: CoordinatorFlags, secret: string | undefined): CoordinatorConfig {
@@ -169,12 +188,13 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     publicUrl: flags.publicUrl,
     secret,
     datanodes: flags.datanode,
+    corsOrigins: flags.corsOrigin,
   };
 }
 
 /** A full config for tests and embedders: defaults plus what is given. */
 export function makeConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
-  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], ...overrides };
+  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], corsOrigins: [], ...overrides };
 }
 
 /** The parsed flags back as arguments (to hand them to a child coordinator), minus `skip`. */

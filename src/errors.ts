@@ -17,6 +17,9 @@ export const ERROR_CODES = {
   // Beyond the contract: datanode administration.
   DATANODE_NOT_FOUND: { status: 404, message: 'No datanode has that id.' },
   DATANODE_NOT_DRAINED: { status: 409, message: 'The datanode still holds replicas; drain it first.' },
+  // Beyond the contract: requests a web page on another origin could have sent (http/cross-site.ts).
+  CSRF_HEADER_REQUIRED: { status: 403, message: 'A request a browser can send cross-site needs the CSRF-prevention header.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'GraphQL requests are JSON, or multipart for files.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

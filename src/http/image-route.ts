@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, TesseraError } from '../errors.ts';
 import type { Images } from '../images.ts';
+import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-headers.ts';
 
 export const IMAGE_PATH_PREFIX = '/images/';
 
@@ -33,7 +34,7 @@ const etagMatches = (header: string | undefined, etag: string) =>
 
 function sendError(res: ServerResponse, err: TesseraError) {
   const body = errorBody(err);
-  res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(err.status, { ...STORED_FILE_BASE_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -57,7 +58,7 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
   const segment = path.slice(IMAGE_PATH_PREFIX.length);
   if (segment.includes('/')) return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    res.writeHead(405, { ...STORED_FILE_BASE_HEADERS, allow: 'GET, HEAD' }).end();
     return true;
   }
   try {
@@ -70,18 +71,18 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
     const image = images.require(name);
     const etag = `"${image.sha256}"`;
     const common = {
+      ...storedFileHeaders(image.contentType),
       etag,
       'accept-ranges': 'bytes',
-      'content-type': image.contentType,
       'last-modified': new Date(image.createdAt).toUTCString(),
     };
     if (etagMatches(req.headers['if-none-match'], etag)) {
-      res.writeHead(304, { etag, 'accept-ranges': 'bytes' }).end();
+      res.writeHead(304, { ...STORED_FILE_BASE_HEADERS, etag, 'accept-ranges': 'bytes' }).end();
       return true;
     }
     const range = parseRange(req.headers.range, image.size);
     if (range === 'unsatisfiable') {
-      res.writeHead(416, { 'content-range': `bytes */${image.size}`, 'accept-ranges': 'bytes' }).end();
+      res.writeHead(416, { ...STORED_FILE_BASE_HEADERS, 'content-range': `bytes */${image.size}`, 'accept-ranges': 'bytes' }).end();
       return true;
     }
     const { start, end } = range ?? { start: 0, end: image.size - 1 };

@@ -189,7 +189,7 @@ export async function curlMultipart(cluster: TestCluster, query: string, variabl
   ]);
   const res = await fetch(`${cluster.url}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: '*/*' },
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: '*/*', 'x-graphql-yoga-csrf': '1' },
     body,
   });
   return { status: res.status, ...(await res.json()) } as GraphQLResponse;
