@@ -99,7 +99,7 @@ const origin = (value: string) => {
   const given = value.trim().replace(/\/+$/, '');
   try {
     const parsed = new URL(given);
-    if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.origin === given.toLowerCase()) return parsed.origin;
+    if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && !given.includes('*') && parsed.origin === given.toLowerCase()) return parsed.origin;
   } catch {
     // named below
   }
