@@ -50,6 +50,8 @@ export interface CoordinatorConfig {
   maxReservedBytesPerToken: number;
   maxWsConnectionsPerToken: number;
   maxSubscriptionsPerToken: number;
+  /** Browser origins allowed to call the API cross-origin (CORS, graphql-ws); none by default. */
+  corsOrigins: string[];
 }
 
 export const MAX_FRAGMENT_SIZE = 64 * 1024 * 1024;
@@ -113,6 +115,21 @@ const anonymousAccess = (value: string) => {
 
 const collectUrls = (value: string, previous: string[] = []) => [...previous, url('--datanode')(value)];
 
+/** An origin exactly as browsers send it: scheme://host[:port], no path, no wildcard. */
+const origin = (value: string) => {
+  const given = value.trim().replace(/\/+$/, '');
+  try {
+    const parsed = new URL(given);
+    if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && !given.includes('*') && parsed.origin === given.toLowerCase()) return parsed.origin;
+  } catch {
+    // named below
+  }
+  throw new InvalidArgumentError(`--cors-origin must be an origin like https://app.example.com or http://localhost:8080, without path or wildcard (got "${value}").`);
+};
+
+// Repeatable, and the environment variable may list several separated by commas.
+const collectOrigins = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter((v) => v.trim() !== '').map(origin)];
+
 /** The flags shared by the coordinator and `npm start`. */
 export function addCoordinatorOptions(command: Command): Command {
   const env = (name: string) => `TESSERA_${name}`;
@@ -146,7 +163,8 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--max-open-uploads <n>', 'open uploads per token').default(DEFAULTS.maxOpenUploadsPerToken).argParser(integer('--max-open-uploads', 1)))
     .addOption(new Option('--max-reserved-bytes <bytes>', 'bytes the open uploads of one token may reserve').default(DEFAULTS.maxReservedBytesPerToken).argParser(integer('--max-reserved-bytes', 1)))
     .addOption(new Option('--max-ws-connections <n>', 'graphql-ws connections per token').default(DEFAULTS.maxWsConnectionsPerToken).argParser(integer('--max-ws-connections', 1)))
-    .addOption(new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(DEFAULTS.maxSubscriptionsPerToken).argParser(integer('--max-subscriptions', 1)));
+    .addOption(new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(DEFAULTS.maxSubscriptionsPerToken).argParser(integer('--max-subscriptions', 1)))
+    .addOption(new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([]).env(env('CORS_ORIGIN')));
 }
 
 export interface CoordinatorFlags {
@@ -180,6 +198,7 @@ export interface CoordinatorFlags {
   maxReservedBytes: number;
   maxWsConnections: number;
   maxSubscriptions: number;
+  corsOrigin: string[];
 }
 
 export function configFromFlags(flags: CoordinatorFlags, secret: string | undefined): CoordinatorConfig {
@@ -211,12 +230,13 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     maxReservedBytesPerToken: flags.maxReservedBytes,
     maxWsConnectionsPerToken: flags.maxWsConnections,
     maxSubscriptionsPerToken: flags.maxSubscriptions,
+    corsOrigins: flags.corsOrigin,
   };
 }
 
 /** A full config for tests and embedders: defaults plus what is given. */
 export function makeConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
-  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], ...overrides };
+  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], corsOrigins: [], ...overrides };
 }
 
 /** The parsed flags back as arguments (to hand them to a child coordinator), minus `skip`. */

@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body has a media type this path does not read.' },
   RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested range starts past the end of the image.' },
   INTERNAL_SERVER_ERROR: { status: 500, message: 'The coordinator failed to answer; the cause is in its log.' },
+  // Beyond the contract: requests a web page on another origin could have sent (http/cross-site.ts).
+  CSRF_HEADER_REQUIRED: { status: 403, message: 'A request a browser can send cross-site needs the CSRF-prevention header.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

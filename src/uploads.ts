@@ -9,6 +9,7 @@ import type { EventBus } from './events.ts';
 import { createRunningImageHash, knownImageHash, type RunningImageHash } from './image-hash.ts';
 import type { Catalog, ImageRow } from './metadata/catalog.ts';
 import { assertImageName } from './names.ts';
+import { mediaTypeProblem } from './media-types.ts';
 import type { Replicas } from './cluster/replicas.ts';
 import { byteLength, sha256Hex, sliceBytes, type Bytes } from './bytes.ts';
 import type { Registry } from './cluster/registry.ts';
@@ -16,7 +17,6 @@ import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
 import { SHA256_HEX_PATTERN } from '../datanode/protocol.ts';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
-const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(?:\s*;.*)?$/;
 
 export interface BeginUploadInput {
   name: string;
@@ -43,7 +43,10 @@ function assertSha256(value: string | null | undefined, what: string): void {
 }
 
 function assertContentType(value: string | null | undefined): void {
-  if (value != null && (value.length > 255 || !CONTENT_TYPE.test(value))) throw badInput(`"${value}" is not a media type (type/subtype).`);
+  if (value == null) return;
+  const problem = mediaTypeProblem(value);
+  // JSON.stringify: the refused value is shown escaped and cut, never echoed raw.
+  if (problem) throw badInput(`contentType ${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''} is not an acceptable media type: it ${problem}.`);
 }
 
 export function createUploads({ config, catalog, registry, replicas, deleter, events, log, now = Date.now }: {

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, TesseraError } from '../errors.ts';
 import type { Images } from '../images.ts';
 import { assertImageName } from '../names.ts';
+import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-headers.ts';
 
 export const IMAGE_PATH_PREFIX = '/images/';
 
@@ -50,7 +51,7 @@ const headerValue = (value: string | string[] | undefined) => (Array.isArray(val
 function sendError(res: ServerResponse, err: TesseraError) {
   const body = errorBody(err);
   const extra = (err.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
-  res.writeHead(err.status, { ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(err.status, { ...STORED_FILE_BASE_HEADERS, ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -93,13 +94,13 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
     const image = images.require(name);
     const etag = `"${image.sha256}"`;
     const common = {
+      ...storedFileHeaders(image.contentType),
       etag,
       'accept-ranges': 'bytes',
-      'content-type': image.contentType,
       'last-modified': new Date(image.createdAt).toUTCString(),
     };
     if (etagMatches(req.headers['if-none-match'], etag)) {
-      res.writeHead(304, { etag, 'accept-ranges': 'bytes' }).end();
+      res.writeHead(304, { ...STORED_FILE_BASE_HEADERS, etag, 'accept-ranges': 'bytes' }).end();
       return true;
     }
     const range = ifRangeHolds(headerValue(req.headers['if-range']), etag, common['last-modified']) ? parseRange(req.headers.range, image.size) : undefined;

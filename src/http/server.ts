@@ -21,6 +21,7 @@ import { multipartRequests } from './multipart.ts';
 import { authPlugin } from '../auth/plugin.ts';
 import { authorizeImageRequest } from '../auth/image-access.ts';
 import type { Principal } from '../auth/rules.ts';
+import { corsFor, crossSiteRequestGuard, GRAPHIQL_SAFE_OPTIONS, graphiqlPageHeaders, websocketOriginAllowed } from './cross-site.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -50,15 +51,16 @@ export function createHttpServer(app: Coordinator) {
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
+    cors: corsFor(config.corsOrigins),
     context: ({ request }) => contextFor(request),
     // GraphiQL from the package, not a CDN; subscriptions in it over graphql-ws. The package is a
     // 9 MB script: loaded on the first browser visit, not at start (it cost ~60 MB of RSS).
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
-    graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_WELCOME },
+    graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_WELCOME, ...GRAPHIQL_SAFE_OPTIONS },
     // One multipart part is one fragment or one uploadImage file, held in memory (multipart.ts).
     fetchAPI: createFetch({ formDataLimits: { fileSize: multipartLimits.fileSize, files: multipartLimits.files } }),
     // Our multipart parser first, so payloadTooLargeCode wraps it like it wrapped Yoga's.
-    plugins: [authPlugin(app.auth, principals), multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize)), jsonErrorBodies(GRAPHQL_PATH), graphiqlDelivery()],
+    plugins: [crossSiteRequestGuard(), graphiqlPageHeaders, authPlugin(app.auth, principals), multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize)), jsonErrorBodies(GRAPHQL_PATH), graphiqlDelivery()],
     maxRequestBodySize: false, // limitRequestBody instead
     logging: {
       debug: (...args) => app.log.debug(args.join(' ')),
@@ -89,7 +91,10 @@ export function createHttpServer(app: Coordinator) {
   server.keepAliveTimeout = 65_000;
 
   // graphql-ws on the same path, executed through Yoga's envelope (the recipe in Yoga's docs).
-  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH });
+  // A page on another origin may not open it (browsers send Origin; CLIs do not).
+  const verifyClient = ({ req }: { req: IncomingMessage }, answer: (ok: boolean, status?: number, reason?: string) => void) =>
+    answer(websocketOriginAllowed(req, config.corsOrigins, config.publicUrl), 403, 'Origin not allowed');
+  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, verifyClient });
   type Envelope = { execute: (a: ExecutionArgs) => never; subscribe: (a: ExecutionArgs) => never };
   type Extra = { principal?: Principal; release?: () => void };
   useServer<Record<string, unknown> | undefined, Extra>(
