@@ -17,6 +17,11 @@ export const ERROR_CODES = {
   // Beyond the contract: datanode administration.
   DATANODE_NOT_FOUND: { status: 404, message: 'No datanode has that id.' },
   DATANODE_NOT_DRAINED: { status: 409, message: 'The datanode still holds replicas; drain it first.' },
+  // Beyond the contract: the limits that keep one request from taking the coordinator down.
+  QUERY_TOO_COMPLEX: { status: 400, message: 'The query exceeds a limit on its size, depth, aliases or cost.' },
+  SERVER_BUSY: { status: 503, message: 'The coordinator is at its memory budget; retry later.' },
+  TOO_MANY_SUBSCRIPTIONS: { status: 429, message: 'This connection has as many subscriptions as it may.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request body stopped arriving.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
