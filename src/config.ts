@@ -35,6 +35,8 @@ export interface CoordinatorConfig {
   /** How long a file no row accounts for may sit on a datanode before it is deleted. */
   orphanGraceSec: number;
   uploadTtlSec: number;
+  /** A request body (multipart) that sends nothing for this long is dropped. */
+  bodyTimeoutSec: number;
   publicUrl?: string;
   /** undefined only with --insecure. */
   secret?: string;
@@ -80,6 +82,7 @@ export const DEFAULTS = {
   maxReservedBytesPerToken: 64 * 1024 ** 3,
   maxWsConnectionsPerToken: 64,
   maxSubscriptionsPerToken: 256,
+  bodyTimeoutSec: 30,
 } as const;
 
 const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
@@ -153,6 +156,7 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--reconcile-interval <seconds>', 'how often each datanode\'s inventory is compared with the index').default(DEFAULTS.reconcileIntervalSec).argParser(integer('--reconcile-interval', 1)))
     .addOption(new Option('--orphan-grace <seconds>', 'age at which a fragment file nothing references is deleted').default(DEFAULTS.orphanGraceSec).argParser(integer('--orphan-grace', 0)))
     .addOption(new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(DEFAULTS.uploadTtlSec).argParser(integer('--upload-ttl', 1)))
+    .addOption(new Option('--body-timeout <seconds>', 'seconds a request body may send nothing before it is dropped').default(DEFAULTS.bodyTimeoutSec).argParser(integer('--body-timeout', 1, 3600)))
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
     .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
     .addOption(new Option('--insecure', 'run without a cluster secret (datanodes unguarded)').default(false))
@@ -187,6 +191,7 @@ export interface CoordinatorFlags {
   reconcileInterval: number;
   orphanGrace: number;
   uploadTtl: number;
+  bodyTimeout: number;
   publicUrl?: string;
   secretFile?: string;
   insecure: boolean;
@@ -220,6 +225,7 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     reconcileIntervalSec: flags.reconcileInterval,
     orphanGraceSec: flags.orphanGrace,
     uploadTtlSec: flags.uploadTtl,
+    bodyTimeoutSec: flags.bodyTimeout,
     publicUrl: flags.publicUrl,
     secret,
     datanodes: flags.datanode,

@@ -33,6 +33,11 @@ export const ERROR_CODES = {
   INTERNAL_SERVER_ERROR: { status: 500, message: 'The coordinator failed to answer; the cause is in its log.' },
   // Beyond the contract: requests a web page on another origin could have sent (http/cross-site.ts).
   CSRF_HEADER_REQUIRED: { status: 403, message: 'A request a browser can send cross-site needs the CSRF-prevention header.' },
+  // Beyond the contract: the limits that keep one request from taking the coordinator down.
+  QUERY_TOO_COMPLEX: { status: 400, message: 'The query exceeds a limit on its size, depth, aliases or cost.' },
+  SERVER_BUSY: { status: 503, message: 'The coordinator is at its memory budget; retry later.' },
+  TOO_MANY_SUBSCRIPTIONS: { status: 429, message: 'This connection has as many subscriptions as it may.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request body stopped arriving.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
