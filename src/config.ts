@@ -1,5 +1,6 @@
 // The coordinator's configuration: one typed object with its defaults, read from flags (and
 // TESSERA_* environment variables), validated at start so a bad value names its flag.
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
@@ -40,6 +41,8 @@ export interface CoordinatorConfig {
   secret?: string;
   /** Datanodes to register at start. */
   datanodes: string[];
+  /** PEM CA file that https:// datanode certificates are verified against. */
+  datanodeCaFile?: string;
 }
 
 export const MAX_FRAGMENT_SIZE = 64 * 1024 * 1024;
@@ -90,6 +93,15 @@ const url = (flag: string) => (value: string) => {
   }
 };
 
+const readableFile = (flag: string) => (value: string) => {
+  try {
+    fs.accessSync(value, fs.constants.R_OK);
+  } catch {
+    throw new InvalidArgumentError(`${flag} must be a readable file (got "${value}").`);
+  }
+  return path.resolve(value);
+};
+
 const collectUrls = (value: string, previous: string[] = []) => [...previous, url('--datanode')(value)];
 
 /** The flags shared by the coordinator and `npm start`. */
@@ -118,7 +130,8 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
     .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
     .addOption(new Option('--insecure', 'run without a cluster secret (datanodes unguarded)').default(false))
-    .addOption(new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([]));
+    .addOption(new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([]))
+    .addOption(new Option('--datanode-ca-file <file>', 'PEM CA certificate(s) trusted for https:// datanode URLs (besides the system CAs)').argParser(readableFile('--datanode-ca-file')));
 }
 
 export interface CoordinatorFlags {
@@ -145,6 +158,7 @@ export interface CoordinatorFlags {
   secretFile?: string;
   insecure: boolean;
   datanode: string[];
+  datanodeCaFile?: string;
 }
 
 export function configFromFlags(flags: CoordinatorFlags, secret: string | undefined): CoordinatorConfig {
@@ -169,6 +183,7 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     publicUrl: flags.publicUrl,
     secret,
     datanodes: flags.datanode,
+    datanodeCaFile: flags.datanodeCaFile,
   };
 }
 

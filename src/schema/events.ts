@@ -43,7 +43,7 @@ eventRef('UploadExpired').implement({
   fields: (t) => ({ name: t.exposeString('name'), uploadId: t.exposeID('uploadId') }),
 });
 eventRef('ReplicaFault').implement({
-  description: 'A replica could not serve a verified copy (missing, corrupt or unreachable).',
+  description: 'A replica could not serve a verified copy (missing, corrupt, unreadable or unreachable).',
   interfaces,
   fields: (t) => ({
     fragmentId: t.exposeString('fragmentId'),
