@@ -1,5 +1,6 @@
 // The coordinator's configuration: one typed object with its defaults, read from flags (and
 // TESSERA_* environment variables), validated at start so a bad value names its flag.
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
@@ -54,6 +55,8 @@ export interface CoordinatorConfig {
   maxSubscriptionsPerToken: number;
   /** Browser origins allowed to call the API cross-origin (CORS, graphql-ws); none by default. */
   corsOrigins: string[];
+  /** PEM CA file that https:// datanode certificates are verified against. */
+  datanodeCaFile?: string;
 }
 
 export const MAX_FRAGMENT_SIZE = 64 * 1024 * 1024;
@@ -116,6 +119,15 @@ const anonymousAccess = (value: string) => {
   return value;
 };
 
+const readableFile = (flag: string) => (value: string) => {
+  try {
+    fs.accessSync(value, fs.constants.R_OK);
+  } catch {
+    throw new InvalidArgumentError(`${flag} must be a readable file (got "${value}").`);
+  }
+  return path.resolve(value);
+};
+
 const collectUrls = (value: string, previous: string[] = []) => [...previous, url('--datanode')(value)];
 
 /** An origin exactly as browsers send it: scheme://host[:port], no path, no wildcard. */
@@ -168,7 +180,8 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--max-reserved-bytes <bytes>', 'bytes the open uploads of one token may reserve').default(DEFAULTS.maxReservedBytesPerToken).argParser(integer('--max-reserved-bytes', 1)))
     .addOption(new Option('--max-ws-connections <n>', 'graphql-ws connections per token').default(DEFAULTS.maxWsConnectionsPerToken).argParser(integer('--max-ws-connections', 1)))
     .addOption(new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(DEFAULTS.maxSubscriptionsPerToken).argParser(integer('--max-subscriptions', 1)))
-    .addOption(new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([]).env(env('CORS_ORIGIN')));
+    .addOption(new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([]).env(env('CORS_ORIGIN')))
+    .addOption(new Option('--datanode-ca-file <file>', 'PEM CA certificate(s) trusted for https:// datanode URLs (besides the system CAs)').argParser(readableFile('--datanode-ca-file')));
 }
 
 export interface CoordinatorFlags {
@@ -204,6 +217,7 @@ export interface CoordinatorFlags {
   maxWsConnections: number;
   maxSubscriptions: number;
   corsOrigin: string[];
+  datanodeCaFile?: string;
 }
 
 export function configFromFlags(flags: CoordinatorFlags, secret: string | undefined): CoordinatorConfig {
@@ -237,6 +251,7 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     maxWsConnectionsPerToken: flags.maxWsConnections,
     maxSubscriptionsPerToken: flags.maxSubscriptions,
     corsOrigins: flags.corsOrigin,
+    datanodeCaFile: flags.datanodeCaFile,
   };
 }
 

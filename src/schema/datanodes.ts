@@ -27,6 +27,12 @@ export const DatanodeRef = builder.objectRef<DatanodeView>('Datanode').implement
     fragmentCount: t.exposeInt('fragmentCount', { description: 'Fragment files the datanode holds, as it reported at the last sample.' }),
     storedBytes: t.expose('storedBytes', { type: 'SafeInt', description: 'Bytes of fragment files the datanode holds, as it reported at the last sample.' }),
     draining: t.exposeBoolean('draining', { description: 'Takes no new replicas; its fragments are being moved elsewhere.' }),
+    identityFault: t.string({
+      nullable: true,
+      description:
+        'Why the server at this URL is not trusted as this datanode (WRONG_NODE: it answers with another datanode\'s data dir, e.g. swapped URLs; WRONG_CLUSTER; UNPROVEN: no proof of the cluster secret). While set, the datanode is DOWN and nothing is read, written, repaired or deleted through it. Null when its last answer proved its identity.',
+      resolve: (n) => n.identityFault ?? null,
+    }),
   }),
 });
 

@@ -51,7 +51,7 @@ eventRef('UploadExpired').implement({
   }),
 });
 eventRef('ReplicaFault').implement({
-  description: 'A replica could not serve a verified copy (missing, corrupt or unreachable).',
+  description: 'A replica could not serve a verified copy (missing, corrupt, unreadable or unreachable).',
   interfaces,
   fields: (t) => ({
     fragmentId: t.exposeString('fragmentId', { description: 'The fragment id (as on the datanode).' }),
