@@ -72,3 +72,14 @@ it('bin/tessera.js runs the bundle while it is fresh, the sources when a source 
   await rm(bundle);
   expect(await which()).toBe('source');
 });
+
+it('a closed output pipe (tessera --help | head -1) ends the command quietly with status 0', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [join(root, 'bin', 'tessera.js'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.once('data', () => child.stdout.destroy()); // as head does after its first line
+  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  expect(stderr).not.toContain('EPIPE');
+  expect(status).toBe(0);
+});
