@@ -18,12 +18,16 @@ import { createReplicas, type BadReplica } from './cluster/replicas.ts';
 import { createRepairer } from './cluster/repair.ts';
 import { createScrubber } from './cluster/scrubber.ts';
 import { createReconciler } from './cluster/reconciler.ts';
+import { createAuth } from './auth/service.ts';
 
 export const INDEX_FILE = 'index.sqlite';
 
 export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   const db = openDatabase(path.join(config.dataDir, INDEX_FILE));
   const catalog = createCatalog(db);
+  // Before the HTTP surface listens: the first start writes the admin token file.
+  const auth = createAuth(db, config, log);
+  auth.ensureAdminToken();
   // No write is in flight at start: intents left by a crash become due deletions.
   const orphaned = catalog.releaseAllWriteIntents(Date.now());
   if (orphaned > 0) log.info({ replicas: orphaned }, 'cleaning replica writes interrupted by the last shutdown');
@@ -132,6 +136,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     reconciler,
     uploads,
     images,
+    auth,
     registerDatanode,
     drainDatanode,
     removeDatanode,
@@ -147,6 +152,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       sweeper = setInterval(() => {
         try {
           uploads.sweepExpired();
+          auth.quotas.sweepOwners();
         } catch (err) {
           log.error({ err }, 'expiry sweep failed; will retry'); // SQLITE_BUSY must not end the coordinator
         }

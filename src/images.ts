@@ -7,6 +7,7 @@ import type { EventBus } from './events.ts';
 import type { Catalog, FragmentWithReplicas, ImageRow } from './metadata/catalog.ts';
 import type { BadReplica, Replicas } from './cluster/replicas.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
+import { createByteSemaphore, FRAGMENT_DATA_BUDGET_BYTES, FRAGMENT_DATA_WAIT_MS } from './memory-budget.ts';
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 50;
@@ -30,6 +31,8 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
   onBadReplica?: (bad: BadReplica) => void;
   now?: () => number;
 }) {
+  // fragmentData holds a whole fragment (then its base64) per call: all calls share one budget.
+  const fragmentBytes = createByteSemaphore(FRAGMENT_DATA_BUDGET_BYTES);
   const reportBad = (bad: BadReplica) => {
     log.warn(bad, 'replica could not serve a verified copy');
     onBadReplica?.(bad);
@@ -78,7 +81,13 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
         throw new TesseraError('INVALID_FRAGMENT', `Fragment index ${index} is outside 0..${image.fragmentCount - 1}.`);
       }
       const fragment = catalog.fragmentsWithReplicas(image.id)[index];
-      return { fragment, data: await replicas.read(fragment, reportBad) };
+      const release = await fragmentBytes.acquire(fragment.size, FRAGMENT_DATA_WAIT_MS);
+      try {
+        return { fragment, data: await replicas.read(fragment, reportBad) };
+      } finally {
+        // Held a moment past the resolver, while the answer is encoded and serialized.
+        setTimeout(release, 50);
+      }
     },
 
     /**

@@ -44,6 +44,8 @@ export interface ClientOptions {
   /** Idle time after which a request fails with NETWORK_ERROR. */
   timeoutMs?: number;
   headers?: Record<string, string>;
+  /** The client token, sent as `Authorization: Bearer <token>` (default TESSERA_TOKEN). */
+  token?: string;
 }
 
 export interface ListOptions {
@@ -55,8 +57,9 @@ export interface ListOptions {
   signal?: AbortSignal;
 }
 
-export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_URL, stateDir, retry = {}, timeoutMs, headers }: ClientOptions = {}) {
-  const transport = createHttpTransport({ url, timeoutMs, headers });
+export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_URL, stateDir, retry = {}, timeoutMs, headers, token = process.env.TESSERA_TOKEN || undefined }: ClientOptions = {}) {
+  const authorization = token ? `Bearer ${token}` : undefined;
+  const transport = createHttpTransport({ url, timeoutMs, headers: { ...(authorization ? { authorization } : {}), ...headers } });
   const state = stateDir === false ? undefined : createUploadState(stateDir ?? defaultStateDir());
   const retryPolicy = { ...DEFAULT_RETRY, ...retry };
   let fragmentSize: Promise<number> | undefined;
@@ -123,7 +126,7 @@ export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_U
 
     /** Live cluster events until close(), abort or failure (see EventSubscription). */
     subscribe: (onEvent: (event: ClusterEvent) => void, options: SubscribeOptions = {}): EventSubscription =>
-      subscribeLazily(transport.urlOf('/graphql').replace(/^http/, 'ws'), onEvent, options),
+      subscribeLazily(transport.urlOf('/graphql').replace(/^http/, 'ws'), onEvent, { authorization, ...options }),
 
     /** Any other GraphQL operation, with the same errors. */
     graphql: gql,

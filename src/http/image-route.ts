@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, TesseraError } from '../errors.ts';
 import type { Images } from '../images.ts';
 import { assertImageName } from '../names.ts';
+import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-headers.ts';
 
 export const IMAGE_PATH_PREFIX = '/images/';
 
@@ -49,7 +50,8 @@ const headerValue = (value: string | string[] | undefined) => (Array.isArray(val
 
 function sendError(res: ServerResponse, err: TesseraError) {
   const body = errorBody(err);
-  res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  const extra = (err.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
+  res.writeHead(err.status, { ...STORED_FILE_BASE_HEADERS, ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -66,8 +68,11 @@ export function writable(res: ServerResponse): Promise<void> {
   });
 }
 
-/** Handles the request if it is for /images/…; false when the path is not this route's. */
-export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images): Promise<boolean> {
+/**
+ * Handles the request if it is for /images/…; false when the path is not this route's.
+ * `authorize` throws (a TesseraError) when the caller may not read the image `name`.
+ */
+export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images, authorize: (name: string) => Promise<void>): Promise<boolean> {
   const path = (req.url ?? '').split('?')[0];
   if (!path.startsWith(IMAGE_PATH_PREFIX)) return false;
   // Everything after the prefix is the name: a '/' may stand unencoded, as in S3 object keys.
@@ -84,17 +89,18 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
     } catch {
       throw new TesseraError('BAD_USER_INPUT', 'The image name is not valid percent-encoded UTF-8.');
     }
+    await authorize(name);
     assertImageName(name); // a malformed name is 400, and no error echoes an unbounded one
     const image = images.require(name);
     const etag = `"${image.sha256}"`;
     const common = {
+      ...storedFileHeaders(image.contentType),
       etag,
       'accept-ranges': 'bytes',
-      'content-type': image.contentType,
       'last-modified': new Date(image.createdAt).toUTCString(),
     };
     if (etagMatches(req.headers['if-none-match'], etag)) {
-      res.writeHead(304, { etag, 'accept-ranges': 'bytes' }).end();
+      res.writeHead(304, { ...STORED_FILE_BASE_HEADERS, etag, 'accept-ranges': 'bytes' }).end();
       return true;
     }
     const range = ifRangeHolds(headerValue(req.headers['if-range']), etag, common['last-modified']) ? parseRange(req.headers.range, image.size) : undefined;

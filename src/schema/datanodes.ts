@@ -1,8 +1,7 @@
 // Datanodes and the cluster: the Datanode type with its last health sample, ClusterStatus,
-// and registerDatanode (guarded by the cluster secret).
+// and registerDatanode (an admin token or the cluster secret: src/auth/rules.ts).
 import { builder } from './builder.ts';
 import type { DatanodeView } from '../cluster/registry.ts';
-import { TesseraError } from '../errors.ts';
 
 export const DatanodeStatusEnum = builder.enumType('DatanodeStatus', {
   description: 'What the health monitor makes of a datanode (see the README, "Health"). UP and DEGRADED are live.',
@@ -60,37 +59,30 @@ builder.queryFields((t) => ({
   cluster: t.field({ description: 'Cluster-wide figures.', type: ClusterStatusRef, resolve: () => ({}) }),
 }));
 
-const requireSecret = (authorized: boolean, what: string) => {
-  if (!authorized) throw new TesseraError('UNAUTHENTICATED', `${what} needs \`Authorization: Bearer <cluster secret>\`.`);
-};
-
 builder.mutationFields((t) => ({
   drainDatanode: t.field({
-    description: 'Decommission a datanode: it takes no new replicas and its fragments are copied elsewhere (drain: false undoes it). Needs the cluster secret.',
+    description: 'Decommission a datanode: it takes no new replicas and its fragments are copied elsewhere (drain: false undoes it). Needs an admin token or the cluster secret.',
     type: DatanodeRef,
     args: {
       id: t.arg.id({ required: true, description: 'The datanode to drain (Datanode.id).' }),
       drain: t.arg.boolean({ defaultValue: true, description: 'true drains the datanode, false puts it back in service.' }),
     },
     resolve: (_root, { id, drain }, ctx) => {
-      requireSecret(ctx.authorized, 'drainDatanode');
       return ctx.app.drainDatanode(String(id), drain ?? true);
     },
   }),
   removeDatanode: t.boolean({
-    description: 'Forget a drained datanode that holds no replica any more. Needs the cluster secret.',
+    description: 'Forget a drained datanode that holds no replica any more. Needs an admin token or the cluster secret.',
     args: { id: t.arg.id({ required: true, description: 'The drained datanode to forget (Datanode.id).' }) },
     resolve: (_root, { id }, ctx) => {
-      requireSecret(ctx.authorized, 'removeDatanode');
       return ctx.app.removeDatanode(String(id));
     },
   }),
   registerDatanode: t.field({
-    description: 'Add a datanode by its base URL (idempotent: the same URL returns the same datanode). Needs the cluster secret.',
+    description: 'Add a datanode by its base URL (idempotent: the same URL returns the same datanode). Needs an admin token or the cluster secret.',
     type: DatanodeRef,
     args: { url: t.arg.string({ required: true, description: "Base URL of the datanode's HTTP surface, e.g. http://10.0.0.7:4001." }) },
     resolve: (_root, { url }, ctx) => {
-      requireSecret(ctx.authorized, 'registerDatanode');
       return ctx.app.registerDatanode(url);
     },
   }),

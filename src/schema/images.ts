@@ -30,8 +30,13 @@ export const ImageRef = builder.objectRef<ImageRow>('Image').implement({
     fragmentCount: t.exposeInt('fragmentCount', { description: 'Number of fragments.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the upload completed and the image became visible.' }),
     url: t.string({
-      description: 'Absolute URL of GET /images/{name} on the coordinator.',
-      resolve: (i, _args, ctx) => `${ctx.publicBase}${IMAGE_PATH_PREFIX}${encodeURIComponent(i.name)}`,
+      description: 'Absolute URL of GET /images/{name} on the coordinator. With expiresIn (seconds, at most 7 days), a signed URL that downloads without a token until it expires.',
+      args: { expiresIn: t.arg.int() },
+      resolve: (i, { expiresIn }, ctx) => {
+        const url = `${ctx.publicBase}${IMAGE_PATH_PREFIX}${encodeURIComponent(i.name)}`;
+        if (expiresIn == null || !ctx.principal) return url;
+        return `${url}?${ctx.app.auth.signer.sign(i.name, expiresIn, ctx.principal.id)}`;
+      },
     }),
     fragments: t.field({ type: [FragmentRef], description: 'The fragments in order, with their replicas.', resolve: (i, _args, ctx) => ctx.app.catalog.fragmentsWithReplicas(i.id) }),
   }),

@@ -6,6 +6,7 @@ import './datanodes.ts';
 import './images.ts';
 import './uploads.ts';
 import './events.ts';
+import './tokens.ts';
 
 const SCHEMA_DESCRIPTION =
   'Tessera, a distributed image store: images are cut into fragments, each kept on several datanodes. ' +

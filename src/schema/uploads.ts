@@ -65,7 +65,8 @@ builder.mutationFields((t) => ({
     description: 'Open a chunked upload: the coordinator answers with the fragment size and count to send.',
     type: UploadSessionRef,
     args: { input: t.arg({ type: BeginUploadInput, required: true, description: 'Name, size, and optionally media type and whole-image SHA-256.' }) },
-    resolve: (_root, { input }, ctx) => ctx.app.uploads.begin(input),
+    // The token's quotas on open uploads are checked and charged in the same transaction.
+    resolve: (_root, { input }, ctx) => ctx.app.auth.quotas.reserveUpload(ctx.principal!, input.size, () => ctx.app.uploads.begin(input)),
   }),
   uploadFragment: t.field({
     description: 'Send one fragment, as base64 `data` or as a multipart `file` (exactly one of them). Idempotent per index.',
