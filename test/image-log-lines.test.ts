@@ -12,6 +12,7 @@ import { makeConfig } from '../src/config.ts';
 import { startCoordinator, type RunningCoordinator } from '../src/start-coordinator.ts';
 import { startDatanode, TEST_SECRET, type TestDatanode } from './support/cluster.ts';
 import { createGraphQLClient } from './support/graphql.ts';
+import { readAdminToken, rememberToken } from './support/tokens.ts';
 
 const lines: string[] = [];
 let dir: string;
@@ -30,6 +31,7 @@ beforeAll(async () => {
   const log = pino({ name: 'coordinator', level: 'info' }, sink);
   const config = makeConfig({ dataDir: join(dir, 'coordinator'), port: 0, secret: TEST_SECRET, fragmentSize: 64 * 1024, healthIntervalMs: 100, datanodes: nodes.map((n) => n.url) });
   coordinator = await startCoordinator(config, log);
+  rememberToken(coordinator.url, readAdminToken(config.dataDir)); // the helpers send it
 });
 afterAll(async () => {
   await coordinator?.stop();
