@@ -1,6 +1,10 @@
-// Bundles the `tessera` CLI (src/client) into plain JavaScript under dist/cli, so the command
-// starts without compiling TypeScript (bin/tessera.js prefers the bundle while it is fresh).
-// Run by `npm install` (prepare) and `npm run build:cli`; an argument overrides the output folder.
+// Bundles the `tessera` CLI (src/client, and the few modules it imports from elsewhere) into
+// plain JavaScript under dist/cli, so the command starts without compiling TypeScript, and lists
+// the source files it was built from in dist/cli/sources.json: bin/tessera.js runs the bundle
+// only while none of them is newer. Run by `npm install` (prepare) and `npm run build:cli`; an
+// argument overrides the output folder.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { build } from 'esbuild';
 
 export const CLI_BUILD = {
@@ -13,7 +17,11 @@ export const CLI_BUILD = {
   target: 'node20',
   packages: 'external',
   logLevel: 'warning',
+  metafile: true,
 };
 
+const root = new URL('..', import.meta.url).pathname;
 const outdir = process.argv[2] ?? 'dist/cli';
-await build({ ...CLI_BUILD, absWorkingDir: new URL('..', import.meta.url).pathname, outdir });
+const { metafile } = await build({ ...CLI_BUILD, absWorkingDir: root, outdir });
+// Paths relative to the project's root; written last, so a build cut short looks stale.
+await writeFile(join(root, outdir, 'sources.json'), JSON.stringify(Object.keys(metafile.inputs).sort(), null, 1) + '\n');

@@ -47,7 +47,7 @@ it('the bundle runs --help, and loads graphql-ws, ws and cli-progress only on de
   expect(stdout).toMatch(/^Usage: tessera /);
 });
 
-it('bin/tessera.js runs the bundle while it is fresh, the sources when a source is newer or the bundle is missing', async () => {
+it('bin/tessera.js runs the bundle while it is fresh, the sources when any source it was built from is newer or the bundle is missing', async () => {
   // A copy of the launcher in a tree of its own: a stand-in bundle and source that say which ran.
   const tree = await mkdtemp(join(tmpdir(), 'tessera-bin-'));
   cleanup.push(tree);
@@ -55,20 +55,41 @@ it('bin/tessera.js runs the bundle while it is fresh, the sources when a source 
   await symlink(join(root, 'node_modules'), join(tree, 'node_modules'));
   await mkdir(join(tree, 'dist', 'cli'), { recursive: true });
   await mkdir(join(tree, 'src', 'client'), { recursive: true });
+  await mkdir(join(tree, 'src', 'auth'), { recursive: true });
   await writeFile(join(tree, 'package.json'), '{"type":"module"}');
   const source = join(tree, 'src', 'client', 'cli.ts');
+  const elsewhere = join(tree, 'src', 'auth', 'helper.ts'); // imported from outside src/client
   const bundle = join(tree, 'dist', 'cli', 'cli.js');
   await writeFile(source, "const ran: string = 'source';\nconsole.log(ran);\n");
+  await writeFile(elsewhere, 'export {};\n');
+  await writeFile(join(tree, 'dist', 'cli', 'sources.json'), JSON.stringify(['src/auth/helper.ts', 'src/client/cli.ts']));
   await writeFile(bundle, "console.log('bundle');\n");
   const which = async () => (await run(process.execPath, [join(tree, 'bin', 'tessera.js')])).stdout.trim();
 
   const past = new Date(Date.now() - 60_000);
   await utimes(source, past, past);
+  await utimes(elsewhere, past, past);
   expect(await which()).toBe('bundle');
 
-  await utimes(source, new Date(), new Date()); // an edit after the build
+  await utimes(elsewhere, new Date(), new Date()); // an edit after the build, outside src/client
+  expect(await which()).toBe('source');
+  await utimes(elsewhere, past, past);
+  expect(await which()).toBe('bundle');
+
+  await utimes(source, new Date(), new Date()); // an edit of the CLI itself
   expect(await which()).toBe('source');
 
   await rm(bundle);
   expect(await which()).toBe('source');
+});
+
+it('a closed output pipe (tessera --help | head -1) ends the command quietly with status 0', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [join(root, 'bin', 'tessera.js'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.once('data', () => child.stdout.destroy()); // as head does after its first line
+  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  expect(stderr).not.toContain('EPIPE');
+  expect(status).toBe(0);
 });

@@ -31,7 +31,7 @@ beforeAll(async () => {
   const log = pino({ name: 'coordinator', level: 'info' }, sink);
   const config = makeConfig({ dataDir: join(dir, 'coordinator'), port: 0, secret: TEST_SECRET, fragmentSize: 64 * 1024, healthIntervalMs: 100, datanodes: nodes.map((n) => n.url) });
   coordinator = await startCoordinator(config, log);
-  rememberToken(coordinator.url, readAdminToken(config.dataDir));
+  rememberToken(coordinator.url, readAdminToken(config.dataDir)); // the helpers send it
 });
 afterAll(async () => {
   await coordinator?.stop();

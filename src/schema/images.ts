@@ -31,7 +31,7 @@ export const ImageRef = builder.objectRef<ImageRow>('Image').implement({
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the upload completed and the image became visible.' }),
     url: t.string({
       description: 'Absolute URL of GET /images/{name} on the coordinator. With expiresIn (seconds, at most 7 days), a signed URL that downloads without a token until it expires.',
-      args: { expiresIn: t.arg.int({ description: 'Seconds the signed URL stays valid (1 to 604800); omitted: the plain URL, which needs a token.' }) },
+      args: { expiresIn: t.arg.int({ description: 'Seconds the signed URL stays valid (at most 7 days); absent: the plain URL, which needs a token.' }) },
       resolve: (i, { expiresIn }, ctx) => {
         const url = `${ctx.publicBase}${IMAGE_PATH_PREFIX}${encodeURIComponent(i.name)}`;
         if (expiresIn == null || !ctx.principal) return url;
