@@ -10,6 +10,7 @@ import { createUploads } from './uploads.ts';
 import { openDatabase } from './metadata/database.ts';
 import { catalog as createCatalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
+import { replicationQueries } from './metadata/replication.ts';
 import { createDatanodeClient } from './cluster/datanode-client.ts';
 import { createMonitor } from './cluster/monitor.ts';
 import { createRegistry, type DatanodeView } from './cluster/registry.ts';
@@ -51,6 +52,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const repairer = createRepairer({
     catalog,
+    replication: replicationQueries(db),
     registry,
     replicas,
     client,
