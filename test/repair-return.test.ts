@@ -119,28 +119,35 @@ describe('a datanode that returns while it is being re-replicated', () => {
       }
     })();
     const events = watchEvents(cluster.app);
+    try {
+      await returnMidRepair();
+    } finally {
+      sampling = false;
+      await sampler;
+      events.close();
+    }
 
-    await kill(victim);
-    await until(() => reReplications(events.received).length >= 4, 're-replication under way', 30_000);
-    await restart(victim);
-    await until(() => status(victim) === 'UP', 'the victim UP again', 15_000);
-    victimBack = true;
-    const copiesAtReturn = reReplications(events.received).length;
-    expect(copiesAtReturn).toBeLessThan(onVictim.length); // still copying when it came back
+    /** Kill, repair under way, back again: until the excess is trimmed and deleted. */
+    async function returnMidRepair() {
+      await kill(victim);
+      await until(() => reReplications(events.received).length >= 4, 're-replication under way', 30_000);
+      await restart(victim);
+      await until(() => status(victim) === 'UP', 'the victim UP again', 15_000);
+      victimBack = true;
+      const copiesAtReturn = reReplications(events.received).length;
+      expect(copiesAtReturn).toBeLessThan(onVictim.length); // still copying when it came back
 
-    // At most the copies in flight finish (2 at a time); then nothing more is copied.
-    await new Promise((r) => setTimeout(r, 5000));
-    const copiesAfter5s = reReplications(events.received).length;
-    expect(copiesAfter5s - copiesAtReturn).toBeLessThanOrEqual(4);
-    await new Promise((r) => setTimeout(r, 5000));
-    expect(reReplications(events.received).length).toBe(copiesAfter5s);
+      // At most the copies in flight finish (2 at a time); then nothing more is copied.
+      await new Promise((r) => setTimeout(r, 5000));
+      const copiesAfter5s = reReplications(events.received).length;
+      expect(copiesAfter5s - copiesAtReturn).toBeLessThanOrEqual(4);
+      await new Promise((r) => setTimeout(r, 5000));
+      expect(reReplications(events.received).length).toBe(copiesAfter5s);
 
-    // The extra copies go; the victim's own stay (placement ranks it as at upload: equal disks).
-    await until(() => [...holdersByFragment(cluster).values()].every((h) => h.length === 2), 'every fragment back to 2 replicas', 20_000);
-    await settleDeletions(cluster, 15_000);
-    sampling = false;
-    await sampler;
-    events.close();
+      // The extra copies go; the victim's own stay (placement ranks it as at upload: equal disks).
+      await until(() => [...holdersByFragment(cluster).values()].every((h) => h.length === 2), 'every fragment back to 2 replicas', 20_000);
+      await settleDeletions(cluster, 15_000);
+    }
     expect(minRecorded).toBe(2);
     expect(minLiveAfterReturn).toBeGreaterThanOrEqual(2);
     expect(await victimFiles()).toEqual(filesBefore);
