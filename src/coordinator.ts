@@ -13,6 +13,7 @@ import { catalog as createCatalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
 import { clusterIdentityRow } from './metadata/cluster-identity.ts';
 import { createClusterIdentity } from './cluster/cluster-identity.ts';
+import { replicationQueries } from './metadata/replication.ts';
 import { createDatanodeClient } from './cluster/datanode-client.ts';
 import { createMonitor } from './cluster/monitor.ts';
 import { createRegistry, type DatanodeView } from './cluster/registry.ts';
@@ -68,6 +69,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const repairer = createRepairer({
     catalog,
+    replication: replicationQueries(db),
     registry,
     replicas,
     client,
