@@ -63,7 +63,7 @@ export function createHttp(baseUrl: string, maxSockets = 64, defaultHeaders: Out
         `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n`,
     );
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-    const answer = await request('POST', '/graphql', { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: 'application/json' }, [head, file, tail]);
+    const answer = await request('POST', '/graphql', { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: 'application/json', 'x-graphql-yoga-csrf': '1' }, [head, file, tail]);
     return unwrap<T>(answer);
   }
 

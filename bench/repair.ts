@@ -119,7 +119,7 @@ function client(baseUrl: string, token: string) {
         `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.f"]}\r\n` +
         `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="f.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
     );
-    return post({ 'content-type': `multipart/form-data; boundary=${boundary}` }, [head, data, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+    return post({ 'content-type': `multipart/form-data; boundary=${boundary}`, 'x-graphql-yoga-csrf': '1' }, [head, data, Buffer.from(`\r\n--${boundary}--\r\n`)]);
   }
 
   /** A chunked upload of `bytes` of fresh random data; resolves with the time it took (ms). */

@@ -1,5 +1,6 @@
 // The coordinator's configuration: one typed object with its defaults, read from flags (and
 // TESSERA_* environment variables), validated at start so a bad value names its flag.
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
@@ -35,6 +36,8 @@ export interface CoordinatorConfig {
   /** How long a file no row accounts for may sit on a datanode before it is deleted. */
   orphanGraceSec: number;
   uploadTtlSec: number;
+  /** A request body (multipart) that sends nothing for this long is dropped. */
+  bodyTimeoutSec: number;
   publicUrl?: string;
   /** undefined only with --insecure. */
   secret?: string;
@@ -50,6 +53,10 @@ export interface CoordinatorConfig {
   maxReservedBytesPerToken: number;
   maxWsConnectionsPerToken: number;
   maxSubscriptionsPerToken: number;
+  /** Browser origins allowed to call the API cross-origin (CORS, graphql-ws); none by default. */
+  corsOrigins: string[];
+  /** PEM CA file that https:// datanode certificates are verified against. */
+  datanodeCaFile?: string;
 }
 
 export const MAX_FRAGMENT_SIZE = 64 * 1024 * 1024;
@@ -78,6 +85,7 @@ export const DEFAULTS = {
   maxReservedBytesPerToken: 64 * 1024 ** 3,
   maxWsConnectionsPerToken: 64,
   maxSubscriptionsPerToken: 256,
+  bodyTimeoutSec: 30,
 } as const;
 
 const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
@@ -111,7 +119,31 @@ const anonymousAccess = (value: string) => {
   return value;
 };
 
+const readableFile = (flag: string) => (value: string) => {
+  try {
+    fs.accessSync(value, fs.constants.R_OK);
+  } catch {
+    throw new InvalidArgumentError(`${flag} must be a readable file (got "${value}").`);
+  }
+  return path.resolve(value);
+};
+
 const collectUrls = (value: string, previous: string[] = []) => [...previous, url('--datanode')(value)];
+
+/** An origin exactly as browsers send it: scheme://host[:port], no path, no wildcard. */
+const origin = (value: string) => {
+  const given = value.trim().replace(/\/+$/, '');
+  try {
+    const parsed = new URL(given);
+    if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && !given.includes('*') && parsed.origin === given.toLowerCase()) return parsed.origin;
+  } catch {
+    // named below
+  }
+  throw new InvalidArgumentError(`--cors-origin must be an origin like https://app.example.com or http://localhost:8080, without path or wildcard (got "${value}").`);
+};
+
+// Repeatable, and the environment variable may list several separated by commas.
+const collectOrigins = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter((v) => v.trim() !== '').map(origin)];
 
 /** The flags shared by the coordinator and `npm start`. */
 export function addCoordinatorOptions(command: Command): Command {
@@ -136,6 +168,7 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--reconcile-interval <seconds>', 'how often each datanode\'s inventory is compared with the index').default(DEFAULTS.reconcileIntervalSec).argParser(integer('--reconcile-interval', 1)))
     .addOption(new Option('--orphan-grace <seconds>', 'age at which a fragment file nothing references is deleted').default(DEFAULTS.orphanGraceSec).argParser(integer('--orphan-grace', 0)))
     .addOption(new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(DEFAULTS.uploadTtlSec).argParser(integer('--upload-ttl', 1)))
+    .addOption(new Option('--body-timeout <seconds>', 'seconds a request body may send nothing before it is dropped').default(DEFAULTS.bodyTimeoutSec).argParser(integer('--body-timeout', 1, 3600)))
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
     .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
     .addOption(new Option('--insecure', 'run without a cluster secret (datanodes unguarded)').default(false))
@@ -146,7 +179,9 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--max-open-uploads <n>', 'open uploads per token').default(DEFAULTS.maxOpenUploadsPerToken).argParser(integer('--max-open-uploads', 1)))
     .addOption(new Option('--max-reserved-bytes <bytes>', 'bytes the open uploads of one token may reserve').default(DEFAULTS.maxReservedBytesPerToken).argParser(integer('--max-reserved-bytes', 1)))
     .addOption(new Option('--max-ws-connections <n>', 'graphql-ws connections per token').default(DEFAULTS.maxWsConnectionsPerToken).argParser(integer('--max-ws-connections', 1)))
-    .addOption(new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(DEFAULTS.maxSubscriptionsPerToken).argParser(integer('--max-subscriptions', 1)));
+    .addOption(new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(DEFAULTS.maxSubscriptionsPerToken).argParser(integer('--max-subscriptions', 1)))
+    .addOption(new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([]).env(env('CORS_ORIGIN')))
+    .addOption(new Option('--datanode-ca-file <file>', 'PEM CA certificate(s) trusted for https:// datanode URLs (besides the system CAs)').argParser(readableFile('--datanode-ca-file')));
 }
 
 export interface CoordinatorFlags {
@@ -169,6 +204,7 @@ export interface CoordinatorFlags {
   reconcileInterval: number;
   orphanGrace: number;
   uploadTtl: number;
+  bodyTimeout: number;
   publicUrl?: string;
   secretFile?: string;
   insecure: boolean;
@@ -180,6 +216,8 @@ export interface CoordinatorFlags {
   maxReservedBytes: number;
   maxWsConnections: number;
   maxSubscriptions: number;
+  corsOrigin: string[];
+  datanodeCaFile?: string;
 }
 
 export function configFromFlags(flags: CoordinatorFlags, secret: string | undefined): CoordinatorConfig {
@@ -201,6 +239,7 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     reconcileIntervalSec: flags.reconcileInterval,
     orphanGraceSec: flags.orphanGrace,
     uploadTtlSec: flags.uploadTtl,
+    bodyTimeoutSec: flags.bodyTimeout,
     publicUrl: flags.publicUrl,
     secret,
     datanodes: flags.datanode,
@@ -211,12 +250,14 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     maxReservedBytesPerToken: flags.maxReservedBytes,
     maxWsConnectionsPerToken: flags.maxWsConnections,
     maxSubscriptionsPerToken: flags.maxSubscriptions,
+    corsOrigins: flags.corsOrigin,
+    datanodeCaFile: flags.datanodeCaFile,
   };
 }
 
 /** A full config for tests and embedders: defaults plus what is given. */
 export function makeConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
-  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], ...overrides };
+  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], corsOrigins: [], ...overrides };
 }
 
 /** The parsed flags back as arguments (to hand them to a child coordinator), minus `skip`. */

@@ -43,7 +43,10 @@ const log = pino({ name: 'tessera' }, { write: (line: string) => process.stderr.
 const dataDir = path.resolve(flags.dataDir);
 
 if (flags.port + flags.datanodes > 65535) program.error(`--port ${flags.port} leaves no room for ${flags.datanodes} datanode ports above it.`);
-fs.mkdirSync(dataDir, { recursive: true });
+// Secure by default: the whole tree (secret, pid files, index, fragments) is the user's alone.
+process.umask(0o077);
+fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+fs.chmodSync(dataDir, 0o700);
 
 /** The secret file given, or <data-dir>/cluster.secret, created (random, 0600) on the first start. */
 function clusterSecretFile(): string | undefined {

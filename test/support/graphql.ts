@@ -35,7 +35,8 @@ export function createGraphQLClient(baseUrl: () => string) {
     Object.keys(files).forEach((path, i) => (map[String(i)] = [path]));
     form.append('map', JSON.stringify(map));
     Object.values(files).forEach((f, i) => form.append(String(i), new Blob([f.data as Uint8Array<ArrayBuffer>], { type: f.type ?? 'application/octet-stream' }), f.name ?? `part-${i}`));
-    const res = await rawFetch(`${baseUrl()}/graphql`, { method: 'POST', body: form, headers: withAuth(headers) });
+    // The coordinator's CSRF prevention wants this header on multipart (src/http/cross-site.ts).
+    const res = await rawFetch(`${baseUrl()}/graphql`, { method: 'POST', body: form, headers: withAuth({ ...headers, 'x-graphql-yoga-csrf': '1' }) });
     return { status: res.status, ...(await res.json()) };
   }
 
