@@ -18,7 +18,7 @@ const SIGNED = `query($n: String!, $e: Int) { image(name: $n) { url(expiresIn: $
 const BEGIN = `mutation($i: BeginUploadInput!) { beginUpload(input: $i) { id } }`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function newToken(cluster: TestCluster, role: 'read' | 'write' | 'admin', name = role, expiresIn: number | null = null) {
+async function newToken(cluster: TestCluster, role: 'read' | 'write' | 'admin', name: string = role, expiresIn: number | null = null) {
   const { createToken } = await cluster.gql(CREATE, { n: name, r: role, e: expiresIn });
   return { id: createToken.token.id as string, secret: createToken.secret as string, bearer: { authorization: `Bearer ${createToken.secret}` }, token: createToken.token };
 }

@@ -35,10 +35,10 @@ export function rootFieldsOf(document: DocumentNode, operationName?: string | nu
 }
 
 /** Why `principal` may not run this operation, or undefined when it may. */
-export function refusal(auth: Auth, principal: Principal | undefined, document: DocumentNode, operationName?: string | null): TesseraError | undefined {
+export function refusal(auth: Auth, principal: Principal | undefined, document: DocumentNode, operationName?: string | null, justAuthenticated = false): TesseraError | undefined {
   if (!principal) return unauthenticated('This call needs a token: send `Authorization: Bearer <token>`.');
   // A revoked token stops working at once, on sockets opened before the revocation too.
-  if (!auth.stillValid(principal)) return unauthenticated('The token is unknown, revoked or expired.');
+  if (!justAuthenticated && !auth.stillValid(principal)) return unauthenticated('The token is unknown, revoked or expired.');
   const root = rootFieldsOf(document, operationName);
   if (!root) return undefined; // graphql-js reports the missing operation itself
   const denied = [...root.fields].filter((f) => !allows(principal, root.type, f));
@@ -92,21 +92,25 @@ const isAsyncIterable = (v: unknown): v is AsyncIterable<unknown> => v != null &
 
 /** `principals` carries who sent an HTTP request from onParams to the context factory. */
 export function authPlugin(auth: Auth, principals: WeakMap<Request, Principal>): Plugin<Context> {
+  // Principals authenticated by this very HTTP request: no second lookup of their token. Those
+  // of graphql-ws connections are looked up again at every operation (revocation at once).
+  const fresh = new WeakSet<Principal>();
   return {
     async onParams({ request }) {
       const principal = auth.authenticate(request.headers.get('authorization') ?? undefined);
       await auth.quotas.admit(principal);
       principals.set(request, principal);
+      fresh.add(principal);
     },
     onExecute({ args, setResultAndStopExecution }) {
       const ctx = args.contextValue as Context;
-      const error = refusal(auth, ctx.principal, args.document, args.operationName);
+      const error = refusal(auth, ctx.principal, args.document, args.operationName, ctx.principal !== undefined && fresh.has(ctx.principal));
       if (error) setResultAndStopExecution({ errors: [error] });
     },
     onSubscribe({ args, setResultAndStopExecution }) {
       const ctx = args.contextValue as Context;
       const principal = ctx.principal;
-      const error = refusal(auth, principal, args.document, args.operationName);
+      const error = refusal(auth, principal, args.document, args.operationName, principal !== undefined && fresh.has(principal));
       if (error || !principal) {
         setResultAndStopExecution({ errors: [error!] });
         return;
