@@ -107,7 +107,7 @@ describe('CSRF prevention', () => {
   it('refuses url-encoded operations outright, header or not (415, UNSUPPORTED_MEDIA_TYPE), changing nothing', async () => {
     const png = await uploadImage(cluster, 'kept.png', makePng(200));
     const before = await stateOf(cluster);
-    for (const headers of [{}, { 'x-graphql-yoga-csrf': '1' }]) {
+    for (const headers of [{}, { 'x-graphql-yoga-csrf': '1' }] as Record<string, string>[]) {
       const res = await fetch(graphqlUrl(), {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
