@@ -10,12 +10,14 @@ export interface Answer {
   body: Buffer;
 }
 
-export function createHttp(baseUrl: string, maxSockets = 64) {
+/** `headers` go with every request (e.g. the admin token's Authorization). */
+export function createHttp(baseUrl: string, maxSockets = 64, defaultHeaders: OutgoingHttpHeaders = {}) {
   const base = new URL(baseUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
 
   function send(method: string, path: string, headers: OutgoingHttpHeaders, body?: Uint8Array[]): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
+      headers = { ...defaultHeaders, ...headers };
       if (body) headers = { ...headers, 'content-length': body.reduce((n, b) => n + b.length, 0) };
       const req = http.request({ hostname: base.hostname, port: base.port, method, path, agent, headers }, resolve);
       req.setTimeout(120_000, () => req.destroy(new Error(`${method} ${path}: no answer in 120 s`)));

@@ -1,5 +1,6 @@
 // A datanode's identity is its data dir, not its address: a random id kept in <dataDir>/node-id,
-// reported by /health, so the coordinator recognises the same disks behind a new URL.
+// reported (with a proof, to holders of the secret) by /health, so the coordinator recognises the
+// same disks behind a new URL.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -16,8 +17,8 @@ export async function loadNodeId(dataDir: string): Promise<string> {
   }
   const id = randomUUID();
   const tmp = `${file}.${process.pid}.tmp`;
-  await fs.mkdir(dataDir, { recursive: true });
-  await fs.writeFile(tmp, id + '\n', { flush: true });
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await fs.writeFile(tmp, id + '\n', { flush: true, mode: 0o600 });
   await fs.rename(tmp, file);
   return id;
 }

@@ -1,5 +1,6 @@
 // `npm run datanode`: one datanode process. Validates its flags, loads the cluster secret,
 // serves, prints one "listening" JSON line on stdout, and optionally registers with a coordinator.
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { keepRegistered } from './registration.ts';
@@ -39,6 +40,8 @@ const program = new Command('datanode')
   .option('--health-interval-ms <n>', 'how often health is sampled', integer('the interval', 50), 1000)
   .option('--max-fragment-bytes <n>', 'largest fragment accepted', integer('the size', 1), DEFAULT_MAX_FRAGMENT_BYTES)
   .option('--register-interval-ms <n>', 'how often to re-register', integer('the interval', 50), 15_000)
+  .option('--tls-cert <file>', 'PEM certificate (chain): serve HTTPS (with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key of --tls-cert')
   .parse();
 
 const opts = program.opts<{
@@ -52,7 +55,12 @@ const opts = program.opts<{
   healthIntervalMs: number;
   maxFragmentBytes: number;
   registerIntervalMs: number;
+  tlsCert?: string;
+  tlsKey?: string;
 }>();
+
+// Whatever this process creates (fragments, records, ids) is readable by its own user only.
+process.umask(0o077);
 
 // Synchronous stderr: the last lines before an exit are not lost; stdout is for the listening line.
 const logger = pino({ name: 'datanode', level: process.env.LOG_LEVEL ?? 'info' }, pino.destination({ fd: 2, sync: true }));
@@ -73,12 +81,26 @@ if (secret === undefined && !opts.insecure) {
 }
 if (secret === undefined) logger.warn('--insecure: no cluster secret, every request is accepted');
 
+let tls: { cert: Buffer; key: Buffer } | undefined;
+if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) fail('--tls-cert and --tls-key go together');
+if (opts.tlsCert !== undefined && opts.tlsKey !== undefined) {
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      fail(`${flag} ${file}: ${(err as Error).message}`);
+    }
+  };
+  tls = { cert: read('--tls-cert', opts.tlsCert), key: read('--tls-key', opts.tlsKey) };
+}
+
 const datanode = await createDatanode({
   dataDir: opts.dataDir,
   secret,
   maxFragmentBytes: opts.maxFragmentBytes,
   healthIntervalMs: opts.healthIntervalMs,
   logger,
+  tls,
 }).catch((err: Error) => fail(`--data-dir ${opts.dataDir}: ${err.message}`));
 
 // Handlers go in before the listening line: whoever reads that line may signal us at once.

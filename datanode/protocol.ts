@@ -19,8 +19,15 @@ export const paths = {
 
 /** What `GET /health` answers. */
 export interface DatanodeHealthReport {
-  /** Stable id of the datanode's data dir (beyond the contract): the same disks at any URL. */
+  /**
+   * Stable id of the datanode's data dir (beyond the contract): the same disks at any URL.
+   * Only in answers to an authenticated request, with `clusterId` and `proof` (request-signing.ts).
+   */
   nodeId?: string;
+  /** The cluster this datanode has joined; null before it has joined one. */
+  clusterId?: string | null;
+  /** HMAC(secret, nonce, nodeId, clusterId): the identity is the datanode's, not claimed by another server. */
+  proof?: string;
   cpuPercent: number;
   memoryPercent: number;
   diskPercent: number;
@@ -49,6 +56,14 @@ export const datanodeErrorStatus = {
   CHECKSUM_MISMATCH: 400,
   PAYLOAD_TOO_LARGE: 413,
   FRAGMENT_NOT_FOUND: 404,
+  /** The request named another node id (x-tessera-node): this URL now serves other disks. */
+  WRONG_NODE: 409,
+  /** The request came from a coordinator of another cluster (x-tessera-cluster). */
+  WRONG_CLUSTER: 409,
+  /** A signed write or delete without a cluster id: the coordinator has not established its identity. */
+  CLUSTER_ID_REQUIRED: 409,
+  /** The fragment's file exists but cannot be read (an I/O error, not a file): a bad replica. */
+  FRAGMENT_UNREADABLE: 500,
   ROUTE_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   HEALTH_UNAVAILABLE: 503,

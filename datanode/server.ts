@@ -1,6 +1,9 @@
 // The datanode's HTTP surface (node:http, no framework): the routes of the contract's datanode
 // table over a fragment store and a health sampler. `main.ts` wraps it in a process.
+// Who may ask what is decided here: signed requests (request-signing.ts) or the Bearer secret,
+// the cluster id this datanode has joined, and the node id the caller expects to reach.
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
@@ -10,8 +13,20 @@ import type { SystemSample } from './health.ts';
 import { CONTENT_SHA256_HEADER, SHA256_HEX_PATTERN, datanodeErrorStatus, isFragmentId, paths } from './protocol.ts';
 import type { DatanodeErrorBody, DatanodeErrorCode, DatanodeHealthReport } from './protocol.ts';
 import { isAuthorized } from './secret.ts';
-import { openFragmentStore } from './store.ts';
+import { openFragmentStore, UnreadableFragmentError } from './store.ts';
 import { loadNodeId } from './identity.ts';
+import { CLUSTER_ID_PATTERN, loadClusterId, persistClusterId } from './cluster-id.ts';
+import {
+  CLUSTER_HEADER,
+  NODE_HEADER,
+  NONCE_HEADER,
+  PROOF_HEADER,
+  SIGNED_SCHEME,
+  TIME_HEADER,
+  answerProof,
+  identityProof,
+  verifyRequestSignature,
+} from './request-signing.ts';
 import type { FragmentStore } from './store.ts';
 
 export const DEFAULT_MAX_FRAGMENT_BYTES = 64 * 1024 * 1024;
@@ -25,6 +40,8 @@ export interface DatanodeOptions {
   logger?: Logger;
   /** Replaces systeminformation in tests that need fixed numbers. */
   sampleSystem?: (dataRealPath: string) => Promise<SystemSample>;
+  /** PEM certificate chain and key: the datanode serves HTTPS instead of HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export interface Datanode {
@@ -58,30 +75,84 @@ export async function createDatanode({
   healthIntervalMs = 1000,
   logger = pino({ level: 'silent' }),
   sampleSystem,
+  tls,
 }: DatanodeOptions): Promise<Datanode> {
   const store = await openFragmentStore(dataDir);
   const nodeId = await loadNodeId(dataDir);
+  let clusterId = await loadClusterId(dataDir);
+  let joining: Promise<void> | undefined;
   const health = startHealthSampler({ dataDir, intervalMs: healthIntervalMs, logger, sample: sampleSystem });
+
+  /** How the caller authenticated: a signed request, the Bearer secret, nothing (or --insecure: 'open'). */
+  function authenticate(req: IncomingMessage): 'signed' | 'bearer' | 'open' | undefined {
+    if (secret === undefined) return 'open';
+    const header = req.headers.authorization ?? '';
+    if (header.startsWith(`${SIGNED_SCHEME} `)) {
+      const ok = verifyRequestSignature(secret, header.slice(SIGNED_SCHEME.length + 1), {
+        method: req.method ?? 'GET',
+        path: req.url ?? '/',
+        time: headerValue(req.headers[TIME_HEADER]) ?? '',
+        nonce: headerValue(req.headers[NONCE_HEADER]) ?? '',
+        clusterId: headerValue(req.headers[CLUSTER_HEADER]) ?? '',
+        nodeId: headerValue(req.headers[NODE_HEADER]) ?? '',
+        contentSha256: headerValue(req.headers[CONTENT_SHA256_HEADER]) ?? '',
+      });
+      return ok ? 'signed' : undefined;
+    }
+    return isAuthorized(header, secret) ? 'bearer' : undefined;
+  }
+
+  /** Joins the caller's cluster if this datanode has none yet (once, durably, before obeying it). */
+  async function join(claimed: string): Promise<void> {
+    joining ??= persistClusterId(dataDir, claimed).then(() => {
+      clusterId = claimed;
+      logger.info({ clusterId: claimed }, 'joined cluster');
+    });
+    try {
+      await joining;
+    } finally {
+      joining = undefined;
+    }
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const route = matchRoute(req.url ?? '/');
     const method = req.method ?? 'GET';
+    const auth = authenticate(req);
+    // Every answer to an authenticated request proves it comes from a holder of the secret, bound
+    // to the request's nonce: a server without the secret cannot acknowledge a write it never made.
+    const nonce = headerValue(req.headers[NONCE_HEADER]);
+    if (secret !== undefined && auth !== undefined && nonce !== undefined) {
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: ServerResponse, status: number, ...rest: unknown[]) {
+        this.setHeader(PROOF_HEADER, answerProof(secret, nonce, status, nodeId));
+        this.setHeader(NODE_HEADER, nodeId);
+        return (writeHead as (...args: unknown[]) => ServerResponse).call(this, status, ...rest);
+      } as ServerResponse['writeHead'];
+    }
 
-    // The one open route: the coordinator's health monitor and operators need no secret for it.
-    if (route.kind === 'health' && method === 'GET') return sendHealth(res);
+    // Health is open (operators and monitors need no secret), but only a caller with the secret
+    // learns who this datanode is, with a proof bound to its nonce.
+    if (route.kind === 'health' && method === 'GET') {
+      const claimed = headerValue(req.headers[CLUSTER_HEADER]);
+      if (auth !== undefined && auth !== 'open' && claimed !== undefined && clusterId === undefined && CLUSTER_ID_PATTERN.test(claimed)) await join(claimed);
+      return sendHealth(res, auth === undefined ? undefined : (nonce ?? ''));
+    }
 
     // Checked before anything else, so an unauthenticated caller learns nothing and touches
     // nothing: a PUT body is never read into a file.
-    if (!isAuthorized(req.headers.authorization, secret)) {
+    if (auth === undefined) {
       return sendError(res, 'UNAUTHENTICATED', 'missing or wrong cluster secret');
     }
+    const refusal = await checkCaller(req, method, auth);
+    if (refusal) return sendError(res, refusal.code, refusal.message);
     if (route.kind === 'unknown') return sendError(res, 'ROUTE_NOT_FOUND', `no route ${req.url}`);
     if (!allowedMethods[route.kind].includes(method)) {
       res.setHeader('Allow', allowedMethods[route.kind].join(', '));
       return sendError(res, 'METHOD_NOT_ALLOWED', `${method} is not allowed here`);
     }
     if (route.kind === 'list') return sendJson(res, 200, await store.list());
-    if (route.kind === 'health') return sendHealth(res);
+    if (route.kind === 'health') return sendHealth(res, nonce ?? '');
 
     const id = decodeId(route.rawId);
     if (id === undefined || !isFragmentId(id)) {
@@ -89,7 +160,14 @@ export async function createDatanode({
     }
     switch (method) {
       case 'GET': {
-        const fragment = await store.get(id);
+        let fragment;
+        try {
+          fragment = await store.get(id);
+        } catch (err) {
+          if (!(err instanceof UnreadableFragmentError)) throw err;
+          logger.error({ id, err: err.message }, 'fragment unreadable');
+          return sendError(res, 'FRAGMENT_UNREADABLE', `fragment ${id} cannot be read`);
+        }
         if (fragment === undefined) return sendError(res, 'FRAGMENT_NOT_FOUND', `no fragment ${id}`);
         res.writeHead(200, {
           'Content-Type': 'application/octet-stream',
@@ -108,7 +186,31 @@ export async function createDatanode({
     }
   }
 
-  async function sendHealth(res: ServerResponse): Promise<void> {
+  /**
+   * The cluster and node a request names must be this datanode's: a coordinator of another
+   * cluster, one without a cluster id (it lost its index and has not regained it) or one that
+   * takes this URL for another datanode's is refused, so it cannot write or delete here.
+   */
+  async function checkCaller(req: IncomingMessage, method: string, auth: 'signed' | 'bearer' | 'open'): Promise<{ code: DatanodeErrorCode; message: string } | undefined> {
+    const expectedNode = headerValue(req.headers[NODE_HEADER]);
+    if (expectedNode !== undefined && expectedNode !== nodeId) {
+      return { code: 'WRONG_NODE', message: `this is not datanode ${expectedNode.slice(0, 64)}: its data dir moved or URLs were swapped` };
+    }
+    const claimed = headerValue(req.headers[CLUSTER_HEADER]);
+    if (claimed !== undefined) {
+      if (clusterId === undefined && CLUSTER_ID_PATTERN.test(claimed) && auth !== 'open') await join(claimed);
+      if (claimed !== clusterId) return { code: 'WRONG_CLUSTER', message: 'this datanode belongs to another cluster' };
+      return undefined;
+    }
+    // A coordinator always signs; one that names no cluster has not established its identity.
+    if (auth === 'signed' && (method === 'PUT' || method === 'DELETE')) {
+      return { code: 'CLUSTER_ID_REQUIRED', message: 'writes and deletes need the cluster id of the coordinator (x-tessera-cluster)' };
+    }
+    return undefined;
+  }
+
+  /** `nonce` is given only for a caller with the secret: then the answer names and proves this node. */
+  async function sendHealth(res: ServerResponse, nonce: string | undefined): Promise<void> {
     let sample: SystemSample;
     try {
       sample = await health.current();
@@ -116,7 +218,11 @@ export async function createDatanode({
       logger.error({ err }, 'no health sample');
       return sendError(res, 'HEALTH_UNAVAILABLE', 'health could not be measured');
     }
-    const report: DatanodeHealthReport = { nodeId, ...sample, ...store.stats() };
+    const report: DatanodeHealthReport = { ...sample, ...store.stats() };
+    if (nonce !== undefined) {
+      Object.assign(report, { nodeId, clusterId: clusterId ?? null });
+      if (secret !== undefined) report.proof = identityProof(secret, nonce, nodeId, clusterId ?? null);
+    }
     sendJson(res, 200, report);
   }
 
@@ -146,7 +252,7 @@ export async function createDatanode({
     sendError(res, 'PAYLOAD_TOO_LARGE', `a fragment holds at most ${maxFragmentBytes} bytes`);
   }
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err: unknown) => {
       // A client that went away mid-PUT lands here too; the store has removed its temp file.
       if (req.destroyed || res.destroyed) {
@@ -157,7 +263,8 @@ export async function createDatanode({
       if (!res.headersSent) sendError(res, 'INTERNAL', 'internal error');
       else res.destroy();
     });
-  });
+  };
+  const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, onRequest) : createServer(onRequest);
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
 
@@ -170,7 +277,7 @@ export async function createDatanode({
         server.listen(port, host, () => {
           server.off('error', reject);
           const bound = (server.address() as AddressInfo).port;
-          resolve({ port: bound, url: `http://${urlHost(host)}:${bound}` });
+          resolve({ port: bound, url: `${tls ? 'https' : 'http'}://${urlHost(host)}:${bound}` });
         });
       });
     },

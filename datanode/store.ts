@@ -1,7 +1,8 @@
 // The datanode's fragment store: one file per fragment under <dataDir>/fragments, written through
 // a temp file in <dataDir>/tmp and renamed into place, so a crash never leaves a partial fragment.
+// Only the datanode's user may read them: directories 0700, files 0600.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -31,6 +32,14 @@ export interface FragmentStore {
 /** Writes are coalesced to this size: fewer thread-pool round trips than one per socket chunk. */
 const WRITE_BATCH_BYTES = 256 * 1024;
 
+/** A fragment whose file exists but cannot be read (an I/O error, something else in its place). */
+export class UnreadableFragmentError extends Error {
+  constructor(id: string, cause: unknown) {
+    super(`fragment ${id} cannot be read: ${(cause as NodeJS.ErrnoException)?.code ?? (cause as Error)?.message}`, { cause });
+    this.name = 'UnreadableFragmentError';
+  }
+}
+
 export class InvalidFragmentIdError extends Error {
   constructor(id: string) {
     super(`invalid fragment id ${JSON.stringify(id.slice(0, 140))}`);
@@ -42,10 +51,15 @@ export class InvalidFragmentIdError extends Error {
 export async function openFragmentStore(dataDir: string): Promise<FragmentStore> {
   const fragmentsDir = join(dataDir, 'fragments');
   const tmpDir = join(dataDir, 'tmp');
-  await mkdir(fragmentsDir, { recursive: true });
+  const quarantineDir = join(dataDir, 'quarantine');
+  // A data dir made before permissions were tightened is tightened too: fragments are user data.
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
+  await mkdir(fragmentsDir, { recursive: true, mode: 0o700 });
+  await chmod(fragmentsDir, 0o700);
   // Whatever is in tmp/ is a write that never reached its rename: a crash or a kill mid-PUT.
   await rm(tmpDir, { recursive: true, force: true });
-  await mkdir(tmpDir, { recursive: true });
+  await mkdir(tmpDir, { recursive: true, mode: 0o700 });
 
   const initial = await scan(fragmentsDir);
   let fragmentCount = initial.length;
@@ -99,7 +113,7 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
     const finalPath = fragmentPath(id);
     // Each PUT has its own temp file, so two PUTs of one id never write into the same file.
     const tmpPath = join(tmpDir, `${id}.${randomBytes(8).toString('hex')}`);
-    let handle: FileHandle | undefined = await open(tmpPath, 'wx', 0o644);
+    let handle: FileHandle | undefined = await open(tmpPath, 'wx', 0o600);
     let committed = false;
     try {
       const hash = createHash('sha256');
@@ -128,6 +142,7 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
       await handle.close();
       handle = undefined;
       await withIdLock(id, async () => {
+        await setAsideIfNotAFile(id, finalPath);
         const previousSize = await sizeOf(finalPath);
         await rename(tmpPath, finalPath);
         committed = true;
@@ -150,9 +165,27 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
       bytes = await readFile(path);
     } catch (err) {
       if (isMissing(err)) return undefined;
-      throw err;
+      throw new UnreadableFragmentError(id, err);
     }
     return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+  }
+
+  /**
+   * A rewrite of an unreadable replica may find something other than a file in its place (a
+   * directory, a device): it is moved to quarantine/ for the operator, never deleted, so the
+   * good copy can take its name.
+   */
+  async function setAsideIfNotAFile(id: string, finalPath: string): Promise<void> {
+    let entry;
+    try {
+      entry = await lstat(finalPath);
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    if (entry.isFile()) return;
+    await mkdir(quarantineDir, { recursive: true, mode: 0o700 });
+    await rename(finalPath, join(quarantineDir, `${id}.${Date.now()}.${randomBytes(4).toString('hex')}`));
   }
 
   async function remove(id: string): Promise<void> {

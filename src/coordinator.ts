@@ -1,5 +1,6 @@
 // The coordinator's services wired together (the seed's server.py + cluster.py): the index,
 // the datanode registry and client, the monitor, uploads, images and the replica deleter.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CoordinatorConfig } from './config.ts';
@@ -10,6 +11,9 @@ import { createUploads } from './uploads.ts';
 import { openDatabase } from './metadata/database.ts';
 import { catalog as createCatalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
+import { clusterIdentityRow } from './metadata/cluster-identity.ts';
+import { createClusterIdentity } from './cluster/cluster-identity.ts';
+import { replicationQueries } from './metadata/replication.ts';
 import { createDatanodeClient } from './cluster/datanode-client.ts';
 import { createMonitor } from './cluster/monitor.ts';
 import { createRegistry, type DatanodeView } from './cluster/registry.ts';
@@ -18,27 +22,41 @@ import { createReplicas, type BadReplica } from './cluster/replicas.ts';
 import { createRepairer } from './cluster/repair.ts';
 import { createScrubber } from './cluster/scrubber.ts';
 import { createReconciler } from './cluster/reconciler.ts';
+import { createAuth } from './auth/service.ts';
 
 export const INDEX_FILE = 'index.sqlite';
 
 export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   const db = openDatabase(path.join(config.dataDir, INDEX_FILE));
   const catalog = createCatalog(db);
+  // Before the HTTP surface listens: the first start writes the admin token file.
+  const auth = createAuth(db, config, log);
+  auth.ensureAdminToken();
   // No write is in flight at start: intents left by a crash become due deletions.
   const orphaned = catalog.releaseAllWriteIntents(Date.now());
   if (orphaned > 0) log.info({ replicas: orphaned }, 'cleaning replica writes interrupted by the last shutdown');
 
   const registry = createRegistry({ rows: datanodeRows(db), downAfterFailures: config.downAfterFailures, thresholds: config.thresholds });
-  const client = createDatanodeClient({ secret: config.secret });
+  const clusterIdentity = createClusterIdentity({ row: clusterIdentityRow(db), log });
+  const client = createDatanodeClient({
+    secret: config.secret,
+    ca: config.datanodeCaFile === undefined ? undefined : fs.readFileSync(config.datanodeCaFile),
+    identity: {
+      clusterId: () => clusterIdentity.current(),
+      expectedNodeId: (url) => registry.byUrl(url)?.nodeId ?? undefined,
+    },
+  });
   const events = createEventBus();
   const deleter = createReplicaDeleter({ catalog, registry, client, log });
   const replicas = createReplicas({ catalog, registry, client, log });
   const monitor = createMonitor({
+    clusterIdentity,
     registry,
     client,
     events,
     intervalMs: config.healthIntervalMs,
     log,
+    thresholds: config.thresholds,
     onStatusChange: (id) => {
       // A datanode back from DOWN gets the deletions it missed; repair that failed for want of
       // a copy or a target may succeed now.
@@ -51,6 +69,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const repairer = createRepairer({
     catalog,
+    replication: replicationQueries(db),
     registry,
     replicas,
     client,
@@ -77,15 +96,35 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     } catch {
       throw badInput(`"${url}" is not an http(s) URL.`);
     }
-    // Its data dir's id, if it answers: the same disks behind a new URL stay the same datanode.
+    // Its data dir's id, if it answers and proves it (the client drops an unproven id): the same
+    // disks behind a new URL stay the same datanode, and no other server can take its entry.
     const nodeId = await client.health(normalized, 2000).then((h) => h.nodeId, () => undefined);
     const { datanode, created, movedFrom } = registry.register(normalized, nodeId);
     if (movedFrom) log.info({ datanode: datanode.id, from: movedFrom, to: normalized }, 'datanode moved to a new URL');
     if (created) {
       log.info({ datanode: datanode.id, url: normalized }, 'datanode registered');
       await monitor.sampleNow(datanode.id); // its first status (and event) right away
+      clusterIdentity.settle();
     }
     return registry.get(datanode.id)!;
+  }
+
+  /**
+   * At start: the cluster id from the index, else regained from the known datanodes' proven
+   * answers, else (none of them joined a cluster yet) minted. Undefined when no datanode answered:
+   * then the monitor keeps learning, and no datanode obeys a write or delete from us meanwhile.
+   */
+  async function establishClusterId(): Promise<string | undefined> {
+    if (clusterIdentity.current() !== undefined) return clusterIdentity.current();
+    await Promise.all(
+      registry.all().map(async (node) => {
+        const answer = await client.health(node.url, 2000).catch(() => undefined);
+        if (answer?.nodeId !== undefined && !answer.identityUnproven) clusterIdentity.learn(answer.clusterId ?? null, node.id);
+      }),
+    );
+    const id = clusterIdentity.settle();
+    if (id === undefined) log.warn('cluster id not established yet (no datanode answered): writes and deletes wait until one does');
+    return id;
   }
 
   const requireDatanode = (id: string) => {
@@ -131,12 +170,16 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     reconciler,
     uploads,
     images,
+    auth,
+    clusterIdentity,
+    establishClusterId,
     registerDatanode,
     drainDatanode,
     removeDatanode,
 
     async start() {
       for (const url of config.datanodes) await registerDatanode(url);
+      await establishClusterId();
       monitor.start();
       deleter.start();
       repairer.start();
@@ -146,6 +189,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       sweeper = setInterval(() => {
         try {
           uploads.sweepExpired();
+          auth.quotas.sweepOwners();
         } catch (err) {
           log.error({ err }, 'expiry sweep failed; will retry'); // SQLITE_BUSY must not end the coordinator
         }

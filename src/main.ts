@@ -11,6 +11,8 @@ const program = addCoordinatorOptions(new Command('tessera-coordinator'))
 program.parse();
 const flags = program.opts<CoordinatorFlags>();
 
+// What the coordinator creates (index, backups, tokens) is readable by its own user only.
+process.umask(0o077);
 const log = createLogger('coordinator');
 let secret: string | undefined;
 try {

@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import WebSocket from 'ws';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
+import { rawFetch } from './support/tokens.ts';
 import { BEGIN, download, stateOf, UPLOAD_IMAGE, uploadImage, uploadImageRaw } from './support/images.ts';
 import { makePng } from './support/png.ts';
 import { addCoordinatorOptions, type CoordinatorConfig } from '../src/config.ts';
@@ -20,9 +21,10 @@ const EVIL = 'http://evil.example.test';
 
 /**
  * Every coordinator of this file starts here, so its access settings live in one place: the
- * protections below must hold even where anonymous callers may write (the strongest case).
+ * protections below must hold even where anonymous callers may write (the strongest case), so
+ * requests go out with rawFetch, without the admin token the test setup adds to fetch().
  */
-const startCrossSiteCluster = (config: Partial<CoordinatorConfig> = {}) => startCluster({ datanodes: 2, config: { replicationFactor: 2, ...config } });
+const startCrossSiteCluster = (config: Partial<CoordinatorConfig> = {}) => startCluster({ datanodes: 2, config: { replicationFactor: 2, anonymous: 'write', ...config } });
 
 let cluster: TestCluster;
 beforeAll(async () => {
@@ -48,10 +50,10 @@ describe('CORS', () => {
   it('is off without configured origins: no Access-Control header for any origin', async () => {
     const plain = await startCrossSiteCluster();
     try {
-      const res = await fetch(`${plain.url}/graphql`, { method: 'POST', headers: { origin: ALLOWED, 'content-type': 'application/json' }, body: JSON.stringify({ query: LIST_QUERY }) });
+      const res = await rawFetch(`${plain.url}/graphql`, { method: 'POST', headers: { origin: ALLOWED, 'content-type': 'application/json' }, body: JSON.stringify({ query: LIST_QUERY }) });
       expect(res.status).toBe(200);
       expect([...res.headers.keys()].filter((h) => h.startsWith('access-control-'))).toEqual([]);
-      const preflight = await fetch(`${plain.url}/graphql`, { method: 'OPTIONS', headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+      const preflight = await rawFetch(`${plain.url}/graphql`, { method: 'OPTIONS', headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
       expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
     } finally {
       await plain.close();
@@ -59,21 +61,21 @@ describe('CORS', () => {
   });
 
   it('names a configured origin, without credentials', async () => {
-    const preflight = await fetch(graphqlUrl(), { method: 'OPTIONS', headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' } });
+    const preflight = await rawFetch(graphqlUrl(), { method: 'OPTIONS', headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' } });
     expect(preflight.headers.get('access-control-allow-origin')).toBe(ALLOWED);
     expect(preflight.headers.get('access-control-allow-credentials')).toBeNull();
     expect(preflight.headers.get('access-control-allow-headers')).toContain('authorization');
-    const res = await fetch(graphqlUrl(), { method: 'POST', headers: { origin: ALLOWED, 'content-type': 'application/json' }, body: JSON.stringify({ query: LIST_QUERY }) });
+    const res = await rawFetch(graphqlUrl(), { method: 'POST', headers: { origin: ALLOWED, 'content-type': 'application/json' }, body: JSON.stringify({ query: LIST_QUERY }) });
     expect(res.headers.get('access-control-allow-origin')).toBe(ALLOWED);
     expect(res.headers.get('access-control-allow-credentials')).toBeNull();
   });
 
   it('never reflects an unlisted origin, not even "null"', async () => {
     for (const origin of [EVIL, 'null', `${ALLOWED}.evil.test`, ALLOWED.toUpperCase()]) {
-      const preflight = await fetch(graphqlUrl(), { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+      const preflight = await rawFetch(graphqlUrl(), { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
       expect(preflight.headers.get('access-control-allow-origin'), origin).toBeNull();
       expect(preflight.headers.get('access-control-allow-credentials'), origin).toBeNull();
-      const res = await fetch(graphqlUrl(), { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ query: LIST_QUERY }) });
+      const res = await rawFetch(graphqlUrl(), { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ query: LIST_QUERY }) });
       expect(res.headers.get('access-control-allow-origin'), origin).toBeNull();
     }
   });
@@ -83,24 +85,24 @@ describe('CSRF prevention', () => {
   it('refuses a multipart upload without the CSRF header (403, CSRF_HEADER_REQUIRED) and stores nothing', async () => {
     const before = await stateOf(cluster);
     const { body, contentType } = formBody('csrf-multipart.html');
-    const res = await fetch(graphqlUrl(), { method: 'POST', headers: { 'content-type': contentType, origin: EVIL }, body });
+    const res = await rawFetch(graphqlUrl(), { method: 'POST', headers: { 'content-type': contentType, origin: EVIL }, body });
     expect(res.status).toBe(403);
     expect(codeOf(await res.json())).toBe('CSRF_HEADER_REQUIRED');
     expect(await stateOf(cluster)).toEqual(before);
     // The same body with the header (what our CLI sends) is accepted: the refusal above was the header's.
-    const ok = await fetch(graphqlUrl(), { method: 'POST', headers: { 'content-type': contentType, 'x-graphql-yoga-csrf': '1' }, body });
+    const ok = await rawFetch(graphqlUrl(), { method: 'POST', headers: { 'content-type': contentType, 'x-graphql-yoga-csrf': '1' }, body });
     expect(await ok.json()).toMatchObject({ data: { uploadImage: { name: 'csrf-multipart.html' } } });
   });
 
   it('refuses text/plain and body-less GET operations without the header', async () => {
     const mutation = JSON.stringify({ query: 'mutation { deleteImage(name: "nothing") }' });
-    const plain = await fetch(graphqlUrl(), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: mutation });
+    const plain = await rawFetch(graphqlUrl(), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: mutation });
     expect(plain.status).toBe(403);
     expect(codeOf(await plain.json())).toBe('CSRF_HEADER_REQUIRED');
-    const get = await fetch(`${graphqlUrl()}?query=${encodeURIComponent(LIST_QUERY)}`, { headers: { accept: 'application/json' } });
+    const get = await rawFetch(`${graphqlUrl()}?query=${encodeURIComponent(LIST_QUERY)}`, { headers: { accept: 'application/json' } });
     expect(get.status).toBe(403);
     expect(codeOf(await get.json())).toBe('CSRF_HEADER_REQUIRED');
-    const getWithHeader = await fetch(`${graphqlUrl()}?query=${encodeURIComponent(LIST_QUERY)}`, { headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1' } });
+    const getWithHeader = await rawFetch(`${graphqlUrl()}?query=${encodeURIComponent(LIST_QUERY)}`, { headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1' } });
     expect(getWithHeader.status).toBe(200);
   });
 
@@ -108,7 +110,7 @@ describe('CSRF prevention', () => {
     const png = await uploadImage(cluster, 'kept.png', makePng(200));
     const before = await stateOf(cluster);
     for (const headers of [{}, { 'x-graphql-yoga-csrf': '1' }] as Record<string, string>[]) {
-      const res = await fetch(graphqlUrl(), {
+      const res = await rawFetch(graphqlUrl(), {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
         body: new URLSearchParams({ query: `mutation { deleteImage(name: "${png.name}") }` }).toString(),
@@ -223,7 +225,7 @@ describe('media types at upload', () => {
 
 describe('GraphiQL', () => {
   it('is served with a tight CSP, no framing, and headers kept out of localStorage', async () => {
-    const res = await fetch(graphqlUrl(), { headers: { accept: 'text/html' } });
+    const res = await rawFetch(graphqlUrl(), { headers: { accept: 'text/html' } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
     expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");

@@ -2,9 +2,38 @@
 // protocol seen from the calling side. Retries are the caller's business (it picks another replica).
 // Plain node:http rather than got: a fragment PUT is one request object and a write of the
 // caller's buffers, with none of got's per-request option merging, hooks and stream wrapping.
+// The secret never leaves the coordinator: every request is signed, every answer must carry the
+// datanode's proof, and each request names the cluster and the node id expected at that URL.
 import http, { type IncomingHttpHeaders } from 'node:http';
-import { CONTENT_SHA256_HEADER, bearer, paths, type DatanodeErrorBody, type DatanodeErrorCode, type DatanodeHealthReport, type FragmentListing } from '../../datanode/protocol.ts';
+import https from 'node:https';
+import { CONTENT_SHA256_HEADER, paths, type DatanodeErrorBody, type DatanodeErrorCode, type DatanodeHealthReport, type FragmentListing } from '../../datanode/protocol.ts';
+import {
+  CLUSTER_HEADER,
+  NODE_HEADER,
+  NONCE_HEADER,
+  PROOF_HEADER,
+  SIGNED_SCHEME,
+  TIME_HEADER,
+  newNonce,
+  requestSignature,
+  verifyAnswerProof,
+  verifyIdentityProof,
+} from '../../datanode/request-signing.ts';
 import { byteLength, type Bytes } from '../bytes.ts';
+
+/** A health answer as the coordinator sees it: nodeId and clusterId only when the datanode proved them. */
+export interface HealthAnswer extends DatanodeHealthReport {
+  /** The answer carried no valid identity proof (a server without the secret, or an old datanode). */
+  identityUnproven?: true;
+}
+
+/** What the client tells each datanode about the caller's expectations (coordinator.ts supplies it). */
+export interface CallerIdentity {
+  /** The coordinator's cluster id; undefined until established (then writes and deletes are refused). */
+  clusterId(): string | undefined;
+  /** The node id last proven at this URL: a datanode with another id refuses (WRONG_NODE). */
+  expectedNodeId(baseUrl: string): string | undefined;
+}
 
 export interface DatanodeClient {
   putFragment(baseUrl: string, id: string, data: Bytes, sha256: string): Promise<void>;
@@ -14,7 +43,7 @@ export interface DatanodeClient {
   getFragmentChunks?(baseUrl: string, id: string): Promise<Buffer[] | undefined>;
   deleteFragment(baseUrl: string, id: string): Promise<void>;
   listFragments(baseUrl: string): Promise<FragmentListing[]>;
-  health(baseUrl: string, timeoutMs: number): Promise<DatanodeHealthReport>;
+  health(baseUrl: string, timeoutMs: number): Promise<HealthAnswer>;
   /** Fails every request in flight to this datanode now (it went DOWN): callers fall back at once instead of at the deadline. */
   abandon(baseUrl: string): void;
   close(): void;
@@ -42,16 +71,36 @@ export class DatanodeHttpError extends Error {
 /** The datanode refused a PUT because the bytes do not hash to the X-Content-SHA256 they came with. */
 export const isChecksumMismatch = (err: unknown) => err instanceof DatanodeHttpError && err.code === 'CHECKSUM_MISMATCH';
 
+/** The replica's file is there but the datanode could not read it (5xx, I/O error): a bad replica, not a dead node. */
+export const isUnreadable = (err: unknown) => err instanceof DatanodeHttpError && err.status >= 500 && err.status !== 503;
+
+/** An answer without the datanode's proof: whoever answered does not hold the cluster secret. */
+export class UnprovenAnswerError extends Error {
+  constructor(method: string, url: string, status: number) {
+    super(`${method} ${url} answered ${status} without a valid proof of the cluster secret: not a datanode of this cluster`);
+    this.name = 'UnprovenAnswerError';
+  }
+}
+
 interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
   chunks: Buffer[];
+  /** The request's nonce, which the identity proof of a /health answer is bound to. */
+  nonce: string;
 }
 
-export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: string; timeoutMs?: number }): DatanodeClient {
+export function createDatanodeClient({ secret, timeoutMs = 30_000, ca, identity }: {
+  secret?: string;
+  timeoutMs?: number;
+  /** PEM CA certificate(s) that https:// datanodes' certificates are checked against (besides the system's). */
+  ca?: string | Buffer;
+  identity?: CallerIdentity;
+}): DatanodeClient {
   // Many 2 MiB fragments go to the same few datanodes: reuse connections.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, scheduling: 'lifo' });
-  const authorization = secret ? bearer(secret) : undefined;
+  const agentOptions = { keepAlive: true, maxSockets: 64, maxFreeSockets: 16, scheduling: 'lifo' } as const;
+  const agent = new http.Agent(agentOptions);
+  const tlsAgent = new https.Agent({ ...agentOptions, ...(ca === undefined ? {} : { ca }) });
   const origins = new Map<string, URL>();
   const inFlight = new Map<string, Set<http.ClientRequest>>();
   const originOf = (baseUrl: string) => {
@@ -61,13 +110,26 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
   };
 
   /** One request; resolves with the whole answer (any status), rejects on network errors and on `deadlineMs`. */
-  function call(method: string, baseUrl: string, path: string, { body, headers = {}, deadlineMs = timeoutMs }: { body?: Bytes; headers?: http.OutgoingHttpHeaders; deadlineMs?: number } = {}): Promise<Answer> {
+  function call(method: string, baseUrl: string, path: string, { body, headers = {}, deadlineMs = timeoutMs, checkNode = true }: { body?: Bytes; headers?: http.OutgoingHttpHeaders; deadlineMs?: number; checkNode?: boolean } = {}): Promise<Answer> {
     const base = originOf(baseUrl);
+    const target = base.pathname.replace(/\/$/, '') + path;
+    const nonce = newNonce();
     return new Promise<Answer>((resolve, reject) => {
-      const all: http.OutgoingHttpHeaders = { ...headers };
-      if (authorization) all.authorization = authorization;
+      const all: http.OutgoingHttpHeaders = { ...headers, [NONCE_HEADER]: nonce };
+      const clusterId = identity?.clusterId();
+      // /health names whoever answers (the monitor compares); every other route must be the node expected.
+      const nodeId = checkNode ? identity?.expectedNodeId(baseUrl) : undefined;
+      if (clusterId !== undefined) all[CLUSTER_HEADER] = clusterId;
+      if (nodeId !== undefined) all[NODE_HEADER] = nodeId;
+      if (secret) {
+        const time = String(Date.now());
+        all[TIME_HEADER] = time;
+        const contentSha256 = typeof headers[CONTENT_SHA256_HEADER] === 'string' ? headers[CONTENT_SHA256_HEADER] : '';
+        all.authorization = `${SIGNED_SCHEME} ${requestSignature(secret, { method, path: target, time, nonce, clusterId: clusterId ?? '', nodeId: nodeId ?? '', contentSha256 })}`;
+      }
       if (body !== undefined) all['content-length'] = byteLength(body);
-      const req = http.request({ protocol: base.protocol, hostname: base.hostname, port: base.port, method, path: base.pathname.replace(/\/$/, '') + path, agent, headers: all });
+      const tls = base.protocol === 'https:';
+      const req = (tls ? https : http).request({ protocol: base.protocol, hostname: base.hostname, port: base.port, method, path: target, agent: tls ? tlsAgent : agent, headers: all });
       const timer = setTimeout(() => req.destroy(new Error(`${method} ${baseUrl}${path}: no complete answer within ${deadlineMs} ms`)), deadlineMs);
       let pending = inFlight.get(baseUrl);
       if (!pending) inFlight.set(baseUrl, (pending = new Set()));
@@ -88,7 +150,13 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
         res.once('aborted', () => fail(new Error(`${method} ${baseUrl}${path}: the answer was cut`)));
         res.once('end', () => {
           settle();
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, chunks });
+          const status = res.statusCode ?? 0;
+          if (secret && !answerIsProven(res.headers, nonce, status, nodeId) && (status < 300 || status === 404)) {
+            // Success, or "not found", from a server without the secret: never taken for a datanode's word.
+            reject(new UnprovenAnswerError(method, baseUrl + path, status));
+            return;
+          }
+          resolve({ status, headers: res.headers, chunks, nonce });
         });
       });
       if (body === undefined) return void req.end();
@@ -98,6 +166,26 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
       req.end();
       process.nextTick(() => req.uncork());
     });
+  }
+
+  /** The answer's proof binds it to our nonce and to the node it names (the one expected, when one is). */
+  function answerIsProven(headers: IncomingHttpHeaders, nonce: string, status: number, expectedNodeId: string | undefined): boolean {
+    const proof = headers[PROOF_HEADER];
+    const nodeId = headers[NODE_HEADER];
+    if (typeof proof !== 'string' || typeof nodeId !== 'string') return false;
+    if (expectedNodeId !== undefined && nodeId !== expectedNodeId && status < 300) return false;
+    return verifyAnswerProof(secret!, proof, nonce, status, nodeId);
+  }
+
+  /** Keeps nodeId and clusterId only when the datanode proved them (with --insecure: as stated). */
+  function provenHealth(a: Answer): HealthAnswer {
+    const report = JSON.parse(text(a)) as DatanodeHealthReport;
+    const { nodeId, clusterId = null, proof, ...stats } = report;
+    if (!secret) return nodeId === undefined ? stats : { ...stats, nodeId, clusterId };
+    if (typeof nodeId === 'string' && typeof proof === 'string' && verifyIdentityProof(secret, proof, a.nonce, nodeId, clusterId)) {
+      return { ...stats, nodeId, clusterId };
+    }
+    return { ...stats, identityUnproven: true };
   }
 
   const text = (a: Answer) => Buffer.concat(a.chunks).toString('utf8');
@@ -135,10 +223,11 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
       return JSON.parse(text(expect(await call('GET', baseUrl, paths.fragments), 'GET', baseUrl, paths.fragments, 200))) as FragmentListing[];
     },
     async health(baseUrl, ms) {
-      return JSON.parse(text(expect(await call('GET', baseUrl, paths.health, { deadlineMs: ms }), 'GET', baseUrl, paths.health, 200))) as DatanodeHealthReport;
+      return provenHealth(expect(await call('GET', baseUrl, paths.health, { deadlineMs: ms, checkNode: false }), 'GET', baseUrl, paths.health, 200));
     },
     close() {
       agent.destroy();
+      tlsAgent.destroy();
     },
   };
 }

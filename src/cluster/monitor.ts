@@ -1,12 +1,27 @@
 // The health monitor (the seed's pubsub.py): samples every datanode's /health each interval,
 // applies the status rules through the registry and publishes samples and status changes.
+// Each answer's proven identity feeds the cluster id (regained from the datanodes when lost).
 import type { Logger } from 'pino';
+import type { HealthThresholds } from '../config.ts';
+import type { DatanodeHealthReport } from '../../datanode/protocol.ts';
+import { overThresholds } from './health-rules.ts';
+import type { ClusterIdentity } from './cluster-identity.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import type { EventBus } from '../events.ts';
 
-export function createMonitor({ registry, client, events, intervalMs, log, onStatusChange }: {
+/** Which resources made a datanode DEGRADED, with their figures: "cpu 91%, disk 96%". */
+function degradedBy(report: DatanodeHealthReport | undefined, thresholds: HealthThresholds | undefined): string {
+  if (!report || !thresholds) return '';
+  const figures: Record<string, number> = { cpu: report.cpuPercent, memory: report.memoryPercent, disk: report.diskPercent };
+  return overThresholds(report, thresholds).map((r) => `${r} ${Math.round(figures[r])}%`).join(', ');
+}
+
+export function createMonitor({ registry, client, events, intervalMs, log, onStatusChange, thresholds, clusterIdentity }: {
+  clusterIdentity?: ClusterIdentity;
   registry: Registry;
+  /** The DEGRADED thresholds, to say which resource is over (messages only). */
+  thresholds?: HealthThresholds;
   client: DatanodeClient;
   events: EventBus;
   intervalMs: number;
@@ -29,9 +44,15 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
       log.debug({ datanode: id, err: (err as Error).message }, 'health sample failed');
     }
     if (stopped) return;
-    const change = registry.recordSample(id, report);
+    if (report?.nodeId !== undefined && !report.identityUnproven) clusterIdentity?.learn(report.clusterId ?? null, id);
+    const faultBefore = registry.get(id)?.identityFault ?? null;
+    const change = registry.recordSample(id, report, clusterIdentity?.current());
     const current = registry.get(id);
     if (!current) return;
+    if (report && (current.identityFault ?? null) !== faultBefore) {
+      if (current.identityFault) log.warn({ datanode: id, url: current.url, fault: current.identityFault }, 'datanode identity check failed: nothing is read, written or deleted through it');
+      else log.info({ datanode: id, url: current.url }, 'datanode identity proven again');
+    }
     // Every sample is one message, a failed one too; before its first status a datanode is
     // not live, shown as DOWN (as `datanodes` shows it).
     events.sample({
@@ -43,10 +64,11 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
       diskPercent: report ? report.diskPercent : null,
     });
     if (change) {
-      log.info({ datanode: id, url: current.url, previous: change.previous, status: change.status }, 'datanode status changed');
+      const over = change.status === 'DEGRADED' ? degradedBy(report, thresholds) : '';
+      log.info({ datanode: id, url: current.url, previous: change.previous, status: change.status, ...(over ? { over } : {}) }, 'datanode status changed');
       events.emit({
         kind: 'DatanodeStatusChanged',
-        message: `Datanode ${id} (${current.url}) is ${change.status}${change.previous ? ` (was ${change.previous})` : ''}.`,
+        message: `Datanode ${id} (${current.url}) is ${change.status}${over ? ` (${over})` : ''}${change.previous ? ` (was ${change.previous})` : ''}.`,
         datanode: change.datanode,
         previous: change.previous,
         status: change.status,
@@ -55,7 +77,10 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
     }
   }
 
-  const round = () => Promise.all(registry.all().map((n) => sampleOne(n.id)));
+  const round = async () => {
+    await Promise.all(registry.all().map((n) => sampleOne(n.id)));
+    clusterIdentity?.settle(); // every known datanode has answered (or not): a new cluster may mint its id
+  };
 
   async function loop() {
     try {

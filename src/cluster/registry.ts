@@ -1,12 +1,19 @@
 // The datanodes the coordinator knows: an in-memory view (read on every placement and read)
 // backed by their rows in SQLite, so a restart shows the last stored sample.
 import { randomBytes } from 'node:crypto';
-import type { DatanodeHealthReport } from '../../datanode/protocol.ts';
 import type { DatanodeRow, DatanodeRows, DatanodeStatus } from '../metadata/datanodes.ts';
 import type { HealthThresholds } from '../config.ts';
-import { decideStatus, isLive } from './health-rules.ts';
+import { DEFAULT_HYSTERESIS, isLive, settleStatus, type Hysteresis, type Streak } from './health-rules.ts';
+import type { HealthAnswer } from './datanode-client.ts';
+import { checkIdentity } from './identity-check.ts';
 
-export type DatanodeView = Readonly<DatanodeRow>;
+/**
+ * A row plus what only the running coordinator knows: why the server at its URL is not trusted
+ * (identity-check.ts). While that is set the datanode counts as DOWN: nothing is read, written,
+ * repaired or deleted through it.
+ */
+export type DatanodeView = Readonly<DatanodeRow & { identityFault?: string | null }>;
+type Node = DatanodeRow & { identityFault?: string | null };
 
 export interface StatusChange {
   datanode: DatanodeView;
@@ -14,18 +21,21 @@ export interface StatusChange {
   status: DatanodeStatus;
 }
 
-export function createRegistry({ rows, downAfterFailures, thresholds, now = Date.now }: {
+export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis = DEFAULT_HYSTERESIS, now = Date.now }: {
   rows: DatanodeRows;
   downAfterFailures: number;
   thresholds: HealthThresholds;
+  hysteresis?: Hysteresis;
   now?: () => number;
 }) {
-  const nodes = new Map<string, DatanodeRow>(rows.all().map((r) => [r.id, r]));
+  const nodes = new Map<string, Node>(rows.all().map((r) => [r.id, { ...r, identityFault: null }]));
   const failures = new Map<string, number>();
+  const streaks = new Map<string, Streak>();
 
   return {
     all: (): DatanodeView[] => [...nodes.values()],
     get: (id: string): DatanodeView | undefined => nodes.get(id),
+    byUrl: (url: string): DatanodeView | undefined => [...nodes.values()].find((n) => n.url === url),
     live: (): DatanodeView[] => [...nodes.values()].filter((n) => isLive(n.status)),
     isLive: (id: string) => isLive(nodes.get(id)?.status ?? null),
 
@@ -37,6 +47,7 @@ export function createRegistry({ rows, downAfterFailures, thresholds, now = Date
       const byNodeId = nodeId ? [...nodes.values()].find((n) => n.nodeId === nodeId) : undefined;
       const byUrl = [...nodes.values()].find((n) => n.url === url);
       if (byNodeId && byNodeId.url !== url && !byUrl) {
+        // Only a proven node id gets here (coordinator.ts): the same disks really moved.
         const movedFrom = byNodeId.url;
         byNodeId.url = url;
         rows.move(byNodeId.id, url);
@@ -46,25 +57,36 @@ export function createRegistry({ rows, downAfterFailures, thresholds, now = Date
       const id = `dn-${randomBytes(4).toString('hex')}`;
       rows.insert(id, url, now());
       if (nodeId && !byNodeId) rows.identify(id, nodeId);
-      const row = rows.byUrl(url)!;
+      const row: Node = { ...rows.byUrl(url)!, identityFault: null };
       nodes.set(id, row);
       return { datanode: row, created: true };
     },
 
-    /** Applies one health sample (or a failed one) and returns the status change, if any. */
-    recordSample(id: string, sample: DatanodeHealthReport | undefined): StatusChange | undefined {
+    /**
+     * Applies one health sample (or a failed one) and returns the status change, if any. An
+     * answer from the wrong identity (identity-check.ts) makes the datanode DOWN at once, with
+     * the reason kept in `identityFault`; its own answer again clears it.
+     */
+    recordSample(id: string, answer: HealthAnswer | undefined, clusterId?: string): StatusChange | undefined {
       const node = nodes.get(id);
       if (!node) return undefined;
+      const owner = answer?.nodeId ? [...nodes.values()].find((n) => n.id !== id && n.nodeId === answer.nodeId) : undefined;
+      const verdict = answer ? checkIdentity({ node, answer, clusterId, owner }) : {};
+      if (verdict.adoptNodeId) {
+        // First answer, or its data dir was replaced: missing replicas are found and repaired by reconciliation.
+        node.nodeId = verdict.adoptNodeId;
+        rows.identify(id, verdict.adoptNodeId);
+      }
+      if (answer) node.identityFault = verdict.fault ?? null;
+      // A sample from the wrong identity says nothing about this datanode: it counts as none.
+      const sample = verdict.fault ? undefined : answer;
       const failed = sample ? 0 : (failures.get(id) ?? 0) + 1;
       failures.set(id, failed);
       const previous = node.status;
-      const status = decideStatus({ previous, consecutiveFailures: failed, sample, downAfterFailures, thresholds });
+      const settled = settleStatus({ previous, consecutiveFailures: failed, sample, downAfterFailures, thresholds, hysteresis, streak: streaks.get(id) ?? { toward: null, count: 0 } });
+      streaks.set(id, settled.streak);
+      const status = verdict.fault ? 'DOWN' : settled.status;
       const at = now();
-      if (sample?.nodeId && sample.nodeId !== node.nodeId && ![...nodes.values()].some((n) => n.nodeId === sample.nodeId)) {
-        // First answer, or its data dir was replaced: missing replicas are found and repaired by reconciliation.
-        node.nodeId = sample.nodeId;
-        rows.identify(id, sample.nodeId);
-      }
       if (sample) {
         Object.assign(node, {
           lastSeenAt: at,
@@ -93,6 +115,7 @@ export function createRegistry({ rows, downAfterFailures, thresholds, now = Date
     remove(id: string) {
       nodes.delete(id);
       failures.delete(id);
+      streaks.delete(id);
       rows.remove(id);
     },
   };

@@ -3,18 +3,22 @@
 import type { Logger } from 'pino';
 import { TesseraError } from '../errors.ts';
 import type { Catalog } from '../metadata/catalog.ts';
-import { isChecksumMismatch, type DatanodeClient } from './datanode-client.ts';
+import { isChecksumMismatch, isUnreadable, type DatanodeClient } from './datanode-client.ts';
 import { sha256Hex, type Bytes } from '../bytes.ts';
 import { placeReplicas } from './placement.ts';
 import type { Registry } from './registry.ts';
 
 export { sha256Hex };
 
-/** A replica that could not serve a verified copy: reported so it can be repaired. */
+/**
+ * A replica that could not serve a verified copy: reported so it can be repaired. 'unreadable'
+ * (the datanode answered, but its file could not be read: 5xx, I/O error) is repaired like a
+ * corrupt one; only 'unreachable' (no answer) is left to the health monitor.
+ */
 export interface BadReplica {
   fragmentId: string;
   datanodeId: string;
-  reason: 'missing' | 'corrupt' | 'unreachable';
+  reason: 'missing' | 'corrupt' | 'unreadable' | 'unreachable';
 }
 
 /** See readChunks: long enough that a healthy datanode under load answers first. */
@@ -91,8 +95,8 @@ export function createReplicas({ catalog, registry, client, log, now = Date.now,
         const whole = await client.getFragment(url, fragment.id);
         data = whole && [whole];
       }
-    } catch {
-      onBad?.({ fragmentId: fragment.id, datanodeId, reason: 'unreachable' });
+    } catch (err) {
+      onBad?.({ fragmentId: fragment.id, datanodeId, reason: isUnreadable(err) ? 'unreadable' : 'unreachable' });
       return undefined;
     }
     if (data === undefined) {

@@ -3,7 +3,7 @@
 // One pass, then a pause, then the next.
 import type { Logger } from 'pino';
 import type { Catalog } from '../metadata/catalog.ts';
-import type { DatanodeClient } from './datanode-client.ts';
+import { isUnreadable, type DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import { sha256Hex, type BadReplica } from './replicas.ts';
 import { createThrottle } from './throttle.ts';
@@ -39,8 +39,9 @@ export function createScrubber({ catalog, registry, client, log, bytesPerSecond,
         const data = await client.getFragment(node.url, replica.fragmentId);
         if (data === undefined) reason = 'missing';
         else if (sha256Hex(data) !== replica.sha256) reason = 'corrupt';
-      } catch {
-        continue; // unreachable: the monitor's business
+      } catch (err) {
+        if (!isUnreadable(err)) continue; // unreachable: the monitor's business
+        reason = 'unreadable'; // it answered, but cannot read its file: rewritten like a corrupt one
       }
       await throttle.consume(replica.size, state);
       if (reason && catalog.accountsFor(replica.fragmentId, replica.datanodeId)) {

@@ -10,7 +10,7 @@ export type Db = Database.Database;
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
 export function openDatabase(file: string, migrationsDir = MIGRATIONS_DIR): Db {
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ':memory:') keepPrivate(file);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   // NORMAL in WAL mode is durable across process crashes (kill -9); only an OS crash may lose
@@ -20,6 +20,25 @@ export function openDatabase(file: string, migrationsDir = MIGRATIONS_DIR): Db {
   db.pragma('busy_timeout = 5000');
   migrate(db, migrationsDir);
   return db;
+}
+
+/**
+ * The index names every image: only the coordinator's user may read it. Its folder is 0700 and
+ * the file 0600 before SQLite opens it (SQLite gives its -wal and -shm files the main file's mode);
+ * existing ones are tightened too.
+ */
+function keepPrivate(file: string): void {
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      fs.chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }
 
 export function migrate(db: Db, migrationsDir = MIGRATIONS_DIR): void {

@@ -201,10 +201,13 @@ export function datanodeContract(name: string, make: () => Promise<DatanodeUnder
         expect(res.status).toBe(200);
         expect(res.headers['content-type']).toMatch(/^application\/json/);
         const h = res.json<DatanodeHealthReport>();
-        expect(Object.keys(h).sort()).toEqual(
-          ['cpuPercent', 'diskFreeBytes', 'diskPercent', 'fragmentCount', 'memoryPercent', 'nodeId', 'storedBytes'].sort(),
-        );
-        expect(h.nodeId).toMatch(/^[0-9a-f-]{36}$/);
+        // Without the secret it says nothing about who it is (issue 9): no nodeId, clusterId, proof.
+        expect(Object.keys(h).sort()).toEqual(['cpuPercent', 'diskFreeBytes', 'diskPercent', 'fragmentCount', 'memoryPercent', 'storedBytes'].sort());
+        // With it, its node id and cluster (none yet), with a proof bound to the request's nonce.
+        const identified = (await client.health({ auth: node.secret })).json<DatanodeHealthReport>();
+        expect(identified.nodeId).toMatch(/^[0-9a-f-]{36}$/);
+        expect(identified.clusterId).toBeNull();
+        expect(identified.proof).toMatch(/^[0-9a-f]{64}$/);
         for (const key of ['cpuPercent', 'memoryPercent', 'diskPercent'] as const) {
           expect(typeof h[key]).toBe('number');
           expect(h[key]).toBeGreaterThanOrEqual(0);
