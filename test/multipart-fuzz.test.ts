@@ -33,7 +33,7 @@ function theirs(body: Buffer, boundary: string, cuts: number[]): Promise<Parsed>
     bb.on('file', (name, stream, info) => {
       const parts: Buffer[] = [];
       stream.on('data', (d: Buffer) => parts.push(d));
-      stream.on('end', () => (out.files[name] = { filename: info.filename, type: info.mimeType, data: Buffer.concat(parts).toString('latin1') }));
+      stream.on('end', () => (out.files[name] = { filename: info.filename ?? '', type: info.mimeType, data: Buffer.concat(parts).toString('latin1') }));
     });
     bb.on('close', () => resolve(out));
     bb.on('error', reject);
