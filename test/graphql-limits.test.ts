@@ -28,7 +28,7 @@ describe('limits over HTTP', () => {
     expect(res.data ?? null).toBeNull();
   });
 
-  it('serves what clients ask: a full page with totalCount, a page down to each image's replicas', async () => {
+  it('serves what clients ask: a full page with totalCount, a page down to each image replicas', async () => {
     expect(codeOf(await cluster.gql.request('{ images(first: 1000) { totalCount edges { node { name size sha256 url createdAt } } pageInfo { endCursor } } }'))).toBeUndefined();
     expect(codeOf(await cluster.gql.request('{ images(first: 200) { totalCount edges { node { name fragments { index replicas { id url } } } } } }'))).toBeUndefined();
   });
