@@ -10,7 +10,7 @@ const cases: [string, string[], (c: AbuseCluster) => () => Promise<{ outcome: st
   ['500 aliases of images(first: 1000)', [], (c) => listingAliases(c.url, 500)],
   ['20 uploads sending fragments 1-8 but not 0', [], (c) => pinnedWindows(c, 20)],
   ['8 multipart bodies stalled at 40 of 60 MB', [], (c) => async () => {
-    const r = await Promise.all(Array.from({ length: 8 }, () => stalledMultipart(c.url, { declared: 60 * MiB, send: 40 * MiB, query: 'mutation($f: File!) { uploadImage(name: "stalled", file: $f) { name } }', waitMs: 40_000 })));
+    const r = await Promise.all(Array.from({ length: 8 }, () => stalledMultipart(c.url, { declared: 60 * MiB, send: 40 * MiB, query: 'mutation($f: File!) { uploadImage(name: "stalled", file: $f) { name } }', waitMs: 60_000 })));
     return { outcome: r.map((x) => `${x.answered} after ${x.afterMs} ms`).join(' | '), codes: [] };
   }],
   ['uploadImage of 50 MB past --max-upload-image-size 1 MiB (sends 20 MB, then stalls)', ['--max-upload-image-size', String(MiB)], (c) => async () => {

@@ -4,8 +4,8 @@
 // that fragmentData holds while it reads and encodes them (callers wait their turn, then give up).
 import { TesseraError } from './errors.ts';
 
-/** Bytes all out-of-order windows together may hold (each one may hold 8 fragments). */
-export const WINDOW_BUDGET_BYTES = 64 * 1024 * 1024;
+/** Bytes all out-of-order windows together may hold (each one may hold 8 fragments: two full windows of 2 MiB fragments). */
+export const WINDOW_BUDGET_BYTES = 32 * 1024 * 1024;
 /** Raw fragment bytes fragmentData may hold at once across all requests (base64 and JSON add ~3x). */
 export const FRAGMENT_DATA_BUDGET_BYTES = 32 * 1024 * 1024;
 /** How long a fragmentData waits for room before it is refused with SERVER_BUSY. */

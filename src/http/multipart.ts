@@ -98,6 +98,10 @@ const CR = 13;
 const CRLF = Buffer.from('\r\n');
 const HEADER_END = Buffer.from('\r\n\r\n');
 const MAX_HEADER_BYTES = 16 * 1024;
+/** `form-data` and `; key=value` parameters (token or quoted string), nothing else (RFC 7578). */
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const HEADER_NAME = new RegExp(`^${TOKEN}$`);
+const DISPOSITION = new RegExp(`^form-data(?:\\s*;\\s*${TOKEN}\\*?=(?:"(?:[^"\\\\]|\\\\.)*"|${TOKEN}))*\\s*;?\\s*$`, 'i');
 
 /** The boundary of a multipart/form-data content type, or undefined. */
 export function boundaryOf(contentType: string | null | undefined): string | undefined {
@@ -147,14 +151,17 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
     let disposition = '';
     let type = 'application/octet-stream';
     for (const line of headerBlock.split('\r\n')) {
+      // A control character (a bare CR or LF too) in a header line is malformed (busboy refuses it too: fuzz-tested).
+      if (/[\x00-\x08\x0a-\x1f\x7f]/.test(line)) throw new MultipartError('a part header has a control character');
       const colon = line.indexOf(':');
-      if (colon < 0) continue;
+      if (colon < 0 || !HEADER_NAME.test(line.slice(0, colon))) throw new MultipartError('a part has a malformed header line');
       const key = line.slice(0, colon).trim().toLowerCase();
       const value = line.slice(colon + 1).trim();
       if (key === 'content-disposition') disposition = value;
       else if (key === 'content-type') type = value;
     }
     if (!/^form-data\b/i.test(disposition)) throw new MultipartError('a part has no Content-Disposition: form-data');
+    if (!DISPOSITION.test(disposition)) throw new MultipartError('a part has a malformed Content-Disposition');
     const name = dispositionParam(disposition, 'name');
     if (name === undefined) throw new MultipartError('a part has no name');
     const filename = dispositionParam(disposition, 'filename');

@@ -54,8 +54,8 @@ export async function startAbuseCluster(extraArgs: string[] = []): Promise<Abuse
   const gql = createGraphQLClient(() => c.url);
   // Wait until both datanodes are UP.
   for (let i = 0; i < 200; i++) {
-    const res = await gql.request('{ clusterStatus { liveDatanodeCount } }');
-    if (res.data?.clusterStatus?.liveDatanodeCount === 2) break;
+    const res = await gql.request('{ cluster { liveDatanodeCount } }');
+    if (res.data?.cluster?.liveDatanodeCount === 2) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
@@ -113,7 +113,7 @@ export interface AbuseFigures {
 
 /**
  * Runs `abuse` while sampling the coordinator's RSS every 20 ms and a second client asks
- * `{ clusterStatus { imageCount } }` in a loop; the figures of the run.
+ * `{ cluster { imageCount } }` in a loop; the figures of the run.
  */
 export async function measure(cluster: AbuseCluster, abuse: () => Promise<{ outcome: string; codes: string[] }>): Promise<AbuseFigures> {
   const pid = cluster.coordinator.pid;
@@ -126,7 +126,7 @@ export async function measure(cluster: AbuseCluster, abuse: () => Promise<{ outc
     while (running) {
       const t = performance.now();
       try {
-        const res = await cluster.gql.request('{ clusterStatus { imageCount } }');
+        const res = await cluster.gql.request('{ cluster { imageCount } }');
         if (res.errors) otherFailures += 1;
       } catch {
         otherFailures += 1;
