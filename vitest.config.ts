@@ -8,6 +8,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    // fetch() to a coordinator started by a test helper carries its admin token (support/tokens.ts).
+    setupFiles: ['test/support/auth-fetch.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',

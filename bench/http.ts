@@ -10,12 +10,14 @@ export interface Answer {
   body: Buffer;
 }
 
-export function createHttp(baseUrl: string, maxSockets = 64) {
+/** `headers` go with every request (e.g. the admin token's Authorization). */
+export function createHttp(baseUrl: string, maxSockets = 64, defaultHeaders: OutgoingHttpHeaders = {}) {
   const base = new URL(baseUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
 
   function send(method: string, path: string, headers: OutgoingHttpHeaders, body?: Uint8Array[]): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
+      headers = { ...defaultHeaders, ...headers };
       if (body) headers = { ...headers, 'content-length': body.reduce((n, b) => n + b.length, 0) };
       const req = http.request({ hostname: base.hostname, port: base.port, method, path, agent, headers }, resolve);
       req.setTimeout(120_000, () => req.destroy(new Error(`${method} ${path}: no answer in 120 s`)));
@@ -61,7 +63,7 @@ export function createHttp(baseUrl: string, maxSockets = 64) {
         `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n`,
     );
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-    const answer = await request('POST', '/graphql', { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: 'application/json' }, [head, file, tail]);
+    const answer = await request('POST', '/graphql', { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: 'application/json', 'x-graphql-yoga-csrf': '1' }, [head, file, tail]);
     return unwrap<T>(answer);
   }
 

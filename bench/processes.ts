@@ -68,6 +68,8 @@ export interface Cluster {
   dataDir: string;
   datanodeUrls: string[];
   secretFile: string;
+  /** The admin token npm start's coordinator wrote (<data-dir>/admin.token). */
+  token: string;
   /** The coordinator's and datanodes' pids, from <data-dir>/run. */
   pids(): Record<string, number>;
   stop(): Promise<void>;
@@ -105,7 +107,8 @@ export async function startCluster(dataDir: string, port: number, { args = [], e
 
   const url = await waitForBannerUrl(supervisor.stdout!, () => output, exited, 90_000);
   const datanodeUrls = [...output.matchAll(/datanode-\d+\s+(http:\/\/\S+)/g)].map((m) => m[1]);
-  return { url, dataDir, datanodeUrls, secretFile: path.join(dataDir, 'cluster.secret'), pids, stop };
+  const token = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+  return { url, dataDir, datanodeUrls, secretFile: path.join(dataDir, 'cluster.secret'), token, pids, stop };
 }
 
 export interface BareProxy {

@@ -7,7 +7,7 @@
 //                           [--upload-mib 128] [--in-flight 4] [--repair-rate <bytes/s>]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,13 +81,13 @@ async function stop(child: ChildProcess) {
   clearTimeout(force);
 }
 
-function client(baseUrl: string) {
+function client(baseUrl: string, token: string) {
   const base = new URL(baseUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   function post(headers: http.OutgoingHttpHeaders, body: Buffer[]): Promise<any> {
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { hostname: base.hostname, port: base.port, path: '/graphql', method: 'POST', agent, headers: { ...headers, 'content-length': body.reduce((n, b) => n + b.length, 0) } },
+        { hostname: base.hostname, port: base.port, path: '/graphql', method: 'POST', agent, headers: { authorization: `Bearer ${token}`, ...headers, 'content-length': body.reduce((n, b) => n + b.length, 0) } },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c) => chunks.push(c));
@@ -119,7 +119,7 @@ function client(baseUrl: string) {
         `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.f"]}\r\n` +
         `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="f.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
     );
-    return post({ 'content-type': `multipart/form-data; boundary=${boundary}` }, [head, data, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+    return post({ 'content-type': `multipart/form-data; boundary=${boundary}`, 'x-graphql-yoga-csrf': '1' }, [head, data, Buffer.from(`\r\n--${boundary}--\r\n`)]);
   }
 
   /** A chunked upload of `bytes` of fresh random data; resolves with the time it took (ms). */
@@ -161,7 +161,8 @@ async function startCluster(): Promise<Cluster> {
   if (opts.repairRate) args.push('--repair-rate', opts.repairRate);
   for (const d of datanodes) args.push('--datanode', d.url);
   const coordinator = await startProcess('src/main.ts', args);
-  const api = client(coordinator.url);
+  // The admin token the coordinator wrote on its first start.
+  const api = client(coordinator.url, (await readFile(join(dir, 'coordinator', 'admin.token'), 'utf8')).trim());
   return {
     dir,
     coordinator: coordinator.child,

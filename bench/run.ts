@@ -130,7 +130,7 @@ async function main() {
   say(`cluster at ${cluster.url} (datanodes ${cluster.datanodeUrls.join(' ')}), bare proxy at ${bare.url}`);
   const pids = cluster.pids();
   servers = { tessera: pids.coordinator, bare: bare.pid, datanodes: Object.fromEntries(Object.entries(pids).filter(([k]) => k.startsWith('datanode'))) };
-  const tess = createHttp(cluster.url);
+  const tess = createHttp(cluster.url, 64, { authorization: `Bearer ${cluster.token}` });
   const base = createHttp(bare.url);
   try {
     await waitForDatanodes(tess);

@@ -36,11 +36,25 @@ export interface CoordinatorConfig {
   /** How long a file no row accounts for may sit on a datanode before it is deleted. */
   orphanGraceSec: number;
   uploadTtlSec: number;
+  /** A request body (multipart) that sends nothing for this long is dropped. */
+  bodyTimeoutSec: number;
   publicUrl?: string;
   /** undefined only with --insecure. */
   secret?: string;
   /** Datanodes to register at start. */
   datanodes: string[];
+  /** What callers without a token may do (src/auth): nothing by default. */
+  anonymous: 'none' | 'read' | 'write';
+  /** Where the admin token is written when the index holds none (default <data-dir>/admin.token). */
+  adminTokenFile?: string;
+  /** Per-token limits (src/auth/quotas.ts). Requests per second; 0: unlimited. */
+  rateLimitPerSec: number;
+  maxOpenUploadsPerToken: number;
+  maxReservedBytesPerToken: number;
+  maxWsConnectionsPerToken: number;
+  maxSubscriptionsPerToken: number;
+  /** Browser origins allowed to call the API cross-origin (CORS, graphql-ws); none by default. */
+  corsOrigins: string[];
   /** PEM CA file that https:// datanode certificates are verified against. */
   datanodeCaFile?: string;
 }
@@ -65,6 +79,13 @@ export const DEFAULTS = {
   reconcileIntervalSec: 600,
   orphanGraceSec: 3600,
   uploadTtlSec: 86400,
+  anonymous: 'none',
+  rateLimitPerSec: 5000,
+  maxOpenUploadsPerToken: 100,
+  maxReservedBytesPerToken: 64 * 1024 ** 3,
+  maxWsConnectionsPerToken: 64,
+  maxSubscriptionsPerToken: 256,
+  bodyTimeoutSec: 30,
 } as const;
 
 const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
@@ -93,6 +114,11 @@ const url = (flag: string) => (value: string) => {
   }
 };
 
+const anonymousAccess = (value: string) => {
+  if (value !== 'none' && value !== 'read' && value !== 'write') throw new InvalidArgumentError(`--anonymous must be none, read or write (got "${value}").`);
+  return value;
+};
+
 const readableFile = (flag: string) => (value: string) => {
   try {
     fs.accessSync(value, fs.constants.R_OK);
@@ -103,6 +129,21 @@ const readableFile = (flag: string) => (value: string) => {
 };
 
 const collectUrls = (value: string, previous: string[] = []) => [...previous, url('--datanode')(value)];
+
+/** An origin exactly as browsers send it: scheme://host[:port], no path, no wildcard. */
+const origin = (value: string) => {
+  const given = value.trim().replace(/\/+$/, '');
+  try {
+    const parsed = new URL(given);
+    if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && !given.includes('*') && parsed.origin === given.toLowerCase()) return parsed.origin;
+  } catch {
+    // named below
+  }
+  throw new InvalidArgumentError(`--cors-origin must be an origin like https://app.example.com or http://localhost:8080, without path or wildcard (got "${value}").`);
+};
+
+// Repeatable, and the environment variable may list several separated by commas.
+const collectOrigins = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter((v) => v.trim() !== '').map(origin)];
 
 /** The flags shared by the coordinator and `npm start`. */
 export function addCoordinatorOptions(command: Command): Command {
@@ -127,10 +168,19 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--reconcile-interval <seconds>', 'how often each datanode\'s inventory is compared with the index').default(DEFAULTS.reconcileIntervalSec).argParser(integer('--reconcile-interval', 1)))
     .addOption(new Option('--orphan-grace <seconds>', 'age at which a fragment file nothing references is deleted').default(DEFAULTS.orphanGraceSec).argParser(integer('--orphan-grace', 0)))
     .addOption(new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(DEFAULTS.uploadTtlSec).argParser(integer('--upload-ttl', 1)))
+    .addOption(new Option('--body-timeout <seconds>', 'seconds a request body may send nothing before it is dropped').default(DEFAULTS.bodyTimeoutSec).argParser(integer('--body-timeout', 1, 3600)))
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
     .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
     .addOption(new Option('--insecure', 'run without a cluster secret (datanodes unguarded)').default(false))
     .addOption(new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([]))
+    .addOption(new Option('--anonymous <access>', 'what callers without a token may do: none, read or write').default(DEFAULTS.anonymous).argParser(anonymousAccess).env(env('ANONYMOUS')))
+    .addOption(new Option('--admin-token-file <file>', 'where the admin token is written when the index holds none (default <data-dir>/admin.token)'))
+    .addOption(new Option('--rate-limit <requests/s>', 'requests per second per token (0: unlimited)').default(DEFAULTS.rateLimitPerSec).argParser(integer('--rate-limit', 0)))
+    .addOption(new Option('--max-open-uploads <n>', 'open uploads per token').default(DEFAULTS.maxOpenUploadsPerToken).argParser(integer('--max-open-uploads', 1)))
+    .addOption(new Option('--max-reserved-bytes <bytes>', 'bytes the open uploads of one token may reserve').default(DEFAULTS.maxReservedBytesPerToken).argParser(integer('--max-reserved-bytes', 1)))
+    .addOption(new Option('--max-ws-connections <n>', 'graphql-ws connections per token').default(DEFAULTS.maxWsConnectionsPerToken).argParser(integer('--max-ws-connections', 1)))
+    .addOption(new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(DEFAULTS.maxSubscriptionsPerToken).argParser(integer('--max-subscriptions', 1)))
+    .addOption(new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([]).env(env('CORS_ORIGIN')))
     .addOption(new Option('--datanode-ca-file <file>', 'PEM CA certificate(s) trusted for https:// datanode URLs (besides the system CAs)').argParser(readableFile('--datanode-ca-file')));
 }
 
@@ -154,10 +204,19 @@ export interface CoordinatorFlags {
   reconcileInterval: number;
   orphanGrace: number;
   uploadTtl: number;
+  bodyTimeout: number;
   publicUrl?: string;
   secretFile?: string;
   insecure: boolean;
   datanode: string[];
+  anonymous: 'none' | 'read' | 'write';
+  adminTokenFile?: string;
+  rateLimit: number;
+  maxOpenUploads: number;
+  maxReservedBytes: number;
+  maxWsConnections: number;
+  maxSubscriptions: number;
+  corsOrigin: string[];
   datanodeCaFile?: string;
 }
 
@@ -180,16 +239,25 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     reconcileIntervalSec: flags.reconcileInterval,
     orphanGraceSec: flags.orphanGrace,
     uploadTtlSec: flags.uploadTtl,
+    bodyTimeoutSec: flags.bodyTimeout,
     publicUrl: flags.publicUrl,
     secret,
     datanodes: flags.datanode,
+    anonymous: flags.anonymous,
+    adminTokenFile: flags.adminTokenFile === undefined ? undefined : path.resolve(flags.adminTokenFile),
+    rateLimitPerSec: flags.rateLimit,
+    maxOpenUploadsPerToken: flags.maxOpenUploads,
+    maxReservedBytesPerToken: flags.maxReservedBytes,
+    maxWsConnectionsPerToken: flags.maxWsConnections,
+    maxSubscriptionsPerToken: flags.maxSubscriptions,
+    corsOrigins: flags.corsOrigin,
     datanodeCaFile: flags.datanodeCaFile,
   };
 }
 
 /** A full config for tests and embedders: defaults plus what is given. */
 export function makeConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
-  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], ...overrides };
+  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], corsOrigins: [], ...overrides };
 }
 
 /** The parsed flags back as arguments (to hand them to a child coordinator), minus `skip`. */

@@ -13,6 +13,7 @@ import { catalog as createCatalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
 import { clusterIdentityRow } from './metadata/cluster-identity.ts';
 import { createClusterIdentity } from './cluster/cluster-identity.ts';
+import { replicationQueries } from './metadata/replication.ts';
 import { createDatanodeClient } from './cluster/datanode-client.ts';
 import { createMonitor } from './cluster/monitor.ts';
 import { createRegistry, type DatanodeView } from './cluster/registry.ts';
@@ -21,12 +22,16 @@ import { createReplicas, type BadReplica } from './cluster/replicas.ts';
 import { createRepairer } from './cluster/repair.ts';
 import { createScrubber } from './cluster/scrubber.ts';
 import { createReconciler } from './cluster/reconciler.ts';
+import { createAuth } from './auth/service.ts';
 
 export const INDEX_FILE = 'index.sqlite';
 
 export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   const db = openDatabase(path.join(config.dataDir, INDEX_FILE));
   const catalog = createCatalog(db);
+  // Before the HTTP surface listens: the first start writes the admin token file.
+  const auth = createAuth(db, config, log);
+  auth.ensureAdminToken();
   // No write is in flight at start: intents left by a crash become due deletions.
   const orphaned = catalog.releaseAllWriteIntents(Date.now());
   if (orphaned > 0) log.info({ replicas: orphaned }, 'cleaning replica writes interrupted by the last shutdown');
@@ -51,6 +56,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     events,
     intervalMs: config.healthIntervalMs,
     log,
+    thresholds: config.thresholds,
     onStatusChange: (id) => {
       // A datanode back from DOWN gets the deletions it missed; repair that failed for want of
       // a copy or a target may succeed now.
@@ -63,6 +69,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const repairer = createRepairer({
     catalog,
+    replication: replicationQueries(db),
     registry,
     replicas,
     client,
@@ -163,6 +170,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     reconciler,
     uploads,
     images,
+    auth,
     clusterIdentity,
     establishClusterId,
     registerDatanode,
@@ -181,6 +189,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       sweeper = setInterval(() => {
         try {
           uploads.sweepExpired();
+          auth.quotas.sweepOwners();
         } catch (err) {
           log.error({ err }, 'expiry sweep failed; will retry'); // SQLITE_BUSY must not end the coordinator
         }

@@ -13,10 +13,31 @@ export const ERROR_CODES = {
   UPLOAD_INCOMPLETE: { status: 409, message: 'Fragments are missing.' },
   INSUFFICIENT_DATANODES: { status: 503, message: 'Fewer live datanodes than the replication factor.' },
   IMAGE_UNAVAILABLE: { status: 503, message: 'A fragment has no readable, verified replica.' },
-  UNAUTHENTICATED: { status: 401, message: 'This call needs the cluster secret.' },
+  UNAUTHENTICATED: { status: 401, message: 'This call needs a valid token: `Authorization: Bearer <token>`.' },
+  // Beyond the contract: client tokens, roles, signed URLs and quotas (src/auth).
+  FORBIDDEN: { status: 403, message: "The token's role does not allow this operation." },
+  SIGNED_URL_INVALID: { status: 403, message: 'The signed URL is malformed, altered, or its token was revoked.' },
+  SIGNED_URL_EXPIRED: { status: 403, message: 'The signed URL has expired.' },
+  QUOTA_EXCEEDED: { status: 429, message: "The token's quota is used up." },
+  RATE_LIMITED: { status: 429, message: 'Too many requests for this token; retry later.' },
   // Beyond the contract: datanode administration.
   DATANODE_NOT_FOUND: { status: 404, message: 'No datanode has that id.' },
   DATANODE_NOT_DRAINED: { status: 409, message: 'The datanode still holds replicas; drain it first.' },
+  // HTTP-level refusals, so every error body carries a code (GraphQL-over-HTTP and RFC 9110 statuses).
+  BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
+  NOT_FOUND: { status: 404, message: 'Nothing is served at this path.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'This path does not answer that method.' },
+  NOT_ACCEPTABLE: { status: 406, message: 'None of the media types in Accept can be served.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body has a media type this path does not read.' },
+  RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested range starts past the end of the image.' },
+  INTERNAL_SERVER_ERROR: { status: 500, message: 'The coordinator failed to answer; the cause is in its log.' },
+  // Beyond the contract: requests a web page on another origin could have sent (http/cross-site.ts).
+  CSRF_HEADER_REQUIRED: { status: 403, message: 'A request a browser can send cross-site needs the CSRF-prevention header.' },
+  // Beyond the contract: the limits that keep one request from taking the coordinator down.
+  QUERY_TOO_COMPLEX: { status: 400, message: 'The query exceeds a limit on its size, depth, aliases or cost.' },
+  SERVER_BUSY: { status: 503, message: 'The coordinator is at its memory budget; retry later.' },
+  TOO_MANY_SUBSCRIPTIONS: { status: 429, message: 'This connection has as many subscriptions as it may.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request body stopped arriving.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

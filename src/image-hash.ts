@@ -1,8 +1,10 @@
 // The whole-image SHA-256 of an upload, computed while fragments arrive: fragments are hashed
 // in index order as soon as the order allows, holding a bounded window of early ones. When the
 // order defeats the window (or the coordinator restarted), completeUpload re-reads the rest.
+// All windows together stay within a shared budget: the least recently fed one is evicted.
 import { createHash, type Hash } from 'node:crypto';
 import { byteLength, chunksOf, type Bytes } from './bytes.ts';
+import type { WindowBudget } from './memory-budget.ts';
 
 export interface RunningImageHash {
   /** Index of the next fragment the hash needs. */
@@ -15,7 +17,7 @@ export interface RunningImageHash {
   digest(): string;
 }
 
-export function createRunningImageHash(maxBufferedBytes: number): RunningImageHash {
+export function createRunningImageHash(maxBufferedBytes: number, budget?: WindowBudget): RunningImageHash {
   let hash: Hash = createHash('sha256');
   let next = 0;
   let usable = true;
@@ -37,7 +39,9 @@ export function createRunningImageHash(maxBufferedBytes: number): RunningImageHa
     usable = false;
     early.clear();
     bufferedBytes = 0;
+    budget?.release(holder);
   };
+  const holder = { evict: giveUp };
 
   return {
     get next() {
@@ -55,16 +59,19 @@ export function createRunningImageHash(maxBufferedBytes: number): RunningImageHa
       bufferedBytes += byteLength(data);
       drain();
       if (bufferedBytes > maxBufferedBytes) giveUp();
+      else budget?.charge(holder, bufferedBytes);
     },
     push(data) {
       update(data);
       next += 1;
       drain();
+      if (usable) budget?.charge(holder, bufferedBytes);
     },
     digest() {
       const hex = hash.digest('hex');
       hash = createHash('sha256');
       usable = false;
+      budget?.release(holder);
       return hex;
     },
   };

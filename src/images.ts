@@ -7,6 +7,7 @@ import type { EventBus } from './events.ts';
 import type { Catalog, FragmentWithReplicas, ImageRow } from './metadata/catalog.ts';
 import type { BadReplica, Replicas } from './cluster/replicas.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
+import { createByteSemaphore, FRAGMENT_DATA_BUDGET_BYTES, FRAGMENT_DATA_WAIT_MS } from './memory-budget.ts';
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 50;
@@ -30,6 +31,8 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
   onBadReplica?: (bad: BadReplica) => void;
   now?: () => number;
 }) {
+  // fragmentData holds a whole fragment (then its base64) per call: all calls share one budget.
+  const fragmentBytes = createByteSemaphore(FRAGMENT_DATA_BUDGET_BYTES);
   const reportBad = (bad: BadReplica) => {
     log.warn(bad, 'replica could not serve a verified copy');
     onBadReplica?.(bad);
@@ -55,7 +58,9 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
       const page = rows.slice(0, limit);
       return {
         edges: page.map((node) => ({ cursor: encodeCursor(node.name), node })),
-        pageInfo: { hasNextPage: rows.length > limit, endCursor: page.length > 0 ? encodeCursor(page[page.length - 1].name) : null },
+        // An empty page (first: 0, a count query) has no cursor to continue from, so it claims
+        // no next page: hasNextPage true with a null endCursor would leave a client looping.
+        pageInfo: { hasNextPage: page.length > 0 && rows.length > limit, endCursor: page.length > 0 ? encodeCursor(page[page.length - 1].name) : null },
         prefix: prefix ?? undefined,
       };
     },
@@ -63,7 +68,7 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
     delete(name: string): boolean {
       const image = catalog.imageByName(name);
       if (!image || !catalog.deleteImage(image.id, now())) return false;
-      log.info({ name }, 'image deleted');
+      log.info({ image: name }, 'image deleted');
       events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
       void deleter.kick();
       return true;
@@ -76,7 +81,13 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
         throw new TesseraError('INVALID_FRAGMENT', `Fragment index ${index} is outside 0..${image.fragmentCount - 1}.`);
       }
       const fragment = catalog.fragmentsWithReplicas(image.id)[index];
-      return { fragment, data: await replicas.read(fragment, reportBad) };
+      const release = await fragmentBytes.acquire(fragment.size, FRAGMENT_DATA_WAIT_MS);
+      try {
+        return { fragment, data: await replicas.read(fragment, reportBad) };
+      } finally {
+        // Held a moment past the resolver, while the answer is encoded and serialized.
+        setTimeout(release, 50);
+      }
     },
 
     /**

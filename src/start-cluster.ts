@@ -11,6 +11,7 @@ import { humanLogLine } from './launcher/log-lines.ts';
 import { pidFiles, SUPERVISOR } from './launcher/pid-files.ts';
 import { GRAPHQL_LABEL } from './launcher/banner.ts';
 import { startServiceProcess, type ServiceProcess } from './launcher/service-process.ts';
+import { ADMIN_TOKEN_FILE } from './auth/admin-token-file.ts';
 
 export const SECRET_FILE = 'cluster.secret';
 
@@ -109,10 +110,13 @@ try {
       return child;
     }),
   );
-  const skip = new Set(['--data-dir', '--secret-file', '--insecure', '--datanodes']);
+  const skip = new Set(['--data-dir', '--secret-file', '--insecure', '--datanodes', '--admin-token-file']);
+  // <data-dir>/admin.token, where the CLI looks for it: written by the coordinator when its index holds no admin token.
+  const adminTokenFile = flags.adminTokenFile ? path.resolve(flags.adminTokenFile) : path.join(dataDir, ADMIN_TOKEN_FILE);
   const coordinator = await startServiceProcess('coordinator', 'src/main.ts', [
     ...flagsToArgs(program, flags as unknown as Record<string, unknown>, skip),
     '--data-dir', path.join(dataDir, 'coordinator'),
+    '--admin-token-file', adminTokenFile,
     ...secretArgs,
     ...datanodes.flatMap((d) => ['--datanode', d.url]),
   ], { nodeArgs: COORDINATOR_NODE_ARGS, env: COORDINATOR_ENV });
@@ -123,6 +127,7 @@ try {
       `Tessera is up: ${datanodes.length} datanode${datanodes.length === 1 ? '' : 's'}, replication factor ${flags.replicationFactor}, data in ${dataDir}`,
       `  ${GRAPHQL_LABEL}  ${coordinator.url}/graphql`,
       `  images                ${coordinator.url}/images/{name}`,
+      `  admin token           ${adminTokenFile} (send it as Authorization: Bearer <token>; the tessera CLI finds it)`,
       ...datanodes.map((d) => `  ${d.name.padEnd(20)}  ${d.url}`),
       'Ctrl-C stops the cluster.',
       '',

@@ -7,8 +7,10 @@ import type { CoordinatorConfig } from './config.ts';
 import { badInput, TesseraError } from './errors.ts';
 import type { EventBus } from './events.ts';
 import { createRunningImageHash, knownImageHash, type RunningImageHash } from './image-hash.ts';
+import { createWindowBudget, WINDOW_BUDGET_BYTES } from './memory-budget.ts';
 import type { Catalog, ImageRow } from './metadata/catalog.ts';
 import { assertImageName } from './names.ts';
+import { mediaTypeProblem } from './media-types.ts';
 import type { Replicas } from './cluster/replicas.ts';
 import { byteLength, sha256Hex, sliceBytes, type Bytes } from './bytes.ts';
 import type { Registry } from './cluster/registry.ts';
@@ -16,7 +18,6 @@ import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
 import { SHA256_HEX_PATTERN } from '../datanode/protocol.ts';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
-const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(?:\s*;.*)?$/;
 
 export interface BeginUploadInput {
   name: string;
@@ -43,7 +44,10 @@ function assertSha256(value: string | null | undefined, what: string): void {
 }
 
 function assertContentType(value: string | null | undefined): void {
-  if (value != null && (value.length > 255 || !CONTENT_TYPE.test(value))) throw badInput(`"${value}" is not a media type (type/subtype).`);
+  if (value == null) return;
+  const problem = mediaTypeProblem(value);
+  // JSON.stringify: the refused value is shown escaped and cut, never echoed raw.
+  if (problem) throw badInput(`contentType ${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''} is not an acceptable media type: it ${problem}.`);
 }
 
 export function createUploads({ config, catalog, registry, replicas, deleter, events, log, now = Date.now }: {
@@ -57,6 +61,13 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
   now?: () => number;
 }) {
   const running = new Map<number, RunningImageHash>();
+  // Uploads that never send fragment 0 would otherwise each pin a full window until they expire.
+  const windows = createWindowBudget(WINDOW_BUDGET_BYTES);
+  /** Forgets an upload's running hash, giving its window back to the budget. */
+  const dropRunning = (id: number) => {
+    running.get(id)?.digest();
+    running.delete(id);
+  };
   const ttlMs = config.uploadTtlSec * 1000;
 
   const requireLiveDatanodes = () => {
@@ -77,8 +88,8 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     const expired = catalog.expiredUploads(now());
     for (const upload of expired) {
       if (!catalog.deleteImage(upload.id, now())) continue;
-      running.delete(upload.id);
-      log.info({ upload: upload.uploadId, name: upload.name }, 'upload expired');
+      dropRunning(upload.id);
+      log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
       events.emit({ kind: 'UploadExpired', message: `Upload of "${upload.name}" expired.`, name: upload.name, uploadId: upload.uploadId! });
     }
     if (expired.length > 0) void deleter.kick();
@@ -92,9 +103,14 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     running.delete(upload.id);
     if (!hash?.usable) hash = createRunningImageHash(0);
     // Catch up from the datanodes where the running hash stopped (after a restart: from 0).
-    while (hash.next < upload.fragmentCount) {
-      const f = fragments[hash.next];
-      hash.push(await replicas.read({ ...f, replicas: catalog.replicasOf(f.id) }));
+    try {
+      while (hash.next < upload.fragmentCount) {
+        const f = fragments[hash.next];
+        hash.push(await replicas.read({ ...f, replicas: catalog.replicasOf(f.id) }));
+      }
+    } catch (err) {
+      hash.digest(); // gives its window back to the budget
+      throw err;
     }
     return hash.digest();
   }
@@ -149,7 +165,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     if (upload.fragmentCount === 1) running.set(upload.id, knownImageHash(digest));
     else {
       let hash = running.get(upload.id);
-      if (!hash) running.set(upload.id, (hash = createRunningImageHash(config.fragmentSize * 8)));
+      if (!hash) running.set(upload.id, (hash = createRunningImageHash(config.fragmentSize * 8, windows)));
       hash.offer(index, data);
     }
     if (recorded === 'replaced') void deleter.kick(); // the replicas of the fragment it replaced
@@ -209,7 +225,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
       if (outcome === 'changed') continue; // a fragment was replaced while we hashed: hash again
       if (outcome === 'gone') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was aborted or expired.`);
       const image = catalog.imageById(upload.id)!;
-      log.info({ name: image.name, size: image.size }, 'image stored');
+      log.info({ image: image.name, size: image.size }, 'image stored');
       events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
       return image;
     }
@@ -218,7 +234,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
   function abort(uploadId: string): boolean {
     const upload = openUpload(uploadId);
     catalog.deleteImage(upload.id, now());
-    running.delete(upload.id);
+    dropRunning(upload.id);
     void deleter.kick();
     return true;
   }

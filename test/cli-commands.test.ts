@@ -24,7 +24,7 @@ const children = new Set<ChildProcess>();
 function cliEnv(extra: Record<string, string> = {}) {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TESSERA_') && !k.startsWith('VITEST') && k !== 'NODE_OPTIONS') env[k] = v;
-  return { ...env, TESSERA_URL: cluster.url, TESSERA_STATE_DIR: join(dir, 'state'), ...extra };
+  return { ...env, TESSERA_URL: cluster.url, TESSERA_TOKEN: cluster.adminToken, TESSERA_STATE_DIR: join(dir, 'state'), ...extra };
 }
 
 function start(args: string[], env: Record<string, string> = {}) {

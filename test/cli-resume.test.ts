@@ -64,7 +64,7 @@ function createHoldingProxy(target: () => string) {
 function tessera(args: string[]) {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TESSERA_') && !k.startsWith('VITEST') && k !== 'NODE_OPTIONS') env[k] = v;
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...env, TESSERA_URL: proxy.url(), TESSERA_STATE_DIR: join(dir, 'state') }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...env, TESSERA_URL: proxy.url(), TESSERA_TOKEN: cluster.adminToken, TESSERA_STATE_DIR: join(dir, 'state') }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
   let stderr = '';

@@ -1,8 +1,8 @@
 // The client library's uploads against a real in-process cluster (64 KiB fragments): byte-identical
 // round trips over both transports, streams, the one-shot path, resume after an abort, retries.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile, readFile, utimes } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile, readFile, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -54,6 +54,40 @@ describe('upload', () => {
     expect(result).toMatchObject({ resumed: false, fragmentCount: 18, sentFragments: 18, skippedFragments: 0 });
     expect(progress.at(-1)).toBe(bytes.length);
     expect((await fetchBytes(result.image.name)).equals(bytes)).toBe(true);
+  });
+
+  it('hashes while sending: a fragment is stored before the file is read whole, and completeUpload verifies the hash', async () => {
+    const { path, bytes } = await fileOf('hash-while-sending.png', 40 * FRAGMENT + 5);
+    // Bytes read through any FileHandle of this process, by the time the first fragment is stored.
+    const probe = await open(path, 'r');
+    const fileHandle = Object.getPrototypeOf(probe) as { read: (...args: unknown[]) => Promise<{ bytesRead: number }> };
+    await probe.close();
+    let bytesRead = 0;
+    const realRead = fileHandle.read;
+    const readSpy = vi.spyOn(fileHandle, 'read').mockImplementation(async function (this: unknown, ...args: unknown[]) {
+      const result = await realRead.apply(this, args);
+      bytesRead += result.bytesRead;
+      return result;
+    });
+    const complete = vi.spyOn(cluster.app.uploads, 'complete');
+    let readAtFirstStored: number | undefined;
+    try {
+      const result = await client.upload(path, {
+        parallel: 2,
+        onProgress: (p) => {
+          if (p.phase === 'uploading' && p.index !== undefined) readAtFirstStored ??= bytesRead;
+        },
+      });
+      expect(result.image.sha256).toBe(sha256(bytes));
+      // Two workers, one fragment in flight each, reading ahead at most one more each.
+      expect(readAtFirstStored).toBeLessThanOrEqual(4 * FRAGMENT);
+      // The file was read once, not once to hash and once to send.
+      expect(bytesRead).toBe(bytes.length);
+      expect(complete).toHaveBeenCalledWith(result.uploadId, sha256(bytes));
+    } finally {
+      readSpy.mockRestore();
+      complete.mockRestore();
+    }
   });
 
   it('a stream of odd-sized chunks, with name and size, arrives byte-identical', async () => {

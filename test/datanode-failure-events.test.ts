@@ -185,7 +185,7 @@ describe('datanode failure, seen from outside (real processes)', { timeout: 90_0
       // The same URL with a trailing slash is still the same datanode.
       expect((await gql(REGISTER, { url: `${d.url}/` }, AUTH)).registerDatanode.id).toBe(idOf(d));
     }
-    expect(codeOf(await gql.request(REGISTER, { url: datanodes[0].url }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql.request(REGISTER, { url: datanodes[0].url }, { authorization: '' }))).toBe('UNAUTHENTICATED'); // no credential at all
     expect(codeOf(await gql.request(REGISTER, { url: datanodes[0].url }, { authorization: 'Bearer not-the-secret' }))).toBe('UNAUTHENTICATED');
     const { cluster } = await datanodesNow();
     expect(cluster.datanodeCount).toBe(3);

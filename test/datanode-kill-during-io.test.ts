@@ -14,6 +14,7 @@ import { createGraphQLClient } from './support/graphql.ts';
 import { settleDeletions, until } from './support/disk.ts';
 import { auditDisks } from './support/faults.ts';
 import { bytesOf, download, sha256, uploadChunked } from './support/images.ts';
+import { readAdminToken, rememberToken } from './support/tokens.ts';
 
 const FRAGMENT = 64 * 1024;
 let dir: string;
@@ -29,6 +30,7 @@ beforeAll(async () => {
   const thresholds = { cpuPercent: 101, memoryPercent: 101, diskPercent: 101 };
   const config = makeConfig({ dataDir: join(dir, 'coordinator'), port: 0, secret: TEST_SECRET, fragmentSize: FRAGMENT, healthIntervalMs: 200, repairAfterSec: 3600, thresholds, datanodes: processes.map((p) => p.url) });
   coordinator = await startCoordinator(config, pino({ level: 'silent' }));
+  rememberToken(coordinator.url, readAdminToken(config.dataDir)); // the helpers send it
   const nodes = processes.map((p, index) => ({ index, dataDir: join(dir, `datanode-${index}`), url: p.url }));
   cluster = {
     nodes,

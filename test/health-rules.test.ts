@@ -1,6 +1,7 @@
 // The contract's health rules on a fake clock and scripted samples: DOWN after 3 failed samples
 // in a row, DEGRADED at CPU ≥ 80 / memory ≥ 90 / disk ≥ 95 (configurable), one status event per
-// change (the first with previous null), one health message per sample, stored for a restart.
+// change (the first with previous null), one health message per sample, stored for a restart;
+// and the hysteresis between UP and DEGRADED (3 samples to confirm, margins to come back).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DatanodeHealthReport } from '../datanode/protocol.ts';
 import { DEFAULTS, type HealthThresholds } from '../src/config.ts';
-import { decideStatus, isLive } from '../src/cluster/health-rules.ts';
+import { DEFAULT_HYSTERESIS, decideStatus, isLive, settleStatus, type Streak } from '../src/cluster/health-rules.ts';
 import { createRegistry } from '../src/cluster/registry.ts';
 import { createMonitor } from '../src/cluster/monitor.ts';
 import { placeReplicas } from '../src/cluster/placement.ts';
@@ -132,6 +133,8 @@ describe('registry on a fake clock', () => {
     expect(reg.get(id)!.status).toBe('UP');
   });
 
+  // Between UP and DEGRADED a change waits for 3 samples in a row (the hysteresis below); the
+  // first status, DOWN and the way back from DOWN are at once.
   it('goes DOWN, DEGRADED, UP and DEGRADED as samples say, one change each', () => {
     const reg = registry();
     const { id } = reg.register('http://127.0.0.1:7004').datanode;
@@ -142,8 +145,12 @@ describe('registry on a fake clock', () => {
       undefined,
       undefined, // DOWN
       { ...calm, diskPercent: 95 }, // back, but DEGRADED
-      calm, // UP
-      { ...calm, cpuPercent: 80 }, // DEGRADED
+      calm,
+      calm,
+      calm, // UP, confirmed
+      { ...calm, cpuPercent: 80 },
+      { ...calm, cpuPercent: 80 },
+      { ...calm, cpuPercent: 80 }, // DEGRADED, confirmed
     ];
     const changes = script.map((s) => reg.recordSample(id, s)).filter(Boolean).map((c) => [c!.previous, c!.status]);
     expect(changes).toEqual([
@@ -200,6 +207,59 @@ describe('registry on a fake clock', () => {
   });
 });
 
+describe('hysteresis between UP and DEGRADED', () => {
+  /** The statuses after each sample of a script, starting from `start`, with the default hysteresis. */
+  function run(start: 'UP' | 'DEGRADED', cpus: number[]) {
+    let previous: 'UP' | 'DEGRADED' | 'DOWN' | null = start;
+    let streak: Streak = { toward: null, count: 0 };
+    return cpus.map((cpuPercent) => {
+      ({ status: previous, streak } = settleStatus({ ...rules, previous, consecutiveFailures: 0, sample: { ...calm, cpuPercent }, streak, hysteresis: DEFAULT_HYSTERESIS }));
+      return previous;
+    });
+  }
+
+  it('goes DEGRADED only after 3 hot samples in a row', () => {
+    expect(run('UP', [85, 85, 85, 85])).toEqual(['UP', 'UP', 'DEGRADED', 'DEGRADED']);
+    expect(run('UP', [85, 50, 85, 85, 50, 85, 85, 85])).toEqual(['UP', 'UP', 'UP', 'UP', 'UP', 'UP', 'UP', 'DEGRADED']);
+  });
+
+  it('comes back UP only after 3 samples in a row below threshold minus margin (CPU < 70)', () => {
+    expect(run('DEGRADED', [75, 75, 75, 75, 75])).toEqual(Array(5).fill('DEGRADED'));
+    expect(run('DEGRADED', [69, 69, 75, 69, 69, 69])).toEqual(['DEGRADED', 'DEGRADED', 'DEGRADED', 'DEGRADED', 'DEGRADED', 'UP']);
+  });
+
+  it('a CPU wandering between 75 and 90 % for a minute of 2 s samples changes the status at most once', () => {
+    // Deterministic pseudo-random walk inside the band, many starting points.
+    for (let seed = 1; seed <= 50; seed++) {
+      let x = seed;
+      const cpus = Array.from({ length: 30 }, () => {
+        x = (x * 1103515245 + 12345) % 2 ** 31;
+        return 75 + (x % 1500) / 100;
+      });
+      for (const start of ['UP', 'DEGRADED'] as const) {
+        const statuses = [start, ...run(start, cpus)];
+        const changes = statuses.filter((s, i) => i > 0 && s !== statuses[i - 1]).length;
+        expect(changes, `seed ${seed} from ${start}`).toBeLessThanOrEqual(1);
+      }
+    }
+  });
+
+  it('the bare rule (no hysteresis) flips on every crossing: what the hysteresis prevents', () => {
+    const bare = [85, 76, 85, 76].map((cpuPercent) => decideStatus({ ...rules, previous: 'UP', consecutiveFailures: 0, sample: { ...calm, cpuPercent } }));
+    expect(bare).toEqual(['DEGRADED', 'UP', 'DEGRADED', 'UP']);
+  });
+
+  it('does not delay DOWN, the first status, or the way back from DOWN', () => {
+    const at = (previous: 'UP' | 'DEGRADED' | 'DOWN' | null, sample: DatanodeHealthReport | undefined, failures = 0) =>
+      settleStatus({ ...rules, previous, consecutiveFailures: failures, sample, streak: { toward: null, count: 0 }, hysteresis: DEFAULT_HYSTERESIS }).status;
+    expect(at(null, { ...calm, cpuPercent: 90 })).toBe('DEGRADED');
+    expect(at(null, calm)).toBe('UP');
+    expect(at('DOWN', calm)).toBe('UP');
+    expect(at('DOWN', { ...calm, diskPercent: 99 })).toBe('DEGRADED');
+    expect(at('DEGRADED', undefined, 3)).toBe('DOWN');
+  });
+});
+
 describe('monitor', () => {
   let dir: string;
   let db: Db;
@@ -236,7 +296,7 @@ describe('monitor', () => {
       sample: (s: HealthSample) => samples.push(s),
       emit: (e: Omit<ClusterEvent, 'at'>) => events.push({ ...e, at: new Date() } as ClusterEvent),
     } as unknown as EventBus;
-    const monitor = createMonitor({ registry, client, events: bus, intervalMs: 1000, log: pino({ level: 'silent' }) });
+    const monitor = createMonitor({ registry, client, events: bus, intervalMs: 1000, log: pino({ level: 'silent' }), thresholds });
 
     for (round = 0; round < scriptA.length; round++) await monitor.round();
 
@@ -257,6 +317,8 @@ describe('monitor', () => {
       [a, 'DOWN', 'DEGRADED'],
     ]);
     expect(events.every((e) => e.message.length > 0)).toBe(true);
+    // DEGRADED says which resource is over its threshold.
+    expect(events.at(-1)!.message).toContain('cpu 85%');
   });
 });
 

@@ -1,5 +1,5 @@
 // GET/HEAD /images/{name}: headers, single byte ranges (across fragment boundaries), 416, 304,
-// URL-encoded unicode names with '/', and the JSON 404.
+// unicode names with '/' (encoded or not), If-Range, and JSON error bodies (404, 405, 416).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { bytesOf, download, imagePath, sha256, uploadChunked, uploadImage } from './support/images.ts';
@@ -66,9 +66,40 @@ describe('GET /images/{name}', () => {
     }
   });
 
-  it('does not take the unencoded "/" of a name as part of it', async () => {
+  it('takes an unencoded "/" as part of the name, as S3 takes it in a key', async () => {
     const res = await fetch(`${cluster.url}/images/${NAME.split('/').map(encodeURIComponent).join('/')}`);
-    expect(res.status).toBe(404);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
+
+    const tabby = bytesOf(300, 9);
+    await uploadImage(cluster, 'cats/tabby.png', tabby, 'image/png'); // the README's example
+    const plain = await fetch(`${cluster.url}/images/cats/tabby.png`);
+    expect(plain.status).toBe(200);
+    expect(Buffer.from(await plain.arrayBuffer()).equals(tabby)).toBe(true);
+    const nested = await fetch(`${cluster.url}/images/cats/tabby.png/more`);
+    expect(nested.status).toBe(404);
+    expect((await nested.json()).code).toBe('IMAGE_NOT_FOUND');
+  });
+
+  it('answers a method other than GET or HEAD with 405, Allow and a JSON body with a code', async () => {
+    for (const method of ['PUT', 'POST', 'DELETE']) {
+      const res = await fetch(imagePath(cluster, NAME), { method });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get('allow')).toBe('GET, HEAD');
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect((await res.json()).code).toBe('METHOD_NOT_ALLOWED');
+    }
+  });
+
+  it('answers a malformed name with 400 BAD_USER_INPUT, without echoing it', async () => {
+    const long = 'x'.repeat(5000);
+    for (const path of [`/images/${long}`, '/images/%E0%A4%A', '/images/', '/images/a%00b']) {
+      const res = await fetch(`${cluster.url}${path}`);
+      expect(res.status, path).toBe(400);
+      const json = await res.json();
+      expect(json.code).toBe('BAD_USER_INPUT');
+      expect(json.message).not.toContain(long);
+    }
   });
 });
 
@@ -112,8 +143,38 @@ describe('Range', () => {
       const { res, body } = await get({ range: header });
       expect(res.status, header).toBe(416);
       expect(res.headers.get('content-range')).toBe(`bytes */${size}`);
-      expect(body.length).toBe(0);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(JSON.parse(body.toString('utf8')).code).toBe('RANGE_NOT_SATISFIABLE');
     }
+  });
+});
+
+describe('If-Range', () => {
+  it('honours the range when If-Range holds the current ETag or Last-Modified', async () => {
+    const { res: whole } = await get();
+    const lastModified = whole.headers.get('last-modified')!;
+    for (const validator of [etag, lastModified]) {
+      const { res, body } = await get({ range: 'bytes=0-9', 'if-range': validator });
+      expect(res.status, validator).toBe(206);
+      expect(body.equals(bytes.subarray(0, 10))).toBe(true);
+    }
+  });
+
+  it('serves the whole image (200) when the If-Range validator is stale or weak', async () => {
+    const { res: whole } = await get();
+    const earlier = new Date(Date.parse(whole.headers.get('last-modified')!) - 3_600_000).toUTCString();
+    for (const validator of [`"${sha256(Buffer.from('old version'))}"`, `W/${etag}`, earlier, 'not a date']) {
+      const { res, body } = await get({ range: 'bytes=0-9', 'if-range': validator });
+      expect(res.status, validator).toBe(200);
+      expect(res.headers.get('content-range')).toBeNull();
+      expect(body.equals(bytes)).toBe(true);
+    }
+  });
+
+  it('lets a stale If-Range override an unsatisfiable range too (whole image, not 416)', async () => {
+    const { res, body } = await get({ range: `bytes=${size + 5}-`, 'if-range': '"stale"' });
+    expect(res.status).toBe(200);
+    expect(body.length).toBe(size);
   });
 });
 

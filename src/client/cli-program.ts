@@ -7,6 +7,8 @@ import { createProgressView } from './cli-progress-bar.ts';
 import { asClientError, TesseraClientError } from './errors.ts';
 import type { ClusterEvent } from './types.ts';
 import type { UploadResult } from './upload.ts';
+import { addTokenCommands } from './cli-tokens.ts';
+import { findLocalAdminToken } from '../auth/admin-token-file.ts';
 
 /** Exit statuses: 1 a failed operation, 2 a usage error, 130 interrupted (as shells report SIGINT). */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, INTERRUPTED: 130 } as const;
@@ -15,6 +17,7 @@ class UsageError extends Error {}
 
 interface GlobalOptions {
   url: string;
+  token?: string;
   json?: boolean;
 }
 
@@ -39,6 +42,7 @@ export async function runCli(argv: string[]): Promise<number> {
   const program = new Command('tessera')
     .description('Store, fetch, list and watch images on a Tessera cluster.')
     .addOption(new Option('--url <url>', 'the coordinator').env('TESSERA_URL').default(DEFAULT_URL))
+    .addOption(new Option('--token <token>', 'client token (default: the admin token in ./data/admin.token or $TESSERA_DATA_DIR/admin.token, if readable)').env('TESSERA_TOKEN'))
     .option('--json', 'print one JSON document per command (one JSON object per line for watch)')
     .showSuggestionAfterError()
     .exitOverride()
@@ -49,7 +53,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .addHelpText('after', examples('tessera upload cat.png', 'tessera ls --prefix cats/', 'TESSERA_URL=http://10.0.0.5:4000 tessera nodes --json'));
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-  const getClient = () => (client ??= createTesseraClient({ url: globals().url }));
+  // On the coordinator's machine, the admin token npm start wrote is found without being told.
+  const getClient = () => (client ??= createTesseraClient({ url: globals().url, token: globals().token || findLocalAdminToken() }));
   /** Runs one command's body: errors become `error CODE: message` and status 1. */
   const action =
     <A extends unknown[]>(body: (...args: A) => Promise<void>) =>
@@ -322,6 +327,8 @@ export async function runCli(argv: string[]): Promise<number> {
         }
       }),
     );
+
+  addTokenCommands(program, { client: getClient, json: () => globals().json === true, out, action });
 
   try {
     await program.parseAsync(argv);

@@ -1,7 +1,11 @@
 // The CLI's progress display: a cli-progress bar on stderr (bytes, rate, ETA) when stderr is a
 // terminal, nothing otherwise, so logs and pipes stay clean.
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
 import { formatBytes } from './cli-format.ts';
+
+// Loaded only when a bar is shown (a terminal): a command in a pipe or a script starts faster.
+const require = createRequire(import.meta.url);
 
 export interface ProgressView {
   update(label: string, done: number, total: number): void;
@@ -10,6 +14,7 @@ export interface ProgressView {
 
 export function createProgressView(enabled = Boolean(process.stderr.isTTY)): ProgressView {
   if (!enabled) return { update() {}, stop() {} };
+  const cliProgress = require('cli-progress') as typeof CliProgress;
   const bar = new cliProgress.SingleBar(
     {
       format: '{label} {bar} {percentage}% | {doneText} / {totalText} | {rate}/s | ETA {eta_formatted}',

@@ -6,12 +6,34 @@ import { TesseraClientError } from './errors.ts';
 import { createHttpTransport } from './http-transport.ts';
 import * as Q from './queries.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
-import { subscribeClusterEvents, type EventSubscription, type SubscribeOptions } from './subscriptions.ts';
+import type { EventSubscription, SubscribeOptions } from './subscriptions.ts';
 import type { ClusterEvent, ClusterStatus, Datanode, ImageDetail, ImagePage, ImageSummary } from './types.ts';
 import { upload, type UploadOptions, type UploadResult, type UploadSource } from './upload.ts';
 import { createUploadState, defaultStateDir } from './upload-state.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:4000';
+
+/**
+ * subscribeClusterEvents, with graphql-ws and ws loaded on the first subscription: they cost
+ * about a tenth of a second of start-up that every other command would pay for nothing.
+ */
+function subscribeLazily(wsUrl: string, onEvent: (event: ClusterEvent) => void, options: SubscribeOptions): EventSubscription {
+  let inner: EventSubscription | undefined;
+  let closed = false;
+  const loaded = import('./subscriptions.ts').then(({ subscribeClusterEvents }) => {
+    inner = subscribeClusterEvents(wsUrl, onEvent, options);
+    if (closed) inner.close();
+    return inner;
+  });
+  return {
+    ready: loaded.then((s) => s.ready),
+    done: loaded.then((s) => s.done),
+    close() {
+      closed = true;
+      inner?.close();
+    },
+  };
+}
 
 export interface ClientOptions {
   /** The coordinator's base URL (default TESSERA_URL, else http://127.0.0.1:4000). */
@@ -22,6 +44,8 @@ export interface ClientOptions {
   /** Idle time after which a request fails with NETWORK_ERROR. */
   timeoutMs?: number;
   headers?: Record<string, string>;
+  /** The client token, sent as `Authorization: Bearer <token>` (default TESSERA_TOKEN). */
+  token?: string;
 }
 
 export interface ListOptions {
@@ -33,8 +57,9 @@ export interface ListOptions {
   signal?: AbortSignal;
 }
 
-export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_URL, stateDir, retry = {}, timeoutMs, headers }: ClientOptions = {}) {
-  const transport = createHttpTransport({ url, timeoutMs, headers });
+export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_URL, stateDir, retry = {}, timeoutMs, headers, token = process.env.TESSERA_TOKEN || undefined }: ClientOptions = {}) {
+  const authorization = token ? `Bearer ${token}` : undefined;
+  const transport = createHttpTransport({ url, timeoutMs, headers: { ...(authorization ? { authorization } : {}), ...headers } });
   const state = stateDir === false ? undefined : createUploadState(stateDir ?? defaultStateDir());
   const retryPolicy = { ...DEFAULT_RETRY, ...retry };
   let fragmentSize: Promise<number> | undefined;
@@ -101,7 +126,7 @@ export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_U
 
     /** Live cluster events until close(), abort or failure (see EventSubscription). */
     subscribe: (onEvent: (event: ClusterEvent) => void, options: SubscribeOptions = {}): EventSubscription =>
-      subscribeClusterEvents(transport.urlOf('/graphql').replace(/^http/, 'ws'), onEvent, options),
+      subscribeLazily(transport.urlOf('/graphql').replace(/^http/, 'ws'), onEvent, { authorization, ...options }),
 
     /** Any other GraphQL operation, with the same errors. */
     graphql: gql,

@@ -126,7 +126,8 @@ export function createHttpTransport({ url, timeoutMs = 120_000, headers: extraHe
       });
       chunks.push(Buffer.from(`${head}--${boundary}--\r\n`));
       const length = chunks.reduce((n, c) => n + c.byteLength, 0);
-      const res = await send('POST', '/graphql', { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: ACCEPT, 'content-length': length }, chunks, signal);
+      // Multipart is a type any web page may post cross-site: the coordinator wants this header to tell us apart.
+      const res = await send('POST', '/graphql', { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: ACCEPT, 'content-length': length, 'x-graphql-yoga-csrf': '1' }, chunks, signal);
       return graphqlResult<T>(res, signal);
     },
 

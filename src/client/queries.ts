@@ -11,7 +11,7 @@ export const UPLOAD_SESSION = `query Upload($id: ID!) { upload(id: $id) { ${SESS
 // The receipt's replicas are not asked for: per fragment they would only cost the server work.
 export const UPLOAD_FRAGMENT_FILE = `mutation UploadFragment($uploadId: ID!, $index: Int!, $file: File, $sha256: String) { uploadFragment(uploadId: $uploadId, index: $index, file: $file, sha256: $sha256) { index size sha256 } }`;
 export const UPLOAD_FRAGMENT_BASE64 = `mutation UploadFragment($uploadId: ID!, $index: Int!, $data: Base64, $sha256: String) { uploadFragment(uploadId: $uploadId, index: $index, data: $data, sha256: $sha256) { index size sha256 } }`;
-export const COMPLETE_UPLOAD = `mutation CompleteUpload($uploadId: ID!) { completeUpload(uploadId: $uploadId) { ${IMAGE} } }`;
+export const COMPLETE_UPLOAD = `mutation CompleteUpload($uploadId: ID!, $sha256: String) { completeUpload(uploadId: $uploadId, sha256: $sha256) { ${IMAGE} } }`;
 export const ABORT_UPLOAD = `mutation AbortUpload($uploadId: ID!) { abortUpload(uploadId: $uploadId) }`;
 export const UPLOAD_IMAGE = `mutation UploadImage($name: String!, $file: File!, $contentType: String) { uploadImage(name: $name, file: $file, contentType: $contentType) { ${IMAGE} } }`;
 

@@ -10,6 +10,8 @@ export interface SubscribeOptions {
   signal?: AbortSignal;
   /** Reconnections (with backoff) after a connection that once worked was lost. */
   retryAttempts?: number;
+  /** `Bearer <token>`, sent in connectionParams (a WebSocket cannot carry headers from a browser). */
+  authorization?: string;
 }
 
 export interface EventSubscription {
@@ -37,7 +39,7 @@ function asSubscriptionError(err: unknown): TesseraClientError {
   return new TesseraClientError('NETWORK_ERROR', e?.error?.message ?? e?.message ?? String(err), { cause: err });
 }
 
-export function subscribeClusterEvents(wsUrl: string, onEvent: (event: ClusterEvent) => void, { signal, retryAttempts = 5 }: SubscribeOptions = {}): EventSubscription {
+export function subscribeClusterEvents(wsUrl: string, onEvent: (event: ClusterEvent) => void, { signal, retryAttempts = 5, authorization }: SubscribeOptions = {}): EventSubscription {
   let connectedOnce = false;
   let closed = false;
   let markConnected!: () => void;
@@ -47,6 +49,7 @@ export function subscribeClusterEvents(wsUrl: string, onEvent: (event: ClusterEv
     webSocketImpl: WebSocket,
     lazy: true,
     retryAttempts,
+    connectionParams: authorization ? { authorization } : {},
     // A coordinator that never answered is an error to report, not something to wait for.
     shouldRetry: () => connectedOnce && !closed,
     on: {

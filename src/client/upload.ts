@@ -30,9 +30,10 @@ export interface UploadOptions {
   /** The whole image's SHA-256 when the caller knows it: the coordinator verifies it at completion. */
   sha256?: string;
   /**
-   * Paths only: hash the file before beginUpload so the coordinator verifies the whole image
-   * before it becomes visible (one extra sequential read). With false the hash is taken while
-   * the fragments are read and checked after completion; a mismatch then deletes the image.
+   * Paths only: hash the file in a first pass before beginUpload (one extra read of the whole
+   * file before a byte is sent). Default false: the whole-image hash is taken in the same pass
+   * that reads the fragments and handed to completeUpload(sha256:), which verifies it before the
+   * image becomes visible, so both ways a wrong image is never shown.
    */
   hashFirst?: boolean;
   /** Paths only: continue an earlier interrupted upload of the same file (default true); false aborts it and starts over. */
@@ -124,7 +125,7 @@ async function wantsOneShot(deps: UploadDeps, options: UploadOptions, size: numb
 
 async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions): Promise<UploadResult> {
   const { state, transport } = deps;
-  const { signal, hashFirst = true, resume = true } = options;
+  const { signal, hashFirst = false, resume = true } = options;
   let file: FileHandle;
   try {
     file = await open(path, 'r');
@@ -186,7 +187,8 @@ async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions
 
     const received = new Set(session.receivedFragments);
     const toSend = Array.from({ length: session.fragmentCount }, (_, i) => i).filter((i) => !received.has(i));
-    // Without a hash the coordinator checks, read every byte in order to check the result ourselves.
+    // Without a hash given at beginUpload, read every byte in order (the stored fragments of an
+    // earlier run too) so the whole-image hash comes out of the same pass for completeUpload.
     const reader = fileFragments(file, session, toSend, { hashWhole: !serverHasSha });
     const assertUnchanged = async () => {
       const now = await file.stat();
@@ -344,7 +346,8 @@ async function sendAndComplete(deps: UploadDeps, plan: SendPlan): Promise<Upload
   try {
     const done = await retryIdempotent(
       deps,
-      async () => (await deps.transport.graphql<{ completeUpload: ImageSummary }>(Q.COMPLETE_UPLOAD, { uploadId }, { signal })).completeUpload,
+      // The coordinator checks localSha against the fragments before the image becomes visible.
+      async () => (await deps.transport.graphql<{ completeUpload: ImageSummary }>(Q.COMPLETE_UPLOAD, { uploadId, sha256: localSha ?? null }, { signal })).completeUpload,
       async (err) => {
         // The first completeUpload went through but its answer was lost.
         if (err.code !== 'UPLOAD_NOT_FOUND') return undefined;

@@ -2,14 +2,26 @@
 // applies the status rules through the registry and publishes samples and status changes.
 // Each answer's proven identity feeds the cluster id (regained from the datanodes when lost).
 import type { Logger } from 'pino';
+import type { HealthThresholds } from '../config.ts';
+import type { DatanodeHealthReport } from '../../datanode/protocol.ts';
+import { overThresholds } from './health-rules.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import type { EventBus } from '../events.ts';
 
-export function createMonitor({ registry, client, events, intervalMs, log, onStatusChange, clusterIdentity }: {
+/** Which resources made a datanode DEGRADED, with their figures: "cpu 91%, disk 96%". */
+function degradedBy(report: DatanodeHealthReport | undefined, thresholds: HealthThresholds | undefined): string {
+  if (!report || !thresholds) return '';
+  const figures: Record<string, number> = { cpu: report.cpuPercent, memory: report.memoryPercent, disk: report.diskPercent };
+  return overThresholds(report, thresholds).map((r) => `${r} ${Math.round(figures[r])}%`).join(', ');
+}
+
+export function createMonitor({ registry, client, events, intervalMs, log, onStatusChange, thresholds, clusterIdentity }: {
   clusterIdentity?: ClusterIdentity;
   registry: Registry;
+  /** The DEGRADED thresholds, to say which resource is over (messages only). */
+  thresholds?: HealthThresholds;
   client: DatanodeClient;
   events: EventBus;
   intervalMs: number;
@@ -52,10 +64,11 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
       diskPercent: report ? report.diskPercent : null,
     });
     if (change) {
-      log.info({ datanode: id, url: current.url, previous: change.previous, status: change.status }, 'datanode status changed');
+      const over = change.status === 'DEGRADED' ? degradedBy(report, thresholds) : '';
+      log.info({ datanode: id, url: current.url, previous: change.previous, status: change.status, ...(over ? { over } : {}) }, 'datanode status changed');
       events.emit({
         kind: 'DatanodeStatusChanged',
-        message: `Datanode ${id} (${current.url}) is ${change.status}${change.previous ? ` (was ${change.previous})` : ''}.`,
+        message: `Datanode ${id} (${current.url}) is ${change.status}${over ? ` (${over})` : ''}${change.previous ? ` (was ${change.previous})` : ''}.`,
         datanode: change.datanode,
         previous: change.previous,
         status: change.status,

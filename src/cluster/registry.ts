@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import type { DatanodeRow, DatanodeRows, DatanodeStatus } from '../metadata/datanodes.ts';
 import type { HealthThresholds } from '../config.ts';
+import { DEFAULT_HYSTERESIS, isLive, settleStatus, type Hysteresis, type Streak } from './health-rules.ts';
 import type { HealthAnswer } from './datanode-client.ts';
-import { decideStatus, isLive } from './health-rules.ts';
 import { checkIdentity } from './identity-check.ts';
 
 /**
@@ -21,14 +21,16 @@ export interface StatusChange {
   status: DatanodeStatus;
 }
 
-export function createRegistry({ rows, downAfterFailures, thresholds, now = Date.now }: {
+export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis = DEFAULT_HYSTERESIS, now = Date.now }: {
   rows: DatanodeRows;
   downAfterFailures: number;
   thresholds: HealthThresholds;
+  hysteresis?: Hysteresis;
   now?: () => number;
 }) {
   const nodes = new Map<string, Node>(rows.all().map((r) => [r.id, { ...r, identityFault: null }]));
   const failures = new Map<string, number>();
+  const streaks = new Map<string, Streak>();
 
   return {
     all: (): DatanodeView[] => [...nodes.values()],
@@ -81,7 +83,9 @@ export function createRegistry({ rows, downAfterFailures, thresholds, now = Date
       const failed = sample ? 0 : (failures.get(id) ?? 0) + 1;
       failures.set(id, failed);
       const previous = node.status;
-      const status = verdict.fault ? 'DOWN' : decideStatus({ previous, consecutiveFailures: failed, sample, downAfterFailures, thresholds });
+      const settled = settleStatus({ previous, consecutiveFailures: failed, sample, downAfterFailures, thresholds, hysteresis, streak: streaks.get(id) ?? { toward: null, count: 0 } });
+      streaks.set(id, settled.streak);
+      const status = verdict.fault ? 'DOWN' : settled.status;
       const at = now();
       if (sample) {
         Object.assign(node, {
@@ -111,6 +115,7 @@ export function createRegistry({ rows, downAfterFailures, thresholds, now = Date
     remove(id: string) {
       nodes.delete(id);
       failures.delete(id);
+      streaks.delete(id);
       rows.remove(id);
     },
   };

@@ -1,22 +1,28 @@
 // Self-repair: replicas found corrupt or missing are rewritten in place from a verified copy
 // (read-repair and scrub-repair), and the fragments of a datanode DOWN past --repair-after, or
-// draining, are copied to other live datanodes until each has R verified replicas again; only
-// then is the lost replica forgotten (its file deleted if the datanode ever returns). Throttled.
+// draining, are copied to other live datanodes until each has R verified replicas again,
+// riskiest first (repair-queue.ts). A DOWN datanode's replicas stay recorded: if it returns with
+// its data, copying stops and the excess is trimmed as placement prefers (excess-replicas.ts);
+// a draining datanode's replica is forgotten once R others exist. Throttled.
 import type { Logger } from 'pino';
 import type { Catalog, FragmentRow } from '../metadata/catalog.ts';
+import type { ReplicationQueries } from '../metadata/replication.ts';
 import type { EventBus } from '../events.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import type { BadReplica, Replicas } from './replicas.ts';
 import { createThrottle } from './throttle.ts';
 import { createBackgroundLoop } from './background-loop.ts';
+import { createRepairQueue } from './repair-queue.ts';
+import { createExcessTrimmer } from './excess-replicas.ts';
 
 const BATCH = 32;
 /** Before work that failed is tried again, unless a datanode changes status first. */
 const RETRY_MS = 30_000;
 
-export function createRepairer({ catalog, registry, replicas, client, events, log, replicationFactor, repairAfterMs, bytesPerSecond, concurrency = 2, pollMs = 1000, now = Date.now }: {
+export function createRepairer({ catalog, replication, registry, replicas, client, events, log, replicationFactor, repairAfterMs, bytesPerSecond, concurrency = 2, pollMs = 1000, now = Date.now }: {
   catalog: Catalog;
+  replication: ReplicationQueries;
   registry: Registry;
   replicas: Replicas;
   client: DatanodeClient;
@@ -36,6 +42,8 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
   const announced = new Set<string>();
   /** Fragments that could not be re-replicated (no readable copy, no room): retried later. */
   const stuck = new Map<string, number>();
+  const queue = createRepairQueue({ registry, queries: replication, replicationFactor });
+  const trimmer = createExcessTrimmer({ catalog, queries: replication, registry, client, log, replicationFactor, now });
 
   /**
    * When this repairer started: a status read back from the index after a restart is not yet
@@ -71,27 +79,53 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
     events.emit({ kind: 'ReplicaRepaired', message: `Rewrote the ${bad.reason} replica of fragment ${fragment.id} on ${node.id}.`, fragmentId: fragment.id, datanode: { ...node }, reason: bad.reason });
   }
 
-  async function reReplicate(fragment: FragmentRow, lost: Set<string>) {
+  /**
+   * Copies the fragment until R replicas count again (on datanodes not lost). The lost replicas
+   * of a DOWN datanode stay recorded (it may return with them); a draining one's is forgotten
+   * (its file deleted) once R others exist. Does nothing once no holder is lost any more.
+   * False when nothing changed.
+   */
+  async function reReplicate(fragment: FragmentRow): Promise<boolean> {
+    const lost = lostDatanodes(); // afresh: a datanode that came back meanwhile is no longer copied off
     const holders = catalog.replicasOf(fragment.id);
-    const kept = holders.filter((d) => !lost.has(d));
-    const dropped = holders.filter((d) => lost.has(d));
+    const kept = holders.filter((d) => !lost.has(d) && registry.get(d));
+    const lostHere = holders.filter((d) => lost.has(d));
+    if (lostHere.length === 0) return false;
     const need = Math.max(replicationFactor - kept.length, 0);
     let added: string[] = [];
     if (need > 0) {
       // Read from any holder that answers (a draining one is fine), verified against the index.
-      const data = await replicas.read({ ...fragment, replicas: [...kept, ...dropped] });
+      const data = await replicas.read({ ...fragment, replicas: [...kept, ...lostHere] });
       // Not onto a datanode whose copy of it is queued for deletion: that DELETE could land after the PUT.
       added = await replicas.write(fragment.id, data, fragment.sha256, need, new Set([...holders, ...catalog.deletionTargetsOf(fragment.id)]));
       await throttle.consume(data.length * added.length, loop);
     }
+    const dropped = lostHere.filter((d) => registry.get(d)?.draining);
+    if (added.length === 0 && dropped.length === 0) return false;
     if (!catalog.moveReplicas(fragment.id, added, dropped, now())) {
       catalog.releaseWriteIntents(fragment.id, added, now()); // deleted meanwhile: the new copies go too
-      return;
+      return true;
     }
+    // A lost datanode may be back by now: its copy and the new one are then one too many.
+    if (added.length > 0) trimmer.markDue();
     for (const d of added) {
       const node = registry.get(d)!;
       events.emit({ kind: 'ReplicaRepaired', message: `Copied fragment ${fragment.id} to ${d} (re-replication).`, fragmentId: fragment.id, datanode: { ...node }, reason: 're-replication' });
     }
+    return true;
+  }
+
+  /** The next fragments to copy: the riskiest first, then what draining datanodes still hold. */
+  function nextBatch(lost: Set<string>): FragmentRow[] {
+    const skip = [...stuck.entries()].filter(([, until]) => until > now()).map(([id]) => id);
+    const atRisk = queue.next(lost, skip, BATCH);
+    if (atRisk.length > 0) return atRisk;
+    for (const id of lost) {
+      if (!registry.get(id)?.draining) continue;
+      const batch = catalog.fragmentsOn(id, BATCH + skip.length).filter((f) => !skip.includes(f.id)).slice(0, BATCH);
+      if (batch.length > 0) return batch;
+    }
+    return [];
   }
 
   async function pass() {
@@ -110,26 +144,33 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
         else if (!suspects.has(key)) announced.delete(key);
       }
     }
-    // 2. Fragments held by lost datanodes.
-    const lost = lostDatanodes();
-    for (const datanodeId of lost) {
-      for (;;) {
+    // 2. Fragments lost datanodes left short of R copies, riskiest first. Re-read after every
+    // `concurrency` copies when the set of lost datanodes changes: one that returns stops being
+    // copied off, one newly lost gets its riskiest fragments in the next round of copies.
+    for (;;) {
+      if (loop.stopped) return;
+      const lost = lostDatanodes();
+      trimmer.noteLost(lost);
+      const batch = nextBatch(lost);
+      if (batch.length === 0) break;
+      const lostKey = [...lost].sort().join();
+      for (let i = 0; i < batch.length; i += concurrency) {
         if (loop.stopped) return;
-        const batch = catalog.fragmentsOn(datanodeId, BATCH + stuck.size).filter((f) => (stuck.get(f.id) ?? 0) <= now()).slice(0, BATCH);
-        if (batch.length === 0) break;
-        for (let i = 0; i < batch.length; i += concurrency) {
-          await Promise.all(batch.slice(i, i + concurrency).map(async (f) => {
-            try {
-              await reReplicate(f, lost);
-            } catch (err) {
-              stuck.set(f.id, now() + RETRY_MS);
-              log.warn({ fragment: f.id, err: (err as Error).message }, 're-replication failed; will retry');
-            }
-          }));
-        }
+        if (i > 0 && [...lostDatanodes()].sort().join() !== lostKey) break;
+        await Promise.all(batch.slice(i, i + concurrency).map(async (f) => {
+          try {
+            // No progress (its datanode is back, or nothing to do): not picked again at once.
+            if (!(await reReplicate(f))) stuck.set(f.id, now() + RETRY_MS);
+          } catch (err) {
+            stuck.set(f.id, now() + RETRY_MS);
+            log.warn({ fragment: f.id, err: (err as Error).message }, 're-replication failed; will retry');
+          }
+        }));
       }
     }
     for (const [id, until] of stuck) if (until <= now()) stuck.delete(id);
+    // 3. Fragments with more than R replicas (a lost datanode came back): keep placement's R.
+    await trimmer.trimIfDue(loop);
   }
 
   const loop = createBackgroundLoop('repair', pass, { pollMs, log });
@@ -158,6 +199,7 @@ export function createRepairer({ catalog, registry, replicas, client, events, lo
      */
     datanodesChanged() {
       stuck.clear();
+      trimmer.markDue();
       for (const s of suspects.values()) s.due = 0;
       void kick();
     },

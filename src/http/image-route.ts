@@ -3,6 +3,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, TesseraError } from '../errors.ts';
 import type { Images } from '../images.ts';
+import { assertImageName } from '../names.ts';
+import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-headers.ts';
 
 export const IMAGE_PATH_PREFIX = '/images/';
 
@@ -31,9 +33,25 @@ const etagMatches = (header: string | undefined, etag: string) =>
     return tag === '*' || tag === etag;
   });
 
+/**
+ * Whether a `Range` may be honoured given `If-Range` (RFC 9110 §13.1.5): only when the validator
+ * still names this representation, by strong ETag or by the exact Last-Modified date; a stale
+ * one gets the whole image (200), so a client never splices bytes of two versions.
+ */
+export function ifRangeHolds(header: string | undefined, etag: string, lastModified: string): boolean {
+  if (header === undefined) return true;
+  const validator = header.trim();
+  if (validator.startsWith('"') || validator.startsWith('W/')) return validator === etag; // weak tags never match
+  const date = Date.parse(validator);
+  return !Number.isNaN(date) && date === Date.parse(lastModified);
+}
+
+const headerValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
 function sendError(res: ServerResponse, err: TesseraError) {
   const body = errorBody(err);
-  res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  const extra = (err.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
+  res.writeHead(err.status, { ...STORED_FILE_BASE_HEADERS, ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -50,14 +68,18 @@ export function writable(res: ServerResponse): Promise<void> {
   });
 }
 
-/** Handles the request if it is for /images/…; false when the path is not this route's. */
-export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images): Promise<boolean> {
+/**
+ * Handles the request if it is for /images/…; false when the path is not this route's.
+ * `authorize` throws (a TesseraError) when the caller may not read the image `name`.
+ */
+export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images, authorize: (name: string) => Promise<void>): Promise<boolean> {
   const path = (req.url ?? '').split('?')[0];
   if (!path.startsWith(IMAGE_PATH_PREFIX)) return false;
+  // Everything after the prefix is the name: a '/' may stand unencoded, as in S3 object keys.
   const segment = path.slice(IMAGE_PATH_PREFIX.length);
-  if (segment.includes('/')) return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    res.setHeader('allow', 'GET, HEAD');
+    sendError(res, new TesseraError('METHOD_NOT_ALLOWED', 'GET /images/{name} answers GET and HEAD only.'));
     return true;
   }
   try {
@@ -67,21 +89,25 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
     } catch {
       throw new TesseraError('BAD_USER_INPUT', 'The image name is not valid percent-encoded UTF-8.');
     }
+    await authorize(name);
+    assertImageName(name); // a malformed name is 400, and no error echoes an unbounded one
     const image = images.require(name);
     const etag = `"${image.sha256}"`;
     const common = {
+      ...storedFileHeaders(image.contentType),
       etag,
       'accept-ranges': 'bytes',
-      'content-type': image.contentType,
       'last-modified': new Date(image.createdAt).toUTCString(),
     };
     if (etagMatches(req.headers['if-none-match'], etag)) {
-      res.writeHead(304, { etag, 'accept-ranges': 'bytes' }).end();
+      res.writeHead(304, { ...STORED_FILE_BASE_HEADERS, etag, 'accept-ranges': 'bytes' }).end();
       return true;
     }
-    const range = parseRange(req.headers.range, image.size);
+    const range = ifRangeHolds(headerValue(req.headers['if-range']), etag, common['last-modified']) ? parseRange(req.headers.range, image.size) : undefined;
     if (range === 'unsatisfiable') {
-      res.writeHead(416, { 'content-range': `bytes */${image.size}`, 'accept-ranges': 'bytes' }).end();
+      res.setHeader('content-range', `bytes */${image.size}`);
+      res.setHeader('accept-ranges', 'bytes');
+      sendError(res, new TesseraError('RANGE_NOT_SATISFIABLE', `The range starts past the end of the image (${image.size} bytes).`));
       return true;
     }
     const { start, end } = range ?? { start: 0, end: image.size - 1 };
@@ -114,8 +140,9 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
   } catch (err) {
     if (err instanceof TesseraError) sendError(res, err);
     else {
-      res.statusCode = 500;
-      res.end();
+      // The cause goes to the log (the caller's catch), never to the client.
+      if (!res.headersSent) sendError(res, new TesseraError('INTERNAL_SERVER_ERROR'));
+      else res.destroy();
       throw err;
     }
   }

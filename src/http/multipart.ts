@@ -16,6 +16,15 @@ export interface MultipartLimits {
   files: number;
   /** Bytes per non-file field (operations, map). */
   fieldSize: number;
+  /** Non-file fields per request (the spec needs two: operations and map). */
+  fields?: number;
+  /**
+   * Bytes per file part given the fields received before the first file (the spec sends
+   * operations first): lets a request refuse a file while reading it, at its own operation's limit.
+   */
+  fileSizeFor?: (fields: ReadonlyMap<string, string>) => number;
+  /** The body is dropped (REQUEST_TIMEOUT) when no byte of it arrives for this long. */
+  idleTimeoutMs?: number;
 }
 
 /** A file part as received: `chunks` are views of the socket's buffers, in order. */
@@ -47,8 +56,41 @@ class MultipartError extends Error {
   constructor(
     message: string,
     readonly tooLarge = false,
+    readonly timedOut = false,
   ) {
     super(message);
+  }
+}
+
+/** The body's chunks, failing with a timeout when none arrives for `idleMs` (the source is then destroyed). */
+async function* withIdleTimeout(body: AsyncIterable<Uint8Array>, idleMs: number | undefined): AsyncGenerator<Uint8Array> {
+  if (!idleMs) return yield* body;
+  const it = body[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          // Stops the stalled source (the socket) and what it buffered, rather than waiting on it.
+          (body as { destroy?: () => void }).destroy?.();
+          reject(new MultipartError(`no byte of the body arrived for ${idleMs} ms`, false, true));
+        }, idleMs);
+      });
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await Promise.race([it.next(), idle]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) {
+        finished = true;
+        return;
+      }
+      yield next.value;
+    }
+  } finally {
+    if (!finished) await it.return?.(); // as a for-await over `body` would
   }
 }
 
@@ -83,12 +125,14 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
   // delimiter (which has none before it) matches too.
   let carry: Buffer = CRLF;
   let part: { name: string; filename: string | undefined; type: string; chunks: Buffer[]; size: number } | undefined;
+  /** Bytes per file part, settled when the first file part starts. */
+  let fileSize: number | undefined;
 
   const take = (data: Buffer) => {
     if (state !== 'body' || data.length === 0) return;
     const p = part!;
     p.size += data.length;
-    if (p.filename !== undefined && p.size > limits.fileSize) throw new MultipartError(`File size limit exceeded: ${limits.fileSize} bytes`, true);
+    if (p.filename !== undefined && p.size > fileSize!) throw new MultipartError(`File size limit exceeded: ${fileSize} bytes`, true);
     if (p.filename === undefined && p.size > limits.fieldSize) throw new MultipartError(`Field value size exceeded: ${limits.fieldSize} bytes`, true);
     p.chunks.push(data);
   };
@@ -115,6 +159,8 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
     if (name === undefined) throw new MultipartError('a part has no name');
     const filename = dispositionParam(disposition, 'filename');
     if (filename !== undefined && files.size >= limits.files) throw new MultipartError(`Files limit exceeded: ${limits.files}`, true);
+    if (filename === undefined && limits.fields !== undefined && fields.size >= limits.fields) throw new MultipartError(`Fields limit exceeded: ${limits.fields}`, true);
+    if (filename !== undefined && fileSize === undefined) fileSize = limits.fileSizeFor ? Math.min(limits.fileSizeFor(fields), limits.fileSize) : limits.fileSize;
     part = { name, filename, type, chunks: [], size: 0 };
   };
 
@@ -203,7 +249,7 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
     }
   };
 
-  for await (const raw of body) {
+  for await (const raw of withIdleTimeout(body, limits.idleTimeoutMs)) {
     let chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     while (chunk.length > 0) chunk = step(chunk);
   }
@@ -212,6 +258,9 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
 }
 
 const badMultipart = (err: unknown) => {
+  if (err instanceof MultipartError && err.timedOut) {
+    return new GraphQLError(`The request body stopped arriving: ${err.message}.`, { extensions: { http: { status: 408 }, code: 'REQUEST_TIMEOUT' } });
+  }
   if (err instanceof MultipartError && err.tooLarge) {
     return new GraphQLError(err.message, { extensions: { http: { status: 413 }, code: 'REQUEST_ENTITY_TOO_LARGE' } });
   }

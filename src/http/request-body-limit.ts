@@ -13,12 +13,20 @@ const ENVELOPE_BYTES = 1024 * 1024;
 /** The largest body a legitimate request has: a one-shot upload, or the biggest fragment as base64 JSON. */
 export const requestBodyLimit = (maxUploadImageSize: number) => Math.max(maxUploadImageSize, 4 * Math.ceil(MAX_FRAGMENT_SIZE / 3)) + ENVELOPE_BYTES;
 
+/**
+ * The largest body of a request that is not multipart: a fragment of the configured size as
+ * base64 JSON. A 60 MB query is refused here, before it is read, let alone parsed.
+ */
+export const jsonBodyLimit = (fragmentSize: number) => 4 * Math.ceil(fragmentSize / 3) + ENVELOPE_BYTES;
+
 const tooLarge = (limit: number) =>
   new GraphQLError(`The request body is larger than ${limit} bytes.`, { extensions: { http: { status: 413 }, code: 'PAYLOAD_TOO_LARGE' } });
 
-export function limitRequestBody(limit: number): Plugin {
+/** `jsonLimit`: the (lower) cap of bodies that are not multipart/form-data. */
+export function limitRequestBody(multipartLimit: number, jsonLimit = multipartLimit): Plugin {
   return {
     onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
+      const limit = /^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '') ? multipartLimit : jsonLimit;
       const declared = request.headers.get('content-length');
       if (declared !== null) {
         if (!/^\d+$/.test(declared)) throw new GraphQLError('Content-Length header is invalid.', { extensions: { http: { status: 400 }, code: 'BAD_REQUEST' } });

@@ -6,16 +6,23 @@ import { createYoga } from 'graphql-yoga';
 import { createFetch } from '@whatwg-node/fetch';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import type { ExecutionArgs } from 'graphql';
-import { isAuthorized } from '../../datanode/secret.ts';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
 import type { Context } from '../context.ts';
 import type { Coordinator } from '../coordinator.ts';
 import { MAX_FRAGMENT_SIZE } from '../config.ts';
 import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
-import { limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
+import { jsonErrorBodies } from './error-bodies.ts';
+import { GRAPHIQL_WELCOME, graphiqlDelivery } from './graphiql-delivery.ts';
+import { errorBody, TesseraError } from '../errors.ts';
+import { jsonBodyLimit, limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
 import { multipartRequests } from './multipart.ts';
+import { authPlugin } from '../auth/plugin.ts';
+import { authorizeImageRequest } from '../auth/image-access.ts';
+import type { Principal } from '../auth/rules.ts';
+import { corsFor, crossSiteRequestGuard, GRAPHIQL_SAFE_OPTIONS, graphiqlPageHeaders, websocketOriginAllowed } from './cross-site.ts';
+import { boundedMessage, graphqlLimits, WS_LIMITS } from './graphql-limits.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -28,29 +35,54 @@ function headerOf(request: Request | IncomingMessage, name: string): string | un
 export function createHttpServer(app: Coordinator) {
   const { config } = app;
 
-  const contextFor = (request: Request | IncomingMessage): Context => {
+  // Who sent an HTTP request, found by the auth plugin before parsing; graphql-ws connections
+  // keep theirs on the socket (onConnect).
+  const principals = new WeakMap<Request, Principal>();
+  const contextFor = (request: Request | IncomingMessage, principal?: Principal): Context => {
     const host = headerOf(request, 'host') ?? `${config.host}:${config.port}`;
     return {
       app,
       publicBase: config.publicUrl ?? `http://${host}`,
-      authorized: isAuthorized(headerOf(request, 'authorization'), config.secret),
+      principal: principal ?? principals.get(request as Request),
     };
   };
 
-  const multipartLimits = { fileSize: Math.max(config.maxUploadImageSize, MAX_FRAGMENT_SIZE), files: 4, fieldSize: 1024 * 1024 };
+  const multipartLimits = {
+    fileSize: Math.max(config.maxUploadImageSize, MAX_FRAGMENT_SIZE),
+    files: 4,
+    fieldSize: 1024 * 1024,
+    fields: 8,
+    // A request without uploadFragment can only be uploadImage: its file is refused past
+    // --max-upload-image-size while it is read, not once it is whole.
+    fileSizeFor: (fields: ReadonlyMap<string, string>) => (/\buploadFragment\b/.test(fields.get('operations') ?? '') ? MAX_FRAGMENT_SIZE : config.maxUploadImageSize),
+    idleTimeoutMs: config.bodyTimeoutSec * 1000,
+  };
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
-    context: ({ request }) => contextFor(request),
+    cors: corsFor(config.corsOrigins),
+    // graphql-ws passes no `request` (so that Yoga's checks for HTTP skip it), only `req`.
+    context: ({ request, req }) => contextFor(request ?? (req as IncomingMessage)),
     // GraphiQL from the package, not a CDN; subscriptions in it over graphql-ws. The package is a
     // 9 MB script: loaded on the first browser visit, not at start (it cost ~60 MB of RSS).
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
-    graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS' },
+    graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_WELCOME, ...GRAPHIQL_SAFE_OPTIONS },
     // One multipart part is one fragment or one uploadImage file, held in memory (multipart.ts).
     fetchAPI: createFetch({ formDataLimits: { fileSize: multipartLimits.fileSize, files: multipartLimits.files } }),
     // Our multipart parser first, so payloadTooLargeCode wraps it like it wrapped Yoga's.
-    plugins: [multipartRequests(multipartLimits), payloadTooLargeCode, badUserInputCode, limitRequestBody(requestBodyLimit(config.maxUploadImageSize))],
+    plugins: [
+      crossSiteRequestGuard(),
+      graphiqlPageHeaders,
+      authPlugin(app.auth, principals),
+      multipartRequests(multipartLimits),
+      payloadTooLargeCode,
+      badUserInputCode,
+      limitRequestBody(requestBodyLimit(config.maxUploadImageSize), jsonBodyLimit(config.fragmentSize)),
+      jsonErrorBodies(GRAPHQL_PATH),
+      graphiqlDelivery(),
+      ...graphqlLimits(),
+    ],
     maxRequestBodySize: false, // limitRequestBody instead
     logging: {
       debug: (...args) => app.log.debug(args.join(' ')),
@@ -61,40 +93,102 @@ export function createHttpServer(app: Coordinator) {
   });
 
   const server = http.createServer((req, res) => {
+    // Yoga builds a URL from Host: a malformed one would end in a 500 with a stack trace.
+    if (req.headers.host !== undefined && !URL.canParse(`http://${req.headers.host}/`)) {
+      const body = errorBody(new TesseraError('BAD_REQUEST', 'The Host header is malformed.'));
+      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+      return;
+    }
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
       return;
     }
-    handleImageRequest(req, res, app.images)
+    handleImageRequest(req, res, app.images, (name) => authorizeImageRequest(app.auth, req, name))
       .then((handled) => {
         if (!handled) void yoga(req, res);
       })
       .catch((err) => app.log.error({ err }, 'image request failed'));
   });
   server.keepAliveTimeout = 65_000;
+  // A client that sends its headers slowly, or a request slowly, is cut off (multipart bodies
+  // that stall are dropped sooner, by --body-timeout).
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 600_000;
 
   // graphql-ws on the same path, executed through Yoga's envelope (the recipe in Yoga's docs).
-  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH });
+  // A page on another origin may not open it (browsers send Origin; CLIs do not).
+  const verifyClient = ({ req }: { req: IncomingMessage }, answer: (ok: boolean, status?: number, reason?: string) => void) =>
+    answer(websocketOriginAllowed(req, config.corsOrigins, config.publicUrl), 403, 'Origin not allowed');
+  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, verifyClient, maxPayload: jsonBodyLimit(config.fragmentSize) });
   type Envelope = { execute: (a: ExecutionArgs) => never; subscribe: (a: ExecutionArgs) => never };
-  useServer(
+  type Extra = { principal?: Principal; release?: () => void };
+  useServer<Record<string, unknown> | undefined, Extra>(
     {
+      // The token comes in connectionParams (browsers cannot set headers on a WebSocket), else
+      // in the upgrade request's Authorization header. Refused: closed with 4401, or 4429 past
+      // the token's connection limit.
+      onConnect: (ctx) => {
+        const param = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
+        const header = typeof param === 'string' ? param : headerOf(ctx.extra.request, 'authorization');
+        try {
+          const principal = app.auth.authenticate(header);
+          const release = app.auth.quotas.openSocket(principal, (code, reason) => ctx.extra.socket.close(code, reason));
+          if (!release) {
+            ctx.extra.socket.close(4429, 'RATE_LIMITED: too many graphql-ws connections for this token');
+            return false;
+          }
+          ctx.extra.socket.once('close', release);
+          ctx.extra.principal = principal;
+          return true;
+        } catch (err) {
+          ctx.extra.socket.close(4401, `UNAUTHENTICATED: ${(err as Error).message}`.slice(0, 120));
+          return false;
+        }
+      },
       execute: (args) => (args.rootValue as Envelope).execute(args),
       subscribe: (args) => (args.rootValue as Envelope).subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
+        if (Object.keys(ctx.subscriptions).length >= WS_LIMITS.operationsPerConnection) {
+          return [new GraphQLError(`A connection may hold ${WS_LIMITS.operationsPerConnection} subscriptions at once.`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
+        }
         const request = ctx.extra.request;
-        // `request` too: Yoga's context factory (contextFor) reads the headers from it.
-        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...ctx, req: request, request, socket: ctx.extra.socket, params });
+        // Each operation counts against the token's rate; the auth plugin checks its role.
+        if (ctx.extra.principal) {
+          try {
+            await app.auth.quotas.admit(ctx.extra.principal);
+          } catch (err) {
+            return [err as GraphQLError];
+          }
+        }
+        // Not as `request`: Yoga would take the socket's GET for an HTTP GET and refuse mutations.
+        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...ctx, req: request, socket: ctx.extra.socket, params });
+        let document;
+        try {
+          document = parse(params.query);
+        } catch (err) {
+          // An error message for this operation, not a closed socket.
+          if (err instanceof GraphQLError) return [new GraphQLError(boundedMessage(err.message), { extensions: { code: 'GRAPHQL_PARSE_FAILED', ...err.extensions } })];
+          throw err;
+        }
         const args = {
           schema: s,
           operationName: params.operationName,
-          document: parse(params.query),
+          document,
           variableValues: params.variables,
-          contextValue: { ...(await contextFactory()), ...contextFor(request) },
+          contextValue: { ...(await contextFactory()), ...contextFor(request, ctx.extra.principal) },
           rootValue: { execute, subscribe },
         };
         const errors = validate(args.schema, args.document);
-        return errors.length > 0 ? errors : args;
+        if (errors.length > 0) {
+          for (const e of errors) e.message = boundedMessage(e.message);
+          return errors;
+        }
+        return args;
+      },
+      onNext: (ctx) => {
+        // A consumer that stopped reading: drop it before what we send it piles up in memory.
+        if (ctx.extra.socket.bufferedAmount > WS_LIMITS.maxBufferedBytes) ctx.extra.socket.terminate();
       },
     },
     wss,

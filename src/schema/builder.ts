@@ -24,6 +24,6 @@ export const builder = new SchemaBuilder<{
   };
 }>({ defaultFieldNullability: false });
 
-builder.queryType({});
-builder.mutationType({});
-builder.subscriptionType({});
+builder.queryType({ description: 'Read images, uploads, datanodes and cluster figures.' });
+builder.mutationType({ description: 'Upload, delete, and administer datanodes.' });
+builder.subscriptionType({ description: 'Live events and health samples, over Server-Sent Events or graphql-ws.' });

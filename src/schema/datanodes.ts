@@ -1,24 +1,31 @@
 // Datanodes and the cluster: the Datanode type with its last health sample, ClusterStatus,
-// and registerDatanode (guarded by the cluster secret).
+// and registerDatanode (an admin token or the cluster secret: src/auth/rules.ts).
 import { builder } from './builder.ts';
 import type { DatanodeView } from '../cluster/registry.ts';
-import { TesseraError } from '../errors.ts';
 
-export const DatanodeStatusEnum = builder.enumType('DatanodeStatus', { values: ['UP', 'DEGRADED', 'DOWN'] as const });
+export const DatanodeStatusEnum = builder.enumType('DatanodeStatus', {
+  description: 'What the health monitor makes of a datanode (see the README, "Health"). UP and DEGRADED are live.',
+  values: {
+    UP: { description: 'Answers its health samples and is below every DEGRADED threshold: takes new replicas first.' },
+    DEGRADED: { description: 'Answers, but CPU, memory or disk is over its threshold: serves reads, takes replicas only when too few UP datanodes remain.' },
+    DOWN: { description: 'Missed 3 health samples in a row (or never answered): not used; its fragments are re-replicated after --repair-after seconds.' },
+  } as const,
+});
 
 export const DatanodeRef = builder.objectRef<DatanodeView>('Datanode').implement({
+  description: 'A datanode the coordinator knows, with its last health sample.',
   fields: (t) => ({
-    id: t.exposeID('id'),
+    id: t.exposeID('id', { description: 'Stable id the coordinator gave the datanode when it registered (dn-…).' }),
     url: t.exposeString('url', { description: "Base URL of the datanode's HTTP surface." }),
     // Before its first sample decides, a datanode is not live: shown as DOWN.
-    status: t.field({ type: DatanodeStatusEnum, resolve: (n) => n.status ?? 'DOWN' }),
+    status: t.field({ type: DatanodeStatusEnum, description: 'Current status; DOWN until its first health sample decides.', resolve: (n) => n.status ?? 'DOWN' }),
     lastSeenAt: t.field({ type: 'DateTime', nullable: true, description: 'When the datanode last answered a health sample.', resolve: (n) => n.lastSeenAt }),
-    cpuPercent: t.exposeFloat('cpuPercent', { nullable: true }),
-    memoryPercent: t.exposeFloat('memoryPercent', { nullable: true }),
-    diskPercent: t.exposeFloat('diskPercent', { nullable: true }),
-    diskFreeBytes: t.expose('diskFreeBytes', { type: 'SafeInt', nullable: true }),
-    fragmentCount: t.exposeInt('fragmentCount'),
-    storedBytes: t.expose('storedBytes', { type: 'SafeInt' }),
+    cpuPercent: t.exposeFloat('cpuPercent', { nullable: true, description: "CPU load of the datanode's machine at the last sample, in %; null before the first." }),
+    memoryPercent: t.exposeFloat('memoryPercent', { nullable: true, description: "Memory in use on the datanode's machine, (total - available) / total, in %; null before the first sample." }),
+    diskPercent: t.exposeFloat('diskPercent', { nullable: true, description: 'Use of the filesystem holding its data dir, in %; null before the first sample.' }),
+    diskFreeBytes: t.expose('diskFreeBytes', { type: 'SafeInt', nullable: true, description: 'Free bytes on the filesystem holding its data dir; null before the first sample.' }),
+    fragmentCount: t.exposeInt('fragmentCount', { description: 'Fragment files the datanode holds, as it reported at the last sample.' }),
+    storedBytes: t.expose('storedBytes', { type: 'SafeInt', description: 'Bytes of fragment files the datanode holds, as it reported at the last sample.' }),
     draining: t.exposeBoolean('draining', { description: 'Takes no new replicas; its fragments are being moved elsewhere.' }),
     identityFault: t.string({
       nullable: true,
@@ -30,12 +37,13 @@ export const DatanodeRef = builder.objectRef<DatanodeView>('Datanode').implement
 });
 
 const ClusterStatusRef = builder.objectRef<Record<string, never>>('ClusterStatus').implement({
+  description: 'Cluster-wide settings and figures.',
   fields: (t) => ({
-    replicationFactor: t.int({ resolve: (_c, _a, ctx) => ctx.app.config.replicationFactor }),
-    fragmentSize: t.int({ resolve: (_c, _a, ctx) => ctx.app.config.fragmentSize }),
-    datanodeCount: t.int({ resolve: (_c, _a, ctx) => ctx.app.registry.all().length }),
-    liveDatanodeCount: t.int({ resolve: (_c, _a, ctx) => ctx.app.registry.live().length }),
-    imageCount: t.int({ resolve: (_c, _a, ctx) => ctx.app.catalog.totals().imageCount }),
+    replicationFactor: t.int({ description: 'Verified copies kept of every fragment, each on another datanode.', resolve: (_c, _a, ctx) => ctx.app.config.replicationFactor }),
+    fragmentSize: t.int({ description: 'Bytes per fragment of new uploads (every fragment but the last).', resolve: (_c, _a, ctx) => ctx.app.config.fragmentSize }),
+    datanodeCount: t.int({ description: 'Datanodes the coordinator knows, whatever their status.', resolve: (_c, _a, ctx) => ctx.app.registry.all().length }),
+    liveDatanodeCount: t.int({ description: 'Datanodes that are UP or DEGRADED.', resolve: (_c, _a, ctx) => ctx.app.registry.live().length }),
+    imageCount: t.int({ description: 'Stored images (completed uploads).', resolve: (_c, _a, ctx) => ctx.app.catalog.totals().imageCount }),
     storedBytes: t.field({ type: 'SafeInt', description: 'Sum of the sizes of stored images (one copy).', resolve: (_c, _a, ctx) => ctx.app.catalog.totals().storedBytes }),
     underReplicatedFragments: t.int({
       description: 'Fragments with fewer verified replicas on live datanodes than the replication factor.',
@@ -57,34 +65,30 @@ builder.queryFields((t) => ({
   cluster: t.field({ description: 'Cluster-wide figures.', type: ClusterStatusRef, resolve: () => ({}) }),
 }));
 
-const requireSecret = (authorized: boolean, what: string) => {
-  if (!authorized) throw new TesseraError('UNAUTHENTICATED', `${what} needs \`Authorization: Bearer <cluster secret>\`.`);
-};
-
 builder.mutationFields((t) => ({
   drainDatanode: t.field({
-    description: 'Decommission a datanode: it takes no new replicas and its fragments are copied elsewhere (drain: false undoes it). Needs the cluster secret.',
+    description: 'Decommission a datanode: it takes no new replicas and its fragments are copied elsewhere (drain: false undoes it). Needs an admin token or the cluster secret.',
     type: DatanodeRef,
-    args: { id: t.arg.id({ required: true }), drain: t.arg.boolean({ defaultValue: true }) },
+    args: {
+      id: t.arg.id({ required: true, description: 'The datanode to drain (Datanode.id).' }),
+      drain: t.arg.boolean({ defaultValue: true, description: 'true drains the datanode, false puts it back in service.' }),
+    },
     resolve: (_root, { id, drain }, ctx) => {
-      requireSecret(ctx.authorized, 'drainDatanode');
       return ctx.app.drainDatanode(String(id), drain ?? true);
     },
   }),
   removeDatanode: t.boolean({
-    description: 'Forget a drained datanode that holds no replica any more. Needs the cluster secret.',
-    args: { id: t.arg.id({ required: true }) },
+    description: 'Forget a drained datanode that holds no replica any more. Needs an admin token or the cluster secret.',
+    args: { id: t.arg.id({ required: true, description: 'The drained datanode to forget (Datanode.id).' }) },
     resolve: (_root, { id }, ctx) => {
-      requireSecret(ctx.authorized, 'removeDatanode');
       return ctx.app.removeDatanode(String(id));
     },
   }),
   registerDatanode: t.field({
-    description: 'Add a datanode by its base URL (idempotent: the same URL returns the same datanode). Needs the cluster secret.',
+    description: 'Add a datanode by its base URL (idempotent: the same URL returns the same datanode). Needs an admin token or the cluster secret.',
     type: DatanodeRef,
-    args: { url: t.arg.string({ required: true }) },
+    args: { url: t.arg.string({ required: true, description: "Base URL of the datanode's HTTP surface, e.g. http://10.0.0.7:4001." }) },
     resolve: (_root, { url }, ctx) => {
-      requireSecret(ctx.authorized, 'registerDatanode');
       return ctx.app.registerDatanode(url);
     },
   }),

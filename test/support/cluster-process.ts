@@ -6,9 +6,12 @@ import { waitForBannerUrl } from '../../src/launcher/banner.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './datanode-process.ts';
+import { readAdminToken, rememberToken } from './tokens.ts';
 
 export interface ClusterProcess {
   url: string;
+  /** The admin token npm start's coordinator wrote into <data-dir>/admin.token. */
+  token: string;
   supervisor: ChildProcess;
   output(): string;
   /** Pids from <data-dir>/run, written by the supervisor. */
@@ -50,8 +53,11 @@ export async function startClusterProcess(dataDir: string, port: number, args: s
   const url = await waitForBannerUrl(supervisor.stdout!, () => output, exited, timeoutMs);
 
   const runDir = path.join(dataDir, 'run');
+  const token = readAdminToken(dataDir);
+  rememberToken(url, token);
   return {
     url,
+    token,
     supervisor,
     output: () => output,
     childPids: () =>

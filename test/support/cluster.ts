@@ -9,6 +9,7 @@ import type { SystemSample } from '../../datanode/health.ts';
 import { makeConfig, type CoordinatorConfig } from '../../src/config.ts';
 import { startCoordinator, type RunningCoordinator } from '../../src/start-coordinator.ts';
 import { createGraphQLClient } from './graphql.ts';
+import { readAdminToken, rememberToken } from './tokens.ts';
 
 export const TEST_SECRET = 'test-cluster-secret';
 
@@ -49,10 +50,14 @@ export async function startCluster({ datanodes = 3, config = {}, sampleSystem = 
   });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   let coordinator: RunningCoordinator = await startCoordinator(coordinatorConfig, log);
+  // The admin token the coordinator wrote on its first start: sent by every helper by default.
+  const adminToken = readAdminToken(coordinatorConfig.adminTokenFile ?? coordinatorConfig.dataDir);
+  rememberToken(coordinator.url, adminToken);
 
   const cluster = {
     dir,
     nodes,
+    adminToken,
     get coordinator() {
       return coordinator;
     },
@@ -70,6 +75,7 @@ export async function startCluster({ datanodes = 3, config = {}, sampleSystem = 
       // first request after the restart may be sent on a dead socket ("other side closed").
       await new Promise((resolve) => setTimeout(resolve, 50));
       coordinator = await startCoordinator({ ...coordinatorConfig, port: coordinator.port, ...overrides }, log);
+      rememberToken(coordinator.url, readAdminToken(coordinatorConfig.adminTokenFile ?? coordinatorConfig.dataDir));
     },
     async close() {
       await coordinator.stop();

@@ -8,6 +8,7 @@ import { makeConfig, type CoordinatorConfig } from '../../src/config.ts';
 import { startCoordinator, type RunningCoordinator } from '../../src/start-coordinator.ts';
 import type { TestCluster } from './cluster.ts';
 import { createGraphQLClient } from './graphql.ts';
+import { readAdminToken, rememberToken } from './tokens.ts';
 
 export async function startCoordinatorOver(datanodes: string[], config: Partial<CoordinatorConfig> & { secret: string | undefined }) {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-coord-'));
@@ -15,6 +16,9 @@ export async function startCoordinatorOver(datanodes: string[], config: Partial<
     makeConfig({ dataDir: join(dir, 'coordinator'), port: 0, healthIntervalMs: 200, downAfterFailures: 2, datanodes, ...config }),
     pino({ level: process.env.TEST_LOG ?? 'silent' }),
   );
+  // A new coordinator writes its admin token where the one before may have left another.
+  const remember = () => rememberToken(running.url, readAdminToken(join(dir, 'coordinator')));
+  remember();
   const handle = {
     dir,
     get url() {
@@ -35,6 +39,7 @@ export async function startCoordinatorOver(datanodes: string[], config: Partial<
     async restart(overrides: Partial<CoordinatorConfig> = {}) {
       await running.stop();
       running = await startCoordinator(makeConfig({ dataDir: join(dir, 'coordinator'), port: 0, healthIntervalMs: 200, downAfterFailures: 2, datanodes, ...config, ...overrides }), pino({ level: process.env.TEST_LOG ?? 'silent' }));
+      remember();
     },
   };
   return handle;

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { repoRoot } from './datanode-process.ts';
+import { readAdminToken, rememberToken } from './tokens.ts';
 
 export interface CoordinatorProcessOptions {
   /** The coordinator's --data-dir (the SQLite index). */
@@ -22,6 +23,8 @@ type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
 export interface CoordinatorProcess {
   url: string;
+  /** The admin token it wrote into <data-dir>/admin.token (sent by the helpers by default). */
+  token: string;
   port: number;
   pid: number;
   process: ChildProcess;
@@ -121,9 +124,12 @@ export async function startCoordinatorProcess(opts: CoordinatorProcessOptions): 
     throw error;
   }
 
+  const token = readAdminToken(opts.dataDir);
+  rememberToken(listening.url, token);
   let stopping: Promise<Exit> | undefined;
   return {
     ...listening,
+    token,
     pid: child.pid!,
     process: child,
     stderr,

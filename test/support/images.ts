@@ -174,7 +174,7 @@ export function bytesOf(size: number, seed = 1): Buffer {
 
 /**
  * A multipart request byte for byte as the graphql-multipart-request-spec's curl example sends
- * it (`curl -F operations=… -F map=… -F 0=@file`): no extra headers, no Content-Type on the
+ * it (`curl -F operations=… -F map=… -F 0=@file`): no extra headers but the CSRF-prevention one (curl -H), no Content-Type on the
  * operations and map parts.
  */
 export async function curlMultipart(cluster: TestCluster, query: string, variables: Record<string, unknown>, path: string, data: Uint8Array, filename = 'fragment.bin') {
@@ -189,7 +189,7 @@ export async function curlMultipart(cluster: TestCluster, query: string, variabl
   ]);
   const res = await fetch(`${cluster.url}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: '*/*' },
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: '*/*', 'x-graphql-yoga-csrf': '1' },
     body,
   });
   return { status: res.status, ...(await res.json()) } as GraphQLResponse;

@@ -3,6 +3,7 @@
 // client on the `ws` package). Both collect every result's root field for the test to wait on.
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { authHeaders } from './tokens.ts';
 
 export type Transport = 'sse' | 'ws';
 
@@ -74,12 +75,20 @@ function collector<T>(transport: Transport) {
   };
 }
 
+/** Who a subscription authenticates as: the coordinator's admin token (tokens.ts) unless given; '' for none. */
+export interface SubscribeAuth {
+  authorization?: string;
+}
+
+const authorizationFor = (baseUrl: string, auth: SubscribeAuth) => auth.authorization ?? authHeaders(baseUrl).authorization ?? '';
+
 /** One subscription over SSE: POST /graphql with `Accept: text/event-stream`. */
-export async function subscribeSse<T = any>(baseUrl: string, query: string, variables: Record<string, unknown> = {}): Promise<Subscription<T>> {
+export async function subscribeSse<T = any>(baseUrl: string, query: string, variables: Record<string, unknown> = {}, auth: SubscribeAuth = {}): Promise<Subscription<T>> {
   const abort = new AbortController();
+  const authorization = authorizationFor(baseUrl, auth);
   const res = await fetch(`${baseUrl}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization },
     body: JSON.stringify({ query, variables }),
     signal: abort.signal,
   });
@@ -146,10 +155,12 @@ export async function subscribeSse<T = any>(baseUrl: string, query: string, vari
 }
 
 /** One subscription over graphql-ws (`graphql-transport-ws`) on ws://host/graphql. */
-export async function subscribeWs<T = any>(baseUrl: string, query: string, variables: Record<string, unknown> = {}): Promise<Subscription<T>> {
+export async function subscribeWs<T = any>(baseUrl: string, query: string, variables: Record<string, unknown> = {}, auth: SubscribeAuth = {}): Promise<Subscription<T>> {
   const c = collector<T>('ws');
+  const authorization = authorizationFor(baseUrl, auth);
   const client = createClient({
     url: `${baseUrl.replace(/^http/, 'ws')}/graphql`,
+    connectionParams: authorization ? { authorization } : {},
     webSocketImpl: WebSocket,
     retryAttempts: 0,
     lazy: false,
@@ -183,5 +194,5 @@ export async function subscribeWs<T = any>(baseUrl: string, query: string, varia
   };
 }
 
-export const subscribe = <T = any>(transport: Transport, baseUrl: string, query: string, variables: Record<string, unknown> = {}) =>
-  transport === 'sse' ? subscribeSse<T>(baseUrl, query, variables) : subscribeWs<T>(baseUrl, query, variables);
+export const subscribe = <T = any>(transport: Transport, baseUrl: string, query: string, variables: Record<string, unknown> = {}, auth: SubscribeAuth = {}) =>
+  transport === 'sse' ? subscribeSse<T>(baseUrl, query, variables, auth) : subscribeWs<T>(baseUrl, query, variables, auth);

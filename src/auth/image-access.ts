@@ -1,0 +1,29 @@
+// Who may GET /images/{name}: a caller whose token (or anonymous access) has the role in
+// HTTP_RULES, or anyone holding a valid, unexpired signed URL for that name whose signing
+// token is still active. Both count against the token's request rate.
+import type { IncomingMessage } from 'node:http';
+import { TesseraError } from '../errors.ts';
+import { forbidden, type Auth } from './service.ts';
+import { HTTP_RULES, roleAtLeast, type Principal } from './rules.ts';
+
+export async function authorizeImageRequest(auth: Auth, req: IncomingMessage, name: string): Promise<void> {
+  const queryAt = (req.url ?? '').indexOf('?');
+  const query = new URLSearchParams(queryAt < 0 ? '' : (req.url ?? '').slice(queryAt + 1));
+  const signed = auth.signer.verify(name, query);
+  const needed = HTTP_RULES['GET /images/{name}'];
+  let principal: Principal;
+  if (signed) {
+    if (signed.tokenId === 'anonymous') {
+      if (auth.anonymous === 'none') throw new TesseraError('SIGNED_URL_INVALID');
+      principal = { kind: 'anonymous', id: 'anonymous', name: 'anonymous', role: auth.anonymous };
+    } else {
+      const row = auth.tokens.get(signed.tokenId);
+      if (!row || !auth.tokens.isActive(row) || !roleAtLeast(row.role, needed)) throw new TesseraError('SIGNED_URL_INVALID');
+      principal = { kind: 'token', id: row.id, name: row.name, role: row.role };
+    }
+  } else {
+    principal = auth.authenticate(req.headers.authorization);
+    if (principal.kind === 'cluster' || !roleAtLeast(principal.role, needed)) throw forbidden(`GET /images needs a ${needed} token.`);
+  }
+  await auth.quotas.admit(principal);
+}

@@ -1,0 +1,73 @@
+// Client tokens in the index: created random (the secret is shown once), stored as a SHA-256,
+// looked up on every request (so a revocation takes effect at once), listed and revoked.
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from '../metadata/database.ts';
+import { badInput } from '../errors.ts';
+import { ROLES, type Role } from './rules.ts';
+
+/** Every secret starts with it, so a leaked one is easy to recognise (and to grep for). */
+export const TOKEN_PREFIX = 'tsr_';
+/** Longest lifetime createToken accepts: ten years. */
+export const MAX_TOKEN_LIFETIME_SEC = 10 * 365 * 86400;
+
+export interface TokenRow {
+  id: string;
+  name: string;
+  role: Role;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+}
+
+const hashOf = (secret: string) => createHash('sha256').update(secret).digest('hex');
+
+const COLUMNS = 'id, name, role, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt';
+
+export function createTokenStore(db: Db, now: () => number = Date.now) {
+  const byHash = db.prepare<[string], TokenRow>(`SELECT ${COLUMNS} FROM tokens WHERE hash = ?`);
+  const byId = db.prepare<[string], TokenRow>(`SELECT ${COLUMNS} FROM tokens WHERE id = ?`);
+  const all = db.prepare<[], TokenRow>(`SELECT ${COLUMNS} FROM tokens ORDER BY created_at, id`);
+  const insert = db.prepare('INSERT INTO tokens (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)');
+  const revoke = db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
+  const activeAdmins = db.prepare<[number], { n: number }>(
+    "SELECT count(*) AS n FROM tokens WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+  );
+
+  const isActive = (t: TokenRow, at = now()) => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > at);
+
+  return {
+    isActive,
+
+    /** A new token; `secret` is returned here only, the index keeps its hash. */
+    create(name: string, role: Role, expiresInSec?: number | null): { token: TokenRow; secret: string } {
+      const trimmed = name.trim();
+      if (trimmed === '' || trimmed.length > 100 || /[\u0000-\u001f\u007f]/.test(trimmed)) throw badInput('A token name is 1 to 100 printable characters.');
+      if (!ROLES.includes(role)) throw badInput(`role must be one of ${ROLES.join(', ')}.`);
+      if (expiresInSec != null && (!Number.isSafeInteger(expiresInSec) || expiresInSec < 1 || expiresInSec > MAX_TOKEN_LIFETIME_SEC)) {
+        throw badInput(`expiresIn must be from 1 to ${MAX_TOKEN_LIFETIME_SEC} seconds.`);
+      }
+      const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+      const id = randomBytes(9).toString('base64url');
+      const t = now();
+      const expiresAt = expiresInSec == null ? null : t + expiresInSec * 1000;
+      insert.run(id, trimmed, role, hashOf(secret), t, expiresAt);
+      return { token: { id, name: trimmed, role, createdAt: t, expiresAt, revokedAt: null }, secret };
+    },
+
+    /** The active token whose secret this is; undefined when unknown, revoked or expired. */
+    authenticate(secret: string): TokenRow | undefined {
+      const row = byHash.get(hashOf(secret));
+      return row && isActive(row) ? row : undefined;
+    },
+
+    get: (id: string) => byId.get(id),
+    list: () => all.all(),
+
+    /** True when the token was active and is revoked now; false when unknown or already revoked. */
+    revoke: (id: string) => revoke.run(now(), id).changes > 0,
+
+    hasActiveAdmin: () => activeAdmins.get(now())!.n > 0,
+  };
+}
+
+export type TokenStore = ReturnType<typeof createTokenStore>;
