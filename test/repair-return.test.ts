@@ -14,6 +14,7 @@ import { startCoordinator, type RunningCoordinator } from '../src/start-coordina
 import { TEST_SECRET, type TestCluster } from './support/cluster.ts';
 import { startDatanodeProcess, stopAllDatanodeProcesses, type DatanodeProcess } from './support/datanode-process.ts';
 import { createGraphQLClient } from './support/graphql.ts';
+import { readAdminToken, rememberToken } from './support/tokens.ts';
 import { datanodeIds, fragmentFileList, settleDeletions, until } from './support/disk.ts';
 import { auditDisks, watchEvents } from './support/faults.ts';
 import { bytesOf, download, sha256, uploadImage } from './support/images.ts';
@@ -42,6 +43,7 @@ async function startProcessCluster(datanodes: number, config: Partial<Coordinato
     makeConfig({ dataDir: join(base, 'coordinator'), port: 0, secret: TEST_SECRET, healthIntervalMs: 200, thresholds, datanodes: processes.map((p) => p.url), ...config }),
     pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
   );
+  rememberToken(coordinator.url, readAdminToken(join(base, 'coordinator')));
   const cluster = {
     nodes: processes.map((p, index) => ({ index, dataDir: join(base, `datanode-${index}`), url: p.url })),
     get app() {
