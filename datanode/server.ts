@@ -135,7 +135,7 @@ export async function createDatanode({
     // learns who this datanode is, with a proof bound to its nonce.
     if (route.kind === 'health' && method === 'GET') {
       const claimed = headerValue(req.headers[CLUSTER_HEADER]);
-      if (auth !== undefined && auth !== 'open' && claimed !== undefined && clusterId === undefined && CLUSTER_ID_PATTERN.test(claimed)) await join(claimed);
+      if (auth !== undefined && claimed !== undefined && clusterId === undefined && CLUSTER_ID_PATTERN.test(claimed)) await join(claimed);
       return sendHealth(res, auth === undefined ? undefined : (nonce ?? ''));
     }
 
@@ -198,7 +198,7 @@ export async function createDatanode({
     }
     const claimed = headerValue(req.headers[CLUSTER_HEADER]);
     if (claimed !== undefined) {
-      if (clusterId === undefined && CLUSTER_ID_PATTERN.test(claimed) && auth !== 'open') await join(claimed);
+      if (clusterId === undefined && CLUSTER_ID_PATTERN.test(claimed)) await join(claimed);
       if (claimed !== clusterId) return { code: 'WRONG_CLUSTER', message: 'this datanode belongs to another cluster' };
       return undefined;
     }

@@ -142,8 +142,8 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
       await handle.close();
       handle = undefined;
       await withIdLock(id, async () => {
-        await setAsideIfNotAFile(id, finalPath);
-        const previousSize = await sizeOf(finalPath);
+        // One lstat per PUT tells both the size it replaces and whether a file is there at all.
+        const previousSize = await setAsideIfNotAFile(id, finalPath);
         await rename(tmpPath, finalPath);
         committed = true;
         if (previousSize === undefined) fragmentCount += 1;
@@ -173,19 +173,20 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
   /**
    * A rewrite of an unreadable replica may find something other than a file in its place (a
    * directory, a device): it is moved to quarantine/ for the operator, never deleted, so the
-   * good copy can take its name.
+   * good copy can take its name. Answers the size of the file it replaces (undefined: none).
    */
-  async function setAsideIfNotAFile(id: string, finalPath: string): Promise<void> {
+  async function setAsideIfNotAFile(id: string, finalPath: string): Promise<number | undefined> {
     let entry;
     try {
       entry = await lstat(finalPath);
     } catch (err) {
-      if (isMissing(err)) return;
+      if (isMissing(err)) return undefined;
       throw err;
     }
-    if (entry.isFile()) return;
+    if (entry.isFile()) return entry.size;
     await mkdir(quarantineDir, { recursive: true, mode: 0o700 });
     await rename(finalPath, join(quarantineDir, `${id}.${Date.now()}.${randomBytes(4).toString('hex')}`));
+    return undefined;
   }
 
   async function remove(id: string): Promise<void> {

@@ -126,3 +126,23 @@ describe('cluster identity', () => {
     expect(await filesOf(join(dir, 'a'))).toEqual(before);
   }, 60_000);
 });
+
+describe('cluster identity with --insecure', () => {
+  it('an unguarded datanode joins its coordinator\'s cluster and takes its writes and deletes', async () => {
+    const dataDir = join(dir, 'insecure');
+    const node = await startDatanodeProcess({ dataDir, extraArgs: ['--insecure'] });
+    const c = await startCoordinatorOver([node.url], { secret: undefined, replicationFactor: 1, fragmentSize: FRAGMENT });
+    try {
+      const clusterId = c.app.clusterIdentity.current();
+      expect(clusterId).toBeDefined();
+      await uploadImage(asCluster(c), 'insecure.png', bytesOf(2 * FRAGMENT, 4), 'image/png');
+      expect(await clusterIdOnDisk(dataDir)).toBe(clusterId);
+      expect(Object.keys(await filesOf(dataDir))).toHaveLength(2);
+      await c.gql(`mutation { deleteImage(name: "insecure.png") }`);
+      await until(async () => (await readdir(join(dataDir, 'fragments'))).length === 0, 'its files deleted', 15_000);
+    } finally {
+      await c.close();
+      await node.stop();
+    }
+  }, 60_000);
+});
