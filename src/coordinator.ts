@@ -18,6 +18,7 @@ import { createReplicas, type BadReplica } from './cluster/replicas.ts';
 import { createRepairer } from './cluster/repair.ts';
 import { createScrubber } from './cluster/scrubber.ts';
 import { createReconciler } from './cluster/reconciler.ts';
+import { createImageRecords } from './cluster/image-records.ts';
 
 export const INDEX_FILE = 'index.sqlite';
 
@@ -33,6 +34,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   const events = createEventBus();
   const deleter = createReplicaDeleter({ catalog, registry, client, log });
   const replicas = createReplicas({ catalog, registry, client, log });
+  const records = createImageRecords({ registry, client, log, replicationFactor: config.replicationFactor });
   const monitor = createMonitor({
     registry,
     client,
@@ -63,8 +65,8 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   const reportBad = (bad: BadReplica) => repairer.report(bad);
   const scrubber = createScrubber({ catalog, registry, client, log, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
   const reconciler = createReconciler({ catalog, registry, client, deleter, log, intervalMs: config.reconcileIntervalSec * 1000, graceMs: config.orphanGraceSec * 1000, replicationFactor: config.replicationFactor, onBad: reportBad });
-  const uploads = createUploads({ config, catalog, registry, replicas, deleter, events, log });
-  const images = createImages({ catalog, replicas, deleter, events, log, onBadReplica: reportBad });
+  const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
+  const images = createImages({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
 
   let sweeper: NodeJS.Timeout | undefined;
 
@@ -126,6 +128,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     monitor,
     deleter,
     replicas,
+    records,
     repairer,
     scrubber,
     reconciler,

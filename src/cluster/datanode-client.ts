@@ -3,16 +3,21 @@
 // Plain node:http rather than got: a fragment PUT is one request object and a write of the
 // caller's buffers, with none of got's per-request option merging, hooks and stream wrapping.
 import http, { type IncomingHttpHeaders } from 'node:http';
-import { CONTENT_SHA256_HEADER, bearer, paths, type DatanodeErrorBody, type DatanodeErrorCode, type DatanodeHealthReport, type FragmentListing } from '../../datanode/protocol.ts';
+import { CONTENT_SHA256_HEADER, DELETED_IMAGE_HEADER, DELETE_REASON_HEADER, MANIFEST_HEADER, bearer, encodeManifestHeader, paths, type DatanodeErrorBody, type DatanodeErrorCode, type DatanodeHealthReport, type FragmentListing, type ImageManifest, type ImageRecord, type RecordListing } from '../../datanode/protocol.ts';
 import { byteLength, type Bytes } from '../bytes.ts';
 
 export interface DatanodeClient {
-  putFragment(baseUrl: string, id: string, data: Bytes, sha256: string): Promise<void>;
+  /** With `manifest`: the datanode records it (durably) together with the fragment. */
+  putFragment(baseUrl: string, id: string, data: Bytes, sha256: string, manifest?: ImageManifest): Promise<void>;
   /** The bytes; undefined on 404. */
   getFragment(baseUrl: string, id: string): Promise<Buffer | undefined>;
   /** The bytes as the chunks they arrived in (no join); undefined on 404. Optional for fakes: getFragment serves instead. */
   getFragmentChunks?(baseUrl: string, id: string): Promise<Buffer[] | undefined>;
-  deleteFragment(baseUrl: string, id: string): Promise<void>;
+  /** `deletedImage`: the image the fragment belonged to was deleted (the datanode records its tombstone). */
+  deleteFragment(baseUrl: string, id: string, why?: { reason?: string; deletedImage?: string }): Promise<void>;
+  /** Records a manifest or tombstone, durably. */
+  putRecord(baseUrl: string, record: ImageRecord): Promise<void>;
+  listRecords(baseUrl: string): Promise<RecordListing>;
   listFragments(baseUrl: string): Promise<FragmentListing[]>;
   health(baseUrl: string, timeoutMs: number): Promise<DatanodeHealthReport>;
   /** Fails every request in flight to this datanode now (it went DOWN): callers fall back at once instead of at the deadline. */
@@ -114,9 +119,11 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
   }
 
   return {
-    async putFragment(baseUrl, id, data, sha256) {
+    async putFragment(baseUrl, id, data, sha256, manifest) {
       const path = paths.fragment(id);
-      const a = await call('PUT', baseUrl, path, { body: data, headers: { [CONTENT_SHA256_HEADER]: sha256, 'content-type': 'application/octet-stream' } });
+      const headers: http.OutgoingHttpHeaders = { [CONTENT_SHA256_HEADER]: sha256, 'content-type': 'application/octet-stream' };
+      if (manifest) headers[MANIFEST_HEADER] = encodeManifestHeader(manifest);
+      const a = await call('PUT', baseUrl, path, { body: data, headers });
       expect(a, 'PUT', baseUrl, path, 200, 201, 204);
     },
     async getFragment(baseUrl, id) {
@@ -127,9 +134,20 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
     abandon(baseUrl) {
       for (const req of inFlight.get(baseUrl) ?? []) req.destroy(new Error(`${baseUrl} is DOWN: request abandoned`));
     },
-    async deleteFragment(baseUrl, id) {
+    async deleteFragment(baseUrl, id, why = {}) {
       const path = paths.fragment(id);
-      expect(await call('DELETE', baseUrl, path), 'DELETE', baseUrl, path, 200, 204);
+      const headers: http.OutgoingHttpHeaders = {};
+      if (why.reason) headers[DELETE_REASON_HEADER] = why.reason;
+      if (why.deletedImage) headers[DELETED_IMAGE_HEADER] = why.deletedImage;
+      expect(await call('DELETE', baseUrl, path, { headers }), 'DELETE', baseUrl, path, 200, 204);
+    },
+    async putRecord(baseUrl, record) {
+      const path = paths.record(record.kind, record.image);
+      const a = await call('PUT', baseUrl, path, { body: Buffer.from(JSON.stringify(record)), headers: { 'content-type': 'application/json' } });
+      expect(a, 'PUT', baseUrl, path, 201);
+    },
+    async listRecords(baseUrl) {
+      return JSON.parse(text(expect(await call('GET', baseUrl, paths.records), 'GET', baseUrl, paths.records, 200))) as RecordListing;
     },
     async listFragments(baseUrl) {
       return JSON.parse(text(expect(await call('GET', baseUrl, paths.fragments), 'GET', baseUrl, paths.fragments, 200))) as FragmentListing[];
