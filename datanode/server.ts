@@ -205,10 +205,10 @@ export async function createDatanode({
     if (declared !== undefined && Number(declared) > maxFragmentBytes) {
       return sendTooLarge(res);
     }
-    const result = await store.put(id, req, expected, maxFragmentBytes);
+    // The manifest once the fragment is in place (never naming bytes this datanode failed to
+    // keep), its journal sync alongside the fragment's directory sync.
+    const result = await store.put(id, req, expected, maxFragmentBytes, manifest && (() => records.add(manifest)));
     if (result.ok) {
-      // The fragment first: a manifest never names bytes this datanode failed to keep.
-      if (manifest) await records.add(manifest);
       logger.debug({ id, size: result.size }, 'fragment stored');
       res.writeHead(201).end();
       return;

@@ -35,6 +35,10 @@ export interface CoordinatorConfig {
   /** How long a file no row accounts for may sit on a datanode before it is deleted. */
   orphanGraceSec: number;
   uploadTtlSec: number;
+  /** Orphan files one reconciliation round may queue for deletion. */
+  reconcileMaxDeletions: number;
+  /** Re-check the index against the datanodes' records at start (a restored, stale index). */
+  recheckIndex: boolean;
   publicUrl?: string;
   /** undefined only with --insecure. */
   secret?: string;
@@ -62,6 +66,8 @@ export const DEFAULTS = {
   reconcileIntervalSec: 600,
   orphanGraceSec: 3600,
   uploadTtlSec: 86400,
+  reconcileMaxDeletions: 1000,
+  recheckIndex: false,
 } as const;
 
 const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
@@ -114,6 +120,8 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--scrub-pause <seconds>', 'pause between two full scrub passes').default(DEFAULTS.scrubPauseSec).argParser(integer('--scrub-pause', 0)))
     .addOption(new Option('--reconcile-interval <seconds>', 'how often each datanode\'s inventory is compared with the index').default(DEFAULTS.reconcileIntervalSec).argParser(integer('--reconcile-interval', 1)))
     .addOption(new Option('--orphan-grace <seconds>', 'age at which a fragment file nothing references is deleted').default(DEFAULTS.orphanGraceSec).argParser(integer('--orphan-grace', 0)))
+    .addOption(new Option('--reconcile-max-deletions <n>', 'orphan files one reconciliation round may delete (the rest wait for the next round)').default(DEFAULTS.reconcileMaxDeletions).argParser(integer('--reconcile-max-deletions', 0)))
+    .addOption(new Option('--recheck-index', 'at start, re-check the index against the datanodes\' image records (after restoring an old copy of it)').default(false))
     .addOption(new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(DEFAULTS.uploadTtlSec).argParser(integer('--upload-ttl', 1)))
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
     .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
@@ -141,6 +149,8 @@ export interface CoordinatorFlags {
   reconcileInterval: number;
   orphanGrace: number;
   uploadTtl: number;
+  reconcileMaxDeletions: number;
+  recheckIndex: boolean;
   publicUrl?: string;
   secretFile?: string;
   insecure: boolean;
@@ -166,6 +176,8 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     reconcileIntervalSec: flags.reconcileInterval,
     orphanGraceSec: flags.orphanGrace,
     uploadTtlSec: flags.uploadTtl,
+    reconcileMaxDeletions: flags.reconcileMaxDeletions,
+    recheckIndex: flags.recheckIndex,
     publicUrl: flags.publicUrl,
     secret,
     datanodes: flags.datanode,

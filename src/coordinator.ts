@@ -19,6 +19,10 @@ import { createRepairer } from './cluster/repair.ts';
 import { createScrubber } from './cluster/scrubber.ts';
 import { createReconciler } from './cluster/reconciler.ts';
 import { createImageRecords } from './cluster/image-records.ts';
+import { createIndexRebuild } from './cluster/index-rebuild.ts';
+
+/** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
+const REBUILD_WAIT_AT_START_MS = 5000;
 
 export const INDEX_FILE = 'index.sqlite';
 
@@ -46,6 +50,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       // a copy or a target may succeed now.
       const node = registry.get(id);
       if (registry.isLive(id)) void deleter.datanodeLive(id);
+      if (registry.isLive(id) && unreadByRebuild.has(id) && !rebuildingAtStart) void recheck(`datanode ${id}, unread by the last rebuild, is back`);
       // A partitioned datanode does not refuse, it hangs: its writes in flight fall back now.
       else if (node?.status === 'DOWN') client.abandon(node.url);
       repairer.datanodesChanged();
@@ -64,11 +69,34 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const reportBad = (bad: BadReplica) => repairer.report(bad);
   const scrubber = createScrubber({ catalog, registry, client, log, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
-  const reconciler = createReconciler({ catalog, registry, client, deleter, log, intervalMs: config.reconcileIntervalSec * 1000, graceMs: config.orphanGraceSec * 1000, replicationFactor: config.replicationFactor, onBad: reportBad });
+  const indexRebuild = createIndexRebuild({ catalog, registry, client, records, log });
+  /** Datanodes unread by the last rebuild: when one is live again, the index is re-checked. */
+  let unreadByRebuild = new Set<string>();
+  let rebuildingAtStart = false;
+  const recheck = (why: string) =>
+    indexRebuild.run(why).then(
+      (report) => void (unreadByRebuild = new Set(report.unreadDatanodes)),
+      (err: Error) => log.error({ err: err.message }, 'index re-check failed'),
+    );
+  const reconciler = createReconciler({
+    catalog,
+    registry,
+    client,
+    records,
+    deleter,
+    log,
+    intervalMs: config.reconcileIntervalSec * 1000,
+    graceMs: config.orphanGraceSec * 1000,
+    replicationFactor: config.replicationFactor,
+    maxDeletions: config.reconcileMaxDeletions,
+    onBad: reportBad,
+    onIndexDisagrees: () => void recheck('the datanodes\' records disagree with the index'),
+  });
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImages({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
 
   let sweeper: NodeJS.Timeout | undefined;
+  let stopped = false;
 
   async function registerDatanode(url: string): Promise<DatanodeView> {
     let normalized: string;
@@ -129,6 +157,9 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     deleter,
     replicas,
     records,
+    indexRebuild,
+    /** True while the start-up rebuild runs: requests answer INDEX_REBUILDING. */
+    rebuilding: () => rebuildingAtStart,
     repairer,
     scrubber,
     reconciler,
@@ -141,6 +172,33 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     async start() {
       for (const url of config.datanodes) await registerDatanode(url);
       monitor.start();
+      // An empty index (a lost or new coordinator disk) is rebuilt from the datanodes' records
+      // before anything deletes; --recheck-index does the same for a restored, stale one.
+      const empty = catalog.imageCount() === 0;
+      if (!empty && !config.recheckIndex) return startLoops();
+      rebuildingAtStart = true;
+      const rebuilt = indexRebuild.run(empty ? 'the index is empty' : '--recheck-index', { startup: true }).then(
+        (report) => void (unreadByRebuild = new Set(report.unreadDatanodes)),
+        (err: Error) => log.error({ err: err.message }, 'index rebuild failed; the index is served as it is'),
+      ).finally(() => {
+        rebuildingAtStart = false;
+        if (!stopped) startLoops();
+      });
+      const waited = await Promise.race([rebuilt.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), REBUILD_WAIT_AT_START_MS).unref())]);
+      if (!waited) log.info('index rebuild continues; requests answer INDEX_REBUILDING until it ends');
+    },
+
+    async stop() {
+      stopped = true;
+      monitor.stop();
+      if (sweeper) clearInterval(sweeper);
+      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop()]);
+      client.close();
+      db.close();
+    },
+  };
+
+  function startLoops() {
       deleter.start();
       repairer.start();
       reconciler.start();
@@ -153,16 +211,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
           log.error({ err }, 'expiry sweep failed; will retry'); // SQLITE_BUSY must not end the coordinator
         }
       }, sweepMs);
-    },
-
-    async stop() {
-      monitor.stop();
-      if (sweeper) clearInterval(sweeper);
-      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop()]);
-      client.close();
-      db.close();
-    },
-  };
+  }
 }
 
 export type Coordinator = ReturnType<typeof createCoordinator>;

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   // Beyond the contract: datanode administration.
   DATANODE_NOT_FOUND: { status: 404, message: 'No datanode has that id.' },
   DATANODE_NOT_DRAINED: { status: 409, message: 'The datanode still holds replicas; drain it first.' },
+  INDEX_REBUILDING: { status: 503, message: 'The index is being rebuilt from the datanodes\' records; try again shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

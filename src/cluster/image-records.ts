@@ -32,19 +32,23 @@ export interface ClusterRecords {
   tombstoned: Map<string, ImageTombstone>;
   /** Fragment id -> key of the live manifest referencing it. */
   liveFragments: Map<string, string>;
+  /** Fragment id -> key of the deleted image whose (dead) manifest references it. */
+  deadFragments: Map<string, string>;
   /** Datanode ids whose records were read, and those that could not be (DOWN, error). */
   read: string[];
   unread: string[];
 }
 
-export function mergeRecords(listings: RecordListing[]): Pick<ClusterRecords, 'live' | 'tombstoned' | 'liveFragments'> {
+export function mergeRecords(listings: RecordListing[]): Pick<ClusterRecords, 'live' | 'tombstoned' | 'liveFragments' | 'deadFragments'> {
   const tombstoned = new Map<string, ImageTombstone>();
   for (const l of listings) for (const t of l.tombstones) if (!tombstoned.has(t.image)) tombstoned.set(t.image, t);
   const live = new Map<string, ImageManifest>();
   for (const l of listings) for (const m of l.manifests) if (!tombstoned.has(m.image) && !live.has(m.image)) live.set(m.image, m);
   const liveFragments = new Map<string, string>();
   for (const m of live.values()) for (const f of m.fragments) liveFragments.set(f.id, m.image);
-  return { live, tombstoned, liveFragments };
+  const deadFragments = new Map<string, string>();
+  for (const l of listings) for (const m of l.manifests) if (tombstoned.has(m.image)) for (const f of m.fragments) deadFragments.set(f.id, m.image);
+  return { live, tombstoned, liveFragments, deadFragments };
 }
 
 export function createImageRecords({ registry, client, log, replicationFactor }: {

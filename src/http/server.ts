@@ -11,6 +11,7 @@ import { isAuthorized } from '../../datanode/secret.ts';
 import type { Context } from '../context.ts';
 import type { Coordinator } from '../coordinator.ts';
 import { MAX_FRAGMENT_SIZE } from '../config.ts';
+import { TesseraError, errorBody } from '../errors.ts';
 import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
@@ -64,6 +65,14 @@ export function createHttpServer(app: Coordinator) {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      return;
+    }
+    // A coordinator rebuilding its index at start answers a clear error until it is done,
+    // rather than an empty or partial listing (GraphQL-shaped on /graphql, {code, message} elsewhere).
+    if (app.rebuilding()) {
+      const err = new TesseraError('INDEX_REBUILDING');
+      const body = path === GRAPHQL_PATH ? JSON.stringify({ errors: [{ message: err.message, extensions: { code: err.code } }] }) : errorBody(err);
+      res.writeHead(err.status, { 'content-type': 'application/json', 'retry-after': '5' }).end(body);
       return;
     }
     handleImageRequest(req, res, app.images)

@@ -68,6 +68,7 @@ export function catalog(db: Db) {
     insertStored: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
       VALUES (@imageKey, @name, 'stored', NULL, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, NULL)`),
     imageCount: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM images`),
+    imageHoldingName: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE name = ?`),
     uploadById: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE upload_id = ? AND state = 'uploading'`),
     imageByName: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE name = ? AND state = 'stored'`),
     imageById: db.prepare<[number], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE id = ?`),
@@ -88,6 +89,7 @@ export function catalog(db: Db) {
     doomReplicasOfImage: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
       SELECT r.fragment_id, r.datanode_id, ?, 0, ?, ? FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
     doom: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason) VALUES (?, ?, ?, 0, ?)`),
+    doomDeleted: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key) VALUES (?, ?, ?, 0, 'image-deleted', ?)`),
     undoom: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
     ackDeletion: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ? AND not_before <> ${INTENT}`),
     releaseIntent: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ? AND not_before = ${INTENT}`),
@@ -245,6 +247,10 @@ export function catalog(db: Db) {
     imageByKey: (key: string) => s.imageByKey.get(key),
     storedImages: () => s.storedImages.all(),
     imageCount: () => s.imageCount.get()!.n,
+    /** The stored image or open upload holding the name. */
+    imageHoldingName: (name: string) => s.imageHoldingName.get(name),
+    /** Runs `fn` as one transaction (one sync for many small changes: the rebuild's batches). */
+    inTransaction: <T>(fn: () => T): T => db.transaction(fn)(),
     /**
      * A stored image rebuilt from a datanode manifest: its row, its fragments, and the replicas
      * found on the datanodes. False when the name or key is taken meanwhile.
@@ -281,7 +287,8 @@ export function catalog(db: Db) {
     accountsFor: (fragmentId: string, datanodeId: string) =>
       r.hasReplica.get(fragmentId, datanodeId) !== undefined || r.hasDeletion.get(fragmentId, datanodeId) !== undefined,
     /** Queues the deletion of a file no row accounts for (an orphan). */
-    doomOrphan: (fragmentId: string, datanodeId: string, now: number) => s.doom.run(fragmentId, datanodeId, now, 'orphan'),
+    doomOrphan: (fragmentId: string, datanodeId: string, now: number, deletedImageKey?: string) =>
+      deletedImageKey ? s.doomDeleted.run(fragmentId, datanodeId, now, deletedImageKey) : s.doom.run(fragmentId, datanodeId, now, 'orphan'),
 
     /** Moves a fragment's replicas: adds `added`, forgets `dropped` (their files queued for deletion); false when the fragment is gone. */
     moveReplicas: db.transaction((fragmentId: string, added: string[], dropped: string[], now: number): boolean => {
