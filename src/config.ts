@@ -39,6 +39,8 @@ export interface CoordinatorConfig {
   reconcileMaxDeletions: number;
   /** Re-check the index against the datanodes' records at start (a restored, stale index). */
   recheckIndex: boolean;
+  /** SQLite `synchronous` of the index (database.ts). */
+  indexSynchronous: 'normal' | 'full';
   publicUrl?: string;
   /** undefined only with --insecure. */
   secret?: string;
@@ -68,6 +70,7 @@ export const DEFAULTS = {
   uploadTtlSec: 86400,
   reconcileMaxDeletions: 1000,
   recheckIndex: false,
+  indexSynchronous: 'normal' as 'normal' | 'full',
 } as const;
 
 const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
@@ -122,6 +125,7 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--orphan-grace <seconds>', 'age at which a fragment file nothing references is deleted').default(DEFAULTS.orphanGraceSec).argParser(integer('--orphan-grace', 0)))
     .addOption(new Option('--reconcile-max-deletions <n>', 'orphan files one reconciliation round may delete (the rest wait for the next round)').default(DEFAULTS.reconcileMaxDeletions).argParser(integer('--reconcile-max-deletions', 0)))
     .addOption(new Option('--recheck-index', 'at start, re-check the index against the datanodes\' image records (after restoring an old copy of it)').default(false))
+    .addOption(new Option('--index-synchronous <mode>', 'SQLite synchronous mode of the index: normal (crash-safe; the datanodes\' records cover a power failure) or full (every commit synced)').choices(['normal', 'full']).default(DEFAULTS.indexSynchronous))
     .addOption(new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(DEFAULTS.uploadTtlSec).argParser(integer('--upload-ttl', 1)))
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
     .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
@@ -151,6 +155,7 @@ export interface CoordinatorFlags {
   uploadTtl: number;
   reconcileMaxDeletions: number;
   recheckIndex: boolean;
+  indexSynchronous: 'normal' | 'full';
   publicUrl?: string;
   secretFile?: string;
   insecure: boolean;
@@ -178,6 +183,7 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     uploadTtlSec: flags.uploadTtl,
     reconcileMaxDeletions: flags.reconcileMaxDeletions,
     recheckIndex: flags.recheckIndex,
+    indexSynchronous: flags.indexSynchronous,
     publicUrl: flags.publicUrl,
     secret,
     datanodes: flags.datanode,

@@ -1,5 +1,6 @@
 // The coordinator's services wired together (the seed's server.py + cluster.py): the index,
 // the datanode registry and client, the monitor, uploads, images and the replica deleter.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CoordinatorConfig } from './config.ts';
@@ -25,9 +26,15 @@ import { createIndexRebuild } from './cluster/index-rebuild.ts';
 const REBUILD_WAIT_AT_START_MS = 5000;
 
 export const INDEX_FILE = 'index.sqlite';
+/** Present while a coordinator runs on the data dir: found at start, the last run ended uncleanly. */
+const RUNNING_MARKER = 'coordinator.running';
 
 export function createCoordinator(config: CoordinatorConfig, log: Logger) {
-  const db = openDatabase(path.join(config.dataDir, INDEX_FILE));
+  const db = openDatabase(path.join(config.dataDir, INDEX_FILE), { synchronous: config.indexSynchronous });
+  const marker = path.join(config.dataDir, RUNNING_MARKER);
+  // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):
+  // the datanodes' records have them, so the index is re-checked at start.
+  const uncleanStop = fs.existsSync(marker);
   const catalog = createCatalog(db);
   // No write is in flight at start: intents left by a crash become due deletions.
   const orphaned = catalog.releaseAllWriteIntents(Date.now());
@@ -174,10 +181,12 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       monitor.start();
       // An empty index (a lost or new coordinator disk) is rebuilt from the datanodes' records
       // before anything deletes; --recheck-index does the same for a restored, stale one.
+      fs.writeFileSync(marker, `${process.pid}\n`);
       const empty = catalog.imageCount() === 0;
-      if (!empty && !config.recheckIndex) return startLoops();
+      if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
       rebuildingAtStart = true;
-      const rebuilt = indexRebuild.run(empty ? 'the index is empty' : '--recheck-index', { startup: true }).then(
+      const why = empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly';
+      const rebuilt = indexRebuild.run(why, { startup: true }).then(
         (report) => void (unreadByRebuild = new Set(report.unreadDatanodes)),
         (err: Error) => log.error({ err: err.message }, 'index rebuild failed; the index is served as it is'),
       ).finally(() => {
@@ -192,9 +201,10 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       stopped = true;
       monitor.stop();
       if (sweeper) clearInterval(sweeper);
-      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop()]);
+      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop(), indexRebuild.idle()]);
       client.close();
       db.close();
+      fs.rmSync(marker, { force: true });
     },
   };
 

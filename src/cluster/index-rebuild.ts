@@ -82,7 +82,7 @@ export function createIndexRebuild({ catalog, registry, client, records, log, no
     // 1. Deleted since: images of the index whose tombstone the datanodes hold.
     for (const key of cluster.tombstoned.keys()) {
       const image = catalog.imageByKey(key);
-      if (image && catalog.deleteImage(image.id, now(), image.state === 'stored' ? 'image-deleted' : 'upload-aborted')) {
+      if (image && catalog.deleteImage(image.id, now(), 'image-deleted')) {
         report.removed += 1;
         log.info({ name: image.name, image: key }, 'index rebuild: removed an image the datanodes record as deleted');
       }
@@ -190,6 +190,8 @@ export function createIndexRebuild({ catalog, registry, client, records, log, no
     get running() {
       return running !== undefined;
     },
+    /** Resolves once no pass runs (shutdown). */
+    idle: () => (running ?? Promise.resolve()).then(() => undefined, () => undefined),
   };
 }
 

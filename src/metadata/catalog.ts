@@ -240,7 +240,10 @@ export function catalog(db: Db) {
     deleteImage: db.transaction((imageId: number, now: number, reason: DeletionReason = 'image-deleted') => {
       const image = s.imageById.get(imageId);
       if (!image) return false;
-      s.doomReplicasOfImage.run(now, reason, image.imageKey, imageId);
+      // Only a deleted image's files carry its key (the datanodes' proof to delete them): an
+      // upload aborted or expired after its manifest reached the datanodes is stored as far as
+      // they know, so its files stay until the index learns it back.
+      s.doomReplicasOfImage.run(now, reason, reason === 'image-deleted' ? image.imageKey : null, imageId);
       return s.deleteImage.run(imageId).changes > 0;
     }),
 
