@@ -25,7 +25,7 @@ const db = new Database(source!, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 try {
   const { totalPages } = await db.backup(target);
-  process.stdout.write(`${JSON.stringify({ event: 'backup', from: path.resolve(source), to: path.resolve(target), pages: totalPages })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: 'backup', from: path.resolve(source!), to: path.resolve(target), pages: totalPages })}\n`);
 } catch (err) {
   fs.rmSync(target, { force: true });
   program.error(`Backup failed: ${(err as Error).message}`);
