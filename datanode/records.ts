@@ -37,6 +37,8 @@ export async function openRecordStore(dataDir: string): Promise<RecordStore> {
       for (const f of manifests.get(record.image)?.fragments ?? []) if (owners.get(f.id) === record.image) owners.delete(f.id);
       return;
     }
+    // Rewritten (a fragment was replaced while completeUpload hashed): the older fragments are not its own any more.
+    for (const f of manifests.get(record.image)?.fragments ?? []) if (owners.get(f.id) === record.image) owners.delete(f.id);
     manifests.set(record.image, record);
     if (!tombstones.has(record.image)) for (const f of record.fragments) owners.set(f.id, record.image);
   }

@@ -43,7 +43,13 @@ export function mergeRecords(listings: RecordListing[]): Pick<ClusterRecords, 'l
   const tombstoned = new Map<string, ImageTombstone>();
   for (const l of listings) for (const t of l.tombstones) if (!tombstoned.has(t.image)) tombstoned.set(t.image, t);
   const live = new Map<string, ImageManifest>();
-  for (const l of listings) for (const m of l.manifests) if (!tombstoned.has(m.image) && !live.has(m.image)) live.set(m.image, m);
+  // One image's manifest is rewritten only when its fragments changed before completion: the newest is the one.
+  for (const l of listings) {
+    for (const m of l.manifests) {
+      const have = live.get(m.image);
+      if (!tombstoned.has(m.image) && (!have || m.createdAt > have.createdAt)) live.set(m.image, m);
+    }
+  }
   const liveFragments = new Map<string, string>();
   for (const m of live.values()) for (const f of m.fragments) liveFragments.set(f.id, m.image);
   const deadFragments = new Map<string, string>();
