@@ -105,6 +105,14 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
     });
   }
 
+  // One manifest goes to R replicas: encoded once.
+  const encoded = new WeakMap<ImageManifest, string>();
+  const manifestHeader = (m: ImageManifest) => {
+    let value = encoded.get(m);
+    if (value === undefined) encoded.set(m, (value = encodeManifestHeader(m)));
+    return value;
+  };
+
   const text = (a: Answer) => Buffer.concat(a.chunks).toString('utf8');
   function expect(a: Answer, method: string, baseUrl: string, path: string, ...ok: number[]): Answer {
     if (!ok.includes(a.status)) throw new DatanodeHttpError(method, baseUrl + path, a.status, text(a));
@@ -122,7 +130,7 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000 }: { secret?: 
     async putFragment(baseUrl, id, data, sha256, manifest) {
       const path = paths.fragment(id);
       const headers: http.OutgoingHttpHeaders = { [CONTENT_SHA256_HEADER]: sha256, 'content-type': 'application/octet-stream' };
-      if (manifest) headers[MANIFEST_HEADER] = encodeManifestHeader(manifest);
+      if (manifest) headers[MANIFEST_HEADER] = manifestHeader(manifest);
       const a = await call('PUT', baseUrl, path, { body: data, headers });
       expect(a, 'PUT', baseUrl, path, 200, 201, 204);
     },
