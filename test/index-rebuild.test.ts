@@ -62,7 +62,7 @@ const filesOf = (files: Map<string, string>, bytes: Buffer) => {
 };
 
 async function waitForLiveDatanodes(n: number) {
-  await until(async () => (await gql(`{ cluster { liveDatanodeCount } }`).catch(() => ({ cluster: { liveDatanodeCount: 0 } }))).cluster.liveDatanodeCount >= n, `${n} live datanodes`, 30_000);
+  await until(async () => (await gql(`{ cluster { liveDatanodeCount } }`).catch(() => ({ cluster: { liveDatanodeCount: 0 } }))).cluster.liveDatanodeCount >= n, `${n} live datanodes`, 60_000);
 }
 
 async function listedNames(): Promise<string[]> {
@@ -116,7 +116,7 @@ async function expectCleanedUp(keptFiles: string[], deleted: Buffer, open: Buffe
       return filesOf(files, deleted).length === 0 && filesOf(files, open).length === 0;
     },
     'the deleted image and the open upload leave every datanode',
-    45_000,
+    120_000,
   );
   // Two more reconciliation rounds: still nothing of a stored image goes.
   await new Promise((r) => setTimeout(r, 11_000));
@@ -124,7 +124,7 @@ async function expectCleanedUp(keptFiles: string[], deleted: Buffer, open: Buffe
   for (const f of keptFiles) expect(files.has(f), f).toBe(true);
 }
 
-it('npm start on the same --data-dir after its coordinator/ folder is removed: the index comes back from the datanodes', { timeout: 240_000 }, async () => {
+it('npm start on the same --data-dir after its coordinator/ folder is removed: the index comes back from the datanodes', { timeout: 400_000 }, async () => {
   const port = await freePortBlock(4);
   cluster = await startClusterProcess(dataDir, port, FLAGS);
   baseUrl = cluster.url;
@@ -165,7 +165,7 @@ it('npm start on the same --data-dir after its coordinator/ folder is removed: t
   for (const [n, v] of kept) keptByCluster.set(n, v);
 });
 
-it('a lone coordinator on a new empty data dir rebuilds the index from the datanodes it is given', { timeout: 240_000 }, async () => {
+it('a lone coordinator on a new empty data dir rebuilds the index from the datanodes it is given', { timeout: 400_000 }, async () => {
   // The datanodes of the cluster above, as their own processes on their own data dirs.
   const secretFile = path.join(dataDir, 'cluster.secret');
   const ports = await freePortBlock(3);
