@@ -15,7 +15,89 @@ export const paths = {
   health: '/health',
   fragments: '/fragments',
   fragment: (id: string) => `/fragments/${id}`,
+  /** GET: every image record this datanode holds (manifests and tombstones). */
+  records: '/records',
+  /** PUT: one record (a manifest or a tombstone), durable before the answer. */
+  record: (kind: RecordKind, image: string) => `/records/${kind}/${image}`,
 } as const;
+
+// ---- Image records (issue 8): what the index knows about an image, kept beside its bytes. ----
+
+/** An image's identity: random, never reused (a name is, after a delete). Same pattern as fragment ids. */
+export const isImageKey = (key: string): boolean => FRAGMENT_ID_PATTERN.test(key);
+
+export type RecordKind = 'manifest' | 'tombstone';
+
+/** A stored image as the index knows it: enough to rebuild its rows (replica places come from listings). */
+export interface ImageManifest {
+  kind: 'manifest';
+  /** The image's id (its key), not its name. */
+  image: string;
+  name: string;
+  size: number;
+  contentType: string;
+  sha256: string;
+  /** ms since the epoch: on a rebuild the newest manifest of a name wins. */
+  createdAt: number;
+  fragmentSize: number;
+  fragments: { index: number; size: number; sha256: string; id: string }[];
+}
+
+/** The image `image` was deleted: its manifest is dead wherever it is, its fragments may go. */
+export interface ImageTombstone {
+  kind: 'tombstone';
+  image: string;
+  deletedAt: number;
+}
+
+export type ImageRecord = ImageManifest | ImageTombstone;
+
+/** What `GET /records` answers. */
+export interface RecordListing {
+  manifests: ImageManifest[];
+  tombstones: ImageTombstone[];
+}
+
+/**
+ * On a fragment PUT: a manifest (base64url JSON) recorded, durably, together with the fragment
+ * (a one-fragment image costs no second request).
+ */
+export const MANIFEST_HEADER = 'x-tessera-manifest';
+/**
+ * On a fragment DELETE: the fragment belongs to this deleted image. The datanode records the
+ * tombstone, then deletes; without it, a fragment a live manifest here references is refused.
+ */
+export const DELETED_IMAGE_HEADER = 'x-tessera-deleted-image';
+/** On a fragment DELETE: why. `surplus-replica` (a copy beyond the replication factor) may remove a referenced fragment. */
+export const DELETE_REASON_HEADER = 'x-tessera-delete-reason';
+export const SURPLUS_REPLICA = 'surplus-replica';
+
+export const encodeManifestHeader = (m: ImageManifest) => Buffer.from(JSON.stringify(m), 'utf8').toString('base64url');
+
+const MAX_RECORD_FRAGMENTS = 1 << 20;
+
+/** The record in `value` if it is a well-formed one, else undefined: nothing unchecked is stored. */
+export function parseRecord(value: unknown): ImageRecord | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const r = value as Record<string, unknown>;
+  const nat = (v: unknown, min = 0) => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+  const str = (v: unknown, max = 1024) => typeof v === 'string' && v.length > 0 && v.length <= max;
+  if (typeof r.image !== 'string' || !isImageKey(r.image)) return undefined;
+  if (r.kind === 'tombstone') {
+    if (!nat(r.deletedAt)) return undefined;
+    return { kind: 'tombstone', image: r.image, deletedAt: r.deletedAt as number };
+  }
+  if (r.kind !== 'manifest') return undefined;
+  if (!str(r.name) || !nat(r.size, 1) || !str(r.contentType, 255) || typeof r.sha256 !== 'string' || !SHA256_HEX_PATTERN.test(r.sha256)) return undefined;
+  if (!nat(r.createdAt) || !nat(r.fragmentSize, 1) || !Array.isArray(r.fragments) || r.fragments.length === 0 || r.fragments.length > MAX_RECORD_FRAGMENTS) return undefined;
+  const fragments: ImageManifest['fragments'] = [];
+  for (const [i, f] of (r.fragments as unknown[]).entries()) {
+    const x = f as Record<string, unknown>;
+    if (typeof f !== 'object' || f === null || x.index !== i || !nat(x.size, 1) || typeof x.sha256 !== 'string' || !SHA256_HEX_PATTERN.test(x.sha256) || typeof x.id !== 'string' || !isFragmentId(x.id)) return undefined;
+    fragments.push({ index: i, size: x.size as number, sha256: x.sha256, id: x.id });
+  }
+  return { kind: 'manifest', image: r.image, name: r.name as string, size: r.size as number, contentType: r.contentType as string, sha256: r.sha256, createdAt: r.createdAt as number, fragmentSize: r.fragmentSize as number, fragments };
+}
 
 /** What `GET /health` answers. */
 export interface DatanodeHealthReport {
@@ -52,6 +134,9 @@ export const bearer = (secret: string) => `Bearer ${secret}`;
 export const datanodeErrorStatus = {
   UNAUTHENTICATED: 401,
   INVALID_FRAGMENT_ID: 400,
+  INVALID_RECORD: 400,
+  /** DELETE of a fragment a live manifest on this datanode references, without proof the image was deleted. */
+  FRAGMENT_IN_USE: 409,
   INVALID_CHECKSUM_HEADER: 400,
   CHECKSUM_MISMATCH: 400,
   PAYLOAD_TOO_LARGE: 413,

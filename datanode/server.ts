@@ -10,8 +10,10 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { startHealthSampler } from './health.ts';
 import type { SystemSample } from './health.ts';
-import { CONTENT_SHA256_HEADER, SHA256_HEX_PATTERN, datanodeErrorStatus, isFragmentId, paths } from './protocol.ts';
-import type { DatanodeErrorBody, DatanodeErrorCode, DatanodeHealthReport } from './protocol.ts';
+import { CONTENT_SHA256_HEADER, DELETED_IMAGE_HEADER, DELETE_REASON_HEADER, MANIFEST_HEADER, SHA256_HEX_PATTERN, SURPLUS_REPLICA, datanodeErrorStatus, isFragmentId, isImageKey, parseRecord, paths } from './protocol.ts';
+import type { DatanodeErrorBody, DatanodeErrorCode, DatanodeHealthReport, ImageManifest, RecordKind } from './protocol.ts';
+import { openRecordStore } from './records.ts';
+import type { RecordStore } from './records.ts';
 import { isAuthorized } from './secret.ts';
 import { openFragmentStore, UnreadableFragmentError } from './store.ts';
 import { loadNodeId } from './identity.ts';
@@ -47,6 +49,7 @@ export interface DatanodeOptions {
 export interface Datanode {
   server: Server;
   store: FragmentStore;
+  records: RecordStore;
   listen(port: number, host?: string): Promise<{ port: number; url: string }>;
   close(): Promise<void>;
 }
@@ -60,13 +63,20 @@ type Route =
   | { kind: 'health' }
   | { kind: 'list' }
   | { kind: 'fragment'; rawId: string }
+  | { kind: 'records' }
+  | { kind: 'record'; recordKind: RecordKind; rawId: string }
   | { kind: 'unknown' };
 
 const allowedMethods: Record<Exclude<Route['kind'], 'unknown'>, string[]> = {
   health: ['GET'],
   list: ['GET'],
   fragment: ['GET', 'PUT', 'DELETE'],
+  records: ['GET'],
+  record: ['PUT'],
 };
+
+/** A manifest of a 4 GiB image in 1 MiB fragments is well under this. */
+const MAX_RECORD_BYTES = 32 * 1024 * 1024;
 
 export async function createDatanode({
   dataDir,
@@ -78,6 +88,7 @@ export async function createDatanode({
   tls,
 }: DatanodeOptions): Promise<Datanode> {
   const store = await openFragmentStore(dataDir);
+  const records = await openRecordStore(dataDir);
   const nodeId = await loadNodeId(dataDir);
   let clusterId = await loadClusterId(dataDir);
   let joining: Promise<void> | undefined;
@@ -153,6 +164,8 @@ export async function createDatanode({
     }
     if (route.kind === 'list') return sendJson(res, 200, await store.list());
     if (route.kind === 'health') return sendHealth(res, nonce ?? '');
+    if (route.kind === 'records') return sendJson(res, 200, records.list());
+    if (route.kind === 'record') return putRecord(route.recordKind, route.rawId, req, res);
 
     const id = decodeId(route.rawId);
     if (id === undefined || !isFragmentId(id)) {
@@ -178,9 +191,7 @@ export async function createDatanode({
         return;
       }
       case 'DELETE':
-        await store.delete(id);
-        res.writeHead(204).end();
-        return;
+        return deleteFragment(id, req, res);
       case 'PUT':
         return putFragment(id, req, res);
     }
@@ -226,7 +237,72 @@ export async function createDatanode({
     sendJson(res, 200, report);
   }
 
+  /**
+   * Never deletes what a live manifest here references, unless the request names that image as
+   * deleted (its tombstone is recorded first, durably) or says the copy is a surplus replica: a
+   * coordinator with an empty or stale index, which knows neither, cannot wipe stored images.
+   */
+  async function deleteFragment(id: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const owner = records.liveOwnerOf(id);
+    const deletedImage = headerValue(req.headers[DELETED_IMAGE_HEADER]);
+    const reason = headerValue(req.headers[DELETE_REASON_HEADER]);
+    if (deletedImage !== undefined && !isImageKey(deletedImage)) return sendError(res, 'INVALID_RECORD', `${DELETED_IMAGE_HEADER} is not an image id`);
+    if (owner !== undefined) {
+      if (deletedImage === owner) {
+        await records.add({ kind: 'tombstone', image: owner, deletedAt: Date.now() });
+        logger.info({ image: owner, fragment: id }, 'image tombstoned by a fragment deletion');
+      } else if (reason !== SURPLUS_REPLICA) {
+        logger.warn({ fragment: id, image: owner, reason }, 'refused to delete a fragment of a live image');
+        return sendError(res, 'FRAGMENT_IN_USE', `fragment ${id} belongs to live image ${owner}; a deletion must name it as deleted`);
+      }
+    } else if (deletedImage !== undefined) {
+      // A fragment whose manifest is elsewhere: the tombstone is kept here too (one more copy).
+      await records.add({ kind: 'tombstone', image: deletedImage, deletedAt: Date.now() });
+    }
+    await store.delete(id);
+    logger.debug({ fragment: id, reason, image: deletedImage }, 'fragment deleted');
+    res.writeHead(204).end();
+  }
+
+  async function putRecord(kind: RecordKind, rawId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const image = decodeId(rawId);
+    if (image === undefined || !isImageKey(image)) return sendError(res, 'INVALID_RECORD', 'an image id matches ^[A-Za-z0-9_-]{1,128}$');
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_RECORD_BYTES) {
+        res.setHeader('Connection', 'close');
+        return sendError(res, 'PAYLOAD_TOO_LARGE', `a record holds at most ${MAX_RECORD_BYTES} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    let record;
+    try {
+      record = parseRecord(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+    } catch {
+      record = undefined;
+    }
+    if (!record || record.kind !== kind || record.image !== image) return sendError(res, 'INVALID_RECORD', `the body is not a ${kind} of image ${image}`);
+    await records.add(record);
+    res.writeHead(201).end();
+  }
+
   async function putFragment(id: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const manifestHeader = headerValue(req.headers[MANIFEST_HEADER]);
+    let manifest: ImageManifest | undefined;
+    if (manifestHeader !== undefined) {
+      let parsed;
+      try {
+        parsed = parseRecord(JSON.parse(Buffer.from(manifestHeader, 'base64url').toString('utf8')));
+      } catch {
+        parsed = undefined;
+      }
+      if (parsed?.kind !== 'manifest' || !parsed.fragments.some((f) => f.id === id)) {
+        return sendError(res, 'INVALID_RECORD', `${MANIFEST_HEADER} is not a manifest of an image holding fragment ${id}`);
+      }
+      manifest = parsed;
+    }
     const expected = headerValue(req.headers[CONTENT_SHA256_HEADER])?.trim().toLowerCase();
     if (expected === undefined || !SHA256_HEX_PATTERN.test(expected)) {
       return sendError(res, 'INVALID_CHECKSUM_HEADER', `${CONTENT_SHA256_HEADER} must be the hex SHA-256 of the body`);
@@ -235,7 +311,9 @@ export async function createDatanode({
     if (declared !== undefined && Number(declared) > maxFragmentBytes) {
       return sendTooLarge(res);
     }
-    const result = await store.put(id, req, expected, maxFragmentBytes);
+    // The manifest once the fragment is in place (never naming bytes this datanode failed to
+    // keep), its journal sync alongside the fragment's directory sync.
+    const result = await store.put(id, req, expected, maxFragmentBytes, manifest && (() => records.add(manifest)));
     if (result.ok) {
       logger.debug({ id, size: result.size }, 'fragment stored');
       res.writeHead(201).end();
@@ -271,6 +349,7 @@ export async function createDatanode({
   return {
     server,
     store,
+    records,
     listen(port, host = '127.0.0.1') {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -284,11 +363,11 @@ export async function createDatanode({
     close() {
       health.stop();
       return new Promise((resolve) => {
-        if (!server.listening) return resolve();
+        if (!server.listening) return void records.close().then(resolve, resolve);
         const force = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
         server.close(() => {
           clearTimeout(force);
-          resolve();
+          records.close().then(resolve, resolve);
         });
         server.closeIdleConnections();
       });
@@ -303,6 +382,11 @@ function matchRoute(url: string): Route {
   if (path === paths.fragments) return { kind: 'list' };
   const prefix = `${paths.fragments}/`;
   if (path.startsWith(prefix)) return { kind: 'fragment', rawId: path.slice(prefix.length) };
+  if (path === paths.records) return { kind: 'records' };
+  for (const recordKind of ['manifest', 'tombstone'] as const) {
+    const recordPrefix = `${paths.records}/${recordKind}/`;
+    if (path.startsWith(recordPrefix)) return { kind: 'record', recordKind, rawId: path.slice(recordPrefix.length) };
+  }
   return { kind: 'unknown' };
 }
 

@@ -22,7 +22,8 @@ export interface StoredFragment {
 
 export interface FragmentStore {
   readonly dataDir: string;
-  put(id: string, body: Readable, expectedSha256: string, maxBytes: number): Promise<PutResult>;
+  /** `alongside`: run once the fragment is in place, in parallel with its directory sync (a record to keep with it). */
+  put(id: string, body: Readable, expectedSha256: string, maxBytes: number, alongside?: () => Promise<void>): Promise<PutResult>;
   get(id: string): Promise<StoredFragment | undefined>;
   delete(id: string): Promise<void>;
   list(): Promise<FragmentListing[]>;
@@ -109,7 +110,7 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
     return join(fragmentsDir, id);
   }
 
-  async function put(id: string, body: Readable, expectedSha256: string, maxBytes: number): Promise<PutResult> {
+  async function put(id: string, body: Readable, expectedSha256: string, maxBytes: number, alongside?: () => Promise<void>): Promise<PutResult> {
     const finalPath = fragmentPath(id);
     // Each PUT has its own temp file, so two PUTs of one id never write into the same file.
     const tmpPath = join(tmpDir, `${id}.${randomBytes(8).toString('hex')}`);
@@ -150,7 +151,7 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
         storedBytes += size - (previousSize ?? 0);
       });
       // The rename is durable only once the directory entry is on disk.
-      await syncFragmentsDir();
+      await Promise.all([syncFragmentsDir(), alongside?.()]);
       return { ok: true, size, sha256 };
     } finally {
       await handle?.close().catch(() => undefined);

@@ -38,6 +38,12 @@ export interface CoordinatorConfig {
   uploadTtlSec: number;
   /** A request body (multipart) that sends nothing for this long is dropped. */
   bodyTimeoutSec: number;
+  /** Orphan files one reconciliation round may queue for deletion. */
+  reconcileMaxDeletions: number;
+  /** Re-check the index against the datanodes' records at start (a restored, stale index). */
+  recheckIndex: boolean;
+  /** SQLite `synchronous` of the index (database.ts). */
+  indexSynchronous: 'normal' | 'full';
   publicUrl?: string;
   /** undefined only with --insecure. */
   secret?: string;
@@ -86,6 +92,9 @@ export const DEFAULTS = {
   maxWsConnectionsPerToken: 64,
   maxSubscriptionsPerToken: 256,
   bodyTimeoutSec: 30,
+  reconcileMaxDeletions: 1000,
+  recheckIndex: false,
+  indexSynchronous: 'normal' as 'normal' | 'full',
 } as const;
 
 const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
@@ -167,6 +176,9 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--scrub-pause <seconds>', 'pause between two full scrub passes').default(DEFAULTS.scrubPauseSec).argParser(integer('--scrub-pause', 0)))
     .addOption(new Option('--reconcile-interval <seconds>', 'how often each datanode\'s inventory is compared with the index').default(DEFAULTS.reconcileIntervalSec).argParser(integer('--reconcile-interval', 1)))
     .addOption(new Option('--orphan-grace <seconds>', 'age at which a fragment file nothing references is deleted').default(DEFAULTS.orphanGraceSec).argParser(integer('--orphan-grace', 0)))
+    .addOption(new Option('--reconcile-max-deletions <n>', 'orphan files one reconciliation round may delete (the rest wait for the next round)').default(DEFAULTS.reconcileMaxDeletions).argParser(integer('--reconcile-max-deletions', 0)))
+    .addOption(new Option('--recheck-index', 'at start, re-check the index against the datanodes\' image records (after restoring an old copy of it)').default(false))
+    .addOption(new Option('--index-synchronous <mode>', 'SQLite synchronous mode of the index: normal (crash-safe; the datanodes\' records cover a power failure) or full (every commit synced)').choices(['normal', 'full']).default(DEFAULTS.indexSynchronous))
     .addOption(new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(DEFAULTS.uploadTtlSec).argParser(integer('--upload-ttl', 1)))
     .addOption(new Option('--body-timeout <seconds>', 'seconds a request body may send nothing before it is dropped').default(DEFAULTS.bodyTimeoutSec).argParser(integer('--body-timeout', 1, 3600)))
     .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
@@ -205,6 +217,9 @@ export interface CoordinatorFlags {
   orphanGrace: number;
   uploadTtl: number;
   bodyTimeout: number;
+  reconcileMaxDeletions: number;
+  recheckIndex: boolean;
+  indexSynchronous: 'normal' | 'full';
   publicUrl?: string;
   secretFile?: string;
   insecure: boolean;
@@ -240,6 +255,9 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     orphanGraceSec: flags.orphanGrace,
     uploadTtlSec: flags.uploadTtl,
     bodyTimeoutSec: flags.bodyTimeout,
+    reconcileMaxDeletions: flags.reconcileMaxDeletions,
+    recheckIndex: flags.recheckIndex,
+    indexSynchronous: flags.indexSynchronous,
     publicUrl: flags.publicUrl,
     secret,
     datanodes: flags.datanode,

@@ -23,11 +23,22 @@ import { createRepairer } from './cluster/repair.ts';
 import { createScrubber } from './cluster/scrubber.ts';
 import { createReconciler } from './cluster/reconciler.ts';
 import { createAuth } from './auth/service.ts';
+import { createImageRecords } from './cluster/image-records.ts';
+import { createIndexRebuild } from './cluster/index-rebuild.ts';
+
+/** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
+const REBUILD_WAIT_AT_START_MS = 5000;
 
 export const INDEX_FILE = 'index.sqlite';
+/** Present while a coordinator runs on the data dir: found at start, the last run ended uncleanly. */
+const RUNNING_MARKER = 'coordinator.running';
 
 export function createCoordinator(config: CoordinatorConfig, log: Logger) {
-  const db = openDatabase(path.join(config.dataDir, INDEX_FILE));
+  const db = openDatabase(path.join(config.dataDir, INDEX_FILE), { synchronous: config.indexSynchronous });
+  const marker = path.join(config.dataDir, RUNNING_MARKER);
+  // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):
+  // the datanodes' records have them, so the index is re-checked at start.
+  const uncleanStop = fs.existsSync(marker);
   const catalog = createCatalog(db);
   // Before the HTTP surface listens: the first start writes the admin token file.
   const auth = createAuth(db, config, log);
@@ -49,6 +60,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   const events = createEventBus();
   const deleter = createReplicaDeleter({ catalog, registry, client, log });
   const replicas = createReplicas({ catalog, registry, client, log });
+  const records = createImageRecords({ registry, client, log, replicationFactor: config.replicationFactor });
   const monitor = createMonitor({
     clusterIdentity,
     registry,
@@ -62,6 +74,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       // a copy or a target may succeed now.
       const node = registry.get(id);
       if (registry.isLive(id)) void deleter.datanodeLive(id);
+      if (registry.isLive(id) && unreadByRebuild.has(id) && !rebuildingAtStart) void recheck(`datanode ${id}, unread by the last rebuild, is back`);
       // A partitioned datanode does not refuse, it hangs: its writes in flight fall back now.
       else if (node?.status === 'DOWN') client.abandon(node.url);
       repairer.datanodesChanged();
@@ -81,11 +94,34 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const reportBad = (bad: BadReplica) => repairer.report(bad);
   const scrubber = createScrubber({ catalog, registry, client, log, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
-  const reconciler = createReconciler({ catalog, registry, client, deleter, log, intervalMs: config.reconcileIntervalSec * 1000, graceMs: config.orphanGraceSec * 1000, replicationFactor: config.replicationFactor, onBad: reportBad });
-  const uploads = createUploads({ config, catalog, registry, replicas, deleter, events, log });
-  const images = createImages({ catalog, replicas, deleter, events, log, onBadReplica: reportBad });
+  const indexRebuild = createIndexRebuild({ catalog, registry, client, records, log });
+  /** Datanodes unread by the last rebuild: when one is live again, the index is re-checked. */
+  let unreadByRebuild = new Set<string>();
+  let rebuildingAtStart = false;
+  const recheck = (why: string) =>
+    indexRebuild.run(why).then(
+      (report) => void (unreadByRebuild = new Set(report.unreadDatanodes)),
+      (err: Error) => log.error({ err: err.message }, 'index re-check failed'),
+    );
+  const reconciler = createReconciler({
+    catalog,
+    registry,
+    client,
+    records,
+    deleter,
+    log,
+    intervalMs: config.reconcileIntervalSec * 1000,
+    graceMs: config.orphanGraceSec * 1000,
+    replicationFactor: config.replicationFactor,
+    maxDeletions: config.reconcileMaxDeletions,
+    onBad: reportBad,
+    onIndexDisagrees: () => void recheck('the datanodes\' records disagree with the index'),
+  });
+  const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
+  const images = createImages({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
 
   let sweeper: NodeJS.Timeout | undefined;
+  let stopped = false;
 
   async function registerDatanode(url: string): Promise<DatanodeView> {
     let normalized: string;
@@ -165,6 +201,10 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     monitor,
     deleter,
     replicas,
+    records,
+    indexRebuild,
+    /** True while the start-up rebuild runs: requests answer INDEX_REBUILDING. */
+    rebuilding: () => rebuildingAtStart,
     repairer,
     scrubber,
     reconciler,
@@ -181,6 +221,36 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       for (const url of config.datanodes) await registerDatanode(url);
       await establishClusterId();
       monitor.start();
+      // An empty index (a lost or new coordinator disk) is rebuilt from the datanodes' records
+      // before anything deletes; --recheck-index does the same for a restored, stale one.
+      fs.writeFileSync(marker, `${process.pid}\n`);
+      const empty = catalog.imageCount() === 0;
+      if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
+      rebuildingAtStart = true;
+      const why = empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly';
+      const rebuilt = indexRebuild.run(why, { startup: true }).then(
+        (report) => void (unreadByRebuild = new Set(report.unreadDatanodes)),
+        (err: Error) => log.error({ err: err.message }, 'index rebuild failed; the index is served as it is'),
+      ).finally(() => {
+        rebuildingAtStart = false;
+        if (!stopped) startLoops();
+      });
+      const waited = await Promise.race([rebuilt.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), REBUILD_WAIT_AT_START_MS).unref())]);
+      if (!waited) log.info('index rebuild continues; requests answer INDEX_REBUILDING until it ends');
+    },
+
+    async stop() {
+      stopped = true;
+      monitor.stop();
+      if (sweeper) clearInterval(sweeper);
+      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop(), indexRebuild.idle()]);
+      client.close();
+      db.close();
+      fs.rmSync(marker, { force: true });
+    },
+  };
+
+  function startLoops() {
       deleter.start();
       repairer.start();
       reconciler.start();
@@ -194,16 +264,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
           log.error({ err }, 'expiry sweep failed; will retry'); // SQLITE_BUSY must not end the coordinator
         }
       }, sweepMs);
-    },
-
-    async stop() {
-      monitor.stop();
-      if (sweeper) clearInterval(sweeper);
-      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop()]);
-      client.close();
-      db.close();
-    },
-  };
+  }
 }
 
 export type Coordinator = ReturnType<typeof createCoordinator>;

@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   SERVER_BUSY: { status: 503, message: 'The coordinator is at its memory budget; retry later.' },
   TOO_MANY_SUBSCRIPTIONS: { status: 429, message: 'This connection has as many subscriptions as it may.' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request body stopped arriving.' },
+  INDEX_REBUILDING: { status: 503, message: 'The index is being rebuilt from the datanodes\' records; try again shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -8,6 +8,7 @@ import type { Catalog, FragmentWithReplicas, ImageRow } from './metadata/catalog
 import type { BadReplica, Replicas } from './cluster/replicas.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
 import { createByteSemaphore, FRAGMENT_DATA_BUDGET_BYTES, FRAGMENT_DATA_WAIT_MS } from './memory-budget.ts';
+import type { ImageRecords } from './cluster/image-records.ts';
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 50;
@@ -22,9 +23,10 @@ export function decodeCursor(cursor: string): string {
   return name;
 }
 
-export function createImages({ catalog, replicas, deleter, events, log, onBadReplica, now = Date.now }: {
+export function createImages({ catalog, replicas, records, deleter, events, log, onBadReplica, now = Date.now }: {
   catalog: Catalog;
   replicas: Replicas;
+  records: ImageRecords;
   deleter: ReplicaDeleter;
   events: EventBus;
   log: Logger;
@@ -65,9 +67,12 @@ export function createImages({ catalog, replicas, deleter, events, log, onBadRep
       };
     },
 
-    delete(name: string): boolean {
+    /** The tombstone reaches the datanodes first: a rebuild after this answer never brings the image back. */
+    async delete(name: string): Promise<boolean> {
       const image = catalog.imageByName(name);
-      if (!image || !catalog.deleteImage(image.id, now())) return false;
+      if (!image) return false;
+      await records.writeTombstone(image.imageKey, now());
+      if (!catalog.deleteImage(image.id, now(), 'image-deleted')) return false;
       log.info({ image: name }, 'image deleted');
       events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
       void deleter.kick();

@@ -15,7 +15,8 @@ import type { Replicas } from './cluster/replicas.ts';
 import { byteLength, sha256Hex, sliceBytes, type Bytes } from './bytes.ts';
 import type { Registry } from './cluster/registry.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
-import { SHA256_HEX_PATTERN } from '../datanode/protocol.ts';
+import { SHA256_HEX_PATTERN, type ImageManifest } from '../datanode/protocol.ts';
+import { manifestOf, type ImageRecords } from './cluster/image-records.ts';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -50,11 +51,12 @@ function assertContentType(value: string | null | undefined): void {
   if (problem) throw badInput(`contentType ${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''} is not an acceptable media type: it ${problem}.`);
 }
 
-export function createUploads({ config, catalog, registry, replicas, deleter, events, log, now = Date.now }: {
+export function createUploads({ config, catalog, registry, replicas, records, deleter, events, log, now = Date.now }: {
   config: CoordinatorConfig;
   catalog: Catalog;
   registry: Registry;
   replicas: Replicas;
+  records: ImageRecords;
   deleter: ReplicaDeleter;
   events: EventBus;
   log: Logger;
@@ -87,7 +89,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
   function sweepExpired(): number {
     const expired = catalog.expiredUploads(now());
     for (const upload of expired) {
-      if (!catalog.deleteImage(upload.id, now())) continue;
+      if (!catalog.deleteImage(upload.id, now(), 'upload-expired')) continue;
       dropRunning(upload.id);
       log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
       events.emit({ kind: 'UploadExpired', message: `Upload of "${upload.name}" expired.`, name: upload.name, uploadId: upload.uploadId! });
@@ -129,7 +131,11 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     }
   }
 
-  async function putFragment(uploadId: string, index: number, data: Bytes, sha256?: string | null): Promise<FragmentReceipt> {
+  /**
+   * `manifestAt`: uploadImage of a one-fragment image, whose manifest (created at that time) is
+   * known before its one fragment is written: it travels with the fragment (no second request).
+   */
+  async function putFragment(uploadId: string, index: number, data: Bytes, sha256?: string | null, manifestAt?: number): Promise<FragmentReceipt & { manifest?: ImageManifest }> {
     assertSha256(sha256, 'sha256');
     const upload = openUpload(uploadId);
     const size = byteLength(data);
@@ -141,9 +147,12 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     const digest = sha256 ?? sha256Hex(data);
 
     const fragmentId = newFragmentId();
+    const manifest = manifestAt !== undefined && upload.fragmentCount === 1
+      ? manifestOf(upload, digest, manifestAt, [{ id: fragmentId, idx: 0, size, sha256: digest }])
+      : undefined;
     let placed: string[];
     try {
-      placed = await replicas.write(fragmentId, data, digest, config.replicationFactor);
+      placed = await replicas.write(fragmentId, data, digest, config.replicationFactor, new Set(), manifest);
     } catch (err) {
       if (sha256 && err instanceof TesseraError && err.code === 'CHECKSUM_MISMATCH') {
         throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${index}: sha256 ${sha256} was given; the bytes received hash to something else.`);
@@ -169,7 +178,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
       hash.offer(index, data);
     }
     if (recorded === 'replaced') void deleter.kick(); // the replicas of the fragment it replaced
-    return { index, size, sha256: digest, replicas: placed };
+    return { index, size, sha256: digest, replicas: placed, manifest };
   }
 
   function begin(input: BeginUploadInput): ImageRow {
@@ -202,8 +211,11 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     }
   }
 
-  /** `sha256`: the whole image's hash, when the client learnt it only while sending (beyond beginUpload's). */
-  async function complete(uploadId: string, sha256Given?: string | null): Promise<ImageRow> {
+  /**
+   * `sha256`: the whole image's hash, when the client learnt it only while sending (beyond
+   * beginUpload's). `written`: a manifest already on the datanodes (sent with the fragment).
+   */
+  async function complete(uploadId: string, sha256Given?: string | null, written?: ImageManifest): Promise<ImageRow> {
     assertSha256(sha256Given, 'sha256');
     for (;;) {
       const upload = openUpload(uploadId);
@@ -221,7 +233,15 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
           throw new TesseraError('CHECKSUM_MISMATCH', `The image hashes to ${sha256}, not the announced ${announced}; resend the wrong fragments and complete again.`);
         }
       }
-      const outcome = catalog.completeUpload(upload.id, fragments.map((f) => f.id), sha256, now());
+      // The datanodes learn what the image is before the client hears it is stored: lose the
+      // index after this answer and a rebuild still finds the image.
+      const current = written && written.sha256 === sha256 && written.fragments.length === fragments.length && written.fragments.every((f, i) => f.id === fragments[i].id) ? written : undefined;
+      const createdAt = current?.createdAt ?? now();
+      if (!current) {
+        const holders = fragments.flatMap((f) => catalog.replicasOf(f.id));
+        await records.writeManifest(manifestOf(upload, sha256, createdAt, fragments), holders);
+      }
+      const outcome = catalog.completeUpload(upload.id, fragments.map((f) => f.id), sha256, createdAt);
       if (outcome === 'changed') continue; // a fragment was replaced while we hashed: hash again
       if (outcome === 'gone') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was aborted or expired.`);
       const image = catalog.imageById(upload.id)!;
@@ -233,7 +253,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
 
   function abort(uploadId: string): boolean {
     const upload = openUpload(uploadId);
-    catalog.deleteImage(upload.id, now());
+    catalog.deleteImage(upload.id, now(), 'upload-aborted');
     dropRunning(upload.id);
     void deleter.kick();
     return true;
@@ -246,6 +266,10 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     const upload = begin({ name, size, contentType });
     const uploadId = upload.uploadId!;
     try {
+      if (upload.fragmentCount === 1) {
+        const { manifest } = await putFragment(uploadId, 0, data, undefined, now());
+        return await complete(uploadId, undefined, manifest);
+      }
       const inFlight = 4;
       for (let first = 0; first < upload.fragmentCount; first += inFlight) {
         const batch = [];

@@ -6,7 +6,7 @@
 // datanode's proof, and each request names the cluster and the node id expected at that URL.
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import { CONTENT_SHA256_HEADER, paths, type DatanodeErrorBody, type DatanodeErrorCode, type DatanodeHealthReport, type FragmentListing } from '../../datanode/protocol.ts';
+import { CONTENT_SHA256_HEADER, DELETED_IMAGE_HEADER, DELETE_REASON_HEADER, MANIFEST_HEADER, encodeManifestHeader, paths, type DatanodeErrorBody, type DatanodeErrorCode, type DatanodeHealthReport, type FragmentListing, type ImageManifest, type ImageRecord, type RecordListing } from '../../datanode/protocol.ts';
 import {
   CLUSTER_HEADER,
   NODE_HEADER,
@@ -36,12 +36,17 @@ export interface CallerIdentity {
 }
 
 export interface DatanodeClient {
-  putFragment(baseUrl: string, id: string, data: Bytes, sha256: string): Promise<void>;
+  /** With `manifest`: the datanode records it (durably) together with the fragment. */
+  putFragment(baseUrl: string, id: string, data: Bytes, sha256: string, manifest?: ImageManifest): Promise<void>;
   /** The bytes; undefined on 404. */
   getFragment(baseUrl: string, id: string): Promise<Buffer | undefined>;
   /** The bytes as the chunks they arrived in (no join); undefined on 404. Optional for fakes: getFragment serves instead. */
   getFragmentChunks?(baseUrl: string, id: string): Promise<Buffer[] | undefined>;
-  deleteFragment(baseUrl: string, id: string): Promise<void>;
+  /** `deletedImage`: the image the fragment belonged to was deleted (the datanode records its tombstone). */
+  deleteFragment(baseUrl: string, id: string, why?: { reason?: string; deletedImage?: string }): Promise<void>;
+  /** Records a manifest or tombstone, durably. */
+  putRecord(baseUrl: string, record: ImageRecord): Promise<void>;
+  listRecords(baseUrl: string): Promise<RecordListing>;
   listFragments(baseUrl: string): Promise<FragmentListing[]>;
   health(baseUrl: string, timeoutMs: number): Promise<HealthAnswer>;
   /** Fails every request in flight to this datanode now (it went DOWN): callers fall back at once instead of at the deadline. */
@@ -189,6 +194,14 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000, ca, identity 
     return { ...stats, identityUnproven: true };
   }
 
+  // One manifest goes to R replicas: encoded once.
+  const encoded = new WeakMap<ImageManifest, string>();
+  const manifestHeader = (m: ImageManifest) => {
+    let value = encoded.get(m);
+    if (value === undefined) encoded.set(m, (value = encodeManifestHeader(m)));
+    return value;
+  };
+
   const text = (a: Answer) => Buffer.concat(a.chunks).toString('utf8');
   function expect(a: Answer, method: string, baseUrl: string, path: string, ...ok: number[]): Answer {
     if (!ok.includes(a.status)) throw new DatanodeHttpError(method, baseUrl + path, a.status, text(a));
@@ -203,9 +216,11 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000, ca, identity 
   }
 
   return {
-    async putFragment(baseUrl, id, data, sha256) {
+    async putFragment(baseUrl, id, data, sha256, manifest) {
       const path = paths.fragment(id);
-      const a = await call('PUT', baseUrl, path, { body: data, headers: { [CONTENT_SHA256_HEADER]: sha256, 'content-type': 'application/octet-stream' } });
+      const headers: http.OutgoingHttpHeaders = { [CONTENT_SHA256_HEADER]: sha256, 'content-type': 'application/octet-stream' };
+      if (manifest) headers[MANIFEST_HEADER] = manifestHeader(manifest);
+      const a = await call('PUT', baseUrl, path, { body: data, headers });
       expect(a, 'PUT', baseUrl, path, 200, 201, 204);
     },
     async getFragment(baseUrl, id) {
@@ -216,9 +231,20 @@ export function createDatanodeClient({ secret, timeoutMs = 30_000, ca, identity 
     abandon(baseUrl) {
       for (const req of inFlight.get(baseUrl) ?? []) req.destroy(new Error(`${baseUrl} is DOWN: request abandoned`));
     },
-    async deleteFragment(baseUrl, id) {
+    async deleteFragment(baseUrl, id, why = {}) {
       const path = paths.fragment(id);
-      expect(await call('DELETE', baseUrl, path), 'DELETE', baseUrl, path, 200, 204);
+      const headers: http.OutgoingHttpHeaders = {};
+      if (why.reason) headers[DELETE_REASON_HEADER] = why.reason;
+      if (why.deletedImage) headers[DELETED_IMAGE_HEADER] = why.deletedImage;
+      expect(await call('DELETE', baseUrl, path, { headers }), 'DELETE', baseUrl, path, 200, 204);
+    },
+    async putRecord(baseUrl, record) {
+      const path = paths.record(record.kind, record.image);
+      const a = await call('PUT', baseUrl, path, { body: Buffer.from(JSON.stringify(record)), headers: { 'content-type': 'application/json' } });
+      expect(a, 'PUT', baseUrl, path, 201);
+    },
+    async listRecords(baseUrl) {
+      return JSON.parse(text(expect(await call('GET', baseUrl, paths.records), 'GET', baseUrl, paths.records, 200))) as RecordListing;
     },
     async listFragments(baseUrl) {
       return JSON.parse(text(expect(await call('GET', baseUrl, paths.fragments), 'GET', baseUrl, paths.fragments, 200))) as FragmentListing[];

@@ -2,7 +2,7 @@
 // acknowledges; a datanode that is DOWN keeps its share until it is live again.
 import type { Logger } from 'pino';
 import type { Catalog, ReplicaDeletion } from '../metadata/catalog.ts';
-import type { DatanodeClient } from './datanode-client.ts';
+import { DatanodeHttpError, type DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import { createBackgroundLoop } from './background-loop.ts';
 
@@ -29,9 +29,17 @@ export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 
       return;
     }
     try {
-      await client.deleteFragment(node.url, d.fragmentId);
+      await client.deleteFragment(node.url, d.fragmentId, { reason: d.reason, deletedImage: d.imageKey ?? undefined });
       catalog.ackDeletion(d);
+      log.info({ datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason, image: d.imageKey ?? undefined }, 'replica file deleted');
     } catch (err) {
+      if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE') {
+        // The datanode's own records say the file belongs to a live image: it stays, and so
+        // does the image; the index learns it back from the records (a rebuild or re-check).
+        catalog.ackDeletion(d);
+        log.warn({ datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason }, 'datanode refused to delete a fragment of a live image; kept');
+        return;
+      }
       const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(d.attempts, 10));
       catalog.retryDeletionAt(d, now() + backoff);
       log.warn({ datanode: d.datanodeId, fragment: d.fragmentId, err: (err as Error).message }, 'replica deletion failed; will retry');

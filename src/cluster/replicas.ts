@@ -6,6 +6,7 @@ import type { Catalog } from '../metadata/catalog.ts';
 import { isChecksumMismatch, isUnreadable, type DatanodeClient } from './datanode-client.ts';
 import { sha256Hex, type Bytes } from '../bytes.ts';
 import { placeReplicas } from './placement.ts';
+import type { ImageManifest } from '../../datanode/protocol.ts';
 import type { Registry } from './registry.ts';
 
 export { sha256Hex };
@@ -42,8 +43,9 @@ export function createReplicas({ catalog, registry, client, log, now = Date.now,
      * datanodes when one fails. Each target is first recorded as a write intent, so a write
      * that is never recorded (failure or crash) is cleaned from the datanodes later. The caller
      * must record the returned datanodes as replicas (which clears their intents) or release them.
+     * `manifest`: recorded by each datanode together with the fragment.
      */
-    async write(fragmentId: string, data: Bytes, sha256: string, count: number, exclude: ReadonlySet<string> = new Set()): Promise<string[]> {
+    async write(fragmentId: string, data: Bytes, sha256: string, count: number, exclude: ReadonlySet<string> = new Set(), manifest?: ImageManifest): Promise<string[]> {
       const attempted: string[] = [];
       const written: string[] = [];
       try {
@@ -53,7 +55,7 @@ export function createReplicas({ catalog, registry, client, log, now = Date.now,
           if (targets.length < want) throw insufficient(count, written.length + targets.length);
           catalog.addWriteIntents(fragmentId, targets);
           attempted.push(...targets);
-          const results = await Promise.allSettled(targets.map((id) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256)));
+          const results = await Promise.allSettled(targets.map((id) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest)));
           // The datanodes verify the bytes against `sha256`: a mismatch is the data's fault, not the datanode's.
           const mismatch = results.find((r) => r.status === 'rejected' && isChecksumMismatch(r.reason));
           if (mismatch) throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${fragmentId}: the bytes do not hash to ${sha256} (${(mismatch as PromiseRejectedResult).reason.message}).`);

@@ -104,6 +104,14 @@ export function createHttpServer(app: Coordinator) {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
       return;
     }
+    // A coordinator rebuilding its index at start answers a clear error until it is done,
+    // rather than an empty or partial listing (GraphQL-shaped on /graphql, {code, message} elsewhere).
+    if (app.rebuilding()) {
+      const err = new TesseraError('INDEX_REBUILDING');
+      const body = path === GRAPHQL_PATH ? JSON.stringify({ errors: [{ message: err.message, extensions: { code: err.code } }] }) : errorBody(err);
+      res.writeHead(err.status, { 'content-type': 'application/json', 'retry-after': '5' }).end(body);
+      return;
+    }
     handleImageRequest(req, res, app.images, (name) => authorizeImageRequest(app.auth, req, name))
       .then((handled) => {
         if (!handled) void yoga(req, res);

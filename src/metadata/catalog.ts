@@ -1,5 +1,6 @@
 // Images, open uploads, fragments and replicas in the index, and the queue of replica files
 // to delete. Every multi-row change is one SQLite transaction, so a failed call changes nothing.
+import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Db } from './database.ts';
 import { TesseraError } from '../errors.ts';
@@ -7,6 +8,8 @@ import { prefixUpperBound } from '../names.ts';
 
 export interface ImageRow {
   id: number;
+  /** Random and never reused: the image's id on the datanodes (its manifest and tombstone). */
+  imageKey: string;
   name: string;
   state: 'uploading' | 'stored';
   uploadId: string | null;
@@ -36,20 +39,36 @@ export interface ReplicaDeletion {
   fragmentId: string;
   datanodeId: string;
   attempts: number;
+  /** Why the file goes (logged with the deletion; see DeletionReason). */
+  reason: string;
+  /** Set when the file belongs to a deleted image or upload: the datanode's proof to delete it. */
+  imageKey: string | null;
 }
+
+/** Why a replica file is queued for deletion. */
+export type DeletionReason = 'image-deleted' | 'upload-aborted' | 'upload-expired' | 'fragment-replaced' | 'surplus-replica' | 'orphan' | 'unrecorded-write';
 
 /** `not_before` of a write in flight: never due until released or the coordinator restarts. */
 export const INTENT = Number.MAX_SAFE_INTEGER;
 
-const IMAGE_COLUMNS = `id, name, state, upload_id AS uploadId, size, content_type AS contentType, sha256,
+const IMAGE_COLUMNS = `id, image_key AS imageKey, name, state, upload_id AS uploadId, size, content_type AS contentType, sha256,
   fragment_size AS fragmentSize, fragment_count AS fragmentCount, created_at AS createdAt, expires_at AS expiresAt`;
+
+/** 128 random bits: an image key never repeats, so a tombstone can only ever kill its own image. */
+export const newImageKey = () => randomBytes(16).toString('base64url');
 
 const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
 
 export function catalog(db: Db) {
   const s = {
-    insertUpload: db.prepare(`INSERT INTO images (name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
-      VALUES (@name, 'uploading', @uploadId, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, @expiresAt)`),
+    insertUpload: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
+      VALUES (@imageKey, @name, 'uploading', @uploadId, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, @expiresAt)`),
+    imageByKey: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE image_key = ?`),
+    storedImages: db.prepare<[], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE state = 'stored'`),
+    insertStored: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
+      VALUES (@imageKey, @name, 'stored', NULL, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, NULL)`),
+    imageCount: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM images`),
+    imageHoldingName: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE name = ?`),
     uploadById: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE upload_id = ? AND state = 'uploading'`),
     imageByName: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE name = ? AND state = 'stored'`),
     imageById: db.prepare<[number], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE id = ?`),
@@ -65,16 +84,17 @@ export function catalog(db: Db) {
     deleteFragment: db.prepare(`DELETE FROM fragments WHERE id = ?`),
     insertReplica: db.prepare(`INSERT OR IGNORE INTO replicas (fragment_id, datanode_id) VALUES (?, ?)`),
     deleteReplica: db.prepare(`DELETE FROM replicas WHERE fragment_id = ? AND datanode_id = ?`),
-    doomReplicasOfFragment: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts)
-      SELECT fragment_id, datanode_id, ?, 0 FROM replicas WHERE fragment_id = ?`),
-    doomReplicasOfImage: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts)
-      SELECT r.fragment_id, r.datanode_id, ?, 0 FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
-    doom: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts) VALUES (?, ?, ?, 0)`),
+    doomReplicasOfFragment: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
+      SELECT fragment_id, datanode_id, ?, 0, 'fragment-replaced' FROM replicas WHERE fragment_id = ?`),
+    doomReplicasOfImage: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
+      SELECT r.fragment_id, r.datanode_id, ?, 0, ?, ? FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
+    doom: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason) VALUES (?, ?, ?, 0, ?)`),
+    doomDeleted: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key) VALUES (?, ?, ?, 0, 'image-deleted', ?)`),
     undoom: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
     ackDeletion: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ? AND not_before <> ${INTENT}`),
     releaseIntent: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ? AND not_before = ${INTENT}`),
     releaseAllIntents: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE not_before = ${INTENT}`),
-    dueDeletions: db.prepare<[number, number], ReplicaDeletion>(`SELECT fragment_id AS fragmentId, datanode_id AS datanodeId, attempts
+    dueDeletions: db.prepare<[number, number], ReplicaDeletion>(`SELECT fragment_id AS fragmentId, datanode_id AS datanodeId, attempts, reason, image_key AS imageKey
       FROM replica_deletions WHERE not_before <= ? ORDER BY not_before LIMIT ?`),
     resumeDeletionsOn: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE datanode_id = ? AND not_before > ? AND not_before <> ${INTENT}`),
     postponeDeletion: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ? AND not_before <> ${INTENT}`),
@@ -133,9 +153,9 @@ export function catalog(db: Db) {
 
   return {
     /** Reserves the name for a new upload; IMAGE_ALREADY_EXISTS when an image or upload holds it. */
-    insertUpload(row: Omit<ImageRow, 'id' | 'state'> & { uploadId: string }): ImageRow {
+    insertUpload(row: Omit<ImageRow, 'id' | 'state' | 'imageKey'> & { uploadId: string; imageKey?: string }): ImageRow {
       try {
-        const { lastInsertRowid } = s.insertUpload.run(row);
+        const { lastInsertRowid } = s.insertUpload.run({ ...row, imageKey: row.imageKey ?? newImageKey() });
         return s.imageById.get(Number(lastInsertRowid))!;
       } catch (err) {
         if (isUniqueViolation(err)) throw new TesseraError('IMAGE_ALREADY_EXISTS', `"${row.name}" is already a stored image or an open upload.`);
@@ -173,7 +193,7 @@ export function catalog(db: Db) {
 
     /** Records, before a write starts, that `fragmentId` may land on these datanodes. */
     addWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[]) => {
-      for (const d of datanodeIds) s.doom.run(fragmentId, d, INTENT);
+      for (const d of datanodeIds) s.doom.run(fragmentId, d, INTENT, 'unrecorded-write');
     }),
     /** A write that will not be recorded: whatever reached the datanodes is deleted. */
     releaseWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[], now: number) => {
@@ -207,6 +227,7 @@ export function catalog(db: Db) {
 
     /** Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`. */
     completeUpload: db.transaction((imageId: number, fragmentIds: string[], sha256: string, now: number): 'done' | 'changed' | 'gone' => {
+      // `now` is the image's createdAt: the one its manifest on the datanodes carries.
       const image = s.imageById.get(imageId);
       if (!image || image.state !== 'uploading') return 'gone';
       const current = s.fragments.all(imageId).map((f) => f.id);
@@ -216,9 +237,42 @@ export function catalog(db: Db) {
     }),
 
     /** Removes an image or upload from the index and queues all of its replica files for deletion. */
-    deleteImage: db.transaction((imageId: number, now: number) => {
-      s.doomReplicasOfImage.run(now, imageId);
+    deleteImage: db.transaction((imageId: number, now: number, reason: DeletionReason = 'image-deleted') => {
+      const image = s.imageById.get(imageId);
+      if (!image) return false;
+      // Only a deleted image's files carry its key (the datanodes' proof to delete them): an
+      // upload aborted or expired after its manifest reached the datanodes is stored as far as
+      // they know, so its files stay until the index learns it back.
+      s.doomReplicasOfImage.run(now, reason, reason === 'image-deleted' ? image.imageKey : null, imageId);
       return s.deleteImage.run(imageId).changes > 0;
+    }),
+
+    imageByKey: (key: string) => s.imageByKey.get(key),
+    storedImages: () => s.storedImages.all(),
+    imageCount: () => s.imageCount.get()!.n,
+    /** The stored image or open upload holding the name. */
+    imageHoldingName: (name: string) => s.imageHoldingName.get(name),
+    /** Runs `fn` as one transaction (one sync for many small changes: the rebuild's batches). */
+    inTransaction: <T>(fn: () => T): T => db.transaction(fn)(),
+    /**
+     * A stored image rebuilt from a datanode manifest: its row, its fragments, and the replicas
+     * found on the datanodes. False when the name or key is taken meanwhile.
+     */
+    insertRebuiltImage: db.transaction((image: Omit<ImageRow, 'id' | 'state' | 'uploadId' | 'expiresAt' | 'fragmentCount' | 'sha256'> & { sha256: string }, fragments: { id: string; idx: number; size: number; sha256: string; replicas: string[] }[]): boolean => {
+      try {
+        const { lastInsertRowid } = s.insertStored.run({ ...image, fragmentCount: fragments.length });
+        for (const f of fragments) {
+          s.insertFragment.run({ id: f.id, imageId: Number(lastInsertRowid), idx: f.idx, size: f.size, sha256: f.sha256 });
+          for (const d of f.replicas) {
+            s.insertReplica.run(f.id, d);
+            s.undoom.run(f.id, d);
+          }
+        }
+        return true;
+      } catch (err) {
+        if (isUniqueViolation(err) || (err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
+        throw err;
+      }
     }),
 
     expiredUploads: (now: number) => s.expiredUploads.all(now),
@@ -236,7 +290,8 @@ export function catalog(db: Db) {
     accountsFor: (fragmentId: string, datanodeId: string) =>
       r.hasReplica.get(fragmentId, datanodeId) !== undefined || r.hasDeletion.get(fragmentId, datanodeId) !== undefined,
     /** Queues the deletion of a file no row accounts for (an orphan). */
-    doomOrphan: (fragmentId: string, datanodeId: string, now: number) => s.doom.run(fragmentId, datanodeId, now),
+    doomOrphan: (fragmentId: string, datanodeId: string, now: number, deletedImageKey?: string) =>
+      deletedImageKey ? s.doomDeleted.run(fragmentId, datanodeId, now, deletedImageKey) : s.doom.run(fragmentId, datanodeId, now, 'orphan'),
 
     /** Moves a fragment's replicas: adds `added`, forgets `dropped` (their files queued for deletion); false when the fragment is gone. */
     moveReplicas: db.transaction((fragmentId: string, added: string[], dropped: string[], now: number): boolean => {
@@ -247,7 +302,7 @@ export function catalog(db: Db) {
       }
       for (const d of dropped) {
         s.deleteReplica.run(fragmentId, d);
-        s.doom.run(fragmentId, d, now);
+        s.doom.run(fragmentId, d, now, 'surplus-replica');
       }
       return true;
     }),

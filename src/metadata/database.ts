@@ -9,13 +9,19 @@ export type Db = Database.Database;
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
-export function openDatabase(file: string, migrationsDir = MIGRATIONS_DIR): Db {
+/**
+ * `normal` (the default): in WAL mode, durable across process crashes (kill -9); a power failure
+ * or OS crash may lose the last transactions, which the datanodes' image records restore (the
+ * index is re-checked after an unclean stop). `full`: every commit is synced before it returns,
+ * at the cost of a sync per transaction on the coordinator's one thread.
+ */
+export type IndexSynchronous = 'normal' | 'full';
+
+export function openDatabase(file: string, { migrationsDir = MIGRATIONS_DIR, synchronous = 'normal' }: { migrationsDir?: string; synchronous?: IndexSynchronous } = {}): Db {
   if (file !== ':memory:') keepPrivate(file);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  // NORMAL in WAL mode is durable across process crashes (kill -9); only an OS crash may lose
-  // the last transactions.
-  db.pragma('synchronous = NORMAL');
+  db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db, migrationsDir);

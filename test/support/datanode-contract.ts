@@ -2,7 +2,7 @@
 // secret") as one suite, run against every datanode implementation: in-process, real process, fakes.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DatanodeErrorBody, DatanodeHealthReport, FragmentListing } from '../../datanode/protocol.ts';
+import type { DatanodeErrorBody, DatanodeHealthReport, FragmentListing, ImageManifest, ImageRecord, ImageTombstone, RecordListing } from '../../datanode/protocol.ts';
 import { datanodeClient, sha256 } from './datanode-http.ts';
 
 export interface DatanodeUnderTest {
@@ -250,6 +250,99 @@ export function datanodeContract(name: string, make: () => Promise<DatanodeUnder
         const listing = (await client.list()).json<FragmentListing[]>();
         expect(h.fragmentCount).toBe(listing.length);
         expect(h.storedBytes).toBe(listing.reduce((sum, f) => sum + f.size, 0));
+      });
+    });
+
+    describe('image records (manifests and tombstones)', () => {
+      const manifestOf = (image: string, fragments: { id: string; body: Buffer }[]): ImageManifest => ({
+        kind: 'manifest',
+        image,
+        name: `contract/${image}`,
+        size: fragments.reduce((n, f) => n + f.body.length, 0),
+        contentType: 'application/octet-stream',
+        sha256: sha256(Buffer.concat(fragments.map((f) => f.body))),
+        createdAt: Date.now(),
+        fragmentSize: fragments[0].body.length,
+        fragments: fragments.map((f, index) => ({ index, size: f.body.length, sha256: sha256(f.body), id: f.id })),
+      });
+      const putRecord = (record: ImageRecord, opts: { auth?: string | false; path?: string } = {}) =>
+        client.raw('PUT', opts.path ?? `/records/${record.kind}/${record.image}`, { auth: opts.auth, body: Buffer.from(JSON.stringify(record)), headers: { 'content-type': 'application/json' } });
+      const records = async () => (await client.raw('GET', '/records')).json<RecordListing>();
+
+      it('PUT /records/manifest/{image} answers 201 and GET /records lists it, the same after a second PUT', async () => {
+        const f = { id: freshId(), body: bytes(300) };
+        const m = manifestOf(freshId(), [f]);
+        expect((await putRecord(m)).status).toBe(201);
+        expect((await putRecord(m)).status).toBe(201);
+        const listed = (await records()).manifests.filter((x) => x.image === m.image);
+        expect(listed).toEqual([m]);
+      });
+
+      it('a fragment PUT with X-Tessera-Manifest records the manifest with the fragment', async () => {
+        const f = { id: freshId(), body: bytes(500) };
+        const m = manifestOf(freshId(), [f]);
+        const res = await client.raw('PUT', `/fragments/${f.id}`, { body: f.body, headers: { 'x-content-sha256': sha256(f.body), 'x-tessera-manifest': Buffer.from(JSON.stringify(m)).toString('base64url') } });
+        expect(res.status).toBe(201);
+        expect((await client.get(f.id)).body.equals(f.body)).toBe(true);
+        expect((await records()).manifests.find((x) => x.image === m.image)).toEqual(m);
+      });
+
+      it('a malformed record, or one for another image or of another kind, answers 400 INVALID_RECORD and stores nothing', async () => {
+        const m = manifestOf(freshId(), [{ id: freshId(), body: bytes(10) }]);
+        const bad = [
+          await putRecord({ ...m, sha256: 'nope' } as ImageManifest),
+          await putRecord(m, { path: `/records/manifest/${freshId()}` }),
+          await putRecord(m, { path: `/records/tombstone/${m.image}` }),
+          await client.raw('PUT', `/records/manifest/${m.image}`, { body: Buffer.from('{not json') }),
+          await client.raw('PUT', `/fragments/${freshId()}`, { body: bytes(5), headers: { 'x-tessera-manifest': 'garbage' } }),
+        ];
+        for (const res of bad) {
+          expect(res.status).toBe(400);
+          expect(res.json<DatanodeErrorBody>().code).toBe('INVALID_RECORD');
+        }
+        expect((await records()).manifests.some((x) => x.image === m.image)).toBe(false);
+      });
+
+      it('records need the secret: 401 without it', async () => {
+        const m = manifestOf(freshId(), [{ id: freshId(), body: bytes(10) }]);
+        expect((await putRecord(m, { auth: false })).status).toBe(401);
+        expect((await client.raw('GET', '/records', { auth: false })).status).toBe(401);
+        expect((await records()).manifests.some((x) => x.image === m.image)).toBe(false);
+      });
+
+      it('refuses (409 FRAGMENT_IN_USE) to DELETE a fragment a live manifest references, keeping it; deletes it once the DELETE names the image as deleted, and keeps the tombstone', async () => {
+        const f = { id: freshId(), body: bytes(700) };
+        expect((await client.put(f.id, f.body)).status).toBe(201);
+        const m = manifestOf(freshId(), [f]);
+        expect((await putRecord(m)).status).toBe(201);
+
+        const refused = await client.delete(f.id);
+        expect(refused.status).toBe(409);
+        expect(refused.json<DatanodeErrorBody>().code).toBe('FRAGMENT_IN_USE');
+        const wrongImage = await client.raw('DELETE', `/fragments/${f.id}`, { headers: { 'x-tessera-deleted-image': freshId() } });
+        expect(wrongImage.status).toBe(409);
+        expect((await client.get(f.id)).status).toBe(200);
+
+        const proved = await client.raw('DELETE', `/fragments/${f.id}`, { headers: { 'x-tessera-deleted-image': m.image } });
+        expect(proved.status).toBe(204);
+        expect((await client.get(f.id)).status).toBe(404);
+        expect((await records()).tombstones.some((t) => t.image === m.image)).toBe(true);
+      });
+
+      it('a tombstone frees the fragments of its image; a surplus-replica DELETE may remove a referenced copy', async () => {
+        const f1 = { id: freshId(), body: bytes(100) };
+        const f2 = { id: freshId(), body: bytes(100) };
+        for (const f of [f1, f2]) await client.put(f.id, f.body);
+        const m1 = manifestOf(freshId(), [f1]);
+        const m2 = manifestOf(freshId(), [f2]);
+        await putRecord(m1);
+        await putRecord(m2);
+        const t: ImageTombstone = { kind: 'tombstone', image: m1.image, deletedAt: Date.now() };
+        expect((await putRecord(t)).status).toBe(201);
+        expect((await records()).tombstones.find((x) => x.image === m1.image)).toEqual(t);
+        expect((await client.delete(f1.id)).status).toBe(204);
+        const surplus = await client.raw('DELETE', `/fragments/${f2.id}`, { headers: { 'x-tessera-delete-reason': 'surplus-replica' } });
+        expect(surplus.status).toBe(204);
       });
     });
   });
