@@ -58,6 +58,11 @@ export function catalog(db: Db) {
     fragmentAt: db.prepare<[number, number], FragmentRow>(`SELECT id, image_id AS imageId, idx, size, sha256 FROM fragments WHERE image_id = ? AND idx = ?`),
     replicasOfImage: db.prepare<[number], { fragmentId: string; datanodeId: string }>(
       `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
+    fragmentsInRange: db.prepare<[number, number, number], FragmentRow>(
+      `SELECT id, image_id AS imageId, idx, size, sha256 FROM fragments WHERE image_id = ? AND idx BETWEEN ? AND ? ORDER BY idx`),
+    replicasInRange: db.prepare<[number, number, number], { fragmentId: string; datanodeId: string }>(
+      `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM fragments f JOIN replicas r ON r.fragment_id = f.id
+       WHERE f.image_id = ? AND f.idx BETWEEN ? AND ?`),
     replicasOfFragment: db.prepare<[string], { datanodeId: string }>(`SELECT datanode_id AS datanodeId FROM replicas WHERE fragment_id = ? ORDER BY datanode_id`),
     fragmentExists: db.prepare(`SELECT 1 FROM fragments WHERE id = ?`),
     receivedIndexes: db.prepare<[number], { idx: number }>(`SELECT idx FROM fragments WHERE image_id = ? ORDER BY idx`),
@@ -105,6 +110,16 @@ export function catalog(db: Db) {
     deletionTargets: db.prepare<[string], { datanodeId: string }>(`SELECT datanode_id AS datanodeId FROM replica_deletions WHERE fragment_id = ?`),
   };
 
+  const withReplicas = (fragments: FragmentRow[], replicas: { fragmentId: string; datanodeId: string }[]): FragmentWithReplicas[] => {
+    const byFragment = new Map<string, string[]>();
+    for (const r of replicas) {
+      const list = byFragment.get(r.fragmentId);
+      if (list) list.push(r.datanodeId);
+      else byFragment.set(r.fragmentId, [r.datanodeId]);
+    }
+    return fragments.map((f) => ({ ...f, replicas: byFragment.get(f.id) ?? [] }));
+  };
+
   const listing = (prefix: string | undefined, after: string | undefined) => {
     const where = [`state = 'stored'`];
     const params: string[] = [];
@@ -150,14 +165,17 @@ export function catalog(db: Db) {
     replicasOf: (fragmentId: string) => s.replicasOfFragment.all(fragmentId).map((r) => r.datanodeId),
 
     fragmentsWithReplicas(imageId: number): FragmentWithReplicas[] {
-      const byFragment = new Map<string, string[]>();
-      for (const r of s.replicasOfImage.all(imageId)) {
-        const list = byFragment.get(r.fragmentId);
-        if (list) list.push(r.datanodeId);
-        else byFragment.set(r.fragmentId, [r.datanodeId]);
-      }
-      return s.fragments.all(imageId).map((f) => ({ ...f, replicas: byFragment.get(f.id) ?? [] }));
+      return withReplicas(s.fragments.all(imageId), s.replicasOfImage.all(imageId));
     },
+    /**
+     * Fragments `first`..`last` (inclusive, by index) of an image with their replicas: what a
+     * Range request or fragmentData reads, found through the (image_id, idx) index without
+     * loading the image's other fragment rows.
+     */
+    fragmentsInRange(imageId: number, first: number, last: number): FragmentWithReplicas[] {
+      return withReplicas(s.fragmentsInRange.all(imageId, first, last), s.replicasInRange.all(imageId, first, last));
+    },
+
 
     listImages({ first, after, prefix }: { first: number; after?: string; prefix?: string }): ImageRow[] {
       const { where, params } = listing(prefix, after);
