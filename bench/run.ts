@@ -14,7 +14,7 @@ import {
   MB, bareObjectFromTessera, bareSmallUploads, bareUpload, download, imagePath, imageSha256, makePool, smallReads, tesseraSmallUploads, tesseraUpload, timed,
 } from './workloads.ts';
 
-const SCENARIOS = ['listing', 'upload', 'download', 'small', 'rss'] as const;
+const SCENARIOS = ['listing', 'upload', 'download', 'small', 'deletes', 'rss'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const positive = (flag: string) => (v: string) => {
@@ -37,6 +37,7 @@ const program = new Command('npm run bench --')
   .option('--small-runs <n>', 'alternating runs of the small-image figures (default 3; quick 1)', positive('--small-runs'))
   .option('--small-size <KB>', 'small image size in KB (1000 bytes)', positive('--small-size'), 100)
   .option('--concurrency <n>', 'small images in flight', positive('--concurrency'), 8)
+  .option('--delete-count <n>', 'small images deleted one by one per run of the deletes figure (default 1000; quick 200)', positive('--delete-count'))
   .option('--list-rows <n>', 'stored images in the index for the listing figure (default 1000000)', positive('--list-rows'))
   .option('--list-queries <n>', 'timed listing queries (default 500; quick 150)', positive('--list-queries'))
   .option('--profile <dir>', 'write --cpu-prof profiles of every cluster process to this folder')
@@ -45,7 +46,7 @@ const program = new Command('npm run bench --')
 program.parse();
 const flags = program.opts<{
   json: boolean; quick: boolean; scenarios: string; base64: boolean; size?: number; rssSize?: number; runs?: number; inFlight: number; smallCount?: number; smallRuns?: number;
-  smallSize: number; concurrency: number; listRows?: number; listQueries?: number; profile?: string; verbose: boolean;
+  smallSize: number; concurrency: number; deleteCount?: number; listRows?: number; listQueries?: number; profile?: string; verbose: boolean;
 }>();
 const quick = flags.quick;
 const cfg = {
@@ -57,6 +58,7 @@ const cfg = {
   smallRuns: flags.smallRuns ?? (quick ? 1 : 3),
   smallSize: Math.round(flags.smallSize * 1000),
   concurrency: flags.concurrency,
+  deleteCount: flags.deleteCount ?? (quick ? 200 : 1000),
   listRows: flags.listRows ?? 1_000_000,
   listQueries: flags.listQueries ?? (quick ? 150 : 500),
 };
@@ -139,6 +141,7 @@ async function main() {
     // freed thousands of inodes is slow to allocate new ones for a while (every small image is
     // two new files), which would tax whichever small-image run came first.
     if (runs('small')) await smallImages(tess, base);
+    if (runs('deletes')) await deletes(tess);
     const pool = makePool(8, 2 * 1024 * 1024, runs('upload') && flags.base64);
     if (runs('upload') || runs('download')) await bigImages(tess, base, cluster, pool);
     if (runs('rss')) await memory(tess, base, cluster, bare, pool);
@@ -282,6 +285,40 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
   });
 }
 
+/** Sequential deleteImage calls, one at a time, on stored small images: the original did 1,753/s (issue 10). */
+async function deletes(tess: BenchHttp) {
+  const pool = makePool(16, cfg.smallSize);
+  const n = cfg.deleteCount;
+  const del = `mutation($n: String!) { deleteImage(name: $n) }`;
+  const deleteAll = async (names: string[]) => {
+    for (const name of names) {
+      const { deleteImage } = await tess.graphql<{ deleteImage: boolean }>(del, { n: name });
+      if (!deleteImage) throw new Error(`deleteImage(${name}) answered false`);
+    }
+  };
+  const names = (tag: string) => Array.from({ length: n }, (_, i) => `bench/del/${tag}/${i}.jpg`);
+  // Warm-up, untimed.
+  const warm = names('warm').slice(0, Math.min(n, 200));
+  await tesseraSmallUploads(tess, warm, pool, cfg.concurrency, 'uploadImage');
+  await deleteAll(warm);
+  const done: Run[] = [];
+  const perSec = (r: Run) => n / (r.ms / 1000);
+  for (let r = 0; r < cfg.smallRuns; r++) {
+    const batch = names(`r${r}`);
+    await tesseraSmallUploads(tess, batch, pool, cfg.concurrency, 'uploadImage'); // untimed
+    await deleteImages(tess, []); // the uploads' own queued work settled before the timing
+    done.push(await measured('tessera', () => deleteAll(batch)));
+    say(`deletes run ${r + 1}/${cfg.smallRuns}: ${perSec(done.at(-1)!).toFixed(0)}/s`);
+  }
+  await deleteImages(tess, []); // replica files gone before the next scenario
+  figures.push({
+    id: 'deletes', label: `sequential deleteImage of stored ${(cfg.smallSize / 1000).toFixed(0)} KB images, one at a time`, unit: '/s',
+    tessera: median(done.map(perSec)), baseline: null, samples: { tessera: done.map(perSec), baseline: [] },
+    target: { kind: 'min', threshold: 1753, text: '>= 1,753/s (the original)' },
+    note: `${n} deletes per run; the coordinator used ${cpuPer(done, n).server.toFixed(2)} CPU ms per delete; replica files are removed in the background`,
+  });
+}
+
 async function memory(tess: BenchHttp, base: BenchHttp, cluster: Cluster, bare: BareProxy, pool: ReturnType<typeof makePool>) {
   const pids = cluster.pids();
   const datanodePids = Object.fromEntries(Object.entries(pids).filter(([name]) => name.startsWith('datanode')));
@@ -337,7 +374,7 @@ async function listing(tess: BenchHttp, cluster: Cluster) {
   figures.push({ id: 'listing_p95', label: `images(first: 50, after:) p95 over ${rows} images`, ...base, tessera: percentile(gql, 95), baseline: percentile(sql, 95) });
 }
 
-const ORDER = ['upload_multipart', 'upload_base64', 'download', 'small_stored', 'small_read', 'rss_coordinator', 'rss_datanode', 'listing_median', 'listing_p95'];
+const ORDER = ['upload_multipart', 'upload_base64', 'download', 'small_stored', 'small_read', 'deletes', 'rss_coordinator', 'rss_datanode', 'listing_median', 'listing_p95'];
 
 try {
   await main();
