@@ -275,6 +275,10 @@ export function catalog(db: Db) {
     dueDeletions: (now: number, limit = 256) => s.dueDeletions.all(now, limit),
     /** The datanode deleted the file. A write intent put in the row's place meanwhile (a repair copying the fragment back there) stays. */
     ackDeletion: (d: { fragmentId: string; datanodeId: string }) => s.ackDeletion.run(d.fragmentId, d.datanodeId),
+    /** ackDeletion for many, in one transaction. */
+    ackDeletions: db.transaction((ds: { fragmentId: string; datanodeId: string }[]) => {
+      for (const d of ds) s.ackDeletion.run(d.fragmentId, d.datanodeId);
+    }),
     retryDeletionAt: (d: { fragmentId: string; datanodeId: string }, notBefore: number) => s.retryDeletion.run(notBefore, d.fragmentId, d.datanodeId),
     /** Not tried (its datanode is DOWN): checked again later, without counting as a failed attempt. */
     postponeDeletion: (d: { fragmentId: string; datanodeId: string }, notBefore: number) => s.postponeDeletion.run(notBefore, d.fragmentId, d.datanodeId),
