@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { cliDownload, cliUpload, writeImageFile } from './cli.ts';
 import { createHttp, type BenchHttp } from './http.ts';
 import { fillIndex, listingName, rawListing } from './listing.ts';
 import { cleanup, freePortBlock, removeOnCleanup, startBareProxy, startCluster, type BareProxy, type Cluster } from './processes.ts';
@@ -14,7 +15,7 @@ import {
   MB, bareObjectFromTessera, bareSmallUploads, bareUpload, download, imagePath, imageSha256, makePool, smallReads, tesseraSmallUploads, tesseraUpload, timed,
 } from './workloads.ts';
 
-const SCENARIOS = ['listing', 'upload', 'download', 'small', 'deletes', 'rss'] as const;
+const SCENARIOS = ['listing', 'upload', 'download', 'cli-upload', 'cli-download', 'small', 'deletes', 'rss'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const positive = (flag: string) => (v: string) => {
@@ -144,6 +145,7 @@ async function main() {
     if (runs('deletes')) await deletes(tess);
     const pool = makePool(8, 2 * 1024 * 1024, runs('upload') && flags.base64);
     if (runs('upload') || runs('download')) await bigImages(tess, base, cluster, pool);
+    if (runs('cli-upload') || runs('cli-download')) await cli(tess, base, cluster, dataDir, pool);
     if (runs('rss')) await memory(tess, base, cluster, bare, pool);
   } finally {
     tess.close();
@@ -238,6 +240,70 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
     });
   }
   await deleteImages(tess, [keep]);
+}
+
+/**
+ * The real CLI process (bin/tessera.js) end to end against the bare proxy's HTTP rate in the same
+ * run, alternating: `tessera upload` of a file on disk (page-cached) vs the bare proxy's upload of
+ * the same bytes from memory; `tessera download -o file` (verified, written) vs the bare proxy's
+ * download of the very same fragment files (only counted).
+ */
+async function cli(tess: BenchHttp, base: BenchHttp, cluster: Cluster, dataDir: string, pool: ReturnType<typeof makePool>) {
+  const fragmentSize = 2 * 1024 * 1024;
+  const home = fs.mkdtempSync(path.join(dataDir, 'cli-'));
+  const file = path.join(home, 'image.bin');
+  writeImageFile(file, pool, cfg.size, fragmentSize);
+  const expected = imageSha256(pool, cfg.size, fragmentSize);
+  const k = cfg.inFlight;
+  const rate = (r: Run) => mbps(cfg.size, r.ms);
+  const mb = cfg.size / MB;
+  const keep = 'bench/cli-big';
+  // Warm-up (untimed): the file in the page cache, both servers' paths compiled.
+  const stored = await cliUpload(cluster.url, cluster.token, home, file, keep, k);
+  if (stored !== expected) throw new Error(`tessera upload stored sha256 ${stored}, expected ${expected}`);
+  await bareUpload(base, 'cli-warm', cfg.size, fragmentSize, pool, { inFlight: k });
+
+  if (runs('cli-upload')) {
+    const up = { t: [] as Run[], b: [] as Run[] };
+    for (let r = 0; r < cfg.runs; r++) {
+      const name = `bench/cli-up-${r}`;
+      let sha = '';
+      up.t.push(await measured('tessera', async () => void (sha = await cliUpload(cluster.url, cluster.token, home, file, name, k))));
+      if (sha !== expected) throw new Error(`${name}: stored sha256 ${sha}, expected ${expected}`);
+      up.b.push(await measured('bare', () => bareUpload(base, `cli-up-${r}`, cfg.size, fragmentSize, pool, { inFlight: k })));
+      say(`cli upload run ${r + 1}/${cfg.runs}: tessera upload ${rate(up.t.at(-1)!).toFixed(0)}, bare ${rate(up.b.at(-1)!).toFixed(0)} MB/s`);
+      await deleteImages(tess, [name]);
+    }
+    figures.push({
+      id: 'cli_upload', label: `tessera upload (CLI process, end to end), ${mb.toFixed(0)} MB file, --parallel ${k}`, unit: 'MB/s',
+      tessera: median(up.t.map(rate)), baseline: median(up.b.map(rate)), samples: { tessera: up.t.map(rate), baseline: up.b.map(rate) },
+      cpu: { unit: 'MB', tessera: cpuPer(up.t, mb), baseline: cpuPer(up.b, mb) },
+      target: { kind: 'ratio-min', threshold: 0.9, text: '>= 0.9x bare' },
+      note: 'the CLI reads the file, hashes while sending, completes with the sha256; the bare proxy is sent the same bytes from memory',
+    });
+  }
+
+  if (runs('cli-download')) {
+    await bareObjectFromTessera(base, cluster.dataDir, keep, 'cli-big');
+    const out = path.join(home, 'downloaded.bin');
+    await cliDownload(cluster.url, cluster.token, home, keep, out, cfg.size); // warm-up
+    await download(base, '/objects/cli-big', cfg.size);
+    const down = { t: [] as Run[], b: [] as Run[] };
+    for (let r = 0; r < cfg.runs; r++) {
+      down.t.push(await measured('tessera', () => cliDownload(cluster.url, cluster.token, home, keep, out, cfg.size)));
+      down.b.push(await measured('bare', () => download(base, '/objects/cli-big', cfg.size)));
+      say(`cli download run ${r + 1}/${cfg.runs}: tessera download ${rate(down.t.at(-1)!).toFixed(0)}, bare ${rate(down.b.at(-1)!).toFixed(0)} MB/s`);
+    }
+    figures.push({
+      id: 'cli_download', label: `tessera download -o file (CLI process, end to end), ${mb.toFixed(0)} MB image`, unit: 'MB/s',
+      tessera: median(down.t.map(rate)), baseline: median(down.b.map(rate)), samples: { tessera: down.t.map(rate), baseline: down.b.map(rate) },
+      cpu: { unit: 'MB', tessera: cpuPer(down.t, mb), baseline: cpuPer(down.b, mb) },
+      target: { kind: 'ratio-min', threshold: 0.9, text: '>= 0.9x bare' },
+      note: 'the CLI verifies the sha256 and writes the file; the bare proxy reads the same fragment files, 3 ahead, and the bench only counts the bytes',
+    });
+  }
+  await deleteImages(tess, [keep]);
+  fs.rmSync(home, { recursive: true, force: true });
 }
 
 async function smallImages(tess: BenchHttp, base: BenchHttp) {
@@ -381,7 +447,7 @@ async function listing(tess: BenchHttp, cluster: Cluster) {
   figures.push({ id: 'listing_p95', label: `images(first: 50, after:) p95 over ${rows} images`, ...base, tessera: percentile(gql, 95), baseline: percentile(sql, 95) });
 }
 
-const ORDER = ['upload_multipart', 'upload_base64', 'download', 'small_stored', 'small_read', 'deletes', 'rss_coordinator', 'rss_datanode', 'listing_median', 'listing_p95'];
+const ORDER = ['upload_multipart', 'upload_base64', 'download', 'cli_upload', 'cli_download', 'small_stored', 'small_read', 'deletes', 'rss_coordinator', 'rss_datanode', 'listing_median', 'listing_p95'];
 
 try {
   await main();
