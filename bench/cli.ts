@@ -9,13 +9,24 @@ import { pieceAt, type Piece } from './workloads.ts';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'tessera.js');
 
+const CPU_PRELOAD = new URL('./cli-cpu.mjs', import.meta.url).href;
+
+/** CPU ms (user + system) the CLI processes the bench ran used, summed: read and reset by takeCliCpu. */
+let cliCpuMs = 0;
+export const takeCliCpu = () => {
+  const ms = cliCpuMs;
+  cliCpuMs = 0;
+  return ms;
+};
+
 /** Runs `tessera <args>`; rejects with its stderr when it exits non-zero. Resolves to its stdout. */
 export function runCli(url: string, token: string, args: string[], home: string): Promise<string> {
+  const cpuFile = path.join(home, 'cli-cpu.json');
   return new Promise((resolve, reject) => {
     // HOME of its own: the CLI's resume ledger lands in the bench's temp dir, not the user's.
-    const child = spawn(process.execPath, [BIN, '--url', url, '--token', token, ...args], {
+    const child = spawn(process.execPath, ['--import', CPU_PRELOAD, BIN, '--url', url, '--token', token, ...args], {
       cwd: home,
-      env: { ...process.env, HOME: home, TESSERA_STATE_DIR: path.join(home, 'state'), NODE_OPTIONS: '' },
+      env: { ...process.env, HOME: home, TESSERA_STATE_DIR: path.join(home, 'state'), NODE_OPTIONS: '', TESSERA_BENCH_CPU_FILE: cpuFile },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -24,6 +35,13 @@ export function runCli(url: string, token: string, args: string[], home: string)
     child.stderr.on('data', (c) => (stderr += c));
     child.once('error', reject);
     child.once('exit', (code, signal) => {
+      try {
+        const { user, system } = JSON.parse(fs.readFileSync(cpuFile, 'utf8')) as { user: number; system: number };
+        cliCpuMs += (user + system) / 1000;
+        fs.rmSync(cpuFile);
+      } catch {
+        // no figure from a process that died before its exit hook
+      }
       if (code === 0) resolve(stdout);
       else reject(new Error(`tessera ${args.join(' ')} exited ${code ?? signal}: ${stderr.slice(0, 500)}`));
     });
