@@ -224,11 +224,38 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
       const outcome = catalog.completeUpload(upload.id, fragments.map((f) => f.id), sha256, now());
       if (outcome === 'changed') continue; // a fragment was replaced while we hashed: hash again
       if (outcome === 'gone') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was aborted or expired.`);
-      const image = catalog.imageById(upload.id)!;
-      log.info({ image: image.name, size: image.size }, 'image stored');
-      events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
-      return image;
+      return announceStored(upload.id);
     }
+  }
+
+  function announceStored(imageId: number): ImageRow {
+    const image = catalog.imageById(imageId)!;
+    log.info({ image: image.name, size: image.size }, 'image stored');
+    events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
+    return image;
+  }
+
+  /**
+   * uploadWhole of a one-fragment image (every small image): the fragment is the image, so its
+   * hash is the image's, and recording it completes the upload in the same transaction.
+   */
+  async function storeOnlyFragment(upload: ImageRow, data: Bytes): Promise<ImageRow> {
+    requireLiveDatanodes();
+    const size = byteLength(data);
+    const digest = sha256Hex(data);
+    const fragmentId = newFragmentId();
+    const placed = await replicas.write(fragmentId, data, digest, config.replicationFactor);
+    let outcome: ReturnType<Catalog['recordOnlyFragmentAndComplete']> = false;
+    try {
+      outcome = catalog.recordOnlyFragmentAndComplete({ id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest }, placed, digest, now());
+    } finally {
+      if (!outcome) {
+        catalog.releaseWriteIntents(fragmentId, placed, now()); // written but never counted: delete the copies
+        void deleter.kick();
+      }
+    }
+    if (outcome !== 'done') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${upload.uploadId}" was aborted or expired while it was stored.`);
+    return announceStored(upload.id);
   }
 
   function abort(uploadId: string): boolean {
@@ -246,6 +273,7 @@ export function createUploads({ config, catalog, registry, replicas, deleter, ev
     const upload = begin({ name, size, contentType });
     const uploadId = upload.uploadId!;
     try {
+      if (upload.fragmentCount === 1) return await storeOnlyFragment(upload, data);
       const inFlight = 4;
       for (let first = 0; first < upload.fragmentCount; first += inFlight) {
         const batch = [];

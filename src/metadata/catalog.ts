@@ -146,7 +146,7 @@ export function catalog(db: Db) {
     return stmt;
   };
 
-  return {
+  const self = {
     /** Reserves the name for a new upload; IMAGE_ALREADY_EXISTS when an image or upload holds it. */
     insertUpload(row: Omit<ImageRow, 'id' | 'state'> & { uploadId: string }): ImageRow {
       try {
@@ -233,6 +233,16 @@ export function catalog(db: Db) {
       return 'done';
     }),
 
+    /**
+     * A one-fragment upload's fragment recorded and the upload completed in one transaction (one
+     * WAL commit instead of two): false when the upload is gone, else completeUpload's outcome.
+     */
+    recordOnlyFragmentAndComplete: db.transaction((fragment: FragmentRow, datanodeIds: string[], sha256: string, now: number): false | 'done' | 'changed' | 'gone' => {
+      // Nested better-sqlite3 transactions are savepoints inside this one.
+      if (!self.recordFragment(fragment, datanodeIds, now, now)) return false;
+      return self.completeUpload(fragment.imageId, [fragment.id], sha256, now);
+    }),
+
     /** Removes an image or upload from the index and queues all of its replica files for deletion. */
     deleteImage: db.transaction((imageId: number, now: number) => {
       s.doomReplicasOfImage.run(now, imageId);
@@ -286,6 +296,7 @@ export function catalog(db: Db) {
     resumeDeletionsOn: (datanodeId: string, now: number) => s.resumeDeletionsOn.run(now, datanodeId, now).changes,
     pendingDeletionCount: () => s.pendingDeletions.get()!.n,
   };
+  return self;
 }
 
 export type Catalog = ReturnType<typeof catalog>;
