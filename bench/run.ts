@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { cliDownload, cliUpload, takeCliCpu, writeImageFile } from './cli.ts';
 import { createHttp, type BenchHttp } from './http.ts';
 import { fillIndex, listingName, rawListing } from './listing.ts';
 import { cleanup, freePortBlock, removeOnCleanup, startBareProxy, startCluster, type BareProxy, type Cluster } from './processes.ts';
@@ -14,7 +15,7 @@ import {
   MB, bareObjectFromTessera, bareSmallUploads, bareUpload, download, imagePath, imageSha256, makePool, smallReads, tesseraSmallUploads, tesseraUpload, timed,
 } from './workloads.ts';
 
-const SCENARIOS = ['listing', 'upload', 'download', 'small', 'rss'] as const;
+const SCENARIOS = ['listing', 'upload', 'download', 'cli-upload', 'cli-download', 'small', 'deletes', 'rss'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const positive = (flag: string) => (v: string) => {
@@ -37,6 +38,7 @@ const program = new Command('npm run bench --')
   .option('--small-runs <n>', 'alternating runs of the small-image figures (default 3; quick 1)', positive('--small-runs'))
   .option('--small-size <KB>', 'small image size in KB (1000 bytes)', positive('--small-size'), 100)
   .option('--concurrency <n>', 'small images in flight', positive('--concurrency'), 8)
+  .option('--delete-count <n>', 'small images deleted one by one per run of the deletes figure (default 1000; quick 200)', positive('--delete-count'))
   .option('--list-rows <n>', 'stored images in the index for the listing figure (default 1000000)', positive('--list-rows'))
   .option('--list-queries <n>', 'timed listing queries (default 500; quick 150)', positive('--list-queries'))
   .option('--profile <dir>', 'write --cpu-prof profiles of every cluster process to this folder')
@@ -45,7 +47,7 @@ const program = new Command('npm run bench --')
 program.parse();
 const flags = program.opts<{
   json: boolean; quick: boolean; scenarios: string; base64: boolean; size?: number; rssSize?: number; runs?: number; inFlight: number; smallCount?: number; smallRuns?: number;
-  smallSize: number; concurrency: number; listRows?: number; listQueries?: number; profile?: string; verbose: boolean;
+  smallSize: number; concurrency: number; deleteCount?: number; listRows?: number; listQueries?: number; profile?: string; verbose: boolean;
 }>();
 const quick = flags.quick;
 const cfg = {
@@ -57,6 +59,7 @@ const cfg = {
   smallRuns: flags.smallRuns ?? (quick ? 1 : 3),
   smallSize: Math.round(flags.smallSize * 1000),
   concurrency: flags.concurrency,
+  deleteCount: flags.deleteCount ?? (quick ? 200 : 1000),
   listRows: flags.listRows ?? 1_000_000,
   listQueries: flags.listQueries ?? (quick ? 150 : 500),
 };
@@ -139,8 +142,10 @@ async function main() {
     // freed thousands of inodes is slow to allocate new ones for a while (every small image is
     // two new files), which would tax whichever small-image run came first.
     if (runs('small')) await smallImages(tess, base);
+    if (runs('deletes')) await deletes(tess);
     const pool = makePool(8, 2 * 1024 * 1024, runs('upload') && flags.base64);
     if (runs('upload') || runs('download')) await bigImages(tess, base, cluster, pool);
+    if (runs('cli-upload') || runs('cli-download')) await cli(tess, base, cluster, dataDir, pool);
     if (runs('rss')) await memory(tess, base, cluster, bare, pool);
   } finally {
     tess.close();
@@ -237,6 +242,76 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
   await deleteImages(tess, [keep]);
 }
 
+/**
+ * The real CLI process (bin/tessera.js) end to end against the bare proxy's HTTP rate in the same
+ * run, alternating: `tessera upload` of a file on disk (page-cached) vs the bare proxy's upload of
+ * the same bytes from memory; `tessera download -o file` (verified, written) vs the bare proxy's
+ * download of the very same fragment files (only counted).
+ */
+async function cli(tess: BenchHttp, base: BenchHttp, cluster: Cluster, dataDir: string, pool: ReturnType<typeof makePool>) {
+  const fragmentSize = 2 * 1024 * 1024;
+  const home = fs.mkdtempSync(path.join(dataDir, 'cli-'));
+  const file = path.join(home, 'image.bin');
+  writeImageFile(file, pool, cfg.size, fragmentSize);
+  const expected = imageSha256(pool, cfg.size, fragmentSize);
+  const k = cfg.inFlight;
+  const rate = (r: Run) => mbps(cfg.size, r.ms);
+  const mb = cfg.size / MB;
+  const keep = 'bench/cli-big';
+  // Warm-up (untimed): the file in the page cache, both servers' paths compiled.
+  const stored = await cliUpload(cluster.url, cluster.token, home, file, keep, k);
+  if (stored !== expected) throw new Error(`tessera upload stored sha256 ${stored}, expected ${expected}`);
+  await bareUpload(base, 'cli-warm', cfg.size, fragmentSize, pool, { inFlight: k });
+
+  if (runs('cli-upload')) {
+    const up = { t: [] as Run[], b: [] as Run[] };
+    const cliCpu: number[] = [];
+    for (let r = 0; r < cfg.runs; r++) {
+      const name = `bench/cli-up-${r}`;
+      let sha = '';
+      takeCliCpu();
+      up.t.push(await measured('tessera', async () => void (sha = await cliUpload(cluster.url, cluster.token, home, file, name, k))));
+      cliCpu.push(takeCliCpu() / mb);
+      if (sha !== expected) throw new Error(`${name}: stored sha256 ${sha}, expected ${expected}`);
+      up.b.push(await measured('bare', () => bareUpload(base, `cli-up-${r}`, cfg.size, fragmentSize, pool, { inFlight: k })));
+      say(`cli upload run ${r + 1}/${cfg.runs}: tessera upload ${rate(up.t.at(-1)!).toFixed(0)}, bare ${rate(up.b.at(-1)!).toFixed(0)} MB/s`);
+      await deleteImages(tess, [name]);
+    }
+    figures.push({
+      id: 'cli_upload', label: `tessera upload (CLI process, end to end), ${mb.toFixed(0)} MB file, --parallel ${k}`, unit: 'MB/s',
+      tessera: median(up.t.map(rate)), baseline: median(up.b.map(rate)), samples: { tessera: up.t.map(rate), baseline: up.b.map(rate) },
+      cpu: { unit: 'MB', tessera: cpuPer(up.t, mb), baseline: cpuPer(up.b, mb) },
+      target: { kind: 'ratio-min', threshold: 0.9, text: '>= 0.9x bare' },
+      note: `the CLI reads the file, hashes while sending, completes with the sha256 (the CLI process used ${median(cliCpu).toFixed(2)} CPU ms per MB); the bare proxy is sent the same bytes from memory`,
+    });
+  }
+
+  if (runs('cli-download')) {
+    await bareObjectFromTessera(base, cluster.dataDir, keep, 'cli-big');
+    const out = path.join(home, 'downloaded.bin');
+    await cliDownload(cluster.url, cluster.token, home, keep, out, cfg.size); // warm-up
+    await download(base, '/objects/cli-big', cfg.size);
+    const down = { t: [] as Run[], b: [] as Run[] };
+    const cliCpu: number[] = [];
+    for (let r = 0; r < cfg.runs; r++) {
+      takeCliCpu();
+      down.t.push(await measured('tessera', () => cliDownload(cluster.url, cluster.token, home, keep, out, cfg.size)));
+      cliCpu.push(takeCliCpu() / mb);
+      down.b.push(await measured('bare', () => download(base, '/objects/cli-big', cfg.size)));
+      say(`cli download run ${r + 1}/${cfg.runs}: tessera download ${rate(down.t.at(-1)!).toFixed(0)}, bare ${rate(down.b.at(-1)!).toFixed(0)} MB/s`);
+    }
+    figures.push({
+      id: 'cli_download', label: `tessera download -o file (CLI process, end to end), ${mb.toFixed(0)} MB image`, unit: 'MB/s',
+      tessera: median(down.t.map(rate)), baseline: median(down.b.map(rate)), samples: { tessera: down.t.map(rate), baseline: down.b.map(rate) },
+      cpu: { unit: 'MB', tessera: cpuPer(down.t, mb), baseline: cpuPer(down.b, mb) },
+      target: { kind: 'ratio-min', threshold: 0.9, text: '>= 0.9x bare' },
+      note: `the CLI verifies the sha256 and writes the file (the CLI process used ${median(cliCpu).toFixed(2)} CPU ms per MB); the bare proxy reads the same fragment files, 3 ahead, and the bench only counts the bytes`,
+    });
+  }
+  await deleteImages(tess, [keep]);
+  fs.rmSync(home, { recursive: true, force: true });
+}
+
 async function smallImages(tess: BenchHttp, base: BenchHttp) {
   const size = cfg.smallSize;
   const pool = makePool(64, size);
@@ -279,6 +354,47 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
     id: 'small_read', label: `${kb} KB images read per second, ${c} concurrent`, unit: '/s',
     tessera: median(s.readT.map(perSec)), baseline: median(s.readB.map(perSec)), samples: { tessera: s.readT.map(perSec), baseline: s.readB.map(perSec) },
     cpu: { unit: 'image', tessera: cpuPer(s.readT, n), baseline: cpuPer(s.readB, n) },
+  });
+}
+
+/** Sequential deleteImage calls, one at a time, on stored small images: the original did 1,753/s (issue 10). */
+async function deletes(tess: BenchHttp) {
+  const pool = makePool(16, cfg.smallSize);
+  const n = cfg.deleteCount;
+  const del = `mutation($n: String!) { deleteImage(name: $n) }`;
+  const deleteAll = async (names: string[]) => {
+    for (const name of names) {
+      const { deleteImage } = await tess.graphql<{ deleteImage: boolean }>(del, { n: name });
+      if (!deleteImage) throw new Error(`deleteImage(${name}) answered false`);
+    }
+  };
+  const names = (tag: string) => Array.from({ length: n }, (_, i) => `bench/del/${tag}/${i}.jpg`);
+  // Warm-up, untimed.
+  const warm = names('warm').slice(0, Math.min(n, 200));
+  await tesseraSmallUploads(tess, warm, pool, cfg.concurrency, 'uploadImage');
+  await deleteAll(warm);
+  // The floor of a sequential GraphQL call here: the same number of image(name:) look-ups.
+  const lookUpAll = async (names: string[]) => {
+    for (const name of names) await tess.graphql(`query($n: String!) { image(name: $n) { size } }`, { n: name });
+  };
+  await lookUpAll(warm);
+  const done: Run[] = [];
+  const floor: Run[] = [];
+  const perSec = (r: Run) => n / (r.ms / 1000);
+  for (let r = 0; r < cfg.smallRuns; r++) {
+    const batch = names(`r${r}`);
+    await tesseraSmallUploads(tess, batch, pool, cfg.concurrency, 'uploadImage'); // untimed
+    await deleteImages(tess, []); // the uploads' own queued work settled before the timing
+    floor.push(await measured('tessera', () => lookUpAll(batch)));
+    done.push(await measured('tessera', () => deleteAll(batch)));
+    say(`deletes run ${r + 1}/${cfg.smallRuns}: ${perSec(done.at(-1)!).toFixed(0)}/s (image(name:) look-ups ${perSec(floor.at(-1)!).toFixed(0)}/s)`);
+  }
+  await deleteImages(tess, []); // replica files gone before the next scenario
+  figures.push({
+    id: 'deletes', label: `sequential deleteImage of stored ${(cfg.smallSize / 1000).toFixed(0)} KB images, one at a time`, unit: '/s',
+    tessera: median(done.map(perSec)), baseline: median(floor.map(perSec)), samples: { tessera: done.map(perSec), baseline: floor.map(perSec) },
+    target: { kind: 'min', threshold: 1753, text: '>= 1,753/s (the original)' },
+    note: `baseline: as many sequential image(name:) queries, the floor of one GraphQL call; ${n} deletes per run; the coordinator used ${cpuPer(done, n).server.toFixed(2)} CPU ms per delete (${cpuPer(floor, n).server.toFixed(2)} per look-up); replica files are removed in the background`,
   });
 }
 
@@ -337,7 +453,7 @@ async function listing(tess: BenchHttp, cluster: Cluster) {
   figures.push({ id: 'listing_p95', label: `images(first: 50, after:) p95 over ${rows} images`, ...base, tessera: percentile(gql, 95), baseline: percentile(sql, 95) });
 }
 
-const ORDER = ['upload_multipart', 'upload_base64', 'download', 'small_stored', 'small_read', 'rss_coordinator', 'rss_datanode', 'listing_median', 'listing_p95'];
+const ORDER = ['upload_multipart', 'upload_base64', 'download', 'cli_upload', 'cli_download', 'small_stored', 'small_read', 'deletes', 'rss_coordinator', 'rss_datanode', 'listing_median', 'listing_p95'];
 
 try {
   await main();

@@ -85,7 +85,8 @@ export function createImages({ catalog, replicas, records, deleter, events, log,
       if (!Number.isInteger(index) || index < 0 || index >= image.fragmentCount) {
         throw new TesseraError('INVALID_FRAGMENT', `Fragment index ${index} is outside 0..${image.fragmentCount - 1}.`);
       }
-      const fragment = catalog.fragmentsWithReplicas(image.id)[index];
+      const [fragment] = catalog.fragmentsInRange(image.id, index, index);
+      if (!fragment) throw new TesseraError('IMAGE_NOT_FOUND', `"${name}" was deleted meanwhile.`);
       const release = await fragmentBytes.acquire(fragment.size, FRAGMENT_DATA_WAIT_MS);
       try {
         return { fragment, data: await replicas.read(fragment, reportBad) };
@@ -102,14 +103,16 @@ export function createImages({ catalog, replicas, records, deleter, events, log,
      * start fails before any header is sent.
      */
     async readRange(image: ImageRow, start: number, end: number): Promise<AsyncGenerator<Buffer[]>> {
-      const fragments = catalog.fragmentsWithReplicas(image.id);
       const first = Math.floor(start / image.fragmentSize);
       const last = Math.floor(end / image.fragmentSize);
+      // Only the rows of the fragments in the range (by index), not the whole image's.
+      const fragments = catalog.fragmentsInRange(image.id, first, last);
+      if (fragments.length !== last - first + 1) throw new TesseraError('IMAGE_NOT_FOUND', `"${image.name}" was deleted meanwhile.`);
       const pending: Promise<Buffer[]>[] = [];
       let nextToFetch = first;
       const fetchMore = () => {
         while (nextToFetch <= last && pending.length <= READ_AHEAD) {
-          const p = replicas.readChunks(fragments[nextToFetch], reportBad);
+          const p = replicas.readChunks(fragments[nextToFetch - first], reportBad);
           p.catch(() => {}); // awaited in order below; a failure ends the stream there
           pending.push(p);
           nextToFetch += 1;

@@ -244,11 +244,41 @@ export function createUploads({ config, catalog, registry, replicas, records, de
       const outcome = catalog.completeUpload(upload.id, fragments.map((f) => f.id), sha256, createdAt);
       if (outcome === 'changed') continue; // a fragment was replaced while we hashed: hash again
       if (outcome === 'gone') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was aborted or expired.`);
-      const image = catalog.imageById(upload.id)!;
-      log.info({ image: image.name, size: image.size }, 'image stored');
-      events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
-      return image;
+      return announceStored(upload.id);
     }
+  }
+
+  function announceStored(imageId: number): ImageRow {
+    const image = catalog.imageById(imageId)!;
+    log.info({ image: image.name, size: image.size }, 'image stored');
+    events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
+    return image;
+  }
+
+  /**
+   * uploadWhole of a one-fragment image (every small image): the fragment is the image, so its
+   * hash is the image's, and recording it completes the upload in the same transaction.
+   */
+  async function storeOnlyFragment(upload: ImageRow, data: Bytes): Promise<ImageRow> {
+    requireLiveDatanodes();
+    const size = byteLength(data);
+    const digest = sha256Hex(data);
+    const fragmentId = newFragmentId();
+    // Its manifest travels with the fragment: the datanodes know the image before the client does.
+    const createdAt = now();
+    const manifest = manifestOf(upload, digest, createdAt, [{ id: fragmentId, idx: 0, size, sha256: digest }]);
+    const placed = await replicas.write(fragmentId, data, digest, config.replicationFactor, new Set(), manifest);
+    let outcome: ReturnType<Catalog['recordOnlyFragmentAndComplete']> = false;
+    try {
+      outcome = catalog.recordOnlyFragmentAndComplete({ id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest }, placed, digest, createdAt);
+    } finally {
+      if (!outcome) {
+        catalog.releaseWriteIntents(fragmentId, placed, now()); // written but never counted: delete the copies
+        void deleter.kick();
+      }
+    }
+    if (outcome !== 'done') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${upload.uploadId}" was aborted or expired while it was stored.`);
+    return announceStored(upload.id);
   }
 
   function abort(uploadId: string): boolean {
@@ -266,10 +296,7 @@ export function createUploads({ config, catalog, registry, replicas, records, de
     const upload = begin({ name, size, contentType });
     const uploadId = upload.uploadId!;
     try {
-      if (upload.fragmentCount === 1) {
-        const { manifest } = await putFragment(uploadId, 0, data, undefined, now());
-        return await complete(uploadId, undefined, manifest);
-      }
+      if (upload.fragmentCount === 1) return await storeOnlyFragment(upload, data);
       const inFlight = 4;
       for (let first = 0; first < upload.fragmentCount; first += inFlight) {
         const batch = [];

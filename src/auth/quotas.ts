@@ -24,9 +24,12 @@ const rateLimited = (retryAfterMs: number) =>
 
 export function createQuotas(db: Db, limits: QuotaLimits, now: () => number = Date.now) {
   const limiter = limits.rateLimitPerSec > 0 ? new RateLimiterMemory({ points: limits.rateLimitPerSec, duration: 1 }) : undefined;
-  const openUploadsOf = db.prepare<[string, number], { n: number; bytes: number | null }>(
-    `SELECT count(*) AS n, sum(i.size) AS bytes FROM upload_owners o JOIN images i ON i.id = o.image_id
-     WHERE o.token_id = ? AND i.state = 'uploading' AND i.expires_at > ?`,
+  const openUploadsOf = db.prepare<[number, string], { n: number; bytes: number | null }>(
+    // From the open uploads (a partial index), not from the token's owner rows: those of completed
+    // uploads stay until the expiry sweep, so a busy token's rows grow by one per image stored
+    // and the count cost with them (CROSS JOIN keeps SQLite to this order).
+    `SELECT count(*) AS n, sum(i.size) AS bytes FROM images i CROSS JOIN upload_owners o ON o.image_id = i.id
+     WHERE i.state = 'uploading' AND i.expires_at > ? AND o.token_id = ?`,
   );
   const recordOwner = db.prepare('INSERT OR REPLACE INTO upload_owners (image_id, token_id) VALUES (?, ?)');
   const dropStale = db.prepare("DELETE FROM upload_owners WHERE image_id NOT IN (SELECT id FROM images WHERE state = 'uploading')");
@@ -52,7 +55,7 @@ export function createQuotas(db: Db, limits: QuotaLimits, now: () => number = Da
     /** Runs `begin` (synchronous) if the principal's open uploads leave room for `size` more bytes. */
     reserveUpload(principal: Principal, size: number, begin: () => ImageRow): ImageRow {
       return db.transaction(() => {
-        const open = openUploadsOf.get(principal.id, now())!;
+        const open = openUploadsOf.get(now(), principal.id)!;
         if (open.n + 1 > limits.maxOpenUploadsPerToken) {
           throw new TesseraError('QUOTA_EXCEEDED', `This token has ${open.n} open uploads, the most allowed (${limits.maxOpenUploadsPerToken}); complete or abort one first.`);
         }

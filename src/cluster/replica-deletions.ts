@@ -18,20 +18,18 @@ export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 
   now?: () => number;
 }) {
 
-  async function deleteOne(d: ReplicaDeletion) {
+  /** Deletes one replica file; resolves to `d` when it is gone (acknowledged by the caller, in a batch). */
+  async function deleteOne(d: ReplicaDeletion): Promise<ReplicaDeletion | undefined> {
     const node = registry.get(d.datanodeId);
-    if (!node) {
-      catalog.ackDeletion(d); // the datanode was removed from the cluster: nothing to ask
-      return;
-    }
+    if (!node) return d; // the datanode was removed from the cluster: nothing to ask
     if (!registry.isLive(d.datanodeId)) {
       catalog.postponeDeletion(d, now() + pollMs * 5); // checked again; cheap while it stays DOWN
-      return;
+      return undefined;
     }
     try {
       await client.deleteFragment(node.url, d.fragmentId, { reason: d.reason, deletedImage: d.imageKey ?? undefined });
-      catalog.ackDeletion(d);
       log.info({ datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason, image: d.imageKey ?? undefined }, 'replica file deleted');
+      return d;
     } catch (err) {
       if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE') {
         // The datanode's own records say the file belongs to a live image: it stays, and so
@@ -51,7 +49,8 @@ export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 
       const due = catalog.dueDeletions(now(), 256);
       if (due.length === 0 || loop.stopped) return;
       for (let i = 0; i < due.length; i += CONCURRENCY) {
-        await Promise.all(due.slice(i, i + CONCURRENCY).map(deleteOne));
+        // One transaction (one WAL commit) acknowledges the whole batch, not one per file.
+        catalog.ackDeletions((await Promise.all(due.slice(i, i + CONCURRENCY).map(deleteOne))).filter((d) => d !== undefined));
       }
     }
   }

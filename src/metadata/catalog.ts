@@ -77,6 +77,11 @@ export function catalog(db: Db) {
     fragmentAt: db.prepare<[number, number], FragmentRow>(`SELECT id, image_id AS imageId, idx, size, sha256 FROM fragments WHERE image_id = ? AND idx = ?`),
     replicasOfImage: db.prepare<[number], { fragmentId: string; datanodeId: string }>(
       `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
+    fragmentsInRange: db.prepare<[number, number, number], FragmentRow>(
+      `SELECT id, image_id AS imageId, idx, size, sha256 FROM fragments WHERE image_id = ? AND idx BETWEEN ? AND ? ORDER BY idx`),
+    replicasInRange: db.prepare<[number, number, number], { fragmentId: string; datanodeId: string }>(
+      `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM fragments f JOIN replicas r ON r.fragment_id = f.id
+       WHERE f.image_id = ? AND f.idx BETWEEN ? AND ?`),
     replicasOfFragment: db.prepare<[string], { datanodeId: string }>(`SELECT datanode_id AS datanodeId FROM replicas WHERE fragment_id = ? ORDER BY datanode_id`),
     fragmentExists: db.prepare(`SELECT 1 FROM fragments WHERE id = ?`),
     receivedIndexes: db.prepare<[number], { idx: number }>(`SELECT idx FROM fragments WHERE image_id = ? ORDER BY idx`),
@@ -125,6 +130,16 @@ export function catalog(db: Db) {
     deletionTargets: db.prepare<[string], { datanodeId: string }>(`SELECT datanode_id AS datanodeId FROM replica_deletions WHERE fragment_id = ?`),
   };
 
+  const withReplicas = (fragments: FragmentRow[], replicas: { fragmentId: string; datanodeId: string }[]): FragmentWithReplicas[] => {
+    const byFragment = new Map<string, string[]>();
+    for (const r of replicas) {
+      const list = byFragment.get(r.fragmentId);
+      if (list) list.push(r.datanodeId);
+      else byFragment.set(r.fragmentId, [r.datanodeId]);
+    }
+    return fragments.map((f) => ({ ...f, replicas: byFragment.get(f.id) ?? [] }));
+  };
+
   const listing = (prefix: string | undefined, after: string | undefined) => {
     const where = [`state = 'stored'`];
     const params: string[] = [];
@@ -151,7 +166,7 @@ export function catalog(db: Db) {
     return stmt;
   };
 
-  return {
+  const self = {
     /** Reserves the name for a new upload; IMAGE_ALREADY_EXISTS when an image or upload holds it. */
     insertUpload(row: Omit<ImageRow, 'id' | 'state' | 'imageKey'> & { uploadId: string; imageKey?: string }): ImageRow {
       try {
@@ -170,14 +185,17 @@ export function catalog(db: Db) {
     replicasOf: (fragmentId: string) => s.replicasOfFragment.all(fragmentId).map((r) => r.datanodeId),
 
     fragmentsWithReplicas(imageId: number): FragmentWithReplicas[] {
-      const byFragment = new Map<string, string[]>();
-      for (const r of s.replicasOfImage.all(imageId)) {
-        const list = byFragment.get(r.fragmentId);
-        if (list) list.push(r.datanodeId);
-        else byFragment.set(r.fragmentId, [r.datanodeId]);
-      }
-      return s.fragments.all(imageId).map((f) => ({ ...f, replicas: byFragment.get(f.id) ?? [] }));
+      return withReplicas(s.fragments.all(imageId), s.replicasOfImage.all(imageId));
     },
+    /**
+     * Fragments `first`..`last` (inclusive, by index) of an image with their replicas: what a
+     * Range request or fragmentData reads, found through the (image_id, idx) index without
+     * loading the image's other fragment rows.
+     */
+    fragmentsInRange(imageId: number, first: number, last: number): FragmentWithReplicas[] {
+      return withReplicas(s.fragmentsInRange.all(imageId, first, last), s.replicasInRange.all(imageId, first, last));
+    },
+
 
     listImages({ first, after, prefix }: { first: number; after?: string; prefix?: string }): ImageRow[] {
       const { where, params } = listing(prefix, after);
@@ -234,6 +252,16 @@ export function catalog(db: Db) {
       if (current.length !== fragmentIds.length || current.some((id, i) => id !== fragmentIds[i])) return 'changed';
       s.complete.run(sha256, now, imageId);
       return 'done';
+    }),
+
+    /**
+     * A one-fragment upload's fragment recorded and the upload completed in one transaction (one
+     * WAL commit instead of two): false when the upload is gone, else completeUpload's outcome.
+     */
+    recordOnlyFragmentAndComplete: db.transaction((fragment: FragmentRow, datanodeIds: string[], sha256: string, now: number): false | 'done' | 'changed' | 'gone' => {
+      // Nested better-sqlite3 transactions are savepoints inside this one.
+      if (!self.recordFragment(fragment, datanodeIds, now, now)) return false;
+      return self.completeUpload(fragment.imageId, [fragment.id], sha256, now);
     }),
 
     /** Removes an image or upload from the index and queues all of its replica files for deletion. */
@@ -312,6 +340,10 @@ export function catalog(db: Db) {
     dueDeletions: (now: number, limit = 256) => s.dueDeletions.all(now, limit),
     /** The datanode deleted the file. A write intent put in the row's place meanwhile (a repair copying the fragment back there) stays. */
     ackDeletion: (d: { fragmentId: string; datanodeId: string }) => s.ackDeletion.run(d.fragmentId, d.datanodeId),
+    /** ackDeletion for many, in one transaction. */
+    ackDeletions: db.transaction((ds: { fragmentId: string; datanodeId: string }[]) => {
+      for (const d of ds) s.ackDeletion.run(d.fragmentId, d.datanodeId);
+    }),
     retryDeletionAt: (d: { fragmentId: string; datanodeId: string }, notBefore: number) => s.retryDeletion.run(notBefore, d.fragmentId, d.datanodeId),
     /** Not tried (its datanode is DOWN): checked again later, without counting as a failed attempt. */
     postponeDeletion: (d: { fragmentId: string; datanodeId: string }, notBefore: number) => s.postponeDeletion.run(notBefore, d.fragmentId, d.datanodeId),
@@ -319,6 +351,7 @@ export function catalog(db: Db) {
     resumeDeletionsOn: (datanodeId: string, now: number) => s.resumeDeletionsOn.run(now, datanodeId, now).changes,
     pendingDeletionCount: () => s.pendingDeletions.get()!.n,
   };
+  return self;
 }
 
 export type Catalog = ReturnType<typeof catalog>;
