@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { startCoordinatorProcess, type CoordinatorProcess } from './coordinator-process.ts';
 import { startDatanodeProcess, type DatanodeProcess } from './datanode-process.ts';
 import { createGraphQLClient, type GraphQLResponse } from './graphql.ts';
+import { tokenFor } from './tokens.ts';
 
 const SECRET = 'abuse-test-secret';
 export const MiB = 1024 * 1024;
@@ -243,7 +244,7 @@ export function stalledMultipart(url: string, opts: { declared: number; send: nu
     socket.on('error', () => done(answer ? answer.split('\r\n')[0] : 'socket error'));
     socket.on('close', () => done(answer ? answer.split('\r\n')[0] + ' ' + (/"code":"([A-Z_]+)"/.exec(answer)?.[1] ?? '') : 'closed by the server'));
     socket.write(
-      `POST /graphql HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${opts.declared}\r\n\r\n`,
+      `POST /graphql HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${tokenFor(url)}\r\nX-GraphQL-Yoga-CSRF: 1\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${opts.declared}\r\n\r\n`,
     );
     socket.write(head);
     let left = opts.send;
@@ -274,7 +275,7 @@ export function greedyWsClient(url: string, subscriptions: number, waitMs: numbe
       resolve({ outcome: `${outcome}; ${errors} error messages`, codes: [...codes] });
     };
     const timer = setTimeout(() => finish('still open'), waitMs);
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init' })));
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${tokenFor(url)}` } })));
     ws.on('message', (raw) => {
       const msg = JSON.parse(String(raw));
       if (msg.type === 'connection_ack') {
