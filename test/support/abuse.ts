@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { startCoordinatorProcess, type CoordinatorProcess } from './coordinator-process.ts';
 import { startDatanodeProcess, type DatanodeProcess } from './datanode-process.ts';
 import { createGraphQLClient, type GraphQLResponse } from './graphql.ts';
+import { tokenFor } from './tokens.ts';
 
 const SECRET = 'abuse-test-secret';
 export const MiB = 1024 * 1024;
@@ -226,6 +227,8 @@ export function stalledMultipart(url: string, opts: { declared: number; send: nu
       `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.f"]}\r\n` +
       `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="f.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
   );
+  const token = tokenFor(url);
+  const auth = token ? `Authorization: Bearer ${token}\r\n` : '';
   return new Promise((resolve) => {
     const t0 = performance.now();
     const socket = net.connect(Number(port), hostname);
@@ -243,7 +246,7 @@ export function stalledMultipart(url: string, opts: { declared: number; send: nu
     socket.on('error', () => done(answer ? answer.split('\r\n')[0] : 'socket error'));
     socket.on('close', () => done(answer ? answer.split('\r\n')[0] + ' ' + (/"code":"([A-Z_]+)"/.exec(answer)?.[1] ?? '') : 'closed by the server'));
     socket.write(
-      `POST /graphql HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${opts.declared}\r\n\r\n`,
+      `POST /graphql HTTP/1.1\r\nHost: ${hostname}:${port}\r\n${auth}Content-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${opts.declared}\r\n\r\n`,
     );
     socket.write(head);
     let left = opts.send;
@@ -261,32 +264,42 @@ export function stalledMultipart(url: string, opts: { declared: number; send: nu
 
 /**
  * One graphql-ws client that opens `subscriptions` datanodeHealth subscriptions and then stops
- * reading its socket. Resolves once the server closed it, or after `waitMs`.
+ * reading its socket (reading again after `readAgainAfterMs`, if given, to learn how the server
+ * ended it). Resolves once the server closed it, or after `waitMs`.
  */
-export function greedyWsClient(url: string, subscriptions: number, waitMs: number): Promise<{ outcome: string; codes: string[] }> {
+export function greedyWsClient(url: string, subscriptions: number, waitMs: number, readAgainAfterMs?: number): Promise<{ outcome: string; codes: string[]; closeCode?: number }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
     const codes = new Set<string>();
     let errors = 0;
+    let closeCode: number | undefined;
+    let resume: NodeJS.Timeout | undefined;
     const finish = (outcome: string) => {
       clearTimeout(timer);
+      clearTimeout(resume);
       ws.terminate();
-      resolve({ outcome: `${outcome}; ${errors} error messages`, codes: [...codes] });
+      resolve({ outcome: `${outcome}; ${errors} error messages`, codes: [...codes], closeCode });
     };
     const timer = setTimeout(() => finish('still open'), waitMs);
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init' })));
+    const token = tokenFor(url);
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} })));
     ws.on('message', (raw) => {
       const msg = JSON.parse(String(raw));
       if (msg.type === 'connection_ack') {
         for (let i = 0; i < subscriptions; i++) ws.send(JSON.stringify({ id: String(i), type: 'subscribe', payload: { query: 'subscription { datanodeHealth { at status datanode { id url storedBytes } } }' } }));
         // Stop reading: the server's writes pile up in its socket buffer.
-        (ws as unknown as { _socket: net.Socket })._socket.pause();
+        const socket = (ws as unknown as { _socket: net.Socket })._socket;
+        socket.pause();
+        if (readAgainAfterMs !== undefined) resume = setTimeout(() => socket.resume(), readAgainAfterMs);
       } else if (msg.type === 'error') {
         errors += 1;
         for (const e of msg.payload ?? []) if (e.extensions?.code) codes.add(e.extensions.code);
       }
     });
-    ws.on('close', (code, reason) => finish(`closed by the server: ${code} ${String(reason).slice(0, 80)}`));
+    ws.on('close', (code, reason) => {
+      closeCode = code;
+      finish(`closed by the server: ${code} ${String(reason).slice(0, 80)}`);
+    });
     ws.on('error', (err) => finish(`error: ${err.message}`));
   });
 }
