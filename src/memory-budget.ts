@@ -13,11 +13,12 @@ export const FRAGMENT_DATA_BUDGET_BYTES = 32 * 1024 * 1024;
 export const FRAGMENT_DATA_WAIT_MS = 10_000;
 
 /**
- * Bytes all multipart bodies being read may buffer together. A lone body may always reach its own
- * limit (--max-upload-image-size, 64 MiB by default), so this leaves room for it plus fragments:
- * with the coordinator's ~100 MB baseline it stays under 300 MB however many bodies stall.
+ * Bytes all multipart bodies being read may buffer together: 32 fragments of 2 MiB, or one
+ * default-sized uploadImage. A lone body always fits whatever its size (see tryCharge), so this
+ * need not hold the largest --max-upload-image-size. At 96 MiB eight stalled bodies peaked at
+ * 286 MB of RSS (what the refused ones held is garbage until the next GC); at 64 MiB see README.
  */
-export const MULTIPART_BUDGET_BYTES = 96 * 1024 * 1024;
+export const MULTIPART_BUDGET_BYTES = 64 * 1024 * 1024;
 
 /**
  * A count of the bytes that request bodies hold while they are read. A body is refused rather

@@ -168,6 +168,8 @@ export function createHttpServer(app: Coordinator) {
           if (ctx.extra.refused >= WS_LIMITS.refusedSubscribesPerConnection) {
             const socket = ctx.extra.socket;
             socket.close(4429, `TOO_MANY_SUBSCRIPTIONS: more than ${WS_LIMITS.operationsPerConnection} at once`);
+            // What the flood already sent is not handed to graphql-ws (each would be parsed and answered).
+            socket.removeAllListeners('message');
             // A client that stopped reading never answers the close frame: cut it off soon, not after ws's 30 s.
             setTimeout(() => socket.terminate(), 1000).unref();
           }
