@@ -170,8 +170,9 @@ export function createHttpServer(app: Coordinator) {
             socket.close(4429, `TOO_MANY_SUBSCRIPTIONS: more than ${WS_LIMITS.operationsPerConnection} at once`);
             // What the flood already sent is not handed to graphql-ws (each would be parsed and answered).
             socket.removeAllListeners('message');
-            // A client that stopped reading never answers the close frame: cut it off soon, not after ws's 30 s.
-            setTimeout(() => socket.terminate(), 1000).unref();
+            // A client that stopped reading never answers the close frame: cut it off after a few
+            // seconds, not ws's 30 (a reset also discards the close frame if it has not read it yet).
+            setTimeout(() => socket.terminate(), 5000).unref();
           }
           return [new GraphQLError(`A connection may hold ${WS_LIMITS.operationsPerConnection} subscriptions at once.`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
         }

@@ -227,8 +227,6 @@ export function stalledMultipart(url: string, opts: { declared: number; send: nu
       `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.f"]}\r\n` +
       `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="f.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
   );
-  const token = tokenFor(url);
-  const auth = token ? `Authorization: Bearer ${token}\r\n` : '';
   return new Promise((resolve) => {
     const t0 = performance.now();
     const socket = net.connect(Number(port), hostname);
@@ -246,7 +244,7 @@ export function stalledMultipart(url: string, opts: { declared: number; send: nu
     socket.on('error', () => done(answer ? answer.split('\r\n')[0] : 'socket error'));
     socket.on('close', () => done(answer ? answer.split('\r\n')[0] + ' ' + (/"code":"([A-Z_]+)"/.exec(answer)?.[1] ?? '') : 'closed by the server'));
     socket.write(
-      `POST /graphql HTTP/1.1\r\nHost: ${hostname}:${port}\r\n${auth}Content-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${opts.declared}\r\n\r\n`,
+      `POST /graphql HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${tokenFor(url)}\r\nX-GraphQL-Yoga-CSRF: 1\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${opts.declared}\r\n\r\n`,
     );
     socket.write(head);
     let left = opts.send;
@@ -281,8 +279,7 @@ export function greedyWsClient(url: string, subscriptions: number, waitMs: numbe
       resolve({ outcome: `${outcome}; ${errors} error messages`, codes: [...codes], closeCode });
     };
     const timer = setTimeout(() => finish('still open'), waitMs);
-    const token = tokenFor(url);
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} })));
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${tokenFor(url)}` } })));
     ws.on('message', (raw) => {
       const msg = JSON.parse(String(raw));
       if (msg.type === 'connection_ack') {
