@@ -17,7 +17,7 @@ const cases: [string, string[], (c: AbuseCluster) => () => Promise<{ outcome: st
     const r = await stalledMultipart(c.url, { declared: 50 * MiB, send: 20 * MiB, query: 'mutation($f: File!) { uploadImage(name: "big", file: $f) { name } }', waitMs: 10_000 });
     return { outcome: `${r.answered} after ${r.afterMs} ms`, codes: [] };
   }],
-  ['graphql-ws client with 20,000 subscriptions that stops reading', [], (c) => () => greedyWsClient(c.url, 20_000, 20_000)],
+  ["graphql-ws client with 20,000 subscriptions that stops reading (reads again after 3 s)", [], (c) => () => greedyWsClient(c.url, 20_000, 20_000, 3_000)],
 ];
 
 for (const [name, args, run] of cases) {

@@ -1,7 +1,8 @@
 // Byte budgets shared by every request of the coordinator, so that no number of requests can
 // take it past its memory budget: one for the out-of-order fragment windows of running image
 // hashes (the least recently fed window is evicted to the re-read path), one for fragment bytes
-// that fragmentData holds while it reads and encodes them (callers wait their turn, then give up).
+// that fragmentData holds while it reads and encodes them (callers wait their turn, then give up),
+// and one for the bytes multipart bodies buffer while they arrive (past it a body is refused).
 import { TesseraError } from './errors.ts';
 
 /** Bytes all out-of-order windows together may hold (each one may hold 8 fragments: two full windows of 2 MiB fragments). */
@@ -10,6 +11,43 @@ export const WINDOW_BUDGET_BYTES = 32 * 1024 * 1024;
 export const FRAGMENT_DATA_BUDGET_BYTES = 32 * 1024 * 1024;
 /** How long a fragmentData waits for room before it is refused with SERVER_BUSY. */
 export const FRAGMENT_DATA_WAIT_MS = 10_000;
+
+/**
+ * Bytes all multipart bodies being read may buffer together: 32 fragments of 2 MiB, or one
+ * default-sized uploadImage. A lone body always fits whatever its size (see tryCharge), so this
+ * need not hold the largest --max-upload-image-size. At 96 MiB eight stalled bodies peaked at
+ * 286 MB of RSS (what the refused ones held is garbage until the next GC); at 64 MiB see README.
+ */
+export const MULTIPART_BUDGET_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A count of the bytes that request bodies hold while they are read. A body is refused rather
+ * than made to wait: a body that waits keeps its socket and what it already holds, which is what
+ * a stalling client wants.
+ */
+export function createBodyBudget(limit: number) {
+  let used = 0;
+  return {
+    get used() {
+      return used;
+    },
+    /**
+     * Adds `bytes` to a body that holds `held` already; false (nothing added) when that passes the
+     * limit while other bodies hold bytes too. A body alone always fits, so a legitimate upload up
+     * to its own size limit works whatever the budget.
+     */
+    tryCharge(held: number, bytes: number): boolean {
+      if (used + bytes > limit && used > held) return false;
+      used += bytes;
+      return true;
+    },
+    release(bytes: number) {
+      used -= bytes;
+    },
+  };
+}
+
+export type BodyBudget = ReturnType<typeof createBodyBudget>;
 
 export interface WindowHolder {
   /** Drops everything the holder buffers; the budget has already forgotten its bytes. */

@@ -139,6 +139,8 @@ export const boundedMessage = cut;
 export const WS_LIMITS = {
   /** Subscriptions (and operations in flight) one graphql-ws connection may hold. */
   operationsPerConnection: 100,
+  /** Subscribes refused for the cap above after which the connection is closed (4429): a flood then costs little. */
+  refusedSubscribesPerConnection: 10,
   /** A client that lets this much of what we send pile up unread is dropped. */
   maxBufferedBytes: 16 * 1024 * 1024,
 } as const;

@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import type { BodyBudget } from '../memory-budget.ts';
 
 export interface MultipartLimits {
   /** Bytes per file part. */
@@ -25,6 +26,8 @@ export interface MultipartLimits {
   fileSizeFor?: (fields: ReadonlyMap<string, string>) => number;
   /** The body is dropped (REQUEST_TIMEOUT) when no byte of it arrives for this long. */
   idleTimeoutMs?: number;
+  /** Bytes buffered by all bodies being read at once: past it a body is refused (SERVER_BUSY) and drops what it held. */
+  budget?: BodyBudget;
 }
 
 /** A file part as received: `chunks` are views of the socket's buffers, in order. */
@@ -57,23 +60,30 @@ class MultipartError extends Error {
     message: string,
     readonly tooLarge = false,
     readonly timedOut = false,
+    readonly busy = false,
   ) {
     super(message);
   }
 }
+
+/** How long a timed-out body's socket stays open so that its 408 answer gets out. */
+const STALLED_SOURCE_GRACE_MS = 1000;
 
 /** The body's chunks, failing with a timeout when none arrives for `idleMs` (the source is then destroyed). */
 async function* withIdleTimeout(body: AsyncIterable<Uint8Array>, idleMs: number | undefined): AsyncGenerator<Uint8Array> {
   if (!idleMs) return yield* body;
   const it = body[Symbol.asyncIterator]();
   let finished = false;
+  let timedOut = false;
   try {
     for (;;) {
       let timer: NodeJS.Timeout | undefined;
       const idle = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          // Stops the stalled source (the socket) and what it buffered, rather than waiting on it.
-          (body as { destroy?: () => void }).destroy?.();
+          timedOut = true;
+          // Stops the stalled source (the socket) rather than waiting on it, once the client has
+          // had its 408 (destroying it now would cut the answer off too).
+          setTimeout(() => (body as { destroy?: () => void }).destroy?.(), STALLED_SOURCE_GRACE_MS).unref();
           reject(new MultipartError(`no byte of the body arrived for ${idleMs} ms`, false, true));
         }, idleMs);
       });
@@ -90,7 +100,10 @@ async function* withIdleTimeout(body: AsyncIterable<Uint8Array>, idleMs: number 
       yield next.value;
     }
   } finally {
-    if (!finished) await it.return?.(); // as a for-await over `body` would
+    // As a for-await over `body` would; after a timeout the return waits on the pending read,
+    // which ends when the source is destroyed.
+    if (!finished && timedOut) void it.return?.()?.catch(() => {});
+    else if (!finished) await it.return?.();
   }
 }
 
@@ -131,6 +144,8 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
   let part: { name: string; filename: string | undefined; type: string; chunks: Buffer[]; size: number } | undefined;
   /** Bytes per file part, settled when the first file part starts. */
   let fileSize: number | undefined;
+  /** Bytes this body holds against the shared budget (released however the read ends). */
+  let held = 0;
 
   const take = (data: Buffer) => {
     if (state !== 'body' || data.length === 0) return;
@@ -138,6 +153,10 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
     p.size += data.length;
     if (p.filename !== undefined && p.size > fileSize!) throw new MultipartError(`File size limit exceeded: ${fileSize} bytes`, true);
     if (p.filename === undefined && p.size > limits.fieldSize) throw new MultipartError(`Field value size exceeded: ${limits.fieldSize} bytes`, true);
+    if (limits.budget) {
+      if (!limits.budget.tryCharge(held, data.length)) throw new MultipartError('the coordinator is buffering as many request bodies as its memory budget allows; retry later', false, false, true);
+      held += data.length;
+    }
     p.chunks.push(data);
   };
   const endPart = () => {
@@ -256,9 +275,14 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
     }
   };
 
-  for await (const raw of withIdleTimeout(body, limits.idleTimeoutMs)) {
-    let chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    while (chunk.length > 0) chunk = step(chunk);
+  try {
+    for await (const raw of withIdleTimeout(body, limits.idleTimeoutMs)) {
+      let chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+      while (chunk.length > 0) chunk = step(chunk);
+    }
+  } finally {
+    // The budget covers bodies in flight; once parsed, the request's own limits bound what it keeps.
+    limits.budget?.release(held);
   }
   if ((state as State) !== 'epilogue') throw new MultipartError('the body ended before the closing delimiter');
   return { fields, files };
@@ -267,6 +291,9 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
 const badMultipart = (err: unknown) => {
   if (err instanceof MultipartError && err.timedOut) {
     return new GraphQLError(`The request body stopped arriving: ${err.message}.`, { extensions: { http: { status: 408 }, code: 'REQUEST_TIMEOUT' } });
+  }
+  if (err instanceof MultipartError && err.busy) {
+    return new GraphQLError(`The request body was dropped: ${err.message}.`, { extensions: { http: { status: 503 }, code: 'SERVER_BUSY' } });
   }
   if (err instanceof MultipartError && err.tooLarge) {
     return new GraphQLError(err.message, { extensions: { http: { status: 413 }, code: 'REQUEST_ENTITY_TOO_LARGE' } });

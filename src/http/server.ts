@@ -18,6 +18,7 @@ import { GRAPHIQL_WELCOME, graphiqlDelivery } from './graphiql-delivery.ts';
 import { errorBody, TesseraError } from '../errors.ts';
 import { jsonBodyLimit, limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
 import { multipartRequests } from './multipart.ts';
+import { createBodyBudget, MULTIPART_BUDGET_BYTES } from '../memory-budget.ts';
 import { authPlugin } from '../auth/plugin.ts';
 import { authorizeImageRequest } from '../auth/image-access.ts';
 import type { Principal } from '../auth/rules.ts';
@@ -56,6 +57,8 @@ export function createHttpServer(app: Coordinator) {
     // --max-upload-image-size while it is read, not once it is whole.
     fileSizeFor: (fields: ReadonlyMap<string, string>) => (/\buploadFragment\b/.test(fields.get('operations') ?? '') ? MAX_FRAGMENT_SIZE : config.maxUploadImageSize),
     idleTimeoutMs: config.bodyTimeoutSec * 1000,
+    // Bodies that stall halfway hold what they sent until the timeout: together they get a budget.
+    budget: createBodyBudget(MULTIPART_BUDGET_BYTES),
   };
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
@@ -130,7 +133,7 @@ export function createHttpServer(app: Coordinator) {
     answer(websocketOriginAllowed(req, config.corsOrigins, config.publicUrl), 403, 'Origin not allowed');
   const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, verifyClient, maxPayload: jsonBodyLimit(config.fragmentSize) });
   type Envelope = { execute: (a: ExecutionArgs) => never; subscribe: (a: ExecutionArgs) => never };
-  type Extra = { principal?: Principal; release?: () => void };
+  type Extra = { principal?: Principal; release?: () => void; refused?: number };
   useServer<Record<string, unknown> | undefined, Extra>(
     {
       // The token comes in connectionParams (browsers cannot set headers on a WebSocket), else
@@ -157,7 +160,20 @@ export function createHttpServer(app: Coordinator) {
       execute: (args) => (args.rootValue as Envelope).execute(args),
       subscribe: (args) => (args.rootValue as Envelope).subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
+        // A closed connection's remaining messages (a flood already received) cost nothing more.
+        if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return [new GraphQLError('The connection is closing.', { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
         if (Object.keys(ctx.subscriptions).length >= WS_LIMITS.operationsPerConnection) {
+          // A client that keeps subscribing past the cap is flooding: closed rather than answered each time.
+          ctx.extra.refused = (ctx.extra.refused ?? 0) + 1;
+          if (ctx.extra.refused >= WS_LIMITS.refusedSubscribesPerConnection) {
+            const socket = ctx.extra.socket;
+            socket.close(4429, `TOO_MANY_SUBSCRIPTIONS: more than ${WS_LIMITS.operationsPerConnection} at once`);
+            // What the flood already sent is not handed to graphql-ws (each would be parsed and answered).
+            socket.removeAllListeners('message');
+            // A client that stopped reading never answers the close frame: cut it off after a few
+            // seconds, not ws's 30 (a reset also discards the close frame if it has not read it yet).
+            setTimeout(() => socket.terminate(), 5000).unref();
+          }
           return [new GraphQLError(`A connection may hold ${WS_LIMITS.operationsPerConnection} subscriptions at once.`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
         }
         const request = ctx.extra.request;

@@ -262,17 +262,21 @@ export function stalledMultipart(url: string, opts: { declared: number; send: nu
 
 /**
  * One graphql-ws client that opens `subscriptions` datanodeHealth subscriptions and then stops
- * reading its socket. Resolves once the server closed it, or after `waitMs`.
+ * reading its socket (reading again after `readAgainAfterMs`, if given, to learn how the server
+ * ended it). Resolves once the server closed it, or after `waitMs`.
  */
-export function greedyWsClient(url: string, subscriptions: number, waitMs: number): Promise<{ outcome: string; codes: string[] }> {
+export function greedyWsClient(url: string, subscriptions: number, waitMs: number, readAgainAfterMs?: number): Promise<{ outcome: string; codes: string[]; closeCode?: number }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
     const codes = new Set<string>();
     let errors = 0;
+    let closeCode: number | undefined;
+    let resume: NodeJS.Timeout | undefined;
     const finish = (outcome: string) => {
       clearTimeout(timer);
+      clearTimeout(resume);
       ws.terminate();
-      resolve({ outcome: `${outcome}; ${errors} error messages`, codes: [...codes] });
+      resolve({ outcome: `${outcome}; ${errors} error messages`, codes: [...codes], closeCode });
     };
     const timer = setTimeout(() => finish('still open'), waitMs);
     ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${tokenFor(url)}` } })));
@@ -281,13 +285,18 @@ export function greedyWsClient(url: string, subscriptions: number, waitMs: numbe
       if (msg.type === 'connection_ack') {
         for (let i = 0; i < subscriptions; i++) ws.send(JSON.stringify({ id: String(i), type: 'subscribe', payload: { query: 'subscription { datanodeHealth { at status datanode { id url storedBytes } } }' } }));
         // Stop reading: the server's writes pile up in its socket buffer.
-        (ws as unknown as { _socket: net.Socket })._socket.pause();
+        const socket = (ws as unknown as { _socket: net.Socket })._socket;
+        socket.pause();
+        if (readAgainAfterMs !== undefined) resume = setTimeout(() => socket.resume(), readAgainAfterMs);
       } else if (msg.type === 'error') {
         errors += 1;
         for (const e of msg.payload ?? []) if (e.extensions?.code) codes.add(e.extensions.code);
       }
     });
-    ws.on('close', (code, reason) => finish(`closed by the server: ${code} ${String(reason).slice(0, 80)}`));
+    ws.on('close', (code, reason) => {
+      closeCode = code;
+      finish(`closed by the server: ${code} ${String(reason).slice(0, 80)}`);
+    });
     ws.on('error', (err) => finish(`error: ${err.message}`));
   });
 }
