@@ -58,7 +58,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     },
   });
   const events = createEventBus();
-  const deleter = createReplicaDeleter({ catalog, registry, client, log });
+  const deleter = createReplicaDeleter({ catalog, registry, client, log, replicationFactor: config.replicationFactor });
   const replicas = createReplicas({ catalog, registry, client, log });
   const records = createImageRecords({ registry, client, log, replicationFactor: config.replicationFactor });
   const monitor = createMonitor({

@@ -9,14 +9,21 @@ import { createBackgroundLoop } from './background-loop.ts';
 const CONCURRENCY = 8;
 const MAX_BACKOFF_MS = 60_000;
 
-export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 1000, now = Date.now }: {
+export function createReplicaDeleter({ catalog, registry, client, log, replicationFactor, pollMs = 1000, now = Date.now }: {
   catalog: Catalog;
+  replicationFactor: number;
   registry: Registry;
   client: DatanodeClient;
   log: Logger;
   pollMs?: number;
   now?: () => number;
 }) {
+
+  /** The fragment is a stored image's, recorded with R replicas on other datanodes than this one. */
+  function isSurplus(d: ReplicaDeletion): boolean {
+    if (!catalog.fragmentById(d.fragmentId)) return false;
+    return catalog.replicasOf(d.fragmentId).filter((id) => id !== d.datanodeId).length >= replicationFactor;
+  }
 
   /** Deletes one replica file; resolves to `d` when it is gone (acknowledged by the caller, in a batch). */
   async function deleteOne(d: ReplicaDeletion): Promise<ReplicaDeletion | undefined> {
@@ -31,6 +38,12 @@ export function createReplicaDeleter({ catalog, registry, client, log, pollMs = 
       log.info({ datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason, image: d.imageKey ?? undefined }, 'replica file deleted');
       return d;
     } catch (err) {
+      if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE' && d.reason !== 'surplus-replica' && isSurplus(d)) {
+        // A write whose answer was lost (a partition, a timeout) reached this datanode with its
+        // image's manifest: the datanode says the image is live, and the index agrees and holds
+        // R other copies of the fragment. Two sources agree this copy is one too many.
+        return deleteOne({ ...d, reason: 'surplus-replica' });
+      }
       if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE') {
         // The datanode's own records say the file belongs to a live image: it stays, and so
         // does the image; the index learns it back from the records (a rebuild or re-check).
