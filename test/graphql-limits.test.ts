@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { createClient } from 'graphql-ws';
 import { startCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
+import { authHeaders } from './support/tokens.ts';
 
 let cluster: Awaited<ReturnType<typeof startCluster>>;
 beforeAll(async () => {
@@ -58,7 +59,7 @@ describe('limits over HTTP', () => {
 });
 
 describe('graphql-ws', () => {
-  const client = () => createClient({ url: `${cluster.url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+  const client = () => createClient({ url: `${cluster.url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: () => authHeaders(cluster.url) });
   const run = (c: ReturnType<typeof client>, query: string, variables: Record<string, unknown> = {}) =>
     new Promise<{ data?: any; errors?: any[] }>((resolve) => {
       let result: { data?: any; errors?: any[] } = {};
