@@ -3,7 +3,7 @@
 // `extensions.headers` of the subscribe message, and an empty connection_init: without this,
 // GraphiQL could never start a subscription on a cluster that needs tokens.
 
-/** Seconds a connection without a token may wait for its first operation to bring one. */
+/** How long (ms) a connection without a token may wait for its first operation to bring one. */
 export const UNAUTHENTICATED_SOCKET_GRACE_MS = 10_000;
 
 /** The Authorization an operation carries in `extensions.headers` (any letter case), if any. */
