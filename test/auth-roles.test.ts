@@ -190,8 +190,47 @@ describe('graphql-ws', () => {
       ws.once('error', reject);
     });
 
-  it('without a token the connection is refused with 4401 UNAUTHENTICATED', async () => {
-    expect(await closeOf({})).toMatchObject({ code: 4401, reason: expect.stringContaining('UNAUTHENTICATED') });
+  // Without a token in connection_init the connection waits for its first operation to bring one
+  // in extensions.headers (GraphiQL's way); an operation without one is answered UNAUTHENTICATED.
+  it('without a token anywhere an operation is refused UNAUTHENTICATED, and the connection closed with 4401', async () => {
+    const answers: string[] = [];
+    const closed = await new Promise<{ code: number; reason: string }>((resolve, reject) => {
+      const ws = new WebSocket(`${cluster.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+      ws.once('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: {} })));
+      ws.on('message', (m) => {
+        answers.push(String(m));
+        if (answers.length === 1) ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: HEALTH } }));
+      });
+      ws.once('close', (code, reason) => resolve({ code, reason: String(reason) }));
+      ws.once('error', reject);
+    });
+    expect(answers[0]).toBe('{"type":"connection_ack"}');
+    expect(JSON.parse(answers[1])).toMatchObject({ id: '1', type: 'error', payload: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
+    expect(answers).toHaveLength(2); // no data
+    expect(closed).toMatchObject({ code: 4401, reason: expect.stringContaining('UNAUTHENTICATED') });
+  }, 30_000);
+
+  it('a token in an operation\'s extensions.headers authenticates the connection (GraphiQL)', async () => {
+    const answers: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(`${cluster.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+      ws.once('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: {} })));
+      ws.on('message', (m) => {
+        answers.push(String(m));
+        if (answers.length === 1) ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: HEALTH, extensions: { headers: { Authorization: auth.read } } } }));
+        if (answers.length === 2) {
+          // A second operation with another token is refused on this connection.
+          ws.send(JSON.stringify({ id: '2', type: 'subscribe', payload: { query: HEALTH, extensions: { headers: { authorization: auth.admin } } } }));
+        }
+        if (answers.some((a) => a.includes('"id":"2"'))) {
+          ws.close();
+          resolve();
+        }
+      });
+      ws.once('error', reject);
+    });
+    expect(JSON.parse(answers[1])).toMatchObject({ id: '1', type: 'next', payload: { data: { datanodeHealth: { status: expect.any(String) } } } });
+    expect(JSON.parse(answers.find((a) => a.includes('"id":"2"'))!)).toMatchObject({ type: 'error', payload: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
   });
 
   it('with an unknown token the connection is refused with 4401', async () => {

@@ -9,26 +9,33 @@ import type { Plugin } from 'graphql-yoga';
 const brotli = promisify(brotliCompress);
 const gzipped = promisify(gzip);
 
-/** The query GraphiQL opens with: how to use the page, then a first query to run. */
+/**
+ * The query GraphiQL opens with: how to use the page, then ONE anonymous operation to run.
+ * GraphiQL re-reads the editor's operations on a debounce, so a run right after replacing the
+ * text uses the old text's operations: with two, the run button opens a picker and sends nothing
+ * (the "Execute does nothing" report); with one named, it sends the old name and fails in the
+ * page ("Cannot infer operation"). One unnamed operation leaves nothing stale behind.
+ */
 export const GRAPHIQL_WELCOME = `# Welcome to Tessera's GraphiQL.
+#
+# Every call needs a token: open the Headers pane under this editor and write
+#   { "Authorization": "Bearer <token>" }
+# (npm start writes the admin token to <data-dir>/admin.token), then press the refresh button on
+# the left to load the schema for the Docs and autocompletion.
 #
 # Write an operation here, press the run button (or Ctrl-Enter) and the answer shows on the right.
 # The Docs button lists every query, mutation and subscription with its description.
+# Subscriptions (clusterEvents, datanodeHealth) run over WebSocket.
 #
-# Arguments written as $name come from the Variables pane under this editor: open it and write
-#   { "name": "cats/tabby.png" }
-# for the image query below. Subscriptions (clusterEvents, datanodeHealth) run over WebSocket.
+# Arguments written as $name come from the Variables pane: with { "name": "cats/tabby.png" } there,
+#   query Image($name: String!) { image(name: $name) { name size sha256 fragmentCount createdAt url } }
 # An image's bytes are at GET /images/{name}, e.g. http://127.0.0.1:4000/images/cats/tabby.png.
 
-query Images {
+{
   images(first: 10) {
     totalCount
     edges { node { name size contentType url } }
   }
-}
-
-query Image($name: String!) {
-  image(name: $name) { name size sha256 fragmentCount createdAt url }
 }
 `;
 

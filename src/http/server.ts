@@ -24,6 +24,7 @@ import { authorizeImageRequest } from '../auth/image-access.ts';
 import type { Principal } from '../auth/rules.ts';
 import { corsFor, crossSiteRequestGuard, GRAPHIQL_SAFE_OPTIONS, graphiqlPageHeaders, websocketOriginAllowed } from './cross-site.ts';
 import { boundedMessage, graphqlLimits, WS_LIMITS } from './graphql-limits.ts';
+import { operationAuthorization, UNAUTHENTICATED_SOCKET_GRACE_MS } from './graphql-ws-auth.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -133,25 +134,41 @@ export function createHttpServer(app: Coordinator) {
     answer(websocketOriginAllowed(req, config.corsOrigins, config.publicUrl), 403, 'Origin not allowed');
   const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, verifyClient, maxPayload: jsonBodyLimit(config.fragmentSize) });
   type Envelope = { execute: (a: ExecutionArgs) => never; subscribe: (a: ExecutionArgs) => never };
-  type Extra = { principal?: Principal; release?: () => void; refused?: number };
+  // `authorization`: the header the connection was authenticated with (undefined: anonymous).
+  type Extra = { principal?: Principal; authorization?: string; release?: () => void; refused?: number };
+  type WsCtx = { extra: Extra & { socket: import('ws').WebSocket } };
+  /** Authenticates the connection once (throws UNAUTHENTICATED); false when closed with 4429. */
+  const bindPrincipal = (ctx: WsCtx, header: string | undefined): boolean => {
+    const principal = app.auth.authenticate(header);
+    const release = app.auth.quotas.openSocket(principal, (code, reason) => ctx.extra.socket.close(code, reason));
+    if (!release) {
+      ctx.extra.socket.close(4429, 'RATE_LIMITED: too many graphql-ws connections for this token');
+      return false;
+    }
+    ctx.extra.socket.once('close', release);
+    ctx.extra.principal = principal;
+    ctx.extra.authorization = header;
+    return true;
+  };
   useServer<Record<string, unknown> | undefined, Extra>(
     {
       // The token comes in connectionParams (browsers cannot set headers on a WebSocket), else
       // in the upgrade request's Authorization header. Refused: closed with 4401, or 4429 past
-      // the token's connection limit.
+      // the token's connection limit. A connection with neither waits for its first operation's
+      // extensions.headers (what GraphiQL sends, graphql-ws-auth.ts), and is closed with 4401
+      // if no operation has brought a valid token within the grace period.
       onConnect: (ctx) => {
         const param = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         const header = typeof param === 'string' ? param : headerOf(ctx.extra.request, 'authorization');
-        try {
-          const principal = app.auth.authenticate(header);
-          const release = app.auth.quotas.openSocket(principal, (code, reason) => ctx.extra.socket.close(code, reason));
-          if (!release) {
-            ctx.extra.socket.close(4429, 'RATE_LIMITED: too many graphql-ws connections for this token');
-            return false;
-          }
-          ctx.extra.socket.once('close', release);
-          ctx.extra.principal = principal;
+        if (header === undefined) {
+          const timer = setTimeout(() => {
+            if (!ctx.extra.principal) ctx.extra.socket.close(4401, 'UNAUTHENTICATED: no token in connectionParams nor in an operation');
+          }, UNAUTHENTICATED_SOCKET_GRACE_MS);
+          ctx.extra.socket.once('close', () => clearTimeout(timer));
           return true;
+        }
+        try {
+          return bindPrincipal(ctx, header);
         } catch (err) {
           ctx.extra.socket.close(4401, `UNAUTHENTICATED: ${(err as Error).message}`.slice(0, 120));
           return false;
@@ -175,6 +192,17 @@ export function createHttpServer(app: Coordinator) {
             setTimeout(() => socket.terminate(), 5000).unref();
           }
           return [new GraphQLError(`A connection may hold ${WS_LIMITS.operationsPerConnection} subscriptions at once.`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
+        }
+        const given = operationAuthorization(params.extensions);
+        if (!ctx.extra.principal) {
+          // An error for this operation (GraphiQL shows it), the connection stays unauthenticated.
+          try {
+            if (!bindPrincipal(ctx, given)) return [new GraphQLError('Too many graphql-ws connections for this token.', { extensions: { code: 'RATE_LIMITED' } })];
+          } catch (err) {
+            return [err as GraphQLError];
+          }
+        } else if (given !== undefined && given !== ctx.extra.authorization) {
+          return [new GraphQLError('This connection is authenticated with another token: open a new one to use this token.', { extensions: { code: 'UNAUTHENTICATED' } })];
         }
         const request = ctx.extra.request;
         // Each operation counts against the token's rate; the auth plugin checks its role.
