@@ -64,8 +64,19 @@ export function createImageRecords({ registry, client, log, replicationFactor }:
   replicationFactor: number;
 }) {
   const url = (id: string) => registry.get(id)!.url;
+  /**
+   * Images this process tombstoned, with when: a rebuild pass whose reading of the records came
+   * before a tombstone landed must not add its image back (soak: a re-check racing deleteImage).
+   */
+  const tombstonedHere = new Map<string, number>();
 
   return {
+    /** True when this process deleted the image (its tombstone may postdate a pass's reading). */
+    tombstonedHere: (imageKey: string) => tombstonedHere.has(imageKey),
+    /** Forgets deletions from before `before`: every later reading of the records holds their tombstones. */
+    forgetTombstonedBefore(before: number) {
+      for (const [key, at] of tombstonedHere) if (at < before) tombstonedHere.delete(key);
+    },
     /**
      * Writes the manifest to the live datanodes among `holders` (those holding its fragments),
      * then to others until `replicationFactor` hold it. INSUFFICIENT_DATANODES when fewer could.
@@ -98,6 +109,9 @@ export function createImageRecords({ registry, client, log, replicationFactor }:
      */
     async writeTombstone(imageKey: string, deletedAt: number): Promise<number> {
       const tombstone: ImageTombstone = { kind: 'tombstone', image: imageKey, deletedAt };
+      tombstonedHere.set(imageKey, Date.now());
+      // Bounded when no pass runs for long: an hour is far past any pass's reading.
+      if (tombstonedHere.size > 10_000) for (const [key, at] of tombstonedHere) if (at < Date.now() - 3_600_000) tombstonedHere.delete(key);
       const targets = registry.live().map((n) => n.id);
       const results = await Promise.allSettled(targets.map((id) => client.putRecord(url(id), tombstone)));
       const written = results.filter((r) => r.status === 'fulfilled').length;

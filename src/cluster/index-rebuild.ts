@@ -36,6 +36,9 @@ const PROGRESS_EVERY_MS = 2000;
 /** The newer of two manifests of one name: later createdAt, then the larger key (any fixed order will do). */
 const newer = (a: ImageManifest, b: ImageManifest) => a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.image > b.image);
 
+/** Longer than any tombstone write (the datanode client's 30 s request timeout), with margin. */
+const TOMBSTONE_WRITE_BOUND_MS = 120_000;
+
 export function createIndexRebuild({ catalog, registry, client, records, log, now = Date.now }: {
   catalog: Catalog;
   registry: Registry;
@@ -123,6 +126,7 @@ export function createIndexRebuild({ catalog, registry, client, records, log, no
       }
       const known = catalog.imageByKey(m.image);
       if (known?.state === 'stored') continue;
+      if (records.tombstonedHere(m.image)) continue; // deleted while this pass ran: read before its tombstone
       if (known && !startup) continue; // its completeUpload is under way: it records the image itself
       if (known) {
         // The manifest was written, the coordinator stopped before recording the completion.
@@ -175,6 +179,8 @@ export function createIndexRebuild({ catalog, registry, client, records, log, no
       );
     }
 
+    // A tombstone write takes at most a request timeout: older ones were in what this pass read.
+    records.forgetTombstonedBefore(started - TOMBSTONE_WRITE_BOUND_MS);
     report.ms = now() - started;
     if (report.fragmentsWithoutReplica > 0) log.warn({ fragments: report.fragmentsWithoutReplica }, 'index rebuild: fragments with no replica on any datanode read');
     log.info(report, 'index rebuild: done');
