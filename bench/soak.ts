@@ -119,6 +119,7 @@ const timeline: { at: number; event: string; node: string; heldFragments?: numbe
 // The images that exist (as far as the clients know), with their SHA-256.
 const images = new Map<string, { sha256: string; size: number }>();
 const busy = new Set<string>(); // being read or deleted
+const deletedAt = new Map<string, number>(); // name -> second of the run its deleteImage answered true
 let stopping = false;
 
 async function main() {
@@ -150,7 +151,7 @@ async function main() {
 
   // The index, read-only, for the per-second sample of live copies.
   const db = new Database(path.join(coordinatorDir, 'index.sqlite'), { readonly: true, fileMustExist: true });
-  const replicaRows = db.prepare(`SELECT f.id AS fragment, r.datanode_id AS node FROM fragments f JOIN images i ON i.id = f.image_id AND i.state = 'stored' LEFT JOIN replicas r ON r.fragment_id = f.id`);
+  const replicaRows = db.prepare(`SELECT f.id AS fragment, i.name AS image, r.datanode_id AS node FROM fragments f JOIN images i ON i.id = f.image_id AND i.state = 'stored' LEFT JOIN replicas r ON r.fragment_id = f.id`);
   const nodeUrls = db.prepare('SELECT id, url FROM datanodes');
   const heldBy = db.prepare(`SELECT count(*) AS n FROM replicas r JOIN fragments f ON f.id = r.fragment_id JOIN images i ON i.id = f.image_id AND i.state = 'stored' JOIN datanodes d ON d.id = r.datanode_id WHERE d.url = ?`);
   const held = (n: Node) => (heldBy.get(n.url) as { n: number }).n;
@@ -164,26 +165,45 @@ async function main() {
     peakAt: 0,
     fragmentsAtPeak: 0,
     underReplicatedUnion: new Set<string>(), // fragments ever seen below R live copies
+    secondsAbove50Percent: 0,
+    secondsAbove60Percent: 0,
+    noLiveCopyAt: [] as number[],
+    noLiveCopySamples: [] as { atS: number; fragment: string; image: string; replicasInIndex: string[] }[],
   };
   const sampler = setInterval(() => {
     const byId = new Map((nodeUrls.all() as { id: string; url: string }[]).map((r) => [r.id, r.url]));
     const runningUrls = new Set(nodes.filter((n) => n.running).map((n) => n.url));
     const liveCopies = new Map<string, number>();
-    for (const row of replicaRows.iterate() as Iterable<{ fragment: string; node: string | null }>) {
-      const up = row.node !== null && runningUrls.has(byId.get(row.node) ?? '') ? 1 : 0;
+    const where = new Map<string, { image: string; nodes: string[] }>();
+    const nameOf = new Map(nodes.map((n) => [n.url, n.name]));
+    for (const row of replicaRows.iterate() as Iterable<{ fragment: string; image: string; node: string | null }>) {
+      const url = row.node !== null ? (byId.get(row.node) ?? row.node) : '';
+      const up = runningUrls.has(url) ? 1 : 0;
       liveCopies.set(row.fragment, (liveCopies.get(row.fragment) ?? 0) + up);
+      const w = where.get(row.fragment) ?? { image: row.image, nodes: [] };
+      if (row.node !== null) w.nodes.push(nameOf.get(url) ?? url);
+      where.set(row.fragment, w);
     }
+    const atS = Math.round((Date.now() - t0) / 1000);
     let single = 0;
     let none = 0;
     for (const [f, n] of liveCopies) {
       if (n <= 1) single++;
-      if (n === 0) none++;
+      if (n === 0) {
+        none++;
+        if (sampling.noLiveCopySamples.length < 10 && !sampling.noLiveCopySamples.some((x) => x.atS === atS)) sampling.noLiveCopySamples.push({ atS, fragment: f, image: where.get(f)!.image, replicasInIndex: where.get(f)!.nodes });
+      }
       if (n < R) sampling.underReplicatedUnion.add(f);
     }
     sampling.seconds++;
     if (single > 0) sampling.secondsWithSingleLiveCopy++;
-    if (none > 0) sampling.secondsWithNoLiveCopy++;
+    if (none > 0) {
+      sampling.secondsWithNoLiveCopy++;
+      sampling.noLiveCopyAt.push(atS);
+    }
     const fraction = liveCopies.size ? single / liveCopies.size : 0;
+    if (fraction > 0.5) sampling.secondsAbove50Percent++;
+    if (fraction > 0.6) sampling.secondsAbove60Percent++;
     if (fraction > sampling.peakSingleLiveFraction) Object.assign(sampling, { peakSingleLiveFraction: fraction, peakSingleLive: single, peakAt: Math.round((Date.now() - t0) / 1000), fragmentsAtPeak: liveCopies.size });
   }, 1000);
 
@@ -252,6 +272,7 @@ async function main() {
         const r = await api.graphql<{ deleteImage: boolean }>('mutation($n: String!) { deleteImage(name: $n) }', { n: name });
         if (!r.deleteImage) clientError('delete:NOT_FOUND', name);
         images.delete(name);
+        if (r.deleteImage) deletedAt.set(name, Math.round((Date.now() - t0) / 1000));
         stats.deletes++;
       } catch (err) {
         clientError(`delete:${codeOf(err)}`, (err as Error).message);
@@ -361,6 +382,10 @@ async function main() {
     after = page.images.pageInfo.endCursor;
   }
   const verify = { expected: images.size, listed: stored.size, identical: 0, differ: [] as string[], missing: [] as string[], unexpected: [...stored].filter((n) => !images.has(n)) };
+  // An image listed that the clients deleted (or never stored): when it was deleted, what the index says.
+  const unexpectedDetail = await Promise.all(
+    verify.unexpected.slice(0, 20).map(async (name) => ({ name, deletedAtS: deletedAt.get(name) ?? null, image: (await api.graphql<{ image: unknown }>('query($n: String!) { image(name: $n) { createdAt size fragments { replicas { url } } } }', { n: name })).image })),
+  );
   const names = [...images.keys()];
   await Promise.all(
     Array.from({ length: 8 }, async () => {
@@ -383,7 +408,7 @@ async function main() {
   const result = {
     scenario: { minutes: opts.minutes, datanodes: nodes.length, replicationFactor: R, repairAfterS: opts.repairAfter, fragmentSize: opts.fragmentSize, imageKiB: [opts.minKib, opts.maxKib], writers: opts.writers, readers: opts.readers, killEveryS: opts.killEvery, relaunchAfterS: opts.relaunchAfter, stopAtS: STOP_AT_S, stopForS: opts.stopFor },
     clients: { uploads: stats.uploads, uploadedMiB: Math.round(stats.uploadedBytes / 2 ** 20), reads: stats.reads, readMiB: Math.round(stats.readBytes / 2 ** 20), deletes: stats.deletes, listings: stats.listings, listedImages: stats.listedImages, errors: stats.errors, errorCount: Object.values(stats.errors).reduce((a, b) => a + b, 0), errorSamples: stats.errorSamples },
-    verification: { ...verify, allIdentical: verify.identical === verify.expected && verify.unexpected.length === 0 },
+    verification: { ...verify, unexpectedDetail, allIdentical: verify.identical === verify.expected && verify.unexpected.length === 0 },
     replication: {
       replicaWritesByUploads: stats.uploadFragments * R,
       fragmentsUploaded: stats.uploadFragments,
@@ -400,6 +425,10 @@ async function main() {
       secondsSampled: sampling.seconds,
       secondsWithSomeFragmentAtOneLiveCopyOrLess: sampling.secondsWithSingleLiveCopy,
       secondsWithSomeFragmentAtNoLiveCopy: sampling.secondsWithNoLiveCopy,
+      noLiveCopyAtS: sampling.noLiveCopyAt,
+      noLiveCopySamples: sampling.noLiveCopySamples,
+      secondsAbove50PercentAtOneLiveCopy: sampling.secondsAbove50Percent,
+      secondsAbove60PercentAtOneLiveCopy: sampling.secondsAbove60Percent,
       peakFractionAtOneLiveCopyOrLess: Number(sampling.peakSingleLiveFraction.toFixed(3)),
       peakFragmentsAtOneLiveCopyOrLess: sampling.peakSingleLive,
       peakOfFragments: sampling.fragmentsAtPeak,
@@ -425,7 +454,7 @@ async function main() {
       `Soak, ${opts.minutes} min: ${c.uploads} uploads (${c.uploadedMiB} MiB), ${c.reads} reads, ${c.deletes} deletes, ${c.listings} full listings; client errors: ${c.errorCount} ${JSON.stringify(c.errors)}`,
       `Verification: ${verify.identical}/${verify.expected} surviving images byte-identical; missing ${verify.missing.length}, differing ${verify.differ.length}, unexpected ${verify.unexpected.length}`,
       `Repair copies: ${rep.repairCopies} (${JSON.stringify(rep.repairCopiesByReason)}) against ${rep.replicaWritesByUploads} replica writes by uploads; ${rep.distinctFragmentsRepaired} distinct fragments; fragments ever below R live copies: ${rep.fragmentsEverBelowR}; repaired fragments never seen below R: ${rep.repairedFragmentsNeverSeenBelowR}; fragments held by nodes when they went out: ${rep.fragmentsOnNodesWhenTheyWentOut}`,
-      `Single live copy: ${lc.secondsWithSomeFragmentAtOneLiveCopyOrLess} s of ${lc.secondsSampled} s sampled had a fragment at <= 1 live copy (no live copy: ${lc.secondsWithSomeFragmentAtNoLiveCopy} s); peak ${(lc.peakFractionAtOneLiveCopyOrLess * 100).toFixed(1)}% (${lc.peakFragmentsAtOneLiveCopyOrLess} of ${lc.peakOfFragments}) at ${lc.peakAtS} s`,
+      `Single live copy: ${lc.secondsWithSomeFragmentAtOneLiveCopyOrLess} s of ${lc.secondsSampled} s sampled had a fragment at <= 1 live copy (no live copy: ${lc.secondsWithSomeFragmentAtNoLiveCopy} s; over 50% of fragments: ${lc.secondsAbove50PercentAtOneLiveCopy} s, over 60%: ${lc.secondsAbove60PercentAtOneLiveCopy} s); peak ${(lc.peakFractionAtOneLiveCopyOrLess * 100).toFixed(1)}% (${lc.peakFragmentsAtOneLiveCopyOrLess} of ${lc.peakOfFragments}) at ${lc.peakAtS} s`,
       `End: ${storedFragments} stored fragments x RF ${R} = even share ${result.end.evenShare} per datanode; ${result.end.datanodes.map((d) => `${d.datanode} ${d.status} ${d.fragmentCount} files (${d.replicasInIndex} in index)`).join(', ')}`,
       ...timeline.map((e) => `  ${String(e.at).padStart(4)} s  ${e.event.padEnd(10)} ${e.node}${e.heldFragments !== undefined ? `  (index: ${e.heldFragments} stored fragments on it)` : ''}`),
       opts.keepDir ? `Data kept in ${dir}` : '',
