@@ -50,7 +50,16 @@ function fragmentFiles(): Map<string, string> {
   for (const dir of datanodeDirs()) {
     const fragments = path.join(dir, 'fragments');
     if (!fs.existsSync(fragments)) continue;
-    for (const id of fs.readdirSync(fragments)) files.set(`${path.basename(dir)}/${id}`, sha(fs.readFileSync(path.join(fragments, id))));
+    for (const id of fs.readdirSync(fragments)) {
+      let bytes: Buffer;
+      try {
+        bytes = fs.readFileSync(path.join(fragments, id));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // deleted between the listing and the read
+        throw err;
+      }
+      files.set(`${path.basename(dir)}/${id}`, sha(bytes));
+    }
   }
   return files;
 }
