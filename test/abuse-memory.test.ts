@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bigQuery, fragmentDataAliases, listingAliases, measure, MiB, pinnedWindows, seedImage, seedSmallImages, stalledMultipart, startAbuseCluster, type AbuseCluster } from './support/abuse.ts';
+import { expectServed } from './support/abuse-expect.ts';
 import { createRunningImageHash } from '../src/image-hash.ts';
 import { createWindowBudget } from '../src/memory-budget.ts';
 
-const RSS_LIMIT_MB = 300;
 const haveProc = existsSync('/proc/self/status');
 
 describe.skipIf(!haveProc)('abuse cases on a real coordinator (RSS from /proc)', () => {
@@ -20,30 +20,24 @@ describe.skipIf(!haveProc)('abuse cases on a real coordinator (RSS from /proc)',
   }, 120_000);
   afterAll(() => cluster?.close());
 
-  const served = (f: Awaited<ReturnType<typeof measure>>) => {
-    expect(f.coordinatorAlive).toBe(true);
-    expect(f.otherClientFailures).toBe(0);
-    expect(f.peakRssMB).toBeLessThan(RSS_LIMIT_MB);
-  };
-
   it('a 60 MB query: PAYLOAD_TOO_LARGE', async () => {
     const f = await measure(cluster, bigQuery(cluster.url));
     expect(f.codes).toEqual(['PAYLOAD_TOO_LARGE']);
-    served(f);
+    expectServed(f);
   }, 120_000);
 
   it('100 aliases of fragmentData, and 8 parallel queries of 150: QUERY_TOO_COMPLEX', async () => {
     for (const run of [fragmentDataAliases(cluster.url, 'seed', 100), fragmentDataAliases(cluster.url, 'seed', 150, 8)]) {
       const f = await measure(cluster, run);
       expect(f.codes).toEqual(['QUERY_TOO_COMPLEX']);
-      served(f);
+      expectServed(f);
     }
   }, 120_000);
 
   it('500 aliases of images(first: 1000): QUERY_TOO_COMPLEX', async () => {
     const f = await measure(cluster, listingAliases(cluster.url, 500));
     expect(f.codes).toEqual(['QUERY_TOO_COMPLEX']);
-    served(f);
+    expectServed(f);
   }, 120_000);
 
   it('uploadImage past --max-upload-image-size is refused while it is read', async () => {
@@ -52,12 +46,12 @@ describe.skipIf(!haveProc)('abuse cases on a real coordinator (RSS from /proc)',
       return { outcome: r.answered, codes: [/PAYLOAD_TOO_LARGE/.exec(r.answered)?.[0] ?? r.answered] };
     });
     expect(f.codes).toEqual(['PAYLOAD_TOO_LARGE']); // answered although the body never completes
-    served(f);
+    expectServed(f);
   }, 120_000);
 
   it('20 uploads that never send fragment 0 stay within the window budget', async () => {
     const f = await measure(cluster, pinnedWindows(cluster, 20));
-    served(f);
+    expectServed(f);
   }, 300_000);
 });
 

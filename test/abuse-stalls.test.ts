@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { greedyWsClient, measure, MiB, stalledMultipart, startAbuseCluster, type AbuseCluster } from './support/abuse.ts';
+import { expectServed } from './support/abuse-expect.ts';
 
-const RSS_LIMIT_MB = 300;
 const BODY_TIMEOUT_SEC = 3;
 const haveProc = existsSync('/proc/self/status');
 const uploadImage = (name: string) => `mutation($f: File!) { uploadImage(name: "${name}", file: $f) { name } }`;
@@ -18,12 +18,6 @@ describe.skipIf(!haveProc)('stalled bodies and subscribe floods on a real coordi
     cluster = await startAbuseCluster(['--body-timeout', String(BODY_TIMEOUT_SEC)]);
   }, 120_000);
   afterAll(() => cluster?.close());
-
-  const served = (f: Awaited<ReturnType<typeof measure>>) => {
-    expect(f.coordinatorAlive).toBe(true);
-    expect(f.otherClientFailures).toBe(0);
-    expect(f.peakRssMB).toBeLessThan(RSS_LIMIT_MB);
-  };
 
   it('a body that stops arriving is dropped after --body-timeout with REQUEST_TIMEOUT', async () => {
     const r = await stalledMultipart(cluster.url, { declared: 10 * MiB, send: 4 * MiB, query: uploadImage('stalled-one'), waitMs: 30_000 });
@@ -41,7 +35,7 @@ describe.skipIf(!haveProc)('stalled bodies and subscribe floods on a real coordi
     // Those the budget refused answer at once; the ones it held until they stalled, at the timeout.
     for (const a of answers) expect(a).toMatch(/^HTTP\/1\.1 (503 .*SERVER_BUSY|408 .*REQUEST_TIMEOUT)$/);
     expect(answers.filter((a) => a.endsWith('SERVER_BUSY')).length).toBeGreaterThanOrEqual(5); // 96 MiB hold two bodies of 40 MB
-    served(f);
+    expectServed(f);
   }, 120_000);
 
   it('a lone uploadImage near --max-upload-image-size still works (a body alone always fits the budget)', async () => {
@@ -66,6 +60,6 @@ describe.skipIf(!haveProc)('stalled bodies and subscribe floods on a real coordi
     });
     expect(closeCode).toBe(4429);
     expect(f.outcome).toMatch(/closed by the server: 4429 TOO_MANY_SUBSCRIPTIONS/);
-    served(f);
+    expectServed(f);
   }, 120_000);
 });

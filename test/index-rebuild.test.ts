@@ -18,7 +18,9 @@ import type { TestCluster } from './support/cluster.ts';
 import { until } from './support/disk.ts';
 
 const FRAGMENT = 64 * 1024;
-const FLAGS = ['--fragment-size', String(FRAGMENT), '--orphan-grace', '5', '--reconcile-interval', '5', '--health-interval-ms', '200', '--down-after', '2'];
+// A busy test machine must not make a datanode DEGRADED: placement would then skip it, and the
+// scenario needs the stopped datanode to hold files of the deleted image.
+const FLAGS = ['--fragment-size', String(FRAGMENT), '--orphan-grace', '5', '--reconcile-interval', '5', '--health-interval-ms', '200', '--down-after', '2', '--degraded-cpu', '100', '--degraded-memory', '100', '--degraded-disk', '100'];
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let dataDir: string;

@@ -38,13 +38,11 @@ export function createReplicaDeleter({ catalog, registry, client, log, replicati
       log.info({ datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason, image: d.imageKey ?? undefined }, 'replica file deleted');
       return d;
     } catch (err) {
-      if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE' && d.reason !== 'surplus-replica' && isSurplus(d)) {
+      if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE') {
         // A write whose answer was lost (a partition, a timeout) reached this datanode with its
         // image's manifest: the datanode says the image is live, and the index agrees and holds
         // R other copies of the fragment. Two sources agree this copy is one too many.
-        return deleteOne({ ...d, reason: 'surplus-replica' });
-      }
-      if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE') {
+        if (d.reason !== 'surplus-replica' && isSurplus(d)) return deleteOne({ ...d, reason: 'surplus-replica' });
         // The datanode's own records say the file belongs to a live image: it stays, and so
         // does the image; the index learns it back from the records (a rebuild or re-check).
         catalog.ackDeletion(d);
