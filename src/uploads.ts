@@ -2,15 +2,8 @@
 // hashed once, replicated to R datanodes and counted only once every replica is written;
 // completion flips the upload into a visible image in one transaction. Each step lives in
 // uploads/; this module gives them their shared context.
-import type { Logger } from 'pino';
-import type { CoordinatorConfig } from './config.ts';
-import type { EventBus } from './events.ts';
-import type { Catalog, ImageRow } from './metadata/catalog.ts';
-import type { Replicas } from './cluster/replicas.ts';
+import type { ImageRow } from './metadata/catalog.ts';
 import type { Bytes } from './bytes.ts';
-import type { Registry } from './cluster/registry.ts';
-import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
-import type { ImageRecords } from './cluster/image-records.ts';
 import type { ImageManifest } from '../datanode/protocol.ts';
 import { abortUpload, sweepExpiredUploads } from './uploads/abandoned-uploads.ts';
 import { beginUpload, type BeginUploadInput } from './uploads/begin-upload.ts';
@@ -24,18 +17,12 @@ import { uploadWhole } from './uploads/upload-whole.ts';
 export { DEFAULT_CONTENT_TYPE, type BeginUploadInput } from './uploads/begin-upload.ts';
 export type { FragmentReceipt } from './uploads/put-fragment.ts';
 
-export function createUploads({ config, catalog, registry, replicas, records, deleter, events, log, now = Date.now }: {
-  config: CoordinatorConfig;
-  catalog: Catalog;
-  registry: Registry;
-  replicas: Replicas;
-  records: ImageRecords;
-  deleter: ReplicaDeleter;
-  events: EventBus;
-  log: Logger;
-  now?: () => number;
-}) {
-  const ctx: UploadContext = { config, catalog, registry, replicas, records, deleter, events, log, now, hashes: new RunningHashes(config), ttlMs: config.uploadTtlSec * 1000 };
+/** What createUploads is given: the coordinator's parts (and a clock, for tests). */
+export type UploadDeps = Omit<UploadContext, 'now' | 'hashes' | 'ttlMs'> & { now?: () => number };
+
+export function createUploads({ now = Date.now, ...deps }: UploadDeps) {
+  const { config, catalog } = deps;
+  const ctx: UploadContext = { ...deps, now, hashes: new RunningHashes(config), ttlMs: config.uploadTtlSec * 1000 };
   return {
     sweepExpired: () => sweepExpiredUploads(ctx),
     openUpload: (uploadId: string) => openUpload(ctx, uploadId),
