@@ -91,7 +91,6 @@ export function spawnChild(opts: ChildOptions): Child {
   read('stderr');
 
   const hasExited = () => child.exitCode !== null || child.signalCode !== null;
-  let handle: Child;
   const exited = new Promise<Exit>((resolve) => {
     const done = (exit: Exit) => {
       everyChild.delete(child);
@@ -107,7 +106,7 @@ export function spawnChild(opts: ChildOptions): Child {
     void exited.then(() => setTimeout(resolve, 1_000).unref());
   });
   let stopping: Promise<Exit> | undefined;
-  handle = {
+  const handle: Child = {
     name: opts.name,
     pid: child.pid!,
     process: child,
