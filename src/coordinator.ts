@@ -256,7 +256,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
 
     async stop() {
       stopped = true;
-      await Promise.all([scheduler.stop(), indexRebuild.idle()]);
+      await Promise.all([scheduler.stop(), indexRebuild.idle(), records.flushTombstones()]);
       client.close();
       db.close();
       fs.rmSync(marker, { force: true });
