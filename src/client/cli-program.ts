@@ -1,6 +1,6 @@
 // The `tessera` command: commander subcommands over the client library, human output by
 // default, one JSON document per command with --json, `error CODE: message` on failure.
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { createTesseraClient, DEFAULT_URL, type TesseraClient } from './client.ts';
 import { formatBytes, formatPercent, formatTable, localNameOf } from './cli-format.ts';
 import { createProgressView } from './cli-progress-bar.ts';
@@ -9,6 +9,7 @@ import type { ClusterEvent } from './types.ts';
 import type { UploadResult } from './upload.ts';
 import { addTokenCommands } from './cli-tokens.ts';
 import { findLocalAdminToken } from '../auth/admin-token-file.ts';
+import { wholeNumber } from '../shared/flag-values.ts';
 
 /** Exit statuses: 1 a failed operation, 2 a usage error, 130 interrupted (as shells report SIGINT). */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, INTERRUPTED: 130 } as const;
@@ -25,12 +26,6 @@ const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : 
 const err = (text: string) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
 const printJson = (value: unknown): void => void out(JSON.stringify(value, null, 2));
 const printError = (e: TesseraClientError) => err(`error ${e.code}: ${e.message}`);
-
-const wholeNumber = (flag: string, min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`${flag} must be a whole number from ${min} to ${max}.`);
-  return n;
-};
 
 const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 
