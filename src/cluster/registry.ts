@@ -6,6 +6,7 @@ import type { HealthThresholds } from '../config.ts';
 import { DEFAULT_HYSTERESIS, isLive, settleStatus, type Hysteresis, type Streak } from './health-rules.ts';
 import type { HealthAnswer } from './datanode-client.ts';
 import { checkIdentity } from './identity-check.ts';
+import { mayTakeReplica } from './placement.ts';
 
 /**
  * A row plus what only the running coordinator knows: why the server at its URL is not trusted
@@ -38,6 +39,8 @@ export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis
     byUrl: (url: string): DatanodeView | undefined => [...nodes.values()].find((n) => n.url === url),
     live: (): DatanodeView[] => [...nodes.values()].filter((n) => isLive(n.status)),
     isLive: (id: string) => isLive(nodes.get(id)?.status ?? null),
+    /** The datanodes that may take a new replica (placement.ts mayTakeReplica). */
+    eligible: (): DatanodeView[] => [...nodes.values()].filter(mayTakeReplica),
 
     /**
      * Idempotent by URL: the same URL is the same datanode. With the data dir's `nodeId` (from
