@@ -4,7 +4,7 @@
 // message that names its flag. `npm start` takes the same flags and hands them to its coordinator.
 import path from 'node:path';
 import fs from 'node:fs';
-import { InvalidArgumentError, Option, type Command, type InferOptions } from '@commander-js/extra-typings';
+import { InvalidArgumentError, Option, type CommandUnknownOpts, type InferOptions } from '@commander-js/extra-typings';
 import { byteSize, httpUrl, oneOf, percentage, wholeNumber } from './shared/flag-values.ts';
 import { hostOption, insecureOption, portOption, publicUrlOption, secretFileOption } from './shared/common-flags.ts';
 
@@ -88,7 +88,7 @@ export const coordinatorOptions = () => ({
 type CoordinatorOptions = ReturnType<typeof coordinatorOptions>;
 /** The value commander gives for one declared option (undefined included when it has no default). */
 type ValueOf<O> =
-  O extends Option<infer Usage, infer Preset, infer Default, infer Coerce, infer Mandatory, infer Choices> ? InferOptions<{}, Usage, Default, Coerce, Mandatory, Preset, Choices>[keyof InferOptions<{}, Usage, Default, Coerce, Mandatory, Preset, Choices>] : never;
+  O extends Option<infer Usage, infer Preset, infer Default, infer Coerce, infer Mandatory, infer Choices> ? InferOptions<Record<never, never>, Usage, Default, Coerce, Mandatory, Preset, Choices>[keyof InferOptions<Record<never, never>, Usage, Default, Coerce, Mandatory, Preset, Choices>] : never;
 
 /** The parsed flags, by config key. */
 export type CoordinatorFlags = { [K in keyof CoordinatorOptions]: ValueOf<CoordinatorOptions[K]> };
@@ -106,13 +106,13 @@ export type CoordinatorConfig = Omit<CoordinatorFlags, keyof HealthThresholds | 
 };
 
 /** Adds every coordinator flag to `command` (the coordinator's own, or npm start's). */
-export function addCoordinatorOptions<C extends Command<[], {}, {}>>(command: C): C {
+export function addCoordinatorOptions<C extends CommandUnknownOpts>(command: C): C {
   for (const option of Object.values(coordinatorOptions())) command.addOption(option as Option);
   return command;
 }
 
 /** The flags `command` parsed, by config key. */
-export function readCoordinatorFlags(command: Command<[], {}, {}>): CoordinatorFlags {
+export function readCoordinatorFlags(command: CommandUnknownOpts): CoordinatorFlags {
   const values = command.opts() as Record<string, unknown>;
   const entries = Object.entries(coordinatorOptions()).map(([key, option]) => [key, values[option.attributeName()]]);
   return Object.fromEntries(entries) as CoordinatorFlags;

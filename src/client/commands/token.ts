@@ -1,6 +1,6 @@
 // `tessera token create|ls|revoke`: client tokens administered over GraphQL (an admin token
 // is needed: on the coordinator's machine the CLI finds <data-dir>/admin.token by itself).
-import { Command, InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { formatTable } from '../cli-format.ts';
 import { out, type CommandContext } from './command-context.ts';
 import { oneOf } from '../../shared/flag-values.ts';
