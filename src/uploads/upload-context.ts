@@ -34,7 +34,7 @@ export function openUpload(ctx: UploadContext, uploadId: string): ImageRow {
 }
 
 export function requireLiveDatanodes({ registry, config }: UploadContext): void {
-  const live = registry.all().filter((n) => (n.status === 'UP' || n.status === 'DEGRADED') && !n.draining).length;
+  const live = registry.eligible().length;
   if (live < config.replicationFactor) {
     throw new TesseraError('INSUFFICIENT_DATANODES', `Needs ${config.replicationFactor} live datanodes; ${live} ${live === 1 ? 'is' : 'are'} live.`);
   }
