@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { groupedDirSync } from './grouped-dir-sync.ts';
 import { IdLocks } from './id-locks.ts';
-import { isFragmentId } from '../src/protocol/datanode-api.ts';
-import type { FragmentListing } from '../src/protocol/datanode-api.ts';
+import { isFragmentId } from '../src/shared/datanode-api.ts';
+import type { FragmentListing } from '../src/shared/datanode-api.ts';
 
 export type PutResult =
   | { ok: true; size: number; sha256: string }

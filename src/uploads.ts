@@ -4,7 +4,7 @@
 // uploads/; this module gives them their shared context.
 import type { ImageRow } from './metadata/catalog.ts';
 import type { Bytes } from './bytes.ts';
-import type { ImageManifest } from './protocol/datanode-api.ts';
+import type { ImageManifest } from './shared/datanode-api.ts';
 import { abortUpload, sweepExpiredUploads } from './uploads/abandoned-uploads.ts';
 import { beginUpload, type BeginUploadInput } from './uploads/begin-upload.ts';
 import { completeUpload } from './uploads/complete-upload.ts';

@@ -3,7 +3,7 @@
 import { TesseraError } from '../errors.ts';
 import type { ImageRow } from '../metadata/catalog.ts';
 import { manifestOf } from '../cluster/image-records.ts';
-import type { ImageManifest } from '../protocol/datanode-api.ts';
+import type { ImageManifest } from '../shared/datanode-api.ts';
 import { assertSha256 } from './upload-checks.ts';
 import { announceStored, openUpload, type UploadContext } from './upload-context.ts';
 

@@ -3,7 +3,7 @@ import type { CoordinatorConfig } from '../config.ts';
 import { badInput, TesseraError } from '../errors.ts';
 import type { ImageRow } from '../metadata/catalog.ts';
 import { mediaTypeProblem } from '../media-types.ts';
-import { SHA256_HEX_PATTERN } from '../protocol/datanode-api.ts';
+import { SHA256_HEX_PATTERN } from '../shared/datanode-api.ts';
 
 /** Expected byte size of fragment `index` of an upload. */
 export const fragmentSizeAt = (upload: Pick<ImageRow, 'size' | 'fragmentSize' | 'fragmentCount'>, index: number) =>
