@@ -118,7 +118,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     onIndexDisagrees: () => void recheck('the datanodes\' records disagree with the index'),
   });
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
-  const images = createImages({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
+  const images = createImages({ catalog, replicas, records, events, log, onBadReplica: reportBad });
 
   let sweeper: NodeJS.Timeout | undefined;
   let stopped = false;

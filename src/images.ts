@@ -6,7 +6,6 @@ import { TesseraError } from './errors.ts';
 import type { EventBus } from './events.ts';
 import type { Catalog, FragmentWithReplicas, ImageRow } from './metadata/catalog.ts';
 import type { BadReplica, Replicas } from './cluster/replicas.ts';
-import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
 import { createByteSemaphore, FRAGMENT_DATA_BUDGET_BYTES, FRAGMENT_DATA_WAIT_MS } from './memory-budget.ts';
 import type { ImageRecords } from './cluster/image-records.ts';
 
@@ -23,11 +22,10 @@ export function decodeCursor(cursor: string): string {
   return name;
 }
 
-export function createImages({ catalog, replicas, records, deleter, events, log, onBadReplica, now = Date.now }: {
+export function createImages({ catalog, replicas, records, events, log, onBadReplica, now = Date.now }: {
   catalog: Catalog;
   replicas: Replicas;
   records: ImageRecords;
-  deleter: ReplicaDeleter;
   events: EventBus;
   log: Logger;
   onBadReplica?: (bad: BadReplica) => void;
@@ -83,7 +81,8 @@ export function createImages({ catalog, replicas, records, deleter, events, log,
       records.queueTombstone(image.imageKey, now(), holders);
       log.info({ image: name }, 'image deleted');
       events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
-      void deleter.kick();
+      // No kick: the deleter's next poll takes the files of a burst of deletes in a few big
+      // batches, instead of a small drain racing every answer for the coordinator's one thread.
       return true;
     },
 
