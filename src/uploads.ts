@@ -73,7 +73,7 @@ export function createUploads({ config, catalog, registry, replicas, records, de
   const ttlMs = config.uploadTtlSec * 1000;
 
   const requireLiveDatanodes = () => {
-    const live = registry.all().filter((n) => (n.status === 'UP' || n.status === 'DEGRADED') && !n.draining).length;
+    const live = registry.eligible().length;
     if (live < config.replicationFactor) {
       throw new TesseraError('INSUFFICIENT_DATANODES', `Needs ${config.replicationFactor} live datanodes; ${live} ${live === 1 ? 'is' : 'are'} live.`);
     }
