@@ -125,7 +125,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     onIndexDisagrees: () => void recheck('the datanodes\' records disagree with the index'),
   });
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
-  const images = createImages({ catalog, replicas, records, events, log, onBadReplica: reportBad });
+  const images = createImages({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
   // Expired uploads and idle quota owners; a failed sweep (SQLITE_BUSY) is logged and retried.
   const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
   const sweeper = scheduler.loop(

@@ -7,6 +7,7 @@ import type { EventBus } from './events.ts';
 import type { Catalog, FragmentWithReplicas, ImageRow } from './metadata/catalog.ts';
 import type { BadReplica, Replicas } from './cluster/replicas.ts';
 import { createByteSemaphore, FRAGMENT_DATA_BUDGET_BYTES, FRAGMENT_DATA_WAIT_MS } from './memory-budget.ts';
+import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
 import type { ImageRecords } from './cluster/image-records.ts';
 
 export const MAX_PAGE = 1000;
@@ -22,10 +23,11 @@ export function decodeCursor(cursor: string): string {
   return name;
 }
 
-export function createImages({ catalog, replicas, records, events, log, onBadReplica, now = Date.now }: {
+export function createImages({ catalog, replicas, records, deleter, events, log, onBadReplica, now = Date.now }: {
   catalog: Catalog;
   replicas: Replicas;
   records: ImageRecords;
+  deleter: ReplicaDeleter;
   events: EventBus;
   log: Logger;
   onBadReplica?: (bad: BadReplica) => void;
@@ -81,8 +83,7 @@ export function createImages({ catalog, replicas, records, events, log, onBadRep
       records.queueTombstone(image.imageKey, now(), holders);
       log.info({ image: name }, 'image deleted');
       events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
-      // No kick: the deleter's next poll takes the files of a burst of deletes in a few big
-      // batches, instead of a small drain racing every answer for the coordinator's one thread.
+      void deleter.kick();
       return true;
     },
 
