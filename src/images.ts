@@ -6,8 +6,8 @@ import { TesseraError } from './errors.ts';
 import type { EventBus } from './events.ts';
 import type { Catalog, FragmentWithReplicas, ImageRow } from './metadata/catalog.ts';
 import type { BadReplica, Replicas } from './cluster/replicas.ts';
-import { createByteSemaphore, FRAGMENT_DATA_BUDGET_BYTES, FRAGMENT_DATA_WAIT_MS } from './memory-budget.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
+import { createByteSemaphore, FRAGMENT_DATA_BUDGET_BYTES, FRAGMENT_DATA_WAIT_MS } from './memory-budget.ts';
 import type { ImageRecords } from './cluster/image-records.ts';
 
 export const MAX_PAGE = 1000;
