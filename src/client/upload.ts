@@ -5,13 +5,13 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { contentTypeOf } from './content-types.ts';
 import { abortError, asClientError, TesseraClientError, throwIfAborted } from './errors.ts';
 import { fileFragments, fragmentLength, hashFile, streamFragments, type FragmentReader } from './fragment-source.ts';
 import type { HttpTransport } from './http-transport.ts';
 import * as Q from './queries.ts';
-import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.ts';
+import { withRetry, type RetryPolicy } from './retry.ts';
 import type { ImageSummary, UploadSession } from './types.ts';
 import type { UploadFileKey, UploadState } from './upload-state.ts';
 
