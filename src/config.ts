@@ -63,6 +63,21 @@ export interface CoordinatorConfig {
   corsOrigins: string[];
   /** PEM CA file that https:// datanode certificates are verified against. */
   datanodeCaFile?: string;
+  /** Renditions (src/renditions): limits and the cache's byte budget. */
+  renditions: RenditionConfig;
+}
+
+export interface RenditionConfig {
+  /** Bytes the rendition cache may hold in the cluster (before replication); LRU past it. */
+  cacheBytes: number;
+  /** Largest width or height a rendition may ask for. */
+  maxSize: number;
+  /** When not empty, the only widths and heights a rendition may ask for. */
+  allowedSizes: number[];
+  /** Largest source, in pixels, a rendition decodes (decompression bombs are refused). */
+  maxPixels: number;
+  /** Renditions made at once; more wait in a bounded queue. */
+  concurrency: number;
 }
 
 export const MAX_FRAGMENT_SIZE = 64 * 1024 * 1024;
@@ -95,6 +110,7 @@ export const DEFAULTS = {
   reconcileMaxDeletions: 1000,
   recheckIndex: false,
   indexSynchronous: 'normal' as 'normal' | 'full',
+  renditions: { cacheBytes: 256 * 1024 * 1024, maxSize: 4096, allowedSizes: [] as number[], maxPixels: 50_000_000, concurrency: 2 },
 } as const;
 
 const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
@@ -151,6 +167,8 @@ const origin = (value: string) => {
   throw new InvalidArgumentError(`--cors-origin must be an origin like https://app.example.com or http://localhost:8080, without path or wildcard (got "${value}").`);
 };
 
+const sizeList = (value: string) => value.split(',').filter((v) => v.trim() !== '').map((v) => integer('--rendition-sizes', 1, 16384)(v.trim()));
+
 // Repeatable, and the environment variable may list several separated by commas.
 const collectOrigins = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter((v) => v.trim() !== '').map(origin)];
 
@@ -193,7 +211,12 @@ export function addCoordinatorOptions(command: Command): Command {
     .addOption(new Option('--max-ws-connections <n>', 'graphql-ws connections per token').default(DEFAULTS.maxWsConnectionsPerToken).argParser(integer('--max-ws-connections', 1)))
     .addOption(new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(DEFAULTS.maxSubscriptionsPerToken).argParser(integer('--max-subscriptions', 1)))
     .addOption(new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([]).env(env('CORS_ORIGIN')))
-    .addOption(new Option('--datanode-ca-file <file>', 'PEM CA certificate(s) trusted for https:// datanode URLs (besides the system CAs)').argParser(readableFile('--datanode-ca-file')));
+    .addOption(new Option('--datanode-ca-file <file>', 'PEM CA certificate(s) trusted for https:// datanode URLs (besides the system CAs)').argParser(readableFile('--datanode-ca-file')))
+    .addOption(new Option('--rendition-cache-bytes <bytes>', 'bytes of renditions cached in the cluster (least-recently used evicted past it; 0: no cache)').default(DEFAULTS.renditions.cacheBytes).argParser(integer('--rendition-cache-bytes', 0)))
+    .addOption(new Option('--rendition-max-size <pixels>', 'largest width or height a rendition may ask for').default(DEFAULTS.renditions.maxSize).argParser(integer('--rendition-max-size', 1, 16384)))
+    .addOption(new Option('--rendition-sizes <list>', 'comma-separated widths/heights renditions may ask for (default: any up to --rendition-max-size)').argParser(sizeList))
+    .addOption(new Option('--rendition-max-pixels <n>', 'largest source image (width x height) a rendition decodes').default(DEFAULTS.renditions.maxPixels).argParser(integer('--rendition-max-pixels', 1)))
+    .addOption(new Option('--rendition-concurrency <n>', 'renditions made at once (others queue)').default(DEFAULTS.renditions.concurrency).argParser(integer('--rendition-concurrency', 1, 64)));
 }
 
 export interface CoordinatorFlags {
@@ -233,6 +256,11 @@ export interface CoordinatorFlags {
   maxSubscriptions: number;
   corsOrigin: string[];
   datanodeCaFile?: string;
+  renditionCacheBytes: number;
+  renditionMaxSize: number;
+  renditionSizes?: number[];
+  renditionMaxPixels: number;
+  renditionConcurrency: number;
 }
 
 export function configFromFlags(flags: CoordinatorFlags, secret: string | undefined): CoordinatorConfig {
@@ -270,12 +298,19 @@ export function configFromFlags(flags: CoordinatorFlags, secret: string | undefi
     maxSubscriptionsPerToken: flags.maxSubscriptions,
     corsOrigins: flags.corsOrigin,
     datanodeCaFile: flags.datanodeCaFile,
+    renditions: {
+      cacheBytes: flags.renditionCacheBytes,
+      maxSize: flags.renditionMaxSize,
+      allowedSizes: flags.renditionSizes ?? [],
+      maxPixels: flags.renditionMaxPixels,
+      concurrency: flags.renditionConcurrency,
+    },
   };
 }
 
 /** A full config for tests and embedders: defaults plus what is given. */
 export function makeConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
-  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], corsOrigins: [], ...overrides };
+  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, renditions: { ...DEFAULTS.renditions, allowedSizes: [] }, datanodes: [], corsOrigins: [], ...overrides };
 }
 
 /** The parsed flags back as arguments (to hand them to a child coordinator), minus `skip`. */

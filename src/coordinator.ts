@@ -25,6 +25,7 @@ import { createReconciler } from './cluster/reconciler.ts';
 import { createAuth } from './auth/service.ts';
 import { createImageRecords } from './cluster/image-records.ts';
 import { createIndexRebuild } from './cluster/index-rebuild.ts';
+import { createRenditionServices } from './renditions/index.ts';
 
 /** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
 const REBUILD_WAIT_AT_START_MS = 5000;
@@ -119,6 +120,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImages({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
+  const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, db, catalog, replicas, deleter, images, log });
 
   let sweeper: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -210,6 +212,9 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     reconciler,
     uploads,
     images,
+    imageMedia,
+    renditions,
+    renditionCache,
     auth,
     clusterIdentity,
     establishClusterId,

@@ -17,6 +17,7 @@ import type { Registry } from './cluster/registry.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
 import { SHA256_HEX_PATTERN, type ImageManifest } from '../datanode/protocol.ts';
 import { manifestOf, type ImageRecords } from './cluster/image-records.ts';
+import { detectImageIn, mediaColumns, reconcileContentType, type ImageMedia } from './renditions/media.ts';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -50,6 +51,9 @@ function assertContentType(value: string | null | undefined): void {
   // JSON.stringify: the refused value is shown escaped and cut, never echoed raw.
   if (problem) throw badInput(`contentType ${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''} is not an acceptable media type: it ${problem}.`);
 }
+
+/** The contentType the client declared; octet-stream is what begin stores when it declared none. */
+const declaredType = (upload: ImageRow) => (upload.contentType === DEFAULT_CONTENT_TYPE ? null : upload.contentType);
 
 export function createUploads({ config, catalog, registry, replicas, records, deleter, events, log, now = Date.now }: {
   config: CoordinatorConfig;
@@ -145,10 +149,13 @@ export function createUploads({ config, catalog, registry, replicas, records, de
     // bytes that differ (CHECKSUM_MISMATCH), so the coordinator's one pass over the bytes is the
     // whole-image hash. Without one, the coordinator hashes the fragment itself.
     const digest = sha256 ?? sha256Hex(data);
+    // Fragment 0 holds the header: a contentType that contradicts it is refused before any write.
+    const media = index === 0 ? detectImageIn(Buffer.isBuffer(data) ? data : [...data]) : undefined;
+    const contentType = index === 0 ? reconcileContentType(declaredType(upload), media, DEFAULT_CONTENT_TYPE) : upload.contentType;
 
     const fragmentId = newFragmentId();
     const manifest = manifestAt !== undefined && upload.fragmentCount === 1
-      ? manifestOf(upload, digest, manifestAt, [{ id: fragmentId, idx: 0, size, sha256: digest }])
+      ? manifestOf({ ...upload, contentType }, digest, manifestAt, [{ id: fragmentId, idx: 0, size, sha256: digest }])
       : undefined;
     let placed: string[];
     try {
@@ -171,6 +178,7 @@ export function createUploads({ config, catalog, registry, replicas, records, de
     if (!recorded) {
       throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`);
     }
+    if (index === 0) catalog.setMedia(upload.id, mediaColumns(media), contentType);
     if (upload.fragmentCount === 1) running.set(upload.id, knownImageHash(digest));
     else {
       let hash = running.get(upload.id);
@@ -181,7 +189,11 @@ export function createUploads({ config, catalog, registry, replicas, records, de
     return { index, size, sha256: digest, replicas: placed, manifest };
   }
 
-  function begin(input: BeginUploadInput): ImageRow {
+  /**
+   * `media`: what the bytes are, when they are already here (uploadImage); undefined for a
+   * chunked upload, whose fragment 0 tells.
+   */
+  function begin(input: BeginUploadInput, media?: ImageMedia | null): ImageRow {
     assertImageName(input.name);
     if (!Number.isSafeInteger(input.size) || input.size < 1) throw badInput(`size must be at least 1 (got ${input.size}).`);
     if (input.size > config.maxImageSize) {
@@ -195,8 +207,9 @@ export function createUploads({ config, catalog, registry, replicas, records, de
       name: input.name,
       uploadId: randomBytes(12).toString('base64url'),
       size: input.size,
-      contentType: input.contentType ?? DEFAULT_CONTENT_TYPE,
+      contentType: media === undefined ? (input.contentType ?? DEFAULT_CONTENT_TYPE) : reconcileContentType(input.contentType, media ?? undefined, DEFAULT_CONTENT_TYPE),
       sha256: input.sha256 ?? null,
+      ...(media === undefined ? {} : { ...mediaColumns(media ?? undefined), mediaChecked: 1 }),
       fragmentSize: config.fragmentSize,
       fragmentCount: Math.ceil(input.size / config.fragmentSize),
       createdAt: t,
@@ -293,7 +306,7 @@ export function createUploads({ config, catalog, registry, replicas, records, de
   async function uploadWhole(name: string, data: Bytes, contentType?: string | null): Promise<ImageRow> {
     const size = byteLength(data);
     assertWholeSize(size);
-    const upload = begin({ name, size, contentType });
+    const upload = begin({ name, size, contentType }, detectImageIn(Buffer.isBuffer(data) ? data : [...data]) ?? null);
     const uploadId = upload.uploadId!;
     try {
       if (upload.fragmentCount === 1) return await storeOnlyFragment(upload, data);

@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 import type { Db } from './database.ts';
 import { TesseraError } from '../errors.ts';
 import { prefixUpperBound } from '../names.ts';
+import type { ImageFormat } from '../renditions/media.ts';
 
 export interface ImageRow {
   id: number;
@@ -20,7 +21,18 @@ export interface ImageRow {
   fragmentCount: number;
   createdAt: number;
   expiresAt: number | null;
+  /** Detected from the bytes (renditions/media.ts); null for a non-image. */
+  format: ImageFormat | null;
+  /** As a viewer shows it (after EXIF orientation); null for a non-image. */
+  width: number | null;
+  height: number | null;
+  orientation: number | null;
+  /** 0 for an image stored before detection existed: detected on first read. */
+  mediaChecked: number;
 }
+
+/** What detection learnt of an image's bytes; all null for a non-image. */
+export type ImageMediaColumns = Pick<ImageRow, 'format' | 'width' | 'height' | 'orientation'>;
 
 export interface FragmentRow {
   id: string;
@@ -46,13 +58,14 @@ export interface ReplicaDeletion {
 }
 
 /** Why a replica file is queued for deletion. */
-export type DeletionReason = 'image-deleted' | 'upload-aborted' | 'upload-expired' | 'fragment-replaced' | 'surplus-replica' | 'orphan' | 'unrecorded-write';
+export type DeletionReason = 'image-deleted' | 'upload-aborted' | 'upload-expired' | 'fragment-replaced' | 'surplus-replica' | 'orphan' | 'unrecorded-write' | 'rendition-evicted';
 
 /** `not_before` of a write in flight: never due until released or the coordinator restarts. */
 export const INTENT = Number.MAX_SAFE_INTEGER;
 
 const IMAGE_COLUMNS = `id, image_key AS imageKey, name, state, upload_id AS uploadId, size, content_type AS contentType, sha256,
-  fragment_size AS fragmentSize, fragment_count AS fragmentCount, created_at AS createdAt, expires_at AS expiresAt`;
+  fragment_size AS fragmentSize, fragment_count AS fragmentCount, created_at AS createdAt, expires_at AS expiresAt,
+  format, width, height, orientation, media_checked AS mediaChecked`;
 
 /** 128 random bits: an image key never repeats, so a tombstone can only ever kill its own image. */
 export const newImageKey = () => randomBytes(16).toString('base64url');
@@ -61,8 +74,12 @@ const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === 
 
 export function catalog(db: Db) {
   const s = {
-    insertUpload: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
-      VALUES (@imageKey, @name, 'uploading', @uploadId, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, @expiresAt)`),
+    insertUpload: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at,
+        format, width, height, orientation, media_checked)
+      VALUES (@imageKey, @name, 'uploading', @uploadId, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, @expiresAt,
+        @format, @width, @height, @orientation, @mediaChecked)`),
+    setMedia: db.prepare(`UPDATE images SET format = @format, width = @width, height = @height, orientation = @orientation, media_checked = 1,
+      content_type = coalesce(@contentType, content_type) WHERE id = @id`),
     imageByKey: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE image_key = ?`),
     storedImages: db.prepare<[], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE state = 'stored'`),
     insertStored: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
@@ -107,9 +124,10 @@ export function catalog(db: Db) {
     pendingDeletions: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM replica_deletions WHERE not_before <> ${INTENT}`),
     complete: db.prepare(`UPDATE images SET state = 'stored', upload_id = NULL, expires_at = NULL, sha256 = ?, created_at = ? WHERE id = ? AND state = 'uploading'`),
     deleteImage: db.prepare(`DELETE FROM images WHERE id = ?`),
+    renditionsOf: db.prepare<[number], { id: number }>(`SELECT rendition_image_id AS id FROM renditions WHERE source_image_id = ?`),
     expiredUploads: db.prepare<[number], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE state = 'uploading' AND expires_at <= ?`),
     totals: db.prepare<[], { imageCount: number; storedBytes: number }>(
-      `SELECT count(*) AS imageCount, coalesce(sum(size), 0) AS storedBytes FROM images WHERE state = 'stored'`),
+      `SELECT count(*) AS imageCount, coalesce(sum(size), 0) AS storedBytes FROM images WHERE state = 'stored' AND name >= ' '`),
     underReplicated: db.prepare<[string, number], { n: number }>(`SELECT count(*) AS n FROM fragments f JOIN images i ON i.id = f.image_id
       WHERE i.state = 'stored' AND (SELECT count(*) FROM replicas r JOIN datanodes d ON d.id = r.datanode_id
         WHERE r.fragment_id = f.id AND d.status IN ('UP', 'DEGRADED') AND d.id NOT IN (SELECT value FROM json_each(?))) < ?`),
@@ -141,7 +159,9 @@ export function catalog(db: Db) {
   };
 
   const listing = (prefix: string | undefined, after: string | undefined) => {
-    const where = [`state = 'stored'`];
+    // Cached renditions are images under names that start with a control character, which no
+    // user-given name does: listings start at ' ' so they never show them.
+    const where = [`state = 'stored'`, `name >= ' '`];
     const params: string[] = [];
     if (prefix) {
       where.push('name >= ?');
@@ -168,9 +188,10 @@ export function catalog(db: Db) {
 
   const self = {
     /** Reserves the name for a new upload; IMAGE_ALREADY_EXISTS when an image or upload holds it. */
-    insertUpload(row: Omit<ImageRow, 'id' | 'state' | 'imageKey'> & { uploadId: string; imageKey?: string }): ImageRow {
+    insertUpload(row: Omit<ImageRow, 'id' | 'state' | 'imageKey' | keyof ImageMediaColumns | 'mediaChecked'> & Partial<ImageMediaColumns> & { uploadId: string; imageKey?: string; mediaChecked?: number }): ImageRow {
       try {
-        const { lastInsertRowid } = s.insertUpload.run({ ...row, imageKey: row.imageKey ?? newImageKey() });
+        const media = { format: row.format ?? null, width: row.width ?? null, height: row.height ?? null, orientation: row.orientation ?? null, mediaChecked: row.mediaChecked ?? 0 };
+        const { lastInsertRowid } = s.insertUpload.run({ ...row, ...media, imageKey: row.imageKey ?? newImageKey() });
         return s.imageById.get(Number(lastInsertRowid))!;
       } catch (err) {
         if (isUniqueViolation(err)) throw new TesseraError('IMAGE_ALREADY_EXISTS', `"${row.name}" is already a stored image or an open upload.`);
@@ -178,6 +199,8 @@ export function catalog(db: Db) {
       }
     },
     uploadById: (uploadId: string) => s.uploadById.get(uploadId),
+    /** Records what detection found; `contentType` (when given) replaces the stored one. */
+    setMedia: (id: number, media: ImageMediaColumns, contentType?: string) => s.setMedia.run({ ...media, contentType: contentType ?? null, id }),
     imageByName: (name: string) => s.imageByName.get(name),
     imageById: (id: number) => s.imageById.get(id),
     receivedIndexes: (imageId: number) => s.receivedIndexes.all(imageId).map((r) => r.idx),
@@ -268,6 +291,11 @@ export function catalog(db: Db) {
     deleteImage: db.transaction((imageId: number, now: number, reason: DeletionReason = 'image-deleted') => {
       const image = s.imageById.get(imageId);
       if (!image) return false;
+      // An image's cached renditions go with it, whichever path deletes it.
+      for (const r of s.renditionsOf.all(imageId)) {
+        s.doomReplicasOfImage.run(now, 'rendition-evicted', null, r.id);
+        s.deleteImage.run(r.id);
+      }
       // Only a deleted image's files carry its key (the datanodes' proof to delete them): an
       // upload aborted or expired after its manifest reached the datanodes is stored as far as
       // they know, so its files stay until the index learns it back.
@@ -286,7 +314,7 @@ export function catalog(db: Db) {
      * A stored image rebuilt from a datanode manifest: its row, its fragments, and the replicas
      * found on the datanodes. False when the name or key is taken meanwhile.
      */
-    insertRebuiltImage: db.transaction((image: Omit<ImageRow, 'id' | 'state' | 'uploadId' | 'expiresAt' | 'fragmentCount' | 'sha256'> & { sha256: string }, fragments: { id: string; idx: number; size: number; sha256: string; replicas: string[] }[]): boolean => {
+    insertRebuiltImage: db.transaction((image: Omit<ImageRow, 'id' | 'state' | 'uploadId' | 'expiresAt' | 'fragmentCount' | 'sha256' | keyof ImageMediaColumns | 'mediaChecked'> & { sha256: string }, fragments: { id: string; idx: number; size: number; sha256: string; replicas: string[] }[]): boolean => {
       try {
         const { lastInsertRowid } = s.insertStored.run({ ...image, fragmentCount: fragments.length });
         for (const f of fragments) {
