@@ -17,7 +17,7 @@ export interface ImageMedia {
   orientation: number | null;
 }
 
-const SNIFFED: Record<string, ImageFormat> = { png: 'PNG', jpg: 'JPEG', webp: 'WEBP', gif: 'GIF', heif: 'AVIF', tiff: 'TIFF', svg: 'SVG' };
+const SNIFFED: Record<string, ImageFormat> = { png: 'PNG', jpg: 'JPEG', webp: 'WEBP', gif: 'GIF', heif: 'AVIF', avif: 'AVIF', tiff: 'TIFF', svg: 'SVG' };
 disableTypes(types.filter((t) => !(t in SNIFFED)));
 
 export const MEDIA_TYPE_OF_FORMAT: Record<ImageFormat, string> = {
