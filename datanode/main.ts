@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { keepRegistered } from './registration.ts';
-import { loadClusterSecret } from './secret.ts';
+import { loadClusterSecret } from '../src/protocol/cluster-secret.ts';
 import { DEFAULT_MAX_FRAGMENT_BYTES, createDatanode } from './server.ts';
 
 const integer =

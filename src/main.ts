@@ -1,6 +1,6 @@
 // `npm run coordinator`: the coordinator alone, configured by flags (see --help).
 import { Command } from 'commander';
-import { loadClusterSecret } from '../datanode/secret.ts';
+import { loadClusterSecret } from './protocol/cluster-secret.ts';
 import { addCoordinatorOptions, configFromFlags, type CoordinatorFlags } from './config.ts';
 import { createLogger } from './logger.ts';
 import { startCoordinator } from './start-coordinator.ts';

@@ -15,7 +15,7 @@ import type { Replicas } from './cluster/replicas.ts';
 import { byteLength, sha256Hex, sliceBytes, type Bytes } from './bytes.ts';
 import type { Registry } from './cluster/registry.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
-import { SHA256_HEX_PATTERN, type ImageManifest } from '../datanode/protocol.ts';
+import { SHA256_HEX_PATTERN, type ImageManifest } from './protocol/datanode-api.ts';
 import { manifestOf, type ImageRecords } from './cluster/image-records.ts';
 import { detectImageIn, mediaColumns, reconcileContentType, type ImageMedia } from './renditions/media.ts';
 

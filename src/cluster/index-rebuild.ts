@@ -4,7 +4,7 @@
 // an empty index (a lost coordinator disk), on a stale one (a restored backup), or on a current
 // one (then it changes nothing).
 import type { Logger } from 'pino';
-import type { ImageManifest } from '../../datanode/protocol.ts';
+import type { ImageManifest } from '../protocol/datanode-api.ts';
 import type { Catalog } from '../metadata/catalog.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import { manifestOf, type ImageRecords } from './image-records.ts';
@@ -128,6 +128,8 @@ export function createIndexRebuild({ catalog, registry, client, records, log, no
       const known = catalog.imageByKey(m.image);
       if (known?.state === 'stored') continue;
       if (records.tombstonedHere(m.image)) continue; // deleted while this pass ran: read before its tombstone
+      // Deleted in the index, its tombstone still on its way with the deletions of its files.
+      if (!known && m.fragments.some((f) => catalog.deletionTargetsOf(f.id).length > 0)) continue;
       if (known && !startup) continue; // its completeUpload is under way: it records the image itself
       if (known) {
         // The manifest was written, the coordinator stopped before recording the completion.

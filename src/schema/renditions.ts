@@ -4,7 +4,7 @@ import { builder } from './builder.ts';
 import { ImageRef } from './images.ts';
 import { IMAGE_FORMATS } from '../renditions/media.ts';
 import { RENDITION_FITS, RENDITION_FORMATS, type RenditionFormat } from '../renditions/params.ts';
-import { IMAGE_PATH_PREFIX } from '../http/image-route.ts';
+import { imagePath } from '../image-paths.ts';
 
 const ImageFormatEnum = builder.enumType('ImageFormat', {
   description: 'The format of a stored image, detected from its bytes.',
@@ -58,7 +58,7 @@ builder.objectFields(ImageRef, (t) => ({
     },
     resolve: async (i, args, ctx) => {
       const { params, size } = await ctx.app.renditions.describe(i, args);
-      const url = `${ctx.publicBase}${IMAGE_PATH_PREFIX}${encodeURIComponent(i.name)}?${params.query}`;
+      const url = `${ctx.publicBase}${imagePath(i.name)}?${params.query}`;
       const signed = ctx.principal ? `&${ctx.app.auth.signer.sign(i.name, args.expiresIn ?? DEFAULT_RENDITION_URL_SEC, ctx.principal.id)}` : '';
       return { url: url + signed, width: size.width, height: size.height, format: params.format };
     },
