@@ -70,6 +70,25 @@ export function writable(res: ServerResponse): Promise<void> {
   });
 }
 
+/** Sends a body read fragment by fragment, after its headers; ends or cuts the response. */
+export async function sendFragments(res: ServerResponse, chunks: AsyncGenerator<Buffer[]>): Promise<void> {
+  try {
+    for await (const fragment of chunks) {
+      if (res.destroyed) break;
+      // One fragment per corked batch: its chunks leave in one writev, not one syscall each.
+      res.cork();
+      let full = false;
+      for (const chunk of fragment) full = !res.write(chunk) || full;
+      res.uncork();
+      if (full) await writable(res);
+    }
+    res.end();
+  } catch {
+    // Headers are gone: cutting the connection is the only honest way to say the body is short.
+    res.destroy();
+  }
+}
+
 /**
  * Handles the request if it is for /images/…; false when the path is not this route's.
  * `authorize` throws (a TesseraError) when the caller may not read the image `name`.
@@ -130,21 +149,7 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
     }
     const chunks = await images.readRange(image, start, end);
     res.writeHead(range ? 206 : 200, headers);
-    try {
-      for await (const fragment of chunks) {
-        if (res.destroyed) break;
-        // One fragment per corked batch: its chunks leave in one writev, not one syscall each.
-        res.cork();
-        let full = false;
-        for (const chunk of fragment) full = !res.write(chunk) || full;
-        res.uncork();
-        if (full) await writable(res);
-      }
-      res.end();
-    } catch {
-      // Headers are gone: cutting the connection is the only honest way to say the body is short.
-      res.destroy();
-    }
+    await sendFragments(res, chunks);
   } catch (err) {
     if (err instanceof TesseraError) sendError(res, err);
     else {

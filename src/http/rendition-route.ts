@@ -7,7 +7,7 @@ import type { RenditionParams } from '../renditions/params.ts';
 import type { Renditions } from '../renditions/service.ts';
 import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-headers.ts';
 // Called at request time only, so the two route modules importing each other is harmless.
-import { etagMatches, writable } from './image-route.ts';
+import { etagMatches, sendFragments } from './image-route.ts';
 
 /** private: the answer to a token-bearing request; a day, since the ETag changes with the source. */
 export const RENDITION_CACHE_CONTROL = 'private, max-age=86400';
@@ -36,17 +36,5 @@ export async function serveRendition(req: IncomingMessage, res: ServerResponse, 
     res.end(r.body);
     return;
   }
-  try {
-    for await (const fragment of r.body) {
-      if (res.destroyed) break;
-      res.cork();
-      let full = false;
-      for (const chunk of fragment) full = !res.write(chunk) || full;
-      res.uncork();
-      if (full) await writable(res);
-    }
-    res.end();
-  } catch {
-    res.destroy(); // headers are gone: a cut connection says the body is short
-  }
+  await sendFragments(res, r.body);
 }
