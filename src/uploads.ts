@@ -77,7 +77,7 @@ export function createUploads({ config, catalog, registry, replicas, records, de
   const ttlMs = config.uploadTtlSec * 1000;
 
   const requireLiveDatanodes = () => {
-    const live = registry.all().filter((n) => (n.status === 'UP' || n.status === 'DEGRADED') && !n.draining).length;
+    const live = registry.eligible().length;
     if (live < config.replicationFactor) {
       throw new TesseraError('INSUFFICIENT_DATANODES', `Needs ${config.replicationFactor} live datanodes; ${live} ${live === 1 ? 'is' : 'are'} live.`);
     }
@@ -150,7 +150,7 @@ export function createUploads({ config, catalog, registry, replicas, records, de
     // whole-image hash. Without one, the coordinator hashes the fragment itself.
     const digest = sha256 ?? sha256Hex(data);
     // Fragment 0 holds the header: a contentType that contradicts it is refused before any write.
-    const media = index === 0 ? detectImageIn(Buffer.isBuffer(data) ? data : [...data]) : undefined;
+    const media = index === 0 ? detectImageIn(data) : undefined;
     const contentType = index === 0 ? reconcileContentType(declaredType(upload), media, DEFAULT_CONTENT_TYPE) : upload.contentType;
 
     const fragmentId = newFragmentId();
@@ -306,7 +306,7 @@ export function createUploads({ config, catalog, registry, replicas, records, de
   async function uploadWhole(name: string, data: Bytes, contentType?: string | null): Promise<ImageRow> {
     const size = byteLength(data);
     assertWholeSize(size);
-    const upload = begin({ name, size, contentType }, detectImageIn(Buffer.isBuffer(data) ? data : [...data]) ?? null);
+    const upload = begin({ name, size, contentType }, detectImageIn(data) ?? null);
     const uploadId = upload.uploadId!;
     try {
       if (upload.fragmentCount === 1) return await storeOnlyFragment(upload, data);

@@ -41,13 +41,13 @@ it('deletes at most the cap per round, and never a file a live manifest referenc
   expect(put.status).toBe(201);
 
   const remaining = () => orphans.filter((id) => existsSync(fragmentPath(c, 0, id))).length;
-  await c.app.reconciler.round();
+  await c.app.reconciler.kick();
   await c.app.deleter.idle();
   expect(remaining()).toBe(3);
-  await c.app.reconciler.round();
+  await c.app.reconciler.kick();
   await c.app.deleter.idle();
   expect(remaining()).toBe(1);
-  await c.app.reconciler.round();
+  await c.app.reconciler.kick();
   await c.app.deleter.idle();
   expect(remaining()).toBe(0);
   // Referenced by a live manifest on datanode 1: kept on datanode 0 through every round.

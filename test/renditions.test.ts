@@ -42,7 +42,7 @@ const get = (path: string, headers: Record<string, string> = {}) =>
   fetch(path, { headers: { authorization: `Bearer ${cluster.adminToken}`, ...headers } }).then(async (res) => ({ res, body: Buffer.from(await res.arrayBuffer()) }));
 
 beforeAll(async () => {
-  cluster = await startCluster({ config: { renditions: { cacheBytes: 1024 ** 2, maxSize: 4096, allowedSizes: [], maxPixels: 50_000_000, concurrency: 2 } } });
+  cluster = await startCluster({ config: { renditionCacheBytes: 1024 ** 2 } });
   portrait = await makePortrait();
   await uploadImage(cluster, 'photo.jpg', portrait);
 }, 60_000);

@@ -26,9 +26,9 @@ export function createRenditionServices({ config, db, catalog, replicas, deleter
   const imageMedia = createImageMedia({ catalog, readRange });
   const cache = createRenditionCache({
     catalog, table: renditionTable(db), replicas, deleter, log,
-    replicationFactor: config.replicationFactor, budgetBytes: config.renditions.cacheBytes,
+    replicationFactor: config.replicationFactor, budgetBytes: config.renditionCacheBytes,
   });
-  const renderer = createRenderer({ concurrency: config.renditions.concurrency, maxPixels: config.renditions.maxPixels });
-  const renditions = createRenditions({ config: config.renditions, readRange, imageMedia, cache, renderer });
+  const renderer = createRenderer({ concurrency: config.renditionConcurrency, maxPixels: config.renditionMaxPixels });
+  const renditions = createRenditions({ config: { maxSize: config.renditionMaxSize, allowedSizes: config.renditionSizes }, readRange, imageMedia, cache, renderer });
   return { imageMedia, renditions, renditionCache: cache };
 }

@@ -4,11 +4,17 @@
 import { createHash } from 'node:crypto';
 import { TesseraError } from '../errors.ts';
 import type { ImageRow } from '../metadata/catalog.ts';
-import type { RenditionConfig } from '../config.ts';
 import type { ImageMediaService } from './image-media.ts';
 import type { RenditionCache } from './cache.ts';
 import type { Renderer } from './render.ts';
 import { checkRendition, RENDITION_MEDIA_TYPES, renditionFromQuery, renditionQuery, renditionSize, type RenditionParams } from './params.ts';
+
+export interface RenditionConfig {
+  /** Largest width or height a rendition may ask for. */
+  maxSize: number;
+  /** When not empty, the only widths and heights a rendition may ask for. */
+  allowedSizes: readonly number[];
+}
 
 /** Largest source a rendition reads into memory. */
 export const MAX_RENDITION_SOURCE_BYTES = 64 * 1024 * 1024;
