@@ -10,7 +10,7 @@ import type { Catalog, ImageRow } from '../metadata/catalog.ts';
 import type { RenditionRow, RenditionTable } from '../metadata/renditions.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
-import { newFragmentId } from '../uploads.ts';
+import { newFragmentId } from '../uploads/put-fragment.ts';
 import { renditionName } from './cache-names.ts';
 import type { Rendered } from './render.ts';
 
