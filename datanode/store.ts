@@ -6,8 +6,8 @@ import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink 
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { isFragmentId } from '../src/protocol/datanode-api.ts';
-import type { FragmentListing } from '../src/protocol/datanode-api.ts';
+import { isFragmentId } from '../src/shared/datanode-api.ts';
+import type { FragmentListing } from '../src/shared/datanode-api.ts';
 
 export type PutResult =
   | { ok: true; size: number; sha256: string }

@@ -15,7 +15,7 @@ import type { Replicas } from './cluster/replicas.ts';
 import { byteLength, sha256Hex, sliceBytes, type Bytes } from './bytes.ts';
 import type { Registry } from './cluster/registry.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
-import { SHA256_HEX_PATTERN, type ImageManifest } from './protocol/datanode-api.ts';
+import { SHA256_HEX_PATTERN, type ImageManifest } from './shared/datanode-api.ts';
 import { manifestOf, type ImageRecords } from './cluster/image-records.ts';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';

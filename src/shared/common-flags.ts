@@ -2,7 +2,7 @@
 // listen, the cluster secret, and the URL others should use. Each program adds its own defaults,
 // help and environment variables where they differ.
 import { Option } from '@commander-js/extra-typings';
-import { loadClusterSecret, SECRET_ENV } from '../protocol/cluster-secret.ts';
+import { loadClusterSecret, SECRET_ENV } from './cluster-secret.ts';
 import { httpUrl, wholeNumber } from './flag-values.ts';
 
 export const hostOption = () => new Option('--host <host>', 'address to listen on').default('127.0.0.1');
