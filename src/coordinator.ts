@@ -28,6 +28,7 @@ import { createClusterService, type ClusterService } from './cluster/cluster-ser
 import { createImageRecords, type ImageRecords } from './cluster/image-records.ts';
 import { createIndexRebuild, type IndexRebuild, type RebuildReport } from './cluster/index-rebuild.ts';
 import { createScheduler, type Scheduler } from './shared/scheduler.ts';
+import { createRenditionServices } from './renditions/index.ts';
 
 /** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
 const REBUILD_WAIT_AT_START_MS = 5000;
@@ -52,7 +53,10 @@ export interface CoordinatorInternals {
   scrubber: ReturnType<typeof createScrubber>;
   reconciler: ReturnType<typeof createReconciler>;
   indexRebuild: IndexRebuild;
+  renditionCache: RenditionServices['renditionCache'];
 }
+
+type RenditionServices = ReturnType<typeof createRenditionServices>;
 
 /** What the HTTP layer serves from: the API's services and the coordinator's lifecycle. */
 export interface Coordinator {
@@ -63,6 +67,10 @@ export interface Coordinator {
   images: ImageService;
   uploads: Uploads;
   cluster: ClusterService;
+  /** An image's format and dimensions. */
+  imageMedia: RenditionServices['imageMedia'];
+  /** Resized and re-encoded variants of stored images. */
+  renditions: RenditionServices['renditions'];
   /** True while the start-up rebuild runs: requests answer INDEX_REBUILDING. */
   rebuilding(): boolean;
   start(): Promise<void>;
@@ -210,6 +218,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
   const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
+  const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, db, catalog, replicas, deleter, images, log });
   const cluster = createClusterService({ catalog, registry, client, monitor, clusterIdentity, repairer, replicationFactor: config.replicationFactor, log });
   // Expired uploads and idle quota owners; a failed sweep (SQLITE_BUSY) is logged and retried.
   const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
@@ -232,7 +241,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
   };
 
   return {
-    config, log, auth, events, images, uploads, cluster,
+    config, log, auth, events, images, uploads, cluster, imageMedia, renditions,
     rebuilding: checks.rebuildingAtStart,
     async start() {
       for (const url of config.datanodes) await cluster.register(url);
@@ -252,6 +261,6 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
       db.close();
       fs.rmSync(marker, { force: true });
     },
-    internals: { db, catalog, registry, client, clusterIdentity, scheduler, monitor, deleter, replicas, records, repairer, scrubber, reconciler, indexRebuild },
+    internals: { db, catalog, registry, client, clusterIdentity, scheduler, monitor, deleter, replicas, records, repairer, scrubber, reconciler, indexRebuild, renditionCache },
   };
 }
