@@ -9,7 +9,7 @@ import { createEventBus } from './events.ts';
 import { createImages } from './images.ts';
 import { createUploads } from './uploads.ts';
 import { openDatabase } from './metadata/database.ts';
-import { catalog as createCatalog } from './metadata/catalog.ts';
+import { createCatalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
 import { clusterIdentityRow } from './metadata/cluster-identity.ts';
 import { createClusterIdentity } from './cluster/cluster-identity.ts';
