@@ -3,7 +3,7 @@
 // a coordinator restarted with a fresh index learns about this node again.
 import got from 'got';
 import type { Logger } from 'pino';
-import { bearer } from '../src/protocol/datanode-api.ts';
+import { bearer } from '../src/shared/datanode-api.ts';
 import { createScheduler } from '../src/shared/scheduler.ts';
 
 export const REGISTER_MUTATION = 'mutation($url:String!){registerDatanode(url:$url){id}}';

@@ -25,6 +25,7 @@ import { createReconciler } from './cluster/reconciler.ts';
 import { createAuth } from './auth/service.ts';
 import { createImageRecords } from './cluster/image-records.ts';
 import { createIndexRebuild } from './cluster/index-rebuild.ts';
+import { normalizeHttpUrl } from './shared/flag-values.ts';
 import { createScheduler } from './shared/scheduler.ts';
 
 /** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
@@ -139,14 +140,8 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   let stopped = false;
 
   async function registerDatanode(url: string): Promise<DatanodeView> {
-    let normalized: string;
-    try {
-      const parsed = new URL(url);
-      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http');
-      normalized = parsed.origin + parsed.pathname.replace(/\/+$/, '');
-    } catch {
-      throw badInput(`"${url}" is not an http(s) URL.`);
-    }
+    const normalized = normalizeHttpUrl(url);
+    if (normalized === undefined) throw badInput(`"${url}" is not an http(s) URL.`);
     // Its data dir's id, if it answers and proves it (the client drops an unproven id): the same
     // disks behind a new URL stay the same datanode, and no other server can take its entry.
     const nodeId = await client.health(normalized, 2000).then((h) => h.nodeId, () => undefined);

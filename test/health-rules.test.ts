@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { DatanodeHealthReport } from '../src/protocol/datanode-api.ts';
+import type { DatanodeHealthReport } from '../src/shared/datanode-api.ts';
 import { DEFAULTS, type HealthThresholds } from '../src/config.ts';
 import { DEFAULT_HYSTERESIS, decideStatus, isLive, settleStatus, type Streak } from '../src/cluster/health-rules.ts';
 import { createRegistry } from '../src/cluster/registry.ts';

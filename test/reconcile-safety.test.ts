@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
-import type { ImageManifest } from '../src/protocol/datanode-api.ts';
+import type { ImageManifest } from '../src/shared/datanode-api.ts';
 import { startCluster, TEST_SECRET, type TestCluster } from './support/cluster.ts';
 import { fragmentPath } from './support/faults.ts';
 import { sha256 } from './support/images.ts';

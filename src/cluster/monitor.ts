@@ -3,7 +3,7 @@
 // Each answer's proven identity feeds the cluster id (regained from the datanodes when lost).
 import type { Logger } from 'pino';
 import type { HealthThresholds } from '../config.ts';
-import type { DatanodeHealthReport } from '../protocol/datanode-api.ts';
+import type { DatanodeHealthReport } from '../shared/datanode-api.ts';
 import { overThresholds } from './health-rules.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
 import type { DatanodeClient } from './datanode-client.ts';
