@@ -1,4 +1,4 @@
-// The coordinator's services wired together (the seed's server.py + cluster.py): the index,
+// The coordinator's services wired together: the index,
 // the datanode registry and client, the monitor, uploads, images and the replica deleter.
 import fs from 'node:fs';
 import path from 'node:path';

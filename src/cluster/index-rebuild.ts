@@ -1,4 +1,4 @@
-// Rebuilds (or re-checks) the index from the image records on the datanodes (issue 8): every
+// Rebuilds (or re-checks) the index from the image records on the datanodes: every
 // live manifest becomes a stored image with the replicas the datanodes list, every tombstone
 // removes its image, and of two live manifests of one name the newest wins. Idempotent: run on
 // an empty index (a lost coordinator disk), on a stale one (a restored backup), or on a current
