@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertImageName, MAX_NAME_LENGTH, prefixUpperBound } from '../src/names.ts';
-import { decodeCursor, encodeCursor } from '../src/images.ts';
+import { decodeCursor, encodeCursor } from '../src/image-service.ts';
 import { parseRange } from '../src/http/image-route.ts';
 import { TesseraError } from '../src/errors.ts';
 import { startCluster } from './support/cluster.ts';
