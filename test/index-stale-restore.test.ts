@@ -9,7 +9,7 @@ import { afterEach, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { repoRoot } from './support/datanode-process.ts';
 import { DELETE, dataOf, download, uploadChunked, uploadImage } from './support/images.ts';
-import { until } from './support/disk.ts';
+import { until } from './support/poll.ts';
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {

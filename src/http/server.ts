@@ -120,7 +120,7 @@ export function createHttpServer(app: Coordinator) {
       res.writeHead(err.status, { 'content-type': 'application/json', 'retry-after': '5' }).end(body);
       return;
     }
-    handleImageRequest(req, res, app.images, (name) => authorizeImageRequest(app.auth, req, name))
+    handleImageRequest(req, res, app.images, (name) => authorizeImageRequest(app.auth, req, name), app.renditions)
       .then((handled) => {
         if (!handled) void yoga(req, res);
       })
