@@ -3,32 +3,20 @@
 // (repair-queue.ts). A DOWN datanode's replicas stay recorded: if it returns with its data, copying
 // stops and the excess is trimmed (excess-replicas.ts); a draining datanode's replica is
 // forgotten once R others exist.
-import type { Logger } from 'pino';
-import type { Catalog, FragmentRow } from '../metadata/catalog.ts';
+import type { FragmentRow } from '../metadata/catalog.ts';
 import type { ReplicationQueries } from '../metadata/replication.ts';
-import type { EventBus } from '../events.ts';
-import type { Registry } from './registry.ts';
-import type { Replicas } from './replicas.ts';
-import type { Throttle } from './throttle.ts';
+import type { RepairStepDeps } from './repair-in-place.ts';
 import type { ExcessTrimmer } from './excess-replicas.ts';
 import { createRepairQueue } from './repair-queue.ts';
 
 const BATCH = 32;
 
-export interface ReReplicationDeps {
-  catalog: Catalog;
+export interface ReReplicationDeps extends RepairStepDeps {
   replication: ReplicationQueries;
-  registry: Registry;
-  replicas: Replicas;
-  events: EventBus;
-  log: Logger;
-  throttle: Throttle;
   trimmer: ExcessTrimmer;
   replicationFactor: number;
   repairAfterMs: number;
   concurrency: number;
-  retryMs: number;
-  now: () => number;
 }
 
 type Signal = { readonly stopped: boolean };

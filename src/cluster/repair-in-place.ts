@@ -9,16 +9,21 @@ import type { Registry } from './registry.ts';
 import type { BadReplica, Replicas } from './replicas.ts';
 import type { Throttle } from './throttle.ts';
 
-export interface InPlaceRepairDeps {
+/** What each step of the repairer works with (re-replication.ts too). */
+export interface RepairStepDeps {
   catalog: Catalog;
   registry: Registry;
   replicas: Replicas;
-  client: DatanodeClient;
   events: EventBus;
   log: Logger;
   throttle: Throttle;
+  /** Before work that failed is tried again, unless a datanode changes status first. */
   retryMs: number;
   now: () => number;
+}
+
+export interface InPlaceRepairDeps extends RepairStepDeps {
+  client: DatanodeClient;
 }
 
 type Signal = { readonly stopped: boolean };
