@@ -34,7 +34,7 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     // (thresholds above 100 % are never reached).
     const thresholds = { cpuPercent: 101, memoryPercent: 101, diskPercent: 101 };
     cluster = await startCluster({ datanodes: 2, config: { fragmentSize: FRAGMENT, healthIntervalMs: 200, repairAfterSec: 2, thresholds } });
-    id = (await cluster.app.registerDatanode(partitioned.url)).id;
+    id = (await cluster.app.cluster.register(partitioned.url)).id;
     await until(() => cluster.app.registry.get(id)?.status === 'UP', `the namespaced datanode UP (is ${cluster.app.registry.get(id)?.status})`);
     for (let i = 0; i < 6; i++) {
       const bytes = bytesOf(5 * FRAGMENT + i, 70 + i);
