@@ -5,19 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertImageName, MAX_NAME_LENGTH, prefixUpperBound } from '../src/names.ts';
 import { decodeCursor, encodeCursor } from '../src/image-service.ts';
 import { parseRange } from '../src/http/image-route.ts';
-import { TesseraError } from '../src/errors.ts';
 import { startCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
 import { TEST_SEED } from './support/seed.ts';
-
-const codeThrown = (f: () => unknown) => {
-  try {
-    f();
-    return undefined;
-  } catch (err) {
-    return err instanceof TesseraError ? err.code : 'NOT_A_TESSERA_ERROR';
-  }
-};
+import { codeOfThrown } from './support/errors.ts';
 
 describe('image names', () => {
   it('accepts exactly the well-formed 1..255-character names without control characters, other than . and ..', () => {
@@ -26,7 +17,7 @@ describe('image names', () => {
       fc.property(anyString, (name) => {
         const chars = [...name].length;
         const valid = name.isWellFormed() && chars >= 1 && chars <= MAX_NAME_LENGTH && !/\p{Cc}/u.test(name) && name !== '.' && name !== '..';
-        expect(codeThrown(() => assertImageName(name))).toBe(valid ? undefined : 'BAD_USER_INPUT');
+        expect(codeOfThrown(() => assertImageName(name))).toBe(valid ? undefined : 'BAD_USER_INPUT');
       }),
       { seed: TEST_SEED, numRuns: 2000 },
     );
@@ -59,7 +50,7 @@ describe('cursors', () => {
   it('any other string is either a cursor of some name or BAD_USER_INPUT, never another error', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 400 }), (cursor) => {
-        const code = codeThrown(() => decodeCursor(cursor));
+        const code = codeOfThrown(() => decodeCursor(cursor));
         if (code === undefined) expect(encodeCursor(decodeCursor(cursor))).toBe(cursor);
         else expect(code).toBe('BAD_USER_INPUT');
       }),

@@ -92,6 +92,8 @@ describe('renditions', () => {
     expect(data[0]).toBeGreaterThan(200); // top: red
     expect(data[5]).toBeGreaterThan(200); // bottom: blue
 
+    // Cached in the background, after the answer.
+    await expect.poll(() => cluster.app.renditionCache.totals().count).toBe(1);
     const second = await get(`${imagePath(cluster, 'photo.jpg')}?format=webp&w=300`);
     expect(second.res.headers.get('x-tessera-rendition')).toBe('300x450; cached');
     expect(second.body.equals(first.body)).toBe(true);
@@ -133,13 +135,55 @@ describe('renditions', () => {
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 ** 2);
   }, 120_000);
 
-  it('purges an image\'s cached renditions when it is deleted, and LRU-evicts past the budget', async () => {
+  it('purges an image\'s cached renditions when it is deleted', async () => {
     const cache = cluster.app.renditionCache;
     const before = cache.totals().count;
     await get(`${imagePath(cluster, 'photo.jpg')}?w=64&format=png`);
-    expect(cache.totals().count).toBe(before + 1);
+    await expect.poll(() => cache.totals().count).toBe(before + 1);
     expect(await cluster.gql(DELETE, { n: 'photo.jpg' })).toEqual({ deleteImage: true });
     expect(cache.totals().count).toBe(0);
     await settleDeletions(cluster);
+  });
+});
+
+describe('rendition cache budget, and images stored before detection', () => {
+  let small: TestCluster;
+  const BUDGET = 25_000;
+  beforeAll(async () => {
+    small = await startCluster({ config: { renditionCacheBytes: BUDGET } });
+    // Noise: each 100 px lossless PNG rendition is some 11 KB, so the budget holds two.
+    const noisy = await sharp({ create: { width: 400, height: 400, channels: 3, background: 'gray', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
+    await uploadImage(small, 'noise.png', noisy);
+  }, 60_000);
+  afterAll(() => small?.close());
+
+  /** Fetches a rendition and waits until the cache holds it (it is cached after the answer). */
+  async function rendition(w: number) {
+    const res = await fetch(`${imagePath(small, 'noise.png')}?w=${w}&format=png`);
+    const answer = { how: res.headers.get('x-tessera-rendition'), size: (await res.arrayBuffer()).byteLength };
+    const cached = () => small.app.db.prepare(`SELECT count(*) AS n FROM renditions WHERE variant LIKE ?`).get(`w=${w}&%`) as { n: number };
+    await expect.poll(() => cached().n).toBe(1);
+    return answer;
+  }
+
+  it('evicts the least recently used rendition past the byte budget', async () => {
+    const a = await rendition(100);
+    expect(a.size).toBeGreaterThan(BUDGET / 3);
+    expect(a.size).toBeLessThan(BUDGET / 2);
+    await rendition(101);
+    expect((await rendition(100)).how).toBe('100x100; cached');
+    await rendition(102); // over budget: 100 goes (made first, touched within the refresh interval)
+    const { bytes, count } = small.app.renditionCache.totals();
+    expect(count).toBe(2);
+    expect(bytes).toBeLessThanOrEqual(BUDGET);
+    expect((await rendition(102)).how).toBe('102x102; cached');
+    expect((await rendition(100)).how).toBe('100x100; made');
+    await settleDeletions(small);
+  });
+
+  it('detects an image stored before detection existed on its first read', async () => {
+    small.app.db.prepare(`UPDATE images SET format = NULL, width = NULL, height = NULL, orientation = NULL, media_checked = 0 WHERE name = 'noise.png'`).run();
+    expect((await small.gql(MEDIA, { n: 'noise.png' })).image).toMatchObject({ format: 'PNG', width: 400, height: 400 });
+    expect(small.app.db.prepare(`SELECT media_checked AS m, width FROM images WHERE name = 'noise.png'`).get()).toEqual({ m: 1, width: 400 });
   });
 });
