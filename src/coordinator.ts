@@ -243,7 +243,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       stopped = true;
       monitor.stop();
       if (sweeper) clearInterval(sweeper);
-      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop(), indexRebuild.idle()]);
+      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop(), indexRebuild.idle(), records.flushTombstones()]);
       client.close();
       db.close();
       fs.rmSync(marker, { force: true });

@@ -1,6 +1,6 @@
 // The one table of error codes: each code's HTTP status and default message, shared by the
-// GraphQL layer (extensions.code) and the REST routes (GET /images/{name}).
-import { GraphQLError } from 'graphql';
+// GraphQL layer (extensions.code) and the REST routes (GET /images/{name}). Domain errors are
+// plain errors here: the HTTP edge (src/http/graphql-errors.ts) turns them into GraphQL errors.
 
 export const ERROR_CODES = {
   BAD_USER_INPUT: { status: 400, message: 'The input is malformed.' },
@@ -43,13 +43,18 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** An error raised on purpose: GraphQL shows it with `extensions.code`, REST with its status. */
-export class TesseraError extends GraphQLError {
+/**
+ * An error raised on purpose: GraphQL shows it with `extensions.code` (and any `extra` fields),
+ * REST with its status. `extensions` is what graphql-js copies onto the error it locates.
+ */
+export class TesseraError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  readonly extensions: Readonly<Record<string, unknown>>;
 
   constructor(code: ErrorCode, message: string = ERROR_CODES[code].message, extra: Record<string, unknown> = {}) {
-    super(message, { extensions: { code, ...extra } });
+    super(message);
+    this.extensions = { code, ...extra };
     this.name = 'TesseraError';
     this.code = code;
     this.status = ERROR_CODES[code].status;

@@ -1,6 +1,8 @@
 // The typed event bus behind the subscriptions: cluster events (status changes, images stored
-// and deleted, expiry, repair) and every health sample, published by the services.
-import { createPubSub } from 'graphql-yoga';
+// and deleted, expiry, repair) and every health sample, published by the services. The pub/sub
+// is the framework-free package Yoga itself uses, not the HTTP server: a subscriber that leaves
+// ends its bus subscription at once (no waiting for the next event).
+import { createPubSub, filter, pipe } from '@graphql-yoga/subscription';
 import type { DatanodeStatus } from './metadata/datanodes.ts';
 import type { DatanodeView } from './cluster/registry.ts';
 
@@ -42,7 +44,11 @@ export function createEventBus() {
     },
     sample: (sample: HealthSample) => pubsub.publish('datanodeHealth', sample),
     clusterEvents: () => pubsub.subscribe('clusterEvent'),
-    healthSamples: () => pubsub.subscribe('datanodeHealth'),
+    /** Every health sample, or only those of datanode `datanodeId`. */
+    healthSamples: (datanodeId?: string) => {
+      const samples = pubsub.subscribe('datanodeHealth');
+      return datanodeId === undefined ? samples : pipe(samples, filter((s: HealthSample) => s.datanode.id === datanodeId));
+    },
   };
 }
 

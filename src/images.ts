@@ -67,12 +67,20 @@ export function createImages({ catalog, replicas, records, deleter, events, log,
       };
     },
 
-    /** The tombstone reaches the datanodes first: a rebuild after this answer never brings the image back. */
+    /**
+     * Durable in the index before it answers: the image's row goes and the deletion of each of
+     * its replica files is queued in the same transaction, each one tombstoning the image on its
+     * datanode before the file goes; the other live datanodes get the tombstone in the
+     * background. Until the first of those lands (milliseconds, or until a holder is live again)
+     * the index alone knows of the deletion: a rebuild from the datanodes after losing the
+     * coordinator's disk in that window would bring the image back.
+     */
     async delete(name: string): Promise<boolean> {
       const image = catalog.imageByName(name);
       if (!image) return false;
-      await records.writeTombstone(image.imageKey, now());
+      const holders = catalog.fragmentsWithReplicas(image.id).flatMap((f) => f.replicas);
       if (!catalog.deleteImage(image.id, now(), 'image-deleted')) return false;
+      records.queueTombstone(image.imageKey, now(), holders);
       log.info({ image: name }, 'image deleted');
       events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
       void deleter.kick();

@@ -2,10 +2,11 @@
 // is authenticated before its request is even parsed (401, and rate-limited: 429), and every root
 // field of the operation, fragments included, is checked against its rule before it runs (403).
 // Live subscriptions are counted per token and end when the token is revoked.
-import { getOperationAST, Kind, type DocumentNode, type SelectionSetNode } from 'graphql';
+import { getOperationAST, Kind, type DocumentNode, type GraphQLError, type SelectionSetNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import type { TesseraError } from '../errors.ts';
+import { asGraphQLError, toGraphQLError } from '../http/graphql-errors.ts';
 import { forbidden, unauthenticated, type Auth } from './service.ts';
 import { allows, type Principal } from './rules.ts';
 
@@ -97,22 +98,26 @@ export function authPlugin(auth: Auth, principals: WeakMap<Request, Principal>):
   const fresh = new WeakSet<Principal>();
   return {
     async onParams({ request }) {
-      const principal = auth.authenticate(request.headers.get('authorization') ?? undefined);
-      await auth.quotas.admit(principal);
-      principals.set(request, principal);
-      fresh.add(principal);
+      try {
+        const principal = auth.authenticate(request.headers.get('authorization') ?? undefined);
+        await auth.quotas.admit(principal);
+        principals.set(request, principal);
+        fresh.add(principal);
+      } catch (err) {
+        throw asGraphQLError(err);
+      }
     },
     onExecute({ args, setResultAndStopExecution }) {
       const ctx = args.contextValue as Context;
       const error = refusal(auth, ctx.principal, args.document, args.operationName, ctx.principal !== undefined && fresh.has(ctx.principal));
-      if (error) setResultAndStopExecution({ errors: [error] });
+      if (error) setResultAndStopExecution({ errors: [toGraphQLError(error)] });
     },
     onSubscribe({ args, setResultAndStopExecution }) {
       const ctx = args.contextValue as Context;
       const principal = ctx.principal;
       const error = refusal(auth, principal, args.document, args.operationName, principal !== undefined && fresh.has(principal));
       if (error || !principal) {
-        setResultAndStopExecution({ errors: [error!] });
+        setResultAndStopExecution({ errors: [toGraphQLError(error!)] });
         return;
       }
       let stop: () => void = () => {};
@@ -120,7 +125,7 @@ export function authPlugin(auth: Auth, principals: WeakMap<Request, Principal>):
       try {
         release = auth.quotas.startSubscription(principal, () => stop());
       } catch (err) {
-        setResultAndStopExecution({ errors: [err as TesseraError] });
+        setResultAndStopExecution({ errors: [asGraphQLError(err) as GraphQLError] });
         return;
       }
       return {

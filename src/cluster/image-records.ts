@@ -7,6 +7,7 @@ import { TesseraError } from '../errors.ts';
 import type { FragmentRow, ImageRow } from '../metadata/catalog.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import { placeReplicas } from './placement.ts';
+import { createTombstoneQueue, tombstoneTargets } from './tombstone-queue.ts';
 import type { Registry } from './registry.ts';
 
 /** The manifest of a stored image (or of one about to be) from its index rows. */
@@ -65,17 +66,25 @@ export function createImageRecords({ registry, client, log, replicationFactor }:
 }) {
   const url = (id: string) => registry.get(id)!.url;
   /**
-   * Images this process tombstoned, with when: a rebuild pass whose reading of the records came
-   * before a tombstone landed must not add its image back (soak: a re-check racing deleteImage).
+   * Images this process tombstoned: key -> when the tombstone reached a datanode, undefined
+   * while it is still queued. A rebuild pass whose reading of the records came before the
+   * tombstone landed must not add its image back (soak: a re-check racing deleteImage).
    */
-  const tombstonedHere = new Map<string, number>();
+  const tombstonedHere = new Map<string, number | undefined>();
+  const tombstones = createTombstoneQueue({ log, targets: (holders) => tombstoneTargets(registry, holders), put: (id, t) => client.putRecord(url(id), t), delivered: (key) => tombstonedHere.set(key, Date.now()) });
+
+  function remember(imageKey: string, deliveredAt: number | undefined) {
+    tombstonedHere.set(imageKey, deliveredAt);
+    // Bounded when no pass runs for long: an hour is far past any pass's reading.
+    if (tombstonedHere.size > 10_000) for (const [key, at] of tombstonedHere) if (at !== undefined && at < Date.now() - 3_600_000) tombstonedHere.delete(key);
+  }
 
   return {
     /** True when this process deleted the image (its tombstone may postdate a pass's reading). */
     tombstonedHere: (imageKey: string) => tombstonedHere.has(imageKey),
-    /** Forgets deletions from before `before`: every later reading of the records holds their tombstones. */
+    /** Forgets deletions whose tombstones landed before `before`: every later reading of the records holds them. */
     forgetTombstonedBefore(before: number) {
-      for (const [key, at] of tombstonedHere) if (at < before) tombstonedHere.delete(key);
+      for (const [key, at] of tombstonedHere) if (at !== undefined && at < before) tombstonedHere.delete(key);
     },
     /**
      * Writes the manifest to the live datanodes among `holders` (those holding its fragments),
@@ -109,16 +118,27 @@ export function createImageRecords({ registry, client, log, replicationFactor }:
      */
     async writeTombstone(imageKey: string, deletedAt: number): Promise<number> {
       const tombstone: ImageTombstone = { kind: 'tombstone', image: imageKey, deletedAt };
-      tombstonedHere.set(imageKey, Date.now());
-      // Bounded when no pass runs for long: an hour is far past any pass's reading.
-      if (tombstonedHere.size > 10_000) for (const [key, at] of tombstonedHere) if (at < Date.now() - 3_600_000) tombstonedHere.delete(key);
+      remember(imageKey, undefined);
       const targets = registry.live().map((n) => n.id);
       const results = await Promise.allSettled(targets.map((id) => client.putRecord(url(id), tombstone)));
       const written = results.filter((r) => r.status === 'fulfilled').length;
+      remember(imageKey, Date.now());
       if (written === 0) throw new TesseraError('INSUFFICIENT_DATANODES', 'No live datanode took the deletion record; nothing was deleted.');
       if (written < replicationFactor) log.warn({ image: imageKey, written, wanted: replicationFactor }, 'tombstone written to fewer datanodes than the replication factor');
       return written;
     },
+
+    /**
+     * For a deletion already durable in the index, whose queued replica-file deletions tombstone
+     * the image on every datanode holding its files: the tombstone also goes, in the background,
+     * to the live datanodes that hold none of them (so that a manifest written there stays dead).
+     */
+    queueTombstone(imageKey: string, deletedAt: number, holders: Iterable<string>): void {
+      remember(imageKey, undefined);
+      tombstones.push({ kind: 'tombstone', image: imageKey, deletedAt }, new Set(holders));
+    },
+    /** Resolves once the queued tombstones went out (or failed for now): a clean stop waits for it. */
+    flushTombstones: () => tombstones.flush(),
 
     /** Reads and merges the records of every registered datanode that answers. */
     async readAll(): Promise<ClusterRecords> {

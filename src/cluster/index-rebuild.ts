@@ -127,6 +127,8 @@ export function createIndexRebuild({ catalog, registry, client, records, log, no
       const known = catalog.imageByKey(m.image);
       if (known?.state === 'stored') continue;
       if (records.tombstonedHere(m.image)) continue; // deleted while this pass ran: read before its tombstone
+      // Deleted in the index, its tombstone still on its way with the deletions of its files.
+      if (!known && m.fragments.some((f) => catalog.deletionTargetsOf(f.id).length > 0)) continue;
       if (known && !startup) continue; // its completeUpload is under way: it records the image itself
       if (known) {
         // The manifest was written, the coordinator stopped before recording the completion.

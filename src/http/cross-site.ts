@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Plugin, YogaServerOptions } from 'graphql-yoga';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { TesseraError } from '../errors.ts';
+import { toGraphQLError } from './graphql-errors.ts';
 
 /** The header our own clients add to requests a browser could send without a preflight. */
 export const CSRF_HEADER = 'x-graphql-yoga-csrf';
@@ -28,7 +29,7 @@ export function corsFor(origins: readonly string[]): YogaServerOptions<object, o
 }
 
 const refused = (code: 'CSRF_HEADER_REQUIRED' | 'UNSUPPORTED_MEDIA_TYPE', message: string, status: number) =>
-  new TesseraError(code, message, { http: { status } });
+  toGraphQLError(new TesseraError(code, message, { http: { status } }));
 
 /**
  * Yoga's CSRF prevention with our codes: a request whose content type a browser may send

@@ -4,9 +4,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, TesseraError } from '../errors.ts';
 import type { Images } from '../images.ts';
 import { assertImageName } from '../names.ts';
+import { IMAGE_PATH_PREFIX } from '../image-paths.ts';
 import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-headers.ts';
 
-export const IMAGE_PATH_PREFIX = '/images/';
 
 type ByteRange = { start: number; end: number } | 'unsatisfiable' | undefined;
 

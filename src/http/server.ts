@@ -17,6 +17,7 @@ import { jsonErrorBodies } from './error-bodies.ts';
 import { GRAPHIQL_WELCOME, graphiqlDelivery } from './graphiql-delivery.ts';
 import { consoleRoute } from './console-route.ts';
 import { errorBody, TesseraError } from '../errors.ts';
+import { asGraphQLError, domainErrors, maskUnexpectedErrors } from './graphql-errors.ts';
 import { jsonBodyLimit, limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
 import { multipartRequests } from './multipart.ts';
 import { createBodyBudget, MULTIPART_BUDGET_BYTES } from '../memory-budget.ts';
@@ -76,7 +77,9 @@ export function createHttpServer(app: Coordinator) {
     // One multipart part is one fragment or one uploadImage file, held in memory (multipart.ts).
     fetchAPI: createFetch({ formDataLimits: { fileSize: multipartLimits.fileSize, files: multipartLimits.files } }),
     // Our multipart parser first, so payloadTooLargeCode wraps it like it wrapped Yoga's.
+    maskedErrors: { maskError: maskUnexpectedErrors },
     plugins: [
+      domainErrors,
       crossSiteRequestGuard(),
       graphiqlPageHeaders,
       authPlugin(app.auth, principals),
@@ -202,7 +205,7 @@ export function createHttpServer(app: Coordinator) {
           try {
             if (!bindPrincipal(ctx, given)) return [new GraphQLError('Too many graphql-ws connections for this token.', { extensions: { code: 'RATE_LIMITED' } })];
           } catch (err) {
-            return [err as GraphQLError];
+            return [asGraphQLError(err) as GraphQLError];
           }
         } else if (given !== undefined && given !== ctx.extra.authorization) {
           return [new GraphQLError('This connection is authenticated with another token: open a new one to use this token.', { extensions: { code: 'UNAUTHENTICATED' } })];
@@ -213,7 +216,7 @@ export function createHttpServer(app: Coordinator) {
           try {
             await app.auth.quotas.admit(ctx.extra.principal);
           } catch (err) {
-            return [err as GraphQLError];
+            return [asGraphQLError(err) as GraphQLError];
           }
         }
         // Not as `request`: Yoga would take the socket's GET for an HTTP GET and refuse mutations.

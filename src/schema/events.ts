@@ -1,5 +1,4 @@
 // Live cluster events and health samples as subscriptions (served over SSE and graphql-ws).
-import { filter, pipe } from 'graphql-yoga';
 import { builder } from './builder.ts';
 import { DatanodeRef, DatanodeStatusEnum } from './datanodes.ts';
 import { TesseraError } from '../errors.ts';
@@ -95,10 +94,7 @@ builder.subscriptionFields((t) => ({
     subscribe: (_root, { id }, ctx) => {
       // An unknown id would otherwise wait forever for a sample that never comes.
       if (id != null && !ctx.app.registry.get(String(id))) throw new TesseraError('DATANODE_NOT_FOUND', 'No datanode has that id.');
-      const samples = ctx.app.events.healthSamples();
-      // Yoga's filter ends the bus subscription as soon as the client leaves (a hand-written
-      // async generator would wait for the next matching sample, which may never come).
-      return id == null ? samples : pipe(samples, filter((s: HealthSample) => s.datanode.id === String(id)));
+      return ctx.app.events.healthSamples(id == null ? undefined : String(id));
     },
     resolve: (sample) => sample,
   }),

@@ -2,7 +2,7 @@
 import { builder } from './builder.ts';
 import { DatanodeRef } from './datanodes.ts';
 import type { FragmentWithReplicas, ImageRow } from '../metadata/catalog.ts';
-import { IMAGE_PATH_PREFIX } from '../http/image-route.ts';
+import { imagePath } from '../image-paths.ts';
 import type { DatanodeView } from '../cluster/registry.ts';
 import type { Context } from '../context.ts';
 
@@ -33,7 +33,7 @@ export const ImageRef = builder.objectRef<ImageRow>('Image').implement({
       description: 'Absolute URL of GET /images/{name} on the coordinator. With expiresIn (seconds, at most 7 days), a signed URL that downloads without a token until it expires.',
       args: { expiresIn: t.arg.int({ description: 'Seconds the signed URL stays valid (at most 7 days); absent: the plain URL, which needs a token.' }) },
       resolve: (i, { expiresIn }, ctx) => {
-        const url = `${ctx.publicBase}${IMAGE_PATH_PREFIX}${encodeURIComponent(i.name)}`;
+        const url = `${ctx.publicBase}${imagePath(i.name)}`;
         if (expiresIn == null || !ctx.principal) return url;
         return `${url}?${ctx.app.auth.signer.sign(i.name, expiresIn, ctx.principal.id)}`;
       },

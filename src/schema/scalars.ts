@@ -1,9 +1,14 @@
 // The contract's scalars: DateTime and SafeInt from graphql-scalars, a strict RFC 4648 Base64
 // (decoded once, here) and the multipart File that Yoga hands to resolvers.
 import { DateTimeResolver, SafeIntResolver } from 'graphql-scalars';
-import { Kind } from 'graphql';
+import { GraphQLError, Kind } from 'graphql';
 import { builder } from './builder.ts';
-import { badInput } from '../errors.ts';
+import type { ErrorCode } from '../errors.ts';
+
+// graphql-js reports a scalar's refusal inside its own message ("Variable "$x" got invalid
+// value …; …") only when it is a GraphQLError: a scalar is GraphQL's own edge.
+const BAD_USER_INPUT: ErrorCode = 'BAD_USER_INPUT';
+const badInput = (message: string) => new GraphQLError(message, { extensions: { code: BAD_USER_INPUT } });
 
 builder.addScalarType('DateTime', DateTimeResolver, {
   // Instants are stored as epoch milliseconds.

@@ -1,8 +1,8 @@
 // `tessera token create|ls|revoke`: client tokens administered over GraphQL (an admin token
 // is needed: on the coordinator's machine the CLI finds <data-dir>/admin.token by itself).
 import { Command, InvalidArgumentError } from 'commander';
-import type { TesseraClient } from './client.ts';
-import { formatTable } from './cli-format.ts';
+import { formatTable } from '../cli-format.ts';
+import { out, type CommandContext } from './command-context.ts';
 
 interface TokenView {
   id: string;
@@ -29,14 +29,8 @@ export function parseDuration(value: string): number {
   return sec;
 }
 
-export interface TokenCommandDeps {
-  client: () => TesseraClient;
-  json: () => boolean;
-  out: (text: string) => void;
-  action: <A extends unknown[]>(body: (...args: A) => Promise<void>) => (...args: A) => Promise<void>;
-}
-
-export function addTokenCommands(program: Command, { client, json, out, action }: TokenCommandDeps): void {
+export function addTokenCommands(program: Command, { client, globals, action }: CommandContext): void {
+  const json = () => globals().json === true;
   const token = program.command('token').description('Create, list and revoke client tokens (needs an admin token).');
 
   token
