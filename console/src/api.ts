@@ -46,7 +46,13 @@ export async function gql<T>(query: string, variables: Record<string, unknown> =
  * A mutation with one file (graphql-multipart-request-spec) at `variables.file`, over
  * XMLHttpRequest: fetch reports no upload progress. `onSent` gets the bytes sent so far.
  */
-export function gqlWithFile<T>(query: string, variables: Record<string, unknown>, file: Blob, onSent: (bytes: number) => void, signal?: AbortSignal): Promise<T> {
+export function gqlWithFile<T>(
+  query: string,
+  variables: Record<string, unknown>,
+  file: Blob,
+  onSent: (bytes: number) => void,
+  signal?: AbortSignal,
+): Promise<T> {
   const form = new FormData();
   form.append('operations', JSON.stringify({ query, variables: { ...variables, file: null } }));
   form.append('map', JSON.stringify({ 0: ['variables.file'] }));

@@ -1,7 +1,8 @@
 // Every operation the console sends, in one place.
 
 /** Thumbnail and picture URLs: a rendition of the given width, usable in <img> (signed). */
-const rendition = (alias: string, width: string) => `${alias}: rendition(width: ${width}, height: ${width}, fit: INSIDE, format: WEBP) { url width height }`;
+const rendition = (alias: string, width: string) =>
+  `${alias}: rendition(width: ${width}, height: ${width}, fit: INSIDE, format: WEBP) { url width height }`;
 
 export const SIGN_IN = `query SignIn { cluster { imageCount } }`;
 

@@ -48,7 +48,10 @@ const gzipped = promisify(gzip);
 
 async function prepare(file: string, cacheControl: string): Promise<Asset> {
   const identity = await readFile(join(CONSOLE_DIR, file));
-  const [br, gz] = await Promise.all([brotli(identity, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }), gzipped(identity, { level: 9 })]);
+  const [br, gz] = await Promise.all([
+    brotli(identity, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }),
+    gzipped(identity, { level: 9 }),
+  ]);
   return {
     type: TYPES[extname(file)] ?? 'application/octet-stream',
     etag: `"${createHash('sha256').update(identity).digest('hex').slice(0, 32)}"`,
@@ -71,7 +74,8 @@ async function loadConsole(): Promise<Map<string, Asset> | undefined> {
   return table;
 }
 
-const fresh = (header: string | undefined, etag: string) => header !== undefined && header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+const fresh = (header: string | undefined, etag: string) =>
+  header !== undefined && header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 
 function send(req: IncomingMessage, res: ServerResponse, asset: Asset) {
   const headers: Record<string, string | number> = {
@@ -79,7 +83,9 @@ function send(req: IncomingMessage, res: ServerResponse, asset: Asset) {
     'cache-control': asset.cacheControl,
     vary: 'accept-encoding',
     'x-content-type-options': 'nosniff',
-    ...(asset.type.startsWith('text/html') ? { 'content-security-policy': CONSOLE_CSP, 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer' } : {}),
+    ...(asset.type.startsWith('text/html')
+      ? { 'content-security-policy': CONSOLE_CSP, 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer' }
+      : {}),
   };
   if (fresh(req.headers['if-none-match'], asset.etag)) {
     res.writeHead(304, headers).end();
@@ -102,10 +108,15 @@ export function consoleRoute(): (req: IncomingMessage, res: ServerResponse, path
       .then((assets) => {
         const asset = assets?.get(path);
         if (asset) return send(req, res, asset);
-        const err = new TesseraError('NOT_FOUND', assets ? undefined : 'The console is not built: run `npm install` (or `npm run build:console`).');
+        const err = new TesseraError(
+          'NOT_FOUND',
+          assets ? undefined : 'The console is not built: run `npm install` (or `npm run build:console`).',
+        );
         res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8' }).end(errorBody(err));
       })
-      .catch((err: Error) => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`The console could not be read: ${err.message}`));
+      .catch((err: Error) =>
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`The console could not be read: ${err.message}`),
+      );
     return true;
   };
 }

@@ -112,12 +112,33 @@ export function ClusterPage() {
   const [liveError, setLiveError] = useState<string>();
   useEffect(() => {
     const onNode = (node: Datanode) =>
-      setState((s) => s && { ...s, datanodes: s.datanodes.some((d) => d.id === node.id) ? s.datanodes.map((d) => (d.id === node.id ? node : d)) : [...s.datanodes, node] });
-    const stopHealth = subscribe<{ datanodeHealth: { cpuPercent: number | null; memoryPercent: number | null; diskPercent: number | null; status: string; datanode: Datanode } }>(
+      setState(
+        (s) =>
+          s && {
+            ...s,
+            datanodes: s.datanodes.some((d) => d.id === node.id)
+              ? s.datanodes.map((d) => (d.id === node.id ? node : d))
+              : [...s.datanodes, node],
+          },
+      );
+    const stopHealth = subscribe<{
+      datanodeHealth: {
+        cpuPercent: number | null;
+        memoryPercent: number | null;
+        diskPercent: number | null;
+        status: string;
+        datanode: Datanode;
+      };
+    }>(
       DATANODE_HEALTH,
       ({ datanodeHealth: h }) => {
         onNode({ ...h.datanode, status: h.status });
-        setHistory((all) => ({ ...all, [h.datanode.id]: [...(all[h.datanode.id] ?? []), { cpu: h.cpuPercent, memory: h.memoryPercent, disk: h.diskPercent }].slice(-HISTORY) }));
+        setHistory((all) => ({
+          ...all,
+          [h.datanode.id]: [...(all[h.datanode.id] ?? []), { cpu: h.cpuPercent, memory: h.memoryPercent, disk: h.diskPercent }].slice(
+            -HISTORY,
+          ),
+        }));
       },
       (err) => setLiveError(err.message),
     );
@@ -138,10 +159,21 @@ export function ClusterPage() {
       stopEvents();
     };
   }, []);
-  if (!state) return error ? <p class="error" role="alert">{error}</p> : <p class="loading">Loading…</p>;
+  if (!state)
+    return error ? (
+      <p class="error" role="alert">
+        {error}
+      </p>
+    ) : (
+      <p class="loading">Loading…</p>
+    );
   return (
     <div class="cluster">
-      {(error || liveError) && <p class="error" role="alert">{error ?? liveError}</p>}
+      {(error || liveError) && (
+        <p class="error" role="alert">
+          {error ?? liveError}
+        </p>
+      )}
       <Repair figures={state.cluster} repaired={repaired} />
       <ul class="nodes" aria-label="Datanodes">
         {state.datanodes.map((node) => (

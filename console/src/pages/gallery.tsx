@@ -25,7 +25,11 @@ const PAGE = 40;
 
 /** The listing for a prefix and a thumbnail size; `more` loads the next page. */
 function useListing(prefix: string, size: Size, generation: number) {
-  const [state, setState] = useState<{ items: Thumb[]; total?: number; cursor: string | null; more: boolean; error?: string }>({ items: [], cursor: null, more: true });
+  const [state, setState] = useState<{ items: Thumb[]; total?: number; cursor: string | null; more: boolean; error?: string }>({
+    items: [],
+    cursor: null,
+    more: true,
+  });
   const loading = useRef(false);
   const key = `${prefix}\u0000${size}\u0000${generation}`;
   const current = useRef(key);
@@ -38,7 +42,12 @@ function useListing(prefix: string, size: Size, generation: number) {
       const thumb = Math.round(SIZES[size] * Math.min(devicePixelRatio || 1, 2));
       const { images } = await gql<{ images: Page }>(IMAGES, { first: PAGE, after: from.cursor, prefix: prefix || undefined, thumb });
       if (current.current !== key) return;
-      setState({ items: [...from.items, ...images.edges.map((e) => e.node)], total: images.totalCount, cursor: images.pageInfo.endCursor, more: images.pageInfo.hasNextPage });
+      setState({
+        items: [...from.items, ...images.edges.map((e) => e.node)],
+        total: images.totalCount,
+        cursor: images.pageInfo.endCursor,
+        more: images.pageInfo.hasNextPage,
+      });
     } catch (err) {
       if (current.current === key) setState({ ...from, more: false, error: (err as Error).message });
     } finally {
@@ -72,7 +81,9 @@ function useSentinel(onVisible: () => void, shown: number) {
   const latest = useRef(onVisible);
   latest.current = onVisible;
   useEffect(() => {
-    const observer = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && latest.current(), { rootMargin: '600px' });
+    const observer = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && latest.current(), {
+      rootMargin: '600px',
+    });
     if (ref.current) observer.observe(ref.current);
     return () => observer.disconnect();
   }, [shown]);
@@ -93,7 +104,13 @@ export function Gallery() {
   return (
     <Uploads onStored={() => setGeneration((g) => g + 1)}>
       <div class="toolbar">
-        <input type="search" placeholder="Names starting with…" aria-label="Name prefix" value={typed} onInput={(e) => setTyped(e.currentTarget.value)} />
+        <input
+          type="search"
+          placeholder="Names starting with…"
+          aria-label="Name prefix"
+          value={typed}
+          onInput={(e) => setTyped(e.currentTarget.value)}
+        />
         <span class="count">{listing.total === undefined ? '' : `${listing.total} image${listing.total === 1 ? '' : 's'}`}</span>
         <div class="segmented" role="group" aria-label="Thumbnail size">
           {(Object.keys(SIZES) as Size[]).map((s) => (
@@ -103,14 +120,28 @@ export function Gallery() {
           ))}
         </div>
       </div>
-      {listing.error && <p class="error" role="alert">{listing.error}</p>}
+      {listing.error && (
+        <p class="error" role="alert">
+          {listing.error}
+        </p>
+      )}
       <ul class="grid" style={{ '--thumb': `${SIZES[size]}px` }}>
         {listing.items.map((image) => (
           <li key={image.name}>
             <a href={`#/image/${encodeURIComponent(image.name)}`} title={image.name}>
-              <img src={image.thumb.url} width={image.thumb.width} height={image.thumb.height} alt={image.name} loading="lazy" decoding="async" />
+              <img
+                src={image.thumb.url}
+                width={image.thumb.width}
+                height={image.thumb.height}
+                alt={image.name}
+                loading="lazy"
+                decoding="async"
+              />
               <span class="name">{image.name}</span>
-              <span class="meta">{image.width ? `${image.width}×${image.height} · ` : ''}{bytes(image.size)}</span>
+              <span class="meta">
+                {image.width ? `${image.width}×${image.height} · ` : ''}
+                {bytes(image.size)}
+              </span>
             </a>
           </li>
         ))}

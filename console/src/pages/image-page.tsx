@@ -94,11 +94,24 @@ function DeleteButton({ name }: { name: string }) {
       setError((err as Error).message);
     }
   };
-  if (!asking) return <button class="danger" onClick={() => setAsking(true)}>Delete</button>;
+  if (!asking)
+    return (
+      <button class="danger" onClick={() => setAsking(true)}>
+        Delete
+      </button>
+    );
   return (
     <span class="confirm">
-      Delete {name} for good? <button class="danger" onClick={remove}>Yes, delete</button> <button onClick={() => setAsking(false)}>Keep it</button>
-      {error && <span class="error" role="alert">{error}</span>}
+      Delete {name} for good?{' '}
+      <button class="danger" onClick={remove}>
+        Yes, delete
+      </button>{' '}
+      <button onClick={() => setAsking(false)}>Keep it</button>
+      {error && (
+        <span class="error" role="alert">
+          {error}
+        </span>
+      )}
     </span>
   );
 }
@@ -112,9 +125,19 @@ export function ImagePage({ name }: { name: string }) {
       .then((d) => setImage(d.image))
       .catch((err: Error) => setError(err.message));
   }, [name]);
-  if (error) return <p class="error" role="alert">{error}</p>;
+  if (error)
+    return (
+      <p class="error" role="alert">
+        {error}
+      </p>
+    );
   if (image === undefined) return <p class="loading">Loading…</p>;
-  if (image === null) return <p class="empty">There is no image named “{name}”. <a href="#/">Back to the images</a></p>;
+  if (image === null)
+    return (
+      <p class="empty">
+        There is no image named “{name}”. <a href="#/">Back to the images</a>
+      </p>
+    );
   return (
     <article class="image-page">
       <div class="title">

@@ -25,12 +25,19 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
   return (
     <form class="sign-in" onSubmit={submit}>
       <h1>Tessera</h1>
-      <p>Sign in with a token. <code>npm start</code> writes the admin token to <code>data/admin.token</code>; <code>tessera token create</code> makes others.</p>
+      <p>
+        Sign in with a token. <code>npm start</code> writes the admin token to <code>data/admin.token</code>;{' '}
+        <code>tessera token create</code> makes others.
+      </p>
       <label>
         Token
         <input type="password" name="token" autocomplete="off" required value={token} onInput={(e) => setToken(e.currentTarget.value)} />
       </label>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
       <button type="submit" disabled={busy || token.trim() === ''}>
         {busy ? 'Checking…' : 'Sign in'}
       </button>

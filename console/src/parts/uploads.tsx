@@ -33,7 +33,8 @@ function Interrupted({ uploads }: { uploads: OpenUpload[] }) {
   if (uploads.length === 0) return null;
   return (
     <p class="notice">
-      Interrupted: {uploads.map((u) => `${u.name} (${bytes(u.size)})`).join(', ')}. Drop the same file{uploads.length > 1 ? 's' : ''} again to resume.
+      Interrupted: {uploads.map((u) => `${u.name} (${bytes(u.size)})`).join(', ')}. Drop the same file{uploads.length > 1 ? 's' : ''} again
+      to resume.
     </p>
   );
 }
@@ -76,10 +77,16 @@ export function Uploads({ children, onStored }: { children: ComponentChildren; o
       <div class="drop-zone" data-testid="drop-zone">
         <span>Drop images anywhere here to upload them, or</span>
         <button onClick={() => input.current?.click()}>choose files</button>
-        <input ref={input} type="file" multiple hidden onChange={(e) => {
+        <input
+          ref={input}
+          type="file"
+          multiple
+          hidden
+          onChange={(e) => {
             start(e.currentTarget.files);
             e.currentTarget.value = ''; // the same file may be chosen again
-          }} />
+          }}
+        />
       </div>
       <Interrupted uploads={interrupted.filter((u) => !rows.some((r) => r.name === u.name && r.state === 'sending'))} />
       {rows.length > 0 && (
