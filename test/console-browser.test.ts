@@ -78,6 +78,7 @@ describe.skipIf(skipReason !== undefined)(
       await page.getByLabel('Token').fill(cluster!.token);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByText('No images yet').waitFor();
+      pageErrors.length = 0; // the wrong token's 401 was expected
     });
 
     it('uploads two dropped images with per-file progress up to 100%, then shows their thumbnails', async () => {
@@ -147,8 +148,13 @@ describe.skipIf(skipReason !== undefined)(
       await page.getByRole('link', { name: 'Cluster' }).click();
       const cards = page.locator('.node');
       await expect.poll(() => cards.count()).toBe(3);
-      // Health samples arrive over graphql-ws: every card's graphs draw a line.
-      await expect.poll(() => page.locator('.node .spark path').count(), { timeout: 20_000 }).toBeGreaterThanOrEqual(9);
+      // Health samples arrive over graphql-ws: every card's graphs draw a line of recent samples.
+      await expect
+        .poll(() => cards.evaluateAll((all) => Math.min(...all.map((c) => Number((c as HTMLElement).dataset.samples)))), {
+          timeout: 30_000,
+        })
+        .toBeGreaterThanOrEqual(30);
+      await expect.poll(() => page.locator('.node .spark path').count()).toBeGreaterThanOrEqual(9);
       const [victimName, victimPid] = Object.entries(cluster!.childPids()).find(([n]) => n.startsWith('datanode'))!;
       const port = Number(new URL(cluster!.url).port) + Number(victimName.split('-')[1]);
       process.kill(victimPid, 'SIGKILL');
@@ -159,6 +165,7 @@ describe.skipIf(skipReason !== undefined)(
         .poll(() => page.locator('.events li.DatanodeStatusChanged').allTextContents())
         .toContainEqual(expect.stringContaining('DOWN'));
       await expect.poll(() => page.locator('.node:not([data-status="DOWN"])').count()).toBe(2);
+      await expect.poll(() => page.locator('.repair').textContent()).toContain('2/3 datanodes live');
       await page.screenshot({ path: path.join(dataDir, 'console-cluster.png'), fullPage: true });
       expect(pageErrors).toEqual([]);
     });

@@ -1,6 +1,6 @@
 // The cluster, live: every datanode with CPU, memory and disk graphs from datanodeHealth, the
 // clusterEvents feed, and under-replicated fragments with the repairs made since the page opened.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql, subscribe } from '../api.ts';
 import { bytes, time } from '../format.ts';
 import { CLUSTER, CLUSTER_EVENTS, DATANODE_HEALTH } from '../queries.ts';
@@ -46,15 +46,15 @@ const EVENTS = 100;
 
 function NodeCard({ node, samples }: { node: Datanode; samples: Sample[] }) {
   return (
-    <li class="node" data-id={node.id} data-status={node.status}>
+    <li class="node" data-id={node.id} data-status={node.status} data-samples={samples.length}>
       <div class="node-head">
         <strong>{node.url.replace(/^https?:\/\//, '')}</strong>
         <Status status={node.status} />
         {node.draining && <span class="status draining">DRAINING</span>}
       </div>
-      <Sparkline label="CPU" values={samples.map((s) => s.cpu)} />
-      <Sparkline label="Memory" values={samples.map((s) => s.memory)} />
-      <Sparkline label="Disk" values={samples.map((s) => s.disk)} />
+      <Sparkline label="CPU" values={samples.map((s) => s.cpu)} capacity={HISTORY} />
+      <Sparkline label="Memory" values={samples.map((s) => s.memory)} capacity={HISTORY} />
+      <Sparkline label="Disk" values={samples.map((s) => s.disk)} capacity={HISTORY} />
       <p class="meta">
         {node.fragmentCount} fragments · {bytes(node.storedBytes)} · {bytes(node.diskFreeBytes)} free
       </p>
@@ -62,24 +62,27 @@ function NodeCard({ node, samples }: { node: Datanode; samples: Sample[] }) {
   );
 }
 
-function Repair({ figures, repaired }: { figures: Figures; repaired: number }) {
+function Repair({ figures, nodes, repaired }: { figures: Figures; nodes: Datanode[]; repaired: number }) {
   const under = figures.underReplicatedFragments;
+  // From the live list, not the last poll: a node that just went DOWN counts at once.
+  const live = nodes.filter((n) => n.status !== 'DOWN').length;
   return (
     <section class="repair" aria-label="Replication">
       <div class={under > 0 ? 'figure warn' : 'figure'}>
         <strong data-testid="under-replicated">{under}</strong> under-replicated fragments
       </div>
       <div class="figure">
-        <strong>{repaired}</strong> replicas repaired since this page opened
+        <strong data-testid="repaired">{repaired}</strong> replicas repaired since this page opened
       </div>
       <div class="figure">
         <strong>{figures.pendingReplicaDeletions}</strong> replica deletions pending
       </div>
       <div class="figure">
         <strong>
-          {figures.liveDatanodeCount}/{figures.datanodeCount}
+          {live}/{nodes.length}
         </strong>{' '}
-        datanodes live · {figures.imageCount} images · {bytes(figures.storedBytes)} · R={figures.replicationFactor}
+        datanodes live · {figures.imageCount} image{figures.imageCount === 1 ? '' : 's'} · {bytes(figures.storedBytes)} · R=
+        {figures.replicationFactor}
       </div>
     </section>
   );
@@ -89,23 +92,25 @@ function Repair({ figures, repaired }: { figures: Figures; repaired: number }) {
 function useFigures(intervalMs: number) {
   const [state, setState] = useState<{ cluster: Figures; datanodes: Datanode[] }>();
   const [error, setError] = useState<string>();
+  const load = useRef(async () => {});
   useEffect(() => {
-    const load = () =>
+    const fetchFigures = () =>
       gql<{ cluster: Figures; datanodes: Datanode[] }>(CLUSTER)
         .then((d) => {
           setState(d);
           setError(undefined);
         })
         .catch((err: Error) => setError(err.message));
-    void load();
-    const timer = setInterval(load, intervalMs);
+    load.current = fetchFigures;
+    void fetchFigures();
+    const timer = setInterval(fetchFigures, intervalMs);
     return () => clearInterval(timer);
   }, []);
-  return { state, error, setState };
+  return { state, error, setState, reload: () => load.current() };
 }
 
 export function ClusterPage() {
-  const { state, error, setState } = useFigures(3000);
+  const { state, error, setState, reload } = useFigures(3000);
   const [history, setHistory] = useState<Record<string, Sample[]>>({});
   const [events, setEvents] = useState<ClusterEvent[]>([]);
   const [repaired, setRepaired] = useState(0);
@@ -147,6 +152,8 @@ export function ClusterPage() {
       ({ clusterEvents: e }) => {
         setEvents((all) => [e, ...all].slice(0, EVENTS));
         if (e.__typename === 'ReplicaRepaired') setRepaired((n) => n + 1);
+        // Under-replicated fragments change with these: fetch the figures now, not at the next poll.
+        if (e.__typename === 'ReplicaRepaired' || e.__typename === 'DatanodeStatusChanged') void reload();
         if (e.__typename === 'DatanodeStatusChanged' && e.datanode && e.status) {
           const { id } = e.datanode;
           setState((s) => s && { ...s, datanodes: s.datanodes.map((d) => (d.id === id ? { ...d, status: e.status! } : d)) });
@@ -174,7 +181,7 @@ export function ClusterPage() {
           {error ?? liveError}
         </p>
       )}
-      <Repair figures={state.cluster} repaired={repaired} />
+      <Repair figures={state.cluster} nodes={state.datanodes} repaired={repaired} />
       <ul class="nodes" aria-label="Datanodes">
         {state.datanodes.map((node) => (
           <NodeCard key={node.id} node={node} samples={history[node.id] ?? []} />

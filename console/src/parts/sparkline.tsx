@@ -2,8 +2,10 @@
 const W = 160;
 const H = 36;
 
-export function Sparkline({ label, values }: { label: string; values: (number | null)[] }) {
-  const step = W / Math.max(values.length - 1, 1);
+/** `values`: the latest last, drawn from the right edge, `capacity` of them filling the width. */
+export function Sparkline({ label, values, capacity }: { label: string; values: (number | null)[]; capacity: number }) {
+  const step = W / Math.max(capacity - 1, 1);
+  const x0 = W - (values.length - 1) * step;
   // A failed sample (null) breaks the line rather than drawing a fall to zero.
   const segments: string[] = [];
   let current = '';
@@ -13,7 +15,7 @@ export function Sparkline({ label, values }: { label: string; values: (number | 
       current = '';
       return;
     }
-    current += `${current ? ' L' : 'M'}${(i * step).toFixed(1)},${(H - (Math.min(v, 100) / 100) * H).toFixed(1)}`;
+    current += `${current ? ' L' : 'M'}${(x0 + i * step).toFixed(1)},${(H - 2 - (Math.min(v, 100) / 100) * (H - 4)).toFixed(1)}`;
   });
   if (current) segments.push(current);
   const last = values.at(-1);
