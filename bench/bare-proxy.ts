@@ -10,8 +10,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
 import { Command } from 'commander';
-import { loadClusterSecret } from '../datanode/secret.ts';
-import { CONTENT_SHA256_HEADER, bearer, paths } from '../datanode/protocol.ts';
+import { loadClusterSecret } from '../src/shared/cluster-secret.ts';
+import { CONTENT_SHA256_HEADER, bearer, paths } from '../src/shared/datanode-api.ts';
 import { writable } from '../src/http/image-route.ts';
 
 const READ_AHEAD = 3;

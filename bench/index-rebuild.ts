@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { createDatanode } from '../datanode/server.ts';
-import type { ImageManifest } from '../datanode/protocol.ts';
+import type { ImageManifest } from '../src/shared/datanode-api.ts';
 import { makeConfig } from '../src/config.ts';
 import { startCoordinator } from '../src/start-coordinator.ts';
 

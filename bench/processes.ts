@@ -1,16 +1,15 @@
 // The processes the bench measures: `npm start` (supervisor, coordinator, 3 datanodes) and the
 // bare proxy, on loopback, under one temp dir. Every process started here is tracked and ended on
 // exit, failure or Ctrl-C; the temp dir is removed.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { freePortBlock } from '../src/launcher/ports.ts';
-import { waitForBannerUrl } from '../src/launcher/banner.ts';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { bannerUrl } from '../src/launcher/banner.ts';
+import { ChildGroup, listeningLine, REPO_ROOT, startChild } from '../src/launcher/child-process.ts';
+import { freePortBlock } from '../src/launcher/ports.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+export { REPO_ROOT };
 
-const started = new Set<ChildProcess>();
+const started = new ChildGroup();
 const cleanups: (() => Promise<void> | void)[] = [];
 
 /** Runs `fn` on shutdown (normal end, error, SIGINT/SIGTERM), last registered first. */
@@ -26,14 +25,9 @@ export function cleanup(): Promise<void> {
         process.stderr.write(`bench: cleanup: ${(err as Error).message}\n`);
       }
     }
-    for (const child of started) child.kill('SIGKILL');
+    for (const child of started.running) child.kill('SIGKILL');
   })());
 }
-
-// Last resort on a synchronous exit: nothing we started outlives us.
-process.once('exit', () => {
-  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
 
 const isAlive = (pid: number) => {
   try {
@@ -44,24 +38,6 @@ const isAlive = (pid: number) => {
   }
 };
 
-
-function track(child: ChildProcess): Promise<number | null> {
-  started.add(child);
-  return new Promise((resolve) =>
-    child.once('exit', (code) => {
-      started.delete(child);
-      resolve(code);
-    }),
-  );
-}
-
-async function stopChild(child: ChildProcess, exited: Promise<number | null>, signal: NodeJS.Signals, graceMs: number) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill(signal);
-  const forced = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(forced);
-}
 
 export interface Cluster {
   url: string;
@@ -77,19 +53,18 @@ export interface Cluster {
 
 /** `npm start --port P --data-dir D` as a child process; resolves once it prints that it is up. */
 export async function startCluster(dataDir: string, port: number, { args = [], env = {}, log = (_: string) => {} }: { args?: string[]; env?: Record<string, string>; log?: (line: string) => void } = {}): Promise<Cluster> {
-  const supervisor = spawn(process.execPath, ['--import', 'tsx', 'src/start-cluster.ts', '--port', String(port), '--data-dir', dataDir, ...args], {
-    cwd: REPO_ROOT,
+  const supervisor = await startChild({
+    name: 'npm start',
+    args: ['--import', 'tsx', 'src/start-cluster.ts', '--port', String(port), '--data-dir', dataDir, ...args],
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    group: started,
+    keep: 1024 * 1024,
+    stopSignal: 'SIGINT',
+    graceMs: 20_000,
+    onLine: (line) => line.trim() && log(line),
+    timeoutMs: 90_000,
+    ready: bannerUrl,
   });
-  const exited = track(supervisor);
-  let output = '';
-  const collect = (d: Buffer) => {
-    output += d;
-    for (const line of String(d).split('\n')) if (line.trim()) log(line);
-  };
-  supervisor.stdout!.on('data', collect);
-  supervisor.stderr!.on('data', collect);
   const runDir = path.join(dataDir, 'run');
   const pids = () =>
     Object.fromEntries(
@@ -99,14 +74,14 @@ export async function startCluster(dataDir: string, port: number, { args = [], e
     ) as Record<string, number>;
   const stop = async () => {
     const children = Object.entries(pids()).filter(([name]) => name !== 'supervisor').map(([, pid]) => pid);
-    await stopChild(supervisor, exited, 'SIGINT', 20_000);
+    await supervisor.stop();
     // The supervisor stops its children; if it could not, nothing of ours is left running.
     for (const pid of children) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   };
   onCleanup(stop);
 
-  const url = await waitForBannerUrl(supervisor.stdout!, () => output, exited, 90_000);
-  const datanodeUrls = [...output.matchAll(/datanode-\d+\s+(http:\/\/\S+)/g)].map((m) => m[1]);
+  const url = supervisor.ready;
+  const datanodeUrls = [...supervisor.output().matchAll(/datanode-\d+\s+(http:\/\/\S+)/g)].map((m) => m[1]);
   const token = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
   return { url, dataDir, datanodeUrls, secretFile: path.join(dataDir, 'cluster.secret'), token, pids, stop };
 }
@@ -118,25 +93,20 @@ export interface BareProxy {
 }
 
 export async function startBareProxy(port: number, datanodeUrls: string[], secretFile: string, env: Record<string, string> = {}): Promise<BareProxy> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/bare-proxy.ts', '--port', String(port), '--secret-file', secretFile, ...datanodeUrls.flatMap((u) => ['--datanode', u])], {
-    cwd: REPO_ROOT,
+  const child = await startChild({
+    name: 'the bare proxy',
+    args: ['--import', 'tsx', 'bench/bare-proxy.ts', '--port', String(port), '--secret-file', secretFile, ...datanodeUrls.flatMap((u) => ['--datanode', u])],
     env: { ...process.env, ...env },
-    // ipc: the proxy ends itself when the bench goes away, even on SIGKILL.
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    group: started,
+    stderr: 'inherit',
+    // The proxy ends itself when the bench goes away (its IPC channel closes), even on SIGKILL.
+    ipc: true,
+    timeoutMs: 30_000,
+    ready: listeningLine,
   });
-  const exited = track(child);
-  const stop = () => stopChild(child, exited, 'SIGTERM', 5_000);
+  const stop = async () => void (await child.stop());
   onCleanup(stop);
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /"url":"([^"]+)"/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    void exited.then((code) => reject(new Error(`the bare proxy exited with ${code} before it was up`)));
-  });
-  return { url, pid: child.pid!, stop };
+  return { url: child.ready.url, pid: child.pid, stop };
 }
 
 /** Removes the bench's temp dir at the end. */

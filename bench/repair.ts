@@ -5,17 +5,15 @@
 //
 //   npx tsx bench/repair.ts [--gib 1] [--runs 3] [--repair-after 1] [--health-interval-ms 2000]
 //                           [--upload-mib 128] [--in-flight 4] [--repair-rate <bytes/s>]
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { listeningLine, startChild } from '../src/launcher/child-process.ts';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const FRAGMENT = 2 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
@@ -31,8 +29,6 @@ const opts = new Command('bench-repair')
   .opts<{ gib: number; runs: number; repairAfter: number; healthIntervalMs: number; repairRate?: string; uploadMib: number; inFlight: number }>();
 
 const SECRET = randomBytes(16).toString('hex');
-const children = new Set<ChildProcess>();
-process.once('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 process.once('SIGINT', () => process.exit(130));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,42 +39,17 @@ const median = (xs: number[]) => {
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /** Spawns a tsx entry and resolves with its listening URL (its one JSON line on stdout). */
-async function startProcess(entry: string, args: string[]): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
-    cwd: ROOT,
+async function startProcess(entry: string, args: string[]): Promise<{ url: string; child: ChildProcess; stop: () => Promise<unknown> }> {
+  const child = await startChild({
+    name: entry,
+    args: ['--import', 'tsx', entry, ...args],
     env: { ...process.env, TESSERA_CLUSTER_SECRET: SECRET, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    keep: 8192,
+    graceMs: 10_000,
+    timeoutMs: 60_000,
+    ready: listeningLine,
   });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-8192)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      try {
-        const e = JSON.parse(line) as { event?: string; url?: string };
-        if (e.event === 'listening' && e.url) {
-          lines.close();
-          child.stdout!.resume();
-          resolve(e.url);
-        }
-      } catch {
-        /* not ours */
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${entry} exited (${code}):\n${stderr}`)));
-  });
-  return { url, child };
-}
-
-async function stop(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(force);
+  return { url: child.ready.url, child: child.process, stop: () => child.stop() };
 }
 
 function client(baseUrl: string, token: string) {
@@ -149,7 +120,7 @@ function client(baseUrl: string, token: string) {
 interface Cluster {
   dir: string;
   coordinator: ChildProcess;
-  datanodes: { url: string; child: ChildProcess }[];
+  datanodes: { url: string; child: ChildProcess; stop: () => Promise<unknown> }[];
   api: ReturnType<typeof client>;
   close(): Promise<void>;
 }
@@ -170,8 +141,8 @@ async function startCluster(): Promise<Cluster> {
     api,
     async close() {
       api.close();
-      await stop(coordinator.child);
-      await Promise.all(datanodes.map((d) => stop(d.child)));
+      await coordinator.stop();
+      await Promise.all(datanodes.map((d) => d.stop()));
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -7,6 +7,7 @@ import { readFile, realpath, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import si from 'systeminformation';
+import { createScheduler } from '../src/shared/scheduler.ts';
 
 export interface SystemSample {
   cpuPercent: number;
@@ -86,7 +87,7 @@ function clampPercent(value: number): number {
 
 /**
  * Samples now and then every `intervalMs` (the next sample starts only after the previous ended,
- * so a slow systeminformation call never piles up). The timer is unref'd: it keeps no process alive.
+ * so a slow systeminformation call never piles up). The wait is unref'd: it keeps no process alive.
  */
 export function startHealthSampler({
   dataDir,
@@ -100,48 +101,34 @@ export function startHealthSampler({
   sample?: (dataRealPath: string) => Promise<SystemSample>;
 }): HealthSampler {
   let latest: SystemSample | undefined;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
+  /** Why there is no sample yet, for current() to say. */
+  let failure: unknown;
+  let dataRealPath: string | undefined;
 
-  const takeSample = async (dataRealPath: string): Promise<void> => {
+  const takeSample = async (): Promise<void> => {
     try {
+      dataRealPath ??= await realpath(dataDir);
       latest = await sample(dataRealPath);
     } catch (err) {
       // Keep answering the previous sample: a stale number beats a failed health check.
       logger?.warn({ err }, 'health sample failed');
-      if (latest === undefined) throw err;
+      failure = err;
     }
   };
 
-  const schedule = (dataRealPath: string): void => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      void takeSample(dataRealPath)
-        .catch(() => undefined)
-        .finally(() => schedule(dataRealPath));
-    }, intervalMs);
-    timer.unref();
-  };
-
-  const first = realpath(dataDir).then(async (dataRealPath) => {
-    try {
-      await takeSample(dataRealPath);
-    } finally {
-      schedule(dataRealPath);
-    }
-  });
-  first.catch(() => undefined); // observed by current(); never an unhandled rejection
+  const loop = createScheduler({ log: logger }).loop('health sampling', takeSample, { everyMs: intervalMs, unref: true, abandonOnStop: true });
+  loop.start();
+  const first = loop.idle();
 
   return {
     async current() {
       if (latest !== undefined) return latest;
       await first;
-      if (latest === undefined) throw new Error('no health sample yet');
+      if (latest === undefined) throw failure ?? new Error('no health sample yet');
       return latest;
     },
     stop() {
-      stopped = true;
-      if (timer !== undefined) clearTimeout(timer);
+      void loop.stop(); // a hung sample is abandoned, not waited for
     },
   };
 }

@@ -1,63 +1,30 @@
 // `npm run datanode`: one datanode process. Validates its flags, loads the cluster secret,
 // serves, prints one "listening" JSON line on stdout, and optionally registers with a coordinator.
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, Option } from '@commander-js/extra-typings';
 import { pino } from 'pino';
+import { clusterSecretFromFlags, hostOption, insecureOption, portOption, publicUrlOption, secretFileOption } from '../src/shared/common-flags.ts';
+import { byteSize, httpUrl, wholeNumber } from '../src/shared/flag-values.ts';
 import { keepRegistered } from './registration.ts';
-import { loadClusterSecret } from './secret.ts';
 import { DEFAULT_MAX_FRAGMENT_BYTES, createDatanode } from './server.ts';
-
-const integer =
-  (what: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
-  (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}.`);
-    }
-    return n;
-  };
-
-const httpUrl = (value: string): string => {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InvalidArgumentError('not a URL.');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('must be an http(s) URL.');
-  return value.replace(/\/+$/, '');
-};
 
 const program = new Command('datanode')
   .description('A Tessera datanode: stores fragments on disk and serves them over HTTP.')
-  .option('--port <port>', 'port to listen on (0: any free port)', integer('the port', 0, 65535), 0)
-  .option('--host <host>', 'address to bind', '127.0.0.1')
+  .addOption(portOption('port to listen on (0: any free port)', 0))
+  .addOption(hostOption())
   .requiredOption('--data-dir <dir>', 'folder holding the fragments')
-  .option('--secret-file <file>', 'file holding the cluster secret (else TESSERA_CLUSTER_SECRET)')
-  .option('--insecure', 'run without a cluster secret: anyone may read and write fragments', false)
-  .option('--coordinator <url>', 'coordinator to register with', httpUrl)
-  .option('--public-url <url>', 'URL the coordinator should use for this datanode', httpUrl)
-  .option('--health-interval-ms <n>', 'how often health is sampled', integer('the interval', 50), 1000)
-  .option('--max-fragment-bytes <n>', 'largest fragment accepted', integer('the size', 1), DEFAULT_MAX_FRAGMENT_BYTES)
-  .option('--register-interval-ms <n>', 'how often to re-register', integer('the interval', 50), 15_000)
+  .addOption(secretFileOption())
+  .addOption(insecureOption('anyone may read and write fragments'))
+  .addOption(new Option('--coordinator <url>', 'coordinator to register with').argParser(httpUrl('--coordinator')))
+  .addOption(publicUrlOption('URL the coordinator should use for this datanode'))
+  .addOption(new Option('--health-interval-ms <n>', 'how often health is sampled').default(1000).argParser(wholeNumber('--health-interval-ms', 50)))
+  .addOption(new Option('--max-fragment-bytes <n>', 'largest fragment accepted (or with a unit: 64MiB)').default(DEFAULT_MAX_FRAGMENT_BYTES).argParser(byteSize('--max-fragment-bytes', 1)))
+  .addOption(new Option('--register-interval-ms <n>', 'how often to re-register').default(15_000).argParser(wholeNumber('--register-interval-ms', 50)))
   .option('--tls-cert <file>', 'PEM certificate (chain): serve HTTPS (with --tls-key)')
   .option('--tls-key <file>', 'PEM private key of --tls-cert')
   .parse();
 
-const opts = program.opts<{
-  port: number;
-  host: string;
-  dataDir: string;
-  secretFile?: string;
-  insecure: boolean;
-  coordinator?: string;
-  publicUrl?: string;
-  healthIntervalMs: number;
-  maxFragmentBytes: number;
-  registerIntervalMs: number;
-  tlsCert?: string;
-  tlsKey?: string;
-}>();
+const opts = program.opts();
 
 // Whatever this process creates (fragments, records, ids) is readable by its own user only.
 process.umask(0o077);
@@ -72,12 +39,9 @@ function fail(message: string): never {
 
 let secret: string | undefined;
 try {
-  secret = loadClusterSecret(opts.secretFile);
+  secret = clusterSecretFromFlags(opts);
 } catch (err) {
   fail((err as Error).message);
-}
-if (secret === undefined && !opts.insecure) {
-  fail('no cluster secret: pass --secret-file F or set TESSERA_CLUSTER_SECRET (or --insecure to run without one)');
 }
 if (secret === undefined) logger.warn('--insecure: no cluster secret, every request is accepted');
 

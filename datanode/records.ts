@@ -1,11 +1,11 @@
-// The datanode's image records (manifests and tombstones, protocol.ts): one append-only journal,
+// The datanode's image records (manifests and tombstones, src/shared/datanode-api.ts): one append-only journal,
 // <dataDir>/records/journal.jsonl, held in memory. Appends are group-committed: writers arriving
 // while an fdatasync runs share the next one, so many concurrent uploads cost few syncs.
 import { mkdir, open, readFile, truncate } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseRecord } from './protocol.ts';
-import type { ImageManifest, ImageRecord, ImageTombstone, RecordListing } from './protocol.ts';
+import { parseRecord } from '../src/shared/datanode-api.ts';
+import type { ImageManifest, ImageRecord, ImageTombstone, RecordListing } from '../src/shared/datanode-api.ts';
 
 export interface RecordStore {
   /** Resolves once the record is on disk (fdatasync'ed). A record already held is not written again. */

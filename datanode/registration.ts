@@ -3,7 +3,8 @@
 // a coordinator restarted with a fresh index learns about this node again.
 import got from 'got';
 import type { Logger } from 'pino';
-import { bearer } from './protocol.ts';
+import { bearer } from '../src/shared/datanode-api.ts';
+import { createScheduler } from '../src/shared/scheduler.ts';
 
 export const REGISTER_MUTATION = 'mutation($url:String!){registerDatanode(url:$url){id}}';
 
@@ -30,35 +31,27 @@ export function keepRegistered({
   maxRetryMs = 5_000,
 }: RegistrationOptions): () => void {
   const endpoint = new URL('graphql', coordinatorUrl.endsWith('/') ? coordinatorUrl : `${coordinatorUrl}/`).href;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
   let retryMs = firstRetryMs;
+  let nextMs = intervalMs;
   let registeredOnce = false;
 
   const attempt = async (): Promise<void> => {
-    let delay: number;
     try {
       const id = await register(endpoint, selfUrl, secret);
       if (!registeredOnce) logger.info({ coordinator: endpoint, id, url: selfUrl }, 'registered with coordinator');
       registeredOnce = true;
       retryMs = firstRetryMs;
-      delay = intervalMs;
+      nextMs = intervalMs;
     } catch (err) {
       logger.warn({ err: (err as Error).message, coordinator: endpoint }, 'registration failed; retrying');
-      delay = retryMs;
+      nextMs = retryMs;
       retryMs = Math.min(retryMs * 2, maxRetryMs);
     }
-    if (stopped) return;
-    // unref: registration alone must not keep a closing datanode alive.
-    timer = setTimeout(() => void attempt(), delay);
-    timer.unref();
   };
-  void attempt();
-
-  return () => {
-    stopped = true;
-    if (timer !== undefined) clearTimeout(timer);
-  };
+  // unref: registration alone must not keep a closing datanode alive.
+  const loop = createScheduler({ log: logger }).loop('registration', attempt, { everyMs: () => nextMs, unref: true });
+  loop.start();
+  return () => void loop.stop();
 }
 
 async function register(endpoint: string, selfUrl: string, secret: string | undefined): Promise<string> {

@@ -10,11 +10,11 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { startHealthSampler } from './health.ts';
 import type { SystemSample } from './health.ts';
-import { CONTENT_SHA256_HEADER, DELETED_IMAGE_HEADER, DELETE_REASON_HEADER, MANIFEST_HEADER, SHA256_HEX_PATTERN, SURPLUS_REPLICA, datanodeErrorStatus, isFragmentId, isImageKey, parseRecord, paths } from './protocol.ts';
-import type { DatanodeErrorBody, DatanodeErrorCode, DatanodeHealthReport, ImageManifest, RecordKind } from './protocol.ts';
+import { CONTENT_SHA256_HEADER, DELETED_IMAGE_HEADER, DELETE_REASON_HEADER, MANIFEST_HEADER, SHA256_HEX_PATTERN, SURPLUS_REPLICA, datanodeErrorStatus, isFragmentId, isImageKey, parseRecord, paths } from '../src/shared/datanode-api.ts';
+import type { DatanodeErrorBody, DatanodeErrorCode, DatanodeHealthReport, ImageManifest, RecordKind } from '../src/shared/datanode-api.ts';
 import { openRecordStore } from './records.ts';
 import type { RecordStore } from './records.ts';
-import { isAuthorized } from './secret.ts';
+import { isAuthorized } from '../src/shared/cluster-secret.ts';
 import { openFragmentStore, UnreadableFragmentError } from './store.ts';
 import { loadNodeId } from './identity.ts';
 import { CLUSTER_ID_PATTERN, loadClusterId, persistClusterId } from './cluster-id.ts';
@@ -28,7 +28,7 @@ import {
   answerProof,
   identityProof,
   verifyRequestSignature,
-} from './request-signing.ts';
+} from '../src/shared/request-signing.ts';
 import type { FragmentStore } from './store.ts';
 
 export const DEFAULT_MAX_FRAGMENT_BYTES = 64 * 1024 * 1024;

@@ -6,8 +6,10 @@ import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink 
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { isFragmentId } from './protocol.ts';
-import type { FragmentListing } from './protocol.ts';
+import { groupedDirSync } from './grouped-dir-sync.ts';
+import { IdLocks } from './id-locks.ts';
+import { isFragmentId } from '../src/shared/datanode-api.ts';
+import type { FragmentListing } from '../src/shared/datanode-api.ts';
 
 export type PutResult =
   | { ok: true; size: number; sha256: string }
@@ -52,7 +54,6 @@ export class InvalidFragmentIdError extends Error {
 export async function openFragmentStore(dataDir: string): Promise<FragmentStore> {
   const fragmentsDir = join(dataDir, 'fragments');
   const tmpDir = join(dataDir, 'tmp');
-  const quarantineDir = join(dataDir, 'quarantine');
   // A data dir made before permissions were tightened is tightened too: fragments are user data.
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
@@ -61,97 +62,62 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
   // Whatever is in tmp/ is a write that never reached its rename: a crash or a kill mid-PUT.
   await rm(tmpDir, { recursive: true, force: true });
   await mkdir(tmpDir, { recursive: true, mode: 0o700 });
+  return new DiskFragmentStore(dataDir, await scan(fragmentsDir));
+}
 
-  const initial = await scan(fragmentsDir);
-  let fragmentCount = initial.length;
-  let storedBytes = initial.reduce((sum, f) => sum + f.size, 0);
-
+class DiskFragmentStore implements FragmentStore {
+  private readonly fragmentsDir: string;
+  private readonly tmpDir: string;
+  private readonly quarantineDir: string;
+  private fragmentCount: number;
+  private storedBytes: number;
   // The commit of a PUT (stat old, rename, count) and a DELETE (stat, unlink, count) run one at a
   // time per id, so concurrent writers of one id keep the counters exact. Streaming is not locked.
-  const locks = new Map<string, Promise<unknown>>();
-  function withIdLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const previous = locks.get(id) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    locks.set(id, settled);
-    void settled.then(() => {
-      if (locks.get(id) === settled) locks.delete(id);
-    });
-    return run;
-  }
+  private readonly locks = new IdLocks();
+  private readonly syncFragmentsDir: () => Promise<void>;
 
-  // Directory fsyncs are shared (group commit): one that starts after a rename makes it durable,
-  // so PUTs arriving while one runs all wait for the next, single one instead of one each.
-  let dirSyncRunning: Promise<void> | undefined;
-  let dirSyncQueued: Promise<void> | undefined;
-  function syncFragmentsDir(): Promise<void> {
-    if (dirSyncQueued) return dirSyncQueued;
-    const start = () => {
-      dirSyncQueued = undefined;
-      const run = fsyncDir(fragmentsDir);
-      dirSyncRunning = run;
-      const clear = () => {
-        if (dirSyncRunning === run) dirSyncRunning = undefined;
-      };
-      run.then(clear, clear);
-      return run;
-    };
-    if (!dirSyncRunning) return start();
-    dirSyncQueued = dirSyncRunning.then(start, start);
-    return dirSyncQueued;
+  constructor(
+    readonly dataDir: string,
+    initial: FragmentListing[],
+  ) {
+    this.fragmentsDir = join(dataDir, 'fragments');
+    this.tmpDir = join(dataDir, 'tmp');
+    this.quarantineDir = join(dataDir, 'quarantine');
+    this.fragmentCount = initial.length;
+    this.storedBytes = initial.reduce((sum, f) => sum + f.size, 0);
+    this.syncFragmentsDir = groupedDirSync(this.fragmentsDir);
   }
 
   // Defence in depth: the server validates ids too, but no string reaches a path unchecked.
-  function fragmentPath(id: string): string {
+  private fragmentPath(id: string): string {
     if (!isFragmentId(id)) throw new InvalidFragmentIdError(id);
-    return join(fragmentsDir, id);
+    return join(this.fragmentsDir, id);
   }
 
-  async function put(id: string, body: Readable, expectedSha256: string, maxBytes: number, alongside?: () => Promise<void>): Promise<PutResult> {
-    const finalPath = fragmentPath(id);
+  async put(id: string, body: Readable, expectedSha256: string, maxBytes: number, alongside?: () => Promise<void>): Promise<PutResult> {
+    const finalPath = this.fragmentPath(id);
     // Each PUT has its own temp file, so two PUTs of one id never write into the same file.
-    const tmpPath = join(tmpDir, `${id}.${randomBytes(8).toString('hex')}`);
+    const tmpPath = join(this.tmpDir, `${id}.${randomBytes(8).toString('hex')}`);
     let handle: FileHandle | undefined = await open(tmpPath, 'wx', 0o600);
     let committed = false;
     try {
-      const hash = createHash('sha256');
-      let size = 0;
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      // destroyOnReturn: false leaves the request (and its socket) alive when we stop reading
-      // early, so the server can still answer 413.
-      for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > maxBytes) return { ok: false, reason: 'too-large' };
-        hash.update(chunk);
-        batch.push(chunk);
-        batchBytes += chunk.length;
-        if (batchBytes >= WRITE_BATCH_BYTES) {
-          await writeAll(handle, batch);
-          batch = [];
-          batchBytes = 0;
-        }
-      }
-      await writeAll(handle, batch);
-      const sha256 = hash.digest('hex');
+      const written = await writeBody(handle, body, maxBytes);
+      if (!written) return { ok: false, reason: 'too-large' };
+      const { size, sha256 } = written;
       if (sha256 !== expectedSha256) return { ok: false, reason: 'checksum-mismatch', size, sha256 };
-
       await handle.sync();
       await handle.close();
       handle = undefined;
-      await withIdLock(id, async () => {
+      await this.locks.run(id, async () => {
         // One lstat per PUT tells both the size it replaces and whether a file is there at all.
-        const previousSize = await setAsideIfNotAFile(id, finalPath);
+        const previousSize = await this.setAsideIfNotAFile(id, finalPath);
         await rename(tmpPath, finalPath);
         committed = true;
-        if (previousSize === undefined) fragmentCount += 1;
-        storedBytes += size - (previousSize ?? 0);
+        if (previousSize === undefined) this.fragmentCount += 1;
+        this.storedBytes += size - (previousSize ?? 0);
       });
       // The rename is durable only once the directory entry is on disk.
-      await Promise.all([syncFragmentsDir(), alongside?.()]);
+      await Promise.all([this.syncFragmentsDir(), alongside?.()]);
       return { ok: true, size, sha256 };
     } finally {
       await handle?.close().catch(() => undefined);
@@ -159,8 +125,8 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
     }
   }
 
-  async function get(id: string): Promise<StoredFragment | undefined> {
-    const path = fragmentPath(id);
+  async get(id: string): Promise<StoredFragment | undefined> {
+    const path = this.fragmentPath(id);
     let bytes: Buffer;
     try {
       bytes = await readFile(path);
@@ -176,7 +142,7 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
    * directory, a device): it is moved to quarantine/ for the operator, never deleted, so the
    * good copy can take its name. Answers the size of the file it replaces (undefined: none).
    */
-  async function setAsideIfNotAFile(id: string, finalPath: string): Promise<number | undefined> {
+  private async setAsideIfNotAFile(id: string, finalPath: string): Promise<number | undefined> {
     let entry;
     try {
       entry = await lstat(finalPath);
@@ -185,14 +151,14 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
       throw err;
     }
     if (entry.isFile()) return entry.size;
-    await mkdir(quarantineDir, { recursive: true, mode: 0o700 });
-    await rename(finalPath, join(quarantineDir, `${id}.${Date.now()}.${randomBytes(4).toString('hex')}`));
+    await mkdir(this.quarantineDir, { recursive: true, mode: 0o700 });
+    await rename(finalPath, join(this.quarantineDir, `${id}.${Date.now()}.${randomBytes(4).toString('hex')}`));
     return undefined;
   }
 
-  async function remove(id: string): Promise<void> {
-    const path = fragmentPath(id);
-    await withIdLock(id, async () => {
+  async delete(id: string): Promise<void> {
+    const path = this.fragmentPath(id);
+    await this.locks.run(id, async () => {
       const size = await sizeOf(path);
       if (size === undefined) return;
       try {
@@ -201,19 +167,45 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
         if (isMissing(err)) return;
         throw err;
       }
-      fragmentCount -= 1;
-      storedBytes -= size;
+      this.fragmentCount -= 1;
+      this.storedBytes -= size;
     });
   }
 
-  return {
-    dataDir,
-    put,
-    get,
-    delete: remove,
-    list: () => scan(fragmentsDir),
-    stats: () => ({ fragmentCount, storedBytes }),
-  };
+  list(): Promise<FragmentListing[]> {
+    return scan(this.fragmentsDir);
+  }
+
+  stats(): { fragmentCount: number; storedBytes: number } {
+    return { fragmentCount: this.fragmentCount, storedBytes: this.storedBytes };
+  }
+}
+
+/**
+ * Streams `body` into `handle`, hashing it on the way; undefined once it passes `maxBytes`
+ * (the rest is left unread).
+ */
+async function writeBody(handle: FileHandle, body: Readable, maxBytes: number): Promise<{ size: number; sha256: string } | undefined> {
+  const hash = createHash('sha256');
+  let size = 0;
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  // destroyOnReturn: false leaves the request (and its socket) alive when we stop reading
+  // early, so the server can still answer 413.
+  for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) return undefined;
+    hash.update(chunk);
+    batch.push(chunk);
+    batchBytes += chunk.length;
+    if (batchBytes >= WRITE_BATCH_BYTES) {
+      await writeAll(handle, batch);
+      batch = [];
+      batchBytes = 0;
+    }
+  }
+  await writeAll(handle, batch);
+  return { size, sha256: hash.digest('hex') };
 }
 
 /** The fragments on disk (the truth an operator sees), skipping anything that is not one. */
@@ -254,15 +246,6 @@ async function sizeOf(path: string): Promise<number | undefined> {
   } catch (err) {
     if (isMissing(err)) return undefined;
     throw err;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

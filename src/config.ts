@@ -1,143 +1,19 @@
-// The coordinator's configuration: one typed object with its defaults, read from flags (and
-// TESSERA_* environment variables), validated at start so a bad value names its flag.
-import fs from 'node:fs';
+// The coordinator's configuration. Every flag is declared once, in coordinatorOptions(): its
+// config key, flag, help, default, parser and environment variable; the config's type is inferred
+// from those declarations by commander (extra-typings), and a bad value stops the program with a
+// message that names its flag. `npm start` takes the same flags and hands them to its coordinator.
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import fs from 'node:fs';
+import { InvalidArgumentError, Option, type CommandUnknownOpts, type InferOptions } from '@commander-js/extra-typings';
+import { byteSize, httpUrl, oneOf, percentage, wholeNumber } from './shared/flag-values.ts';
+import { hostOption, insecureOption, portOption, publicUrlOption, secretFileOption } from './shared/common-flags.ts';
 
-export interface HealthThresholds {
-  /** DEGRADED at or above these percentages (the seed's thresholds). */
-  cpuPercent: number;
-  memoryPercent: number;
-  diskPercent: number;
-}
-
-export interface CoordinatorConfig {
-  host: string;
-  port: number;
-  /** Folder of the coordinator's own files (the SQLite index). */
-  dataDir: string;
-  replicationFactor: number;
-  fragmentSize: number;
-  maxImageSize: number;
-  /** Largest whole file `uploadImage` takes in one multipart request (it is buffered by Yoga). */
-  maxUploadImageSize: number;
-  healthIntervalMs: number;
-  /** Failed samples in a row after which a datanode is DOWN. */
-  downAfterFailures: number;
-  thresholds: HealthThresholds;
-  repairAfterSec: number;
-  /** Bytes per second repair may copy (0: unthrottled). */
-  repairBytesPerSec: number;
-  /** Bytes per second the scrubber may read (0: no scrubbing). */
-  scrubBytesPerSec: number;
-  /** Pause between two scrub passes. */
-  scrubPauseSec: number;
-  reconcileIntervalSec: number;
-  /** How long a file no row accounts for may sit on a datanode before it is deleted. */
-  orphanGraceSec: number;
-  uploadTtlSec: number;
-  /** A request body (multipart) that sends nothing for this long is dropped. */
-  bodyTimeoutSec: number;
-  /** Orphan files one reconciliation round may queue for deletion. */
-  reconcileMaxDeletions: number;
-  /** Re-check the index against the datanodes' records at start (a restored, stale index). */
-  recheckIndex: boolean;
-  /** SQLite `synchronous` of the index (database.ts). */
-  indexSynchronous: 'normal' | 'full';
-  publicUrl?: string;
-  /** undefined only with --insecure. */
-  secret?: string;
-  /** Datanodes to register at start. */
-  datanodes: string[];
-  /** What callers without a token may do (src/auth): nothing by default. */
-  anonymous: 'none' | 'read' | 'write';
-  /** Where the admin token is written when the index holds none (default <data-dir>/admin.token). */
-  adminTokenFile?: string;
-  /** Per-token limits (src/auth/quotas.ts). Requests per second; 0: unlimited. */
-  rateLimitPerSec: number;
-  maxOpenUploadsPerToken: number;
-  maxReservedBytesPerToken: number;
-  maxWsConnectionsPerToken: number;
-  maxSubscriptionsPerToken: number;
-  /** Browser origins allowed to call the API cross-origin (CORS, graphql-ws); none by default. */
-  corsOrigins: string[];
-  /** PEM CA file that https:// datanode certificates are verified against. */
-  datanodeCaFile?: string;
-}
-
+/** The largest fragment a coordinator accepts or asks for (--fragment-size). */
 export const MAX_FRAGMENT_SIZE = 64 * 1024 * 1024;
 
-export const DEFAULTS = {
-  host: '127.0.0.1',
-  port: 4000,
-  dataDir: './data',
-  replicationFactor: 2,
-  fragmentSize: 2 * 1024 * 1024,
-  maxImageSize: 4 * 1024 ** 3,
-  maxUploadImageSize: 64 * 1024 * 1024,
-  healthIntervalMs: 2000,
-  downAfterFailures: 3,
-  thresholds: { cpuPercent: 80, memoryPercent: 90, diskPercent: 95 },
-  repairAfterSec: 60,
-  repairBytesPerSec: 64 * 1024 * 1024,
-  scrubBytesPerSec: 8 * 1024 * 1024,
-  scrubPauseSec: 3600,
-  reconcileIntervalSec: 600,
-  orphanGraceSec: 3600,
-  uploadTtlSec: 86400,
-  anonymous: 'none',
-  rateLimitPerSec: 5000,
-  maxOpenUploadsPerToken: 100,
-  maxReservedBytesPerToken: 64 * 1024 ** 3,
-  maxWsConnectionsPerToken: 64,
-  maxSubscriptionsPerToken: 256,
-  bodyTimeoutSec: 30,
-  reconcileMaxDeletions: 1000,
-  recheckIndex: false,
-  indexSynchronous: 'normal' as 'normal' | 'full',
-} as const;
-
-const integer = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (value: string) => {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new InvalidArgumentError(`${flag} must be a whole number from ${min} to ${max} (got "${value}").`);
-  }
-  return n;
-};
-
-const percent = (flag: string) => (value: string) => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 100) {
-    throw new InvalidArgumentError(`${flag} must be a percentage above 0 and at most 100 (got "${value}").`);
-  }
-  return n;
-};
-
-const url = (flag: string) => (value: string) => {
-  try {
-    const parsed = new URL(value);
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error();
-    return value.replace(/\/+$/, '');
-  } catch {
-    throw new InvalidArgumentError(`${flag} must be an http(s) URL (got "${value}").`);
-  }
-};
-
-const anonymousAccess = (value: string) => {
-  if (value !== 'none' && value !== 'read' && value !== 'write') throw new InvalidArgumentError(`--anonymous must be none, read or write (got "${value}").`);
-  return value;
-};
-
-const readableFile = (flag: string) => (value: string) => {
-  try {
-    fs.accessSync(value, fs.constants.R_OK);
-  } catch {
-    throw new InvalidArgumentError(`${flag} must be a readable file (got "${value}").`);
-  }
-  return path.resolve(value);
-};
-
-const collectUrls = (value: string, previous: string[] = []) => [...previous, url('--datanode')(value)];
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const env = (name: string) => `TESSERA_${name}`;
 
 /** An origin exactly as browsers send it: scheme://host[:port], no path, no wildcard. */
 const origin = (value: string) => {
@@ -153,138 +29,125 @@ const origin = (value: string) => {
 
 // Repeatable, and the environment variable may list several separated by commas.
 const collectOrigins = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter((v) => v.trim() !== '').map(origin)];
+const collectUrls = (value: string, previous: string[] = []) => [...previous, httpUrl('--datanode')(value)];
 
-/** The flags shared by the coordinator and `npm start`. */
-export function addCoordinatorOptions(command: Command): Command {
-  const env = (name: string) => `TESSERA_${name}`;
-  return command
-    .addOption(new Option('--host <host>', 'address to listen on').default(DEFAULTS.host).env(env('HOST')))
-    .addOption(new Option('--port <port>', 'coordinator port').default(DEFAULTS.port).argParser(integer('--port', 0, 65535)).env(env('PORT')))
-    .addOption(new Option('--data-dir <dir>', 'where the index (and, for npm start, the datanodes) keep their files').default(DEFAULTS.dataDir).env(env('DATA_DIR')))
-    .addOption(new Option('--replication-factor <n>', 'replicas of every fragment').default(DEFAULTS.replicationFactor).argParser(integer('--replication-factor', 1, 16)))
-    .addOption(new Option('--fragment-size <bytes>', 'bytes per fragment for new uploads').default(DEFAULTS.fragmentSize).argParser(integer('--fragment-size', 1, MAX_FRAGMENT_SIZE)))
-    .addOption(new Option('--max-image-size <bytes>', 'largest image beginUpload accepts').default(DEFAULTS.maxImageSize).argParser(integer('--max-image-size', 1)))
-    .addOption(new Option('--max-upload-image-size <bytes>', 'largest file the one-shot uploadImage accepts (it is held in memory)').default(DEFAULTS.maxUploadImageSize).argParser(integer('--max-upload-image-size', 1)))
-    .addOption(new Option('--health-interval-ms <ms>', 'how often every datanode is sampled').default(DEFAULTS.healthIntervalMs).argParser(integer('--health-interval-ms', 50, 3_600_000)))
-    .addOption(new Option('--down-after <samples>', 'failed samples in a row before a datanode is DOWN').default(DEFAULTS.downAfterFailures).argParser(integer('--down-after', 1, 100)))
-    .addOption(new Option('--degraded-cpu <percent>', 'CPU load at which a datanode is DEGRADED').default(DEFAULTS.thresholds.cpuPercent).argParser(percent('--degraded-cpu')))
-    .addOption(new Option('--degraded-memory <percent>', 'memory use at which a datanode is DEGRADED').default(DEFAULTS.thresholds.memoryPercent).argParser(percent('--degraded-memory')))
-    .addOption(new Option('--degraded-disk <percent>', 'disk use at which a datanode is DEGRADED').default(DEFAULTS.thresholds.diskPercent).argParser(percent('--degraded-disk')))
-    .addOption(new Option('--repair-after <seconds>', 'seconds a datanode stays DOWN before its fragments are re-replicated').default(DEFAULTS.repairAfterSec).argParser(integer('--repair-after', 0)))
-    .addOption(new Option('--repair-rate <bytes/s>', 'bytes per second re-replication and repair may copy (0: unthrottled)').default(DEFAULTS.repairBytesPerSec).argParser(integer('--repair-rate', 0)))
-    .addOption(new Option('--scrub-rate <bytes/s>', 'bytes per second the scrubber re-reads and verifies (0: no scrubbing)').default(DEFAULTS.scrubBytesPerSec).argParser(integer('--scrub-rate', 0)))
-    .addOption(new Option('--scrub-pause <seconds>', 'pause between two full scrub passes').default(DEFAULTS.scrubPauseSec).argParser(integer('--scrub-pause', 0)))
-    .addOption(new Option('--reconcile-interval <seconds>', 'how often each datanode\'s inventory is compared with the index').default(DEFAULTS.reconcileIntervalSec).argParser(integer('--reconcile-interval', 1)))
-    .addOption(new Option('--orphan-grace <seconds>', 'age at which a fragment file nothing references is deleted').default(DEFAULTS.orphanGraceSec).argParser(integer('--orphan-grace', 0)))
-    .addOption(new Option('--reconcile-max-deletions <n>', 'orphan files one reconciliation round may delete (the rest wait for the next round)').default(DEFAULTS.reconcileMaxDeletions).argParser(integer('--reconcile-max-deletions', 0)))
-    .addOption(new Option('--recheck-index', 'at start, re-check the index against the datanodes\' image records (after restoring an old copy of it)').default(false))
-    .addOption(new Option('--index-synchronous <mode>', 'SQLite synchronous mode of the index: normal (crash-safe; the datanodes\' records cover a power failure) or full (every commit synced)').choices(['normal', 'full']).default(DEFAULTS.indexSynchronous))
-    .addOption(new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(DEFAULTS.uploadTtlSec).argParser(integer('--upload-ttl', 1)))
-    .addOption(new Option('--body-timeout <seconds>', 'seconds a request body may send nothing before it is dropped').default(DEFAULTS.bodyTimeoutSec).argParser(integer('--body-timeout', 1, 3600)))
-    .addOption(new Option('--public-url <url>', 'base URL used in Image.url (default: the request\'s own host)').argParser(url('--public-url')).env(env('PUBLIC_URL')))
-    .addOption(new Option('--secret-file <file>', 'file holding the cluster secret (or TESSERA_CLUSTER_SECRET)'))
-    .addOption(new Option('--insecure', 'run without a cluster secret (datanodes unguarded)').default(false))
-    .addOption(new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([]))
-    .addOption(new Option('--anonymous <access>', 'what callers without a token may do: none, read or write').default(DEFAULTS.anonymous).argParser(anonymousAccess).env(env('ANONYMOUS')))
-    .addOption(new Option('--admin-token-file <file>', 'where the admin token is written when the index holds none (default <data-dir>/admin.token)'))
-    .addOption(new Option('--rate-limit <requests/s>', 'requests per second per token (0: unlimited)').default(DEFAULTS.rateLimitPerSec).argParser(integer('--rate-limit', 0)))
-    .addOption(new Option('--max-open-uploads <n>', 'open uploads per token').default(DEFAULTS.maxOpenUploadsPerToken).argParser(integer('--max-open-uploads', 1)))
-    .addOption(new Option('--max-reserved-bytes <bytes>', 'bytes the open uploads of one token may reserve').default(DEFAULTS.maxReservedBytesPerToken).argParser(integer('--max-reserved-bytes', 1)))
-    .addOption(new Option('--max-ws-connections <n>', 'graphql-ws connections per token').default(DEFAULTS.maxWsConnectionsPerToken).argParser(integer('--max-ws-connections', 1)))
-    .addOption(new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(DEFAULTS.maxSubscriptionsPerToken).argParser(integer('--max-subscriptions', 1)))
-    .addOption(new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([]).env(env('CORS_ORIGIN')))
-    .addOption(new Option('--datanode-ca-file <file>', 'PEM CA certificate(s) trusted for https:// datanode URLs (besides the system CAs)').argParser(readableFile('--datanode-ca-file')));
+const readableFile = (flag: string) => (value: string) => {
+  try {
+    fs.accessSync(value, fs.constants.R_OK);
+  } catch {
+    throw new InvalidArgumentError(`${flag} must be a readable file (got "${value}").`);
+  }
+  return path.resolve(value);
+};
+
+const size = (flag: string, min: number, max?: number) => byteSize(flag, min, max);
+
+/**
+ * Every flag of the coordinator (and of `npm start`), keyed by its name in CoordinatorConfig.
+ * The order is the order of --help.
+ */
+export const coordinatorOptions = () => ({
+  host: hostOption().env(env('HOST')),
+  port: portOption('coordinator port', 4000).env(env('PORT')),
+  dataDir: new Option('--data-dir <dir>', 'where the index (and, for npm start, the datanodes) keep their files').default('./data').env(env('DATA_DIR')),
+  replicationFactor: new Option('--replication-factor <n>', 'replicas of every fragment').default(2).argParser(wholeNumber('--replication-factor', 1, 16)),
+  fragmentSize: new Option('--fragment-size <bytes>', 'bytes per fragment for new uploads (or with a unit: 2MiB)').default(2 * MiB).argParser(size('--fragment-size', 1, MAX_FRAGMENT_SIZE)),
+  maxImageSize: new Option('--max-image-size <bytes>', 'largest image beginUpload accepts').default(4 * GiB).argParser(size('--max-image-size', 1)),
+  maxUploadImageSize: new Option('--max-upload-image-size <bytes>', 'largest file the one-shot uploadImage accepts (it is held in memory)').default(64 * MiB).argParser(size('--max-upload-image-size', 1)),
+  healthIntervalMs: new Option('--health-interval-ms <ms>', 'how often every datanode is sampled').default(2000).argParser(wholeNumber('--health-interval-ms', 50, 3_600_000)),
+  downAfterFailures: new Option('--down-after <samples>', 'failed samples in a row before a datanode is DOWN').default(3).argParser(wholeNumber('--down-after', 1, 100)),
+  cpuPercent: new Option('--degraded-cpu <percent>', 'CPU load at which a datanode is DEGRADED').default(80).argParser(percentage('--degraded-cpu')),
+  memoryPercent: new Option('--degraded-memory <percent>', 'memory use at which a datanode is DEGRADED').default(90).argParser(percentage('--degraded-memory')),
+  diskPercent: new Option('--degraded-disk <percent>', 'disk use at which a datanode is DEGRADED').default(95).argParser(percentage('--degraded-disk')),
+  repairAfterSec: new Option('--repair-after <seconds>', 'seconds a datanode stays DOWN before its fragments are re-replicated').default(60).argParser(wholeNumber('--repair-after', 0)),
+  repairBytesPerSec: new Option('--repair-rate <bytes/s>', 'bytes per second re-replication and repair may copy (0: unthrottled)').default(64 * MiB).argParser(size('--repair-rate', 0)),
+  scrubBytesPerSec: new Option('--scrub-rate <bytes/s>', 'bytes per second the scrubber re-reads and verifies (0: no scrubbing)').default(8 * MiB).argParser(size('--scrub-rate', 0)),
+  scrubPauseSec: new Option('--scrub-pause <seconds>', 'pause between two full scrub passes').default(3600).argParser(wholeNumber('--scrub-pause', 0)),
+  reconcileIntervalSec: new Option('--reconcile-interval <seconds>', "how often each datanode's inventory is compared with the index").default(600).argParser(wholeNumber('--reconcile-interval', 1)),
+  orphanGraceSec: new Option('--orphan-grace <seconds>', 'age at which a fragment file nothing references is deleted').default(3600).argParser(wholeNumber('--orphan-grace', 0)),
+  reconcileMaxDeletions: new Option('--reconcile-max-deletions <n>', 'orphan files one reconciliation round may delete (the rest wait for the next round)').default(1000).argParser(wholeNumber('--reconcile-max-deletions', 0)),
+  recheckIndex: new Option('--recheck-index', "at start, re-check the index against the datanodes' image records (after restoring an old copy of it)").default(false),
+  indexSynchronous: new Option('--index-synchronous <mode>', "SQLite synchronous mode of the index: normal (crash-safe; the datanodes' records cover a power failure) or full (every commit synced)").choices(['normal', 'full'] as const).default('normal'),
+  uploadTtlSec: new Option('--upload-ttl <seconds>', 'seconds an idle upload lives before it expires').default(86400).argParser(wholeNumber('--upload-ttl', 1)),
+  bodyTimeoutSec: new Option('--body-timeout <seconds>', 'seconds a request body may send nothing before it is dropped').default(30).argParser(wholeNumber('--body-timeout', 1, 3600)),
+  publicUrl: publicUrlOption("base URL used in Image.url (default: the request's own host)").env(env('PUBLIC_URL')),
+  secretFile: secretFileOption(),
+  insecure: insecureOption('datanodes unguarded'),
+  datanodes: new Option('--datanode <url>', 'a datanode to register at start (repeatable)').argParser(collectUrls).default([] as string[]),
+  anonymous: new Option('--anonymous <access>', 'what callers without a token may do: none, read or write').default('none').argParser(oneOf('--anonymous', ['none', 'read', 'write'])).env(env('ANONYMOUS')),
+  adminTokenFile: new Option('--admin-token-file <file>', 'where the admin token is written when the index holds none (default <data-dir>/admin.token)'),
+  rateLimitPerSec: new Option('--rate-limit <requests/s>', 'requests per second per token (0: unlimited)').default(5000).argParser(wholeNumber('--rate-limit', 0)),
+  maxOpenUploadsPerToken: new Option('--max-open-uploads <n>', 'open uploads per token').default(100).argParser(wholeNumber('--max-open-uploads', 1)),
+  maxReservedBytesPerToken: new Option('--max-reserved-bytes <bytes>', 'bytes the open uploads of one token may reserve').default(64 * GiB).argParser(size('--max-reserved-bytes', 1)),
+  maxWsConnectionsPerToken: new Option('--max-ws-connections <n>', 'graphql-ws connections per token').default(64).argParser(wholeNumber('--max-ws-connections', 1)),
+  maxSubscriptionsPerToken: new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(256).argParser(wholeNumber('--max-subscriptions', 1)),
+  corsOrigins: new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([] as string[]).env(env('CORS_ORIGIN')),
+  datanodeCaFile: new Option('--datanode-ca-file <file>', 'PEM CA certificate(s) trusted for https:// datanode URLs (besides the system CAs)').argParser(readableFile('--datanode-ca-file')),
+});
+
+type CoordinatorOptions = ReturnType<typeof coordinatorOptions>;
+/** The value commander gives for one declared option (undefined included when it has no default). */
+type ValueOf<O> =
+  O extends Option<infer Usage, infer Preset, infer Default, infer Coerce, infer Mandatory, infer Choices> ? InferOptions<Record<never, never>, Usage, Default, Coerce, Mandatory, Preset, Choices>[keyof InferOptions<Record<never, never>, Usage, Default, Coerce, Mandatory, Preset, Choices>] : never;
+
+/** The parsed flags, by config key. */
+export type CoordinatorFlags = { [K in keyof CoordinatorOptions]: ValueOf<CoordinatorOptions[K]> };
+
+/** DEGRADED at or above these percentages. */
+export type HealthThresholds = Pick<CoordinatorFlags, 'cpuPercent' | 'memoryPercent' | 'diskPercent'>;
+
+/**
+ * What the coordinator runs with: the flags, with the three DEGRADED thresholds in one object and
+ * the cluster secret itself (undefined only with --insecure) instead of where it came from.
+ */
+export type CoordinatorConfig = Omit<CoordinatorFlags, keyof HealthThresholds | 'secretFile' | 'insecure'> & {
+  thresholds: HealthThresholds;
+  secret?: string;
+};
+
+/** Adds every coordinator flag to `command` (the coordinator's own, or npm start's). */
+export function addCoordinatorOptions<C extends CommandUnknownOpts>(command: C): C {
+  for (const option of Object.values(coordinatorOptions())) command.addOption(option as Option);
+  return command;
 }
 
-export interface CoordinatorFlags {
-  host: string;
-  port: number;
-  dataDir: string;
-  replicationFactor: number;
-  fragmentSize: number;
-  maxImageSize: number;
-  maxUploadImageSize: number;
-  healthIntervalMs: number;
-  downAfter: number;
-  degradedCpu: number;
-  degradedMemory: number;
-  degradedDisk: number;
-  repairAfter: number;
-  repairRate: number;
-  scrubRate: number;
-  scrubPause: number;
-  reconcileInterval: number;
-  orphanGrace: number;
-  uploadTtl: number;
-  bodyTimeout: number;
-  reconcileMaxDeletions: number;
-  recheckIndex: boolean;
-  indexSynchronous: 'normal' | 'full';
-  publicUrl?: string;
-  secretFile?: string;
-  insecure: boolean;
-  datanode: string[];
-  anonymous: 'none' | 'read' | 'write';
-  adminTokenFile?: string;
-  rateLimit: number;
-  maxOpenUploads: number;
-  maxReservedBytes: number;
-  maxWsConnections: number;
-  maxSubscriptions: number;
-  corsOrigin: string[];
-  datanodeCaFile?: string;
+/** The flags `command` parsed, by config key. */
+export function readCoordinatorFlags(command: CommandUnknownOpts): CoordinatorFlags {
+  const values = command.opts() as Record<string, unknown>;
+  const entries = Object.entries(coordinatorOptions()).map(([key, option]) => [key, values[option.attributeName()]]);
+  return Object.fromEntries(entries) as CoordinatorFlags;
 }
 
 export function configFromFlags(flags: CoordinatorFlags, secret: string | undefined): CoordinatorConfig {
+  const { cpuPercent, memoryPercent, diskPercent, secretFile: _secretFile, insecure: _insecure, ...rest } = flags;
   return {
-    host: flags.host,
-    port: flags.port,
+    ...rest,
     dataDir: path.resolve(flags.dataDir),
-    replicationFactor: flags.replicationFactor,
-    fragmentSize: flags.fragmentSize,
-    maxImageSize: flags.maxImageSize,
-    maxUploadImageSize: flags.maxUploadImageSize,
-    healthIntervalMs: flags.healthIntervalMs,
-    downAfterFailures: flags.downAfter,
-    thresholds: { cpuPercent: flags.degradedCpu, memoryPercent: flags.degradedMemory, diskPercent: flags.degradedDisk },
-    repairAfterSec: flags.repairAfter,
-    repairBytesPerSec: flags.repairRate,
-    scrubBytesPerSec: flags.scrubRate,
-    scrubPauseSec: flags.scrubPause,
-    reconcileIntervalSec: flags.reconcileInterval,
-    orphanGraceSec: flags.orphanGrace,
-    uploadTtlSec: flags.uploadTtl,
-    bodyTimeoutSec: flags.bodyTimeout,
-    reconcileMaxDeletions: flags.reconcileMaxDeletions,
-    recheckIndex: flags.recheckIndex,
-    indexSynchronous: flags.indexSynchronous,
-    publicUrl: flags.publicUrl,
-    secret,
-    datanodes: flags.datanode,
-    anonymous: flags.anonymous,
     adminTokenFile: flags.adminTokenFile === undefined ? undefined : path.resolve(flags.adminTokenFile),
-    rateLimitPerSec: flags.rateLimit,
-    maxOpenUploadsPerToken: flags.maxOpenUploads,
-    maxReservedBytesPerToken: flags.maxReservedBytes,
-    maxWsConnectionsPerToken: flags.maxWsConnections,
-    maxSubscriptionsPerToken: flags.maxSubscriptions,
-    corsOrigins: flags.corsOrigin,
-    datanodeCaFile: flags.datanodeCaFile,
+    thresholds: { cpuPercent, memoryPercent, diskPercent },
+    secret,
   };
 }
+
+/** Every flag's default, by config key. */
+function defaultFlags(): CoordinatorFlags {
+  return Object.fromEntries(Object.entries(coordinatorOptions()).map(([key, option]) => [key, option.defaultValue])) as CoordinatorFlags;
+}
+
+/** The defaults of every setting (dataDir: ./data from the working directory). */
+export const DEFAULTS: Readonly<CoordinatorConfig> = configFromFlags(defaultFlags(), undefined);
 
 /** A full config for tests and embedders: defaults plus what is given. */
 export function makeConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
   return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], corsOrigins: [], ...overrides };
 }
 
-/** The parsed flags back as arguments (to hand them to a child coordinator), minus `skip`. */
-export function flagsToArgs(command: Command, flags: Record<string, unknown>, skip: ReadonlySet<string> = new Set()): string[] {
+/** Parsed flags back as arguments (to hand them to a child coordinator), minus the keys in `skip`. */
+export function flagsToArgs(flags: Partial<CoordinatorFlags>, skip: ReadonlySet<keyof CoordinatorFlags> = new Set()): string[] {
   const args: string[] = [];
-  for (const option of command.options) {
-    const key = option.attributeName();
+  for (const [key, option] of Object.entries(coordinatorOptions()) as [keyof CoordinatorFlags, Option][]) {
     const value = flags[key];
-    if (!option.long || skip.has(option.long) || value === undefined || value === false) continue;
+    if (!option.long || skip.has(key) || value === undefined || value === false) continue;
     if (option.isBoolean()) args.push(option.long);
     else for (const v of Array.isArray(value) ? value : [value]) args.push(option.long, String(v));
   }

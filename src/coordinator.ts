@@ -9,7 +9,7 @@ import { createEventBus } from './events.ts';
 import { createImages } from './images.ts';
 import { createUploads } from './uploads.ts';
 import { openDatabase } from './metadata/database.ts';
-import { catalog as createCatalog } from './metadata/catalog.ts';
+import { createCatalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
 import { clusterIdentityRow } from './metadata/cluster-identity.ts';
 import { createClusterIdentity } from './cluster/cluster-identity.ts';
@@ -25,6 +25,8 @@ import { createReconciler } from './cluster/reconciler.ts';
 import { createAuth } from './auth/service.ts';
 import { createImageRecords } from './cluster/image-records.ts';
 import { createIndexRebuild } from './cluster/index-rebuild.ts';
+import { normalizeHttpUrl } from './shared/flag-values.ts';
+import { createScheduler } from './shared/scheduler.ts';
 
 /** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
 const REBUILD_WAIT_AT_START_MS = 5000;
@@ -58,7 +60,9 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     },
   });
   const events = createEventBus();
-  const deleter = createReplicaDeleter({ catalog, registry, client, log, replicationFactor: config.replicationFactor });
+  // Every background loop of the coordinator runs on this scheduler (one place to gate them).
+  const scheduler = createScheduler({ log });
+  const deleter = createReplicaDeleter({ catalog, registry, client, log, scheduler, replicationFactor: config.replicationFactor });
   const replicas = createReplicas({ catalog, registry, client, log });
   const records = createImageRecords({ registry, client, log, replicationFactor: config.replicationFactor });
   const monitor = createMonitor({
@@ -66,6 +70,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     registry,
     client,
     events,
+    scheduler,
     intervalMs: config.healthIntervalMs,
     log,
     thresholds: config.thresholds,
@@ -88,12 +93,13 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     client,
     events,
     log,
+    scheduler,
     replicationFactor: config.replicationFactor,
     repairAfterMs: config.repairAfterSec * 1000,
     bytesPerSecond: config.repairBytesPerSec,
   });
   const reportBad = (bad: BadReplica) => repairer.report(bad);
-  const scrubber = createScrubber({ catalog, registry, client, log, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
+  const scrubber = createScrubber({ catalog, registry, client, log, scheduler, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
   const indexRebuild = createIndexRebuild({ catalog, registry, client, records, log });
   /** Datanodes unread by the last rebuild: when one is live again, the index is re-checked. */
   let unreadByRebuild = new Set<string>();
@@ -110,6 +116,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     records,
     deleter,
     log,
+    scheduler,
     intervalMs: config.reconcileIntervalSec * 1000,
     graceMs: config.orphanGraceSec * 1000,
     replicationFactor: config.replicationFactor,
@@ -119,19 +126,22 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImages({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
+  // Expired uploads and idle quota owners; a failed sweep (SQLITE_BUSY) is logged and retried.
+  const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
+  const sweeper = scheduler.loop(
+    'expiry sweep',
+    async () => {
+      uploads.sweepExpired();
+      auth.quotas.sweepOwners();
+    },
+    { everyMs: sweepMs, firstAfterMs: sweepMs },
+  );
 
-  let sweeper: NodeJS.Timeout | undefined;
   let stopped = false;
 
   async function registerDatanode(url: string): Promise<DatanodeView> {
-    let normalized: string;
-    try {
-      const parsed = new URL(url);
-      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http');
-      normalized = parsed.origin + parsed.pathname.replace(/\/+$/, '');
-    } catch {
-      throw badInput(`"${url}" is not an http(s) URL.`);
-    }
+    const normalized = normalizeHttpUrl(url);
+    if (normalized === undefined) throw badInput(`"${url}" is not an http(s) URL.`);
     // Its data dir's id, if it answers and proves it (the client drops an unproven id): the same
     // disks behind a new URL stay the same datanode, and no other server can take its entry.
     const nodeId = await client.health(normalized, 2000).then((h) => h.nodeId, () => undefined);
@@ -241,9 +251,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
 
     async stop() {
       stopped = true;
-      monitor.stop();
-      if (sweeper) clearInterval(sweeper);
-      await Promise.all([deleter.stop(), repairer.stop(), scrubber.stop(), reconciler.stop(), indexRebuild.idle(), records.flushTombstones()]);
+      await Promise.all([scheduler.stop(), indexRebuild.idle(), records.flushTombstones()]);
       client.close();
       db.close();
       fs.rmSync(marker, { force: true });
@@ -255,15 +263,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       repairer.start();
       reconciler.start();
       if (config.scrubBytesPerSec > 0) scrubber.start();
-      const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
-      sweeper = setInterval(() => {
-        try {
-          uploads.sweepExpired();
-          auth.quotas.sweepOwners();
-        } catch (err) {
-          log.error({ err }, 'expiry sweep failed; will retry'); // SQLITE_BUSY must not end the coordinator
-        }
-      }, sweepMs);
+      sweeper.start();
   }
 }
 

@@ -1,7 +1,7 @@
 // `npm run coordinator`: the coordinator alone, configured by flags (see --help).
-import { Command } from 'commander';
-import { loadClusterSecret } from '../datanode/secret.ts';
-import { addCoordinatorOptions, configFromFlags, type CoordinatorFlags } from './config.ts';
+import { Command } from '@commander-js/extra-typings';
+import { addCoordinatorOptions, configFromFlags, readCoordinatorFlags } from './config.ts';
+import { clusterSecretFromFlags } from './shared/common-flags.ts';
 import { createLogger } from './logger.ts';
 import { startCoordinator } from './start-coordinator.ts';
 
@@ -9,19 +9,16 @@ const program = addCoordinatorOptions(new Command('tessera-coordinator'))
   .description('The Tessera coordinator: GraphQL API, fragment index, health monitor.')
   .showHelpAfterError();
 program.parse();
-const flags = program.opts<CoordinatorFlags>();
+const flags = readCoordinatorFlags(program);
 
 // What the coordinator creates (index, backups, tokens) is readable by its own user only.
 process.umask(0o077);
 const log = createLogger('coordinator');
 let secret: string | undefined;
 try {
-  secret = loadClusterSecret(flags.secretFile);
+  secret = clusterSecretFromFlags(flags);
 } catch (err) {
   program.error((err as Error).message);
-}
-if (!secret && !flags.insecure) {
-  program.error('No cluster secret: give --secret-file F or TESSERA_CLUSTER_SECRET, or --insecure to run unguarded.');
 }
 
 const running = await startCoordinator(configFromFlags(flags, secret), log);

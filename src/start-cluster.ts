@@ -4,8 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { addCoordinatorOptions, flagsToArgs, type CoordinatorFlags } from './config.ts';
+import { Command, Option } from '@commander-js/extra-typings';
+import { addCoordinatorOptions, flagsToArgs, readCoordinatorFlags } from './config.ts';
+import { wholeNumber } from './shared/flag-values.ts';
 import pino from 'pino';
 import { humanLogLine } from './launcher/log-lines.ts';
 import { pidFiles, SUPERVISOR } from './launcher/pid-files.ts';
@@ -29,20 +30,14 @@ const COORDINATOR_ENV = { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' 
 
 const program = addCoordinatorOptions(new Command('npm start'))
   .description('Start a local Tessera cluster: the coordinator and N datanodes.')
-  .addOption(
-    new Option('--datanodes <n>', 'how many datanodes to start').default(3).argParser((v) => {
-      const n = Number(v);
-      if (!/^\d+$/.test(v) || n < 1 || n > 64) throw new InvalidArgumentError(`--datanodes must be a whole number from 1 to 64 (got "${v}").`);
-      return n;
-    }),
-  )
+  .addOption(new Option('--datanodes <n>', 'how many datanodes to start').default(3).argParser(wholeNumber('--datanodes', 1, 64)))
   .showHelpAfterError();
 program.parse();
-const flags = program.opts<CoordinatorFlags & { datanodes: number }>();
+const flags = { ...readCoordinatorFlags(program), datanodeCount: program.opts().datanodes };
 const log = pino({ name: 'tessera' }, { write: (line: string) => process.stderr.write(humanLogLine('tessera', line.trimEnd()) + '\n') });
 const dataDir = path.resolve(flags.dataDir);
 
-if (flags.port + flags.datanodes > 65535) program.error(`--port ${flags.port} leaves no room for ${flags.datanodes} datanode ports above it.`);
+if (flags.port + flags.datanodeCount > 65535) program.error(`--port ${flags.port} leaves no room for ${flags.datanodeCount} datanode ports above it.`);
 // Secure by default: the whole tree (secret, pid files, index, fragments) is the user's alone.
 process.umask(0o077);
 fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -97,7 +92,7 @@ function watch(child: ServiceProcess, essential: boolean) {
 
 try {
   const datanodes = await Promise.all(
-    Array.from({ length: flags.datanodes }, async (_, i) => {
+    Array.from({ length: flags.datanodeCount }, async (_, i) => {
       const name = `datanode-${i + 1}`;
       const port = flags.port === 0 ? 0 : flags.port + i + 1;
       const child = await startServiceProcess(name, 'datanode/main.ts', [
@@ -110,11 +105,11 @@ try {
       return child;
     }),
   );
-  const skip = new Set(['--data-dir', '--secret-file', '--insecure', '--datanodes', '--admin-token-file']);
+  const skip = new Set(['dataDir', 'secretFile', 'insecure', 'adminTokenFile'] as const);
   // <data-dir>/admin.token, where the CLI looks for it: written by the coordinator when its index holds no admin token.
   const adminTokenFile = flags.adminTokenFile ? path.resolve(flags.adminTokenFile) : path.join(dataDir, ADMIN_TOKEN_FILE);
   const coordinator = await startServiceProcess('coordinator', 'src/main.ts', [
-    ...flagsToArgs(program, flags as unknown as Record<string, unknown>, skip),
+    ...flagsToArgs(flags, skip),
     '--data-dir', path.join(dataDir, 'coordinator'),
     '--admin-token-file', adminTokenFile,
     ...secretArgs,

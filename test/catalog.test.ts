@@ -1,8 +1,11 @@
 // Unit tests of the index (an in-memory SQLite): name reservation, fragment replacement moving
 // old replicas to the deletion queue, completion outcomes, deletion, listing in byte order.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Db } from '../src/metadata/database.ts';
-import { catalog as createCatalog, INTENT, type Catalog } from '../src/metadata/catalog.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MIGRATIONS_DIR, openDatabase, type Db } from '../src/metadata/database.ts';
+import { createCatalog, type Catalog } from '../src/metadata/catalog.ts';
 import { datanodeRows } from '../src/metadata/datanodes.ts';
 import { TesseraError } from '../src/errors.ts';
 
@@ -130,7 +133,75 @@ describe('write intents', () => {
     expect(catalog.dueDeletions(T).map((d) => `${d.fragmentId}@${d.datanodeId}`)).toEqual(['w@a']);
     expect(catalog.releaseAllWriteIntents(T)).toBe(1);
     expect(deletions()).toEqual(['w@a', 'w@b']);
-    expect(INTENT).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it('replace a queued deletion of the same file, which an acknowledgement then leaves in place', () => {
+    catalog.doomOrphan('w', 'a', T);
+    catalog.addWriteIntents('w', ['a']);
+    expect(catalog.pendingDeletionCount()).toBe(0);
+    expect(catalog.accountsFor('w', 'a')).toBe(true);
+    expect(catalog.deletionTargetsOf('w')).toEqual(['a']);
+    catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a' });
+    expect(catalog.accountsFor('w', 'a')).toBe(true);
+    catalog.releaseWriteIntents('w', ['a'], T);
+    expect(catalog.dueDeletions(T)).toEqual([{ fragmentId: 'w', datanodeId: 'a', attempts: 0, reason: 'unrecorded-write', imageKey: null }]);
+  });
+
+  it('end when the write is recorded: releasing them then queues nothing', () => {
+    const u = upload('w.png', 4);
+    catalog.addWriteIntents('f0', ['a', 'b']);
+    catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
+    catalog.releaseWriteIntents('f0', ['a', 'b'], T);
+    expect(catalog.releaseAllWriteIntents(T)).toBe(0);
+    expect(catalog.pendingDeletionCount()).toBe(0);
+    expect(catalog.deletionTargetsOf('f0')).toEqual([]);
+  });
+
+  it('go with their datanode when it leaves the index', () => {
+    catalog.addWriteIntents('w', ['a']);
+    catalog.doomOrphan('x', 'a', T);
+    catalog.purgeDeletionsOn('a');
+    expect(catalog.accountsFor('w', 'a')).toBe(false);
+    expect(catalog.releaseAllWriteIntents(T)).toBe(0);
+    expect(catalog.pendingDeletionCount()).toBe(0);
+  });
+});
+
+describe('an index written before write intents had a table of their own', () => {
+  it('opens with its pending intents moved out of the deletion queue, and they behave as intents', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-catalog-'));
+    try {
+      const old = path.join(dir, 'migrations');
+      fs.mkdirSync(old);
+      for (const f of fs.readdirSync(MIGRATIONS_DIR).filter((f) => /^00[1-5]_.*\.sql$/.test(f))) fs.copyFileSync(path.join(MIGRATIONS_DIR, f), path.join(old, f));
+      const file = path.join(dir, 'index.sqlite');
+      const before = openDatabase(file, { migrationsDir: old });
+      for (const id of ['a', 'b']) datanodeRows(before).insert(id, `http://127.0.0.1:1/${id}`, T);
+      // The old schema's sentinel: a write in flight is a deletion that is never due.
+      const insert = before.prepare(`INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key) VALUES (?, ?, ?, ?, ?, ?)`);
+      insert.run('w', 'a', Number.MAX_SAFE_INTEGER, 0, 'unrecorded-write', null);
+      insert.run('w', 'b', Number.MAX_SAFE_INTEGER, 0, 'unrecorded-write', null);
+      insert.run('gone', 'a', T, 2, 'orphan', null);
+      before.close();
+
+      const after = openDatabase(file);
+      try {
+        const migrated = createCatalog(after);
+        expect(migrated.pendingDeletionCount()).toBe(1);
+        expect(migrated.dueDeletions(Number.MAX_SAFE_INTEGER).map((d) => `${d.fragmentId}@${d.datanodeId}:${d.attempts}`)).toEqual(['gone@a:2']);
+        expect(migrated.accountsFor('w', 'a')).toBe(true);
+        expect(migrated.deletionTargetsOf('w').sort()).toEqual(['a', 'b']);
+        migrated.ackDeletion({ fragmentId: 'w', datanodeId: 'a' }); // an intent is not a deletion to acknowledge
+        expect(migrated.accountsFor('w', 'a')).toBe(true);
+        // What a coordinator does at start: the writes the last run left in flight become due deletions.
+        expect(migrated.releaseAllWriteIntents(T)).toBe(2);
+        expect(migrated.dueDeletions(T).map((d) => `${d.fragmentId}@${d.datanodeId}:${d.reason}`).sort()).toEqual(['gone@a:orphan', 'w@a:unrecorded-write', 'w@b:unrecorded-write']);
+      } finally {
+        after.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -5,14 +5,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { Command } from 'commander';
+import { Command } from '@commander-js/extra-typings';
 import WebSocket from 'ws';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
 import { rawFetch } from './support/tokens.ts';
 import { BEGIN, download, stateOf, UPLOAD_IMAGE, uploadImage, uploadImageRaw } from './support/images.ts';
 import { makePng } from './support/png.ts';
-import { addCoordinatorOptions, type CoordinatorConfig } from '../src/config.ts';
+import { addCoordinatorOptions, readCoordinatorFlags, type CoordinatorConfig } from '../src/config.ts';
 import { INDEX_FILE } from '../src/coordinator.ts';
 import { mediaTypeProblem, MAX_MEDIA_TYPE_LENGTH } from '../src/media-types.ts';
 
@@ -242,7 +242,7 @@ describe('--cors-origin', () => {
     try {
       const command = addCoordinatorOptions(new Command()).exitOverride().configureOutput({ writeErr: () => {} });
       command.parse(args, { from: 'user' });
-      return command.opts().corsOrigin as string[];
+      return readCoordinatorFlags(command).corsOrigins;
     } finally {
       if (saved === undefined) delete process.env.TESSERA_CORS_ORIGIN;
       else process.env.TESSERA_CORS_ORIGIN = saved;

@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import type { DatanodeHealthReport, FragmentListing } from '../datanode/protocol.ts';
+import type { DatanodeHealthReport, FragmentListing } from '../src/shared/datanode-api.ts';
 import { datanodeClient, sha256 } from './support/datanode-http.ts';
 import { startDatanodeProcess, stopAllDatanodeProcesses } from './support/datanode-process.ts';
 

@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { sampleSystem, startHealthSampler } from '../datanode/health.ts';
 import type { SystemSample } from '../datanode/health.ts';
 
@@ -27,6 +27,14 @@ describe('sampleSystem', () => {
 
 describe('startHealthSampler', () => {
   const fixed = (n: number): SystemSample => ({ cpuPercent: n, memoryPercent: n, diskPercent: n, diskFreeBytes: n });
+  // The sampler's clock is faked: time passes only when the test says, so what happened in
+  // "a hundred intervals" is exact, not whatever a busy machine managed in a sleep.
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it('the first current() waits for the first sample; later ones answer the latest at once', async () => {
     let n = 0;
@@ -45,12 +53,16 @@ describe('startHealthSampler', () => {
     try {
       let answered = false;
       const first = sampler.current().then((s) => ((answered = true), s));
-      await new Promise((r) => setTimeout(r, 50));
+      await expect.poll(() => n).toBe(1);
+      await vi.advanceTimersByTimeAsync(2000); // a hundred intervals: the first sample still runs
       expect(answered).toBe(false);
+      expect(n).toBe(1); // and none began beside it
       release();
       expect(await first).toEqual(fixed(1));
-      await new Promise((r) => setTimeout(r, 100)); // sample 2 done, sample 3 hangs
+      await vi.advanceTimersByTimeAsync(40); // sample 2 done, sample 3 hangs
       expect(await sampler.current()).toEqual(fixed(2));
+      expect(n).toBe(3);
+      await vi.advanceTimersByTimeAsync(2000);
       expect(n).toBe(3); // a hung sample is never overlapped by another
     } finally {
       sampler.stop();
@@ -69,11 +81,12 @@ describe('startHealthSampler', () => {
       },
     });
     expect(await sampler.current()).toEqual(fixed(7));
-    await new Promise((r) => setTimeout(r, 60));
-    expect(await sampler.current()).toEqual(fixed(7));
+    await vi.advanceTimersByTimeAsync(30);
+    expect(n).toBeGreaterThan(1); // it samples (and fails) on...
+    expect(await sampler.current()).toEqual(fixed(7)); // ...and answers the last good sample
     sampler.stop();
     const after = n;
-    await new Promise((r) => setTimeout(r, 60));
+    await vi.advanceTimersByTimeAsync(1000); // a hundred intervals
     expect(n).toBe(after);
   });
 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { openRecordStore } from '../datanode/records.ts';
-import type { ImageManifest } from '../datanode/protocol.ts';
+import type { ImageManifest } from '../src/shared/datanode-api.ts';
 
 let dir: string;
 beforeEach(async () => {

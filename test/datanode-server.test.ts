@@ -6,7 +6,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DatanodeErrorBody, DatanodeHealthReport, FragmentListing } from '../datanode/protocol.ts';
+import type { DatanodeErrorBody, DatanodeHealthReport, FragmentListing } from '../src/shared/datanode-api.ts';
 import { createDatanode } from '../datanode/server.ts';
 import type { Datanode, DatanodeOptions } from '../datanode/server.ts';
 import { datanodeClient, sha256 } from './support/datanode-http.ts';

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../src/metadata/database.ts';
-import { catalog as createCatalog, type Catalog } from '../src/metadata/catalog.ts';
+import { createCatalog, type Catalog } from '../src/metadata/catalog.ts';
 import { datanodeRows } from '../src/metadata/datanodes.ts';
 
 const T = 1_700_000_000_000;

@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { DatanodeHealthReport } from '../datanode/protocol.ts';
+import type { DatanodeHealthReport } from '../src/shared/datanode-api.ts';
 import { DEFAULTS, type HealthThresholds } from '../src/config.ts';
 import { DEFAULT_HYSTERESIS, decideStatus, isLive, settleStatus, type Streak } from '../src/cluster/health-rules.ts';
 import { createRegistry } from '../src/cluster/registry.ts';
 import { createMonitor } from '../src/cluster/monitor.ts';
+import { createScheduler } from '../src/shared/scheduler.ts';
 import { placeReplicas } from '../src/cluster/placement.ts';
 import type { DatanodeClient } from '../src/cluster/datanode-client.ts';
 import type { ClusterEvent, EventBus, HealthSample } from '../src/events.ts';
@@ -296,9 +297,9 @@ describe('monitor', () => {
       sample: (s: HealthSample) => samples.push(s),
       emit: (e: Omit<ClusterEvent, 'at'>) => events.push({ ...e, at: new Date() } as ClusterEvent),
     } as unknown as EventBus;
-    const monitor = createMonitor({ registry, client, events: bus, intervalMs: 1000, log: pino({ level: 'silent' }), thresholds });
+    const monitor = createMonitor({ registry, client, events: bus, scheduler: createScheduler(), intervalMs: 1000, log: pino({ level: 'silent' }), thresholds });
 
-    for (round = 0; round < scriptA.length; round++) await monitor.round();
+    for (round = 0; round < scriptA.length; round++) await monitor.kick();
 
     expect(samples).toHaveLength(3 * scriptA.length);
     const ofA = samples.filter((s) => s.datanode.id === a);

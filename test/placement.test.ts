@@ -1,7 +1,8 @@
-// Unit tests of replica placement (weighted rendezvous hashing): distinct datanodes, only live
-// and non-draining ones, UP before DEGRADED, an even spread, weighting by free disk, stability.
+// Unit tests of replica placement (weighted rendezvous hashing): which datanodes may take a
+// replica (mayTakeReplica), distinct datanodes, UP before DEGRADED, an even spread, weighting by
+// free disk, stability.
 import { describe, expect, it } from 'vitest';
-import { placeReplicas, type PlacementCandidate } from '../src/cluster/placement.ts';
+import { mayTakeReplica, placeReplicas, type PlacementCandidate } from '../src/cluster/placement.ts';
 
 const node = (id: string, over: Partial<PlacementCandidate> = {}): PlacementCandidate => ({ id, status: 'UP', diskFreeBytes: 100e9, draining: false, ...over });
 const keys = (n: number, tag = 'frag') => Array.from({ length: n }, (_, i) => `${tag}-${i}`);
@@ -13,6 +14,29 @@ function shares(candidates: PlacementCandidate[], count: number, keyCount: numbe
   const total = keyCount * count;
   return new Map([...got].map(([id, n]) => [id, n / total]));
 }
+
+describe('mayTakeReplica', () => {
+  it('takes UP and DEGRADED datanodes that are not draining, and nothing else', () => {
+    const cases: [Partial<PlacementCandidate>, boolean][] = [
+      [{ status: 'UP' }, true],
+      [{ status: 'DEGRADED' }, true],
+      [{ status: 'DOWN' }, false],
+      [{ status: null }, false],
+      [{ status: 'UP', draining: true }, false],
+      [{ status: 'DEGRADED', draining: true }, false],
+      [{ status: 'DOWN', draining: true }, false],
+    ];
+    for (const [over, expected] of cases) expect(mayTakeReplica(node('n', over)), JSON.stringify(over)).toBe(expected);
+  });
+
+  it('is the rule placement follows: asked for more than exist, placement answers exactly the eligible ones', () => {
+    const statuses = ['UP', 'DEGRADED', 'DOWN', null] as const;
+    const nodes = statuses.flatMap((status) => [false, true].map((draining) => node(`${status}-${draining}`, { status, draining })));
+    const eligible = nodes.filter(mayTakeReplica).map((n) => n.id).sort();
+    expect(eligible).toEqual(['DEGRADED-false', 'UP-false']);
+    for (const key of keys(50)) expect([...placeReplicas(key, nodes, nodes.length)].sort()).toEqual(eligible);
+  });
+});
 
 describe('placeReplicas', () => {
   it('never puts two replicas of a fragment on one datanode', () => {

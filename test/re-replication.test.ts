@@ -109,7 +109,10 @@ describe('re-replication after a datanode is lost', () => {
     await stopDatanode(cluster, 2);
     await waitForStatus(cluster, 1, 'DOWN');
     await waitForStatus(cluster, 2, 'DOWN');
-    await new Promise((r) => setTimeout(r, 2500)); // past repair-after
+    // Both are lost once DOWN past repair-after (1 s); a repair pass begun after that copies nothing.
+    const downSince = Math.max(...[1, 2].map((n) => cluster.app.registry.get(datanodeIds(cluster)[n])!.statusSince));
+    await expect.poll(() => Date.now() - downSince, { timeout: 10_000 }).toBeGreaterThan(1000);
+    await cluster.app.repairer.kick();
     for (const name of stored.keys()) for (const f of fragmentsOf(cluster, name)) expect(f.holders.length).toBe(2);
 
     await restartDatanode(cluster, 1);
@@ -148,7 +151,8 @@ describe('re-replication after a coordinator restart', () => {
     const events = watchEvents(cluster.app);
     await restartDatanode(cluster, back);
     await waitForStatus(cluster, back, 'UP');
-    await new Promise((r) => setTimeout(r, 1500));
+    // Every repair pass since the restart (the first one saw it DOWN "for an hour") has ended.
+    await cluster.app.repairer.kick();
     events.close();
     expect(events.received.filter((e) => e.kind === 'ReplicaRepaired')).toEqual([]);
     expect(cluster.app.catalog.replicaCountOn(id)).toBe(held);

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
-import type { ImageManifest } from '../datanode/protocol.ts';
+import type { ImageManifest } from '../src/shared/datanode-api.ts';
 import { startCluster, TEST_SECRET, type TestCluster } from './support/cluster.ts';
 import { fragmentPath } from './support/faults.ts';
 import { sha256 } from './support/images.ts';
@@ -41,13 +41,13 @@ it('deletes at most the cap per round, and never a file a live manifest referenc
   expect(put.status).toBe(201);
 
   const remaining = () => orphans.filter((id) => existsSync(fragmentPath(c, 0, id))).length;
-  await c.app.reconciler.round();
+  await c.app.reconciler.kick();
   await c.app.deleter.idle();
   expect(remaining()).toBe(3);
-  await c.app.reconciler.round();
+  await c.app.reconciler.kick();
   await c.app.deleter.idle();
   expect(remaining()).toBe(1);
-  await c.app.reconciler.round();
+  await c.app.reconciler.kick();
   await c.app.deleter.idle();
   expect(remaining()).toBe(0);
   // Referenced by a live manifest on datanode 1: kept on datanode 0 through every round.

@@ -3,7 +3,7 @@
 // (the count starts from the open uploads, not from the token's owner rows).
 import { beforeEach, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../src/metadata/database.ts';
-import { catalog as createCatalog, type Catalog } from '../src/metadata/catalog.ts';
+import { createCatalog, type Catalog } from '../src/metadata/catalog.ts';
 import { createQuotas } from '../src/auth/quotas.ts';
 import type { Principal } from '../src/auth/rules.ts';
 import { TesseraError } from '../src/errors.ts';

@@ -6,7 +6,7 @@
 // datanode's proof, and each request names the cluster and the node id expected at that URL.
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import { CONTENT_SHA256_HEADER, DELETED_IMAGE_HEADER, DELETE_REASON_HEADER, MANIFEST_HEADER, encodeManifestHeader, paths, type DatanodeErrorBody, type DatanodeErrorCode, type DatanodeHealthReport, type FragmentListing, type ImageManifest, type ImageRecord, type RecordListing } from '../../datanode/protocol.ts';
+import { CONTENT_SHA256_HEADER, DELETED_IMAGE_HEADER, DELETE_REASON_HEADER, MANIFEST_HEADER, encodeManifestHeader, paths, type DatanodeErrorBody, type DatanodeErrorCode, type DatanodeHealthReport, type FragmentListing, type ImageManifest, type ImageRecord, type RecordListing } from '../shared/datanode-api.ts';
 import {
   CLUSTER_HEADER,
   NODE_HEADER,
@@ -18,7 +18,7 @@ import {
   requestSignature,
   verifyAnswerProof,
   verifyIdentityProof,
-} from '../../datanode/request-signing.ts';
+} from '../shared/request-signing.ts';
 import { byteLength, type Bytes } from '../bytes.ts';
 
 /** A health answer as the coordinator sees it: nodeId and clusterId only when the datanode proved them. */
@@ -54,7 +54,7 @@ export interface DatanodeClient {
   close(): void;
 }
 
-/** A datanode answered with an unexpected status; `code` is its error code (protocol.ts), when it sent one. */
+/** A datanode answered with an unexpected status; `code` is its error code (shared/datanode-api.ts), when it sent one. */
 export class DatanodeHttpError extends Error {
   readonly code: DatanodeErrorCode | undefined;
   constructor(

@@ -35,7 +35,7 @@ export function createExcessTrimmer({ catalog, queries, registry, client, log, r
   };
 
   async function round(signal: { readonly stopped: boolean }): Promise<boolean> {
-    const counted = registry.live().filter((n) => !n.draining).map((n) => n.id);
+    const counted = registry.eligible().map((n) => n.id);
     const fragmentIds = queries.excess(counted, replicationFactor);
     /** Each datanode's inventory (fragment id → size), listed once per round; undefined when it did not answer. */
     const inventories = new Map<string, Promise<Map<string, number> | undefined>>();

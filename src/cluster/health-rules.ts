@@ -3,7 +3,7 @@
 // hysteresis that turns verdicts into status changes (settleStatus), so that a load hovering
 // around a threshold does not flip a datanode back and forth.
 import type { HealthThresholds } from '../config.ts';
-import type { DatanodeHealthReport } from '../../datanode/protocol.ts';
+import type { DatanodeHealthReport } from '../shared/datanode-api.ts';
 import type { DatanodeStatus } from '../metadata/datanodes.ts';
 
 export interface StatusInput {

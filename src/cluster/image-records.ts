@@ -2,7 +2,7 @@
 // acknowledged, tombstones before a delete is, and the cluster-wide view of them (merged from
 // every datanode) that the index rebuild and the reconciler read.
 import type { Logger } from 'pino';
-import type { ImageManifest, ImageTombstone, RecordListing } from '../../datanode/protocol.ts';
+import type { ImageManifest, ImageTombstone, RecordListing } from '../shared/datanode-api.ts';
 import { TesseraError } from '../errors.ts';
 import type { FragmentRow, ImageRow } from '../metadata/catalog.ts';
 import type { DatanodeClient } from './datanode-client.ts';

@@ -4,7 +4,7 @@
 // an empty index (a lost coordinator disk), on a stale one (a restored backup), or on a current
 // one (then it changes nothing).
 import type { Logger } from 'pino';
-import type { ImageManifest } from '../../datanode/protocol.ts';
+import type { ImageManifest } from '../shared/datanode-api.ts';
 import type { Catalog } from '../metadata/catalog.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import { manifestOf, type ImageRecords } from './image-records.ts';

@@ -3,12 +3,13 @@
 // Each answer's proven identity feeds the cluster id (regained from the datanodes when lost).
 import type { Logger } from 'pino';
 import type { HealthThresholds } from '../config.ts';
-import type { DatanodeHealthReport } from '../../datanode/protocol.ts';
+import type { DatanodeHealthReport } from '../shared/datanode-api.ts';
 import { overThresholds } from './health-rules.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import type { EventBus } from '../events.ts';
+import type { Scheduler } from '../shared/scheduler.ts';
 
 /** Which resources made a datanode DEGRADED, with their figures: "cpu 91%, disk 96%". */
 function degradedBy(report: DatanodeHealthReport | undefined, thresholds: HealthThresholds | undefined): string {
@@ -17,8 +18,9 @@ function degradedBy(report: DatanodeHealthReport | undefined, thresholds: Health
   return overThresholds(report, thresholds).map((r) => `${r} ${Math.round(figures[r])}%`).join(', ');
 }
 
-export function createMonitor({ registry, client, events, intervalMs, log, onStatusChange, thresholds, clusterIdentity }: {
+export function createMonitor({ registry, client, events, scheduler, intervalMs, log, onStatusChange, thresholds, clusterIdentity }: {
   clusterIdentity?: ClusterIdentity;
+  scheduler: Scheduler;
   registry: Registry;
   /** The DEGRADED thresholds, to say which resource is over (messages only). */
   thresholds?: HealthThresholds;
@@ -28,8 +30,6 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
   log: Logger;
   onStatusChange?: (id: string) => void;
 }) {
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
   // Rounds never overlap (the next starts an interval after the last ended); the timeout keeps a
   // hung datanode from stretching a round, with a floor so a busy machine's slow answer is no failure.
   const timeoutMs = Math.max(1000, Math.min(intervalMs, 5000));
@@ -43,7 +43,7 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
     } catch (err) {
       log.debug({ datanode: id, err: (err as Error).message }, 'health sample failed');
     }
-    if (stopped) return;
+    if (loop.state === 'stopped') return; // the coordinator is closing: its index may be closed already
     if (report?.nodeId !== undefined && !report.identityUnproven) clusterIdentity?.learn(report.clusterId ?? null, id);
     const faultBefore = registry.get(id)?.identityFault ?? null;
     const change = registry.recordSample(id, report, clusterIdentity?.current());
@@ -82,28 +82,16 @@ export function createMonitor({ registry, client, events, intervalMs, log, onSta
     clusterIdentity?.settle(); // every known datanode has answered (or not): a new cluster may mint its id
   };
 
-  async function loop() {
-    try {
-      await round();
-    } catch (err) {
-      // One bad round (e.g. a busy index) must not stop monitoring for good.
-      log.error({ err }, 'health round failed');
-    }
-    if (!stopped) timer = setTimeout(loop, intervalMs);
-  }
+  // Not waited for on stop: a hung datanode must not hold up a shutdown (late answers are dropped above).
+  const loop = scheduler.loop('health monitor', round, { everyMs: intervalMs, abandonOnStop: true });
 
   return {
-    start() {
-      stopped = false;
-      void loop();
-    },
+    start: loop.start,
     /** Samples one datanode now (after it registers), outside the regular rounds. */
     sampleNow: sampleOne,
-    round,
-    stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-    },
+    /** A round now (or right after the one under way). */
+    kick: loop.kick,
+    stop: loop.stop,
   };
 }
 

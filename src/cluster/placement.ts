@@ -2,6 +2,7 @@
 // by free disk, so storage stays balanced and a fragment's choice is stable across calls.
 import { createHash } from 'node:crypto';
 import type { DatanodeStatus } from '../metadata/datanodes.ts';
+import { isLive } from './health-rules.ts';
 
 export interface PlacementCandidate {
   id: string;
@@ -9,6 +10,13 @@ export interface PlacementCandidate {
   diskFreeBytes: number | null;
   draining: boolean;
 }
+
+/**
+ * Whether a datanode may take a new replica: it is live (UP or DEGRADED; a datanode whose
+ * identity is in doubt is DOWN) and not draining. The one rule behind placement, the uploads'
+ * admission check and which replicas count when excess ones are trimmed.
+ */
+export const mayTakeReplica = (node: Pick<PlacementCandidate, 'status' | 'draining'>): boolean => isLive(node.status) && !node.draining;
 
 /** A score in (0, 1) from the pair, stable across runs. */
 function unitHash(key: string, nodeId: string): number {
@@ -29,9 +37,10 @@ const score = (key: string, node: PlacementCandidate) => {
  * there are too few UP, never DOWN, unknown, draining or `exclude`d ones.
  */
 export function placeReplicas(key: string, candidates: PlacementCandidate[], count: number, exclude: ReadonlySet<string> = new Set()): string[] {
+  const eligible = candidates.filter((n) => mayTakeReplica(n) && !exclude.has(n.id));
   const ranked = (status: DatanodeStatus) =>
-    candidates
-      .filter((n) => n.status === status && !n.draining && !exclude.has(n.id))
+    eligible
+      .filter((n) => n.status === status)
       .map((n) => ({ id: n.id, s: score(key, n) }))
       .sort((a, b) => b.s - a.s)
       .map((n) => n.id);

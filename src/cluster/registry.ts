@@ -6,6 +6,7 @@ import type { HealthThresholds } from '../config.ts';
 import { DEFAULT_HYSTERESIS, isLive, settleStatus, type Hysteresis, type Streak } from './health-rules.ts';
 import type { HealthAnswer } from './datanode-client.ts';
 import { checkIdentity } from './identity-check.ts';
+import { mayTakeReplica } from './placement.ts';
 
 /**
  * A row plus what only the running coordinator knows: why the server at its URL is not trusted
@@ -38,29 +39,14 @@ export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis
     byUrl: (url: string): DatanodeView | undefined => [...nodes.values()].find((n) => n.url === url),
     live: (): DatanodeView[] => [...nodes.values()].filter((n) => isLive(n.status)),
     isLive: (id: string) => isLive(nodes.get(id)?.status ?? null),
+    /** The datanodes that may take a new replica (placement.ts mayTakeReplica). */
+    eligible: (): DatanodeView[] => [...nodes.values()].filter(mayTakeReplica),
 
     /**
      * Idempotent by URL: the same URL is the same datanode. With the data dir's `nodeId` (from
      * its /health), the same disks behind a new URL are the same datanode too: its URL moves.
      */
-    register(url: string, nodeId?: string): { datanode: DatanodeView; created: boolean; movedFrom?: string } {
-      const byNodeId = nodeId ? [...nodes.values()].find((n) => n.nodeId === nodeId) : undefined;
-      const byUrl = [...nodes.values()].find((n) => n.url === url);
-      if (byNodeId && byNodeId.url !== url && !byUrl) {
-        // Only a proven node id gets here (coordinator.ts): the same disks really moved.
-        const movedFrom = byNodeId.url;
-        byNodeId.url = url;
-        rows.move(byNodeId.id, url);
-        return { datanode: byNodeId, created: false, movedFrom };
-      }
-      if (byUrl) return { datanode: byUrl, created: false };
-      const id = `dn-${randomBytes(4).toString('hex')}`;
-      rows.insert(id, url, now());
-      if (nodeId && !byNodeId) rows.identify(id, nodeId);
-      const row: Node = { ...rows.byUrl(url)!, identityFault: null };
-      nodes.set(id, row);
-      return { datanode: row, created: true };
-    },
+    register: (url: string, nodeId?: string) => registerIn(nodes, rows, now(), url, nodeId),
 
     /**
      * Applies one health sample (or a failed one) and returns the status change, if any. An
@@ -87,17 +73,7 @@ export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis
       streaks.set(id, settled.streak);
       const status = verdict.fault ? 'DOWN' : settled.status;
       const at = now();
-      if (sample) {
-        Object.assign(node, {
-          lastSeenAt: at,
-          cpuPercent: sample.cpuPercent,
-          memoryPercent: sample.memoryPercent,
-          diskPercent: sample.diskPercent,
-          diskFreeBytes: sample.diskFreeBytes,
-          fragmentCount: sample.fragmentCount,
-          storedBytes: sample.storedBytes,
-        });
-      }
+      if (sample) takeSample(node, sample, at);
       const changed = status !== previous && status !== null;
       if (changed) Object.assign(node, { status, statusSince: at });
       if (sample || changed) rows.save(node);
@@ -122,3 +98,35 @@ export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis
 }
 
 export type Registry = ReturnType<typeof createRegistry>;
+
+function registerIn(nodes: Map<string, Node>, rows: DatanodeRows, at: number, url: string, nodeId?: string): { datanode: DatanodeView; created: boolean; movedFrom?: string } {
+  const byNodeId = nodeId ? [...nodes.values()].find((n) => n.nodeId === nodeId) : undefined;
+  const byUrl = [...nodes.values()].find((n) => n.url === url);
+  if (byNodeId && byNodeId.url !== url && !byUrl) {
+    // Only a proven node id gets here (coordinator.ts): the same disks really moved.
+    const movedFrom = byNodeId.url;
+    byNodeId.url = url;
+    rows.move(byNodeId.id, url);
+    return { datanode: byNodeId, created: false, movedFrom };
+  }
+  if (byUrl) return { datanode: byUrl, created: false };
+  const id = `dn-${randomBytes(4).toString('hex')}`;
+  rows.insert(id, url, at);
+  if (nodeId && !byNodeId) rows.identify(id, nodeId);
+  const row: Node = { ...rows.byUrl(url)!, identityFault: null };
+  nodes.set(id, row);
+  return { datanode: row, created: true };
+}
+
+/** A sample's figures onto the datanode's view (saved with its row by the caller). */
+function takeSample(node: Node, sample: HealthAnswer, at: number): void {
+  Object.assign(node, {
+    lastSeenAt: at,
+    cpuPercent: sample.cpuPercent,
+    memoryPercent: sample.memoryPercent,
+    diskPercent: sample.diskPercent,
+    diskFreeBytes: sample.diskFreeBytes,
+    fragmentCount: sample.fragmentCount,
+    storedBytes: sample.storedBytes,
+  });
+}

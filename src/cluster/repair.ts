@@ -12,7 +12,7 @@ import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import type { BadReplica, Replicas } from './replicas.ts';
 import { createThrottle } from './throttle.ts';
-import { createBackgroundLoop } from './background-loop.ts';
+import type { Scheduler } from '../shared/scheduler.ts';
 import { createRepairQueue } from './repair-queue.ts';
 import { createExcessTrimmer } from './excess-replicas.ts';
 
@@ -20,7 +20,7 @@ const BATCH = 32;
 /** Before work that failed is tried again, unless a datanode changes status first. */
 const RETRY_MS = 30_000;
 
-export function createRepairer({ catalog, replication, registry, replicas, client, events, log, replicationFactor, repairAfterMs, bytesPerSecond, concurrency = 2, pollMs = 1000, now = Date.now }: {
+export function createRepairer({ catalog, replication, registry, replicas, client, events, log, scheduler, replicationFactor, repairAfterMs, bytesPerSecond, concurrency = 2, pollMs = 1000, now = Date.now }: {
   catalog: Catalog;
   replication: ReplicationQueries;
   registry: Registry;
@@ -28,6 +28,7 @@ export function createRepairer({ catalog, replication, registry, replicas, clien
   client: DatanodeClient;
   events: EventBus;
   log: Logger;
+  scheduler: Scheduler;
   replicationFactor: number;
   repairAfterMs: number;
   bytesPerSecond: number;
@@ -173,7 +174,7 @@ export function createRepairer({ catalog, replication, registry, replicas, clien
     await trimmer.trimIfDue(loop);
   }
 
-  const loop = createBackgroundLoop('repair', pass, { pollMs, log });
+  const loop = scheduler.loop('repair', pass, { everyMs: pollMs });
   const kick = loop.kick;
 
   return {

@@ -4,13 +4,14 @@ import type { Logger } from 'pino';
 import type { Catalog, ReplicaDeletion } from '../metadata/catalog.ts';
 import { DatanodeHttpError, type DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
-import { createBackgroundLoop } from './background-loop.ts';
+import type { Scheduler } from '../shared/scheduler.ts';
 
 const CONCURRENCY = 8;
 const MAX_BACKOFF_MS = 60_000;
 
-export function createReplicaDeleter({ catalog, registry, client, log, replicationFactor, pollMs = 1000, now = Date.now }: {
+export function createReplicaDeleter({ catalog, registry, client, log, scheduler, replicationFactor, pollMs = 1000, now = Date.now }: {
   catalog: Catalog;
+  scheduler: Scheduler;
   replicationFactor: number;
   registry: Registry;
   client: DatanodeClient;
@@ -66,7 +67,7 @@ export function createReplicaDeleter({ catalog, registry, client, log, replicati
     }
   }
 
-  const loop = createBackgroundLoop('replica deletion', drain, { pollMs, log });
+  const loop = scheduler.loop('replica deletion', drain, { everyMs: pollMs });
 
   const kick = loop.kick;
 

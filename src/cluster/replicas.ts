@@ -6,7 +6,7 @@ import type { Catalog } from '../metadata/catalog.ts';
 import { isChecksumMismatch, isUnreadable, type DatanodeClient } from './datanode-client.ts';
 import { sha256Hex, type Bytes } from '../bytes.ts';
 import { placeReplicas } from './placement.ts';
-import type { ImageManifest } from '../../datanode/protocol.ts';
+import type { ImageManifest } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
 
 export { sha256Hex };

@@ -2,7 +2,7 @@
 // oldest first, a few at a time, so that deleteImage answers without waiting for a datanode.
 // One that no datanode took is tried again with backoff.
 import type { Logger } from 'pino';
-import type { ImageTombstone } from '../../datanode/protocol.ts';
+import type { ImageTombstone } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
 
 const CONCURRENCY = 4;

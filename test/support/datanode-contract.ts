@@ -2,7 +2,7 @@
 // secret") as one suite, run against every datanode implementation: in-process, real process, fakes.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DatanodeErrorBody, DatanodeHealthReport, FragmentListing, ImageManifest, ImageRecord, ImageTombstone, RecordListing } from '../../datanode/protocol.ts';
+import type { DatanodeErrorBody, DatanodeHealthReport, FragmentListing, ImageManifest, ImageRecord, ImageTombstone, RecordListing } from '../../src/shared/datanode-api.ts';
 import { datanodeClient, sha256 } from './datanode-http.ts';
 
 export interface DatanodeUnderTest {

@@ -1,9 +1,8 @@
 // A datanode behind its own network namespace, linked to the host by a veth pair, so a test can
 // cut the link (a partition: packets vanish, nothing answers) instead of killing the process.
 // Needs root and `ip netns`; `netnsUnavailable()` says why not, so the test can skip itself.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { repoRoot } from './datanode-process.ts';
+import { execFileSync } from 'node:child_process';
+import { listeningLine, startChild } from '../../src/launcher/child-process.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
@@ -64,52 +63,25 @@ export async function startPartitionableDatanode(opts: { dataDir: string; secret
     throw err;
   }
 
-  const env: NodeJS.ProcessEnv = { ...process.env, TESSERA_CLUSTER_SECRET: opts.secret, LOG_LEVEL: 'warn' };
-  const child: ChildProcess = spawn(
-    'ip',
-    ['netns', 'exec', ns, process.execPath, '--import', 'tsx', 'datanode/main.ts', '--host', innerIp, '--port', '0', '--data-dir', opts.dataDir, '--health-interval-ms', '100'],
-    { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-16_384)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const kill = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  };
-
-  let url: string;
-  try {
-    url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`namespaced datanode did not start; stderr:\n${stderr}`)), 20_000);
-      const lines = createInterface({ input: child.stdout! });
-      lines.on('line', (line) => {
-        try {
-          const event = JSON.parse(line) as { event?: string; url?: string };
-          if (event.event === 'listening' && event.url) {
-            clearTimeout(timer);
-            lines.close();
-            child.stdout!.resume();
-            resolve(event.url);
-          }
-        } catch {
-          /* not the listening line */
-        }
-      });
-      void exited.then(() => reject(new Error(`namespaced datanode exited; stderr:\n${stderr}`)));
+  const datanode = await startChild({
+      name: 'namespaced datanode',
+      command: 'ip',
+      args: ['netns', 'exec', ns, process.execPath, '--import', 'tsx', 'datanode/main.ts', '--host', innerIp, '--port', '0', '--data-dir', opts.dataDir, '--health-interval-ms', '100'],
+      env: { ...process.env, TESSERA_CLUSTER_SECRET: opts.secret, LOG_LEVEL: 'warn' },
+      timeoutMs: 20_000,
+      ready: listeningLine,
+    })
+    .catch((err: unknown) => {
+      teardown();
+      throw err;
     });
-  } catch (err) {
-    await kill();
-    teardown();
-    throw err;
-  }
 
   return {
-    url,
+    url: datanode.ready.url,
     cut: () => void ip('netns', 'exec', ns, 'ip', 'link', 'set', inner, 'down'),
     heal: () => void ip('netns', 'exec', ns, 'ip', 'link', 'set', inner, 'up'),
     async close() {
-      await kill();
+      await datanode.stop('SIGKILL');
       teardown();
     },
   };

@@ -1,7 +1,6 @@
 // What every `tessera` subcommand is given: the global options, the client (created on first
 // use), the output helpers, and `action`, which turns a command's failure into
 // `error CODE: message` and an exit status.
-import { InvalidArgumentError } from 'commander';
 import type { TesseraClient } from '../client.ts';
 import type { TesseraClientError } from '../errors.ts';
 
@@ -31,12 +30,6 @@ export const err = (text: string): void => void process.stderr.write(text.endsWi
 export const printJson = (value: unknown): void => void out(JSON.stringify(value, null, 2));
 export const printError = (e: TesseraClientError) => err(`error ${e.code}: ${e.message}`);
 
-/** A commander option parser for a whole number in [min, max]. */
-export const wholeNumber = (flag: string, min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`${flag} must be a whole number from ${min} to ${max}.`);
-  return n;
-};
 
 /** The "Examples:" block of a command's help. */
 export const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;

@@ -1,7 +1,8 @@
 // `tessera ls`: image names, one page (--first/--after) or every page (--all).
 import type { Command } from 'commander';
 import { formatBytes, formatTable } from '../cli-format.ts';
-import { err, examples, out, printJson, wholeNumber, type CommandContext } from './command-context.ts';
+import { err, examples, out, printJson, type CommandContext } from './command-context.ts';
+import { wholeNumber } from '../../shared/flag-values.ts';
 
 interface LsOptions {
   prefix?: string;

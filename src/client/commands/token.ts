@@ -1,8 +1,9 @@
 // `tessera token create|ls|revoke`: client tokens administered over GraphQL (an admin token
 // is needed: on the coordinator's machine the CLI finds <data-dir>/admin.token by itself).
-import { Command, InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { formatTable } from '../cli-format.ts';
 import { out, type CommandContext } from './command-context.ts';
+import { oneOf } from '../../shared/flag-values.ts';
 
 interface TokenView {
   id: string;
@@ -37,10 +38,7 @@ export function addTokenCommands(program: Command, { client, globals, action }: 
     .command('create')
     .description('Create a token; its secret is printed once.')
     .requiredOption('--name <name>', 'what the token is for, e.g. ci')
-    .option('--role <role>', 'read, write or admin', (v) => {
-      if (!['read', 'write', 'admin'].includes(v)) throw new InvalidArgumentError('--role must be read, write or admin.');
-      return v;
-    }, 'read')
+    .option('--role <role>', 'read, write or admin', oneOf('--role', ['read', 'write', 'admin']), 'read')
     .option('--expires-in <duration>', 'lifetime: seconds, or 15m, 12h, 30d (default: never)', parseDuration)
     .action(
       action(async (opts: { name: string; role: string; expiresIn?: number }) => {

@@ -5,7 +5,8 @@ import { formatBytes } from '../cli-format.ts';
 import { createProgressView } from '../cli-progress-bar.ts';
 import { asClientError } from '../errors.ts';
 import type { UploadResult } from '../upload.ts';
-import { err, examples, EXIT, out, printError, printJson, UsageError, wholeNumber, type CommandContext } from './command-context.ts';
+import { err, examples, EXIT, out, printError, printJson, UsageError, type CommandContext } from './command-context.ts';
+import { wholeNumber } from '../../shared/flag-values.ts';
 
 interface UploadOptions {
   name?: string;

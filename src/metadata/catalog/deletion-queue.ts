@@ -1,0 +1,118 @@
+// Replica files to delete from datanodes (replica_deletions: due at not_before, retried with
+// backoff) and writes in flight (write_intents: a fragment being written to a datanode, so that
+// a write the coordinator never records, e.g. after a crash, becomes a deletion rather than a
+// file nobody knows of). A write intent replaces a queued deletion of the same file: the file
+// is being written again and must not be deleted under the write.
+import type { Db } from '../database.ts';
+import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
+
+/** One replica file: a fragment on a datanode. */
+export interface ReplicaKey {
+  fragmentId: string;
+  datanodeId: string;
+}
+
+/** The deletion queue and the writes in flight; what another metadata engine answers the same way. */
+export interface DeletionQueue {
+  /** Records, before a write starts, that `fragmentId` may land on these datanodes. */
+  addWriteIntents(fragmentId: string, datanodeIds: string[]): void;
+  /** A write that will not be recorded: whatever reached the datanodes is deleted. */
+  releaseWriteIntents(fragmentId: string, datanodeIds: string[], now: number): void;
+  /** After a restart no write is in flight: every intent left is a write that may have half-happened. Answers how many there were. */
+  releaseAllWriteIntents(now: number): number;
+  /** Datanodes with a deletion (or a write in flight) queued for this fragment. */
+  deletionTargetsOf(fragmentId: string): string[];
+  /** Deletions due at `now`, the longest-waiting first. */
+  dueDeletions(now: number, limit?: number): ReplicaDeletion[];
+  /** The datanode deleted the file. A write intent for the same file meanwhile (a repair copying the fragment back there) stays. */
+  ackDeletion(d: ReplicaKey): void;
+  /** ackDeletion for many, in one transaction. */
+  ackDeletions(ds: ReplicaKey[]): void;
+  retryDeletionAt(d: ReplicaKey, notBefore: number): void;
+  /** Not tried (its datanode is DOWN): checked again later, without counting as a failed attempt. */
+  postponeDeletion(d: ReplicaKey, notBefore: number): void;
+  /** A datanode is live again: every deletion waiting for it is due now. Answers how many. */
+  resumeDeletionsOn(datanodeId: string, now: number): number;
+  /** Deletions queued (writes in flight are not deletions). */
+  pendingDeletionCount(): number;
+  /** Before a datanode leaves the index: its queued deletions and intents can never be acknowledged. */
+  purgeDeletionsOn(datanodeId: string): void;
+}
+
+export function deletionQueue(db: Db) {
+  const s = {
+    queue: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key) VALUES (?, ?, ?, 0, ?, ?)`),
+    queueReplicasOfFragment: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
+      SELECT fragment_id, datanode_id, ?, 0, 'fragment-replaced' FROM replicas WHERE fragment_id = ?`),
+    queueReplicasOfImage: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
+      SELECT r.fragment_id, r.datanode_id, ?, 0, ?, ? FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
+    unqueue: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
+    addIntent: db.prepare(`INSERT OR IGNORE INTO write_intents (fragment_id, datanode_id) VALUES (?, ?)`),
+    dropIntent: db.prepare(`DELETE FROM write_intents WHERE fragment_id = ? AND datanode_id = ?`),
+    // A deletion queued for the file meanwhile keeps its reason and attempts.
+    intentToDeletion: db.prepare(`INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason) VALUES (?, ?, ?, 0, 'unrecorded-write')`),
+    allIntentsToDeletions: db.prepare(`INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
+      SELECT fragment_id, datanode_id, ?, 0, 'unrecorded-write' FROM write_intents`),
+    dropAllIntents: db.prepare(`DELETE FROM write_intents`),
+    due: db.prepare<[number, number], ReplicaDeletion>(`SELECT fragment_id AS fragmentId, datanode_id AS datanodeId, attempts, reason, image_key AS imageKey
+      FROM replica_deletions WHERE not_before <= ? ORDER BY not_before LIMIT ?`),
+    resumeOn: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE datanode_id = ? AND not_before > ?`),
+    postpone: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
+    retry: db.prepare(`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
+    pending: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM replica_deletions`),
+    isQueued: db.prepare<[string, string, string, string], { one: number }>(`SELECT 1 AS one FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?
+      UNION ALL SELECT 1 FROM write_intents WHERE fragment_id = ? AND datanode_id = ? LIMIT 1`),
+    targets: db.prepare<[string, string], { datanodeId: string }>(`SELECT datanode_id AS datanodeId FROM replica_deletions WHERE fragment_id = ?
+      UNION SELECT datanode_id FROM write_intents WHERE fragment_id = ?`),
+    purgeDeletionsOn: db.prepare(`DELETE FROM replica_deletions WHERE datanode_id = ?`),
+    purgeIntentsOn: db.prepare(`DELETE FROM write_intents WHERE datanode_id = ?`),
+  };
+
+  const queries: DeletionQueue = {
+    addWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[]) => {
+      for (const d of datanodeIds) {
+        s.unqueue.run(fragmentId, d);
+        s.addIntent.run(fragmentId, d);
+      }
+    }),
+    releaseWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[], now: number) => {
+      for (const d of datanodeIds) {
+        if (s.dropIntent.run(fragmentId, d).changes > 0) s.intentToDeletion.run(fragmentId, d, now);
+      }
+    }),
+    releaseAllWriteIntents: db.transaction((now: number) => {
+      s.allIntentsToDeletions.run(now);
+      return s.dropAllIntents.run().changes;
+    }),
+    deletionTargetsOf: (fragmentId) => s.targets.all(fragmentId, fragmentId).map((x) => x.datanodeId),
+    dueDeletions: (now, limit = 256) => s.due.all(now, limit),
+    ackDeletion: (d) => void s.unqueue.run(d.fragmentId, d.datanodeId),
+    ackDeletions: db.transaction((ds: ReplicaKey[]) => {
+      for (const d of ds) s.unqueue.run(d.fragmentId, d.datanodeId);
+    }),
+    retryDeletionAt: (d, notBefore) => void s.retry.run(notBefore, d.fragmentId, d.datanodeId),
+    postponeDeletion: (d, notBefore) => void s.postpone.run(notBefore, d.fragmentId, d.datanodeId),
+    resumeDeletionsOn: (datanodeId, now) => s.resumeOn.run(now, datanodeId, now).changes,
+    pendingDeletionCount: () => s.pending.get()!.n,
+    purgeDeletionsOn: db.transaction((datanodeId: string) => {
+      s.purgeDeletionsOn.run(datanodeId);
+      s.purgeIntentsOn.run(datanodeId);
+    }),
+  };
+
+  /** The steps the catalog's transactions combine with images and fragments. */
+  const steps = {
+    /** Queues the deletion of one file; `imageKey` when it belongs to a deleted image (the datanode's proof to delete it). */
+    queue: (key: ReplicaKey, now: number, reason: DeletionReason, imageKey: string | null = null) => s.queue.run(key.fragmentId, key.datanodeId, now, reason, imageKey),
+    queueReplicasOfFragment: (fragmentId: string, now: number) => s.queueReplicasOfFragment.run(now, fragmentId),
+    queueReplicasOfImage: (imageId: number, now: number, reason: DeletionReason, imageKey: string | null) => s.queueReplicasOfImage.run(now, reason, imageKey, imageId),
+    /** The file is a recorded replica: neither to delete nor in flight any more. */
+    settle: (fragmentId: string, datanodeId: string) => {
+      s.unqueue.run(fragmentId, datanodeId);
+      s.dropIntent.run(fragmentId, datanodeId);
+    },
+    /** A deletion or a write in flight is queued for the file. */
+    isQueued: (fragmentId: string, datanodeId: string) => s.isQueued.get(fragmentId, datanodeId, fragmentId, datanodeId) !== undefined,
+  };
+  return { queries, steps };
+}

@@ -1,0 +1,24 @@
+// Uploads that end without an image: aborted by the client, or expired after a quiet TTL.
+import { openUpload, type UploadContext } from './upload-context.ts';
+
+export function abortUpload(ctx: UploadContext, uploadId: string): boolean {
+  const upload = openUpload(ctx, uploadId);
+  ctx.catalog.deleteImage(upload.id, ctx.now(), 'upload-aborted');
+  ctx.hashes.drop(upload.id);
+  void ctx.deleter.kick();
+  return true;
+}
+
+/** Deletes the uploads past their expiry; resolves to how many there were. */
+export function sweepExpiredUploads(ctx: UploadContext): number {
+  const { catalog, now } = ctx;
+  const expired = catalog.expiredUploads(now());
+  for (const upload of expired) {
+    if (!catalog.deleteImage(upload.id, now(), 'upload-expired')) continue;
+    ctx.hashes.drop(upload.id);
+    ctx.log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
+    ctx.events.emit({ kind: 'UploadExpired', message: `Upload of "${upload.name}" expired.`, name: upload.name, uploadId: upload.uploadId! });
+  }
+  if (expired.length > 0) void ctx.deleter.kick();
+  return expired.length;
+}

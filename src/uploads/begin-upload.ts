@@ -1,0 +1,49 @@
+// beginUpload: an upload session in the index, holding its image's name until it completes,
+// is aborted or expires.
+import { randomBytes } from 'node:crypto';
+import { badInput, TesseraError } from '../errors.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import { assertImageName } from '../names.ts';
+import { sweepExpiredUploads } from './abandoned-uploads.ts';
+import { assertContentType, assertSha256 } from './upload-checks.ts';
+import { requireLiveDatanodes, type UploadContext } from './upload-context.ts';
+
+export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+
+export interface BeginUploadInput {
+  name: string;
+  size: number;
+  contentType?: string | null;
+  sha256?: string | null;
+}
+
+export function beginUpload(ctx: UploadContext, input: BeginUploadInput): ImageRow {
+  const { config, catalog } = ctx;
+  assertImageName(input.name);
+  if (!Number.isSafeInteger(input.size) || input.size < 1) throw badInput(`size must be at least 1 (got ${input.size}).`);
+  if (input.size > config.maxImageSize) {
+    throw new TesseraError('PAYLOAD_TOO_LARGE', `${input.size} bytes is more than the maximum image size of ${config.maxImageSize}.`);
+  }
+  assertSha256(input.sha256, 'sha256');
+  assertContentType(input.contentType);
+  requireLiveDatanodes(ctx);
+  const t = ctx.now();
+  const row = {
+    name: input.name,
+    uploadId: randomBytes(12).toString('base64url'),
+    size: input.size,
+    contentType: input.contentType ?? DEFAULT_CONTENT_TYPE,
+    sha256: input.sha256 ?? null,
+    fragmentSize: config.fragmentSize,
+    fragmentCount: Math.ceil(input.size / config.fragmentSize),
+    createdAt: t,
+    expiresAt: t + ctx.ttlMs,
+  };
+  try {
+    return catalog.insertUpload(row);
+  } catch (err) {
+    // An expired upload must not hold the name: swept here, on a clash, rather than before every insert.
+    if (err instanceof TesseraError && err.code === 'IMAGE_ALREADY_EXISTS' && sweepExpiredUploads(ctx) > 0) return catalog.insertUpload(row);
+    throw err;
+  }
+}

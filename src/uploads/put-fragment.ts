@@ -1,0 +1,49 @@
+// uploadFragment: one fragment hashed once, written to R datanodes, and counted only once every
+// replica is written.
+import { randomBytes } from 'node:crypto';
+import { byteLength, sha256Hex, type Bytes } from '../bytes.ts';
+import { TesseraError } from '../errors.ts';
+import { assertFragmentSize, assertSha256 } from './upload-checks.ts';
+import { openUpload, recordWrittenFragment, requireLiveDatanodes, type UploadContext } from './upload-context.ts';
+
+export interface FragmentReceipt {
+  index: number;
+  size: number;
+  sha256: string;
+  replicas: string[];
+}
+
+export const newFragmentId = () => randomBytes(16).toString('base64url');
+
+export async function putFragment(ctx: UploadContext, uploadId: string, index: number, data: Bytes, sha256?: string | null): Promise<FragmentReceipt> {
+  const { config, catalog, now } = ctx;
+  assertSha256(sha256, 'sha256');
+  const upload = openUpload(ctx, uploadId);
+  const size = byteLength(data);
+  assertFragmentSize(upload, index, size);
+  requireLiveDatanodes(ctx);
+  // A given sha256 goes to the datanodes as it is: each one hashes what it receives and refuses
+  // bytes that differ (CHECKSUM_MISMATCH), so the coordinator's one pass over the bytes is the
+  // whole-image hash. Without one, the coordinator hashes the fragment itself.
+  const digest = sha256 ?? sha256Hex(data);
+
+  const fragmentId = newFragmentId();
+  let placed: string[];
+  try {
+    placed = await ctx.replicas.write(fragmentId, data, digest, config.replicationFactor, new Set());
+  } catch (err) {
+    if (sha256 && err instanceof TesseraError && err.code === 'CHECKSUM_MISMATCH') {
+      throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${index}: sha256 ${sha256} was given; the bytes received hash to something else.`);
+    }
+    throw err;
+  }
+  const recorded = recordWrittenFragment(ctx, fragmentId, placed, () =>
+    catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ctx.ttlMs, now()),
+  );
+  if (!recorded) {
+    throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`);
+  }
+  ctx.hashes.offer(upload.id, upload.fragmentCount, index, data, digest);
+  if (recorded === 'replaced') void ctx.deleter.kick(); // the replicas of the fragment it replaced
+  return { index, size, sha256: digest, replicas: placed };
+}

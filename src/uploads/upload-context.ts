@@ -1,0 +1,67 @@
+// What the upload steps share: the coordinator's parts they use, the clock, the running
+// whole-image hashes, and the few checks and endings every step needs.
+import type { Logger } from 'pino';
+import type { CoordinatorConfig } from '../config.ts';
+import { TesseraError } from '../errors.ts';
+import type { EventBus } from '../events.ts';
+import type { Catalog, ImageRow } from '../metadata/catalog.ts';
+import type { Replicas } from '../cluster/replicas.ts';
+import type { Registry } from '../cluster/registry.ts';
+import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
+import type { ImageRecords } from '../cluster/image-records.ts';
+import type { RunningHashes } from './running-hashes.ts';
+
+export interface UploadContext {
+  config: CoordinatorConfig;
+  catalog: Catalog;
+  registry: Registry;
+  replicas: Replicas;
+  records: ImageRecords;
+  deleter: ReplicaDeleter;
+  events: EventBus;
+  log: Logger;
+  now: () => number;
+  hashes: RunningHashes;
+  /** How long an upload stays open after its last fragment. */
+  ttlMs: number;
+}
+
+/** The open upload, or UPLOAD_NOT_FOUND (also once it has expired, swept or not). */
+export function openUpload(ctx: UploadContext, uploadId: string): ImageRow {
+  const upload = ctx.catalog.uploadById(uploadId);
+  if (!upload || (upload.expiresAt ?? 0) <= ctx.now()) throw new TesseraError('UPLOAD_NOT_FOUND', `No open upload has id "${uploadId}".`);
+  return upload;
+}
+
+export function requireLiveDatanodes({ registry, config }: UploadContext): void {
+  const live = registry.eligible().length;
+  if (live < config.replicationFactor) {
+    throw new TesseraError('INSUFFICIENT_DATANODES', `Needs ${config.replicationFactor} live datanodes; ${live} ${live === 1 ? 'is' : 'are'} live.`);
+  }
+}
+
+/**
+ * Records a fragment just written to `placed` with `record`; when that does not count it (throws
+ * or returns false), the written copies are handed to the deleter.
+ */
+export function recordWrittenFragment<T>(ctx: UploadContext, fragmentId: string, placed: string[], record: () => T): T {
+  let counted = false;
+  try {
+    const outcome = record();
+    counted = Boolean(outcome);
+    return outcome;
+  } finally {
+    if (!counted) {
+      ctx.catalog.releaseWriteIntents(fragmentId, placed, ctx.now()); // written but never counted: delete the copies
+      void ctx.deleter.kick();
+    }
+  }
+}
+
+/** The image an upload became, logged and announced. */
+export function announceStored({ catalog, log, events }: UploadContext, imageId: number): ImageRow {
+  const image = catalog.imageById(imageId)!;
+  log.info({ image: image.name, size: image.size }, 'image stored');
+  events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
+  return image;
+}
