@@ -3,18 +3,16 @@
 // hashed assets immutable, a strict CSP without inline code; other paths stay someone else's or
 // 404, and a path is never a filesystem path (../ escapes find nothing).
 import { existsSync, readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { repoRoot } from './support/datanode-process.ts';
+import { rawGet } from './support/raw-get.ts';
 
 const BUILT = path.join(repoRoot, 'dist/console/index.html');
 const skipReason = existsSync(BUILT) ? undefined : 'the console is not built (npm install builds it; or npm run build:console)';
 if (skipReason) console.warn(`console-route.test.ts skipped: ${skipReason}`);
-
-type Answer = { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer };
 
 describe.skipIf(skipReason !== undefined)(`the console's static route${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   let cluster: TestCluster;
@@ -23,18 +21,8 @@ describe.skipIf(skipReason !== undefined)(`the console's static route${skipReaso
   });
   afterAll(() => cluster?.close());
 
-  /** A raw GET without a token (fetch would decompress and hide the encoding). */
-  const get = (urlPath: string, headers: Record<string, string> = {}): Promise<Answer> =>
-    new Promise((resolve, reject) => {
-      const req = httpRequest(`${cluster.url}${urlPath}`, { headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  /** A GET without a token, raw. */
+  const get = (urlPath: string, headers: Record<string, string> = {}) => rawGet(`${cluster.url}${urlPath}`, headers);
 
   it('serves the page without a token, compressed, with a strict CSP and an ETag answered by 304', async () => {
     const html = readFileSync(BUILT, 'utf8');

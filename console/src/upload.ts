@@ -2,17 +2,11 @@
 // a multipart uploadFragment (with its SHA-256 where the page may hash), completeUpload. Open
 // uploads are remembered in localStorage by file (name, size, modification time): after a reload,
 // dropping the same file again sends only the fragments the coordinator has not got.
+import type { UploadSession } from '../../src/client/types.ts';
 import { ApiError, gql, gqlWithFile } from './api.ts';
 import { BEGIN_UPLOAD, COMPLETE_UPLOAD, UPLOAD_FRAGMENT, UPLOAD_SESSION } from './queries.ts';
 
-interface Session {
-  id: string;
-  name: string;
-  size: number;
-  fragmentSize: number;
-  fragmentCount: number;
-  receivedFragments: number[];
-}
+type Session = Omit<UploadSession, 'expiresAt'>;
 
 /** An upload this browser started and has not completed (what the ledger keeps). */
 export interface OpenUpload {

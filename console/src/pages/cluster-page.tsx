@@ -1,33 +1,16 @@
 // The cluster, live: every datanode with CPU, memory and disk graphs from datanodeHealth, the
 // clusterEvents feed, and under-replicated fragments with the repairs made since the page opened.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import type { ClusterStatus, Datanode as ApiDatanode, DatanodeStatus } from '../../../src/client/types.ts';
 import { gql, subscribe } from '../api.ts';
 import { bytes, time } from '../format.ts';
 import { CLUSTER, CLUSTER_EVENTS, DATANODE_HEALTH } from '../queries.ts';
 import { Sparkline } from '../parts/sparkline.tsx';
 import { Status } from '../parts/status.tsx';
 
-interface Datanode {
-  id: string;
-  url: string;
-  status: string;
-  draining: boolean;
-  cpuPercent: number | null;
-  memoryPercent: number | null;
-  diskPercent: number | null;
-  diskFreeBytes: number | null;
-  fragmentCount: number;
-  storedBytes: number;
-}
-interface Figures {
-  replicationFactor: number;
-  datanodeCount: number;
-  liveDatanodeCount: number;
-  imageCount: number;
-  storedBytes: number;
-  underReplicatedFragments: number;
-  pendingReplicaDeletions: number;
-}
+// The API's types, shared with the CLI's client (type-only: nothing of it is bundled).
+type Datanode = ApiDatanode & { draining: boolean };
+type Figures = ClusterStatus & { pendingReplicaDeletions: number };
 interface Sample {
   cpu: number | null;
   memory: number | null;
@@ -37,7 +20,7 @@ interface ClusterEvent {
   __typename: string;
   at: string;
   message: string;
-  status?: string;
+  status?: DatanodeStatus;
   datanode?: { id: string };
 }
 
@@ -131,7 +114,7 @@ export function ClusterPage() {
         cpuPercent: number | null;
         memoryPercent: number | null;
         diskPercent: number | null;
-        status: string;
+        status: DatanodeStatus;
         datanode: Datanode;
       };
     }>(

@@ -1,6 +1,7 @@
 // The gallery: thumbnails (renditions) of the images, a page at a time as the end scrolls into
 // view, filtered by a name prefix, in three sizes; uploads dropped anywhere on it.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import type { PageInfo } from '../../../src/client/types.ts';
 import { gql } from '../api.ts';
 import { bytes } from '../format.ts';
 import { IMAGES } from '../queries.ts';
@@ -15,7 +16,7 @@ interface Thumb {
 }
 interface Page {
   totalCount: number;
-  pageInfo: { endCursor: string | null; hasNextPage: boolean };
+  pageInfo: PageInfo;
   edges: { node: Thumb }[];
 }
 

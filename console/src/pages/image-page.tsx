@@ -1,16 +1,12 @@
 // One image: the picture (a rendition), its metadata, its fragments with the datanodes holding
 // each replica, and delete (asked twice, in the page).
 import { useEffect, useState } from 'preact/hooks';
+import type { Fragment } from '../../../src/client/types.ts';
 import { gql } from '../api.ts';
 import { bytes, dateTime } from '../format.ts';
 import { DELETE_IMAGE, IMAGE } from '../queries.ts';
 import { Status } from '../parts/status.tsx';
 
-interface Replica {
-  id: string;
-  url: string;
-  status: string;
-}
 interface Details {
   name: string;
   size: number;
@@ -24,7 +20,7 @@ interface Details {
   fragmentSize: number;
   picture: { url: string; width: number; height: number };
   original: string;
-  fragments: { index: number; size: number; sha256: string; replicas: Replica[] }[];
+  fragments: Fragment[];
 }
 
 function Metadata({ image }: { image: Details }) {
