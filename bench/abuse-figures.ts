@@ -1,4 +1,4 @@
-// Prints each abuse case of issue 9 against a real coordinator process: its answer, how long it
+// Prints each abuse case against a real coordinator process: its answer, how long it
 // took, the coordinator's peak RSS and how the other client fared (npx tsx bench/abuse-figures.ts).
 import { bigQuery, fragmentDataAliases, greedyWsClient, listingAliases, measure, MiB, pinnedWindows, seedImage, seedSmallImages, stalledMultipart, startAbuseCluster, type AbuseCluster } from '../test/support/abuse.ts';
 

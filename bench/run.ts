@@ -25,7 +25,7 @@ const positive = (flag: string) => (v: string) => {
 };
 
 const program = new Command('npm run bench --')
-  .description('Measures Tessera against a bare replicating proxy on the same datanodes (see issue 5). For clean JSON on stdout: npm run -s bench -- --json')
+  .description('Measures Tessera against a bare replicating proxy on the same datanodes. For clean JSON on stdout: npm run -s bench -- --json')
   .option('--json', 'print the results as JSON (progress goes to stderr)', false)
   .option('--quick', 'a fast smoke run (< 1 min): smaller images, one run each', false)
   .option('--scenarios <list>', `comma-separated subset of ${SCENARIOS.join(',')}`, SCENARIOS.join(','))
@@ -357,7 +357,7 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
   });
 }
 
-/** Sequential deleteImage calls, one at a time, on stored small images: the original did 1,753/s (issue 10). */
+/** Sequential deleteImage calls, one at a time, on stored small images. */
 async function deletes(tess: BenchHttp) {
   const pool = makePool(16, cfg.smallSize);
   const n = cfg.deleteCount;

@@ -1,4 +1,4 @@
-// The soak of issue 14: a real cluster (4 datanodes, RF 2, --repair-after 20, small fragments)
+// The soak: a real cluster (4 datanodes, RF 2, --repair-after 20, small fragments)
 // under continuous load (writers, readers, a deleter, a lister) while datanodes are killed
 // (kill -9, relaunched on the same data dir and port) and one is frozen (SIGSTOP, SIGCONT).
 // Reports client results, repair copies (ReplicaRepaired events over SSE) against replica writes

@@ -2,7 +2,7 @@
 // background so that GET /health answers at once. Memory comes from systeminformation (an async
 // read of /proc/meminfo); CPU and disk are read here instead, because its currentLoad() and
 // fsSize() run `cat /proc/stat | grep cpu` and `df` through execSync, which blocked the event
-// loop (and every fragment PUT) for up to 26 ms per sample, measured with monitorEventLoopDelay.
+// loop (and every fragment PUT) for the length of a child process at every sample.
 import { readFile, realpath, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import type { Logger } from 'pino';

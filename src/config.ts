@@ -41,6 +41,7 @@ const readableFile = (flag: string) => (value: string) => {
 };
 
 const size = (flag: string, min: number, max?: number) => byteSize(flag, min, max);
+const sizeList = (value: string) => value.split(',').filter((v) => v.trim() !== '').map((v) => wholeNumber('--rendition-sizes', 1, 16384)(v.trim()));
 
 /**
  * Every flag of the coordinator (and of `npm start`), keyed by its name in CoordinatorConfig.
@@ -83,6 +84,11 @@ export const coordinatorOptions = () => ({
   maxSubscriptionsPerToken: new Option('--max-subscriptions <n>', 'live subscriptions (SSE and graphql-ws) per token').default(256).argParser(wholeNumber('--max-subscriptions', 1)),
   corsOrigins: new Option('--cors-origin <origin>', 'a browser origin allowed to call the API cross-origin (repeatable; default: none)').argParser(collectOrigins).default([] as string[]).env(env('CORS_ORIGIN')),
   datanodeCaFile: new Option('--datanode-ca-file <file>', 'PEM CA certificate(s) trusted for https:// datanode URLs (besides the system CAs)').argParser(readableFile('--datanode-ca-file')),
+  renditionCacheBytes: new Option('--rendition-cache-bytes <bytes>', 'bytes of renditions cached in the cluster, least-recently used evicted past it (0: no cache)').default(256 * MiB).argParser(size('--rendition-cache-bytes', 0)),
+  renditionMaxSize: new Option('--rendition-max-size <pixels>', 'largest width or height a rendition may ask for').default(4096).argParser(wholeNumber('--rendition-max-size', 1, 16384)),
+  renditionSizes: new Option('--rendition-sizes <list>', 'comma-separated widths and heights renditions may ask for (default: any up to --rendition-max-size)').argParser(sizeList).default([] as number[]),
+  renditionMaxPixels: new Option('--rendition-max-pixels <n>', 'largest source (width x height) a rendition decodes; larger ones are refused').default(50_000_000).argParser(wholeNumber('--rendition-max-pixels', 1)),
+  renditionConcurrency: new Option('--rendition-concurrency <n>', 'renditions made at once (others wait in a bounded queue)').default(2).argParser(wholeNumber('--rendition-concurrency', 1, 64)),
 });
 
 type CoordinatorOptions = ReturnType<typeof coordinatorOptions>;
@@ -139,7 +145,7 @@ export const DEFAULTS: Readonly<CoordinatorConfig> = configFromFlags(defaultFlag
 
 /** A full config for tests and embedders: defaults plus what is given. */
 export function makeConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
-  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], corsOrigins: [], ...overrides };
+  return { ...DEFAULTS, thresholds: { ...DEFAULTS.thresholds }, datanodes: [], corsOrigins: [], renditionSizes: [], ...overrides };
 }
 
 /** Parsed flags back as arguments (to hand them to a child coordinator), minus the keys in `skip`. */

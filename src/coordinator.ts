@@ -1,4 +1,4 @@
-// The coordinator's services wired together (the seed's server.py + cluster.py): the index,
+// The coordinator's services wired together: the index,
 // the datanode registry and client, the monitor, uploads, images and the replica deleter.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,6 +27,7 @@ import { createImageRecords } from './cluster/image-records.ts';
 import { createIndexRebuild } from './cluster/index-rebuild.ts';
 import { normalizeHttpUrl } from './shared/flag-values.ts';
 import { createScheduler } from './shared/scheduler.ts';
+import { createRenditionServices } from './renditions/index.ts';
 
 /** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
 const REBUILD_WAIT_AT_START_MS = 5000;
@@ -126,6 +127,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   });
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImages({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
+  const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, db, catalog, replicas, deleter, images, log });
   // Expired uploads and idle quota owners; a failed sweep (SQLITE_BUSY) is logged and retried.
   const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
   const sweeper = scheduler.loop(
@@ -220,6 +222,9 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     reconciler,
     uploads,
     images,
+    imageMedia,
+    renditions,
+    renditionCache,
     auth,
     clusterIdentity,
     establishClusterId,

@@ -39,6 +39,13 @@ export const ERROR_CODES = {
   TOO_MANY_SUBSCRIPTIONS: { status: 429, message: 'This connection has as many subscriptions as it may.' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request body stopped arriving.' },
   INDEX_REBUILDING: { status: 503, message: 'The index is being rebuilt from the datanodes\' records; try again shortly.' },
+  // Beyond the contract: images as images (src/renditions).
+  CONTENT_TYPE_MISMATCH: { status: 400, message: 'The declared contentType contradicts the bytes, which are an image of another format.' },
+  NOT_AN_IMAGE: { status: 415, message: 'Renditions are made of PNG, JPEG, WebP, GIF, AVIF, TIFF or SVG images only.' },
+  IMAGE_TOO_LARGE: { status: 413, message: 'The image has more pixels than renditions may decode.' },
+  RENDITION_NOT_ALLOWED: { status: 400, message: 'The rendition parameters are outside the allowed sizes, fits, formats or qualities.' },
+  RENDITION_BUSY: { status: 503, message: 'Too many renditions are waiting; retry later.' },
+  RENDITION_TIMEOUT: { status: 503, message: 'The rendition took longer than allowed.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,6 +9,7 @@ import type { BadReplica, Replicas } from './cluster/replicas.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
 import { createByteSemaphore, FRAGMENT_DATA_BUDGET_BYTES, FRAGMENT_DATA_WAIT_MS } from './memory-budget.ts';
 import type { ImageRecords } from './cluster/image-records.ts';
+import { isRenditionName } from './renditions/cache-names.ts';
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 50;
@@ -41,13 +42,14 @@ export function createImages({ catalog, replicas, records, deleter, events, log,
   };
 
   function require(name: string): ImageRow {
-    const image = catalog.imageByName(name);
+    const image = isRenditionName(name) ? undefined : catalog.imageByName(name);
     if (!image) throw new TesseraError('IMAGE_NOT_FOUND', `No stored image is named "${name}".`);
     return image;
   }
 
   return {
-    find: (name: string) => catalog.imageByName(name),
+    // A cached rendition is an image of its own, under a name no user can give: never found by name.
+    find: (name: string) => (isRenditionName(name) ? undefined : catalog.imageByName(name)),
     require,
 
     list({ first, after, prefix }: { first?: number | null; after?: string | null; prefix?: string | null }) {
@@ -76,7 +78,7 @@ export function createImages({ catalog, replicas, records, deleter, events, log,
      * coordinator's disk in that window would bring the image back.
      */
     async delete(name: string): Promise<boolean> {
-      const image = catalog.imageByName(name);
+      const image = isRenditionName(name) ? undefined : catalog.imageByName(name);
       if (!image) return false;
       const holders = catalog.fragmentsWithReplicas(image.id).flatMap((f) => f.replicas);
       if (!catalog.deleteImage(image.id, now(), 'image-deleted')) return false;

@@ -15,8 +15,8 @@ export const FRAGMENT_DATA_WAIT_MS = 10_000;
 /**
  * Bytes all multipart bodies being read may buffer together: 32 fragments of 2 MiB, or one
  * default-sized uploadImage. A lone body always fits whatever its size (see tryCharge), so this
- * need not hold the largest --max-upload-image-size. At 96 MiB eight stalled bodies peaked at
- * 286 MB of RSS (what the refused ones held is garbage until the next GC); at 64 MiB see README.
+ * need not hold the largest --max-upload-image-size. It is kept well under the coordinator's
+ * memory budget because what refused bodies held stays garbage until the next GC (README).
  */
 export const MULTIPART_BUDGET_BYTES = 64 * 1024 * 1024;
 

@@ -1,4 +1,4 @@
-// `npm start` (the seed's start_cluster.py): a coordinator and N datanodes as child processes,
+// `npm start`: a coordinator and N datanodes as child processes,
 // the coordinator on --port P and datanode i on P+i, everything under --data-dir; Ctrl-C or
 // SIGTERM stops them all. The cluster secret is created on the first start.
 import { randomBytes } from 'node:crypto';
@@ -17,15 +17,14 @@ import { ADMIN_TOKEN_FILE } from './auth/admin-token-file.ts';
 export const SECRET_FILE = 'cluster.secret';
 
 /**
- * V8 heap settings of the coordinator, for its data path (measured with npm run bench):
- * - 2 MB semi-spaces (V8 grows them to 16): fragment buffers die sooner and the idle heap is
- *   ~20 MB smaller, which keeps peak RSS during a 1 GB upload under 200 MB;
- * - a 64 MB initial old-space limit: every fragment is 2 MiB of socket buffers, and with V8's
- *   small starting limit that churn forced a full mark-compact every ~15 MB moved (18 in a
- *   256 MB download, ~40% of the coordinator's CPU); with it, one or two.
+ * V8 heap settings of the coordinator, for its data path (npm run bench shows their effect):
+ * - small semi-spaces (V8 grows them otherwise): fragment buffers die sooner and the idle heap is
+ *   smaller, which keeps peak RSS down during a large upload;
+ * - a larger initial old-space limit: every fragment is megabytes of socket buffers, and with
+ *   V8's small starting limit that churn forces a full mark-compact every few fragments moved.
  */
 const COORDINATOR_NODE_ARGS = ['--max-semi-space-size=2', '--initial-old-space-size=64'];
-/** Two malloc arenas, not one per thread that allocates (V8's helpers, libuv's pool): ~15 MB less RSS. */
+/** Two malloc arenas, not one per thread that allocates (V8's helpers, libuv's pool): less RSS. */
 const COORDINATOR_ENV = { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
 
 const program = addCoordinatorOptions(new Command('npm start'))

@@ -1,4 +1,4 @@
-// Chunked uploads (the seed's upload flow made durable): sessions in the index, each fragment
+// Chunked uploads, durable: sessions in the index, each fragment
 // hashed once, replicated to R datanodes and counted only once every replica is written;
 // completion flips the upload into a visible image in one transaction. Each step lives in
 // uploads/; this module gives them their shared context.

@@ -1,5 +1,5 @@
 // deleteImage answers once the deletion is durable in the index, without waiting for a datanode
-// (issue 10: sequential deletes): the tombstone follows in the background. Until it lands a
+// (so sequential deletes are fast): the tombstone follows in the background. Until it lands a
 // re-check of the index does not bring the image back, and once it lands the datanodes' records
 // hold it, so a rebuild from them agrees.
 import { afterAll, beforeAll, expect, it } from 'vitest';

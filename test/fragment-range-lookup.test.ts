@@ -1,4 +1,4 @@
-// fragmentData and Range requests look up only the fragments they need (issue 10): the catalog's
+// fragmentData and Range requests look up only the fragments they need: the catalog's
 // fragmentsInRange, against a real SQLite file holding an image of many fragments, answers exactly
 // the fragments of an index range with their replicas, through the (image_id, idx) index.
 import fs from 'node:fs';

@@ -78,7 +78,7 @@ describe('pagination', () => {
 
   // first: 0 is a count query. The contract allows it (0 to 1000), so it is not refused; with no
   // edge there is no endCursor to continue from, so hasNextPage is false too (true with a null
-  // endCursor sent clients that follow hasNextPage round in a loop; issue 10).
+  // endCursor sent clients that follow hasNextPage round in a loop).
   it('takes first: 0 (no edges, the count, no next page and no cursor)', async () => {
     const p = await page({ first: 0 });
     expect(p.edges).toEqual([]);

@@ -1,5 +1,5 @@
 // A re-check of the index whose reading of the datanodes' records came before a deleteImage
-// must not bring the deleted image back (the soak of issue 14 saw deleted images return).
+// must not bring the deleted image back (bench/soak.ts saw deleted images return).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { uploadImage } from './support/images.ts';

@@ -1,4 +1,5 @@
-// The contract's GraphQL types as the client returns them (schema.graphql in shared/contract).
+// The GraphQL types as the client returns them: the fields its queries (queries.ts) select from
+// the coordinator's schema (schema/schema.graphql), not every field the schema has.
 
 export type DatanodeStatus = 'UP' | 'DEGRADED' | 'DOWN';
 

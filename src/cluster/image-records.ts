@@ -1,4 +1,4 @@
-// The image records kept on the datanodes (issue 8): manifests written before an upload is
+// The image records kept on the datanodes: manifests written before an upload is
 // acknowledged, tombstones before a delete is, and the cluster-wide view of them (merged from
 // every datanode) that the index rebuild and the reconciler read.
 import type { Logger } from 'pino';

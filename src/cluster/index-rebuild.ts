@@ -1,4 +1,4 @@
-// Rebuilds (or re-checks) the index from the image records on the datanodes (issue 8): every
+// Rebuilds (or re-checks) the index from the image records on the datanodes: every
 // live manifest becomes a stored image with the replicas the datanodes list, every tombstone
 // removes its image, and of two live manifests of one name the newest wins. Idempotent: run on
 // an empty index (a lost coordinator disk), on a stale one (a restored backup), or on a current
@@ -9,6 +9,7 @@ import type { Catalog } from '../metadata/catalog.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import { manifestOf, type ImageRecords } from './image-records.ts';
 import type { Registry } from './registry.ts';
+import { isRenditionName } from '../renditions/cache-names.ts';
 
 export interface RebuildReport {
   /** Live manifests and tombstones found on the datanodes. */
@@ -173,6 +174,8 @@ export function createIndexRebuild({ catalog, registry, client, records, log, no
     //    manifests lost): kept, and made self-describing now.
     for (const image of catalog.storedImages()) {
       if (cluster.live.has(image.imageKey) || cluster.tombstoned.has(image.imageKey) || !image.sha256) continue;
+      // A cached rendition has no manifest on purpose: a rebuild from the datanodes drops it.
+      if (isRenditionName(image.name)) continue;
       const fragments = catalog.fragments(image.id);
       const manifest = manifestOf(image, image.sha256, image.createdAt, fragments);
       await records.writeManifest(manifest, fragments.flatMap((f) => catalog.replicasOf(f.id))).then(

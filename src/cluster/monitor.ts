@@ -1,4 +1,4 @@
-// The health monitor (the seed's pubsub.py): samples every datanode's /health each interval,
+// The health monitor: samples every datanode's /health each interval,
 // applies the status rules through the registry and publishes samples and status changes.
 // Each answer's proven identity feeds the cluster id (regained from the datanodes when lost).
 import type { Logger } from 'pino';

@@ -6,6 +6,8 @@ import type { Images } from '../images.ts';
 import { assertImageName } from '../names.ts';
 import { IMAGE_PATH_PREFIX } from '../image-paths.ts';
 import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-headers.ts';
+import type { Renditions } from '../renditions/service.ts';
+import { serveRendition } from './rendition-route.ts';
 
 
 type ByteRange = { start: number; end: number } | 'unsatisfiable' | undefined;
@@ -27,7 +29,7 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end };
 }
 
-const etagMatches = (header: string | undefined, etag: string) =>
+export const etagMatches = (header: string | undefined, etag: string) =>
   header !== undefined && header.split(',').some((t) => {
     const tag = t.trim().replace(/^W\//, '');
     return tag === '*' || tag === etag;
@@ -68,11 +70,30 @@ export function writable(res: ServerResponse): Promise<void> {
   });
 }
 
+/** Sends a body read fragment by fragment, after its headers; ends or cuts the response. */
+export async function sendFragments(res: ServerResponse, chunks: AsyncGenerator<Buffer[]>): Promise<void> {
+  try {
+    for await (const fragment of chunks) {
+      if (res.destroyed) break;
+      // One fragment per corked batch: its chunks leave in one writev, not one syscall each.
+      res.cork();
+      let full = false;
+      for (const chunk of fragment) full = !res.write(chunk) || full;
+      res.uncork();
+      if (full) await writable(res);
+    }
+    res.end();
+  } catch {
+    // Headers are gone: cutting the connection is the only honest way to say the body is short.
+    res.destroy();
+  }
+}
+
 /**
  * Handles the request if it is for /images/…; false when the path is not this route's.
  * `authorize` throws (a TesseraError) when the caller may not read the image `name`.
  */
-export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images, authorize: (name: string) => Promise<void>): Promise<boolean> {
+export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images, authorize: (name: string) => Promise<void>, renditions?: Renditions): Promise<boolean> {
   const path = (req.url ?? '').split('?')[0];
   if (!path.startsWith(IMAGE_PATH_PREFIX)) return false;
   // Everything after the prefix is the name: a '/' may stand unencoded, as in S3 object keys.
@@ -92,6 +113,12 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
     await authorize(name);
     assertImageName(name); // a malformed name is 400, and no error echoes an unbounded one
     const image = images.require(name);
+    const queryAt = (req.url ?? '').indexOf('?');
+    const wanted = renditions && queryAt >= 0 ? renditions.paramsFrom(new URLSearchParams(req.url!.slice(queryAt + 1))) : undefined;
+    if (wanted) {
+      await serveRendition(req, res, image, wanted, renditions!);
+      return true;
+    }
     const etag = `"${image.sha256}"`;
     const common = {
       ...storedFileHeaders(image.contentType),
@@ -122,21 +149,7 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
     }
     const chunks = await images.readRange(image, start, end);
     res.writeHead(range ? 206 : 200, headers);
-    try {
-      for await (const fragment of chunks) {
-        if (res.destroyed) break;
-        // One fragment per corked batch: its chunks leave in one writev, not one syscall each.
-        res.cork();
-        let full = false;
-        for (const chunk of fragment) full = !res.write(chunk) || full;
-        res.uncork();
-        if (full) await writable(res);
-      }
-      res.end();
-    } catch {
-      // Headers are gone: cutting the connection is the only honest way to say the body is short.
-      res.destroy();
-    }
+    await sendFragments(res, chunks);
   } catch (err) {
     if (err instanceof TesseraError) sendError(res, err);
     else {

@@ -71,7 +71,8 @@ export function createHttpServer(app: Coordinator) {
     // graphql-ws passes no `request` (so that Yoga's checks for HTTP skip it), only `req`.
     context: ({ request, req }) => contextFor(request ?? (req as IncomingMessage)),
     // GraphiQL from the package, not a CDN; subscriptions in it over graphql-ws. The package is a
-    // 9 MB script: loaded on the first browser visit, not at start (it cost ~60 MB of RSS).
+    // large script: loaded on the first browser visit, not at start, so a coordinator nobody
+    // browses never holds it in memory.
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     graphiql: { title: 'Tessera', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_WELCOME, ...GRAPHIQL_SAFE_OPTIONS },
     // One multipart part is one fragment or one uploadImage file, held in memory (multipart.ts).
@@ -122,7 +123,7 @@ export function createHttpServer(app: Coordinator) {
       res.writeHead(err.status, { 'content-type': 'application/json', 'retry-after': '5' }).end(body);
       return;
     }
-    handleImageRequest(req, res, app.images, (name) => authorizeImageRequest(app.auth, req, name))
+    handleImageRequest(req, res, app.images, (name) => authorizeImageRequest(app.auth, req, name), app.renditions)
       .then((handled) => {
         if (!handled) void yoga(req, res);
       })

@@ -8,6 +8,7 @@ import { imageRows, type ImageQueries, type RebuiltImage } from './catalog/image
 import { fragmentRows, type FragmentQueries } from './catalog/fragment-rows.ts';
 import { deletionQueue, type DeletionQueue } from './catalog/deletion-queue.ts';
 import { isPrimaryKeyViolation, isUniqueViolation } from './catalog/sqlite-errors.ts';
+import type { ImageFormat } from '../renditions/media.ts';
 
 export { newImageKey } from './catalog/image-rows.ts';
 export type { ReplicaKey } from './catalog/deletion-queue.ts';
@@ -26,7 +27,18 @@ export interface ImageRow {
   fragmentCount: number;
   createdAt: number;
   expiresAt: number | null;
+  /** Detected from the bytes (renditions/media.ts); null for a non-image. */
+  format: ImageFormat | null;
+  /** As a viewer shows it (after EXIF orientation); null for a non-image. */
+  width: number | null;
+  height: number | null;
+  orientation: number | null;
+  /** 0 for an image stored before detection existed: detected on first read. */
+  mediaChecked: number;
 }
+
+/** What detection learnt of an image's bytes; all null for a non-image. */
+export type ImageMediaColumns = Pick<ImageRow, 'format' | 'width' | 'height' | 'orientation'>;
 
 export interface FragmentRow {
   id: string;
@@ -52,7 +64,7 @@ export interface ReplicaDeletion {
 }
 
 /** Why a replica file is queued for deletion. */
-export type DeletionReason = 'image-deleted' | 'upload-aborted' | 'upload-expired' | 'fragment-replaced' | 'surplus-replica' | 'orphan' | 'unrecorded-write';
+export type DeletionReason = 'image-deleted' | 'upload-aborted' | 'upload-expired' | 'fragment-replaced' | 'surplus-replica' | 'orphan' | 'unrecorded-write' | 'rendition-evicted';
 
 /** A fragment found on the datanodes by an index rebuild, with the datanodes holding it. */
 export interface RebuiltFragment {
@@ -144,6 +156,11 @@ export function createCatalog(db: Db): Catalog {
     deleteImage: db.transaction((imageId: number, now: number, reason: DeletionReason = 'image-deleted') => {
       const row = images.queries.imageById(imageId);
       if (!row) return false;
+      // An image's cached renditions go with it, whichever path deletes it.
+      for (const renditionId of image.renditionsOf(imageId)) {
+        deletion.queueReplicasOfImage(renditionId, now, 'rendition-evicted', null);
+        image.deleteRow(renditionId);
+      }
       // Only a deleted image's files carry its key (the datanodes' proof to delete them): an
       // upload aborted or expired after its manifest reached the datanodes is stored as far as
       // they know, so its files stay until the index learns it back.

@@ -1,5 +1,6 @@
-// Opens the SQLite index (WAL) and brings it up to date from migrations/*.sql, tracked by
-// PRAGMA user_version so each file runs exactly once, in order, in its own transaction.
+// Opens the SQLite index (WAL) and brings it up to date from migrations/NNN_name.sql. A file's
+// version is the number its name starts with; PRAGMA user_version records the last one applied,
+// so each file runs exactly once, in version order, in its own transaction.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,16 +48,47 @@ function keepPrivate(file: string): void {
   }
 }
 
+export interface Migration {
+  version: number;
+  file: string;
+}
+
+/**
+ * The migrations in `dir` in version order, each version the number its file name starts with.
+ * The versions must run 1, 2, 3... : a gap, a duplicate or a .sql file not named NNN_name.sql is
+ * an error naming the files, so a misnumbered migration stops the coordinator at start instead of
+ * running out of order.
+ */
+export function listMigrations(dir: string): Migration[] {
+  const migrations = fs
+    .readdirSync(dir)
+    .filter((file) => file.endsWith('.sql'))
+    .map((file) => {
+      const m = /^(\d+)_[^/]+\.sql$/.exec(file);
+      if (!m) throw new Error(`Migration ${path.join(dir, file)}: not named NNN_name.sql, so it has no version.`);
+      return { version: Number(m[1]), file };
+    })
+    .sort((a, b) => a.version - b.version || a.file.localeCompare(b.file));
+  migrations.forEach((migration, i) => {
+    const previous = migrations[i - 1];
+    if (previous?.version === migration.version) throw new Error(`Migrations ${previous.file} and ${migration.file} in ${dir} have the same version ${migration.version}.`);
+    if (migration.version !== i + 1) throw new Error(`Migration ${migration.file} in ${dir} has version ${migration.version} where ${i + 1} comes next: versions run 1, 2, 3... without gaps.`);
+  });
+  return migrations;
+}
+
 export function migrate(db: Db, migrationsDir = MIGRATIONS_DIR): void {
-  const files = fs.readdirSync(migrationsDir).filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
+  const migrations = listMigrations(migrationsDir);
   const applied = db.pragma('user_version', { simple: true }) as number;
-  files.forEach((file, i) => {
-    const version = i + 1;
-    if (version <= applied) return;
+  if (applied > migrations.length) {
+    throw new Error(`The index is at schema version ${applied}, newer than the last migration this coordinator has (${migrations.length}): it was written by a newer Tessera.`);
+  }
+  for (const { version, file } of migrations) {
+    if (version <= applied) continue;
     const sql = fs.readFileSync(path.join(migrationsDir, file), 'utf8');
     db.transaction(() => {
       db.exec(sql);
       db.pragma(`user_version = ${version}`);
     })();
-  });
+  }
 }

@@ -4,6 +4,7 @@ import { builder } from './builder.ts';
 import './scalars.ts';
 import './datanodes.ts';
 import './images.ts';
+import './renditions.ts';
 import './uploads.ts';
 import './events.ts';
 import './tokens.ts';

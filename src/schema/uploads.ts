@@ -83,7 +83,8 @@ builder.mutationFields((t) => ({
       let bytes: Bytes | null | undefined = data;
       if (!bytes) {
         const uploads = ctx.app.uploads;
-        // Check the size before reading the part, so a wrong one costs nothing.
+        // The multipart reader has already received the part (within the fragment cap); checking
+        // its size first refuses a wrong one before it is hashed or sent to any datanode.
         const upload = uploads.openUpload(String(uploadId));
         ctx.app.uploads.assertFragmentSize(upload, index, file!.size);
         bytes = await blobChunks(file!); // the part's chunks as received: no join, no copy

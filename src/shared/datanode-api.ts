@@ -21,7 +21,7 @@ export const paths = {
   record: (kind: RecordKind, image: string) => `/records/${kind}/${image}`,
 } as const;
 
-// ---- Image records (issue 8): what the index knows about an image, kept beside its bytes. ----
+// ---- Image records: what the index knows about an image, kept beside its bytes. ----
 
 /** An image's identity: random, never reused (a name is, after a delete). Same pattern as fragment ids. */
 export const isImageKey = (key: string): boolean => FRAGMENT_ID_PATTERN.test(key);

@@ -7,6 +7,7 @@ import { assertImageName } from '../names.ts';
 import { sweepExpiredUploads } from './abandoned-uploads.ts';
 import { assertContentType, assertSha256 } from './upload-checks.ts';
 import { requireLiveDatanodes, type UploadContext } from './upload-context.ts';
+import { mediaColumns, reconcileContentType, type ImageMedia } from '../renditions/media.ts';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -17,7 +18,11 @@ export interface BeginUploadInput {
   sha256?: string | null;
 }
 
-export function beginUpload(ctx: UploadContext, input: BeginUploadInput): ImageRow {
+/**
+ * `media`: what the bytes are, when they are already here (uploadImage: null for a non-image);
+ * undefined for a chunked upload, whose fragment 0 tells.
+ */
+export function beginUpload(ctx: UploadContext, input: BeginUploadInput, media?: ImageMedia | null): ImageRow {
   const { config, catalog } = ctx;
   assertImageName(input.name);
   if (!Number.isSafeInteger(input.size) || input.size < 1) throw badInput(`size must be at least 1 (got ${input.size}).`);
@@ -32,8 +37,9 @@ export function beginUpload(ctx: UploadContext, input: BeginUploadInput): ImageR
     name: input.name,
     uploadId: randomBytes(12).toString('base64url'),
     size: input.size,
-    contentType: input.contentType ?? DEFAULT_CONTENT_TYPE,
+    contentType: media === undefined ? (input.contentType ?? DEFAULT_CONTENT_TYPE) : reconcileContentType(input.contentType, media ?? undefined, DEFAULT_CONTENT_TYPE),
     sha256: input.sha256 ?? null,
+    ...(media === undefined ? {} : { ...mediaColumns(media ?? undefined), mediaChecked: 1 }),
     fragmentSize: config.fragmentSize,
     fragmentCount: Math.ceil(input.size / config.fragmentSize),
     createdAt: t,

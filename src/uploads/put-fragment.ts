@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { byteLength, sha256Hex, type Bytes } from '../bytes.ts';
 import { TesseraError } from '../errors.ts';
 import { assertFragmentSize, assertSha256 } from './upload-checks.ts';
+import { DEFAULT_CONTENT_TYPE } from './begin-upload.ts';
+import { detectImageIn, mediaColumns, reconcileContentType } from '../renditions/media.ts';
 import { openUpload, recordWrittenFragment, requireLiveDatanodes, type UploadContext } from './upload-context.ts';
 
 export interface FragmentReceipt {
@@ -26,6 +28,10 @@ export async function putFragment(ctx: UploadContext, uploadId: string, index: n
   // bytes that differ (CHECKSUM_MISMATCH), so the coordinator's one pass over the bytes is the
   // whole-image hash. Without one, the coordinator hashes the fragment itself.
   const digest = sha256 ?? sha256Hex(data);
+  // Fragment 0 holds the header: a contentType that contradicts it is refused before any write.
+  const media = index === 0 ? detectImageIn(data) : undefined;
+  const declared = upload.contentType === DEFAULT_CONTENT_TYPE ? null : upload.contentType; // octet-stream: none was declared
+  const contentType = index === 0 ? reconcileContentType(declared, media, DEFAULT_CONTENT_TYPE) : upload.contentType;
 
   const fragmentId = newFragmentId();
   let placed: string[];
@@ -43,6 +49,7 @@ export async function putFragment(ctx: UploadContext, uploadId: string, index: n
   if (!recorded) {
     throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`);
   }
+  if (index === 0) catalog.setMedia(upload.id, mediaColumns(media), contentType);
   ctx.hashes.offer(upload.id, upload.fragmentCount, index, data, digest);
   if (recorded === 'replaced') void ctx.deleter.kick(); // the replicas of the fragment it replaced
   return { index, size, sha256: digest, replicas: placed };

@@ -6,6 +6,7 @@ import type { Catalog, ImageRow } from '../metadata/catalog.ts';
 import { manifestOf } from '../cluster/image-records.ts';
 import { abortUpload } from './abandoned-uploads.ts';
 import { beginUpload } from './begin-upload.ts';
+import { detectImageIn } from '../renditions/media.ts';
 import { completeUpload } from './complete-upload.ts';
 import { newFragmentId, putFragment } from './put-fragment.ts';
 import { assertWholeSize, fragmentSizeAt } from './upload-checks.ts';
@@ -17,7 +18,7 @@ const IN_FLIGHT = 4;
 export async function uploadWhole(ctx: UploadContext, name: string, data: Bytes, contentType?: string | null): Promise<ImageRow> {
   const size = byteLength(data);
   assertWholeSize(ctx.config, size);
-  const upload = beginUpload(ctx, { name, size, contentType });
+  const upload = beginUpload(ctx, { name, size, contentType }, detectImageIn(data) ?? null);
   const uploadId = upload.uploadId!;
   try {
     if (upload.fragmentCount === 1) return await storeOnlyFragment(ctx, upload, data);

@@ -3,7 +3,7 @@
 import { expect } from 'vitest';
 import type { AbuseFigures } from './abuse.ts';
 
-/** The coordinator's memory budget in these tests (issue 9: under 300 MB whatever one client does). */
+/** The coordinator's memory budget in these tests (under 300 MB whatever one client does). */
 export const RSS_LIMIT_MB = 300;
 
 /** The coordinator survived, kept serving the other client, and stayed under its memory budget. */

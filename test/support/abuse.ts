@@ -1,4 +1,4 @@
-// The memory and event-loop abuse cases of issue 9, each run against a real coordinator process
+// The memory and event-loop abuse cases (README, "Limits"), each run against a real coordinator process
 // (with real datanode processes) whose RSS is read from /proc while a second client keeps asking
 // it a small query: shared by test/abuse-memory.test.ts and by scripts measuring before/after.
 import { readFileSync } from 'node:fs';

@@ -201,7 +201,7 @@ export function datanodeContract(name: string, make: () => Promise<DatanodeUnder
         expect(res.status).toBe(200);
         expect(res.headers['content-type']).toMatch(/^application\/json/);
         const h = res.json<DatanodeHealthReport>();
-        // Without the secret it says nothing about who it is (issue 9): no nodeId, clusterId, proof.
+        // Without the secret it says nothing about who it is: no nodeId, clusterId, proof.
         expect(Object.keys(h).sort()).toEqual(['cpuPercent', 'diskFreeBytes', 'diskPercent', 'fragmentCount', 'memoryPercent', 'storedBytes'].sort());
         // With it, its node id and cluster (none yet), with a proof bound to the request's nonce.
         const identified = (await client.health({ auth: node.secret })).json<DatanodeHealthReport>();

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Db } from '../database.ts';
-import type { ImageRow } from '../catalog.ts';
+import type { ImageMediaColumns, ImageRow } from '../catalog.ts';
 import { TesseraError } from '../../errors.ts';
 import { prefixUpperBound } from '../../names.ts';
 import { isUniqueViolation } from './sqlite-errors.ts';
@@ -12,9 +12,10 @@ import { isUniqueViolation } from './sqlite-errors.ts';
 export const newImageKey = () => randomBytes(16).toString('base64url');
 
 /** An open upload's row before the index gives it an id. */
-export type NewUpload = Omit<ImageRow, 'id' | 'state' | 'imageKey'> & { uploadId: string; imageKey?: string };
+export type NewUpload = Omit<ImageRow, 'id' | 'state' | 'imageKey' | keyof ImageMediaColumns | 'mediaChecked'> &
+  Partial<ImageMediaColumns> & { uploadId: string; imageKey?: string; mediaChecked?: number };
 /** A stored image rebuilt from a datanode manifest, before the index gives it an id. */
-export type RebuiltImage = Omit<ImageRow, 'id' | 'state' | 'uploadId' | 'expiresAt' | 'fragmentCount' | 'sha256'> & { sha256: string };
+export type RebuiltImage = Omit<ImageRow, 'id' | 'state' | 'uploadId' | 'expiresAt' | 'fragmentCount' | 'sha256' | keyof ImageMediaColumns | 'mediaChecked'> & { sha256: string };
 
 /** Reading and reserving images; what another metadata engine answers the same way. */
 export interface ImageQueries {
@@ -34,14 +35,19 @@ export interface ImageQueries {
   countImages(prefix?: string): number;
   totals(): { imageCount: number; storedBytes: number };
   expiredUploads(now: number): ImageRow[];
+  /** Records what detection found; `contentType` (when given) replaces the stored one. */
+  setMedia(id: number, media: ImageMediaColumns, contentType?: string): void;
 }
 
 const IMAGE_COLUMNS = `id, image_key AS imageKey, name, state, upload_id AS uploadId, size, content_type AS contentType, sha256,
-  fragment_size AS fragmentSize, fragment_count AS fragmentCount, created_at AS createdAt, expires_at AS expiresAt`;
+  fragment_size AS fragmentSize, fragment_count AS fragmentCount, created_at AS createdAt, expires_at AS expiresAt,
+  format, width, height, orientation, media_checked AS mediaChecked`;
 
 /** The WHERE clause of a listing or count: stored images, under a prefix, after a cursor. */
 function listing(prefix: string | undefined, after: string | undefined) {
-  const where = [`state = 'stored'`];
+  // Cached renditions are images under names that start with a control character, which no
+  // user-given name does: listings start at ' ' so they never show them.
+  const where = [`state = 'stored'`, `name >= ' '`];
   const params: string[] = [];
   if (prefix) {
     where.push('name >= ?');
@@ -61,8 +67,13 @@ function listing(prefix: string | undefined, after: string | undefined) {
 
 export function imageRows(db: Db) {
   const s = {
-    insertUpload: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
-      VALUES (@imageKey, @name, 'uploading', @uploadId, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, @expiresAt)`),
+    insertUpload: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at,
+        format, width, height, orientation, media_checked)
+      VALUES (@imageKey, @name, 'uploading', @uploadId, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, @expiresAt,
+        @format, @width, @height, @orientation, @mediaChecked)`),
+    setMedia: db.prepare(`UPDATE images SET format = @format, width = @width, height = @height, orientation = @orientation, media_checked = 1,
+      content_type = coalesce(@contentType, content_type) WHERE id = @id`),
+    renditionsOf: db.prepare<[number], { id: number }>(`SELECT rendition_image_id AS id FROM renditions WHERE source_image_id = ?`),
     insertStored: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
       VALUES (@imageKey, @name, 'stored', NULL, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, NULL)`),
     imageByKey: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE image_key = ?`),
@@ -77,7 +88,7 @@ export function imageRows(db: Db) {
     deleteImage: db.prepare(`DELETE FROM images WHERE id = ?`),
     expiredUploads: db.prepare<[number], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE state = 'uploading' AND expires_at <= ?`),
     totals: db.prepare<[], { imageCount: number; storedBytes: number }>(
-      `SELECT count(*) AS imageCount, coalesce(sum(size), 0) AS storedBytes FROM images WHERE state = 'stored'`),
+      `SELECT count(*) AS imageCount, coalesce(sum(size), 0) AS storedBytes FROM images WHERE state = 'stored' AND name >= ' '`),
   };
   // Four shapes of the listing query (with or without prefix bound / cursor): prepared lazily, once.
   const listCache = new Map<string, Database.Statement<unknown[]>>();
@@ -90,7 +101,8 @@ export function imageRows(db: Db) {
   const queries: ImageQueries = {
     insertUpload(row) {
       try {
-        const { lastInsertRowid } = s.insertUpload.run({ ...row, imageKey: row.imageKey ?? newImageKey() });
+        const media = { format: row.format ?? null, width: row.width ?? null, height: row.height ?? null, orientation: row.orientation ?? null, mediaChecked: row.mediaChecked ?? 0 };
+        const { lastInsertRowid } = s.insertUpload.run({ ...row, ...media, imageKey: row.imageKey ?? newImageKey() });
         return s.imageById.get(Number(lastInsertRowid))!;
       } catch (err) {
         if (isUniqueViolation(err)) throw new TesseraError('IMAGE_ALREADY_EXISTS', `"${row.name}" is already a stored image or an open upload.`);
@@ -114,6 +126,7 @@ export function imageRows(db: Db) {
     },
     totals: () => s.totals.get()!,
     expiredUploads: (now) => s.expiredUploads.all(now),
+    setMedia: (id, media, contentType) => void s.setMedia.run({ ...media, contentType: contentType ?? null, id }),
   };
 
   /** The steps the catalog's transactions combine with fragments and deletions. */
@@ -124,6 +137,8 @@ export function imageRows(db: Db) {
     complete: (imageId: number, sha256: string, now: number) => s.complete.run(sha256, now, imageId),
     /** Deletes the image's row (its fragments and replicas go with it, ON DELETE CASCADE); false when it was gone. */
     deleteRow: (imageId: number) => s.deleteImage.run(imageId).changes > 0,
+    /** The cached renditions of an image (images of their own, renditions/cache.ts). */
+    renditionsOf: (imageId: number) => s.renditionsOf.all(imageId).map((r) => r.id),
   };
   return { queries, steps };
 }

@@ -1,0 +1,104 @@
+// The rendition cache, kept in the cluster itself: each rendition is a one-fragment image under
+// a reserved name (cache-names.ts), replicated, repaired and scrubbed like any image but never
+// given a manifest on the datanodes (an index rebuild drops it: a cache is disposable). Bounded
+// by a byte budget, least-recently served first out; deleting an image deletes its renditions
+// (catalog.deleteImage).
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { sha256Hex } from '../bytes.ts';
+import type { Catalog, ImageRow } from '../metadata/catalog.ts';
+import type { RenditionRow, RenditionTable } from '../metadata/renditions.ts';
+import type { Replicas } from '../cluster/replicas.ts';
+import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
+import { newFragmentId } from '../uploads/put-fragment.ts';
+import { renditionName } from './cache-names.ts';
+import type { Rendered } from './render.ts';
+
+/** A hit refreshes its last use at most this often: serving stays a read, not a write per request. */
+const TOUCH_EVERY_MS = 10_000;
+/** A rendition being written is an open upload for this long at most (then the sweeper drops it). */
+const WRITE_TTL_MS = 10 * 60_000;
+
+export interface CachedRendition {
+  image: ImageRow;
+  row: RenditionRow;
+}
+
+export function createRenditionCache({ catalog, table, replicas, deleter, replicationFactor, budgetBytes, log, now = Date.now }: {
+  catalog: Catalog;
+  table: RenditionTable;
+  replicas: Replicas;
+  deleter: ReplicaDeleter;
+  replicationFactor: number;
+  budgetBytes: number;
+  log: Logger;
+  now?: () => number;
+}) {
+  function evict(): number {
+    let evicted = 0;
+    for (let { bytes } = table.totals(); bytes > budgetBytes; ) {
+      const [oldest] = table.leastRecent(1);
+      if (!oldest) break;
+      catalog.deleteImage(oldest.renditionImageId, now(), 'rendition-evicted');
+      bytes -= oldest.size;
+      evicted += 1;
+    }
+    if (evicted > 0) void deleter.kick();
+    return evicted;
+  }
+
+  /** Writes the bytes to the datanodes and records them; false when the source went meanwhile. */
+  async function write(source: ImageRow, variant: string, rendered: Rendered, contentType: string): Promise<boolean> {
+    const t = now();
+    const size = rendered.data.length;
+    const upload = catalog.insertUpload({
+      name: renditionName(source.imageKey, variant), uploadId: randomBytes(12).toString('base64url'), size, contentType, sha256: null,
+      fragmentSize: size, fragmentCount: 1, createdAt: t, expiresAt: t + WRITE_TTL_MS, width: rendered.width, height: rendered.height, mediaChecked: 1,
+    });
+    const fragmentId = newFragmentId();
+    const digest = sha256Hex(rendered.data);
+    let placed: string[] = [];
+    let done = false;
+    try {
+      placed = await replicas.write(fragmentId, rendered.data, digest, replicationFactor, new Set());
+      done = catalog.inTransaction(() =>
+        catalog.recordOnlyFragmentAndComplete({ id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest }, placed, digest, now()) === 'done' &&
+        table.insert({ renditionImageId: upload.id, sourceImageId: source.id, variant, size, width: rendered.width, height: rendered.height, lastUsedAt: now() }),
+      );
+    } finally {
+      if (!done) {
+        catalog.releaseWriteIntents(fragmentId, placed, now());
+        catalog.deleteImage(upload.id, now(), 'upload-aborted');
+        void deleter.kick();
+      }
+    }
+    return done;
+  }
+
+  return {
+    /** The cached rendition, its last use refreshed; undefined on a miss. */
+    get(source: ImageRow, variant: string): CachedRendition | undefined {
+      if (budgetBytes === 0) return undefined;
+      const row = table.find(source.id, variant);
+      const image = row && catalog.imageById(row.renditionImageId);
+      if (!row || !image || image.state !== 'stored') return undefined;
+      if (now() - row.lastUsedAt >= TOUCH_EVERY_MS) table.touch(row.renditionImageId, now());
+      return { image, row };
+    },
+
+    /** Stores a fresh rendition (never failing the request that made it), then keeps to the budget. */
+    async put(source: ImageRow, variant: string, rendered: Rendered, contentType: string): Promise<void> {
+      if (budgetBytes === 0 || rendered.data.length > budgetBytes) return;
+      try {
+        if (await write(source, variant, rendered, contentType)) evict();
+      } catch (err) {
+        log.warn({ image: source.name, variant, err: (err as Error).message }, 'rendition not cached');
+      }
+    },
+
+    evict,
+    totals: () => table.totals(),
+  };
+}
+
+export type RenditionCache = ReturnType<typeof createRenditionCache>;

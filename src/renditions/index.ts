@@ -1,0 +1,34 @@
+// The image-as-image services wired together: media detection on first read, the renderer, the
+// rendition cache in the cluster and the renditions service the HTTP route and GraphQL use.
+import type { Logger } from 'pino';
+import type { CoordinatorConfig } from '../config.ts';
+import type { Db } from '../metadata/database.ts';
+import type { Catalog } from '../metadata/catalog.ts';
+import { renditionTable } from '../metadata/renditions.ts';
+import type { Replicas } from '../cluster/replicas.ts';
+import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
+import type { Images } from '../images.ts';
+import { createImageMedia } from './image-media.ts';
+import { createRenditionCache } from './cache.ts';
+import { createRenderer } from './render.ts';
+import { createRenditions } from './service.ts';
+
+export function createRenditionServices({ config, db, catalog, replicas, deleter, images, log }: {
+  config: CoordinatorConfig;
+  db: Db;
+  catalog: Catalog;
+  replicas: Replicas;
+  deleter: ReplicaDeleter;
+  images: Images;
+  log: Logger;
+}) {
+  const readRange = images.readRange;
+  const imageMedia = createImageMedia({ catalog, readRange });
+  const cache = createRenditionCache({
+    catalog, table: renditionTable(db), replicas, deleter, log,
+    replicationFactor: config.replicationFactor, budgetBytes: config.renditionCacheBytes,
+  });
+  const renderer = createRenderer({ concurrency: config.renditionConcurrency, maxPixels: config.renditionMaxPixels });
+  const renditions = createRenditions({ config: { maxSize: config.renditionMaxSize, allowedSizes: config.renditionSizes }, readRange, imageMedia, cache, renderer });
+  return { imageMedia, renditions, renditionCache: cache };
+}

@@ -1,0 +1,145 @@
+// Images as images (issue 13) on a real coordinator and datanodes, with real images made by
+// sharp here: dimensions as a viewer shows them, renditions rotated and resized, the cache in
+// the cluster (same bytes the second time, purged with its image, LRU past a tiny budget), the
+// decompression bomb refused, content-type checks, and auth.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { deflateSync } from 'node:zlib';
+import { pngChunk } from './support/png.ts';
+import { startCluster, type TestCluster } from './support/cluster.ts';
+import { codeOf } from './support/graphql.ts';
+import { rawFetch } from './support/tokens.ts';
+import { DELETE, imagePath, uploadChunked, uploadImage, uploadImageRaw } from './support/images.ts';
+import { settleDeletions } from './support/disk.ts';
+
+let cluster: TestCluster;
+let portrait: Buffer;
+
+const MEDIA = `query($n: String!) { image(name: $n) { contentType format width height orientation } }`;
+const RENDITION = `query($n: String!) { image(name: $n) { rendition(width: 300, format: WEBP) { url width height format } } }`;
+
+/** A 3000x2000 JPEG whose EXIF says "rotate 90° clockwise": a viewer shows it 2000x3000. Left half red, right half blue. */
+async function makePortrait(): Promise<Buffer> {
+  const half = await sharp({ create: { width: 1500, height: 2000, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
+  return sharp({ create: { width: 3000, height: 2000, channels: 3, background: { r: 0, g: 0, b: 255 } } })
+    .composite([{ input: half, left: 0, top: 0 }])
+    .jpeg({ quality: 85 })
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
+}
+
+/** A PNG whose header claims width x height (grey): a few hundred bytes that would decode to gigabytes. */
+function pngBomb(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.writeUInt8(8, 8); // bit depth 8, colour type 0 (grey)
+  const rows = deflateSync(Buffer.alloc((width + 1) * 64)); // the first rows only: enough to start decoding
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', rows), pngChunk('IEND', Buffer.alloc(0))]);
+}
+
+const get = (path: string, headers: Record<string, string> = {}) =>
+  fetch(path, { headers: { authorization: `Bearer ${cluster.adminToken}`, ...headers } }).then(async (res) => ({ res, body: Buffer.from(await res.arrayBuffer()) }));
+
+beforeAll(async () => {
+  cluster = await startCluster({ config: { renditionCacheBytes: 1024 ** 2 } });
+  portrait = await makePortrait();
+  await uploadImage(cluster, 'photo.jpg', portrait);
+}, 60_000);
+afterAll(() => cluster?.close());
+
+describe('image metadata', () => {
+  it('stores a rotated JPEG with the size a viewer shows and the content type of its bytes', async () => {
+    const { image } = await cluster.gql(MEDIA, { n: 'photo.jpg' });
+    expect(image).toEqual({ contentType: 'image/jpeg', format: 'JPEG', width: 2000, height: 3000, orientation: 6 });
+  });
+
+  it('detects each format from the bytes, in a chunked upload too', async () => {
+    for (const format of ['png', 'webp', 'gif', 'avif', 'tiff'] as const) {
+      const bytes = await sharp({ create: { width: 40, height: 30, channels: 3, background: 'green' } }).toFormat(format).toBuffer();
+      await uploadChunked(cluster, `formats/x.${format}`, bytes);
+      const { image } = await cluster.gql(MEDIA, { n: `formats/x.${format}` });
+      expect({ format: image.format, width: image.width, height: image.height }).toEqual({ format: format.toUpperCase(), width: 40, height: 30 });
+    }
+    await uploadImage(cluster, 'formats/x.svg', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48"><rect width="64" height="48"/></svg>'));
+    expect((await cluster.gql(MEDIA, { n: 'formats/x.svg' })).image).toMatchObject({ contentType: 'image/svg+xml', format: 'SVG', width: 64, height: 48 });
+  });
+
+  it('keeps non-images storable with a null format', async () => {
+    await uploadImage(cluster, 'notes.txt', Buffer.from('just some text, not a picture'), 'text/plain');
+    expect((await cluster.gql(MEDIA, { n: 'notes.txt' })).image).toEqual({ contentType: 'text/plain', format: null, width: null, height: null, orientation: null });
+  });
+
+  it('refuses a declared content type that contradicts the bytes, and stores nothing', async () => {
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: 'red' } }).png().toBuffer();
+    expect(codeOf(await uploadImageRaw(cluster, 'liar.jpg', png, 'image/jpeg'))).toBe('CONTENT_TYPE_MISMATCH');
+    expect((await cluster.gql(MEDIA, { n: 'liar.jpg' })).image).toBeNull();
+  });
+});
+
+describe('renditions', () => {
+  it('serves a 300 px wide WebP, rotated as a viewer shows it, then the same bytes from the cache', async () => {
+    const first = await get(`${imagePath(cluster, 'photo.jpg')}?w=300&format=webp`);
+    expect(first.res.status).toBe(200);
+    expect(first.res.headers.get('content-type')).toBe('image/webp');
+    expect(first.res.headers.get('etag')).toMatch(/^"r/);
+    expect(first.res.headers.get('cache-control')).toContain('max-age');
+    expect(first.res.headers.get('x-content-type-options')).toBe('nosniff');
+    const meta = await sharp(first.body).metadata();
+    expect({ format: meta.format, width: meta.width, height: meta.height }).toEqual({ format: 'webp', width: 300, height: 450 });
+    // Rotated 90° clockwise: the red left half of the stored pixels is now the top.
+    const { data } = await sharp(first.body).resize(1, 2, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+    expect(data[0]).toBeGreaterThan(200); // top: red
+    expect(data[5]).toBeGreaterThan(200); // bottom: blue
+
+    const second = await get(`${imagePath(cluster, 'photo.jpg')}?format=webp&w=300`);
+    expect(second.res.headers.get('x-tessera-rendition')).toBe('300x450; cached');
+    expect(second.body.equals(first.body)).toBe(true);
+    expect(second.res.headers.get('etag')).toBe(first.res.headers.get('etag'));
+    const again = await get(`${imagePath(cluster, 'photo.jpg')}?w=300&format=webp`, { 'if-none-match': first.res.headers.get('etag')! });
+    expect(again.res.status).toBe(304);
+  });
+
+  it('describes the rendition in GraphQL with a signed URL an <img> can load without a token', async () => {
+    const { image } = await cluster.gql(RENDITION, { n: 'photo.jpg' });
+    expect(image.rendition).toMatchObject({ width: 300, height: 450, format: 'WEBP' });
+    expect(image.rendition.url).toContain('signature=');
+    const res = await rawFetch(image.rendition.url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/webp');
+  });
+
+  it('needs a token like the original', async () => {
+    const res = await rawFetch(`${imagePath(cluster, 'photo.jpg')}?w=300&format=webp`);
+    expect(res.status).toBe(401);
+    expect((await res.json()).code).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses sizes past the limit and renditions of non-images, with codes', async () => {
+    const big = await get(`${imagePath(cluster, 'photo.jpg')}?w=99999`);
+    expect([big.res.status, JSON.parse(big.body.toString()).code]).toEqual([400, 'RENDITION_NOT_ALLOWED']);
+    const text = await get(`${imagePath(cluster, 'notes.txt')}?w=100`);
+    expect([text.res.status, JSON.parse(text.body.toString()).code]).toEqual([415, 'NOT_AN_IMAGE']);
+  });
+
+  it('refuses a 30,000 x 30,000 PNG bomb by its header, before decoding it', async () => {
+    const bomb = pngBomb(30_000, 30_000);
+    await uploadImage(cluster, 'bomb.png', bomb);
+    expect((await cluster.gql(MEDIA, { n: 'bomb.png' })).image).toMatchObject({ format: 'PNG', width: 30_000, height: 30_000 });
+    const rssBefore = process.memoryUsage().rss;
+    const res = await get(`${imagePath(cluster, 'bomb.png')}?w=300`);
+    expect([res.res.status, JSON.parse(res.body.toString()).code]).toEqual([413, 'IMAGE_TOO_LARGE']);
+    expect(codeOf(await cluster.gql.request(RENDITION, { n: 'bomb.png' }))).toBe('IMAGE_TOO_LARGE');
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 ** 2);
+  }, 120_000);
+
+  it('purges an image\'s cached renditions when it is deleted, and LRU-evicts past the budget', async () => {
+    const cache = cluster.app.renditionCache;
+    const before = cache.totals().count;
+    await get(`${imagePath(cluster, 'photo.jpg')}?w=64&format=png`);
+    expect(cache.totals().count).toBe(before + 1);
+    expect(await cluster.gql(DELETE, { n: 'photo.jpg' })).toEqual({ deleteImage: true });
+    expect(cache.totals().count).toBe(0);
+    await settleDeletions(cluster);
+  });
+});
