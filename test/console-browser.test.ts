@@ -1,7 +1,7 @@
 // The web console as a person uses it, in a real headless Chromium against a real cluster
 // (`npm start`: coordinator and datanode processes, tokens required): sign in with the admin
-// token, drop two real images (a PNG of several fragments, a JPEG the browser encoded) on the
-// gallery and watch each upload reach 100%, see their thumbnails (renditions), open one (picture,
+// token, drop two real images (a PNG of several fragments, a JPEG the browser encoded) and a text
+// file on the gallery and watch each upload reach 100%, see their thumbnails (renditions), open one (picture,
 // metadata, fragments with their replicas), delete it, and on the cluster page watch live health
 // graphs and a datanode go DOWN when its process is killed with SIGKILL. Screenshots of the
 // gallery and the cluster page are saved in the test's temp dir.
@@ -29,6 +29,7 @@ if (skipReason) console.warn(`console-browser.test.ts skipped: ${skipReason}`);
 const FRAGMENT_SIZE = 256 * 1024;
 const PNG_NAME = 'noise.png';
 const JPEG_NAME = 'gradient.jpg';
+const TEXT_NAME = 'notes.txt';
 
 describe.skipIf(skipReason !== undefined)(
   `web console in headless Chromium${skipReason ? ` (skipped: ${skipReason})` : ''}`,
@@ -88,9 +89,11 @@ describe.skipIf(skipReason !== undefined)(
       await dropFiles(page, [
         { name: PNG_NAME, type: 'image/png', data: png },
         { name: JPEG_NAME, type: 'image/jpeg', data: jpeg },
+        // Not a picture: stored, shown as a tile without a thumbnail, and the gallery still works.
+        { name: TEXT_NAME, type: 'text/plain', data: Buffer.from('not a picture\n') },
       ]);
       const seen = new Set<string>();
-      for (const name of [PNG_NAME, JPEG_NAME]) {
+      for (const name of [PNG_NAME, JPEG_NAME, TEXT_NAME]) {
         const row = page.locator(`.upload[data-name="${name}"]`);
         await expect
           .poll(
@@ -110,9 +113,11 @@ describe.skipIf(skipReason !== undefined)(
       expect(stored).toEqual([
         { name: JPEG_NAME, size: jpeg.length, fragmentCount: 1 },
         { name: PNG_NAME, size: png.length, fragmentCount: 3 },
+        { name: TEXT_NAME, size: 14, fragmentCount: 1 },
       ]);
       const thumbs = page.locator('.grid img');
       await expect.poll(() => thumbs.count()).toBe(2);
+      await expect.poll(() => page.locator('.grid .file').allTextContents()).toEqual(['text/plain']);
       // Each thumbnail is a decoded picture (a rendition the <img> fetched with its signed URL).
       await expect
         .poll(
@@ -127,7 +132,7 @@ describe.skipIf(skipReason !== undefined)(
       await page.getByLabel('Name prefix').fill('noi');
       await expect.poll(() => page.locator('.grid .name').allTextContents()).toEqual([PNG_NAME]);
       await page.getByLabel('Name prefix').fill('');
-      await expect.poll(() => page.locator('.grid .name').allTextContents()).toEqual([JPEG_NAME, PNG_NAME]);
+      await expect.poll(() => page.locator('.grid .name').allTextContents()).toEqual([JPEG_NAME, PNG_NAME, TEXT_NAME]);
     });
 
     it('opens an image: picture, metadata, fragments and the datanodes holding each replica; deletes it', async () => {
@@ -140,7 +145,7 @@ describe.skipIf(skipReason !== undefined)(
       for (let i = 0; i < 3; i++) await expect.poll(() => rows.nth(i).locator('.replica').count()).toBe(2);
       await page.getByRole('button', { name: 'Delete' }).click();
       await page.getByRole('button', { name: 'Yes, delete' }).click();
-      await expect.poll(() => page.locator('.grid .name').allTextContents()).toEqual([JPEG_NAME]);
+      await expect.poll(() => page.locator('.grid .name').allTextContents()).toEqual([JPEG_NAME, TEXT_NAME]);
       expect((await gql('query($n: String!) { image(name: $n) { name } }', { n: PNG_NAME })).image).toBeNull();
     });
 

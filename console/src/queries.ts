@@ -1,16 +1,12 @@
 // Every operation the console sends, in one place.
 
-/** Thumbnail and picture URLs: a rendition of the given width, usable in <img> (signed). */
-const rendition = (alias: string, width: string) =>
-  `${alias}: rendition(width: ${width}, height: ${width}, fit: INSIDE, format: WEBP) { url width height }`;
-
 export const SIGN_IN = `query SignIn { cluster { imageCount } }`;
 
-export const IMAGES = `query Images($first: Int!, $after: String, $prefix: String, $thumb: Int!) {
+export const IMAGES = `query Images($first: Int!, $after: String, $prefix: String) {
   images(first: $first, after: $after, prefix: $prefix) {
     totalCount
     pageInfo { endCursor hasNextPage }
-    edges { node { name size width height ${rendition('thumb', '$thumb')} } }
+    edges { node { name size contentType format width height signedUrl: url(expiresIn: 3600) } }
   }
 }`;
 
@@ -19,8 +15,7 @@ const DATANODE = `id url status`;
 export const IMAGE = `query Image($name: String!) {
   image(name: $name) {
     name size contentType format width height sha256 createdAt fragmentCount fragmentSize
-    ${rendition('picture', '1600')}
-    original: url(expiresIn: 3600)
+    signedUrl: url(expiresIn: 3600)
     fragments { index size sha256 replicas { ${DATANODE} } }
   }
 }`;

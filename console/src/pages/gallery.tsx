@@ -5,14 +5,17 @@ import type { PageInfo } from '../../../src/client/types.ts';
 import { gql } from '../api.ts';
 import { bytes } from '../format.ts';
 import { IMAGES } from '../queries.ts';
+import { isPicture, renditionUrl } from '../renditions.ts';
 import { Uploads } from '../parts/uploads.tsx';
 
 interface Thumb {
   name: string;
   size: number;
+  contentType: string;
+  format: string | null;
   width: number | null;
   height: number | null;
-  thumb: { url: string; width: number; height: number };
+  signedUrl: string;
 }
 interface Page {
   totalCount: number;
@@ -24,24 +27,22 @@ const SIZES = { S: 160, M: 260, L: 400 } as const;
 type Size = keyof typeof SIZES;
 const PAGE = 40;
 
-/** The listing for a prefix and a thumbnail size; `more` loads the next page. */
-function useListing(prefix: string, size: Size, generation: number) {
+/** The listing for a prefix; `more` loads the next page. */
+function useListing(prefix: string, generation: number) {
   const [state, setState] = useState<{ items: Thumb[]; total?: number; cursor: string | null; more: boolean; error?: string }>({
     items: [],
     cursor: null,
     more: true,
   });
   const loading = useRef(false);
-  const key = `${prefix}\u0000${size}\u0000${generation}`;
+  const key = `${prefix}\u0000${generation}`;
   const current = useRef(key);
   current.current = key;
   const load = async (from: typeof state) => {
     if (loading.current || !from.more) return;
     loading.current = true;
     try {
-      // Device pixels: a 2x screen gets a sharp thumbnail.
-      const thumb = Math.round(SIZES[size] * Math.min(devicePixelRatio || 1, 2));
-      const { images } = await gql<{ images: Page }>(IMAGES, { first: PAGE, after: from.cursor, prefix: prefix || undefined, thumb });
+      const { images } = await gql<{ images: Page }>(IMAGES, { first: PAGE, after: from.cursor, prefix: prefix || undefined });
       if (current.current !== key) return;
       setState({
         items: [...from.items, ...images.edges.map((e) => e.node)],
@@ -91,12 +92,34 @@ function useSentinel(onVisible: () => void, shown: number) {
   return ref;
 }
 
+/** One image: its thumbnail (for a picture) or its type (for another file), name and size. */
+function Tile({ image, box }: { image: Thumb; box: number }) {
+  // Device pixels: a 2x screen gets a sharp thumbnail.
+  const pixels = Math.round(box * Math.min(devicePixelRatio || 1, 2));
+  return (
+    <li>
+      <a href={`#/image/${encodeURIComponent(image.name)}`} title={image.name}>
+        {isPicture(image) ? (
+          <img src={renditionUrl(image.signedUrl, pixels)} alt={image.name} loading="lazy" decoding="async" />
+        ) : (
+          <span class="file">{image.contentType}</span>
+        )}
+        <span class="name">{image.name}</span>
+        <span class="meta">
+          {image.width ? `${image.width}×${image.height} · ` : ''}
+          {bytes(image.size)}
+        </span>
+      </a>
+    </li>
+  );
+}
+
 export function Gallery() {
   const [typed, setTyped] = useState('');
   const [size, setSize] = useState<Size>(() => (localStorage.getItem('tessera.thumbSize') as Size) || 'M');
   const [generation, setGeneration] = useState(0);
   const prefix = useDebounced(typed.trim(), 250);
-  const listing = useListing(prefix, size, generation);
+  const listing = useListing(prefix, generation);
   const sentinel = useSentinel(() => void listing.more(), listing.items.length);
   const pickSize = (s: Size) => {
     localStorage.setItem('tessera.thumbSize', s);
@@ -128,23 +151,7 @@ export function Gallery() {
       )}
       <ul class="grid" style={{ '--thumb': `${SIZES[size]}px` }}>
         {listing.items.map((image) => (
-          <li key={image.name}>
-            <a href={`#/image/${encodeURIComponent(image.name)}`} title={image.name}>
-              <img
-                src={image.thumb.url}
-                width={image.thumb.width}
-                height={image.thumb.height}
-                alt={image.name}
-                loading="lazy"
-                decoding="async"
-              />
-              <span class="name">{image.name}</span>
-              <span class="meta">
-                {image.width ? `${image.width}×${image.height} · ` : ''}
-                {bytes(image.size)}
-              </span>
-            </a>
-          </li>
+          <Tile key={image.name} image={image} box={SIZES[size]} />
         ))}
       </ul>
       {listing.total === 0 && <p class="empty">{prefix ? `No image name starts with “${prefix}”.` : 'No images yet: drop some here.'}</p>}

@@ -6,6 +6,10 @@ import { gql } from '../api.ts';
 import { bytes, dateTime } from '../format.ts';
 import { DELETE_IMAGE, IMAGE } from '../queries.ts';
 import { Status } from '../parts/status.tsx';
+import { isPicture, renditionUrl } from '../renditions.ts';
+
+/** The picture's box: sharp on most screens, far lighter than a camera's original. */
+const PICTURE_BOX = 1600;
 
 interface Details {
   name: string;
@@ -18,8 +22,7 @@ interface Details {
   createdAt: string;
   fragmentCount: number;
   fragmentSize: number;
-  picture: { url: string; width: number; height: number };
-  original: string;
+  signedUrl: string;
   fragments: Fragment[];
 }
 
@@ -139,14 +142,21 @@ export function ImagePage({ name }: { name: string }) {
       <div class="title">
         <a href="#/">← Images</a>
         <h1>{image.name}</h1>
-        <a href={image.original} download={image.name.split('/').pop()}>
+        <a href={image.signedUrl} download={image.name.split('/').pop()}>
           Download original
         </a>
         <DeleteButton name={image.name} />
       </div>
-      <figure>
-        <img src={image.picture.url} width={image.picture.width} height={image.picture.height} alt={image.name} />
-      </figure>
+      {isPicture(image) && (
+        <figure>
+          <img
+            src={renditionUrl(image.signedUrl, PICTURE_BOX)}
+            width={image.width ?? undefined}
+            height={image.height ?? undefined}
+            alt={image.name}
+          />
+        </figure>
+      )}
       <Metadata image={image} />
       <Fragments image={image} />
     </article>
