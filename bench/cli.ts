@@ -1,13 +1,22 @@
 // The real `tessera` CLI process (bin/tessera.js) as the bench runs it: upload of a file and
 // download to a file, end to end (start-up, hashing, verification, the file written), against
 // the bench cluster with its admin token.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from './processes.ts';
 import { pieceAt, type Piece } from './workloads.ts';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'tessera.js');
+
+/**
+ * Builds the CLI bundle as `npm install` does: bin/tessera.js falls back to compiling the
+ * TypeScript on every start when the bundle is missing or stale, which is not what users run.
+ */
+export function buildCliBundle(): void {
+  const built = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'build-cli.mjs')], { cwd: REPO_ROOT, encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`the CLI bundle did not build: ${built.stderr.slice(0, 500)}`);
+}
 
 const CPU_PRELOAD = new URL('./cli-cpu.mjs', import.meta.url).href;
 

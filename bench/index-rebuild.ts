@@ -50,7 +50,7 @@ try {
   const coordinator = await startCoordinator(makeConfig({ dataDir: path.join(dir, 'coordinator'), port: 0, secret, datanodes: urls, healthIntervalMs: 500 }), log);
   while (coordinator.app.rebuilding()) await new Promise((r) => setTimeout(r, 20));
   const ms = Date.now() - started;
-  const listed = coordinator.app.catalog.countImages();
+  const listed = coordinator.app.images.count();
   await coordinator.stop();
   await Promise.all(datanodes.map((d) => d.close()));
   process.stdout.write(`index rebuild: ${listed} of ${opts.images} images (2 replicas each, 3 datanodes) in ${(ms / 1000).toFixed(2)} s (${Math.round(listed / (ms / 1000))} images/s), from coordinator start to a complete index\n`);

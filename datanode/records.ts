@@ -20,30 +20,44 @@ export interface RecordStore {
 export const RECORDS_DIR = 'records';
 const JOURNAL = 'journal.jsonl';
 
-export async function openRecordStore(dataDir: string): Promise<RecordStore> {
-  const dir = join(dataDir, RECORDS_DIR);
-  const file = join(dir, JOURNAL);
-  await mkdir(dir, { recursive: true });
-
+/** The records held, by image, and which live image each fragment belongs to. */
+function createRecordIndex() {
   const manifests = new Map<string, ImageManifest>();
   const tombstones = new Map<string, ImageTombstone>();
   /** fragment id -> image, for live manifests only. */
   const owners = new Map<string, string>();
 
-  function apply(record: ImageRecord): void {
-    if (record.kind === 'tombstone') {
-      if (tombstones.has(record.image)) return;
-      tombstones.set(record.image, record);
-      for (const f of manifests.get(record.image)?.fragments ?? []) if (owners.get(f.id) === record.image) owners.delete(f.id);
-      return;
-    }
-    // Rewritten (a fragment was replaced while completeUpload hashed): the older fragments are not its own any more.
-    for (const f of manifests.get(record.image)?.fragments ?? []) if (owners.get(f.id) === record.image) owners.delete(f.id);
-    manifests.set(record.image, record);
-    if (!tombstones.has(record.image)) for (const f of record.fragments) owners.set(f.id, record.image);
-  }
+  const disown = (image: string) => {
+    for (const f of manifests.get(image)?.fragments ?? []) if (owners.get(f.id) === image) owners.delete(f.id);
+  };
 
-  // Load. A crash mid-append can leave a torn last line: it is cut off, so the next append starts clean.
+  return {
+    apply(record: ImageRecord): void {
+      if (record.kind === 'tombstone') {
+        if (tombstones.has(record.image)) return;
+        tombstones.set(record.image, record);
+        disown(record.image);
+        return;
+      }
+      // Rewritten (a fragment was replaced while completeUpload hashed): the older fragments are not its own any more.
+      disown(record.image);
+      manifests.set(record.image, record);
+      if (!tombstones.has(record.image)) for (const f of record.fragments) owners.set(f.id, record.image);
+    },
+    /** The same record is held already (a repeated write is not written again). */
+    held(record: ImageRecord): boolean {
+      if (record.kind === 'tombstone') return tombstones.has(record.image);
+      const have = manifests.get(record.image);
+      return have !== undefined && JSON.stringify(have) === JSON.stringify(record);
+    },
+    list: (): RecordListing => ({ manifests: [...manifests.values()], tombstones: [...tombstones.values()] }),
+    liveOwnerOf: (fragmentId: string) => owners.get(fragmentId),
+    isTombstoned: (image: string) => tombstones.has(image),
+  };
+}
+
+/** The journal's records. A crash mid-append can leave a torn last line: it is cut off, so the next append starts clean. */
+async function loadJournal(file: string): Promise<ImageRecord[]> {
   let text = '';
   try {
     text = await readFile(file, 'utf8');
@@ -52,6 +66,7 @@ export async function openRecordStore(dataDir: string): Promise<RecordStore> {
   }
   const end = text.lastIndexOf('\n') + 1;
   if (end < text.length) await truncate(file, Buffer.byteLength(text.slice(0, end)));
+  const records: ImageRecord[] = [];
   for (const line of text.slice(0, end).split('\n')) {
     if (line === '') continue;
     let parsed: unknown;
@@ -61,14 +76,16 @@ export async function openRecordStore(dataDir: string): Promise<RecordStore> {
       continue;
     }
     const record = parseRecord(parsed);
-    if (record) apply(record);
+    if (record) records.push(record);
   }
+  return records;
+}
 
-  const handle: FileHandle = await open(file, 'a', 0o644);
-  // The journal's own directory entry must be durable once, after its creation.
-  const dirHandle = await open(dir, 'r');
-  await dirHandle.sync().finally(() => dirHandle.close());
-
+/**
+ * Appends with group commit: lines queued while a write and fdatasync run go out together in
+ * the next one. `written` sees each record once it is durable, before its writer is answered.
+ */
+function groupCommitter(handle: FileHandle, written: (record: ImageRecord) => void) {
   let queue: { line: string; record: ImageRecord; done: (err?: unknown) => void }[] = [];
   let flushing: Promise<void> | undefined;
 
@@ -79,7 +96,7 @@ export async function openRecordStore(dataDir: string): Promise<RecordStore> {
       try {
         await handle.write(batch.map((b) => b.line).join(''));
         await handle.datasync();
-        for (const b of batch) apply(b.record);
+        for (const b of batch) written(b.record);
         for (const b of batch) b.done();
       } catch (err) {
         for (const b of batch) b.done(err);
@@ -95,25 +112,38 @@ export async function openRecordStore(dataDir: string): Promise<RecordStore> {
     });
   }
 
-  function held(record: ImageRecord): boolean {
-    if (record.kind === 'tombstone') return tombstones.has(record.image);
-    const have = manifests.get(record.image);
-    return have !== undefined && JSON.stringify(have) === JSON.stringify(record);
-  }
-
   return {
-    add(record) {
-      if (held(record)) return Promise.resolve();
+    append(record: ImageRecord): Promise<void> {
       return new Promise<void>((resolve, reject) => {
         queue.push({ line: `${JSON.stringify(record)}\n`, record, done: (err) => (err ? reject(err) : resolve()) });
         kick();
       });
     },
-    list: () => ({ manifests: [...manifests.values()], tombstones: [...tombstones.values()] }),
-    liveOwnerOf: (fragmentId) => owners.get(fragmentId),
-    isTombstoned: (image) => tombstones.has(image),
+    /** Resolves once no write is under way. */
+    settled: () => flushing,
+  };
+}
+
+export async function openRecordStore(dataDir: string): Promise<RecordStore> {
+  const dir = join(dataDir, RECORDS_DIR);
+  const file = join(dir, JOURNAL);
+  await mkdir(dir, { recursive: true });
+  const index = createRecordIndex();
+  for (const record of await loadJournal(file)) index.apply(record);
+
+  const handle: FileHandle = await open(file, 'a', 0o644);
+  // The journal's own directory entry must be durable once, after its creation.
+  const dirHandle = await open(dir, 'r');
+  await dirHandle.sync().finally(() => dirHandle.close());
+  const journal = groupCommitter(handle, index.apply);
+
+  return {
+    add: (record) => (index.held(record) ? Promise.resolve() : journal.append(record)),
+    list: index.list,
+    liveOwnerOf: index.liveOwnerOf,
+    isTombstoned: index.isTombstoned,
     async close() {
-      await flushing;
+      await journal.settled();
       await handle.close();
     },
   };

@@ -1,32 +1,33 @@
-// The coordinator's services wired together: the index,
-// the datanode registry and client, the monitor, uploads, images and the replica deleter.
+// The coordinator's services wired together: the index, the datanode registry and client, the
+// background work (monitor, deleter, repair, scrub, reconciliation, expiry) on one scheduler, and
+// the services the API uses (images, uploads, the cluster, auth). createCoordinator hands the
+// HTTP layer only those services; the rest is `internals`, for tests and tools.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CoordinatorConfig } from './config.ts';
-import { badInput, TesseraError } from './errors.ts';
-import { createEventBus } from './events.ts';
-import { createImages } from './images.ts';
-import { createUploads } from './uploads.ts';
-import { openDatabase } from './metadata/database.ts';
-import { createCatalog } from './metadata/catalog.ts';
+import { createEventBus, type EventBus } from './events.ts';
+import { createImageService, type ImageService } from './image-service.ts';
+import { createUploads, type Uploads } from './uploads.ts';
+import { openDatabase, type Db } from './metadata/database.ts';
+import { createCatalog, type Catalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
 import { clusterIdentityRow } from './metadata/cluster-identity.ts';
-import { createClusterIdentity } from './cluster/cluster-identity.ts';
+import { createClusterIdentity, type ClusterIdentity } from './cluster/cluster-identity.ts';
 import { replicationQueries } from './metadata/replication.ts';
-import { createDatanodeClient } from './cluster/datanode-client.ts';
-import { createMonitor } from './cluster/monitor.ts';
-import { createRegistry, type DatanodeView } from './cluster/registry.ts';
-import { createReplicaDeleter } from './cluster/replica-deletions.ts';
-import { createReplicas, type BadReplica } from './cluster/replicas.ts';
-import { createRepairer } from './cluster/repair.ts';
+import { createDatanodeClient, type DatanodeClient } from './cluster/datanode-client.ts';
+import { createMonitor, type Monitor } from './cluster/monitor.ts';
+import { createRegistry, type Registry } from './cluster/registry.ts';
+import { createReplicaDeleter, type ReplicaDeleter } from './cluster/replica-deletions.ts';
+import { createReplicas, type BadReplica, type Replicas } from './cluster/replicas.ts';
+import { createRepairer, type Repairer } from './cluster/repair.ts';
 import { createScrubber } from './cluster/scrubber.ts';
 import { createReconciler } from './cluster/reconciler.ts';
-import { createAuth } from './auth/service.ts';
-import { createImageRecords } from './cluster/image-records.ts';
-import { createIndexRebuild } from './cluster/index-rebuild.ts';
-import { normalizeHttpUrl } from './shared/flag-values.ts';
-import { createScheduler } from './shared/scheduler.ts';
+import { createAuth, type Auth } from './auth/service.ts';
+import { createClusterService, type ClusterService } from './cluster/cluster-service.ts';
+import { createImageRecords, type ImageRecords } from './cluster/image-records.ts';
+import { createIndexRebuild, type IndexRebuild, type RebuildReport } from './cluster/index-rebuild.ts';
+import { createScheduler, type Scheduler } from './shared/scheduler.ts';
 import { createRenditionServices } from './renditions/index.ts';
 
 /** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
@@ -36,7 +37,49 @@ export const INDEX_FILE = 'index.sqlite';
 /** Present while a coordinator runs on the data dir: found at start, the last run ended uncleanly. */
 const RUNNING_MARKER = 'coordinator.running';
 
-export function createCoordinator(config: CoordinatorConfig, log: Logger) {
+/** The parts behind the services: for tests and tools (bench, index checks), never for the HTTP layer. */
+export interface CoordinatorInternals {
+  db: Db;
+  catalog: Catalog;
+  registry: Registry;
+  client: DatanodeClient;
+  clusterIdentity: ClusterIdentity;
+  scheduler: Scheduler;
+  monitor: Monitor;
+  deleter: ReplicaDeleter;
+  replicas: Replicas;
+  records: ImageRecords;
+  repairer: Repairer;
+  scrubber: ReturnType<typeof createScrubber>;
+  reconciler: ReturnType<typeof createReconciler>;
+  indexRebuild: IndexRebuild;
+  renditionCache: RenditionServices['renditionCache'];
+}
+
+type RenditionServices = ReturnType<typeof createRenditionServices>;
+
+/** What the HTTP layer serves from: the API's services and the coordinator's lifecycle. */
+export interface Coordinator {
+  config: CoordinatorConfig;
+  log: Logger;
+  auth: Auth;
+  events: EventBus;
+  images: ImageService;
+  uploads: Uploads;
+  cluster: ClusterService;
+  /** An image's format and dimensions. */
+  imageMedia: RenditionServices['imageMedia'];
+  /** Resized and re-encoded variants of stored images. */
+  renditions: RenditionServices['renditions'];
+  /** True while the start-up rebuild runs: requests answer INDEX_REBUILDING. */
+  rebuilding(): boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  internals: CoordinatorInternals;
+}
+
+/** The index opened, the last run's unfinished writes released, the admin token written. */
+function openIndex(config: CoordinatorConfig, log: Logger) {
   const db = openDatabase(path.join(config.dataDir, INDEX_FILE), { synchronous: config.indexSynchronous });
   const marker = path.join(config.dataDir, RUNNING_MARKER);
   // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):
@@ -49,7 +92,11 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
   // No write is in flight at start: intents left by a crash become due deletions.
   const orphaned = catalog.releaseAllWriteIntents(Date.now());
   if (orphaned > 0) log.info({ replicas: orphaned }, 'cleaning replica writes interrupted by the last shutdown');
+  return { db, marker, uncleanStop, catalog, auth };
+}
 
+/** The registry of datanodes, the cluster's identity, and the client that talks to them. */
+function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger) {
   const registry = createRegistry({ rows: datanodeRows(db), downAfterFailures: config.downAfterFailures, thresholds: config.thresholds });
   const clusterIdentity = createClusterIdentity({ row: clusterIdentityRow(db), log });
   const client = createDatanodeClient({
@@ -60,74 +107,119 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       expectedNodeId: (url) => registry.byUrl(url)?.nodeId ?? undefined,
     },
   });
-  const events = createEventBus();
+  return { registry, clusterIdentity, client };
+}
+
+/**
+ * At start: the cluster id from the index, else regained from the known datanodes' proven
+ * answers, else (none of them joined a cluster yet) minted. Undefined when no datanode answered:
+ * then the monitor keeps learning, and no datanode obeys a write or delete from us meanwhile.
+ */
+async function establishClusterId({ clusterIdentity, registry, client, log }: { clusterIdentity: ClusterIdentity; registry: Registry; client: DatanodeClient; log: Logger }): Promise<string | undefined> {
+  if (clusterIdentity.current() !== undefined) return clusterIdentity.current();
+  await Promise.all(
+    registry.all().map(async (node) => {
+      const answer = await client.health(node.url, 2000).catch(() => undefined);
+      if (answer?.nodeId !== undefined && !answer.identityUnproven) clusterIdentity.learn(answer.clusterId ?? null, node.id);
+    }),
+  );
+  const id = clusterIdentity.settle();
+  if (id === undefined) log.warn('cluster id not established yet (no datanode answered): writes and deletes wait until one does');
+  return id;
+}
+
+/** The index checked against the datanodes' records: at start when needed, and again when a datanode the last check could not read is back. */
+function createIndexChecks(indexRebuild: IndexRebuild, log: Logger) {
+  /** Datanodes unread by the last rebuild: when one is live again, the index is re-checked. */
+  let unread = new Set<string>();
+  let atStart = false;
+  const remember = (report: RebuildReport) => void (unread = new Set(report.unreadDatanodes));
+  const recheck = (why: string) => indexRebuild.run(why).then(remember, (err: Error) => log.error({ err: err.message }, 'index re-check failed'));
+  return {
+    rebuildingAtStart: () => atStart,
+    recheck,
+    /** Whether live datanode `id` went unread by the last check (and no start-up rebuild runs): then it is re-checked. */
+    recheckIfUnread(id: string): void {
+      if (unread.has(id) && !atStart) void recheck(`datanode ${id}, unread by the last rebuild, is back`);
+    },
+    /** Rebuilds at start, waiting for it a while; `then` runs once it ends, however it ends. */
+    async rebuildAtStart(why: string, then: () => void): Promise<void> {
+      atStart = true;
+      const rebuilt = indexRebuild
+        .run(why, { startup: true })
+        .then(remember, (err: Error) => log.error({ err: err.message }, 'index rebuild failed; the index is served as it is'))
+        .finally(() => {
+          atStart = false;
+          then();
+        });
+      const waited = await Promise.race([rebuilt.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), REBUILD_WAIT_AT_START_MS).unref())]);
+      if (!waited) log.info('index rebuild continues; requests answer INDEX_REBUILDING until it ends');
+    },
+  };
+}
+
+/** The background work on one scheduler: health, deletions, repair, scrub, reconciliation, and the index checks. */
+function createBackgroundWork(config: CoordinatorConfig, log: Logger, { db, catalog, registry, clusterIdentity, client, events }: {
+  db: Db;
+  catalog: Catalog;
+  registry: Registry;
+  clusterIdentity: ClusterIdentity;
+  client: DatanodeClient;
+  events: EventBus;
+}) {
   // Every background loop of the coordinator runs on this scheduler (one place to gate them).
   const scheduler = createScheduler({ log });
   const deleter = createReplicaDeleter({ catalog, registry, client, log, scheduler, replicationFactor: config.replicationFactor });
   const replicas = createReplicas({ catalog, registry, client, log });
   const records = createImageRecords({ registry, client, log, replicationFactor: config.replicationFactor });
+  const indexRebuild = createIndexRebuild({ catalog, registry, client, records, log });
+  const checks = createIndexChecks(indexRebuild, log);
   const monitor = createMonitor({
-    clusterIdentity,
-    registry,
-    client,
-    events,
-    scheduler,
+    clusterIdentity, registry, client, events, scheduler, log,
     intervalMs: config.healthIntervalMs,
-    log,
     thresholds: config.thresholds,
     onStatusChange: (id) => {
       // A datanode back from DOWN gets the deletions it missed; repair that failed for want of
       // a copy or a target may succeed now.
       const node = registry.get(id);
-      if (registry.isLive(id)) void deleter.datanodeLive(id);
-      if (registry.isLive(id) && unreadByRebuild.has(id) && !rebuildingAtStart) void recheck(`datanode ${id}, unread by the last rebuild, is back`);
-      // A partitioned datanode does not refuse, it hangs: its writes in flight fall back now.
-      else if (node?.status === 'DOWN') client.abandon(node.url);
+      if (registry.isLive(id)) {
+        void deleter.datanodeLive(id);
+        checks.recheckIfUnread(id);
+      } else if (node?.status === 'DOWN') client.abandon(node.url); // a partitioned datanode hangs: its writes in flight fall back now
       repairer.datanodesChanged();
     },
   });
   const repairer = createRepairer({
-    catalog,
+    catalog, registry, replicas, client, events, log, scheduler,
     replication: replicationQueries(db),
-    registry,
-    replicas,
-    client,
-    events,
-    log,
-    scheduler,
     replicationFactor: config.replicationFactor,
     repairAfterMs: config.repairAfterSec * 1000,
     bytesPerSecond: config.repairBytesPerSec,
   });
   const reportBad = (bad: BadReplica) => repairer.report(bad);
   const scrubber = createScrubber({ catalog, registry, client, log, scheduler, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
-  const indexRebuild = createIndexRebuild({ catalog, registry, client, records, log });
-  /** Datanodes unread by the last rebuild: when one is live again, the index is re-checked. */
-  let unreadByRebuild = new Set<string>();
-  let rebuildingAtStart = false;
-  const recheck = (why: string) =>
-    indexRebuild.run(why).then(
-      (report) => void (unreadByRebuild = new Set(report.unreadDatanodes)),
-      (err: Error) => log.error({ err: err.message }, 'index re-check failed'),
-    );
   const reconciler = createReconciler({
-    catalog,
-    registry,
-    client,
-    records,
-    deleter,
-    log,
-    scheduler,
+    catalog, registry, client, records, deleter, log, scheduler,
     intervalMs: config.reconcileIntervalSec * 1000,
     graceMs: config.orphanGraceSec * 1000,
     replicationFactor: config.replicationFactor,
     maxDeletions: config.reconcileMaxDeletions,
     onBad: reportBad,
-    onIndexDisagrees: () => void recheck('the datanodes\' records disagree with the index'),
+    onIndexDisagrees: () => void checks.recheck('the datanodes\' records disagree with the index'),
   });
+  return { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler };
+}
+
+export function createCoordinator(config: CoordinatorConfig, log: Logger): Coordinator {
+  const { db, marker, uncleanStop, catalog, auth } = openIndex(config, log);
+  const { registry, clusterIdentity, client } = connectDatanodes(config, db, log);
+  const events = createEventBus();
+  const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events });
+  const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
-  const images = createImages({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
+  const images = createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
   const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, db, catalog, replicas, deleter, images, log });
+  const cluster = createClusterService({ catalog, registry, client, monitor, clusterIdentity, repairer, replicationFactor: config.replicationFactor, log });
   // Expired uploads and idle quota owners; a failed sweep (SQLITE_BUSY) is logged and retried.
   const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
   const sweeper = scheduler.loop(
@@ -138,122 +230,30 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
     },
     { everyMs: sweepMs, firstAfterMs: sweepMs },
   );
-
   let stopped = false;
-
-  async function registerDatanode(url: string): Promise<DatanodeView> {
-    const normalized = normalizeHttpUrl(url);
-    if (normalized === undefined) throw badInput(`"${url}" is not an http(s) URL.`);
-    // Its data dir's id, if it answers and proves it (the client drops an unproven id): the same
-    // disks behind a new URL stay the same datanode, and no other server can take its entry.
-    const nodeId = await client.health(normalized, 2000).then((h) => h.nodeId, () => undefined);
-    const { datanode, created, movedFrom } = registry.register(normalized, nodeId);
-    if (movedFrom) log.info({ datanode: datanode.id, from: movedFrom, to: normalized }, 'datanode moved to a new URL');
-    if (created) {
-      log.info({ datanode: datanode.id, url: normalized }, 'datanode registered');
-      await monitor.sampleNow(datanode.id); // its first status (and event) right away
-      clusterIdentity.settle();
-    }
-    return registry.get(datanode.id)!;
-  }
-
-  /**
-   * At start: the cluster id from the index, else regained from the known datanodes' proven
-   * answers, else (none of them joined a cluster yet) minted. Undefined when no datanode answered:
-   * then the monitor keeps learning, and no datanode obeys a write or delete from us meanwhile.
-   */
-  async function establishClusterId(): Promise<string | undefined> {
-    if (clusterIdentity.current() !== undefined) return clusterIdentity.current();
-    await Promise.all(
-      registry.all().map(async (node) => {
-        const answer = await client.health(node.url, 2000).catch(() => undefined);
-        if (answer?.nodeId !== undefined && !answer.identityUnproven) clusterIdentity.learn(answer.clusterId ?? null, node.id);
-      }),
-    );
-    const id = clusterIdentity.settle();
-    if (id === undefined) log.warn('cluster id not established yet (no datanode answered): writes and deletes wait until one does');
-    return id;
-  }
-
-  const requireDatanode = (id: string) => {
-    const node = registry.get(id);
-    if (!node) throw new TesseraError('DATANODE_NOT_FOUND', `No datanode has id "${id}".`);
-    return node;
+  const startLoops = () => {
+    if (stopped) return;
+    deleter.start();
+    repairer.start();
+    reconciler.start();
+    if (config.scrubBytesPerSec > 0) scrubber.start();
+    sweeper.start();
   };
 
-  /** Decommission, step 1: no new replicas; its fragments are copied elsewhere, then trimmed from it. */
-  function drainDatanode(id: string, drain: boolean): DatanodeView {
-    requireDatanode(id);
-    const node = registry.setDraining(id, drain)!;
-    log.info({ datanode: id, draining: drain }, drain ? 'draining datanode' : 'datanode takes replicas again');
-    void repairer.kick();
-    return node;
-  }
-
-  /** Decommission, step 2: forget a datanode that holds no replica. */
-  function removeDatanode(id: string): boolean {
-    const node = requireDatanode(id);
-    if (!node.draining) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} is not draining; drainDatanode it first.`);
-    const held = catalog.replicaCountOn(id);
-    if (held > 0) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} still holds ${held} replica${held === 1 ? '' : 's'}; drain it and wait until it holds none.`);
-    catalog.purgeDeletionsOn(id);
-    registry.remove(id);
-    log.info({ datanode: id }, 'datanode removed');
-    return true;
-  }
-
   return {
-    config,
-    log,
-    db,
-    catalog,
-    registry,
-    client,
-    events,
-    monitor,
-    deleter,
-    replicas,
-    records,
-    indexRebuild,
-    /** True while the start-up rebuild runs: requests answer INDEX_REBUILDING. */
-    rebuilding: () => rebuildingAtStart,
-    repairer,
-    scrubber,
-    reconciler,
-    uploads,
-    images,
-    imageMedia,
-    renditions,
-    renditionCache,
-    auth,
-    clusterIdentity,
-    establishClusterId,
-    registerDatanode,
-    drainDatanode,
-    removeDatanode,
-
+    config, log, auth, events, images, uploads, cluster, imageMedia, renditions,
+    rebuilding: checks.rebuildingAtStart,
     async start() {
-      for (const url of config.datanodes) await registerDatanode(url);
-      await establishClusterId();
+      for (const url of config.datanodes) await cluster.register(url);
+      await establishClusterId({ clusterIdentity, registry, client, log });
       monitor.start();
       // An empty index (a lost or new coordinator disk) is rebuilt from the datanodes' records
       // before anything deletes; --recheck-index does the same for a restored, stale one.
       fs.writeFileSync(marker, `${process.pid}\n`);
       const empty = catalog.imageCount() === 0;
       if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
-      rebuildingAtStart = true;
-      const why = empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly';
-      const rebuilt = indexRebuild.run(why, { startup: true }).then(
-        (report) => void (unreadByRebuild = new Set(report.unreadDatanodes)),
-        (err: Error) => log.error({ err: err.message }, 'index rebuild failed; the index is served as it is'),
-      ).finally(() => {
-        rebuildingAtStart = false;
-        if (!stopped) startLoops();
-      });
-      const waited = await Promise.race([rebuilt.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), REBUILD_WAIT_AT_START_MS).unref())]);
-      if (!waited) log.info('index rebuild continues; requests answer INDEX_REBUILDING until it ends');
+      await checks.rebuildAtStart(empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly', startLoops);
     },
-
     async stop() {
       stopped = true;
       await Promise.all([scheduler.stop(), indexRebuild.idle(), records.flushTombstones()]);
@@ -261,15 +261,6 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger) {
       db.close();
       fs.rmSync(marker, { force: true });
     },
+    internals: { db, catalog, registry, client, clusterIdentity, scheduler, monitor, deleter, replicas, records, repairer, scrubber, reconciler, indexRebuild, renditionCache },
   };
-
-  function startLoops() {
-      deleter.start();
-      repairer.start();
-      reconciler.start();
-      if (config.scrubBytesPerSec > 0) scrubber.start();
-      sweeper.start();
-  }
 }
-
-export type Coordinator = ReturnType<typeof createCoordinator>;

@@ -31,6 +31,8 @@ export function createUploads({ now = Date.now, ...deps }: UploadDeps) {
       const upload = catalog.uploadById(uploadId);
       return upload && (upload.expiresAt ?? 0) > now() ? upload : undefined;
     },
+    /** The indexes of an open upload's fragments received so far. */
+    receivedIndexes: (upload: ImageRow) => catalog.receivedIndexes(upload.id),
     begin: (input: BeginUploadInput) => beginUpload(ctx, input),
     assertFragmentSize,
     assertWholeSize: (size: number) => assertWholeSize(config, size),

@@ -3,37 +3,26 @@
 // an index that lost its tokens (rebuilt, disk lost) gets a new one written over the stale
 // file. The tessera CLI finds it in ./data (or $TESSERA_DATA_DIR) and runs token create/ls/revoke.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtemp, mkdir, rm, stat, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { runCli, stopAllCli } from './support/cli-process.ts';
 import { startCoordinatorProcess, stopAllCoordinatorProcesses, type CoordinatorProcess } from './support/coordinator-process.ts';
 import { readAdminToken, rawFetch } from './support/tokens.ts';
 
-const BIN = join(resolve(import.meta.dirname, '..'), 'bin', 'tessera.js');
 let dir: string;
 let coordinator: CoordinatorProcess | undefined;
 
 const status = async (url: string, token: string) =>
   (await rawFetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: '{ cluster { imageCount } }' }) })).status;
 
-function tessera(args: string[], cwd: string, env: Record<string, string> = {}) {
-  const clean: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TESSERA_') && !k.startsWith('VITEST') && k !== 'NODE_OPTIONS') clean[k] = v;
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.once('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+const tessera = runCli;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tessera-admin-token-'));
 });
 afterAll(async () => {
+  await stopAllCli();
   await stopAllCoordinatorProcesses();
   await rm(dir, { recursive: true, force: true });
 });

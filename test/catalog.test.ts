@@ -7,7 +7,7 @@ import path from 'node:path';
 import { MIGRATIONS_DIR, openDatabase, type Db } from '../src/metadata/database.ts';
 import { createCatalog, type Catalog } from '../src/metadata/catalog.ts';
 import { datanodeRows } from '../src/metadata/datanodes.ts';
-import { TesseraError } from '../src/errors.ts';
+import { codeOfThrown } from './support/errors.ts';
 
 const T = 1_700_000_000_000;
 let db: Db;
@@ -39,16 +39,6 @@ function upload(name: string, size = 10, fragmentSize = 4, expiresAt = T + 1000)
 const fragment = (imageId: number, idx: number, id: string) => ({ id, imageId, idx, size: 4, sha256: id.padEnd(64, '0') });
 const deletions = () =>
   catalog.dueDeletions(Number.MAX_SAFE_INTEGER, 1000).map((d) => `${d.fragmentId}@${d.datanodeId}`).sort();
-
-function codeOfThrown(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    expect(err).toBeInstanceOf(TesseraError);
-    return (err as TesseraError).code;
-  }
-}
 
 describe('insertUpload', () => {
   it('reserves the name: a second upload of it is IMAGE_ALREADY_EXISTS, while open and once stored', () => {

@@ -2,46 +2,25 @@
 // in-process cluster: upload, ls, stat, download, rm, nodes with --json that parses, errors
 // with their code and exit status, help for every command, and watch printing others' events.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { startCli, stopAllCli } from './support/cli-process.ts';
 import { startCluster, type TestCluster } from './support/cluster.ts';
+import { untilValue } from './support/poll.ts';
 import { createTesseraClient } from '../src/client/index.ts';
 import { runCli } from '../src/client/cli-program.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'tessera.js');
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 let cluster: TestCluster;
 let dir: string;
-const children = new Set<ChildProcess>();
 
-/** The environment of a user with only this cluster configured. */
-function cliEnv(extra: Record<string, string> = {}) {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TESSERA_') && !k.startsWith('VITEST') && k !== 'NODE_OPTIONS') env[k] = v;
-  return { ...env, TESSERA_URL: cluster.url, TESSERA_TOKEN: cluster.adminToken, TESSERA_STATE_DIR: join(dir, 'state'), ...extra };
-}
-
-function start(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) =>
-    child.once('close', (code) => {
-      children.delete(child);
-      res({ code, stdout, stderr });
-    }),
-  );
-  return { child, done, output: () => ({ stdout, stderr }) };
-}
+/** `tessera` in the test dir with only this cluster configured. */
+const start = (args: string[], env: Record<string, string> = {}) =>
+  startCli(args, dir, { TESSERA_URL: cluster.url, TESSERA_TOKEN: cluster.adminToken, TESSERA_STATE_DIR: join(dir, 'state'), ...env });
 
 const tessera = (...args: string[]) => start(args).done;
 
@@ -51,7 +30,7 @@ beforeAll(async () => {
   process.env.TESSERA_STATE_DIR = join(dir, 'state');
 });
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  await stopAllCli();
   await cluster?.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -143,14 +122,14 @@ describe('tessera', () => {
     const watch = start(['watch', '--json']);
     const other = createTesseraClient({ url: cluster.url, stateDir: false });
     try {
-      await until(() => watch.output().stderr.includes('watching'), watch.done);
+      await untilValue(() => watch.output().stderr.includes('watching'), 'watch to say it is watching', { timeoutMs: 20_000, unless: watch.done });
       // graphql-ws does not acknowledge a subscription; an upload a moment too early is missed, so
       // keep uploading until one shows (the first one does, in practice).
       let line: string | undefined;
       for (let i = 0; !line; i++) {
         const name = `watched-${i}`;
         await other.upload(Readable.from([Buffer.from('x'.repeat(i + 1))]), { name, size: i + 1 });
-        line = await until(() => watch.output().stdout.split('\n').find((l) => l.includes(`"${name}"`)), watch.done, 3000).catch(() => undefined);
+        line = await untilValue(() => watch.output().stdout.split('\n').find((l) => l.includes(`"${name}"`)), `watch to print ${name}`, { timeoutMs: 3000, unless: watch.done }).catch(() => undefined);
       }
       const event = JSON.parse(line);
       expect(event).toMatchObject({ __typename: 'ImageStored', name: expect.stringMatching(/^watched-/), size: expect.any(Number), at: expect.any(String), message: expect.any(String) });
@@ -215,16 +194,3 @@ describe('human output (in-process runCli against the same cluster)', () => {
     }
   }
 });
-
-/** Polls `probe` until it answers something truthy; fails early if `exited` settles (the process died) or after `limitMs`. */
-async function until<T>(probe: () => T | undefined | false, exited: Promise<unknown>, limitMs = 20_000): Promise<T> {
-  let dead = false;
-  void exited.then(() => (dead = true));
-  for (const end = Date.now() + limitMs; ; ) {
-    const value = probe();
-    if (value) return value;
-    if (dead) throw new Error('the process exited');
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

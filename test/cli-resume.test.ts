@@ -2,24 +2,21 @@
 // sends only the missing fragments. A small proxy in front of the coordinator lets a set number
 // of fragments through and then holds the rest, so the interrupt lands mid-upload every time.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { startCli, stopAllCli } from './support/cli-process.ts';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'tessera.js');
 const FRAGMENTS = 64; // 4 MiB in the test cluster's 64 KiB fragments
 const LET_THROUGH = 8;
 
 let cluster: TestCluster;
 let dir: string;
 let proxy: ReturnType<typeof createHoldingProxy>;
-const children = new Set<ChildProcess>();
 
 /** Forwards to the coordinator; fragment requests (multipart) past `allow` are held unanswered. */
 function createHoldingProxy(target: () => string) {
@@ -61,23 +58,7 @@ function createHoldingProxy(target: () => string) {
   };
 }
 
-function tessera(args: string[]) {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TESSERA_') && !k.startsWith('VITEST') && k !== 'NODE_OPTIONS') env[k] = v;
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...env, TESSERA_URL: proxy.url(), TESSERA_TOKEN: cluster.adminToken, TESSERA_STATE_DIR: join(dir, 'state') }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) =>
-    child.once('close', (code) => {
-      children.delete(child);
-      res({ code, stdout, stderr });
-    }),
-  );
-  return { child, done };
-}
+const tessera = (args: string[]) => startCli(args, dir, { TESSERA_URL: proxy.url(), TESSERA_TOKEN: cluster.adminToken, TESSERA_STATE_DIR: join(dir, 'state') });
 
 beforeAll(async () => {
   [cluster, dir] = await Promise.all([startCluster(), mkdtemp(join(tmpdir(), 'tessera-cli-resume-'))]);
@@ -85,7 +66,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => proxy.server.listen(0, '127.0.0.1', r));
 });
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  await stopAllCli();
   proxy?.server.closeAllConnections();
   await new Promise((r) => proxy?.server.close(r));
   await cluster?.close();

@@ -30,14 +30,9 @@ const fragmentFiles = () =>
       return fs.existsSync(dir) ? fs.readdirSync(dir).map((id) => ({ datanode: d, id })) : [];
     });
 
-async function waitForLiveDatanodes(n: number) {
-  for (let i = 0; i < 100; i++) {
-    const { cluster: c } = await gql(`{ cluster { liveDatanodeCount } }`);
-    if (c.liveDatanodeCount >= n) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('datanodes did not come up');
-}
+/** Until the coordinator counts `n` datanodes live. */
+const waitForLiveDatanodes = (n: number) =>
+  expect.poll(async () => (await gql(`{ cluster { liveDatanodeCount } }`)).cluster.liveDatanodeCount, { timeout: 20_000, interval: 200 }).toBeGreaterThanOrEqual(n);
 
 it('stores a multi-fragment PNG across real processes and finds it again after restarts', { timeout: 120_000 }, async () => {
   const port = await freePortBlock(4);

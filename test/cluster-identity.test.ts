@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_ID_FILE } from '../datanode/cluster-id.ts';
-import { createDatanodeClient, DatanodeHttpError } from '../src/cluster/datanode-client.ts';
+import { createDatanodeClient, type DatanodeHttpError } from '../src/cluster/datanode-client.ts';
 import { freePortBlock } from '../src/launcher/ports.ts';
 import { startDatanodeProcess, type DatanodeProcess } from './support/datanode-process.ts';
 import { asCluster, startCoordinatorOver } from './support/coordinator-over.ts';
-import { until } from './support/disk.ts';
-import { bytesOf, download, uploadImage } from './support/images.ts';
+import { until } from './support/poll.ts';
+import { bytesOf, uploadImage } from './support/images.ts';
 
 const SECRET = 'cluster-identity-secret';
 const FRAGMENT = 32 * 1024;

@@ -2,7 +2,8 @@
 // bytes (one copy), no under-replicated fragment, and each datanode's last health sample.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
-import { fragmentFileList, settleDeletions, until } from './support/disk.ts';
+import { fragmentFileList, settleDeletions } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { ABORT, beginUpload, bytesOf, DELETE, sendFragment, uploadChunked, uploadImage } from './support/images.ts';
 
 const FRAGMENT = 4096;

@@ -12,6 +12,7 @@ import { startCoordinatorProcess, stopAllCoordinatorProcesses, type CoordinatorP
 import { startDatanodeProcess, stopAllDatanodeProcesses, type DatanodeProcess } from './support/datanode-process.ts';
 import { codeOf, createGraphQLClient } from './support/graphql.ts';
 import { BEGIN, bytesOf, COMPLETE, IMAGE, LIST, SEND, UPLOAD } from './support/images.ts';
+import { until } from './support/poll.ts';
 
 const FRAGMENT = 16 * 1024;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -59,14 +60,6 @@ async function filesByContent(): Promise<Map<string, number>> {
 
 const send = (uploadId: string, index: number, data: Buffer) => gql(SEND, { u: uploadId, i: index, d: data.toString('base64') });
 const names = async () => ((await gql(LIST, { first: 1000 })).images.edges as { node: { name: string } }[]).map((e) => e.node.name);
-
-async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tessera-crash-'));
@@ -150,10 +143,10 @@ describe('kill -9 of the coordinator', () => {
     // Recorded fragments have both copies; interrupted ones end with none (their intents were
     // released at start and the deleter removed what reached the datanodes).
     const expectedCopies = (h: string, files: Map<string, number>) => files.get(h) ?? 0;
-    await waitUntil(async () => {
+    await until(async () => {
       const files = await filesByContent();
       return Array.from({ length: count }, (_, i) => i).every((i) => expectedCopies(sha256(piece(bytes, i)), files) === (received.includes(i) ? 2 : 0));
-    }, 'the datanodes to hold exactly the recorded fragments of busy.png');
+    }, 'the datanodes to hold exactly the recorded fragments of busy.png', 15_000);
 
     const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !received.includes(i));
     const rest = [...missing];

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess, type CoordinatorProcess } from './support/coordinator-process.ts';
 import { startDatanodeProcess, type DatanodeProcess } from './support/datanode-process.ts';
-import { until } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { bytesOf, uploadImage } from './support/images.ts';
 import { createGraphQLClient } from './support/graphql.ts';
 import type { TestCluster } from './support/cluster.ts';

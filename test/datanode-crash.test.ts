@@ -9,6 +9,7 @@ import { afterEach, expect, it } from 'vitest';
 import type { DatanodeHealthReport, FragmentListing } from '../src/shared/datanode-api.ts';
 import { datanodeClient, sha256 } from './support/datanode-http.ts';
 import { startDatanodeProcess, stopAllDatanodeProcesses } from './support/datanode-process.ts';
+import { until } from './support/poll.ts';
 
 const SECRET = 'crash-test-secret';
 const dirs: string[] = [];
@@ -73,15 +74,11 @@ it('kill -9 mid-PUT leaves no partial fragment; the restarted datanode is clean'
   const big = 32 * 1024 * 1024;
   const newcomer = slowPut(first.url, 'newcomer', randomBytes(big));
   const replacement = slowPut(first.url, 'survivor', randomBytes(big));
-  const deadline = Date.now() + 10_000;
   const bothWriting = async () => {
     const sizes = await tmpSizes(dataDir);
     return sizes.length === 2 && sizes.every((s) => s > 0);
   };
-  while (!(await bothWriting())) {
-    if (Date.now() > deadline) throw new Error(`no temp files appeared; stderr:\n${first.stderr()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(bothWriting, () => `two temp files being written; stderr:\n${first.stderr()}`, 10_000);
   first.kill('SIGKILL');
   expect((await first.exited).signal).toBe('SIGKILL');
   newcomer.stop();

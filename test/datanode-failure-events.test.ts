@@ -12,6 +12,7 @@ import { startCoordinatorProcess, type CoordinatorProcess } from './support/coor
 import { startDatanodeProcess, stopAllDatanodeProcesses, type DatanodeProcess } from './support/datanode-process.ts';
 import { codeOf, createGraphQLClient } from './support/graphql.ts';
 import { subscribeSse, subscribeWs, type Subscription } from './support/subscriptions.ts';
+import type { Datanode } from '../src/client/types.ts';
 
 const SECRET = 'failure-events-secret';
 const AUTH = { authorization: `Bearer ${SECRET}` };
@@ -58,19 +59,6 @@ interface StatusEvent {
   datanode?: { id: string; url: string; cpuPercent: number | null; memoryPercent: number | null; diskPercent: number | null };
 }
 
-interface DatanodeInfo {
-  id: string;
-  url: string;
-  status: string;
-  lastSeenAt: string | null;
-  cpuPercent: number | null;
-  memoryPercent: number | null;
-  diskPercent: number | null;
-  diskFreeBytes: number | null;
-  fragmentCount: number;
-  storedBytes: number;
-}
-
 const LIVE = ['UP', 'DEGRADED'];
 const statusChangesOf = (events: readonly StatusEvent[], id: string) =>
   events.filter((e) => e.__typename === 'DatanodeStatusChanged' && e.datanode?.id === id);
@@ -91,7 +79,7 @@ describe('datanode failure, seen from outside (real processes)', { timeout: 90_0
     coordinator = await startCoordinatorProcess({ dataDir: join(dir, 'coordinator'), secret: SECRET, args: COORDINATOR_ARGS, timeoutMs: START_TIMEOUT_MS });
     coordinators.push(coordinator);
   };
-  const datanodesNow = async () => (await gql(DATANODES)) as { datanodes: DatanodeInfo[]; cluster: { datanodeCount: number; liveDatanodeCount: number } };
+  const datanodesNow = async () => (await gql(DATANODES)) as { datanodes: Datanode[]; cluster: { datanodeCount: number; liveDatanodeCount: number } };
 
   /** Kills a datanode with SIGKILL and waits for its DOWN event on every subscription. */
   async function killAndAwaitDown(victim: DatanodeProcess): Promise<number[]> {

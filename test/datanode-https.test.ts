@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDatanodeProcess, type DatanodeProcess } from './support/datanode-process.ts';
 import { asCluster, startCoordinatorOver } from './support/coordinator-over.ts';
-import { until } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { bytesOf, download, uploadImage } from './support/images.ts';
 
 const SECRET = 'https-secret';

@@ -11,7 +11,8 @@ import { startCoordinator, type RunningCoordinator } from '../src/start-coordina
 import { TEST_SECRET, type TestCluster } from './support/cluster.ts';
 import { startDatanodeProcess, stopAllDatanodeProcesses, type DatanodeProcess } from './support/datanode-process.ts';
 import { createGraphQLClient } from './support/graphql.ts';
-import { settleDeletions, until } from './support/disk.ts';
+import { settleDeletions } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { auditDisks } from './support/faults.ts';
 import { bytesOf, download, sha256, uploadChunked } from './support/images.ts';
 import { readAdminToken, rememberToken } from './support/tokens.ts';

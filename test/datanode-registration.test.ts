@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { startDatanodeProcess, stopAllDatanodeProcesses } from './support/datanode-process.ts';
+import { until } from './support/poll.ts';
 
 const SECRET = 'registration-secret';
 const cleanups: (() => Promise<void>)[] = [];
@@ -53,14 +54,6 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-async function waitFor(check: () => boolean, timeoutMs = 8_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 it('registers with its own URL and the secret, then again periodically', async () => {
   const coordinator = await fakeCoordinator();
   const node = await startDatanodeProcess({
@@ -69,7 +62,7 @@ it('registers with its own URL and the secret, then again periodically', async (
     coordinator: coordinator.url,
     extraArgs: ['--register-interval-ms', '150'],
   });
-  await waitFor(() => coordinator.calls.length >= 3);
+  await until(() => coordinator.calls.length >= 3, 'three registrations', 8_000);
   for (const call of coordinator.calls) {
     expect(call).toEqual({
       path: '/graphql',
@@ -88,7 +81,7 @@ it('registers --public-url when given', async () => {
     coordinator: coordinator.url,
     extraArgs: ['--public-url', 'http://dn7.example:9007'],
   });
-  await waitFor(() => coordinator.calls.length >= 1);
+  await until(() => coordinator.calls.length >= 1, 'a registration', 8_000);
   expect(coordinator.calls[0].url).toBe('http://dn7.example:9007');
 });
 
@@ -108,7 +101,7 @@ it('keeps trying while the coordinator is unreachable and registers once it appe
   expect(node.process.exitCode).toBeNull(); // an absent coordinator is no reason to stop
 
   const coordinator = await fakeCoordinator(port);
-  await waitFor(() => coordinator.calls.length >= 1, 6_000);
+  await until(() => coordinator.calls.length >= 1, 'a registration', 6_000);
   expect(coordinator.calls[0].url).toBe(node.url);
 });
 
@@ -118,7 +111,7 @@ it('keeps retrying when the coordinator rejects the registration', async () => {
     data: null,
   }));
   const node = await startDatanodeProcess({ dataDir: await tempDir(), secret: SECRET, coordinator: coordinator.url });
-  await waitFor(() => coordinator.calls.length >= 2);
-  await waitFor(() => node.stderr().includes('UNAUTHENTICATED'));
+  await until(() => coordinator.calls.length >= 2, 'two registrations', 8_000);
+  await until(() => node.stderr().includes('UNAUTHENTICATED'), 'UNAUTHENTICATED in its log', 8_000);
   expect(node.process.exitCode).toBeNull();
 });

@@ -37,14 +37,6 @@ async function startNode(options: Partial<DatanodeOptions> = {}, existingDir?: s
 const tmpFiles = (dataDir: string) => readdir(join(dataDir, 'tmp'));
 const health = async (client: ReturnType<typeof datanodeClient>) => (await client.health()).json<DatanodeHealthReport>();
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A PUT whose body is written by the caller, chunk by chunk (no Content-Length unless given). */
 function streamingPut(url: string, id: string, headers: Record<string, string>) {
   const { hostname, port } = new URL(url);
@@ -112,7 +104,7 @@ describe('datanode server', () => {
       for (let i = 0; i < body.length; i += 16 * 1024) req.write(body.subarray(i, i + 16 * 1024));
       req.end();
       expect((await response).status).toBe(413);
-      await waitFor(async () => (await tmpFiles(dataDir)).length === 0);
+      await expect.poll(async () => (await tmpFiles(dataDir)).length).toBe(0);
       expect((await client.get('chunked')).status).toBe(404);
     });
   });
@@ -208,9 +200,9 @@ describe('datanode server', () => {
       });
       response.catch(() => undefined);
       req.write(randomBytes(300_000));
-      await waitFor(async () => (await tmpFiles(dataDir)).length === 1);
+      await expect.poll(async () => (await tmpFiles(dataDir)).length).toBe(1);
       req.destroy();
-      await waitFor(async () => (await tmpFiles(dataDir)).length === 0);
+      await expect.poll(async () => (await tmpFiles(dataDir)).length).toBe(0);
       expect((await client.get('aborted')).status).toBe(404);
       expect(await health(client)).toMatchObject({ fragmentCount: 0, storedBytes: 0 });
     });

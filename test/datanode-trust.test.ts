@@ -13,7 +13,7 @@ import { createDatanodeClient, UnprovenAnswerError } from '../src/cluster/datano
 import { freePortBlock } from '../src/launcher/ports.ts';
 import { startDatanodeProcess, type DatanodeProcess } from './support/datanode-process.ts';
 import { asCluster, startCoordinatorOver } from './support/coordinator-over.ts';
-import { until } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { bytesOf, download, uploadImage } from './support/images.ts';
 
 const SECRET = 'datanode-trust-secret-do-not-leak';

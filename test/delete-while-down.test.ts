@@ -3,7 +3,8 @@
 // back; images that were kept never lose a copy.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
-import { datanodeIds, settleDeletions, until } from './support/disk.ts';
+import { datanodeIds, settleDeletions } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { auditDisks, fragmentsOf, holdersByContent, piecesOf, restartDatanode, stopDatanode, waitForStatus } from './support/faults.ts';
 import { bytesOf, DELETE, download, listNames, uploadImage } from './support/images.ts';
 

@@ -2,17 +2,7 @@
 // end of the index range that makes a prefix filter: exact in UTF-8 byte order.
 import { describe, expect, it } from 'vitest';
 import { assertImageName, MAX_NAME_LENGTH, prefixUpperBound } from '../src/names.ts';
-import { TesseraError } from '../src/errors.ts';
-
-function codeOfThrown(fn: () => void): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    expect(err).toBeInstanceOf(TesseraError);
-    return (err as TesseraError).code;
-  }
-}
+import { codeOfThrown } from './support/errors.ts';
 
 describe('assertImageName', () => {
   it.each([

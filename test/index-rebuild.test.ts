@@ -15,7 +15,7 @@ import { startDatanodeProcess, type DatanodeProcess } from './support/datanode-p
 import { createGraphQLClient } from './support/graphql.ts';
 import { DELETE, beginUpload, dataOf, sendFragment, uploadChunked, uploadImage } from './support/images.ts';
 import type { TestCluster } from './support/cluster.ts';
-import { until } from './support/disk.ts';
+import { until } from './support/poll.ts';
 
 const FRAGMENT = 64 * 1024;
 // A busy test machine must not make a datanode DEGRADED: placement would then skip it, and the

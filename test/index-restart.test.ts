@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
-import { fragmentFileList, settleDeletions, until } from './support/disk.ts';
+import { fragmentFileList, settleDeletions } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import {
   BEGIN, beginUpload, bytesOf, COMPLETE, DELETE, download, fragmentData, IMAGE, listNames, sendFragment, sha256, sliceOf, UPLOAD,
   uploadChunked, uploadImage, type ImageView, type Session,

@@ -9,7 +9,7 @@ import { afterEach, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { repoRoot } from './support/datanode-process.ts';
 import { DELETE, dataOf, download, uploadChunked, uploadImage } from './support/images.ts';
-import { until } from './support/disk.ts';
+import { until } from './support/poll.ts';
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -66,7 +66,7 @@ it('without --recheck-index a stale index is noticed by reconciliation and re-ch
   await uploadChunked(c, 'old.bin', old);
   const coordinatorDir = c.coordinator.app.config.dataDir;
   const backup = path.join(c.dir, 'backup.sqlite');
-  await c.coordinator.app.db.backup(backup);
+  await c.coordinator.app.internals.db.backup(backup);
 
   const fresh = randomBytes(300_000);
   await uploadChunked(c, 'new.bin', fresh);

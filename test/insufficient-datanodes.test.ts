@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, startDatanode, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
-import { fragmentFileList, until } from './support/disk.ts';
+import { fragmentFileList } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import {
   BEGIN, beginUpload, bytesOf, completeUpload, listNames, sendFragment, sendFragmentRaw, sha256, sliceOf, stateOf, UPLOAD, uploadImageRaw,
 } from './support/images.ts';

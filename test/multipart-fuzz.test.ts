@@ -5,9 +5,9 @@ import busboy from 'busboy';
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { TEST_SEED } from './support/seed.ts';
 import { readMultipart } from '../src/http/multipart.ts';
 
-const SEED = 9091;
 const LIMITS = { fileSize: 1 << 20, files: 16, fieldSize: 1 << 20, fields: 16 };
 
 type Parsed = { fields: Record<string, string>; files: Record<string, { filename: string; type: string; data: string }> };
@@ -65,8 +65,9 @@ const bodyArb = boundaryArb.chain((boundary) =>
       const body = Buffer.concat([
         ...parts.flatMap((p) => [
           Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"\r\nContent-Type: ${p.type}` : ''}\r\n\r\n`, 'latin1'),
-          // Field values are compared as text: keep them valid UTF-8.
-          p.filename !== undefined ? p.content : Buffer.from(p.content.toString('latin1').replace(/[\u0080-\u00ff]/g, '?'), 'latin1'),
+          // Field values are compared as text: keep them valid UTF-8, with a stand-in no boundary
+          // holds ('~'), so the replacement cannot make the delimiter the filter above kept out.
+          p.filename !== undefined ? p.content : Buffer.from(p.content.toString('latin1').replace(/[\u0080-\u00ff]/g, '~'), 'latin1'),
           Buffer.from('\r\n', 'latin1'),
         ]),
         Buffer.from(`--${boundary}--\r\n`, 'latin1'),
@@ -75,13 +76,13 @@ const bodyArb = boundaryArb.chain((boundary) =>
     }),
 );
 
-describe('multipart parser vs busboy', () => {
+describe(`multipart parser vs busboy (seed ${TEST_SEED})`, () => {
   it('well-formed bodies cut into random chunks give the same fields and files', async () => {
     await fc.assert(
       fc.asyncProperty(bodyArb, async ({ boundary, body, cuts }) => {
         expect(await ours(body, boundary, cuts)).toEqual(await theirs(body, boundary, []));
       }),
-      { seed: SEED, numRuns: 400 },
+      { seed: TEST_SEED, numRuns: 400 },
     );
   });
 
@@ -112,7 +113,7 @@ describe('multipart parser vs busboy', () => {
         }
         expect(mine).toEqual(other);
       }),
-      { seed: SEED, numRuns: 400 },
+      { seed: TEST_SEED, numRuns: 400 },
     );
     expect(accepted).toBeGreaterThan(20); // the comparison ran on real cases
   });

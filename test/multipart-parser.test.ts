@@ -1,8 +1,8 @@
 // The coordinator's own multipart/form-data reader (src/http/multipart.ts): the same parts
 // whatever the chunking of the body, the limits, and what it refuses.
-import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { boundaryOf, readMultipart } from '../src/http/multipart.ts';
+import { seededBytes, seededRandom, TEST_SEED } from './support/seed.ts';
 
 const limits = { fileSize: 1 << 20, files: 4, fieldSize: 1 << 16 };
 const BOUNDARY = '----tessera-test-7MA4YWxkTrZu0gW';
@@ -27,7 +27,9 @@ async function* chunked(data: Buffer, sizes: () => number) {
 
 const joined = (chunks: readonly Buffer[]) => Buffer.concat(chunks);
 
-describe('readMultipart', () => {
+describe(`readMultipart (seed ${TEST_SEED})`, () => {
+  const random = seededRandom(TEST_SEED);
+  const randomBytes = (n: number) => seededBytes(random, n);
   // Bytes that look like the delimiter's start: CRs, CRLF--, a near-boundary.
   const tricky = Buffer.concat([Buffer.from(`\r\r\n\r\n-\r\n--${BOUNDARY.slice(0, -1)}X\r\n--`), randomBytes(3000), Buffer.from('\r')]);
   const parts = [
@@ -40,7 +42,7 @@ describe('readMultipart', () => {
 
   it('reads the same parts whatever the chunk sizes', async () => {
     const splits: (() => number)[] = [() => whole.length, () => 1, () => 2, () => 3, () => 7, () => 64, () => BOUNDARY.length + 3];
-    for (let i = 0; i < 30; i++) splits.push(() => 1 + Math.floor(Math.random() * 90));
+    for (let i = 0; i < 30; i++) splits.push(() => 1 + Math.floor(random() * 90));
     for (const sizes of splits) {
       const { fields, files } = await readMultipart(chunked(whole, sizes), BOUNDARY, limits);
       expect(fields.get('operations')).toBe(parts[0].data.toString());

@@ -9,12 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, TEST_SECRET, type TestCluster } from './support/cluster.ts';
-import { settleDeletions, until } from './support/disk.ts';
+import { settleDeletions } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { auditDisks } from './support/faults.ts';
 import { netnsUnavailable, startPartitionableDatanode, type PartitionedDatanode } from './support/netns.ts';
 import { bytesOf, download, sha256, uploadImage } from './support/images.ts';
 
 const unavailable = netnsUnavailable();
+// CI runs as root, where this runs; elsewhere say loudly that it did not.
+if (unavailable) console.warn(`network-partition.test.ts skipped: ${unavailable}`);
 const FRAGMENT = 32 * 1024;
 
 describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
@@ -31,7 +34,7 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     // (thresholds above 100 % are never reached).
     const thresholds = { cpuPercent: 101, memoryPercent: 101, diskPercent: 101 };
     cluster = await startCluster({ datanodes: 2, config: { fragmentSize: FRAGMENT, healthIntervalMs: 200, repairAfterSec: 2, thresholds } });
-    id = (await cluster.app.registerDatanode(partitioned.url)).id;
+    id = (await cluster.app.cluster.register(partitioned.url)).id;
     await until(() => cluster.app.registry.get(id)?.status === 'UP', `the namespaced datanode UP (is ${cluster.app.registry.get(id)?.status})`);
     for (let i = 0; i < 6; i++) {
       const bytes = bytesOf(5 * FRAGMENT + i, 70 + i);

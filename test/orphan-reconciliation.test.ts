@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, TEST_SECRET, type TestCluster } from './support/cluster.ts';
-import { until } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { auditDisks, fragmentPath, fragmentsOf, removeReplicaFile, sleep, watchEvents } from './support/faults.ts';
 import { beginUpload, bytesOf, download, sendFragment, sha256, sliceOf, UPLOAD, uploadImage } from './support/images.ts';
 

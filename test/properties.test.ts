@@ -3,21 +3,12 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertImageName, MAX_NAME_LENGTH, prefixUpperBound } from '../src/names.ts';
-import { decodeCursor, encodeCursor } from '../src/images.ts';
+import { decodeCursor, encodeCursor } from '../src/image-service.ts';
 import { parseRange } from '../src/http/image-route.ts';
-import { TesseraError } from '../src/errors.ts';
 import { startCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
-
-const SEED = 20261201;
-const codeThrown = (f: () => unknown) => {
-  try {
-    f();
-    return undefined;
-  } catch (err) {
-    return err instanceof TesseraError ? err.code : 'NOT_A_TESSERA_ERROR';
-  }
-};
+import { TEST_SEED } from './support/seed.ts';
+import { codeOfThrown } from './support/errors.ts';
 
 describe('image names', () => {
   it('accepts exactly the well-formed 1..255-character names without control characters, other than . and ..', () => {
@@ -26,9 +17,9 @@ describe('image names', () => {
       fc.property(anyString, (name) => {
         const chars = [...name].length;
         const valid = name.isWellFormed() && chars >= 1 && chars <= MAX_NAME_LENGTH && !/\p{Cc}/u.test(name) && name !== '.' && name !== '..';
-        expect(codeThrown(() => assertImageName(name))).toBe(valid ? undefined : 'BAD_USER_INPUT');
+        expect(codeOfThrown(() => assertImageName(name))).toBe(valid ? undefined : 'BAD_USER_INPUT');
       }),
-      { seed: SEED, numRuns: 2000 },
+      { seed: TEST_SEED, numRuns: 2000 },
     );
   });
 
@@ -41,7 +32,7 @@ describe('image names', () => {
         expect(cmp(prefix + rest, upper)).toBeLessThan(0);
         expect(cmp(prefix, upper)).toBeLessThan(0);
       }),
-      { seed: SEED, numRuns: 1000 },
+      { seed: TEST_SEED, numRuns: 1000 },
     );
   });
 });
@@ -52,18 +43,18 @@ describe('cursors', () => {
       fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 255 }).filter((s) => s.isWellFormed()), (name) => {
         expect(decodeCursor(encodeCursor(name))).toBe(name);
       }),
-      { seed: SEED, numRuns: 1000 },
+      { seed: TEST_SEED, numRuns: 1000 },
     );
   });
 
   it('any other string is either a cursor of some name or BAD_USER_INPUT, never another error', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 400 }), (cursor) => {
-        const code = codeThrown(() => decodeCursor(cursor));
+        const code = codeOfThrown(() => decodeCursor(cursor));
         if (code === undefined) expect(encodeCursor(decodeCursor(cursor))).toBe(cursor);
         else expect(code).toBe('BAD_USER_INPUT');
       }),
-      { seed: SEED, numRuns: 2000 },
+      { seed: TEST_SEED, numRuns: 2000 },
     );
   });
 });
@@ -78,7 +69,7 @@ describe('Range headers', () => {
         if (start >= n) expect(r).toBe('unsatisfiable');
         else expect(r).toEqual({ start, end: Math.min(end, n - 1) });
       }),
-      { seed: SEED, numRuns: 2000 },
+      { seed: TEST_SEED, numRuns: 2000 },
     );
   });
 
@@ -94,7 +85,7 @@ describe('Range headers', () => {
         expect(Number.isSafeInteger(r.start) && Number.isSafeInteger(r.end)).toBe(true);
         expect(0 <= r.start && r.start <= r.end && r.end < n).toBe(true);
       }),
-      { seed: SEED, numRuns: 3000 },
+      { seed: TEST_SEED, numRuns: 3000 },
     );
   });
 
@@ -103,7 +94,7 @@ describe('Range headers', () => {
       fc.property(size, fc.integer({ min: 1, max: 2 ** 41 }), (n, k) => {
         expect(parseRange(`bytes=-${k}`, n)).toEqual({ start: Math.max(n - k, 0), end: n - 1 });
       }),
-      { seed: SEED, numRuns: 1000 },
+      { seed: TEST_SEED, numRuns: 1000 },
     );
   });
 });
@@ -138,7 +129,7 @@ describe('content types (beginUpload on a real cluster)', () => {
           await cluster.gql('mutation($u: ID!) { abortUpload(uploadId: $u) }', { u: res.data.beginUpload.id });
         }
       }),
-      { seed: SEED, numRuns: 150 },
+      { seed: TEST_SEED, numRuns: 150 },
     );
   });
 });

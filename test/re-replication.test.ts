@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, TEST_SECRET, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
-import { datanodeIds, fragmentFileList, settleDeletions, until } from './support/disk.ts';
+import { datanodeIds, fragmentFileList, settleDeletions } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { auditDisks, fragmentPath, fragmentsOf, restartDatanode, stopDatanode, waitForStatus, watchEvents } from './support/faults.ts';
 import { bytesOf, download, sha256, sliceOf, uploadImage } from './support/images.ts';
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { startCluster, startDatanode, TEST_SECRET, type TestCluster, type TestDatanode } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
-import { until } from './support/disk.ts';
+import { until } from './support/poll.ts';
 
 const REGISTER = `mutation($url: String!) { registerDatanode(url: $url) { id url status } }`;
 const DATANODES = `{ datanodes { id url status } cluster { datanodeCount liveDatanodeCount } }`;

@@ -15,7 +15,8 @@ import { TEST_SECRET, type TestCluster } from './support/cluster.ts';
 import { startDatanodeProcess, stopAllDatanodeProcesses, type DatanodeProcess } from './support/datanode-process.ts';
 import { createGraphQLClient } from './support/graphql.ts';
 import { readAdminToken, rememberToken } from './support/tokens.ts';
-import { datanodeIds, fragmentFileList, settleDeletions, until } from './support/disk.ts';
+import { datanodeIds, fragmentFileList, settleDeletions } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { auditDisks, watchEvents } from './support/faults.ts';
 import { bytesOf, download, sha256, uploadImage } from './support/images.ts';
 

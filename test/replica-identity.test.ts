@@ -10,7 +10,7 @@ import { createDatanodeClient, DatanodeHttpError } from '../src/cluster/datanode
 import { freePortBlock } from '../src/launcher/ports.ts';
 import { startDatanodeProcess, type DatanodeProcess } from './support/datanode-process.ts';
 import { asCluster, startCoordinatorOver } from './support/coordinator-over.ts';
-import { until } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { bytesOf, download, uploadImage } from './support/images.ts';
 
 const SECRET = 'replica-identity-secret';

@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
-import { fragmentFilesBySha256, until } from './support/disk.ts';
+import { fragmentFilesBySha256 } from './support/disk.ts';
+import { until } from './support/poll.ts';
 import { ABORT, beginUpload, bytesOf, COMPLETE, completeUpload, listNames, sendFragment, sendFragmentRaw, sha256, sliceOf, UPLOAD } from './support/images.ts';
 
 const FRAGMENT = 4096;

@@ -5,13 +5,13 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { contentTypeOf } from './content-types.ts';
 import { abortError, asClientError, TesseraClientError, throwIfAborted } from './errors.ts';
-import { fileFragments, fragmentLength, hashFile, streamFragments, type FragmentReader, type Layout } from './fragment-source.ts';
+import { fileFragments, fragmentLength, hashFile, streamFragments, type FragmentReader } from './fragment-source.ts';
 import type { HttpTransport } from './http-transport.ts';
 import * as Q from './queries.ts';
-import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.ts';
+import { withRetry, type RetryPolicy } from './retry.ts';
 import type { ImageSummary, UploadSession } from './types.ts';
 import type { UploadFileKey, UploadState } from './upload-state.ts';
 
@@ -123,6 +123,24 @@ async function wantsOneShot(deps: UploadDeps, options: UploadOptions, size: numb
   return size <= (await deps.clusterFragmentSize());
 }
 
+/** The open upload of this very file from an earlier run, if it is still there; frees the name from our stale ones. */
+async function resumableSession(deps: UploadDeps, key: UploadFileKey, resume: boolean, signal?: AbortSignal): Promise<{ session?: UploadSession; serverHasSha: boolean }> {
+  const { state, transport } = deps;
+  if (!state) return { serverHasSha: false };
+  const { entry, stale } = await state.lookup(key);
+  // Our own open uploads of another version of the file (or of this one, when starting
+  // over) hold the name: free it.
+  for (const old of resume || !entry ? stale : [...stale, entry]) {
+    await transport.graphql(Q.ABORT_UPLOAD, { uploadId: old.uploadId }, { signal }).catch(() => {});
+    await state.remove(old.uploadId);
+  }
+  if (!entry || !resume) return { serverHasSha: false };
+  const found = await transport.graphql<{ upload: UploadSession | null }>(Q.UPLOAD_SESSION, { id: entry.uploadId }, { signal });
+  if (found.upload && found.upload.name === key.name && found.upload.size === key.size) return { session: found.upload, serverHasSha: Boolean(entry.sha256) };
+  await state.remove(entry.uploadId); // completed, aborted or expired: start over
+  return { serverHasSha: false };
+}
+
 async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions): Promise<UploadResult> {
   const { state, transport } = deps;
   const { signal, hashFirst = false, resume = true } = options;
@@ -141,27 +159,7 @@ async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions
     const contentType = options.contentType ?? contentTypeOf(name) ?? contentTypeOf(path);
     const key: UploadFileKey = { url: transport.origin, path: resolve(path), size: stat.size, mtimeMs: stat.mtimeMs, name };
 
-    let session: UploadSession | undefined;
-    let serverHasSha = false;
-    if (state) {
-      const { entry, stale } = await state.lookup(key);
-      // Our own open uploads of another version of the file (or of this one, when starting
-      // over) hold the name: free it.
-      for (const old of resume || !entry ? stale : [...stale, entry]) {
-        await transport.graphql(Q.ABORT_UPLOAD, { uploadId: old.uploadId }, { signal }).catch(() => {});
-        await state.remove(old.uploadId);
-      }
-      if (entry && resume) {
-        const found = await transport.graphql<{ upload: UploadSession | null }>(Q.UPLOAD_SESSION, { id: entry.uploadId }, { signal });
-        if (found.upload && found.upload.name === name && found.upload.size === stat.size) {
-          session = found.upload;
-          serverHasSha = Boolean(entry.sha256);
-        } else {
-          await state.remove(entry.uploadId); // completed, aborted or expired: start over
-        }
-      }
-    }
-
+    let { session, serverHasSha } = await resumableSession(deps, key, resume, signal);
     if (!session && (await wantsOneShot(deps, options, stat.size))) {
       const data = Buffer.allocUnsafe(stat.size);
       await fileFragments(file, { size: stat.size, fragmentSize: stat.size, fragmentCount: 1 }, [0]).next(data);
@@ -276,34 +274,45 @@ interface SendPlan {
   beforeComplete?: () => Promise<void>;
 }
 
-async function sendAndComplete(deps: UploadDeps, plan: SendPlan): Promise<UploadResult> {
-  const { session, reader, name, resumed, skipped, options } = plan;
-  const { parallel = 4, transport = 'multipart', signal } = options;
-  const layout: Layout = session;
-  const uploadId = session.id;
-
-  let bytesDone = 0;
-  for (const i of new Set(session.receivedFragments)) bytesDone += fragmentLength(layout, i);
-  let fragmentsDone = skipped;
-  let sentFragments = 0;
-  let retries = 0;
+/** What an upload has stored so far, reported through onProgress. */
+function progressOf(plan: SendPlan) {
+  const { session, name, resumed, skipped, options } = plan;
+  const tally = { bytesDone: 0, fragmentsDone: skipped, sentFragments: 0 };
+  for (const i of new Set(session.receivedFragments)) tally.bytesDone += fragmentLength(session, i);
   const report = (index?: number) =>
-    options.onProgress?.({ phase: 'uploading', name, uploadId, bytesDone, totalBytes: session.size, fragmentsDone, fragmentCount: session.fragmentCount, sentFragments, resumed, index });
-  report();
+    options.onProgress?.({ phase: 'uploading', name, uploadId: session.id, ...tally, totalBytes: session.size, fragmentCount: session.fragmentCount, resumed, index });
+  return {
+    tally,
+    report,
+    stored(index: number, bytes: number) {
+      tally.sentFragments++;
+      tally.fragmentsDone++;
+      tally.bytesDone += bytes;
+      report(index);
+    },
+  };
+}
 
-  // One failure stops the other workers; the caller's abort stops them all.
+/** One fragment as uploadFragment, checked against the coordinator's receipt. */
+async function sendFragment(deps: UploadDeps, plan: SendPlan, index: number, data: Buffer, sha256: string, signal: AbortSignal): Promise<void> {
+  const uploadId = plan.session.id;
+  const receipt =
+    (plan.options.transport ?? 'multipart') === 'multipart'
+      ? (await deps.transport.graphqlMultipart<{ uploadFragment: { sha256: string } }>(Q.UPLOAD_FRAGMENT_FILE, { uploadId, index, file: null, sha256 }, [{ variable: 'variables.file', data, filename: `fragment-${index}` }], { signal })).uploadFragment
+      : (await deps.transport.graphql<{ uploadFragment: { sha256: string } }>(Q.UPLOAD_FRAGMENT_BASE64, { uploadId, index, data: data.toString('base64'), sha256 }, { signal })).uploadFragment;
+  if (receipt.sha256 !== sha256) throw new TesseraClientError('CHECKSUM_MISMATCH', `Fragment ${index} was stored with sha256 ${receipt.sha256}, not ${sha256}.`);
+}
+
+/** K workers send the reader's fragments; one failure stops the others, the caller's abort stops them all. Resolves to the retries. */
+async function sendFragments(deps: UploadDeps, plan: SendPlan, progress: ReturnType<typeof progressOf>): Promise<number> {
+  const { session, reader, skipped, options } = plan;
+  const { parallel = 4, signal } = options;
+  let retries = 0;
   const stop = new AbortController();
   // Every request in flight listens on it: K of them are expected, not a leak.
   setMaxListeners(parallel * 2 + 16, stop.signal);
   const onAbort = () => stop.abort(signal!.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-  const sendOne = async (index: number, data: Buffer, sha256: string) => {
-    const receipt =
-      transport === 'multipart'
-        ? (await deps.transport.graphqlMultipart<{ uploadFragment: { sha256: string } }>(Q.UPLOAD_FRAGMENT_FILE, { uploadId, index, file: null, sha256 }, [{ variable: 'variables.file', data, filename: `fragment-${index}` }], { signal: stop.signal })).uploadFragment
-        : (await deps.transport.graphql<{ uploadFragment: { sha256: string } }>(Q.UPLOAD_FRAGMENT_BASE64, { uploadId, index, data: data.toString('base64'), sha256 }, { signal: stop.signal })).uploadFragment;
-    if (receipt.sha256 !== sha256) throw new TesseraClientError('CHECKSUM_MISMATCH', `Fragment ${index} was stored with sha256 ${receipt.sha256}, not ${sha256}.`);
-  };
   const worker = async () => {
     // Each worker owns one fragment-sized buffer for the whole upload: memory is K fragments.
     const buffer = Buffer.allocUnsafe(session.fragmentSize);
@@ -312,37 +321,34 @@ async function sendAndComplete(deps: UploadDeps, plan: SendPlan): Promise<Upload
       const fragment = await reader.next(buffer);
       if (!fragment) return;
       const sha256 = sha256Hex(fragment.data);
-      await withRetry(() => sendOne(fragment.index, fragment.data, sha256), { policy: deps.retry, signal: stop.signal, onRetry: () => retries++ });
-      sentFragments++;
-      fragmentsDone++;
-      bytesDone += fragment.data.length;
-      report(fragment.index);
+      await withRetry(() => sendFragment(deps, plan, fragment.index, fragment.data, sha256, stop.signal), { policy: deps.retry, signal: stop.signal, onRetry: () => retries++ });
+      progress.stored(fragment.index, fragment.data.length);
     }
   };
   try {
-    const outcomes = await Promise.allSettled(
-      // At least one worker: a hashing reader must still read the stored fragments.
-      Array.from({ length: Math.max(1, Math.min(parallel, session.fragmentCount - skipped)) }, () =>
-        worker().catch((err) => {
-          stop.abort(err);
-          throw err;
-        }),
-      ),
-    );
+    // At least one worker: a hashing reader must still read the stored fragments.
+    const workers = Math.max(1, Math.min(parallel, session.fragmentCount - skipped));
+    const outcomes = await Promise.allSettled(Array.from({ length: workers }, () => worker().catch((err) => {
+      stop.abort(err);
+      throw err;
+    })));
     const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [asClientError(o.reason, stop.signal)] : []));
     if (signal?.aborted) throw abortError(signal);
     if (failures.length > 0) throw failures.find((e) => e.code !== 'ABORTED') ?? failures[0];
+    return retries;
   } catch (err) {
     const e = asClientError(err, signal);
-    e.uploadId ??= uploadId;
+    e.uploadId ??= session.id;
     throw e;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
 
-  await plan.beforeComplete?.();
-  const localSha = plan.serverHasSha ? undefined : reader.digest();
-  let image: ImageSummary;
+/** completeUpload, retried when its answer may have been lost; a wrong whole-image hash drops the upload. */
+async function completeSession(deps: UploadDeps, plan: SendPlan, localSha: string | undefined): Promise<{ image: ImageSummary; retries: number }> {
+  const { session, name, options: { signal } } = plan;
+  const uploadId = session.id;
   try {
     const done = await retryIdempotent(
       deps,
@@ -356,8 +362,7 @@ async function sendAndComplete(deps: UploadDeps, plan: SendPlan): Promise<Upload
       },
       signal,
     );
-    image = done.value;
-    retries += done.retries;
+    return { image: done.value, retries: done.retries };
   } catch (err) {
     const e = asClientError(err, signal);
     e.uploadId ??= uploadId;
@@ -366,7 +371,18 @@ async function sendAndComplete(deps: UploadDeps, plan: SendPlan): Promise<Upload
     if (e.code === 'CHECKSUM_MISMATCH' || e.code === 'UPLOAD_NOT_FOUND') await deps.state?.remove(uploadId);
     throw e;
   }
-  await deps.state?.remove(uploadId);
-  if (localSha) await verifyStored(deps, image, localSha, signal);
-  return { image, uploadId, resumed, fragmentCount: session.fragmentCount, sentFragments, skippedFragments: skipped, retries };
+}
+
+async function sendAndComplete(deps: UploadDeps, plan: SendPlan): Promise<UploadResult> {
+  const { session, resumed, skipped, options } = plan;
+  const progress = progressOf(plan);
+  progress.report();
+  let retries = await sendFragments(deps, plan, progress);
+  await plan.beforeComplete?.();
+  const localSha = plan.serverHasSha ? undefined : plan.reader.digest();
+  const done = await completeSession(deps, plan, localSha);
+  retries += done.retries;
+  await deps.state?.remove(session.id);
+  if (localSha) await verifyStored(deps, done.image, localSha, options.signal);
+  return { image: done.image, uploadId: session.id, resumed, fragmentCount: session.fragmentCount, sentFragments: progress.tally.sentFragments, skippedFragments: skipped, retries };
 }

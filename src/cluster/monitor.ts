@@ -7,7 +7,7 @@ import type { DatanodeHealthReport } from '../shared/datanode-api.ts';
 import { overThresholds } from './health-rules.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
 import type { DatanodeClient } from './datanode-client.ts';
-import type { Registry } from './registry.ts';
+import type { DatanodeView, Registry } from './registry.ts';
 import type { EventBus } from '../events.ts';
 import type { Scheduler } from '../shared/scheduler.ts';
 
@@ -16,6 +16,43 @@ function degradedBy(report: DatanodeHealthReport | undefined, thresholds: Health
   if (!report || !thresholds) return '';
   const figures: Record<string, number> = { cpu: report.cpuPercent, memory: report.memoryPercent, disk: report.diskPercent };
   return overThresholds(report, thresholds).map((r) => `${r} ${Math.round(figures[r])}%`).join(', ');
+}
+
+type StatusChange = NonNullable<ReturnType<Registry['recordSample']>>;
+
+/** An identity check that newly failed, or passes again, is logged once. */
+function logIdentityChange(log: Logger, current: DatanodeView, faultBefore: string | null): void {
+  if ((current.identityFault ?? null) === faultBefore) return;
+  if (current.identityFault) log.warn({ datanode: current.id, url: current.url, fault: current.identityFault }, 'datanode identity check failed: nothing is read, written or deleted through it');
+  else log.info({ datanode: current.id, url: current.url }, 'datanode identity proven again');
+}
+
+/**
+ * Every sample is one message, a failed one too; before its first status a datanode is not
+ * live, shown as DOWN (as `datanodes` shows it).
+ */
+function publishSample(events: EventBus, current: DatanodeView, report: DatanodeHealthReport | undefined): void {
+  events.sample({
+    at: new Date(),
+    datanode: { ...current },
+    status: current.status ?? 'DOWN',
+    cpuPercent: report ? report.cpuPercent : null,
+    memoryPercent: report ? report.memoryPercent : null,
+    diskPercent: report ? report.diskPercent : null,
+  });
+}
+
+/** A status change: logged and announced as DatanodeStatusChanged, naming what made it DEGRADED. */
+function announceChange({ log, events, thresholds }: { log: Logger; events: EventBus; thresholds?: HealthThresholds }, current: DatanodeView, change: StatusChange, report: DatanodeHealthReport | undefined): void {
+  const over = change.status === 'DEGRADED' ? degradedBy(report, thresholds) : '';
+  log.info({ datanode: current.id, url: current.url, previous: change.previous, status: change.status, ...(over ? { over } : {}) }, 'datanode status changed');
+  events.emit({
+    kind: 'DatanodeStatusChanged',
+    message: `Datanode ${current.id} (${current.url}) is ${change.status}${over ? ` (${over})` : ''}${change.previous ? ` (was ${change.previous})` : ''}.`,
+    datanode: change.datanode,
+    previous: change.previous,
+    status: change.status,
+  });
 }
 
 export function createMonitor({ registry, client, events, scheduler, intervalMs, log, onStatusChange, thresholds, clusterIdentity }: {
@@ -49,30 +86,10 @@ export function createMonitor({ registry, client, events, scheduler, intervalMs,
     const change = registry.recordSample(id, report, clusterIdentity?.current());
     const current = registry.get(id);
     if (!current) return;
-    if (report && (current.identityFault ?? null) !== faultBefore) {
-      if (current.identityFault) log.warn({ datanode: id, url: current.url, fault: current.identityFault }, 'datanode identity check failed: nothing is read, written or deleted through it');
-      else log.info({ datanode: id, url: current.url }, 'datanode identity proven again');
-    }
-    // Every sample is one message, a failed one too; before its first status a datanode is
-    // not live, shown as DOWN (as `datanodes` shows it).
-    events.sample({
-      at: new Date(),
-      datanode: { ...current },
-      status: current.status ?? 'DOWN',
-      cpuPercent: report ? report.cpuPercent : null,
-      memoryPercent: report ? report.memoryPercent : null,
-      diskPercent: report ? report.diskPercent : null,
-    });
+    if (report) logIdentityChange(log, current, faultBefore);
+    publishSample(events, current, report);
     if (change) {
-      const over = change.status === 'DEGRADED' ? degradedBy(report, thresholds) : '';
-      log.info({ datanode: id, url: current.url, previous: change.previous, status: change.status, ...(over ? { over } : {}) }, 'datanode status changed');
-      events.emit({
-        kind: 'DatanodeStatusChanged',
-        message: `Datanode ${id} (${current.url}) is ${change.status}${over ? ` (${over})` : ''}${change.previous ? ` (was ${change.previous})` : ''}.`,
-        datanode: change.datanode,
-        previous: change.previous,
-        status: change.status,
-      });
+      announceChange({ log, events, thresholds }, current, change, report);
       onStatusChange?.(id);
     }
   }

@@ -8,6 +8,7 @@ import type { Registry } from './registry.ts';
 const CONCURRENCY = 4;
 const MAX_ATTEMPTS = 12;
 const MAX_BACKOFF_MS = 60_000;
+const FLUSH_TIMEOUT_MS = 5_000;
 
 /**
  * The live datanodes holding none of the image's files: the holders get the tombstone with the
@@ -69,10 +70,16 @@ export function createTombstoneQueue({ log, targets, put, delivered }: {
 
   return {
     push: (tombstone: ImageTombstone, holders: ReadonlySet<string>) => push({ tombstone, holders, attempts: 0 }),
-    /** Resolves once nothing is queued or in flight (a tombstone waiting to be retried is not waited for). */
-    flush(): Promise<void> {
+    /**
+     * Resolves once nothing is queued or in flight (a tombstone waiting to be retried is not
+     * waited for), or after `timeoutMs`: a stop does not hang on a datanode that stopped answering.
+     */
+    flush(timeoutMs = FLUSH_TIMEOUT_MS): Promise<void> {
       if (running === 0 && queue.length === 0) return Promise.resolve();
-      return new Promise((resolve) => waiters.push(resolve));
+      return new Promise((resolve) => {
+        waiters.push(resolve);
+        setTimeout(resolve, timeoutMs).unref();
+      });
     },
   };
 }

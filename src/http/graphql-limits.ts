@@ -10,7 +10,7 @@ import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { GraphQLError, Kind, getOperationAST, valueFromASTUntyped, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { DEFAULT_PAGE, MAX_PAGE } from '../images.ts';
+import { DEFAULT_PAGE, MAX_PAGE } from '../image-service.ts';
 
 export const GRAPHQL_LIMITS = {
   /** Armor's defaults, except depth: a listing down to a fragment's replicas is 7 deep. */

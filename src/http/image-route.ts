@@ -2,7 +2,7 @@
 // single byte range (RFC 9110), on plain node:http so large bodies skip the GraphQL layer.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, TesseraError } from '../errors.ts';
-import type { Images } from '../images.ts';
+import type { ImageService } from '../image-service.ts';
 import { assertImageName } from '../names.ts';
 import { IMAGE_PATH_PREFIX } from '../image-paths.ts';
 import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-headers.ts';
@@ -93,7 +93,7 @@ export async function sendFragments(res: ServerResponse, chunks: AsyncGenerator<
  * Handles the request if it is for /images/…; false when the path is not this route's.
  * `authorize` throws (a TesseraError) when the caller may not read the image `name`.
  */
-export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: Images, authorize: (name: string) => Promise<void>, renditions?: Renditions): Promise<boolean> {
+export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: ImageService, authorize: (name: string) => Promise<void>, renditions?: Renditions): Promise<boolean> {
   const path = (req.url ?? '').split('?')[0];
   if (!path.startsWith(IMAGE_PATH_PREFIX)) return false;
   // Everything after the prefix is the name: a '/' may stand unencoded, as in S3 object keys.

@@ -81,11 +81,13 @@ export function spawnChild(opts: ChildOptions): Child {
   const read = (stream: 'stdout' | 'stderr') => {
     const input = child[stream];
     if (!input) return;
-    createInterface({ input, crlfDelay: Infinity }).on('line', (line) => {
-      kept[stream] = tail(kept[stream] + line + '\n', keep);
-      kept.output = tail(kept.output + line + '\n', keep);
-      opts.onLine?.(line, stream);
+    // Kept as written (a CLI's exact output), read in lines for onLine; either keeps the pipe drained.
+    input.setEncoding('utf8').on('data', (text: string) => {
+      kept[stream] = tail(kept[stream] + text, keep);
+      kept.output = tail(kept.output + text, keep);
     });
+    const { onLine } = opts;
+    if (onLine) createInterface({ input, crlfDelay: Infinity }).on('line', (line) => onLine(line, stream));
   };
   read('stdout');
   read('stderr');

@@ -7,7 +7,7 @@ import type { Catalog } from '../metadata/catalog.ts';
 import { renditionTable } from '../metadata/renditions.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
-import type { Images } from '../images.ts';
+import type { ImageService } from '../image-service.ts';
 import { createImageMedia } from './image-media.ts';
 import { createRenditionCache } from './cache.ts';
 import { createRenderer } from './render.ts';
@@ -19,7 +19,7 @@ export function createRenditionServices({ config, db, catalog, replicas, deleter
   catalog: Catalog;
   replicas: Replicas;
   deleter: ReplicaDeleter;
-  images: Images;
+  images: ImageService;
   log: Logger;
 }) {
   const readRange = images.readRange;

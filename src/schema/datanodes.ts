@@ -41,17 +41,17 @@ const ClusterStatusRef = builder.objectRef<Record<string, never>>('ClusterStatus
   fields: (t) => ({
     replicationFactor: t.int({ description: 'Verified copies kept of every fragment, each on another datanode.', resolve: (_c, _a, ctx) => ctx.app.config.replicationFactor }),
     fragmentSize: t.int({ description: 'Bytes per fragment of new uploads (every fragment but the last).', resolve: (_c, _a, ctx) => ctx.app.config.fragmentSize }),
-    datanodeCount: t.int({ description: 'Datanodes the coordinator knows, whatever their status.', resolve: (_c, _a, ctx) => ctx.app.registry.all().length }),
-    liveDatanodeCount: t.int({ description: 'Datanodes that are UP or DEGRADED.', resolve: (_c, _a, ctx) => ctx.app.registry.live().length }),
-    imageCount: t.int({ description: 'Stored images (completed uploads).', resolve: (_c, _a, ctx) => ctx.app.catalog.totals().imageCount }),
-    storedBytes: t.field({ type: 'SafeInt', description: 'Sum of the sizes of stored images (one copy).', resolve: (_c, _a, ctx) => ctx.app.catalog.totals().storedBytes }),
+    datanodeCount: t.int({ description: 'Datanodes the coordinator knows, whatever their status.', resolve: (_c, _a, ctx) => ctx.app.cluster.datanodes().length }),
+    liveDatanodeCount: t.int({ description: 'Datanodes that are UP or DEGRADED.', resolve: (_c, _a, ctx) => ctx.app.cluster.liveDatanodes().length }),
+    imageCount: t.int({ description: 'Stored images (completed uploads).', resolve: (_c, _a, ctx) => ctx.app.images.totals().imageCount }),
+    storedBytes: t.field({ type: 'SafeInt', description: 'Sum of the sizes of stored images (one copy).', resolve: (_c, _a, ctx) => ctx.app.images.totals().storedBytes }),
     underReplicatedFragments: t.int({
       description: 'Fragments with fewer verified replicas on live datanodes than the replication factor.',
-      resolve: (_c, _a, ctx) => ctx.app.catalog.underReplicatedCount(ctx.app.config.replicationFactor),
+      resolve: (_c, _a, ctx) => ctx.app.cluster.underReplicatedFragments(),
     }),
     pendingReplicaDeletions: t.int({
       description: 'Replica files still to delete from datanodes (some may be DOWN).',
-      resolve: (_c, _a, ctx) => ctx.app.catalog.pendingDeletionCount(),
+      resolve: (_c, _a, ctx) => ctx.app.cluster.pendingReplicaDeletions(),
     }),
   }),
 });
@@ -60,7 +60,7 @@ builder.queryFields((t) => ({
   datanodes: t.field({
     description: 'Every datanode the coordinator knows of, with its last health sample.',
     type: [DatanodeRef],
-    resolve: (_root, _args, ctx) => ctx.app.registry.all(),
+    resolve: (_root, _args, ctx) => ctx.app.cluster.datanodes(),
   }),
   cluster: t.field({ description: 'Cluster-wide figures.', type: ClusterStatusRef, resolve: () => ({}) }),
 }));
@@ -74,14 +74,14 @@ builder.mutationFields((t) => ({
       drain: t.arg.boolean({ defaultValue: true, description: 'true drains the datanode, false puts it back in service.' }),
     },
     resolve: (_root, { id, drain }, ctx) => {
-      return ctx.app.drainDatanode(String(id), drain ?? true);
+      return ctx.app.cluster.drain(String(id), drain ?? true);
     },
   }),
   removeDatanode: t.boolean({
     description: 'Forget a drained datanode that holds no replica any more. Needs an admin token or the cluster secret.',
     args: { id: t.arg.id({ required: true, description: 'The drained datanode to forget (Datanode.id).' }) },
     resolve: (_root, { id }, ctx) => {
-      return ctx.app.removeDatanode(String(id));
+      return ctx.app.cluster.remove(String(id));
     },
   }),
   registerDatanode: t.field({
@@ -89,7 +89,7 @@ builder.mutationFields((t) => ({
     type: DatanodeRef,
     args: { url: t.arg.string({ required: true, description: "Base URL of the datanode's HTTP surface, e.g. http://10.0.0.7:4001." }) },
     resolve: (_root, { url }, ctx) => {
-      return ctx.app.registerDatanode(url);
+      return ctx.app.cluster.register(url);
     },
   }),
 }));

@@ -93,7 +93,7 @@ builder.subscriptionFields((t) => ({
     args: { id: t.arg.id({ description: 'Only this datanode (Datanode.id); DATANODE_NOT_FOUND when unknown.' }) },
     subscribe: (_root, { id }, ctx) => {
       // An unknown id would otherwise wait forever for a sample that never comes.
-      if (id != null && !ctx.app.registry.get(String(id))) throw new TesseraError('DATANODE_NOT_FOUND', 'No datanode has that id.');
+      if (id != null && !ctx.app.cluster.datanode(String(id))) throw new TesseraError('DATANODE_NOT_FOUND', 'No datanode has that id.');
       return ctx.app.events.healthSamples(id == null ? undefined : String(id));
     },
     resolve: (sample) => sample,

@@ -7,7 +7,7 @@ import type { DatanodeView } from '../cluster/registry.ts';
 import type { Context } from '../context.ts';
 
 const datanodesOf = (ctx: Context, ids: string[]) =>
-  ids.map((id) => ctx.app.registry.get(id)).filter((n): n is DatanodeView => n !== undefined);
+  ids.map((id) => ctx.app.cluster.datanode(id)).filter((n): n is DatanodeView => n !== undefined);
 
 export const FragmentRef = builder.objectRef<FragmentWithReplicas>('Fragment').implement({
   description: 'One fragment of a stored image and where its verified copies live.',
@@ -38,7 +38,7 @@ export const ImageRef = builder.objectRef<ImageRow>('Image').implement({
         return `${url}?${ctx.app.auth.signer.sign(i.name, expiresIn, ctx.principal.id)}`;
       },
     }),
-    fragments: t.field({ type: [FragmentRef], description: 'The fragments in order, with their replicas.', resolve: (i, _args, ctx) => ctx.app.catalog.fragmentsWithReplicas(i.id) }),
+    fragments: t.field({ type: [FragmentRef], description: 'The fragments in order, with their replicas.', resolve: (i, _args, ctx) => ctx.app.images.fragments(i) }),
   }),
 });
 
@@ -76,7 +76,7 @@ const ImageConnectionRef = builder.objectRef<Connection>('ImageConnection').impl
     edges: t.field({ type: [ImageEdgeRef], description: 'The images of this page, in order.', resolve: (c) => c.edges }),
     pageInfo: t.field({ type: PageInfoRef, description: 'Whether more images follow, and the cursor to get them.', resolve: (c) => c.pageInfo }),
     // Counted only when asked: a count over a million rows is the one slow part of a listing.
-    totalCount: t.int({ description: 'Images matching `prefix` in all pages (counted only when asked for).', resolve: (c, _args, ctx) => ctx.app.catalog.countImages(c.prefix) }),
+    totalCount: t.int({ description: 'Images matching `prefix` in all pages (counted only when asked for).', resolve: (c, _args, ctx) => ctx.app.images.count(c.prefix) }),
   }),
 });
 

@@ -20,7 +20,7 @@ const UploadSessionRef = builder.objectRef<ImageRow>('UploadSession').implement(
     sha256: t.exposeString('sha256', { nullable: true, description: 'The whole-image SHA-256 announced at beginUpload, if any.' }),
     receivedFragments: t.intList({
       description: 'Indexes of the fragments stored so far, ascending.',
-      resolve: (u, _args, ctx) => ctx.app.catalog.receivedIndexes(u.id),
+      resolve: (u, _args, ctx) => ctx.app.uploads.receivedIndexes(u),
     }),
     expiresAt: t.field({ type: 'DateTime', description: 'When the upload expires if no fragment arrives before (each one pushes it back).', resolve: (u) => u.expiresAt! }),
   }),
@@ -35,7 +35,7 @@ const FragmentReceiptRef = builder.objectRef<FragmentReceipt>('FragmentReceipt')
     replicas: t.field({
       type: [DatanodeRef],
       description: 'Datanodes that hold a verified copy.',
-      resolve: (r, _args, ctx) => r.replicas.map((id) => ctx.app.registry.get(id)).filter((n): n is DatanodeView => n !== undefined),
+      resolve: (r, _args, ctx) => r.replicas.map((id) => ctx.app.cluster.datanode(id)).filter((n): n is DatanodeView => n !== undefined),
     }),
   }),
 });

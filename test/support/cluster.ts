@@ -10,6 +10,7 @@ import { makeConfig, type CoordinatorConfig } from '../../src/config.ts';
 import { startCoordinator, type RunningCoordinator } from '../../src/start-coordinator.ts';
 import { createGraphQLClient } from './graphql.ts';
 import { readAdminToken, rememberToken } from './tokens.ts';
+import { withInternals } from './coordinator-view.ts';
 
 export const TEST_SECRET = 'test-cluster-secret';
 
@@ -65,7 +66,7 @@ export async function startCluster({ datanodes = 3, config = {}, sampleSystem = 
       return coordinator.url;
     },
     get app() {
-      return coordinator.app;
+      return withInternals(coordinator.app);
     },
     gql: createGraphQLClient(() => coordinator.url),
     /** Stops the coordinator and starts a new one on the same index and port. */

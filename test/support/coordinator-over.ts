@@ -9,6 +9,7 @@ import { startCoordinator, type RunningCoordinator } from '../../src/start-coord
 import type { TestCluster } from './cluster.ts';
 import { createGraphQLClient } from './graphql.ts';
 import { readAdminToken, rememberToken } from './tokens.ts';
+import { withInternals } from './coordinator-view.ts';
 
 export async function startCoordinatorOver(datanodes: string[], config: Partial<CoordinatorConfig> & { secret: string | undefined }) {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-coord-'));
@@ -25,7 +26,7 @@ export async function startCoordinatorOver(datanodes: string[], config: Partial<
       return running.url;
     },
     get app() {
-      return running.app;
+      return withInternals(running.app);
     },
     gql: createGraphQLClient(() => running.url),
     async stop() {

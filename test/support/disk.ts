@@ -70,12 +70,3 @@ export async function settleDeletions(cluster: TestCluster, timeoutMs = 5000): P
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-
-/** Polls `check` until it returns true (or throws at the deadline). */
-export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

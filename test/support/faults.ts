@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import type { ClusterEvent } from '../../src/events.ts';
 import type { Coordinator } from '../../src/coordinator.ts';
 import { startDatanode, type TestCluster } from './cluster.ts';
-import { datanodeIds, fragmentFileList, until } from './disk.ts';
+import { datanodeIds, fragmentFileList } from './disk.ts';
+import { until } from './poll.ts';
 import { sha256 } from './images.ts';
 
 export const fragmentPath = (cluster: TestCluster, node: number, fragmentId: string) => join(cluster.nodes[node].dataDir, 'fragments', fragmentId);

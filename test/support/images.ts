@@ -2,6 +2,7 @@
 // multipart, any order, concurrent), the one-shot uploadImage, downloads through GET /images and
 // fragmentData, and a snapshot of what a failed call must leave unchanged.
 import { createHash } from 'node:crypto';
+import type { DatanodeRef, Fragment, ImageDetail, UploadSession } from '../../src/client/types.ts';
 import type { TestCluster } from './cluster.ts';
 import type { GraphQLResponse } from './graphql.ts';
 import { fragmentFiles, settleDeletions } from './disk.ts';
@@ -27,27 +28,11 @@ export const DELETE = `mutation($n: String!) { deleteImage(name: $n) }`;
 export const LIST = `query($first: Int, $after: String, $prefix: String) {
   images(first: $first, after: $after, prefix: $prefix) { totalCount edges { cursor node { name size } } pageInfo { hasNextPage endCursor } } }`;
 
-export interface Session {
-  id: string;
-  name: string;
-  size: number;
-  fragmentSize: number;
-  fragmentCount: number;
-  receivedFragments: number[];
-  expiresAt: string;
-}
+/** An upload session as SESSION_FIELDS selects it. */
+export type Session = UploadSession;
 
-export interface ImageView {
-  name: string;
-  size: number;
-  contentType: string;
-  sha256: string;
-  fragmentSize: number;
-  fragmentCount: number;
-  createdAt: string;
-  url: string;
-  fragments: { index: number; size: number; sha256: string; replicas: { id: string; url: string }[] }[];
-}
+/** An image as IMAGE_FIELDS selects it: the client's ImageDetail, replicas by id and url only. */
+export type ImageView = Omit<ImageDetail, 'fragments'> & { fragments: (Omit<Fragment, 'replicas'> & { replicas: Omit<DatanodeRef, 'status'>[] })[] };
 
 /** The bytes of fragment `index` when an image is cut into `fragmentSize` pieces. */
 export const sliceOf = (bytes: Buffer, fragmentSize: number, index: number) => bytes.subarray(index * fragmentSize, (index + 1) * fragmentSize);

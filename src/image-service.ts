@@ -1,4 +1,4 @@
-// Stored images: lookup, listing, deletion, and reading their bytes back from the datanodes
+// The image service: stored images' lookup, listing, deletion, and reading their bytes back from the datanodes
 // (in order, with read-ahead, every fragment verified) for fragmentData and GET /images/{name}.
 import type { Logger } from 'pino';
 import { sliceBytes } from './bytes.ts';
@@ -24,7 +24,66 @@ export function decodeCursor(cursor: string): string {
   return name;
 }
 
-export function createImages({ catalog, replicas, records, deleter, events, log, onBadReplica, now = Date.now }: {
+/**
+ * The bytes [start, end] (inclusive) of an image, one verified fragment (as the chunks it
+ * arrived in, trimmed to the range) at a time, in order, fetching up to READ_AHEAD fragments
+ * ahead. The first fragment is fetched before the generator is returned, so an unreadable
+ * start fails before any header is sent.
+ */
+async function readRange(
+  { catalog, replicas, reportBad }: { catalog: Catalog; replicas: Replicas; reportBad: (bad: BadReplica) => void },
+  image: ImageRow,
+  start: number,
+  end: number,
+): Promise<AsyncGenerator<Buffer[]>> {
+  const first = Math.floor(start / image.fragmentSize);
+  const last = Math.floor(end / image.fragmentSize);
+  // Only the rows of the fragments in the range (by index), not the whole image's.
+  const fragments = catalog.fragmentsInRange(image.id, first, last);
+  if (fragments.length !== last - first + 1) throw new TesseraError('IMAGE_NOT_FOUND', `"${image.name}" was deleted meanwhile.`);
+  const pending: Promise<Buffer[]>[] = [];
+  let nextToFetch = first;
+  const fetchMore = () => {
+    while (nextToFetch <= last && pending.length <= READ_AHEAD) {
+      const p = replicas.readChunks(fragments[nextToFetch - first], reportBad);
+      p.catch(() => {}); // awaited in order below; a failure ends the stream there
+      pending.push(p);
+      nextToFetch += 1;
+    }
+  };
+  fetchMore();
+  const head = await pending[0];
+  async function* chunks(): AsyncGenerator<Buffer[]> {
+    for (let i = first; i <= last; i++) {
+      const data = i === first ? head : await pending[0];
+      pending.shift();
+      fetchMore();
+      const offset = i * image.fragmentSize;
+      yield sliceBytes(data, Math.max(start - offset, 0), end - offset + 1);
+    }
+  }
+  return chunks();
+}
+
+/** One page of the stored images, by name, with its cursors. */
+function listPage(catalog: Catalog, { first, after, prefix }: { first?: number | null; after?: string | null; prefix?: string | null }) {
+  const limit = first ?? DEFAULT_PAGE;
+  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_PAGE) {
+    throw new TesseraError('BAD_USER_INPUT', `first must be from 0 to ${MAX_PAGE} (got ${limit}).`);
+  }
+  const afterName = after != null ? decodeCursor(after) : undefined;
+  const rows = catalog.listImages({ first: limit + 1, after: afterName, prefix: prefix ?? undefined });
+  const page = rows.slice(0, limit);
+  return {
+    edges: page.map((node) => ({ cursor: encodeCursor(node.name), node })),
+    // An empty page (first: 0, a count query) has no cursor to continue from, so it claims
+    // no next page: hasNextPage true with a null endCursor would leave a client looping.
+    pageInfo: { hasNextPage: page.length > 0 && rows.length > limit, endCursor: page.length > 0 ? encodeCursor(page[page.length - 1].name) : null },
+    prefix: prefix ?? undefined,
+  };
+}
+
+export function createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica, now = Date.now }: {
   catalog: Catalog;
   replicas: Replicas;
   records: ImageRecords;
@@ -52,22 +111,13 @@ export function createImages({ catalog, replicas, records, deleter, events, log,
     find: (name: string) => (isRenditionName(name) ? undefined : catalog.imageByName(name)),
     require,
 
-    list({ first, after, prefix }: { first?: number | null; after?: string | null; prefix?: string | null }) {
-      const limit = first ?? DEFAULT_PAGE;
-      if (!Number.isInteger(limit) || limit < 0 || limit > MAX_PAGE) {
-        throw new TesseraError('BAD_USER_INPUT', `first must be from 0 to ${MAX_PAGE} (got ${limit}).`);
-      }
-      const afterName = after != null ? decodeCursor(after) : undefined;
-      const rows = catalog.listImages({ first: limit + 1, after: afterName, prefix: prefix ?? undefined });
-      const page = rows.slice(0, limit);
-      return {
-        edges: page.map((node) => ({ cursor: encodeCursor(node.name), node })),
-        // An empty page (first: 0, a count query) has no cursor to continue from, so it claims
-        // no next page: hasNextPage true with a null endCursor would leave a client looping.
-        pageInfo: { hasNextPage: page.length > 0 && rows.length > limit, endCursor: page.length > 0 ? encodeCursor(page[page.length - 1].name) : null },
-        prefix: prefix ?? undefined,
-      };
-    },
+    list: (query: { first?: number | null; after?: string | null; prefix?: string | null }) => listPage(catalog, query),
+    /** Stored images under `prefix` (all of them without one). */
+    count: (prefix?: string | null) => catalog.countImages(prefix ?? undefined),
+    /** Stored images and their bytes (one copy). */
+    totals: () => catalog.totals(),
+    /** An image's fragments in order, with the datanodes holding each. */
+    fragments: (image: ImageRow) => catalog.fragmentsWithReplicas(image.id),
 
     /**
      * Durable in the index before it answers: the image's row goes and the deletion of each of
@@ -106,42 +156,9 @@ export function createImages({ catalog, replicas, records, deleter, events, log,
       }
     },
 
-    /**
-     * The bytes [start, end] (inclusive) of an image, one verified fragment (as the chunks it
-     * arrived in, trimmed to the range) at a time, in order, fetching up to READ_AHEAD fragments
-     * ahead. The first fragment is fetched before the generator is returned, so an unreadable
-     * start fails before any header is sent.
-     */
-    async readRange(image: ImageRow, start: number, end: number): Promise<AsyncGenerator<Buffer[]>> {
-      const first = Math.floor(start / image.fragmentSize);
-      const last = Math.floor(end / image.fragmentSize);
-      // Only the rows of the fragments in the range (by index), not the whole image's.
-      const fragments = catalog.fragmentsInRange(image.id, first, last);
-      if (fragments.length !== last - first + 1) throw new TesseraError('IMAGE_NOT_FOUND', `"${image.name}" was deleted meanwhile.`);
-      const pending: Promise<Buffer[]>[] = [];
-      let nextToFetch = first;
-      const fetchMore = () => {
-        while (nextToFetch <= last && pending.length <= READ_AHEAD) {
-          const p = replicas.readChunks(fragments[nextToFetch - first], reportBad);
-          p.catch(() => {}); // awaited in order below; a failure ends the stream there
-          pending.push(p);
-          nextToFetch += 1;
-        }
-      };
-      fetchMore();
-      const head = await pending[0];
-      async function* chunks(): AsyncGenerator<Buffer[]> {
-        for (let i = first; i <= last; i++) {
-          const data = i === first ? head : await pending[0];
-          pending.shift();
-          fetchMore();
-          const offset = i * image.fragmentSize;
-          yield sliceBytes(data, Math.max(start - offset, 0), end - offset + 1);
-        }
-      }
-      return chunks();
-    },
+    /** The bytes [start, end] (inclusive) of an image, verified fragment by fragment (readRange). */
+    readRange: (image: ImageRow, start: number, end: number) => readRange({ catalog, replicas, reportBad }, image, start, end),
   };
 }
 
-export type Images = ReturnType<typeof createImages>;
+export type ImageService = ReturnType<typeof createImageService>;
