@@ -5,18 +5,10 @@ import type { PageInfo } from '../../../src/client/types.ts';
 import { gql } from '../api.ts';
 import { bytes } from '../format.ts';
 import { IMAGES } from '../queries.ts';
-import { isPicture, renditionUrl } from '../renditions.ts';
+import { isPicture, renditionUrl, type ShownImage } from '../renditions.ts';
 import { Uploads } from '../parts/uploads.tsx';
 
-interface Thumb {
-  name: string;
-  size: number;
-  contentType: string;
-  format: string | null;
-  width: number | null;
-  height: number | null;
-  signedUrl: string;
-}
+type Thumb = ShownImage;
 interface Page {
   totalCount: number;
   pageInfo: PageInfo;

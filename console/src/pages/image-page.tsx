@@ -6,23 +6,16 @@ import { gql } from '../api.ts';
 import { bytes, dateTime } from '../format.ts';
 import { DELETE_IMAGE, IMAGE } from '../queries.ts';
 import { Status } from '../parts/status.tsx';
-import { isPicture, renditionUrl } from '../renditions.ts';
+import { isPicture, renditionUrl, type ShownImage } from '../renditions.ts';
 
 /** The picture's box: sharp on most screens, far lighter than a camera's original. */
 const PICTURE_BOX = 1600;
 
-interface Details {
-  name: string;
-  size: number;
-  contentType: string;
-  format: string | null;
-  width: number | null;
-  height: number | null;
+interface Details extends ShownImage {
   sha256: string;
   createdAt: string;
   fragmentCount: number;
   fragmentSize: number;
-  signedUrl: string;
   fragments: Fragment[];
 }
 
