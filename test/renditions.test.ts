@@ -92,6 +92,8 @@ describe('renditions', () => {
     expect(data[0]).toBeGreaterThan(200); // top: red
     expect(data[5]).toBeGreaterThan(200); // bottom: blue
 
+    // Cached in the background, after the answer.
+    await expect.poll(() => cluster.app.renditionCache.totals().count).toBe(1);
     const second = await get(`${imagePath(cluster, 'photo.jpg')}?format=webp&w=300`);
     expect(second.res.headers.get('x-tessera-rendition')).toBe('300x450; cached');
     expect(second.body.equals(first.body)).toBe(true);
@@ -137,7 +139,7 @@ describe('renditions', () => {
     const cache = cluster.app.renditionCache;
     const before = cache.totals().count;
     await get(`${imagePath(cluster, 'photo.jpg')}?w=64&format=png`);
-    expect(cache.totals().count).toBe(before + 1);
+    await expect.poll(() => cache.totals().count).toBe(before + 1);
     expect(await cluster.gql(DELETE, { n: 'photo.jpg' })).toEqual({ deleteImage: true });
     expect(cache.totals().count).toBe(0);
     await settleDeletions(cluster);
@@ -155,8 +157,14 @@ describe('rendition cache budget, and images stored before detection', () => {
   }, 60_000);
   afterAll(() => small?.close());
 
-  const rendition = (w: number) =>
-    fetch(`${imagePath(small, 'noise.png')}?w=${w}&format=png`).then(async (res) => ({ how: res.headers.get('x-tessera-rendition'), size: (await res.arrayBuffer()).byteLength }));
+  /** Fetches a rendition and waits until the cache holds it (it is cached after the answer). */
+  async function rendition(w: number) {
+    const res = await fetch(`${imagePath(small, 'noise.png')}?w=${w}&format=png`);
+    const answer = { how: res.headers.get('x-tessera-rendition'), size: (await res.arrayBuffer()).byteLength };
+    const cached = () => small.app.db.prepare(`SELECT count(*) AS n FROM renditions WHERE variant LIKE ?`).get(`w=${w}&%`) as { n: number };
+    await expect.poll(() => cached().n).toBe(1);
+    return answer;
+  }
 
   it('evicts the least recently used rendition past the byte budget', async () => {
     const a = await rendition(100);

@@ -22,24 +22,14 @@ const rateLimited = (retryAfterMs: number) =>
     http: { status: 429, headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) } },
   });
 
+/** The three kinds of per-token limit together, as the auth service and the HTTP layer use them. */
 export function createQuotas(db: Db, limits: QuotaLimits, now: () => number = Date.now) {
+  return { ...requestRate(limits), ...uploadQuota(db, limits, now), ...liveConnections(limits) };
+}
+
+/** Requests per second per token (rate-limiter-flexible, in memory). */
+function requestRate(limits: QuotaLimits) {
   const limiter = limits.rateLimitPerSec > 0 ? new RateLimiterMemory({ points: limits.rateLimitPerSec, duration: 1 }) : undefined;
-  const openUploadsOf = db.prepare<[number, string], { n: number; bytes: number | null }>(
-    // From the open uploads (a partial index), not from the token's owner rows: those of completed
-    // uploads stay until the expiry sweep, so a busy token's rows grow by one per image stored
-    // and the count cost with them (CROSS JOIN keeps SQLite to this order).
-    `SELECT count(*) AS n, sum(i.size) AS bytes FROM images i CROSS JOIN upload_owners o ON o.image_id = i.id
-     WHERE i.state = 'uploading' AND i.expires_at > ? AND o.token_id = ?`,
-  );
-  const recordOwner = db.prepare('INSERT OR REPLACE INTO upload_owners (image_id, token_id) VALUES (?, ?)');
-  const dropStale = db.prepare("DELETE FROM upload_owners WHERE image_id NOT IN (SELECT id FROM images WHERE state = 'uploading')");
-
-  const wsConnections = new Map<string, number>();
-  /** Live subscriptions (SSE and graphql-ws) per principal, with a way to end each. */
-  const subscriptions = new Map<string, Set<() => void>>();
-  /** Open graphql-ws sockets per principal, to close them when the token is revoked. */
-  const sockets = new Map<string, Set<(code: number, reason: string) => void>>();
-
   return {
     /** One request (HTTP request, GET /images or graphql-ws operation); throws RATE_LIMITED past the rate. */
     async admit(principal: Principal): Promise<void> {
@@ -51,7 +41,22 @@ export function createQuotas(db: Db, limits: QuotaLimits, now: () => number = Da
         throw res;
       }
     },
+  };
+}
 
+/** Open uploads and the bytes they reserve, counted in the index so a restart keeps them. */
+function uploadQuota(db: Db, limits: QuotaLimits, now: () => number) {
+  const openUploadsOf = db.prepare<[number, string], { n: number; bytes: number | null }>(
+    // From the open uploads (a partial index), not from the token's owner rows: those of completed
+    // uploads stay until the expiry sweep, so a busy token's rows grow by one per image stored
+    // and the count cost with them (CROSS JOIN keeps SQLite to this order).
+    `SELECT count(*) AS n, sum(i.size) AS bytes FROM images i CROSS JOIN upload_owners o ON o.image_id = i.id
+     WHERE i.state = 'uploading' AND i.expires_at > ? AND o.token_id = ?`,
+  );
+  const recordOwner = db.prepare('INSERT OR REPLACE INTO upload_owners (image_id, token_id) VALUES (?, ?)');
+  const dropStale = db.prepare("DELETE FROM upload_owners WHERE image_id NOT IN (SELECT id FROM images WHERE state = 'uploading')");
+
+  return {
     /** Runs `begin` (synchronous) if the principal's open uploads leave room for `size` more bytes. */
     reserveUpload(principal: Principal, size: number, begin: () => ImageRow): ImageRow {
       return db.transaction(() => {
@@ -70,7 +75,18 @@ export function createQuotas(db: Db, limits: QuotaLimits, now: () => number = Da
 
     /** Forgets owners of uploads that completed or went away (called by the expiry sweep). */
     sweepOwners: () => dropStale.run().changes,
+  };
+}
 
+/** graphql-ws connections and live subscriptions, counted in memory and ended when their token is revoked. */
+function liveConnections(limits: QuotaLimits) {
+  const wsConnections = new Map<string, number>();
+  /** Live subscriptions (SSE and graphql-ws) per principal, with a way to end each. */
+  const subscriptions = new Map<string, Set<() => void>>();
+  /** Open graphql-ws sockets per principal, to close them when the token is revoked. */
+  const sockets = new Map<string, Set<(code: number, reason: string) => void>>();
+
+  return {
     /** A new graphql-ws connection; false when the principal has its maximum. */
     openSocket(principal: Principal, close: (code: number, reason: string) => void): (() => void) | false {
       const n = wsConnections.get(principal.id) ?? 0;

@@ -37,25 +37,7 @@ export function createExcessTrimmer({ catalog, queries, registry, client, log, r
   async function round(signal: { readonly stopped: boolean }): Promise<boolean> {
     const counted = registry.eligible().map((n) => n.id);
     const fragmentIds = queries.excess(counted, replicationFactor);
-    /** Each datanode's inventory (fragment id → size), listed once per round; undefined when it did not answer. */
-    const inventories = new Map<string, Promise<Map<string, number> | undefined>>();
-    const inventory = (datanodeId: string) => {
-      let listed = inventories.get(datanodeId);
-      if (!listed) {
-        const node = registry.get(datanodeId);
-        listed = node
-          ? client.listFragments(node.url).then(
-              (files) => new Map(files.map((f) => [f.id, f.size])),
-              (err) => {
-                log.warn({ datanode: datanodeId, err: (err as Error).message }, 'could not list a datanode to trim excess replicas; will retry');
-                return undefined;
-              },
-            )
-          : Promise.resolve(undefined);
-        inventories.set(datanodeId, listed);
-      }
-      return listed;
-    };
+    const inventory = inventoryLister(registry, client, log);
     let complete = true;
     let dropped = 0;
     for (const fragmentId of fragmentIds) {
@@ -111,3 +93,25 @@ export function createExcessTrimmer({ catalog, queries, registry, client, log, r
 }
 
 export type ExcessTrimmer = ReturnType<typeof createExcessTrimmer>;
+
+/** Each datanode's inventory (fragment id → size), listed once per round; undefined when it did not answer. */
+function inventoryLister(registry: Registry, client: DatanodeClient, log: Logger) {
+  const inventories = new Map<string, Promise<Map<string, number> | undefined>>();
+  return (datanodeId: string) => {
+    let listed = inventories.get(datanodeId);
+    if (!listed) {
+      const node = registry.get(datanodeId);
+      listed = node
+        ? client.listFragments(node.url).then(
+            (files) => new Map(files.map((f) => [f.id, f.size])),
+            (err) => {
+              log.warn({ datanode: datanodeId, err: (err as Error).message }, 'could not list a datanode to trim excess replicas; will retry');
+              return undefined;
+            },
+          )
+        : Promise.resolve(undefined);
+      inventories.set(datanodeId, listed);
+    }
+    return listed;
+  };
+}

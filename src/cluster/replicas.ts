@@ -88,74 +88,81 @@ export function createReplicas({ catalog, registry, client, log, now = Date.now,
   };
   return replicas;
 
-  /** One replica's verified bytes, or undefined (reported through onBad) when it cannot serve them. */
-  async function readFrom(fragment: { id: string; sha256: string }, datanodeId: string, url: string, onBad?: (bad: BadReplica) => void): Promise<Buffer[] | undefined> {
-    let data: Buffer[] | undefined;
-    try {
-      if (client.getFragmentChunks) data = await client.getFragmentChunks(url, fragment.id);
-      else {
-        const whole = await client.getFragment(url, fragment.id);
-        data = whole && [whole];
-      }
-    } catch (err) {
-      onBad?.({ fragmentId: fragment.id, datanodeId, reason: isUnreadable(err) ? 'unreadable' : 'unreachable' });
-      return undefined;
-    }
-    if (data === undefined) {
-      onBad?.({ fragmentId: fragment.id, datanodeId, reason: 'missing' });
-      return undefined;
-    }
-    if (sha256Hex(data) !== fragment.sha256) {
-      onBad?.({ fragmentId: fragment.id, datanodeId, reason: 'corrupt' });
-      return undefined;
-    }
-    return data;
-  }
-
-  /**
-   * Replicas are asked in order (live datanodes first); the next one is asked as soon as one
-   * fails, or alongside one that has not answered within hedgeAfterMs: a partitioned datanode
-   * does not refuse, it hangs until the request deadline, and the monitor needs a few samples
-   * to call it DOWN. The first verified answer wins.
-   */
-  function readChunks(fragment: { id: string; sha256: string; replicas: string[] }, onBad?: (bad: BadReplica) => void): Promise<Buffer[]> {
-    const candidates = [...fragment.replicas]
-      .sort((a, b) => Number(registry.isLive(b)) - Number(registry.isLive(a)))
-      .flatMap((id) => {
-        const node = registry.get(id);
-        return node ? [{ id, url: node.url }] : [];
-      });
-    return new Promise<Buffer[]>((resolve, reject) => {
-      let next = 0;
-      let pending = 0;
-      let settled = false;
-      let hedge: NodeJS.Timeout | undefined;
-      const askNext = () => {
-        clearTimeout(hedge);
-        if (settled) return;
-        if (next >= candidates.length) {
-          if (pending === 0) {
-            settled = true;
-            reject(new TesseraError('IMAGE_UNAVAILABLE', `Fragment ${fragment.id} has no readable, verified replica.`));
-          }
-          return;
-        }
-        const { id, url } = candidates[next++];
-        pending += 1;
-        void readFrom(fragment, id, url, onBad).then((data) => {
-          pending -= 1;
-          if (settled) return;
-          if (data) {
-            settled = true;
-            clearTimeout(hedge);
-            resolve(data);
-          } else askNext();
-        });
-        if (next < candidates.length) hedge = setTimeout(askNext, hedgeAfterMs);
-      };
-      askNext();
-    });
+  function readChunks(fragment: FragmentToRead, onBad?: (bad: BadReplica) => void): Promise<Buffer[]> {
+    return readFirstVerified({ registry, client, hedgeAfterMs }, fragment, onBad);
   }
 }
 
 export type Replicas = ReturnType<typeof createReplicas>;
+
+type FragmentToRead = { id: string; sha256: string; replicas: string[] };
+type ReadDeps = { registry: Registry; client: DatanodeClient; hedgeAfterMs: number };
+
+/** One replica's verified bytes, or undefined (reported through onBad) when it cannot serve them. */
+async function readFrom(client: DatanodeClient, fragment: { id: string; sha256: string }, datanodeId: string, url: string, onBad?: (bad: BadReplica) => void): Promise<Buffer[] | undefined> {
+  let data: Buffer[] | undefined;
+  try {
+    if (client.getFragmentChunks) data = await client.getFragmentChunks(url, fragment.id);
+    else {
+      const whole = await client.getFragment(url, fragment.id);
+      data = whole && [whole];
+    }
+  } catch (err) {
+    onBad?.({ fragmentId: fragment.id, datanodeId, reason: isUnreadable(err) ? 'unreadable' : 'unreachable' });
+    return undefined;
+  }
+  if (data === undefined) {
+    onBad?.({ fragmentId: fragment.id, datanodeId, reason: 'missing' });
+    return undefined;
+  }
+  if (sha256Hex(data) !== fragment.sha256) {
+    onBad?.({ fragmentId: fragment.id, datanodeId, reason: 'corrupt' });
+    return undefined;
+  }
+  return data;
+}
+
+/**
+ * Replicas are asked in order (live datanodes first); the next one is asked as soon as one
+ * fails, or alongside one that has not answered within hedgeAfterMs: a partitioned datanode
+ * does not refuse, it hangs until the request deadline, and the monitor needs a few samples
+ * to call it DOWN. The first verified answer wins.
+ */
+function readFirstVerified({ registry, client, hedgeAfterMs }: ReadDeps, fragment: FragmentToRead, onBad?: (bad: BadReplica) => void): Promise<Buffer[]> {
+  const candidates = [...fragment.replicas]
+    .sort((a, b) => Number(registry.isLive(b)) - Number(registry.isLive(a)))
+    .flatMap((id) => {
+      const node = registry.get(id);
+      return node ? [{ id, url: node.url }] : [];
+    });
+  return new Promise<Buffer[]>((resolve, reject) => {
+    let next = 0;
+    let pending = 0;
+    let settled = false;
+    let hedge: NodeJS.Timeout | undefined;
+    const askNext = () => {
+      clearTimeout(hedge);
+      if (settled) return;
+      if (next >= candidates.length) {
+        if (pending === 0) {
+          settled = true;
+          reject(new TesseraError('IMAGE_UNAVAILABLE', `Fragment ${fragment.id} has no readable, verified replica.`));
+        }
+        return;
+      }
+      const { id, url } = candidates[next++];
+      pending += 1;
+      void readFrom(client, fragment, id, url, onBad).then((data) => {
+        pending -= 1;
+        if (settled) return;
+        if (data) {
+          settled = true;
+          clearTimeout(hedge);
+          resolve(data);
+        } else askNext();
+      });
+      if (next < candidates.length) hedge = setTimeout(askNext, hedgeAfterMs);
+    };
+    askNext();
+  });
+}

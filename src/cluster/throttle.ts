@@ -18,3 +18,4 @@ export function createThrottle(bytesPerSecond: number, now = () => performance.n
     },
   };
 }
+export type Throttle = ReturnType<typeof createThrottle>;

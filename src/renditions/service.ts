@@ -39,7 +39,8 @@ export function createRenditions({ config, readRange, imageMedia, cache, rendere
   renderer: Renderer;
 }) {
   const limits = { maxSize: config.maxSize, allowedSizes: config.allowedSizes };
-  const making = new Map<string, Promise<RenditionBody>>();
+  // Renditions being made or cached: a request for one of them joins it instead of making it again.
+  const making = new Map<string, Promise<{ made: RenditionBody; stored: Promise<void> }>>();
 
   /** The source's shown size; NOT_AN_IMAGE or IMAGE_TOO_LARGE before any byte is read. */
   async function decodableSize(image: ImageRow): Promise<{ width: number; height: number }> {
@@ -56,11 +57,12 @@ export function createRenditions({ config, readRange, imageMedia, cache, rendere
     return Buffer.concat(chunks, image.size);
   }
 
-  async function make(image: ImageRow, params: RenditionParams, variant: string): Promise<RenditionBody> {
+  /** Makes the rendition; it is cached in the background (`stored`), not before the answer. */
+  async function make(image: ImageRow, params: RenditionParams, variant: string): Promise<{ made: RenditionBody; stored: Promise<void> }> {
     const rendered = await renderer.render(() => wholeImage(image), params);
     const contentType = RENDITION_MEDIA_TYPES[params.format];
-    await cache.put(image, variant, rendered, contentType);
-    return { contentType, size: rendered.data.length, width: rendered.width, height: rendered.height, body: rendered.data, cached: false };
+    const stored = cache.put(image, variant, rendered, contentType);
+    return { made: { contentType, size: rendered.data.length, width: rendered.width, height: rendered.height, body: rendered.data, cached: false }, stored };
   }
 
   return {
@@ -91,10 +93,12 @@ export function createRenditions({ config, readRange, imageMedia, cache, rendere
       const key = `${image.id}?${variant}`;
       let pending = making.get(key);
       if (!pending) {
-        pending = make(image, params, variant).finally(() => making.delete(key));
-        making.set(key, pending);
+        const started = make(image, params, variant);
+        pending = started;
+        making.set(key, started);
+        started.then(({ stored }) => stored, () => undefined).finally(() => making.delete(key)).catch(() => undefined);
       }
-      return pending;
+      return (await pending).made;
     },
   };
 }
