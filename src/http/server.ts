@@ -12,6 +12,7 @@ import { handleImageRequest } from './image-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
 import { jsonErrorBodies } from './error-bodies.ts';
 import { GRAPHIQL_WELCOME, graphiqlDelivery } from './graphiql-delivery.ts';
+import { consoleRoute } from './console-route.ts';
 import { errorBody, TesseraError } from '../errors.ts';
 import { domainErrors, maskUnexpectedErrors } from './graphql-errors.ts';
 import { jsonBodyLimit, limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
@@ -84,8 +85,9 @@ function createGraphqlServer(app: Coordinator, principals: WeakMap<Request, Prin
   });
 }
 
-/** The request handler: /healthz, INDEX_REBUILDING while the start-up rebuild runs, GET /images/{name}, else Yoga. */
+/** The request handler: /healthz, the web console, INDEX_REBUILDING while the start-up rebuild runs, GET /images/{name}, else Yoga. */
 function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlServer>): http.RequestListener {
+  const serveConsole = consoleRoute();
   return (req, res) => {
     // Yoga builds a URL from Host: a malformed one would end in a 500 with a stack trace.
     if (req.headers.host !== undefined && !URL.canParse(`http://${req.headers.host}/`)) {
@@ -98,6 +100,7 @@ function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlSer
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
       return;
     }
+    if (serveConsole(req, res, path)) return;
     // A coordinator rebuilding its index at start answers a clear error until it is done,
     // rather than an empty or partial listing (GraphQL-shaped on /graphql, {code, message} elsewhere).
     if (app.rebuilding()) {
