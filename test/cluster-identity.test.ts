@@ -97,8 +97,12 @@ describe('cluster identity', () => {
     } finally {
       foreign.close();
     }
-    // Rounds of B's reconciliation (every second, 1 s orphan grace) delete nothing on A.
-    await new Promise((r) => setTimeout(r, 4000));
+    // Rounds of B's reconciliation on both sides of its 1 s orphan grace delete nothing on A.
+    await b.app.reconciler.kick();
+    const firstRound = Date.now();
+    await expect.poll(() => Date.now() - firstRound, { timeout: 5000 }).toBeGreaterThan(1000);
+    await b.app.reconciler.kick();
+    await b.app.deleter.idle();
     expect(await filesOf(join(dir, 'a'))).toEqual(before);
     expect(await clusterIdOnDisk(join(dir, 'a'))).toBe(clusterA);
     await b.close();

@@ -91,8 +91,12 @@ describe('replica identity', () => {
       probe.close();
     }
 
-    // Several reconciliation rounds (1 s) past the orphan grace (1 s): not one file deleted or rewritten.
-    await new Promise((r) => setTimeout(r, 4000));
+    // Reconciliation rounds on both sides of the 1 s orphan grace: not one file deleted or rewritten.
+    await coordinator.app.reconciler.kick();
+    const firstRound = Date.now();
+    await expect.poll(() => Date.now() - firstRound, { timeout: 5000 }).toBeGreaterThan(1000);
+    await coordinator.app.reconciler.kick();
+    await coordinator.app.deleter.idle();
     expect([await filesOf(0), await filesOf(1)]).toEqual(before);
 
     // Back on their own ports: proven again, UP, and the image downloads byte-identical.
