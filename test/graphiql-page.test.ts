@@ -1,11 +1,11 @@
 // GraphiQL as a browser gets it: compressed (brotli or gzip, per Accept-Encoding), with an ETag
 // answered by 304 and Cache-Control, and a welcome text about Tessera that explains the
 // Variables pane (not "Tessera is an in-browser tool for…").
-import { request as httpRequest } from 'node:http';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { chooseEncoding } from '../src/http/graphiql-delivery.ts';
 import { startCluster, type TestCluster } from './support/cluster.ts';
+import { rawGet } from './support/raw-get.ts';
 
 let cluster: TestCluster;
 beforeAll(async () => {
@@ -13,19 +13,8 @@ beforeAll(async () => {
 });
 afterAll(() => cluster?.close());
 
-/** GET /graphql as a browser asks for it, raw (fetch would decompress and hide the encoding). */
-function getPage(headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${cluster.url}/graphql`, { headers: { accept: 'text/html', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** GET /graphql as a browser asks for it. */
+const getPage = (headers: Record<string, string>) => rawGet(`${cluster.url}/graphql`, { accept: 'text/html', ...headers });
 
 it('sends the page brotli- or gzip-compressed, far smaller than the page itself', async () => {
   const plain = await getPage({ 'accept-encoding': 'identity' });

@@ -15,6 +15,7 @@ import { handleImageRequest } from './image-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
 import { jsonErrorBodies } from './error-bodies.ts';
 import { GRAPHIQL_WELCOME, graphiqlDelivery } from './graphiql-delivery.ts';
+import { consoleRoute } from './console-route.ts';
 import { errorBody, TesseraError } from '../errors.ts';
 import { asGraphQLError, domainErrors, maskUnexpectedErrors } from './graphql-errors.ts';
 import { jsonBodyLimit, limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
@@ -100,6 +101,7 @@ export function createHttpServer(app: Coordinator) {
     },
   });
 
+  const serveConsole = consoleRoute();
   const server = http.createServer((req, res) => {
     // Yoga builds a URL from Host: a malformed one would end in a 500 with a stack trace.
     if (req.headers.host !== undefined && !URL.canParse(`http://${req.headers.host}/`)) {
@@ -112,6 +114,7 @@ export function createHttpServer(app: Coordinator) {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
       return;
     }
+    if (serveConsole(req, res, path)) return;
     // A coordinator rebuilding its index at start answers a clear error until it is done,
     // rather than an empty or partial listing (GraphQL-shaped on /graphql, {code, message} elsewhere).
     if (app.rebuilding()) {
