@@ -56,7 +56,7 @@ async function readRange(
   async function* chunks(): AsyncGenerator<Buffer[]> {
     for (let i = first; i <= last; i++) {
       const data = i === first ? head : await pending[0];
-      pending.shift();
+      void pending.shift(); // the promise just awaited
       fetchMore();
       const offset = i * image.fragmentSize;
       yield sliceBytes(data, Math.max(start - offset, 0), end - offset + 1);

@@ -4,23 +4,19 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeConfig } from '../src/config.ts';
-import { startCoordinator, type RunningCoordinator } from '../src/start-coordinator.ts';
 import { TEST_SECRET, type TestCluster } from './support/cluster.ts';
+import { asCluster, startCoordinatorOver } from './support/coordinator-over.ts';
 import { startDatanodeProcess, stopAllDatanodeProcesses, type DatanodeProcess } from './support/datanode-process.ts';
-import { createGraphQLClient } from './support/graphql.ts';
 import { settleDeletions } from './support/disk.ts';
 import { until } from './support/poll.ts';
 import { auditDisks } from './support/faults.ts';
 import { bytesOf, download, sha256, uploadChunked } from './support/images.ts';
-import { readAdminToken, rememberToken } from './support/tokens.ts';
 
 const FRAGMENT = 64 * 1024;
 let dir: string;
 let processes: DatanodeProcess[];
-let coordinator: RunningCoordinator;
+let coordinator: Awaited<ReturnType<typeof startCoordinatorOver>>;
 /** The shape the support helpers take, over real datanode processes. */
 let cluster: TestCluster;
 
@@ -29,24 +25,13 @@ beforeAll(async () => {
   processes = await Promise.all([0, 1, 2].map((i) => startDatanodeProcess({ dataDir: join(dir, `datanode-${i}`), secret: TEST_SECRET })));
   // Real datanodes measure the real machine: a busy CI box must not make them DEGRADED.
   const thresholds = { cpuPercent: 101, memoryPercent: 101, diskPercent: 101 };
-  const config = makeConfig({ dataDir: join(dir, 'coordinator'), port: 0, secret: TEST_SECRET, fragmentSize: FRAGMENT, healthIntervalMs: 200, repairAfterSec: 3600, thresholds, datanodes: processes.map((p) => p.url) });
-  coordinator = await startCoordinator(config, pino({ level: 'silent' }));
-  rememberToken(coordinator.url, readAdminToken(config.dataDir)); // the helpers send it
+  coordinator = await startCoordinatorOver(processes.map((p) => p.url), { secret: TEST_SECRET, fragmentSize: FRAGMENT, repairAfterSec: 3600, downAfterFailures: 3, thresholds });
   const nodes = processes.map((p, index) => ({ index, dataDir: join(dir, `datanode-${index}`), url: p.url }));
-  cluster = {
-    nodes,
-    get app() {
-      return coordinator.app;
-    },
-    get url() {
-      return coordinator.url;
-    },
-    gql: createGraphQLClient(() => coordinator.url),
-  } as unknown as TestCluster;
+  cluster = Object.assign(asCluster(coordinator), { nodes });
 }, 60_000);
 
 afterAll(async () => {
-  await coordinator?.stop();
+  await coordinator?.close();
   await stopAllDatanodeProcesses();
   if (dir) await rm(dir, { recursive: true, force: true });
 });

@@ -5,6 +5,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../metadata/database.ts';
 import { badInput, TesseraError } from '../errors.ts';
+import { isWholeNumberIn } from '../shared/flag-values.ts';
 
 /** The longest a signed URL may live, as S3 allows: seven days. */
 export const MAX_SIGNED_URL_SEC = 7 * 86400;
@@ -26,7 +27,7 @@ export function createUrlSigner(db: Db, now: () => number = Date.now) {
   return {
     /** The query string (without '?') that makes GET /images/{name} work until `expiresInSec` from now. */
     sign(name: string, expiresInSec: number, tokenId: string): string {
-      if (!Number.isSafeInteger(expiresInSec) || expiresInSec < 1 || expiresInSec > MAX_SIGNED_URL_SEC) {
+      if (!isWholeNumberIn(expiresInSec, 1, MAX_SIGNED_URL_SEC)) {
         throw badInput(`expiresIn must be from 1 to ${MAX_SIGNED_URL_SEC} seconds.`);
       }
       const expires = Math.floor(now() / 1000) + expiresInSec;

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '../metadata/database.ts';
 import { badInput } from '../errors.ts';
 import { ROLES, type Role } from './rules.ts';
+import { isWholeNumberIn } from '../shared/flag-values.ts';
 
 /** Every secret starts with it, so a leaked one is easy to recognise (and to grep for). */
 export const TOKEN_PREFIX = 'tsr_';
@@ -43,7 +44,7 @@ export function createTokenStore(db: Db, now: () => number = Date.now) {
       const trimmed = name.trim();
       if (trimmed === '' || trimmed.length > 100 || /[\u0000-\u001f\u007f]/.test(trimmed)) throw badInput('A token name is 1 to 100 printable characters.');
       if (!ROLES.includes(role)) throw badInput(`role must be one of ${ROLES.join(', ')}.`);
-      if (expiresInSec != null && (!Number.isSafeInteger(expiresInSec) || expiresInSec < 1 || expiresInSec > MAX_TOKEN_LIFETIME_SEC)) {
+      if (expiresInSec != null && !isWholeNumberIn(expiresInSec, 1, MAX_TOKEN_LIFETIME_SEC)) {
         throw badInput(`expiresIn must be from 1 to ${MAX_TOKEN_LIFETIME_SEC} seconds.`);
       }
       const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');

@@ -108,6 +108,11 @@ export function createCatalog(db: Db): Catalog {
   const images = imageRows(db);
   const fragments = fragmentRows(db);
   const deletions = deletionQueue(db);
+  return { ...images.queries, ...fragments.queries, ...deletions.queries, ...catalogChanges(db, images, fragments, deletions) };
+}
+
+/** The SQLite transactions of CatalogChanges, made of the subject modules' steps. */
+function catalogChanges(db: Db, images: ReturnType<typeof imageRows>, fragments: ReturnType<typeof fragmentRows>, deletions: ReturnType<typeof deletionQueue>): CatalogChanges {
   const image = images.steps;
   const fragment = fragments.steps;
   const deletion = deletions.steps;
@@ -145,7 +150,7 @@ export function createCatalog(db: Db): Catalog {
     return 'done';
   });
 
-  const changes: CatalogChanges = {
+  return {
     recordFragment,
     completeUpload,
     // One WAL commit instead of two; nested better-sqlite3 transactions are savepoints inside this one.
@@ -196,6 +201,4 @@ export function createCatalog(db: Db): Catalog {
         : deletion.queue({ fragmentId, datanodeId }, now, 'orphan')),
     inTransaction: <T>(fn: () => T): T => db.transaction(fn)(),
   };
-
-  return { ...images.queries, ...fragments.queries, ...deletions.queries, ...changes };
 }

@@ -4,12 +4,15 @@
 // the same way.
 import { InvalidArgumentError } from 'commander';
 
+/** Whether `value` is a whole number from `min` to `max`: the range check of every count, size and duration, given as a flag or as a GraphQL argument. */
+export const isWholeNumberIn = (value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
+
 /** A whole number from `min` to `max` ("8080"; no sign, fraction or exponent). */
 export const wholeNumber =
   (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
   (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    if (!/^\d+$/.test(value.trim()) || !isWholeNumberIn(n, min, max)) {
       throw new InvalidArgumentError(`${flag} must be a whole number from ${min} to ${max} (got "${value}").`);
     }
     return n;
@@ -35,7 +38,7 @@ export const byteSize =
     const m = /^(\d+)\s*([a-z]*)$/i.exec(value.trim());
     const unit = m ? BINARY_UNITS[m[2].toLowerCase()] : undefined;
     const n = m && unit !== undefined ? Number(m[1]) * unit : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
+    if (!isWholeNumberIn(n, min, max)) {
       throw new InvalidArgumentError(`${flag} must be a size in bytes from ${min} to ${max}, such as 1048576 or 64MiB (units B, KiB, MiB, GiB, TiB; got "${value}").`);
     }
     return n;

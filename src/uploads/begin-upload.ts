@@ -8,6 +8,7 @@ import { sweepExpiredUploads } from './abandoned-uploads.ts';
 import { assertContentType, assertSha256 } from './upload-checks.ts';
 import { requireLiveDatanodes, type UploadContext } from './upload-context.ts';
 import { mediaColumns, reconcileContentType, type ImageMedia } from '../renditions/media.ts';
+import { isWholeNumberIn } from '../shared/flag-values.ts';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -25,7 +26,7 @@ export interface BeginUploadInput {
 export function beginUpload(ctx: UploadContext, input: BeginUploadInput, media?: ImageMedia | null): ImageRow {
   const { config, catalog } = ctx;
   assertImageName(input.name);
-  if (!Number.isSafeInteger(input.size) || input.size < 1) throw badInput(`size must be at least 1 (got ${input.size}).`);
+  if (!isWholeNumberIn(input.size, 1)) throw badInput(`size must be at least 1 (got ${input.size}).`);
   if (input.size > config.maxImageSize) {
     throw new TesseraError('PAYLOAD_TOO_LARGE', `${input.size} bytes is more than the maximum image size of ${config.maxImageSize}.`);
   }

@@ -4,6 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { formatTable } from '../cli-format.ts';
 import { out, type CommandContext } from './command-context.ts';
 import { oneOf } from '../../shared/flag-values.ts';
+import { isWholeNumberIn } from '../../shared/flag-values.ts';
 
 interface TokenView {
   id: string;
@@ -26,7 +27,7 @@ const UNIT_SEC: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 export function parseDuration(value: string): number {
   const m = /^(\d+)([smhd]?)$/.exec(value.trim());
   const sec = m ? Number(m[1]) * UNIT_SEC[m[2] || 's'] : NaN;
-  if (!Number.isSafeInteger(sec) || sec < 1) throw new InvalidArgumentError('--expires-in must be a duration such as 3600, 90s, 15m, 12h or 30d.');
+  if (!isWholeNumberIn(sec, 1)) throw new InvalidArgumentError('--expires-in must be a duration such as 3600, 90s, 15m, 12h or 30d.');
   return sec;
 }
 
