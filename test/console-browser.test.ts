@@ -2,7 +2,8 @@
 // (`npm start`: coordinator and datanode processes, tokens required): sign in with the admin
 // token, drop two real images (a PNG of several fragments, a JPEG the browser encoded) and a text
 // file on the gallery and watch each upload reach 100%, see their thumbnails (renditions), open one (picture,
-// metadata, fragments with their replicas), delete it, and on the cluster page watch live health
+// metadata, fragments with their replicas), delete it, resume an upload a reload interrupted
+// (only the missing fragments are sent), and on the cluster page watch live health
 // graphs and a datanode go DOWN when its process is killed with SIGKILL. Screenshots of the
 // gallery and the cluster page are saved in the test's temp dir.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -149,6 +150,40 @@ describe.skipIf(skipReason !== undefined)(
       expect((await gql('query($n: String!) { image(name: $n) { name } }', { n: PNG_NAME })).image).toBeNull();
     });
 
+    it('resumes an upload a reload interrupted, sending only the fragments the coordinator lacks', async () => {
+      const file = { name: 'resumed.png', type: 'image/png', data: makePng(700 * 1024), lastModified: 1_700_000_000_000 };
+      // Chromium hands a multipart body to the test only for intercepted requests: every one is routed.
+      const sent: number[] = [];
+      let breakLink = true;
+      await page.route('**/graphql', (route) => {
+        const body = route.request().postDataBuffer()?.toString('latin1') ?? '';
+        const index = /uploadFragment[\s\S]*"index":(\d+)/.exec(body)?.[1];
+        if (index === undefined) return route.continue();
+        sent.push(Number(index));
+        // The link breaks for every fragment but the first.
+        return breakLink && index !== '0' ? route.abort() : route.continue();
+      });
+      await dropFiles(page, [file]);
+      const row = page.locator('.upload[data-name="resumed.png"]');
+      await expect.poll(() => row.last().getAttribute('class')).toContain('failed');
+      breakLink = false;
+      const [open] = JSON.parse((await page.evaluate(() => localStorage.getItem('tessera.uploads'))) ?? '[]');
+      const received = async () =>
+        (await gql('query($id: ID!) { upload(id: $id) { receivedFragments } }', { id: open.uploadId })).upload.receivedFragments;
+      await expect.poll(received).toEqual([0]);
+      await page.reload();
+      await page.getByText('Interrupted: resumed.png').waitFor();
+      sent.length = 0;
+      await dropFiles(page, [file]);
+      await expect.poll(() => row.locator('.pct').textContent(), { timeout: 30_000 }).toBe('100%');
+      await expect.poll(() => row.textContent()).toContain('resumed');
+      expect(sent.sort()).toEqual([1, 2]);
+      expect((await gql('query($n: String!) { image(name: $n) { size } }', { n: file.name })).image.size).toBe(file.data.length);
+      await expect.poll(() => page.getByText('Interrupted').count()).toBe(0);
+      await page.unroute('**/graphql');
+      pageErrors.length = 0; // the requests the test broke
+    });
+
     it('shows live health graphs and a datanode going DOWN when its process is killed', async () => {
       await page.getByRole('link', { name: 'Cluster' }).click();
       const cards = page.locator('.node');
@@ -196,14 +231,17 @@ async function browserJpeg(): Promise<string> {
 }
 
 /** Drops files on the gallery as a drag from the desktop does: a drop event with a DataTransfer. */
-async function dropFiles(page: Page, files: { name: string; type: string; data: Buffer }[]) {
+async function dropFiles(page: Page, files: { name: string; type: string; data: Buffer; lastModified?: number }[]) {
   const transfer = await page.evaluateHandle(
     (list) => {
       const dt = new DataTransfer();
-      for (const f of list) dt.items.add(new File([Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0))], f.name, { type: f.type }));
+      for (const f of list)
+        dt.items.add(
+          new File([Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0))], f.name, { type: f.type, lastModified: f.lastModified }),
+        );
       return dt;
     },
-    files.map((f) => ({ name: f.name, type: f.type, base64: f.data.toString('base64') })),
+    files.map((f) => ({ name: f.name, type: f.type, lastModified: f.lastModified, base64: f.data.toString('base64') })),
   );
   await page.locator('.drop-area').dispatchEvent('dragover', { dataTransfer: transfer });
   await page.locator('.drop-area').dispatchEvent('drop', { dataTransfer: transfer });
