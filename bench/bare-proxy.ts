@@ -105,7 +105,7 @@ async function getObject(name: string, res: ServerResponse) {
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': fragments.reduce((n, f) => n + f.size, 0) });
   for (let i = 0; i < fragments.length; i++) {
     const chunks = i === 0 ? first : await pending[0];
-    pending.shift();
+    void pending.shift(); // its rejection is already handled where it was made
     fetchMore();
     for (const c of chunks) {
       if (!res.write(c)) await writable(res);

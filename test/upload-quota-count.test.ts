@@ -6,7 +6,7 @@ import { openDatabase, type Db } from '../src/metadata/database.ts';
 import { createCatalog, type Catalog } from '../src/metadata/catalog.ts';
 import { createQuotas } from '../src/auth/quotas.ts';
 import type { Principal } from '../src/auth/rules.ts';
-import { TesseraError } from '../src/errors.ts';
+import type { TesseraError } from '../src/errors.ts';
 
 const T = 1_700_000_000_000;
 let db: Db;

@@ -1,7 +1,7 @@
 // Client tokens (admin only, by src/auth/rules.ts): the Token type, the tokens listing,
 // createToken (the secret is in its answer, once) and revokeToken.
 import { builder } from './builder.ts';
-import { ROLES } from '../auth/rules.ts';
+import type { ROLES } from '../auth/rules.ts';
 import type { TokenRow } from '../auth/tokens.ts';
 
 const RoleEnum = builder.enumType('Role', {
