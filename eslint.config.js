@@ -37,13 +37,31 @@ export default tseslint.config(
   {
     files: ['src/schema/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/http/**', '../http', '../http/*'], message: 'The schema layer sits below HTTP: it must not import from src/http.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/http/**', '../http', '../http/*'],
+              message: 'The schema layer sits below HTTP: it must not import from src/http.',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/metadata/**/*.ts', 'src/cluster/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: 'graphql', message: 'Metadata and cluster layers throw plain coded errors (src/errors.ts); GraphQL is the edge.' }], patterns: [{ group: ['graphql-yoga', '@pothos/*'], message: 'Metadata and cluster layers do not depend on the API framework.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'graphql', message: 'Metadata and cluster layers throw plain coded errors (src/errors.ts); GraphQL is the edge.' },
+          ],
+          patterns: [{ group: ['graphql-yoga', '@pothos/*'], message: 'Metadata and cluster layers do not depend on the API framework.' }],
+        },
+      ],
     },
   },
   {

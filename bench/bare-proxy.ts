@@ -21,7 +21,12 @@ const program = new Command('bare-proxy')
   .option('--host <host>', 'address to bind', '127.0.0.1')
   .option('--secret-file <file>', 'the cluster secret')
   .option('--replicas <n>', 'replicas per fragment', (v) => Number(v), 2)
-  .option('--datanode <url>', 'a datanode (repeatable)', (v: string, prev: string[] = []) => [...prev, v.replace(/\/+$/, '')], [] as string[])
+  .option(
+    '--datanode <url>',
+    'a datanode (repeatable)',
+    (v: string, prev: string[] = []) => [...prev, v.replace(/\/+$/, '')],
+    [] as string[],
+  )
   .parse();
 const opts = program.opts<{ port: number; host: string; secretFile?: string; replicas: number; datanode: string[] }>();
 const secret = loadClusterSecret(opts.secretFile);
@@ -63,7 +68,13 @@ async function putFragment(id: string, req: IncomingMessage, res: ServerResponse
   nextNode = (nextNode + 1) % datanodes.length;
   const answers = await Promise.all(
     targets.map(async (node) => {
-      const r = await toDatanode(node, 'PUT', paths.fragment(id), { 'content-length': size, 'content-type': 'application/octet-stream', [CONTENT_SHA256_HEADER]: sha256 }, chunks);
+      const r = await toDatanode(
+        node,
+        'PUT',
+        paths.fragment(id),
+        { 'content-length': size, 'content-type': 'application/octet-stream', [CONTENT_SHA256_HEADER]: sha256 },
+        chunks,
+      );
       r.resume();
       return r.statusCode;
     }),
@@ -77,7 +88,10 @@ async function getFragment(id: string, res: ServerResponse) {
   const node = placements.get(id)?.[0];
   if (!node) return send(res, 404, { error: 'unknown fragment' });
   const r = await toDatanode(node, 'GET', paths.fragment(id), {});
-  res.writeHead(r.statusCode ?? 502, { 'content-type': 'application/octet-stream', ...(r.headers['content-length'] ? { 'content-length': r.headers['content-length'] } : {}) });
+  res.writeHead(r.statusCode ?? 502, {
+    'content-type': 'application/octet-stream',
+    ...(r.headers['content-length'] ? { 'content-length': r.headers['content-length'] } : {}),
+  });
   r.pipe(res);
 }
 
@@ -117,7 +131,10 @@ async function getObject(name: string, res: ServerResponse) {
 
 async function postObject(name: string, req: IncomingMessage, res: ServerResponse) {
   const list = JSON.parse(Buffer.concat(await readAll(req)).toString('utf8')) as { id: string; size: number; urls?: string[] }[];
-  objects.set(name, list.map((f) => ({ id: f.id, size: f.size, urls: f.urls ? f.urls.map((u) => new URL(u)) : placements.get(f.id) ?? [] })));
+  objects.set(
+    name,
+    list.map((f) => ({ id: f.id, size: f.size, urls: f.urls ? f.urls.map((u) => new URL(u)) : (placements.get(f.id) ?? []) })),
+  );
   send(res, 201, { fragments: list.length });
 }
 

@@ -76,7 +76,14 @@ export async function cliUpload(url: string, token: string, home: string, file: 
 }
 
 /** `tessera download -o file` (verified against the image's sha256 by the CLI); the file is removed after. */
-export async function cliDownload(url: string, token: string, home: string, name: string, file: string, expectedSize: number): Promise<void> {
+export async function cliDownload(
+  url: string,
+  token: string,
+  home: string,
+  name: string,
+  file: string,
+  expectedSize: number,
+): Promise<void> {
   await runCli(url, token, ['download', name, '-o', file], home);
   const size = fs.statSync(file).size;
   fs.rmSync(file);

@@ -46,7 +46,9 @@ export function createHttp(baseUrl: string, maxSockets = 64, defaultHeaders: Out
   }
 
   async function graphql<T = Record<string, unknown>>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
-    const answer = await request('POST', '/graphql', { 'content-type': 'application/json', accept: 'application/json' }, [Buffer.from(JSON.stringify({ query, variables }))]);
+    const answer = await request('POST', '/graphql', { 'content-type': 'application/json', accept: 'application/json' }, [
+      Buffer.from(JSON.stringify({ query, variables })),
+    ]);
     return unwrap<T>(answer);
   }
 
@@ -54,7 +56,12 @@ export function createHttp(baseUrl: string, maxSockets = 64, defaultHeaders: Out
    * A graphql-multipart-request-spec request with one file at `variables.<fileVariable>`,
    * shaped like the spec's curl example; the file bytes are written straight from `file`.
    */
-  async function graphqlMultipart<T = Record<string, unknown>>(query: string, variables: Record<string, unknown>, fileVariable: string, file: Uint8Array): Promise<T> {
+  async function graphqlMultipart<T = Record<string, unknown>>(
+    query: string,
+    variables: Record<string, unknown>,
+    fileVariable: string,
+    file: Uint8Array,
+  ): Promise<T> {
     const boundary = `----tessera-bench-${randomBytes(8).toString('hex')}`;
     const operations = JSON.stringify({ query, variables: { ...variables, [fileVariable]: null } });
     const head = Buffer.from(
@@ -63,7 +70,12 @@ export function createHttp(baseUrl: string, maxSockets = 64, defaultHeaders: Out
         `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n`,
     );
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-    const answer = await request('POST', '/graphql', { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: 'application/json', 'x-graphql-yoga-csrf': '1' }, [head, file, tail]);
+    const answer = await request(
+      'POST',
+      '/graphql',
+      { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: 'application/json', 'x-graphql-yoga-csrf': '1' },
+      [head, file, tail],
+    );
     return unwrap<T>(answer);
   }
 

@@ -14,7 +14,10 @@ import type { ImageManifest } from '../src/shared/datanode-api.ts';
 import { makeConfig } from '../src/config.ts';
 import { startCoordinator } from '../src/start-coordinator.ts';
 
-const opts = new Command('bench:rebuild').option('--images <n>', 'images to rebuild', (v) => Number(v), 10_000).parse().opts<{ images: number }>();
+const opts = new Command('bench:rebuild')
+  .option('--images <n>', 'images to rebuild', (v) => Number(v), 10_000)
+  .parse()
+  .opts<{ images: number }>();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-rebuild-bench-'));
 const secret = randomBytes(16).toString('hex');
 const quiet = pino({ level: 'silent' });
@@ -29,8 +32,15 @@ try {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const id = randomBytes(16).toString('base64url');
     const manifest: ImageManifest = {
-      kind: 'manifest', image: randomBytes(16).toString('base64url'), name: `bench/${String(i).padStart(6, '0')}.bin`, size: 1024,
-      contentType: 'application/octet-stream', sha256, createdAt: Date.now(), fragmentSize: 2 * 1024 * 1024, fragments: [{ index: 0, size: 1024, sha256, id }],
+      kind: 'manifest',
+      image: randomBytes(16).toString('base64url'),
+      name: `bench/${String(i).padStart(6, '0')}.bin`,
+      size: 1024,
+      contentType: 'application/octet-stream',
+      sha256,
+      createdAt: Date.now(),
+      fragmentSize: 2 * 1024 * 1024,
+      fragments: [{ index: 0, size: 1024, sha256, id }],
     };
     for (const n of [i % 3, (i + 1) % 3]) {
       fs.writeFileSync(path.join(nodeDirs[n], 'fragments', id), bytes);
@@ -47,13 +57,18 @@ try {
   const urls = await Promise.all(datanodes.map(async (d) => (await d.listen(0)).url));
   const log = pino({ level: 'info' }, pino.destination(2));
   const started = Date.now();
-  const coordinator = await startCoordinator(makeConfig({ dataDir: path.join(dir, 'coordinator'), port: 0, secret, datanodes: urls, healthIntervalMs: 500 }), log);
+  const coordinator = await startCoordinator(
+    makeConfig({ dataDir: path.join(dir, 'coordinator'), port: 0, secret, datanodes: urls, healthIntervalMs: 500 }),
+    log,
+  );
   while (coordinator.app.rebuilding()) await new Promise((r) => setTimeout(r, 20));
   const ms = Date.now() - started;
   const listed = coordinator.app.images.count();
   await coordinator.stop();
   await Promise.all(datanodes.map((d) => d.close()));
-  process.stdout.write(`index rebuild: ${listed} of ${opts.images} images (2 replicas each, 3 datanodes) in ${(ms / 1000).toFixed(2)} s (${Math.round(listed / (ms / 1000))} images/s), from coordinator start to a complete index\n`);
+  process.stdout.write(
+    `index rebuild: ${listed} of ${opts.images} images (2 replicas each, 3 datanodes) in ${(ms / 1000).toFixed(2)} s (${Math.round(listed / (ms / 1000))} images/s), from coordinator start to a complete index\n`,
+  );
   if (listed !== opts.images) process.exitCode = 1;
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });

@@ -14,7 +14,8 @@ export const indexFile = (clusterDataDir: string) => path.join(clusterDataDir, '
 export function fillIndex(clusterDataDir: string, rows: number): number {
   const t0 = performance.now();
   const db = openDatabase(indexFile(clusterDataDir));
-  const insert = db.prepare(`INSERT INTO images (name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
+  const insert =
+    db.prepare(`INSERT INTO images (name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
     VALUES (?, 'stored', NULL, ?, 'image/jpeg', ?, 2097152, ?, ?, NULL)`);
   const sha = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
   const created = Date.now();

@@ -38,7 +38,6 @@ const isAlive = (pid: number) => {
   }
 };
 
-
 export interface Cluster {
   url: string;
   dataDir: string;
@@ -52,7 +51,11 @@ export interface Cluster {
 }
 
 /** `npm start --port P --data-dir D` as a child process; resolves once it prints that it is up. */
-export async function startCluster(dataDir: string, port: number, { args = [], env = {}, log = (_: string) => {} }: { args?: string[]; env?: Record<string, string>; log?: (line: string) => void } = {}): Promise<Cluster> {
+export async function startCluster(
+  dataDir: string,
+  port: number,
+  { args = [], env = {}, log = (_: string) => {} }: { args?: string[]; env?: Record<string, string>; log?: (line: string) => void } = {},
+): Promise<Cluster> {
   const supervisor = await startChild({
     name: 'npm start',
     args: ['--import', 'tsx', 'src/start-cluster.ts', '--port', String(port), '--data-dir', dataDir, ...args],
@@ -73,7 +76,9 @@ export async function startCluster(dataDir: string, port: number, { args = [], e
         .map((f) => [f.slice(0, -4), Number(fs.readFileSync(path.join(runDir, f), 'utf8'))]),
     ) as Record<string, number>;
   const stop = async () => {
-    const children = Object.entries(pids()).filter(([name]) => name !== 'supervisor').map(([, pid]) => pid);
+    const children = Object.entries(pids())
+      .filter(([name]) => name !== 'supervisor')
+      .map(([, pid]) => pid);
     await supervisor.stop();
     // The supervisor stops its children; if it could not, nothing of ours is left running.
     for (const pid of children) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
@@ -92,10 +97,24 @@ export interface BareProxy {
   stop(): Promise<void>;
 }
 
-export async function startBareProxy(port: number, datanodeUrls: string[], secretFile: string, env: Record<string, string> = {}): Promise<BareProxy> {
+export async function startBareProxy(
+  port: number,
+  datanodeUrls: string[],
+  secretFile: string,
+  env: Record<string, string> = {},
+): Promise<BareProxy> {
   const child = await startChild({
     name: 'the bare proxy',
-    args: ['--import', 'tsx', 'bench/bare-proxy.ts', '--port', String(port), '--secret-file', secretFile, ...datanodeUrls.flatMap((u) => ['--datanode', u])],
+    args: [
+      '--import',
+      'tsx',
+      'bench/bare-proxy.ts',
+      '--port',
+      String(port),
+      '--secret-file',
+      secretFile,
+      ...datanodeUrls.flatMap((u) => ['--datanode', u]),
+    ],
     env: { ...process.env, ...env },
     group: started,
     stderr: 'inherit',

@@ -30,7 +30,12 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 
 /** A 4000x3000 JPEG with texture (a flat image would decode unrealistically fast). */
 async function twelveMegapixelJpeg(): Promise<Buffer> {
-  const noise = await sharp({ create: { width: 4000, height: 3000, channels: 3, background: 'gray', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).blur(1.5).jpeg({ quality: 88 }).toBuffer();
+  const noise = await sharp({
+    create: { width: 4000, height: 3000, channels: 3, background: 'gray', noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+  })
+    .blur(1.5)
+    .jpeg({ quality: 88 })
+    .toBuffer();
   return sharp(noise).withMetadata({ orientation: 6 }).jpeg({ quality: 88 }).toBuffer();
 }
 
@@ -44,7 +49,8 @@ async function perSecond(count: number, concurrency: number, task: (i: number) =
 
 async function expectOk(http: BenchHttp, p: string, type?: string): Promise<number> {
   const answer = await http.request('GET', p);
-  if (answer.status !== 200 || (type && answer.headers['content-type'] !== type)) throw new Error(`GET ${p}: ${answer.status} ${answer.body.subarray(0, 200).toString()}`);
+  if (answer.status !== 200 || (type && answer.headers['content-type'] !== type))
+    throw new Error(`GET ${p}: ${answer.status} ${answer.body.subarray(0, 200).toString()}`);
   return answer.body.length;
 }
 
@@ -53,14 +59,31 @@ async function made(http: BenchHttp, jpeg: Buffer): Promise<Figure> {
   let q = 20;
   for (let run = 0; run < RUNS; run++) {
     const first = q;
-    samples.baseline.push(await perSecond(MADE_PER_RUN, AT_ONCE, (i) => sharp(jpeg).rotate().resize({ width: 300 }).webp({ quality: first + i }).toBuffer()));
-    samples.tessera.push(await perSecond(MADE_PER_RUN, AT_ONCE, (i) => expectOk(http, `${imagePath('bench/12mp.jpg')}?w=300&format=webp&q=${first + i}`, 'image/webp')));
+    samples.baseline.push(
+      await perSecond(MADE_PER_RUN, AT_ONCE, (i) =>
+        sharp(jpeg)
+          .rotate()
+          .resize({ width: 300 })
+          .webp({ quality: first + i })
+          .toBuffer(),
+      ),
+    );
+    samples.tessera.push(
+      await perSecond(MADE_PER_RUN, AT_ONCE, (i) =>
+        expectOk(http, `${imagePath('bench/12mp.jpg')}?w=300&format=webp&q=${first + i}`, 'image/webp'),
+      ),
+    );
     q += MADE_PER_RUN;
     say(`  made run ${run + 1}: tessera ${samples.tessera.at(-1)!.toFixed(1)}/s, sharp ${samples.baseline.at(-1)!.toFixed(1)}/s`);
   }
   return {
-    id: 'renditions-made', label: '12 MP JPEG -> 300 px WebP made (vs sharp direct)', unit: 'renditions/s',
-    tessera: median(samples.tessera), baseline: median(samples.baseline), target: { kind: 'ratio-min', threshold: 0.8, text: '>= 0.8x' }, samples,
+    id: 'renditions-made',
+    label: '12 MP JPEG -> 300 px WebP made (vs sharp direct)',
+    unit: 'renditions/s',
+    tessera: median(samples.tessera),
+    baseline: median(samples.baseline),
+    target: { kind: 'ratio-min', threshold: 0.8, text: '>= 0.8x' },
+    samples,
   };
 }
 
@@ -73,11 +96,18 @@ async function served(http: BenchHttp): Promise<Figure> {
   for (let run = 0; run < RUNS; run++) {
     samples.baseline.push(await perSecond(SERVED_PER_RUN, SERVE_CONCURRENCY, () => expectOk(http, imagePath('bench/same-size.bin'))));
     samples.tessera.push(await perSecond(SERVED_PER_RUN, SERVE_CONCURRENCY, () => expectOk(http, rendition, 'image/webp')));
-    say(`  served run ${run + 1}: rendition ${samples.tessera.at(-1)!.toFixed(0)}/s, download ${samples.baseline.at(-1)!.toFixed(0)}/s (${size} bytes)`);
+    say(
+      `  served run ${run + 1}: rendition ${samples.tessera.at(-1)!.toFixed(0)}/s, download ${samples.baseline.at(-1)!.toFixed(0)}/s (${size} bytes)`,
+    );
   }
   return {
-    id: 'renditions-served', label: `cached rendition served (vs download of ${size} B)`, unit: 'requests/s',
-    tessera: median(samples.tessera), baseline: median(samples.baseline), target: { kind: 'ratio-min', threshold: 0.9, text: '>= 0.9x' }, samples,
+    id: 'renditions-served',
+    label: `cached rendition served (vs download of ${size} B)`,
+    unit: 'requests/s',
+    tessera: median(samples.tessera),
+    baseline: median(samples.baseline),
+    target: { kind: 'ratio-min', threshold: 0.9, text: '>= 0.9x' },
+    samples,
   };
 }
 
@@ -88,7 +118,14 @@ async function main() {
   const cluster = await startCluster(dataDir, port, { args: ['--scrub-rate', '0', '--rate-limit', '0'] });
   const http = createHttp(cluster.url, 64, { authorization: `Bearer ${cluster.token}` });
   try {
-    for (let i = 0; i < 100 && (await http.graphql<{ datanodes: { status: string }[] }>('{ datanodes { status } }')).datanodes.filter((d) => d.status === 'UP').length < 3; i++) await new Promise((r) => setTimeout(r, 200));
+    for (
+      let i = 0;
+      i < 100 &&
+      (await http.graphql<{ datanodes: { status: string }[] }>('{ datanodes { status } }')).datanodes.filter((d) => d.status === 'UP')
+        .length < 3;
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 200));
     const jpeg = await twelveMegapixelJpeg();
     say(`12 MP JPEG: ${jpeg.length} bytes`);
     await http.graphqlMultipart(UPLOAD, { n: 'bench/12mp.jpg' }, 'f', jpeg);

@@ -20,13 +20,21 @@ const MiB = 1024 * 1024;
 const opts = new Command('bench-repair')
   .option('--gib <n>', 'GiB of image data stored before the datanode dies', Number, 1)
   .option('--runs <n>', 'runs of each measurement (a fresh cluster per repair run)', Number, 3)
-  .option('--repair-after <s>', 'the coordinator\'s --repair-after', Number, 1)
-  .option('--health-interval-ms <ms>', 'the coordinator\'s --health-interval-ms (default: its default)', Number, 2000)
-  .option('--repair-rate <bytes/s>', 'the coordinator\'s --repair-rate (default: its default)')
+  .option('--repair-after <s>', "the coordinator's --repair-after", Number, 1)
+  .option('--health-interval-ms <ms>', "the coordinator's --health-interval-ms (default: its default)", Number, 2000)
+  .option('--repair-rate <bytes/s>', "the coordinator's --repair-rate (default: its default)")
   .option('--upload-mib <n>', 'size of each client upload timed for throughput', Number, 128)
   .option('--in-flight <n>', 'fragments a client upload keeps in flight', Number, 4)
   .parse()
-  .opts<{ gib: number; runs: number; repairAfter: number; healthIntervalMs: number; repairRate?: string; uploadMib: number; inFlight: number }>();
+  .opts<{
+    gib: number;
+    runs: number;
+    repairAfter: number;
+    healthIntervalMs: number;
+    repairRate?: string;
+    uploadMib: number;
+    inFlight: number;
+  }>();
 
 const SECRET = randomBytes(16).toString('hex');
 process.once('SIGINT', () => process.exit(130));
@@ -58,7 +66,14 @@ function client(baseUrl: string, token: string) {
   function post(headers: http.OutgoingHttpHeaders, body: Buffer[]): Promise<any> {
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { hostname: base.hostname, port: base.port, path: '/graphql', method: 'POST', agent, headers: { authorization: `Bearer ${token}`, ...headers, 'content-length': body.reduce((n, b) => n + b.length, 0) } },
+        {
+          hostname: base.hostname,
+          port: base.port,
+          path: '/graphql',
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${token}`, ...headers, 'content-length': body.reduce((n, b) => n + b.length, 0) },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c) => chunks.push(c));
@@ -90,14 +105,20 @@ function client(baseUrl: string, token: string) {
         `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.f"]}\r\n` +
         `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="f.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
     );
-    return post({ 'content-type': `multipart/form-data; boundary=${boundary}`, 'x-graphql-yoga-csrf': '1' }, [head, data, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+    return post({ 'content-type': `multipart/form-data; boundary=${boundary}`, 'x-graphql-yoga-csrf': '1' }, [
+      head,
+      data,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
   }
 
   /** A chunked upload of `bytes` of fresh random data; resolves with the time it took (ms). */
   async function upload(name: string, bytes: number, inFlight: number): Promise<number> {
     const pool = Array.from({ length: 8 }, () => randomBytes(FRAGMENT));
     const t0 = performance.now();
-    const session = (await gql('mutation($i: BeginUploadInput!) { beginUpload(input: $i) { id fragmentCount } }', { i: { name, size: bytes } })).beginUpload;
+    const session = (
+      await gql('mutation($i: BeginUploadInput!) { beginUpload(input: $i) { id fragmentCount } }', { i: { name, size: bytes } })
+    ).beginUpload;
     let next = 0;
     await Promise.all(
       Array.from({ length: inFlight }, async () => {
@@ -127,8 +148,19 @@ interface Cluster {
 
 async function startCluster(): Promise<Cluster> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-repair-'));
-  const datanodes = await Promise.all([0, 1, 2].map((i) => startProcess('datanode/main.ts', ['--port', '0', '--data-dir', join(dir, `datanode-${i}`)])));
-  const args = ['--port', '0', '--data-dir', join(dir, 'coordinator'), '--repair-after', String(opts.repairAfter), '--health-interval-ms', String(opts.healthIntervalMs)];
+  const datanodes = await Promise.all(
+    [0, 1, 2].map((i) => startProcess('datanode/main.ts', ['--port', '0', '--data-dir', join(dir, `datanode-${i}`)])),
+  );
+  const args = [
+    '--port',
+    '0',
+    '--data-dir',
+    join(dir, 'coordinator'),
+    '--repair-after',
+    String(opts.repairAfter),
+    '--health-interval-ms',
+    String(opts.healthIntervalMs),
+  ];
   if (opts.repairRate) args.push('--repair-rate', opts.repairRate);
   for (const d of datanodes) args.push('--datanode', d.url);
   const coordinator = await startProcess('src/main.ts', args);
@@ -199,7 +231,9 @@ async function fragmentsOn(c: Cluster, url: string): Promise<number> {
 
 async function main() {
   const sizeMiB = opts.uploadMib;
-  log(`bench/repair: ${opts.gib} GiB stored, 3 datanodes, RF 2, 2 MiB fragments, --repair-after ${opts.repairAfter}, --health-interval-ms ${opts.healthIntervalMs}, --repair-rate ${opts.repairRate ?? 'default'}; ${opts.runs} runs`);
+  log(
+    `bench/repair: ${opts.gib} GiB stored, 3 datanodes, RF 2, 2 MiB fragments, --repair-after ${opts.repairAfter}, --health-interval-ms ${opts.healthIntervalMs}, --repair-rate ${opts.repairRate ?? 'default'}; ${opts.runs} runs`,
+  );
 
   // 1. Death → full re-replication, no client load.
   const repairs: { downMs: number; startedMs: number; doneMs: number; fragments: number }[] = [];
@@ -210,7 +244,9 @@ async function main() {
       await sleep(opts.healthIntervalMs + 500); // a fresh health sample (fragmentCount) of every datanode
       const r = await killAndTime(c);
       repairs.push(r);
-      log(`  run ${run + 1}: filled in ${(fillMs / 1000).toFixed(1)} s; ${r.fragments} fragments (${((r.fragments * 2) / 1024).toFixed(2)} GiB) on the killed datanode; DOWN after ${(r.downMs / 1000).toFixed(1)} s, copying from ${(r.startedMs / 1000).toFixed(1)} s, done at ${(r.doneMs / 1000).toFixed(1)} s`);
+      log(
+        `  run ${run + 1}: filled in ${(fillMs / 1000).toFixed(1)} s; ${r.fragments} fragments (${((r.fragments * 2) / 1024).toFixed(2)} GiB) on the killed datanode; DOWN after ${(r.downMs / 1000).toFixed(1)} s, copying from ${(r.startedMs / 1000).toFixed(1)} s, done at ${(r.doneMs / 1000).toFixed(1)} s`,
+      );
     } finally {
       await c.close();
     }
@@ -223,7 +259,8 @@ async function main() {
   let overlapped = true;
   try {
     await fill(c);
-    for (let i = 0; i < opts.runs; i++) baseline.push((sizeMiB * MiB) / 1e6 / ((await c.api.upload(`base-${i}.bin`, sizeMiB * MiB, opts.inFlight)) / 1000));
+    for (let i = 0; i < opts.runs; i++)
+      baseline.push((sizeMiB * MiB) / 1e6 / ((await c.api.upload(`base-${i}.bin`, sizeMiB * MiB, opts.inFlight)) / 1000));
     await sleep(opts.healthIntervalMs + 500);
     const r = await killAndTime(c, async () => {
       for (let i = 0; i < opts.runs; i++) {
@@ -232,7 +269,9 @@ async function main() {
         if (under === 0) overlapped = false;
       }
     });
-    log(`  under load: repair done at ${(r.doneMs / 1000).toFixed(1)} s after the kill${overlapped ? '' : ' (WARNING: the repair ended before the last timed upload)'}`);
+    log(
+      `  under load: repair done at ${(r.doneMs / 1000).toFixed(1)} s after the kill${overlapped ? '' : ' (WARNING: the repair ended before the last timed upload)'}`,
+    );
   } finally {
     await c.close();
   }

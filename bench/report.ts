@@ -46,18 +46,31 @@ export function table(figures: Figure[]): string {
     ...figures.map((f) => {
       const r = ratioOf(f);
       const p = passes(f);
-      return [`${f.label} (${f.unit})`, fmt(f.tessera), fmt(f.baseline), r === null ? '—' : `${r.toFixed(2)}x`, f.target?.text ?? '—', p === null ? '' : p ? 'PASS' : 'FAIL'];
+      return [
+        `${f.label} (${f.unit})`,
+        fmt(f.tessera),
+        fmt(f.baseline),
+        r === null ? '—' : `${r.toFixed(2)}x`,
+        f.target?.text ?? '—',
+        p === null ? '' : p ? 'PASS' : 'FAIL',
+      ];
     }),
   ];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const line = (r: string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
   const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
   const notes = figures.filter((f) => f.note).map((f) => `  ${f.label}: ${f.note}`);
-  const cpu = figures.filter((f) => f.cpu).map((f) => {
-    const c = f.cpu!;
-    return `  ${f.label}: server ${fmt(c.tessera.server)} vs ${fmt(c.baseline.server)} (bare), datanodes ${fmt(c.tessera.datanodes)} vs ${fmt(c.baseline.datanodes)} CPU ms per ${c.unit}`;
-  });
-  return [...out, ...(notes.length ? ['', 'notes:', ...notes] : []), ...(cpu.length ? ['', 'CPU (medians; Tessera vs bare):', ...cpu] : [])].join('\n');
+  const cpu = figures
+    .filter((f) => f.cpu)
+    .map((f) => {
+      const c = f.cpu!;
+      return `  ${f.label}: server ${fmt(c.tessera.server)} vs ${fmt(c.baseline.server)} (bare), datanodes ${fmt(c.tessera.datanodes)} vs ${fmt(c.baseline.datanodes)} CPU ms per ${c.unit}`;
+    });
+  return [
+    ...out,
+    ...(notes.length ? ['', 'notes:', ...notes] : []),
+    ...(cpu.length ? ['', 'CPU (medians; Tessera vs bare):', ...cpu] : []),
+  ].join('\n');
 }
 
 export function json(figures: Figure[], meta: Record<string, unknown>): string {

@@ -21,7 +21,11 @@ function resetHwm(pid: number): boolean {
 }
 
 /** Peak RSS in bytes of every pid while `work` runs. */
-export async function peakRss<T>(pids: Record<string, number>, work: () => Promise<T>, everyMs = 50): Promise<{ result: T; peaks: Record<string, number> }> {
+export async function peakRss<T>(
+  pids: Record<string, number>,
+  work: () => Promise<T>,
+  everyMs = 50,
+): Promise<{ result: T; peaks: Record<string, number> }> {
   const hwmReset: Record<string, boolean> = {};
   const peaks: Record<string, number> = {};
   for (const [name, pid] of Object.entries(pids)) {
@@ -54,7 +58,10 @@ export function cpuMs(pid: number): number {
 }
 
 /** CPU ms each pid used while `work` ran. */
-export async function cpuDuring<T>(pids: Record<string, number>, work: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number> }> {
+export async function cpuDuring<T>(
+  pids: Record<string, number>,
+  work: () => Promise<T>,
+): Promise<{ result: T; cpu: Record<string, number> }> {
   const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
   const result = await work();
   return { result, cpu: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid) - before[k]])) };

@@ -12,7 +12,18 @@ import { cleanup, freePortBlock, removeOnCleanup, startBareProxy, startCluster, 
 import { json, median, percentile, table, type Figure } from './report.ts';
 import { cpuDuring, peakRss } from './rss.ts';
 import {
-  MB, bareObjectFromTessera, bareSmallUploads, bareUpload, download, imagePath, imageSha256, makePool, smallReads, tesseraSmallUploads, tesseraUpload, timed,
+  MB,
+  bareObjectFromTessera,
+  bareSmallUploads,
+  bareUpload,
+  download,
+  imagePath,
+  imageSha256,
+  makePool,
+  smallReads,
+  tesseraSmallUploads,
+  tesseraUpload,
+  timed,
 } from './workloads.ts';
 
 const SCENARIOS = ['listing', 'upload', 'download', 'cli-upload', 'cli-download', 'small', 'deletes', 'rss'] as const;
@@ -25,7 +36,9 @@ const positive = (flag: string) => (v: string) => {
 };
 
 const program = new Command('npm run bench --')
-  .description('Measures Tessera against a bare replicating proxy on the same datanodes. For clean JSON on stdout: npm run -s bench -- --json')
+  .description(
+    'Measures Tessera against a bare replicating proxy on the same datanodes. For clean JSON on stdout: npm run -s bench -- --json',
+  )
   .option('--json', 'print the results as JSON (progress goes to stderr)', false)
   .option('--quick', 'a fast smoke run (< 1 min): smaller images, one run each', false)
   .option('--scenarios <list>', `comma-separated subset of ${SCENARIOS.join(',')}`, SCENARIOS.join(','))
@@ -38,16 +51,35 @@ const program = new Command('npm run bench --')
   .option('--small-runs <n>', 'alternating runs of the small-image figures (default 3; quick 1)', positive('--small-runs'))
   .option('--small-size <KB>', 'small image size in KB (1000 bytes)', positive('--small-size'), 100)
   .option('--concurrency <n>', 'small images in flight', positive('--concurrency'), 8)
-  .option('--delete-count <n>', 'small images deleted one by one per run of the deletes figure (default 1000; quick 200)', positive('--delete-count'))
+  .option(
+    '--delete-count <n>',
+    'small images deleted one by one per run of the deletes figure (default 1000; quick 200)',
+    positive('--delete-count'),
+  )
   .option('--list-rows <n>', 'stored images in the index for the listing figure (default 1000000)', positive('--list-rows'))
   .option('--list-queries <n>', 'timed listing queries (default 500; quick 150)', positive('--list-queries'))
   .option('--profile <dir>', 'write --cpu-prof profiles of every cluster process to this folder')
-  .option('-v, --verbose', 'pass the cluster\'s warnings through to stderr', false)
+  .option('-v, --verbose', "pass the cluster's warnings through to stderr", false)
   .showHelpAfterError();
 program.parse();
 const flags = program.opts<{
-  json: boolean; quick: boolean; scenarios: string; base64: boolean; size?: number; rssSize?: number; runs?: number; inFlight: number; smallCount?: number; smallRuns?: number;
-  smallSize: number; concurrency: number; deleteCount?: number; listRows?: number; listQueries?: number; profile?: string; verbose: boolean;
+  json: boolean;
+  quick: boolean;
+  scenarios: string;
+  base64: boolean;
+  size?: number;
+  rssSize?: number;
+  runs?: number;
+  inFlight: number;
+  smallCount?: number;
+  smallRuns?: number;
+  smallSize: number;
+  concurrency: number;
+  deleteCount?: number;
+  listRows?: number;
+  listQueries?: number;
+  profile?: string;
+  verbose: boolean;
 }>();
 const quick = flags.quick;
 const cfg = {
@@ -63,8 +95,14 @@ const cfg = {
   listRows: flags.listRows ?? 1_000_000,
   listQueries: flags.listQueries ?? (quick ? 150 : 500),
 };
-const wanted = new Set(flags.scenarios.split(',').map((s) => s.trim()).filter(Boolean));
-for (const s of wanted) if (!(SCENARIOS as readonly string[]).includes(s)) program.error(`--scenarios: unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);
+const wanted = new Set(
+  flags.scenarios
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+for (const s of wanted)
+  if (!(SCENARIOS as readonly string[]).includes(s)) program.error(`--scenarios: unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);
 const runs = (s: Scenario) => wanted.has(s);
 
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -99,7 +137,9 @@ async function measured(side: 'tessera' | 'bare', work: () => Promise<unknown>):
   const t0 = performance.now();
   const { cpu } = await cpuDuring(pids, work);
   const ms = performance.now() - t0;
-  const datanodeCpu = Object.entries(cpu).filter(([k]) => k !== 'server').reduce((n, [, v]) => n + v, 0);
+  const datanodeCpu = Object.entries(cpu)
+    .filter(([k]) => k !== 'server')
+    .reduce((n, [, v]) => n + v, 0);
   return { ms, serverCpu: cpu.server ?? NaN, datanodeCpu };
 }
 
@@ -130,11 +170,19 @@ async function main() {
   }
   // Defaults, but no scrubbing: the scrubber re-reads 8 MB/s in the background, a load that has
   // nothing to do with the data path and would land on both sides of every comparison.
-  const cluster = await startCluster(dataDir, port, { args: ['--scrub-rate', '0'], env, log: flags.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined });
+  const cluster = await startCluster(dataDir, port, {
+    args: ['--scrub-rate', '0'],
+    env,
+    log: flags.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined,
+  });
   const bare = await startBareProxy(port + 4, cluster.datanodeUrls, cluster.secretFile, env);
   say(`cluster at ${cluster.url} (datanodes ${cluster.datanodeUrls.join(' ')}), bare proxy at ${bare.url}`);
   const pids = cluster.pids();
-  servers = { tessera: pids.coordinator, bare: bare.pid, datanodes: Object.fromEntries(Object.entries(pids).filter(([k]) => k.startsWith('datanode'))) };
+  servers = {
+    tessera: pids.coordinator,
+    bare: bare.pid,
+    datanodes: Object.fromEntries(Object.entries(pids).filter(([k]) => k.startsWith('datanode'))),
+  };
   const tess = createHttp(cluster.url, 64, { authorization: `Bearer ${cluster.token}` });
   const base = createHttp(bare.url);
   try {
@@ -196,7 +244,12 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
   for (let r = 0; r < Math.max(uploadRuns, 1); r++) {
     const name = r === 0 ? keep : `bench/big-mp-${r}`;
     let stored = '';
-    up.mp.push(await measured('tessera', async () => void (stored = (await tesseraUpload(tess, name, cfg.size, pool, { ...k, encoding: 'multipart' })).sha256)));
+    up.mp.push(
+      await measured(
+        'tessera',
+        async () => void (stored = (await tesseraUpload(tess, name, cfg.size, pool, { ...k, encoding: 'multipart' })).sha256),
+      ),
+    );
     if (stored !== expected) throw new Error(`${name}: Tessera stored sha256 ${stored}, expected ${expected}`);
     if (!runs('upload')) break;
     up.bareMp.push(await measured('bare', () => bareUpload(base, `big-${r}-a`, cfg.size, fragmentSize, pool, k)));
@@ -205,23 +258,34 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
       up.bareB64.push(await measured('bare', () => bareUpload(base, `big-${r}-b`, cfg.size, fragmentSize, pool, k)));
     }
     const last = (xs: Run[]) => (xs.length ? rate(xs.at(-1)!).toFixed(0) : '—');
-    say(`upload run ${r + 1}/${cfg.runs}: multipart ${last(up.mp)} (bare ${last(up.bareMp)}), base64 ${last(up.b64)} (bare ${last(up.bareB64)}) MB/s; CPU ms/MB of the multipart run: coordinator ${(up.mp.at(-1)!.serverCpu / (cfg.size / MB)).toFixed(2)}, bare proxy ${(up.bareMp.at(-1)!.serverCpu / (cfg.size / MB)).toFixed(2)}`);
+    say(
+      `upload run ${r + 1}/${cfg.runs}: multipart ${last(up.mp)} (bare ${last(up.bareMp)}), base64 ${last(up.b64)} (bare ${last(up.bareB64)}) MB/s; CPU ms/MB of the multipart run: coordinator ${(up.mp.at(-1)!.serverCpu / (cfg.size / MB)).toFixed(2)}, bare proxy ${(up.bareMp.at(-1)!.serverCpu / (cfg.size / MB)).toFixed(2)}`,
+    );
     await deleteImages(tess, [...(r === 0 ? [] : [name]), ...(flags.base64 ? [`bench/big-b64-${r}`] : [])]);
   }
   if (runs('upload')) {
     const sizeText = `${(cfg.size / MB).toFixed(0)} MB image, ${cfg.inFlight} in flight`;
     const mb = cfg.size / MB;
     figures.push({
-      id: 'upload_multipart', label: `upload, multipart fragments, ${sizeText}`, unit: 'MB/s',
-      tessera: median(up.mp.map(rate)), baseline: median(up.bareMp.map(rate)), samples: { tessera: up.mp.map(rate), baseline: up.bareMp.map(rate) },
+      id: 'upload_multipart',
+      label: `upload, multipart fragments, ${sizeText}`,
+      unit: 'MB/s',
+      tessera: median(up.mp.map(rate)),
+      baseline: median(up.bareMp.map(rate)),
+      samples: { tessera: up.mp.map(rate), baseline: up.bareMp.map(rate) },
       cpu: { unit: 'MB', tessera: cpuPer(up.mp, mb), baseline: cpuPer(up.bareMp, mb) },
       target: { kind: 'ratio-min', threshold: 0.7, text: '>= 0.7x bare' },
     });
-    if (flags.base64) figures.push({
-      id: 'upload_base64', label: `upload, base64 fragments, ${sizeText}`, unit: 'MB/s',
-      tessera: median(up.b64.map(rate)), baseline: median(up.bareB64.map(rate)), samples: { tessera: up.b64.map(rate), baseline: up.bareB64.map(rate) },
-      cpu: { unit: 'MB', tessera: cpuPer(up.b64, mb), baseline: cpuPer(up.bareB64, mb) },
-    });
+    if (flags.base64)
+      figures.push({
+        id: 'upload_base64',
+        label: `upload, base64 fragments, ${sizeText}`,
+        unit: 'MB/s',
+        tessera: median(up.b64.map(rate)),
+        baseline: median(up.bareB64.map(rate)),
+        samples: { tessera: up.b64.map(rate), baseline: up.bareB64.map(rate) },
+        cpu: { unit: 'MB', tessera: cpuPer(up.b64, mb), baseline: cpuPer(up.bareB64, mb) },
+      });
   }
 
   if (runs('download')) {
@@ -235,10 +299,15 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
       say(`download run ${r + 1}/${cfg.runs}: Tessera ${rate(down.t.at(-1)!).toFixed(0)}, bare ${rate(down.b.at(-1)!).toFixed(0)} MB/s`);
     }
     figures.push({
-      id: 'download', label: `download, GET /images/{name}, ${(cfg.size / MB).toFixed(0)} MB image`, unit: 'MB/s',
-      tessera: median(down.t.map(rate)), baseline: median(down.b.map(rate)), samples: { tessera: down.t.map(rate), baseline: down.b.map(rate) },
+      id: 'download',
+      label: `download, GET /images/{name}, ${(cfg.size / MB).toFixed(0)} MB image`,
+      unit: 'MB/s',
+      tessera: median(down.t.map(rate)),
+      baseline: median(down.b.map(rate)),
+      samples: { tessera: down.t.map(rate), baseline: down.b.map(rate) },
       cpu: { unit: 'MB', tessera: cpuPer(down.t, cfg.size / MB), baseline: cpuPer(down.b, cfg.size / MB) },
-      target: { kind: 'ratio-min', threshold: 0.7, text: '>= 0.7x bare' }, note: 'the bare proxy reads the same fragment files, in order, 3 ahead',
+      target: { kind: 'ratio-min', threshold: 0.7, text: '>= 0.7x bare' },
+      note: 'the bare proxy reads the same fragment files, in order, 3 ahead',
     });
   }
   await deleteImages(tess, [keep]);
@@ -276,12 +345,18 @@ async function cli(tess: BenchHttp, base: BenchHttp, cluster: Cluster, dataDir: 
       cliCpu.push(takeCliCpu() / mb);
       if (sha !== expected) throw new Error(`${name}: stored sha256 ${sha}, expected ${expected}`);
       up.b.push(await measured('bare', () => bareUpload(base, `cli-up-${r}`, cfg.size, fragmentSize, pool, { inFlight: k })));
-      say(`cli upload run ${r + 1}/${cfg.runs}: tessera upload ${rate(up.t.at(-1)!).toFixed(0)}, bare ${rate(up.b.at(-1)!).toFixed(0)} MB/s`);
+      say(
+        `cli upload run ${r + 1}/${cfg.runs}: tessera upload ${rate(up.t.at(-1)!).toFixed(0)}, bare ${rate(up.b.at(-1)!).toFixed(0)} MB/s`,
+      );
       await deleteImages(tess, [name]);
     }
     figures.push({
-      id: 'cli_upload', label: `tessera upload (CLI process, end to end), ${mb.toFixed(0)} MB file, --parallel ${k}`, unit: 'MB/s',
-      tessera: median(up.t.map(rate)), baseline: median(up.b.map(rate)), samples: { tessera: up.t.map(rate), baseline: up.b.map(rate) },
+      id: 'cli_upload',
+      label: `tessera upload (CLI process, end to end), ${mb.toFixed(0)} MB file, --parallel ${k}`,
+      unit: 'MB/s',
+      tessera: median(up.t.map(rate)),
+      baseline: median(up.b.map(rate)),
+      samples: { tessera: up.t.map(rate), baseline: up.b.map(rate) },
       cpu: { unit: 'MB', tessera: cpuPer(up.t, mb), baseline: cpuPer(up.b, mb) },
       target: { kind: 'ratio-min', threshold: 0.9, text: '>= 0.9x bare' },
       note: `the CLI reads the file, hashes while sending, completes with the sha256 (the CLI process used ${median(cliCpu).toFixed(2)} CPU ms per MB); the bare proxy is sent the same bytes from memory`,
@@ -300,11 +375,17 @@ async function cli(tess: BenchHttp, base: BenchHttp, cluster: Cluster, dataDir: 
       down.t.push(await measured('tessera', () => cliDownload(cluster.url, cluster.token, home, keep, out, cfg.size)));
       cliCpu.push(takeCliCpu() / mb);
       down.b.push(await measured('bare', () => download(base, '/objects/cli-big', cfg.size)));
-      say(`cli download run ${r + 1}/${cfg.runs}: tessera download ${rate(down.t.at(-1)!).toFixed(0)}, bare ${rate(down.b.at(-1)!).toFixed(0)} MB/s`);
+      say(
+        `cli download run ${r + 1}/${cfg.runs}: tessera download ${rate(down.t.at(-1)!).toFixed(0)}, bare ${rate(down.b.at(-1)!).toFixed(0)} MB/s`,
+      );
     }
     figures.push({
-      id: 'cli_download', label: `tessera download -o file (CLI process, end to end), ${mb.toFixed(0)} MB image`, unit: 'MB/s',
-      tessera: median(down.t.map(rate)), baseline: median(down.b.map(rate)), samples: { tessera: down.t.map(rate), baseline: down.b.map(rate) },
+      id: 'cli_download',
+      label: `tessera download -o file (CLI process, end to end), ${mb.toFixed(0)} MB image`,
+      unit: 'MB/s',
+      tessera: median(down.t.map(rate)),
+      baseline: median(down.b.map(rate)),
+      samples: { tessera: down.t.map(rate), baseline: down.b.map(rate) },
       cpu: { unit: 'MB', tessera: cpuPer(down.t, mb), baseline: cpuPer(down.b, mb) },
       target: { kind: 'ratio-min', threshold: 0.9, text: '>= 0.9x bare' },
       note: `the CLI verifies the sha256 and writes the file (the CLI process used ${median(cliCpu).toFixed(2)} CPU ms per MB); the bare proxy reads the same fragment files, 3 ahead, and the bench only counts the bytes`,
@@ -324,9 +405,23 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
   const warm = Math.min(n, quick ? 100 : 300);
   await tesseraSmallUploads(tess, names('warm-a').slice(0, warm), pool, c, 'uploadImage');
   await tesseraSmallUploads(tess, names('warm-b').slice(0, warm), pool, c, 'chunked');
-  await bareSmallUploads(base, names('warm').slice(0, warm).map((_, i) => `warm_small_${i}`), pool, c);
+  await bareSmallUploads(
+    base,
+    names('warm')
+      .slice(0, warm)
+      .map((_, i) => `warm_small_${i}`),
+    pool,
+    c,
+  );
   await smallReads(tess, names('warm-a').slice(0, warm).map(imagePath), size, c);
-  await smallReads(base, names('warm').slice(0, warm).map((_, i) => `/fragments/warm_small_${i}`), size, c);
+  await smallReads(
+    base,
+    names('warm')
+      .slice(0, warm)
+      .map((_, i) => `/fragments/warm_small_${i}`),
+    size,
+    c,
+  );
 
   const s = { image: [] as Run[], chunked: [] as Run[], bare: [] as Run[], readT: [] as Run[], readB: [] as Run[] };
   const perSec = (r: Run) => n / (r.ms / 1000);
@@ -338,23 +433,42 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
     s.bare.push(await measured('bare', () => bareSmallUploads(base, ids, pool, c)));
     s.chunked.push(await measured('tessera', () => tesseraSmallUploads(tess, b, pool, c, 'chunked')));
     s.readT.push(await measured('tessera', () => smallReads(tess, a.map(imagePath), size, c)));
-    s.readB.push(await measured('bare', () => smallReads(base, ids.map((id) => `/fragments/${id}`), size, c)));
+    s.readB.push(
+      await measured('bare', () =>
+        smallReads(
+          base,
+          ids.map((id) => `/fragments/${id}`),
+          size,
+          c,
+        ),
+      ),
+    );
     const last = (xs: Run[]) => perSec(xs.at(-1)!).toFixed(0);
-    say(`small run ${r + 1}/${cfg.smallRuns}: stored/s uploadImage ${last(s.image)}, chunked ${last(s.chunked)}, bare ${last(s.bare)}; read/s Tessera ${last(s.readT)}, bare ${last(s.readB)}`);
+    say(
+      `small run ${r + 1}/${cfg.smallRuns}: stored/s uploadImage ${last(s.image)}, chunked ${last(s.chunked)}, bare ${last(s.bare)}; read/s Tessera ${last(s.readT)}, bare ${last(s.readB)}`,
+    );
   }
   const useImage = median(s.image.map(perSec)) >= median(s.chunked.map(perSec));
   const best = useImage ? s.image : s.chunked;
   const kb = (size / 1000).toFixed(0);
   figures.push({
-    id: 'small_stored', label: `${kb} KB images stored per second, ${c} concurrent`, unit: '/s',
-    tessera: median(best.map(perSec)), baseline: median(s.bare.map(perSec)), samples: { tessera: best.map(perSec), baseline: s.bare.map(perSec) },
+    id: 'small_stored',
+    label: `${kb} KB images stored per second, ${c} concurrent`,
+    unit: '/s',
+    tessera: median(best.map(perSec)),
+    baseline: median(s.bare.map(perSec)),
+    samples: { tessera: best.map(perSec), baseline: s.bare.map(perSec) },
     cpu: { unit: 'image', tessera: cpuPer(best, n), baseline: cpuPer(s.bare, n) },
     target: { kind: 'ratio-min', threshold: 0.85, text: '>= 0.85x bare' },
     note: `${useImage ? 'uploadImage (one multipart request)' : 'beginUpload + uploadFragment + completeUpload'} is the faster way: median uploadImage ${median(s.image.map(perSec)).toFixed(0)}/s, chunked ${median(s.chunked.map(perSec)).toFixed(0)}/s`,
   });
   figures.push({
-    id: 'small_read', label: `${kb} KB images read per second, ${c} concurrent`, unit: '/s',
-    tessera: median(s.readT.map(perSec)), baseline: median(s.readB.map(perSec)), samples: { tessera: s.readT.map(perSec), baseline: s.readB.map(perSec) },
+    id: 'small_read',
+    label: `${kb} KB images read per second, ${c} concurrent`,
+    unit: '/s',
+    tessera: median(s.readT.map(perSec)),
+    baseline: median(s.readB.map(perSec)),
+    samples: { tessera: s.readT.map(perSec), baseline: s.readB.map(perSec) },
     cpu: { unit: 'image', tessera: cpuPer(s.readT, n), baseline: cpuPer(s.readB, n) },
   });
 }
@@ -389,12 +503,18 @@ async function deletes(tess: BenchHttp) {
     await deleteImages(tess, []); // the uploads' own queued work settled before the timing
     floor.push(await measured('tessera', () => lookUpAll(batch)));
     done.push(await measured('tessera', () => deleteAll(batch)));
-    say(`deletes run ${r + 1}/${cfg.smallRuns}: ${perSec(done.at(-1)!).toFixed(0)}/s (image(name:) look-ups ${perSec(floor.at(-1)!).toFixed(0)}/s)`);
+    say(
+      `deletes run ${r + 1}/${cfg.smallRuns}: ${perSec(done.at(-1)!).toFixed(0)}/s (image(name:) look-ups ${perSec(floor.at(-1)!).toFixed(0)}/s)`,
+    );
   }
   await deleteImages(tess, []); // replica files gone before the next scenario
   figures.push({
-    id: 'deletes', label: `sequential deleteImage of stored ${(cfg.smallSize / 1000).toFixed(0)} KB images, one at a time`, unit: '/s',
-    tessera: median(done.map(perSec)), baseline: median(floor.map(perSec)), samples: { tessera: done.map(perSec), baseline: floor.map(perSec) },
+    id: 'deletes',
+    label: `sequential deleteImage of stored ${(cfg.smallSize / 1000).toFixed(0)} KB images, one at a time`,
+    unit: '/s',
+    tessera: median(done.map(perSec)),
+    baseline: median(floor.map(perSec)),
+    samples: { tessera: done.map(perSec), baseline: floor.map(perSec) },
     target: { kind: 'min', threshold: 1753, text: '>= 1,753/s (the original)' },
     note: `baseline: as many sequential image(name:) queries, the floor of one GraphQL call; ${n} deletes per run; the coordinator used ${cpuPer(done, n).server.toFixed(2)} CPU ms per delete (${cpuPer(floor, n).server.toFixed(2)} per look-up); replica files are removed in the background`,
   });
@@ -404,19 +524,36 @@ async function memory(tess: BenchHttp, base: BenchHttp, cluster: Cluster, bare: 
   const pids = cluster.pids();
   const datanodePids = Object.fromEntries(Object.entries(pids).filter(([name]) => name.startsWith('datanode')));
   const k = { inFlight: cfg.inFlight };
-  const t = await peakRss({ coordinator: pids.coordinator, ...datanodePids }, () => timed(() => tesseraUpload(tess, 'bench/rss', cfg.rssSize, pool, { ...k, encoding: 'multipart' })));
-  const b = await peakRss({ bare: bare.pid, ...datanodePids }, () => timed(() => bareUpload(base, 'rss', cfg.rssSize, 2 * 1024 * 1024, pool, k)));
-  const maxDatanode = (peaks: Record<string, number>) => Math.max(...Object.entries(peaks).filter(([n]) => n.startsWith('datanode')).map(([, v]) => v));
+  const t = await peakRss({ coordinator: pids.coordinator, ...datanodePids }, () =>
+    timed(() => tesseraUpload(tess, 'bench/rss', cfg.rssSize, pool, { ...k, encoding: 'multipart' })),
+  );
+  const b = await peakRss({ bare: bare.pid, ...datanodePids }, () =>
+    timed(() => bareUpload(base, 'rss', cfg.rssSize, 2 * 1024 * 1024, pool, k)),
+  );
+  const maxDatanode = (peaks: Record<string, number>) =>
+    Math.max(
+      ...Object.entries(peaks)
+        .filter(([n]) => n.startsWith('datanode'))
+        .map(([, v]) => v),
+    );
   const size = `${(cfg.rssSize / MB).toFixed(0)} MB upload`;
   figures.push({
-    id: 'rss_coordinator', label: `coordinator peak RSS, ${size}`, unit: 'MB',
-    tessera: t.peaks.coordinator / MB, baseline: b.peaks.bare / MB, samples: { tessera: [t.peaks.coordinator / MB], baseline: [b.peaks.bare / MB] },
+    id: 'rss_coordinator',
+    label: `coordinator peak RSS, ${size}`,
+    unit: 'MB',
+    tessera: t.peaks.coordinator / MB,
+    baseline: b.peaks.bare / MB,
+    samples: { tessera: [t.peaks.coordinator / MB], baseline: [b.peaks.bare / MB] },
     target: { kind: 'max', threshold: 200, text: '<= 200 MB' },
     note: `VmHWM after a reset, and VmRSS sampled every 50 ms; upload at ${mbps(cfg.rssSize, t.result.ms).toFixed(0)} MB/s (bare ${mbps(cfg.rssSize, b.result.ms).toFixed(0)})`,
   });
   figures.push({
-    id: 'rss_datanode', label: `datanode peak RSS (largest of 3), ${size}`, unit: 'MB',
-    tessera: maxDatanode(t.peaks) / MB, baseline: maxDatanode(b.peaks) / MB, samples: { tessera: [maxDatanode(t.peaks) / MB], baseline: [maxDatanode(b.peaks) / MB] },
+    id: 'rss_datanode',
+    label: `datanode peak RSS (largest of 3), ${size}`,
+    unit: 'MB',
+    tessera: maxDatanode(t.peaks) / MB,
+    baseline: maxDatanode(b.peaks) / MB,
+    samples: { tessera: [maxDatanode(t.peaks) / MB], baseline: [maxDatanode(b.peaks) / MB] },
   });
   await deleteImages(tess, ['bench/rss']);
 }
@@ -448,20 +585,51 @@ async function listing(tess: BenchHttp, cluster: Cluster) {
   const rows = cfg.listRows >= 1e6 ? `${cfg.listRows / 1e6}M` : `${cfg.listRows / 1e3}k`;
   const base = { unit: 'ms', samples: { tessera: gql, baseline: sql } };
   figures.push({
-    id: 'listing_median', label: `images(first: 50, after:) median over ${rows} images`, ...base,
-    tessera: median(gql), baseline: median(sql), target: { kind: 'max', threshold: 5, text: '<= 5 ms' },
+    id: 'listing_median',
+    label: `images(first: 50, after:) median over ${rows} images`,
+    ...base,
+    tessera: median(gql),
+    baseline: median(sql),
+    target: { kind: 'max', threshold: 5, text: '<= 5 ms' },
     note: 'round trip of POST /graphql from the bench; baseline: the same SELECT on raw SQLite in the bench process',
   });
-  figures.push({ id: 'listing_p95', label: `images(first: 50, after:) p95 over ${rows} images`, ...base, tessera: percentile(gql, 95), baseline: percentile(sql, 95) });
+  figures.push({
+    id: 'listing_p95',
+    label: `images(first: 50, after:) p95 over ${rows} images`,
+    ...base,
+    tessera: percentile(gql, 95),
+    baseline: percentile(sql, 95),
+  });
 }
 
-const ORDER = ['upload_multipart', 'upload_base64', 'download', 'cli_upload', 'cli_download', 'small_stored', 'small_read', 'deletes', 'rss_coordinator', 'rss_datanode', 'listing_median', 'listing_p95'];
+const ORDER = [
+  'upload_multipart',
+  'upload_base64',
+  'download',
+  'cli_upload',
+  'cli_download',
+  'small_stored',
+  'small_read',
+  'deletes',
+  'rss_coordinator',
+  'rss_datanode',
+  'listing_median',
+  'listing_p95',
+];
 
 try {
   await main();
   figures.sort((a, b) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id));
-  const meta = { config: { ...cfg, scenarios: [...wanted], quick }, machine: { cpus: os.cpus().length, node: process.version }, durationSec: (performance.now() - started) / 1000 };
-  out(flags.json ? json(figures, meta) : `\n${table(figures)}\n\n${(meta.durationSec).toFixed(0)} s, ${os.cpus().length} cores, RF 2, 3 datanodes on loopback`);
+  const meta = {
+    config: { ...cfg, scenarios: [...wanted], quick },
+    machine: { cpus: os.cpus().length, node: process.version },
+    durationSec: (performance.now() - started) / 1000,
+  };
+  out(
+    flags.json
+      ? json(figures, meta)
+      : `\n${table(figures)}\n\n${meta.durationSec.toFixed(0)} s, ${os.cpus().length} cores, RF 2, 3 datanodes on loopback`,
+  );
   await cleanup();
   process.exit(0);
 } catch (err) {

@@ -30,13 +30,28 @@ const opts = new Command('bench-soak')
   .option('--readers <n>', 'concurrent readers', Number, 4)
   .option('--min-kib <n>', 'smallest image (KiB)', Number, 100)
   .option('--max-kib <n>', 'largest image (KiB)', Number, 3072)
-  .option('--fragment-size <bytes>', 'the coordinator\'s --fragment-size', Number, 256 * 1024)
-  .option('--repair-after <s>', 'the coordinator\'s --repair-after', Number, 20)
+  .option('--fragment-size <bytes>', "the coordinator's --fragment-size", Number, 256 * 1024)
+  .option('--repair-after <s>', "the coordinator's --repair-after", Number, 20)
   .option('--datanodes <n>', 'datanodes', Number, 4)
   .option('--replication-factor <n>', 'replicas per fragment', Number, 2)
   .option('--keep-dir', 'keep the data dir (its path is printed)', false)
   .parse()
-  .opts<{ minutes: number; killEvery: number; relaunchAfter: number; stopAt?: number; stopFor: number; writers: number; readers: number; minKib: number; maxKib: number; fragmentSize: number; repairAfter: number; datanodes: number; replicationFactor: number; keepDir: boolean }>();
+  .opts<{
+    minutes: number;
+    killEvery: number;
+    relaunchAfter: number;
+    stopAt?: number;
+    stopFor: number;
+    writers: number;
+    readers: number;
+    minKib: number;
+    maxKib: number;
+    fragmentSize: number;
+    repairAfter: number;
+    datanodes: number;
+    replicationFactor: number;
+    keepDir: boolean;
+  }>();
 
 const DURATION_MS = opts.minutes * 60_000;
 const STOP_AT_S = opts.stopAt ?? Math.round((opts.minutes * 60 * 5) / 12);
@@ -78,7 +93,12 @@ fs.writeFileSync(secretFile, randomBytes(32).toString('base64url') + '\n', { mod
 const quiet = () => true; // startServiceProcess's onLog answers like stderr.write
 
 async function launch(node: Node) {
-  const proc = await startServiceProcess(node.name, 'datanode/main.ts', ['--port', String(node.port), '--data-dir', node.dataDir, '--health-interval-ms', '1000', '--secret-file', secretFile], { onLog: quiet });
+  const proc = await startServiceProcess(
+    node.name,
+    'datanode/main.ts',
+    ['--port', String(node.port), '--data-dir', node.dataDir, '--health-interval-ms', '1000', '--secret-file', secretFile],
+    { onLog: quiet },
+  );
   live.add(proc);
   void proc.exited.then(() => live.delete(proc));
   node.proc = proc;
@@ -124,14 +144,36 @@ let stopping = false;
 
 async function main() {
   const base = await freePortBlock(opts.datanodes);
-  const nodes: Node[] = Array.from({ length: opts.datanodes }, (_, i) => ({ name: `datanode-${i + 1}`, port: base + i, dataDir: path.join(dir, `datanode-${i + 1}`), url: '', running: false }));
+  const nodes: Node[] = Array.from({ length: opts.datanodes }, (_, i) => ({
+    name: `datanode-${i + 1}`,
+    port: base + i,
+    dataDir: path.join(dir, `datanode-${i + 1}`),
+    url: '',
+    running: false,
+  }));
   await Promise.all(nodes.map(launch));
   const coordinatorDir = path.join(dir, 'coordinator');
   const tokenFile = path.join(dir, 'admin.token');
   const coordinator = await startServiceProcess(
     'coordinator',
     'src/main.ts',
-    ['--port', '0', '--data-dir', coordinatorDir, '--secret-file', secretFile, '--admin-token-file', tokenFile, '--replication-factor', String(R), '--repair-after', String(opts.repairAfter), '--fragment-size', String(opts.fragmentSize), ...nodes.flatMap((n) => ['--datanode', n.url])],
+    [
+      '--port',
+      '0',
+      '--data-dir',
+      coordinatorDir,
+      '--secret-file',
+      secretFile,
+      '--admin-token-file',
+      tokenFile,
+      '--replication-factor',
+      String(R),
+      '--repair-after',
+      String(opts.repairAfter),
+      '--fragment-size',
+      String(opts.fragmentSize),
+      ...nodes.flatMap((n) => ['--datanode', n.url]),
+    ],
     { onLog: (line: string) => (countCoordinatorLog(line), true) },
   );
   live.add(coordinator);
@@ -144,16 +186,22 @@ async function main() {
   });
   const token = fs.readFileSync(tokenFile, 'utf8').trim();
   const api = createHttp(coordinator.url, 64, { authorization: `Bearer ${token}` });
-  say(`cluster up in ${dir}: coordinator ${coordinator.url}, ${nodes.map((n) => n.url).join(' ')}; RF ${R}, --repair-after ${opts.repairAfter}, fragments ${opts.fragmentSize} B`);
+  say(
+    `cluster up in ${dir}: coordinator ${coordinator.url}, ${nodes.map((n) => n.url).join(' ')}; RF ${R}, --repair-after ${opts.repairAfter}, fragments ${opts.fragmentSize} B`,
+  );
 
   // Repair copies, as the coordinator announces them.
   const events = subscribe(coordinator.url, token);
 
   // The index, read-only, for the per-second sample of live copies.
   const db = new Database(path.join(coordinatorDir, 'index.sqlite'), { readonly: true, fileMustExist: true });
-  const replicaRows = db.prepare(`SELECT f.id AS fragment, i.name AS image, r.datanode_id AS node FROM fragments f JOIN images i ON i.id = f.image_id AND i.state = 'stored' LEFT JOIN replicas r ON r.fragment_id = f.id`);
+  const replicaRows = db.prepare(
+    `SELECT f.id AS fragment, i.name AS image, r.datanode_id AS node FROM fragments f JOIN images i ON i.id = f.image_id AND i.state = 'stored' LEFT JOIN replicas r ON r.fragment_id = f.id`,
+  );
   const nodeUrls = db.prepare('SELECT id, url FROM datanodes');
-  const heldBy = db.prepare(`SELECT count(*) AS n FROM replicas r JOIN fragments f ON f.id = r.fragment_id JOIN images i ON i.id = f.image_id AND i.state = 'stored' JOIN datanodes d ON d.id = r.datanode_id WHERE d.url = ?`);
+  const heldBy = db.prepare(
+    `SELECT count(*) AS n FROM replicas r JOIN fragments f ON f.id = r.fragment_id JOIN images i ON i.id = f.image_id AND i.state = 'stored' JOIN datanodes d ON d.id = r.datanode_id WHERE d.url = ?`,
+  );
   const held = (n: Node) => (heldBy.get(n.url) as { n: number }).n;
 
   const sampling = {
@@ -191,7 +239,8 @@ async function main() {
       if (n <= 1) single++;
       if (n === 0) {
         none++;
-        if (sampling.noLiveCopySamples.length < 10 && !sampling.noLiveCopySamples.some((x) => x.atS === atS)) sampling.noLiveCopySamples.push({ atS, fragment: f, image: where.get(f)!.image, replicasInIndex: where.get(f)!.nodes });
+        if (sampling.noLiveCopySamples.length < 10 && !sampling.noLiveCopySamples.some((x) => x.atS === atS))
+          sampling.noLiveCopySamples.push({ atS, fragment: f, image: where.get(f)!.image, replicasInIndex: where.get(f)!.nodes });
       }
       if (n < R) sampling.underReplicatedUnion.add(f);
     }
@@ -204,7 +253,13 @@ async function main() {
     const fraction = liveCopies.size ? single / liveCopies.size : 0;
     if (fraction > 0.5) sampling.secondsAbove50Percent++;
     if (fraction > 0.6) sampling.secondsAbove60Percent++;
-    if (fraction > sampling.peakSingleLiveFraction) Object.assign(sampling, { peakSingleLiveFraction: fraction, peakSingleLive: single, peakAt: Math.round((Date.now() - t0) / 1000), fragmentsAtPeak: liveCopies.size });
+    if (fraction > sampling.peakSingleLiveFraction)
+      Object.assign(sampling, {
+        peakSingleLiveFraction: fraction,
+        peakSingleLive: single,
+        peakAt: Math.round((Date.now() - t0) / 1000),
+        fragmentsAtPeak: liveCopies.size,
+      });
   }, 1000);
 
   // ---- the load ---------------------------------------------------------------------------
@@ -221,7 +276,12 @@ async function main() {
       data.write(`${name}:${Date.now()}:`, 0); // distinct bytes per image
       const sha256 = createHash('sha256').update(data).digest('hex');
       try {
-        const r = await api.graphqlMultipart<{ uploadImage: { sha256: string; fragmentCount: number } }>('mutation($n: String!, $f: File!) { uploadImage(name: $n, file: $f, contentType: "application/octet-stream") { sha256 fragmentCount } }', { n: name }, 'f', data);
+        const r = await api.graphqlMultipart<{ uploadImage: { sha256: string; fragmentCount: number } }>(
+          'mutation($n: String!, $f: File!) { uploadImage(name: $n, file: $f, contentType: "application/octet-stream") { sha256 fragmentCount } }',
+          { n: name },
+          'f',
+          data,
+        );
         if (r.uploadImage.sha256 !== sha256) clientError('UPLOAD_HASH_MISMATCH', name);
         images.set(name, { sha256, size });
         stats.uploads++;
@@ -287,7 +347,11 @@ async function main() {
       try {
         let after: string | null = null;
         do {
-          const page: { images: { edges: { node: { name: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } = await api.graphql('query($a: String) { images(first: 100, after: $a, prefix: "soak/") { edges { node { name } } pageInfo { hasNextPage endCursor } } }', { a: after });
+          const page: { images: { edges: { node: { name: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } =
+            await api.graphql(
+              'query($a: String) { images(first: 100, after: $a, prefix: "soak/") { edges { node { name } } pageInfo { hasNextPage endCursor } } }',
+              { a: after },
+            );
           stats.listedImages += page.images.edges.length;
           after = page.images.pageInfo.hasNextPage ? page.images.pageInfo.endCursor : null;
         } while (after && !stopping);
@@ -348,8 +412,19 @@ async function main() {
     );
   }
 
-  const progress = setInterval(() => say(`uploads ${stats.uploads}, reads ${stats.reads}, deletes ${stats.deletes}, listings ${stats.listings}, errors ${JSON.stringify(stats.errors)}, repair copies ${repairs.total}, images ${images.size}`), 30_000);
-  const load = [...Array.from({ length: opts.writers }, (_, i) => writer(i + 1)), ...Array.from({ length: opts.readers }, reader), deleter(), lister()];
+  const progress = setInterval(
+    () =>
+      say(
+        `uploads ${stats.uploads}, reads ${stats.reads}, deletes ${stats.deletes}, listings ${stats.listings}, errors ${JSON.stringify(stats.errors)}, repair copies ${repairs.total}, images ${images.size}`,
+      ),
+    30_000,
+  );
+  const load = [
+    ...Array.from({ length: opts.writers }, (_, i) => writer(i + 1)),
+    ...Array.from({ length: opts.readers }, reader),
+    deleter(),
+    lister(),
+  ];
   const faulting = faults();
   await sleep(DURATION_MS);
   stopping = true;
@@ -361,30 +436,57 @@ async function main() {
   // ---- the end: let the cluster settle, then verify every image ------------------------------
   for (const n of nodes) if (!n.running) await launch(n);
   const STATUS = '{ cluster { underReplicatedFragments liveDatanodeCount } datanodes { name: url status fragmentCount } }';
-  type Status = { cluster: { underReplicatedFragments: number; liveDatanodeCount: number }; datanodes: { name: string; status: string; fragmentCount: number }[] };
+  type Status = {
+    cluster: { underReplicatedFragments: number; liveDatanodeCount: number };
+    datanodes: { name: string; status: string; fragmentCount: number }[];
+  };
   let status = await api.graphql<Status>(STATUS);
   const settleUntil = Date.now() + 120_000;
   while (Date.now() < settleUntil && (status.cluster.underReplicatedFragments > 0 || status.cluster.liveDatanodeCount < nodes.length)) {
     await sleep(2000);
     status = await api.graphql<Status>(STATUS);
   }
-  say(`settled: ${status.cluster.underReplicatedFragments} under-replicated, ${status.cluster.liveDatanodeCount} live datanodes; a few health samples more for the fragment counts`);
+  say(
+    `settled: ${status.cluster.underReplicatedFragments} under-replicated, ${status.cluster.liveDatanodeCount} live datanodes; a few health samples more for the fragment counts`,
+  );
   await sleep(10_000);
   clearInterval(sampler);
   status = await api.graphql<Status>(STATUS);
 
   say(`verifying ${images.size} images`);
   const stored = new Set<string>();
-  for (let after: string | null = null; ; ) {
-    const page: { images: { edges: { node: { name: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } = await api.graphql('query($a: String) { images(first: 500, after: $a, prefix: "soak/") { edges { node { name } } pageInfo { hasNextPage endCursor } } }', { a: after });
+  for (let after: string | null = null; ;) {
+    const page: { images: { edges: { node: { name: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } =
+      await api.graphql(
+        'query($a: String) { images(first: 500, after: $a, prefix: "soak/") { edges { node { name } } pageInfo { hasNextPage endCursor } } }',
+        { a: after },
+      );
     for (const e of page.images.edges) stored.add(e.node.name);
     if (!page.images.pageInfo.hasNextPage) break;
     after = page.images.pageInfo.endCursor;
   }
-  const verify = { expected: images.size, listed: stored.size, identical: 0, differ: [] as string[], missing: [] as string[], unexpected: [...stored].filter((n) => !images.has(n)) };
+  const verify = {
+    expected: images.size,
+    listed: stored.size,
+    identical: 0,
+    differ: [] as string[],
+    missing: [] as string[],
+    unexpected: [...stored].filter((n) => !images.has(n)),
+  };
   // An image listed that the clients deleted (or never stored): when it was deleted, what the index says.
   const unexpectedDetail = await Promise.all(
-    verify.unexpected.slice(0, 20).map(async (name) => ({ name, deletedAtS: deletedAt.get(name) ?? null, image: (await api.graphql<{ image: unknown }>('query($n: String!) { image(name: $n) { createdAt size fragments { replicas { url } } } }', { n: name })).image })),
+    verify.unexpected
+      .slice(0, 20)
+      .map(async (name) => ({
+        name,
+        deletedAtS: deletedAt.get(name) ?? null,
+        image: (
+          await api.graphql<{ image: unknown }>(
+            'query($n: String!) { image(name: $n) { createdAt size fragments { replicas { url } } } }',
+            { n: name },
+          )
+        ).image,
+      })),
   );
   const names = [...images.keys()];
   await Promise.all(
@@ -399,15 +501,41 @@ async function main() {
   );
 
   const indexShares = Object.fromEntries(nodes.map((n) => [n.name, held(n)]));
-  const storedFragments = (db.prepare(`SELECT count(*) AS n FROM fragments f JOIN images i ON i.id = f.image_id AND i.state = 'stored'`).get() as { n: number }).n;
+  const storedFragments = (
+    db.prepare(`SELECT count(*) AS n FROM fragments f JOIN images i ON i.id = f.image_id AND i.state = 'stored'`).get() as { n: number }
+  ).n;
   events.close();
   db.close();
   api.close();
   const outages = timeline.filter((e) => e.event === 'kill -9' || e.event === 'SIGSTOP');
   const byUrl = new Map(nodes.map((n) => [n.url, n.name]));
   const result = {
-    scenario: { minutes: opts.minutes, datanodes: nodes.length, replicationFactor: R, repairAfterS: opts.repairAfter, fragmentSize: opts.fragmentSize, imageKiB: [opts.minKib, opts.maxKib], writers: opts.writers, readers: opts.readers, killEveryS: opts.killEvery, relaunchAfterS: opts.relaunchAfter, stopAtS: STOP_AT_S, stopForS: opts.stopFor },
-    clients: { uploads: stats.uploads, uploadedMiB: Math.round(stats.uploadedBytes / 2 ** 20), reads: stats.reads, readMiB: Math.round(stats.readBytes / 2 ** 20), deletes: stats.deletes, listings: stats.listings, listedImages: stats.listedImages, errors: stats.errors, errorCount: Object.values(stats.errors).reduce((a, b) => a + b, 0), errorSamples: stats.errorSamples },
+    scenario: {
+      minutes: opts.minutes,
+      datanodes: nodes.length,
+      replicationFactor: R,
+      repairAfterS: opts.repairAfter,
+      fragmentSize: opts.fragmentSize,
+      imageKiB: [opts.minKib, opts.maxKib],
+      writers: opts.writers,
+      readers: opts.readers,
+      killEveryS: opts.killEvery,
+      relaunchAfterS: opts.relaunchAfter,
+      stopAtS: STOP_AT_S,
+      stopForS: opts.stopFor,
+    },
+    clients: {
+      uploads: stats.uploads,
+      uploadedMiB: Math.round(stats.uploadedBytes / 2 ** 20),
+      reads: stats.reads,
+      readMiB: Math.round(stats.readBytes / 2 ** 20),
+      deletes: stats.deletes,
+      listings: stats.listings,
+      listedImages: stats.listedImages,
+      errors: stats.errors,
+      errorCount: Object.values(stats.errors).reduce((a, b) => a + b, 0),
+      errorSamples: stats.errorSamples,
+    },
     verification: { ...verify, unexpectedDetail, allIdentical: verify.identical === verify.expected && verify.unexpected.length === 0 },
     replication: {
       replicaWritesByUploads: stats.uploadFragments * R,
@@ -437,7 +565,12 @@ async function main() {
     end: {
       storedFragments,
       underReplicatedFragments: status.cluster.underReplicatedFragments,
-      datanodes: status.datanodes.map((d) => ({ datanode: byUrl.get(d.name) ?? d.name, status: d.status, fragmentCount: d.fragmentCount, replicasInIndex: indexShares[byUrl.get(d.name) ?? ''] })),
+      datanodes: status.datanodes.map((d) => ({
+        datanode: byUrl.get(d.name) ?? d.name,
+        status: d.status,
+        fragmentCount: d.fragmentCount,
+        replicasInIndex: indexShares[byUrl.get(d.name) ?? ''],
+      })),
       evenShare: Math.round((storedFragments * R) / nodes.length),
     },
     timeline,
@@ -456,7 +589,10 @@ async function main() {
       `Repair copies: ${rep.repairCopies} (${JSON.stringify(rep.repairCopiesByReason)}) against ${rep.replicaWritesByUploads} replica writes by uploads; ${rep.distinctFragmentsRepaired} distinct fragments; fragments ever below R live copies: ${rep.fragmentsEverBelowR}; repaired fragments never seen below R: ${rep.repairedFragmentsNeverSeenBelowR}; fragments held by nodes when they went out: ${rep.fragmentsOnNodesWhenTheyWentOut}`,
       `Single live copy: ${lc.secondsWithSomeFragmentAtOneLiveCopyOrLess} s of ${lc.secondsSampled} s sampled had a fragment at <= 1 live copy (no live copy: ${lc.secondsWithSomeFragmentAtNoLiveCopy} s; over 50% of fragments: ${lc.secondsAbove50PercentAtOneLiveCopy} s, over 60%: ${lc.secondsAbove60PercentAtOneLiveCopy} s); peak ${(lc.peakFractionAtOneLiveCopyOrLess * 100).toFixed(1)}% (${lc.peakFragmentsAtOneLiveCopyOrLess} of ${lc.peakOfFragments}) at ${lc.peakAtS} s`,
       `End: ${storedFragments} stored fragments x RF ${R} = even share ${result.end.evenShare} per datanode; ${result.end.datanodes.map((d) => `${d.datanode} ${d.status} ${d.fragmentCount} files (${d.replicasInIndex} in index)`).join(', ')}`,
-      ...timeline.map((e) => `  ${String(e.at).padStart(4)} s  ${e.event.padEnd(10)} ${e.node}${e.heldFragments !== undefined ? `  (index: ${e.heldFragments} stored fragments on it)` : ''}`),
+      ...timeline.map(
+        (e) =>
+          `  ${String(e.at).padStart(4)} s  ${e.event.padEnd(10)} ${e.node}${e.heldFragments !== undefined ? `  (index: ${e.heldFragments} stored fragments on it)` : ''}`,
+      ),
       opts.keepDir ? `Data kept in ${dir}` : '',
     ].join('\n') + '\n',
   );
@@ -467,46 +603,66 @@ async function main() {
 /** clusterEvents over SSE: counts ReplicaRepaired by reason and target; reconnects if cut. */
 function subscribe(baseUrl: string, token: string) {
   const u = new URL(baseUrl);
-  const body = JSON.stringify({ query: 'subscription { clusterEvents { __typename ... on ReplicaRepaired { fragmentId reason datanode { url } } } }' });
+  const body = JSON.stringify({
+    query: 'subscription { clusterEvents { __typename ... on ReplicaRepaired { fragmentId reason datanode { url } } } }',
+  });
   let req: http.ClientRequest | undefined;
   let closed = false;
   let count = 0;
   const connect = () => {
     if (closed) return;
-    req = http.request({ hostname: u.hostname, port: u.port, path: '/graphql', method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      if (res.statusCode !== 200) say(`SSE subscription answered ${res.statusCode}`);
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        buf += d;
-        let cut;
-        while ((cut = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
-          const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
-          if (!data) continue;
-          try {
-            const e = JSON.parse(data)?.data?.clusterEvents;
-            if (!e) continue;
-            count++;
-            if (e.__typename === 'ReplicaRepaired') {
-              repairs.total++;
-              repairs.byReason[e.reason] = (repairs.byReason[e.reason] ?? 0) + 1;
-              repairs.byTarget[e.datanode.url] = (repairs.byTarget[e.datanode.url] ?? 0) + 1;
-              repairs.fragments.add(e.fragmentId);
+    req = http.request(
+      {
+        hostname: u.hostname,
+        port: u.port,
+        path: '/graphql',
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        if (res.statusCode !== 200) say(`SSE subscription answered ${res.statusCode}`);
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          buf += d;
+          let cut;
+          while ((cut = buf.indexOf('\n\n')) >= 0) {
+            const block = buf.slice(0, cut);
+            buf = buf.slice(cut + 2);
+            const data = block
+              .split('\n')
+              .filter((l) => l.startsWith('data:'))
+              .map((l) => l.slice(5).trim())
+              .join('\n');
+            if (!data) continue;
+            try {
+              const e = JSON.parse(data)?.data?.clusterEvents;
+              if (!e) continue;
+              count++;
+              if (e.__typename === 'ReplicaRepaired') {
+                repairs.total++;
+                repairs.byReason[e.reason] = (repairs.byReason[e.reason] ?? 0) + 1;
+                repairs.byTarget[e.datanode.url] = (repairs.byTarget[e.datanode.url] ?? 0) + 1;
+                repairs.fragments.add(e.fragmentId);
+              }
+            } catch {
+              /* a keep-alive or partial line */
             }
-          } catch {
-            /* a keep-alive or partial line */
           }
-        }
-      });
-      res.on('end', () => {
-        if (!closed) {
-          say('SSE subscription ended; reconnecting (events in the gap are not counted)');
-          setTimeout(connect, 500);
-        }
-      });
-    });
+        });
+        res.on('end', () => {
+          if (!closed) {
+            say('SSE subscription ended; reconnecting (events in the gap are not counted)');
+            setTimeout(connect, 500);
+          }
+        });
+      },
+    );
     req.on('error', (err) => {
       if (!closed) {
         say(`SSE subscription error: ${err.message}; reconnecting`);

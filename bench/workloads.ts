@@ -18,7 +18,11 @@ export interface Piece {
 export function makePool(count: number, size: number, withBase64 = false): Piece[] {
   return Array.from({ length: count }, () => {
     const bytes = randomBytes(size);
-    return { bytes, sha256: createHash('sha256').update(bytes).digest('hex'), base64: withBase64 ? Buffer.from(bytes.toString('base64'), 'latin1') : Buffer.alloc(0) };
+    return {
+      bytes,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      base64: withBase64 ? Buffer.from(bytes.toString('base64'), 'latin1') : Buffer.alloc(0),
+    };
   });
 }
 
@@ -61,15 +65,27 @@ const UPLOAD_IMAGE = `mutation($n: String!, $f: File!) { uploadImage(name: $n, f
 type Begun = { beginUpload: { id: string; fragmentSize: number; fragmentCount: number } };
 
 /** The chunked upload of one image to Tessera: beginUpload, fragments (multipart or base64), completeUpload. */
-export async function tesseraUpload(http: BenchHttp, name: string, size: number, pool: Piece[], opts: { inFlight: number; encoding: 'multipart' | 'base64' }): Promise<{ sha256: string }> {
+export async function tesseraUpload(
+  http: BenchHttp,
+  name: string,
+  size: number,
+  pool: Piece[],
+  opts: { inFlight: number; encoding: 'multipart' | 'base64' },
+): Promise<{ sha256: string }> {
   const { beginUpload: up } = await http.graphql<Begun>(BEGIN, { i: { name, size, contentType: 'application/octet-stream' } });
   await inFlight(up.fragmentCount, opts.inFlight, async (i) => {
     const piece = pieceAt(pool, size, up.fragmentSize, i);
     if (opts.encoding === 'multipart') {
       await http.graphqlMultipart(FRAGMENT_FILE, { u: up.id, i, s: piece.sha256 }, 'f', piece.bytes);
     } else {
-      const head = Buffer.from(`{"query":${JSON.stringify(FRAGMENT_DATA)},"variables":{"u":${JSON.stringify(up.id)},"i":${i},"s":"${piece.sha256}","d":"`);
-      const answer = await http.request('POST', '/graphql', { 'content-type': 'application/json', accept: 'application/json' }, [head, piece.base64, Buffer.from('"}}')]);
+      const head = Buffer.from(
+        `{"query":${JSON.stringify(FRAGMENT_DATA)},"variables":{"u":${JSON.stringify(up.id)},"i":${i},"s":"${piece.sha256}","d":"`,
+      );
+      const answer = await http.request('POST', '/graphql', { 'content-type': 'application/json', accept: 'application/json' }, [
+        head,
+        piece.base64,
+        Buffer.from('"}}'),
+      ]);
       const parsed = JSON.parse(answer.body.toString('utf8'));
       if (parsed.errors) throw new Error(`uploadFragment: ${parsed.errors[0].message}`);
     }
@@ -79,11 +95,23 @@ export async function tesseraUpload(http: BenchHttp, name: string, size: number,
 }
 
 /** The same bytes through the bare proxy: one PUT per fragment, `inFlight` at a time. */
-export async function bareUpload(http: BenchHttp, name: string, size: number, fragmentSize: number, pool: Piece[], opts: { inFlight: number }): Promise<{ id: string; size: number }[]> {
+export async function bareUpload(
+  http: BenchHttp,
+  name: string,
+  size: number,
+  fragmentSize: number,
+  pool: Piece[],
+  opts: { inFlight: number },
+): Promise<{ id: string; size: number }[]> {
   const count = Math.ceil(size / fragmentSize);
-  const ids = Array.from({ length: count }, (_, i) => ({ id: `${name.replace(/[^A-Za-z0-9_-]/g, '_')}_${i}`, size: Math.min(fragmentSize, size - i * fragmentSize) }));
+  const ids = Array.from({ length: count }, (_, i) => ({
+    id: `${name.replace(/[^A-Za-z0-9_-]/g, '_')}_${i}`,
+    size: Math.min(fragmentSize, size - i * fragmentSize),
+  }));
   await inFlight(count, opts.inFlight, async (i) => {
-    const answer = await http.request('PUT', `/fragments/${ids[i].id}`, { 'content-type': 'application/octet-stream' }, [pieceAt(pool, size, fragmentSize, i).bytes]);
+    const answer = await http.request('PUT', `/fragments/${ids[i].id}`, { 'content-type': 'application/octet-stream' }, [
+      pieceAt(pool, size, fragmentSize, i).bytes,
+    ]);
     if (answer.status !== 201) throw new Error(`bare PUT answered ${answer.status}: ${answer.body}`);
   });
   return ids;
@@ -103,7 +131,9 @@ export async function bareObjectFromTessera(http: BenchHttp, clusterDataDir: str
       .all(name);
     if (rows.length === 0) throw new Error(`no fragments of ${name} in the index`);
     const body = JSON.stringify(rows.map((r) => ({ id: r.id, size: r.size, urls: r.urls.split(',') })));
-    const answer = await http.request('POST', `/objects/${encodeURIComponent(objectName)}`, { 'content-type': 'application/json' }, [Buffer.from(body)]);
+    const answer = await http.request('POST', `/objects/${encodeURIComponent(objectName)}`, { 'content-type': 'application/json' }, [
+      Buffer.from(body),
+    ]);
     if (answer.status !== 201) throw new Error(`bare POST /objects answered ${answer.status}`);
   } finally {
     db.close();
@@ -116,7 +146,13 @@ export async function download(http: BenchHttp, path: string, expected: number):
 }
 
 /** Stores `count` small images (8 at a time) through Tessera; `how` picks the mutation(s). */
-export async function tesseraSmallUploads(http: BenchHttp, names: string[], pool: Piece[], concurrency: number, how: 'uploadImage' | 'chunked'): Promise<void> {
+export async function tesseraSmallUploads(
+  http: BenchHttp,
+  names: string[],
+  pool: Piece[],
+  concurrency: number,
+  how: 'uploadImage' | 'chunked',
+): Promise<void> {
   await inFlight(names.length, concurrency, async (i) => {
     const piece = pool[i % pool.length];
     if (how === 'uploadImage') {
@@ -131,7 +167,9 @@ export async function tesseraSmallUploads(http: BenchHttp, names: string[], pool
 
 export async function bareSmallUploads(http: BenchHttp, ids: string[], pool: Piece[], concurrency: number): Promise<void> {
   await inFlight(ids.length, concurrency, async (i) => {
-    const answer = await http.request('PUT', `/fragments/${ids[i]}`, { 'content-type': 'application/octet-stream' }, [pool[i % pool.length].bytes]);
+    const answer = await http.request('PUT', `/fragments/${ids[i]}`, { 'content-type': 'application/octet-stream' }, [
+      pool[i % pool.length].bytes,
+    ]);
     if (answer.status !== 201) throw new Error(`bare PUT answered ${answer.status}`);
   });
 }

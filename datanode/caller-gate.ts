@@ -5,7 +5,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { CONTENT_SHA256_HEADER, type DatanodeErrorCode } from '../src/shared/datanode-api.ts';
 import { isAuthorized } from '../src/shared/cluster-secret.ts';
-import { CLUSTER_HEADER, NODE_HEADER, NONCE_HEADER, PROOF_HEADER, SIGNED_SCHEME, TIME_HEADER, answerProof, verifyRequestSignature } from '../src/shared/request-signing.ts';
+import {
+  CLUSTER_HEADER,
+  NODE_HEADER,
+  NONCE_HEADER,
+  PROOF_HEADER,
+  SIGNED_SCHEME,
+  TIME_HEADER,
+  answerProof,
+  verifyRequestSignature,
+} from '../src/shared/request-signing.ts';
 import { CLUSTER_ID_PATTERN, persistClusterId } from './cluster-id.ts';
 import { headerValue } from './replies.ts';
 

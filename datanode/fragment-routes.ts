@@ -1,7 +1,17 @@
 // GET, PUT and DELETE /fragments/{id}: a fragment's bytes checked against their SHA-256, and
 // deletions that never remove what a live manifest here still references.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CONTENT_SHA256_HEADER, DELETED_IMAGE_HEADER, DELETE_REASON_HEADER, MANIFEST_HEADER, SHA256_HEX_PATTERN, SURPLUS_REPLICA, isImageKey, parseRecord, type ImageManifest } from '../src/shared/datanode-api.ts';
+import {
+  CONTENT_SHA256_HEADER,
+  DELETED_IMAGE_HEADER,
+  DELETE_REASON_HEADER,
+  MANIFEST_HEADER,
+  SHA256_HEX_PATTERN,
+  SURPLUS_REPLICA,
+  isImageKey,
+  parseRecord,
+  type ImageManifest,
+} from '../src/shared/datanode-api.ts';
 import type { DatanodeContext } from './datanode-context.ts';
 import { headerValue, sendError } from './replies.ts';
 import { UnreadableFragmentError } from './store.ts';
@@ -29,11 +39,17 @@ export async function getFragment({ store, logger }: DatanodeContext, id: string
  * deleted (its tombstone is recorded first, durably) or says the copy is a surplus replica: a
  * coordinator with an empty or stale index, which knows neither, cannot wipe stored images.
  */
-export async function deleteFragment({ store, records, logger }: DatanodeContext, id: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function deleteFragment(
+  { store, records, logger }: DatanodeContext,
+  id: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const owner = records.liveOwnerOf(id);
   const deletedImage = headerValue(req.headers[DELETED_IMAGE_HEADER]);
   const reason = headerValue(req.headers[DELETE_REASON_HEADER]);
-  if (deletedImage !== undefined && !isImageKey(deletedImage)) return sendError(res, 'INVALID_RECORD', `${DELETED_IMAGE_HEADER} is not an image id`);
+  if (deletedImage !== undefined && !isImageKey(deletedImage))
+    return sendError(res, 'INVALID_RECORD', `${DELETED_IMAGE_HEADER} is not an image id`);
   if (owner !== undefined) {
     if (deletedImage === owner) {
       await records.add({ kind: 'tombstone', image: owner, deletedAt: Date.now() });
@@ -54,7 +70,8 @@ export async function deleteFragment({ store, records, logger }: DatanodeContext
 export async function putFragment(ctx: DatanodeContext, id: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { store, records, logger, maxFragmentBytes } = ctx;
   const manifest = manifestHeaderOf(req, id);
-  if (manifest === 'invalid') return sendError(res, 'INVALID_RECORD', `${MANIFEST_HEADER} is not a manifest of an image holding fragment ${id}`);
+  if (manifest === 'invalid')
+    return sendError(res, 'INVALID_RECORD', `${MANIFEST_HEADER} is not a manifest of an image holding fragment ${id}`);
   const expected = headerValue(req.headers[CONTENT_SHA256_HEADER])?.trim().toLowerCase();
   if (expected === undefined || !SHA256_HEX_PATTERN.test(expected)) {
     return sendError(res, 'INVALID_CHECKSUM_HEADER', `${CONTENT_SHA256_HEADER} must be the hex SHA-256 of the body`);

@@ -8,7 +8,11 @@ import type { SystemSample } from './health.ts';
 import { sendError, sendJson } from './replies.ts';
 
 /** `nonce` is given only for a caller with the secret: then the answer names and proves this node. */
-export async function sendHealth({ health, store, gate, logger }: DatanodeContext, res: ServerResponse, nonce: string | undefined): Promise<void> {
+export async function sendHealth(
+  { health, store, gate, logger }: DatanodeContext,
+  res: ServerResponse,
+  nonce: string | undefined,
+): Promise<void> {
   let sample: SystemSample;
   try {
     sample = await health.current();

@@ -116,7 +116,11 @@ export function startHealthSampler({
     }
   };
 
-  const loop = createScheduler({ log: logger }).loop('health sampling', takeSample, { everyMs: intervalMs, unref: true, abandonOnStop: true });
+  const loop = createScheduler({ log: logger }).loop('health sampling', takeSample, {
+    everyMs: intervalMs,
+    unref: true,
+    abandonOnStop: true,
+  });
   loop.start();
   const first = loop.idle();
 

@@ -3,7 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from '@commander-js/extra-typings';
 import { pino } from 'pino';
-import { clusterSecretFromFlags, hostOption, insecureOption, portOption, publicUrlOption, secretFileOption } from '../src/shared/common-flags.ts';
+import {
+  clusterSecretFromFlags,
+  hostOption,
+  insecureOption,
+  portOption,
+  publicUrlOption,
+  secretFileOption,
+} from '../src/shared/common-flags.ts';
 import { byteSize, httpUrl, wholeNumber } from '../src/shared/flag-values.ts';
 import { keepRegistered } from './registration.ts';
 import { DEFAULT_MAX_FRAGMENT_BYTES, createDatanode } from './server.ts';
@@ -17,9 +24,19 @@ const program = new Command('datanode')
   .addOption(insecureOption('anyone may read and write fragments'))
   .addOption(new Option('--coordinator <url>', 'coordinator to register with').argParser(httpUrl('--coordinator')))
   .addOption(publicUrlOption('URL the coordinator should use for this datanode'))
-  .addOption(new Option('--health-interval-ms <n>', 'how often health is sampled').default(1000).argParser(wholeNumber('--health-interval-ms', 50)))
-  .addOption(new Option('--max-fragment-bytes <n>', 'largest fragment accepted (or with a unit: 64MiB)').default(DEFAULT_MAX_FRAGMENT_BYTES).argParser(byteSize('--max-fragment-bytes', 1)))
-  .addOption(new Option('--register-interval-ms <n>', 'how often to re-register').default(15_000).argParser(wholeNumber('--register-interval-ms', 50)))
+  .addOption(
+    new Option('--health-interval-ms <n>', 'how often health is sampled').default(1000).argParser(wholeNumber('--health-interval-ms', 50)),
+  )
+  .addOption(
+    new Option('--max-fragment-bytes <n>', 'largest fragment accepted (or with a unit: 64MiB)')
+      .default(DEFAULT_MAX_FRAGMENT_BYTES)
+      .argParser(byteSize('--max-fragment-bytes', 1)),
+  )
+  .addOption(
+    new Option('--register-interval-ms <n>', 'how often to re-register')
+      .default(15_000)
+      .argParser(wholeNumber('--register-interval-ms', 50)),
+  )
   .option('--tls-cert <file>', 'PEM certificate (chain): serve HTTPS (with --tls-key)')
   .option('--tls-key <file>', 'PEM private key of --tls-cert')
   .parse();

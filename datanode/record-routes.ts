@@ -9,7 +9,13 @@ import { decodeId } from './routes.ts';
 /** A manifest of a 4 GiB image in 1 MiB fragments is well under this. */
 const MAX_RECORD_BYTES = 32 * 1024 * 1024;
 
-export async function putRecord({ records }: DatanodeContext, kind: RecordKind, rawId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function putRecord(
+  { records }: DatanodeContext,
+  kind: RecordKind,
+  rawId: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const image = decodeId(rawId);
   if (image === undefined || !isImageKey(image)) return sendError(res, 'INVALID_RECORD', 'an image id matches ^[A-Za-z0-9_-]{1,128}$');
   const chunks: Buffer[] = [];
@@ -28,7 +34,8 @@ export async function putRecord({ records }: DatanodeContext, kind: RecordKind, 
   } catch {
     record = undefined;
   }
-  if (!record || record.kind !== kind || record.image !== image) return sendError(res, 'INVALID_RECORD', `the body is not a ${kind} of image ${image}`);
+  if (!record || record.kind !== kind || record.image !== image)
+    return sendError(res, 'INVALID_RECORD', `the body is not a ${kind} of image ${image}`);
   await records.add(record);
   res.writeHead(201).end();
 }

@@ -115,7 +115,17 @@ function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger) {
  * answers, else (none of them joined a cluster yet) minted. Undefined when no datanode answered:
  * then the monitor keeps learning, and no datanode obeys a write or delete from us meanwhile.
  */
-async function establishClusterId({ clusterIdentity, registry, client, log }: { clusterIdentity: ClusterIdentity; registry: Registry; client: DatanodeClient; log: Logger }): Promise<string | undefined> {
+async function establishClusterId({
+  clusterIdentity,
+  registry,
+  client,
+  log,
+}: {
+  clusterIdentity: ClusterIdentity;
+  registry: Registry;
+  client: DatanodeClient;
+  log: Logger;
+}): Promise<string | undefined> {
   if (clusterIdentity.current() !== undefined) return clusterIdentity.current();
   await Promise.all(
     registry.all().map(async (node) => {
@@ -134,7 +144,8 @@ function createIndexChecks(indexRebuild: IndexRebuild, log: Logger) {
   let unread = new Set<string>();
   let atStart = false;
   const remember = (report: RebuildReport) => void (unread = new Set(report.unreadDatanodes));
-  const recheck = (why: string) => indexRebuild.run(why).then(remember, (err: Error) => log.error({ err: err.message }, 'index re-check failed'));
+  const recheck = (why: string) =>
+    indexRebuild.run(why).then(remember, (err: Error) => log.error({ err: err.message }, 'index re-check failed'));
   return {
     rebuildingAtStart: () => atStart,
     recheck,
@@ -152,21 +163,35 @@ function createIndexChecks(indexRebuild: IndexRebuild, log: Logger) {
           atStart = false;
           then();
         });
-      const waited = await Promise.race([rebuilt.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), REBUILD_WAIT_AT_START_MS).unref())]);
+      const waited = await Promise.race([
+        rebuilt.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), REBUILD_WAIT_AT_START_MS).unref()),
+      ]);
       if (!waited) log.info('index rebuild continues; requests answer INDEX_REBUILDING until it ends');
     },
   };
 }
 
 /** The background work on one scheduler: health, deletions, repair, scrub, reconciliation, and the index checks. */
-function createBackgroundWork(config: CoordinatorConfig, log: Logger, { db, catalog, registry, clusterIdentity, client, events }: {
-  db: Db;
-  catalog: Catalog;
-  registry: Registry;
-  clusterIdentity: ClusterIdentity;
-  client: DatanodeClient;
-  events: EventBus;
-}) {
+function createBackgroundWork(
+  config: CoordinatorConfig,
+  log: Logger,
+  {
+    db,
+    catalog,
+    registry,
+    clusterIdentity,
+    client,
+    events,
+  }: {
+    db: Db;
+    catalog: Catalog;
+    registry: Registry;
+    clusterIdentity: ClusterIdentity;
+    client: DatanodeClient;
+    events: EventBus;
+  },
+) {
   // Every background loop of the coordinator runs on this scheduler (one place to gate them).
   const scheduler = createScheduler({ log });
   const deleter = createReplicaDeleter({ catalog, registry, client, log, scheduler, replicationFactor: config.replicationFactor });
@@ -175,7 +200,12 @@ function createBackgroundWork(config: CoordinatorConfig, log: Logger, { db, cata
   const indexRebuild = createIndexRebuild({ catalog, registry, client, records, log });
   const checks = createIndexChecks(indexRebuild, log);
   const monitor = createMonitor({
-    clusterIdentity, registry, client, events, scheduler, log,
+    clusterIdentity,
+    registry,
+    client,
+    events,
+    scheduler,
+    log,
     intervalMs: config.healthIntervalMs,
     thresholds: config.thresholds,
     onStatusChange: (id) => {
@@ -190,22 +220,43 @@ function createBackgroundWork(config: CoordinatorConfig, log: Logger, { db, cata
     },
   });
   const repairer = createRepairer({
-    catalog, registry, replicas, client, events, log, scheduler,
+    catalog,
+    registry,
+    replicas,
+    client,
+    events,
+    log,
+    scheduler,
     replication: replicationQueries(db),
     replicationFactor: config.replicationFactor,
     repairAfterMs: config.repairAfterSec * 1000,
     bytesPerSecond: config.repairBytesPerSec,
   });
   const reportBad = (bad: BadReplica) => repairer.report(bad);
-  const scrubber = createScrubber({ catalog, registry, client, log, scheduler, bytesPerSecond: config.scrubBytesPerSec, pauseMs: config.scrubPauseSec * 1000, onBad: reportBad });
+  const scrubber = createScrubber({
+    catalog,
+    registry,
+    client,
+    log,
+    scheduler,
+    bytesPerSecond: config.scrubBytesPerSec,
+    pauseMs: config.scrubPauseSec * 1000,
+    onBad: reportBad,
+  });
   const reconciler = createReconciler({
-    catalog, registry, client, records, deleter, log, scheduler,
+    catalog,
+    registry,
+    client,
+    records,
+    deleter,
+    log,
+    scheduler,
     intervalMs: config.reconcileIntervalSec * 1000,
     graceMs: config.orphanGraceSec * 1000,
     replicationFactor: config.replicationFactor,
     maxDeletions: config.reconcileMaxDeletions,
     onBad: reportBad,
-    onIndexDisagrees: () => void checks.recheck('the datanodes\' records disagree with the index'),
+    onIndexDisagrees: () => void checks.recheck("the datanodes' records disagree with the index"),
   });
   return { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler };
 }
@@ -219,7 +270,16 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
   const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, db, catalog, replicas, deleter, images, log });
-  const cluster = createClusterService({ catalog, registry, client, monitor, clusterIdentity, repairer, replicationFactor: config.replicationFactor, log });
+  const cluster = createClusterService({
+    catalog,
+    registry,
+    client,
+    monitor,
+    clusterIdentity,
+    repairer,
+    replicationFactor: config.replicationFactor,
+    log,
+  });
   // Expired uploads and idle quota owners; a failed sweep (SQLITE_BUSY) is logged and retried.
   const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
   const sweeper = scheduler.loop(
@@ -241,7 +301,15 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
   };
 
   return {
-    config, log, auth, events, images, uploads, cluster, imageMedia, renditions,
+    config,
+    log,
+    auth,
+    events,
+    images,
+    uploads,
+    cluster,
+    imageMedia,
+    renditions,
     rebuilding: checks.rebuildingAtStart,
     async start() {
       for (const url of config.datanodes) await cluster.register(url);
@@ -252,7 +320,10 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
       fs.writeFileSync(marker, `${process.pid}\n`);
       const empty = catalog.imageCount() === 0;
       if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
-      await checks.rebuildAtStart(empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly', startLoops);
+      await checks.rebuildAtStart(
+        empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly',
+        startLoops,
+      );
     },
     async stop() {
       stopped = true;
@@ -261,6 +332,22 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
       db.close();
       fs.rmSync(marker, { force: true });
     },
-    internals: { db, catalog, registry, client, clusterIdentity, scheduler, monitor, deleter, replicas, records, repairer, scrubber, reconciler, indexRebuild, renditionCache },
+    internals: {
+      db,
+      catalog,
+      registry,
+      client,
+      clusterIdentity,
+      scheduler,
+      monitor,
+      deleter,
+      replicas,
+      records,
+      repairer,
+      scrubber,
+      reconciler,
+      indexRebuild,
+      renditionCache,
+    },
   };
 }

@@ -47,7 +47,12 @@ export function createEventBus() {
     /** Every health sample, or only those of datanode `datanodeId`. */
     healthSamples: (datanodeId?: string) => {
       const samples = pubsub.subscribe('datanodeHealth');
-      return datanodeId === undefined ? samples : pipe(samples, filter((s: HealthSample) => s.datanode.id === datanodeId));
+      return datanodeId === undefined
+        ? samples
+        : pipe(
+            samples,
+            filter((s: HealthSample) => s.datanode.id === datanodeId),
+          );
     },
   };
 }

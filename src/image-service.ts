@@ -20,7 +20,8 @@ const READ_AHEAD = 3;
 export const encodeCursor = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
 export function decodeCursor(cursor: string): string {
   const name = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (cursor === '' || encodeCursor(name) !== cursor) throw new TesseraError('BAD_USER_INPUT', `"${cursor}" is not a cursor from this listing.`);
+  if (cursor === '' || encodeCursor(name) !== cursor)
+    throw new TesseraError('BAD_USER_INPUT', `"${cursor}" is not a cursor from this listing.`);
   return name;
 }
 
@@ -78,12 +79,24 @@ function listPage(catalog: Catalog, { first, after, prefix }: { first?: number |
     edges: page.map((node) => ({ cursor: encodeCursor(node.name), node })),
     // An empty page (first: 0, a count query) has no cursor to continue from, so it claims
     // no next page: hasNextPage true with a null endCursor would leave a client looping.
-    pageInfo: { hasNextPage: page.length > 0 && rows.length > limit, endCursor: page.length > 0 ? encodeCursor(page[page.length - 1].name) : null },
+    pageInfo: {
+      hasNextPage: page.length > 0 && rows.length > limit,
+      endCursor: page.length > 0 ? encodeCursor(page[page.length - 1].name) : null,
+    },
     prefix: prefix ?? undefined,
   };
 }
 
-export function createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica, now = Date.now }: {
+export function createImageService({
+  catalog,
+  replicas,
+  records,
+  deleter,
+  events,
+  log,
+  onBadReplica,
+  now = Date.now,
+}: {
   catalog: Catalog;
   replicas: Replicas;
   records: ImageRecords;

@@ -8,9 +8,9 @@ import { Command } from 'commander';
 import { INDEX_FILE } from './coordinator.ts';
 
 const program = new Command('index-backup')
-  .description('Copy the coordinator\'s index to FILE while it runs (SQLite online backup).')
+  .description("Copy the coordinator's index to FILE while it runs (SQLite online backup).")
   .argument('<file>', 'where to write the copy (must not exist)')
-  .option('--data-dir <dir>', 'the coordinator\'s --data-dir, or npm start\'s (its coordinator/ folder is used)', './data')
+  .option('--data-dir <dir>', "the coordinator's --data-dir, or npm start's (its coordinator/ folder is used)", './data')
   .showHelpAfterError();
 program.parse();
 const [target] = program.args;
@@ -25,7 +25,9 @@ const db = new Database(source!, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 try {
   const { totalPages } = await db.backup(target);
-  process.stdout.write(`${JSON.stringify({ event: 'backup', from: path.resolve(source!), to: path.resolve(target), pages: totalPages })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ event: 'backup', from: path.resolve(source!), to: path.resolve(target), pages: totalPages })}\n`,
+  );
 } catch (err) {
   fs.rmSync(target, { force: true });
   program.error(`Backup failed: ${(err as Error).message}`);

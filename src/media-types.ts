@@ -34,7 +34,8 @@ export function mediaTypeProblem(value: string): string | undefined {
     const name = parameter.slice(0, eq).toLowerCase();
     const paramValue = parameter.slice(eq + 1);
     if (!RESTRICTED_NAME.test(name)) return 'has a parameter name that is not an RFC 6838 name';
-    if (!TOKEN.test(paramValue) && !QUOTED_STRING.test(paramValue)) return 'has a parameter value that is neither a token nor a quoted string';
+    if (!TOKEN.test(paramValue) && !QUOTED_STRING.test(paramValue))
+      return 'has a parameter value that is neither a token nor a quoted string';
     if (seen.has(name)) return `repeats the parameter "${name}"`;
     seen.add(name);
   }

@@ -36,7 +36,8 @@ const flags = { ...readCoordinatorFlags(program), datanodeCount: program.opts().
 const log = pino({ name: 'tessera' }, { write: (line: string) => process.stderr.write(humanLogLine('tessera', line.trimEnd()) + '\n') });
 const dataDir = path.resolve(flags.dataDir);
 
-if (flags.port + flags.datanodeCount > 65535) program.error(`--port ${flags.port} leaves no room for ${flags.datanodeCount} datanode ports above it.`);
+if (flags.port + flags.datanodeCount > 65535)
+  program.error(`--port ${flags.port} leaves no room for ${flags.datanodeCount} datanode ports above it.`);
 // Secure by default: the whole tree (secret, pid files, index, fragments) is the user's alone.
 process.umask(0o077);
 fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -95,9 +96,12 @@ try {
       const name = `datanode-${i + 1}`;
       const port = flags.port === 0 ? 0 : flags.port + i + 1;
       const child = await startServiceProcess(name, 'datanode/main.ts', [
-        '--port', String(port),
-        '--data-dir', path.join(dataDir, name),
-        '--health-interval-ms', String(Math.min(flags.healthIntervalMs, 1000)),
+        '--port',
+        String(port),
+        '--data-dir',
+        path.join(dataDir, name),
+        '--health-interval-ms',
+        String(Math.min(flags.healthIntervalMs, 1000)),
         ...secretArgs,
       ]);
       watch(child, false);
@@ -107,13 +111,20 @@ try {
   const skip = new Set(['dataDir', 'secretFile', 'insecure', 'adminTokenFile'] as const);
   // <data-dir>/admin.token, where the CLI looks for it: written by the coordinator when its index holds no admin token.
   const adminTokenFile = flags.adminTokenFile ? path.resolve(flags.adminTokenFile) : path.join(dataDir, ADMIN_TOKEN_FILE);
-  const coordinator = await startServiceProcess('coordinator', 'src/main.ts', [
-    ...flagsToArgs(flags, skip),
-    '--data-dir', path.join(dataDir, 'coordinator'),
-    '--admin-token-file', adminTokenFile,
-    ...secretArgs,
-    ...datanodes.flatMap((d) => ['--datanode', d.url]),
-  ], { nodeArgs: COORDINATOR_NODE_ARGS, env: COORDINATOR_ENV });
+  const coordinator = await startServiceProcess(
+    'coordinator',
+    'src/main.ts',
+    [
+      ...flagsToArgs(flags, skip),
+      '--data-dir',
+      path.join(dataDir, 'coordinator'),
+      '--admin-token-file',
+      adminTokenFile,
+      ...secretArgs,
+      ...datanodes.flatMap((d) => ['--datanode', d.url]),
+    ],
+    { nodeArgs: COORDINATOR_NODE_ARGS, env: COORDINATOR_ENV },
+  );
   watch(coordinator, true);
   process.stdout.write(
     [

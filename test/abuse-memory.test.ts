@@ -4,7 +4,19 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bigQuery, fragmentDataAliases, listingAliases, measure, MiB, pinnedWindows, seedImage, seedSmallImages, stalledMultipart, startAbuseCluster, type AbuseCluster } from './support/abuse.ts';
+import {
+  bigQuery,
+  fragmentDataAliases,
+  listingAliases,
+  measure,
+  MiB,
+  pinnedWindows,
+  seedImage,
+  seedSmallImages,
+  stalledMultipart,
+  startAbuseCluster,
+  type AbuseCluster,
+} from './support/abuse.ts';
 import { expectServed } from './support/abuse-expect.ts';
 import { createRunningImageHash } from '../src/image-hash.ts';
 import { createWindowBudget } from '../src/memory-budget.ts';
@@ -42,7 +54,12 @@ describe.skipIf(!haveProc)('abuse cases on a real coordinator (RSS from /proc)',
 
   it('uploadImage past --max-upload-image-size is refused while it is read', async () => {
     const f = await measure(cluster, async () => {
-      const r = await stalledMultipart(cluster.url, { declared: 50 * MiB, send: 20 * MiB, query: 'mutation($f: File!) { uploadImage(name: "big", file: $f) { name } }', waitMs: 20_000 });
+      const r = await stalledMultipart(cluster.url, {
+        declared: 50 * MiB,
+        send: 20 * MiB,
+        query: 'mutation($f: File!) { uploadImage(name: "big", file: $f) { name } }',
+        waitMs: 20_000,
+      });
       return { outcome: r.answered, codes: [/PAYLOAD_TOO_LARGE/.exec(r.answered)?.[0] ?? r.answered] };
     });
     expect(f.codes).toEqual(['PAYLOAD_TOO_LARGE']); // answered although the body never completes

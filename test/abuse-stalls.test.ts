@@ -28,7 +28,11 @@ describe.skipIf(!haveProc)('stalled bodies and subscribe floods on a real coordi
   it('8 bodies stalled at 40 of 60 MB: past the buffered-bodies budget they are refused with SERVER_BUSY', async () => {
     let answers: string[] = [];
     const f = await measure(cluster, async () => {
-      const r = await Promise.all(Array.from({ length: 8 }, (_, i) => stalledMultipart(cluster.url, { declared: 60 * MiB, send: 40 * MiB, query: uploadImage(`stalled-${i}`), waitMs: 60_000 })));
+      const r = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          stalledMultipart(cluster.url, { declared: 60 * MiB, send: 40 * MiB, query: uploadImage(`stalled-${i}`), waitMs: 60_000 }),
+        ),
+      );
       answers = r.map((x) => x.answered);
       return { outcome: answers.join(' | '), codes: [...new Set(answers.map((a) => /[A-Z_]+$/.exec(a)?.[0] ?? a))] };
     });

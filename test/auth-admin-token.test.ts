@@ -14,7 +14,13 @@ let dir: string;
 let coordinator: CoordinatorProcess | undefined;
 
 const status = async (url: string, token: string) =>
-  (await rawFetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: '{ cluster { imageCount } }' }) })).status;
+  (
+    await rawFetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: '{ cluster { imageCount } }' }),
+    })
+  ).status;
 
 const tessera = runCli;
 

@@ -3,7 +3,16 @@
 // token and with the cluster secret. Each answers exactly as the policy below says: allowed,
 // UNAUTHENTICATED (401) or FORBIDDEN (403). Also over graphql-ws.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getNamedType, isInputObjectType, isNonNullType, isObjectType, isAbstractType, type GraphQLArgument, type GraphQLField, type GraphQLInputType } from 'graphql';
+import {
+  getNamedType,
+  isInputObjectType,
+  isNonNullType,
+  isObjectType,
+  isAbstractType,
+  type GraphQLArgument,
+  type GraphQLField,
+  type GraphQLInputType,
+} from 'graphql';
 import { schema } from '../src/schema/index.ts';
 import { ruleFor } from '../src/auth/rules.ts';
 import { startCluster, TEST_SECRET, type TestCluster } from './support/cluster.ts';
@@ -91,17 +100,28 @@ const ROOTS = [
   ['Mutation', 'mutation', schema.getMutationType()],
   ['Subscription', 'subscription', schema.getSubscriptionType()],
 ] as const;
-const OPERATIONS = ROOTS.flatMap(([type, kind, root]) => Object.values(root!.getFields()).map((f) => ({ op: `${type}.${f.name}`, type, kind, ...operationFor(kind, f) })));
+const OPERATIONS = ROOTS.flatMap(([type, kind, root]) =>
+  Object.values(root!.getFields()).map((f) => ({ op: `${type}.${f.name}`, type, kind, ...operationFor(kind, f) })),
+);
 
 let cluster: TestCluster;
-const auth: Record<Who, string | undefined> = { none: undefined, read: undefined, write: undefined, admin: undefined, cluster: `Bearer ${TEST_SECRET}` };
+const auth: Record<Who, string | undefined> = {
+  none: undefined,
+  read: undefined,
+  write: undefined,
+  admin: undefined,
+  cluster: `Bearer ${TEST_SECRET}`,
+};
 const WHO: Who[] = ['none', 'read', 'write', 'admin', 'cluster'];
 
 beforeAll(async () => {
   cluster = await startCluster({ datanodes: 2 });
   auth.admin = `Bearer ${cluster.adminToken}`;
   for (const role of ['read', 'write'] as const) {
-    const { createToken } = await cluster.gql(`mutation($n: String!, $r: Role!) { createToken(name: $n, role: $r) { secret token { role } } }`, { n: role, r: role });
+    const { createToken } = await cluster.gql(
+      `mutation($n: String!, $r: Role!) { createToken(name: $n, role: $r) { secret token { role } } }`,
+      { n: role, r: role },
+    );
     expect(createToken.token.role).toBe(role);
     auth[role] = `Bearer ${createToken.secret}`;
   }
@@ -111,10 +131,18 @@ afterAll(() => cluster?.close());
 
 /** 'allowed', or the auth code an answer carries; with the HTTP status it came with. */
 async function outcome(who: Who, o: (typeof OPERATIONS)[number]): Promise<{ result: string; status: number }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json', accept: o.kind === 'subscription' ? 'text/event-stream' : 'application/graphql-response+json' };
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: o.kind === 'subscription' ? 'text/event-stream' : 'application/graphql-response+json',
+  };
   if (auth[who]) headers.authorization = auth[who]!;
   const abort = new AbortController();
-  const res = await rawFetch(`${cluster.url}/graphql`, { method: 'POST', headers, body: JSON.stringify({ query: o.query, variables: o.variables }), signal: abort.signal });
+  const res = await rawFetch(`${cluster.url}/graphql`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ query: o.query, variables: o.variables }),
+    signal: abort.signal,
+  });
   let text: string;
   if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
     // An allowed subscription stays open: read until it ends or 1.5 s have passed with no error.
@@ -140,7 +168,7 @@ async function outcome(who: Who, o: (typeof OPERATIONS)[number]): Promise<{ resu
 }
 
 describe('every operation of the schema has a rule', () => {
-  it.each(OPERATIONS.map((o) => [o.op, o] as const))('%s is in rules.ts and in this test\'s policy', (op, o) => {
+  it.each(OPERATIONS.map((o) => [o.op, o] as const))("%s is in rules.ts and in this test's policy", (op, o) => {
     expect(ruleFor(o.type, op.split('.')[1]), `no rule for ${op} in src/auth/rules.ts`).toBeDefined();
     expect(POLICY[op], `no expectation for ${op} in this test`).toBeDefined();
     expect(ruleFor(o.type, op.split('.')[1])).toBe(POLICY[op]);
@@ -210,17 +238,30 @@ describe('graphql-ws', () => {
     expect(closed).toMatchObject({ code: 4401, reason: expect.stringContaining('UNAUTHENTICATED') });
   }, 30_000);
 
-  it('a token in an operation\'s extensions.headers authenticates the connection (GraphiQL)', async () => {
+  it("a token in an operation's extensions.headers authenticates the connection (GraphiQL)", async () => {
     const answers: string[] = [];
     await new Promise<void>((resolve, reject) => {
       const ws = new WebSocket(`${cluster.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
       ws.once('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: {} })));
       ws.on('message', (m) => {
         answers.push(String(m));
-        if (answers.length === 1) ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: HEALTH, extensions: { headers: { Authorization: auth.read } } } }));
+        if (answers.length === 1)
+          ws.send(
+            JSON.stringify({
+              id: '1',
+              type: 'subscribe',
+              payload: { query: HEALTH, extensions: { headers: { Authorization: auth.read } } },
+            }),
+          );
         if (answers.length === 2) {
           // A second operation with another token is refused on this connection.
-          ws.send(JSON.stringify({ id: '2', type: 'subscribe', payload: { query: HEALTH, extensions: { headers: { authorization: auth.admin } } } }));
+          ws.send(
+            JSON.stringify({
+              id: '2',
+              type: 'subscribe',
+              payload: { query: HEALTH, extensions: { headers: { authorization: auth.admin } } },
+            }),
+          );
         }
         if (answers.some((a) => a.includes('"id":"2"'))) {
           ws.close();
@@ -229,8 +270,15 @@ describe('graphql-ws', () => {
       });
       ws.once('error', reject);
     });
-    expect(JSON.parse(answers[1])).toMatchObject({ id: '1', type: 'next', payload: { data: { datanodeHealth: { status: expect.any(String) } } } });
-    expect(JSON.parse(answers.find((a) => a.includes('"id":"2"'))!)).toMatchObject({ type: 'error', payload: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
+    expect(JSON.parse(answers[1])).toMatchObject({
+      id: '1',
+      type: 'next',
+      payload: { data: { datanodeHealth: { status: expect.any(String) } } },
+    });
+    expect(JSON.parse(answers.find((a) => a.includes('"id":"2"'))!)).toMatchObject({
+      type: 'error',
+      payload: [{ extensions: { code: 'UNAUTHENTICATED' } }],
+    });
   });
 
   it('with an unknown token the connection is refused with 4401', async () => {

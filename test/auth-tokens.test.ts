@@ -20,7 +20,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function newToken(cluster: TestCluster, role: 'read' | 'write' | 'admin', name: string = role, expiresIn: number | null = null) {
   const { createToken } = await cluster.gql(CREATE, { n: name, r: role, e: expiresIn });
-  return { id: createToken.token.id as string, secret: createToken.secret as string, bearer: { authorization: `Bearer ${createToken.secret}` }, token: createToken.token };
+  return {
+    id: createToken.token.id as string,
+    secret: createToken.secret as string,
+    bearer: { authorization: `Bearer ${createToken.secret}` },
+    token: createToken.token,
+  };
 }
 
 describe('tokens, revocation and signed URLs', () => {
@@ -100,10 +105,27 @@ describe('tokens, revocation and signed URLs', () => {
 
     const altered = [
       new URL(url.href.replace('/images/cat.png', '/images/dog.png')), // another image
-      (() => { const u = new URL(url); u.searchParams.set('expires', String(Number(u.searchParams.get('expires')) + 3600)); return u; })(),
-      (() => { const u = new URL(url); const s = u.searchParams.get('signature')!; u.searchParams.set('signature', (s[0] === 'A' ? 'B' : 'A') + s.slice(1)); return u; })(),
-      (() => { const u = new URL(url); u.searchParams.set('token', 'someone-else'); return u; })(),
-      (() => { const u = new URL(url); u.searchParams.set('expires', 'soon'); return u; })(),
+      (() => {
+        const u = new URL(url);
+        u.searchParams.set('expires', String(Number(u.searchParams.get('expires')) + 3600));
+        return u;
+      })(),
+      (() => {
+        const u = new URL(url);
+        const s = u.searchParams.get('signature')!;
+        u.searchParams.set('signature', (s[0] === 'A' ? 'B' : 'A') + s.slice(1));
+        return u;
+      })(),
+      (() => {
+        const u = new URL(url);
+        u.searchParams.set('token', 'someone-else');
+        return u;
+      })(),
+      (() => {
+        const u = new URL(url);
+        u.searchParams.set('expires', 'soon');
+        return u;
+      })(),
     ];
     for (const u of altered) {
       const res = await rawFetch(u);
@@ -222,7 +244,11 @@ describe('rate limits and --anonymous read', () => {
     const busy = { authorization: `Bearer ${createToken.secret}` };
     const answers = await Promise.all(
       Array.from({ length: 40 }, () =>
-        rawFetch(`${cluster.url}/graphql`, { method: 'POST', headers: { ...busy, 'content-type': 'application/json' }, body: JSON.stringify({ query: CLUSTER }) }),
+        rawFetch(`${cluster.url}/graphql`, {
+          method: 'POST',
+          headers: { ...busy, 'content-type': 'application/json' },
+          body: JSON.stringify({ query: CLUSTER }),
+        }),
       ),
     );
     const limited = answers.filter((r) => r.status === 429);
@@ -236,14 +262,22 @@ describe('rate limits and --anonymous read', () => {
     expect(refused).toBeDefined();
     expect((await refused!.json()).code).toBe('RATE_LIMITED');
     await sleep(1200);
-    const other = await rawFetch(`${cluster.url}/graphql`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ query: CLUSTER }) });
+    const other = await rawFetch(`${cluster.url}/graphql`, {
+      method: 'POST',
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: CLUSTER }),
+    });
     expect(other.status).toBe(200);
   });
 
   it('--anonymous read: queries and downloads work without a token, mutations answer FORBIDDEN, a bad token is still 401', async () => {
     await sleep(1200); // a fresh rate window for the anonymous principal
     const post = (query: string, headers: Record<string, string> = {}) =>
-      rawFetch(`${cluster.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query }) });
+      rawFetch(`${cluster.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ query }),
+      });
     const q = await post(CLUSTER);
     expect(q.status).toBe(200);
     expect((await q.json()).data.cluster.imageCount).toBe(1);

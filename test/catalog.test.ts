@@ -38,7 +38,10 @@ function upload(name: string, size = 10, fragmentSize = 4, expiresAt = T + 1000)
 
 const fragment = (imageId: number, idx: number, id: string) => ({ id, imageId, idx, size: 4, sha256: id.padEnd(64, '0') });
 const deletions = () =>
-  catalog.dueDeletions(Number.MAX_SAFE_INTEGER, 1000).map((d) => `${d.fragmentId}@${d.datanodeId}`).sort();
+  catalog
+    .dueDeletions(Number.MAX_SAFE_INTEGER, 1000)
+    .map((d) => `${d.fragmentId}@${d.datanodeId}`)
+    .sort();
 
 describe('insertUpload', () => {
   it('reserves the name: a second upload of it is IMAGE_ALREADY_EXISTS, while open and once stored', () => {
@@ -84,7 +87,10 @@ describe('recordFragment', () => {
     catalog.addWriteIntents('new', ['b', 'c']);
     expect(catalog.recordFragment(fragment(u.id, 0, 'new'), ['b', 'c'], T + 2000, T + 1)).toBe('replaced');
 
-    expect(catalog.fragments(u.id).map((f) => [f.idx, f.id])).toEqual([[0, 'new'], [1, 'other']]);
+    expect(catalog.fragments(u.id).map((f) => [f.idx, f.id])).toEqual([
+      [0, 'new'],
+      [1, 'other'],
+    ]);
     expect(catalog.replicasOf('old')).toEqual([]);
     expect(catalog.replicasOf('new')).toEqual(['b', 'c']);
     // The old replicas are due for deletion; the new ones' write intents are cleared.
@@ -134,7 +140,9 @@ describe('write intents', () => {
     catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a' });
     expect(catalog.accountsFor('w', 'a')).toBe(true);
     catalog.releaseWriteIntents('w', ['a'], T);
-    expect(catalog.dueDeletions(T)).toEqual([{ fragmentId: 'w', datanodeId: 'a', attempts: 0, reason: 'unrecorded-write', imageKey: null }]);
+    expect(catalog.dueDeletions(T)).toEqual([
+      { fragmentId: 'w', datanodeId: 'a', attempts: 0, reason: 'unrecorded-write', imageKey: null },
+    ]);
   });
 
   it('end when the write is recorded: releasing them then queues nothing', () => {
@@ -163,12 +171,15 @@ describe('an index written before write intents had a table of their own', () =>
     try {
       const old = path.join(dir, 'migrations');
       fs.mkdirSync(old);
-      for (const f of fs.readdirSync(MIGRATIONS_DIR).filter((f) => /^00[1-5]_.*\.sql$/.test(f))) fs.copyFileSync(path.join(MIGRATIONS_DIR, f), path.join(old, f));
+      for (const f of fs.readdirSync(MIGRATIONS_DIR).filter((f) => /^00[1-5]_.*\.sql$/.test(f)))
+        fs.copyFileSync(path.join(MIGRATIONS_DIR, f), path.join(old, f));
       const file = path.join(dir, 'index.sqlite');
       const before = openDatabase(file, { migrationsDir: old });
       for (const id of ['a', 'b']) datanodeRows(before).insert(id, `http://127.0.0.1:1/${id}`, T);
       // The old schema's sentinel: a write in flight is a deletion that is never due.
-      const insert = before.prepare(`INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key) VALUES (?, ?, ?, ?, ?, ?)`);
+      const insert = before.prepare(
+        `INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key) VALUES (?, ?, ?, ?, ?, ?)`,
+      );
       insert.run('w', 'a', Number.MAX_SAFE_INTEGER, 0, 'unrecorded-write', null);
       insert.run('w', 'b', Number.MAX_SAFE_INTEGER, 0, 'unrecorded-write', null);
       insert.run('gone', 'a', T, 2, 'orphan', null);
@@ -178,14 +189,21 @@ describe('an index written before write intents had a table of their own', () =>
       try {
         const migrated = createCatalog(after);
         expect(migrated.pendingDeletionCount()).toBe(1);
-        expect(migrated.dueDeletions(Number.MAX_SAFE_INTEGER).map((d) => `${d.fragmentId}@${d.datanodeId}:${d.attempts}`)).toEqual(['gone@a:2']);
+        expect(migrated.dueDeletions(Number.MAX_SAFE_INTEGER).map((d) => `${d.fragmentId}@${d.datanodeId}:${d.attempts}`)).toEqual([
+          'gone@a:2',
+        ]);
         expect(migrated.accountsFor('w', 'a')).toBe(true);
         expect(migrated.deletionTargetsOf('w').sort()).toEqual(['a', 'b']);
         migrated.ackDeletion({ fragmentId: 'w', datanodeId: 'a' }); // an intent is not a deletion to acknowledge
         expect(migrated.accountsFor('w', 'a')).toBe(true);
         // What a coordinator does at start: the writes the last run left in flight become due deletions.
         expect(migrated.releaseAllWriteIntents(T)).toBe(2);
-        expect(migrated.dueDeletions(T).map((d) => `${d.fragmentId}@${d.datanodeId}:${d.reason}`).sort()).toEqual(['gone@a:orphan', 'w@a:unrecorded-write', 'w@b:unrecorded-write']);
+        expect(
+          migrated
+            .dueDeletions(T)
+            .map((d) => `${d.fragmentId}@${d.datanodeId}:${d.reason}`)
+            .sort(),
+        ).toEqual(['gone@a:orphan', 'w@a:unrecorded-write', 'w@b:unrecorded-write']);
       } finally {
         after.close();
       }
@@ -202,7 +220,13 @@ describe('completeUpload', () => {
     catalog.recordFragment(fragment(u.id, 1, 'f1'), ['b', 'c'], T + 1, T);
     expect(catalog.imageByName('done.png')).toBeUndefined();
     expect(catalog.completeUpload(u.id, ['f0', 'f1'], 'ab'.repeat(32), T + 7)).toBe('done');
-    expect(catalog.imageByName('done.png')).toMatchObject({ state: 'stored', sha256: 'ab'.repeat(32), uploadId: null, expiresAt: null, createdAt: T + 7 });
+    expect(catalog.imageByName('done.png')).toMatchObject({
+      state: 'stored',
+      sha256: 'ab'.repeat(32),
+      uploadId: null,
+      expiresAt: null,
+      createdAt: T + 7,
+    });
     expect(catalog.uploadById(u.uploadId!)).toBeUndefined();
     expect(catalog.totals()).toEqual({ imageCount: 1, storedBytes: 8 });
   });
@@ -257,7 +281,12 @@ describe('expiredUploads', () => {
     const stored = upload('stored.png', 4, 4, T + 1);
     catalog.recordFragment(fragment(stored.id, 0, 's0'), ['a', 'b'], T + 1, T);
     expect(catalog.completeUpload(stored.id, ['s0'], 'ab'.repeat(32), T)).toBe('done');
-    expect(catalog.expiredUploads(T).map((x) => x.name).sort()).toEqual(['just-now.png', 'old.png']);
+    expect(
+      catalog
+        .expiredUploads(T)
+        .map((x) => x.name)
+        .sort(),
+    ).toEqual(['just-now.png', 'old.png']);
   });
 });
 
@@ -265,7 +294,14 @@ describe('listImages / countImages', () => {
   const store = (name: string) => {
     const u = upload(name, 4);
     catalog.recordFragment(fragment(u.id, 0, `f-${Buffer.from(name).toString('hex')}`), ['a', 'b'], T + 1, T);
-    expect(catalog.completeUpload(u.id, catalog.fragments(u.id).map((f) => f.id), 'ab'.repeat(32), T)).toBe('done');
+    expect(
+      catalog.completeUpload(
+        u.id,
+        catalog.fragments(u.id).map((f) => f.id),
+        'ab'.repeat(32),
+        T,
+      ),
+    ).toBe('done');
   };
 
   it('lists stored images in UTF-8 byte order, with prefix and cursor', () => {
@@ -274,7 +310,9 @@ describe('listImages / countImages', () => {
     upload('a-open');
     const order = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
     expect(catalog.listImages({ first: 100 }).map((i) => i.name)).toEqual(order);
-    expect(catalog.listImages({ first: 3, after: 'B' }).map((i) => i.name)).toEqual(order.slice(order.indexOf('B') + 1, order.indexOf('B') + 4));
+    expect(catalog.listImages({ first: 3, after: 'B' }).map((i) => i.name)).toEqual(
+      order.slice(order.indexOf('B') + 1, order.indexOf('B') + 4),
+    );
     expect(catalog.listImages({ first: 100, prefix: 'a_' }).map((i) => i.name)).toEqual(['a_c']);
     expect(catalog.countImages()).toBe(names.length);
     expect(catalog.countImages('a')).toBe(2);

@@ -47,13 +47,30 @@ describe('tessera', () => {
     expect(code).toBe(0);
     const results = JSON.parse(stdout);
     expect(results).toEqual([
-      expect.objectContaining({ name: 'cat.png', size: cat.length, sha256: sha256(cat), contentType: 'image/png', resumed: false, fragmentCount: 6, sentFragments: 6 }),
+      expect.objectContaining({
+        name: 'cat.png',
+        size: cat.length,
+        sha256: sha256(cat),
+        contentType: 'image/png',
+        resumed: false,
+        fragmentCount: 6,
+        sentFragments: 6,
+      }),
       expect.objectContaining({ name: 'dog.jpg', size: 300, sha256: sha256(dog), contentType: 'image/jpeg' }),
     ]);
   });
 
   it('upload --name and --content-type, human output', async () => {
-    const { code, stdout } = await tessera('upload', '--name', 'pets/cat copy', '--content-type', 'image/x-test', '--parallel', '2', 'cat.png');
+    const { code, stdout } = await tessera(
+      'upload',
+      '--name',
+      'pets/cat copy',
+      '--content-type',
+      'image/x-test',
+      '--parallel',
+      '2',
+      'cat.png',
+    );
     expect(code).toBe(0);
     expect(stdout).toMatch(/^uploaded pets\/cat copy \(.*\) sha256 [0-9a-f]{64}\n$/);
   });
@@ -101,7 +118,9 @@ describe('tessera', () => {
       { name: 'nope.png', deleted: false },
       { name: 'pets/cat copy', deleted: true },
     ]);
-    expect((await cluster.gql(`{ images { edges { node { name } } } }`)).images.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual(['cat.png']);
+    expect(
+      (await cluster.gql(`{ images { edges { node { name } } } }`)).images.edges.map((e: { node: { name: string } }) => e.node.name),
+    ).toEqual(['cat.png']);
   });
 
   it('nodes --json lists the datanodes', async () => {
@@ -109,7 +128,14 @@ describe('tessera', () => {
     expect(code).toBe(0);
     const nodes = JSON.parse(stdout);
     expect(nodes).toHaveLength(3);
-    for (const n of nodes) expect(n).toMatchObject({ id: expect.any(String), url: expect.stringMatching(/^http:/), status: 'UP', fragmentCount: expect.any(Number), storedBytes: expect.any(Number) });
+    for (const n of nodes)
+      expect(n).toMatchObject({
+        id: expect.any(String),
+        url: expect.stringMatching(/^http:/),
+        status: 'UP',
+        fragmentCount: expect.any(Number),
+        storedBytes: expect.any(Number),
+      });
   });
 
   it('a usage error exits 2', async () => {
@@ -122,17 +148,34 @@ describe('tessera', () => {
     const watch = start(['watch', '--json']);
     const other = createTesseraClient({ url: cluster.url, stateDir: false });
     try {
-      await untilValue(() => watch.output().stderr.includes('watching'), 'watch to say it is watching', { timeoutMs: 20_000, unless: watch.done });
+      await untilValue(() => watch.output().stderr.includes('watching'), 'watch to say it is watching', {
+        timeoutMs: 20_000,
+        unless: watch.done,
+      });
       // graphql-ws does not acknowledge a subscription; an upload a moment too early is missed, so
       // keep uploading until one shows (the first one does, in practice).
       let line: string | undefined;
       for (let i = 0; !line; i++) {
         const name = `watched-${i}`;
         await other.upload(Readable.from([Buffer.from('x'.repeat(i + 1))]), { name, size: i + 1 });
-        line = await untilValue(() => watch.output().stdout.split('\n').find((l) => l.includes(`"${name}"`)), `watch to print ${name}`, { timeoutMs: 3000, unless: watch.done }).catch(() => undefined);
+        line = await untilValue(
+          () =>
+            watch
+              .output()
+              .stdout.split('\n')
+              .find((l) => l.includes(`"${name}"`)),
+          `watch to print ${name}`,
+          { timeoutMs: 3000, unless: watch.done },
+        ).catch(() => undefined);
       }
       const event = JSON.parse(line);
-      expect(event).toMatchObject({ __typename: 'ImageStored', name: expect.stringMatching(/^watched-/), size: expect.any(Number), at: expect.any(String), message: expect.any(String) });
+      expect(event).toMatchObject({
+        __typename: 'ImageStored',
+        name: expect.stringMatching(/^watched-/),
+        size: expect.any(Number),
+        at: expect.any(String),
+        message: expect.any(String),
+      });
       // Every line on stdout is one JSON object.
       for (const l of watch.output().stdout.trim().split('\n')) expect(() => JSON.parse(l)).not.toThrow();
     } finally {

@@ -40,7 +40,8 @@ it.each(['upload', 'download', 'ls', 'stat', 'rm', 'nodes', 'cluster', 'watch'])
 it('the top-level help lists every command', async () => {
   const { code, stdout } = await run('--help');
   expect(code).toBe(0);
-  for (const command of ['upload', 'download', 'ls', 'stat', 'rm', 'nodes', 'watch']) expect(stdout).toMatch(new RegExp(`^ {2}${command} `, 'm'));
+  for (const command of ['upload', 'download', 'ls', 'stat', 'rm', 'nodes', 'watch'])
+    expect(stdout).toMatch(new RegExp(`^ {2}${command} `, 'm'));
   expect(stdout).toMatch(/TESSERA_URL/);
 });
 

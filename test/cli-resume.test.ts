@@ -58,7 +58,8 @@ function createHoldingProxy(target: () => string) {
   };
 }
 
-const tessera = (args: string[]) => startCli(args, dir, { TESSERA_URL: proxy.url(), TESSERA_TOKEN: cluster.adminToken, TESSERA_STATE_DIR: join(dir, 'state') });
+const tessera = (args: string[]) =>
+  startCli(args, dir, { TESSERA_URL: proxy.url(), TESSERA_TOKEN: cluster.adminToken, TESSERA_STATE_DIR: join(dir, 'state') });
 
 beforeAll(async () => {
   [cluster, dir] = await Promise.all([startCluster(), mkdtemp(join(tmpdir(), 'tessera-cli-resume-'))]);
@@ -85,7 +86,9 @@ it('SIGINT mid-upload leaves it resumable; the rerun sends only the missing frag
   expect(interrupted.code).toBe(130);
   expect(interrupted.stderr).toMatch(/^error ABORTED: /m);
   expect(interrupted.stderr).toMatch(/run the same command again to resume/);
-  expect(JSON.parse(interrupted.stdout)).toEqual([expect.objectContaining({ name: 'big.tiff', error: expect.objectContaining({ code: 'ABORTED', uploadId: expect.any(String) }) })]);
+  expect(JSON.parse(interrupted.stdout)).toEqual([
+    expect.objectContaining({ name: 'big.tiff', error: expect.objectContaining({ code: 'ABORTED', uploadId: expect.any(String) }) }),
+  ]);
 
   // Not visible yet, and its fragments kept.
   expect((await cluster.gql(`{ image(name: "big.tiff") { name } }`)).image).toBeNull();
@@ -96,7 +99,12 @@ it('SIGINT mid-upload leaves it resumable; the rerun sends only the missing frag
   expect(second.stderr).toBe('');
   expect(second.code).toBe(0);
   const [result] = JSON.parse(second.stdout);
-  expect(result).toMatchObject({ name: 'big.tiff', resumed: true, fragmentCount: FRAGMENTS, sha256: createHash('sha256').update(bytes).digest('hex') });
+  expect(result).toMatchObject({
+    name: 'big.tiff',
+    resumed: true,
+    fragmentCount: FRAGMENTS,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  });
   expect(result.skippedFragments).toBeGreaterThanOrEqual(LET_THROUGH);
   expect(result.sentFragments).toBe(FRAGMENTS - result.skippedFragments);
   // What the CLI says it sent is what went over the wire.

@@ -35,7 +35,13 @@ describe('download', () => {
     const out = join(dir, 'cat.webp');
     let last = 0;
     const result = await client.download('photos/cat.webp', out, { onProgress: (p) => (last = p.bytesDone) });
-    expect(result).toMatchObject({ name: 'photos/cat.webp', size: bytes.length, sha256: sha256(bytes), contentType: 'image/webp', path: out });
+    expect(result).toMatchObject({
+      name: 'photos/cat.webp',
+      size: bytes.length,
+      sha256: sha256(bytes),
+      contentType: 'image/webp',
+      path: out,
+    });
     expect(last).toBe(bytes.length);
     expect((await readFile(out)).equals(bytes)).toBe(true);
     expect(await readdir(dir)).toEqual(['cat.webp']);
@@ -79,7 +85,9 @@ describe('verification', () => {
   it('a body that does not match its ETag is refused: the target keeps its old content, no temp file stays', async () => {
     // A coordinator stand-in that serves bytes under the ETag of other bytes.
     const body = randomBytes(5000);
-    const server = http.createServer((_req, res) => res.writeHead(200, { etag: `"${sha256(Buffer.from('not the body'))}"`, 'content-length': body.length }).end(body));
+    const server = http.createServer((_req, res) =>
+      res.writeHead(200, { etag: `"${sha256(Buffer.from('not the body'))}"`, 'content-length': body.length }).end(body),
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const fake = createTesseraClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, stateDir: false });
     const sub = await mkdtemp(join(dir, 'etag-'));

@@ -67,7 +67,13 @@ describe('stat, remove, nodes, cluster', () => {
   it('nodes and cluster describe the datanodes', async () => {
     const nodes = await client.nodes();
     expect(nodes).toHaveLength(3);
-    for (const n of nodes) expect(n).toMatchObject({ status: 'UP', url: expect.stringMatching(/^http:/), fragmentCount: expect.any(Number), storedBytes: expect.any(Number) });
+    for (const n of nodes)
+      expect(n).toMatchObject({
+        status: 'UP',
+        url: expect.stringMatching(/^http:/),
+        fragmentCount: expect.any(Number),
+        storedBytes: expect.any(Number),
+      });
     expect(await client.cluster()).toMatchObject({ datanodeCount: 3, liveDatanodeCount: 3, replicationFactor: 2, fragmentSize: 64 * 1024 });
   });
 
@@ -101,7 +107,13 @@ describe('subscribe', () => {
     try {
       await other.upload(Readable.from([Buffer.from('watched bytes')]), { name: 'watched', size: 13 });
       const stored = await waitFor((e) => e.__typename === 'ImageStored' && 'name' in e && e.name === 'watched');
-      expect(stored).toMatchObject({ __typename: 'ImageStored', name: 'watched', size: 13, message: expect.any(String), at: expect.any(String) });
+      expect(stored).toMatchObject({
+        __typename: 'ImageStored',
+        name: 'watched',
+        size: 13,
+        message: expect.any(String),
+        at: expect.any(String),
+      });
       await other.remove('watched');
       expect(await waitFor((e) => e.__typename === 'ImageDeleted')).toMatchObject({ name: 'watched' });
     } finally {

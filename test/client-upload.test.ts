@@ -49,8 +49,19 @@ describe('upload', () => {
   ])('a multi-fragment file arrives byte-identical ($transport, hashFirst $hashFirst)', async ({ transport, hashFirst }) => {
     const { path, bytes } = await fileOf(`multi-${transport}.png`, 17 * FRAGMENT + 123);
     const progress: number[] = [];
-    const result = await client.upload(path, { transport, hashFirst, parallel: 3, onProgress: (p) => p.phase === 'uploading' && progress.push(p.bytesDone) });
-    expect(result.image).toMatchObject({ name: `multi-${transport}.png`, size: bytes.length, sha256: sha256(bytes), contentType: 'image/png', fragmentCount: 18 });
+    const result = await client.upload(path, {
+      transport,
+      hashFirst,
+      parallel: 3,
+      onProgress: (p) => p.phase === 'uploading' && progress.push(p.bytesDone),
+    });
+    expect(result.image).toMatchObject({
+      name: `multi-${transport}.png`,
+      size: bytes.length,
+      sha256: sha256(bytes),
+      contentType: 'image/png',
+      fragmentCount: 18,
+    });
     expect(result).toMatchObject({ resumed: false, fragmentCount: 18, sentFragments: 18, skippedFragments: 0 });
     expect(progress.at(-1)).toBe(bytes.length);
     expect((await fetchBytes(result.image.name)).equals(bytes)).toBe(true);
@@ -170,7 +181,9 @@ describe('upload', () => {
   it('a changed file does not resume the old upload: that one is dropped and the name freed', async () => {
     const { path } = await fileOf('changed.png', 20 * FRAGMENT);
     const controller = new AbortController();
-    const err = await client.upload(path, { parallel: 1, signal: controller.signal, onProgress: (p) => p.sentFragments >= 2 && controller.abort() }).catch((e) => e);
+    const err = await client
+      .upload(path, { parallel: 1, signal: controller.signal, onProgress: (p) => p.sentFragments >= 2 && controller.abort() })
+      .catch((e) => e);
     expect(err.code).toBe('ABORTED');
     const bytes = randomBytes(20 * FRAGMENT);
     await writeFile(path, bytes);
@@ -183,7 +196,9 @@ describe('upload', () => {
   it('resume: false aborts the earlier upload of the file and starts over', async () => {
     const { path, bytes } = await fileOf('restart.png', 12 * FRAGMENT);
     const controller = new AbortController();
-    const err = await client.upload(path, { parallel: 1, signal: controller.signal, onProgress: (p) => p.sentFragments >= 2 && controller.abort() }).catch((e) => e);
+    const err = await client
+      .upload(path, { parallel: 1, signal: controller.signal, onProgress: (p) => p.sentFragments >= 2 && controller.abort() })
+      .catch((e) => e);
     expect(err.code).toBe('ABORTED');
     const result = await client.upload(path, { resume: false });
     expect(result).toMatchObject({ resumed: false, sentFragments: 12, skippedFragments: 0 });
@@ -204,19 +219,32 @@ describe('transient failures', () => {
         if (fragments === 2) return void req.socket.destroy();
         if (fragments === 4) {
           req.resume();
-          return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: 'Needs 2 live datanodes; 1 is live.', extensions: { code: 'INSUFFICIENT_DATANODES' } }] }));
+          return void res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(
+              JSON.stringify({
+                errors: [{ message: 'Needs 2 live datanodes; 1 is live.', extensions: { code: 'INSUFFICIENT_DATANODES' } }],
+              }),
+            );
         }
       }
       const target = new URL(cluster.url);
-      const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode!, r.headers);
-        r.pipe(res);
-      });
+      const up = http.request(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode!, r.headers);
+          r.pipe(res);
+        },
+      );
       up.on('error', () => res.destroy());
       req.pipe(up);
     });
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    const flaky = createTesseraClient({ url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, stateDir: false, retry: { baseDelayMs: 5, maxDelayMs: 20 } });
+    const flaky = createTesseraClient({
+      url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      stateDir: false,
+      retry: { baseDelayMs: 5, maxDelayMs: 20 },
+    });
     try {
       const { path, bytes } = await fileOf('flaky.png', 6 * FRAGMENT);
       const result = await flaky.upload(path, { parallel: 1 });

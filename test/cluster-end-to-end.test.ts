@@ -23,7 +23,8 @@ afterAll(async () => {
 });
 
 const fragmentFiles = () =>
-  fs.readdirSync(dataDir)
+  fs
+    .readdirSync(dataDir)
     .filter((d) => d.startsWith('datanode-'))
     .flatMap((d) => {
       const dir = path.join(dataDir, d, 'fragments');
@@ -32,7 +33,9 @@ const fragmentFiles = () =>
 
 /** Until the coordinator counts `n` datanodes live. */
 const waitForLiveDatanodes = (n: number) =>
-  expect.poll(async () => (await gql(`{ cluster { liveDatanodeCount } }`)).cluster.liveDatanodeCount, { timeout: 20_000, interval: 200 }).toBeGreaterThanOrEqual(n);
+  expect
+    .poll(async () => (await gql(`{ cluster { liveDatanodeCount } }`)).cluster.liveDatanodeCount, { timeout: 20_000, interval: 200 })
+    .toBeGreaterThanOrEqual(n);
 
 it('stores a multi-fragment PNG across real processes and finds it again after restarts', { timeout: 120_000 }, async () => {
   const port = await freePortBlock(4);
@@ -48,10 +51,16 @@ it('stores a multi-fragment PNG across real processes and finds it again after r
   expect(beginUpload.fragmentCount).toBeGreaterThanOrEqual(3);
   for (let i = 0; i < beginUpload.fragmentCount; i++) {
     const part = png.subarray(i * beginUpload.fragmentSize, (i + 1) * beginUpload.fragmentSize);
-    const res = await gql.multipart(`mutation($u: ID!, $i: Int!, $f: File) { uploadFragment(uploadId: $u, index: $i, file: $f) { index } }`, { u: beginUpload.id, i, f: null }, { 'variables.f': { data: part } });
+    const res = await gql.multipart(
+      `mutation($u: ID!, $i: Int!, $f: File) { uploadFragment(uploadId: $u, index: $i, file: $f) { index } }`,
+      { u: beginUpload.id, i, f: null },
+      { 'variables.f': { data: part } },
+    );
     expect(res.errors).toBeUndefined();
   }
-  const { completeUpload } = await gql(`mutation($u: ID!) { completeUpload(uploadId: $u) { sha256 url fragments { replicas { url } } } }`, { u: beginUpload.id });
+  const { completeUpload } = await gql(`mutation($u: ID!) { completeUpload(uploadId: $u) { sha256 url fragments { replicas { url } } } }`, {
+    u: beginUpload.id,
+  });
   expect(completeUpload.sha256).toBe(sha256);
 
   const download = async () => Buffer.from(await (await fetch(completeUpload.url)).arrayBuffer());

@@ -28,11 +28,18 @@ const startA = () => startDatanodeProcess({ dataDir: join(dir, 'a'), secret: SEC
 
 async function filesOf(dataDir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const n of (await readdir(join(dataDir, 'fragments'))).sort()) out[n] = createHash('sha256').update(await readFile(join(dataDir, 'fragments', n))).digest('hex');
+  for (const n of (await readdir(join(dataDir, 'fragments'))).sort())
+    out[n] = createHash('sha256')
+      .update(await readFile(join(dataDir, 'fragments', n)))
+      .digest('hex');
   return out;
 }
 const clusterIdOnDisk = async (dataDir: string) => (await readFile(join(dataDir, CLUSTER_ID_FILE), 'utf8').catch(() => '')).trim();
-const failure = (p: Promise<unknown>) => p.then(() => undefined, (err: unknown) => err as DatanodeHttpError);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (err: unknown) => err as DatanodeHttpError,
+  );
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tessera-cluster-id-'));
@@ -52,7 +59,12 @@ describe('cluster identity', () => {
   let before: Record<string, string>;
 
   it('a new cluster mints its id and its datanode keeps it in its data dir', async () => {
-    const a = await startCoordinatorOver([nodeA.url], { secret: SECRET, replicationFactor: 1, fragmentSize: FRAGMENT, orphanGraceSec: 3600 });
+    const a = await startCoordinatorOver([nodeA.url], {
+      secret: SECRET,
+      replicationFactor: 1,
+      fragmentSize: FRAGMENT,
+      orphanGraceSec: 3600,
+    });
     coordinators.push(a);
     clusterA = a.app.clusterIdentity.current()!;
     expect(clusterA).toMatch(/^[0-9a-f-]{36}$/);
@@ -68,9 +80,15 @@ describe('cluster identity', () => {
     try {
       expect((await failure(lost.deleteFragment(nodeA.url, fragmentId)))?.code).toBe('CLUSTER_ID_REQUIRED');
       const bytes = Buffer.from('overwrite');
-      expect((await failure(lost.putFragment(nodeA.url, fragmentId, bytes, createHash('sha256').update(bytes).digest('hex'))))?.code).toBe('CLUSTER_ID_REQUIRED');
+      expect((await failure(lost.putFragment(nodeA.url, fragmentId, bytes, createHash('sha256').update(bytes).digest('hex'))))?.code).toBe(
+        'CLUSTER_ID_REQUIRED',
+      );
       // Reads stay open to it: a rebuild of the index reads the datanodes before it knows the id.
-      expect(createHash('sha256').update((await lost.getFragment(nodeA.url, fragmentId))!).digest('hex')).toBe(before[fragmentId]);
+      expect(
+        createHash('sha256')
+          .update((await lost.getFragment(nodeA.url, fragmentId))!)
+          .digest('hex'),
+      ).toBe(before[fragmentId]);
     } finally {
       lost.close();
     }
@@ -78,7 +96,13 @@ describe('cluster identity', () => {
   });
 
   it('a coordinator of another cluster is refused, marks the datanode WRONG_CLUSTER and deletes nothing', async () => {
-    const b = await startCoordinatorOver([nodeB.url], { secret: SECRET, replicationFactor: 1, fragmentSize: FRAGMENT, reconcileIntervalSec: 1, orphanGraceSec: 1 });
+    const b = await startCoordinatorOver([nodeB.url], {
+      secret: SECRET,
+      replicationFactor: 1,
+      fragmentSize: FRAGMENT,
+      reconcileIntervalSec: 1,
+      orphanGraceSec: 1,
+    });
     coordinators.push(b);
     const clusterB = b.app.clusterIdentity.current()!;
     expect(clusterB).toBeDefined();
@@ -88,7 +112,10 @@ describe('cluster identity', () => {
     const { id } = (await b.gql(REGISTER, { url: nodeA.url }, { authorization: `Bearer ${SECRET}` })).registerDatanode;
     await until(() => /^WRONG_CLUSTER/.test(b.app.registry.get(id)?.identityFault ?? ''), 'A marked WRONG_CLUSTER in cluster B', 10_000);
     const { datanodes } = await b.gql(`{ datanodes { id status identityFault } }`);
-    expect(datanodes.find((d: { id: string }) => d.id === id)).toMatchObject({ status: 'DOWN', identityFault: expect.stringContaining(clusterA) });
+    expect(datanodes.find((d: { id: string }) => d.id === id)).toMatchObject({
+      status: 'DOWN',
+      identityFault: expect.stringContaining(clusterA),
+    });
 
     const foreign = createDatanodeClient({ secret: SECRET, identity: { clusterId: () => clusterB, expectedNodeId: () => undefined } });
     try {
@@ -116,7 +143,12 @@ describe('cluster identity', () => {
     await nodeA.stop();
 
     // No datanode answers: no id is invented for the old disks; writes and deletes wait.
-    const fresh = await startCoordinatorOver([nodeA.url], { secret: SECRET, replicationFactor: 1, fragmentSize: FRAGMENT, orphanGraceSec: 3600 });
+    const fresh = await startCoordinatorOver([nodeA.url], {
+      secret: SECRET,
+      replicationFactor: 1,
+      fragmentSize: FRAGMENT,
+      orphanGraceSec: 3600,
+    });
     coordinators.push(fresh);
     await rm(a.dir, { recursive: true, force: true });
     expect(fresh.app.clusterIdentity.current()).toBeUndefined();
@@ -132,7 +164,7 @@ describe('cluster identity', () => {
 });
 
 describe('cluster identity with --insecure', () => {
-  it('an unguarded datanode joins its coordinator\'s cluster and takes its writes and deletes', async () => {
+  it("an unguarded datanode joins its coordinator's cluster and takes its writes and deletes", async () => {
     const dataDir = join(dir, 'insecure');
     const node = await startDatanodeProcess({ dataDir, extraArgs: ['--insecure'] });
     const c = await startCoordinatorOver([node.url], { secret: undefined, replicationFactor: 1, fragmentSize: FRAGMENT });

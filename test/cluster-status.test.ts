@@ -7,7 +7,8 @@ import { until } from './support/poll.ts';
 import { ABORT, beginUpload, bytesOf, DELETE, sendFragment, uploadChunked, uploadImage } from './support/images.ts';
 
 const FRAGMENT = 4096;
-const CLUSTER = '{ cluster { replicationFactor fragmentSize datanodeCount liveDatanodeCount imageCount storedBytes underReplicatedFragments } }';
+const CLUSTER =
+  '{ cluster { replicationFactor fragmentSize datanodeCount liveDatanodeCount imageCount storedBytes underReplicatedFragments } }';
 const DATANODES = '{ datanodes { id url status lastSeenAt cpuPercent memoryPercent diskPercent diskFreeBytes fragmentCount storedBytes } }';
 
 let cluster: TestCluster;
@@ -51,7 +52,12 @@ it('counts stored images and their bytes (one copy), not open uploads', async ()
   const open = await beginUpload(cluster, { name: 'open.png', size: 2 * FRAGMENT });
   await sendFragment(cluster, open.id, 0, bytesOf(FRAGMENT, 3));
 
-  expect(await figures()).toMatchObject({ imageCount: 2, storedBytes: a.length + b.length, underReplicatedFragments: 0, liveDatanodeCount: 3 });
+  expect(await figures()).toMatchObject({
+    imageCount: 2,
+    storedBytes: a.length + b.length,
+    underReplicatedFragments: 0,
+    liveDatanodeCount: 3,
+  });
 
   // The datanodes' own counts (as of their next sample) add up to what is on disk: 2 copies of
   // every fragment, the open upload's included.

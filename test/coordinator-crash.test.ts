@@ -89,7 +89,11 @@ describe('kill -9 of the coordinator', () => {
 
     await killAndRestart();
 
-    expect((await gql(UPLOAD, { u: session.id })).upload).toMatchObject({ id: session.id, name: 'resumed.png', receivedFragments: [0, 1, 2] });
+    expect((await gql(UPLOAD, { u: session.id })).upload).toMatchObject({
+      id: session.id,
+      name: 'resumed.png',
+      receivedFragments: [0, 1, 2],
+    });
     expect(await names()).toEqual(['before.png']);
     expect(codeOf(await gql.request(BEGIN, { i: { name: 'resumed.png', size: 10 } }))).toBe('IMAGE_ALREADY_EXISTS');
 
@@ -143,16 +147,24 @@ describe('kill -9 of the coordinator', () => {
     // Recorded fragments have both copies; interrupted ones end with none (their intents were
     // released at start and the deleter removed what reached the datanodes).
     const expectedCopies = (h: string, files: Map<string, number>) => files.get(h) ?? 0;
-    await until(async () => {
-      const files = await filesByContent();
-      return Array.from({ length: count }, (_, i) => i).every((i) => expectedCopies(sha256(piece(bytes, i)), files) === (received.includes(i) ? 2 : 0));
-    }, 'the datanodes to hold exactly the recorded fragments of busy.png', 15_000);
+    await until(
+      async () => {
+        const files = await filesByContent();
+        return Array.from({ length: count }, (_, i) => i).every(
+          (i) => expectedCopies(sha256(piece(bytes, i)), files) === (received.includes(i) ? 2 : 0),
+        );
+      },
+      'the datanodes to hold exactly the recorded fragments of busy.png',
+      15_000,
+    );
 
     const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !received.includes(i));
     const rest = [...missing];
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      for (let i = rest.shift(); i !== undefined; i = rest.shift()) await send(session.id, i, piece(bytes, i));
-    }));
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = rest.shift(); i !== undefined; i = rest.shift()) await send(session.id, i, piece(bytes, i));
+      }),
+    );
     const image = (await gql(COMPLETE, { u: session.id })).completeUpload;
     expect(image.sha256).toBe(sha256(bytes));
     const res = await fetch(`${coordinator.url}/images/busy.png`);

@@ -24,7 +24,8 @@ const EVIL = 'http://evil.example.test';
  * protections below must hold even where anonymous callers may write (the strongest case), so
  * requests go out with rawFetch, without the admin token the test setup adds to fetch().
  */
-const startCrossSiteCluster = (config: Partial<CoordinatorConfig> = {}) => startCluster({ datanodes: 2, config: { replicationFactor: 2, anonymous: 'write', ...config } });
+const startCrossSiteCluster = (config: Partial<CoordinatorConfig> = {}) =>
+  startCluster({ datanodes: 2, config: { replicationFactor: 2, anonymous: 'write', ...config } });
 
 let cluster: TestCluster;
 beforeAll(async () => {
@@ -50,10 +51,17 @@ describe('CORS', () => {
   it('is off without configured origins: no Access-Control header for any origin', async () => {
     const plain = await startCrossSiteCluster();
     try {
-      const res = await rawFetch(`${plain.url}/graphql`, { method: 'POST', headers: { origin: ALLOWED, 'content-type': 'application/json' }, body: JSON.stringify({ query: LIST_QUERY }) });
+      const res = await rawFetch(`${plain.url}/graphql`, {
+        method: 'POST',
+        headers: { origin: ALLOWED, 'content-type': 'application/json' },
+        body: JSON.stringify({ query: LIST_QUERY }),
+      });
       expect(res.status).toBe(200);
       expect([...res.headers.keys()].filter((h) => h.startsWith('access-control-'))).toEqual([]);
-      const preflight = await rawFetch(`${plain.url}/graphql`, { method: 'OPTIONS', headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+      const preflight = await rawFetch(`${plain.url}/graphql`, {
+        method: 'OPTIONS',
+        headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      });
       expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
     } finally {
       await plain.close();
@@ -61,21 +69,35 @@ describe('CORS', () => {
   });
 
   it('names a configured origin, without credentials', async () => {
-    const preflight = await rawFetch(graphqlUrl(), { method: 'OPTIONS', headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' } });
+    const preflight = await rawFetch(graphqlUrl(), {
+      method: 'OPTIONS',
+      headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' },
+    });
     expect(preflight.headers.get('access-control-allow-origin')).toBe(ALLOWED);
     expect(preflight.headers.get('access-control-allow-credentials')).toBeNull();
     expect(preflight.headers.get('access-control-allow-headers')).toContain('authorization');
-    const res = await rawFetch(graphqlUrl(), { method: 'POST', headers: { origin: ALLOWED, 'content-type': 'application/json' }, body: JSON.stringify({ query: LIST_QUERY }) });
+    const res = await rawFetch(graphqlUrl(), {
+      method: 'POST',
+      headers: { origin: ALLOWED, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: LIST_QUERY }),
+    });
     expect(res.headers.get('access-control-allow-origin')).toBe(ALLOWED);
     expect(res.headers.get('access-control-allow-credentials')).toBeNull();
   });
 
   it('never reflects an unlisted origin, not even "null"', async () => {
     for (const origin of [EVIL, 'null', `${ALLOWED}.evil.test`, ALLOWED.toUpperCase()]) {
-      const preflight = await rawFetch(graphqlUrl(), { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+      const preflight = await rawFetch(graphqlUrl(), {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      });
       expect(preflight.headers.get('access-control-allow-origin'), origin).toBeNull();
       expect(preflight.headers.get('access-control-allow-credentials'), origin).toBeNull();
-      const res = await rawFetch(graphqlUrl(), { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ query: LIST_QUERY }) });
+      const res = await rawFetch(graphqlUrl(), {
+        method: 'POST',
+        headers: { origin, 'content-type': 'application/json' },
+        body: JSON.stringify({ query: LIST_QUERY }),
+      });
       expect(res.headers.get('access-control-allow-origin'), origin).toBeNull();
     }
   });
@@ -102,7 +124,9 @@ describe('CSRF prevention', () => {
     const get = await rawFetch(`${graphqlUrl()}?query=${encodeURIComponent(LIST_QUERY)}`, { headers: { accept: 'application/json' } });
     expect(get.status).toBe(403);
     expect(codeOf(await get.json())).toBe('CSRF_HEADER_REQUIRED');
-    const getWithHeader = await rawFetch(`${graphqlUrl()}?query=${encodeURIComponent(LIST_QUERY)}`, { headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1' } });
+    const getWithHeader = await rawFetch(`${graphqlUrl()}?query=${encodeURIComponent(LIST_QUERY)}`, {
+      headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1' },
+    });
     expect(getWithHeader.status).toBe(200);
   });
 
@@ -182,7 +206,15 @@ describe('stored files', () => {
 });
 
 describe('media types at upload', () => {
-  const valid = ['image/png', 'image/svg+xml', 'application/vnd.ms-excel', 'text/plain; charset=utf-8', 'image/jpeg;q="a;b"', 'video/mp4; codecs="avc1.42E01E, mp4a.40.2"', 'IMAGE/PNG'];
+  const valid = [
+    'image/png',
+    'image/svg+xml',
+    'application/vnd.ms-excel',
+    'text/plain; charset=utf-8',
+    'image/jpeg;q="a;b"',
+    'video/mp4; codecs="avc1.42E01E, mp4a.40.2"',
+    'IMAGE/PNG',
+  ];
   const invalid = [
     'image',
     'image/',
@@ -240,7 +272,9 @@ describe('--cors-origin', () => {
     const saved = process.env.TESSERA_CORS_ORIGIN;
     if (env.TESSERA_CORS_ORIGIN !== undefined) process.env.TESSERA_CORS_ORIGIN = env.TESSERA_CORS_ORIGIN;
     try {
-      const command = addCoordinatorOptions(new Command()).exitOverride().configureOutput({ writeErr: () => {} });
+      const command = addCoordinatorOptions(new Command())
+        .exitOverride()
+        .configureOutput({ writeErr: () => {} });
       command.parse(args, { from: 'user' });
       return readCoordinatorFlags(command).corsOrigins;
     } finally {
@@ -251,7 +285,10 @@ describe('--cors-origin', () => {
 
   it('is empty by default, repeatable, and read from TESSERA_CORS_ORIGIN as a comma-separated list', () => {
     expect(parse([])).toEqual([]);
-    expect(parse(['--cors-origin', 'https://a.example', '--cors-origin', 'http://localhost:8080/'])).toEqual(['https://a.example', 'http://localhost:8080']);
+    expect(parse(['--cors-origin', 'https://a.example', '--cors-origin', 'http://localhost:8080/'])).toEqual([
+      'https://a.example',
+      'http://localhost:8080',
+    ]);
     expect(parse([], { TESSERA_CORS_ORIGIN: 'https://a.example, https://b.example' })).toEqual(['https://a.example', 'https://b.example']);
   });
 

@@ -24,7 +24,11 @@ beforeAll(async () => {
   // An existing, world-readable data dir is tightened, not trusted as it is.
   await mkdir(join(dir, 'dn'), { mode: 0o755 });
   datanode = await startDatanodeProcess({ dataDir: join(dir, 'dn'), secret: SECRET });
-  coordinator = await startCoordinatorProcess({ dataDir: join(dir, 'coordinator'), secret: SECRET, args: ['--datanode', datanode.url, '--replication-factor', '1', '--fragment-size', '4096', '--health-interval-ms', '200'] });
+  coordinator = await startCoordinatorProcess({
+    dataDir: join(dir, 'coordinator'),
+    secret: SECRET,
+    args: ['--datanode', datanode.url, '--replication-factor', '1', '--fragment-size', '4096', '--health-interval-ms', '200'],
+  });
 }, 60_000);
 
 afterAll(async () => {

@@ -27,12 +27,22 @@ const START_TIMEOUT_MS = 45_000;
  * during the test: what is pinned here is placement and status, not recovery.
  */
 const COORDINATOR_ARGS = [
-  '--health-interval-ms', '500',
-  '--replication-factor', '2',
-  '--fragment-size', String(FRAGMENT),
-  '--degraded-cpu', '100', '--degraded-memory', '100', '--degraded-disk', '100',
-  '--repair-after', '3600',
-  '--scrub-rate', '0',
+  '--health-interval-ms',
+  '500',
+  '--replication-factor',
+  '2',
+  '--fragment-size',
+  String(FRAGMENT),
+  '--degraded-cpu',
+  '100',
+  '--degraded-memory',
+  '100',
+  '--degraded-disk',
+  '100',
+  '--repair-after',
+  '3600',
+  '--scrub-rate',
+  '0',
 ];
 
 const EVENTS = /* GraphQL */ `
@@ -41,14 +51,41 @@ const EVENTS = /* GraphQL */ `
       __typename
       at
       message
-      ... on DatanodeStatusChanged { previous status datanode { id url cpuPercent memoryPercent diskPercent } }
+      ... on DatanodeStatusChanged {
+        previous
+        status
+        datanode {
+          id
+          url
+          cpuPercent
+          memoryPercent
+          diskPercent
+        }
+      }
     }
-  }`;
+  }
+`;
 
-const DATANODES = /* GraphQL */ `{
-  datanodes { id url status lastSeenAt cpuPercent memoryPercent diskPercent diskFreeBytes fragmentCount storedBytes }
-  cluster { datanodeCount liveDatanodeCount }
-}`;
+const DATANODES = /* GraphQL */ `
+  {
+    datanodes {
+      id
+      url
+      status
+      lastSeenAt
+      cpuPercent
+      memoryPercent
+      diskPercent
+      diskFreeBytes
+      fragmentCount
+      storedBytes
+    }
+    cluster {
+      datanodeCount
+      liveDatanodeCount
+    }
+  }
+`;
 
 interface StatusEvent {
   __typename: string;
@@ -76,10 +113,16 @@ describe('datanode failure, seen from outside (real processes)', { timeout: 90_0
   let storedImage: { name: string; bytes: Buffer } | undefined;
 
   const startCoordinator = async () => {
-    coordinator = await startCoordinatorProcess({ dataDir: join(dir, 'coordinator'), secret: SECRET, args: COORDINATOR_ARGS, timeoutMs: START_TIMEOUT_MS });
+    coordinator = await startCoordinatorProcess({
+      dataDir: join(dir, 'coordinator'),
+      secret: SECRET,
+      args: COORDINATOR_ARGS,
+      timeoutMs: START_TIMEOUT_MS,
+    });
     coordinators.push(coordinator);
   };
-  const datanodesNow = async () => (await gql(DATANODES)) as { datanodes: Datanode[]; cluster: { datanodeCount: number; liveDatanodeCount: number } };
+  const datanodesNow = async () =>
+    (await gql(DATANODES)) as { datanodes: Datanode[]; cluster: { datanodeCount: number; liveDatanodeCount: number } };
 
   /** Kills a datanode with SIGKILL and waits for its DOWN event on every subscription. */
   async function killAndAwaitDown(victim: DatanodeProcess): Promise<number[]> {
@@ -89,7 +132,11 @@ describe('datanode failure, seen from outside (real processes)', { timeout: 90_0
     await victim.exited;
     return Promise.all(
       subs.map(async (sub) => {
-        const event = await sub.waitFor((e) => e.__typename === 'DatanodeStatusChanged' && e.datanode?.id === id && e.status === 'DOWN', `the DOWN event of ${id}`, DOWN_BUDGET_MS + 10_000);
+        const event = await sub.waitFor(
+          (e) => e.__typename === 'DatanodeStatusChanged' && e.datanode?.id === id && e.status === 'DOWN',
+          `the DOWN event of ${id}`,
+          DOWN_BUDGET_MS + 10_000,
+        );
         const elapsed = Date.now() - killedAt;
         expect(LIVE).toContain(event.previous);
         expect(event.datanode!.url).toBe(victim.url);
@@ -142,7 +189,10 @@ describe('datanode failure, seen from outside (real processes)', { timeout: 90_0
         // Its first event is its first status; a saturated machine may flip it to DEGRADED and
         // back later, but there is only ever one first status.
         const own = sub.received.filter((e) => e.datanode?.url === d.url);
-        expect(own.filter((e) => e.previous === null), `${sub.transport}: first status events of ${d.url}`).toHaveLength(1);
+        expect(
+          own.filter((e) => e.previous === null),
+          `${sub.transport}: first status events of ${d.url}`,
+        ).toHaveLength(1);
         const [event] = own;
         expect(event.previous).toBeNull();
         // UP unless this machine is saturated (a measured 100 %): then DEGRADED, by the rules.
@@ -174,7 +224,9 @@ describe('datanode failure, seen from outside (real processes)', { timeout: 90_0
       expect((await gql(REGISTER, { url: `${d.url}/` }, AUTH)).registerDatanode.id).toBe(idOf(d));
     }
     expect(codeOf(await gql.request(REGISTER, { url: datanodes[0].url }, { authorization: '' }))).toBe('UNAUTHENTICATED'); // no credential at all
-    expect(codeOf(await gql.request(REGISTER, { url: datanodes[0].url }, { authorization: 'Bearer not-the-secret' }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await gql.request(REGISTER, { url: datanodes[0].url }, { authorization: 'Bearer not-the-secret' }))).toBe(
+      'UNAUTHENTICATED',
+    );
     const { cluster } = await datanodesNow();
     expect(cluster.datanodeCount).toBe(3);
     // No new datanode, so no new first status (previous null) either.
@@ -207,16 +259,22 @@ describe('datanode failure, seen from outside (real processes)', { timeout: 90_0
     });
     expect(session.fragmentCount).toBe(4);
     for (let i = 0; i < session.fragmentCount; i++) {
-      const { uploadFragment: receipt } = await gql(`mutation($u: ID!, $i: Int!, $d: Base64){ uploadFragment(uploadId: $u, index: $i, data: $d){ index replicas { id status } } }`, {
-        u: session.id,
-        i,
-        d: bytes.subarray(i * FRAGMENT, (i + 1) * FRAGMENT).toString('base64'),
-      });
+      const { uploadFragment: receipt } = await gql(
+        `mutation($u: ID!, $i: Int!, $d: Base64){ uploadFragment(uploadId: $u, index: $i, data: $d){ index replicas { id status } } }`,
+        {
+          u: session.id,
+          i,
+          d: bytes.subarray(i * FRAGMENT, (i + 1) * FRAGMENT).toString('base64'),
+        },
+      );
       const replicas = (receipt.replicas as { id: string; status: string }[]).map((r) => r.id);
       expect(new Set(replicas)).toEqual(live); // RF 2 on the 2 live datanodes, never the DOWN one
       expect(replicas).not.toContain(victim);
     }
-    const { completeUpload: image } = await gql(`mutation($u: ID!){ completeUpload(uploadId: $u){ name sha256 fragments { replicas { id } } } }`, { u: session.id });
+    const { completeUpload: image } = await gql(
+      `mutation($u: ID!){ completeUpload(uploadId: $u){ name sha256 fragments { replicas { id } } } }`,
+      { u: session.id },
+    );
     expect(image.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
     for (const f of image.fragments as { replicas: { id: string }[] }[]) expect(f.replicas.every((r) => live.has(r.id))).toBe(true);
     storedImage = { name, bytes };
@@ -230,10 +288,16 @@ describe('datanode failure, seen from outside (real processes)', { timeout: 90_0
     const before = await gql(LIST);
     expect(before.images.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual([storedImage!.name]);
 
-    const begin = await gql.request(`mutation($i: BeginUploadInput!){ beginUpload(input: $i){ id } }`, { i: { name: 'refused.png', size: 1000 } });
+    const begin = await gql.request(`mutation($i: BeginUploadInput!){ beginUpload(input: $i){ id } }`, {
+      i: { name: 'refused.png', size: 1000 },
+    });
     expect(codeOf(begin)).toBe('INSUFFICIENT_DATANODES');
     expect(begin.data).toBeNull();
-    const whole = await gql.multipart(`mutation($f: File!){ uploadImage(name: "refused-too.png", file: $f){ name } }`, { f: null }, { 'variables.f': { data: randomBytes(5000) } });
+    const whole = await gql.multipart(
+      `mutation($f: File!){ uploadImage(name: "refused-too.png", file: $f){ name } }`,
+      { f: null },
+      { 'variables.f': { data: randomBytes(5000) } },
+    );
     expect(codeOf(whole)).toBe('INSUFFICIENT_DATANODES');
 
     expect(await gql(LIST)).toEqual(before);

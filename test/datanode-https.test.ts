@@ -21,7 +21,27 @@ function makeCertificate(into: string): { cert: string; key: string } | string {
   const cert = join(into, 'cert.pem');
   const key = join(into, 'key.pem');
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     return { cert, key };
   } catch (err) {
     return `openssl could not make a certificate: ${(err as Error).message}`;
@@ -34,7 +54,11 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tessera-https-'));
   certificate = makeCertificate(dir);
   if (typeof certificate === 'string') return;
-  node = await startDatanodeProcess({ dataDir: join(dir, 'dn'), secret: SECRET, extraArgs: ['--tls-cert', certificate.cert, '--tls-key', certificate.key] });
+  node = await startDatanodeProcess({
+    dataDir: join(dir, 'dn'),
+    secret: SECRET,
+    extraArgs: ['--tls-cert', certificate.cert, '--tls-key', certificate.key],
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -49,7 +73,13 @@ describe('HTTPS datanodes', () => {
     expect(node!.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const thresholds = { cpuPercent: 100, memoryPercent: 100, diskPercent: 100 };
 
-    const trusting = await startCoordinatorOver([node!.url], { secret: SECRET, replicationFactor: 1, fragmentSize: 16 * 1024, datanodeCaFile: certificate.cert, thresholds });
+    const trusting = await startCoordinatorOver([node!.url], {
+      secret: SECRET,
+      replicationFactor: 1,
+      fragmentSize: 16 * 1024,
+      datanodeCaFile: certificate.cert,
+      thresholds,
+    });
     coordinators.push(trusting);
     await until(() => trusting.app.registry.live().length === 1, 'the https datanode live', 15_000);
     const png = bytesOf(40 * 1024, 5);

@@ -25,7 +25,10 @@ beforeAll(async () => {
   processes = await Promise.all([0, 1, 2].map((i) => startDatanodeProcess({ dataDir: join(dir, `datanode-${i}`), secret: TEST_SECRET })));
   // Real datanodes measure the real machine: a busy CI box must not make them DEGRADED.
   const thresholds = { cpuPercent: 101, memoryPercent: 101, diskPercent: 101 };
-  coordinator = await startCoordinatorOver(processes.map((p) => p.url), { secret: TEST_SECRET, fragmentSize: FRAGMENT, repairAfterSec: 3600, downAfterFailures: 3, thresholds });
+  coordinator = await startCoordinatorOver(
+    processes.map((p) => p.url),
+    { secret: TEST_SECRET, fragmentSize: FRAGMENT, repairAfterSec: 3600, downAfterFailures: 3, thresholds },
+  );
   const nodes = processes.map((p, index) => ({ index, dataDir: join(dir, `datanode-${index}`), url: p.url }));
   cluster = Object.assign(asCluster(coordinator), { nodes });
 }, 60_000);
@@ -55,7 +58,12 @@ describe('kill -9 of a datanode during uploads and downloads', () => {
     })();
     const uploading = uploadChunked(cluster, 'fresh.png', fresh, { concurrency: 8, multipart: true });
     // Kill once the upload is well under way.
-    const received = () => (cluster.app.db.prepare(`SELECT count(*) AS n FROM fragments f JOIN images i ON i.id = f.image_id WHERE i.name = 'fresh.png'`).get() as { n: number }).n;
+    const received = () =>
+      (
+        cluster.app.db
+          .prepare(`SELECT count(*) AS n FROM fragments f JOIN images i ON i.id = f.image_id WHERE i.name = 'fresh.png'`)
+          .get() as { n: number }
+      ).n;
     await until(() => received() >= 30, 'upload under way', 20_000);
     processes[victim].kill('SIGKILL');
     const image = await uploading;
@@ -66,11 +74,18 @@ describe('kill -9 of a datanode during uploads and downloads', () => {
     expect(sha256((await download(cluster, 'fresh.png')).body)).toBe(sha256(fresh));
 
     // Back on the same dir and port: no partial fragment under any id, nothing unaccounted for.
-    processes[victim] = await startDatanodeProcess({ dataDir: join(dir, `datanode-${victim}`), secret: TEST_SECRET, port: Number(new URL(processes[victim].url).port) });
+    processes[victim] = await startDatanodeProcess({
+      dataDir: join(dir, `datanode-${victim}`),
+      secret: TEST_SECRET,
+      port: Number(new URL(processes[victim].url).port),
+    });
     await until(() => cluster.app.registry.all().every((n) => n.status === 'UP'), 'every datanode UP', 15_000);
     await settleDeletions(cluster, 15_000);
     expect(await auditDisks(cluster)).toMatchObject({ orphans: [], bad: [] });
-    for (const [name, bytes] of [['existing.png', existing], ['fresh.png', fresh]] as const) {
+    for (const [name, bytes] of [
+      ['existing.png', existing],
+      ['fresh.png', fresh],
+    ] as const) {
       expect(sha256((await download(cluster, name)).body)).toBe(sha256(bytes));
     }
   }, 90_000);

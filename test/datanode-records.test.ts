@@ -37,7 +37,12 @@ it('keeps manifests and tombstones across a reopen and knows which fragments liv
   await store.close();
 
   const again = await openRecordStore(dir);
-  expect(again.list().manifests.map((m) => m.image).sort()).toEqual(['img1', 'img2']);
+  expect(
+    again
+      .list()
+      .manifests.map((m) => m.image)
+      .sort(),
+  ).toEqual(['img1', 'img2']);
   expect(again.list().tombstones).toEqual([{ kind: 'tombstone', image: 'img2', deletedAt: 2000 }]);
   expect(again.liveOwnerOf('f2')).toBe('img1');
   expect(again.liveOwnerOf('f3')).toBeUndefined();
@@ -55,10 +60,20 @@ it('cuts a torn last line and appends cleanly after it', async () => {
   const reopened = await openRecordStore(dir);
   await reopened.add(manifest('img3', ['f9']));
   await reopened.close();
-  expect((await readFile(file, 'utf8')).split('\n').filter(Boolean).every((line) => JSON.parse(line))).toBe(true);
+  expect(
+    (await readFile(file, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .every((line) => JSON.parse(line)),
+  ).toBe(true);
 
   const last = await openRecordStore(dir);
-  expect(last.list().manifests.map((m) => m.image).sort()).toEqual(['img1', 'img3']);
+  expect(
+    last
+      .list()
+      .manifests.map((m) => m.image)
+      .sort(),
+  ).toEqual(['img1', 'img3']);
   await last.close();
 });
 

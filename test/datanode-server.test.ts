@@ -253,7 +253,14 @@ describe('datanode server', () => {
       while (calls < 2) await new Promise((r) => setTimeout(r, 10)); // a second sample is now stuck
       // Answering at all proves it did not wait: the stuck sample never completes before release().
       const h = await health(client);
-      expect(h).toMatchObject({ cpuPercent: 12.5, memoryPercent: 40, diskPercent: 50, diskFreeBytes: 1234, fragmentCount: 0, storedBytes: 0 });
+      expect(h).toMatchObject({
+        cpuPercent: 12.5,
+        memoryPercent: 40,
+        diskPercent: 50,
+        diskFreeBytes: 1234,
+        fragmentCount: 0,
+        storedBytes: 0,
+      });
     } finally {
       release();
     }

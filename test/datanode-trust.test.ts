@@ -34,7 +34,17 @@ async function startImpostor(port: number, stolenNodeId: string): Promise<Server
     req.resume();
     req.on('end', () => {
       if (req.url === '/health') {
-        const body = JSON.stringify({ nodeId: stolenNodeId, clusterId: null, proof: '0'.repeat(64), cpuPercent: 1, memoryPercent: 1, diskPercent: 1, diskFreeBytes: 1e12, fragmentCount: 0, storedBytes: 0 });
+        const body = JSON.stringify({
+          nodeId: stolenNodeId,
+          clusterId: null,
+          proof: '0'.repeat(64),
+          cpuPercent: 1,
+          memoryPercent: 1,
+          diskPercent: 1,
+          diskFreeBytes: 1e12,
+          fragmentCount: 0,
+          storedBytes: 0,
+        });
         res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       } else if (req.method === 'PUT') res.writeHead(201).end();
       else if (req.method === 'GET' && req.url === '/fragments') res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
@@ -52,7 +62,13 @@ beforeAll(async () => {
   for (const i of [0, 1, 2]) nodes.push(await startDatanodeProcess({ dataDir: join(dir, `dn-${i}`), secret: SECRET, port: base + i }));
   coordinator = await startCoordinatorOver(
     nodes.map((n) => n.url),
-    { secret: SECRET, replicationFactor: 2, fragmentSize: FRAGMENT, repairAfterSec: 3600, thresholds: { cpuPercent: 100, memoryPercent: 100, diskPercent: 100 } },
+    {
+      secret: SECRET,
+      replicationFactor: 2,
+      fragmentSize: FRAGMENT,
+      repairAfterSec: 3600,
+      thresholds: { cpuPercent: 100, memoryPercent: 100, diskPercent: 100 },
+    },
   );
 }, 60_000);
 
@@ -64,7 +80,7 @@ afterAll(async () => {
 });
 
 describe('datanode trust', () => {
-  it('an impostor at a datanode\'s URL with its node id but not the secret takes nothing over and never receives the secret', async () => {
+  it("an impostor at a datanode's URL with its node id but not the secret takes nothing over and never receives the secret", async () => {
     const entries = coordinator.app.registry.all();
     const victim = entries.find((e) => e.url === nodes[0].url)!;
     const stolen = (await readFile(join(dir, 'dn-0', NODE_ID_FILE), 'utf8')).trim();
@@ -72,7 +88,11 @@ describe('datanode trust', () => {
 
     await nodes[0].stop();
     await startImpostor(base, stolen);
-    await until(() => /^UNPROVEN/.test(coordinator.app.registry.get(victim.id)?.identityFault ?? ''), 'the impostor marked UNPROVEN', 15_000);
+    await until(
+      () => /^UNPROVEN/.test(coordinator.app.registry.get(victim.id)?.identityFault ?? ''),
+      'the impostor marked UNPROVEN',
+      15_000,
+    );
     expect(coordinator.app.registry.get(victim.id)!.status).toBe('DOWN');
 
     // Uploads go to the two real datanodes only; the impostor's 201s are never taken for a copy.
@@ -82,10 +102,15 @@ describe('datanode trust', () => {
     expect((await download(asCluster(coordinator), 'trust/one.png')).body.equals(png)).toBe(true);
 
     // Even asked directly, the client refuses an answer that carries no proof.
-    const client = createDatanodeClient({ secret: SECRET, identity: { clusterId: () => coordinator.app.clusterIdentity.current(), expectedNodeId: () => stolen } });
+    const client = createDatanodeClient({
+      secret: SECRET,
+      identity: { clusterId: () => coordinator.app.clusterIdentity.current(), expectedNodeId: () => stolen },
+    });
     try {
       const data = Buffer.from('x');
-      await expect(client.putFragment(nodes[0].url, 'some-fragment', data, '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881')).rejects.toBeInstanceOf(UnprovenAnswerError);
+      await expect(
+        client.putFragment(nodes[0].url, 'some-fragment', data, '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881'),
+      ).rejects.toBeInstanceOf(UnprovenAnswerError);
     } finally {
       client.close();
     }
@@ -107,6 +132,10 @@ describe('datanode trust', () => {
     // The real datanode back at its URL proves itself and is trusted again.
     await new Promise((r) => impostors[0].close(r));
     nodes[0] = await startDatanodeProcess({ dataDir: join(dir, 'dn-0'), secret: SECRET, port: base });
-    await until(() => coordinator.app.registry.get(victim.id)?.identityFault === null && coordinator.app.registry.isLive(victim.id), 'the real datanode trusted again', 15_000);
+    await until(
+      () => coordinator.app.registry.get(victim.id)?.identityFault === null && coordinator.app.registry.isLive(victim.id),
+      'the real datanode trusted again',
+      15_000,
+    );
   }, 90_000);
 });

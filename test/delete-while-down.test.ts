@@ -27,7 +27,11 @@ describe('deleteImage while a datanode is DOWN', () => {
     await uploadImage(cluster, 'doomed.png', doomed);
     await uploadImage(cluster, 'kept.png', kept);
     // The datanode to stop holds replicas of both images.
-    const down = [0, 1, 2].find((n) => fragmentsOf(cluster, 'doomed.png').some((f) => f.holders.includes(n)) && fragmentsOf(cluster, 'kept.png').some((f) => f.holders.includes(n)))!;
+    const down = [0, 1, 2].find(
+      (n) =>
+        fragmentsOf(cluster, 'doomed.png').some((f) => f.holders.includes(n)) &&
+        fragmentsOf(cluster, 'kept.png').some((f) => f.holders.includes(n)),
+    )!;
     const onDown = (await copiesOf(doomed)).filter((nodes) => nodes.includes(down)).length;
     expect(onDown).toBeGreaterThan(0);
 

@@ -14,7 +14,10 @@ beforeAll(async () => {
   const a = bytesOf(9 * FRAGMENT + 3, 1);
   const b = bytesOf(6 * FRAGMENT, 2);
   const c = bytesOf(12 * FRAGMENT + 700, 3);
-  images.push({ image: await uploadChunked(cluster, 'base64.png', a, { order: [...Array(10).keys()].reverse(), concurrency: 4 }), bytes: a });
+  images.push({
+    image: await uploadChunked(cluster, 'base64.png', a, { order: [...Array(10).keys()].reverse(), concurrency: 4 }),
+    bytes: a,
+  });
   images.push({ image: await uploadChunked(cluster, 'multipart ✓.png', b, { multipart: true, concurrency: 2 }), bytes: b });
   images.push({ image: await uploadImage(cluster, 'one-shot.png', c, 'image/png'), bytes: c });
   await settleDeletions(cluster);

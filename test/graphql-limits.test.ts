@@ -30,8 +30,18 @@ describe('limits over HTTP', () => {
   });
 
   it('serves what clients ask: a full page with totalCount, a page down to each image replicas', async () => {
-    expect(codeOf(await cluster.gql.request('{ images(first: 1000) { totalCount edges { node { name size sha256 url createdAt } } pageInfo { endCursor } } }'))).toBeUndefined();
-    expect(codeOf(await cluster.gql.request('{ images(first: 200) { totalCount edges { node { name fragments { index replicas { id url } } } } } }'))).toBeUndefined();
+    expect(
+      codeOf(
+        await cluster.gql.request(
+          '{ images(first: 1000) { totalCount edges { node { name size sha256 url createdAt } } pageInfo { endCursor } } }',
+        ),
+      ),
+    ).toBeUndefined();
+    expect(
+      codeOf(
+        await cluster.gql.request('{ images(first: 200) { totalCount edges { node { name fragments { index replicas { id url } } } } } }'),
+      ),
+    ).toBeUndefined();
   });
 
   it('refuses an operation past the cost limit (listing rows with fragments)', async () => {
@@ -52,18 +62,35 @@ describe('limits over HTTP', () => {
   });
 
   it('refuses a JSON body past the JSON limit before reading it', async () => {
-    const res = await fetch(`${cluster.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ image(name: [${'1 '.repeat(4 * 1024 * 1024)}]) { name } }` }) });
+    const res = await fetch(`${cluster.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `{ image(name: [${'1 '.repeat(4 * 1024 * 1024)}]) { name } }` }),
+    });
     expect(res.status).toBe(413);
     expect(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
   });
 });
 
 describe('graphql-ws', () => {
-  const client = () => createClient({ url: `${cluster.url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { authorization: `Bearer ${tokenFor(cluster.url)}` } });
+  const client = () =>
+    createClient({
+      url: `${cluster.url.replace(/^http/, 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${tokenFor(cluster.url)}` },
+    });
   const run = (c: ReturnType<typeof client>, query: string, variables: Record<string, unknown> = {}) =>
     new Promise<{ data?: any; errors?: any[] }>((resolve) => {
       let result: { data?: any; errors?: any[] } = {};
-      c.subscribe({ query, variables }, { next: (r) => (result = r as never), error: (e) => resolve({ errors: Array.isArray(e) ? e : [e] }), complete: () => resolve(result) });
+      c.subscribe(
+        { query, variables },
+        {
+          next: (r) => (result = r as never),
+          error: (e) => resolve({ errors: Array.isArray(e) ? e : [e] }),
+          complete: () => resolve(result),
+        },
+      );
     });
 
   it('runs a mutation and a query, and answers a bad operation with an error on the same socket', async () => {

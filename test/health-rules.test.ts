@@ -20,7 +20,14 @@ import { openDatabase, type Db } from '../src/metadata/database.ts';
 import { datanodeRows } from '../src/metadata/datanodes.ts';
 
 const thresholds: HealthThresholds = { ...DEFAULTS.thresholds };
-const calm: DatanodeHealthReport = { cpuPercent: 5, memoryPercent: 30, diskPercent: 40, diskFreeBytes: 5e9, fragmentCount: 3, storedBytes: 300 };
+const calm: DatanodeHealthReport = {
+  cpuPercent: 5,
+  memoryPercent: 30,
+  diskPercent: 40,
+  diskFreeBytes: 5e9,
+  fragmentCount: 3,
+  storedBytes: 300,
+};
 const rules = { downAfterFailures: 3, thresholds };
 
 describe('decideStatus', () => {
@@ -40,10 +47,22 @@ describe('decideStatus', () => {
 
   it('takes configured thresholds', () => {
     const strict = { cpuPercent: 50, memoryPercent: 60, diskPercent: 70 };
-    expect(decideStatus({ ...rules, thresholds: strict, previous: 'UP', consecutiveFailures: 0, sample: { ...calm, cpuPercent: 50 } })).toBe('DEGRADED');
-    expect(decideStatus({ ...rules, thresholds: strict, previous: 'UP', consecutiveFailures: 0, sample: { ...calm, diskPercent: 69 } })).toBe('UP');
+    expect(
+      decideStatus({ ...rules, thresholds: strict, previous: 'UP', consecutiveFailures: 0, sample: { ...calm, cpuPercent: 50 } }),
+    ).toBe('DEGRADED');
+    expect(
+      decideStatus({ ...rules, thresholds: strict, previous: 'UP', consecutiveFailures: 0, sample: { ...calm, diskPercent: 69 } }),
+    ).toBe('UP');
     const lax = { cpuPercent: 100, memoryPercent: 100, diskPercent: 100 };
-    expect(decideStatus({ ...rules, thresholds: lax, previous: 'UP', consecutiveFailures: 0, sample: { ...calm, cpuPercent: 99, memoryPercent: 99, diskPercent: 99 } })).toBe('UP');
+    expect(
+      decideStatus({
+        ...rules,
+        thresholds: lax,
+        previous: 'UP',
+        consecutiveFailures: 0,
+        sample: { ...calm, cpuPercent: 99, memoryPercent: 99, diskPercent: 99 },
+      }),
+    ).toBe('UP');
   });
 
   it('keeps the status through 2 failed samples and is DOWN at the 3rd', () => {
@@ -88,8 +107,19 @@ describe('registry on a fake clock', () => {
     expect(reg.register('http://127.0.0.1:7001')).toMatchObject({ datanode: { id: datanode.id }, created: false });
 
     clock += 1000;
-    expect(reg.recordSample(datanode.id, calm)).toMatchObject({ previous: null, status: 'UP', datanode: { id: datanode.id, status: 'UP' } });
-    expect(reg.get(datanode.id)).toMatchObject({ status: 'UP', statusSince: clock, lastSeenAt: clock, cpuPercent: 5, diskFreeBytes: 5e9, fragmentCount: 3 });
+    expect(reg.recordSample(datanode.id, calm)).toMatchObject({
+      previous: null,
+      status: 'UP',
+      datanode: { id: datanode.id, status: 'UP' },
+    });
+    expect(reg.get(datanode.id)).toMatchObject({
+      status: 'UP',
+      statusSince: clock,
+      lastSeenAt: clock,
+      cpuPercent: 5,
+      diskFreeBytes: 5e9,
+      fragmentCount: 3,
+    });
     clock += 1000;
     expect(reg.recordSample(datanode.id, calm)).toBeUndefined();
     expect(reg.get(datanode.id)!.lastSeenAt).toBe(clock);
@@ -153,7 +183,10 @@ describe('registry on a fake clock', () => {
       { ...calm, cpuPercent: 80 },
       { ...calm, cpuPercent: 80 }, // DEGRADED, confirmed
     ];
-    const changes = script.map((s) => reg.recordSample(id, s)).filter(Boolean).map((c) => [c!.previous, c!.status]);
+    const changes = script
+      .map((s) => reg.recordSample(id, s))
+      .filter(Boolean)
+      .map((c) => [c!.previous, c!.status]);
     expect(changes).toEqual([
       [null, 'DEGRADED'],
       ['DEGRADED', 'DOWN'],
@@ -183,7 +216,15 @@ describe('registry on a fake clock', () => {
   it('a new registry on the same index (a restart) shows the last stored sample and status', () => {
     const first = registry();
     const { id } = first.register('http://127.0.0.1:7007').datanode;
-    first.recordSample(id, { ...calm, cpuPercent: 12.5, memoryPercent: 33.25, diskPercent: 44.75, diskFreeBytes: 123456789, fragmentCount: 7, storedBytes: 7000 });
+    first.recordSample(id, {
+      ...calm,
+      cpuPercent: 12.5,
+      memoryPercent: 33.25,
+      diskPercent: 44.75,
+      diskFreeBytes: 123456789,
+      fragmentCount: 7,
+      storedBytes: 7000,
+    });
     const seenAt = clock;
     clock += 2000;
     first.recordSample(id, undefined);
@@ -214,7 +255,14 @@ describe('hysteresis between UP and DEGRADED', () => {
     let previous: 'UP' | 'DEGRADED' | 'DOWN' | null = start;
     let streak: Streak = { toward: null, count: 0 };
     return cpus.map((cpuPercent) => {
-      ({ status: previous, streak } = settleStatus({ ...rules, previous, consecutiveFailures: 0, sample: { ...calm, cpuPercent }, streak, hysteresis: DEFAULT_HYSTERESIS }));
+      ({ status: previous, streak } = settleStatus({
+        ...rules,
+        previous,
+        consecutiveFailures: 0,
+        sample: { ...calm, cpuPercent },
+        streak,
+        hysteresis: DEFAULT_HYSTERESIS,
+      }));
       return previous;
     });
   }
@@ -246,13 +294,22 @@ describe('hysteresis between UP and DEGRADED', () => {
   });
 
   it('the bare rule (no hysteresis) flips on every crossing: what the hysteresis prevents', () => {
-    const bare = [85, 76, 85, 76].map((cpuPercent) => decideStatus({ ...rules, previous: 'UP', consecutiveFailures: 0, sample: { ...calm, cpuPercent } }));
+    const bare = [85, 76, 85, 76].map((cpuPercent) =>
+      decideStatus({ ...rules, previous: 'UP', consecutiveFailures: 0, sample: { ...calm, cpuPercent } }),
+    );
     expect(bare).toEqual(['DEGRADED', 'UP', 'DEGRADED', 'UP']);
   });
 
   it('does not delay DOWN, the first status, or the way back from DOWN', () => {
     const at = (previous: 'UP' | 'DEGRADED' | 'DOWN' | null, sample: DatanodeHealthReport | undefined, failures = 0) =>
-      settleStatus({ ...rules, previous, consecutiveFailures: failures, sample, streak: { toward: null, count: 0 }, hysteresis: DEFAULT_HYSTERESIS }).status;
+      settleStatus({
+        ...rules,
+        previous,
+        consecutiveFailures: failures,
+        sample,
+        streak: { toward: null, count: 0 },
+        hysteresis: DEFAULT_HYSTERESIS,
+      }).status;
     expect(at(null, { ...calm, cpuPercent: 90 })).toBe('DEGRADED');
     expect(at(null, calm)).toBe('UP');
     expect(at('DOWN', calm)).toBe('UP');
@@ -297,7 +354,15 @@ describe('monitor', () => {
       sample: (s: HealthSample) => samples.push(s),
       emit: (e: Omit<ClusterEvent, 'at'>) => events.push({ ...e, at: new Date() } as ClusterEvent),
     } as unknown as EventBus;
-    const monitor = createMonitor({ registry, client, events: bus, scheduler: createScheduler(), intervalMs: 1000, log: pino({ level: 'silent' }), thresholds });
+    const monitor = createMonitor({
+      registry,
+      client,
+      events: bus,
+      scheduler: createScheduler(),
+      intervalMs: 1000,
+      log: pino({ level: 'silent' }),
+      thresholds,
+    });
 
     for (round = 0; round < scriptA.length; round++) await monitor.kick();
 
@@ -307,7 +372,9 @@ describe('monitor', () => {
     expect(ofA.map((s) => s.cpuPercent)).toEqual([5, null, null, null, 85]);
     expect(samples.filter((s) => s.datanode.id === b).every((s) => s.status === 'UP' && s.cpuPercent === 5)).toBe(true);
     // A failed sample is a message too; before any status a datanode shows as DOWN (not live).
-    expect(samples.filter((s) => s.datanode.id === c).map((s) => [s.status, s.cpuPercent])).toEqual(Array(scriptA.length).fill(['DOWN', null]));
+    expect(samples.filter((s) => s.datanode.id === c).map((s) => [s.status, s.cpuPercent])).toEqual(
+      Array(scriptA.length).fill(['DOWN', null]),
+    );
 
     const changes = events.map((e) => e.kind === 'DatanodeStatusChanged' && [e.datanode.id, e.previous, e.status]);
     expect(changes).toEqual([

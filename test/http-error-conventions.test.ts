@@ -46,7 +46,9 @@ describe('HTTP errors outside GraphQL', () => {
   it('answers a malformed Host header with 400 BAD_REQUEST, no stack trace and no path', async () => {
     for (const path of ['/graphql', '/images/x', '/healthz']) {
       const body = '{"query":"{ __typename }"}';
-      const reply = await rawRequest(`POST ${path} HTTP/1.1\r\nHost: [bad\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      const reply = await rawRequest(
+        `POST ${path} HTTP/1.1\r\nHost: [bad\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
       expect(reply, path).toMatch(/^HTTP\/1\.1 400 /);
       expect(reply).toMatch(/content-type: application\/json/i);
       const json = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4));
@@ -58,7 +60,9 @@ describe('HTTP errors outside GraphQL', () => {
 
 describe('HTTP errors on /graphql', () => {
   it('answers 406 to an Accept it cannot serve, with a GraphQL error body and a code', async () => {
-    const { status, json } = await answer(await post('{"query":"{ __typename }"}', { 'content-type': 'application/json', accept: 'text/xml' }));
+    const { status, json } = await answer(
+      await post('{"query":"{ __typename }"}', { 'content-type': 'application/json', accept: 'text/xml' }),
+    );
     expect(status).toBe(406);
     expect(json.errors[0].extensions.code).toBe('NOT_ACCEPTABLE');
   });
@@ -92,7 +96,12 @@ describe('HTTP errors on /graphql', () => {
       for (const [k, v] of Object.entries(fields)) if (v !== undefined) f.append(k, v);
       return f;
     };
-    for (const fields of [{ operations: '{nope', map: '{}' }, { map: '{}' }, { operations: '{"query":"{ __typename }"}', map: '{x' }, { operations: '"a string"', map: '{}' }]) {
+    for (const fields of [
+      { operations: '{nope', map: '{}' },
+      { map: '{}' },
+      { operations: '{"query":"{ __typename }"}', map: '{x' },
+      { operations: '"a string"', map: '{}' },
+    ]) {
       const { status, json } = await answer(await post(form(fields)));
       expect(status, JSON.stringify(fields)).toBe(400);
       expect(json.errors[0].extensions.code).toBe('BAD_REQUEST');
@@ -100,7 +109,11 @@ describe('HTTP errors on /graphql', () => {
   });
 
   it('answers a broken multipart body with 400 and a code', async () => {
-    const { status, json } = await answer(await post('--abc\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{}', { 'content-type': 'multipart/form-data; boundary=abc' }));
+    const { status, json } = await answer(
+      await post('--abc\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{}', {
+        'content-type': 'multipart/form-data; boundary=abc',
+      }),
+    );
     expect(status).toBe(400);
     expect(json.errors[0].extensions.code).toBe('BAD_REQUEST');
   });

@@ -5,8 +5,21 @@ import { startCluster, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
 import { fragmentFileList, fragmentFilesBySha256, settleDeletions } from './support/disk.ts';
 import {
-  ABORT, beginUpload, bytesOf, DELETE, download, FRAGMENT_DATA, IMAGE, listNames, sendFragment, sha256, sliceOf, UPLOAD, uploadChunked,
-  uploadImage, type ImageView,
+  ABORT,
+  beginUpload,
+  bytesOf,
+  DELETE,
+  download,
+  FRAGMENT_DATA,
+  IMAGE,
+  listNames,
+  sendFragment,
+  sha256,
+  sliceOf,
+  UPLOAD,
+  uploadChunked,
+  uploadImage,
+  type ImageView,
 } from './support/images.ts';
 
 const FRAGMENT = 4096;
@@ -50,7 +63,11 @@ describe('deleteImage', () => {
     const { res } = await download(cluster, 'doomed/ü.png');
     expect(res.status).toBe(404);
     expect(codeOf(await cluster.gql.request(FRAGMENT_DATA, { n: 'doomed/ü.png', i: 0 }))).toBe('IMAGE_NOT_FOUND');
-    expect(await figures()).toEqual({ imageCount: before.imageCount - 1, storedBytes: before.storedBytes - bytes.length, underReplicatedFragments: 0 });
+    expect(await figures()).toEqual({
+      imageCount: before.imageCount - 1,
+      storedBytes: before.storedBytes - bytes.length,
+      underReplicatedFragments: 0,
+    });
 
     await settleDeletions(cluster);
     expect((await filesOf(bytes)).flat()).toEqual([]);

@@ -42,7 +42,17 @@ describe('GET /images/{name}', () => {
   });
 
   it('finds names with URL-special characters', async () => {
-    const names = ['what?.png', '100%.png', 'a#b', 'plus+sign', "it's (1)!.png", 'back\\slash', 'semi;colon&amp=1', ' leading space', '%2F'];
+    const names = [
+      'what?.png',
+      '100%.png',
+      'a#b',
+      'plus+sign',
+      "it's (1)!.png",
+      'back\\slash',
+      'semi;colon&amp=1',
+      ' leading space',
+      '%2F',
+    ];
     for (const [i, name] of names.entries()) {
       const data = bytesOf(50 + i, 100 + i);
       const image = await uploadImage(cluster, name, data, 'image/png');

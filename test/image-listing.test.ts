@@ -8,9 +8,40 @@ import { ABORT, beginUpload, bytesOf, LIST, uploadImage } from './support/images
 // Uppercase before lowercase, digits before letters, 'é' (U+00E9) after 'z', CJK after Latin,
 // an astral emoji after U+FFFD: a locale collation would order these differently.
 const NAMES = [
-  'b', 'B', 'a', 'A', 'aa', 'a b', 'a/b', 'a_b', 'a%b', 'ab', '10', '2', '1', 'Zebra', 'zebra', 'z',
-  'é', 'e', 'éclair', 'était', 'eclair', 'ä', '日本', '日', '🌴', '\ufffd', 'fotos/1.png', 'fotos/é.png', 'fotos/Z.png',
-  'fotos/2.png', 'fotosX', 'x_1', 'xa1', 'ÉTÉ',
+  'b',
+  'B',
+  'a',
+  'A',
+  'aa',
+  'a b',
+  'a/b',
+  'a_b',
+  'a%b',
+  'ab',
+  '10',
+  '2',
+  '1',
+  'Zebra',
+  'zebra',
+  'z',
+  'é',
+  'e',
+  'éclair',
+  'était',
+  'eclair',
+  'ä',
+  '日本',
+  '日',
+  '🌴',
+  '\ufffd',
+  'fotos/1.png',
+  'fotos/é.png',
+  'fotos/Z.png',
+  'fotos/2.png',
+  'fotosX',
+  'x_1',
+  'xa1',
+  'ÉTÉ',
 ];
 const byteOrder = (names: string[]) => [...names].sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
 
@@ -28,7 +59,8 @@ interface Page {
   edges: { cursor: string; node: { name: string; size: number } }[];
   pageInfo: { hasNextPage: boolean; endCursor: string | null };
 }
-const page = async (vars: { first?: number; after?: string | null; prefix?: string }): Promise<Page> => (await cluster.gql(LIST, vars)).images;
+const page = async (vars: { first?: number; after?: string | null; prefix?: string }): Promise<Page> =>
+  (await cluster.gql(LIST, vars)).images;
 
 /** Walks every page of `first` and checks each page's shape on the way. */
 async function walk(first: number, prefix?: string) {
@@ -47,12 +79,15 @@ async function walk(first: number, prefix?: string) {
 }
 
 describe('pagination', () => {
-  it.each([1, 3, 7, NAMES.length - 1, NAMES.length, 1000])('covers every image exactly once in UTF-8 byte order (first: %i)', async (first) => {
-    const { names, last } = await walk(first);
-    expect(names).toEqual(byteOrder(NAMES));
-    expect(last.pageInfo.hasNextPage).toBe(false);
-    expect(last.totalCount).toBe(NAMES.length);
-  });
+  it.each([1, 3, 7, NAMES.length - 1, NAMES.length, 1000])(
+    'covers every image exactly once in UTF-8 byte order (first: %i)',
+    async (first) => {
+      const { names, last } = await walk(first);
+      expect(names).toEqual(byteOrder(NAMES));
+      expect(last.pageInfo.hasNextPage).toBe(false);
+      expect(last.totalCount).toBe(NAMES.length);
+    },
+  );
 
   it('orders by bytes, not by locale', () => {
     // The expectation itself must differ from a locale sort, or the test above proves little.

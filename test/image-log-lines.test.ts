@@ -29,7 +29,14 @@ beforeAll(async () => {
     },
   });
   const log = pino({ name: 'coordinator', level: 'info' }, sink);
-  const config = makeConfig({ dataDir: join(dir, 'coordinator'), port: 0, secret: TEST_SECRET, fragmentSize: 64 * 1024, healthIntervalMs: 100, datanodes: nodes.map((n) => n.url) });
+  const config = makeConfig({
+    dataDir: join(dir, 'coordinator'),
+    port: 0,
+    secret: TEST_SECRET,
+    fragmentSize: 64 * 1024,
+    healthIntervalMs: 100,
+    datanodes: nodes.map((n) => n.url),
+  });
   coordinator = await startCoordinator(config, log);
   rememberToken(coordinator.url, readAdminToken(config.dataDir)); // the helpers send it
 });
@@ -42,7 +49,11 @@ afterAll(async () => {
 it('names the image in "image stored" and "image deleted", in JSON and in the npm start line', async () => {
   const gql = createGraphQLClient(() => coordinator.url);
   const name = 'cats/tabby log.png';
-  const form = await gql.multipart('mutation($n: String!, $f: File!) { uploadImage(name: $n, file: $f) { name } }', { n: name, f: null }, { 'variables.f': { data: new Uint8Array(100) } });
+  const form = await gql.multipart(
+    'mutation($n: String!, $f: File!) { uploadImage(name: $n, file: $f) { name } }',
+    { n: name, f: null },
+    { 'variables.f': { data: new Uint8Array(100) } },
+  );
   expect(form.errors).toBeUndefined();
   await gql.ok('mutation($n: String!) { deleteImage(name: $n) }', { n: name });
 

@@ -78,7 +78,25 @@ describe('prefixUpperBound', () => {
   it('bounds exactly the names that start with the prefix, in UTF-8 byte order', () => {
     const utf8 = (s: string) => Buffer.from(s, 'utf8');
     const cmp = (a: string, b: string) => Buffer.compare(utf8(a), utf8(b));
-    const alphabet = ['a', 'b', 'z', 'A', '/', '0', '\u007e', 'é', 'ê', '\ud7ff', '\ue000', '\uffff', '\ufffd', '🌴', '🌵', '\u{10ffff}', '\u{10000}'];
+    const alphabet = [
+      'a',
+      'b',
+      'z',
+      'A',
+      '/',
+      '0',
+      '\u007e',
+      'é',
+      'ê',
+      '\ud7ff',
+      '\ue000',
+      '\uffff',
+      '\ufffd',
+      '🌴',
+      '🌵',
+      '\u{10ffff}',
+      '\u{10000}',
+    ];
     const names: string[] = [''];
     for (const x of alphabet) for (const y of alphabet) names.push(x, x + y);
     for (const x of alphabet.slice(0, 8)) for (const y of alphabet) for (const z of alphabet.slice(-6)) names.push(x + y + z);

@@ -20,7 +20,24 @@ import { until } from './support/poll.ts';
 const FRAGMENT = 64 * 1024;
 // A busy test machine must not make a datanode DEGRADED: placement would then skip it, and the
 // scenario needs the stopped datanode to hold files of the deleted image.
-const FLAGS = ['--fragment-size', String(FRAGMENT), '--orphan-grace', '5', '--reconcile-interval', '5', '--health-interval-ms', '200', '--down-after', '2', '--degraded-cpu', '100', '--degraded-memory', '100', '--degraded-disk', '100'];
+const FLAGS = [
+  '--fragment-size',
+  String(FRAGMENT),
+  '--orphan-grace',
+  '5',
+  '--reconcile-interval',
+  '5',
+  '--health-interval-ms',
+  '200',
+  '--down-after',
+  '2',
+  '--degraded-cpu',
+  '100',
+  '--degraded-memory',
+  '100',
+  '--degraded-disk',
+  '100',
+];
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let dataDir: string;
@@ -32,7 +49,12 @@ let baseUrl = '';
 const keptByCluster = new Map<string, { bytes: Buffer; contentType: string }>();
 const gql = createGraphQLClient(() => baseUrl);
 /** The shape the image helpers want: a base URL and a GraphQL client. */
-const target = { get url() { return baseUrl; }, gql } as unknown as TestCluster;
+const target = {
+  get url() {
+    return baseUrl;
+  },
+  gql,
+} as unknown as TestCluster;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'tessera-rebuild-'));
@@ -44,7 +66,12 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-const datanodeDirs = () => fs.readdirSync(dataDir).filter((d) => d.startsWith('datanode-')).sort().map((d) => path.join(dataDir, d));
+const datanodeDirs = () =>
+  fs
+    .readdirSync(dataDir)
+    .filter((d) => d.startsWith('datanode-'))
+    .sort()
+    .map((d) => path.join(dataDir, d));
 
 /** Every fragment file on every datanode: `${datanode}/${id}` -> sha256 of its bytes. */
 function fragmentFiles(): Map<string, string> {
@@ -66,14 +93,20 @@ function fragmentFiles(): Map<string, string> {
   return files;
 }
 
-const piecesOf = (bytes: Buffer) => new Set(Array.from({ length: Math.ceil(bytes.length / FRAGMENT) }, (_, i) => sha(bytes.subarray(i * FRAGMENT, (i + 1) * FRAGMENT))));
+const piecesOf = (bytes: Buffer) =>
+  new Set(Array.from({ length: Math.ceil(bytes.length / FRAGMENT) }, (_, i) => sha(bytes.subarray(i * FRAGMENT, (i + 1) * FRAGMENT))));
 const filesOf = (files: Map<string, string>, bytes: Buffer) => {
   const pieces = piecesOf(bytes);
   return [...files].filter(([, h]) => pieces.has(h)).map(([f]) => f);
 };
 
 async function waitForLiveDatanodes(n: number) {
-  await until(async () => (await gql(`{ cluster { liveDatanodeCount } }`).catch(() => ({ cluster: { liveDatanodeCount: 0 } }))).cluster.liveDatanodeCount >= n, `${n} live datanodes`, 60_000);
+  await until(
+    async () =>
+      (await gql(`{ cluster { liveDatanodeCount } }`).catch(() => ({ cluster: { liveDatanodeCount: 0 } }))).cluster.liveDatanodeCount >= n,
+    `${n} live datanodes`,
+    60_000,
+  );
 }
 
 async function listedNames(): Promise<string[]> {
@@ -100,7 +133,12 @@ async function expectImages(kept: Map<string, { bytes: Buffer; contentType: stri
 }
 
 /** Stores and deletes so the scenario holds: a deleted image with files on `stopped`, stored ones, an open upload. */
-async function prepare(kept: Map<string, { bytes: Buffer; contentType: string }>, deletedName: string, stop: () => Promise<void>, stoppedDir: string) {
+async function prepare(
+  kept: Map<string, { bytes: Buffer; contentType: string }>,
+  deletedName: string,
+  stop: () => Promise<void>,
+  stoppedDir: string,
+) {
   const deleted = randomBytes(6 * FRAGMENT);
   await uploadChunked(target, deletedName, deleted, { contentType: 'image/png' });
   const onStopped = filesOf(fragmentFiles(), deleted).filter((f) => f.startsWith(`${path.basename(stoppedDir)}/`));
@@ -135,57 +173,73 @@ async function expectCleanedUp(keptFiles: string[], deleted: Buffer, open: Buffe
   for (const f of keptFiles) expect(files.has(f), f).toBe(true);
 }
 
-it('npm start on the same --data-dir after its coordinator/ folder is removed: the index comes back from the datanodes', { timeout: 400_000 }, async () => {
-  const port = await freePortBlock(4);
-  cluster = await startClusterProcess(dataDir, port, FLAGS);
-  baseUrl = cluster.url;
-  await waitForLiveDatanodes(3);
+it(
+  'npm start on the same --data-dir after its coordinator/ folder is removed: the index comes back from the datanodes',
+  { timeout: 400_000 },
+  async () => {
+    const port = await freePortBlock(4);
+    cluster = await startClusterProcess(dataDir, port, FLAGS);
+    baseUrl = cluster.url;
+    await waitForLiveDatanodes(3);
 
-  const kept = new Map<string, { bytes: Buffer; contentType: string }>();
-  const store = async (name: string, bytes: Buffer, contentType: string, chunked: boolean) => {
-    if (chunked) await uploadChunked(target, name, bytes, { contentType });
-    else await uploadImage(target, name, bytes, contentType);
-    kept.set(name, { bytes, contentType });
-  };
-  await store('keep/multi.png', randomBytes(5 * FRAGMENT + 123), 'image/png', true);
-  await store('keep/small.jpg', randomBytes(10_000), 'image/jpeg', false);
-  await store('keep/two.bin', randomBytes(FRAGMENT + 7), 'application/octet-stream', false);
-  kept.set('gone/deleted.png', { bytes: Buffer.alloc(0), contentType: '' });
+    const kept = new Map<string, { bytes: Buffer; contentType: string }>();
+    const store = async (name: string, bytes: Buffer, contentType: string, chunked: boolean) => {
+      if (chunked) await uploadChunked(target, name, bytes, { contentType });
+      else await uploadImage(target, name, bytes, contentType);
+      kept.set(name, { bytes, contentType });
+    };
+    await store('keep/multi.png', randomBytes(5 * FRAGMENT + 123), 'image/png', true);
+    await store('keep/small.jpg', randomBytes(10_000), 'image/jpeg', false);
+    await store('keep/two.bin', randomBytes(FRAGMENT + 7), 'application/octet-stream', false);
+    kept.set('gone/deleted.png', { bytes: Buffer.alloc(0), contentType: '' });
 
-  const stoppedDir = datanodeDirs()[2];
-  const { deleted, open, uploadId } = await prepare(kept, 'gone/deleted.png', async () => {
-    const pid = cluster!.childPids()['datanode-3'];
-    process.kill(pid, 'SIGTERM');
-    await until(() => !isRunning(pid), 'datanode-3 stopped', 10_000);
-  }, stoppedDir);
-  const keptFiles = [...kept.values()].flatMap(({ bytes }) => filesOf(fragmentFiles(), bytes));
-  expect(keptFiles.length).toBeGreaterThanOrEqual(2 * 8);
+    const stoppedDir = datanodeDirs()[2];
+    const { deleted, open, uploadId } = await prepare(
+      kept,
+      'gone/deleted.png',
+      async () => {
+        const pid = cluster!.childPids()['datanode-3'];
+        process.kill(pid, 'SIGTERM');
+        await until(() => !isRunning(pid), 'datanode-3 stopped', 10_000);
+      },
+      stoppedDir,
+    );
+    const keptFiles = [...kept.values()].flatMap(({ bytes }) => filesOf(fragmentFiles(), bytes));
+    expect(keptFiles.length).toBeGreaterThanOrEqual(2 * 8);
 
-  expect(await cluster.stop()).toBe(0);
-  fs.rmSync(path.join(dataDir, 'coordinator'), { recursive: true, force: true });
+    expect(await cluster.stop()).toBe(0);
+    fs.rmSync(path.join(dataDir, 'coordinator'), { recursive: true, force: true });
 
-  const started = Date.now();
-  cluster = await startClusterProcess(dataDir, port, FLAGS);
-  baseUrl = cluster.url;
-  await until(async () => (await listedCount()) === kept.size, 'every stored image listed', 60_000 - (Date.now() - started));
-  await expectImages(kept);
-  await waitForLiveDatanodes(3);
-  await expectCleanedUp(keptFiles, deleted, open, uploadId);
-  expect(await cluster.stop()).toBe(0);
-  cluster = undefined;
-  for (const [n, v] of kept) keptByCluster.set(n, v);
-});
+    const started = Date.now();
+    cluster = await startClusterProcess(dataDir, port, FLAGS);
+    baseUrl = cluster.url;
+    await until(async () => (await listedCount()) === kept.size, 'every stored image listed', 60_000 - (Date.now() - started));
+    await expectImages(kept);
+    await waitForLiveDatanodes(3);
+    await expectCleanedUp(keptFiles, deleted, open, uploadId);
+    expect(await cluster.stop()).toBe(0);
+    cluster = undefined;
+    for (const [n, v] of kept) keptByCluster.set(n, v);
+  },
+);
 
 it('a lone coordinator on a new empty data dir rebuilds the index from the datanodes it is given', { timeout: 400_000 }, async () => {
   // The datanodes of the cluster above, as their own processes on their own data dirs.
   const secretFile = path.join(dataDir, 'cluster.secret');
   const ports = await freePortBlock(3);
   const dirs = datanodeDirs();
-  datanodes = await Promise.all(dirs.map((dir, i) => startDatanodeProcess({ dataDir: dir, secretFile, port: ports + i, extraArgs: ['--health-interval-ms', '200'] })));
+  datanodes = await Promise.all(
+    dirs.map((dir, i) => startDatanodeProcess({ dataDir: dir, secretFile, port: ports + i, extraArgs: ['--health-interval-ms', '200'] })),
+  );
   const secret = fs.readFileSync(secretFile, 'utf8').trim();
   const startLone = async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'tessera-lone-'));
-    coordinator = await startCoordinatorProcess({ dataDir: dir, secret, args: [...FLAGS, ...datanodes.flatMap((d) => ['--datanode', d.url])], timeoutMs: 60_000 });
+    coordinator = await startCoordinatorProcess({
+      dataDir: dir,
+      secret,
+      args: [...FLAGS, ...datanodes.flatMap((d) => ['--datanode', d.url])],
+      timeoutMs: 60_000,
+    });
     baseUrl = coordinator.url;
     return dir;
   };
@@ -204,9 +258,14 @@ it('a lone coordinator on a new empty data dir rebuilds the index from the datan
     kept.set(name, { bytes, contentType: 'image/png' });
   }
   kept.set('lone/deleted.png', { bytes: Buffer.alloc(0), contentType: '' });
-  const { deleted, open, uploadId } = await prepare(kept, 'lone/deleted.png', async () => {
-    await datanodes[1].stop();
-  }, dirs[1]);
+  const { deleted, open, uploadId } = await prepare(
+    kept,
+    'lone/deleted.png',
+    async () => {
+      await datanodes[1].stop();
+    },
+    dirs[1],
+  );
   const keptFiles = [...kept.values()].flatMap(({ bytes }) => filesOf(fragmentFiles(), bytes));
 
   await coordinator!.stop();

@@ -6,8 +6,23 @@ import { codeOf } from './support/graphql.ts';
 import { fragmentFileList, settleDeletions } from './support/disk.ts';
 import { until } from './support/poll.ts';
 import {
-  BEGIN, beginUpload, bytesOf, COMPLETE, DELETE, download, fragmentData, IMAGE, listNames, sendFragment, sha256, sliceOf, UPLOAD,
-  uploadChunked, uploadImage, type ImageView, type Session,
+  BEGIN,
+  beginUpload,
+  bytesOf,
+  COMPLETE,
+  DELETE,
+  download,
+  fragmentData,
+  IMAGE,
+  listNames,
+  sendFragment,
+  sha256,
+  sliceOf,
+  UPLOAD,
+  uploadChunked,
+  uploadImage,
+  type ImageView,
+  type Session,
 } from './support/images.ts';
 
 const FRAGMENT = 4096;
@@ -23,10 +38,18 @@ let session: Session;
 
 beforeAll(async () => {
   cluster = await startCluster({ config: { fragmentSize: FRAGMENT } });
-  before.set(stored[0].name, await uploadChunked(cluster, stored[0].name, stored[0].bytes, { contentType: stored[0].type, order: [3, 0, 5, 1, 4, 2] }));
+  before.set(
+    stored[0].name,
+    await uploadChunked(cluster, stored[0].name, stored[0].bytes, { contentType: stored[0].type, order: [3, 0, 5, 1, 4, 2] }),
+  );
   before.set(stored[1].name, await uploadImage(cluster, stored[1].name, stored[1].bytes, stored[1].type));
   before.set(stored[2].name, await uploadChunked(cluster, stored[2].name, stored[2].bytes, { multipart: true }));
-  session = await beginUpload(cluster, { name: pending.name, size: pending.bytes.length, contentType: 'image/webp', sha256: sha256(pending.bytes) });
+  session = await beginUpload(cluster, {
+    name: pending.name,
+    size: pending.bytes.length,
+    contentType: 'image/webp',
+    sha256: sha256(pending.bytes),
+  });
   for (const i of [5, 2, 0]) await sendFragment(cluster, session.id, i, sliceOf(pending.bytes, FRAGMENT, i));
   session = (await cluster.gql(UPLOAD, { u: session.id })).upload;
   await settleDeletions(cluster);
@@ -57,7 +80,10 @@ it('serves every image byte-identical, with the same metadata, through GET and f
 });
 
 it('shows the datanodes it knew, and they are UP', async () => {
-  await until(async () => (await cluster.gql('{ datanodes { status } }')).datanodes.every((n: { status: string }) => n.status === 'UP'), 'datanodes UP');
+  await until(
+    async () => (await cluster.gql('{ datanodes { status } }')).datanodes.every((n: { status: string }) => n.status === 'UP'),
+    'datanodes UP',
+  );
   const { datanodes } = await cluster.gql('{ datanodes { url status } }');
   expect(datanodes.map((n: { url: string }) => n.url).sort()).toEqual(cluster.nodes.map((n) => n.url).sort());
 });

@@ -17,7 +17,10 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-const names = async (c: TestCluster) => ((await c.gql(`{ images(first: 100) { edges { node { name } } } }`)).images.edges as { node: { name: string } }[]).map((e) => e.node.name).sort();
+const names = async (c: TestCluster) =>
+  ((await c.gql(`{ images(first: 100) { edges { node { name } } } }`)).images.edges as { node: { name: string } }[])
+    .map((e) => e.node.name)
+    .sort();
 
 it('a restored backup of the index, re-checked, lists what the datanodes hold now', { timeout: 60_000 }, async () => {
   cluster = await startCluster();
@@ -29,11 +32,16 @@ it('a restored backup of the index, re-checked, lists what the datanodes hold no
   // The online backup, by the documented command, while the coordinator serves.
   const coordinatorDir = c.coordinator.app.config.dataDir;
   const backup = path.join(c.dir, 'backup.sqlite');
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/index-backup.ts', '--data-dir', coordinatorDir, backup], { cwd: repoRoot, encoding: 'utf8' });
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/index-backup.ts', '--data-dir', coordinatorDir, backup], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
   expect(run.status, run.stderr).toBe(0);
   expect(JSON.parse(run.stdout.trim())).toMatchObject({ event: 'backup' });
   // It never overwrites.
-  expect(spawnSync(process.execPath, ['--import', 'tsx', 'src/index-backup.ts', '--data-dir', coordinatorDir, backup], { cwd: repoRoot }).status).not.toBe(0);
+  expect(
+    spawnSync(process.execPath, ['--import', 'tsx', 'src/index-backup.ts', '--data-dir', coordinatorDir, backup], { cwd: repoRoot }).status,
+  ).not.toBe(0);
 
   // Since the backup: one image stored, one deleted, one name deleted and reused.
   await uploadChunked(c, 'c.bin', bytes.c);
@@ -59,26 +67,30 @@ it('a restored backup of the index, re-checked, lists what the datanodes hold no
   expect(await names(c)).toEqual(['a.bin', 'c.bin']);
 });
 
-it('without --recheck-index a stale index is noticed by reconciliation and re-checked; nothing of a stored image is deleted meanwhile', { timeout: 60_000 }, async () => {
-  cluster = await startCluster({ config: { reconcileIntervalSec: 1, orphanGraceSec: 0 } });
-  const c = cluster;
-  const old = randomBytes(100_000);
-  await uploadChunked(c, 'old.bin', old);
-  const coordinatorDir = c.coordinator.app.config.dataDir;
-  const backup = path.join(c.dir, 'backup.sqlite');
-  await c.coordinator.app.internals.db.backup(backup);
+it(
+  'without --recheck-index a stale index is noticed by reconciliation and re-checked; nothing of a stored image is deleted meanwhile',
+  { timeout: 60_000 },
+  async () => {
+    cluster = await startCluster({ config: { reconcileIntervalSec: 1, orphanGraceSec: 0 } });
+    const c = cluster;
+    const old = randomBytes(100_000);
+    await uploadChunked(c, 'old.bin', old);
+    const coordinatorDir = c.coordinator.app.config.dataDir;
+    const backup = path.join(c.dir, 'backup.sqlite');
+    await c.coordinator.app.internals.db.backup(backup);
 
-  const fresh = randomBytes(300_000);
-  await uploadChunked(c, 'new.bin', fresh);
-  await c.coordinator.stop();
-  const index = path.join(coordinatorDir, 'index.sqlite');
-  for (const f of [index, `${index}-wal`, `${index}-shm`]) fs.rmSync(f, { force: true });
-  fs.copyFileSync(backup, index);
-  await c.restartCoordinator();
+    const fresh = randomBytes(300_000);
+    await uploadChunked(c, 'new.bin', fresh);
+    await c.coordinator.stop();
+    const index = path.join(coordinatorDir, 'index.sqlite');
+    for (const f of [index, `${index}-wal`, `${index}-shm`]) fs.rmSync(f, { force: true });
+    fs.copyFileSync(backup, index);
+    await c.restartCoordinator();
 
-  // new.bin's files are orphans to the stale index (grace 0): its records keep them, and the
-  // reconciler's check brings the image back.
-  await until(async () => (await names(c)).includes('new.bin'), 'new.bin back in the index', 20_000);
-  expect((await download(c, 'new.bin')).body.equals(fresh)).toBe(true);
-  expect((await download(c, 'old.bin')).body.equals(old)).toBe(true);
-});
+    // new.bin's files are orphans to the stale index (grace 0): its records keep them, and the
+    // reconciler's check brings the image back.
+    await until(async () => (await names(c)).includes('new.bin'), 'new.bin back in the index', 20_000);
+    expect((await download(c, 'new.bin')).body.equals(fresh)).toBe(true);
+    expect((await download(c, 'old.bin')).body.equals(old)).toBe(true);
+  },
+);

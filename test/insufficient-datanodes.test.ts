@@ -6,7 +6,18 @@ import { codeOf } from './support/graphql.ts';
 import { fragmentFileList } from './support/disk.ts';
 import { until } from './support/poll.ts';
 import {
-  BEGIN, beginUpload, bytesOf, completeUpload, listNames, sendFragment, sendFragmentRaw, sha256, sliceOf, stateOf, UPLOAD, uploadImageRaw,
+  BEGIN,
+  beginUpload,
+  bytesOf,
+  completeUpload,
+  listNames,
+  sendFragment,
+  sendFragmentRaw,
+  sha256,
+  sliceOf,
+  stateOf,
+  UPLOAD,
+  uploadImageRaw,
 } from './support/images.ts';
 
 const FRAGMENT = 4096;
@@ -36,7 +47,10 @@ describe('a cluster of 1 datanode with replication factor 2', () => {
 describe('a datanode lost during an upload', () => {
   let cluster: TestCluster;
   beforeAll(async () => {
-    cluster = await startCluster({ datanodes: 2, config: { fragmentSize: FRAGMENT, replicationFactor: 2, healthIntervalMs: 50, downAfterFailures: 1 } });
+    cluster = await startCluster({
+      datanodes: 2,
+      config: { fragmentSize: FRAGMENT, replicationFactor: 2, healthIntervalMs: 50, downAfterFailures: 1 },
+    });
   });
   afterAll(() => cluster?.close());
 

@@ -18,16 +18,20 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 function write(...files: string[]) {
   for (const f of files) fs.writeFileSync(path.join(dir, f), `CREATE TABLE t_${f.replace(/\W/g, '_')} (x);`);
 }
-const tables = (db: Database.Database) => (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
+const tables = (db: Database.Database) =>
+  (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
 
 describe('migration versions', () => {
   it('come from the file name: 10 runs after 9, not between 1 and 2 as a text sort would put it', () => {
     // Each migration records itself: the order they ran in is the order of their versions.
-    for (let i = 1; i <= 10; i++) fs.writeFileSync(path.join(dir, `${i}_step.sql`), `CREATE TABLE IF NOT EXISTS log (v); INSERT INTO log VALUES (${i});`);
+    for (let i = 1; i <= 10; i++)
+      fs.writeFileSync(path.join(dir, `${i}_step.sql`), `CREATE TABLE IF NOT EXISTS log (v); INSERT INTO log VALUES (${i});`);
     expect(listMigrations(dir).map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const db = new Database(':memory:');
     migrate(db, dir);
-    expect((db.prepare('SELECT v FROM log ORDER BY rowid').all() as { v: number }[]).map((r) => r.v)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect((db.prepare('SELECT v FROM log ORDER BY rowid').all() as { v: number }[]).map((r) => r.v)).toEqual([
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+    ]);
     expect(db.pragma('user_version', { simple: true })).toBe(10);
   });
 

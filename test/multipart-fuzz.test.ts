@@ -21,19 +21,28 @@ async function ours(body: Buffer, boundary: string, cuts: number[]): Promise<Par
   }
   const { fields, files } = await readMultipart(Readable.from(chunks), boundary, LIMITS);
   const out: Parsed = { fields: Object.fromEntries(fields), files: {} };
-  for (const [name, f] of files) out.files[name] = { filename: f.name, type: f.type, data: Buffer.concat(f.chunks as Buffer[]).toString('latin1') };
+  for (const [name, f] of files)
+    out.files[name] = { filename: f.name, type: f.type, data: Buffer.concat(f.chunks as Buffer[]).toString('latin1') };
   return out;
 }
 
 function theirs(body: Buffer, boundary: string, cuts: number[]): Promise<Parsed> {
   return new Promise((resolve, reject) => {
     const out: Parsed = { fields: {}, files: {} };
-    const bb = busboy({ headers: { 'content-type': `multipart/form-data; boundary="${boundary}"` }, limits: { fieldSize: LIMITS.fieldSize, fileSize: LIMITS.fileSize }, defParamCharset: 'utf8', preservePath: true });
+    const bb = busboy({
+      headers: { 'content-type': `multipart/form-data; boundary="${boundary}"` },
+      limits: { fieldSize: LIMITS.fieldSize, fileSize: LIMITS.fileSize },
+      defParamCharset: 'utf8',
+      preservePath: true,
+    });
     bb.on('field', (name, value) => (out.fields[name] = value));
     bb.on('file', (name, stream, info) => {
       const parts: Buffer[] = [];
       stream.on('data', (d: Buffer) => parts.push(d));
-      stream.on('end', () => (out.files[name] = { filename: info.filename ?? '', type: info.mimeType, data: Buffer.concat(parts).toString('latin1') }));
+      stream.on(
+        'end',
+        () => (out.files[name] = { filename: info.filename ?? '', type: info.mimeType, data: Buffer.concat(parts).toString('latin1') }),
+      );
     });
     bb.on('close', () => resolve(out));
     bb.on('error', reject);
@@ -50,7 +59,16 @@ const boundaryArb = fc.stringMatching(/^[A-Za-z0-9'()+_,.:=?-]{1,40}$/);
 const nameArb = fc.stringMatching(/^[A-Za-z0-9_.-]{1,12}$/);
 /** Bytes that like to look like the delimiter: CR, LF, dashes, pieces of the boundary. */
 const contentArb = (boundary: string) =>
-  fc.array(fc.oneof(fc.uint8Array({ maxLength: 64 }).map((u) => Buffer.from(u)), fc.constantFrom('\r', '\n', '\r\n', '--', `\r\n--`, `--${boundary.slice(0, -1)}`, `\r\n--${boundary.slice(0, -1)}`, boundary).map((s) => Buffer.from(s, 'latin1'))), { maxLength: 20 })
+  fc
+    .array(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 64 }).map((u) => Buffer.from(u)),
+        fc
+          .constantFrom('\r', '\n', '\r\n', '--', `\r\n--`, `--${boundary.slice(0, -1)}`, `\r\n--${boundary.slice(0, -1)}`, boundary)
+          .map((s) => Buffer.from(s, 'latin1')),
+      ),
+      { maxLength: 20 },
+    )
     .map((b) => Buffer.concat(b))
     // Content that holds the delimiter itself would end its part: not the body meant.
     .filter((c) => !Buffer.concat([Buffer.from('\r\n'), c]).includes(`\r\n--${boundary}`, 0, 'latin1'));
@@ -58,13 +76,21 @@ const contentArb = (boundary: string) =>
 const bodyArb = boundaryArb.chain((boundary) =>
   fc
     .uniqueArray(
-      fc.record({ name: nameArb, filename: fc.option(nameArb, { nil: undefined }), type: fc.constantFrom('application/octet-stream', 'image/png', 'text/plain'), content: contentArb(boundary) }),
+      fc.record({
+        name: nameArb,
+        filename: fc.option(nameArb, { nil: undefined }),
+        type: fc.constantFrom('application/octet-stream', 'image/png', 'text/plain'),
+        content: contentArb(boundary),
+      }),
       { selector: (p) => p.name, minLength: 1, maxLength: 5 },
     )
     .chain((parts) => {
       const body = Buffer.concat([
         ...parts.flatMap((p) => [
-          Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"\r\nContent-Type: ${p.type}` : ''}\r\n\r\n`, 'latin1'),
+          Buffer.from(
+            `--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"\r\nContent-Type: ${p.type}` : ''}\r\n\r\n`,
+            'latin1',
+          ),
           // Field values are compared as text: keep them valid UTF-8, with a stand-in no boundary
           // holds ('~'), so the replacement cannot make the delimiter the filter above kept out.
           p.filename !== undefined ? p.content : Buffer.from(p.content.toString('latin1').replace(/[\u0080-\u00ff]/g, '~'), 'latin1'),
@@ -72,7 +98,11 @@ const bodyArb = boundaryArb.chain((boundary) =>
         ]),
         Buffer.from(`--${boundary}--\r\n`, 'latin1'),
       ]);
-      return fc.record({ boundary: fc.constant(boundary), body: fc.constant(body), cuts: fc.array(fc.integer({ min: 0, max: body.length }), { maxLength: 12 }).map((c) => c.sort((a, b) => a - b)) });
+      return fc.record({
+        boundary: fc.constant(boundary),
+        body: fc.constant(body),
+        cuts: fc.array(fc.integer({ min: 0, max: body.length }), { maxLength: 12 }).map((c) => c.sort((a, b) => a - b)),
+      });
     }),
 );
 
@@ -88,11 +118,16 @@ describe(`multipart parser vs busboy (seed ${TEST_SEED})`, () => {
 
   it('a mutated body that ours accepts is read the same by busboy', async () => {
     const mutated = bodyArb.chain(({ boundary, body, cuts }) =>
-      fc.array(fc.record({ at: fc.nat({ max: body.length - 1 }), byte: fc.constantFrom(0x0d, 0x0a, 0x22, 0x3b, 0x00) }), { minLength: 1, maxLength: 3 }).map((edits) => {
-        const copy = Buffer.from(body);
-        for (const e of edits) copy[e.at] = e.byte;
-        return { boundary, body: copy, cuts };
-      }),
+      fc
+        .array(fc.record({ at: fc.nat({ max: body.length - 1 }), byte: fc.constantFrom(0x0d, 0x0a, 0x22, 0x3b, 0x00) }), {
+          minLength: 1,
+          maxLength: 3,
+        })
+        .map((edits) => {
+          const copy = Buffer.from(body);
+          for (const e of edits) copy[e.at] = e.byte;
+          return { boundary, body: copy, cuts };
+        }),
     );
     let accepted = 0;
     await fc.assert(

@@ -11,14 +11,18 @@ function body(parts: { name: string; filename?: string; type?: string; data: Buf
   const out: Buffer[] = [];
   for (const p of parts) {
     const disposition = `form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"` : ''}`;
-    out.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n${p.type ? `Content-Type: ${p.type}\r\n` : ''}\r\n`), p.data, Buffer.from('\r\n'));
+    out.push(
+      Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n${p.type ? `Content-Type: ${p.type}\r\n` : ''}\r\n`),
+      p.data,
+      Buffer.from('\r\n'),
+    );
   }
   out.push(Buffer.from(`--${boundary}--\r\n`));
   return Buffer.concat(out);
 }
 
 async function* chunked(data: Buffer, sizes: () => number) {
-  for (let at = 0; at < data.length; ) {
+  for (let at = 0; at < data.length;) {
     const n = Math.max(1, sizes());
     yield data.subarray(at, at + n);
     at += n;
@@ -75,17 +79,52 @@ describe(`readMultipart (seed ${TEST_SEED})`, () => {
     expect(boundaryOf(`multipart/form-data; boundary="${BOUNDARY}"`)).toBe(BOUNDARY);
     expect(boundaryOf(`multipart/form-data; charset=utf-8; boundary=${BOUNDARY}`)).toBe(BOUNDARY);
     expect(boundaryOf('multipart/form-data')).toBeUndefined();
-    const padded = Buffer.concat([Buffer.from('preamble text\r\n'), body([{ name: 'a', data: Buffer.from('x') }]).toString().replace(`--${BOUNDARY}\r\n`, `--${BOUNDARY}  \r\n`)].map((b) => Buffer.from(b)));
-    const { fields } = await readMultipart(chunked(padded, () => 5), BOUNDARY, limits);
+    const padded = Buffer.concat(
+      [
+        Buffer.from('preamble text\r\n'),
+        body([{ name: 'a', data: Buffer.from('x') }])
+          .toString()
+          .replace(`--${BOUNDARY}\r\n`, `--${BOUNDARY}  \r\n`),
+      ].map((b) => Buffer.from(b)),
+    );
+    const { fields } = await readMultipart(
+      chunked(padded, () => 5),
+      BOUNDARY,
+      limits,
+    );
     expect(fields.get('a')).toBe('x');
   });
 
   it('refuses a file over the size limit, too many files, a truncated body, a part without a name', async () => {
-    await expect(readMultipart(chunked(body([{ name: 'f', filename: 'f', data: Buffer.alloc(limits.fileSize + 1) }]), () => 65536), BOUNDARY, limits)).rejects.toMatchObject({ tooLarge: true });
+    await expect(
+      readMultipart(
+        chunked(body([{ name: 'f', filename: 'f', data: Buffer.alloc(limits.fileSize + 1) }]), () => 65536),
+        BOUNDARY,
+        limits,
+      ),
+    ).rejects.toMatchObject({ tooLarge: true });
     const many = body(Array.from({ length: 5 }, (_, i) => ({ name: `f${i}`, filename: 'f', data: Buffer.from('x') })));
-    await expect(readMultipart(chunked(many, () => 100), BOUNDARY, limits)).rejects.toMatchObject({ tooLarge: true });
-    await expect(readMultipart(chunked(whole.subarray(0, whole.length - 10), () => 100), BOUNDARY, limits)).rejects.toThrow(/ended before/);
+    await expect(
+      readMultipart(
+        chunked(many, () => 100),
+        BOUNDARY,
+        limits,
+      ),
+    ).rejects.toMatchObject({ tooLarge: true });
+    await expect(
+      readMultipart(
+        chunked(whole.subarray(0, whole.length - 10), () => 100),
+        BOUNDARY,
+        limits,
+      ),
+    ).rejects.toThrow(/ended before/);
     const nameless = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--${BOUNDARY}--\r\n`);
-    await expect(readMultipart(chunked(nameless, () => 100), BOUNDARY, limits)).rejects.toThrow(/no name/);
+    await expect(
+      readMultipart(
+        chunked(nameless, () => 100),
+        BOUNDARY,
+        limits,
+      ),
+    ).rejects.toThrow(/no name/);
   });
 });

@@ -34,9 +34,22 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     // (thresholds above 100 % are never reached).
     const thresholds = { cpuPercent: 101, memoryPercent: 101, diskPercent: 101 };
     // Reconciliation only when the test kicks it, and then with no grace (see the end of the test).
-    cluster = await startCluster({ datanodes: 2, config: { fragmentSize: FRAGMENT, healthIntervalMs: 200, repairAfterSec: 2, thresholds, reconcileIntervalSec: 3600, orphanGraceSec: 0 } });
+    cluster = await startCluster({
+      datanodes: 2,
+      config: {
+        fragmentSize: FRAGMENT,
+        healthIntervalMs: 200,
+        repairAfterSec: 2,
+        thresholds,
+        reconcileIntervalSec: 3600,
+        orphanGraceSec: 0,
+      },
+    });
     id = (await cluster.app.cluster.register(partitioned.url)).id;
-    await until(() => cluster.app.registry.get(id)?.status === 'UP', `the namespaced datanode UP (is ${cluster.app.registry.get(id)?.status})`);
+    await until(
+      () => cluster.app.registry.get(id)?.status === 'UP',
+      `the namespaced datanode UP (is ${cluster.app.registry.get(id)?.status})`,
+    );
     for (let i = 0; i < 6; i++) {
       const bytes = bytesOf(5 * FRAGMENT + i, 70 + i);
       await uploadImage(cluster, `p-${i}.png`, bytes);
@@ -51,9 +64,13 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const underReplicated = async () => (await cluster.gql('{ cluster { underReplicatedFragments } }')).cluster.underReplicatedFragments as number;
+  const underReplicated = async () =>
+    (await cluster.gql('{ cluster { underReplicatedFragments } }')).cluster.underReplicatedFragments as number;
   /** Fragment files of the namespaced datanode, as its own inventory lists them. */
-  const partitionedFiles = async () => (await (await fetch(`${partitioned.url}/fragments`, { headers: { authorization: `Bearer ${TEST_SECRET}` } })).json()) as { id: string }[];
+  const partitionedFiles = async () =>
+    (await (await fetch(`${partitioned.url}/fragments`, { headers: { authorization: `Bearer ${TEST_SECRET}` } })).json()) as {
+      id: string;
+    }[];
 
   it('serves every image while the link is cut, re-replicates after repair-after, and trims the excess copies when the link heals', async () => {
     const onPartitioned = cluster.app.catalog.replicaCountOn(id);
@@ -69,8 +86,12 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     expect(Date.now() - started).toBeLessThan(15_000);
     // Whether a download asked the cut datanode first depends on the datanode ids; ask it first
     // on purpose: the next replica is asked after the hedge delay, long before the request deadline.
-    const name = [...stored.keys()].find((n) => cluster.app.catalog.fragmentsWithReplicas(cluster.app.catalog.imageByName(n)!.id).some((f) => f.replicas.includes(id)))!;
-    const fragment = cluster.app.catalog.fragmentsWithReplicas(cluster.app.catalog.imageByName(name)!.id).find((f) => f.replicas.includes(id))!;
+    const name = [...stored.keys()].find((n) =>
+      cluster.app.catalog.fragmentsWithReplicas(cluster.app.catalog.imageByName(n)!.id).some((f) => f.replicas.includes(id)),
+    )!;
+    const fragment = cluster.app.catalog
+      .fragmentsWithReplicas(cluster.app.catalog.imageByName(name)!.id)
+      .find((f) => f.replicas.includes(id))!;
     const t0 = Date.now();
     const data = await cluster.app.replicas.read({ ...fragment, replicas: [id, ...fragment.replicas.filter((r) => r !== id)] });
     expect(Date.now() - t0).toBeLessThan(5000);

@@ -48,7 +48,7 @@ describe('reconciliation', () => {
     expect(Date.now() - written).toBeGreaterThanOrEqual(GRACE_SEC * 1000);
 
     // The open upload's fragment (older than the grace period by now) is no orphan.
-    expect((await auditDisks(cluster))).toMatchObject({ orphans: [], bad: [], files: openFiles });
+    expect(await auditDisks(cluster)).toMatchObject({ orphans: [], bad: [], files: openFiles });
     expect((await cluster.gql(UPLOAD, { u: session.id })).upload.receivedFragments).toEqual([0]);
   });
 
@@ -60,7 +60,11 @@ describe('reconciliation', () => {
     const node = victim.holders[1];
     await removeReplicaFile(cluster, node, victim.id);
 
-    const repaired = await events.waitFor((e) => e.kind === 'ReplicaRepaired' && e.fragmentId === victim.id, 'ReplicaRepaired of the missing replica', 10_000);
+    const repaired = await events.waitFor(
+      (e) => e.kind === 'ReplicaRepaired' && e.fragmentId === victim.id,
+      'ReplicaRepaired of the missing replica',
+      10_000,
+    );
     expect(repaired).toMatchObject({ reason: 'missing' });
     events.close();
     expect((await readFile(fragmentPath(cluster, node, victim.id))).equals(sliceOf(bytes, FRAGMENT, 2))).toBe(true);
@@ -74,10 +78,16 @@ describe('a verified copy the index lost track of', () => {
     const c = await startCluster({ datanodes: 3, config: { orphanGraceSec: 0, reconcileIntervalSec: 3600 } });
     try {
       const data = randomBytes(100_000);
-      const form = await c.gql.multipart(`mutation($f: File!) { uploadImage(name: "adopt.bin", file: $f) { name } }`, { f: null }, { "variables.f": { data } });
+      const form = await c.gql.multipart(
+        `mutation($f: File!) { uploadImage(name: "adopt.bin", file: $f) { name } }`,
+        { f: null },
+        { 'variables.f': { data } },
+      );
       const fragments = (await c.gql(`{ image(name: "adopt.bin") { fragments { index sha256 replicas { id } } } }`)).image.fragments;
       expect(form.errors).toBeUndefined();
-      const [{ id: fragmentId }] = c.app.db.prepare('SELECT f.id FROM fragments f JOIN images i ON i.id = f.image_id WHERE i.name = ? AND f.idx = 0').all('adopt.bin') as { id: string }[];
+      const [{ id: fragmentId }] = c.app.db
+        .prepare('SELECT f.id FROM fragments f JOIN images i ON i.id = f.image_id WHERE i.name = ? AND f.idx = 0')
+        .all('adopt.bin') as { id: string }[];
       const holder = fragments[0].replicas[0].id;
       c.app.db.prepare('DELETE FROM replicas WHERE fragment_id = ? AND datanode_id = ?').run(fragmentId, holder);
       expect(c.app.catalog.replicasOf(fragmentId)).toHaveLength(1);

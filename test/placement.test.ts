@@ -4,7 +4,13 @@
 import { describe, expect, it } from 'vitest';
 import { mayTakeReplica, placeReplicas, type PlacementCandidate } from '../src/cluster/placement.ts';
 
-const node = (id: string, over: Partial<PlacementCandidate> = {}): PlacementCandidate => ({ id, status: 'UP', diskFreeBytes: 100e9, draining: false, ...over });
+const node = (id: string, over: Partial<PlacementCandidate> = {}): PlacementCandidate => ({
+  id,
+  status: 'UP',
+  diskFreeBytes: 100e9,
+  draining: false,
+  ...over,
+});
 const keys = (n: number, tag = 'frag') => Array.from({ length: n }, (_, i) => `${tag}-${i}`);
 
 /** Share of all replicas each node got over `keyCount` keys. */
@@ -32,7 +38,10 @@ describe('mayTakeReplica', () => {
   it('is the rule placement follows: asked for more than exist, placement answers exactly the eligible ones', () => {
     const statuses = ['UP', 'DEGRADED', 'DOWN', null] as const;
     const nodes = statuses.flatMap((status) => [false, true].map((draining) => node(`${status}-${draining}`, { status, draining })));
-    const eligible = nodes.filter(mayTakeReplica).map((n) => n.id).sort();
+    const eligible = nodes
+      .filter(mayTakeReplica)
+      .map((n) => n.id)
+      .sort();
     expect(eligible).toEqual(['DEGRADED-false', 'UP-false']);
     for (const key of keys(50)) expect([...placeReplicas(key, nodes, nodes.length)].sort()).toEqual(eligible);
   });
@@ -100,7 +109,11 @@ describe('placeReplicas', () => {
   });
 
   it('weights by free disk space: three times the space, about three times the fragments', () => {
-    const nodes = [node('big', { diskFreeBytes: 300e9 }), node('small1', { diskFreeBytes: 100e9 }), node('small2', { diskFreeBytes: 100e9 })];
+    const nodes = [
+      node('big', { diskFreeBytes: 300e9 }),
+      node('small1', { diskFreeBytes: 100e9 }),
+      node('small2', { diskFreeBytes: 100e9 }),
+    ];
     const s = shares(nodes, 1, 3000);
     // Weights 3:1:1 → 60% / 20% / 20%.
     expect(s.get('big')).toBeGreaterThan(0.52);

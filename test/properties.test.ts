@@ -12,11 +12,16 @@ import { codeOfThrown } from './support/errors.ts';
 
 describe('image names', () => {
   it('accepts exactly the well-formed 1..255-character names without control characters, other than . and ..', () => {
-    const anyString = fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), fc.string({ unit: 'grapheme', maxLength: 300 }), fc.constantFrom('.', '..', '', 'a\u0000b', '\ud800'));
+    const anyString = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 300 }),
+      fc.string({ unit: 'grapheme', maxLength: 300 }),
+      fc.constantFrom('.', '..', '', 'a\u0000b', '\ud800'),
+    );
     fc.assert(
       fc.property(anyString, (name) => {
         const chars = [...name].length;
-        const valid = name.isWellFormed() && chars >= 1 && chars <= MAX_NAME_LENGTH && !/\p{Cc}/u.test(name) && name !== '.' && name !== '..';
+        const valid =
+          name.isWellFormed() && chars >= 1 && chars <= MAX_NAME_LENGTH && !/\p{Cc}/u.test(name) && name !== '.' && name !== '..';
         expect(codeOfThrown(() => assertImageName(name))).toBe(valid ? undefined : 'BAD_USER_INPUT');
       }),
       { seed: TEST_SEED, numRuns: 2000 },
@@ -25,13 +30,17 @@ describe('image names', () => {
 
   it('prefixUpperBound is above every name with the prefix and not above the prefix itself', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).filter((s) => s.isWellFormed()), fc.string({ unit: 'binary', maxLength: 5 }).filter((s) => s.isWellFormed()), (prefix, rest) => {
-        const upper = prefixUpperBound(prefix);
-        const cmp = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
-        if (upper === undefined) return;
-        expect(cmp(prefix + rest, upper)).toBeLessThan(0);
-        expect(cmp(prefix, upper)).toBeLessThan(0);
-      }),
+      fc.property(
+        fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).filter((s) => s.isWellFormed()),
+        fc.string({ unit: 'binary', maxLength: 5 }).filter((s) => s.isWellFormed()),
+        (prefix, rest) => {
+          const upper = prefixUpperBound(prefix);
+          const cmp = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+          if (upper === undefined) return;
+          expect(cmp(prefix + rest, upper)).toBeLessThan(0);
+          expect(cmp(prefix, upper)).toBeLessThan(0);
+        },
+      ),
       { seed: TEST_SEED, numRuns: 1000 },
     );
   });
@@ -40,9 +49,12 @@ describe('image names', () => {
 describe('cursors', () => {
   it('decode(encode(name)) is the name for every name', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 255 }).filter((s) => s.isWellFormed()), (name) => {
-        expect(decodeCursor(encodeCursor(name))).toBe(name);
-      }),
+      fc.property(
+        fc.string({ unit: 'binary', minLength: 1, maxLength: 255 }).filter((s) => s.isWellFormed()),
+        (name) => {
+          expect(decodeCursor(encodeCursor(name))).toBe(name);
+        },
+      ),
       { seed: TEST_SEED, numRuns: 1000 },
     );
   });
@@ -76,7 +88,14 @@ describe('Range headers', () => {
   it('any header gives undefined, unsatisfiable, or 0 <= start <= end < size', () => {
     const header = fc.oneof(
       fc.string({ maxLength: 40 }),
-      fc.tuple(fc.constantFrom('bytes=', 'Bytes=', ' bytes=', 'bytes = '), fc.oneof(fc.nat().map(String), fc.constant('')), fc.constantFrom('-', ',', '--'), fc.oneof(fc.nat().map(String), fc.constant(''), fc.constant('1-2'))).map((p) => p.join('')),
+      fc
+        .tuple(
+          fc.constantFrom('bytes=', 'Bytes=', ' bytes=', 'bytes = '),
+          fc.oneof(fc.nat().map(String), fc.constant('')),
+          fc.constantFrom('-', ',', '--'),
+          fc.oneof(fc.nat().map(String), fc.constant(''), fc.constant('1-2')),
+        )
+        .map((p) => p.join('')),
     );
     fc.assert(
       fc.property(header, size, (h, n) => {
@@ -118,10 +137,16 @@ describe('content types (beginUpload on a real cluster)', () => {
     await fc.assert(
       fc.asyncProperty(contentType, async (type) => {
         const name = `ct-${n++}`;
-        const res = await cluster.gql.request('mutation($i: BeginUploadInput!) { beginUpload(input: $i) { id contentType } }', { i: { name, size: 1, contentType: type } });
+        const res = await cluster.gql.request('mutation($i: BeginUploadInput!) { beginUpload(input: $i) { id contentType } }', {
+          i: { name, size: 1, contentType: type },
+        });
         if (res.errors) {
           expect(codeOf(res)).toBe('BAD_USER_INPUT');
-          expect((await cluster.gql.request('{ images(prefix: "ct-") { edges { node { name } } } }')).data.images.edges.map((e: { node: { name: string } }) => e.node.name)).not.toContain(name);
+          expect(
+            (await cluster.gql.request('{ images(prefix: "ct-") { edges { node { name } } } }')).data.images.edges.map(
+              (e: { node: { name: string } }) => e.node.name,
+            ),
+          ).not.toContain(name);
         } else {
           expect(res.data.beginUpload.contentType).toBe(type);
           expect(type.length).toBeLessThanOrEqual(255);

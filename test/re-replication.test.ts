@@ -14,7 +14,8 @@ import { bytesOf, download, sha256, sliceOf, uploadImage } from './support/image
 
 const FRAGMENT = 16 * 1024;
 const auth = { authorization: `Bearer ${TEST_SECRET}` };
-const underReplicated = async (cluster: TestCluster) => (await cluster.gql('{ cluster { underReplicatedFragments } }')).cluster.underReplicatedFragments as number;
+const underReplicated = async (cluster: TestCluster) =>
+  (await cluster.gql('{ cluster { underReplicatedFragments } }')).cluster.underReplicatedFragments as number;
 
 async function storeImages(cluster: TestCluster, count: number, seed: number) {
   const stored = new Map<string, Buffer>();
@@ -64,7 +65,9 @@ describe('re-replication after a datanode is lost', () => {
     const lost = 2;
     const onLost = [...stored.keys()].flatMap((name) => fragmentsOf(cluster, name).filter((f) => f.holders.includes(lost)));
     expect(onLost.length).toBeGreaterThan(0);
-    const placedBefore = new Map([...stored.keys()].flatMap((name) => fragmentsOf(cluster, name).map((f) => [f.id, [...f.holders].sort()] as const)));
+    const placedBefore = new Map(
+      [...stored.keys()].flatMap((name) => fragmentsOf(cluster, name).map((f) => [f.id, [...f.holders].sort()] as const)),
+    );
     const events = watchEvents(cluster.app);
 
     await stopDatanode(cluster, lost);
@@ -88,12 +91,22 @@ describe('re-replication after a datanode is lost', () => {
     expect(filesBefore.length).toBe(onLost.length);
     await restartDatanode(cluster, lost);
     await waitForStatus(cluster, lost, 'UP');
-    await until(() => [...stored.keys()].every((name) => fragmentsOf(cluster, name).every((f) => f.holders.length === 2)), 'excess replicas trimmed', 15_000);
+    await until(
+      () => [...stored.keys()].every((name) => fragmentsOf(cluster, name).every((f) => f.holders.length === 2)),
+      'excess replicas trimmed',
+      15_000,
+    );
     await settleDeletions(cluster, 10_000);
     expect(await underReplicated(cluster)).toBe(0);
     await expectCopies(cluster, stored, [0, 1, 2]);
-    for (const name of stored.keys()) for (const f of fragmentsOf(cluster, name)) expect([...f.holders].sort(), `${name}#${f.idx}`).toEqual(placedBefore.get(f.id));
-    expect((await fragmentFileList(cluster)).filter((f) => f.node === lost).map((f) => f.id).sort()).toEqual(filesBefore.map((f) => f.id).sort());
+    for (const name of stored.keys())
+      for (const f of fragmentsOf(cluster, name)) expect([...f.holders].sort(), `${name}#${f.idx}`).toEqual(placedBefore.get(f.id));
+    expect(
+      (await fragmentFileList(cluster))
+        .filter((f) => f.node === lost)
+        .map((f) => f.id)
+        .sort(),
+    ).toEqual(filesBefore.map((f) => f.id).sort());
     expect(await auditDisks(cluster)).toMatchObject({ orphans: [], bad: [] });
 
     // It takes new replicas again.
@@ -122,7 +135,11 @@ describe('re-replication after a datanode is lost', () => {
     await expectCopies(cluster, stored, [0, 1], 2, [2]);
     await restartDatanode(cluster, 2);
     await waitForStatus(cluster, 2, 'UP');
-    await until(() => [...stored.keys()].every((name) => fragmentsOf(cluster, name).every((f) => f.holders.length === 2)), 'excess replicas trimmed', 15_000);
+    await until(
+      () => [...stored.keys()].every((name) => fragmentsOf(cluster, name).every((f) => f.holders.length === 2)),
+      'excess replicas trimmed',
+      15_000,
+    );
     await settleDeletions(cluster, 10_000);
     await expectCopies(cluster, stored, [0, 1, 2]);
     await until(async () => (await auditDisks(cluster)).orphans.length === 0, 'no orphan file', 10_000);
@@ -197,4 +214,3 @@ describe('decommission', () => {
     await expectDownloads(cluster, all);
   });
 });
-

@@ -64,7 +64,10 @@ it('places replicas on the newly registered datanode', async () => {
   // 64 KiB fragments: one fragment; send it again and again until the new node takes a replica.
   await until(async () => {
     const data = Buffer.alloc(40960, seen.size + 1).toString('base64');
-    const { uploadFragment } = await cluster.gql(`mutation($u: ID!, $d: Base64) { uploadFragment(uploadId: $u, index: 0, data: $d) { replicas { id } } }`, { u: session.id, d: data });
+    const { uploadFragment } = await cluster.gql(
+      `mutation($u: ID!, $d: Base64) { uploadFragment(uploadId: $u, index: 0, data: $d) { replicas { id } } }`,
+      { u: session.id, d: data },
+    );
     for (const r of uploadFragment.replicas) seen.add(r.id);
     return seen.has(newId);
   }, 'a replica on the new datanode');

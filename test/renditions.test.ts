@@ -20,7 +20,9 @@ const RENDITION = `query($n: String!) { image(name: $n) { rendition(width: 300, 
 
 /** A 3000x2000 JPEG whose EXIF says "rotate 90° clockwise": a viewer shows it 2000x3000. Left half red, right half blue. */
 async function makePortrait(): Promise<Buffer> {
-  const half = await sharp({ create: { width: 1500, height: 2000, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
+  const half = await sharp({ create: { width: 1500, height: 2000, channels: 3, background: { r: 255, g: 0, b: 0 } } })
+    .png()
+    .toBuffer();
   return sharp({ create: { width: 3000, height: 2000, channels: 3, background: { r: 0, g: 0, b: 255 } } })
     .composite([{ input: half, left: 0, top: 0 }])
     .jpeg({ quality: 85 })
@@ -35,11 +37,19 @@ function pngBomb(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr.writeUInt8(8, 8); // bit depth 8, colour type 0 (grey)
   const rows = deflateSync(Buffer.alloc((width + 1) * 64)); // the first rows only: enough to start decoding
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', rows), pngChunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', rows),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 const get = (path: string, headers: Record<string, string> = {}) =>
-  fetch(path, { headers: { authorization: `Bearer ${cluster.adminToken}`, ...headers } }).then(async (res) => ({ res, body: Buffer.from(await res.arrayBuffer()) }));
+  fetch(path, { headers: { authorization: `Bearer ${cluster.adminToken}`, ...headers } }).then(async (res) => ({
+    res,
+    body: Buffer.from(await res.arrayBuffer()),
+  }));
 
 beforeAll(async () => {
   cluster = await startCluster({ config: { renditionCacheBytes: 1024 ** 2 } });
@@ -56,22 +66,45 @@ describe('image metadata', () => {
 
   it('detects each format from the bytes, in a chunked upload too', async () => {
     for (const format of ['png', 'webp', 'gif', 'avif', 'tiff'] as const) {
-      const bytes = await sharp({ create: { width: 40, height: 30, channels: 3, background: 'green' } }).toFormat(format).toBuffer();
+      const bytes = await sharp({ create: { width: 40, height: 30, channels: 3, background: 'green' } })
+        .toFormat(format)
+        .toBuffer();
       await uploadChunked(cluster, `formats/x.${format}`, bytes);
       const { image } = await cluster.gql(MEDIA, { n: `formats/x.${format}` });
-      expect({ format: image.format, width: image.width, height: image.height }).toEqual({ format: format.toUpperCase(), width: 40, height: 30 });
+      expect({ format: image.format, width: image.width, height: image.height }).toEqual({
+        format: format.toUpperCase(),
+        width: 40,
+        height: 30,
+      });
     }
-    await uploadImage(cluster, 'formats/x.svg', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48"><rect width="64" height="48"/></svg>'));
-    expect((await cluster.gql(MEDIA, { n: 'formats/x.svg' })).image).toMatchObject({ contentType: 'image/svg+xml', format: 'SVG', width: 64, height: 48 });
+    await uploadImage(
+      cluster,
+      'formats/x.svg',
+      Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48"><rect width="64" height="48"/></svg>'),
+    );
+    expect((await cluster.gql(MEDIA, { n: 'formats/x.svg' })).image).toMatchObject({
+      contentType: 'image/svg+xml',
+      format: 'SVG',
+      width: 64,
+      height: 48,
+    });
   });
 
   it('keeps non-images storable with a null format', async () => {
     await uploadImage(cluster, 'notes.txt', Buffer.from('just some text, not a picture'), 'text/plain');
-    expect((await cluster.gql(MEDIA, { n: 'notes.txt' })).image).toEqual({ contentType: 'text/plain', format: null, width: null, height: null, orientation: null });
+    expect((await cluster.gql(MEDIA, { n: 'notes.txt' })).image).toEqual({
+      contentType: 'text/plain',
+      format: null,
+      width: null,
+      height: null,
+      orientation: null,
+    });
   });
 
   it('refuses a declared content type that contradicts the bytes, and stores nothing', async () => {
-    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: 'red' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: 'red' } })
+      .png()
+      .toBuffer();
     expect(codeOf(await uploadImageRaw(cluster, 'liar.jpg', png, 'image/jpeg'))).toBe('CONTENT_TYPE_MISMATCH');
     expect((await cluster.gql(MEDIA, { n: 'liar.jpg' })).image).toBeNull();
   });
@@ -135,7 +168,7 @@ describe('renditions', () => {
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 ** 2);
   }, 120_000);
 
-  it('purges an image\'s cached renditions when it is deleted', async () => {
+  it("purges an image's cached renditions when it is deleted", async () => {
     const cache = cluster.app.renditionCache;
     const before = cache.totals().count;
     await get(`${imagePath(cluster, 'photo.jpg')}?w=64&format=png`);
@@ -152,7 +185,11 @@ describe('rendition cache budget, and images stored before detection', () => {
   beforeAll(async () => {
     small = await startCluster({ config: { renditionCacheBytes: BUDGET } });
     // Noise: each 100 px lossless PNG rendition is some 11 KB, so the budget holds two.
-    const noisy = await sharp({ create: { width: 400, height: 400, channels: 3, background: 'gray', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
+    const noisy = await sharp({
+      create: { width: 400, height: 400, channels: 3, background: 'gray', noise: { type: 'gaussian', mean: 128, sigma: 60 } },
+    })
+      .png()
+      .toBuffer();
     await uploadImage(small, 'noise.png', noisy);
   }, 60_000);
   afterAll(() => small?.close());
@@ -182,8 +219,15 @@ describe('rendition cache budget, and images stored before detection', () => {
   });
 
   it('detects an image stored before detection existed on its first read', async () => {
-    small.app.db.prepare(`UPDATE images SET format = NULL, width = NULL, height = NULL, orientation = NULL, media_checked = 0 WHERE name = 'noise.png'`).run();
+    small.app.db
+      .prepare(
+        `UPDATE images SET format = NULL, width = NULL, height = NULL, orientation = NULL, media_checked = 0 WHERE name = 'noise.png'`,
+      )
+      .run();
     expect((await small.gql(MEDIA, { n: 'noise.png' })).image).toMatchObject({ format: 'PNG', width: 400, height: 400 });
-    expect(small.app.db.prepare(`SELECT media_checked AS m, width FROM images WHERE name = 'noise.png'`).get()).toEqual({ m: 1, width: 400 });
+    expect(small.app.db.prepare(`SELECT media_checked AS m, width FROM images WHERE name = 'noise.png'`).get()).toEqual({
+      m: 1,
+      width: 400,
+    });
   });
 });

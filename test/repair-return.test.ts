@@ -41,7 +41,15 @@ async function startProcessCluster(datanodes: number, config: Partial<Coordinato
   // Real datanodes measure the real machine: a busy box must not make them DEGRADED.
   const thresholds = { cpuPercent: 101, memoryPercent: 101, diskPercent: 101 };
   coordinator = await startCoordinator(
-    makeConfig({ dataDir: join(base, 'coordinator'), port: 0, secret: TEST_SECRET, healthIntervalMs: 200, thresholds, datanodes: processes.map((p) => p.url), ...config }),
+    makeConfig({
+      dataDir: join(base, 'coordinator'),
+      port: 0,
+      secret: TEST_SECRET,
+      healthIntervalMs: 200,
+      thresholds,
+      datanodes: processes.map((p) => p.url),
+      ...config,
+    }),
     pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
   );
   rememberToken(coordinator.url, readAdminToken(join(base, 'coordinator')));
@@ -64,7 +72,11 @@ async function startProcessCluster(datanodes: number, config: Partial<Coordinato
       await processes[i].exited;
     },
     async restart(i: number) {
-      processes[i] = await startDatanodeProcess({ dataDir: join(base, `datanode-${i}`), secret: TEST_SECRET, port: Number(new URL(processes[i].url).port) });
+      processes[i] = await startDatanodeProcess({
+        dataDir: join(base, `datanode-${i}`),
+        secret: TEST_SECRET,
+        port: Number(new URL(processes[i].url).port),
+      });
     },
     status: (i: number) => cluster.app.registry.get(ids[i])?.status ?? null,
   };
@@ -89,20 +101,30 @@ function holdersByFragment(cluster: TestCluster): Map<string, string[]> {
 }
 
 const reReplications = (events: readonly ClusterEvent[]) =>
-  events.filter((e): e is Extract<ClusterEvent, { kind: 'ReplicaRepaired' }> => e.kind === 'ReplicaRepaired' && e.reason === 're-replication');
+  events.filter(
+    (e): e is Extract<ClusterEvent, { kind: 'ReplicaRepaired' }> => e.kind === 'ReplicaRepaired' && e.reason === 're-replication',
+  );
 
 describe('a datanode that returns while it is being re-replicated', () => {
   it('keeps its files; copying stops within seconds; the extra copies are trimmed; no fragment ever has fewer than 2 replicas', async () => {
     const FRAGMENT = 64 * 1024;
     // 2 fragments a second: a long repair, still copying when the datanode is back.
-    const { cluster, ids, kill, restart, status } = await startProcessCluster(3, { fragmentSize: FRAGMENT, repairAfterSec: 1, repairBytesPerSec: 128 * 1024 });
+    const { cluster, ids, kill, restart, status } = await startProcessCluster(3, {
+      fragmentSize: FRAGMENT,
+      repairAfterSec: 1,
+      repairBytesPerSec: 128 * 1024,
+    });
     const stored = await store(cluster, 6, 20, FRAGMENT);
     const victim = 1;
     const victimId = ids[victim];
     const placed = holdersByFragment(cluster);
     const onVictim = [...placed].filter(([, h]) => h.includes(victimId)).map(([f]) => f);
     expect(onVictim.length).toBeGreaterThan(30);
-    const victimFiles = async () => (await fragmentFileList(cluster)).filter((f) => f.node === victim).map((f) => f.id).sort();
+    const victimFiles = async () =>
+      (await fragmentFileList(cluster))
+        .filter((f) => f.node === victim)
+        .map((f) => f.id)
+        .sort();
     const filesBefore = await victimFiles();
     expect(filesBefore).toEqual([...onVictim].sort());
 
@@ -170,7 +192,12 @@ describe('repair priority', () => {
   it('copies the fragments down to one live copy first, and does not keep a newly lost datanode waiting behind the first', async () => {
     const FRAGMENT = 16 * 1024;
     // RF 3 over 5 datanodes; 4 single copies a second.
-    const { cluster, ids, kill, status } = await startProcessCluster(5, { fragmentSize: FRAGMENT, replicationFactor: 3, repairAfterSec: 1, repairBytesPerSec: 64 * 1024 });
+    const { cluster, ids, kill, status } = await startProcessCluster(5, {
+      fragmentSize: FRAGMENT,
+      replicationFactor: 3,
+      repairAfterSec: 1,
+      repairBytesPerSec: 64 * 1024,
+    });
     const stored = await store(cluster, 8, 20, FRAGMENT);
     const [first, second] = [0, 1];
     const placed = holdersByFragment(cluster);
@@ -206,19 +233,28 @@ describe('repair priority', () => {
     // flight then (2 at a time) may finish first, and on a loaded machine the batch after them,
     // started before the repairer's next look at the registry.
     const order: string[] = [];
-    for (const e of reReplications(events.received)) if (e.at.getTime() >= lostAt && !order.includes(e.fragmentId)) order.push(e.fragmentId);
+    for (const e of reReplications(events.received))
+      if (e.at.getTime() >= lostAt && !order.includes(e.fragmentId)) order.push(e.fragmentId);
     const lastSingle = Math.max(...[...single].map((f) => order.indexOf(f)));
     const others = order.slice(0, lastSingle + 1).filter((f, i) => i >= 4 && !single.has(f));
     // The queue is re-read from the registry between batches; on a loaded machine one
     // two-copy fragment picked just before the loss was seen may slip ahead (seen in CI runs).
-    expect(others.length, `fragments with two live copies repaired before the last single-copy one: ${others.join(', ')}`).toBeLessThanOrEqual(1);
+    expect(
+      others.length,
+      `fragments with two live copies repaired before the last single-copy one: ${others.join(', ')}`,
+    ).toBeLessThanOrEqual(1);
     expect(single.size - others.length).toBeGreaterThan(4);
     // The second datanode's fragments are not left until the first one's are all done.
     const firstOfSecond = order.findIndex((f) => onSecond.has(f));
     const lastOfFirst = order.findLastIndex((f) => onFirst.has(f));
     expect(firstOfSecond).toBeGreaterThanOrEqual(0);
-    const firstStillPending = [...onFirst].filter((f) => (holdersByFragment(cluster).get(f) ?? []).filter((d) => !gone.has(d)).length < 3).length;
-    expect(firstOfSecond < lastOfFirst || firstStillPending > 0, 'a fragment of the second datanode was copied while the first still had fragments to copy').toBe(true);
+    const firstStillPending = [...onFirst].filter(
+      (f) => (holdersByFragment(cluster).get(f) ?? []).filter((d) => !gone.has(d)).length < 3,
+    ).length;
+    expect(
+      firstOfSecond < lastOfFirst || firstStillPending > 0,
+      'a fragment of the second datanode was copied while the first still had fragments to copy',
+    ).toBe(true);
     for (const [name, bytes] of stored) expect(sha256((await download(cluster, name)).body), name).toBe(sha256(bytes));
   }, 180_000);
 });

@@ -49,9 +49,15 @@ describe('read failover', () => {
 
       await expectAllIdentical();
 
-      const fault = await events.waitFor((e) => e.kind === 'ReplicaFault' && e.fragmentId === victim.id, 'ReplicaFault of the corrupt replica');
+      const fault = await events.waitFor(
+        (e) => e.kind === 'ReplicaFault' && e.fragmentId === victim.id,
+        'ReplicaFault of the corrupt replica',
+      );
       expect(fault).toMatchObject({ reason: 'corrupt', datanode: { url: cluster.nodes[corrupted].url } });
-      const repaired = await events.waitFor((e) => e.kind === 'ReplicaRepaired' && e.fragmentId === victim.id, 'ReplicaRepaired of the corrupt replica');
+      const repaired = await events.waitFor(
+        (e) => e.kind === 'ReplicaRepaired' && e.fragmentId === victim.id,
+        'ReplicaRepaired of the corrupt replica',
+      );
       expect(repaired).toMatchObject({ kind: 'ReplicaRepaired', reason: 'corrupt' });
       // Announced once, though two reads (HTTP and fragmentData) stumbled on it.
       expect(events.received.filter((e) => e.kind === 'ReplicaFault')).toHaveLength(1);

@@ -48,7 +48,10 @@ describe('a scheduler loop', () => {
   it('waits firstAfterMs before the first pass, and asks everyMs for each next delay', async () => {
     let passes = 0;
     const delays = [50, 500];
-    const loop = createScheduler().loop('test', async () => void (passes += 1), { everyMs: () => delays[passes - 1] ?? 1000, firstAfterMs: 30 });
+    const loop = createScheduler().loop('test', async () => void (passes += 1), {
+      everyMs: () => delays[passes - 1] ?? 1000,
+      firstAfterMs: 30,
+    });
     loop.start();
     await vi.advanceTimersByTimeAsync(29);
     expect(passes).toBe(0);
@@ -111,10 +114,14 @@ describe('a scheduler loop', () => {
     const errors: string[] = [];
     const log = { error: (_: unknown, msg: string) => errors.push(msg) } as never;
     let passes = 0;
-    const loop = createScheduler({ log }).loop('flaky', async () => {
-      passes += 1;
-      if (passes === 1) throw new Error('boom');
-    }, { everyMs: 10 });
+    const loop = createScheduler({ log }).loop(
+      'flaky',
+      async () => {
+        passes += 1;
+        if (passes === 1) throw new Error('boom');
+      },
+      { everyMs: 10 },
+    );
     loop.start();
     await vi.advanceTimersByTimeAsync(10);
     expect(passes).toBe(2);

@@ -1,7 +1,16 @@
 // The schema documents itself: the schema, every type (built-in scalars aside), field, argument,
 // input field and enum value has a description, as GitHub's public GraphQL API does.
 import { describe, expect, it } from 'vitest';
-import { buildSchema, isEnumType, isInputObjectType, isInterfaceType, isIntrospectionType, isObjectType, isSpecifiedScalarType, type GraphQLSchema } from 'graphql';
+import {
+  buildSchema,
+  isEnumType,
+  isInputObjectType,
+  isInterfaceType,
+  isIntrospectionType,
+  isObjectType,
+  isSpecifiedScalarType,
+  type GraphQLSchema,
+} from 'graphql';
 import { schema } from '../src/schema/index.ts';
 
 const documented = (description: string | null | undefined) => typeof description === 'string' && description.trim().length > 0;

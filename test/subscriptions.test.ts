@@ -16,17 +16,44 @@ const CLUSTER_EVENTS = /* GraphQL */ `
       __typename
       at
       message
-      ... on ImageStored { name size }
-      ... on ImageDeleted { name }
-      ... on DatanodeStatusChanged { previous status datanode { id url status } }
-      ... on UploadExpired { name }
+      ... on ImageStored {
+        name
+        size
+      }
+      ... on ImageDeleted {
+        name
+      }
+      ... on DatanodeStatusChanged {
+        previous
+        status
+        datanode {
+          id
+          url
+          status
+        }
+      }
+      ... on UploadExpired {
+        name
+      }
     }
-  }`;
+  }
+`;
 
 const DATANODE_HEALTH = /* GraphQL */ `
-  subscription($id: ID) {
-    datanodeHealth(id: $id) { at status cpuPercent memoryPercent diskPercent datanode { id url } }
-  }`;
+  subscription ($id: ID) {
+    datanodeHealth(id: $id) {
+      at
+      status
+      cpuPercent
+      memoryPercent
+      diskPercent
+      datanode {
+        id
+        url
+      }
+    }
+  }
+`;
 
 interface Event {
   __typename: string;
@@ -68,9 +95,14 @@ describe('clusterEvents', () => {
 
   /** Subscribing is asynchronous on the server: publish a probe until every subscriber has one. */
   async function untilListening(subscriptions: Subscription<Event>[]) {
-    const probe = setInterval(() => cluster.app.events.emit({ kind: 'UploadExpired', message: 'probe', name: '(probe)', uploadId: 'probe' }), 50);
+    const probe = setInterval(
+      () => cluster.app.events.emit({ kind: 'UploadExpired', message: 'probe', name: '(probe)', uploadId: 'probe' }),
+      50,
+    );
     try {
-      await Promise.all(subscriptions.map((s) => s.waitFor((e) => e.__typename === 'UploadExpired' && e.name === '(probe)', 'the probe event')));
+      await Promise.all(
+        subscriptions.map((s) => s.waitFor((e) => e.__typename === 'UploadExpired' && e.name === '(probe)', 'the probe event')),
+      );
     } finally {
       clearInterval(probe);
     }
@@ -81,7 +113,11 @@ describe('clusterEvents', () => {
     await untilListening(subs);
 
     const bytes = randomBytes(150_000);
-    const stored = await cluster.gql.multipart(`mutation($f: File!){ uploadImage(name: "events/a.png", file: $f, contentType: "image/png"){ name size } }`, { f: null }, { 'variables.f': { data: bytes } });
+    const stored = await cluster.gql.multipart(
+      `mutation($f: File!){ uploadImage(name: "events/a.png", file: $f, contentType: "image/png"){ name size } }`,
+      { f: null },
+      { 'variables.f': { data: bytes } },
+    );
     expect(stored.errors).toBeUndefined();
     for (const sub of subs) {
       const event = await sub.waitFor((e) => e.__typename === 'ImageStored' && e.name === 'events/a.png', 'ImageStored');
@@ -103,15 +139,26 @@ describe('clusterEvents', () => {
   it("announces a newly registered datanode's first status (previous null) on both transports", async () => {
     const extra = await startDatanode(join(cluster.dir, 'datanode-extra'), undefined, 3);
     try {
-      const registered = await cluster.gql(`mutation($url: String!){ registerDatanode(url: $url){ id status } }`, { url: extra.url }, { authorization: `Bearer ${TEST_SECRET}` });
+      const registered = await cluster.gql(
+        `mutation($url: String!){ registerDatanode(url: $url){ id status } }`,
+        { url: extra.url },
+        { authorization: `Bearer ${TEST_SECRET}` },
+      );
       const { id } = registered.registerDatanode;
       expect(registered.registerDatanode.status).toBe('UP');
       for (const sub of subs) {
-        const event = await sub.waitFor((e) => e.__typename === 'DatanodeStatusChanged' && e.datanode?.id === id, 'its DatanodeStatusChanged');
+        const event = await sub.waitFor(
+          (e) => e.__typename === 'DatanodeStatusChanged' && e.datanode?.id === id,
+          'its DatanodeStatusChanged',
+        );
         expect(event).toMatchObject({ previous: null, status: 'UP', datanode: { id, url: extra.url, status: 'UP' } });
       }
       // Registering the same URL again is no new datanode and no new event.
-      const again = await cluster.gql(`mutation($url: String!){ registerDatanode(url: $url){ id } }`, { url: extra.url }, { authorization: `Bearer ${TEST_SECRET}` });
+      const again = await cluster.gql(
+        `mutation($url: String!){ registerDatanode(url: $url){ id } }`,
+        { url: extra.url },
+        { authorization: `Bearer ${TEST_SECRET}` },
+      );
       expect(again.registerDatanode.id).toBe(id);
       for (const sub of subs) expect(sub.received.filter((e) => e.datanode?.id === id)).toHaveLength(1);
     } finally {
@@ -138,7 +185,10 @@ describe('datanodeHealth with fixed samples', () => {
     subs.push(...all);
     for (const sub of all) {
       // Two samples of each: samples keep coming, round after round.
-      await sub.until((got) => datanodes.every((d) => got.filter((s) => s.datanode.id === d.id).length >= 2), 'two samples of every datanode');
+      await sub.until(
+        (got) => datanodes.every((d) => got.filter((s) => s.datanode.id === d.id).length >= 2),
+        'two samples of every datanode',
+      );
       for (const sample of sub.received) {
         const node = datanodes.find((d) => d.id === sample.datanode.id);
         expect(node, `a sample of an unknown datanode ${sample.datanode.id}`).toBeDefined();
@@ -187,7 +237,9 @@ describe('datanodeHealth with measured samples', () => {
       }
     }
 
-    const { datanodes } = await cluster.gql(`{ datanodes { id url status lastSeenAt cpuPercent memoryPercent diskPercent diskFreeBytes } }`);
+    const { datanodes } = await cluster.gql(
+      `{ datanodes { id url status lastSeenAt cpuPercent memoryPercent diskPercent diskFreeBytes } }`,
+    );
     expect(datanodes).toHaveLength(2);
     const meminfo = await readFile('/proc/meminfo', 'utf8').catch(() => undefined);
     for (const [i, d] of (datanodes as Record<string, any>[]).entries()) {

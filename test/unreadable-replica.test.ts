@@ -41,7 +41,15 @@ beforeAll(async () => {
   coordinator = await startCoordinatorOver(
     nodes.map((n) => n.url),
     // A loaded test machine must not make a datanode DOWN (then reads and the scrubber skip it).
-    { secret: SECRET, replicationFactor: 2, fragmentSize: FRAGMENT, scrubBytesPerSec: 0, repairAfterSec: 3600, downAfterFailures: 10, thresholds: { cpuPercent: 100, memoryPercent: 100, diskPercent: 100 } },
+    {
+      secret: SECRET,
+      replicationFactor: 2,
+      fragmentSize: FRAGMENT,
+      scrubBytesPerSec: 0,
+      repairAfterSec: 3600,
+      downAfterFailures: 10,
+      thresholds: { cpuPercent: 100, memoryPercent: 100, diskPercent: 100 },
+    },
   );
 }, 60_000);
 
@@ -71,13 +79,19 @@ describe('unreadable replicas', () => {
     const { res, body } = await download(cluster, 'unreadable/read.png');
     expect(res.status).toBe(200);
     expect(body.equals(png)).toBe(true);
-    await until(async () => {
-      for (const [id, { node, sha256 }] of expected) if (!(await isRepaired(node, id, sha256))) return false;
-      return true;
-    }, 'every unreadable replica rewritten from the good copy', 30_000);
+    await until(
+      async () => {
+        for (const [id, { node, sha256 }] of expected) if (!(await isRepaired(node, id, sha256))) return false;
+        return true;
+      },
+      'every unreadable replica rewritten from the good copy',
+      30_000,
+    );
     // Found as unreadable by the reads themselves (reconciliation would only call it missing; a
     // fault it announced first is not announced twice, but the repair names its reason).
-    const byRead = events.received.filter((e) => (e.kind === 'ReplicaFault' || e.kind === 'ReplicaRepaired') && e.reason === 'unreadable') as { fragmentId: string }[];
+    const byRead = events.received.filter(
+      (e) => (e.kind === 'ReplicaFault' || e.kind === 'ReplicaRepaired') && e.reason === 'unreadable',
+    ) as { fragmentId: string }[];
     expect(new Set(byRead.map((e) => e.fragmentId))).toEqual(new Set(ids));
     events.close();
     // What was in the way is kept for the operator, not deleted.
@@ -101,7 +115,11 @@ describe('unreadable replicas', () => {
     await makeUnreadable(1, id);
     // Reported as unreadable (a fault already announced as missing by reconciliation is not
     // announced twice, so the repair event, which names the reason, counts as well).
-    await events.waitFor((e) => (e.kind === 'ReplicaFault' || e.kind === 'ReplicaRepaired') && e.fragmentId === id && e.reason === 'unreadable', 'the scrubber reports it unreadable', 30_000);
+    await events.waitFor(
+      (e) => (e.kind === 'ReplicaFault' || e.kind === 'ReplicaRepaired') && e.fragmentId === id && e.reason === 'unreadable',
+      'the scrubber reports it unreadable',
+      30_000,
+    );
     await until(() => isRepaired(1, id, hash), 'the scrubbed unreadable replica rewritten', 30_000);
     events.close();
   }, 60_000);

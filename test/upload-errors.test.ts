@@ -4,8 +4,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { codeOf, type GraphQLResponse } from './support/graphql.ts';
 import {
-  ABORT, BEGIN, beginUpload, bytesOf, COMPLETE, completeUpload, FRAGMENT_DATA, IMAGE, listNames, SEND, sendFragment, sendFragmentRaw, sha256,
-  sliceOf, stateOf, UPLOAD, uploadChunked, uploadImageRaw,
+  ABORT,
+  BEGIN,
+  beginUpload,
+  bytesOf,
+  COMPLETE,
+  completeUpload,
+  FRAGMENT_DATA,
+  IMAGE,
+  listNames,
+  SEND,
+  sendFragment,
+  sendFragmentRaw,
+  sha256,
+  sliceOf,
+  stateOf,
+  UPLOAD,
+  uploadChunked,
+  uploadImageRaw,
 } from './support/images.ts';
 
 const FRAGMENT = 4096;
@@ -27,7 +43,11 @@ beforeAll(async () => {
 afterAll(() => cluster?.close());
 
 /** Runs `call`, expects `code` with no data, and that listing, figures, uploads and disk are unchanged. */
-async function expectRejected(code: string, call: () => Promise<GraphQLResponse>, uploadIds: string[] = [open.id]): Promise<GraphQLResponse> {
+async function expectRejected(
+  code: string,
+  call: () => Promise<GraphQLResponse>,
+  uploadIds: string[] = [open.id],
+): Promise<GraphQLResponse> {
   const before = await stateOf(cluster, uploadIds);
   const res = await call();
   expect(res.errors, JSON.stringify(res)).toBeDefined();
@@ -70,7 +90,8 @@ describe('BAD_USER_INPUT', () => {
   });
 
   it('rejects a bad name at uploadImage', async () => {
-    for (const name of ['', '..', 'a'.repeat(256), 'a\nb']) await expectRejected('BAD_USER_INPUT', () => uploadImageRaw(cluster, name, bytesOf(10)));
+    for (const name of ['', '..', 'a'.repeat(256), 'a\nb'])
+      await expectRejected('BAD_USER_INPUT', () => uploadImageRaw(cluster, name, bytesOf(10)));
   });
 
   it('accepts the longest name (255 characters, even 4-byte ones) and a name of odd characters', async () => {
@@ -96,7 +117,9 @@ describe('BAD_USER_INPUT', () => {
   });
 
   it('rejects invalid base64 written inline in the query', async () => {
-    await expectRejected('BAD_USER_INPUT', () => cluster.gql.request(`mutation { uploadFragment(uploadId: "${open.id}", index: 1, data: "ab=c") { index } }`));
+    await expectRejected('BAD_USER_INPUT', () =>
+      cluster.gql.request(`mutation { uploadFragment(uploadId: "${open.id}", index: 1, data: "ab=c") { index } }`),
+    );
   });
 
   it('rejects neither data nor file', async () => {
@@ -146,7 +169,9 @@ describe('IMAGE_ALREADY_EXISTS', () => {
   });
 
   it('lets exactly one of several concurrent beginUpload calls take a name', async () => {
-    const results = await Promise.all(Array.from({ length: 6 }, () => cluster.gql.request(BEGIN, { i: { name: 'contested.png', size: 10 } })));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => cluster.gql.request(BEGIN, { i: { name: 'contested.png', size: 10 } })),
+    );
     const won = results.filter((r) => !r.errors);
     expect(won).toHaveLength(1);
     expect(results.filter((r) => r.errors).map(codeOf)).toEqual(Array(5).fill('IMAGE_ALREADY_EXISTS'));
@@ -173,7 +198,8 @@ describe('UPLOAD_NOT_FOUND', () => {
   ];
 
   it('answers an unknown upload id', async () => {
-    for (const [what, call] of calls('no-such-upload')) await expectRejected('UPLOAD_NOT_FOUND', call).catch((e) => Promise.reject(new Error(`${what}: ${e.message}`)));
+    for (const [what, call] of calls('no-such-upload'))
+      await expectRejected('UPLOAD_NOT_FOUND', call).catch((e) => Promise.reject(new Error(`${what}: ${e.message}`)));
     expect((await cluster.gql(UPLOAD, { u: 'no-such-upload' })).upload).toBeNull();
   });
 
@@ -252,9 +278,14 @@ describe('CHECKSUM_MISMATCH', () => {
 
   it('keeps answering it while the announced hash is wrong', async () => {
     const bytes = bytesOf(FRAGMENT + 1, 7);
-    const s = await beginUpload(cluster, { name: 'wrong-announced.png', size: bytes.length, sha256: sha256(Buffer.from('something else')) });
+    const s = await beginUpload(cluster, {
+      name: 'wrong-announced.png',
+      size: bytes.length,
+      sha256: sha256(Buffer.from('something else')),
+    });
     for (const i of [1, 0]) await sendFragment(cluster, s.id, i, sliceOf(bytes, FRAGMENT, i));
-    for (let attempt = 0; attempt < 2; attempt++) await expectRejected('CHECKSUM_MISMATCH', () => cluster.gql.request(COMPLETE, { u: s.id }), [open.id, s.id]);
+    for (let attempt = 0; attempt < 2; attempt++)
+      await expectRejected('CHECKSUM_MISMATCH', () => cluster.gql.request(COMPLETE, { u: s.id }), [open.id, s.id]);
     await cluster.gql(ABORT, { u: s.id });
   });
 });

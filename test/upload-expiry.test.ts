@@ -29,7 +29,11 @@ describe('upload expiry', () => {
     expect((await holdersByContent(cluster, pieces)).map((n) => n.length)).toEqual([2, 0, 2]);
 
     // Nobody touches the cluster meanwhile: the sweeper (every min(ttl, 60) s) finds it.
-    const expired = await events.waitFor((e) => e.kind === 'UploadExpired' && e.uploadId === session.id, 'UploadExpired', (2 * TTL_SEC + 3) * 1000);
+    const expired = await events.waitFor(
+      (e) => e.kind === 'UploadExpired' && e.uploadId === session.id,
+      'UploadExpired',
+      (2 * TTL_SEC + 3) * 1000,
+    );
     expect(expired).toMatchObject({ name: 'idle.png' });
     await settleDeletions(cluster);
     expect((await holdersByContent(cluster, pieces)).flat()).toEqual([]);

@@ -4,8 +4,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { fragmentFilesBySha256, settleDeletions } from './support/disk.ts';
 import {
-  ABORT, beginUpload, bytesOf, COMPLETE, completeUpload, curlMultipart, download, fragmentData, IMAGE, listNames, SEND_FILE, sendFragment, sha256,
-  sliceOf, UPLOAD, uploadChunked, uploadImage, type ImageView,
+  ABORT,
+  beginUpload,
+  bytesOf,
+  COMPLETE,
+  completeUpload,
+  curlMultipart,
+  download,
+  fragmentData,
+  IMAGE,
+  listNames,
+  SEND_FILE,
+  sendFragment,
+  sha256,
+  sliceOf,
+  UPLOAD,
+  uploadChunked,
+  uploadImage,
+  type ImageView,
 } from './support/images.ts';
 
 const FRAGMENT = 16 * 1024;
@@ -69,9 +85,19 @@ describe('chunked upload', () => {
     const session = await beginUpload(cluster, { name, size: bytes.length, contentType: 'image/png' });
     expect(session.name).toBe(name);
     for (const i of [3, 1, 0, 2]) {
-      const res = await curlMultipart(cluster, SEND_FILE, { u: session.id, i, f: null, s: null }, 'variables.f', sliceOf(bytes, FRAGMENT, i));
+      const res = await curlMultipart(
+        cluster,
+        SEND_FILE,
+        { u: session.id, i, f: null, s: null },
+        'variables.f',
+        sliceOf(bytes, FRAGMENT, i),
+      );
       expect(res.errors).toBeUndefined();
-      expect(res.data.uploadFragment).toMatchObject({ index: i, size: sliceOf(bytes, FRAGMENT, i).length, sha256: sha256(sliceOf(bytes, FRAGMENT, i)) });
+      expect(res.data.uploadFragment).toMatchObject({
+        index: i,
+        size: sliceOf(bytes, FRAGMENT, i).length,
+        sha256: sha256(sliceOf(bytes, FRAGMENT, i)),
+      });
       expect(res.data.uploadFragment.replicas).toHaveLength(2);
     }
     const image = await completeUpload(cluster, session.id);
@@ -96,7 +122,13 @@ describe('chunked upload', () => {
     const bytes = bytesOf(5 * FRAGMENT + 1, 14);
     const before = Date.now();
     const session = await beginUpload(cluster, { name: 'progress.bin', size: bytes.length });
-    expect(session).toMatchObject({ name: 'progress.bin', size: bytes.length, fragmentSize: FRAGMENT, fragmentCount: 6, receivedFragments: [] });
+    expect(session).toMatchObject({
+      name: 'progress.bin',
+      size: bytes.length,
+      fragmentSize: FRAGMENT,
+      fragmentCount: 6,
+      receivedFragments: [],
+    });
     // The default TTL is 24 h; the expiry is an ISO instant that far ahead.
     const expiresAt = Date.parse(session.expiresAt);
     expect(session.expiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);

@@ -5,7 +5,19 @@ import { startCluster, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
 import { fragmentFilesBySha256 } from './support/disk.ts';
 import { until } from './support/poll.ts';
-import { ABORT, beginUpload, bytesOf, COMPLETE, completeUpload, listNames, sendFragment, sendFragmentRaw, sha256, sliceOf, UPLOAD } from './support/images.ts';
+import {
+  ABORT,
+  beginUpload,
+  bytesOf,
+  COMPLETE,
+  completeUpload,
+  listNames,
+  sendFragment,
+  sendFragmentRaw,
+  sha256,
+  sliceOf,
+  UPLOAD,
+} from './support/images.ts';
 
 const FRAGMENT = 4096;
 const TTL_MS = 2000; // margin for a slow round trip on a loaded machine
@@ -31,10 +43,14 @@ it('expires an idle upload: UPLOAD_NOT_FOUND, name free, fragment files removed'
   expect(codeOf(await cluster.gql.request(ABORT, { u: session.id }))).toBe('UPLOAD_NOT_FOUND');
 
   // The sweeper (every min(ttl, 60) s) removes its fragments from the datanodes.
-  await until(async () => {
-    const onDisk = await fragmentFilesBySha256(cluster);
-    return [0, 2].every((i) => !onDisk.has(sha256(sliceOf(bytes, FRAGMENT, i))));
-  }, 'the expired upload\'s fragment files to go', 5000);
+  await until(
+    async () => {
+      const onDisk = await fragmentFilesBySha256(cluster);
+      return [0, 2].every((i) => !onDisk.has(sha256(sliceOf(bytes, FRAGMENT, i))));
+    },
+    "the expired upload's fragment files to go",
+    5000,
+  );
 
   // The name is free again.
   const again = await beginUpload(cluster, { name: 'idle.png', size: 10 });

@@ -12,7 +12,13 @@ const T = 1_700_000_000_000;
 let db: Db;
 let catalog: Catalog;
 let seq = 0;
-const limits = { rateLimitPerSec: 0, maxOpenUploadsPerToken: 3, maxReservedBytesPerToken: 1000, maxWsConnectionsPerToken: 4, maxSubscriptionsPerToken: 4 };
+const limits = {
+  rateLimitPerSec: 0,
+  maxOpenUploadsPerToken: 3,
+  maxReservedBytesPerToken: 1000,
+  maxWsConnectionsPerToken: 4,
+  maxSubscriptionsPerToken: 4,
+};
 const token = (id: string): Principal => ({ kind: 'token', id, name: id, role: 'write' });
 
 beforeEach(() => {
@@ -20,10 +26,22 @@ beforeEach(() => {
   catalog = createCatalog(db);
 });
 
-const begin = (size: number, expiresAt = T + 1000) => () => {
-  seq += 1;
-  return catalog.insertUpload({ name: `img-${seq}`, uploadId: `u${seq}`, size, contentType: 'image/png', sha256: null, fragmentSize: size, fragmentCount: 1, createdAt: T, expiresAt });
-};
+const begin =
+  (size: number, expiresAt = T + 1000) =>
+  () => {
+    seq += 1;
+    return catalog.insertUpload({
+      name: `img-${seq}`,
+      uploadId: `u${seq}`,
+      size,
+      contentType: 'image/png',
+      sha256: null,
+      fragmentSize: size,
+      fragmentCount: 1,
+      createdAt: T,
+      expiresAt,
+    });
+  };
 const code = (fn: () => unknown) => {
   try {
     fn();

@@ -36,7 +36,13 @@ export function rootFieldsOf(document: DocumentNode, operationName?: string | nu
 }
 
 /** Why `principal` may not run this operation, or undefined when it may. */
-export function refusal(auth: Auth, principal: Principal | undefined, document: DocumentNode, operationName?: string | null, justAuthenticated = false): TesseraError | undefined {
+export function refusal(
+  auth: Auth,
+  principal: Principal | undefined,
+  document: DocumentNode,
+  operationName?: string | null,
+  justAuthenticated = false,
+): TesseraError | undefined {
   if (!principal) return unauthenticated('This call needs a token: send `Authorization: Bearer <token>`.');
   // A revoked token stops working at once, on sockets opened before the revocation too.
   if (!justAuthenticated && !auth.stillValid(principal)) return unauthenticated('The token is unknown, revoked or expired.');
@@ -44,7 +50,8 @@ export function refusal(auth: Auth, principal: Principal | undefined, document: 
   if (!root) return undefined; // graphql-js reports the missing operation itself
   const denied = [...root.fields].filter((f) => !allows(principal, root.type, f));
   if (denied.length === 0) return undefined;
-  const who = principal.kind === 'cluster' ? 'The cluster secret' : principal.kind === 'anonymous' ? 'Anonymous access' : `A ${principal.role} token`;
+  const who =
+    principal.kind === 'cluster' ? 'The cluster secret' : principal.kind === 'anonymous' ? 'Anonymous access' : `A ${principal.role} token`;
   return forbidden(`${who} may not use ${denied.map((f) => `${root.type}.${f}`).join(', ')}.`);
 }
 
@@ -109,7 +116,13 @@ export function authPlugin(auth: Auth, principals: WeakMap<Request, Principal>):
     },
     onExecute({ args, setResultAndStopExecution }) {
       const ctx = args.contextValue as Context;
-      const error = refusal(auth, ctx.principal, args.document, args.operationName, ctx.principal !== undefined && fresh.has(ctx.principal));
+      const error = refusal(
+        auth,
+        ctx.principal,
+        args.document,
+        args.operationName,
+        ctx.principal !== undefined && fresh.has(ctx.principal),
+      );
       if (error) setResultAndStopExecution({ errors: [toGraphQLError(error)] });
     },
     onSubscribe({ args, setResultAndStopExecution }) {

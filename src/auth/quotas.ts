@@ -62,10 +62,16 @@ function uploadQuota(db: Db, limits: QuotaLimits, now: () => number) {
       return db.transaction(() => {
         const open = openUploadsOf.get(now(), principal.id)!;
         if (open.n + 1 > limits.maxOpenUploadsPerToken) {
-          throw new TesseraError('QUOTA_EXCEEDED', `This token has ${open.n} open uploads, the most allowed (${limits.maxOpenUploadsPerToken}); complete or abort one first.`);
+          throw new TesseraError(
+            'QUOTA_EXCEEDED',
+            `This token has ${open.n} open uploads, the most allowed (${limits.maxOpenUploadsPerToken}); complete or abort one first.`,
+          );
         }
         if ((open.bytes ?? 0) + size > limits.maxReservedBytesPerToken) {
-          throw new TesseraError('QUOTA_EXCEEDED', `This token's open uploads reserve ${open.bytes ?? 0} bytes; ${size} more would pass its limit of ${limits.maxReservedBytesPerToken}.`);
+          throw new TesseraError(
+            'QUOTA_EXCEEDED',
+            `This token's open uploads reserve ${open.bytes ?? 0} bytes; ${size} more would pass its limit of ${limits.maxReservedBytesPerToken}.`,
+          );
         }
         const row = begin();
         recordOwner.run(row.id, principal.id);
@@ -111,7 +117,10 @@ function liveConnections(limits: QuotaLimits) {
     startSubscription(principal: Principal, stop: () => void): () => void {
       const set = subscriptions.get(principal.id) ?? new Set();
       if (set.size >= limits.maxSubscriptionsPerToken) {
-        throw new TesseraError('QUOTA_EXCEEDED', `This token has ${set.size} live subscriptions, the most allowed (${limits.maxSubscriptionsPerToken}).`);
+        throw new TesseraError(
+          'QUOTA_EXCEEDED',
+          `This token has ${set.size} live subscriptions, the most allowed (${limits.maxSubscriptionsPerToken}).`,
+        );
       }
       set.add(stop);
       subscriptions.set(principal.id, set);

@@ -47,7 +47,11 @@ export const OPERATION_RULES: Record<RootType, Record<string, Role>> = {
 };
 
 /** What the cluster secret (held by datanodes, not clients) may do besides an admin token. */
-export const CLUSTER_SECRET_FIELDS: ReadonlySet<string> = new Set(['Mutation.registerDatanode', 'Mutation.drainDatanode', 'Mutation.removeDatanode']);
+export const CLUSTER_SECRET_FIELDS: ReadonlySet<string> = new Set([
+  'Mutation.registerDatanode',
+  'Mutation.drainDatanode',
+  'Mutation.removeDatanode',
+]);
 
 const rank = (role: Role) => ROLES.indexOf(role);
 

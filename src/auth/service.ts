@@ -13,7 +13,6 @@ import { createQuotas, type QuotaLimits } from './quotas.ts';
 import type { Principal, Role } from './rules.ts';
 import { ADMIN_TOKEN_FILE } from './admin-token-file.ts';
 
-
 export type AnonymousAccess = 'none' | 'read' | 'write';
 
 export interface AuthConfig extends QuotaLimits {
@@ -54,7 +53,8 @@ export function createAuth(db: Db, config: AuthConfig, log: Logger) {
     const m = /^Bearer +(\S+)\s*$/i.exec(header);
     if (!m) throw unauthenticated('The Authorization header must be `Bearer <token>`.');
     const secret = m[1];
-    if (config.secret !== undefined && sameSecret(secret, config.secret)) return { kind: 'cluster', id: 'cluster', name: 'cluster secret', role: undefined };
+    if (config.secret !== undefined && sameSecret(secret, config.secret))
+      return { kind: 'cluster', id: 'cluster', name: 'cluster secret', role: undefined };
     const row = tokens.authenticate(secret);
     if (!row) throw unauthenticated('The token is unknown, revoked or expired.');
     return { kind: 'token', id: row.id, name: row.name, role: row.role };
@@ -73,7 +73,10 @@ export function createAuth(db: Db, config: AuthConfig, log: Logger) {
     fs.writeFileSync(tmp, secret + '\n', { mode: 0o600 });
     fs.chmodSync(tmp, 0o600);
     fs.renameSync(tmp, adminTokenFile);
-    log.info({ file: adminTokenFile, token: token.id }, 'created an admin token (the index held none); use it as `Authorization: Bearer <contents of the file>`');
+    log.info(
+      { file: adminTokenFile, token: token.id },
+      'created an admin token (the index held none); use it as `Authorization: Bearer <contents of the file>`',
+    );
   }
 
   return {

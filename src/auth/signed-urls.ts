@@ -18,7 +18,7 @@ export interface SignedUrlParams {
 }
 
 export function createUrlSigner(db: Db, now: () => number = Date.now) {
-  db.prepare("INSERT OR IGNORE INTO auth_keys (name, value) VALUES (?, ?)").run(KEY_NAME, randomBytes(32));
+  db.prepare('INSERT OR IGNORE INTO auth_keys (name, value) VALUES (?, ?)').run(KEY_NAME, randomBytes(32));
   const key = (db.prepare('SELECT value FROM auth_keys WHERE name = ?').get(KEY_NAME) as { value: Buffer }).value;
 
   const mac = (name: string, expires: number, tokenId: string) =>
@@ -31,7 +31,11 @@ export function createUrlSigner(db: Db, now: () => number = Date.now) {
         throw badInput(`expiresIn must be from 1 to ${MAX_SIGNED_URL_SEC} seconds.`);
       }
       const expires = Math.floor(now() / 1000) + expiresInSec;
-      return new URLSearchParams({ expires: String(expires), token: tokenId, signature: mac(name, expires, tokenId).toString('base64url') }).toString();
+      return new URLSearchParams({
+        expires: String(expires),
+        token: tokenId,
+        signature: mac(name, expires, tokenId).toString('base64url'),
+      }).toString();
     },
 
     /**

@@ -42,7 +42,8 @@ export function createTokenStore(db: Db, now: () => number = Date.now) {
     /** A new token; `secret` is returned here only, the index keeps its hash. */
     create(name: string, role: Role, expiresInSec?: number | null): { token: TokenRow; secret: string } {
       const trimmed = name.trim();
-      if (trimmed === '' || trimmed.length > 100 || /[\u0000-\u001f\u007f]/.test(trimmed)) throw badInput('A token name is 1 to 100 printable characters.');
+      if (trimmed === '' || trimmed.length > 100 || /[\u0000-\u001f\u007f]/.test(trimmed))
+        throw badInput('A token name is 1 to 100 printable characters.');
       if (!ROLES.includes(role)) throw badInput(`role must be one of ${ROLES.join(', ')}.`);
       if (expiresInSec != null && !isWholeNumberIn(expiresInSec, 1, MAX_TOKEN_LIFETIME_SEC)) {
         throw badInput(`expiresIn must be from 1 to ${MAX_TOKEN_LIFETIME_SEC} seconds.`);

@@ -22,7 +22,12 @@ function createProgram(): Command {
   return new Command('tessera')
     .description('Store, fetch, list and watch images on a Tessera cluster.')
     .addOption(new Option('--url <url>', 'the coordinator').env('TESSERA_URL').default(DEFAULT_URL))
-    .addOption(new Option('--token <token>', 'client token (default: the admin token in ./data/admin.token or $TESSERA_DATA_DIR/admin.token, if readable)').env('TESSERA_TOKEN'))
+    .addOption(
+      new Option(
+        '--token <token>',
+        'client token (default: the admin token in ./data/admin.token or $TESSERA_DATA_DIR/admin.token, if readable)',
+      ).env('TESSERA_TOKEN'),
+    )
     .option('--json', 'print one JSON document per command (one JSON object per line for watch)')
     .showSuggestionAfterError()
     .exitOverride()
@@ -30,7 +35,10 @@ function createProgram(): Command {
       // commander's own usage errors, in the same shape as every other error
       outputError: (text, write) => write(`error USAGE: ${text.replace(/^error: /, '').trimEnd()}\n(see tessera --help)\n`),
     })
-    .addHelpText('after', examples('tessera upload cat.png', 'tessera ls --prefix cats/', 'TESSERA_URL=http://10.0.0.5:4000 tessera nodes --json'));
+    .addHelpText(
+      'after',
+      examples('tessera upload cat.png', 'tessera ls --prefix cats/', 'TESSERA_URL=http://10.0.0.5:4000 tessera nodes --json'),
+    );
 }
 
 /** Runs the command line; resolves to the exit status (the caller sets it). */
@@ -57,7 +65,18 @@ export async function runCli(argv: string[]): Promise<number> {
         }
       },
   };
-  for (const add of [addUploadCommand, addDownloadCommand, addLsCommand, addStatCommand, addRmCommand, addNodesCommand, addClusterCommand, addWatchCommand, addTokenCommands]) add(program, ctx);
+  for (const add of [
+    addUploadCommand,
+    addDownloadCommand,
+    addLsCommand,
+    addStatCommand,
+    addRmCommand,
+    addNodesCommand,
+    addClusterCommand,
+    addWatchCommand,
+    addTokenCommands,
+  ])
+    add(program, ctx);
 
   try {
     await program.parseAsync(argv);
@@ -77,7 +96,9 @@ function exitStatusOf(e: unknown): number {
   }
   if (e instanceof CommanderError) {
     // help and version are not errors; everything else commander throws is a usage error
-    return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version' ? EXIT.OK : EXIT.USAGE;
+    return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version'
+      ? EXIT.OK
+      : EXIT.USAGE;
   }
   printError(asClientError(e));
   return EXIT.FAILED;

@@ -46,7 +46,12 @@ export function createProgressView(enabled = Boolean(process.stderr.isTTY)): Pro
       }
       const seconds = Math.max((now - since) / 1000, 0.001);
       bar.setTotal(total);
-      bar.update(done, { label, doneText: formatBytes(done), totalText: formatBytes(total), rate: formatBytes(Math.round((done - base) / seconds)) });
+      bar.update(done, {
+        label,
+        doneText: formatBytes(done),
+        totalText: formatBytes(total),
+        rate: formatBytes(Math.round((done - base) / seconds)),
+      });
     },
     stop() {
       if (started) bar.stop();

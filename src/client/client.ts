@@ -57,7 +57,14 @@ export interface ListOptions {
   signal?: AbortSignal;
 }
 
-export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_URL, stateDir, retry = {}, timeoutMs, headers, token = process.env.TESSERA_TOKEN || undefined }: ClientOptions = {}) {
+export function createTesseraClient({
+  url = process.env.TESSERA_URL || DEFAULT_URL,
+  stateDir,
+  retry = {},
+  timeoutMs,
+  headers,
+  token = process.env.TESSERA_TOKEN || undefined,
+}: ClientOptions = {}) {
   const authorization = token ? `Bearer ${token}` : undefined;
   const transport = createHttpTransport({ url, timeoutMs, headers: { ...(authorization ? { authorization } : {}), ...headers } });
   const state = stateDir === false ? undefined : createUploadState(stateDir ?? defaultStateDir());
@@ -71,7 +78,11 @@ export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_U
   const gql = transport.graphql;
 
   async function page(query: string, { prefix, first, after, signal }: ListOptions) {
-    const { images } = await gql<{ images: { totalCount?: number; edges: { node: ImageSummary }[]; pageInfo: ImagePage['pageInfo'] } }>(query, { prefix: prefix ?? null, first: first ?? null, after: after ?? null }, { signal });
+    const { images } = await gql<{ images: { totalCount?: number; edges: { node: ImageSummary }[]; pageInfo: ImagePage['pageInfo'] } }>(
+      query,
+      { prefix: prefix ?? null, first: first ?? null, after: after ?? null },
+      { signal },
+    );
     return { images: images.edges.map((e) => e.node), pageInfo: images.pageInfo, totalCount: images.totalCount };
   }
 
@@ -85,10 +96,12 @@ export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_U
       upload({ transport, state, retry: retryPolicy, clusterFragmentSize }, source, options),
 
     /** Downloads an image into the file `output`, verified, atomically. */
-    download: (name: string, output: string, options: DownloadOptions = {}): Promise<FileDownloadResult> => download(transport, name, output, options),
+    download: (name: string, output: string, options: DownloadOptions = {}): Promise<FileDownloadResult> =>
+      download(transport, name, output, options),
 
     /** Streams an image into `destination`; throws after the fact if the bytes do not verify. */
-    downloadTo: (name: string, destination: Writable, options: DownloadOptions & { end?: boolean } = {}): Promise<DownloadResult> => downloadTo(transport, name, destination, options),
+    downloadTo: (name: string, destination: Writable, options: DownloadOptions & { end?: boolean } = {}): Promise<DownloadResult> =>
+      downloadTo(transport, name, destination, options),
 
     /** One page of images ordered by name, with the number matching `prefix`. */
     list: async (options: ListOptions = {}): Promise<ImagePage> => {
@@ -97,7 +110,11 @@ export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_U
     },
 
     /** Every image (matching `prefix`), page after page. */
-    async *listAll({ prefix, pageSize = 1000, signal }: { prefix?: string; pageSize?: number; signal?: AbortSignal } = {}): AsyncGenerator<ImageSummary> {
+    async *listAll({
+      prefix,
+      pageSize = 1000,
+      signal,
+    }: { prefix?: string; pageSize?: number; signal?: AbortSignal } = {}): AsyncGenerator<ImageSummary> {
       let after: string | undefined;
       for (;;) {
         const p = await page(Q.IMAGES_PAGE_UNCOUNTED, { prefix, first: pageSize, after, signal });
@@ -115,14 +132,18 @@ export function createTesseraClient({ url = process.env.TESSERA_URL || DEFAULT_U
     },
 
     /** Deletes an image; false when there was none of that name. */
-    remove: async (name: string, { signal }: { signal?: AbortSignal } = {}): Promise<boolean> => (await gql<{ deleteImage: boolean }>(Q.DELETE_IMAGE, { name }, { signal })).deleteImage,
+    remove: async (name: string, { signal }: { signal?: AbortSignal } = {}): Promise<boolean> =>
+      (await gql<{ deleteImage: boolean }>(Q.DELETE_IMAGE, { name }, { signal })).deleteImage,
 
     /** Drops an open upload (e.g. one a Ctrl-C left behind) and its fragments. */
-    abortUpload: async (uploadId: string): Promise<boolean> => (await gql<{ abortUpload: boolean }>(Q.ABORT_UPLOAD, { uploadId })).abortUpload,
+    abortUpload: async (uploadId: string): Promise<boolean> =>
+      (await gql<{ abortUpload: boolean }>(Q.ABORT_UPLOAD, { uploadId })).abortUpload,
 
-    nodes: async ({ signal }: { signal?: AbortSignal } = {}): Promise<Datanode[]> => (await gql<{ datanodes: Datanode[] }>(Q.DATANODES, {}, { signal })).datanodes,
+    nodes: async ({ signal }: { signal?: AbortSignal } = {}): Promise<Datanode[]> =>
+      (await gql<{ datanodes: Datanode[] }>(Q.DATANODES, {}, { signal })).datanodes,
 
-    cluster: async ({ signal }: { signal?: AbortSignal } = {}): Promise<ClusterStatus> => (await gql<{ cluster: ClusterStatus }>(Q.CLUSTER, {}, { signal })).cluster,
+    cluster: async ({ signal }: { signal?: AbortSignal } = {}): Promise<ClusterStatus> =>
+      (await gql<{ cluster: ClusterStatus }>(Q.CLUSTER, {}, { signal })).cluster,
 
     /** Live cluster events until close(), abort or failure (see EventSubscription). */
     subscribe: (onEvent: (event: ClusterEvent) => void, options: SubscribeOptions = {}): EventSubscription =>

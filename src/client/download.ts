@@ -52,13 +52,27 @@ async function openImage(transport: HttpTransport, name: string, signal?: AbortS
     }
     sha256 = image.sha256;
   }
-  return { res, sha256, size: Number.isSafeInteger(length) ? length : undefined, contentType: res.headers['content-type'] ?? 'application/octet-stream' };
+  return {
+    res,
+    sha256,
+    size: Number.isSafeInteger(length) ? length : undefined,
+    contentType: res.headers['content-type'] ?? 'application/octet-stream',
+  };
 }
 
 /** Streams the image into `destination`; the check comes at the end (the bytes are written by then). */
-export async function downloadTo(transport: HttpTransport, name: string, destination: Writable, { signal, onProgress, end = true }: DownloadOptions & { end?: boolean } = {}): Promise<DownloadResult> {
+export async function downloadTo(
+  transport: HttpTransport,
+  name: string,
+  destination: Writable,
+  { signal, onProgress, end = true }: DownloadOptions & { end?: boolean } = {},
+): Promise<DownloadResult> {
   const { res, sha256, size, contentType } = await openImage(transport, name, signal);
-  const verifier = new Sha256Verifier({ sha256, size, onBytes: onProgress && ((n) => onProgress({ bytesDone: n, totalBytes: size ?? 0 })) });
+  const verifier = new Sha256Verifier({
+    sha256,
+    size,
+    onBytes: onProgress && ((n) => onProgress({ bytesDone: n, totalBytes: size ?? 0 })),
+  });
   try {
     await pipeline(res, verifier, destination, { signal, end });
   } catch (err) {
@@ -69,12 +83,21 @@ export async function downloadTo(transport: HttpTransport, name: string, destina
 }
 
 /** Downloads into `output` atomically: a failed or mismatching download leaves no file behind. */
-export async function download(transport: HttpTransport, name: string, output: string, options: DownloadOptions = {}): Promise<FileDownloadResult> {
+export async function download(
+  transport: HttpTransport,
+  name: string,
+  output: string,
+  options: DownloadOptions = {},
+): Promise<FileDownloadResult> {
   const target = resolve(output);
   const { res, sha256, size, contentType } = await openImage(transport, name, options.signal);
   // Same folder as the target, so the rename stays on one filesystem and is atomic.
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tessera-part`);
-  const tally = createSha256Tally({ sha256, size, onBytes: options.onProgress && ((n) => options.onProgress!({ bytesDone: n, totalBytes: size ?? 0 })) });
+  const tally = createSha256Tally({
+    sha256,
+    size,
+    onBytes: options.onProgress && ((n) => options.onProgress!({ bytesDone: n, totalBytes: size ?? 0 })),
+  });
   let verified: { sha256: string; bytes: number };
   try {
     const file = await open(temp, 'wx');

@@ -20,7 +20,11 @@ export class TesseraClientError extends Error {
   /** The upload this error interrupted; it stays open and resumable. */
   uploadId?: string;
 
-  constructor(code: string, message: string, details: { status?: number; extensions?: Record<string, unknown>; cause?: unknown; uploadId?: string } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    details: { status?: number; extensions?: Record<string, unknown>; cause?: unknown; uploadId?: string } = {},
+  ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'TesseraClientError';
     this.code = code;
@@ -45,7 +49,10 @@ export function isTransient(err: unknown): boolean {
 }
 
 export const abortError = (signal?: AbortSignal) =>
-  new TesseraClientError('ABORTED', signal?.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason.message : 'The operation was aborted.');
+  new TesseraClientError(
+    'ABORTED',
+    signal?.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason.message : 'The operation was aborted.',
+  );
 
 export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw abortError(signal);

@@ -25,7 +25,8 @@ async function readFully(file: FileHandle, buffer: Buffer, length: number, posit
   let done = 0;
   while (done < length) {
     const { bytesRead } = await file.read(buffer, done, length - done, position + done);
-    if (bytesRead === 0) throw new TesseraClientError('FILE_CHANGED', `The file ended at byte ${position + done}; it shrank during the upload.`);
+    if (bytesRead === 0)
+      throw new TesseraClientError('FILE_CHANGED', `The file ended at byte ${position + done}; it shrank during the upload.`);
     done += bytesRead;
   }
 }
@@ -85,7 +86,11 @@ export function streamFragments(stream: AsyncIterable<Uint8Array>, layout: Layou
     while (done < length) {
       if (leftover.length === 0) {
         const { value, done: ended } = await iterator.next();
-        if (ended) throw new TesseraClientError('BAD_USER_INPUT', `The stream ended after ${index * layout.fragmentSize + done} bytes; ${layout.size} were announced.`);
+        if (ended)
+          throw new TesseraClientError(
+            'BAD_USER_INPUT',
+            `The stream ended after ${index * layout.fragmentSize + done} bytes; ${layout.size} were announced.`,
+          );
         leftover = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
       }
       const n = Math.min(length - done, leftover.length);
@@ -127,7 +132,7 @@ export function streamFragments(stream: AsyncIterable<Uint8Array>, layout: Layou
 export async function hashFile(file: FileHandle, size: number, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<string> {
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(Math.min(size, 4 * 1024 * 1024) || 1);
-  for (let position = 0; position < size; ) {
+  for (let position = 0; position < size;) {
     throwIfAborted(signal);
     const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - position), position);
     if (bytesRead === 0) throw new TesseraClientError('FILE_CHANGED', `The file ended at byte ${position}; it shrank while it was hashed.`);

@@ -43,12 +43,27 @@ interface Endpoint {
 }
 
 /** Sends one request; resolves on the response head (the body is the caller's to read). */
-function send(to: Endpoint, method: string, path: string, headers: OutgoingHttpHeaders, body: Uint8Array[] | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
+function send(
+  to: Endpoint,
+  method: string,
+  path: string,
+  headers: OutgoingHttpHeaders,
+  body: Uint8Array[] | undefined,
+  signal?: AbortSignal,
+): Promise<IncomingMessage> {
   const { base, lib, agent, prefix, timeoutMs } = to;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
     const req = lib.request(
-      { protocol: base.protocol, hostname: base.hostname, port: base.port, method, path: prefix + path, agent, headers: { ...to.headers, ...headers } },
+      {
+        protocol: base.protocol,
+        hostname: base.hostname,
+        port: base.port,
+        method,
+        path: prefix + path,
+        agent,
+        headers: { ...to.headers, ...headers },
+      },
       (res) => {
         // The caller reads the body; abort must still cut it, so the listener lives until it ends.
         res.once('close', () => signal?.removeEventListener('abort', onAbort));
@@ -88,7 +103,9 @@ async function graphqlResult<T>(res: IncomingMessage, origin: string, signal?: A
     body = JSON.parse(raw.toString('utf8'));
   } catch {
     const snippet = raw.toString('utf8', 0, 200).trim();
-    throw new TesseraClientError('HTTP_ERROR', `HTTP ${res.statusCode} from ${origin}${snippet ? `: ${snippet}` : ''}`, { status: res.statusCode });
+    throw new TesseraClientError('HTTP_ERROR', `HTTP ${res.statusCode} from ${origin}${snippet ? `: ${snippet}` : ''}`, {
+      status: res.statusCode,
+    });
   }
   const first = body.errors?.[0];
   if (first) {
@@ -96,12 +113,19 @@ async function graphqlResult<T>(res: IncomingMessage, origin: string, signal?: A
     const code = first.extensions?.code ?? 'INTERNAL_SERVER_ERROR';
     throw new TesseraClientError(code, first.message, { status: res.statusCode, extensions: first.extensions });
   }
-  if (body.data == null) throw new TesseraClientError('BAD_RESPONSE', `HTTP ${res.statusCode} from ${origin} without data or errors.`, { status: res.statusCode });
+  if (body.data == null)
+    throw new TesseraClientError('BAD_RESPONSE', `HTTP ${res.statusCode} from ${origin} without data or errors.`, {
+      status: res.statusCode,
+    });
   return body.data;
 }
 
 /** graphql-multipart-request-spec: operations, map, then the file parts, the caller's bytes as they are (never copied into a bigger body). */
-function multipartBody(query: string, variables: Record<string, unknown>, files: FilePart[]): { boundary: string; chunks: Uint8Array[]; length: number } {
+function multipartBody(
+  query: string,
+  variables: Record<string, unknown>,
+  files: FilePart[],
+): { boundary: string; chunks: Uint8Array[]; length: number } {
   const boundary = `----tessera${randomBytes(16).toString('hex')}`;
   const map: Record<string, string[]> = {};
   files.forEach((f, i) => (map[String(i)] = [f.variable]));
@@ -110,7 +134,11 @@ function multipartBody(query: string, variables: Record<string, unknown>, files:
   let head = field('operations', JSON.stringify({ query, variables })) + field('map', JSON.stringify(map));
   files.forEach((f, i) => {
     const filename = (f.filename ?? `part-${i}`).replace(/["\r\n\\]/g, '_');
-    chunks.push(Buffer.from(`${head}--${boundary}\r\nContent-Disposition: form-data; name="${i}"; filename="${filename}"\r\nContent-Type: ${f.contentType ?? 'application/octet-stream'}\r\n\r\n`));
+    chunks.push(
+      Buffer.from(
+        `${head}--${boundary}\r\nContent-Disposition: form-data; name="${i}"; filename="${filename}"\r\nContent-Type: ${f.contentType ?? 'application/octet-stream'}\r\n\r\n`,
+      ),
+    );
     chunks.push(f.data);
     head = '\r\n';
   });
@@ -133,7 +161,8 @@ async function getError(res: IncomingMessage, path: string, signal?: AbortSignal
 
 export function createHttpTransport({ url, timeoutMs = 120_000, headers = {} }: TransportOptions) {
   const base = new URL(url);
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TesseraClientError('BAD_USER_INPUT', `--url must be http(s)://… (got "${url}").`);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:')
+    throw new TesseraClientError('BAD_USER_INPUT', `--url must be http(s)://… (got "${url}").`);
   const lib = base.protocol === 'https:' ? https : http;
   // keep-alive: an upload is hundreds of requests; a new TCP connection each would dominate small ones.
   const agent = new lib.Agent({ keepAlive: true, scheduling: 'lifo' });
@@ -147,15 +176,39 @@ export function createHttpTransport({ url, timeoutMs = 120_000, headers = {} }: 
 
     async graphql<T>(query: string, variables: Record<string, unknown> = {}, { signal }: RequestOptions = {}): Promise<T> {
       const body = Buffer.from(JSON.stringify({ query, variables }));
-      const res = await send(to, 'POST', '/graphql', { 'content-type': 'application/json', accept: ACCEPT, 'content-length': body.length }, [body], signal);
+      const res = await send(
+        to,
+        'POST',
+        '/graphql',
+        { 'content-type': 'application/json', accept: ACCEPT, 'content-length': body.length },
+        [body],
+        signal,
+      );
       return graphqlResult<T>(res, origin, signal);
     },
 
     /** graphql-multipart-request-spec: `variables` holds null where a file goes. */
-    async graphqlMultipart<T>(query: string, variables: Record<string, unknown>, files: FilePart[], { signal }: RequestOptions = {}): Promise<T> {
+    async graphqlMultipart<T>(
+      query: string,
+      variables: Record<string, unknown>,
+      files: FilePart[],
+      { signal }: RequestOptions = {},
+    ): Promise<T> {
       const { boundary, chunks, length } = multipartBody(query, variables, files);
       // Multipart is a type any web page may post cross-site: the coordinator wants this header to tell us apart.
-      const res = await send(to, 'POST', '/graphql', { 'content-type': `multipart/form-data; boundary=${boundary}`, accept: ACCEPT, 'content-length': length, 'x-graphql-yoga-csrf': '1' }, chunks, signal);
+      const res = await send(
+        to,
+        'POST',
+        '/graphql',
+        {
+          'content-type': `multipart/form-data; boundary=${boundary}`,
+          accept: ACCEPT,
+          'content-length': length,
+          'x-graphql-yoga-csrf': '1',
+        },
+        chunks,
+        signal,
+      );
       return graphqlResult<T>(res, origin, signal);
     },
 

@@ -37,7 +37,12 @@ export async function withRetry<T>(
     signal,
     shouldRetry = isTransient,
     onRetry,
-  }: { policy?: RetryPolicy; signal?: AbortSignal; shouldRetry?: (err: TesseraClientError) => boolean; onRetry?: (err: TesseraClientError, attempt: number, delayMs: number) => void } = {},
+  }: {
+    policy?: RetryPolicy;
+    signal?: AbortSignal;
+    shouldRetry?: (err: TesseraClientError) => boolean;
+    onRetry?: (err: TesseraClientError, attempt: number, delayMs: number) => void;
+  } = {},
 ): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {

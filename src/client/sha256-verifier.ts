@@ -24,13 +24,15 @@ export function createSha256Tally(expected: VerifyExpectation = {}) {
     update(chunk: Uint8Array): void {
       hash.update(chunk);
       bytes += chunk.byteLength;
-      if (expected.size !== undefined && bytes > expected.size) throw new TesseraClientError('SIZE_MISMATCH', `More than the ${expected.size} bytes announced arrived.`);
+      if (expected.size !== undefined && bytes > expected.size)
+        throw new TesseraClientError('SIZE_MISMATCH', `More than the ${expected.size} bytes announced arrived.`);
       expected.onBytes?.(bytes);
     },
     /** The digest of everything seen; throws SIZE_MISMATCH or CHECKSUM_MISMATCH when it is not the announced one. */
     finish(): { sha256: string; bytes: number } {
       const sha256 = hash.digest('hex');
-      if (expected.size !== undefined && bytes !== expected.size) throw new TesseraClientError('SIZE_MISMATCH', `${bytes} bytes arrived; ${expected.size} were announced.`);
+      if (expected.size !== undefined && bytes !== expected.size)
+        throw new TesseraClientError('SIZE_MISMATCH', `${bytes} bytes arrived; ${expected.size} were announced.`);
       if (expected.sha256 !== undefined && sha256 !== expected.sha256) {
         throw new TesseraClientError('CHECKSUM_MISMATCH', `The bytes hash to ${sha256}, not the announced ${expected.sha256}.`);
       }

@@ -35,11 +35,16 @@ function asSubscriptionError(err: unknown): TesseraClientError {
     return new TesseraClientError(first.extensions?.code ?? 'INTERNAL_SERVER_ERROR', first.message ?? 'subscription failed');
   }
   const e = err as { code?: number; reason?: string; message?: string; error?: Error };
-  if (typeof e?.code === 'number') return new TesseraClientError('NETWORK_ERROR', `WebSocket closed (${e.code}${e.reason ? `: ${e.reason}` : ''})`);
+  if (typeof e?.code === 'number')
+    return new TesseraClientError('NETWORK_ERROR', `WebSocket closed (${e.code}${e.reason ? `: ${e.reason}` : ''})`);
   return new TesseraClientError('NETWORK_ERROR', e?.error?.message ?? e?.message ?? String(err), { cause: err });
 }
 
-export function subscribeClusterEvents(wsUrl: string, onEvent: (event: ClusterEvent) => void, { signal, retryAttempts = 5, authorization }: SubscribeOptions = {}): EventSubscription {
+export function subscribeClusterEvents(
+  wsUrl: string,
+  onEvent: (event: ClusterEvent) => void,
+  { signal, retryAttempts = 5, authorization }: SubscribeOptions = {},
+): EventSubscription {
   let connectedOnce = false;
   let closed = false;
   let markConnected!: () => void;
@@ -91,7 +96,10 @@ export function subscribeClusterEvents(wsUrl: string, onEvent: (event: ClusterEv
     connected.then(
       () =>
         new Promise<void>((resolve, reject) => {
-          client.subscribe({ query: '{ __typename }' }, { next: () => {}, error: (e) => reject(asSubscriptionError(e)), complete: resolve });
+          client.subscribe(
+            { query: '{ __typename }' },
+            { next: () => {}, error: (e) => reject(asSubscriptionError(e)), complete: resolve },
+          );
         }),
     ),
     done.then(() => {

@@ -36,7 +36,8 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tessera');
 }
 
-const sameFile = (a: UploadFileKey, b: UploadFileKey) => a.url === b.url && a.path === b.path && a.size === b.size && a.mtimeMs === b.mtimeMs && a.name === b.name;
+const sameFile = (a: UploadFileKey, b: UploadFileKey) =>
+  a.url === b.url && a.path === b.path && a.size === b.size && a.mtimeMs === b.mtimeMs && a.name === b.name;
 
 export function createUploadState(dir: string = defaultStateDir()) {
   const file = join(dir, 'uploads.json');
@@ -83,7 +84,11 @@ export function createUploadState(dir: string = defaultStateDir()) {
         stale: uploads.filter((u) => u.url === key.url && u.name === key.name && !sameFile(u, key)),
       };
     },
-    save: (entry: UploadStateEntry) => update((uploads) => ({ uploads: [...uploads.filter((u) => u.uploadId !== entry.uploadId && !sameFile(u, entry)), entry], result: undefined })),
+    save: (entry: UploadStateEntry) =>
+      update((uploads) => ({
+        uploads: [...uploads.filter((u) => u.uploadId !== entry.uploadId && !sameFile(u, entry)), entry],
+        result: undefined,
+      })),
     remove: (uploadId: string) =>
       update((uploads) => {
         const rest = uploads.filter((u) => u.uploadId !== uploadId);

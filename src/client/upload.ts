@@ -95,7 +95,8 @@ function checkOptions(parallel: number, transport: string) {
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > MAX_PARALLEL) {
     throw new TesseraClientError('BAD_USER_INPUT', `parallel must be a whole number from 1 to ${MAX_PARALLEL} (got ${parallel}).`);
   }
-  if (transport !== 'multipart' && transport !== 'base64') throw new TesseraClientError('BAD_USER_INPUT', `transport must be "multipart" or "base64" (got "${transport}").`);
+  if (transport !== 'multipart' && transport !== 'base64')
+    throw new TesseraClientError('BAD_USER_INPUT', `transport must be "multipart" or "base64" (got "${transport}").`);
 }
 
 export async function upload(deps: UploadDeps, source: UploadSource, options: UploadOptions = {}): Promise<UploadResult> {
@@ -105,7 +106,8 @@ export async function upload(deps: UploadDeps, source: UploadSource, options: Up
   if (typeof source === 'string') return uploadPath(deps, source, options);
   const { name, size } = options;
   if (!name) throw new TesseraClientError('BAD_USER_INPUT', 'A stream upload needs a name.');
-  if (!Number.isSafeInteger(size) || size! < 1) throw new TesseraClientError('BAD_USER_INPUT', 'A stream upload needs its size in bytes (at least 1).');
+  if (!Number.isSafeInteger(size) || size! < 1)
+    throw new TesseraClientError('BAD_USER_INPUT', 'A stream upload needs its size in bytes (at least 1).');
   const contentType = options.contentType ?? contentTypeOf(name);
   const stream = source as AsyncIterable<Uint8Array>;
   if (await wantsOneShot(deps, options, size!)) {
@@ -124,7 +126,12 @@ async function wantsOneShot(deps: UploadDeps, options: UploadOptions, size: numb
 }
 
 /** The open upload of this very file from an earlier run, if it is still there; frees the name from our stale ones. */
-async function resumableSession(deps: UploadDeps, key: UploadFileKey, resume: boolean, signal?: AbortSignal): Promise<{ session?: UploadSession; serverHasSha: boolean }> {
+async function resumableSession(
+  deps: UploadDeps,
+  key: UploadFileKey,
+  resume: boolean,
+  signal?: AbortSignal,
+): Promise<{ session?: UploadSession; serverHasSha: boolean }> {
   const { state, transport } = deps;
   if (!state) return { serverHasSha: false };
   const { entry, stale } = await state.lookup(key);
@@ -136,7 +143,8 @@ async function resumableSession(deps: UploadDeps, key: UploadFileKey, resume: bo
   }
   if (!entry || !resume) return { serverHasSha: false };
   const found = await transport.graphql<{ upload: UploadSession | null }>(Q.UPLOAD_SESSION, { id: entry.uploadId }, { signal });
-  if (found.upload && found.upload.name === key.name && found.upload.size === key.size) return { session: found.upload, serverHasSha: Boolean(entry.sha256) };
+  if (found.upload && found.upload.name === key.name && found.upload.size === key.size)
+    return { session: found.upload, serverHasSha: Boolean(entry.sha256) };
   await state.remove(entry.uploadId); // completed, aborted or expired: start over
   return { serverHasSha: false };
 }
@@ -173,7 +181,16 @@ async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions
         let hashed = 0;
         const report = (n: number) => {
           hashed += n;
-          options.onProgress?.({ phase: 'hashing', name, bytesDone: hashed, totalBytes: stat.size, fragmentsDone: 0, fragmentCount: 0, sentFragments: 0, resumed: false });
+          options.onProgress?.({
+            phase: 'hashing',
+            name,
+            bytesDone: hashed,
+            totalBytes: stat.size,
+            fragmentsDone: 0,
+            fragmentCount: 0,
+            sentFragments: 0,
+            resumed: false,
+          });
         };
         report(0);
         sha256 = await hashFile(file, stat.size, signal, report);
@@ -191,28 +208,52 @@ async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions
     const assertUnchanged = async () => {
       const now = await file.stat();
       if (now.size !== stat.size || now.mtimeMs !== stat.mtimeMs) {
-        throw new TesseraClientError('FILE_CHANGED', `${path} changed during the upload; upload it again to start over.`, { uploadId: session!.id });
+        throw new TesseraClientError('FILE_CHANGED', `${path} changed during the upload; upload it again to start over.`, {
+          uploadId: session!.id,
+        });
       }
     };
-    const result = await sendAndComplete(deps, { session, reader, name, resumed, skipped: received.size, serverHasSha, options, beforeComplete: assertUnchanged });
+    const result = await sendAndComplete(deps, {
+      session,
+      reader,
+      name,
+      resumed,
+      skipped: received.size,
+      serverHasSha,
+      options,
+      beforeComplete: assertUnchanged,
+    });
     return result;
   } finally {
     await file.close();
   }
 }
 
-async function beginUpload(deps: UploadDeps, input: { name: string; size: number; contentType?: string; sha256?: string }, signal?: AbortSignal): Promise<UploadSession> {
+async function beginUpload(
+  deps: UploadDeps,
+  input: { name: string; size: number; contentType?: string; sha256?: string },
+  signal?: AbortSignal,
+): Promise<UploadSession> {
   // Not idempotent (a lost answer leaves the name reserved), so only a refusal that stored
   // nothing is retried: no live datanodes, or a connection that never opened.
   const { beginUpload } = await withRetry(
     () => deps.transport.graphql<{ beginUpload: UploadSession }>(Q.BEGIN_UPLOAD, { input }, { signal }),
-    { policy: deps.retry, signal, shouldRetry: (e) => e.code === 'INSUFFICIENT_DATANODES' || (e.code === 'NETWORK_ERROR' && /ECONNREFUSED/.test(e.message)) },
+    {
+      policy: deps.retry,
+      signal,
+      shouldRetry: (e) => e.code === 'INSUFFICIENT_DATANODES' || (e.code === 'NETWORK_ERROR' && /ECONNREFUSED/.test(e.message)),
+    },
   );
   return beginUpload;
 }
 
 /** Retries `call`; after a lost answer, `settled` says whether the first attempt went through after all. */
-async function retryIdempotent<T>(deps: UploadDeps, call: () => Promise<T>, settled: (err: TesseraClientError) => Promise<T | undefined>, signal?: AbortSignal): Promise<{ value: T; retries: number }> {
+async function retryIdempotent<T>(
+  deps: UploadDeps,
+  call: () => Promise<T>,
+  settled: (err: TesseraClientError) => Promise<T | undefined>,
+  signal?: AbortSignal,
+): Promise<{ value: T; retries: number }> {
   let retries = 0;
   let lostAnswer = false;
   const value = await withRetry(
@@ -234,16 +275,41 @@ async function retryIdempotent<T>(deps: UploadDeps, call: () => Promise<T>, sett
   return { value, retries };
 }
 
-async function uploadOneShot(deps: UploadDeps, name: string, data: Buffer, contentType: string | undefined, options: UploadOptions): Promise<UploadResult> {
+async function uploadOneShot(
+  deps: UploadDeps,
+  name: string,
+  data: Buffer,
+  contentType: string | undefined,
+  options: UploadOptions,
+): Promise<UploadResult> {
   const { signal } = options;
   const sha256 = sha256Hex(data);
-  if (options.sha256 && options.sha256 !== sha256) throw new TesseraClientError('CHECKSUM_MISMATCH', `The bytes hash to ${sha256}, not the given ${options.sha256}.`);
+  if (options.sha256 && options.sha256 !== sha256)
+    throw new TesseraClientError('CHECKSUM_MISMATCH', `The bytes hash to ${sha256}, not the given ${options.sha256}.`);
   const report = (bytesDone: number, fragmentsDone: number, index?: number) =>
-    options.onProgress?.({ phase: 'uploading', name, bytesDone, totalBytes: data.length, fragmentsDone, fragmentCount: 1, sentFragments: fragmentsDone, resumed: false, index });
+    options.onProgress?.({
+      phase: 'uploading',
+      name,
+      bytesDone,
+      totalBytes: data.length,
+      fragmentsDone,
+      fragmentCount: 1,
+      sentFragments: fragmentsDone,
+      resumed: false,
+      index,
+    });
   report(0, 0);
   const { value: image, retries } = await retryIdempotent(
     deps,
-    async () => (await deps.transport.graphqlMultipart<{ uploadImage: ImageSummary }>(Q.UPLOAD_IMAGE, { name, file: null, contentType: contentType ?? null }, [{ variable: 'variables.file', data, filename: name, contentType }], { signal })).uploadImage,
+    async () =>
+      (
+        await deps.transport.graphqlMultipart<{ uploadImage: ImageSummary }>(
+          Q.UPLOAD_IMAGE,
+          { name, file: null, contentType: contentType ?? null },
+          [{ variable: 'variables.file', data, filename: name, contentType }],
+          { signal },
+        )
+      ).uploadImage,
     async (err) => {
       if (err.code !== 'IMAGE_ALREADY_EXISTS') return undefined;
       const { image } = await deps.transport.graphql<{ image: ImageSummary | null }>(Q.IMAGE_SUMMARY, { name }, { signal });
@@ -260,7 +326,10 @@ async function uploadOneShot(deps: UploadDeps, name: string, data: Buffer, conte
 async function verifyStored(deps: UploadDeps, image: ImageSummary, sha256: string, signal?: AbortSignal): Promise<void> {
   if (image.sha256 === sha256) return;
   await deps.transport.graphql(Q.DELETE_IMAGE, { name: image.name }, { signal }).catch(() => {});
-  throw new TesseraClientError('CHECKSUM_MISMATCH', `The stored image hashes to ${image.sha256}, the local bytes to ${sha256}; it was deleted.`);
+  throw new TesseraClientError(
+    'CHECKSUM_MISMATCH',
+    `The stored image hashes to ${image.sha256}, the local bytes to ${sha256}; it was deleted.`,
+  );
 }
 
 interface SendPlan {
@@ -280,7 +349,16 @@ function progressOf(plan: SendPlan) {
   const tally = { bytesDone: 0, fragmentsDone: skipped, sentFragments: 0 };
   for (const i of new Set(session.receivedFragments)) tally.bytesDone += fragmentLength(session, i);
   const report = (index?: number) =>
-    options.onProgress?.({ phase: 'uploading', name, uploadId: session.id, ...tally, totalBytes: session.size, fragmentCount: session.fragmentCount, resumed, index });
+    options.onProgress?.({
+      phase: 'uploading',
+      name,
+      uploadId: session.id,
+      ...tally,
+      totalBytes: session.size,
+      fragmentCount: session.fragmentCount,
+      resumed,
+      index,
+    });
   return {
     tally,
     report,
@@ -294,13 +372,34 @@ function progressOf(plan: SendPlan) {
 }
 
 /** One fragment as uploadFragment, checked against the coordinator's receipt. */
-async function sendFragment(deps: UploadDeps, plan: SendPlan, index: number, data: Buffer, sha256: string, signal: AbortSignal): Promise<void> {
+async function sendFragment(
+  deps: UploadDeps,
+  plan: SendPlan,
+  index: number,
+  data: Buffer,
+  sha256: string,
+  signal: AbortSignal,
+): Promise<void> {
   const uploadId = plan.session.id;
   const receipt =
     (plan.options.transport ?? 'multipart') === 'multipart'
-      ? (await deps.transport.graphqlMultipart<{ uploadFragment: { sha256: string } }>(Q.UPLOAD_FRAGMENT_FILE, { uploadId, index, file: null, sha256 }, [{ variable: 'variables.file', data, filename: `fragment-${index}` }], { signal })).uploadFragment
-      : (await deps.transport.graphql<{ uploadFragment: { sha256: string } }>(Q.UPLOAD_FRAGMENT_BASE64, { uploadId, index, data: data.toString('base64'), sha256 }, { signal })).uploadFragment;
-  if (receipt.sha256 !== sha256) throw new TesseraClientError('CHECKSUM_MISMATCH', `Fragment ${index} was stored with sha256 ${receipt.sha256}, not ${sha256}.`);
+      ? (
+          await deps.transport.graphqlMultipart<{ uploadFragment: { sha256: string } }>(
+            Q.UPLOAD_FRAGMENT_FILE,
+            { uploadId, index, file: null, sha256 },
+            [{ variable: 'variables.file', data, filename: `fragment-${index}` }],
+            { signal },
+          )
+        ).uploadFragment
+      : (
+          await deps.transport.graphql<{ uploadFragment: { sha256: string } }>(
+            Q.UPLOAD_FRAGMENT_BASE64,
+            { uploadId, index, data: data.toString('base64'), sha256 },
+            { signal },
+          )
+        ).uploadFragment;
+  if (receipt.sha256 !== sha256)
+    throw new TesseraClientError('CHECKSUM_MISMATCH', `Fragment ${index} was stored with sha256 ${receipt.sha256}, not ${sha256}.`);
 }
 
 /** K workers send the reader's fragments; one failure stops the others, the caller's abort stops them all. Resolves to the retries. */
@@ -321,17 +420,25 @@ async function sendFragments(deps: UploadDeps, plan: SendPlan, progress: ReturnT
       const fragment = await reader.next(buffer);
       if (!fragment) return;
       const sha256 = sha256Hex(fragment.data);
-      await withRetry(() => sendFragment(deps, plan, fragment.index, fragment.data, sha256, stop.signal), { policy: deps.retry, signal: stop.signal, onRetry: () => retries++ });
+      await withRetry(() => sendFragment(deps, plan, fragment.index, fragment.data, sha256, stop.signal), {
+        policy: deps.retry,
+        signal: stop.signal,
+        onRetry: () => retries++,
+      });
       progress.stored(fragment.index, fragment.data.length);
     }
   };
   try {
     // At least one worker: a hashing reader must still read the stored fragments.
     const workers = Math.max(1, Math.min(parallel, session.fragmentCount - skipped));
-    const outcomes = await Promise.allSettled(Array.from({ length: workers }, () => worker().catch((err) => {
-      stop.abort(err);
-      throw err;
-    })));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: workers }, () =>
+        worker().catch((err) => {
+          stop.abort(err);
+          throw err;
+        }),
+      ),
+    );
     const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [asClientError(o.reason, stop.signal)] : []));
     if (signal?.aborted) throw abortError(signal);
     if (failures.length > 0) throw failures.find((e) => e.code !== 'ABORTED') ?? failures[0];
@@ -346,14 +453,29 @@ async function sendFragments(deps: UploadDeps, plan: SendPlan, progress: ReturnT
 }
 
 /** completeUpload, retried when its answer may have been lost; a wrong whole-image hash drops the upload. */
-async function completeSession(deps: UploadDeps, plan: SendPlan, localSha: string | undefined): Promise<{ image: ImageSummary; retries: number }> {
-  const { session, name, options: { signal } } = plan;
+async function completeSession(
+  deps: UploadDeps,
+  plan: SendPlan,
+  localSha: string | undefined,
+): Promise<{ image: ImageSummary; retries: number }> {
+  const {
+    session,
+    name,
+    options: { signal },
+  } = plan;
   const uploadId = session.id;
   try {
     const done = await retryIdempotent(
       deps,
       // The coordinator checks localSha against the fragments before the image becomes visible.
-      async () => (await deps.transport.graphql<{ completeUpload: ImageSummary }>(Q.COMPLETE_UPLOAD, { uploadId, sha256: localSha ?? null }, { signal })).completeUpload,
+      async () =>
+        (
+          await deps.transport.graphql<{ completeUpload: ImageSummary }>(
+            Q.COMPLETE_UPLOAD,
+            { uploadId, sha256: localSha ?? null },
+            { signal },
+          )
+        ).completeUpload,
       async (err) => {
         // The first completeUpload went through but its answer was lost.
         if (err.code !== 'UPLOAD_NOT_FOUND') return undefined;
@@ -384,5 +506,13 @@ async function sendAndComplete(deps: UploadDeps, plan: SendPlan): Promise<Upload
   retries += done.retries;
   await deps.state?.remove(session.id);
   if (localSha) await verifyStored(deps, done.image, localSha, options.signal);
-  return { image: done.image, uploadId: session.id, resumed, fragmentCount: session.fragmentCount, sentFragments: progress.tally.sentFragments, skippedFragments: skipped, retries };
+  return {
+    image: done.image,
+    uploadId: session.id,
+    resumed,
+    fragmentCount: session.fragmentCount,
+    sentFragments: progress.tally.sentFragments,
+    skippedFragments: skipped,
+    retries,
+  };
 }

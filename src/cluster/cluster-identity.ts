@@ -15,7 +15,10 @@ export function createClusterIdentity({ row, log, now = Date.now }: { row: Clust
   function establish(id: string, source: 'minted' | 'datanodes') {
     row.save(id, now(), source);
     clusterId = id;
-    log.info({ clusterId: id, source }, source === 'minted' ? 'new cluster: minted its cluster id' : 'cluster id regained from the datanodes');
+    log.info(
+      { clusterId: id, source },
+      source === 'minted' ? 'new cluster: minted its cluster id' : 'cluster id regained from the datanodes',
+    );
   }
 
   return {
@@ -37,7 +40,10 @@ export function createClusterIdentity({ row, log, now = Date.now }: { row: Clust
       }
       if (theirs !== clusterId && !conflicting.has(theirs)) {
         conflicting.add(theirs);
-        log.error({ datanode: datanodeId, theirs, ours: clusterId }, 'a datanode belongs to another cluster: it is not used and obeys nothing from us');
+        log.error(
+          { datanode: datanodeId, theirs, ours: clusterId },
+          'a datanode belongs to another cluster: it is not used and obeys nothing from us',
+        );
       }
     },
 

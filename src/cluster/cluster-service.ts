@@ -10,7 +10,16 @@ import type { DatanodeView, Registry } from './registry.ts';
 import type { Repairer } from './repair.ts';
 import { normalizeHttpUrl } from '../shared/flag-values.ts';
 
-export function createClusterService({ catalog, registry, client, monitor, clusterIdentity, repairer, replicationFactor, log }: {
+export function createClusterService({
+  catalog,
+  registry,
+  client,
+  monitor,
+  clusterIdentity,
+  repairer,
+  replicationFactor,
+  log,
+}: {
   catalog: Catalog;
   registry: Registry;
   client: DatanodeClient;
@@ -43,7 +52,10 @@ export function createClusterService({ catalog, registry, client, monitor, clust
       if (normalized === undefined) throw badInput(`"${url}" is not an http(s) URL.`);
       // Its data dir's id, if it answers and proves it (the client drops an unproven id): the same
       // disks behind a new URL stay the same datanode, and no other server can take its entry.
-      const nodeId = await client.health(normalized, 2000).then((h) => h.nodeId, () => undefined);
+      const nodeId = await client.health(normalized, 2000).then(
+        (h) => h.nodeId,
+        () => undefined,
+      );
       const { datanode, created, movedFrom } = registry.register(normalized, nodeId);
       if (movedFrom) log.info({ datanode: datanode.id, from: movedFrom, to: normalized }, 'datanode moved to a new URL');
       if (created) {
@@ -68,7 +80,11 @@ export function createClusterService({ catalog, registry, client, monitor, clust
       const node = requireDatanode(id);
       if (!node.draining) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} is not draining; drainDatanode it first.`);
       const held = catalog.replicaCountOn(id);
-      if (held > 0) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} still holds ${held} replica${held === 1 ? '' : 's'}; drain it and wait until it holds none.`);
+      if (held > 0)
+        throw new TesseraError(
+          'DATANODE_NOT_DRAINED',
+          `Datanode ${id} still holds ${held} replica${held === 1 ? '' : 's'}; drain it and wait until it holds none.`,
+        );
       catalog.purgeDeletionsOn(id);
       registry.remove(id);
       log.info({ datanode: id }, 'datanode removed');

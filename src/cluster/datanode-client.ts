@@ -1,7 +1,21 @@
 // The coordinator's client to datanodes: the datanode protocol seen from the calling side, over
 // signed requests (datanode-transport.ts). Retries are the caller's business (it picks another replica).
 import type { OutgoingHttpHeaders } from 'node:http';
-import { CONTENT_SHA256_HEADER, DELETED_IMAGE_HEADER, DELETE_REASON_HEADER, MANIFEST_HEADER, encodeManifestHeader, paths, type DatanodeErrorBody, type DatanodeErrorCode, type DatanodeHealthReport, type FragmentListing, type ImageManifest, type ImageRecord, type RecordListing } from '../shared/datanode-api.ts';
+import {
+  CONTENT_SHA256_HEADER,
+  DELETED_IMAGE_HEADER,
+  DELETE_REASON_HEADER,
+  MANIFEST_HEADER,
+  encodeManifestHeader,
+  paths,
+  type DatanodeErrorBody,
+  type DatanodeErrorCode,
+  type DatanodeHealthReport,
+  type FragmentListing,
+  type ImageManifest,
+  type ImageRecord,
+  type RecordListing,
+} from '../shared/datanode-api.ts';
 import { verifyIdentityProof } from '../shared/request-signing.ts';
 import type { Bytes } from '../bytes.ts';
 import { createDatanodeTransport, type Answer, type TransportOptions } from './datanode-transport.ts';
@@ -66,7 +80,6 @@ export const isChecksumMismatch = (err: unknown) => err instanceof DatanodeHttpE
 /** The replica's file is there but the datanode could not read it (5xx, I/O error): a bad replica, not a dead node. */
 export const isUnreadable = (err: unknown) => err instanceof DatanodeHttpError && err.status >= 500 && err.status !== 503;
 
-
 /** Keeps nodeId and clusterId only when the datanode proved them (with --insecure: as stated). */
 function provenHealth(secret: string | undefined, a: Answer): HealthAnswer {
   const report = JSON.parse(text(a)) as DatanodeHealthReport;
@@ -125,17 +138,25 @@ export function createDatanodeClient(options: TransportOptions): DatanodeClient 
     },
     async putRecord(baseUrl, record) {
       const path = paths.record(record.kind, record.image);
-      const a = await call('PUT', baseUrl, path, { body: Buffer.from(JSON.stringify(record)), headers: { 'content-type': 'application/json' } });
+      const a = await call('PUT', baseUrl, path, {
+        body: Buffer.from(JSON.stringify(record)),
+        headers: { 'content-type': 'application/json' },
+      });
       expect(a, 'PUT', baseUrl, path, 201);
     },
     async listRecords(baseUrl) {
       return JSON.parse(text(expect(await call('GET', baseUrl, paths.records), 'GET', baseUrl, paths.records, 200))) as RecordListing;
     },
     async listFragments(baseUrl) {
-      return JSON.parse(text(expect(await call('GET', baseUrl, paths.fragments), 'GET', baseUrl, paths.fragments, 200))) as FragmentListing[];
+      return JSON.parse(
+        text(expect(await call('GET', baseUrl, paths.fragments), 'GET', baseUrl, paths.fragments, 200)),
+      ) as FragmentListing[];
     },
     async health(baseUrl, ms) {
-      return provenHealth(options.secret, expect(await call('GET', baseUrl, paths.health, { deadlineMs: ms, checkNode: false }), 'GET', baseUrl, paths.health, 200));
+      return provenHealth(
+        options.secret,
+        expect(await call('GET', baseUrl, paths.health, { deadlineMs: ms, checkNode: false }), 'GET', baseUrl, paths.health, 200),
+      );
     },
     close,
   };

@@ -6,7 +6,17 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { CONTENT_SHA256_HEADER } from '../shared/datanode-api.ts';
-import { CLUSTER_HEADER, NODE_HEADER, NONCE_HEADER, PROOF_HEADER, SIGNED_SCHEME, TIME_HEADER, newNonce, requestSignature, verifyAnswerProof } from '../shared/request-signing.ts';
+import {
+  CLUSTER_HEADER,
+  NODE_HEADER,
+  NONCE_HEADER,
+  PROOF_HEADER,
+  SIGNED_SCHEME,
+  TIME_HEADER,
+  newNonce,
+  requestSignature,
+  verifyAnswerProof,
+} from '../shared/request-signing.ts';
 import { byteLength, type Bytes } from '../bytes.ts';
 import type { CallerIdentity } from './datanode-client.ts';
 
@@ -43,7 +53,15 @@ export interface CallOptions {
 }
 
 /** The request's headers with its nonce, the cluster and node expected, and (with a secret) its signature. */
-function signedHeaders(secret: string | undefined, method: string, target: string, headers: http.OutgoingHttpHeaders, nonce: string, clusterId: string | undefined, nodeId: string | undefined) {
+function signedHeaders(
+  secret: string | undefined,
+  method: string,
+  target: string,
+  headers: http.OutgoingHttpHeaders,
+  nonce: string,
+  clusterId: string | undefined,
+  nodeId: string | undefined,
+) {
   const all: http.OutgoingHttpHeaders = { ...headers, [NONCE_HEADER]: nonce };
   if (clusterId !== undefined) all[CLUSTER_HEADER] = clusterId;
   if (nodeId !== undefined) all[NODE_HEADER] = nodeId;
@@ -57,7 +75,13 @@ function signedHeaders(secret: string | undefined, method: string, target: strin
 }
 
 /** The answer's proof binds it to our nonce and to the node it names (the one expected, when one is). */
-function answerIsProven(secret: string, headers: IncomingHttpHeaders, nonce: string, status: number, expectedNodeId: string | undefined): boolean {
+function answerIsProven(
+  secret: string,
+  headers: IncomingHttpHeaders,
+  nonce: string,
+  status: number,
+  expectedNodeId: string | undefined,
+): boolean {
   const proof = headers[PROOF_HEADER];
   const nodeId = headers[NODE_HEADER];
   if (typeof proof !== 'string' || typeof nodeId !== 'string') return false;
@@ -90,7 +114,12 @@ export function createDatanodeTransport({ secret, timeoutMs = 30_000, ca, identi
   };
 
   /** One request; resolves with the whole answer (any status), rejects on network errors and on `deadlineMs`. */
-  function call(method: string, baseUrl: string, path: string, { body, headers = {}, deadlineMs = timeoutMs, checkNode = true }: CallOptions = {}): Promise<Answer> {
+  function call(
+    method: string,
+    baseUrl: string,
+    path: string,
+    { body, headers = {}, deadlineMs = timeoutMs, checkNode = true }: CallOptions = {},
+  ): Promise<Answer> {
     const base = originOf(baseUrl);
     const target = base.pathname.replace(/\/$/, '') + path;
     const nonce = newNonce();
@@ -100,8 +129,19 @@ export function createDatanodeTransport({ secret, timeoutMs = 30_000, ca, identi
       const all = signedHeaders(secret, method, target, headers, nonce, identity?.clusterId(), nodeId);
       if (body !== undefined) all['content-length'] = byteLength(body);
       const tls = base.protocol === 'https:';
-      const req = (tls ? https : http).request({ protocol: base.protocol, hostname: base.hostname, port: base.port, method, path: target, agent: tls ? tlsAgent : agent, headers: all });
-      const timer = setTimeout(() => req.destroy(new Error(`${method} ${baseUrl}${path}: no complete answer within ${deadlineMs} ms`)), deadlineMs);
+      const req = (tls ? https : http).request({
+        protocol: base.protocol,
+        hostname: base.hostname,
+        port: base.port,
+        method,
+        path: target,
+        agent: tls ? tlsAgent : agent,
+        headers: all,
+      });
+      const timer = setTimeout(
+        () => req.destroy(new Error(`${method} ${baseUrl}${path}: no complete answer within ${deadlineMs} ms`)),
+        deadlineMs,
+      );
       let pending = inFlight.get(baseUrl);
       if (!pending) inFlight.set(baseUrl, (pending = new Set()));
       pending.add(req);

@@ -14,7 +14,15 @@ import type { Registry } from './registry.ts';
 /** Before a round that could not list a datanode is tried again. */
 const RETRY_MS = 10_000;
 
-export function createExcessTrimmer({ catalog, queries, registry, client, log, replicationFactor, now = Date.now }: {
+export function createExcessTrimmer({
+  catalog,
+  queries,
+  registry,
+  client,
+  log,
+  replicationFactor,
+  now = Date.now,
+}: {
   catalog: Catalog;
   queries: ReplicationQueries;
   registry: Registry;
@@ -53,7 +61,11 @@ export function createExcessTrimmer({ catalog, queries, registry, client, log, r
         else if (files.get(fragmentId) === fragment.size && sameDataDir(d)) verified.push(d);
       }
       if (verified.length < replicationFactor) continue; // not enough proof: repair and reconciliation decide
-      const keep = placeReplicas(fragmentId, verified.map((d) => registry.get(d)!), replicationFactor);
+      const keep = placeReplicas(
+        fragmentId,
+        verified.map((d) => registry.get(d)!),
+        replicationFactor,
+      );
       // Statuses may have changed while listing: keep only what is still live, and R of it.
       if (keep.length < replicationFactor || !keep.every((d) => registry.isLive(d))) {
         complete = false;
@@ -64,7 +76,8 @@ export function createExcessTrimmer({ catalog, queries, registry, client, log, r
       dropped += drop.length;
       log.debug({ fragment: fragmentId, kept: keep, dropped: drop }, 'excess replicas dropped');
     }
-    if (dropped > 0) log.info({ fragments: fragmentIds.length, dropped }, 'trimmed excess replicas to the replication factor (placement\'s choice)');
+    if (dropped > 0)
+      log.info({ fragments: fragmentIds.length, dropped }, "trimmed excess replicas to the replication factor (placement's choice)");
     if (complete) for (const id of counted) identityWhenLost.delete(id);
     return complete;
   }
@@ -105,7 +118,10 @@ function inventoryLister(registry: Registry, client: DatanodeClient, log: Logger
         ? client.listFragments(node.url).then(
             (files) => new Map(files.map((f) => [f.id, f.size])),
             (err) => {
-              log.warn({ datanode: datanodeId, err: (err as Error).message }, 'could not list a datanode to trim excess replicas; will retry');
+              log.warn(
+                { datanode: datanodeId, err: (err as Error).message },
+                'could not list a datanode to trim excess replicas; will retry',
+              );
               return undefined;
             },
           )

@@ -61,10 +61,14 @@ export interface Streak {
  * effect only once confirmed (see Hysteresis); every other change (the first status, DOWN,
  * coming back from DOWN) at once. Returns the new status and streak.
  */
-export function settleStatus(input: StatusInput & { streak: Streak; hysteresis: Hysteresis }): { status: DatanodeStatus | null; streak: Streak } {
+export function settleStatus(input: StatusInput & { streak: Streak; hysteresis: Hysteresis }): {
+  status: DatanodeStatus | null;
+  streak: Streak;
+} {
   const { previous, sample, thresholds, streak, hysteresis } = input;
   const verdict = decideStatus(input);
-  const between = (a: DatanodeStatus | null, b: DatanodeStatus | null) => (a === 'UP' && b === 'DEGRADED') || (a === 'DEGRADED' && b === 'UP');
+  const between = (a: DatanodeStatus | null, b: DatanodeStatus | null) =>
+    (a === 'UP' && b === 'DEGRADED') || (a === 'DEGRADED' && b === 'UP');
   if (!sample || !between(previous, verdict)) return { status: verdict, streak: { toward: null, count: 0 } };
   let wanted = verdict;
   if (previous === 'DEGRADED') {

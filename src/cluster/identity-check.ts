@@ -10,7 +10,12 @@ export interface IdentityVerdict {
   adoptNodeId?: string;
 }
 
-export function checkIdentity({ node, answer, clusterId, owner }: {
+export function checkIdentity({
+  node,
+  answer,
+  clusterId,
+  owner,
+}: {
   node: { id: string; nodeId: string | null };
   answer: HealthAnswer;
   /** The coordinator's cluster id, if established. */

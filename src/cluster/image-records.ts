@@ -11,7 +11,12 @@ import { createTombstoneQueue, tombstoneTargets } from './tombstone-queue.ts';
 import type { Registry } from './registry.ts';
 
 /** The manifest of a stored image (or of one about to be) from its index rows. */
-export function manifestOf(image: Pick<ImageRow, 'imageKey' | 'name' | 'size' | 'contentType' | 'fragmentSize'>, sha256: string, createdAt: number, fragments: Pick<FragmentRow, 'id' | 'idx' | 'size' | 'sha256'>[]): ImageManifest {
+export function manifestOf(
+  image: Pick<ImageRow, 'imageKey' | 'name' | 'size' | 'contentType' | 'fragmentSize'>,
+  sha256: string,
+  createdAt: number,
+  fragments: Pick<FragmentRow, 'id' | 'idx' | 'size' | 'sha256'>[],
+): ImageManifest {
   return {
     kind: 'manifest',
     image: image.imageKey,
@@ -54,11 +59,17 @@ export function mergeRecords(listings: RecordListing[]): Pick<ClusterRecords, 'l
   const liveFragments = new Map<string, string>();
   for (const m of live.values()) for (const f of m.fragments) liveFragments.set(f.id, m.image);
   const deadFragments = new Map<string, string>();
-  for (const l of listings) for (const m of l.manifests) if (tombstoned.has(m.image)) for (const f of m.fragments) deadFragments.set(f.id, m.image);
+  for (const l of listings)
+    for (const m of l.manifests) if (tombstoned.has(m.image)) for (const f of m.fragments) deadFragments.set(f.id, m.image);
   return { live, tombstoned, liveFragments, deadFragments };
 }
 
-export function createImageRecords({ registry, client, log, replicationFactor }: {
+export function createImageRecords({
+  registry,
+  client,
+  log,
+  replicationFactor,
+}: {
   registry: Registry;
   client: DatanodeClient;
   log: Logger;
@@ -71,12 +82,18 @@ export function createImageRecords({ registry, client, log, replicationFactor }:
    * tombstone landed must not add its image back (soak: a re-check racing deleteImage).
    */
   const tombstonedHere = new Map<string, number | undefined>();
-  const tombstones = createTombstoneQueue({ log, targets: (holders) => tombstoneTargets(registry, holders), put: (id, t) => client.putRecord(url(id), t), delivered: (key) => tombstonedHere.set(key, Date.now()) });
+  const tombstones = createTombstoneQueue({
+    log,
+    targets: (holders) => tombstoneTargets(registry, holders),
+    put: (id, t) => client.putRecord(url(id), t),
+    delivered: (key) => tombstonedHere.set(key, Date.now()),
+  });
 
   function remember(imageKey: string, deliveredAt: number | undefined) {
     tombstonedHere.set(imageKey, deliveredAt);
     // Bounded when no pass runs for long: an hour is far past any pass's reading.
-    if (tombstonedHere.size > 10_000) for (const [key, at] of tombstonedHere) if (at !== undefined && at < Date.now() - 3_600_000) tombstonedHere.delete(key);
+    if (tombstonedHere.size > 10_000)
+      for (const [key, at] of tombstonedHere) if (at !== undefined && at < Date.now() - 3_600_000) tombstonedHere.delete(key);
   }
 
   return {
@@ -99,13 +116,20 @@ export function createImageRecords({ registry, client, log, replicationFactor }:
         const results = await Promise.allSettled(targets.map((id) => client.putRecord(url(id), manifest)));
         results.forEach((r, i) => {
           if (r.status === 'fulfilled') written.push(targets[i]);
-          else log.warn({ datanode: targets[i], image: manifest.image, err: r.reason?.message }, 'manifest write failed; trying another datanode');
+          else
+            log.warn(
+              { datanode: targets[i], image: manifest.image, err: r.reason?.message },
+              'manifest write failed; trying another datanode',
+            );
         });
         if (written.length >= replicationFactor) break;
         targets = placeReplicas(manifest.image, registry.all(), replicationFactor - written.length, tried);
       }
       if (written.length < replicationFactor) {
-        throw new TesseraError('INSUFFICIENT_DATANODES', `The image's manifest reached ${written.length} of the ${replicationFactor} datanodes it needs; try again.`);
+        throw new TesseraError(
+          'INSUFFICIENT_DATANODES',
+          `The image's manifest reached ${written.length} of the ${replicationFactor} datanodes it needs; try again.`,
+        );
       }
       return written;
     },
@@ -123,8 +147,13 @@ export function createImageRecords({ registry, client, log, replicationFactor }:
       const results = await Promise.allSettled(targets.map((id) => client.putRecord(url(id), tombstone)));
       const written = results.filter((r) => r.status === 'fulfilled').length;
       remember(imageKey, Date.now());
-      if (written === 0) throw new TesseraError('INSUFFICIENT_DATANODES', 'No live datanode took the deletion record; nothing was deleted.');
-      if (written < replicationFactor) log.warn({ image: imageKey, written, wanted: replicationFactor }, 'tombstone written to fewer datanodes than the replication factor');
+      if (written === 0)
+        throw new TesseraError('INSUFFICIENT_DATANODES', 'No live datanode took the deletion record; nothing was deleted.');
+      if (written < replicationFactor)
+        log.warn(
+          { image: imageKey, written, wanted: replicationFactor },
+          'tombstone written to fewer datanodes than the replication factor',
+        );
       return written;
     },
 

@@ -119,7 +119,12 @@ function leaveAlone({ catalog, records }: RebuildDeps, m: ImageManifest, known: 
  */
 function completeInterrupted({ catalog, now }: RebuildDeps, known: ImageRow, m: ImageManifest): boolean {
   const ids = catalog.fragments(known.id).map((f) => f.id);
-  if (ids.length === m.fragments.length && ids.every((id, i) => id === m.fragments[i].id) && catalog.completeUpload(known.id, ids, m.sha256, m.createdAt) === 'done') return true;
+  if (
+    ids.length === m.fragments.length &&
+    ids.every((id, i) => id === m.fragments[i].id) &&
+    catalog.completeUpload(known.id, ids, m.sha256, m.createdAt) === 'done'
+  )
+    return true;
   catalog.deleteImage(known.id, now(), 'upload-aborted');
   return false;
 }
@@ -148,7 +153,18 @@ function rowsOf(m: ImageManifest, holders: Holders, report: RebuildReport): Inse
     if (replicas.length === 0) report.fragmentsWithoutReplica += 1;
     return { id: f.id, idx: f.index, size: f.size, sha256: f.sha256, replicas };
   });
-  return [{ imageKey: m.image, name: m.name, size: m.size, contentType: m.contentType, sha256: m.sha256, fragmentSize: m.fragmentSize, createdAt: m.createdAt }, fragments];
+  return [
+    {
+      imageKey: m.image,
+      name: m.name,
+      size: m.size,
+      contentType: m.contentType,
+      sha256: m.sha256,
+      fragmentSize: m.fragmentSize,
+      createdAt: m.createdAt,
+    },
+    fragments,
+  ];
 }
 
 /** Inserts in batches, one transaction each: one sync per batch, not per image. */
@@ -174,7 +190,12 @@ function batchInserter({ catalog, log }: RebuildDeps, report: RebuildReport) {
 }
 
 /** 2b. Each winning manifest the index lacks becomes a stored image; one that loses to the index joins `losers`. */
-async function addWinners(deps: RebuildDeps, { holders, report, startup }: PassInput, winners: Map<string, ImageManifest>, losers: ImageManifest[]): Promise<void> {
+async function addWinners(
+  deps: RebuildDeps,
+  { holders, report, startup }: PassInput,
+  winners: Map<string, ImageManifest>,
+  losers: ImageManifest[],
+): Promise<void> {
   const { catalog, log, now } = deps;
   const inserter = batchInserter(deps, report);
   let done = 0;
@@ -222,15 +243,31 @@ async function backfillManifests({ catalog, records, log }: RebuildDeps, cluster
     if (isRenditionName(image.name)) continue;
     const fragments = catalog.fragments(image.id);
     const manifest = manifestOf(image, image.sha256, image.createdAt, fragments);
-    await records.writeManifest(manifest, fragments.flatMap((f) => catalog.replicasOf(f.id))).then(
-      () => (report.backfilled += 1),
-      (err: Error) => log.warn({ name: image.name, err: err.message }, 'index rebuild: could not write the manifest of an indexed image'),
-    );
+    await records
+      .writeManifest(
+        manifest,
+        fragments.flatMap((f) => catalog.replicasOf(f.id)),
+      )
+      .then(
+        () => (report.backfilled += 1),
+        (err: Error) => log.warn({ name: image.name, err: err.message }, 'index rebuild: could not write the manifest of an indexed image'),
+      );
   }
 }
 
 function emptyReport(cluster: ClusterRecords): RebuildReport {
-  return { manifests: cluster.live.size, tombstones: cluster.tombstoned.size, added: 0, completed: 0, removed: 0, superseded: 0, backfilled: 0, fragmentsWithoutReplica: 0, unreadDatanodes: cluster.unread, ms: 0 };
+  return {
+    manifests: cluster.live.size,
+    tombstones: cluster.tombstoned.size,
+    added: 0,
+    completed: 0,
+    removed: 0,
+    superseded: 0,
+    backfilled: 0,
+    fragmentsWithoutReplica: 0,
+    unreadDatanodes: cluster.unread,
+    ms: 0,
+  };
 }
 
 /** One whole rebuild: read what the datanodes hold, then steps 1 to 4. */
@@ -240,7 +277,11 @@ async function rebuildPass(deps: RebuildDeps, why: string, startup: boolean): Pr
   log.info({ why }, 'index rebuild: reading the records and fragment listings of every datanode');
   const cluster = await records.readAll();
   const report = emptyReport(cluster);
-  if (cluster.unread.length > 0) log.warn({ datanodes: cluster.unread }, 'index rebuild: some datanodes could not be read; what only they hold is not seen now (re-checked when they return)');
+  if (cluster.unread.length > 0)
+    log.warn(
+      { datanodes: cluster.unread },
+      'index rebuild: some datanodes could not be read; what only they hold is not seen now (re-checked when they return)',
+    );
   const holders = await readHolders(deps, cluster, report);
   removeTombstoned(deps, cluster, report);
   const { winners, losers } = newestByName(cluster.live.values());
@@ -250,7 +291,8 @@ async function rebuildPass(deps: RebuildDeps, why: string, startup: boolean): Pr
   // A tombstone write takes at most a request timeout: older ones were in what this pass read.
   records.forgetTombstonedBefore(started - TOMBSTONE_WRITE_BOUND_MS);
   report.ms = now() - started;
-  if (report.fragmentsWithoutReplica > 0) log.warn({ fragments: report.fragmentsWithoutReplica }, 'index rebuild: fragments with no replica on any datanode read');
+  if (report.fragmentsWithoutReplica > 0)
+    log.warn({ fragments: report.fragmentsWithoutReplica }, 'index rebuild: fragments with no replica on any datanode read');
   log.info(report, 'index rebuild: done');
   return report;
 }
@@ -269,7 +311,11 @@ export function createIndexRebuild({ now = Date.now, ...rest }: Omit<RebuildDeps
       return running !== undefined;
     },
     /** Resolves once no pass runs (shutdown). */
-    idle: () => (running ?? Promise.resolve()).then(() => undefined, () => undefined),
+    idle: () =>
+      (running ?? Promise.resolve()).then(
+        () => undefined,
+        () => undefined,
+      ),
   };
 }
 

@@ -15,7 +15,9 @@ import type { Scheduler } from '../shared/scheduler.ts';
 function degradedBy(report: DatanodeHealthReport | undefined, thresholds: HealthThresholds | undefined): string {
   if (!report || !thresholds) return '';
   const figures: Record<string, number> = { cpu: report.cpuPercent, memory: report.memoryPercent, disk: report.diskPercent };
-  return overThresholds(report, thresholds).map((r) => `${r} ${Math.round(figures[r])}%`).join(', ');
+  return overThresholds(report, thresholds)
+    .map((r) => `${r} ${Math.round(figures[r])}%`)
+    .join(', ');
 }
 
 type StatusChange = NonNullable<ReturnType<Registry['recordSample']>>;
@@ -23,7 +25,11 @@ type StatusChange = NonNullable<ReturnType<Registry['recordSample']>>;
 /** An identity check that newly failed, or passes again, is logged once. */
 function logIdentityChange(log: Logger, current: DatanodeView, faultBefore: string | null): void {
   if ((current.identityFault ?? null) === faultBefore) return;
-  if (current.identityFault) log.warn({ datanode: current.id, url: current.url, fault: current.identityFault }, 'datanode identity check failed: nothing is read, written or deleted through it');
+  if (current.identityFault)
+    log.warn(
+      { datanode: current.id, url: current.url, fault: current.identityFault },
+      'datanode identity check failed: nothing is read, written or deleted through it',
+    );
   else log.info({ datanode: current.id, url: current.url }, 'datanode identity proven again');
 }
 
@@ -43,9 +49,17 @@ function publishSample(events: EventBus, current: DatanodeView, report: Datanode
 }
 
 /** A status change: logged and announced as DatanodeStatusChanged, naming what made it DEGRADED. */
-function announceChange({ log, events, thresholds }: { log: Logger; events: EventBus; thresholds?: HealthThresholds }, current: DatanodeView, change: StatusChange, report: DatanodeHealthReport | undefined): void {
+function announceChange(
+  { log, events, thresholds }: { log: Logger; events: EventBus; thresholds?: HealthThresholds },
+  current: DatanodeView,
+  change: StatusChange,
+  report: DatanodeHealthReport | undefined,
+): void {
   const over = change.status === 'DEGRADED' ? degradedBy(report, thresholds) : '';
-  log.info({ datanode: current.id, url: current.url, previous: change.previous, status: change.status, ...(over ? { over } : {}) }, 'datanode status changed');
+  log.info(
+    { datanode: current.id, url: current.url, previous: change.previous, status: change.status, ...(over ? { over } : {}) },
+    'datanode status changed',
+  );
   events.emit({
     kind: 'DatanodeStatusChanged',
     message: `Datanode ${current.id} (${current.url}) is ${change.status}${over ? ` (${over})` : ''}${change.previous ? ` (was ${change.previous})` : ''}.`,
@@ -55,7 +69,17 @@ function announceChange({ log, events, thresholds }: { log: Logger; events: Even
   });
 }
 
-export function createMonitor({ registry, client, events, scheduler, intervalMs, log, onStatusChange, thresholds, clusterIdentity }: {
+export function createMonitor({
+  registry,
+  client,
+  events,
+  scheduler,
+  intervalMs,
+  log,
+  onStatusChange,
+  thresholds,
+  clusterIdentity,
+}: {
   clusterIdentity?: ClusterIdentity;
   scheduler: Scheduler;
   registry: Registry;

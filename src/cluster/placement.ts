@@ -36,7 +36,12 @@ const score = (key: string, node: PlacementCandidate) => {
  * Up to `count` distinct datanodes for fragment `key`: UP ones first, DEGRADED ones only when
  * there are too few UP, never DOWN, unknown, draining or `exclude`d ones.
  */
-export function placeReplicas(key: string, candidates: PlacementCandidate[], count: number, exclude: ReadonlySet<string> = new Set()): string[] {
+export function placeReplicas(
+  key: string,
+  candidates: PlacementCandidate[],
+  count: number,
+  exclude: ReadonlySet<string> = new Set(),
+): string[] {
   const eligible = candidates.filter((n) => mayTakeReplica(n) && !exclude.has(n.id));
   const ranked = (status: DatanodeStatus) =>
     eligible

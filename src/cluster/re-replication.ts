@@ -38,7 +38,10 @@ export function createReReplication(deps: ReReplicationDeps) {
     new Set(
       registry
         .all()
-        .filter((n) => n.draining || ((n.status === 'DOWN' || n.status === null) && now() - Math.max(n.statusSince, startedAt) >= deps.repairAfterMs))
+        .filter(
+          (n) =>
+            n.draining || ((n.status === 'DOWN' || n.status === null) && now() - Math.max(n.statusSince, startedAt) >= deps.repairAfterMs),
+        )
         .map((n) => n.id),
     );
 
@@ -49,7 +52,10 @@ export function createReReplication(deps: ReReplicationDeps) {
     if (atRisk.length > 0) return atRisk;
     for (const id of lost) {
       if (!registry.get(id)?.draining) continue;
-      const batch = catalog.fragmentsOn(id, BATCH + skip.length).filter((f) => !skip.includes(f.id)).slice(0, BATCH);
+      const batch = catalog
+        .fragmentsOn(id, BATCH + skip.length)
+        .filter((f) => !skip.includes(f.id))
+        .slice(0, BATCH);
       if (batch.length > 0) return batch;
     }
     return [];
@@ -102,7 +108,12 @@ export function createReReplication(deps: ReReplicationDeps) {
  * datanode that came back meanwhile is no longer copied off). A draining holder's replica is
  * forgotten (its file deleted) once R others exist. False when nothing changed.
  */
-async function reReplicate({ catalog, registry, replicas, events, throttle, trimmer, replicationFactor, now }: ReReplicationDeps, fragment: FragmentRow, lost: Set<string>, signal: Signal): Promise<boolean> {
+async function reReplicate(
+  { catalog, registry, replicas, events, throttle, trimmer, replicationFactor, now }: ReReplicationDeps,
+  fragment: FragmentRow,
+  lost: Set<string>,
+  signal: Signal,
+): Promise<boolean> {
   const holders = catalog.replicasOf(fragment.id);
   const kept = holders.filter((d) => !lost.has(d) && registry.get(d));
   const lostHere = holders.filter((d) => lost.has(d));
@@ -113,7 +124,13 @@ async function reReplicate({ catalog, registry, replicas, events, throttle, trim
     // Read from any holder that answers (a draining one is fine), verified against the index.
     const data = await replicas.read({ ...fragment, replicas: [...kept, ...lostHere] });
     // Not onto a datanode whose copy of it is queued for deletion: that DELETE could land after the PUT.
-    added = await replicas.write(fragment.id, data, fragment.sha256, need, new Set([...holders, ...catalog.deletionTargetsOf(fragment.id)]));
+    added = await replicas.write(
+      fragment.id,
+      data,
+      fragment.sha256,
+      need,
+      new Set([...holders, ...catalog.deletionTargetsOf(fragment.id)]),
+    );
     await throttle.consume(data.length * added.length, signal);
   }
   const dropped = lostHere.filter((d) => registry.get(d)?.draining);
@@ -126,7 +143,13 @@ async function reReplicate({ catalog, registry, replicas, events, throttle, trim
   if (added.length > 0) trimmer.markDue();
   for (const d of added) {
     const node = registry.get(d)!;
-    events.emit({ kind: 'ReplicaRepaired', message: `Copied fragment ${fragment.id} to ${d} (re-replication).`, fragmentId: fragment.id, datanode: { ...node }, reason: 're-replication' });
+    events.emit({
+      kind: 'ReplicaRepaired',
+      message: `Copied fragment ${fragment.id} to ${d} (re-replication).`,
+      fragmentId: fragment.id,
+      datanode: { ...node },
+      reason: 're-replication',
+    });
   }
   return true;
 }

@@ -50,7 +50,12 @@ export interface ReconcileResult {
  * index lost the row while the datanode was away): kept as a replica when the fragment lacks
  * live copies and the bytes verify. True when adopted.
  */
-async function adopt({ catalog, registry, client, log, replicationFactor, now }: ReconcileDeps, fragmentId: string, datanodeId: string, url: string): Promise<boolean> {
+async function adopt(
+  { catalog, registry, client, log, replicationFactor, now }: ReconcileDeps,
+  fragmentId: string,
+  datanodeId: string,
+  url: string,
+): Promise<boolean> {
   const fragment = catalog.fragmentById(fragmentId);
   if (!fragment) return false;
   const live = catalog.replicasOf(fragmentId).filter((d) => registry.isLive(d)).length;
@@ -72,7 +77,10 @@ interface ListedFile {
 }
 
 /** Why a listed file stays: the index holds it or adopts it back ('accounted'), or a live manifest on the datanodes references it ('kept'). */
-async function whyKept(deps: ReconcileDeps, { id, datanodeId, url, expected, cluster }: ListedFile): Promise<'accounted' | 'kept' | undefined> {
+async function whyKept(
+  deps: ReconcileDeps,
+  { id, datanodeId, url, expected, cluster }: ListedFile,
+): Promise<'accounted' | 'kept' | undefined> {
   if (expected.has(id) || deps.catalog.accountsFor(id, datanodeId)) return 'accounted';
   if (await adopt(deps, id, datanodeId, url)) return 'accounted';
   // The datanodes' own records say it belongs to a stored image: kept, whatever the index says.
@@ -84,7 +92,11 @@ async function whyKept(deps: ReconcileDeps, { id, datanodeId, url, expected, clu
  * One listed file: kept (see whyKept), 'doomed' (queued for deletion now), or 'waiting'
  * (unaccounted, but within its grace period, in a round that may not delete, or past the cap).
  */
-async function judgeFile(deps: ReconcileDeps, state: ReconcileState, file: ListedFile): Promise<'accounted' | 'kept' | 'doomed' | 'waiting'> {
+async function judgeFile(
+  deps: ReconcileDeps,
+  state: ReconcileState,
+  file: ListedFile,
+): Promise<'accounted' | 'kept' | 'doomed' | 'waiting'> {
   const { catalog, log, graceMs, maxDeletions, now } = deps;
   const { id, datanodeId, cluster } = file;
   const key = `${datanodeId}:${id}`;
@@ -100,7 +112,10 @@ async function judgeFile(deps: ReconcileDeps, state: ReconcileState, file: Liste
   if (now() - seen < graceMs || !mayDelete || state.doomedThisRound >= maxDeletions) return 'waiting';
   const deletedImage = cluster.deadFragments.get(id);
   catalog.doomOrphan(id, datanodeId, now(), deletedImage);
-  log.info({ datanode: datanodeId, fragment: id, reason: deletedImage ? 'image-deleted' : 'orphan', image: deletedImage }, 'queued an unreferenced fragment file for deletion');
+  log.info(
+    { datanode: datanodeId, fragment: id, reason: deletedImage ? 'image-deleted' : 'orphan', image: deletedImage },
+    'queued an unreferenced fragment file for deletion',
+  );
   state.firstSeen.delete(key);
   state.doomedThisRound += 1;
   return 'doomed';
@@ -121,7 +136,12 @@ function reportMissing({ catalog, onBad }: ReconcileDeps, datanodeId: string, ex
 }
 
 /** Compares one live datanode's listing with the index (and the datanodes' records). */
-async function reconcileDatanode(deps: ReconcileDeps, state: ReconcileState, datanodeId: string, cluster: ClusterRecords): Promise<ReconcileResult> {
+async function reconcileDatanode(
+  deps: ReconcileDeps,
+  state: ReconcileState,
+  datanodeId: string,
+  cluster: ClusterRecords,
+): Promise<ReconcileResult> {
   const { catalog, registry, client, deleter, log, maxDeletions } = deps;
   const node = registry.get(datanodeId);
   if (!node || !registry.isLive(datanodeId)) return { orphans: 0, missing: 0, kept: 0 };
@@ -135,8 +155,13 @@ async function reconcileDatanode(deps: ReconcileDeps, state: ReconcileState, dat
     if (verdict === 'doomed') orphans += 1;
     else if (verdict === 'kept') kept += 1;
   }
-  if (state.doomedThisRound >= maxDeletions) log.warn({ datanode: datanodeId, cap: maxDeletions }, 'orphan deletion cap reached for this round; the rest waits for the next one');
-  else if (cluster.unread.length > 0) log.info({ datanode: datanodeId, unread: cluster.unread }, 'orphan deletion postponed: the records of some datanodes could not be read');
+  if (state.doomedThisRound >= maxDeletions)
+    log.warn({ datanode: datanodeId, cap: maxDeletions }, 'orphan deletion cap reached for this round; the rest waits for the next one');
+  else if (cluster.unread.length > 0)
+    log.info(
+      { datanode: datanodeId, unread: cluster.unread },
+      'orphan deletion postponed: the records of some datanodes could not be read',
+    );
   const missing = reportMissing(deps, datanodeId, expected, present);
   if (orphans > 0) {
     log.info({ datanode: datanodeId, orphans }, 'deleting fragment files no image or upload references');
@@ -146,17 +171,28 @@ async function reconcileDatanode(deps: ReconcileDeps, state: ReconcileState, dat
 }
 
 /** Live manifests the index lacks, deleted images it still lists: the index is stale. */
-function checkAgreement({ catalog, log }: ReconcileDeps, cluster: ClusterRecords, onIndexDisagrees?: (what: { unknownImages: number; deletedImages: number }) => void): void {
+function checkAgreement(
+  { catalog, log }: ReconcileDeps,
+  cluster: ClusterRecords,
+  onIndexDisagrees?: (what: { unknownImages: number; deletedImages: number }) => void,
+): void {
   let unknownImages = 0;
   let deletedImages = 0;
   for (const key of cluster.live.keys()) if (!catalog.imageByKey(key)) unknownImages += 1;
   for (const key of cluster.tombstoned.keys()) if (catalog.imageByKey(key)?.state === 'stored') deletedImages += 1;
   if (unknownImages + deletedImages === 0) return;
-  log.warn({ unknownImages, deletedImages }, 'the datanodes\' records disagree with the index; re-checking it');
+  log.warn({ unknownImages, deletedImages }, "the datanodes' records disagree with the index; re-checking it");
   onIndexDisagrees?.({ unknownImages, deletedImages });
 }
 
-export function createReconciler({ records, scheduler, intervalMs, onIndexDisagrees, now = Date.now, ...rest }: Omit<ReconcileDeps, 'now'> & {
+export function createReconciler({
+  records,
+  scheduler,
+  intervalMs,
+  onIndexDisagrees,
+  now = Date.now,
+  ...rest
+}: Omit<ReconcileDeps, 'now'> & {
   records: ImageRecords;
   scheduler: Scheduler;
   /** The datanodes' records know images the index does not, or deleted images it still lists. */
@@ -174,7 +210,7 @@ export function createReconciler({ records, scheduler, intervalMs, onIndexDisagr
     try {
       cluster = await records.readAll();
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'reconciliation: could not read the datanodes\' records');
+      log.warn({ err: (err as Error).message }, "reconciliation: could not read the datanodes' records");
       return;
     }
     checkAgreement(deps, cluster, onIndexDisagrees);

@@ -22,7 +22,13 @@ export interface StatusChange {
   status: DatanodeStatus;
 }
 
-export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis = DEFAULT_HYSTERESIS, now = Date.now }: {
+export function createRegistry({
+  rows,
+  downAfterFailures,
+  thresholds,
+  hysteresis = DEFAULT_HYSTERESIS,
+  now = Date.now,
+}: {
   rows: DatanodeRows;
   downAfterFailures: number;
   thresholds: HealthThresholds;
@@ -69,7 +75,15 @@ export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis
       const failed = sample ? 0 : (failures.get(id) ?? 0) + 1;
       failures.set(id, failed);
       const previous = node.status;
-      const settled = settleStatus({ previous, consecutiveFailures: failed, sample, downAfterFailures, thresholds, hysteresis, streak: streaks.get(id) ?? { toward: null, count: 0 } });
+      const settled = settleStatus({
+        previous,
+        consecutiveFailures: failed,
+        sample,
+        downAfterFailures,
+        thresholds,
+        hysteresis,
+        streak: streaks.get(id) ?? { toward: null, count: 0 },
+      });
       streaks.set(id, settled.streak);
       const status = verdict.fault ? 'DOWN' : settled.status;
       const at = now();
@@ -99,7 +113,13 @@ export function createRegistry({ rows, downAfterFailures, thresholds, hysteresis
 
 export type Registry = ReturnType<typeof createRegistry>;
 
-function registerIn(nodes: Map<string, Node>, rows: DatanodeRows, at: number, url: string, nodeId?: string): { datanode: DatanodeView; created: boolean; movedFrom?: string } {
+function registerIn(
+  nodes: Map<string, Node>,
+  rows: DatanodeRows,
+  at: number,
+  url: string,
+  nodeId?: string,
+): { datanode: DatanodeView; created: boolean; movedFrom?: string } {
   const byNodeId = nodeId ? [...nodes.values()].find((n) => n.nodeId === nodeId) : undefined;
   const byUrl = [...nodes.values()].find((n) => n.url === url);
   if (byNodeId && byNodeId.url !== url && !byUrl) {

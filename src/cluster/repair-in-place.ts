@@ -43,7 +43,13 @@ export function createInPlaceRepair(deps: InPlaceRepairDeps) {
       const node = registry.get(bad.datanodeId);
       if (node && !announced.has(key)) {
         announced.add(key);
-        events.emit({ kind: 'ReplicaFault', message: `The replica of fragment ${bad.fragmentId} on ${node.id} is ${bad.reason}.`, fragmentId: bad.fragmentId, datanode: { ...node }, reason: bad.reason });
+        events.emit({
+          kind: 'ReplicaFault',
+          message: `The replica of fragment ${bad.fragmentId} on ${node.id} is ${bad.reason}.`,
+          fragmentId: bad.fragmentId,
+          datanode: { ...node },
+          reason: bad.reason,
+        });
       }
       suspects.set(key, { bad, due: 0 });
       return true;
@@ -73,7 +79,11 @@ export function createInPlaceRepair(deps: InPlaceRepairDeps) {
 }
 
 /** Rewrites one replica from a verified copy on another holder. */
-async function rewrite({ catalog, registry, replicas, client, events, log, throttle, now }: InPlaceRepairDeps, bad: BadReplica, signal: Signal): Promise<void> {
+async function rewrite(
+  { catalog, registry, replicas, client, events, log, throttle, now }: InPlaceRepairDeps,
+  bad: BadReplica,
+  signal: Signal,
+): Promise<void> {
   const fragment = catalog.fragmentById(bad.fragmentId);
   const node = registry.get(bad.datanodeId);
   const holders = fragment ? catalog.replicasOf(fragment.id) : [];
@@ -88,5 +98,11 @@ async function rewrite({ catalog, registry, replicas, client, events, log, throt
   }
   await throttle.consume(good.length, signal);
   log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');
-  events.emit({ kind: 'ReplicaRepaired', message: `Rewrote the ${bad.reason} replica of fragment ${fragment.id} on ${node.id}.`, fragmentId: fragment.id, datanode: { ...node }, reason: bad.reason });
+  events.emit({
+    kind: 'ReplicaRepaired',
+    message: `Rewrote the ${bad.reason} replica of fragment ${fragment.id} on ${node.id}.`,
+    fragmentId: fragment.id,
+    datanode: { ...node },
+    reason: bad.reason,
+  });
 }

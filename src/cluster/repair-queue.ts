@@ -4,7 +4,11 @@
 import type { ReplicationQueries, AtRiskFragment } from '../metadata/replication.ts';
 import type { Registry } from './registry.ts';
 
-export function createRepairQueue({ registry, queries, replicationFactor }: {
+export function createRepairQueue({
+  registry,
+  queries,
+  replicationFactor,
+}: {
   registry: Registry;
   queries: ReplicationQueries;
   replicationFactor: number;

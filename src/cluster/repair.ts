@@ -18,7 +18,22 @@ import { createReReplication } from './re-replication.ts';
 /** Before work that failed is tried again, unless a datanode changes status first. */
 const RETRY_MS = 30_000;
 
-export function createRepairer({ catalog, replication, registry, replicas, client, events, log, scheduler, replicationFactor, repairAfterMs, bytesPerSecond, concurrency = 2, pollMs = 1000, now = Date.now }: {
+export function createRepairer({
+  catalog,
+  replication,
+  registry,
+  replicas,
+  client,
+  events,
+  log,
+  scheduler,
+  replicationFactor,
+  repairAfterMs,
+  bytesPerSecond,
+  concurrency = 2,
+  pollMs = 1000,
+  now = Date.now,
+}: {
   catalog: Catalog;
   replication: ReplicationQueries;
   registry: Registry;
@@ -37,7 +52,21 @@ export function createRepairer({ catalog, replication, registry, replicas, clien
   const throttle = createThrottle(bytesPerSecond);
   const trimmer = createExcessTrimmer({ catalog, queries: replication, registry, client, log, replicationFactor, now });
   const inPlace = createInPlaceRepair({ catalog, registry, replicas, client, events, log, throttle, retryMs: RETRY_MS, now });
-  const reReplication = createReReplication({ catalog, replication, registry, replicas, events, log, throttle, trimmer, replicationFactor, repairAfterMs, concurrency, retryMs: RETRY_MS, now });
+  const reReplication = createReReplication({
+    catalog,
+    replication,
+    registry,
+    replicas,
+    events,
+    log,
+    throttle,
+    trimmer,
+    replicationFactor,
+    repairAfterMs,
+    concurrency,
+    retryMs: RETRY_MS,
+    now,
+  });
 
   const loop = scheduler.loop(
     'repair',

@@ -9,7 +9,16 @@ import type { Scheduler } from '../shared/scheduler.ts';
 const CONCURRENCY = 8;
 const MAX_BACKOFF_MS = 60_000;
 
-export function createReplicaDeleter({ catalog, registry, client, log, scheduler, replicationFactor, pollMs = 1000, now = Date.now }: {
+export function createReplicaDeleter({
+  catalog,
+  registry,
+  client,
+  log,
+  scheduler,
+  replicationFactor,
+  pollMs = 1000,
+  now = Date.now,
+}: {
   catalog: Catalog;
   scheduler: Scheduler;
   replicationFactor: number;
@@ -19,7 +28,6 @@ export function createReplicaDeleter({ catalog, registry, client, log, scheduler
   pollMs?: number;
   now?: () => number;
 }) {
-
   /** The fragment is a stored image's, recorded with R replicas on other datanodes than this one. */
   function isSurplus(d: ReplicaDeletion): boolean {
     if (!catalog.fragmentById(d.fragmentId)) return false;
@@ -36,7 +44,10 @@ export function createReplicaDeleter({ catalog, registry, client, log, scheduler
     }
     try {
       await client.deleteFragment(node.url, d.fragmentId, { reason: d.reason, deletedImage: d.imageKey ?? undefined });
-      log.info({ datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason, image: d.imageKey ?? undefined }, 'replica file deleted');
+      log.info(
+        { datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason, image: d.imageKey ?? undefined },
+        'replica file deleted',
+      );
       return d;
     } catch (err) {
       if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE') {
@@ -47,7 +58,10 @@ export function createReplicaDeleter({ catalog, registry, client, log, scheduler
         // The datanode's own records say the file belongs to a live image: it stays, and so
         // does the image; the index learns it back from the records (a rebuild or re-check).
         catalog.ackDeletion(d);
-        log.warn({ datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason }, 'datanode refused to delete a fragment of a live image; kept');
+        log.warn(
+          { datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason },
+          'datanode refused to delete a fragment of a live image; kept',
+        );
         return;
       }
       const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(d.attempts, 10));

@@ -25,7 +25,14 @@ export interface BadReplica {
 /** See readChunks: long enough that a healthy datanode under load answers first. */
 const HEDGE_AFTER_MS = 1000;
 
-export function createReplicas({ catalog, registry, client, log, now = Date.now, hedgeAfterMs = HEDGE_AFTER_MS }: {
+export function createReplicas({
+  catalog,
+  registry,
+  client,
+  log,
+  now = Date.now,
+  hedgeAfterMs = HEDGE_AFTER_MS,
+}: {
   catalog: Catalog;
   registry: Registry;
   client: DatanodeClient;
@@ -35,7 +42,10 @@ export function createReplicas({ catalog, registry, client, log, now = Date.now,
   hedgeAfterMs?: number;
 }) {
   const insufficient = (want: number, have: number) =>
-    new TesseraError('INSUFFICIENT_DATANODES', `Needs ${want} live datanode${want === 1 ? '' : 's'} for the replicas; ${have} could take one.`);
+    new TesseraError(
+      'INSUFFICIENT_DATANODES',
+      `Needs ${want} live datanode${want === 1 ? '' : 's'} for the replicas; ${have} could take one.`,
+    );
 
   const replicas = {
     /**
@@ -45,7 +55,14 @@ export function createReplicas({ catalog, registry, client, log, now = Date.now,
      * must record the returned datanodes as replicas (which clears their intents) or release them.
      * `manifest`: recorded by each datanode together with the fragment.
      */
-    async write(fragmentId: string, data: Bytes, sha256: string, count: number, exclude: ReadonlySet<string> = new Set(), manifest?: ImageManifest): Promise<string[]> {
+    async write(
+      fragmentId: string,
+      data: Bytes,
+      sha256: string,
+      count: number,
+      exclude: ReadonlySet<string> = new Set(),
+      manifest?: ImageManifest,
+    ): Promise<string[]> {
       const attempted: string[] = [];
       const written: string[] = [];
       try {
@@ -55,13 +72,23 @@ export function createReplicas({ catalog, registry, client, log, now = Date.now,
           if (targets.length < want) throw insufficient(count, written.length + targets.length);
           catalog.addWriteIntents(fragmentId, targets);
           attempted.push(...targets);
-          const results = await Promise.allSettled(targets.map((id) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest)));
+          const results = await Promise.allSettled(
+            targets.map((id) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest)),
+          );
           // The datanodes verify the bytes against `sha256`: a mismatch is the data's fault, not the datanode's.
           const mismatch = results.find((r) => r.status === 'rejected' && isChecksumMismatch(r.reason));
-          if (mismatch) throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${fragmentId}: the bytes do not hash to ${sha256} (${(mismatch as PromiseRejectedResult).reason.message}).`);
+          if (mismatch)
+            throw new TesseraError(
+              'CHECKSUM_MISMATCH',
+              `Fragment ${fragmentId}: the bytes do not hash to ${sha256} (${(mismatch as PromiseRejectedResult).reason.message}).`,
+            );
           results.forEach((r, i) => {
             if (r.status === 'fulfilled') written.push(targets[i]);
-            else log.warn({ datanode: targets[i], fragment: fragmentId, err: r.reason?.message }, 'replica write failed; trying another datanode');
+            else
+              log.warn(
+                { datanode: targets[i], fragment: fragmentId, err: r.reason?.message },
+                'replica write failed; trying another datanode',
+              );
           });
         }
       } catch (err) {
@@ -99,7 +126,13 @@ type FragmentToRead = { id: string; sha256: string; replicas: string[] };
 type ReadDeps = { registry: Registry; client: DatanodeClient; hedgeAfterMs: number };
 
 /** One replica's verified bytes, or undefined (reported through onBad) when it cannot serve them. */
-async function readFrom(client: DatanodeClient, fragment: { id: string; sha256: string }, datanodeId: string, url: string, onBad?: (bad: BadReplica) => void): Promise<Buffer[] | undefined> {
+async function readFrom(
+  client: DatanodeClient,
+  fragment: { id: string; sha256: string },
+  datanodeId: string,
+  url: string,
+  onBad?: (bad: BadReplica) => void,
+): Promise<Buffer[] | undefined> {
   let data: Buffer[] | undefined;
   try {
     if (client.getFragmentChunks) data = await client.getFragmentChunks(url, fragment.id);
@@ -128,7 +161,11 @@ async function readFrom(client: DatanodeClient, fragment: { id: string; sha256: 
  * does not refuse, it hangs until the request deadline, and the monitor needs a few samples
  * to call it DOWN. The first verified answer wins.
  */
-function readFirstVerified({ registry, client, hedgeAfterMs }: ReadDeps, fragment: FragmentToRead, onBad?: (bad: BadReplica) => void): Promise<Buffer[]> {
+function readFirstVerified(
+  { registry, client, hedgeAfterMs }: ReadDeps,
+  fragment: FragmentToRead,
+  onBad?: (bad: BadReplica) => void,
+): Promise<Buffer[]> {
   const candidates = [...fragment.replicas]
     .sort((a, b) => Number(registry.isLive(b)) - Number(registry.isLive(a)))
     .flatMap((id) => {

@@ -26,7 +26,16 @@ async function verify(client: DatanodeClient, url: string, replica: Replica): Pr
   }
 }
 
-export function createScrubber({ catalog, registry, client, log, scheduler, bytesPerSecond, pauseMs, onBad }: {
+export function createScrubber({
+  catalog,
+  registry,
+  client,
+  log,
+  scheduler,
+  bytesPerSecond,
+  pauseMs,
+  onBad,
+}: {
   catalog: Catalog;
   registry: Registry;
   client: DatanodeClient;

@@ -27,7 +27,12 @@ interface Pending {
   attempts: number;
 }
 
-export function createTombstoneQueue({ log, targets, put, delivered }: {
+export function createTombstoneQueue({
+  log,
+  targets,
+  put,
+  delivered,
+}: {
   log: Logger;
   targets: (holders: ReadonlySet<string>) => string[];
   put: (datanodeId: string, tombstone: ImageTombstone) => Promise<unknown>;

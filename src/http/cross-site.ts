@@ -43,14 +43,22 @@ export function crossSiteRequestGuard(): Plugin {
     onRequestParse(payload) {
       const { request } = payload;
       if (/^application\/x-www-form-urlencoded\b/i.test(request.headers.get('content-type')?.trim() ?? '')) {
-        throw refused('UNSUPPORTED_MEDIA_TYPE', 'GraphQL requests must be JSON (or multipart for files), not application/x-www-form-urlencoded.', 415);
+        throw refused(
+          'UNSUPPORTED_MEDIA_TYPE',
+          'GraphQL requests must be JSON (or multipart for files), not application/x-www-form-urlencoded.',
+          415,
+        );
       }
       // A browser adds `Authorization` by itself only for HTTP Basic/Digest: a bearer token is always the caller's own.
       if (/^bearer\s/i.test(request.headers.get('authorization') ?? '')) return;
       try {
         return csrf.onRequestParse!(payload);
       } catch {
-        throw refused('CSRF_HEADER_REQUIRED', `This request could come from any web page: send it as application/json, or add the "${CSRF_HEADER}" header.`, 403);
+        throw refused(
+          'CSRF_HEADER_REQUIRED',
+          `This request could come from any web page: send it as application/json, or add the "${CSRF_HEADER}" header.`,
+          403,
+        );
       }
     },
   };

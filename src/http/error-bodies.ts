@@ -34,7 +34,13 @@ export function jsonErrorBodies(graphqlPath: string): Plugin {
       const onGraphQLPath = new URL(request.url).pathname === graphqlPath;
       const headers = new fetchAPI.Headers(response.headers);
       headers.set('content-type', 'application/json; charset=utf-8');
-      setResponse(new fetchAPI.Response(errorBodyFor(response.status, onGraphQLPath), { status: response.status, statusText: response.statusText, headers }));
+      setResponse(
+        new fetchAPI.Response(errorBodyFor(response.status, onGraphQLPath), {
+          status: response.status,
+          statusText: response.statusText,
+          headers,
+        }),
+      );
     },
   };
 }

@@ -37,7 +37,8 @@ export const payloadTooLargeCode: Plugin = {
 
 // graphql-js's messages for a value of the wrong type: a variable (`Variable "$x" got invalid
 // value …`) or a literal (`Int cannot represent …`, `Expected value of type …`).
-const MALFORMED_ARGUMENT = /got invalid value|cannot represent|^Expected value of type|^Expected type|was not provided|is not defined by type|must not be null/;
+const MALFORMED_ARGUMENT =
+  /got invalid value|cannot represent|^Expected value of type|^Expected type|was not provided|is not defined by type|must not be null/;
 
 function markMalformed(errors: readonly (Error | GraphQLError)[] | undefined) {
   for (const error of errors ?? []) {
@@ -51,7 +52,10 @@ function markMalformed(errors: readonly (Error | GraphQLError)[] | undefined) {
 
 /** A malformed argument is BAD_USER_INPUT whichever layer noticed it (contract, "Errors"). */
 export const badUserInputCode: Plugin = {
-  onValidate: () => ({ result }) => markMalformed(result),
+  onValidate:
+    () =>
+    ({ result }) =>
+      markMalformed(result),
   onExecute: () => ({
     onExecuteDone: ({ result }) => {
       if ('errors' in result) markMalformed(result.errors);

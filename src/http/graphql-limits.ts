@@ -8,7 +8,16 @@ import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
-import { GraphQLError, Kind, getOperationAST, valueFromASTUntyped, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql';
+import {
+  GraphQLError,
+  Kind,
+  getOperationAST,
+  valueFromASTUntyped,
+  type DocumentNode,
+  type FragmentDefinitionNode,
+  type SelectionSetNode,
+  type ValidationContext,
+} from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { DEFAULT_PAGE, MAX_PAGE } from '../image-service.ts';
 
@@ -33,7 +42,8 @@ const FRAGMENTS_PER_IMAGE = 16;
 /** Rows a totalCount is worth: a count walks the index. */
 const TOTAL_COUNT_ROWS = 1000;
 
-const refusal = (message: string, limit: string) => new GraphQLError(message, { extensions: { code: 'QUERY_TOO_COMPLEX', limit, http: { status: 400 } } });
+const refusal = (message: string, limit: string) =>
+  new GraphQLError(message, { extensions: { code: 'QUERY_TOO_COMPLEX', limit, http: { status: 400 } } });
 
 /** Armor's callbacks: its error becomes ours (with a code), reported to validation or thrown from the parser. */
 const armored = (limit: string) => ({
@@ -48,13 +58,20 @@ const armored = (limit: string) => ({
 });
 
 /** What one operation costs in fragmentData fields and SQLite rows, with its variables' values. */
-export function expensiveCost(document: DocumentNode, operationName: string | null | undefined, variables: Record<string, unknown> | null | undefined) {
+export function expensiveCost(
+  document: DocumentNode,
+  operationName: string | null | undefined,
+  variables: Record<string, unknown> | null | undefined,
+) {
   const operation = getOperationAST(document, operationName);
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
   let fragmentData = 0;
   let rows = 0;
-  const intArg = (field: { arguments?: readonly { name: { value: string }; value: import('graphql').ValueNode }[] }, name: string): number | undefined => {
+  const intArg = (
+    field: { arguments?: readonly { name: { value: string }; value: import('graphql').ValueNode }[] },
+    name: string,
+  ): number | undefined => {
     const arg = field.arguments?.find((a) => a.name.value === name);
     if (!arg) return undefined;
     const value = valueFromASTUntyped(arg.value, variables ?? undefined);
@@ -95,15 +112,22 @@ const expensiveFields: Plugin = {
     const { fragmentData, rows } = expensiveCost(args.document, args.operationName, args.variableValues);
     const error =
       fragmentData > GRAPHQL_LIMITS.fragmentData
-        ? refusal(`An operation may ask for fragmentData up to ${GRAPHQL_LIMITS.fragmentData} times; this one asks ${fragmentData} times.`, 'fragmentData')
+        ? refusal(
+            `An operation may ask for fragmentData up to ${GRAPHQL_LIMITS.fragmentData} times; this one asks ${fragmentData} times.`,
+            'fragmentData',
+          )
         : rows > GRAPHQL_LIMITS.rows
-          ? refusal(`An operation may read up to ${GRAPHQL_LIMITS.rows} index rows (images(first:) and its fragments); this one may read ${rows}.`, 'rows')
+          ? refusal(
+              `An operation may read up to ${GRAPHQL_LIMITS.rows} index rows (images(first:) and its fragments); this one may read ${rows}.`,
+              'rows',
+            )
           : undefined;
     if (error) setResultAndStopExecution({ errors: [error] });
   },
 };
 
-const cut = (message: string) => (message.length > GRAPHQL_LIMITS.messageChars ? `${message.slice(0, GRAPHQL_LIMITS.messageChars)}… (cut)` : message);
+const cut = (message: string) =>
+  message.length > GRAPHQL_LIMITS.messageChars ? `${message.slice(0, GRAPHQL_LIMITS.messageChars)}… (cut)` : message;
 
 /** Every error message that leaves the coordinator is cut to messageChars (a 3 MB cursor is not sent back). */
 const boundedErrors: Plugin = {

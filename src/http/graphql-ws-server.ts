@@ -22,8 +22,17 @@ import { headerOf } from './request-headers.ts';
 type Envelope = { execute: (a: ExecutionArgs) => never; subscribe: (a: ExecutionArgs) => never };
 // `authorization`: the header the connection was authenticated with (undefined: anonymous).
 type Extra = { principal?: Principal; authorization?: string; release?: () => void; refused?: number };
-type WsCtx = { extra: Extra & { socket: WebSocket; request: IncomingMessage }; connectionParams?: Readonly<Record<string, unknown>>; subscriptions: Record<string, unknown> };
-type Params = { query: string; operationName?: string | null; variables?: Record<string, unknown> | null; extensions?: Record<string, unknown> | null };
+type WsCtx = {
+  extra: Extra & { socket: WebSocket; request: IncomingMessage };
+  connectionParams?: Readonly<Record<string, unknown>>;
+  subscriptions: Record<string, unknown>;
+};
+type Params = {
+  query: string;
+  operationName?: string | null;
+  variables?: Record<string, unknown> | null;
+  extensions?: Record<string, unknown> | null;
+};
 
 const wsError = (message: string, code: string) => [new GraphQLError(message, { extensions: { code } })];
 
@@ -109,16 +118,27 @@ async function admitOperation(auth: Auth, ctx: WsCtx, params: Params): Promise<r
 }
 
 /** The operation parsed and validated through Yoga's envelope: execution arguments, or the errors to answer. */
-async function prepareOperation(yoga: YogaServerInstance<Record<string, unknown>, Context>, ctx: WsCtx, params: Params, contextFor: (request: IncomingMessage, principal?: Principal) => Context) {
+async function prepareOperation(
+  yoga: YogaServerInstance<Record<string, unknown>, Context>,
+  ctx: WsCtx,
+  params: Params,
+  contextFor: (request: IncomingMessage, principal?: Principal) => Context,
+) {
   const request = ctx.extra.request;
   // Not as `request`: Yoga would take the socket's GET for an HTTP GET and refuse mutations.
-  const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...ctx, req: request, socket: ctx.extra.socket, params });
+  const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+    ...ctx,
+    req: request,
+    socket: ctx.extra.socket,
+    params,
+  });
   let document;
   try {
     document = parse(params.query);
   } catch (err) {
     // An error message for this operation, not a closed socket.
-    if (err instanceof GraphQLError) return [new GraphQLError(boundedMessage(err.message), { extensions: { code: 'GRAPHQL_PARSE_FAILED', ...err.extensions } })];
+    if (err instanceof GraphQLError)
+      return [new GraphQLError(boundedMessage(err.message), { extensions: { code: 'GRAPHQL_PARSE_FAILED', ...err.extensions } })];
     throw err;
   }
   const args = {
@@ -141,7 +161,15 @@ async function prepareOperation(yoga: YogaServerInstance<Record<string, unknown>
 export function serveGraphqlWs(
   server: http.Server,
   path: string,
-  { app, yoga, contextFor }: { app: Coordinator; yoga: YogaServerInstance<Record<string, unknown>, Context>; contextFor: (request: IncomingMessage, principal?: Principal) => Context },
+  {
+    app,
+    yoga,
+    contextFor,
+  }: {
+    app: Coordinator;
+    yoga: YogaServerInstance<Record<string, unknown>, Context>;
+    contextFor: (request: IncomingMessage, principal?: Principal) => Context;
+  },
 ): WebSocketServer {
   const { config } = app;
   const verifyClient = ({ req }: { req: IncomingMessage }, answer: (ok: boolean, status?: number, reason?: string) => void) =>

@@ -9,7 +9,6 @@ import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-heade
 import type { Renditions } from '../renditions/service.ts';
 import { serveRendition } from './rendition-route.ts';
 
-
 type ByteRange = { start: number; end: number } | 'unsatisfiable' | undefined;
 
 /** The single range of a `Range` header for a body of `size` bytes; undefined serves it whole. */
@@ -30,7 +29,8 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 }
 
 export const etagMatches = (header: string | undefined, etag: string) =>
-  header !== undefined && header.split(',').some((t) => {
+  header !== undefined &&
+  header.split(',').some((t) => {
     const tag = t.trim().replace(/^W\//, '');
     return tag === '*' || tag === etag;
   });
@@ -53,7 +53,12 @@ const headerValue = (value: string | string[] | undefined) => (Array.isArray(val
 function sendError(res: ServerResponse, err: TesseraError) {
   const body = errorBody(err);
   const extra = (err.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
-  res.writeHead(err.status, { ...STORED_FILE_BASE_HEADERS, ...extra, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(err.status, {
+    ...STORED_FILE_BASE_HEADERS,
+    ...extra,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
@@ -93,7 +98,13 @@ export async function sendFragments(res: ServerResponse, chunks: AsyncGenerator<
  * Handles the request if it is for /images/…; false when the path is not this route's.
  * `authorize` throws (a TesseraError) when the caller may not read the image `name`.
  */
-export async function handleImageRequest(req: IncomingMessage, res: ServerResponse, images: ImageService, authorize: (name: string) => Promise<void>, renditions?: Renditions): Promise<boolean> {
+export async function handleImageRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  images: ImageService,
+  authorize: (name: string) => Promise<void>,
+  renditions?: Renditions,
+): Promise<boolean> {
   const path = (req.url ?? '').split('?')[0];
   if (!path.startsWith(IMAGE_PATH_PREFIX)) return false;
   // Everything after the prefix is the name: a '/' may stand unencoded, as in S3 object keys.
@@ -130,7 +141,9 @@ export async function handleImageRequest(req: IncomingMessage, res: ServerRespon
       res.writeHead(304, { ...STORED_FILE_BASE_HEADERS, etag, 'accept-ranges': 'bytes' }).end();
       return true;
     }
-    const range = ifRangeHolds(headerValue(req.headers['if-range']), etag, common['last-modified']) ? parseRange(req.headers.range, image.size) : undefined;
+    const range = ifRangeHolds(headerValue(req.headers['if-range']), etag, common['last-modified'])
+      ? parseRange(req.headers.range, image.size)
+      : undefined;
     if (range === 'unsatisfiable') {
       res.setHeader('content-range', `bytes */${image.size}`);
       res.setHeader('accept-ranges', 'bytes');

@@ -206,11 +206,19 @@ export class MultipartParser {
     if (this.state !== 'body' || data.length === 0) return;
     const p = this.part!;
     p.size += data.length;
-    if (p.filename !== undefined && p.size > this.fileSize!) throw new MultipartError(`File size limit exceeded: ${this.fileSize} bytes`, true);
-    if (p.filename === undefined && p.size > this.limits.fieldSize) throw new MultipartError(`Field value size exceeded: ${this.limits.fieldSize} bytes`, true);
+    if (p.filename !== undefined && p.size > this.fileSize!)
+      throw new MultipartError(`File size limit exceeded: ${this.fileSize} bytes`, true);
+    if (p.filename === undefined && p.size > this.limits.fieldSize)
+      throw new MultipartError(`Field value size exceeded: ${this.limits.fieldSize} bytes`, true);
     const budget = this.limits.budget;
     if (budget) {
-      if (!budget.tryCharge(this.held, data.length)) throw new MultipartError('the coordinator is buffering as many request bodies as its memory budget allows; retry later', false, false, true);
+      if (!budget.tryCharge(this.held, data.length))
+        throw new MultipartError(
+          'the coordinator is buffering as many request bodies as its memory budget allows; retry later',
+          false,
+          false,
+          true,
+        );
       this.held += data.length;
     }
     p.chunks.push(data);
@@ -234,8 +242,10 @@ export class MultipartParser {
     if (name === undefined) throw new MultipartError('a part has no name');
     const filename = dispositionParam(disposition, 'filename');
     if (filename !== undefined && this.files.size >= limits.files) throw new MultipartError(`Files limit exceeded: ${limits.files}`, true);
-    if (filename === undefined && limits.fields !== undefined && this.fields.size >= limits.fields) throw new MultipartError(`Fields limit exceeded: ${limits.fields}`, true);
-    if (filename !== undefined && this.fileSize === undefined) this.fileSize = limits.fileSizeFor ? Math.min(limits.fileSizeFor(this.fields), limits.fileSize) : limits.fileSize;
+    if (filename === undefined && limits.fields !== undefined && this.fields.size >= limits.fields)
+      throw new MultipartError(`Fields limit exceeded: ${limits.fields}`, true);
+    if (filename !== undefined && this.fileSize === undefined)
+      this.fileSize = limits.fileSizeFor ? Math.min(limits.fileSizeFor(this.fields), limits.fileSize) : limits.fileSize;
     this.part = { name, filename, type, chunks: [], size: 0 };
   }
 }

@@ -58,7 +58,11 @@ export function boundaryOf(contentType: string | null | undefined): string | und
 }
 
 /** The fields (as text) and file parts of a multipart/form-data body. */
-export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: string, limits: MultipartLimits): Promise<{ fields: Map<string, string>; files: Map<string, ReceivedFile> }> {
+export async function readMultipart(
+  body: AsyncIterable<Uint8Array>,
+  boundary: string,
+  limits: MultipartLimits,
+): Promise<{ fields: Map<string, string>; files: Map<string, ReceivedFile> }> {
   const parser = new MultipartParser(boundary, limits);
   try {
     for await (const raw of withIdleTimeout(body, limits.idleTimeoutMs)) {
@@ -74,15 +78,21 @@ export async function readMultipart(body: AsyncIterable<Uint8Array>, boundary: s
 
 const badMultipart = (err: unknown) => {
   if (err instanceof MultipartError && err.timedOut) {
-    return new GraphQLError(`The request body stopped arriving: ${err.message}.`, { extensions: { http: { status: 408 }, code: 'REQUEST_TIMEOUT' } });
+    return new GraphQLError(`The request body stopped arriving: ${err.message}.`, {
+      extensions: { http: { status: 408 }, code: 'REQUEST_TIMEOUT' },
+    });
   }
   if (err instanceof MultipartError && err.busy) {
-    return new GraphQLError(`The request body was dropped: ${err.message}.`, { extensions: { http: { status: 503 }, code: 'SERVER_BUSY' } });
+    return new GraphQLError(`The request body was dropped: ${err.message}.`, {
+      extensions: { http: { status: 503 }, code: 'SERVER_BUSY' },
+    });
   }
   if (err instanceof MultipartError && err.tooLarge) {
     return new GraphQLError(err.message, { extensions: { http: { status: 413 }, code: 'REQUEST_ENTITY_TOO_LARGE' } });
   }
-  return new GraphQLError(`POST body sent invalid multipart data: ${(err as Error).message}`, { extensions: { http: { status: 400 }, code: 'BAD_REQUEST' } });
+  return new GraphQLError(`POST body sent invalid multipart data: ${(err as Error).message}`, {
+    extensions: { http: { status: 400 }, code: 'BAD_REQUEST' },
+  });
 };
 
 /** Sets `value` at a dotted path of `target` ("variables.file", "variables.files.0"), as Yoga does. */
@@ -140,7 +150,8 @@ export function multipartRequests(limits: MultipartLimits): Plugin {
         const boundary = boundaryOf(contentType);
         if (!boundary) throw badMultipart(new MultipartError('no boundary in Content-Type'));
         const req = (serverContext as { req?: IncomingMessage } | undefined)?.req;
-        const body: AsyncIterable<Uint8Array> | null = req && typeof req.read === 'function' && !req.readableDidRead ? req : (request.body as AsyncIterable<Uint8Array> | null);
+        const body: AsyncIterable<Uint8Array> | null =
+          req && typeof req.read === 'function' && !req.readableDidRead ? req : (request.body as AsyncIterable<Uint8Array> | null);
         if (!body) throw badMultipart(new MultipartError('no body'));
         let parsed: Awaited<ReturnType<typeof readMultipart>>;
         try {

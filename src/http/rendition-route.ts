@@ -12,7 +12,13 @@ import { etagMatches, sendFragments } from './image-route.ts';
 /** private: the answer to a token-bearing request; a day, since the ETag changes with the source. */
 export const RENDITION_CACHE_CONTROL = 'private, max-age=86400';
 
-export async function serveRendition(req: IncomingMessage, res: ServerResponse, image: ImageRow, params: RenditionParams, renditions: Renditions): Promise<void> {
+export async function serveRendition(
+  req: IncomingMessage,
+  res: ServerResponse,
+  image: ImageRow,
+  params: RenditionParams,
+  renditions: Renditions,
+): Promise<void> {
   const etag = renditions.etagOf(image, params);
   const validators = { etag, 'cache-control': RENDITION_CACHE_CONTROL, vary: 'Authorization' };
   if (etagMatches(req.headers['if-none-match'] as string | undefined, etag)) {

@@ -11,7 +11,8 @@ import { MAX_FRAGMENT_SIZE } from '../config.ts';
 const ENVELOPE_BYTES = 1024 * 1024;
 
 /** The largest body a legitimate request has: a one-shot upload, or the biggest fragment as base64 JSON. */
-export const requestBodyLimit = (maxUploadImageSize: number) => Math.max(maxUploadImageSize, 4 * Math.ceil(MAX_FRAGMENT_SIZE / 3)) + ENVELOPE_BYTES;
+export const requestBodyLimit = (maxUploadImageSize: number) =>
+  Math.max(maxUploadImageSize, 4 * Math.ceil(MAX_FRAGMENT_SIZE / 3)) + ENVELOPE_BYTES;
 
 /**
  * The largest body of a request that is not multipart: a fragment of the configured size as
@@ -29,7 +30,8 @@ export function limitRequestBody(multipartLimit: number, jsonLimit = multipartLi
       const limit = /^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '') ? multipartLimit : jsonLimit;
       const declared = request.headers.get('content-length');
       if (declared !== null) {
-        if (!/^\d+$/.test(declared)) throw new GraphQLError('Content-Length header is invalid.', { extensions: { http: { status: 400 }, code: 'BAD_REQUEST' } });
+        if (!/^\d+$/.test(declared))
+          throw new GraphQLError('Content-Length header is invalid.', { extensions: { http: { status: 400 }, code: 'BAD_REQUEST' } });
         if (Number(declared) > limit) throw tooLarge(limit);
         return;
       }
@@ -45,7 +47,15 @@ export function limitRequestBody(multipartLimit: number, jsonLimit = multipartLi
             },
           }),
         );
-        return requestParser(new fetchAPI.Request(req.url, { method: req.method, headers: req.headers, signal: req.signal, body: counted, duplex: 'half' } as RequestInit));
+        return requestParser(
+          new fetchAPI.Request(req.url, {
+            method: req.method,
+            headers: req.headers,
+            signal: req.signal,
+            body: counted,
+            duplex: 'half',
+          } as RequestInit),
+        );
       });
     },
   };

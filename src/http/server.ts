@@ -40,7 +40,8 @@ function createGraphqlServer(app: Coordinator, principals: WeakMap<Request, Prin
     fields: 8,
     // A request without uploadFragment can only be uploadImage: its file is refused past
     // --max-upload-image-size while it is read, not once it is whole.
-    fileSizeFor: (fields: ReadonlyMap<string, string>) => (/\buploadFragment\b/.test(fields.get('operations') ?? '') ? MAX_FRAGMENT_SIZE : config.maxUploadImageSize),
+    fileSizeFor: (fields: ReadonlyMap<string, string>) =>
+      /\buploadFragment\b/.test(fields.get('operations') ?? '') ? MAX_FRAGMENT_SIZE : config.maxUploadImageSize,
     idleTimeoutMs: config.bodyTimeoutSec * 1000,
     // Bodies that stall halfway hold what they sent until the timeout: together they get a budget.
     budget: createBodyBudget(MULTIPART_BUDGET_BYTES),
@@ -92,7 +93,13 @@ function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlSer
     // Yoga builds a URL from Host: a malformed one would end in a 500 with a stack trace.
     if (req.headers.host !== undefined && !URL.canParse(`http://${req.headers.host}/`)) {
       const body = errorBody(new TesseraError('BAD_REQUEST', 'The Host header is malformed.'));
-      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+      res
+        .writeHead(400, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(body),
+          connection: 'close',
+        })
+        .end(body);
       return;
     }
     const path = (req.url ?? '/').split('?')[0];
@@ -105,7 +112,8 @@ function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlSer
     // rather than an empty or partial listing (GraphQL-shaped on /graphql, {code, message} elsewhere).
     if (app.rebuilding()) {
       const err = new TesseraError('INDEX_REBUILDING');
-      const body = path === GRAPHQL_PATH ? JSON.stringify({ errors: [{ message: err.message, extensions: { code: err.code } }] }) : errorBody(err);
+      const body =
+        path === GRAPHQL_PATH ? JSON.stringify({ errors: [{ message: err.message, extensions: { code: err.code } }] }) : errorBody(err);
       res.writeHead(err.status, { 'content-type': 'application/json', 'retry-after': '5' }).end(body);
       return;
     }

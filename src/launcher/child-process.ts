@@ -75,7 +75,11 @@ const tail = (text: string, keep: number) => (text.length <= keep ? text : keep 
 export function spawnChild(opts: ChildOptions): Child {
   const keep = opts.keep ?? 64 * 1024;
   const stdio = ['ignore', 'pipe', opts.stderr ?? 'pipe', ...(opts.ipc ? ['ipc' as const] : [])] as const;
-  const child = spawn(opts.command ?? process.execPath, opts.args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? process.env, stdio: [...stdio] });
+  const child = spawn(opts.command ?? process.execPath, opts.args, {
+    cwd: opts.cwd ?? REPO_ROOT,
+    env: opts.env ?? process.env,
+    stdio: [...stdio],
+  });
   everyChild.add(child);
   const kept = { stdout: '', stderr: '', output: '' };
   const read = (stream: 'stdout' | 'stderr') => {

@@ -30,14 +30,16 @@ export function pidFiles(dataDir: string) {
 
   const read = (): { name: string; pid: number }[] => {
     if (!fs.existsSync(dir)) return [];
-    return fs.readdirSync(dir)
+    return fs
+      .readdirSync(dir)
       .filter((f) => f.endsWith('.pid'))
       .map((f) => ({ name: f.slice(0, -4), pid: Number(fs.readFileSync(path.join(dir, f), 'utf8').trim()) }))
       .filter((p) => Number.isSafeInteger(p.pid) && p.pid > 0);
   };
 
   /** Live processes recorded by an earlier run that still look like ours. */
-  const leftovers = () => read().filter((p) => p.pid !== process.pid && isAlive(p.pid) && /tsx|tessera|main\.ts|start-cluster/.test(commandLine(p.pid)));
+  const leftovers = () =>
+    read().filter((p) => p.pid !== process.pid && isAlive(p.pid) && /tsx|tessera|main\.ts|start-cluster/.test(commandLine(p.pid)));
 
   return {
     leftovers,

@@ -18,7 +18,12 @@ export async function startServiceProcess(
   name: string,
   entry: string,
   args: string[],
-  { timeoutMs = 30_000, nodeArgs = [] as string[], env = {} as Record<string, string>, onLog = (line: string) => process.stderr.write(humanLogLine(name, line) + '\n') } = {},
+  {
+    timeoutMs = 30_000,
+    nodeArgs = [] as string[],
+    env = {} as Record<string, string>,
+    onLog = (line: string) => process.stderr.write(humanLogLine(name, line) + '\n'),
+  } = {},
 ): Promise<ServiceProcess> {
   const child = await startChild({
     name,

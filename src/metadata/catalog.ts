@@ -64,7 +64,15 @@ export interface ReplicaDeletion {
 }
 
 /** Why a replica file is queued for deletion. */
-export type DeletionReason = 'image-deleted' | 'upload-aborted' | 'upload-expired' | 'fragment-replaced' | 'surplus-replica' | 'orphan' | 'unrecorded-write' | 'rendition-evicted';
+export type DeletionReason =
+  | 'image-deleted'
+  | 'upload-aborted'
+  | 'upload-expired'
+  | 'fragment-replaced'
+  | 'surplus-replica'
+  | 'orphan'
+  | 'unrecorded-write'
+  | 'rendition-evicted';
 
 /** A fragment found on the datanodes by an index rebuild, with the datanodes holding it. */
 export interface RebuiltFragment {
@@ -86,7 +94,12 @@ export interface CatalogChanges {
   /** Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`. */
   completeUpload(imageId: number, fragmentIds: string[], sha256: string, now: number): 'done' | 'changed' | 'gone';
   /** A one-fragment upload's fragment recorded and the upload completed at once: false when the upload is gone, else completeUpload's outcome. */
-  recordOnlyFragmentAndComplete(fragment: FragmentRow, datanodeIds: string[], sha256: string, now: number): false | 'done' | 'changed' | 'gone';
+  recordOnlyFragmentAndComplete(
+    fragment: FragmentRow,
+    datanodeIds: string[],
+    sha256: string,
+    now: number,
+  ): false | 'done' | 'changed' | 'gone';
   /** Removes an image or upload from the index and queues all of its replica files for deletion. */
   deleteImage(imageId: number, now: number, reason?: DeletionReason): boolean;
   /** A stored image rebuilt from a datanode manifest, its fragments and replicas. False when the name or key is taken meanwhile. */
@@ -112,7 +125,12 @@ export function createCatalog(db: Db): Catalog {
 }
 
 /** The SQLite transactions of CatalogChanges, made of the subject modules' steps. */
-function catalogChanges(db: Db, images: ReturnType<typeof imageRows>, fragments: ReturnType<typeof fragmentRows>, deletions: ReturnType<typeof deletionQueue>): CatalogChanges {
+function catalogChanges(
+  db: Db,
+  images: ReturnType<typeof imageRows>,
+  fragments: ReturnType<typeof fragmentRows>,
+  deletions: ReturnType<typeof deletionQueue>,
+): CatalogChanges {
   const image = images.steps;
   const fragment = fragments.steps;
   const deletion = deletions.steps;
@@ -125,30 +143,34 @@ function catalogChanges(db: Db, images: ReturnType<typeof imageRows>, fragments:
     }
   };
 
-  const recordFragment = db.transaction((row: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): false | 'new' | 'replaced' => {
-    const upload = images.queries.imageById(row.imageId);
-    // An upload that expired while this fragment was being written stays expired.
-    if (!upload || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
-    const previous = fragment.fragmentAt(row.imageId, row.idx);
-    if (previous) {
-      deletion.queueReplicasOfFragment(previous.id, now);
-      fragment.deleteFragment(previous.id);
-    }
-    fragment.insertFragment(row);
-    addReplicas(row.id, datanodeIds);
-    image.touchUpload(row.imageId, expiresAt);
-    return previous ? 'replaced' : 'new';
-  });
+  const recordFragment = db.transaction(
+    (row: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): false | 'new' | 'replaced' => {
+      const upload = images.queries.imageById(row.imageId);
+      // An upload that expired while this fragment was being written stays expired.
+      if (!upload || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
+      const previous = fragment.fragmentAt(row.imageId, row.idx);
+      if (previous) {
+        deletion.queueReplicasOfFragment(previous.id, now);
+        fragment.deleteFragment(previous.id);
+      }
+      fragment.insertFragment(row);
+      addReplicas(row.id, datanodeIds);
+      image.touchUpload(row.imageId, expiresAt);
+      return previous ? 'replaced' : 'new';
+    },
+  );
 
-  const completeUpload = db.transaction((imageId: number, fragmentIds: string[], sha256: string, now: number): 'done' | 'changed' | 'gone' => {
-    // `now` is the image's createdAt: the one its manifest on the datanodes carries.
-    const upload = images.queries.imageById(imageId);
-    if (!upload || upload.state !== 'uploading') return 'gone';
-    const current = fragments.queries.fragments(imageId).map((f) => f.id);
-    if (current.length !== fragmentIds.length || current.some((id, i) => id !== fragmentIds[i])) return 'changed';
-    image.complete(imageId, sha256, now);
-    return 'done';
-  });
+  const completeUpload = db.transaction(
+    (imageId: number, fragmentIds: string[], sha256: string, now: number): 'done' | 'changed' | 'gone' => {
+      // `now` is the image's createdAt: the one its manifest on the datanodes carries.
+      const upload = images.queries.imageById(imageId);
+      if (!upload || upload.state !== 'uploading') return 'gone';
+      const current = fragments.queries.fragments(imageId).map((f) => f.id);
+      if (current.length !== fragmentIds.length || current.some((id, i) => id !== fragmentIds[i])) return 'changed';
+      image.complete(imageId, sha256, now);
+      return 'done';
+    },
+  );
 
   return {
     recordFragment,

@@ -18,7 +18,10 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.
  */
 export type IndexSynchronous = 'normal' | 'full';
 
-export function openDatabase(file: string, { migrationsDir = MIGRATIONS_DIR, synchronous = 'normal' }: { migrationsDir?: string; synchronous?: IndexSynchronous } = {}): Db {
+export function openDatabase(
+  file: string,
+  { migrationsDir = MIGRATIONS_DIR, synchronous = 'normal' }: { migrationsDir?: string; synchronous?: IndexSynchronous } = {},
+): Db {
   if (file !== ':memory:') keepPrivate(file);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
@@ -71,8 +74,12 @@ export function listMigrations(dir: string): Migration[] {
     .sort((a, b) => a.version - b.version || a.file.localeCompare(b.file));
   migrations.forEach((migration, i) => {
     const previous = migrations[i - 1];
-    if (previous?.version === migration.version) throw new Error(`Migrations ${previous.file} and ${migration.file} in ${dir} have the same version ${migration.version}.`);
-    if (migration.version !== i + 1) throw new Error(`Migration ${migration.file} in ${dir} has version ${migration.version} where ${i + 1} comes next: versions run 1, 2, 3... without gaps.`);
+    if (previous?.version === migration.version)
+      throw new Error(`Migrations ${previous.file} and ${migration.file} in ${dir} have the same version ${migration.version}.`);
+    if (migration.version !== i + 1)
+      throw new Error(
+        `Migration ${migration.file} in ${dir} has version ${migration.version} where ${i + 1} comes next: versions run 1, 2, 3... without gaps.`,
+      );
   });
   return migrations;
 }
@@ -81,7 +88,9 @@ export function migrate(db: Db, migrationsDir = MIGRATIONS_DIR): void {
   const migrations = listMigrations(migrationsDir);
   const applied = db.pragma('user_version', { simple: true }) as number;
   if (applied > migrations.length) {
-    throw new Error(`The index is at schema version ${applied}, newer than the last migration this coordinator has (${migrations.length}): it was written by a newer Tessera.`);
+    throw new Error(
+      `The index is at schema version ${applied}, newer than the last migration this coordinator has (${migrations.length}): it was written by a newer Tessera.`,
+    );
   }
   for (const { version, file } of migrations) {
     if (version <= applied) continue;

@@ -50,8 +50,20 @@ export function datanodeRows(db: Db) {
     },
     /** Persists the in-memory view of one datanode (its status and last sample). */
     save(row: DatanodeRow) {
-      const { id, status, statusSince, lastSeenAt, cpuPercent, memoryPercent, diskPercent, diskFreeBytes, fragmentCount, storedBytes } = row;
-      sample.run({ id, status, statusSince, lastSeenAt, cpuPercent, memoryPercent, diskPercent, diskFreeBytes, fragmentCount, storedBytes });
+      const { id, status, statusSince, lastSeenAt, cpuPercent, memoryPercent, diskPercent, diskFreeBytes, fragmentCount, storedBytes } =
+        row;
+      sample.run({
+        id,
+        status,
+        statusSince,
+        lastSeenAt,
+        cpuPercent,
+        memoryPercent,
+        diskPercent,
+        diskFreeBytes,
+        fragmentCount,
+        storedBytes,
+      });
     },
     setDraining: (id: string, value: boolean) => draining.run(value ? 1 : 0, id),
     remove: (id: string) => remove.run(id),

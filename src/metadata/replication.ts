@@ -39,9 +39,25 @@ export function replicationQueries(db: Db) {
      * whatever datanode they were lost with. Only those with a replica on a `readable` datanode
      * (one a copy can be read from); none of `skip`.
      */
-    atRisk(opts: { lost: string[]; counted: string[]; live: string[]; readable: string[]; factor: number; skip: Iterable<string>; limit: number }): AtRiskFragment[] {
+    atRisk(opts: {
+      lost: string[];
+      counted: string[];
+      live: string[];
+      readable: string[];
+      factor: number;
+      skip: Iterable<string>;
+      limit: number;
+    }): AtRiskFragment[] {
       const json = (ids: Iterable<string>) => JSON.stringify([...ids]);
-      return atRisk.all(json(opts.lost), json(opts.counted), json(opts.live), json(opts.readable), opts.factor, json(opts.skip), opts.limit);
+      return atRisk.all(
+        json(opts.lost),
+        json(opts.counted),
+        json(opts.live),
+        json(opts.readable),
+        opts.factor,
+        json(opts.skip),
+        opts.limit,
+      );
     },
     /** Fragments with more than `factor` replicas on the `live` datanodes. */
     excess(live: string[], factor: number): string[] {

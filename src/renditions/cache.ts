@@ -24,7 +24,16 @@ export interface CachedRendition {
   row: RenditionRow;
 }
 
-export function createRenditionCache({ catalog, table, replicas, deleter, replicationFactor, budgetBytes, log, now = Date.now }: {
+export function createRenditionCache({
+  catalog,
+  table,
+  replicas,
+  deleter,
+  replicationFactor,
+  budgetBytes,
+  log,
+  now = Date.now,
+}: {
   catalog: Catalog;
   table: RenditionTable;
   replicas: Replicas;
@@ -36,7 +45,7 @@ export function createRenditionCache({ catalog, table, replicas, deleter, replic
 }) {
   function evict(): number {
     let evicted = 0;
-    for (let { bytes } = table.totals(); bytes > budgetBytes; ) {
+    for (let { bytes } = table.totals(); bytes > budgetBytes;) {
       const [oldest] = table.leastRecent(1);
       if (!oldest) break;
       catalog.deleteImage(oldest.renditionImageId, now(), 'rendition-evicted');
@@ -52,8 +61,18 @@ export function createRenditionCache({ catalog, table, replicas, deleter, replic
     const t = now();
     const size = rendered.data.length;
     const upload = catalog.insertUpload({
-      name: renditionName(source.imageKey, variant), uploadId: randomBytes(12).toString('base64url'), size, contentType, sha256: null,
-      fragmentSize: size, fragmentCount: 1, createdAt: t, expiresAt: t + WRITE_TTL_MS, width: rendered.width, height: rendered.height, mediaChecked: 1,
+      name: renditionName(source.imageKey, variant),
+      uploadId: randomBytes(12).toString('base64url'),
+      size,
+      contentType,
+      sha256: null,
+      fragmentSize: size,
+      fragmentCount: 1,
+      createdAt: t,
+      expiresAt: t + WRITE_TTL_MS,
+      width: rendered.width,
+      height: rendered.height,
+      mediaChecked: 1,
     });
     const fragmentId = newFragmentId();
     const digest = sha256Hex(rendered.data);
@@ -61,9 +80,23 @@ export function createRenditionCache({ catalog, table, replicas, deleter, replic
     let done = false;
     try {
       placed = await replicas.write(fragmentId, rendered.data, digest, replicationFactor, new Set());
-      done = catalog.inTransaction(() =>
-        catalog.recordOnlyFragmentAndComplete({ id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest }, placed, digest, now()) === 'done' &&
-        table.insert({ renditionImageId: upload.id, sourceImageId: source.id, variant, size, width: rendered.width, height: rendered.height, lastUsedAt: now() }),
+      done = catalog.inTransaction(
+        () =>
+          catalog.recordOnlyFragmentAndComplete(
+            { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
+            placed,
+            digest,
+            now(),
+          ) === 'done' &&
+          table.insert({
+            renditionImageId: upload.id,
+            sourceImageId: source.id,
+            variant,
+            size,
+            width: rendered.width,
+            height: rendered.height,
+            lastUsedAt: now(),
+          }),
       );
     } finally {
       if (!done) {

@@ -13,7 +13,15 @@ import { createRenditionCache } from './cache.ts';
 import { createRenderer } from './render.ts';
 import { createRenditions } from './service.ts';
 
-export function createRenditionServices({ config, db, catalog, replicas, deleter, images, log }: {
+export function createRenditionServices({
+  config,
+  db,
+  catalog,
+  replicas,
+  deleter,
+  images,
+  log,
+}: {
   config: CoordinatorConfig;
   db: Db;
   catalog: Catalog;
@@ -25,10 +33,21 @@ export function createRenditionServices({ config, db, catalog, replicas, deleter
   const readRange = images.readRange;
   const imageMedia = createImageMedia({ catalog, readRange });
   const cache = createRenditionCache({
-    catalog, table: renditionTable(db), replicas, deleter, log,
-    replicationFactor: config.replicationFactor, budgetBytes: config.renditionCacheBytes,
+    catalog,
+    table: renditionTable(db),
+    replicas,
+    deleter,
+    log,
+    replicationFactor: config.replicationFactor,
+    budgetBytes: config.renditionCacheBytes,
   });
   const renderer = createRenderer({ concurrency: config.renditionConcurrency, maxPixels: config.renditionMaxPixels });
-  const renditions = createRenditions({ config: { maxSize: config.renditionMaxSize, allowedSizes: config.renditionSizes }, readRange, imageMedia, cache, renderer });
+  const renditions = createRenditions({
+    config: { maxSize: config.renditionMaxSize, allowedSizes: config.renditionSizes },
+    readRange,
+    imageMedia,
+    cache,
+    renderer,
+  });
   return { imageMedia, renditions, renditionCache: cache };
 }

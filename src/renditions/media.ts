@@ -17,7 +17,16 @@ export interface ImageMedia {
   orientation: number | null;
 }
 
-const SNIFFED: Record<string, ImageFormat> = { png: 'PNG', jpg: 'JPEG', webp: 'WEBP', gif: 'GIF', heif: 'AVIF', avif: 'AVIF', tiff: 'TIFF', svg: 'SVG' };
+const SNIFFED: Record<string, ImageFormat> = {
+  png: 'PNG',
+  jpg: 'JPEG',
+  webp: 'WEBP',
+  gif: 'GIF',
+  heif: 'AVIF',
+  avif: 'AVIF',
+  tiff: 'TIFF',
+  svg: 'SVG',
+};
 disableTypes(types.filter((t) => !(t in SNIFFED)));
 
 export const MEDIA_TYPE_OF_FORMAT: Record<ImageFormat, string> = {
@@ -76,9 +85,13 @@ export function reconcileContentType(declared: string | null | undefined, media:
   if (declared == null || essenceOf(declared) === 'application/octet-stream') return detectedType;
   const essence = essenceOf(declared);
   if (essence === detectedType || ALIASES[essence] === media.format) return declared;
-  throw new TesseraError('CONTENT_TYPE_MISMATCH', `contentType ${JSON.stringify(declared.slice(0, 80))} contradicts the bytes, which are a ${media.format} image (${detectedType}).`, {
-    detected: detectedType,
-  });
+  throw new TesseraError(
+    'CONTENT_TYPE_MISMATCH',
+    `contentType ${JSON.stringify(declared.slice(0, 80))} contradicts the bytes, which are a ${media.format} image (${detectedType}).`,
+    {
+      detected: detectedType,
+    },
+  );
 }
 
 /** Header bytes enough for every sniffed format (a JPEG's EXIF and ICC segments come first). */
@@ -102,4 +115,6 @@ export function detectImageIn(data: Buffer | readonly Buffer[]): ImageMedia | un
 
 /** The index columns for a detection's outcome (all null: not an image). */
 export const mediaColumns = (media: ImageMedia | undefined) =>
-  media ? { format: media.format, width: media.width, height: media.height, orientation: media.orientation } : { format: null, width: null, height: null, orientation: null };
+  media
+    ? { format: media.format, width: media.width, height: media.height, orientation: media.orientation }
+    : { format: null, width: null, height: null, orientation: null };

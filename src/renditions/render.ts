@@ -37,8 +37,10 @@ export function createRenderer({ concurrency, maxPixels }: { concurrency: number
       return { data, width: info.width, height: info.height };
     } catch (err) {
       const message = (err as Error).message;
-      if (/pixel limit/i.test(message)) throw new TesseraError('IMAGE_TOO_LARGE', `The image has more than ${maxPixels} pixels, the most a rendition decodes.`);
-      if (/timeout/i.test(message)) throw new TesseraError('RENDITION_TIMEOUT', `The rendition took longer than ${RENDITION_TIMEOUT_SEC} s.`);
+      if (/pixel limit/i.test(message))
+        throw new TesseraError('IMAGE_TOO_LARGE', `The image has more than ${maxPixels} pixels, the most a rendition decodes.`);
+      if (/timeout/i.test(message))
+        throw new TesseraError('RENDITION_TIMEOUT', `The rendition took longer than ${RENDITION_TIMEOUT_SEC} s.`);
       throw new TesseraError('NOT_AN_IMAGE', 'The image could not be decoded.');
     }
   }
@@ -46,11 +48,16 @@ export function createRenderer({ concurrency, maxPixels }: { concurrency: number
   return {
     /** Refuses a source too large to decode, from its known size, before any byte is read. */
     assertDecodable(width: number, height: number): void {
-      if (width * height > maxPixels) throw new TesseraError('IMAGE_TOO_LARGE', `The image is ${width}x${height}, more than the ${maxPixels} pixels a rendition decodes.`);
+      if (width * height > maxPixels)
+        throw new TesseraError(
+          'IMAGE_TOO_LARGE',
+          `The image is ${width}x${height}, more than the ${maxPixels} pixels a rendition decodes.`,
+        );
     },
     /** Queues the rendition (RENDITION_BUSY when the queue is full). */
     render(source: () => Promise<Buffer>, p: RenditionParams): Promise<Rendered> {
-      if (limit.pendingCount >= maxQueue) throw new TesseraError('RENDITION_BUSY', `${limit.pendingCount} renditions are waiting; retry later.`);
+      if (limit.pendingCount >= maxQueue)
+        throw new TesseraError('RENDITION_BUSY', `${limit.pendingCount} renditions are waiting; retry later.`);
       return limit(async () => renderNow(await source(), p));
     },
   };

@@ -7,7 +7,14 @@ import type { ImageRow } from '../metadata/catalog.ts';
 import type { ImageMediaService } from './image-media.ts';
 import type { RenditionCache } from './cache.ts';
 import type { Renderer } from './render.ts';
-import { checkRendition, RENDITION_MEDIA_TYPES, renditionFromQuery, renditionQuery, renditionSize, type RenditionParams } from './params.ts';
+import {
+  checkRendition,
+  RENDITION_MEDIA_TYPES,
+  renditionFromQuery,
+  renditionQuery,
+  renditionSize,
+  type RenditionParams,
+} from './params.ts';
 
 export interface RenditionConfig {
   /** Largest width or height a rendition may ask for. */
@@ -31,7 +38,13 @@ export interface RenditionBody {
 
 type ReadRange = (image: ImageRow, start: number, end: number) => Promise<AsyncGenerator<Buffer[]>>;
 
-export function createRenditions({ config, readRange, imageMedia, cache, renderer }: {
+export function createRenditions({
+  config,
+  readRange,
+  imageMedia,
+  cache,
+  renderer,
+}: {
   config: RenditionConfig;
   readRange: ReadRange;
   imageMedia: ImageMediaService;
@@ -45,9 +58,11 @@ export function createRenditions({ config, readRange, imageMedia, cache, rendere
   /** The source's shown size; NOT_AN_IMAGE or IMAGE_TOO_LARGE before any byte is read. */
   async function decodableSize(image: ImageRow): Promise<{ width: number; height: number }> {
     const media = await imageMedia.of(image);
-    if (!media.format || !media.width || !media.height) throw new TesseraError('NOT_AN_IMAGE', `"${image.name}" is not an image of a format renditions read.`);
+    if (!media.format || !media.width || !media.height)
+      throw new TesseraError('NOT_AN_IMAGE', `"${image.name}" is not an image of a format renditions read.`);
     renderer.assertDecodable(media.width, media.height);
-    if (image.size > MAX_RENDITION_SOURCE_BYTES) throw new TesseraError('IMAGE_TOO_LARGE', `Renditions read images up to ${MAX_RENDITION_SOURCE_BYTES} bytes.`);
+    if (image.size > MAX_RENDITION_SOURCE_BYTES)
+      throw new TesseraError('IMAGE_TOO_LARGE', `Renditions read images up to ${MAX_RENDITION_SOURCE_BYTES} bytes.`);
     return { width: media.width, height: media.height };
   }
 
@@ -62,7 +77,10 @@ export function createRenditions({ config, readRange, imageMedia, cache, rendere
     const rendered = await renderer.render(() => wholeImage(image), params);
     const contentType = RENDITION_MEDIA_TYPES[params.format];
     const stored = cache.put(image, variant, rendered, contentType);
-    return { made: { contentType, size: rendered.data.length, width: rendered.width, height: rendered.height, body: rendered.data, cached: false }, stored };
+    return {
+      made: { contentType, size: rendered.data.length, width: rendered.width, height: rendered.height, body: rendered.data, cached: false },
+      stored,
+    };
   }
 
   return {
@@ -71,7 +89,10 @@ export function createRenditions({ config, readRange, imageMedia, cache, rendere
     paramsFrom: (query: URLSearchParams) => renditionFromQuery(query, limits),
 
     /** Checked parameters, their canonical query string and the size the rendition will have. */
-    async describe(image: ImageRow, args: { width?: number | null; height?: number | null; fit?: string | null; format?: string | null; quality?: number | null }) {
+    async describe(
+      image: ImageRow,
+      args: { width?: number | null; height?: number | null; fit?: string | null; format?: string | null; quality?: number | null },
+    ) {
       const params = checkRendition(args, limits);
       const size = renditionSize(await decodableSize(image), params);
       return { params: { ...params, query: renditionQuery(params) }, size };
@@ -79,7 +100,10 @@ export function createRenditions({ config, readRange, imageMedia, cache, rendere
 
     /** A strong validator known before the rendition is made: same source bytes, same variant. */
     etagOf: (image: ImageRow, params: RenditionParams) =>
-      `"r${createHash('sha256').update(`${image.sha256}?${renditionQuery(params)}`).digest('base64url').slice(0, 32)}"`,
+      `"r${createHash('sha256')
+        .update(`${image.sha256}?${renditionQuery(params)}`)
+        .digest('base64url')
+        .slice(0, 32)}"`,
 
     /** The rendition from the cache, or made now (and cached). */
     async get(image: ImageRow, params: RenditionParams): Promise<RenditionBody> {
@@ -88,7 +112,14 @@ export function createRenditions({ config, readRange, imageMedia, cache, rendere
       const hit = cache.get(image, variant);
       if (hit) {
         const body = await readRange(hit.image, 0, hit.image.size - 1);
-        return { contentType: hit.image.contentType, size: hit.image.size, width: hit.row.width, height: hit.row.height, body, cached: true };
+        return {
+          contentType: hit.image.contentType,
+          size: hit.image.size,
+          width: hit.row.width,
+          height: hit.row.height,
+          body,
+          cached: true,
+        };
       }
       const key = `${image.id}?${variant}`;
       let pending = making.get(key);
@@ -96,7 +127,13 @@ export function createRenditions({ config, readRange, imageMedia, cache, rendere
         const started = make(image, params, variant);
         pending = started;
         making.set(key, started);
-        started.then(({ stored }) => stored, () => undefined).finally(() => making.delete(key)).catch(() => undefined);
+        started
+          .then(
+            ({ stored }) => stored,
+            () => undefined,
+          )
+          .finally(() => making.delete(key))
+          .catch(() => undefined);
       }
       return (await pending).made;
     },

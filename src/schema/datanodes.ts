@@ -7,8 +7,14 @@ export const DatanodeStatusEnum = builder.enumType('DatanodeStatus', {
   description: 'What the health monitor makes of a datanode (see the README, "Health"). UP and DEGRADED are live.',
   values: {
     UP: { description: 'Answers its health samples and is below every DEGRADED threshold: takes new replicas first.' },
-    DEGRADED: { description: 'Answers, but CPU, memory or disk is over its threshold: serves reads, takes replicas only when too few UP datanodes remain.' },
-    DOWN: { description: 'Missed 3 health samples in a row (or never answered): not used; its fragments are re-replicated after --repair-after seconds.' },
+    DEGRADED: {
+      description:
+        'Answers, but CPU, memory or disk is over its threshold: serves reads, takes replicas only when too few UP datanodes remain.',
+    },
+    DOWN: {
+      description:
+        'Missed 3 health samples in a row (or never answered): not used; its fragments are re-replicated after --repair-after seconds.',
+    },
   } as const,
 });
 
@@ -18,19 +24,44 @@ export const DatanodeRef = builder.objectRef<DatanodeView>('Datanode').implement
     id: t.exposeID('id', { description: 'Stable id the coordinator gave the datanode when it registered (dn-…).' }),
     url: t.exposeString('url', { description: "Base URL of the datanode's HTTP surface." }),
     // Before its first sample decides, a datanode is not live: shown as DOWN.
-    status: t.field({ type: DatanodeStatusEnum, description: 'Current status; DOWN until its first health sample decides.', resolve: (n) => n.status ?? 'DOWN' }),
-    lastSeenAt: t.field({ type: 'DateTime', nullable: true, description: 'When the datanode last answered a health sample.', resolve: (n) => n.lastSeenAt }),
-    cpuPercent: t.exposeFloat('cpuPercent', { nullable: true, description: "CPU load of the datanode's machine at the last sample, in %; null before the first." }),
-    memoryPercent: t.exposeFloat('memoryPercent', { nullable: true, description: "Memory in use on the datanode's machine, (total - available) / total, in %; null before the first sample." }),
-    diskPercent: t.exposeFloat('diskPercent', { nullable: true, description: 'Use of the filesystem holding its data dir, in %; null before the first sample.' }),
-    diskFreeBytes: t.expose('diskFreeBytes', { type: 'SafeInt', nullable: true, description: 'Free bytes on the filesystem holding its data dir; null before the first sample.' }),
+    status: t.field({
+      type: DatanodeStatusEnum,
+      description: 'Current status; DOWN until its first health sample decides.',
+      resolve: (n) => n.status ?? 'DOWN',
+    }),
+    lastSeenAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the datanode last answered a health sample.',
+      resolve: (n) => n.lastSeenAt,
+    }),
+    cpuPercent: t.exposeFloat('cpuPercent', {
+      nullable: true,
+      description: "CPU load of the datanode's machine at the last sample, in %; null before the first.",
+    }),
+    memoryPercent: t.exposeFloat('memoryPercent', {
+      nullable: true,
+      description: "Memory in use on the datanode's machine, (total - available) / total, in %; null before the first sample.",
+    }),
+    diskPercent: t.exposeFloat('diskPercent', {
+      nullable: true,
+      description: 'Use of the filesystem holding its data dir, in %; null before the first sample.',
+    }),
+    diskFreeBytes: t.expose('diskFreeBytes', {
+      type: 'SafeInt',
+      nullable: true,
+      description: 'Free bytes on the filesystem holding its data dir; null before the first sample.',
+    }),
     fragmentCount: t.exposeInt('fragmentCount', { description: 'Fragment files the datanode holds, as it reported at the last sample.' }),
-    storedBytes: t.expose('storedBytes', { type: 'SafeInt', description: 'Bytes of fragment files the datanode holds, as it reported at the last sample.' }),
+    storedBytes: t.expose('storedBytes', {
+      type: 'SafeInt',
+      description: 'Bytes of fragment files the datanode holds, as it reported at the last sample.',
+    }),
     draining: t.exposeBoolean('draining', { description: 'Takes no new replicas; its fragments are being moved elsewhere.' }),
     identityFault: t.string({
       nullable: true,
       description:
-        'Why the server at this URL is not trusted as this datanode (WRONG_NODE: it answers with another datanode\'s data dir, e.g. swapped URLs; WRONG_CLUSTER; UNPROVEN: no proof of the cluster secret). While set, the datanode is DOWN and nothing is read, written, repaired or deleted through it. Null when its last answer proved its identity.',
+        "Why the server at this URL is not trusted as this datanode (WRONG_NODE: it answers with another datanode's data dir, e.g. swapped URLs; WRONG_CLUSTER; UNPROVEN: no proof of the cluster secret). While set, the datanode is DOWN and nothing is read, written, repaired or deleted through it. Null when its last answer proved its identity.",
       resolve: (n) => n.identityFault ?? null,
     }),
   }),
@@ -39,12 +70,28 @@ export const DatanodeRef = builder.objectRef<DatanodeView>('Datanode').implement
 const ClusterStatusRef = builder.objectRef<Record<string, never>>('ClusterStatus').implement({
   description: 'Cluster-wide settings and figures.',
   fields: (t) => ({
-    replicationFactor: t.int({ description: 'Verified copies kept of every fragment, each on another datanode.', resolve: (_c, _a, ctx) => ctx.app.config.replicationFactor }),
-    fragmentSize: t.int({ description: 'Bytes per fragment of new uploads (every fragment but the last).', resolve: (_c, _a, ctx) => ctx.app.config.fragmentSize }),
-    datanodeCount: t.int({ description: 'Datanodes the coordinator knows, whatever their status.', resolve: (_c, _a, ctx) => ctx.app.cluster.datanodes().length }),
-    liveDatanodeCount: t.int({ description: 'Datanodes that are UP or DEGRADED.', resolve: (_c, _a, ctx) => ctx.app.cluster.liveDatanodes().length }),
+    replicationFactor: t.int({
+      description: 'Verified copies kept of every fragment, each on another datanode.',
+      resolve: (_c, _a, ctx) => ctx.app.config.replicationFactor,
+    }),
+    fragmentSize: t.int({
+      description: 'Bytes per fragment of new uploads (every fragment but the last).',
+      resolve: (_c, _a, ctx) => ctx.app.config.fragmentSize,
+    }),
+    datanodeCount: t.int({
+      description: 'Datanodes the coordinator knows, whatever their status.',
+      resolve: (_c, _a, ctx) => ctx.app.cluster.datanodes().length,
+    }),
+    liveDatanodeCount: t.int({
+      description: 'Datanodes that are UP or DEGRADED.',
+      resolve: (_c, _a, ctx) => ctx.app.cluster.liveDatanodes().length,
+    }),
     imageCount: t.int({ description: 'Stored images (completed uploads).', resolve: (_c, _a, ctx) => ctx.app.images.totals().imageCount }),
-    storedBytes: t.field({ type: 'SafeInt', description: 'Sum of the sizes of stored images (one copy).', resolve: (_c, _a, ctx) => ctx.app.images.totals().storedBytes }),
+    storedBytes: t.field({
+      type: 'SafeInt',
+      description: 'Sum of the sizes of stored images (one copy).',
+      resolve: (_c, _a, ctx) => ctx.app.images.totals().storedBytes,
+    }),
     underReplicatedFragments: t.int({
       description: 'Fragments with fewer verified replicas on live datanodes than the replication factor.',
       resolve: (_c, _a, ctx) => ctx.app.cluster.underReplicatedFragments(),
@@ -67,7 +114,8 @@ builder.queryFields((t) => ({
 
 builder.mutationFields((t) => ({
   drainDatanode: t.field({
-    description: 'Decommission a datanode: it takes no new replicas and its fragments are copied elsewhere (drain: false undoes it). Needs an admin token or the cluster secret.',
+    description:
+      'Decommission a datanode: it takes no new replicas and its fragments are copied elsewhere (drain: false undoes it). Needs an admin token or the cluster secret.',
     type: DatanodeRef,
     args: {
       id: t.arg.id({ required: true, description: 'The datanode to drain (Datanode.id).' }),
@@ -85,7 +133,8 @@ builder.mutationFields((t) => ({
     },
   }),
   registerDatanode: t.field({
-    description: 'Add a datanode by its base URL (idempotent: the same URL returns the same datanode). Needs an admin token or the cluster secret.',
+    description:
+      'Add a datanode by its base URL (idempotent: the same URL returns the same datanode). Needs an admin token or the cluster secret.',
     type: DatanodeRef,
     args: { url: t.arg.string({ required: true, description: "Base URL of the datanode's HTTP surface, e.g. http://10.0.0.7:4001." }) },
     resolve: (_root, { url }, ctx) => {

@@ -24,7 +24,12 @@ eventRef('DatanodeStatusChanged').implement({
   interfaces,
   fields: (t) => ({
     datanode: t.field({ type: DatanodeRef, description: 'The datanode, as it is now.', resolve: (e) => e.datanode }),
-    previous: t.field({ type: DatanodeStatusEnum, nullable: true, description: 'Its status before; null for its first status after it registered.', resolve: (e) => e.previous }),
+    previous: t.field({
+      type: DatanodeStatusEnum,
+      nullable: true,
+      description: 'Its status before; null for its first status after it registered.',
+      resolve: (e) => e.previous,
+    }),
     status: t.field({ type: DatanodeStatusEnum, description: 'Its new status.', resolve: (e) => e.status }),
   }),
 });
@@ -64,7 +69,9 @@ eventRef('ReplicaRepaired').implement({
   fields: (t) => ({
     fragmentId: t.exposeString('fragmentId', { description: 'The fragment id (as on the datanode).' }),
     datanode: t.field({ type: DatanodeRef, description: 'The datanode that received the new replica.', resolve: (e) => e.datanode }),
-    reason: t.exposeString('reason', { description: 'Why it was copied: repair of a bad replica, re-replication after a datanode went DOWN, or a drain.' }),
+    reason: t.exposeString('reason', {
+      description: 'Why it was copied: repair of a bad replica, re-replication after a datanode went DOWN, or a drain.',
+    }),
   }),
 });
 
@@ -74,9 +81,15 @@ const DatanodeHealthRef = builder.objectRef<HealthSample>('DatanodeHealth').impl
     at: t.field({ type: 'DateTime', description: 'When the sample was taken.', resolve: (s) => s.at }),
     datanode: t.field({ type: DatanodeRef, description: 'The sampled datanode.', resolve: (s) => s.datanode }),
     status: t.field({ type: DatanodeStatusEnum, description: 'Its status after this sample.', resolve: (s) => s.status }),
-    cpuPercent: t.exposeFloat('cpuPercent', { nullable: true, description: "CPU load of the datanode's machine, in %; null when the sample failed." }),
+    cpuPercent: t.exposeFloat('cpuPercent', {
+      nullable: true,
+      description: "CPU load of the datanode's machine, in %; null when the sample failed.",
+    }),
     memoryPercent: t.exposeFloat('memoryPercent', { nullable: true, description: 'Memory in use, in %; null when the sample failed.' }),
-    diskPercent: t.exposeFloat('diskPercent', { nullable: true, description: 'Use of the filesystem holding its data dir, in %; null when the sample failed.' }),
+    diskPercent: t.exposeFloat('diskPercent', {
+      nullable: true,
+      description: 'Use of the filesystem holding its data dir, in %; null when the sample failed.',
+    }),
   }),
 });
 

@@ -15,30 +15,47 @@ export const FragmentRef = builder.objectRef<FragmentWithReplicas>('Fragment').i
     index: t.exposeInt('idx', { description: 'Position of the fragment in the image, from 0.' }),
     size: t.exposeInt('size', { description: 'Bytes in the fragment: fragmentSize, except for the last one.' }),
     sha256: t.exposeString('sha256', { description: 'Lowercase hex SHA-256 of the fragment.' }),
-    replicas: t.field({ type: [DatanodeRef], description: 'Datanodes that hold a verified copy.', resolve: (f, _args, ctx) => datanodesOf(ctx, f.replicas) }),
+    replicas: t.field({
+      type: [DatanodeRef],
+      description: 'Datanodes that hold a verified copy.',
+      resolve: (f, _args, ctx) => datanodesOf(ctx, f.replicas),
+    }),
   }),
 });
 
 export const ImageRef = builder.objectRef<ImageRow>('Image').implement({
   description: 'A stored image: its metadata and its fragments.',
   fields: (t) => ({
-    name: t.exposeString('name', { description: 'The unique name: 1 to 255 characters, no control characters, not . or .. (a / is allowed).' }),
+    name: t.exposeString('name', {
+      description: 'The unique name: 1 to 255 characters, no control characters, not . or .. (a / is allowed).',
+    }),
     size: t.expose('size', { type: 'SafeInt', description: 'Bytes in the image.' }),
-    contentType: t.exposeString('contentType', { description: 'Media type served by GET /images/{name}, as given at upload or guessed from the name.' }),
+    contentType: t.exposeString('contentType', {
+      description: 'Media type served by GET /images/{name}, as given at upload or guessed from the name.',
+    }),
     sha256: t.string({ description: 'Lowercase hex SHA-256 of the whole image.', resolve: (i) => i.sha256! }),
     fragmentSize: t.exposeInt('fragmentSize', { description: 'Bytes per fragment of this image (every fragment but the last).' }),
     fragmentCount: t.exposeInt('fragmentCount', { description: 'Number of fragments.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the upload completed and the image became visible.' }),
     url: t.string({
-      description: 'Absolute URL of GET /images/{name} on the coordinator. With expiresIn (seconds, at most 7 days), a signed URL that downloads without a token until it expires.',
-      args: { expiresIn: t.arg.int({ description: 'Seconds the signed URL stays valid (at most 7 days); absent: the plain URL, which needs a token.' }) },
+      description:
+        'Absolute URL of GET /images/{name} on the coordinator. With expiresIn (seconds, at most 7 days), a signed URL that downloads without a token until it expires.',
+      args: {
+        expiresIn: t.arg.int({
+          description: 'Seconds the signed URL stays valid (at most 7 days); absent: the plain URL, which needs a token.',
+        }),
+      },
       resolve: (i, { expiresIn }, ctx) => {
         const url = `${ctx.publicBase}${imagePath(i.name)}`;
         if (expiresIn == null || !ctx.principal) return url;
         return `${url}?${ctx.app.auth.signer.sign(i.name, expiresIn, ctx.principal.id)}`;
       },
     }),
-    fragments: t.field({ type: [FragmentRef], description: 'The fragments in order, with their replicas.', resolve: (i, _args, ctx) => ctx.app.images.fragments(i) }),
+    fragments: t.field({
+      type: [FragmentRef],
+      description: 'The fragments in order, with their replicas.',
+      resolve: (i, _args, ctx) => ctx.app.images.fragments(i),
+    }),
   }),
 });
 
@@ -47,7 +64,10 @@ const FragmentDataRef = builder.objectRef<{ fragment: FragmentWithReplicas; data
   fields: (t) => ({
     index: t.int({ description: 'Position of the fragment in the image, from 0.', resolve: (d) => d.fragment.idx }),
     size: t.int({ description: 'Bytes in the fragment.', resolve: (d) => d.fragment.size }),
-    sha256: t.string({ description: 'Lowercase hex SHA-256 of the fragment (the bytes in data match it).', resolve: (d) => d.fragment.sha256 }),
+    sha256: t.string({
+      description: 'Lowercase hex SHA-256 of the fragment (the bytes in data match it).',
+      resolve: (d) => d.fragment.sha256,
+    }),
     data: t.field({ type: 'Base64', description: 'The bytes, base64 (RFC 4648).', resolve: (d) => d.data }),
   }),
 });
@@ -64,8 +84,13 @@ const ImageEdgeRef = builder.objectRef<Edge>('ImageEdge').implement({
 const PageInfoRef = builder.objectRef<{ hasNextPage: boolean; endCursor: string | null }>('PageInfo').implement({
   description: 'Where a listing page ends (Relay cursor connections).',
   fields: (t) => ({
-    hasNextPage: t.exposeBoolean('hasNextPage', { description: 'Whether images follow this page; always false for an empty page (first: 0), which has no cursor to continue from.' }),
-    endCursor: t.exposeString('endCursor', { nullable: true, description: "The last edge's cursor, to pass as `after` for the next page; null when the page is empty." }),
+    hasNextPage: t.exposeBoolean('hasNextPage', {
+      description: 'Whether images follow this page; always false for an empty page (first: 0), which has no cursor to continue from.',
+    }),
+    endCursor: t.exposeString('endCursor', {
+      nullable: true,
+      description: "The last edge's cursor, to pass as `after` for the next page; null when the page is empty.",
+    }),
   }),
 });
 
@@ -74,9 +99,16 @@ const ImageConnectionRef = builder.objectRef<Connection>('ImageConnection').impl
   description: 'A page of stored images, ordered by the byte order of their UTF-8 names.',
   fields: (t) => ({
     edges: t.field({ type: [ImageEdgeRef], description: 'The images of this page, in order.', resolve: (c) => c.edges }),
-    pageInfo: t.field({ type: PageInfoRef, description: 'Whether more images follow, and the cursor to get them.', resolve: (c) => c.pageInfo }),
+    pageInfo: t.field({
+      type: PageInfoRef,
+      description: 'Whether more images follow, and the cursor to get them.',
+      resolve: (c) => c.pageInfo,
+    }),
     // Counted only when asked: a count over a million rows is the one slow part of a listing.
-    totalCount: t.int({ description: 'Images matching `prefix` in all pages (counted only when asked for).', resolve: (c, _args, ctx) => ctx.app.images.count(c.prefix) }),
+    totalCount: t.int({
+      description: 'Images matching `prefix` in all pages (counted only when asked for).',
+      resolve: (c, _args, ctx) => ctx.app.images.count(c.prefix),
+    }),
   }),
 });
 

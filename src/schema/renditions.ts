@@ -12,13 +12,20 @@ const ImageFormatEnum = builder.enumType('ImageFormat', {
 });
 
 const RenditionFitEnum = builder.enumType('RenditionFit', {
-  description: 'How a rendition fits the box of width x height (as sharp resizes): cover and contain fill the box (cropped or letterboxed), fill stretches, inside fits within it, outside covers it.',
-  values: Object.fromEntries(RENDITION_FITS.map((f) => [f.toUpperCase(), { value: f }])) as Record<Uppercase<(typeof RENDITION_FITS)[number]>, { value: (typeof RENDITION_FITS)[number] }>,
+  description:
+    'How a rendition fits the box of width x height (as sharp resizes): cover and contain fill the box (cropped or letterboxed), fill stretches, inside fits within it, outside covers it.',
+  values: Object.fromEntries(RENDITION_FITS.map((f) => [f.toUpperCase(), { value: f }])) as Record<
+    Uppercase<(typeof RENDITION_FITS)[number]>,
+    { value: (typeof RENDITION_FITS)[number] }
+  >,
 });
 
 const RenditionFormatEnum = builder.enumType('RenditionFormat', {
   description: 'The encoding of a rendition.',
-  values: Object.fromEntries(RENDITION_FORMATS.map((f) => [f.toUpperCase(), { value: f }])) as Record<Uppercase<RenditionFormat>, { value: RenditionFormat }>,
+  values: Object.fromEntries(RENDITION_FORMATS.map((f) => [f.toUpperCase(), { value: f }])) as Record<
+    Uppercase<RenditionFormat>,
+    { value: RenditionFormat }
+  >,
 });
 
 /** Seconds a rendition URL signed for a token-carrying request stays valid, unless asked otherwise. */
@@ -28,7 +35,10 @@ type Rendition = { url: string; width: number; height: number; format: Rendition
 const RenditionRef = builder.objectRef<Rendition>('Rendition').implement({
   description: 'A resized or re-encoded copy of an image, made on first request and then served from the rendition cache.',
   fields: (t) => ({
-    url: t.exposeString('url', { description: 'GET /images/{name} with the rendition parameters; signed (usable by an <img> tag without a token) when the request carried a token.' }),
+    url: t.exposeString('url', {
+      description:
+        'GET /images/{name} with the rendition parameters; signed (usable by an <img> tag without a token) when the request carried a token.',
+    }),
     width: t.exposeInt('width', { description: 'Width in pixels of the rendition.' }),
     height: t.exposeInt('height', { description: 'Height in pixels of the rendition.' }),
     format: t.field({ type: RenditionFormatEnum, description: 'The encoding of the rendition.', resolve: (r) => r.format }),
@@ -42,12 +52,25 @@ builder.objectFields(ImageRef, (t) => ({
     description: 'The format detected from the bytes; null when they are not an image of a known format.',
     resolve: async (i, _args, ctx) => (await ctx.app.imageMedia.of(i)).format,
   }),
-  width: t.int({ nullable: true, description: 'Width in pixels as a viewer shows it (after EXIF orientation); null for a non-image.', resolve: async (i, _args, ctx) => (await ctx.app.imageMedia.of(i)).width }),
-  height: t.int({ nullable: true, description: 'Height in pixels as a viewer shows it (after EXIF orientation); null for a non-image.', resolve: async (i, _args, ctx) => (await ctx.app.imageMedia.of(i)).height }),
-  orientation: t.int({ nullable: true, description: 'The EXIF orientation (1 to 8) the bytes carry, if any; width and height already account for it.', resolve: async (i, _args, ctx) => (await ctx.app.imageMedia.of(i)).orientation }),
+  width: t.int({
+    nullable: true,
+    description: 'Width in pixels as a viewer shows it (after EXIF orientation); null for a non-image.',
+    resolve: async (i, _args, ctx) => (await ctx.app.imageMedia.of(i)).width,
+  }),
+  height: t.int({
+    nullable: true,
+    description: 'Height in pixels as a viewer shows it (after EXIF orientation); null for a non-image.',
+    resolve: async (i, _args, ctx) => (await ctx.app.imageMedia.of(i)).height,
+  }),
+  orientation: t.int({
+    nullable: true,
+    description: 'The EXIF orientation (1 to 8) the bytes carry, if any; width and height already account for it.',
+    resolve: async (i, _args, ctx) => (await ctx.app.imageMedia.of(i)).orientation,
+  }),
   rendition: t.field({
     type: RenditionRef,
-    description: 'A resized or re-encoded copy (made with sharp, EXIF orientation applied): its URL and real size. NOT_AN_IMAGE for a non-image; RENDITION_NOT_ALLOWED past the size limits.',
+    description:
+      'A resized or re-encoded copy (made with sharp, EXIF orientation applied): its URL and real size. NOT_AN_IMAGE for a non-image; RENDITION_NOT_ALLOWED past the size limits.',
     args: {
       width: t.arg.int({ description: 'Width of the box in pixels; at least one of width and height.' }),
       height: t.arg.int({ description: 'Height of the box in pixels.' }),
@@ -59,7 +82,9 @@ builder.objectFields(ImageRef, (t) => ({
     resolve: async (i, args, ctx) => {
       const { params, size } = await ctx.app.renditions.describe(i, args);
       const url = `${ctx.publicBase}${imagePath(i.name)}?${params.query}`;
-      const signed = ctx.principal ? `&${ctx.app.auth.signer.sign(i.name, args.expiresIn ?? DEFAULT_RENDITION_URL_SEC, ctx.principal.id)}` : '';
+      const signed = ctx.principal
+        ? `&${ctx.app.auth.signer.sign(i.name, args.expiresIn ?? DEFAULT_RENDITION_URL_SEC, ctx.principal.id)}`
+        : '';
       return { url: url + signed, width: size.width, height: size.height, format: params.format };
     },
   }),

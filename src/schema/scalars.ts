@@ -46,7 +46,8 @@ builder.scalarType('File', {
   },
   parseValue: (value) => {
     const file = value as { arrayBuffer?: unknown; size?: unknown };
-    if (typeof file?.arrayBuffer !== 'function' || typeof file.size !== 'number') throw badInput('Expected a file part of a multipart request.');
+    if (typeof file?.arrayBuffer !== 'function' || typeof file.size !== 'number')
+      throw badInput('Expected a file part of a multipart request.');
     return value as never;
   },
   parseLiteral: () => {

@@ -11,7 +11,10 @@ import { blobChunks, type Bytes } from '../bytes.ts';
 const UploadSessionRef = builder.objectRef<ImageRow>('UploadSession').implement({
   description: 'An open chunked upload: what to send, and what has arrived.',
   fields: (t) => ({
-    id: t.id({ description: 'The upload id, for uploadFragment, completeUpload, abortUpload and upload(id:).', resolve: (u) => u.uploadId! }),
+    id: t.id({
+      description: 'The upload id, for uploadFragment, completeUpload, abortUpload and upload(id:).',
+      resolve: (u) => u.uploadId!,
+    }),
     name: t.exposeString('name', { description: 'The name the image will have; reserved until completion, abort or expiry.' }),
     size: t.expose('size', { type: 'SafeInt', description: 'Bytes in the whole image.' }),
     fragmentSize: t.exposeInt('fragmentSize', { description: 'Bytes to send per fragment (every fragment but the last).' }),
@@ -22,7 +25,11 @@ const UploadSessionRef = builder.objectRef<ImageRow>('UploadSession').implement(
       description: 'Indexes of the fragments stored so far, ascending.',
       resolve: (u, _args, ctx) => ctx.app.uploads.receivedIndexes(u),
     }),
-    expiresAt: t.field({ type: 'DateTime', description: 'When the upload expires if no fragment arrives before (each one pushes it back).', resolve: (u) => u.expiresAt! }),
+    expiresAt: t.field({
+      type: 'DateTime',
+      description: 'When the upload expires if no fragment arrives before (each one pushes it back).',
+      resolve: (u) => u.expiresAt!,
+    }),
   }),
 });
 
@@ -43,8 +50,15 @@ const FragmentReceiptRef = builder.objectRef<FragmentReceipt>('FragmentReceipt')
 const BeginUploadInput = builder.inputType('BeginUploadInput', {
   description: 'What beginUpload needs to know about the image to come.',
   fields: (t) => ({
-    name: t.string({ required: true, description: 'The image name: 1 to 255 characters, no control characters, not . or .. (a / is allowed).' }),
-    size: t.field({ type: 'SafeInt', required: true, description: 'Bytes in the whole image, at least 1 and at most the configured maximum (PAYLOAD_TOO_LARGE).' }),
+    name: t.string({
+      required: true,
+      description: 'The image name: 1 to 255 characters, no control characters, not . or .. (a / is allowed).',
+    }),
+    size: t.field({
+      type: 'SafeInt',
+      required: true,
+      description: 'Bytes in the whole image, at least 1 and at most the configured maximum (PAYLOAD_TOO_LARGE).',
+    }),
     contentType: t.string({ description: 'Media type to serve the image with; guessed from the name when absent.' }),
     sha256: t.string({ description: 'Lowercase hex SHA-256 of the whole image; when given, completeUpload verifies it.' }),
   }),
@@ -64,7 +78,13 @@ builder.mutationFields((t) => ({
   beginUpload: t.field({
     description: 'Open a chunked upload: the coordinator answers with the fragment size and count to send.',
     type: UploadSessionRef,
-    args: { input: t.arg({ type: BeginUploadInput, required: true, description: 'Name, size, and optionally media type and whole-image SHA-256.' }) },
+    args: {
+      input: t.arg({
+        type: BeginUploadInput,
+        required: true,
+        description: 'Name, size, and optionally media type and whole-image SHA-256.',
+      }),
+    },
     // The token's quotas on open uploads are checked and charged in the same transaction.
     resolve: (_root, { input }, ctx) => ctx.app.auth.quotas.reserveUpload(ctx.principal!, input.size, () => ctx.app.uploads.begin(input)),
   }),
@@ -76,7 +96,7 @@ builder.mutationFields((t) => ({
       index: t.arg.int({ required: true, description: 'The fragment, 0 to fragmentCount - 1; sending an index again replaces it.' }),
       data: t.arg({ type: 'Base64', description: 'The bytes as base64, for JSON-only clients (GraphiQL).' }),
       file: t.arg({ type: 'File', description: 'The bytes as a multipart file part: the fast path.' }),
-      sha256: t.arg.string({ description: "Lowercase hex SHA-256 of the fragment; CHECKSUM_MISMATCH when the bytes differ." }),
+      sha256: t.arg.string({ description: 'Lowercase hex SHA-256 of the fragment; CHECKSUM_MISMATCH when the bytes differ.' }),
     },
     resolve: async (_root, { uploadId, index, data, file, sha256 }, ctx) => {
       if ((data == null) === (file == null)) throw badInput('Send the fragment as exactly one of `data` (base64) or `file` (multipart).');
@@ -97,7 +117,9 @@ builder.mutationFields((t) => ({
     type: ImageRef,
     args: {
       uploadId: t.arg.id({ required: true, description: 'The upload id (UploadSession.id).' }),
-      sha256: t.arg.string({ description: 'Lowercase hex SHA-256 of the whole image, if known only now: verified before the image becomes visible.' }),
+      sha256: t.arg.string({
+        description: 'Lowercase hex SHA-256 of the whole image, if known only now: verified before the image becomes visible.',
+      }),
     },
     resolve: (_root, { uploadId, sha256 }, ctx) => ctx.app.uploads.complete(String(uploadId), sha256),
   }),
@@ -110,9 +132,14 @@ builder.mutationFields((t) => ({
     description: 'One-shot upload of a whole file in a multipart request; the coordinator fragments it.',
     type: ImageRef,
     args: {
-      name: t.arg.string({ required: true, description: 'The image name: 1 to 255 characters, no control characters, not . or .. (a / is allowed).' }),
+      name: t.arg.string({
+        required: true,
+        description: 'The image name: 1 to 255 characters, no control characters, not . or .. (a / is allowed).',
+      }),
       file: t.arg({ type: 'File', required: true, description: 'The whole image as a multipart file part.' }),
-      contentType: t.arg.string({ description: "Media type to serve the image with; else the part's own type, else guessed from the name." }),
+      contentType: t.arg.string({
+        description: "Media type to serve the image with; else the part's own type, else guessed from the name.",
+      }),
     },
     resolve: async (_root, { name, file, contentType }, ctx) => {
       ctx.app.uploads.assertWholeSize(file.size);

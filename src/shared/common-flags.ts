@@ -7,7 +7,8 @@ import { httpUrl, wholeNumber } from './flag-values.ts';
 
 export const hostOption = () => new Option('--host <host>', 'address to listen on').default('127.0.0.1');
 
-export const portOption = <const D extends number>(help: string, defaultPort: D) => new Option('--port <port>', help).default(defaultPort).argParser(wholeNumber('--port', 0, 65535));
+export const portOption = <const D extends number>(help: string, defaultPort: D) =>
+  new Option('--port <port>', help).default(defaultPort).argParser(wholeNumber('--port', 0, 65535));
 
 export const publicUrlOption = (help: string) => new Option('--public-url <url>', help).argParser(httpUrl('--public-url'));
 

@@ -88,15 +88,43 @@ export function parseRecord(value: unknown): ImageRecord | undefined {
     return { kind: 'tombstone', image: r.image, deletedAt: r.deletedAt as number };
   }
   if (r.kind !== 'manifest') return undefined;
-  if (!str(r.name) || !nat(r.size, 1) || !str(r.contentType, 255) || typeof r.sha256 !== 'string' || !SHA256_HEX_PATTERN.test(r.sha256)) return undefined;
-  if (!nat(r.createdAt) || !nat(r.fragmentSize, 1) || !Array.isArray(r.fragments) || r.fragments.length === 0 || r.fragments.length > MAX_RECORD_FRAGMENTS) return undefined;
+  if (!str(r.name) || !nat(r.size, 1) || !str(r.contentType, 255) || typeof r.sha256 !== 'string' || !SHA256_HEX_PATTERN.test(r.sha256))
+    return undefined;
+  if (
+    !nat(r.createdAt) ||
+    !nat(r.fragmentSize, 1) ||
+    !Array.isArray(r.fragments) ||
+    r.fragments.length === 0 ||
+    r.fragments.length > MAX_RECORD_FRAGMENTS
+  )
+    return undefined;
   const fragments: ImageManifest['fragments'] = [];
   for (const [i, f] of (r.fragments as unknown[]).entries()) {
     const x = f as Record<string, unknown>;
-    if (typeof f !== 'object' || f === null || x.index !== i || !nat(x.size, 1) || typeof x.sha256 !== 'string' || !SHA256_HEX_PATTERN.test(x.sha256) || typeof x.id !== 'string' || !isFragmentId(x.id)) return undefined;
+    if (
+      typeof f !== 'object' ||
+      f === null ||
+      x.index !== i ||
+      !nat(x.size, 1) ||
+      typeof x.sha256 !== 'string' ||
+      !SHA256_HEX_PATTERN.test(x.sha256) ||
+      typeof x.id !== 'string' ||
+      !isFragmentId(x.id)
+    )
+      return undefined;
     fragments.push({ index: i, size: x.size as number, sha256: x.sha256, id: x.id });
   }
-  return { kind: 'manifest', image: r.image, name: r.name as string, size: r.size as number, contentType: r.contentType as string, sha256: r.sha256, createdAt: r.createdAt as number, fragmentSize: r.fragmentSize as number, fragments };
+  return {
+    kind: 'manifest',
+    image: r.image,
+    name: r.name as string,
+    size: r.size as number,
+    contentType: r.contentType as string,
+    sha256: r.sha256,
+    createdAt: r.createdAt as number,
+    fragmentSize: r.fragmentSize as number,
+    fragments,
+  };
 }
 
 /** What `GET /health` answers. */

@@ -5,7 +5,8 @@
 import { InvalidArgumentError } from 'commander';
 
 /** Whether `value` is a whole number from `min` to `max`: the range check of every count, size and duration, given as a flag or as a GraphQL argument. */
-export const isWholeNumberIn = (value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
+export const isWholeNumberIn = (value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
 
 /** A whole number from `min` to `max` ("8080"; no sign, fraction or exponent). */
 export const wholeNumber =
@@ -39,7 +40,9 @@ export const byteSize =
     const unit = m ? BINARY_UNITS[m[2].toLowerCase()] : undefined;
     const n = m && unit !== undefined ? Number(m[1]) * unit : NaN;
     if (!isWholeNumberIn(n, min, max)) {
-      throw new InvalidArgumentError(`${flag} must be a size in bytes from ${min} to ${max}, such as 1048576 or 64MiB (units B, KiB, MiB, GiB, TiB; got "${value}").`);
+      throw new InvalidArgumentError(
+        `${flag} must be a size in bytes from ${min} to ${max}, such as 1048576 or 64MiB (units B, KiB, MiB, GiB, TiB; got "${value}").`,
+      );
     }
     return n;
   };
@@ -73,6 +76,7 @@ export const httpUrl =
 export const oneOf =
   <const T extends string>(flag: string, words: readonly T[]) =>
   (value: string): T => {
-    if (!(words as readonly string[]).includes(value)) throw new InvalidArgumentError(`${flag} must be ${words.slice(0, -1).join(', ')} or ${words.at(-1)} (got "${value}").`);
+    if (!(words as readonly string[]).includes(value))
+      throw new InvalidArgumentError(`${flag} must be ${words.slice(0, -1).join(', ')} or ${words.at(-1)} (got "${value}").`);
     return value as T;
   };

@@ -53,7 +53,10 @@ interface LoopContext {
   gate: () => boolean;
 }
 
-export function createScheduler({ log, gate = () => true }: {
+export function createScheduler({
+  log,
+  gate = () => true,
+}: {
   log?: Logger;
   /** Whether background passes may run in this process now (checked before every pass). */
   gate?: () => boolean;

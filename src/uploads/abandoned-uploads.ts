@@ -17,7 +17,12 @@ export function sweepExpiredUploads(ctx: UploadContext): number {
     if (!catalog.deleteImage(upload.id, now(), 'upload-expired')) continue;
     ctx.hashes.drop(upload.id);
     ctx.log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
-    ctx.events.emit({ kind: 'UploadExpired', message: `Upload of "${upload.name}" expired.`, name: upload.name, uploadId: upload.uploadId! });
+    ctx.events.emit({
+      kind: 'UploadExpired',
+      message: `Upload of "${upload.name}" expired.`,
+      name: upload.name,
+      uploadId: upload.uploadId!,
+    });
   }
   if (expired.length > 0) void ctx.deleter.kick();
   return expired.length;

@@ -38,7 +38,10 @@ export function beginUpload(ctx: UploadContext, input: BeginUploadInput, media?:
     name: input.name,
     uploadId: randomBytes(12).toString('base64url'),
     size: input.size,
-    contentType: media === undefined ? (input.contentType ?? DEFAULT_CONTENT_TYPE) : reconcileContentType(input.contentType, media ?? undefined, DEFAULT_CONTENT_TYPE),
+    contentType:
+      media === undefined
+        ? (input.contentType ?? DEFAULT_CONTENT_TYPE)
+        : reconcileContentType(input.contentType, media ?? undefined, DEFAULT_CONTENT_TYPE),
     sha256: input.sha256 ?? null,
     ...(media === undefined ? {} : { ...mediaColumns(media ?? undefined), mediaChecked: 1 }),
     fragmentSize: config.fragmentSize,
@@ -50,7 +53,8 @@ export function beginUpload(ctx: UploadContext, input: BeginUploadInput, media?:
     return catalog.insertUpload(row);
   } catch (err) {
     // An expired upload must not hold the name: swept here, on a clash, rather than before every insert.
-    if (err instanceof TesseraError && err.code === 'IMAGE_ALREADY_EXISTS' && sweepExpiredUploads(ctx) > 0) return catalog.insertUpload(row);
+    if (err instanceof TesseraError && err.code === 'IMAGE_ALREADY_EXISTS' && sweepExpiredUploads(ctx) > 0)
+      return catalog.insertUpload(row);
     throw err;
   }
 }

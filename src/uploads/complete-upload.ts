@@ -13,7 +13,12 @@ type FragmentRow = { idx: number; id: string; sha256: string; size: number };
  * `sha256`: the whole image's hash, when the client learnt it only while sending (beyond
  * beginUpload's). `written`: a manifest already on the datanodes (sent with the fragment).
  */
-export async function completeUpload(ctx: UploadContext, uploadId: string, sha256Given?: string | null, written?: ImageManifest): Promise<ImageRow> {
+export async function completeUpload(
+  ctx: UploadContext,
+  uploadId: string,
+  sha256Given?: string | null,
+  written?: ImageManifest,
+): Promise<ImageRow> {
   const { catalog } = ctx;
   assertSha256(sha256Given, 'sha256');
   for (;;) {
@@ -24,18 +29,32 @@ export async function completeUpload(ctx: UploadContext, uploadId: string, sha25
     ctx.hashes.forget(upload.id);
     for (const announced of [upload.sha256, sha256Given]) {
       if (announced && announced !== sha256) {
-        throw new TesseraError('CHECKSUM_MISMATCH', `The image hashes to ${sha256}, not the announced ${announced}; resend the wrong fragments and complete again.`);
+        throw new TesseraError(
+          'CHECKSUM_MISMATCH',
+          `The image hashes to ${sha256}, not the announced ${announced}; resend the wrong fragments and complete again.`,
+        );
       }
     }
     // The datanodes learn what the image is before the client hears it is stored: lose the
     // index after this answer and a rebuild still finds the image.
-    const current = written && written.sha256 === sha256 && written.fragments.length === fragments.length && written.fragments.every((f, i) => f.id === fragments[i].id) ? written : undefined;
+    const current =
+      written &&
+      written.sha256 === sha256 &&
+      written.fragments.length === fragments.length &&
+      written.fragments.every((f, i) => f.id === fragments[i].id)
+        ? written
+        : undefined;
     const createdAt = current?.createdAt ?? ctx.now();
     if (!current) {
       const holders = fragments.flatMap((f) => catalog.replicasOf(f.id));
       await ctx.records.writeManifest(manifestOf(upload, sha256, createdAt, fragments), holders);
     }
-    const outcome = catalog.completeUpload(upload.id, fragments.map((f) => f.id), sha256, createdAt);
+    const outcome = catalog.completeUpload(
+      upload.id,
+      fragments.map((f) => f.id),
+      sha256,
+      createdAt,
+    );
     if (outcome === 'changed') continue; // a fragment was replaced while we hashed: hash again
     if (outcome === 'gone') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was aborted or expired.`);
     return announceStored(ctx, upload.id);
@@ -46,7 +65,9 @@ function incomplete(uploadId: string, upload: ImageRow, fragments: readonly Frag
   const have = new Set(fragments.map((f) => f.idx));
   const missing = Array.from({ length: upload.fragmentCount }, (_, i) => i).filter((i) => !have.has(i));
   const shown = missing.slice(0, 20).join(', ') + (missing.length > 20 ? `, … (${missing.length} in all)` : '');
-  return new TesseraError('UPLOAD_INCOMPLETE', `Upload "${uploadId}" is missing fragment${missing.length === 1 ? '' : 's'} ${shown}.`, { missing });
+  return new TesseraError('UPLOAD_INCOMPLETE', `Upload "${uploadId}" is missing fragment${missing.length === 1 ? '' : 's'} ${shown}.`, {
+    missing,
+  });
 }
 
 async function wholeImageHash(ctx: UploadContext, upload: ImageRow, fragments: readonly FragmentRow[]): Promise<string> {

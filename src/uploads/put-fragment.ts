@@ -17,7 +17,13 @@ export interface FragmentReceipt {
 
 export const newFragmentId = () => randomBytes(16).toString('base64url');
 
-export async function putFragment(ctx: UploadContext, uploadId: string, index: number, data: Bytes, sha256?: string | null): Promise<FragmentReceipt> {
+export async function putFragment(
+  ctx: UploadContext,
+  uploadId: string,
+  index: number,
+  data: Bytes,
+  sha256?: string | null,
+): Promise<FragmentReceipt> {
   const { config, catalog, now } = ctx;
   assertSha256(sha256, 'sha256');
   const upload = openUpload(ctx, uploadId);
@@ -39,7 +45,10 @@ export async function putFragment(ctx: UploadContext, uploadId: string, index: n
     placed = await ctx.replicas.write(fragmentId, data, digest, config.replicationFactor, new Set());
   } catch (err) {
     if (sha256 && err instanceof TesseraError && err.code === 'CHECKSUM_MISMATCH') {
-      throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${index}: sha256 ${sha256} was given; the bytes received hash to something else.`);
+      throw new TesseraError(
+        'CHECKSUM_MISMATCH',
+        `Fragment ${index}: sha256 ${sha256} was given; the bytes received hash to something else.`,
+      );
     }
     throw err;
   }
@@ -47,7 +56,10 @@ export async function putFragment(ctx: UploadContext, uploadId: string, index: n
     catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ctx.ttlMs, now()),
   );
   if (!recorded) {
-    throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`);
+    throw new TesseraError(
+      'UPLOAD_NOT_FOUND',
+      `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`,
+    );
   }
   if (index === 0) catalog.setMedia(upload.id, mediaColumns(media), contentType);
   ctx.hashes.offer(upload.id, upload.fragmentCount, index, data, digest);

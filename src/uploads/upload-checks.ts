@@ -17,7 +17,10 @@ export function assertContentType(value: string | null | undefined): void {
   if (value == null) return;
   const problem = mediaTypeProblem(value);
   // JSON.stringify: the refused value is shown escaped and cut, never echoed raw.
-  if (problem) throw badInput(`contentType ${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''} is not an acceptable media type: it ${problem}.`);
+  if (problem)
+    throw badInput(
+      `contentType ${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''} is not an acceptable media type: it ${problem}.`,
+    );
 }
 
 export function assertFragmentSize(upload: ImageRow, index: number, size: number): void {
@@ -30,6 +33,9 @@ export function assertFragmentSize(upload: ImageRow, index: number, size: number
 
 export function assertWholeSize(config: CoordinatorConfig, size: number): void {
   if (size > config.maxUploadImageSize) {
-    throw new TesseraError('PAYLOAD_TOO_LARGE', `uploadImage takes files up to ${config.maxUploadImageSize} bytes; use the chunked upload for larger ones.`);
+    throw new TesseraError(
+      'PAYLOAD_TOO_LARGE',
+      `uploadImage takes files up to ${config.maxUploadImageSize} bytes; use the chunked upload for larger ones.`,
+    );
   }
 }

@@ -36,7 +36,10 @@ export function openUpload(ctx: UploadContext, uploadId: string): ImageRow {
 export function requireLiveDatanodes({ registry, config }: UploadContext): void {
   const live = registry.eligible().length;
   if (live < config.replicationFactor) {
-    throw new TesseraError('INSUFFICIENT_DATANODES', `Needs ${config.replicationFactor} live datanodes; ${live} ${live === 1 ? 'is' : 'are'} live.`);
+    throw new TesseraError(
+      'INSUFFICIENT_DATANODES',
+      `Needs ${config.replicationFactor} live datanodes; ${live} ${live === 1 ? 'is' : 'are'} live.`,
+    );
   }
 }
 

@@ -51,8 +51,14 @@ async function storeOnlyFragment(ctx: UploadContext, upload: ImageRow, data: Byt
   const manifest = manifestOf(upload, digest, createdAt, [{ id: fragmentId, idx: 0, size, sha256: digest }]);
   const placed = await ctx.replicas.write(fragmentId, data, digest, ctx.config.replicationFactor, new Set(), manifest);
   const outcome: ReturnType<Catalog['recordOnlyFragmentAndComplete']> = recordWrittenFragment(ctx, fragmentId, placed, () =>
-    ctx.catalog.recordOnlyFragmentAndComplete({ id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest }, placed, digest, createdAt),
+    ctx.catalog.recordOnlyFragmentAndComplete(
+      { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
+      placed,
+      digest,
+      createdAt,
+    ),
   );
-  if (outcome !== 'done') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${upload.uploadId}" was aborted or expired while it was stored.`);
+  if (outcome !== 'done')
+    throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${upload.uploadId}" was aborted or expired while it was stored.`);
   return announceStored(ctx, upload.id);
 }

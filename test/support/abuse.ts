@@ -74,7 +74,13 @@ export async function startAbuseCluster(extraArgs: string[] = []): Promise<Abuse
 /** One stored image of `fragments` fragments of 2 MiB (uploadImage), for fragmentData. */
 export async function seedImage(cluster: AbuseCluster, name: string, fragments: number): Promise<void> {
   const form = new FormData();
-  form.append('operations', JSON.stringify({ query: 'mutation($n: String!, $f: File!) { uploadImage(name: $n, file: $f) { name } }', variables: { n: name, f: null } }));
+  form.append(
+    'operations',
+    JSON.stringify({
+      query: 'mutation($n: String!, $f: File!) { uploadImage(name: $n, file: $f) { name } }',
+      variables: { n: name, f: null },
+    }),
+  );
   form.append('map', JSON.stringify({ 0: ['variables.f'] }));
   form.append('0', new Blob([Buffer.alloc(fragments * 2 * MiB, 7)]), 'seed.bin');
   const res = await fetch(`${cluster.url}/graphql`, { method: 'POST', body: form });
@@ -86,16 +92,24 @@ export async function seedImage(cluster: AbuseCluster, name: string, fragments: 
 export async function seedSmallImages(cluster: AbuseCluster, prefix: string, count: number): Promise<void> {
   const one = async (i: number) => {
     const form = new FormData();
-    form.append('operations', JSON.stringify({ query: 'mutation($n: String!, $f: File!) { uploadImage(name: $n, file: $f) { name } }', variables: { n: `${prefix}-${String(i).padStart(5, '0')}`, f: null } }));
+    form.append(
+      'operations',
+      JSON.stringify({
+        query: 'mutation($n: String!, $f: File!) { uploadImage(name: $n, file: $f) { name } }',
+        variables: { n: `${prefix}-${String(i).padStart(5, '0')}`, f: null },
+      }),
+    );
     form.append('map', JSON.stringify({ 0: ['variables.f'] }));
     form.append('0', new Blob([Buffer.from([i & 255])]), 'x.bin');
     const res = await fetch(`${cluster.url}/graphql`, { method: 'POST', body: form });
     await res.arrayBuffer();
   };
   const queue = Array.from({ length: count }, (_, i) => i);
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    for (let i = queue.shift(); i !== undefined; i = queue.shift()) await one(i);
-  }));
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let i = queue.shift(); i !== undefined; i = queue.shift()) await one(i);
+    }),
+  );
 }
 
 export interface AbuseFigures {
@@ -188,8 +202,16 @@ export const bigQuery = (url: string) => async () => {
 };
 
 /** `count` parallel queries of `n` aliases of fragmentData. */
-export const fragmentDataAliases = (url: string, image: string, n: number, count = 1) => async () =>
-  summarize(await Promise.all(Array.from({ length: count }, () => post(url, JSON.stringify({ query: aliases(n, `fragmentData(name: "${image}", index: 0) { data }`) })))));
+export const fragmentDataAliases =
+  (url: string, image: string, n: number, count = 1) =>
+  async () =>
+    summarize(
+      await Promise.all(
+        Array.from({ length: count }, () =>
+          post(url, JSON.stringify({ query: aliases(n, `fragmentData(name: "${image}", index: 0) { data }`) })),
+        ),
+      ),
+    );
 
 /** `n` aliases of images(first: 1000). */
 export const listingAliases = (url: string, n: number) => async () =>
@@ -203,11 +225,17 @@ export const pinnedWindows = (cluster: AbuseCluster, uploads: number) => async (
   const data = Buffer.alloc(2 * MiB, 3);
   const responses = [];
   for (let u = 0; u < uploads; u++) {
-    const begin = await cluster.gql.request('mutation($i: BeginUploadInput!) { beginUpload(input: $i) { id } }', { i: { name: `pinned-${u}-${Date.now()}`, size: 9 * 2 * MiB } });
+    const begin = await cluster.gql.request('mutation($i: BeginUploadInput!) { beginUpload(input: $i) { id } }', {
+      i: { name: `pinned-${u}-${Date.now()}`, size: 9 * 2 * MiB },
+    });
     const id = begin.data?.beginUpload?.id;
     if (!id) return { outcome: `beginUpload failed: ${JSON.stringify(begin.errors)}`, codes: [] };
     for (let i = 1; i <= 8; i++) {
-      const res = await cluster.gql.multipart('mutation($u: ID!, $i: Int!, $f: File) { uploadFragment(uploadId: $u, index: $i, file: $f) { index } }', { u: id, i, f: null }, { 'variables.f': { data } });
+      const res = await cluster.gql.multipart(
+        'mutation($u: ID!, $i: Int!, $f: File) { uploadFragment(uploadId: $u, index: $i, file: $f) { index } }',
+        { u: id, i, f: null },
+        { 'variables.f': { data } },
+      );
       responses.push({ status: res.status, body: res as GraphQLResponse });
     }
   }
@@ -219,7 +247,10 @@ export const pinnedWindows = (cluster: AbuseCluster, uploads: number) => async (
  * file part follow, then the socket stalls. Resolves with what the server answered (or that it
  * closed the socket) once it does, or after `waitMs`.
  */
-export function stalledMultipart(url: string, opts: { declared: number; send: number; query: string; waitMs: number }): Promise<{ answered: string; afterMs: number }> {
+export function stalledMultipart(
+  url: string,
+  opts: { declared: number; send: number; query: string; waitMs: number },
+): Promise<{ answered: string; afterMs: number }> {
   const { hostname, port } = new URL(url);
   const boundary = 'abuseboundary';
   const head = Buffer.from(
@@ -242,7 +273,9 @@ export function stalledMultipart(url: string, opts: { declared: number; send: nu
       if (/\r\n\r\n[\s\S]*\}/.test(answer)) done(answer.split('\r\n')[0] + ' ' + (/"code":"([A-Z_]+)"/.exec(answer)?.[1] ?? ''));
     });
     socket.on('error', () => done(answer ? answer.split('\r\n')[0] : 'socket error'));
-    socket.on('close', () => done(answer ? answer.split('\r\n')[0] + ' ' + (/"code":"([A-Z_]+)"/.exec(answer)?.[1] ?? '') : 'closed by the server'));
+    socket.on('close', () =>
+      done(answer ? answer.split('\r\n')[0] + ' ' + (/"code":"([A-Z_]+)"/.exec(answer)?.[1] ?? '') : 'closed by the server'),
+    );
     socket.write(
       `POST /graphql HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${tokenFor(url)}\r\nX-GraphQL-Yoga-CSRF: 1\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${opts.declared}\r\n\r\n`,
     );
@@ -265,7 +298,12 @@ export function stalledMultipart(url: string, opts: { declared: number; send: nu
  * reading its socket (reading again after `readAgainAfterMs`, if given, to learn how the server
  * ended it). Resolves once the server closed it, or after `waitMs`.
  */
-export function greedyWsClient(url: string, subscriptions: number, waitMs: number, readAgainAfterMs?: number): Promise<{ outcome: string; codes: string[]; closeCode?: number }> {
+export function greedyWsClient(
+  url: string,
+  subscriptions: number,
+  waitMs: number,
+  readAgainAfterMs?: number,
+): Promise<{ outcome: string; codes: string[]; closeCode?: number }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
     const codes = new Set<string>();
@@ -283,7 +321,14 @@ export function greedyWsClient(url: string, subscriptions: number, waitMs: numbe
     ws.on('message', (raw) => {
       const msg = JSON.parse(String(raw));
       if (msg.type === 'connection_ack') {
-        for (let i = 0; i < subscriptions; i++) ws.send(JSON.stringify({ id: String(i), type: 'subscribe', payload: { query: 'subscription { datanodeHealth { at status datanode { id url storedBytes } } }' } }));
+        for (let i = 0; i < subscriptions; i++)
+          ws.send(
+            JSON.stringify({
+              id: String(i),
+              type: 'subscribe',
+              payload: { query: 'subscription { datanodeHealth { at status datanode { id url storedBytes } } }' },
+            }),
+          );
         // Stop reading: the server's writes pile up in its socket buffer.
         const socket = (ws as unknown as { _socket: net.Socket })._socket;
         socket.pause();

@@ -22,11 +22,20 @@ export interface CliRun {
 }
 
 /** The environment of a user with only `set` configured. */
-export const cliEnv = (set: Record<string, string> = {}) => childEnv((key) => key.startsWith('TESSERA_') || key.startsWith('VITEST') || key === 'NODE_OPTIONS', set);
+export const cliEnv = (set: Record<string, string> = {}) =>
+  childEnv((key) => key.startsWith('TESSERA_') || key.startsWith('VITEST') || key === 'NODE_OPTIONS', set);
 
 /** Starts `tessera <args>` in `cwd`; afterAll ends any still running with stopAllCli(). */
 export function startCli(args: string[], cwd: string, env: Record<string, string> = {}): CliRun {
-  const child = spawnChild({ name: 'tessera', args: [BIN, ...args], cwd, env: cliEnv(env), keep: Infinity, stopSignal: 'SIGKILL', group: commands });
+  const child = spawnChild({
+    name: 'tessera',
+    args: [BIN, ...args],
+    cwd,
+    env: cliEnv(env),
+    keep: Infinity,
+    stopSignal: 'SIGKILL',
+    group: commands,
+  });
   const done = (async () => {
     const { code } = await child.exited;
     await child.closed;

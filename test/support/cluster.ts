@@ -15,7 +15,12 @@ import { withInternals } from './coordinator-view.ts';
 export const TEST_SECRET = 'test-cluster-secret';
 
 /** Quiet, fixed machine figures: a busy CI machine must not make datanodes DEGRADED by chance. */
-export const calmSample = async (_path: string): Promise<SystemSample> => ({ cpuPercent: 5, memoryPercent: 30, diskPercent: 40, diskFreeBytes: 100e9 });
+export const calmSample = async (_path: string): Promise<SystemSample> => ({
+  cpuPercent: 5,
+  memoryPercent: 30,
+  diskPercent: 40,
+  diskFreeBytes: 100e9,
+});
 
 export interface TestDatanode {
   index: number;
@@ -32,7 +37,13 @@ export interface ClusterOptions {
 }
 
 export async function startDatanode(dataDir: string, sampleSystem = calmSample, index = 0, port = 0): Promise<TestDatanode> {
-  const node = await createDatanode({ dataDir, secret: TEST_SECRET, healthIntervalMs: 100, sampleSystem, logger: pino({ level: 'silent' }) });
+  const node = await createDatanode({
+    dataDir,
+    secret: TEST_SECRET,
+    healthIntervalMs: 100,
+    sampleSystem,
+    logger: pino({ level: 'silent' }),
+  });
   const { url } = await node.listen(port, '127.0.0.1');
   return { index, dataDir, url, node, close: () => node.close() };
 }

@@ -39,7 +39,18 @@ export async function startCoordinatorOver(datanodes: string[], config: Partial<
     /** Replaces the running coordinator (same data dir unless given). */
     async restart(overrides: Partial<CoordinatorConfig> = {}) {
       await running.stop();
-      running = await startCoordinator(makeConfig({ dataDir: join(dir, 'coordinator'), port: 0, healthIntervalMs: 200, downAfterFailures: 2, datanodes, ...config, ...overrides }), pino({ level: process.env.TEST_LOG ?? 'silent' }));
+      running = await startCoordinator(
+        makeConfig({
+          dataDir: join(dir, 'coordinator'),
+          port: 0,
+          healthIntervalMs: 200,
+          downAfterFailures: 2,
+          datanodes,
+          ...config,
+          ...overrides,
+        }),
+        pino({ level: process.env.TEST_LOG ?? 'silent' }),
+      );
       remember();
     },
   };

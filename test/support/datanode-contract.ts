@@ -2,7 +2,15 @@
 // secret") as one suite, run against every datanode implementation: in-process, real process, fakes.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DatanodeErrorBody, DatanodeHealthReport, FragmentListing, ImageManifest, ImageRecord, ImageTombstone, RecordListing } from '../../src/shared/datanode-api.ts';
+import type {
+  DatanodeErrorBody,
+  DatanodeHealthReport,
+  FragmentListing,
+  ImageManifest,
+  ImageRecord,
+  ImageTombstone,
+  RecordListing,
+} from '../../src/shared/datanode-api.ts';
 import { datanodeClient, sha256 } from './datanode-http.ts';
 
 export interface DatanodeUnderTest {
@@ -202,7 +210,9 @@ export function datanodeContract(name: string, make: () => Promise<DatanodeUnder
         expect(res.headers['content-type']).toMatch(/^application\/json/);
         const h = res.json<DatanodeHealthReport>();
         // Without the secret it says nothing about who it is: no nodeId, clusterId, proof.
-        expect(Object.keys(h).sort()).toEqual(['cpuPercent', 'diskFreeBytes', 'diskPercent', 'fragmentCount', 'memoryPercent', 'storedBytes'].sort());
+        expect(Object.keys(h).sort()).toEqual(
+          ['cpuPercent', 'diskFreeBytes', 'diskPercent', 'fragmentCount', 'memoryPercent', 'storedBytes'].sort(),
+        );
         // With it, its node id and cluster (none yet), with a proof bound to the request's nonce.
         const identified = (await client.health({ auth: node.secret })).json<DatanodeHealthReport>();
         expect(identified.nodeId).toMatch(/^[0-9a-f-]{36}$/);
@@ -266,7 +276,11 @@ export function datanodeContract(name: string, make: () => Promise<DatanodeUnder
         fragments: fragments.map((f, index) => ({ index, size: f.body.length, sha256: sha256(f.body), id: f.id })),
       });
       const putRecord = (record: ImageRecord, opts: { auth?: string | false; path?: string } = {}) =>
-        client.raw('PUT', opts.path ?? `/records/${record.kind}/${record.image}`, { auth: opts.auth, body: Buffer.from(JSON.stringify(record)), headers: { 'content-type': 'application/json' } });
+        client.raw('PUT', opts.path ?? `/records/${record.kind}/${record.image}`, {
+          auth: opts.auth,
+          body: Buffer.from(JSON.stringify(record)),
+          headers: { 'content-type': 'application/json' },
+        });
       const records = async () => (await client.raw('GET', '/records')).json<RecordListing>();
 
       it('PUT /records/manifest/{image} answers 201 and GET /records lists it, the same after a second PUT', async () => {
@@ -281,7 +295,10 @@ export function datanodeContract(name: string, make: () => Promise<DatanodeUnder
       it('a fragment PUT with X-Tessera-Manifest records the manifest with the fragment', async () => {
         const f = { id: freshId(), body: bytes(500) };
         const m = manifestOf(freshId(), [f]);
-        const res = await client.raw('PUT', `/fragments/${f.id}`, { body: f.body, headers: { 'x-content-sha256': sha256(f.body), 'x-tessera-manifest': Buffer.from(JSON.stringify(m)).toString('base64url') } });
+        const res = await client.raw('PUT', `/fragments/${f.id}`, {
+          body: f.body,
+          headers: { 'x-content-sha256': sha256(f.body), 'x-tessera-manifest': Buffer.from(JSON.stringify(m)).toString('base64url') },
+        });
         expect(res.status).toBe(201);
         expect((await client.get(f.id)).body.equals(f.body)).toBe(true);
         expect((await records()).manifests.find((x) => x.image === m.image)).toEqual(m);

@@ -60,10 +60,8 @@ export function datanodeClient(baseUrl: string, secret: string | undefined) {
       rawRequest(baseUrl, 'GET', `/fragments/${id}`, { headers: authHeaders(opts.auth) }),
     delete: (id: string, opts: { auth?: string | false } = {}) =>
       rawRequest(baseUrl, 'DELETE', `/fragments/${id}`, { headers: authHeaders(opts.auth) }),
-    list: (opts: { auth?: string | false } = {}) =>
-      rawRequest(baseUrl, 'GET', '/fragments', { headers: authHeaders(opts.auth) }),
-    health: (opts: { auth?: string | false } = {}) =>
-      rawRequest(baseUrl, 'GET', '/health', { headers: authHeaders(opts.auth ?? false) }),
+    list: (opts: { auth?: string | false } = {}) => rawRequest(baseUrl, 'GET', '/fragments', { headers: authHeaders(opts.auth) }),
+    health: (opts: { auth?: string | false } = {}) => rawRequest(baseUrl, 'GET', '/health', { headers: authHeaders(opts.auth ?? false) }),
     raw: (method: string, path: string, opts: { auth?: string | false; body?: Buffer; headers?: Record<string, string> } = {}) =>
       rawRequest(baseUrl, method, path, { headers: { ...authHeaders(opts.auth), ...opts.headers }, body: opts.body }),
   };

@@ -41,7 +41,14 @@ export function childEnv(drop: (key: string) => boolean, set: Record<string, str
 }
 
 /** Starts `entry` through tsx and resolves once it prints its listening line (tests' servers). */
-export async function startServerProcess(name: string, entry: string, args: string[], env: NodeJS.ProcessEnv, group: ChildGroup, timeoutMs: number): Promise<ServerProcess> {
+export async function startServerProcess(
+  name: string,
+  entry: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  group: ChildGroup,
+  timeoutMs: number,
+): Promise<ServerProcess> {
   const child = await startChild({ name, args: ['--import', 'tsx', entry, ...args], env, group, timeoutMs, ready: listeningLine });
   return Object.assign(child, child.ready);
 }
@@ -64,7 +71,12 @@ export function startDatanodeProcess(opts: DatanodeProcessOptions): Promise<Data
 
 /** Runs a datanode expected to stop on its own (bad flags, no secret): its exit and output. */
 export async function runDatanodeUntilExit(opts: DatanodeProcessOptions, timeoutMs = 15_000): Promise<DatanodeExit> {
-  const child = spawnChild({ name: 'datanode', args: ['--import', 'tsx', 'datanode/main.ts', ...datanodeArgs(opts)], env: datanodeEnv(opts), group: datanodes });
+  const child = spawnChild({
+    name: 'datanode',
+    args: ['--import', 'tsx', 'datanode/main.ts', ...datanodeArgs(opts)],
+    env: datanodeEnv(opts),
+    group: datanodes,
+  });
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const exit = await child.exited;
   clearTimeout(timer);

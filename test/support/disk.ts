@@ -37,7 +37,9 @@ export async function fragmentFiles(cluster: Pick<TestCluster, 'nodes'>): Promis
 }
 
 /** SHA-256 of the file's bytes → the files holding them (fragment ids are not in the API; hashes are). */
-export async function fragmentFilesBySha256(cluster: Pick<TestCluster, 'nodes'>): Promise<Map<string, (FragmentFile & { size: number })[]>> {
+export async function fragmentFilesBySha256(
+  cluster: Pick<TestCluster, 'nodes'>,
+): Promise<Map<string, (FragmentFile & { size: number })[]>> {
   const bySha = new Map<string, (FragmentFile & { size: number })[]>();
   for (const f of await fragmentFileList(cluster)) {
     let bytes: Buffer;
@@ -65,7 +67,8 @@ export async function settleDeletions(cluster: TestCluster, timeoutMs = 5000): P
   for (;;) {
     await cluster.app.deleter.idle();
     if (cluster.app.catalog.pendingDeletionCount() === 0) return;
-    if (Date.now() > deadline) throw new Error(`${cluster.app.catalog.pendingDeletionCount()} replica deletions still pending after ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`${cluster.app.catalog.pendingDeletionCount()} replica deletions still pending after ${timeoutMs} ms`);
     await cluster.app.deleter.kick();
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -10,7 +10,8 @@ import { datanodeIds, fragmentFileList } from './disk.ts';
 import { until } from './poll.ts';
 import { sha256 } from './images.ts';
 
-export const fragmentPath = (cluster: TestCluster, node: number, fragmentId: string) => join(cluster.nodes[node].dataDir, 'fragments', fragmentId);
+export const fragmentPath = (cluster: TestCluster, node: number, fragmentId: string) =>
+  join(cluster.nodes[node].dataDir, 'fragments', fragmentId);
 
 /** Overwrites bytes in the middle of a replica file, keeping its size: silent corruption. */
 export async function corruptReplica(cluster: TestCluster, node: number, fragmentId: string): Promise<void> {
@@ -73,7 +74,9 @@ export async function auditDisks(cluster: TestCluster) {
   const files = await fragmentFileList(cluster);
   const expected = new Map<string, string>(); // `${node}:${fragmentId}` → sha256
   const db = cluster.app.db;
-  const rows = db.prepare('SELECT r.fragment_id AS id, r.datanode_id AS dn, f.sha256 FROM replicas r JOIN fragments f ON f.id = r.fragment_id').all() as {
+  const rows = db
+    .prepare('SELECT r.fragment_id AS id, r.datanode_id AS dn, f.sha256 FROM replicas r JOIN fragments f ON f.id = r.fragment_id')
+    .all() as {
     id: string;
     dn: string;
     sha256: string;

@@ -18,7 +18,11 @@ export function createGraphQLClient(baseUrl: () => string) {
     return all;
   };
 
-  async function request<T = any>(query: string, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<GraphQLResponse<T>> {
+  async function request<T = any>(
+    query: string,
+    variables: Record<string, unknown> = {},
+    headers: Record<string, string> = {},
+  ): Promise<GraphQLResponse<T>> {
     const res = await rawFetch(`${baseUrl()}/graphql`, {
       method: 'POST',
       headers: withAuth({ 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...headers }),
@@ -28,15 +32,30 @@ export function createGraphQLClient(baseUrl: () => string) {
   }
 
   /** A multipart request: `files` maps a variable path (e.g. "variables.file") to its bytes. */
-  async function multipart<T = any>(query: string, variables: Record<string, unknown>, files: Record<string, { data: Uint8Array; name?: string; type?: string }>, headers: Record<string, string> = {}): Promise<GraphQLResponse<T>> {
+  async function multipart<T = any>(
+    query: string,
+    variables: Record<string, unknown>,
+    files: Record<string, { data: Uint8Array; name?: string; type?: string }>,
+    headers: Record<string, string> = {},
+  ): Promise<GraphQLResponse<T>> {
     const form = new FormData();
     form.append('operations', JSON.stringify({ query, variables }));
     const map: Record<string, string[]> = {};
     Object.keys(files).forEach((path, i) => (map[String(i)] = [path]));
     form.append('map', JSON.stringify(map));
-    Object.values(files).forEach((f, i) => form.append(String(i), new Blob([f.data as Uint8Array<ArrayBuffer>], { type: f.type ?? 'application/octet-stream' }), f.name ?? `part-${i}`));
+    Object.values(files).forEach((f, i) =>
+      form.append(
+        String(i),
+        new Blob([f.data as Uint8Array<ArrayBuffer>], { type: f.type ?? 'application/octet-stream' }),
+        f.name ?? `part-${i}`,
+      ),
+    );
     // The coordinator's CSRF prevention wants this header on multipart (src/http/cross-site.ts).
-    const res = await rawFetch(`${baseUrl()}/graphql`, { method: 'POST', body: form, headers: withAuth({ ...headers, 'x-graphql-yoga-csrf': '1' }) });
+    const res = await rawFetch(`${baseUrl()}/graphql`, {
+      method: 'POST',
+      body: form,
+      headers: withAuth({ ...headers, 'x-graphql-yoga-csrf': '1' }),
+    });
     return { status: res.status, ...(await res.json()) };
   }
 

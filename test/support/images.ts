@@ -32,10 +32,13 @@ export const LIST = `query($first: Int, $after: String, $prefix: String) {
 export type Session = UploadSession;
 
 /** An image as IMAGE_FIELDS selects it: the client's ImageDetail, replicas by id and url only. */
-export type ImageView = Omit<ImageDetail, 'fragments'> & { fragments: (Omit<Fragment, 'replicas'> & { replicas: Omit<DatanodeRef, 'status'>[] })[] };
+export type ImageView = Omit<ImageDetail, 'fragments'> & {
+  fragments: (Omit<Fragment, 'replicas'> & { replicas: Omit<DatanodeRef, 'status'>[] })[];
+};
 
 /** The bytes of fragment `index` when an image is cut into `fragmentSize` pieces. */
-export const sliceOf = (bytes: Buffer, fragmentSize: number, index: number) => bytes.subarray(index * fragmentSize, (index + 1) * fragmentSize);
+export const sliceOf = (bytes: Buffer, fragmentSize: number, index: number) =>
+  bytes.subarray(index * fragmentSize, (index + 1) * fragmentSize);
 
 /** Throws (with the codes) when the response carries errors. */
 export function dataOf<T = any>(res: GraphQLResponse<T>): T {
@@ -43,19 +46,34 @@ export function dataOf<T = any>(res: GraphQLResponse<T>): T {
   return res.data!;
 }
 
-export async function beginUpload(cluster: TestCluster, input: { name: string; size: number; contentType?: string; sha256?: string }): Promise<Session> {
+export async function beginUpload(
+  cluster: TestCluster,
+  input: { name: string; size: number; contentType?: string; sha256?: string },
+): Promise<Session> {
   return (await cluster.gql(BEGIN, { i: input })).beginUpload;
 }
 
 /** Sends one fragment as base64 (default) or as a multipart file part; the raw response. */
-export function sendFragmentRaw(cluster: TestCluster, uploadId: string, index: number, data: Uint8Array, opts: { sha256?: string; multipart?: boolean } = {}) {
+export function sendFragmentRaw(
+  cluster: TestCluster,
+  uploadId: string,
+  index: number,
+  data: Uint8Array,
+  opts: { sha256?: string; multipart?: boolean } = {},
+) {
   if (opts.multipart) {
     return cluster.gql.multipart(SEND_FILE, { u: uploadId, i: index, f: null, s: opts.sha256 ?? null }, { 'variables.f': { data } });
   }
   return cluster.gql.request(SEND, { u: uploadId, i: index, d: Buffer.from(data).toString('base64'), s: opts.sha256 ?? null });
 }
 
-export async function sendFragment(cluster: TestCluster, uploadId: string, index: number, data: Uint8Array, opts: { sha256?: string; multipart?: boolean } = {}) {
+export async function sendFragment(
+  cluster: TestCluster,
+  uploadId: string,
+  index: number,
+  data: Uint8Array,
+  opts: { sha256?: string; multipart?: boolean } = {},
+) {
   return dataOf(await sendFragmentRaw(cluster, uploadId, index, data, opts)).uploadFragment as {
     index: number;
     size: number;
@@ -96,7 +114,11 @@ export async function uploadChunked(
 }
 
 export function uploadImageRaw(cluster: TestCluster, name: string, bytes: Uint8Array, contentType?: string) {
-  return cluster.gql.multipart(UPLOAD_IMAGE, { n: name, f: null, t: contentType ?? null }, { 'variables.f': { data: bytes, name: 'upload.bin' } });
+  return cluster.gql.multipart(
+    UPLOAD_IMAGE,
+    { n: name, f: null, t: contentType ?? null },
+    { 'variables.f': { data: bytes, name: 'upload.bin' } },
+  );
 }
 
 export async function uploadImage(cluster: TestCluster, name: string, bytes: Uint8Array, contentType?: string): Promise<ImageView> {
@@ -115,7 +137,12 @@ export async function download(cluster: TestCluster, name: string, headers: Reco
 export async function fragmentData(cluster: TestCluster, name: string, count: number) {
   return Promise.all(
     Array.from({ length: count }, async (_, i) => {
-      const f = (await cluster.gql(FRAGMENT_DATA, { n: name, i })).fragmentData as { index: number; size: number; sha256: string; data: string };
+      const f = (await cluster.gql(FRAGMENT_DATA, { n: name, i })).fragmentData as {
+        index: number;
+        size: number;
+        sha256: string;
+        data: string;
+      };
       return { ...f, bytes: Buffer.from(f.data, 'base64') };
     }),
   );
@@ -136,7 +163,9 @@ export async function listNames(cluster: TestCluster, prefix?: string): Promise<
 /** What a failed call must not change: listing, cluster figures and the fragment files on disk. */
 export async function stateOf(cluster: TestCluster, uploadIds: string[] = []) {
   await settleDeletions(cluster);
-  const figures = (await cluster.gql('{ cluster { imageCount storedBytes underReplicatedFragments } images(first: 1000) { totalCount } }')) as any;
+  const figures = (await cluster.gql(
+    '{ cluster { imageCount storedBytes underReplicatedFragments } images(first: 1000) { totalCount } }',
+  )) as any;
   const uploads = await Promise.all(uploadIds.map(async (u) => (await cluster.gql(UPLOAD, { u })).upload));
   const files = [...(await fragmentFiles(cluster)).entries()].map(([id, nodes]) => `${id}@${nodes.join(',')}`).sort();
   return { names: await listNames(cluster), figures, uploads, files };
@@ -162,10 +191,20 @@ export function bytesOf(size: number, seed = 1): Buffer {
  * it (`curl -F operations=… -F map=… -F 0=@file`): no extra headers but the CSRF-prevention one (curl -H), no Content-Type on the
  * operations and map parts.
  */
-export async function curlMultipart(cluster: TestCluster, query: string, variables: Record<string, unknown>, path: string, data: Uint8Array, filename = 'fragment.bin') {
+export async function curlMultipart(
+  cluster: TestCluster,
+  query: string,
+  variables: Record<string, unknown>,
+  path: string,
+  data: Uint8Array,
+  filename = 'fragment.bin',
+) {
   const boundary = '------------------------' + Math.random().toString(16).slice(2).padEnd(16, '0');
-  const part = (headers: string, body: Uint8Array | string) =>
-    [Buffer.from(`--${boundary}\r\n${headers}\r\n\r\n`, 'utf8'), Buffer.from(body as never), Buffer.from('\r\n')];
+  const part = (headers: string, body: Uint8Array | string) => [
+    Buffer.from(`--${boundary}\r\n${headers}\r\n\r\n`, 'utf8'),
+    Buffer.from(body as never),
+    Buffer.from('\r\n'),
+  ];
   const body = Buffer.concat([
     ...part('Content-Disposition: form-data; name="operations"', JSON.stringify({ query, variables })),
     ...part('Content-Disposition: form-data; name="map"', JSON.stringify({ 0: [path] })),

@@ -64,17 +64,32 @@ export async function startPartitionableDatanode(opts: { dataDir: string; secret
   }
 
   const datanode = await startChild({
-      name: 'namespaced datanode',
-      command: 'ip',
-      args: ['netns', 'exec', ns, process.execPath, '--import', 'tsx', 'datanode/main.ts', '--host', innerIp, '--port', '0', '--data-dir', opts.dataDir, '--health-interval-ms', '100'],
-      env: { ...process.env, TESSERA_CLUSTER_SECRET: opts.secret, LOG_LEVEL: 'warn' },
-      timeoutMs: 20_000,
-      ready: listeningLine,
-    })
-    .catch((err: unknown) => {
-      teardown();
-      throw err;
-    });
+    name: 'namespaced datanode',
+    command: 'ip',
+    args: [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      '--import',
+      'tsx',
+      'datanode/main.ts',
+      '--host',
+      innerIp,
+      '--port',
+      '0',
+      '--data-dir',
+      opts.dataDir,
+      '--health-interval-ms',
+      '100',
+    ],
+    env: { ...process.env, TESSERA_CLUSTER_SECRET: opts.secret, LOG_LEVEL: 'warn' },
+    timeoutMs: 20_000,
+    ready: listeningLine,
+  }).catch((err: unknown) => {
+    teardown();
+    throw err;
+  });
 
   return {
     url: datanode.ready.url,

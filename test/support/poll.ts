@@ -14,7 +14,11 @@ export interface PollOptions {
 const describe = (what: string | (() => string)) => (typeof what === 'string' ? what : what());
 
 /** Polls `probe` until it answers something truthy and returns it; throws naming `what` otherwise. */
-export async function untilValue<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string | (() => string), opts: PollOptions = {}): Promise<T> {
+export async function untilValue<T>(
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  what: string | (() => string),
+  opts: PollOptions = {},
+): Promise<T> {
   const { timeoutMs = 5_000, intervalMs = 20 } = opts;
   let gone = false;
   void opts.unless?.then(() => (gone = true));

@@ -21,4 +21,5 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** `n` bytes from `random`. */
-export const seededBytes = (random: () => number, n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
+export const seededBytes = (random: () => number, n: number): Buffer =>
+  Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));

@@ -36,7 +36,11 @@ function collector<T>(transport: Transport) {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         waiters.delete(poll);
-        reject(new Error(`${transport}: ${what} not seen within ${timeoutMs} ms; received ${received.length}: ${JSON.stringify(received.slice(-5))}`));
+        reject(
+          new Error(
+            `${transport}: ${what} not seen within ${timeoutMs} ms; received ${received.length}: ${JSON.stringify(received.slice(-5))}`,
+          ),
+        );
       }, timeoutMs);
       function poll() {
         const ok = check(received);
@@ -83,7 +87,12 @@ export interface SubscribeAuth {
 const authorizationFor = (baseUrl: string, auth: SubscribeAuth) => auth.authorization ?? authHeaders(baseUrl).authorization ?? '';
 
 /** One subscription over SSE: POST /graphql with `Accept: text/event-stream`. */
-export async function subscribeSse<T = any>(baseUrl: string, query: string, variables: Record<string, unknown> = {}, auth: SubscribeAuth = {}): Promise<Subscription<T>> {
+export async function subscribeSse<T = any>(
+  baseUrl: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  auth: SubscribeAuth = {},
+): Promise<Subscription<T>> {
   const abort = new AbortController();
   const authorization = authorizationFor(baseUrl, auth);
   const res = await fetch(`${baseUrl}/graphql`, {
@@ -155,7 +164,12 @@ export async function subscribeSse<T = any>(baseUrl: string, query: string, vari
 }
 
 /** One subscription over graphql-ws (`graphql-transport-ws`) on ws://host/graphql. */
-export async function subscribeWs<T = any>(baseUrl: string, query: string, variables: Record<string, unknown> = {}, auth: SubscribeAuth = {}): Promise<Subscription<T>> {
+export async function subscribeWs<T = any>(
+  baseUrl: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  auth: SubscribeAuth = {},
+): Promise<Subscription<T>> {
   const c = collector<T>('ws');
   const authorization = authorizationFor(baseUrl, auth);
   const client = createClient({
@@ -194,5 +208,10 @@ export async function subscribeWs<T = any>(baseUrl: string, query: string, varia
   };
 }
 
-export const subscribe = <T = any>(transport: Transport, baseUrl: string, query: string, variables: Record<string, unknown> = {}, auth: SubscribeAuth = {}) =>
-  transport === 'sse' ? subscribeSse<T>(baseUrl, query, variables, auth) : subscribeWs<T>(baseUrl, query, variables, auth);
+export const subscribe = <T = any>(
+  transport: Transport,
+  baseUrl: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  auth: SubscribeAuth = {},
+) => (transport === 'sse' ? subscribeSse<T>(baseUrl, query, variables, auth) : subscribeWs<T>(baseUrl, query, variables, auth));

@@ -37,4 +37,5 @@ export function authHeaders(url: string): Record<string, string> {
 }
 
 /** fetch as the platform has it: no token added. */
-export const rawFetch: typeof fetch = (input, init) => ((globalThis as { __tesseraRawFetch?: typeof fetch }).__tesseraRawFetch ?? globalThis.fetch)(input, init);
+export const rawFetch: typeof fetch = (input, init) =>
+  ((globalThis as { __tesseraRawFetch?: typeof fetch }).__tesseraRawFetch ?? globalThis.fetch)(input, init);

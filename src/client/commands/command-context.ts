@@ -30,6 +30,5 @@ export const err = (text: string): void => void process.stderr.write(text.endsWi
 export const printJson = (value: unknown): void => void out(JSON.stringify(value, null, 2));
 export const printError = (e: TesseraClientError) => err(`error ${e.code}: ${e.message}`);
 
-
 /** The "Examples:" block of a command's help. */
 export const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;

@@ -11,7 +11,10 @@ export function addDownloadCommand(program: Command, ctx: CommandContext): void 
     .description('Download an image, verified against its sha256, written atomically.')
     .argument('<name>', 'image name')
     .option('-o, --output <file>', 'where to write it ("-" for stdout; default: the last segment of the name)')
-    .addHelpText('after', examples('tessera download cat.png', 'tessera download cats/tabby.png -o tabby.png', 'tessera download cat.png -o - | display'))
+    .addHelpText(
+      'after',
+      examples('tessera download cat.png', 'tessera download cats/tabby.png -o tabby.png', 'tessera download cat.png -o - | display'),
+    )
     .action(
       ctx.action(async (name: string, opts: { output?: string }) => {
         const controller = new AbortController();
@@ -37,7 +40,10 @@ async function download(ctx: CommandContext, name: string, output: string | unde
   if (!file) throw new UsageError(`"${name}" does not end in a usable file name; give one with -o.`);
   const progress = createProgressView(!json && Boolean(process.stderr.isTTY));
   try {
-    const r = await c.download(name, file, { signal, onProgress: (p) => progress.update(`downloading ${name}`, p.bytesDone, p.totalBytes) });
+    const r = await c.download(name, file, {
+      signal,
+      onProgress: (p) => progress.update(`downloading ${name}`, p.bytesDone, p.totalBytes),
+    });
     progress.stop();
     if (json) printJson(r);
     else out(`downloaded ${name} to ${file} (${formatBytes(r.size)}, sha256 ${r.sha256} verified)`);

@@ -19,7 +19,11 @@ export function addLsCommand(program: Command, ctx: CommandContext): void {
     .option('--first <n>', 'page size', wholeNumber('--first', 0, 1000), 50)
     .option('--after <cursor>', 'the page after this cursor (endCursor of the previous page)')
     .option('-a, --all', 'every matching image, page after page')
-    .addHelpText('after', '\nWith --json: { images, totalCount, pageInfo } (without pageInfo for --all).\n' + examples('tessera ls', 'tessera ls --prefix cats/ --all', 'tessera ls --json --first 100 --after <endCursor>'))
+    .addHelpText(
+      'after',
+      '\nWith --json: { images, totalCount, pageInfo } (without pageInfo for --all).\n' +
+        examples('tessera ls', 'tessera ls --prefix cats/ --all', 'tessera ls --json --first 100 --after <endCursor>'),
+    )
     .action(ctx.action((opts: LsOptions) => list(ctx, opts)));
 }
 
@@ -37,7 +41,13 @@ async function list(ctx: CommandContext, opts: LsOptions): Promise<void> {
   }
   if (ctx.globals().json) return printJson(pageInfo ? { images, totalCount, pageInfo } : { images, totalCount });
   if (images.length > 0) {
-    out(formatTable(['NAME', 'SIZE', 'TYPE', 'CREATED'], images.map((i) => [i.name, formatBytes(i.size), i.contentType, i.createdAt]), [1]));
+    out(
+      formatTable(
+        ['NAME', 'SIZE', 'TYPE', 'CREATED'],
+        images.map((i) => [i.name, formatBytes(i.size), i.contentType, i.createdAt]),
+        [1],
+      ),
+    );
   }
   if (pageInfo?.hasNextPage) err(`${images.length} of ${totalCount} shown; more with --after ${pageInfo.endCursor} (or --all).`);
   else if (images.length === 0) err('no images');

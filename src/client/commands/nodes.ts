@@ -15,7 +15,16 @@ export function addNodesCommand(program: Command, ctx: CommandContext): void {
         out(
           formatTable(
             ['ID', 'URL', 'STATUS', 'CPU', 'MEMORY', 'DISK', 'FRAGMENTS', 'STORED'],
-            nodes.map((n) => [n.id, n.url, n.status, formatPercent(n.cpuPercent), formatPercent(n.memoryPercent), formatPercent(n.diskPercent), String(n.fragmentCount), formatBytes(n.storedBytes)]),
+            nodes.map((n) => [
+              n.id,
+              n.url,
+              n.status,
+              formatPercent(n.cpuPercent),
+              formatPercent(n.memoryPercent),
+              formatPercent(n.diskPercent),
+              String(n.fragmentCount),
+              formatBytes(n.storedBytes),
+            ]),
             [3, 4, 5, 6, 7],
           ),
         );

@@ -9,7 +9,11 @@ export function addRmCommand(program: Command, ctx: CommandContext): void {
     .description('Delete images (and all their fragment replicas).')
     .argument('<name...>', 'image names')
     .option('-f, --force', 'a name that does not exist is not an error')
-    .addHelpText('after', '\nWith --json: an array of { name, deleted }.\n' + examples('tessera rm cat.png dog.jpg', 'tessera ls --json --prefix tmp/ | jq -r ".images[].name" | xargs tessera rm'))
+    .addHelpText(
+      'after',
+      '\nWith --json: an array of { name, deleted }.\n' +
+        examples('tessera rm cat.png dog.jpg', 'tessera ls --json --prefix tmp/ | jq -r ".images[].name" | xargs tessera rm'),
+    )
     .action(
       ctx.action(async (names: string[], opts: { force?: boolean }) => {
         const c = ctx.client();

@@ -31,7 +31,12 @@ export function addStatCommand(program: Command, ctx: CommandContext): void {
         out(
           formatTable(
             ['#', 'SIZE', 'SHA256', 'REPLICAS'],
-            image.fragments.map((f) => [String(f.index), formatBytes(f.size), `${f.sha256.slice(0, 16)}…`, f.replicas.map((r) => `${r.id} (${r.status})`).join(', ') || 'none']),
+            image.fragments.map((f) => [
+              String(f.index),
+              formatBytes(f.size),
+              `${f.sha256.slice(0, 16)}…`,
+              f.replicas.map((r) => `${r.id} (${r.status})`).join(', ') || 'none',
+            ]),
             [0, 1],
           ),
         );

@@ -43,10 +43,16 @@ export function addTokenCommands(program: Command, { client, globals, action }: 
     .option('--expires-in <duration>', 'lifetime: seconds, or 15m, 12h, 30d (default: never)', parseDuration)
     .action(
       action(async (opts: { name: string; role: string; expiresIn?: number }) => {
-        const { createToken } = await client().graphql<{ createToken: { secret: string; token: TokenView } }>(CREATE, { name: opts.name, role: opts.role, expiresIn: opts.expiresIn ?? null });
+        const { createToken } = await client().graphql<{ createToken: { secret: string; token: TokenView } }>(CREATE, {
+          name: opts.name,
+          role: opts.role,
+          expiresIn: opts.expiresIn ?? null,
+        });
         if (json()) return out(JSON.stringify(createToken, null, 2));
         out(createToken.secret);
-        process.stderr.write(`token ${createToken.token.id} (${createToken.token.role}, ${createToken.token.expiresAt ? `expires ${createToken.token.expiresAt}` : 'never expires'}); the secret above is not shown again\n`);
+        process.stderr.write(
+          `token ${createToken.token.id} (${createToken.token.role}, ${createToken.token.expiresAt ? `expires ${createToken.token.expiresAt}` : 'never expires'}); the secret above is not shown again\n`,
+        );
       }),
     );
 
@@ -58,7 +64,12 @@ export function addTokenCommands(program: Command, { client, globals, action }: 
         const { tokens } = await client().graphql<{ tokens: TokenView[] }>(LIST);
         if (json()) return out(JSON.stringify(tokens, null, 2));
         const state = (t: TokenView) => (t.revokedAt ? 'revoked' : t.active ? 'active' : 'expired');
-        out(formatTable(['ID', 'NAME', 'ROLE', 'STATE', 'CREATED', 'EXPIRES'], tokens.map((t) => [t.id, t.name, t.role, state(t), t.createdAt, t.expiresAt ?? 'never'])));
+        out(
+          formatTable(
+            ['ID', 'NAME', 'ROLE', 'STATE', 'CREATED', 'EXPIRES'],
+            tokens.map((t) => [t.id, t.name, t.role, state(t), t.createdAt, t.expiresAt ?? 'never']),
+          ),
+        );
       }),
     );
 

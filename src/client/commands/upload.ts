@@ -30,7 +30,11 @@ export function addUploadCommand(program: Command, ctx: CommandContext): void {
       'after',
       '\nCtrl-C leaves the upload open on the cluster; the same command run again sends only the missing fragments.\n' +
         'With --json, prints an array with one object per file: name, size, sha256, url, uploadId,\nresumed, fragmentCount, sentFragments, skippedFragments (or error).\n' +
-        examples('tessera upload cat.png dog.jpg', 'tessera upload --name cats/tabby.png ./IMG_0042.png', 'tessera upload --parallel 8 --json big.tiff'),
+        examples(
+          'tessera upload cat.png dog.jpg',
+          'tessera upload --name cats/tabby.png ./IMG_0042.png',
+          'tessera upload --parallel 8 --json big.tiff',
+        ),
     )
     .action(ctx.action((files: string[], opts: UploadOptions) => uploadFiles(ctx, files, opts)));
 }
@@ -69,15 +73,31 @@ async function uploadFile(ctx: CommandContext, file: string, opts: UploadOptions
       contentType: opts.contentType,
       resume: opts.resume,
       signal,
-      onProgress: (p) => progress.update(`${p.phase === 'hashing' ? 'hashing' : p.resumed ? 'resuming' : 'uploading'} ${p.name}`, p.bytesDone, p.totalBytes),
+      onProgress: (p) =>
+        progress.update(`${p.phase === 'hashing' ? 'hashing' : p.resumed ? 'resuming' : 'uploading'} ${p.name}`, p.bytesDone, p.totalBytes),
     });
     progress.stop();
     const { image } = r;
     if (!json) {
-      const how = r.resumed ? `resumed: sent ${r.sentFragments} of ${r.fragmentCount} fragments` : `${r.fragmentCount} fragment${r.fragmentCount === 1 ? '' : 's'}`;
+      const how = r.resumed
+        ? `resumed: sent ${r.sentFragments} of ${r.fragmentCount} fragments`
+        : `${r.fragmentCount} fragment${r.fragmentCount === 1 ? '' : 's'}`;
       out(`uploaded ${image.name} (${formatBytes(image.size)}, ${how}) sha256 ${image.sha256}`);
     }
-    return { file, name: image.name, size: image.size, contentType: image.contentType, sha256: image.sha256, url: image.url, uploadId: r.uploadId, resumed: r.resumed, fragmentCount: r.fragmentCount, sentFragments: r.sentFragments, skippedFragments: r.skippedFragments, retries: r.retries };
+    return {
+      file,
+      name: image.name,
+      size: image.size,
+      contentType: image.contentType,
+      sha256: image.sha256,
+      url: image.url,
+      uploadId: r.uploadId,
+      resumed: r.resumed,
+      fragmentCount: r.fragmentCount,
+      sentFragments: r.sentFragments,
+      skippedFragments: r.skippedFragments,
+      retries: r.retries,
+    };
   } catch (e) {
     progress.stop();
     const ce = asClientError(e, signal);
@@ -86,6 +106,10 @@ async function uploadFile(ctx: CommandContext, file: string, opts: UploadOptions
       ctx.setStatus(EXIT.INTERRUPTED);
       if (ce.uploadId) err(`The upload of ${file} is left open (id ${ce.uploadId}): run the same command again to resume it.`);
     } else ctx.setStatus(EXIT.FAILED);
-    return { file, name: opts.name ?? file, error: { code: ce.code, message: ce.message, ...(ce.uploadId ? { uploadId: ce.uploadId } : {}) } };
+    return {
+      file,
+      name: opts.name ?? file,
+      error: { code: ce.code, message: ce.message, ...(ce.uploadId ? { uploadId: ce.uploadId } : {}) },
+    };
   }
 }

@@ -7,7 +7,11 @@ export function addWatchCommand(program: Command, ctx: CommandContext): void {
   program
     .command('watch')
     .description('Print live cluster events, one line each, until Ctrl-C.')
-    .addHelpText('after', '\nOnce subscribed, "watching <url>" goes to stderr. With --json, one JSON object per line:\n{ "__typename": "ImageStored", "at", "message", "name", "size" } and the like.\n' + examples('tessera watch', 'tessera watch --json | jq -c "select(.__typename == \\"ImageStored\\")"'))
+    .addHelpText(
+      'after',
+      '\nOnce subscribed, "watching <url>" goes to stderr. With --json, one JSON object per line:\n{ "__typename": "ImageStored", "at", "message", "name", "size" } and the like.\n' +
+        examples('tessera watch', 'tessera watch --json | jq -c "select(.__typename == \\"ImageStored\\")"'),
+    )
     .action(
       ctx.action(async () => {
         const { json } = ctx.globals();

@@ -41,28 +41,42 @@ export interface DeletionQueue {
 
 export function deletionQueue(db: Db) {
   const s = {
-    queue: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key) VALUES (?, ?, ?, 0, ?, ?)`),
+    queue: db.prepare(
+      `INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key) VALUES (?, ?, ?, 0, ?, ?)`,
+    ),
     queueReplicasOfFragment: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
       SELECT fragment_id, datanode_id, ?, 0, 'fragment-replaced' FROM replicas WHERE fragment_id = ?`),
-    queueReplicasOfImage: db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
+    queueReplicasOfImage:
+      db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
       SELECT r.fragment_id, r.datanode_id, ?, 0, ?, ? FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
     unqueue: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
     addIntent: db.prepare(`INSERT OR IGNORE INTO write_intents (fragment_id, datanode_id) VALUES (?, ?)`),
     dropIntent: db.prepare(`DELETE FROM write_intents WHERE fragment_id = ? AND datanode_id = ?`),
     // A deletion queued for the file meanwhile keeps its reason and attempts.
-    intentToDeletion: db.prepare(`INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason) VALUES (?, ?, ?, 0, 'unrecorded-write')`),
+    intentToDeletion: db.prepare(
+      `INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason) VALUES (?, ?, ?, 0, 'unrecorded-write')`,
+    ),
     allIntentsToDeletions: db.prepare(`INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
       SELECT fragment_id, datanode_id, ?, 0, 'unrecorded-write' FROM write_intents`),
     dropAllIntents: db.prepare(`DELETE FROM write_intents`),
-    due: db.prepare<[number, number], ReplicaDeletion>(`SELECT fragment_id AS fragmentId, datanode_id AS datanodeId, attempts, reason, image_key AS imageKey
+    due: db.prepare<
+      [number, number],
+      ReplicaDeletion
+    >(`SELECT fragment_id AS fragmentId, datanode_id AS datanodeId, attempts, reason, image_key AS imageKey
       FROM replica_deletions WHERE not_before <= ? ORDER BY not_before LIMIT ?`),
     resumeOn: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE datanode_id = ? AND not_before > ?`),
     postpone: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
     retry: db.prepare(`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
     pending: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM replica_deletions`),
-    isQueued: db.prepare<[string, string, string, string], { one: number }>(`SELECT 1 AS one FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?
+    isQueued: db.prepare<
+      [string, string, string, string],
+      { one: number }
+    >(`SELECT 1 AS one FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?
       UNION ALL SELECT 1 FROM write_intents WHERE fragment_id = ? AND datanode_id = ? LIMIT 1`),
-    targets: db.prepare<[string, string], { datanodeId: string }>(`SELECT datanode_id AS datanodeId FROM replica_deletions WHERE fragment_id = ?
+    targets: db.prepare<
+      [string, string],
+      { datanodeId: string }
+    >(`SELECT datanode_id AS datanodeId FROM replica_deletions WHERE fragment_id = ?
       UNION SELECT datanode_id FROM write_intents WHERE fragment_id = ?`),
     purgeDeletionsOn: db.prepare(`DELETE FROM replica_deletions WHERE datanode_id = ?`),
     purgeIntentsOn: db.prepare(`DELETE FROM write_intents WHERE datanode_id = ?`),
@@ -103,9 +117,11 @@ export function deletionQueue(db: Db) {
   /** The steps the catalog's transactions combine with images and fragments. */
   const steps = {
     /** Queues the deletion of one file; `imageKey` when it belongs to a deleted image (the datanode's proof to delete it). */
-    queue: (key: ReplicaKey, now: number, reason: DeletionReason, imageKey: string | null = null) => s.queue.run(key.fragmentId, key.datanodeId, now, reason, imageKey),
+    queue: (key: ReplicaKey, now: number, reason: DeletionReason, imageKey: string | null = null) =>
+      s.queue.run(key.fragmentId, key.datanodeId, now, reason, imageKey),
     queueReplicasOfFragment: (fragmentId: string, now: number) => s.queueReplicasOfFragment.run(now, fragmentId),
-    queueReplicasOfImage: (imageId: number, now: number, reason: DeletionReason, imageKey: string | null) => s.queueReplicasOfImage.run(now, reason, imageKey, imageId),
+    queueReplicasOfImage: (imageId: number, now: number, reason: DeletionReason, imageKey: string | null) =>
+      s.queueReplicasOfImage.run(now, reason, imageKey, imageId),
     /** The file is a recorded replica: neither to delete nor in flight any more. */
     settle: (fragmentId: string, datanodeId: string) => {
       s.unqueue.run(fragmentId, datanodeId);

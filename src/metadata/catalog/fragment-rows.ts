@@ -54,16 +54,22 @@ export function fragmentRows(db: Db) {
     fragmentAt: db.prepare<[number, number], FragmentRow>(`SELECT ${FRAGMENT_COLUMNS} FROM fragments WHERE image_id = ? AND idx = ?`),
     fragmentById: db.prepare<[string], FragmentRow>(`SELECT ${FRAGMENT_COLUMNS} FROM fragments WHERE id = ?`),
     fragmentExists: db.prepare(`SELECT 1 FROM fragments WHERE id = ?`),
-    fragmentsInRange: db.prepare<[number, number, number], FragmentRow>(`SELECT ${FRAGMENT_COLUMNS} FROM fragments WHERE image_id = ? AND idx BETWEEN ? AND ? ORDER BY idx`),
+    fragmentsInRange: db.prepare<[number, number, number], FragmentRow>(
+      `SELECT ${FRAGMENT_COLUMNS} FROM fragments WHERE image_id = ? AND idx BETWEEN ? AND ? ORDER BY idx`,
+    ),
     receivedIndexes: db.prepare<[number], { idx: number }>(`SELECT idx FROM fragments WHERE image_id = ? ORDER BY idx`),
     insertFragment: db.prepare(`INSERT INTO fragments (id, image_id, idx, size, sha256) VALUES (@id, @imageId, @idx, @size, @sha256)`),
     deleteFragment: db.prepare(`DELETE FROM fragments WHERE id = ?`),
     replicasOfImage: db.prepare<[number], ReplicaPair>(
-      `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
+      `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`,
+    ),
     replicasInRange: db.prepare<[number, number, number], ReplicaPair>(
       `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM fragments f JOIN replicas r ON r.fragment_id = f.id
-       WHERE f.image_id = ? AND f.idx BETWEEN ? AND ?`),
-    replicasOfFragment: db.prepare<[string], { datanodeId: string }>(`SELECT datanode_id AS datanodeId FROM replicas WHERE fragment_id = ? ORDER BY datanode_id`),
+       WHERE f.image_id = ? AND f.idx BETWEEN ? AND ?`,
+    ),
+    replicasOfFragment: db.prepare<[string], { datanodeId: string }>(
+      `SELECT datanode_id AS datanodeId FROM replicas WHERE fragment_id = ? ORDER BY datanode_id`,
+    ),
     insertReplica: db.prepare(`INSERT OR IGNORE INTO replicas (fragment_id, datanode_id) VALUES (?, ?)`),
     deleteReplica: db.prepare(`DELETE FROM replicas WHERE fragment_id = ? AND datanode_id = ?`),
     hasReplica: db.prepare<[string, string], { one: number }>(`SELECT 1 AS one FROM replicas WHERE fragment_id = ? AND datanode_id = ?`),
@@ -73,7 +79,8 @@ export function fragmentRows(db: Db) {
     replicaCountOn: db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM replicas WHERE datanode_id = ?`),
     replicaPage: db.prepare<[string, string, number], ReplicaOfFragment>(
       `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId, f.size, f.sha256 FROM replicas r JOIN fragments f ON f.id = r.fragment_id
-       WHERE (r.fragment_id, r.datanode_id) > (?, ?) ORDER BY r.fragment_id, r.datanode_id LIMIT ?`),
+       WHERE (r.fragment_id, r.datanode_id) > (?, ?) ORDER BY r.fragment_id, r.datanode_id LIMIT ?`,
+    ),
     underReplicated: db.prepare<[string, number], { n: number }>(`SELECT count(*) AS n FROM fragments f JOIN images i ON i.id = f.image_id
       WHERE i.state = 'stored' AND (SELECT count(*) FROM replicas r JOIN datanodes d ON d.id = r.datanode_id
         WHERE r.fragment_id = f.id AND d.status IN ('UP', 'DEGRADED') AND d.id NOT IN (SELECT value FROM json_each(?))) < ?`),
@@ -84,7 +91,8 @@ export function fragmentRows(db: Db) {
     fragmentById: (id) => s.fragmentById.get(id),
     receivedIndexes: (imageId) => s.receivedIndexes.all(imageId).map((r) => r.idx),
     fragmentsWithReplicas: (imageId) => withReplicas(s.fragments.all(imageId), s.replicasOfImage.all(imageId)),
-    fragmentsInRange: (imageId, first, last) => withReplicas(s.fragmentsInRange.all(imageId, first, last), s.replicasInRange.all(imageId, first, last)),
+    fragmentsInRange: (imageId, first, last) =>
+      withReplicas(s.fragmentsInRange.all(imageId, first, last), s.replicasInRange.all(imageId, first, last)),
     replicasOf: (fragmentId) => s.replicasOfFragment.all(fragmentId).map((r) => r.datanodeId),
     fragmentsOn: (datanodeId, limit) => s.fragmentsOn.all(datanodeId, limit),
     replicaIdsOn: (datanodeId) => new Set(s.replicaIdsOn.all(datanodeId).map((x) => x.id)),

@@ -15,7 +15,10 @@ export const newImageKey = () => randomBytes(16).toString('base64url');
 export type NewUpload = Omit<ImageRow, 'id' | 'state' | 'imageKey' | keyof ImageMediaColumns | 'mediaChecked'> &
   Partial<ImageMediaColumns> & { uploadId: string; imageKey?: string; mediaChecked?: number };
 /** A stored image rebuilt from a datanode manifest, before the index gives it an id. */
-export type RebuiltImage = Omit<ImageRow, 'id' | 'state' | 'uploadId' | 'expiresAt' | 'fragmentCount' | 'sha256' | keyof ImageMediaColumns | 'mediaChecked'> & { sha256: string };
+export type RebuiltImage = Omit<
+  ImageRow,
+  'id' | 'state' | 'uploadId' | 'expiresAt' | 'fragmentCount' | 'sha256' | keyof ImageMediaColumns | 'mediaChecked'
+> & { sha256: string };
 
 /** Reading and reserving images; what another metadata engine answers the same way. */
 export interface ImageQueries {
@@ -67,14 +70,17 @@ function listing(prefix: string | undefined, after: string | undefined) {
 
 export function imageRows(db: Db) {
   const s = {
-    insertUpload: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at,
+    insertUpload:
+      db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at,
         format, width, height, orientation, media_checked)
       VALUES (@imageKey, @name, 'uploading', @uploadId, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, @expiresAt,
         @format, @width, @height, @orientation, @mediaChecked)`),
-    setMedia: db.prepare(`UPDATE images SET format = @format, width = @width, height = @height, orientation = @orientation, media_checked = 1,
+    setMedia:
+      db.prepare(`UPDATE images SET format = @format, width = @width, height = @height, orientation = @orientation, media_checked = 1,
       content_type = coalesce(@contentType, content_type) WHERE id = @id`),
     renditionsOf: db.prepare<[number], { id: number }>(`SELECT rendition_image_id AS id FROM renditions WHERE source_image_id = ?`),
-    insertStored: db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
+    insertStored:
+      db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
       VALUES (@imageKey, @name, 'stored', NULL, @size, @contentType, @sha256, @fragmentSize, @fragmentCount, @createdAt, NULL)`),
     imageByKey: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE image_key = ?`),
     storedImages: db.prepare<[], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE state = 'stored'`),
@@ -84,11 +90,14 @@ export function imageRows(db: Db) {
     imageByName: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE name = ? AND state = 'stored'`),
     imageById: db.prepare<[number], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE id = ?`),
     touchUpload: db.prepare(`UPDATE images SET expires_at = ? WHERE id = ? AND state = 'uploading'`),
-    complete: db.prepare(`UPDATE images SET state = 'stored', upload_id = NULL, expires_at = NULL, sha256 = ?, created_at = ? WHERE id = ? AND state = 'uploading'`),
+    complete: db.prepare(
+      `UPDATE images SET state = 'stored', upload_id = NULL, expires_at = NULL, sha256 = ?, created_at = ? WHERE id = ? AND state = 'uploading'`,
+    ),
     deleteImage: db.prepare(`DELETE FROM images WHERE id = ?`),
     expiredUploads: db.prepare<[number], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE state = 'uploading' AND expires_at <= ?`),
     totals: db.prepare<[], { imageCount: number; storedBytes: number }>(
-      `SELECT count(*) AS imageCount, coalesce(sum(size), 0) AS storedBytes FROM images WHERE state = 'stored' AND name >= ' '`),
+      `SELECT count(*) AS imageCount, coalesce(sum(size), 0) AS storedBytes FROM images WHERE state = 'stored' AND name >= ' '`,
+    ),
   };
   // Four shapes of the listing query (with or without prefix bound / cursor): prepared lazily, once.
   const listCache = new Map<string, Database.Statement<unknown[]>>();
@@ -101,11 +110,18 @@ export function imageRows(db: Db) {
   const queries: ImageQueries = {
     insertUpload(row) {
       try {
-        const media = { format: row.format ?? null, width: row.width ?? null, height: row.height ?? null, orientation: row.orientation ?? null, mediaChecked: row.mediaChecked ?? 0 };
+        const media = {
+          format: row.format ?? null,
+          width: row.width ?? null,
+          height: row.height ?? null,
+          orientation: row.orientation ?? null,
+          mediaChecked: row.mediaChecked ?? 0,
+        };
         const { lastInsertRowid } = s.insertUpload.run({ ...row, ...media, imageKey: row.imageKey ?? newImageKey() });
         return s.imageById.get(Number(lastInsertRowid))!;
       } catch (err) {
-        if (isUniqueViolation(err)) throw new TesseraError('IMAGE_ALREADY_EXISTS', `"${row.name}" is already a stored image or an open upload.`);
+        if (isUniqueViolation(err))
+          throw new TesseraError('IMAGE_ALREADY_EXISTS', `"${row.name}" is already a stored image or an open upload.`);
         throw err;
       }
     },
