@@ -24,7 +24,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/**/*.ts', 'datanode/**/*.ts'],
+    files: ['src/**/*.ts', 'datanode/**/*.ts', 'console/src/**/*.{ts,tsx}'],
     rules: {
       'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true, IIFEs: true }],
     },

@@ -92,8 +92,11 @@ function useFigures(intervalMs: number) {
   return { state, error, setState, reload: () => load.current() };
 }
 
-export function ClusterPage() {
-  const { state, error, setState, reload } = useFigures(3000);
+type FiguresState = { cluster: Figures; datanodes: Datanode[] };
+type SetFigures = (update: (s: FiguresState | undefined) => FiguresState | undefined) => void;
+
+/** Health samples per datanode, the events feed and repairs, live from the two subscriptions. */
+function useLiveCluster(setState: SetFigures, reload: () => Promise<void>) {
   const [history, setHistory] = useState<Record<string, Sample[]>>({});
   const [events, setEvents] = useState<ClusterEvent[]>([]);
   const [repaired, setRepaired] = useState(0);
@@ -149,6 +152,28 @@ export function ClusterPage() {
       stopEvents();
     };
   }, []);
+  return { history, events, repaired, liveError };
+}
+
+function EventsFeed({ events }: { events: ClusterEvent[] }) {
+  return (
+    <section class="events" aria-label="Cluster events">
+      <h2>Events</h2>
+      {events.length === 0 && <p class="empty">Waiting for events…</p>}
+      <ol>
+        {events.map((e, i) => (
+          <li key={`${e.at}${i}`} class={e.__typename}>
+            <time>{time(e.at)}</time> {e.message}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+export function ClusterPage() {
+  const { state, error, setState, reload } = useFigures(3000);
+  const { history, events, repaired, liveError } = useLiveCluster(setState, reload);
   if (!state)
     return error ? (
       <p class="error" role="alert">
@@ -170,17 +195,7 @@ export function ClusterPage() {
           <NodeCard key={node.id} node={node} samples={history[node.id] ?? []} />
         ))}
       </ul>
-      <section class="events" aria-label="Cluster events">
-        <h2>Events</h2>
-        {events.length === 0 && <p class="empty">Waiting for events…</p>}
-        <ol>
-          {events.map((e, i) => (
-            <li key={`${e.at}${i}`} class={e.__typename}>
-              <time>{time(e.at)}</time> {e.message}
-            </li>
-          ))}
-        </ol>
-      </section>
+      <EventsFeed events={events} />
     </div>
   );
 }
