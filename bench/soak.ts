@@ -475,18 +475,15 @@ async function main() {
   };
   // An image listed that the clients deleted (or never stored): when it was deleted, what the index says.
   const unexpectedDetail = await Promise.all(
-    verify.unexpected
-      .slice(0, 20)
-      .map(async (name) => ({
-        name,
-        deletedAtS: deletedAt.get(name) ?? null,
-        image: (
-          await api.graphql<{ image: unknown }>(
-            'query($n: String!) { image(name: $n) { createdAt size fragments { replicas { url } } } }',
-            { n: name },
-          )
-        ).image,
-      })),
+    verify.unexpected.slice(0, 20).map(async (name) => ({
+      name,
+      deletedAtS: deletedAt.get(name) ?? null,
+      image: (
+        await api.graphql<{ image: unknown }>('query($n: String!) { image(name: $n) { createdAt size fragments { replicas { url } } } }', {
+          n: name,
+        })
+      ).image,
+    })),
   );
   const names = [...images.keys()];
   await Promise.all(

@@ -219,13 +219,11 @@ describe('transient failures', () => {
         if (fragments === 2) return void req.socket.destroy();
         if (fragments === 4) {
           req.resume();
-          return void res
-            .writeHead(200, { 'content-type': 'application/json' })
-            .end(
-              JSON.stringify({
-                errors: [{ message: 'Needs 2 live datanodes; 1 is live.', extensions: { code: 'INSUFFICIENT_DATANODES' } }],
-              }),
-            );
+          return void res.writeHead(200, { 'content-type': 'application/json' }).end(
+            JSON.stringify({
+              errors: [{ message: 'Needs 2 live datanodes; 1 is live.', extensions: { code: 'INSUFFICIENT_DATANODES' } }],
+            }),
+          );
         }
       }
       const target = new URL(cluster.url);
