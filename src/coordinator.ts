@@ -172,6 +172,58 @@ function createIndexChecks(indexRebuild: IndexRebuild, log: Logger) {
   };
 }
 
+/** The audits of the stored replicas on the background scheduler: the scrub and the reconciliation against the datanodes' records. */
+function createAudits(
+  config: CoordinatorConfig,
+  log: Logger,
+  {
+    catalog,
+    registry,
+    client,
+    records,
+    deleter,
+    scheduler,
+    reportBad,
+    checks,
+  }: {
+    catalog: Catalog;
+    registry: Registry;
+    client: DatanodeClient;
+    records: ImageRecords;
+    deleter: ReplicaDeleter;
+    scheduler: Scheduler;
+    reportBad: (bad: BadReplica) => void;
+    checks: ReturnType<typeof createIndexChecks>;
+  },
+) {
+  const scrubber = createScrubber({
+    catalog,
+    registry,
+    client,
+    log,
+    scheduler,
+    bytesPerSecond: config.scrubBytesPerSec,
+    pauseMs: config.scrubPauseSec * 1000,
+    onBad: reportBad,
+  });
+  const reconciler = createReconciler({
+    catalog,
+    registry,
+    client,
+    records,
+    deleter,
+    log,
+    scheduler,
+    intervalMs: config.reconcileIntervalSec * 1000,
+    graceMs: config.orphanGraceSec * 1000,
+    replicationFactor: config.replicationFactor,
+    maxDeletions: config.reconcileMaxDeletions,
+    onBad: reportBad,
+    onIndexDisagrees: () => void checks.recheck("the datanodes' records disagree with the index"),
+  });
+  return { scrubber, reconciler };
+}
+
 /** The background work on one scheduler: health, deletions, repair, scrub, reconciliation, and the index checks. */
 function createBackgroundWork(
   config: CoordinatorConfig,
@@ -233,32 +285,21 @@ function createBackgroundWork(
     bytesPerSecond: config.repairBytesPerSec,
   });
   const reportBad = (bad: BadReplica) => repairer.report(bad);
-  const scrubber = createScrubber({
-    catalog,
-    registry,
-    client,
-    log,
-    scheduler,
-    bytesPerSecond: config.scrubBytesPerSec,
-    pauseMs: config.scrubPauseSec * 1000,
-    onBad: reportBad,
-  });
-  const reconciler = createReconciler({
-    catalog,
-    registry,
-    client,
-    records,
-    deleter,
-    log,
-    scheduler,
-    intervalMs: config.reconcileIntervalSec * 1000,
-    graceMs: config.orphanGraceSec * 1000,
-    replicationFactor: config.replicationFactor,
-    maxDeletions: config.reconcileMaxDeletions,
-    onBad: reportBad,
-    onIndexDisagrees: () => void checks.recheck("the datanodes' records disagree with the index"),
-  });
+  const { scrubber, reconciler } = createAudits(config, log, { catalog, registry, client, records, deleter, scheduler, reportBad, checks });
   return { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler };
+}
+
+/** Expired uploads and idle quota owners; a failed sweep (SQLITE_BUSY) is logged and retried. */
+function expirySweep(config: CoordinatorConfig, scheduler: Scheduler, uploads: Uploads, auth: Auth) {
+  const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
+  return scheduler.loop(
+    'expiry sweep',
+    async () => {
+      uploads.sweepExpired();
+      auth.quotas.sweepOwners();
+    },
+    { everyMs: sweepMs, firstAfterMs: sweepMs },
+  );
 }
 
 export function createCoordinator(config: CoordinatorConfig, log: Logger): Coordinator {
@@ -280,16 +321,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
     replicationFactor: config.replicationFactor,
     log,
   });
-  // Expired uploads and idle quota owners; a failed sweep (SQLITE_BUSY) is logged and retried.
-  const sweepMs = Math.min(config.uploadTtlSec, 60) * 1000;
-  const sweeper = scheduler.loop(
-    'expiry sweep',
-    async () => {
-      uploads.sweepExpired();
-      auth.quotas.sweepOwners();
-    },
-    { everyMs: sweepMs, firstAfterMs: sweepMs },
-  );
+  const sweeper = expirySweep(config, scheduler, uploads, auth);
   let stopped = false;
   const startLoops = () => {
     if (stopped) return;

@@ -64,17 +64,64 @@ export function mergeRecords(listings: RecordListing[]): Pick<ClusterRecords, 'l
   return { live, tombstoned, liveFragments, deadFragments };
 }
 
-export function createImageRecords({
-  registry,
-  client,
-  log,
-  replicationFactor,
-}: {
+/** What writing image records needs. */
+interface RecordWriter {
   registry: Registry;
   client: DatanodeClient;
   log: Logger;
   replicationFactor: number;
-}) {
+}
+
+/**
+ * Writes the manifest to the live datanodes among `holders` (those holding its fragments),
+ * then to others until `replicationFactor` hold it. INSUFFICIENT_DATANODES when fewer could.
+ */
+async function writeManifest(
+  { registry, client, log, replicationFactor }: RecordWriter,
+  manifest: ImageManifest,
+  holders: Iterable<string>,
+): Promise<string[]> {
+  const url = (id: string) => registry.get(id)!.url;
+  const written: string[] = [];
+  const tried = new Set<string>();
+  let targets = [...new Set(holders)].filter((id) => registry.isLive(id));
+  while (targets.length > 0) {
+    for (const t of targets) tried.add(t);
+    const results = await Promise.allSettled(targets.map((id) => client.putRecord(url(id), manifest)));
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') written.push(targets[i]);
+      else
+        log.warn({ datanode: targets[i], image: manifest.image, err: r.reason?.message }, 'manifest write failed; trying another datanode');
+    });
+    if (written.length >= replicationFactor) break;
+    targets = placeReplicas(manifest.image, registry.all(), replicationFactor - written.length, tried);
+  }
+  if (written.length < replicationFactor) {
+    throw new TesseraError(
+      'INSUFFICIENT_DATANODES',
+      `The image's manifest reached ${written.length} of the ${replicationFactor} datanodes it needs; try again.`,
+    );
+  }
+  return written;
+}
+
+/** Reads and merges the records of every registered datanode that answers. */
+async function readAllRecords(registry: Registry, client: DatanodeClient): Promise<ClusterRecords> {
+  const nodes = registry.all();
+  const answers = await Promise.allSettled(nodes.map((n) => client.listRecords(n.url)));
+  const listings: RecordListing[] = [];
+  const read: string[] = [];
+  const unread: string[] = [];
+  answers.forEach((a, i) => {
+    if (a.status === 'fulfilled') {
+      listings.push(a.value);
+      read.push(nodes[i].id);
+    } else unread.push(nodes[i].id);
+  });
+  return { ...mergeRecords(listings), read, unread };
+}
+
+export function createImageRecords({ registry, client, log, replicationFactor }: RecordWriter) {
   const url = (id: string) => registry.get(id)!.url;
   /**
    * Images this process tombstoned: key -> when the tombstone reached a datanode, undefined
@@ -107,32 +154,8 @@ export function createImageRecords({
      * Writes the manifest to the live datanodes among `holders` (those holding its fragments),
      * then to others until `replicationFactor` hold it. INSUFFICIENT_DATANODES when fewer could.
      */
-    async writeManifest(manifest: ImageManifest, holders: Iterable<string>): Promise<string[]> {
-      const written: string[] = [];
-      const tried = new Set<string>();
-      let targets = [...new Set(holders)].filter((id) => registry.isLive(id));
-      while (targets.length > 0) {
-        for (const t of targets) tried.add(t);
-        const results = await Promise.allSettled(targets.map((id) => client.putRecord(url(id), manifest)));
-        results.forEach((r, i) => {
-          if (r.status === 'fulfilled') written.push(targets[i]);
-          else
-            log.warn(
-              { datanode: targets[i], image: manifest.image, err: r.reason?.message },
-              'manifest write failed; trying another datanode',
-            );
-        });
-        if (written.length >= replicationFactor) break;
-        targets = placeReplicas(manifest.image, registry.all(), replicationFactor - written.length, tried);
-      }
-      if (written.length < replicationFactor) {
-        throw new TesseraError(
-          'INSUFFICIENT_DATANODES',
-          `The image's manifest reached ${written.length} of the ${replicationFactor} datanodes it needs; try again.`,
-        );
-      }
-      return written;
-    },
+    writeManifest: (manifest: ImageManifest, holders: Iterable<string>): Promise<string[]> =>
+      writeManifest({ registry, client, log, replicationFactor }, manifest, holders),
 
     /**
      * Writes the tombstone to every live datanode (at least the replication factor's worth are
@@ -170,20 +193,7 @@ export function createImageRecords({
     flushTombstones: () => tombstones.flush(),
 
     /** Reads and merges the records of every registered datanode that answers. */
-    async readAll(): Promise<ClusterRecords> {
-      const nodes = registry.all();
-      const answers = await Promise.allSettled(nodes.map((n) => client.listRecords(n.url)));
-      const listings: RecordListing[] = [];
-      const read: string[] = [];
-      const unread: string[] = [];
-      answers.forEach((a, i) => {
-        if (a.status === 'fulfilled') {
-          listings.push(a.value);
-          read.push(nodes[i].id);
-        } else unread.push(nodes[i].id);
-      });
-      return { ...mergeRecords(listings), read, unread };
-    },
+    readAll: (): Promise<ClusterRecords> => readAllRecords(registry, client),
   };
 }
 

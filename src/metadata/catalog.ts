@@ -124,24 +124,27 @@ export function createCatalog(db: Db): Catalog {
   return { ...images.queries, ...fragments.queries, ...deletions.queries, ...catalogChanges(db, images, fragments, deletions) };
 }
 
-/** The SQLite transactions of CatalogChanges, made of the subject modules' steps. */
-function catalogChanges(
+/** Records the replicas of a fragment: no longer to delete nor in flight there. */
+function replicaAdder(fragments: ReturnType<typeof fragmentRows>, deletions: ReturnType<typeof deletionQueue>) {
+  return (fragmentId: string, datanodeIds: string[]) => {
+    for (const d of datanodeIds) {
+      fragments.steps.insertReplica(fragmentId, d);
+      deletions.steps.settle(fragmentId, d);
+    }
+  };
+}
+
+/** The SQLite transactions of an upload: its fragments recorded, then its completion. */
+function uploadChanges(
   db: Db,
   images: ReturnType<typeof imageRows>,
   fragments: ReturnType<typeof fragmentRows>,
   deletions: ReturnType<typeof deletionQueue>,
-): CatalogChanges {
+): Pick<CatalogChanges, 'recordFragment' | 'completeUpload' | 'recordOnlyFragmentAndComplete'> {
   const image = images.steps;
   const fragment = fragments.steps;
   const deletion = deletions.steps;
-
-  /** Records the replicas of a fragment: no longer to delete nor in flight there. */
-  const addReplicas = (fragmentId: string, datanodeIds: string[]) => {
-    for (const d of datanodeIds) {
-      fragment.insertReplica(fragmentId, d);
-      deletion.settle(fragmentId, d);
-    }
-  };
+  const addReplicas = replicaAdder(fragments, deletions);
 
   const recordFragment = db.transaction(
     (row: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): false | 'new' | 'replaced' => {
@@ -180,6 +183,23 @@ function catalogChanges(
       if (!recordFragment(row, datanodeIds, now, now)) return false;
       return completeUpload(row.imageId, [row.id], sha256, now);
     }),
+  };
+}
+
+/** The SQLite transactions of CatalogChanges, made of the subject modules' steps. */
+function catalogChanges(
+  db: Db,
+  images: ReturnType<typeof imageRows>,
+  fragments: ReturnType<typeof fragmentRows>,
+  deletions: ReturnType<typeof deletionQueue>,
+): CatalogChanges {
+  const image = images.steps;
+  const fragment = fragments.steps;
+  const deletion = deletions.steps;
+  const addReplicas = replicaAdder(fragments, deletions);
+
+  return {
+    ...uploadChanges(db, images, fragments, deletions),
     deleteImage: db.transaction((imageId: number, now: number, reason: DeletionReason = 'image-deleted') => {
       const row = images.queries.imageById(imageId);
       if (!row) return false;

@@ -24,6 +24,74 @@ export interface CachedRendition {
   row: RenditionRow;
 }
 
+/** What writing a rendition to the cluster needs. */
+interface RenditionWriter {
+  catalog: Catalog;
+  table: RenditionTable;
+  replicas: Replicas;
+  deleter: ReplicaDeleter;
+  replicationFactor: number;
+  now: () => number;
+}
+
+/** Writes the bytes to the datanodes and records them; false when the source went meanwhile. */
+async function writeRendition(
+  { catalog, table, replicas, deleter, replicationFactor, now }: RenditionWriter,
+  source: ImageRow,
+  variant: string,
+  rendered: Rendered,
+  contentType: string,
+): Promise<boolean> {
+  const t = now();
+  const size = rendered.data.length;
+  const upload = catalog.insertUpload({
+    name: renditionName(source.imageKey, variant),
+    uploadId: randomBytes(12).toString('base64url'),
+    size,
+    contentType,
+    sha256: null,
+    fragmentSize: size,
+    fragmentCount: 1,
+    createdAt: t,
+    expiresAt: t + WRITE_TTL_MS,
+    width: rendered.width,
+    height: rendered.height,
+    mediaChecked: 1,
+  });
+  const fragmentId = newFragmentId();
+  const digest = sha256Hex(rendered.data);
+  let placed: string[] = [];
+  let done = false;
+  try {
+    placed = await replicas.write(fragmentId, rendered.data, digest, replicationFactor, new Set());
+    done = catalog.inTransaction(
+      () =>
+        catalog.recordOnlyFragmentAndComplete(
+          { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
+          placed,
+          digest,
+          now(),
+        ) === 'done' &&
+        table.insert({
+          renditionImageId: upload.id,
+          sourceImageId: source.id,
+          variant,
+          size,
+          width: rendered.width,
+          height: rendered.height,
+          lastUsedAt: now(),
+        }),
+    );
+  } finally {
+    if (!done) {
+      catalog.releaseWriteIntents(fragmentId, placed, now());
+      catalog.deleteImage(upload.id, now(), 'upload-aborted');
+      void deleter.kick();
+    }
+  }
+  return done;
+}
+
 export function createRenditionCache({
   catalog,
   table,
@@ -56,57 +124,8 @@ export function createRenditionCache({
     return evicted;
   }
 
-  /** Writes the bytes to the datanodes and records them; false when the source went meanwhile. */
-  async function write(source: ImageRow, variant: string, rendered: Rendered, contentType: string): Promise<boolean> {
-    const t = now();
-    const size = rendered.data.length;
-    const upload = catalog.insertUpload({
-      name: renditionName(source.imageKey, variant),
-      uploadId: randomBytes(12).toString('base64url'),
-      size,
-      contentType,
-      sha256: null,
-      fragmentSize: size,
-      fragmentCount: 1,
-      createdAt: t,
-      expiresAt: t + WRITE_TTL_MS,
-      width: rendered.width,
-      height: rendered.height,
-      mediaChecked: 1,
-    });
-    const fragmentId = newFragmentId();
-    const digest = sha256Hex(rendered.data);
-    let placed: string[] = [];
-    let done = false;
-    try {
-      placed = await replicas.write(fragmentId, rendered.data, digest, replicationFactor, new Set());
-      done = catalog.inTransaction(
-        () =>
-          catalog.recordOnlyFragmentAndComplete(
-            { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
-            placed,
-            digest,
-            now(),
-          ) === 'done' &&
-          table.insert({
-            renditionImageId: upload.id,
-            sourceImageId: source.id,
-            variant,
-            size,
-            width: rendered.width,
-            height: rendered.height,
-            lastUsedAt: now(),
-          }),
-      );
-    } finally {
-      if (!done) {
-        catalog.releaseWriteIntents(fragmentId, placed, now());
-        catalog.deleteImage(upload.id, now(), 'upload-aborted');
-        void deleter.kick();
-      }
-    }
-    return done;
-  }
+  const write = (source: ImageRow, variant: string, rendered: Rendered, contentType: string) =>
+    writeRendition({ catalog, table, replicas, deleter, replicationFactor, now }, source, variant, rendered, contentType);
 
   return {
     /** The cached rendition, its last use refreshed; undefined on a miss. */

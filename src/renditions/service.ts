@@ -38,6 +38,28 @@ export interface RenditionBody {
 
 type ReadRange = (image: ImageRow, start: number, end: number) => Promise<AsyncGenerator<Buffer[]>>;
 
+/** The source's shown size; NOT_AN_IMAGE or IMAGE_TOO_LARGE before any byte is read. */
+async function decodableSizeOf(
+  imageMedia: ImageMediaService,
+  renderer: Renderer,
+  image: ImageRow,
+): Promise<{ width: number; height: number }> {
+  const media = await imageMedia.of(image);
+  if (!media.format || !media.width || !media.height)
+    throw new TesseraError('NOT_AN_IMAGE', `"${image.name}" is not an image of a format renditions read.`);
+  renderer.assertDecodable(media.width, media.height);
+  if (image.size > MAX_RENDITION_SOURCE_BYTES)
+    throw new TesseraError('IMAGE_TOO_LARGE', `Renditions read images up to ${MAX_RENDITION_SOURCE_BYTES} bytes.`);
+  return { width: media.width, height: media.height };
+}
+
+/** The source's bytes, whole. */
+async function readWholeImage(readRange: ReadRange, image: ImageRow): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const fragment of await readRange(image, 0, image.size - 1)) chunks.push(...fragment);
+  return Buffer.concat(chunks, image.size);
+}
+
 export function createRenditions({
   config,
   readRange,
@@ -55,22 +77,8 @@ export function createRenditions({
   // Renditions being made or cached: a request for one of them joins it instead of making it again.
   const making = new Map<string, Promise<{ made: RenditionBody; stored: Promise<void> }>>();
 
-  /** The source's shown size; NOT_AN_IMAGE or IMAGE_TOO_LARGE before any byte is read. */
-  async function decodableSize(image: ImageRow): Promise<{ width: number; height: number }> {
-    const media = await imageMedia.of(image);
-    if (!media.format || !media.width || !media.height)
-      throw new TesseraError('NOT_AN_IMAGE', `"${image.name}" is not an image of a format renditions read.`);
-    renderer.assertDecodable(media.width, media.height);
-    if (image.size > MAX_RENDITION_SOURCE_BYTES)
-      throw new TesseraError('IMAGE_TOO_LARGE', `Renditions read images up to ${MAX_RENDITION_SOURCE_BYTES} bytes.`);
-    return { width: media.width, height: media.height };
-  }
-
-  async function wholeImage(image: ImageRow): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    for await (const fragment of await readRange(image, 0, image.size - 1)) chunks.push(...fragment);
-    return Buffer.concat(chunks, image.size);
-  }
+  const decodableSize = (image: ImageRow) => decodableSizeOf(imageMedia, renderer, image);
+  const wholeImage = (image: ImageRow) => readWholeImage(readRange, image);
 
   /** Makes the rendition; it is cached in the background (`stored`), not before the answer. */
   async function make(image: ImageRow, params: RenditionParams, variant: string): Promise<{ made: RenditionBody; stored: Promise<void> }> {

@@ -39,8 +39,9 @@ export interface DeletionQueue {
   purgeDeletionsOn(datanodeId: string): void;
 }
 
-export function deletionQueue(db: Db) {
-  const s = {
+/** The prepared statements of the deletion queue and the write intents. */
+function deletionStatements(db: Db) {
+  return {
     queue: db.prepare(
       `INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key) VALUES (?, ?, ?, 0, ?, ?)`,
     ),
@@ -81,6 +82,10 @@ export function deletionQueue(db: Db) {
     purgeDeletionsOn: db.prepare(`DELETE FROM replica_deletions WHERE datanode_id = ?`),
     purgeIntentsOn: db.prepare(`DELETE FROM write_intents WHERE datanode_id = ?`),
   };
+}
+
+export function deletionQueue(db: Db) {
+  const s = deletionStatements(db);
 
   const queries: DeletionQueue = {
     addWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[]) => {

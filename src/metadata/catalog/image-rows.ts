@@ -68,8 +68,9 @@ function listing(prefix: string | undefined, after: string | undefined) {
   return { where: where.join(' AND '), params };
 }
 
-export function imageRows(db: Db) {
-  const s = {
+/** The prepared statements on the images table. */
+function imageStatements(db: Db) {
+  return {
     insertUpload:
       db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at,
         format, width, height, orientation, media_checked)
@@ -99,6 +100,10 @@ export function imageRows(db: Db) {
       `SELECT count(*) AS imageCount, coalesce(sum(size), 0) AS storedBytes FROM images WHERE state = 'stored' AND name >= ' '`,
     ),
   };
+}
+
+export function imageRows(db: Db) {
+  const s = imageStatements(db);
   // Four shapes of the listing query (with or without prefix bound / cursor): prepared lazily, once.
   const listCache = new Map<string, Database.Statement<unknown[]>>();
   const cached = (sql: string) => {
