@@ -132,26 +132,31 @@ async function expectImages(kept: Map<string, { bytes: Buffer; contentType: stri
   }
 }
 
-/** Stores and deletes so the scenario holds: a deleted image with files on `stopped`, stored ones, an open upload. */
+/**
+ * Stores and deletes so the scenario holds: a deleted image with files on the datanode that is
+ * stopped (the first of `dirs` holding some: placement may pass over a busy one), stored ones, an
+ * open upload. Answers which of `dirs` was stopped.
+ */
 async function prepare(
   kept: Map<string, { bytes: Buffer; contentType: string }>,
   deletedName: string,
-  stop: () => Promise<void>,
-  stoppedDir: string,
+  stop: (index: number) => Promise<void>,
+  dirs: string[],
 ) {
   const deleted = randomBytes(6 * FRAGMENT);
   await uploadChunked(target, deletedName, deleted, { contentType: 'image/png' });
-  const onStopped = filesOf(fragmentFiles(), deleted).filter((f) => f.startsWith(`${path.basename(stoppedDir)}/`));
-  expect(onStopped.length).toBeGreaterThan(0); // the stopped datanode holds some of its files
+  const files = filesOf(fragmentFiles(), deleted);
+  const stopped = dirs.findIndex((dir) => files.some((f) => f.startsWith(`${path.basename(dir)}/`)));
+  expect(stopped).toBeGreaterThanOrEqual(0); // some datanode holds its files
 
-  await stop();
+  await stop(stopped);
   expect(dataOf(await gql.request(DELETE, { n: deletedName })).deleteImage).toBe(true);
   kept.delete(deletedName);
 
   const open = randomBytes(2 * FRAGMENT);
   const session = await beginUpload(target, { name: `open/${deletedName}`, size: open.length });
   await sendFragment(target, session.id, 0, open.subarray(0, FRAGMENT));
-  return { deleted, open, uploadId: session.id };
+  return { deleted, open, uploadId: session.id, stopped };
 }
 
 /** After the rebuild: the deleted image's and the open upload's files go, no kept file ever does. */
@@ -193,16 +198,15 @@ it(
     await store('keep/two.bin', randomBytes(FRAGMENT + 7), 'application/octet-stream', false);
     kept.set('gone/deleted.png', { bytes: Buffer.alloc(0), contentType: '' });
 
-    const stoppedDir = datanodeDirs()[2];
     const { deleted, open, uploadId } = await prepare(
       kept,
       'gone/deleted.png',
-      async () => {
-        const pid = cluster!.childPids()['datanode-3'];
+      async (index) => {
+        const pid = cluster!.childPids()[`datanode-${index + 1}`];
         process.kill(pid, 'SIGTERM');
-        await until(() => !isRunning(pid), 'datanode-3 stopped', 10_000);
+        await until(() => !isRunning(pid), `datanode-${index + 1} stopped`, 10_000);
       },
-      stoppedDir,
+      datanodeDirs(),
     );
     const keptFiles = [...kept.values()].flatMap(({ bytes }) => filesOf(fragmentFiles(), bytes));
     expect(keptFiles.length).toBeGreaterThanOrEqual(2 * 8);
@@ -258,18 +262,23 @@ it('a lone coordinator on a new empty data dir rebuilds the index from the datan
     kept.set(name, { bytes, contentType: 'image/png' });
   }
   kept.set('lone/deleted.png', { bytes: Buffer.alloc(0), contentType: '' });
-  const { deleted, open, uploadId } = await prepare(
+  const { deleted, open, uploadId, stopped } = await prepare(
     kept,
     'lone/deleted.png',
-    async () => {
-      await datanodes[1].stop();
+    async (index) => {
+      await datanodes[index].stop();
     },
-    dirs[1],
+    dirs,
   );
   const keptFiles = [...kept.values()].flatMap(({ bytes }) => filesOf(fragmentFiles(), bytes));
 
   await coordinator!.stop();
-  datanodes[1] = await startDatanodeProcess({ dataDir: dirs[1], secretFile, port: ports + 1, extraArgs: ['--health-interval-ms', '200'] });
+  datanodes[stopped] = await startDatanodeProcess({
+    dataDir: dirs[stopped],
+    secretFile,
+    port: ports + stopped,
+    extraArgs: ['--health-interval-ms', '200'],
+  });
   const second = await startLone();
   await until(async () => (await listedCount()) === 5, 'five stored images listed', 60_000);
   await expectImages(new Map([...keptByCluster, ...kept]));

@@ -16,6 +16,7 @@ import { startDatanodeProcess, stopAllDatanodeProcesses, type DatanodeProcess } 
 import { createGraphQLClient } from './support/graphql.ts';
 import { readAdminToken, rememberToken } from './support/tokens.ts';
 import { datanodeIds, fragmentFileList, settleDeletions } from './support/disk.ts';
+import { withInternals } from './support/coordinator-view.ts';
 import { until } from './support/poll.ts';
 import { auditDisks, watchEvents } from './support/faults.ts';
 import { bytesOf, download, sha256, uploadImage } from './support/images.ts';
@@ -56,7 +57,7 @@ async function startProcessCluster(datanodes: number, config: Partial<Coordinato
   const cluster = {
     nodes: processes.map((p, index) => ({ index, dataDir: join(base, `datanode-${index}`), url: p.url })),
     get app() {
-      return coordinator!.app;
+      return withInternals(coordinator!.app);
     },
     get url() {
       return coordinator!.url;

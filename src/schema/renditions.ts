@@ -6,26 +6,53 @@ import { IMAGE_FORMATS } from '../renditions/media.ts';
 import { RENDITION_FITS, RENDITION_FORMATS, type RenditionFormat } from '../renditions/params.ts';
 import { imagePath } from '../image-paths.ts';
 
+const FORMAT_DESCRIPTIONS: Record<(typeof IMAGE_FORMATS)[number], string> = {
+  PNG: 'Portable Network Graphics (image/png).',
+  JPEG: 'JPEG (image/jpeg).',
+  WEBP: 'WebP (image/webp).',
+  GIF: 'Graphics Interchange Format (image/gif).',
+  AVIF: 'AV1 Image File Format (image/avif).',
+  TIFF: 'Tagged Image File Format (image/tiff).',
+  SVG: 'Scalable Vector Graphics (image/svg+xml); its width and height are those it declares.',
+};
+
+const FIT_DESCRIPTIONS: Record<(typeof RENDITION_FITS)[number], string> = {
+  cover: 'Fills the whole box, cropping what overflows (centred).',
+  contain: 'Fits the whole picture in the box, letterboxed to the box size.',
+  inside: 'Fits the whole picture within the box; the rendition may be smaller than the box on one side.',
+  outside: 'Covers the box without cropping; the rendition may be larger than the box on one side.',
+  fill: 'Stretches the picture to the exact box, ignoring its aspect ratio.',
+};
+
+const ENCODING_DESCRIPTIONS: Record<RenditionFormat, string> = {
+  webp: 'WebP: small files, read by every current browser.',
+  jpeg: 'JPEG: photographs, read everywhere.',
+  png: 'PNG: lossless, with transparency.',
+  avif: 'AVIF: the smallest files, slower to encode.',
+};
+
 const ImageFormatEnum = builder.enumType('ImageFormat', {
   description: 'The format of a stored image, detected from its bytes.',
-  values: IMAGE_FORMATS,
+  values: Object.fromEntries(IMAGE_FORMATS.map((f) => [f, { value: f, description: FORMAT_DESCRIPTIONS[f] }])) as Record<
+    (typeof IMAGE_FORMATS)[number],
+    { value: (typeof IMAGE_FORMATS)[number]; description: string }
+  >,
 });
 
 const RenditionFitEnum = builder.enumType('RenditionFit', {
   description:
     'How a rendition fits the box of width x height (as sharp resizes): cover and contain fill the box (cropped or letterboxed), fill stretches, inside fits within it, outside covers it.',
-  values: Object.fromEntries(RENDITION_FITS.map((f) => [f.toUpperCase(), { value: f }])) as Record<
+  values: Object.fromEntries(RENDITION_FITS.map((f) => [f.toUpperCase(), { value: f, description: FIT_DESCRIPTIONS[f] }])) as Record<
     Uppercase<(typeof RENDITION_FITS)[number]>,
-    { value: (typeof RENDITION_FITS)[number] }
+    { value: (typeof RENDITION_FITS)[number]; description: string }
   >,
 });
 
 const RenditionFormatEnum = builder.enumType('RenditionFormat', {
   description: 'The encoding of a rendition.',
-  values: Object.fromEntries(RENDITION_FORMATS.map((f) => [f.toUpperCase(), { value: f }])) as Record<
-    Uppercase<RenditionFormat>,
-    { value: RenditionFormat }
-  >,
+  values: Object.fromEntries(
+    RENDITION_FORMATS.map((f) => [f.toUpperCase(), { value: f, description: ENCODING_DESCRIPTIONS[f] }]),
+  ) as Record<Uppercase<RenditionFormat>, { value: RenditionFormat; description: string }>,
 });
 
 /** Seconds a rendition URL signed for a token-carrying request stays valid, unless asked otherwise. */
