@@ -49,21 +49,22 @@ const IMAGE_COLUMNS = `id, image_key AS imageKey, name, state, upload_id AS uplo
 /** The WHERE clause of a listing or count: stored images, under a prefix, after a cursor. */
 function listing(prefix: string | undefined, after: string | undefined) {
   // Cached renditions are images under names that start with a control character, which no
-  // user-given name does: listings start at ' ' so they never show them.
-  const where = [`state = 'stored'`, `name >= ' '`];
-  const params: string[] = [];
-  if (prefix) {
-    where.push('name >= ?');
-    params.push(prefix);
-    const upper = prefixUpperBound(prefix);
-    if (upper !== undefined) {
-      where.push('name < ?');
-      params.push(upper);
-    }
+  // user-given name does: listings start at ' ' so they never show them. One lower bound only,
+  // the highest of ' ', the prefix and the cursor: given two, SQLite may walk the index from the
+  // lower one (a page deep in a large index then reads every name before the cursor).
+  let lower = ' ';
+  let strictlyAfter = false;
+  if (prefix && prefix > lower) lower = prefix;
+  if (after !== undefined && after >= lower) {
+    lower = after;
+    strictlyAfter = true;
   }
-  if (after !== undefined) {
-    where.push('name > ?');
-    params.push(after);
+  const where = [`state = 'stored'`, strictlyAfter ? 'name > ?' : 'name >= ?'];
+  const params: string[] = [lower];
+  const upper = prefix ? prefixUpperBound(prefix) : undefined;
+  if (upper !== undefined) {
+    where.push('name < ?');
+    params.push(upper);
   }
   return { where: where.join(' AND '), params };
 }
