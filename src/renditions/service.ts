@@ -115,8 +115,9 @@ export function createRenditions({
 
     /** The rendition from the cache, or made now (and cached). */
     async get(image: ImageRow, params: RenditionParams): Promise<RenditionBody> {
-      await decodableSize(image);
       const variant = renditionQuery(params);
+      // A cached rendition was made from these very bytes (the cache is purged with its image),
+      // so only a miss needs the source checked before it is read.
       const hit = cache.get(image, variant);
       if (hit) {
         const body = await readRange(hit.image, 0, hit.image.size - 1);
@@ -129,6 +130,7 @@ export function createRenditions({
           cached: true,
         };
       }
+      await decodableSize(image);
       const key = `${image.id}?${variant}`;
       let pending = making.get(key);
       if (!pending) {
