@@ -7,6 +7,7 @@ import type { ImageRow } from '../metadata/catalog.ts';
 import type { ImageMediaService } from './image-media.ts';
 import type { RenditionCache } from './cache.ts';
 import type { Renderer } from './render.ts';
+import { createSourceCache } from './sources.ts';
 import {
   checkRendition,
   RENDITION_MEDIA_TYPES,
@@ -78,7 +79,8 @@ export function createRenditions({
   const making = new Map<string, Promise<{ made: RenditionBody; stored: Promise<void> }>>();
 
   const decodableSize = (image: ImageRow) => decodableSizeOf(imageMedia, renderer, image);
-  const wholeImage = (image: ImageRow) => readWholeImage(readRange, image);
+  const sources = createSourceCache((image) => readWholeImage(readRange, image));
+  const wholeImage = (image: ImageRow) => sources.read(image);
 
   /** Makes the rendition; it is cached in the background (`stored`), not before the answer. */
   async function make(image: ImageRow, params: RenditionParams, variant: string): Promise<{ made: RenditionBody; stored: Promise<void> }> {
