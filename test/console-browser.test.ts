@@ -63,7 +63,8 @@ describe.skipIf(skipReason !== undefined)(
       page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
       // Whatever the page logs as an error (a CSP violation, an exception) fails the last test.
       page.on('pageerror', (e) => pageErrors.push(e.message));
-      page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+      // With the URL a network error is about (a "Failed to load resource" names none in its text).
+      page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.location().url ? `${m.text()} (${m.location().url})` : m.text()));
     }, 120_000);
 
     afterAll(async () => {
@@ -154,6 +155,7 @@ describe.skipIf(skipReason !== undefined)(
       const file = { name: 'resumed.png', type: 'image/png', data: makePng(700 * 1024), lastModified: 1_700_000_000_000 };
       // Chromium hands a multipart body to the test only for intercepted requests: every one is routed.
       const sent: number[] = [];
+      const aborted: number[] = [];
       let breakLink = true;
       await page.route('**/graphql', (route) => {
         const body = route.request().postDataBuffer()?.toString('latin1') ?? '';
@@ -161,27 +163,38 @@ describe.skipIf(skipReason !== undefined)(
         if (index === undefined) return route.continue();
         sent.push(Number(index));
         // The link breaks for every fragment but the first.
-        return breakLink && index !== '0' ? route.abort() : route.continue();
+        if (!breakLink || index === '0') return route.continue();
+        aborted.push(Number(index));
+        return route.abort();
       });
-      await dropFiles(page, [file]);
-      const row = page.locator('.upload[data-name="resumed.png"]');
-      await expect.poll(() => row.last().getAttribute('class')).toContain('failed');
-      breakLink = false;
-      const [open] = JSON.parse((await page.evaluate(() => localStorage.getItem('tessera.uploads'))) ?? '[]');
-      const received = async () =>
-        (await gql('query($id: ID!) { upload(id: $id) { receivedFragments } }', { id: open.uploadId })).upload.receivedFragments;
-      await expect.poll(received).toEqual([0]);
-      await page.reload();
-      await page.getByText('Interrupted: resumed.png').waitFor();
-      sent.length = 0;
-      await dropFiles(page, [file]);
-      await expect.poll(() => row.locator('.pct').textContent(), { timeout: 30_000 }).toBe('100%');
-      await expect.poll(() => row.textContent()).toContain('resumed');
-      expect(sent.sort()).toEqual([1, 2]);
-      expect((await gql('query($n: String!) { image(name: $n) { size } }', { n: file.name })).image.size).toBe(file.data.length);
-      await expect.poll(() => page.getByText('Interrupted').count()).toBe(0);
-      await page.unroute('**/graphql');
-      pageErrors.length = 0; // the requests the test broke
+      try {
+        await dropFiles(page, [file]);
+        const row = page.locator('.upload[data-name="resumed.png"]');
+        await expect.poll(() => row.last().getAttribute('class')).toContain('failed');
+        breakLink = false;
+        const [open] = JSON.parse((await page.evaluate(() => localStorage.getItem('tessera.uploads'))) ?? '[]');
+        const received = async () =>
+          (await gql('query($id: ID!) { upload(id: $id) { receivedFragments } }', { id: open.uploadId })).upload.receivedFragments;
+        await expect.poll(received).toEqual([0]);
+        await page.reload();
+        await page.getByText('Interrupted: resumed.png').waitFor();
+        sent.length = 0;
+        await dropFiles(page, [file]);
+        await expect.poll(() => row.locator('.pct').textContent(), { timeout: 30_000 }).toBe('100%');
+        // 100% is every byte sent; the row turns 'stored' once completeUpload answered.
+        await expect.poll(() => row.getAttribute('class'), { timeout: 30_000 }).toContain('stored');
+        expect(await row.textContent()).toContain('resumed');
+        expect(sent.sort()).toEqual([1, 2]);
+        expect((await gql('query($n: String!) { image(name: $n) { size } }', { n: file.name })).image.size).toBe(file.data.length);
+        await expect.poll(() => page.getByText('Interrupted').count()).toBe(0);
+        // The only errors the page logged are the requests the test broke.
+        expect(aborted.sort()).toEqual([1, 2]);
+        expect(pageErrors).toEqual(aborted.map(() => `Failed to load resource: net::ERR_FAILED (${new URL('/graphql', cluster!.url)})`));
+      } finally {
+        // Also when a step above failed: the next test starts without the route or these errors.
+        await page.unroute('**/graphql');
+        pageErrors.length = 0;
+      }
     });
 
     it('shows live health graphs and a datanode going DOWN when its process is killed', async () => {
