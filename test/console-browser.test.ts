@@ -27,6 +27,9 @@ const skipReason = !existsSync(CHROMIUM)
     : undefined;
 if (skipReason) console.warn(`console-browser.test.ts skipped: ${skipReason}`);
 
+// expect.poll gives up after 1 s by default: on a loaded machine an upload's completeUpload or a
+// re-render can take longer, so every wait here allows 15 s unless it says otherwise.
+const poll: typeof expect.poll = (fn, options) => expect.poll(fn, { timeout: 15_000, ...options });
 const FRAGMENT_SIZE = 256 * 1024;
 const PNG_NAME = 'noise.png';
 const JPEG_NAME = 'gradient.jpg';
@@ -63,7 +66,8 @@ describe.skipIf(skipReason !== undefined)(
       page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
       // Whatever the page logs as an error (a CSP violation, an exception) fails the last test.
       page.on('pageerror', (e) => pageErrors.push(e.message));
-      page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+      // With the URL a network error is about (a "Failed to load resource" names none in its text).
+      page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.location().url ? `${m.text()} (${m.location().url})` : m.text()));
     }, 120_000);
 
     afterAll(async () => {
@@ -76,7 +80,7 @@ describe.skipIf(skipReason !== undefined)(
       await page.goto(cluster!.url);
       await page.getByLabel('Token').fill('not-a-token');
       await page.getByRole('button', { name: 'Sign in' }).click();
-      await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/token/i);
+      await poll(() => page.getByRole('alert').textContent()).toMatch(/token/i);
       await page.getByLabel('Token').fill(cluster!.token);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByText('No images yet').waitFor();
@@ -96,17 +100,15 @@ describe.skipIf(skipReason !== undefined)(
       const seen = new Set<string>();
       for (const name of [PNG_NAME, JPEG_NAME, TEXT_NAME]) {
         const row = page.locator(`.upload[data-name="${name}"]`);
-        await expect
-          .poll(
-            async () => {
-              const pct = (await row.locator('.pct').textContent()) ?? '';
-              seen.add(pct);
-              return pct;
-            },
-            { timeout: 30_000 },
-          )
-          .toBe('100%');
-        await expect.poll(() => row.getAttribute('class')).toContain('stored');
+        await poll(
+          async () => {
+            const pct = (await row.locator('.pct').textContent()) ?? '';
+            seen.add(pct);
+            return pct;
+          },
+          { timeout: 30_000 },
+        ).toBe('100%');
+        await poll(() => row.getAttribute('class')).toContain('stored');
       }
       const stored = (await gql('{ images(first: 10) { edges { node { name size fragmentCount } } } }')).images.edges.map(
         (e: { node: unknown }) => e.node,
@@ -117,36 +119,34 @@ describe.skipIf(skipReason !== undefined)(
         { name: TEXT_NAME, size: 14, fragmentCount: 1 },
       ]);
       const thumbs = page.locator('.grid img');
-      await expect.poll(() => thumbs.count()).toBe(2);
-      await expect.poll(() => page.locator('.grid .file').allTextContents()).toEqual(['text/plain']);
+      await poll(() => thumbs.count()).toBe(2);
+      await poll(() => page.locator('.grid .file').allTextContents()).toEqual(['text/plain']);
       // Each thumbnail is a decoded picture (a rendition the <img> fetched with its signed URL).
-      await expect
-        .poll(
-          () => thumbs.evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0)),
-          { timeout: 30_000 },
-        )
-        .toEqual([true, true]);
+      await poll(
+        () => thumbs.evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0)),
+        { timeout: 30_000 },
+      ).toEqual([true, true]);
       await page.screenshot({ path: path.join(dataDir, 'console-gallery.png') });
     });
 
     it('filters the gallery by a name prefix', async () => {
       await page.getByLabel('Name prefix').fill('noi');
-      await expect.poll(() => page.locator('.grid .name').allTextContents()).toEqual([PNG_NAME]);
+      await poll(() => page.locator('.grid .name').allTextContents()).toEqual([PNG_NAME]);
       await page.getByLabel('Name prefix').fill('');
-      await expect.poll(() => page.locator('.grid .name').allTextContents()).toEqual([JPEG_NAME, PNG_NAME, TEXT_NAME]);
+      await poll(() => page.locator('.grid .name').allTextContents()).toEqual([JPEG_NAME, PNG_NAME, TEXT_NAME]);
     });
 
     it('opens an image: picture, metadata, fragments and the datanodes holding each replica; deletes it', async () => {
       await page.locator('.grid a', { hasText: PNG_NAME }).click();
       await page.getByRole('heading', { name: PNG_NAME }).waitFor();
-      await expect.poll(() => page.locator('figure img').evaluate((i) => (i as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+      await poll(() => page.locator('figure img').evaluate((i) => (i as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
       await expect(page.locator('.metadata').textContent()).resolves.toContain('1024 × ');
       const rows = page.locator('.fragments tbody tr');
-      await expect.poll(() => rows.count()).toBe(3);
-      for (let i = 0; i < 3; i++) await expect.poll(() => rows.nth(i).locator('.replica').count()).toBe(2);
+      await poll(() => rows.count()).toBe(3);
+      for (let i = 0; i < 3; i++) await poll(() => rows.nth(i).locator('.replica').count()).toBe(2);
       await page.getByRole('button', { name: 'Delete' }).click();
       await page.getByRole('button', { name: 'Yes, delete' }).click();
-      await expect.poll(() => page.locator('.grid .name').allTextContents()).toEqual([JPEG_NAME, TEXT_NAME]);
+      await poll(() => page.locator('.grid .name').allTextContents()).toEqual([JPEG_NAME, TEXT_NAME]);
       expect((await gql('query($n: String!) { image(name: $n) { name } }', { n: PNG_NAME })).image).toBeNull();
     });
 
@@ -154,6 +154,7 @@ describe.skipIf(skipReason !== undefined)(
       const file = { name: 'resumed.png', type: 'image/png', data: makePng(700 * 1024), lastModified: 1_700_000_000_000 };
       // Chromium hands a multipart body to the test only for intercepted requests: every one is routed.
       const sent: number[] = [];
+      const aborted: number[] = [];
       let breakLink = true;
       await page.route('**/graphql', (route) => {
         const body = route.request().postDataBuffer()?.toString('latin1') ?? '';
@@ -161,51 +162,58 @@ describe.skipIf(skipReason !== undefined)(
         if (index === undefined) return route.continue();
         sent.push(Number(index));
         // The link breaks for every fragment but the first.
-        return breakLink && index !== '0' ? route.abort() : route.continue();
+        if (!breakLink || index === '0') return route.continue();
+        aborted.push(Number(index));
+        return route.abort();
       });
-      await dropFiles(page, [file]);
-      const row = page.locator('.upload[data-name="resumed.png"]');
-      await expect.poll(() => row.last().getAttribute('class')).toContain('failed');
-      breakLink = false;
-      const [open] = JSON.parse((await page.evaluate(() => localStorage.getItem('tessera.uploads'))) ?? '[]');
-      const received = async () =>
-        (await gql('query($id: ID!) { upload(id: $id) { receivedFragments } }', { id: open.uploadId })).upload.receivedFragments;
-      await expect.poll(received).toEqual([0]);
-      await page.reload();
-      await page.getByText('Interrupted: resumed.png').waitFor();
-      sent.length = 0;
-      await dropFiles(page, [file]);
-      await expect.poll(() => row.locator('.pct').textContent(), { timeout: 30_000 }).toBe('100%');
-      await expect.poll(() => row.textContent()).toContain('resumed');
-      expect(sent.sort()).toEqual([1, 2]);
-      expect((await gql('query($n: String!) { image(name: $n) { size } }', { n: file.name })).image.size).toBe(file.data.length);
-      await expect.poll(() => page.getByText('Interrupted').count()).toBe(0);
-      await page.unroute('**/graphql');
-      pageErrors.length = 0; // the requests the test broke
+      try {
+        await dropFiles(page, [file]);
+        const row = page.locator('.upload[data-name="resumed.png"]');
+        await poll(() => row.last().getAttribute('class')).toContain('failed');
+        breakLink = false;
+        const [open] = JSON.parse((await page.evaluate(() => localStorage.getItem('tessera.uploads'))) ?? '[]');
+        const received = async () =>
+          (await gql('query($id: ID!) { upload(id: $id) { receivedFragments } }', { id: open.uploadId })).upload.receivedFragments;
+        await poll(received).toEqual([0]);
+        await page.reload();
+        await page.getByText('Interrupted: resumed.png').waitFor();
+        sent.length = 0;
+        await dropFiles(page, [file]);
+        await poll(() => row.locator('.pct').textContent(), { timeout: 30_000 }).toBe('100%');
+        // 100% is every byte sent; the row turns 'stored' once completeUpload answered.
+        await poll(() => row.getAttribute('class'), { timeout: 30_000 }).toContain('stored');
+        expect(await row.textContent()).toContain('resumed');
+        expect(sent.sort()).toEqual([1, 2]);
+        expect((await gql('query($n: String!) { image(name: $n) { size } }', { n: file.name })).image.size).toBe(file.data.length);
+        await poll(() => page.getByText('Interrupted').count()).toBe(0);
+        // The only errors the page logged are the requests the test broke.
+        expect(aborted.sort()).toEqual([1, 2]);
+        expect(pageErrors).toEqual(aborted.map(() => `Failed to load resource: net::ERR_FAILED (${new URL('/graphql', cluster!.url)})`));
+      } finally {
+        // Also when a step above failed: the next test starts without the route or these errors.
+        await page.unroute('**/graphql');
+        pageErrors.length = 0;
+      }
     });
 
     it('shows live health graphs and a datanode going DOWN when its process is killed', async () => {
       await page.getByRole('link', { name: 'Cluster' }).click();
       const cards = page.locator('.node');
-      await expect.poll(() => cards.count()).toBe(3);
+      await poll(() => cards.count()).toBe(3);
       // Health samples arrive over graphql-ws: every card's graphs draw a line of recent samples.
-      await expect
-        .poll(() => cards.evaluateAll((all) => Math.min(...all.map((c) => Number((c as HTMLElement).dataset.samples)))), {
-          timeout: 30_000,
-        })
-        .toBeGreaterThanOrEqual(30);
-      await expect.poll(() => page.locator('.node .spark path').count()).toBeGreaterThanOrEqual(9);
+      await poll(() => cards.evaluateAll((all) => Math.min(...all.map((c) => Number((c as HTMLElement).dataset.samples)))), {
+        timeout: 30_000,
+      }).toBeGreaterThanOrEqual(30);
+      await poll(() => page.locator('.node .spark path').count()).toBeGreaterThanOrEqual(9);
       const [victimName, victimPid] = Object.entries(cluster!.childPids()).find(([n]) => n.startsWith('datanode'))!;
       const port = Number(new URL(cluster!.url).port) + Number(victimName.split('-')[1]);
       process.kill(victimPid, 'SIGKILL');
-      await expect.poll(() => isRunning(victimPid)).toBe(false);
+      await poll(() => isRunning(victimPid)).toBe(false);
       const victim = page.locator('.node', { hasText: `127.0.0.1:${port}` });
-      await expect.poll(() => victim.getAttribute('data-status'), { timeout: 30_000 }).toBe('DOWN');
-      await expect
-        .poll(() => page.locator('.events li.DatanodeStatusChanged').allTextContents())
-        .toContainEqual(expect.stringContaining('DOWN'));
-      await expect.poll(() => page.locator('.node:not([data-status="DOWN"])').count()).toBe(2);
-      await expect.poll(() => page.locator('.repair').textContent()).toContain('2/3 datanodes live');
+      await poll(() => victim.getAttribute('data-status'), { timeout: 30_000 }).toBe('DOWN');
+      await poll(() => page.locator('.events li.DatanodeStatusChanged').allTextContents()).toContainEqual(expect.stringContaining('DOWN'));
+      await poll(() => page.locator('.node:not([data-status="DOWN"])').count()).toBe(2);
+      await poll(() => page.locator('.repair').textContent()).toContain('2/3 datanodes live');
       await page.screenshot({ path: path.join(dataDir, 'console-cluster.png'), fullPage: true });
       expect(pageErrors).toEqual([]);
     });
