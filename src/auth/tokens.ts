@@ -24,6 +24,17 @@ const hashOf = (secret: string) => createHash('sha256').update(secret).digest('h
 
 const COLUMNS = 'id, name, role, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt';
 
+/**
+ * A token's id, typed on command lines (`tessera token revoke <id>`): never starting with '-',
+ * which would read as an option there (one base64url id in 64 would).
+ */
+export function newTokenId(): string {
+  for (;;) {
+    const id = randomBytes(9).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 export function createTokenStore(db: Db, now: () => number = Date.now) {
   const byHash = db.prepare<[string], TokenRow>(`SELECT ${COLUMNS} FROM tokens WHERE hash = ?`);
   const byId = db.prepare<[string], TokenRow>(`SELECT ${COLUMNS} FROM tokens WHERE id = ?`);
@@ -49,7 +60,7 @@ export function createTokenStore(db: Db, now: () => number = Date.now) {
         throw badInput(`expiresIn must be from 1 to ${MAX_TOKEN_LIFETIME_SEC} seconds.`);
       }
       const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-      const id = randomBytes(9).toString('base64url');
+      const id = newTokenId();
       const t = now();
       const expiresAt = expiresInSec == null ? null : t + expiresInSec * 1000;
       insert.run(id, trimmed, role, hashOf(secret), t, expiresAt);
