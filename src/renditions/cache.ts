@@ -113,14 +113,20 @@ export function createRenditionCache({
 }) {
   function evict(): number {
     let evicted = 0;
+    let freed = 0;
     for (let { bytes } = table.totals(); bytes > budgetBytes;) {
       const [oldest] = table.leastRecent(1);
       if (!oldest) break;
       catalog.deleteImage(oldest.renditionImageId, now(), 'rendition-evicted');
       bytes -= oldest.size;
+      freed += oldest.size;
       evicted += 1;
     }
-    if (evicted > 0) void deleter.kick();
+    if (evicted > 0) {
+      // Cached renditions are remade on demand: over the budget, the least recently served go.
+      log.info({ evicted, freedBytes: freed, budgetBytes }, 'renditions evicted over the cache budget');
+      void deleter.kick();
+    }
     return evicted;
   }
 
