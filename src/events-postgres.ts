@@ -1,124 +1,128 @@
-// The events' transport on PostgreSQL: NOTIFY through a one-connection pool, LISTEN on a
-// connection of its own that is checked every few seconds and replaced when it is lost (a
-// partition can leave a socket that errs nothing and delivers nothing).
-import pg from 'pg';
+// The events' transport on PostgreSQL (postgres.js): NOTIFY through a connection of its own, and
+// LISTEN on another that proves it is alive every few seconds by hearing its own heartbeat. A
+// connection that stopped hearing (dropped, or silently cut off by a partition: postgres.js
+// re-listens once after a close and gives up if that fails) is replaced, with backoff.
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
 import type { NotifyTransport } from './events-relay.ts';
 
-/** How often the LISTEN connection proves it is alive, and how long it has to answer. */
+/** How often the LISTEN connection must hear its heartbeat, and how long one may take. */
 const HEARTBEAT_MS = 5_000;
 const HEARTBEAT_TIMEOUT_MS = 5_000;
 const FIRST_RETRY_MS = 200;
 const MAX_RETRY_MS = 5_000;
+const APPLICATION_NAME = 'tessera events';
 
-const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+type Handlers = Parameters<NotifyTransport['listen']>[1];
 
-export function postgresNotifyTransport(connectionString: string): NotifyTransport & { close(): Promise<void> } {
+/** One connection, no idle timeout: a coordinator's events, in the order it sends them. */
+const connect = (url: string) =>
+  postgres(url, {
+    max: 1,
+    idle_timeout: 0,
+    max_lifetime: null,
+    connect_timeout: 5,
+    onnotice: () => {},
+    connection: { application_name: APPLICATION_NAME },
+  });
+
+export function postgresNotifyTransport(url: string): NotifyTransport & { close(): Promise<void> } {
   // Its own connection: a NOTIFY never waits behind the metadata pool's queue.
-  const pool = new pg.Pool({ connectionString, max: 1, keepAlive: true, application_name: 'tessera events' });
-  pool.on('error', () => {}); // an idle connection's error: the next query reconnects
+  const notifier = connect(url);
   const listeners = new Set<{ close(): Promise<void> }>();
+  const notify = async (channel: string, payload: string) => void (await notifier`SELECT pg_notify(${channel}, ${payload})`);
 
   return {
-    async notify(channel, payload) {
-      await pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
-    },
-
+    notify,
     async listen(channel, handlers) {
-      const handle: { close(): Promise<void> } = await listenOn(connectionString, channel, handlers, () => listeners.delete(handle));
+      const handle: { close(): Promise<void> } = await listenOn(url, channel, handlers, notify, () => listeners.delete(handle));
       listeners.add(handle);
       return handle;
     },
-
     async close() {
       await Promise.all([...listeners].map((l) => l.close()));
-      await pool.end();
+      await notifier.end({ timeout: 2 });
     },
   };
 }
 
-type Handlers = Parameters<NotifyTransport['listen']>[1];
-
-/** A LISTEN on a connection of its own, replaced whenever it is lost, until closed. */
+/** A LISTEN on a connection of its own, replaced whenever it stops hearing, until closed. */
 async function listenOn(
-  connectionString: string,
+  url: string,
   channel: string,
   handlers: Handlers,
+  notify: (channel: string, payload: string) => Promise<void>,
   closing: () => void,
 ): Promise<{ close(): Promise<void> }> {
-  let client: pg.Client | undefined;
+  // Only this listener hears its heartbeats: no coordinator pays for another's.
+  const beatChannel = `${channel}_beat_${randomBytes(6).toString('hex')}`;
+  let sql: postgres.Sql | undefined;
   let closed = false;
   let retryMs = FIRST_RETRY_MS;
-  let heartbeat: NodeJS.Timeout | undefined;
+  let heard = Date.now();
   let reconnecting: NodeJS.Timeout | undefined;
 
-  const drop = (old: pg.Client) => {
-    old.removeAllListeners('notification');
-    old.on('error', () => {}); // late errors of a connection given up on
-    void old.end().catch(() => {});
-  };
+  async function open(): Promise<void> {
+    const s = connect(url);
+    let listens = 0;
+    try {
+      await s.listen(
+        channel,
+        (payload) => handlers.message(payload),
+        () => {
+          // Called again when postgres.js re-listened after a close by itself: what came meanwhile was missed.
+          listens += 1;
+          if (listens > 1 && sql === s) {
+            handlers.lost(new Error('the LISTEN connection closed'));
+            handlers.restored();
+          }
+        },
+      );
+      await s.listen(beatChannel, () => void (heard = Date.now()));
+    } catch (err) {
+      void s.end({ timeout: 0 });
+      throw err;
+    }
+    if (closed) return void s.end({ timeout: 0 });
+    sql = s;
+    heard = Date.now();
+    retryMs = FIRST_RETRY_MS;
+  }
 
-  /** No connection (it failed, or could not be made): a new one after a pause. */
+  /** The connection stopped hearing: a new one after a pause. */
   const retry = (err: Error) => {
     if (closed) return;
     handlers.lost(err);
     const wait = retryMs;
     retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
-    reconnecting = setTimeout(() => void connect().then(() => handlers.restored(), retry), wait);
+    reconnecting = setTimeout(() => void open().then(() => handlers.restored(), retry), wait);
     reconnecting.unref();
   };
-  /** The connection is gone (error, end, or no answer to the heartbeat). */
-  const lost = (from: pg.Client, err: Error) => {
-    if (closed || client !== from) return; // an old connection's last words
-    client = undefined;
-    clearInterval(heartbeat);
-    drop(from);
-    retry(err);
-  };
 
-  async function connect(): Promise<void> {
-    const c = new pg.Client({ connectionString, keepAlive: true, application_name: 'tessera events' });
-    c.on('error', (err) => lost(c, err));
-    c.on('end', () => lost(c, new Error('the connection ended')));
-    c.on('notification', (m) => {
-      if (m.channel === channel && m.payload !== undefined) handlers.message(m.payload);
-    });
-    try {
-      await c.connect();
-      await c.query(`LISTEN ${quoteIdent(channel)}`);
-    } catch (err) {
-      drop(c);
-      throw err;
-    }
-    if (closed) return drop(c);
-    client = c;
-    retryMs = FIRST_RETRY_MS;
-    heartbeat = setInterval(() => {
-      const timer = setTimeout(() => lost(c, new Error(`no answer in ${HEARTBEAT_TIMEOUT_MS} ms`)), HEARTBEAT_TIMEOUT_MS);
-      c.query('SELECT 1').then(
-        () => clearTimeout(timer),
-        (err: Error) => {
-          clearTimeout(timer);
-          lost(c, err);
-        },
-      );
-    }, HEARTBEAT_MS);
-    heartbeat.unref();
-  }
+  const heartbeat = setInterval(() => {
+    if (!sql) return; // reconnecting
+    const s = sql;
+    const sentAt = Date.now();
+    void notify(beatChannel, '').catch(() => {}); // a database that takes none is noticed below all the same
+    setTimeout(() => {
+      if (closed || sql !== s || heard >= sentAt) return;
+      sql = undefined;
+      void s.end({ timeout: 0 });
+      retry(new Error(`the LISTEN connection heard nothing for ${HEARTBEAT_TIMEOUT_MS} ms`));
+    }, HEARTBEAT_TIMEOUT_MS).unref();
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
 
-  await connect();
+  await open();
   return {
     async close() {
       closed = true;
       closing();
       clearInterval(heartbeat);
       clearTimeout(reconnecting);
-      const c = client;
-      client = undefined;
-      if (c) {
-        c.removeAllListeners();
-        c.on('error', () => {});
-        await c.end().catch(() => {});
-      }
+      const s = sql;
+      sql = undefined;
+      await s?.end({ timeout: 2 });
     },
   };
 }

@@ -3,14 +3,14 @@
 // coordinator's included; events sent inside a change's transaction arrive in commit order; the
 // LISTEN connection comes back after the server drops it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
+import postgres from 'postgres';
 import { createEventBus, type ClusterEvent, type EventBus, type HealthSample, type RemoteMessage } from '../src/events.ts';
 import { decode, encode, MAX_PAYLOAD_BYTES } from '../src/events-relay.ts';
 import { postgresNotifyTransport } from '../src/events-postgres.ts';
 import { until } from './support/poll.ts';
-import { testDatabase } from './support/pg-scratch.ts';
+import { postgresAvailable, skipNote, useTestDatabase } from './support/postgres.ts';
 
-const db = await testDatabase('events-relay');
+const server = await postgresAvailable();
 
 /** Collects what a subscription yields, until stopped. */
 function collect<T>(iterator: AsyncIterableIterator<T> | AsyncGenerator<T>) {
@@ -39,14 +39,15 @@ const datanode = {
   identityFault: null,
 };
 
-describe.skipIf(!db.url)(`events between coordinators on PostgreSQL${db.skipReason}`, () => {
+describe.skipIf(!server.adminUrl)(`events between coordinators on PostgreSQL${skipNote(server)}`, () => {
+  const db = useTestDatabase();
   let a: EventBus;
   let b: EventBus;
   const transports: ReturnType<typeof postgresNotifyTransport>[] = [];
-  let sql: pg.Pool;
+  let sql: postgres.Sql;
 
   const bus = (origin: string) => {
-    const transport = postgresNotifyTransport(db.url!);
+    const transport = postgresNotifyTransport(db.url);
     transports.push(transport);
     return createEventBus({ relay: { transport, origin } });
   };
@@ -55,13 +56,12 @@ describe.skipIf(!db.url)(`events between coordinators on PostgreSQL${db.skipReas
     a = bus('coordinator-a');
     b = bus('coordinator-b');
     await Promise.all([a.start(), b.start()]);
-    sql = new pg.Pool({ connectionString: db.url!, max: 3 });
+    sql = postgres(db.url, { max: 3, onnotice: () => {} });
   });
   afterAll(async () => {
     await Promise.all([a?.close(), b?.close()]);
     await Promise.all(transports.map((t) => t.close()));
     await sql?.end();
-    await db.drop();
   });
 
   it('delivers an event sent on one coordinator to subscribers on both, once each, its Date revived', async () => {
@@ -96,18 +96,18 @@ describe.skipIf(!db.url)(`events between coordinators on PostgreSQL${db.skipReas
     const stored = b.notice({ kind: 'ImageStored', message: 'Image "p" stored (3 bytes).', name: 'p', size: 3 });
     const deleted = a.notice({ kind: 'ImageDeleted', message: 'Image "p" deleted.', name: 'p' });
     const never = a.notice({ kind: 'ImageDeleted', message: 'Image "q" deleted.', name: 'q' });
-    const [t1, t2, t3] = await Promise.all([sql.connect(), sql.connect(), sql.connect()]);
+    const [t1, t2, t3] = await Promise.all([sql.reserve(), sql.reserve(), sql.reserve()]);
     try {
       // The deletion's NOTIFY is issued first but its transaction commits last: commit order wins.
-      await t2.query('BEGIN');
-      await t2.query('SELECT pg_notify($1, $2)', [deleted.channel, deleted.payload]);
-      await t1.query('BEGIN');
-      await t1.query('SELECT pg_notify($1, $2)', [stored.channel, stored.payload]);
-      await t3.query('BEGIN');
-      await t3.query('SELECT pg_notify($1, $2)', [never.channel, never.payload]);
-      await t1.query('COMMIT');
-      await t3.query('ROLLBACK');
-      await t2.query('COMMIT');
+      await t2`BEGIN`;
+      await t2`SELECT pg_notify(${deleted.channel}, ${deleted.payload})`;
+      await t1`BEGIN`;
+      await t1`SELECT pg_notify(${stored.channel}, ${stored.payload})`;
+      await t3`BEGIN`;
+      await t3`SELECT pg_notify(${never.channel}, ${never.payload})`;
+      await t1`COMMIT`;
+      await t3`ROLLBACK`;
+      await t2`COMMIT`;
     } finally {
       for (const t of [t1, t2, t3]) t.release();
     }
@@ -149,15 +149,35 @@ describe.skipIf(!db.url)(`events between coordinators on PostgreSQL${db.skipReas
     let restored = 0;
     a.onRestored(() => (restored += 1));
     const onA = collect(a.clusterEvents());
-    await sql.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tessera events'`,
-    );
+    await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tessera events'`;
     await until(() => restored >= 1, 'the LISTEN connection back', 15_000);
     b.emit({ kind: 'ImageDeleted', message: 'after', name: 'after' });
     await until(() => onA.items.length >= 1, 'an event after the reconnection', 15_000);
     await onA.stop();
     expect(onA.items.map((e) => ('name' in e ? e.name : ''))).toContain('after');
   });
+  it('listens again when the database refused new connections for a while', async () => {
+    let restored = 0;
+    a.onRestored(() => (restored += 1));
+    const onA = collect(a.clusterEvents());
+    const [{ name }] = await sql<{ name: string }[]>`SELECT current_database() AS name`;
+    // Only from another database (the admin one).
+    const admin = postgres(server.adminUrl!, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+    try {
+      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tessera events'`;
+      await new Promise((r) => setTimeout(r, 1500)); // re-listening fails meanwhile
+    } finally {
+      await admin.unsafe(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      await admin.end();
+    }
+    // Re-listened by postgres.js, or else by the heartbeat (5 s + 5 s) on a new connection.
+    await until(() => restored >= 1, 'the LISTEN connection back', 25_000);
+    b.emit({ kind: 'ImageDeleted', message: 'later', name: 'later' });
+    await until(() => onA.items.length >= 1, 'an event after the reconnection', 15_000);
+    await onA.stop();
+    expect(onA.items.map((e) => ('name' in e ? e.name : ''))).toContain('later');
+  }, 45_000);
 });
 
 describe('event payloads', () => {
