@@ -1,10 +1,10 @@
 // The `tessera` command: commander subcommands over the client library, human output by
 // default, one JSON document per command with --json, `error CODE: message` on failure. Each
 // subcommand lives in commands/; this module wires them and maps failures to exit statuses.
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { createTesseraClient, DEFAULT_URL, type TesseraClient } from './client.ts';
 import { asClientError } from './errors.ts';
-import { parseCoordinatorUrls } from './http-transport.ts';
+import { httpUrlList } from '../shared/flag-values.ts';
 import { findLocalAdminToken } from '../auth/admin-token-file.ts';
 import { err, examples, EXIT, printError, UsageError, type CommandContext, type GlobalOptions } from './commands/command-context.ts';
 import { addUploadCommand } from './commands/upload.ts';
@@ -19,15 +19,8 @@ import { addTokenCommands } from './commands/token.ts';
 
 export { EXIT } from './commands/command-context.ts';
 
-/** --url / TESSERA_URL: checked here, so a bad list is a usage error (exit 2) before anything is sent. */
-function urlList(value: string): string {
-  try {
-    parseCoordinatorUrls(value);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-  return value;
-}
+/** --url / TESSERA_URL, checked here so a bad list is a usage error (exit 2) before anything is sent; kept as given. */
+const urlList = (value: string): string => (httpUrlList('--url')(value), value);
 
 function createProgram(): Command {
   return new Command('tessera')

@@ -6,6 +6,7 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { abortError, asClientError, TesseraClientError } from './errors.ts';
+import { parseHttpUrlList } from '../shared/flag-values.ts';
 
 export interface TransportOptions {
   /**
@@ -82,34 +83,15 @@ function isProxyFailure(res: IncomingMessage): boolean {
 }
 
 /**
- * The comma-separated list of coordinator URLs `--url` and TESSERA_URL take, each an http(s)
- * URL; a BAD_USER_INPUT error naming the culprit for anything else.
+ * The coordinator URLs `--url` and TESSERA_URL take (a comma-separated list, or an array), each an
+ * http(s) URL, normalized; a BAD_USER_INPUT error naming the culprit for anything else.
  */
 export function parseCoordinatorUrls(value: string | readonly string[], flag = '--url'): string[] {
-  const items = typeof value === 'string' ? value.split(',') : [...value];
-  const urls = items.map((item) => item.trim());
-  if (urls.length === 0 || (urls.length === 1 && urls[0] === ''))
-    throw new TesseraClientError('BAD_USER_INPUT', `${flag} needs at least one coordinator URL.`);
-  const seen = new Set<string>();
-  for (const url of urls) {
-    if (url === '')
-      throw new TesseraClientError(
-        'BAD_USER_INPUT',
-        `${flag} has an empty entry in "${items.join(',')}" (URLs are separated by single commas).`,
-      );
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(url);
-    } catch {
-      parsed = undefined;
-    }
-    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:'))
-      throw new TesseraClientError('BAD_USER_INPUT', `${flag} must be http(s)://… URLs, separated by commas (got "${url}").`);
-    const key = parsed.origin + parsed.pathname.replace(/\/+$/, '');
-    if (seen.has(key)) throw new TesseraClientError('BAD_USER_INPUT', `${flag} lists ${key} twice.`);
-    seen.add(key);
+  try {
+    return parseHttpUrlList(typeof value === 'string' ? value : value.join(','), flag);
+  } catch (err) {
+    throw new TesseraClientError('BAD_USER_INPUT', (err as Error).message);
   }
-  return urls;
 }
 
 /** Sends one request; resolves on the response head (the body is the caller's to read). */
@@ -300,6 +282,7 @@ function createRouter(endpoints: Endpoint[]) {
     { signal, idempotent }: RequestOptions,
   ): Promise<{ res: IncomingMessage; origin: string }> {
     if (!several) return { res: await send(endpoints[0], method, path, head, body, signal), origin: router.originOf(0) };
+    const failures: string[] = [];
     let last: TesseraClientError | undefined;
     for (let tried = 0; tried < endpoints.length; tried++) {
       const i = router.current;
@@ -312,6 +295,7 @@ function createRouter(endpoints: Endpoint[]) {
         router.leave(i);
         if (!idempotent && !NEVER_SENT.has(causeCode(err) ?? '')) throw err;
         last = err;
+        failures.push(`${router.originOf(i)}: ${err.message}`);
         continue;
       }
       if (!isProxyFailure(res)) {
@@ -324,8 +308,10 @@ function createRouter(endpoints: Endpoint[]) {
         status: res.statusCode,
       });
       if (!idempotent) throw last;
+      failures.push(last.message);
     }
-    throw last!;
+    // Every coordinator failed: say so for each, not only for the last one tried.
+    throw new TesseraClientError(last!.code, `No coordinator answered (${failures.join('; ')})`, { status: last!.status, cause: last });
   }
   return router;
 }
