@@ -21,6 +21,7 @@
 //
 // On SQLite there is one coordinator: alwaysLeader() holds for good, with no table and no timer.
 import type { Logger } from 'pino';
+import type { SqlQuery } from '../shared/sql-query.ts';
 
 /** The lease's storage: one row, changed by one conditional statement (postgresLeaseStore below). */
 export interface LeaseStore {
@@ -172,9 +173,6 @@ export function createLeaderLease({
     },
   };
 }
-
-/** Parameterised SQL against PostgreSQL, whichever client library runs it. */
-export type SqlQuery = (text: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>;
 
 /** The lease row's name: one background lease per database. */
 export const BACKGROUND_LEASE = 'background';
