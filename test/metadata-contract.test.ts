@@ -56,20 +56,29 @@ function contract(engine: EngineUnderTest) {
     s = await engine.open();
     for (const id of ['a', 'b', 'c']) await s.datanodes.insert(id, `http://127.0.0.1:1/${id}`, T);
   });
-  return { get s() { return s; }, h, engine };
+  return {
+    get s() {
+      return s;
+    },
+    h,
+    engine,
+  };
 }
 
 for (const engine of engines) {
-  describe.skipIf(engine.skip !== undefined)(`metadata contract on ${engine.name}${engine.skip ? ` (skipped: ${engine.skip})` : ''}`, () => {
-    const c = contract(engine);
-    imagesContract(c);
-    fragmentsContract(c);
-    completionContract(c);
-    deletionContract(c);
-    tablesContract(c);
-    listingContract(c);
-    racesContract(c);
-  });
+  describe.skipIf(engine.skip !== undefined)(
+    `metadata contract on ${engine.name}${engine.skip ? ` (skipped: ${engine.skip})` : ''}`,
+    () => {
+      const c = contract(engine);
+      imagesContract(c);
+      fragmentsContract(c);
+      completionContract(c);
+      deletionContract(c);
+      tablesContract(c);
+      listingContract(c);
+      racesContract(c);
+    },
+  );
 }
 
 type Ctx = ReturnType<typeof contract>;
@@ -477,7 +486,15 @@ function tablesContract(c: Ctx) {
         ['two0', 2, 1],
       ]);
       expect(risk[0]).toMatchObject({ imageId: one.id, idx: 0, size: 4 });
-      const skipped = await c.s.replication.atRisk({ lost: ['a'], counted: ['b'], live: ['b'], readable: ['b'], factor: 2, skip: [oneId], limit: 10 });
+      const skipped = await c.s.replication.atRisk({
+        lost: ['a'],
+        counted: ['b'],
+        live: ['b'],
+        readable: ['b'],
+        factor: 2,
+        skip: [oneId],
+        limit: 10,
+      });
       expect(skipped.map((r) => r.id)).toEqual(['two0']);
       expect(await c.s.replication.excess(['a', 'b', 'c'], 2)).toEqual(['two0']);
       expect(await c.s.replication.excess(['a'], 2)).toEqual([]);
@@ -522,7 +539,14 @@ function tablesContract(c: Ctx) {
       await c.s.tokens.insert({ id: 't1', name: 'one', role: 'admin', createdAt: T, expiresAt: null }, 'h1');
       await c.s.tokens.insert({ id: 't2', name: 'two', role: 'admin', createdAt: T + 1, expiresAt: T + 10 }, 'h2');
       await c.s.tokens.insert({ id: 't3', name: 'three', role: 'read', createdAt: T + 2, expiresAt: null }, 'h3');
-      expect(await c.s.tokens.byHash('h1')).toEqual({ id: 't1', name: 'one', role: 'admin', createdAt: T, expiresAt: null, revokedAt: null });
+      expect(await c.s.tokens.byHash('h1')).toEqual({
+        id: 't1',
+        name: 'one',
+        role: 'admin',
+        createdAt: T,
+        expiresAt: null,
+        revokedAt: null,
+      });
       expect(await c.s.tokens.byHash('nope')).toBeUndefined();
       expect((await c.s.tokens.byId('t2'))?.expiresAt).toBe(T + 10);
       expect((await c.s.tokens.all()).map((t) => t.id)).toEqual(['t1', 't2', 't3']);
@@ -580,8 +604,7 @@ function listingContract(c: Ctx) {
       await c.h.upload('a-open');
       await c.h.store('\u0001rendition/hidden');
       const order = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
-      const list = async (q: { first: number; after?: string; prefix?: string }) =>
-        (await c.s.catalog.listImages(q)).map((i) => i.name);
+      const list = async (q: { first: number; after?: string; prefix?: string }) => (await c.s.catalog.listImages(q)).map((i) => i.name);
       expect(await list({ first: 100 })).toEqual(order);
       expect(await list({ first: 3, after: 'B' })).toEqual(order.slice(order.indexOf('B') + 1, order.indexOf('B') + 4));
       expect(await list({ first: 100, prefix: 'a_' })).toEqual(['a_c']);

@@ -6,11 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { openPostgresMetadata } from '../../src/metadata/postgres/index.ts';
+import { openPostgresMetadata, type PostgresMetadataStore } from '../../src/metadata/postgres/index.ts';
 import { createTestDatabase, postgresAvailable, type TestDatabase } from './postgres.ts';
-import { openSqliteMetadata } from '../../src/metadata/store.ts';
+import { openSqliteMetadata, type MetadataStore } from '../../src/metadata/store.ts';
 
-export type Store = Awaited<ReturnType<typeof openPostgresMetadata>>;
+export type Store = MetadataStore;
 
 export interface EngineUnderTest {
   name: 'SQLite' | 'PostgreSQL';
@@ -41,9 +41,9 @@ function sqliteEngine(): EngineUnderTest {
     },
     async open() {
       file = path.join(dir, `index-${++n}.sqlite`);
-      return track(openSqliteMetadata(file) as unknown as Store);
+      return track(openSqliteMetadata(file));
     },
-    openAnother: async () => track(openSqliteMetadata(file) as unknown as Store),
+    openAnother: async () => track(openSqliteMetadata(file)),
     async tearDown() {
       for (const s of open.splice(0)) await s.close().catch(() => {});
       if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -52,18 +52,16 @@ function sqliteEngine(): EngineUnderTest {
 }
 
 /** Empties the metadata tables between tests (DELETE: on a few rows far cheaper than TRUNCATE's new files). */
-async function emptyDatabase(store: Store): Promise<void> {
-  await store.sql.begin(async (tx) => {
-    for (const table of ['images', 'replica_deletions', 'write_intents', 'datanodes', 'tokens', 'auth_keys', 'cluster_identity'])
-      await tx.unsafe(`DELETE FROM ${table}`);
-  });
+async function emptyDatabase(store: PostgresMetadataStore): Promise<void> {
+  for (const table of ['images', 'replica_deletions', 'write_intents', 'datanodes', 'tokens', 'auth_keys', 'cluster_identity'])
+    await store.sql(`DELETE FROM ${table}`, []);
 }
 
 function postgresEngine(skip: string | undefined): EngineUnderTest {
   let db: TestDatabase | undefined;
   // One store for the tests, and one more for the races (a second coordinator): opened once.
-  let main: Store | undefined;
-  let other: Store | undefined;
+  let main: PostgresMetadataStore | undefined;
+  let other: PostgresMetadataStore | undefined;
   const openOne = (instanceId: string) => openPostgresMetadata(db!.url, quiet, { instanceId });
   return {
     name: 'PostgreSQL',

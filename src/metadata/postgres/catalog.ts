@@ -3,26 +3,14 @@
 // coordinators write at once, so every change to an image first locks its row (SELECT ... FOR
 // UPDATE): the fragments, completion and deletion of one upload happen one at a time, in the
 // order their locks were granted, whichever coordinator runs them.
-import type { Catalog, DeletionReason, FragmentRow, RebuiltFragment } from '../catalog.ts';
+import type { DeletionReason, FragmentRow, RebuiltFragment } from '../catalog.ts';
+import type { AsyncCatalog } from '../store.ts';
+import type { Outbox } from '../outbox.ts';
 import type { RebuiltImage } from '../catalog/image-rows.ts';
 import { isUniqueViolation, transaction, type Q, type Sql, type Tx } from './connection.ts';
 import { imageQueries, imageSteps } from './images.ts';
 import { fragmentQueries, fragmentSteps } from './fragments.ts';
 import { deletionQueries, deletionSteps } from './deletions.ts';
-import type { AsyncOf } from './async-of.ts';
-
-/** One image rebuilt from the datanodes, with its fragments: a unit of insertRebuiltImages. */
-export interface RebuiltEntry {
-  image: RebuiltImage;
-  fragments: RebuiltFragment[];
-}
-
-export type PostgresCatalog = AsyncOf<Omit<Catalog, 'inTransaction' | 'insertRebuiltImage'>> & {
-  insertRebuiltImage(image: RebuiltImage, fragments: RebuiltFragment[]): Promise<boolean>;
-  releaseWriteIntentsOf(coordinatorIds: string[], now: number): Promise<number>;
-  /** Many rebuilt images in one transaction (one commit for the rebuild's batch): each one's answer as insertRebuiltImage's. */
-  insertRebuiltImages(batch: RebuiltEntry[]): Promise<boolean[]>;
-};
 
 type RecordOutcome = false | 'new' | 'replaced';
 type CompleteOutcome = 'done' | 'changed' | 'gone';
@@ -58,13 +46,6 @@ async function completeUploadIn(tx: Q, imageId: number, fragmentIds: string[], s
 export async function recordOnlyFragmentAndCompleteIn(tx: Q, row: FragmentRow, datanodeIds: string[], sha256: string, now: number) {
   if (!(await recordFragmentIn(tx, row, datanodeIds, now, now))) return false;
   return completeUploadIn(tx, row.imageId, [row.id], sha256, now);
-}
-
-/** An event to publish with a change (src/metadata/outbox.ts): sent with pg_notify in the change's transaction, to every coordinator. */
-export interface Outbox {
-  readonly channel: string;
-  readonly payload: string;
-  sent?: boolean;
 }
 
 /** Runs `change` in one transaction; when it happened (`happened` of its answer), the outbox's event is sent in the same transaction. */
@@ -120,7 +101,7 @@ async function moveReplicasIn(tx: Q, fragmentId: string, added: string[], droppe
 }
 
 /** The catalog on a PostgreSQL pool. */
-export function createPostgresCatalog(sql: Sql, instanceId = ''): PostgresCatalog {
+export function createPostgresCatalog(sql: Sql, instanceId = ''): AsyncCatalog {
   const tx = <T>(fn: (tx: Tx) => Promise<T>) => transaction(sql, fn);
   const isDone = (answer: unknown) => answer === 'done';
   return {
@@ -133,7 +114,12 @@ export function createPostgresCatalog(sql: Sql, instanceId = ''): PostgresCatalo
     recordOnlyFragmentAndComplete: (row, datanodeIds, sha256, now, outbox?: Outbox) =>
       withOutbox(sql, outbox, isDone, (t) => recordOnlyFragmentAndCompleteIn(t, row, datanodeIds, sha256, now)),
     deleteImage: (imageId, now, reason = 'image-deleted', outbox?: Outbox) =>
-      withOutbox(sql, outbox, (deleted) => deleted, (t) => deleteImageIn(t, imageId, now, reason)),
+      withOutbox(
+        sql,
+        outbox,
+        (deleted) => deleted,
+        (t) => deleteImageIn(t, imageId, now, reason),
+      ),
     insertRebuiltImage: (image, fragments) => tx((t) => insertRebuiltIn(t, image, fragments)),
     insertRebuiltImages: (batch) =>
       tx(async (t) => {

@@ -5,7 +5,8 @@ import type { DeletionQueue, ReplicaKey } from '../catalog/deletion-queue.ts';
 import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
 import type postgres from 'postgres';
 import type { Q, Sql } from './connection.ts';
-import type { AsyncOf } from './async-of.ts';
+import type { Async } from '../async.ts';
+import type { AsyncCatalog } from '../store.ts';
 
 /** A queued deletion replaces the row of the same file whole, as SQLite's INSERT OR REPLACE. */
 const REPLACE = `ON CONFLICT (fragment_id, datanode_id) DO UPDATE SET not_before = excluded.not_before, attempts = 0,
@@ -25,9 +26,7 @@ const releaseWhere = async (sql: Sql, which: postgres.Fragment, now: number) =>
  * and releaseAllWriteIntents (at its start) releases its own only, not those of the others
  * writing at the same time ('' when none is given: one coordinator, all of them).
  */
-export function deletionQueries(sql: Sql, instanceId = ''): AsyncOf<DeletionQueue> & {
-  releaseWriteIntentsOf(coordinatorIds: string[], now: number): Promise<number>;
-} {
+export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue> & Pick<AsyncCatalog, 'releaseWriteIntentsOf'> {
   const keys = (ds: ReplicaKey[]) => [ds.map((d) => d.fragmentId), ds.map((d) => d.datanodeId)];
   return {
     async addWriteIntents(fragmentId, datanodeIds) {
@@ -46,7 +45,9 @@ export function deletionQueries(sql: Sql, instanceId = ''): AsyncOf<DeletionQueu
           UNION SELECT datanode_id FROM write_intents WHERE fragment_id = ${fragmentId}`
       ).map((r) => r.d),
     dueDeletions: async (now, limit = 256) => [
-      ...(await sql<ReplicaDeletion[]>`SELECT fragment_id AS "fragmentId", datanode_id AS "datanodeId", attempts, reason, image_key AS "imageKey"
+      ...(await sql<
+        ReplicaDeletion[]
+      >`SELECT fragment_id AS "fragmentId", datanode_id AS "datanodeId", attempts, reason, image_key AS "imageKey"
         FROM replica_deletions WHERE not_before <= ${now} ORDER BY not_before LIMIT ${limit}`),
     ],
     async ackDeletion(d) {

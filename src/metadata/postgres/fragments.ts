@@ -4,7 +4,7 @@ import type { FragmentQueries, ReplicaOfFragment } from '../catalog/fragment-row
 import type { FragmentRow, FragmentWithReplicas } from '../catalog.ts';
 import type postgres from 'postgres';
 import type { Q, Sql } from './connection.ts';
-import type { AsyncOf } from './async-of.ts';
+import type { Async } from '../async.ts';
 
 const FRAGMENT_COLUMNS = 'f.id, f.image_id AS "imageId", f.idx, f.size, f.sha256';
 
@@ -15,7 +15,7 @@ const withReplicas = (sql: Q, where: postgres.Fragment) =>
     FROM fragments f LEFT JOIN replicas r ON r.fragment_id = f.id
     WHERE ${where} GROUP BY f.id ORDER BY f.idx`;
 
-export function fragmentQueries(sql: Sql): AsyncOf<FragmentQueries> {
+export function fragmentQueries(sql: Sql): Async<FragmentQueries> {
   const cols = sql.unsafe(FRAGMENT_COLUMNS);
   const list = async <T>(rows: Promise<T[]>) => [...(await rows)];
   return {
@@ -27,9 +27,9 @@ export function fragmentQueries(sql: Sql): AsyncOf<FragmentQueries> {
     fragmentsInRange: (imageId, first, last) =>
       list(withReplicas(sql, sql`f.image_id = ${imageId} AND f.idx BETWEEN ${first} AND ${last}`)),
     replicasOf: async (fragmentId) =>
-      (
-        await sql<{ d: string }[]>`SELECT datanode_id AS d FROM replicas WHERE fragment_id = ${fragmentId} ORDER BY datanode_id`
-      ).map((r) => r.d),
+      (await sql<{ d: string }[]>`SELECT datanode_id AS d FROM replicas WHERE fragment_id = ${fragmentId} ORDER BY datanode_id`).map(
+        (r) => r.d,
+      ),
     fragmentsOn: (datanodeId, limit) =>
       list(sql<FragmentRow[]>`SELECT ${cols} FROM replicas r JOIN fragments f ON f.id = r.fragment_id
         WHERE r.datanode_id = ${datanodeId} LIMIT ${limit}`),

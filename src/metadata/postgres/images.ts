@@ -8,7 +8,7 @@ import type { ImageRow } from '../catalog.ts';
 import { TesseraError } from '../../errors.ts';
 import { prefixUpperBound } from '../../names.ts';
 import { isUniqueViolation, type Q, type Sql } from './connection.ts';
-import type { AsyncOf } from './async-of.ts';
+import type { Async } from '../async.ts';
 
 export const IMAGE_COLUMNS = `id, image_key AS "imageKey", name, state, upload_id AS "uploadId", size, content_type AS "contentType", sha256,
   fragment_size AS "fragmentSize", fragment_count AS "fragmentCount", created_at AS "createdAt", expires_at AS "expiresAt",
@@ -42,13 +42,14 @@ export async function insertUploadOn(q: Q, row: NewUpload): Promise<ImageRow> {
       RETURNING ${columns(q)}`;
     return inserted!;
   } catch (err) {
-    if (isUniqueViolation(err)) throw new TesseraError('IMAGE_ALREADY_EXISTS', `"${row.name}" is already a stored image or an open upload.`);
+    if (isUniqueViolation(err))
+      throw new TesseraError('IMAGE_ALREADY_EXISTS', `"${row.name}" is already a stored image or an open upload.`);
     throw err;
   }
 }
 
 /** ImageQueries on the pool (each one statement, so each atomic on its own). */
-export function imageQueries(sql: Sql): AsyncOf<ImageQueries> {
+export function imageQueries(sql: Sql): Async<ImageQueries> {
   const one = async (rows: Promise<ImageRow[]>) => (await rows)[0];
   return {
     insertUpload: (row) => insertUploadOn(sql, row),
@@ -83,8 +84,7 @@ export function imageQueries(sql: Sql): AsyncOf<ImageQueries> {
 /** The steps the catalog's transactions combine (run on the transaction `tx`). */
 export const imageSteps = {
   /** The image or upload row, locked until the transaction ends: changes to one image run one at a time. */
-  lock: async (tx: Q, imageId: number) =>
-    (await tx<ImageRow[]>`SELECT ${columns(tx)} FROM images WHERE id = ${imageId} FOR UPDATE`)[0],
+  lock: async (tx: Q, imageId: number) => (await tx<ImageRow[]>`SELECT ${columns(tx)} FROM images WHERE id = ${imageId} FOR UPDATE`)[0],
   /** Inserts a rebuilt stored image: its new id. */
   insertStored: async (tx: Q, image: RebuiltImage, fragmentCount: number) =>
     (

@@ -2,16 +2,19 @@
 // one PostgreSQL database that any number of coordinators share. Loaded by store.ts only when a
 // PostgreSQL URL is given, so a SQLite coordinator never loads the driver.
 import type { Logger } from 'pino';
+import type postgres from 'postgres';
+import type { MetadataStore, OpenMetadataOptions } from '../store.ts';
+import type { SqlQuery } from '../../shared/sql-query.ts';
 import { openPool, type Sql } from './connection.ts';
 import { migratePostgres } from './migrate.ts';
 import { createPostgresCatalog, recordOnlyFragmentAndCompleteIn } from './catalog.ts';
 import { clusterIdentityTable, datanodeTable, renditionRows, replicationTable } from './tables.ts';
 import { authKeyTable, tokenTable, uploadOwnerTable } from './auth.ts';
 
-
-export interface PostgresOpenOptions {
-  /** This coordinator's persistent id: its write intents carry it. */
-  instanceId?: string;
+/** The PostgreSQL store: a MetadataStore, and `sql` for the other tables kept in the same database (leader lease, membership). */
+export interface PostgresMetadataStore extends MetadataStore {
+  engine: 'postgres';
+  sql: SqlQuery;
 }
 
 /** The URL as logs may show it: without its password. */
@@ -22,12 +25,11 @@ export function redactedUrl(url: string): string {
 }
 
 /** The store on an open pool (migrated): what openPostgresMetadata answers. */
-export function postgresStoreOn(sql: Sql, location: string, opts: PostgresOpenOptions = {}) {
+export function postgresStoreOn(sql: Sql, location: string, opts: OpenMetadataOptions = {}): PostgresMetadataStore {
   return {
     engine: 'postgres' as const,
     location,
-    /** The pool, for the other parts that keep rows in this database (leader lease, events). */
-    sql,
+    sql: async (text, params) => [...(await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]))],
     catalog: createPostgresCatalog(sql, opts.instanceId ?? ''),
     datanodes: datanodeTable(sql),
     clusterIdentity: clusterIdentityTable(sql),
@@ -45,7 +47,7 @@ export function postgresStoreOn(sql: Sql, location: string, opts: PostgresOpenOp
  * together gets the migration lock) and answers the store. A server that does not answer fails
  * here, at start, with the URL (without its password) in the message.
  */
-export async function openPostgresMetadata(url: string, log: Logger, opts: PostgresOpenOptions = {}) {
+export async function openPostgresMetadata(url: string, log: Logger, opts: OpenMetadataOptions = {}): Promise<PostgresMetadataStore> {
   const sql = openPool(url);
   const location = redactedUrl(url);
   try {

@@ -7,7 +7,7 @@ import type { AtRiskFragment, ReplicationQueries } from '../replication.ts';
 import type { RenditionRow, RenditionTable } from '../renditions.ts';
 import type { FragmentRow } from '../catalog.ts';
 import { isForeignKeyViolation, isUniqueViolation, transaction, type Q, type Sql } from './connection.ts';
-import type { AsyncOf } from './async-of.ts';
+import type { Async } from '../async.ts';
 
 /** What better-sqlite3's run() answers, for the methods whose SQLite form returns it. */
 const ran = (result: { count: number }) => ({ changes: result.count, lastInsertRowid: 0 });
@@ -16,7 +16,7 @@ const DATANODE_COLUMNS = `id, url, node_id AS "nodeId", status, status_since AS 
   last_seen_at AS "lastSeenAt", cpu_percent AS "cpuPercent", memory_percent AS "memoryPercent", disk_percent AS "diskPercent",
   disk_free_bytes AS "diskFreeBytes", fragment_count AS "fragmentCount", stored_bytes AS "storedBytes", draining`;
 
-export function datanodeTable(sql: Sql): AsyncOf<DatanodeRows> {
+export function datanodeTable(sql: Sql): Async<DatanodeRows> {
   const cols = sql.unsafe(DATANODE_COLUMNS);
   return {
     all: async () => [...(await sql<DatanodeRow[]>`SELECT ${cols} FROM datanodes ORDER BY registered_at, id`)],
@@ -37,9 +37,10 @@ export function datanodeTable(sql: Sql): AsyncOf<DatanodeRows> {
   };
 }
 
-export function clusterIdentityTable(sql: Sql): AsyncOf<ClusterIdentityRow> {
+export function clusterIdentityTable(sql: Sql): Async<ClusterIdentityRow> {
   return {
-    load: async () => (await sql<{ clusterId: string }[]>`SELECT cluster_id AS "clusterId" FROM cluster_identity WHERE singleton = 1`)[0]?.clusterId,
+    load: async () =>
+      (await sql<{ clusterId: string }[]>`SELECT cluster_id AS "clusterId" FROM cluster_identity WHERE singleton = 1`)[0]?.clusterId,
     async save(clusterId: string, at: number, source: ClusterIdSource) {
       try {
         await sql`INSERT INTO cluster_identity (singleton, cluster_id, established_at, source) VALUES (1, ${clusterId}, ${at}, ${source})`;
@@ -52,7 +53,7 @@ export function clusterIdentityTable(sql: Sql): AsyncOf<ClusterIdentityRow> {
   };
 }
 
-export function replicationTable(sql: Sql): AsyncOf<ReplicationQueries> {
+export function replicationTable(sql: Sql): Async<ReplicationQueries> {
   return {
     atRisk: async (o) => [
       ...(await sql<AtRiskFragment[]>`
@@ -93,10 +94,6 @@ async function insertRendition(q: Q, row: RenditionRow): Promise<boolean> {
   }
 }
 
-export type PostgresRenditionTable = AsyncOf<RenditionTable> & {
-  completeRendition(fragment: FragmentRow, datanodeIds: string[], sha256: string, now: number, row: RenditionRow): Promise<boolean>;
-};
-
 /**
  * The rendition cache's table. `completeUpload` is the catalog's one-transaction fragment record
  * and completion, run on the transaction it is given (completeRendition adds the row in the same one).
@@ -104,7 +101,7 @@ export type PostgresRenditionTable = AsyncOf<RenditionTable> & {
 export function renditionRows(
   sql: Sql,
   completeUpload: (tx: Q, fragment: FragmentRow, datanodeIds: string[], sha256: string, now: number) => Promise<false | string>,
-): PostgresRenditionTable {
+): Async<RenditionTable> {
   const cols = sql.unsafe(RENDITION_COLUMNS);
   return {
     find: async (sourceImageId, variant) =>
