@@ -122,6 +122,10 @@ export const coordinatorOptions = () => ({
     '--recheck-index',
     "at start, re-check the index against the datanodes' image records (after restoring an old copy of it)",
   ).default(false),
+  metadata: new Option(
+    '--metadata <sqlite-file|postgres-url>',
+    'where the index lives: a SQLite file (default: index.sqlite in --data-dir) or a postgres:// URL',
+  ).env(env('METADATA')),
   leaseTtlSec: new Option(
     '--lease-ttl <seconds>',
     'with several coordinators on PostgreSQL: how long the background lease lasts unrenewed (a dead leader is replaced within 4/3 of it)',
