@@ -20,12 +20,6 @@ export interface DeletionQueue {
   releaseWriteIntents(fragmentId: string, datanodeIds: string[], now: number): void;
   /** After a restart no write is in flight: every intent left is a write that may have half-happened. Answers how many there were. */
   releaseAllWriteIntents(now: number): number;
-  /**
-   * The write intents of other coordinators that stopped heartbeating (several coordinators on
-   * PostgreSQL: the leader's sweep), released like releaseAllWriteIntents. SQLite has one
-   * coordinator, whose intents carry no id: nothing to release (0).
-   */
-  releaseWriteIntentsOf(coordinatorIds: string[], now: number): number;
   /** Datanodes with a deletion (or a write in flight) queued for this fragment. */
   deletionTargetsOf(fragmentId: string): string[];
   /** Deletions due at `now`, the longest-waiting first. */
@@ -109,7 +103,6 @@ export function deletionQueue(db: Db) {
       s.allIntentsToDeletions.run(now);
       return s.dropAllIntents.run().changes;
     }),
-    releaseWriteIntentsOf: () => 0,
     deletionTargetsOf: (fragmentId) => s.targets.all(fragmentId, fragmentId).map((x) => x.datanodeId),
     dueDeletions: (now, limit = 256) => s.due.all(now, limit),
     ackDeletion: (d) => void s.unqueue.run(d.fragmentId, d.datanodeId),
