@@ -122,6 +122,10 @@ export const coordinatorOptions = () => ({
     '--recheck-index',
     "at start, re-check the index against the datanodes' image records (after restoring an old copy of it)",
   ).default(false),
+  metadata: new Option(
+    '--metadata <sqlite-file|postgres-url>',
+    'where the index lives: a SQLite file (default: index.sqlite in --data-dir) or a postgres:// URL',
+  ).env(env('METADATA')),
   indexSynchronous: new Option(
     '--index-synchronous <mode>',
     "SQLite synchronous mode of the index: normal (crash-safe; the datanodes' records cover a power failure) or full (every commit synced)",

@@ -10,6 +10,7 @@ import { createEventBus, type EventBus } from './events.ts';
 import { createImageService, type ImageService } from './image-service.ts';
 import { createUploads, type Uploads } from './uploads.ts';
 import { openDatabase, type Db } from './metadata/database.ts';
+import { isPostgresUrl, MetadataConfigError } from './metadata/store.ts';
 import { createCatalog, type Catalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
 import { clusterIdentityRow } from './metadata/cluster-identity.ts';
@@ -80,7 +81,12 @@ export interface Coordinator {
 
 /** The index opened, the last run's unfinished writes released, the admin token written. */
 function openIndex(config: CoordinatorConfig, log: Logger) {
-  const db = openDatabase(path.join(config.dataDir, INDEX_FILE), { synchronous: config.indexSynchronous });
+  const location = config.metadata ?? path.join(config.dataDir, INDEX_FILE);
+  if (isPostgresUrl(location))
+    throw new MetadataConfigError(
+      '--metadata: the coordinator runs on a SQLite file only for now (PostgreSQL needs its asynchronous callers).',
+    );
+  const db = openDatabase(location, { synchronous: config.indexSynchronous });
   const marker = path.join(config.dataDir, RUNNING_MARKER);
   // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):
   // the datanodes' records have them, so the index is re-checked at start.

@@ -110,7 +110,17 @@ export interface CatalogChanges {
   accountsFor(fragmentId: string, datanodeId: string): boolean;
   /** Queues the deletion of a file no row accounts for (an orphan; with the key of its deleted image when known). */
   doomOrphan(fragmentId: string, datanodeId: string, now: number, deletedImageKey?: string): void;
-  /** Runs `fn` as one transaction (one sync for many small changes: the rebuild's batches). */
+  /** insertRebuiltImage for each, in one transaction (one sync for many small changes: the rebuild's batches). */
+  insertRebuiltImages(batch: { image: RebuiltImage; fragments: RebuiltFragment[] }[]): boolean[];
+  /**
+   * Releases (as releaseAllWriteIntents) the write intents of other coordinators that stopped
+   * (their ids); answers how many. One SQLite coordinator has no others: 0.
+   */
+  releaseWriteIntentsOf(coordinatorIds: string[], now: number): number;
+  /**
+   * Runs `fn` as one transaction. SQLite only, and going away: the asynchronous interface
+   * (store.ts) has no such method; use a method that is one transaction (insertRebuiltImages).
+   */
   inTransaction<T>(fn: () => T): T;
 }
 
@@ -197,6 +207,20 @@ function catalogChanges(
   const fragment = fragments.steps;
   const deletion = deletions.steps;
   const addReplicas = replicaAdder(fragments, deletions);
+  // A savepoint inside insertRebuiltImages' transaction: a taken name undoes this image only.
+  const insertRebuiltImage = db.transaction((rebuilt: RebuiltImage, found: RebuiltFragment[]): boolean => {
+    try {
+      const imageId = image.insertStored(rebuilt, found.length);
+      for (const f of found) {
+        fragment.insertFragment({ id: f.id, imageId, idx: f.idx, size: f.size, sha256: f.sha256 });
+        addReplicas(f.id, f.replicas);
+      }
+      return true;
+    } catch (err) {
+      if (isUniqueViolation(err) || isPrimaryKeyViolation(err)) return false;
+      throw err;
+    }
+  });
 
   return {
     ...uploadChanges(db, images, fragments, deletions),
@@ -214,19 +238,11 @@ function catalogChanges(
       deletion.queueReplicasOfImage(imageId, now, reason, reason === 'image-deleted' ? row.imageKey : null);
       return image.deleteRow(imageId);
     }),
-    insertRebuiltImage: db.transaction((rebuilt: RebuiltImage, found: RebuiltFragment[]): boolean => {
-      try {
-        const imageId = image.insertStored(rebuilt, found.length);
-        for (const f of found) {
-          fragment.insertFragment({ id: f.id, imageId, idx: f.idx, size: f.size, sha256: f.sha256 });
-          addReplicas(f.id, f.replicas);
-        }
-        return true;
-      } catch (err) {
-        if (isUniqueViolation(err) || isPrimaryKeyViolation(err)) return false;
-        throw err;
-      }
-    }),
+    insertRebuiltImage,
+    insertRebuiltImages: db.transaction((batch: { image: RebuiltImage; fragments: RebuiltFragment[] }[]) =>
+      batch.map((b) => insertRebuiltImage(b.image, b.fragments)),
+    ),
+    releaseWriteIntentsOf: () => 0,
     moveReplicas: db.transaction((fragmentId: string, added: string[], dropped: string[], now: number): boolean => {
       if (!fragment.fragmentExists(fragmentId)) return false;
       addReplicas(fragmentId, added);

@@ -235,6 +235,10 @@ export const datanodeErrorStatus = {
   WRONG_CLUSTER: 409,
   /** A signed write or delete without a cluster id: the coordinator has not established its identity. */
   CLUSTER_ID_REQUIRED: 409,
+  /** x-tessera-fence is not a fencing token (a decimal integer). */
+  INVALID_FENCE: 400,
+  /** A write or delete from a coordinator's background work under a fencing token older than one seen: its sender lost the lease. */
+  STALE_FENCE: 409,
   /** The fragment's file exists but cannot be read (an I/O error, not a file): a bad replica. */
   FRAGMENT_UNREADABLE: 500,
   ROUTE_NOT_FOUND: 404,

@@ -35,6 +35,11 @@ export interface SignedParts {
   nodeId: string;
   /** The X-Content-SHA256 of a PUT ('' otherwise): the datanode verifies the body against it. */
   contentSha256: string;
+  /**
+   * The x-tessera-fence of a request from a background pass ('' or absent otherwise): signed, so
+   * nobody can raise or strip it, and appended only when present so unfenced requests sign as before.
+   */
+  fence?: string;
 }
 
 const hmac = (secret: string, text: string) => createHmac('sha256', secret).update(text).digest('hex');
@@ -48,7 +53,9 @@ function safeEqualHex(a: string, b: string): boolean {
 export const newNonce = () => randomBytes(16).toString('hex');
 
 export function requestSignature(secret: string, p: SignedParts): string {
-  return hmac(secret, ['tessera-request-v1', p.method, p.path, p.time, p.nonce, p.clusterId, p.nodeId, p.contentSha256].join('\n'));
+  const fields = ['tessera-request-v1', p.method, p.path, p.time, p.nonce, p.clusterId, p.nodeId, p.contentSha256];
+  if (p.fence) fields.push(p.fence);
+  return hmac(secret, fields.join('\n'));
 }
 
 /** True when `signature` signs `parts` with `secret` and the time is within the allowed skew. */
