@@ -29,6 +29,9 @@ import { createClusterService, type ClusterService } from './cluster/cluster-ser
 import { createImageRecords, type ImageRecords } from './cluster/image-records.ts';
 import { createIndexRebuild, type IndexRebuild, type RebuildReport } from './cluster/index-rebuild.ts';
 import { createScheduler, type Scheduler } from './shared/scheduler.ts';
+import type { SqlQuery } from './shared/sql-query.ts';
+import { createCoordination, type Coordination } from './cluster/coordination.ts';
+import { loadOrMintInstanceId } from './cluster/instance-id.ts';
 import { createRenditionServices } from './renditions/index.ts';
 
 /** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
@@ -241,6 +244,7 @@ function createBackgroundWork(
     clusterIdentity,
     client,
     events,
+    coordination,
   }: {
     db: Db;
     catalog: Catalog;
@@ -248,10 +252,12 @@ function createBackgroundWork(
     clusterIdentity: ClusterIdentity;
     client: DatanodeClient;
     events: EventBus;
+    coordination: Coordination;
   },
 ) {
-  // Every background loop of the coordinator runs on this scheduler (one place to gate them).
-  const scheduler = createScheduler({ log });
+  // Every background loop of the coordinator runs on this scheduler (one place to gate them): on
+  // PostgreSQL only while this coordinator holds the background lease, each pass under its token.
+  const scheduler = createScheduler({ log, gate: coordination.gate, fence: coordination.fence });
   const deleter = createReplicaDeleter({ catalog, registry, client, log, scheduler, replicationFactor: config.replicationFactor });
   const replicas = createReplicas({ catalog, registry, client, log });
   const records = createImageRecords({ registry, client, log, replicationFactor: config.replicationFactor });
@@ -308,11 +314,80 @@ function expirySweep(config: CoordinatorConfig, scheduler: Scheduler, uploads: U
   );
 }
 
-export function createCoordinator(config: CoordinatorConfig, log: Logger): Coordinator {
+/**
+ * The start of the one coordinator on SQLite: an empty index (a lost or new coordinator disk) is
+ * rebuilt from the datanodes' records before anything deletes; --recheck-index does the same for
+ * a restored, stale one, and so does a start after a run that did not stop cleanly (its marker).
+ */
+async function startAlone(
+  config: CoordinatorConfig,
+  {
+    marker,
+    uncleanStop,
+    catalog,
+    checks,
+  }: { marker: string; uncleanStop: boolean; catalog: Catalog; checks: ReturnType<typeof createIndexChecks> },
+  startLoops: () => void,
+): Promise<void> {
+  fs.writeFileSync(marker, `${process.pid}\n`);
+  const empty = catalog.imageCount() === 0;
+  if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
+  await checks.rebuildAtStart(
+    empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly',
+    startLoops,
+  );
+}
+
+/** How often the leader looks for coordinators that stopped heartbeating (membership.ts). */
+const SWEEP_DEPARTED_MS = 30_000;
+
+/**
+ * Alone on SQLite (always leading); on PostgreSQL (`sql` given) one of several, leading while it
+ * holds the background lease. The instance id is minted only where it is needed.
+ */
+function coordinationFor(config: CoordinatorConfig, log: Logger, sql: SqlQuery | undefined): Coordination {
+  const instanceId = sql === undefined ? 'local' : loadOrMintInstanceId(config.dataDir);
+  return createCoordination({ instanceId, sql, leaseTtlMs: config.leaseTtlSec * 1000, log });
+}
+
+/**
+ * The start of a coordinator sharing PostgreSQL: every loop is started but passes only on the
+ * leader. What a new leader does first, under its token, before any pass: rebuild an empty index
+ * from the datanodes' records (nothing deletes before), and the --recheck-index this process was
+ * started with. No running marker: PostgreSQL keeps every committed transaction.
+ */
+function startShared(
+  config: CoordinatorConfig,
+  {
+    coordination,
+    catalog,
+    checks,
+    scheduler,
+  }: { coordination: Coordination; catalog: Catalog; checks: ReturnType<typeof createIndexChecks>; scheduler: Scheduler },
+  startLoops: () => void,
+): void {
+  let recheck = config.recheckIndex;
+  scheduler
+    .loop('coordinator sweep', () => coordination.sweepDeparted(async (ids) => catalog.releaseWriteIntentsOf(ids, Date.now())), {
+      everyMs: SWEEP_DEPARTED_MS,
+      firstAfterMs: SWEEP_DEPARTED_MS,
+    })
+    .start();
+  startLoops();
+  coordination.start(async () => {
+    const empty = catalog.imageCount() === 0;
+    if (!empty && !recheck) return;
+    recheck = false;
+    await checks.recheck(empty ? 'the index is empty (new leader)' : '--recheck-index (new leader)');
+  });
+}
+
+export function createCoordinator(config: CoordinatorConfig, log: Logger, sql?: SqlQuery): Coordinator {
   const { db, marker, uncleanStop, catalog, auth } = openIndex(config, log);
   const { registry, clusterIdentity, client } = connectDatanodes(config, db, log);
   const events = createEventBus();
-  const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events });
+  const coordination = coordinationFor(config, log, sql);
+  const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events, coordination });
   const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
@@ -353,22 +428,16 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
       for (const url of config.datanodes) await cluster.register(url);
       await establishClusterId({ clusterIdentity, registry, client, log });
       monitor.start();
-      // An empty index (a lost or new coordinator disk) is rebuilt from the datanodes' records
-      // before anything deletes; --recheck-index does the same for a restored, stale one.
-      fs.writeFileSync(marker, `${process.pid}\n`);
-      const empty = catalog.imageCount() === 0;
-      if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
-      await checks.rebuildAtStart(
-        empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly',
-        startLoops,
-      );
+      if (coordination.shared) return startShared(config, { coordination, catalog, checks, scheduler }, startLoops);
+      await startAlone(config, { marker, uncleanStop, catalog, checks }, startLoops);
     },
     async stop() {
       stopped = true;
       await Promise.all([scheduler.stop(), indexRebuild.idle(), records.flushTombstones()]);
+      await coordination.stop(); // after the passes ended: the next leader need not wait for the expiry
       client.close();
       db.close();
-      fs.rmSync(marker, { force: true });
+      if (!coordination.shared) fs.rmSync(marker, { force: true });
     },
     internals: {
       db,
