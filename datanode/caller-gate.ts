@@ -96,7 +96,7 @@ export class CallerGate {
       return undefined;
     }
     // A coordinator always signs; one that names no cluster has not established its identity.
-    if (auth === 'signed' && (method === 'PUT' || method === 'DELETE')) {
+    if (auth === 'signed' && (method === 'PUT' || method === 'DELETE' || method === 'POST')) {
       return { code: 'CLUSTER_ID_REQUIRED', message: 'writes and deletes need the cluster id of the coordinator (x-tessera-cluster)' };
     }
     return undefined;

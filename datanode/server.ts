@@ -21,6 +21,7 @@ import { CallerGate } from './caller-gate.ts';
 import { FenceKeeper, loadFence } from './fence.ts';
 import type { DatanodeContext } from './datanode-context.ts';
 import { deleteFragment, getFragment, putFragment } from './fragment-routes.ts';
+import { postDeletions } from './deletion-routes.ts';
 import { sendHealth } from './health-route.ts';
 import { putRecord } from './record-routes.ts';
 import { headerValue, sendError, sendJson } from './replies.ts';
@@ -154,6 +155,7 @@ async function handle(ctx: DatanodeContext, req: IncomingMessage, res: ServerRes
   if (route.kind === 'health') return sendHealth(ctx, res, nonce ?? '');
   if (route.kind === 'records') return sendJson(res, 200, ctx.records.list());
   if (route.kind === 'record') return putRecord(ctx, route.recordKind, route.rawId, req, res);
+  if (route.kind === 'deletions') return postDeletions(ctx, req, res);
 
   const id = decodeId(route.rawId);
   if (id === undefined || !isFragmentId(id)) {

@@ -3,7 +3,8 @@
 // with an HMAC over the request's nonce (so a server without the secret cannot fake an answer),
 // and /health carries an identity proof (HMAC over nonce, node id and cluster id). Both ends
 // import this one definition.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { randomHex } from './random-ids.ts';
 
 /** `Authorization: Tessera-HMAC-SHA256 <hex>`: a signed request (the Bearer form carries the secret itself). */
 export const SIGNED_SCHEME = 'Tessera-HMAC-SHA256';
@@ -50,7 +51,7 @@ function safeEqualHex(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export const newNonce = () => randomBytes(16).toString('hex');
+export const newNonce = () => randomHex(16);
 
 export function requestSignature(secret: string, p: SignedParts): string {
   const fields = ['tessera-request-v1', p.method, p.path, p.time, p.nonce, p.clusterId, p.nodeId, p.contentSha256];

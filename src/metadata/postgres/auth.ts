@@ -4,22 +4,23 @@
 import type { TokenRow, TokenRows } from '../tokens.ts';
 import type { UploadOwners } from '../upload-owners.ts';
 import type { AuthKeys } from '../auth-keys.ts';
-import { transaction, type Sql } from './connection.ts';
+import { type Sql, fencedWriter, transaction } from './connection.ts';
 import { insertUploadOn } from './images.ts';
 
 const TOKEN_COLUMNS = 'id, name, role, created_at AS "createdAt", expires_at AS "expiresAt", revoked_at AS "revokedAt"';
 
 export function tokenTable(sql: Sql): TokenRows {
+  const w = fencedWriter(sql);
   const cols = sql.unsafe(TOKEN_COLUMNS);
   return {
     byHash: async (hash) => (await sql<TokenRow[]>`SELECT ${cols} FROM tokens WHERE hash = ${hash}`)[0],
     byId: async (id) => (await sql<TokenRow[]>`SELECT ${cols} FROM tokens WHERE id = ${id}`)[0],
     all: async () => [...(await sql<TokenRow[]>`SELECT ${cols} FROM tokens ORDER BY created_at, id COLLATE "C"`)],
     async insert(row, hash) {
-      await sql`INSERT INTO tokens (id, name, role, hash, created_at, expires_at)
+      await w`INSERT INTO tokens (id, name, role, hash, created_at, expires_at)
         VALUES (${row.id}, ${row.name}, ${row.role}, ${hash}, ${row.createdAt}, ${row.expiresAt})`;
     },
-    revoke: async (id, now) => (await sql`UPDATE tokens SET revoked_at = ${now} WHERE id = ${id} AND revoked_at IS NULL`).count > 0,
+    revoke: async (id, now) => (await w`UPDATE tokens SET revoked_at = ${now} WHERE id = ${id} AND revoked_at IS NULL`).count > 0,
     activeAdminCount: async (now) =>
       (
         await sql<{ n: number }[]>`SELECT count(*) AS n FROM tokens
@@ -29,6 +30,7 @@ export function tokenTable(sql: Sql): TokenRows {
 }
 
 export function uploadOwnerTable(sql: Sql): UploadOwners {
+  const w = fencedWriter(sql);
   return {
     insertOwnedUpload: (row, tokenId, limits, now) =>
       transaction(sql, async (tx) => {
@@ -46,7 +48,7 @@ export function uploadOwnerTable(sql: Sql): UploadOwners {
         return { row: inserted };
       }),
     sweepOwners: async () =>
-      (await sql`DELETE FROM upload_owners o WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = o.image_id AND i.state = 'uploading')`)
+      (await w`DELETE FROM upload_owners o WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = o.image_id AND i.state = 'uploading')`)
         .count,
   };
 }

@@ -7,7 +7,7 @@ import type { DeletionReason, FragmentRow, RebuiltFragment } from '../catalog.ts
 import type { AsyncCatalog } from '../store.ts';
 import type { Outbox } from '../outbox.ts';
 import type { RebuiltImage } from '../catalog/image-rows.ts';
-import { isUniqueViolation, transaction, type Q, type Sql, type Tx } from './connection.ts';
+import { fenced, isUniqueViolation, transaction, type Q, type Sql, type Tx } from './connection.ts';
 import { imageQueries, imageSteps } from './images.ts';
 import { fragmentQueries, fragmentSteps } from './fragments.ts';
 import { deletionQueries, deletionSteps } from './deletions.ts';
@@ -132,9 +132,10 @@ export function createPostgresCatalog(sql: Sql, instanceId = ''): AsyncCatalog {
       (await fragmentSteps.hasReplica(sql, fragmentId, datanodeId)) || deletionSteps.isQueued(sql, fragmentId, datanodeId),
     async doomOrphan(fragmentId, datanodeId, now, deletedImageKey) {
       const key = { fragmentId, datanodeId };
-      await (deletedImageKey
-        ? deletionSteps.queue(sql, key, now, 'image-deleted', deletedImageKey)
-        : deletionSteps.queue(sql, key, now, 'orphan'));
+      // The reconciler's, in a background pass: fenced.
+      await fenced(sql, (q) =>
+        deletedImageKey ? deletionSteps.queue(q, key, now, 'image-deleted', deletedImageKey) : deletionSteps.queue(q, key, now, 'orphan'),
+      );
     },
   };
 }

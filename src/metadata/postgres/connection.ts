@@ -67,3 +67,24 @@ export async function transaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Prom
 export const codeOf = (err: unknown): string => (err instanceof postgres.PostgresError ? err.code : '');
 export const isUniqueViolation = (err: unknown) => codeOf(err) === '23505';
 export const isForeignKeyViolation = (err: unknown) => codeOf(err) === '23503';
+
+/** A one-statement write as a tagged template: see fencedWriter. */
+export type Writer = <T extends readonly object[] = postgres.Row[]>(
+  strings: TemplateStringsArray,
+  ...values: readonly postgres.ParameterOrFragment<never>[]
+) => Promise<postgres.RowList<T>>;
+
+/**
+ * One-statement writes on the pool: straight to the pool in API requests; inside a background
+ * pass holding a fencing token, in a transaction that checks the token first (as transaction()).
+ */
+export function fencedWriter(sql: Sql): Writer {
+  return <T extends readonly object[]>(strings: TemplateStringsArray, ...values: readonly postgres.ParameterOrFragment<never>[]) =>
+    currentFence() === undefined
+      ? (sql<T>(strings, ...values) as Promise<postgres.RowList<T>>)
+      : transaction(sql, (tx) => tx<T>(strings, ...values) as Promise<postgres.RowList<T>>);
+}
+
+/** `fn` on the pool, or (inside a background pass holding a fencing token) in a fenced transaction. */
+export const fenced = <T>(sql: Sql, fn: (q: Q) => Promise<T>): Promise<T> =>
+  currentFence() === undefined ? fn(sql) : transaction(sql, fn);

@@ -4,7 +4,7 @@
 import type { DeletionQueue, ReplicaKey } from '../catalog/deletion-queue.ts';
 import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
 import type postgres from 'postgres';
-import type { Q, Sql } from './connection.ts';
+import { fencedWriter, type Q, type Sql, type Writer } from './connection.ts';
 import type { Async } from '../async.ts';
 import type { AsyncCatalog } from '../store.ts';
 
@@ -13,9 +13,9 @@ const REPLACE = `ON CONFLICT (fragment_id, datanode_id) DO UPDATE SET not_before
   reason = excluded.reason, image_key = excluded.image_key`;
 
 /** Releases the write intents `which` selects: each becomes a due deletion (one already queued keeps its reason and attempts). */
-const releaseWhere = async (sql: Sql, which: postgres.Fragment, now: number) =>
+const releaseWhere = async (w: Writer, which: postgres.Fragment, now: number) =>
   (
-    await sql<{ n: number }[]>`WITH dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id),
+    await w<{ n: number }[]>`WITH dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id),
         queued AS (INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
           SELECT fragment_id, datanode_id, ${now}, 0, 'unrecorded-write' FROM dropped ON CONFLICT DO NOTHING)
       SELECT count(*) AS n FROM dropped`
@@ -27,18 +27,19 @@ const releaseWhere = async (sql: Sql, which: postgres.Fragment, now: number) =>
  * writing at the same time ('' when none is given: one coordinator, all of them).
  */
 export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue> & Pick<AsyncCatalog, 'releaseWriteIntentsOf'> {
+  const w = fencedWriter(sql);
   const keys = (ds: ReplicaKey[]) => [ds.map((d) => d.fragmentId), ds.map((d) => d.datanodeId)];
   return {
     async addWriteIntents(fragmentId, datanodeIds) {
-      await sql`WITH unqueued AS (DELETE FROM replica_deletions WHERE fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[]))
+      await w`WITH unqueued AS (DELETE FROM replica_deletions WHERE fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[]))
         INSERT INTO write_intents (fragment_id, datanode_id, coordinator_id)
         SELECT ${fragmentId}, unnest(${datanodeIds}::text[]), ${instanceId} ON CONFLICT DO NOTHING`;
     },
     async releaseWriteIntents(fragmentId, datanodeIds, now) {
-      await releaseWhere(sql, sql`fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`, now);
+      await releaseWhere(w, sql`fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`, now);
     },
-    releaseAllWriteIntents: (now) => releaseWhere(sql, instanceId ? sql`coordinator_id = ${instanceId}` : sql`true`, now),
-    releaseWriteIntentsOf: (coordinatorIds, now) => releaseWhere(sql, sql`coordinator_id = ANY(${coordinatorIds}::text[])`, now),
+    releaseAllWriteIntents: (now) => releaseWhere(w, instanceId ? sql`coordinator_id = ${instanceId}` : sql`true`, now),
+    releaseWriteIntentsOf: (coordinatorIds, now) => releaseWhere(w, sql`coordinator_id = ANY(${coordinatorIds}::text[])`, now),
     deletionTargetsOf: async (fragmentId) =>
       (
         await sql<{ d: string }[]>`SELECT datanode_id AS d FROM replica_deletions WHERE fragment_id = ${fragmentId}
@@ -51,26 +52,26 @@ export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue>
         FROM replica_deletions WHERE not_before <= ${now} ORDER BY not_before LIMIT ${limit}`),
     ],
     async ackDeletion(d) {
-      await sql`DELETE FROM replica_deletions WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
+      await w`DELETE FROM replica_deletions WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
     },
     async ackDeletions(ds) {
       if (ds.length === 0) return;
       const [fragments, datanodes] = keys(ds);
-      await sql`DELETE FROM replica_deletions d USING unnest(${fragments!}::text[], ${datanodes!}::text[]) AS k(f, n)
+      await w`DELETE FROM replica_deletions d USING unnest(${fragments!}::text[], ${datanodes!}::text[]) AS k(f, n)
         WHERE d.fragment_id = k.f AND d.datanode_id = k.n`;
     },
     async retryDeletionAt(d, notBefore) {
-      await sql`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ${notBefore}
+      await w`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ${notBefore}
         WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
     },
     async postponeDeletion(d, notBefore) {
-      await sql`UPDATE replica_deletions SET not_before = ${notBefore} WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
+      await w`UPDATE replica_deletions SET not_before = ${notBefore} WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
     },
     resumeDeletionsOn: async (datanodeId, now) =>
-      (await sql`UPDATE replica_deletions SET not_before = ${now} WHERE datanode_id = ${datanodeId} AND not_before > ${now}`).count,
+      (await w`UPDATE replica_deletions SET not_before = ${now} WHERE datanode_id = ${datanodeId} AND not_before > ${now}`).count,
     pendingDeletionCount: async () => (await sql<{ n: number }[]>`SELECT count(*) AS n FROM replica_deletions`)[0]!.n,
     async purgeDeletionsOn(datanodeId) {
-      await sql`WITH intents AS (DELETE FROM write_intents WHERE datanode_id = ${datanodeId})
+      await w`WITH intents AS (DELETE FROM write_intents WHERE datanode_id = ${datanodeId})
         DELETE FROM replica_deletions WHERE datanode_id = ${datanodeId}`;
     },
   };

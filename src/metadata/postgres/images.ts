@@ -7,7 +7,7 @@ import { newImageKey } from '../catalog/image-rows.ts';
 import type { ImageRow } from '../catalog.ts';
 import { TesseraError } from '../../errors.ts';
 import { prefixUpperBound } from '../../names.ts';
-import { isUniqueViolation, type Q, type Sql } from './connection.ts';
+import { type Q, type Sql, fencedWriter, isUniqueViolation } from './connection.ts';
 import type { Async } from '../async.ts';
 
 export const IMAGE_COLUMNS = `id, image_key AS "imageKey", name, state, upload_id AS "uploadId", size, content_type AS "contentType", sha256,
@@ -50,6 +50,7 @@ export async function insertUploadOn(q: Q, row: NewUpload): Promise<ImageRow> {
 
 /** ImageQueries on the pool (each one statement, so each atomic on its own). */
 export function imageQueries(sql: Sql): Async<ImageQueries> {
+  const w = fencedWriter(sql);
   const one = async (rows: Promise<ImageRow[]>) => (await rows)[0];
   return {
     insertUpload: (row) => insertUploadOn(sql, row),
@@ -74,7 +75,7 @@ export function imageQueries(sql: Sql): Async<ImageQueries> {
       ...(await sql<ImageRow[]>`SELECT ${columns(sql)} FROM images WHERE state = 'uploading' AND expires_at <= ${now}`),
     ],
     async setMedia(id, media, contentType) {
-      await sql`UPDATE images SET format = ${media.format}, width = ${media.width}, height = ${media.height},
+      await w`UPDATE images SET format = ${media.format}, width = ${media.width}, height = ${media.height},
         orientation = ${media.orientation}, media_checked = 1, content_type = coalesce(${contentType ?? null}::text, content_type)
         WHERE id = ${id}`;
     },

@@ -6,7 +6,7 @@ import type { ClusterIdentityRow, ClusterIdSource } from '../cluster-identity.ts
 import type { AtRiskFragment, ReplicationQueries } from '../replication.ts';
 import type { RenditionRow, RenditionTable } from '../renditions.ts';
 import type { FragmentRow } from '../catalog.ts';
-import { isForeignKeyViolation, isUniqueViolation, transaction, type Q, type Sql } from './connection.ts';
+import { type Q, type Sql, fencedWriter, isForeignKeyViolation, isUniqueViolation, transaction } from './connection.ts';
 import type { Async } from '../async.ts';
 
 /** What better-sqlite3's run() answers, for the methods whose SQLite form returns it. */
@@ -17,33 +17,35 @@ const DATANODE_COLUMNS = `id, url, node_id AS "nodeId", status, status_since AS 
   disk_free_bytes AS "diskFreeBytes", fragment_count AS "fragmentCount", stored_bytes AS "storedBytes", draining`;
 
 export function datanodeTable(sql: Sql): Async<DatanodeRows> {
+  const w = fencedWriter(sql);
   const cols = sql.unsafe(DATANODE_COLUMNS);
   return {
     all: async () => [...(await sql<DatanodeRow[]>`SELECT ${cols} FROM datanodes ORDER BY registered_at, id`)],
     byUrl: async (url) => (await sql<DatanodeRow[]>`SELECT ${cols} FROM datanodes WHERE url = ${url}`)[0],
     async insert(id, url, now) {
-      await sql`INSERT INTO datanodes (id, url, status, status_since, registered_at) VALUES (${id}, ${url}, NULL, ${now}, ${now})`;
+      await w`INSERT INTO datanodes (id, url, status, status_since, registered_at) VALUES (${id}, ${url}, NULL, ${now}, ${now})`;
     },
     async save(row) {
-      await sql`UPDATE datanodes SET status = ${row.status}, status_since = ${row.statusSince}, last_seen_at = ${row.lastSeenAt},
+      await w`UPDATE datanodes SET status = ${row.status}, status_since = ${row.statusSince}, last_seen_at = ${row.lastSeenAt},
           cpu_percent = ${row.cpuPercent}, memory_percent = ${row.memoryPercent}, disk_percent = ${row.diskPercent},
           disk_free_bytes = ${row.diskFreeBytes}, fragment_count = ${row.fragmentCount}, stored_bytes = ${row.storedBytes}
         WHERE id = ${row.id}`;
     },
-    setDraining: async (id, value) => ran(await sql`UPDATE datanodes SET draining = ${value} WHERE id = ${id}`),
-    remove: async (id) => ran(await sql`DELETE FROM datanodes WHERE id = ${id}`),
-    identify: async (id, nodeId) => ran(await sql`UPDATE datanodes SET node_id = ${nodeId} WHERE id = ${id}`),
-    move: async (id, url) => ran(await sql`UPDATE datanodes SET url = ${url} WHERE id = ${id}`),
+    setDraining: async (id, value) => ran(await w`UPDATE datanodes SET draining = ${value} WHERE id = ${id}`),
+    remove: async (id) => ran(await w`DELETE FROM datanodes WHERE id = ${id}`),
+    identify: async (id, nodeId) => ran(await w`UPDATE datanodes SET node_id = ${nodeId} WHERE id = ${id}`),
+    move: async (id, url) => ran(await w`UPDATE datanodes SET url = ${url} WHERE id = ${id}`),
   };
 }
 
 export function clusterIdentityTable(sql: Sql): Async<ClusterIdentityRow> {
+  const w = fencedWriter(sql);
   return {
     load: async () =>
       (await sql<{ clusterId: string }[]>`SELECT cluster_id AS "clusterId" FROM cluster_identity WHERE singleton = 1`)[0]?.clusterId,
     async save(clusterId: string, at: number, source: ClusterIdSource) {
       try {
-        await sql`INSERT INTO cluster_identity (singleton, cluster_id, established_at, source) VALUES (1, ${clusterId}, ${at}, ${source})`;
+        await w`INSERT INTO cluster_identity (singleton, cluster_id, established_at, source) VALUES (1, ${clusterId}, ${at}, ${source})`;
       } catch (err) {
         // Two coordinators establishing a new cluster at once: the first one's id stands.
         if (!isUniqueViolation(err)) throw err;
@@ -102,6 +104,7 @@ export function renditionRows(
   sql: Sql,
   completeUpload: (tx: Q, fragment: FragmentRow, datanodeIds: string[], sha256: string, now: number) => Promise<false | string>,
 ): Async<RenditionTable> {
+  const w = fencedWriter(sql);
   const cols = sql.unsafe(RENDITION_COLUMNS);
   return {
     find: async (sourceImageId, variant) =>
@@ -118,7 +121,7 @@ export function renditionRows(
         throw err;
       }),
     touch: async (renditionImageId, now) =>
-      ran(await sql`UPDATE renditions SET last_used_at = ${now} WHERE rendition_image_id = ${renditionImageId}`),
+      ran(await w`UPDATE renditions SET last_used_at = ${now} WHERE rendition_image_id = ${renditionImageId}`),
     totals: async () =>
       (await sql<{ bytes: number; count: number }[]>`SELECT coalesce(sum(size), 0) AS bytes, count(*) AS count FROM renditions`)[0]!,
     leastRecent: async (limit) => [
