@@ -31,7 +31,6 @@ import { createIndexRebuild, type IndexRebuild, type RebuildReport } from './clu
 import { createScheduler, type Scheduler } from './shared/scheduler.ts';
 import type { SqlQuery } from './shared/sql-query.ts';
 import { createCoordination, type Coordination } from './cluster/coordination.ts';
-import { loadOrMintInstanceId } from './cluster/instance-id.ts';
 import { createRenditionServices } from './renditions/index.ts';
 
 /** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
@@ -341,13 +340,16 @@ async function startAlone(
 /** How often the leader looks for coordinators that stopped heartbeating (membership.ts). */
 const SWEEP_DEPARTED_MS = 30_000;
 
-/**
- * Alone on SQLite (always leading); on PostgreSQL (`sql` given) one of several, leading while it
- * holds the background lease. The instance id is minted only where it is needed.
- */
-function coordinationFor(config: CoordinatorConfig, log: Logger, sql: SqlQuery | undefined): Coordination {
-  const instanceId = sql === undefined ? 'local' : loadOrMintInstanceId(config.dataDir);
-  return createCoordination({ instanceId, sql, leaseTtlMs: config.leaseTtlSec * 1000, log });
+/** On PostgreSQL: the database's SQL and this coordinator's instance id (loadOrMintInstanceId, also given to openMetadata). */
+export interface SharedMetadata {
+  sql: SqlQuery;
+  instanceId: string;
+}
+
+/** Alone on SQLite (always leading); on PostgreSQL one of several, leading while it holds the background lease. */
+function coordinationFor(config: CoordinatorConfig, log: Logger, shared: SharedMetadata | undefined): Coordination {
+  const leaseTtlMs = config.leaseTtlSec * 1000;
+  return createCoordination({ instanceId: shared?.instanceId ?? 'local', sql: shared?.sql, leaseTtlMs, log });
 }
 
 /**
@@ -382,11 +384,11 @@ function startShared(
   });
 }
 
-export function createCoordinator(config: CoordinatorConfig, log: Logger, sql?: SqlQuery): Coordinator {
+export function createCoordinator(config: CoordinatorConfig, log: Logger, shared?: SharedMetadata): Coordinator {
   const { db, marker, uncleanStop, catalog, auth } = openIndex(config, log);
   const { registry, clusterIdentity, client } = connectDatanodes(config, db, log);
   const events = createEventBus();
-  const coordination = coordinationFor(config, log, sql);
+  const coordination = coordinationFor(config, log, shared);
   const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events, coordination });
   const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });

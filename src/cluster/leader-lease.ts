@@ -169,7 +169,8 @@ export function createLeaderLease({
       await running;
       if (held === undefined) return;
       lose('stopping');
-      await store.release(holder).catch((err: Error) => log?.warn({ err: err.message }, 'lease release failed'));
+      // Bounded: a database out of reach must not hold up a shutdown (the row then expires on its own).
+      await withinMs(store.release(holder), ttlMs).catch((err: Error) => log?.warn({ err: err.message }, 'lease release failed'));
     },
   };
 }

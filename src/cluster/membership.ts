@@ -86,7 +86,10 @@ export function createMembership({
     async stop() {
       stopped = true;
       clearTimeout(timer);
-      await beating;
+      // A heartbeat hanging on a database out of reach must not hold up a shutdown.
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([beating, new Promise((r) => (wait = setTimeout(r, 1000)))]);
+      clearTimeout(wait);
     },
     async sweep(release) {
       for (const gone of await store.stale(id, staleAfterMs)) {
