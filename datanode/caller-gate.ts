@@ -15,7 +15,9 @@ import {
   answerProof,
   verifyRequestSignature,
 } from '../src/shared/request-signing.ts';
+import { FENCE_HEADER, FENCE_PATTERN } from '../src/shared/fence.ts';
 import { CLUSTER_ID_PATTERN, persistClusterId } from './cluster-id.ts';
+import type { FenceKeeper } from './fence.ts';
 import { headerValue } from './replies.ts';
 
 /** How the caller authenticated: a signed request, the Bearer secret, or nothing needed (--insecure). */
@@ -32,6 +34,8 @@ export class CallerGate {
     /** The cluster this datanode has joined, if any. */
     public clusterId: string | undefined,
     private readonly logger: Logger,
+    /** The highest fencing token seen from a coordinator's background work (fence.ts). */
+    readonly fence: FenceKeeper,
   ) {}
 
   /** How the caller authenticated; undefined when it did not. */
@@ -48,6 +52,7 @@ export class CallerGate {
         clusterId: headerValue(req.headers[CLUSTER_HEADER]) ?? '',
         nodeId: headerValue(req.headers[NODE_HEADER]) ?? '',
         contentSha256: headerValue(req.headers[CONTENT_SHA256_HEADER]) ?? '',
+        fence: headerValue(req.headers[FENCE_HEADER]) ?? '',
       });
       return ok ? 'signed' : undefined;
     }
@@ -91,10 +96,28 @@ export class CallerGate {
       return undefined;
     }
     // A coordinator always signs; one that names no cluster has not established its identity.
-    if (auth === 'signed' && (method === 'PUT' || method === 'DELETE')) {
+    if (auth === 'signed' && (method === 'PUT' || method === 'DELETE' || method === 'POST')) {
       return { code: 'CLUSTER_ID_REQUIRED', message: 'writes and deletes need the cluster id of the coordinator (x-tessera-cluster)' };
     }
     return undefined;
+  }
+
+  /**
+   * A request from a coordinator's background work names the fencing token of the lease it runs
+   * under: a newer one is remembered (durably) before the request is obeyed; an older one means
+   * its sender lost the lease, and its writes and deletes are refused (reads and health are not:
+   * they change nothing here). Checked after the signature, which covers the header.
+   */
+  async checkFence(req: IncomingMessage, method: string): Promise<{ code: DatanodeErrorCode; message: string } | undefined> {
+    const token = headerValue(req.headers[FENCE_HEADER]);
+    if (token === undefined) return undefined;
+    if (!FENCE_PATTERN.test(token)) return { code: 'INVALID_FENCE', message: `${FENCE_HEADER} is not a fencing token` };
+    if ((await this.fence.admit(token)) === 'ok' || (method !== 'PUT' && method !== 'DELETE')) return undefined;
+    this.logger.warn({ token, highest: this.fence.current, method, url: req.url }, 'refused a request from a former leader');
+    return {
+      code: 'STALE_FENCE',
+      message: `fencing token ${token} is older than ${this.fence.current}: the sender no longer holds the background lease`,
+    };
   }
 
   /** Joins the caller's cluster (once, durably, before obeying it). */

@@ -7,6 +7,7 @@ export type Route =
   | { kind: 'fragment'; rawId: string }
   | { kind: 'records' }
   | { kind: 'record'; recordKind: RecordKind; rawId: string }
+  | { kind: 'deletions' }
   | { kind: 'unknown' };
 
 export const allowedMethods: Record<Exclude<Route['kind'], 'unknown'>, string[]> = {
@@ -15,6 +16,7 @@ export const allowedMethods: Record<Exclude<Route['kind'], 'unknown'>, string[]>
   fragment: ['GET', 'PUT', 'DELETE'],
   records: ['GET'],
   record: ['PUT'],
+  deletions: ['POST'],
 };
 
 /** Matches the raw path: URL parsing would fold `/fragments/..` into `/` instead of a 400. */
@@ -25,6 +27,7 @@ export function matchRoute(url: string): Route {
   const prefix = `${paths.fragments}/`;
   if (path.startsWith(prefix)) return { kind: 'fragment', rawId: path.slice(prefix.length) };
   if (path === paths.records) return { kind: 'records' };
+  if (path === paths.deletions) return { kind: 'deletions' };
   for (const recordKind of ['manifest', 'tombstone'] as const) {
     const recordPrefix = `${paths.records}/${recordKind}/`;
     if (path.startsWith(recordPrefix)) return { kind: 'record', recordKind, rawId: path.slice(recordPrefix.length) };

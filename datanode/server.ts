@@ -18,8 +18,10 @@ import type { FragmentStore } from './store.ts';
 import { loadNodeId } from './identity.ts';
 import { loadClusterId } from './cluster-id.ts';
 import { CallerGate } from './caller-gate.ts';
+import { FenceKeeper, loadFence } from './fence.ts';
 import type { DatanodeContext } from './datanode-context.ts';
 import { deleteFragment, getFragment, putFragment } from './fragment-routes.ts';
+import { postDeletions } from './deletion-routes.ts';
 import { sendHealth } from './health-route.ts';
 import { putRecord } from './record-routes.ts';
 import { headerValue, sendError, sendJson } from './replies.ts';
@@ -64,7 +66,14 @@ export async function createDatanode({
 }: DatanodeOptions): Promise<Datanode> {
   const store = await openFragmentStore(dataDir);
   const records = await openRecordStore(dataDir);
-  const gate = new CallerGate(dataDir, secret, await loadNodeId(dataDir), await loadClusterId(dataDir), logger);
+  const gate = new CallerGate(
+    dataDir,
+    secret,
+    await loadNodeId(dataDir),
+    await loadClusterId(dataDir),
+    logger,
+    new FenceKeeper(dataDir, await loadFence(dataDir)),
+  );
   const health = startHealthSampler({ dataDir, intervalMs: healthIntervalMs, logger, sample: sampleSystem });
   const ctx: DatanodeContext = { store, records, health, gate, logger, maxFragmentBytes };
 
@@ -125,6 +134,8 @@ async function handle(ctx: DatanodeContext, req: IncomingMessage, res: ServerRes
   // learns who this datanode is, with a proof bound to its nonce.
   if (route.kind === 'health' && method === 'GET') {
     if (auth !== undefined) await gate.joinIfUnset(headerValue(req.headers[CLUSTER_HEADER]));
+    // A new leader's health samples carry its token: from its first sample on, a former leader's deletes here are refused.
+    if (auth !== undefined) await gate.checkFence(req, method);
     return sendHealth(ctx, res, auth === undefined ? undefined : (nonce ?? ''));
   }
 
@@ -133,7 +144,7 @@ async function handle(ctx: DatanodeContext, req: IncomingMessage, res: ServerRes
   if (auth === undefined) {
     return sendError(res, 'UNAUTHENTICATED', 'missing or wrong cluster secret');
   }
-  const refusal = await gate.check(req, method, auth);
+  const refusal = (await gate.check(req, method, auth)) ?? (await gate.checkFence(req, method));
   if (refusal) return sendError(res, refusal.code, refusal.message);
   if (route.kind === 'unknown') return sendError(res, 'ROUTE_NOT_FOUND', `no route ${req.url}`);
   if (!allowedMethods[route.kind].includes(method)) {
@@ -144,6 +155,7 @@ async function handle(ctx: DatanodeContext, req: IncomingMessage, res: ServerRes
   if (route.kind === 'health') return sendHealth(ctx, res, nonce ?? '');
   if (route.kind === 'records') return sendJson(res, 200, ctx.records.list());
   if (route.kind === 'record') return putRecord(ctx, route.recordKind, route.rawId, req, res);
+  if (route.kind === 'deletions') return postDeletions(ctx, req, res);
 
   const id = decodeId(route.rawId);
   if (id === undefined || !isFragmentId(id)) {

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { groupedDirSync } from './grouped-dir-sync.ts';
 import { IdLocks } from './id-locks.ts';
 import { isFragmentId } from '../src/shared/datanode-api.ts';
+import { randomHex } from '../src/shared/random-ids.ts';
 import type { FragmentListing } from '../src/shared/datanode-api.ts';
 
 export type PutResult =
@@ -97,7 +98,7 @@ class DiskFragmentStore implements FragmentStore {
   async put(id: string, body: Readable, expectedSha256: string, maxBytes: number, alongside?: () => Promise<void>): Promise<PutResult> {
     const finalPath = this.fragmentPath(id);
     // Each PUT has its own temp file, so two PUTs of one id never write into the same file.
-    const tmpPath = join(this.tmpDir, `${id}.${randomBytes(8).toString('hex')}`);
+    const tmpPath = join(this.tmpDir, `${id}.${randomHex(8)}`);
     let handle: FileHandle | undefined = await open(tmpPath, 'wx', 0o600);
     let committed = false;
     try {

@@ -122,6 +122,17 @@ export const coordinatorOptions = () => ({
     '--recheck-index',
     "at start, re-check the index against the datanodes' image records (after restoring an old copy of it)",
   ).default(false),
+  metadata: new Option(
+    '--metadata <sqlite-file|postgres-url>',
+    'where the index lives: a SQLite file (default: index.sqlite in --data-dir) or a postgres:// URL',
+  ).env(env('METADATA')),
+  leaseTtlSec: new Option(
+    '--lease-ttl <seconds>',
+    'with several coordinators on PostgreSQL: how long the background lease lasts unrenewed (a dead leader is replaced within 4/3 of it)',
+  )
+    .default(10)
+    .argParser(wholeNumber('--lease-ttl', 1, 600))
+    .env(env('LEASE_TTL')),
   indexSynchronous: new Option(
     '--index-synchronous <mode>',
     "SQLite synchronous mode of the index: normal (crash-safe; the datanodes' records cover a power failure) or full (every commit synced)",

@@ -10,6 +10,7 @@ import { createEventBus, type EventBus } from './events.ts';
 import { createImageService, type ImageService } from './image-service.ts';
 import { createUploads, type Uploads } from './uploads.ts';
 import { openDatabase, type Db } from './metadata/database.ts';
+import { isPostgresUrl, MetadataConfigError } from './metadata/store.ts';
 import { createCatalog, type Catalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
 import { clusterIdentityRow } from './metadata/cluster-identity.ts';
@@ -28,6 +29,8 @@ import { createClusterService, type ClusterService } from './cluster/cluster-ser
 import { createImageRecords, type ImageRecords } from './cluster/image-records.ts';
 import { createIndexRebuild, type IndexRebuild, type RebuildReport } from './cluster/index-rebuild.ts';
 import { createScheduler, type Scheduler } from './shared/scheduler.ts';
+import type { SqlQuery } from './shared/sql-query.ts';
+import { createCoordination, type Coordination } from './cluster/coordination.ts';
 import { createRenditionServices } from './renditions/index.ts';
 
 /** The start-up rebuild is waited for this long before the coordinator serves (answering INDEX_REBUILDING until it ends). */
@@ -80,7 +83,12 @@ export interface Coordinator {
 
 /** The index opened, the last run's unfinished writes released, the admin token written. */
 function openIndex(config: CoordinatorConfig, log: Logger) {
-  const db = openDatabase(path.join(config.dataDir, INDEX_FILE), { synchronous: config.indexSynchronous });
+  const location = config.metadata ?? path.join(config.dataDir, INDEX_FILE);
+  if (isPostgresUrl(location))
+    throw new MetadataConfigError(
+      '--metadata: the coordinator runs on a SQLite file only for now (PostgreSQL needs its asynchronous callers).',
+    );
+  const db = openDatabase(location, { synchronous: config.indexSynchronous });
   const marker = path.join(config.dataDir, RUNNING_MARKER);
   // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):
   // the datanodes' records have them, so the index is re-checked at start.
@@ -235,6 +243,7 @@ function createBackgroundWork(
     clusterIdentity,
     client,
     events,
+    coordination,
   }: {
     db: Db;
     catalog: Catalog;
@@ -242,10 +251,12 @@ function createBackgroundWork(
     clusterIdentity: ClusterIdentity;
     client: DatanodeClient;
     events: EventBus;
+    coordination: Coordination;
   },
 ) {
-  // Every background loop of the coordinator runs on this scheduler (one place to gate them).
-  const scheduler = createScheduler({ log });
+  // Every background loop of the coordinator runs on this scheduler (one place to gate them): on
+  // PostgreSQL only while this coordinator holds the background lease, each pass under its token.
+  const scheduler = createScheduler({ log, gate: coordination.gate, fence: coordination.fence });
   const deleter = createReplicaDeleter({ catalog, registry, client, log, scheduler, replicationFactor: config.replicationFactor });
   const replicas = createReplicas({ catalog, registry, client, log });
   const records = createImageRecords({ registry, client, log, replicationFactor: config.replicationFactor });
@@ -302,11 +313,83 @@ function expirySweep(config: CoordinatorConfig, scheduler: Scheduler, uploads: U
   );
 }
 
-export function createCoordinator(config: CoordinatorConfig, log: Logger): Coordinator {
+/**
+ * The start of the one coordinator on SQLite: an empty index (a lost or new coordinator disk) is
+ * rebuilt from the datanodes' records before anything deletes; --recheck-index does the same for
+ * a restored, stale one, and so does a start after a run that did not stop cleanly (its marker).
+ */
+async function startAlone(
+  config: CoordinatorConfig,
+  {
+    marker,
+    uncleanStop,
+    catalog,
+    checks,
+  }: { marker: string; uncleanStop: boolean; catalog: Catalog; checks: ReturnType<typeof createIndexChecks> },
+  startLoops: () => void,
+): Promise<void> {
+  fs.writeFileSync(marker, `${process.pid}\n`);
+  const empty = catalog.imageCount() === 0;
+  if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
+  await checks.rebuildAtStart(
+    empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly',
+    startLoops,
+  );
+}
+
+/** How often the leader looks for coordinators that stopped heartbeating (membership.ts). */
+const SWEEP_DEPARTED_MS = 30_000;
+
+/** On PostgreSQL: the database's SQL and this coordinator's instance id (loadOrMintInstanceId, also given to openMetadata). */
+export interface SharedMetadata {
+  sql: SqlQuery;
+  instanceId: string;
+}
+
+/** Alone on SQLite (always leading); on PostgreSQL one of several, leading while it holds the background lease. */
+function coordinationFor(config: CoordinatorConfig, log: Logger, shared: SharedMetadata | undefined): Coordination {
+  const leaseTtlMs = config.leaseTtlSec * 1000;
+  return createCoordination({ instanceId: shared?.instanceId ?? 'local', sql: shared?.sql, leaseTtlMs, log });
+}
+
+/**
+ * The start of a coordinator sharing PostgreSQL: every loop is started but passes only on the
+ * leader. What a new leader does first, under its token, before any pass: rebuild an empty index
+ * from the datanodes' records (nothing deletes before), and the --recheck-index this process was
+ * started with. No running marker: PostgreSQL keeps every committed transaction.
+ */
+function startShared(
+  config: CoordinatorConfig,
+  {
+    coordination,
+    catalog,
+    checks,
+    scheduler,
+  }: { coordination: Coordination; catalog: Catalog; checks: ReturnType<typeof createIndexChecks>; scheduler: Scheduler },
+  startLoops: () => void,
+): void {
+  let recheck = config.recheckIndex;
+  scheduler
+    .loop('coordinator sweep', () => coordination.sweepDeparted(async (ids) => catalog.releaseWriteIntentsOf(ids, Date.now())), {
+      everyMs: SWEEP_DEPARTED_MS,
+      firstAfterMs: SWEEP_DEPARTED_MS,
+    })
+    .start();
+  startLoops();
+  coordination.start(async () => {
+    const empty = catalog.imageCount() === 0;
+    if (!empty && !recheck) return;
+    recheck = false;
+    await checks.recheck(empty ? 'the index is empty (new leader)' : '--recheck-index (new leader)');
+  });
+}
+
+export function createCoordinator(config: CoordinatorConfig, log: Logger, shared?: SharedMetadata): Coordinator {
   const { db, marker, uncleanStop, catalog, auth } = openIndex(config, log);
   const { registry, clusterIdentity, client } = connectDatanodes(config, db, log);
   const events = createEventBus();
-  const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events });
+  const coordination = coordinationFor(config, log, shared);
+  const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events, coordination });
   const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
@@ -347,22 +430,16 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger): Coord
       for (const url of config.datanodes) await cluster.register(url);
       await establishClusterId({ clusterIdentity, registry, client, log });
       monitor.start();
-      // An empty index (a lost or new coordinator disk) is rebuilt from the datanodes' records
-      // before anything deletes; --recheck-index does the same for a restored, stale one.
-      fs.writeFileSync(marker, `${process.pid}\n`);
-      const empty = catalog.imageCount() === 0;
-      if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
-      await checks.rebuildAtStart(
-        empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly',
-        startLoops,
-      );
+      if (coordination.shared) return startShared(config, { coordination, catalog, checks, scheduler }, startLoops);
+      await startAlone(config, { marker, uncleanStop, catalog, checks }, startLoops);
     },
     async stop() {
       stopped = true;
       await Promise.all([scheduler.stop(), indexRebuild.idle(), records.flushTombstones()]);
+      await coordination.stop(); // after the passes ended: the next leader need not wait for the expiry
       client.close();
       db.close();
-      fs.rmSync(marker, { force: true });
+      if (!coordination.shared) fs.rmSync(marker, { force: true });
     },
     internals: {
       db,

@@ -18,7 +18,7 @@ const IMAGE = 'query($n: String!) { image(name: $n) { name } }';
 it('answers before any datanode took the tombstone, and the tombstone follows', async () => {
   await uploadImage(cluster, 'later.png', makePng(300));
   const { client } = cluster.app;
-  const { putRecord, deleteFragment } = client;
+  const { putRecord, deleteFragment, deleteBatch } = client;
   // Every datanode request of the deletion waits until released.
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
@@ -32,6 +32,12 @@ it('answers before any datanode took the tombstone, and the tombstone follows', 
     held += 1;
     await released;
     return deleteFragment(...args);
+  };
+  // Tombstones and file deletions go in batches (POST /deletions).
+  client.deleteBatch = async (...args) => {
+    held += 1;
+    await released;
+    return deleteBatch(...args);
   };
   try {
     const imageKey = cluster.app.catalog.imageByName('later.png')!.imageKey;
@@ -47,6 +53,7 @@ it('answers before any datanode took the tombstone, and the tombstone follows', 
     release();
     client.putRecord = putRecord;
     client.deleteFragment = deleteFragment;
+    client.deleteBatch = deleteBatch;
   }
   await cluster.app.indexRebuild.run('test: a re-check after');
   expect((await cluster.gql.ok<{ image: unknown }>(IMAGE, { n: 'later.png' })).image).toBeNull();

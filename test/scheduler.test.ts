@@ -2,6 +2,7 @@
 // pass that began after it, stop() ends the timer, and a closed gate runs no pass at all.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createScheduler } from '../src/shared/scheduler.ts';
+import { currentFence } from '../src/shared/fence.ts';
 
 /** A pass that stays open until released, counting how often it started. */
 function heldPass() {
@@ -147,5 +148,26 @@ describe('a scheduler loop', () => {
     await scheduler.stop();
     await vi.advanceTimersByTimeAsync(1000);
     expect(passes).toBe(1);
+  });
+
+  it('runs each pass, and all it starts, under the fencing token taken when the pass began', async () => {
+    let token: string | undefined = '3';
+    const seen: Array<string | undefined> = [];
+    const scheduler = createScheduler({ fence: () => token });
+    const loop = scheduler.loop(
+      'fenced',
+      async () => {
+        seen.push(currentFence());
+        await new Promise((r) => setTimeout(r, 50));
+        token = '4'; // a new lease meanwhile does not change the running pass's authority
+        seen.push(currentFence());
+      },
+      { everyMs: 100 },
+    );
+    loop.start();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(seen).toEqual(['3', '3', '4', '4']);
+    expect(currentFence()).toBeUndefined();
+    await scheduler.stop();
   });
 });

@@ -9,6 +9,9 @@ import {
   encodeManifestHeader,
   paths,
   type DatanodeErrorBody,
+  type DeletionBatch,
+  type DeletionBatchAnswer,
+  type DeletionOutcome,
   type DatanodeErrorCode,
   type DatanodeHealthReport,
   type FragmentListing,
@@ -16,6 +19,7 @@ import {
   type ImageRecord,
   type RecordListing,
 } from '../shared/datanode-api.ts';
+import { createHash } from 'node:crypto';
 import { verifyIdentityProof } from '../shared/request-signing.ts';
 import type { Bytes } from '../bytes.ts';
 import { createDatanodeTransport, type Answer, type TransportOptions } from './datanode-transport.ts';
@@ -45,6 +49,11 @@ export interface DatanodeClient {
   getFragmentChunks?(baseUrl: string, id: string): Promise<Buffer[] | undefined>;
   /** `deletedImage`: the image the fragment belonged to was deleted (the datanode records its tombstone). */
   deleteFragment(baseUrl: string, id: string, why?: { reason?: string; deletedImage?: string }): Promise<void>;
+  /**
+   * Many tombstones and fragment deletions in one request (POST /deletions): the tombstones are
+   * durable before it answers; one outcome per fragment, in order.
+   */
+  deleteBatch(baseUrl: string, batch: DeletionBatch): Promise<DeletionOutcome[]>;
   /** Records a manifest or tombstone, durably. */
   putRecord(baseUrl: string, record: ImageRecord): Promise<void>;
   listRecords(baseUrl: string): Promise<RecordListing>;
@@ -98,6 +107,42 @@ function expect(a: Answer, method: string, baseUrl: string, path: string, ...ok:
   return a;
 }
 
+type Call = ReturnType<typeof createDatanodeTransport>['call'];
+
+/** POST /deletions; undefined when the datanode has no such route (it predates batches). */
+async function postDeletions(call: Call, baseUrl: string, batch: DeletionBatch): Promise<DeletionOutcome[] | undefined> {
+  const path = paths.deletions;
+  const body = Buffer.from(JSON.stringify(batch));
+  // The body's hash goes into the signature: the datanode checks the body against it.
+  const headers = { 'content-type': 'application/json', [CONTENT_SHA256_HEADER]: createHash('sha256').update(body).digest('hex') };
+  const a = await call('POST', baseUrl, path, { body, headers });
+  if (a.status === 404 && new DatanodeHttpError('POST', baseUrl + path, a.status, text(a)).code === 'ROUTE_NOT_FOUND') return undefined;
+  const { fragments } = JSON.parse(text(expect(a, 'POST', baseUrl, path, 200))) as Partial<DeletionBatchAnswer>;
+  if (
+    !Array.isArray(fragments) ||
+    fragments.length !== batch.fragments.length ||
+    !fragments.every((o) => o === 'deleted' || o === 'in-use')
+  )
+    throw new DatanodeHttpError('POST', baseUrl + path, a.status, 'the answer does not give one outcome per fragment');
+  return fragments;
+}
+
+/** A batch as single requests (PUT /records/tombstone/{image}, DELETE /fragments/{id}), for a datanode without POST /deletions. */
+async function deleteOneByOne(client: DatanodeClient, baseUrl: string, batch: DeletionBatch): Promise<DeletionOutcome[]> {
+  await Promise.all(batch.tombstones.map((t) => client.putRecord(baseUrl, t)));
+  return Promise.all(
+    batch.fragments.map((f) =>
+      client.deleteFragment(baseUrl, f.id, { reason: f.reason, deletedImage: f.deletedImage }).then(
+        (): DeletionOutcome => 'deleted',
+        (err: unknown): DeletionOutcome => {
+          if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE') return 'in-use';
+          throw err;
+        },
+      ),
+    ),
+  );
+}
+
 export function createDatanodeClient(options: TransportOptions): DatanodeClient {
   const { call, abandon, close } = createDatanodeTransport(options);
   // One manifest goes to R replicas: encoded once.
@@ -115,7 +160,7 @@ export function createDatanodeClient(options: TransportOptions): DatanodeClient 
     return expect(a, 'GET', baseUrl, path, 200).chunks;
   }
 
-  return {
+  const client: DatanodeClient = {
     async putFragment(baseUrl, id, data, sha256, manifest) {
       const path = paths.fragment(id);
       const headers: OutgoingHttpHeaders = { [CONTENT_SHA256_HEADER]: sha256, 'content-type': 'application/octet-stream' };
@@ -135,6 +180,9 @@ export function createDatanodeClient(options: TransportOptions): DatanodeClient 
       if (why.reason) headers[DELETE_REASON_HEADER] = why.reason;
       if (why.deletedImage) headers[DELETED_IMAGE_HEADER] = why.deletedImage;
       expect(await call('DELETE', baseUrl, path, { headers }), 'DELETE', baseUrl, path, 200, 204);
+    },
+    async deleteBatch(baseUrl, batch) {
+      return (await postDeletions(call, baseUrl, batch)) ?? deleteOneByOne(client, baseUrl, batch);
     },
     async putRecord(baseUrl, record) {
       const path = paths.record(record.kind, record.image);
@@ -160,4 +208,5 @@ export function createDatanodeClient(options: TransportOptions): DatanodeClient 
     },
     close,
   };
+  return client;
 }

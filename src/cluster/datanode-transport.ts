@@ -17,6 +17,7 @@ import {
   requestSignature,
   verifyAnswerProof,
 } from '../shared/request-signing.ts';
+import { FENCE_HEADER, currentFence } from '../shared/fence.ts';
 import { byteLength, type Bytes } from '../bytes.ts';
 import type { CallerIdentity } from './datanode-client.ts';
 
@@ -61,15 +62,17 @@ function signedHeaders(
   nonce: string,
   clusterId: string | undefined,
   nodeId: string | undefined,
+  fence: string | undefined,
 ) {
   const all: http.OutgoingHttpHeaders = { ...headers, [NONCE_HEADER]: nonce };
   if (clusterId !== undefined) all[CLUSTER_HEADER] = clusterId;
   if (nodeId !== undefined) all[NODE_HEADER] = nodeId;
+  if (fence !== undefined) all[FENCE_HEADER] = fence;
   if (secret) {
     const time = String(Date.now());
     all[TIME_HEADER] = time;
     const contentSha256 = typeof headers[CONTENT_SHA256_HEADER] === 'string' ? headers[CONTENT_SHA256_HEADER] : '';
-    all.authorization = `${SIGNED_SCHEME} ${requestSignature(secret, { method, path: target, time, nonce, clusterId: clusterId ?? '', nodeId: nodeId ?? '', contentSha256 })}`;
+    all.authorization = `${SIGNED_SCHEME} ${requestSignature(secret, { method, path: target, time, nonce, clusterId: clusterId ?? '', nodeId: nodeId ?? '', contentSha256, fence })}`;
   }
   return all;
 }
@@ -126,7 +129,9 @@ export function createDatanodeTransport({ secret, timeoutMs = 30_000, ca, identi
     return new Promise<Answer>((resolve, reject) => {
       // /health names whoever answers (the monitor compares); every other route must be the node expected.
       const nodeId = checkNode ? identity?.expectedNodeId(baseUrl) : undefined;
-      const all = signedHeaders(secret, method, target, headers, nonce, identity?.clusterId(), nodeId);
+      // A request made by a background pass carries its fencing token (shared/fence.ts): a datanode
+      // that has seen a newer leader's token refuses it.
+      const all = signedHeaders(secret, method, target, headers, nonce, identity?.clusterId(), nodeId, currentFence());
       if (body !== undefined) all['content-length'] = byteLength(body);
       const tls = base.protocol === 'https:';
       const req = (tls ? https : http).request({

@@ -132,7 +132,7 @@ export function createImageRecords({ registry, client, log, replicationFactor }:
   const tombstones = createTombstoneQueue({
     log,
     targets: (holders) => tombstoneTargets(registry, holders),
-    put: (id, t) => client.putRecord(url(id), t),
+    put: (id, tombstones) => client.deleteBatch(url(id), { tombstones, fragments: [] }),
     delivered: (key) => tombstonedHere.set(key, Date.now()),
   });
 

@@ -28,8 +28,11 @@ export function createRegistry({
   thresholds,
   hysteresis = DEFAULT_HYSTERESIS,
   now = Date.now,
+  onChange,
 }: {
   rows: DatanodeRows;
+  /** A datanode was registered, moved, drained or removed here (other coordinators are told). */
+  onChange?: (id: string) => void;
   downAfterFailures: number;
   thresholds: HealthThresholds;
   hysteresis?: Hysteresis;
@@ -52,7 +55,11 @@ export function createRegistry({
      * Idempotent by URL: the same URL is the same datanode. With the data dir's `nodeId` (from
      * its /health), the same disks behind a new URL are the same datanode too: its URL moves.
      */
-    register: (url: string, nodeId?: string) => registerIn(nodes, rows, now(), url, nodeId),
+    register(url: string, nodeId?: string) {
+      const outcome = registerIn(nodes, rows, now(), url, nodeId);
+      if (outcome.created || outcome.movedFrom) onChange?.(outcome.datanode.id);
+      return outcome;
+    },
 
     /**
      * Applies one health sample (or a failed one) and returns the status change, if any. An
@@ -99,6 +106,7 @@ export function createRegistry({
       if (!node) return undefined;
       node.draining = draining;
       rows.setDraining(id, draining);
+      onChange?.(id);
       return node as DatanodeView;
     },
 
@@ -107,11 +115,67 @@ export function createRegistry({
       failures.delete(id);
       streaks.delete(id);
       rows.remove(id);
+      onChange?.(id);
     },
+
+    ...mirror(nodes, [failures, streaks]),
   };
 }
 
 export type Registry = ReturnType<typeof createRegistry>;
+
+/** Other coordinators' views of the datanodes, taken into this one's (several coordinators on one database). */
+function mirror(nodes: Map<string, Node>, perNode: Map<string, unknown>[]) {
+  return {
+    /**
+     * Another coordinator's view of a datanode (the leader's, from its samples and status
+     * changes): taken as it is. The status change it makes here, if any.
+     */
+    apply(view: DatanodeView): StatusChange | undefined {
+      const node = nodes.get(view.id);
+      if (!node) {
+        nodes.set(view.id, { ...view });
+        return view.status ? { datanode: { ...view }, previous: null, status: view.status } : undefined;
+      }
+      const previous = node.status;
+      Object.assign(node, view);
+      return view.status && view.status !== previous ? { datanode: { ...node }, previous, status: view.status } : undefined;
+    },
+
+    /**
+     * The datanodes as their rows are now (several coordinators: registered, moved, drained or
+     * removed through another one). `statuses`: also take each row's status and last sample
+     * (a coordinator that does not sample them itself). `readSince`: when the rows were asked
+     * for (a datanode registered here since is kept). The status changes this makes.
+     */
+    reload(current: readonly DatanodeRow[], { statuses, readSince }: { statuses: boolean; readSince: number }): StatusChange[] {
+      const changes: StatusChange[] = [];
+      const seen = new Set<string>();
+      for (const row of current) {
+        seen.add(row.id);
+        const node = nodes.get(row.id);
+        if (!node) {
+          nodes.set(row.id, { ...row, identityFault: null });
+          if (row.status) changes.push({ datanode: { ...row, identityFault: null }, previous: null, status: row.status });
+          continue;
+        }
+        const { url, nodeId, draining, registeredAt } = row;
+        Object.assign(node, { url, nodeId, draining, registeredAt });
+        // A relayed sample may be newer than the rows read meanwhile: the newer view stays.
+        if (!statuses || row.statusSince < node.statusSince || (row.lastSeenAt ?? 0) < (node.lastSeenAt ?? 0)) continue;
+        const previous = node.status;
+        Object.assign(node, row);
+        if (row.status && row.status !== previous) changes.push({ datanode: { ...node }, previous, status: row.status });
+      }
+      for (const [id, node] of [...nodes]) {
+        if (seen.has(id) || node.registeredAt >= readSince) continue;
+        nodes.delete(id);
+        for (const m of perNode) m.delete(id);
+      }
+      return changes;
+    },
+  };
+}
 
 function registerIn(
   nodes: Map<string, Node>,

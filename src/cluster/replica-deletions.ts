@@ -2,12 +2,72 @@
 // acknowledges; a datanode that is DOWN keeps its share until it is live again.
 import type { Logger } from 'pino';
 import type { Catalog, ReplicaDeletion } from '../metadata/catalog.ts';
-import { DatanodeHttpError, type DatanodeClient } from './datanode-client.ts';
+import type { DatanodeClient } from './datanode-client.ts';
+import type { DeletionOutcome } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
 import type { Scheduler } from '../shared/scheduler.ts';
 
-const CONCURRENCY = 8;
+/** Queued deletions one round takes: each datanode gets its share in one request (POST /deletions). */
+const BATCH = 256;
 const MAX_BACKOFF_MS = 60_000;
+
+interface DeleteDeps {
+  catalog: Catalog;
+  client: DatanodeClient;
+  log: Logger;
+  replicationFactor: number;
+  now: () => number;
+}
+
+/** The fragment is a stored image's, recorded with R replicas on other datanodes than this one. */
+function isSurplus({ catalog, replicationFactor }: DeleteDeps, d: ReplicaDeletion): boolean {
+  if (!catalog.fragmentById(d.fragmentId)) return false;
+  return catalog.replicasOf(d.fragmentId).filter((id) => id !== d.datanodeId).length >= replicationFactor;
+}
+
+/**
+ * Deletes these replica files on one live datanode, in one request; resolves to those that are
+ * gone or settled (acknowledged by the caller, in one transaction). A failed request leaves them
+ * queued, due again after a backoff that grows with their attempts.
+ */
+async function deleteOn(deps: DeleteDeps, datanodeId: string, url: string, ds: ReplicaDeletion[]): Promise<ReplicaDeletion[]> {
+  const { catalog, client, log, now } = deps;
+  let outcomes: DeletionOutcome[];
+  try {
+    outcomes = await client.deleteBatch(url, {
+      tombstones: [],
+      fragments: ds.map((d) => ({ id: d.fragmentId, reason: d.reason, deletedImage: d.imageKey ?? undefined })),
+    });
+  } catch (err) {
+    for (const d of ds) catalog.retryDeletionAt(d, now() + Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(d.attempts, 10)));
+    log.warn({ datanode: datanodeId, files: ds.length, err: (err as Error).message }, 'replica deletions failed; will retry');
+    return [];
+  }
+  const deleted: ReplicaDeletion[] = [];
+  const kept: ReplicaDeletion[] = [];
+  const surplus: ReplicaDeletion[] = [];
+  ds.forEach((d, i) => {
+    if (outcomes[i] === 'deleted') return void deleted.push(d);
+    // A write whose answer was lost (a partition, a timeout) reached this datanode with its
+    // image's manifest: the datanode says the image is live, and the index agrees and holds
+    // R other copies of the fragment. Two sources agree this copy is one too many.
+    if (d.reason !== 'surplus-replica' && isSurplus(deps, d)) return void surplus.push({ ...d, reason: 'surplus-replica' });
+    // The datanode's own records say the file belongs to a live image: it stays, and so
+    // does the image; the index learns it back from the records (a rebuild or re-check).
+    kept.push(d);
+    log.warn(
+      { datanode: datanodeId, fragment: d.fragmentId, reason: d.reason },
+      'datanode refused to delete a fragment of a live image; kept',
+    );
+  });
+  if (deleted.length > 0)
+    log.info(
+      { datanode: datanodeId, files: deleted.map((d) => ({ fragment: d.fragmentId, reason: d.reason, image: d.imageKey ?? undefined })) },
+      deleted.length === 1 ? 'replica file deleted' : 'replica files deleted',
+    );
+  const settled = deleted.concat(kept);
+  return surplus.length > 0 ? settled.concat(await deleteOn(deps, datanodeId, url, surplus)) : settled;
+}
 
 export function createReplicaDeleter({
   catalog,
@@ -28,62 +88,43 @@ export function createReplicaDeleter({
   pollMs?: number;
   now?: () => number;
 }) {
-  /** The fragment is a stored image's, recorded with R replicas on other datanodes than this one. */
-  function isSurplus(d: ReplicaDeletion): boolean {
-    if (!catalog.fragmentById(d.fragmentId)) return false;
-    return catalog.replicasOf(d.fragmentId).filter((id) => id !== d.datanodeId).length >= replicationFactor;
-  }
-
-  /** Deletes one replica file; resolves to `d` when it is gone (acknowledged by the caller, in a batch). */
-  async function deleteOne(d: ReplicaDeletion): Promise<ReplicaDeletion | undefined> {
-    const node = registry.get(d.datanodeId);
-    if (!node) return d; // the datanode was removed from the cluster: nothing to ask
-    if (!registry.isLive(d.datanodeId)) {
-      catalog.postponeDeletion(d, now() + pollMs * 5); // checked again; cheap while it stays DOWN
-      return undefined;
-    }
-    try {
-      await client.deleteFragment(node.url, d.fragmentId, { reason: d.reason, deletedImage: d.imageKey ?? undefined });
-      log.info(
-        { datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason, image: d.imageKey ?? undefined },
-        'replica file deleted',
-      );
-      return d;
-    } catch (err) {
-      if (err instanceof DatanodeHttpError && err.code === 'FRAGMENT_IN_USE') {
-        // A write whose answer was lost (a partition, a timeout) reached this datanode with its
-        // image's manifest: the datanode says the image is live, and the index agrees and holds
-        // R other copies of the fragment. Two sources agree this copy is one too many.
-        if (d.reason !== 'surplus-replica' && isSurplus(d)) return deleteOne({ ...d, reason: 'surplus-replica' });
-        // The datanode's own records say the file belongs to a live image: it stays, and so
-        // does the image; the index learns it back from the records (a rebuild or re-check).
-        catalog.ackDeletion(d);
-        log.warn(
-          { datanode: d.datanodeId, fragment: d.fragmentId, reason: d.reason },
-          'datanode refused to delete a fragment of a live image; kept',
-        );
-        return;
-      }
-      const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(d.attempts, 10));
-      catalog.retryDeletionAt(d, now() + backoff);
-      log.warn({ datanode: d.datanodeId, fragment: d.fragmentId, err: (err as Error).message }, 'replica deletion failed; will retry');
-    }
-  }
+  const deps = { catalog, client, log, replicationFactor, now };
 
   async function drain() {
     for (;;) {
-      const due = catalog.dueDeletions(now(), 256);
+      const due = catalog.dueDeletions(now(), BATCH);
       if (due.length === 0 || loop.stopped) return;
-      for (let i = 0; i < due.length; i += CONCURRENCY) {
-        // One transaction (one WAL commit) acknowledges the whole batch, not one per file.
-        catalog.ackDeletions((await Promise.all(due.slice(i, i + CONCURRENCY).map(deleteOne))).filter((d) => d !== undefined));
+      const settled: ReplicaDeletion[] = [];
+      const perNode = new Map<string, ReplicaDeletion[]>();
+      for (const d of due) {
+        // The datanode was removed from the cluster: nothing to ask.
+        if (!registry.get(d.datanodeId)) settled.push(d);
+        // Checked again later; cheap while it stays DOWN.
+        else if (!registry.isLive(d.datanodeId)) catalog.postponeDeletion(d, now() + pollMs * 5);
+        else {
+          let list = perNode.get(d.datanodeId);
+          if (!list) perNode.set(d.datanodeId, (list = []));
+          list.push(d);
+        }
       }
+      // One request per datanode, all at once; one transaction (one WAL commit) acknowledges the round.
+      const done = await Promise.all([...perNode].map(([id, ds]) => deleteOn(deps, id, registry.get(id)!.url, ds)));
+      catalog.ackDeletions(settled.concat(...done));
     }
   }
 
   const loop = scheduler.loop('replica deletion', drain, { everyMs: pollMs });
 
-  const kick = loop.kick;
+  // A kick from deleteImage runs after its answer went out, and the kicks of a burst share one
+  // pass (whose round carries all their files).
+  let soon: Promise<void> | undefined;
+  const kick = (): Promise<void> =>
+    (soon ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        soon = undefined;
+        void loop.kick().then(resolve, resolve);
+      }),
+    ));
 
   return {
     kick,

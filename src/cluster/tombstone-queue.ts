@@ -1,11 +1,14 @@
 // Tombstones of deletions already durable in the index, pushed to datanodes in the background,
-// oldest first, a few at a time, so that deleteImage answers without waiting for a datanode.
+// oldest first, so that deleteImage answers without waiting for a datanode. One round is in
+// flight at a time, and it carries every tombstone queued meanwhile in one request per datanode
+// (POST /deletions): a burst of deletes costs a few requests and journal syncs, not one each.
 // One that no datanode took is tried again with backoff.
 import type { Logger } from 'pino';
 import type { ImageTombstone } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
 
-const CONCURRENCY = 4;
+/** Tombstones one round sends at most (each datanode gets them in one request). */
+const ROUND_LIMIT = 512;
 const MAX_ATTEMPTS = 12;
 const MAX_BACKOFF_MS = 60_000;
 const FLUSH_TIMEOUT_MS = 5_000;
@@ -35,18 +38,17 @@ export function createTombstoneQueue({
 }: {
   log: Logger;
   targets: (holders: ReadonlySet<string>) => string[];
-  put: (datanodeId: string, tombstone: ImageTombstone) => Promise<unknown>;
+  /** Records these tombstones on one datanode, durably. */
+  put: (datanodeId: string, tombstones: ImageTombstone[]) => Promise<unknown>;
   /** The tombstone is in at least one datanode's records: every later reading of them holds it. */
   delivered: (imageKey: string) => void;
 }) {
   const queue: Pending[] = [];
-  let running = 0;
+  let running = false;
+  let scheduled = false;
   const waiters: (() => void)[] = [];
 
-  async function send(p: Pending): Promise<void> {
-    const ids = targets(p.holders);
-    const results = await Promise.allSettled(ids.map((id) => put(id, p.tombstone)));
-    if (results.some((r) => r.status === 'fulfilled')) return delivered(p.tombstone.image);
+  function retryLater(p: Pending): void {
     p.attempts += 1;
     if (p.attempts >= MAX_ATTEMPTS) {
       // The queued deletions of its files still tombstone it on every datanode holding them.
@@ -57,20 +59,54 @@ export function createTombstoneQueue({
     setTimeout(() => push(p), backoff).unref();
   }
 
-  function pump(): void {
-    while (running < CONCURRENCY && queue.length > 0) {
-      running += 1;
-      void send(queue.shift()!).finally(() => {
-        running -= 1;
-        pump();
-        if (running === 0 && queue.length === 0) for (const resolve of waiters.splice(0)) resolve();
-      });
+  /** One round: every tombstone taken goes to each of its targets, one request per datanode. */
+  async function round(batch: Pending[]): Promise<void> {
+    const perNode = new Map<string, Pending[]>();
+    for (const p of batch) {
+      for (const id of targets(p.holders)) {
+        let list = perNode.get(id);
+        if (!list) perNode.set(id, (list = []));
+        list.push(p);
+      }
     }
+    const took = new Set<Pending>();
+    await Promise.all(
+      [...perNode].map(async ([id, list]) => {
+        try {
+          await put(
+            id,
+            list.map((p) => p.tombstone),
+          );
+          for (const p of list) took.add(p);
+        } catch {
+          // Another target may take it; if none does, it is retried below.
+        }
+      }),
+    );
+    for (const p of batch) {
+      if (took.has(p)) delivered(p.tombstone.image);
+      else retryLater(p);
+    }
+  }
+
+  function pump(): void {
+    scheduled = false;
+    if (running || queue.length === 0) return;
+    running = true;
+    void round(queue.splice(0, ROUND_LIMIT)).finally(() => {
+      running = false;
+      if (queue.length > 0) pump();
+      else for (const resolve of waiters.splice(0)) resolve();
+    });
   }
 
   function push(p: Pending): void {
     queue.push(p);
-    pump();
+    // After the current work (deleteImage's answer goes out first), and once per burst.
+    if (!running && !scheduled) {
+      scheduled = true;
+      setImmediate(pump);
+    }
   }
 
   return {
@@ -80,7 +116,7 @@ export function createTombstoneQueue({
      * waited for), or after `timeoutMs`: a stop does not hang on a datanode that stopped answering.
      */
     flush(timeoutMs = FLUSH_TIMEOUT_MS): Promise<void> {
-      if (running === 0 && queue.length === 0) return Promise.resolve();
+      if (!running && !scheduled && queue.length === 0) return Promise.resolve();
       return new Promise((resolve) => {
         waiters.push(resolve);
         setTimeout(resolve, timeoutMs).unref();

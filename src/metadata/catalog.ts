@@ -9,6 +9,7 @@ import { fragmentRows, type FragmentQueries } from './catalog/fragment-rows.ts';
 import { deletionQueue, type DeletionQueue } from './catalog/deletion-queue.ts';
 import { isPrimaryKeyViolation, isUniqueViolation } from './catalog/sqlite-errors.ts';
 import type { ImageFormat } from '../renditions/media.ts';
+import type { Outbox } from './outbox.ts';
 
 export { newImageKey } from './catalog/image-rows.ts';
 export type { ReplicaKey } from './catalog/deletion-queue.ts';
@@ -91,17 +92,24 @@ export interface CatalogChanges {
    * upload is gone (or expired) meanwhile.
    */
   recordFragment(fragment: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): false | 'new' | 'replaced';
-  /** Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`. */
-  completeUpload(imageId: number, fragmentIds: string[], sha256: string, now: number): 'done' | 'changed' | 'gone';
+  /**
+   * Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`.
+   * `outbox` (metadata/outbox.ts): sent with the change when it is 'done', by an engine that can.
+   */
+  completeUpload(imageId: number, fragmentIds: string[], sha256: string, now: number, outbox?: Outbox): 'done' | 'changed' | 'gone';
   /** A one-fragment upload's fragment recorded and the upload completed at once: false when the upload is gone, else completeUpload's outcome. */
   recordOnlyFragmentAndComplete(
     fragment: FragmentRow,
     datanodeIds: string[],
     sha256: string,
     now: number,
+    outbox?: Outbox,
   ): false | 'done' | 'changed' | 'gone';
-  /** Removes an image or upload from the index and queues all of its replica files for deletion. */
-  deleteImage(imageId: number, now: number, reason?: DeletionReason): boolean;
+  /**
+   * Removes an image or upload from the index and queues all of its replica files for deletion.
+   * `outbox`: sent with the change when it happened (true), by an engine that can.
+   */
+  deleteImage(imageId: number, now: number, reason?: DeletionReason, outbox?: Outbox): boolean;
   /** A stored image rebuilt from a datanode manifest, its fragments and replicas. False when the name or key is taken meanwhile. */
   insertRebuiltImage(image: RebuiltImage, fragments: RebuiltFragment[]): boolean;
   /** Moves a fragment's replicas: adds `added`, forgets `dropped` (their files queued for deletion); false when the fragment is gone. */
@@ -110,7 +118,17 @@ export interface CatalogChanges {
   accountsFor(fragmentId: string, datanodeId: string): boolean;
   /** Queues the deletion of a file no row accounts for (an orphan; with the key of its deleted image when known). */
   doomOrphan(fragmentId: string, datanodeId: string, now: number, deletedImageKey?: string): void;
-  /** Runs `fn` as one transaction (one sync for many small changes: the rebuild's batches). */
+  /** insertRebuiltImage for each, in one transaction (one sync for many small changes: the rebuild's batches). */
+  insertRebuiltImages(batch: { image: RebuiltImage; fragments: RebuiltFragment[] }[]): boolean[];
+  /**
+   * Releases (as releaseAllWriteIntents) the write intents of other coordinators that stopped
+   * (their ids); answers how many. One SQLite coordinator has no others: 0.
+   */
+  releaseWriteIntentsOf(coordinatorIds: string[], now: number): number;
+  /**
+   * Runs `fn` as one transaction. SQLite only, and going away: the asynchronous interface
+   * (store.ts) has no such method; use a method that is one transaction (insertRebuiltImages).
+   */
   inTransaction<T>(fn: () => T): T;
 }
 
@@ -197,6 +215,20 @@ function catalogChanges(
   const fragment = fragments.steps;
   const deletion = deletions.steps;
   const addReplicas = replicaAdder(fragments, deletions);
+  // A savepoint inside insertRebuiltImages' transaction: a taken name undoes this image only.
+  const insertRebuiltImage = db.transaction((rebuilt: RebuiltImage, found: RebuiltFragment[]): boolean => {
+    try {
+      const imageId = image.insertStored(rebuilt, found.length);
+      for (const f of found) {
+        fragment.insertFragment({ id: f.id, imageId, idx: f.idx, size: f.size, sha256: f.sha256 });
+        addReplicas(f.id, f.replicas);
+      }
+      return true;
+    } catch (err) {
+      if (isUniqueViolation(err) || isPrimaryKeyViolation(err)) return false;
+      throw err;
+    }
+  });
 
   return {
     ...uploadChanges(db, images, fragments, deletions),
@@ -214,19 +246,11 @@ function catalogChanges(
       deletion.queueReplicasOfImage(imageId, now, reason, reason === 'image-deleted' ? row.imageKey : null);
       return image.deleteRow(imageId);
     }),
-    insertRebuiltImage: db.transaction((rebuilt: RebuiltImage, found: RebuiltFragment[]): boolean => {
-      try {
-        const imageId = image.insertStored(rebuilt, found.length);
-        for (const f of found) {
-          fragment.insertFragment({ id: f.id, imageId, idx: f.idx, size: f.size, sha256: f.sha256 });
-          addReplicas(f.id, f.replicas);
-        }
-        return true;
-      } catch (err) {
-        if (isUniqueViolation(err) || isPrimaryKeyViolation(err)) return false;
-        throw err;
-      }
-    }),
+    insertRebuiltImage,
+    insertRebuiltImages: db.transaction((batch: { image: RebuiltImage; fragments: RebuiltFragment[] }[]) =>
+      batch.map((b) => insertRebuiltImage(b.image, b.fragments)),
+    ),
+    releaseWriteIntentsOf: () => 0,
     moveReplicas: db.transaction((fragmentId: string, added: string[], dropped: string[], now: number): boolean => {
       if (!fragment.fragmentExists(fragmentId)) return false;
       addReplicas(fragmentId, added);

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/sqlite/', import.meta.url));
 
 /**
  * `normal` (the default): in WAL mode, durable across process crashes (kill -9); a power failure

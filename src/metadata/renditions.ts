@@ -1,6 +1,7 @@
 // The rendition cache's table: which cached image renders which variant of which image, its
 // bytes (for the budget) and when it was last served (for least-recently-used eviction).
 import type { Db } from './database.ts';
+import { createCatalog, type FragmentRow } from './catalog.ts';
 
 export interface RenditionRow {
   renditionImageId: number;
@@ -24,14 +25,25 @@ export function renditionTable(db: Db) {
     leastRecent: db.prepare<[number], RenditionRow>(`SELECT ${COLUMNS} FROM renditions ORDER BY last_used_at, rendition_image_id LIMIT ?`),
     sourceExists: db.prepare<[number], { one: number }>(`SELECT 1 AS one FROM images WHERE id = ? AND state = 'stored'`),
   };
+  const catalog = createCatalog(db);
+  const insert = (row: RenditionRow): boolean => {
+    if (!s.sourceExists.get(row.sourceImageId)) return false;
+    s.insert.run(row);
+    return true;
+  };
   return {
     find: (sourceImageId: number, variant: string) => s.find.get(sourceImageId, variant),
     /** False when the source image is gone meanwhile (its rendition must not outlive it). */
-    insert: (row: RenditionRow): boolean => {
-      if (!s.sourceExists.get(row.sourceImageId)) return false;
-      s.insert.run(row);
-      return true;
-    },
+    insert,
+    /**
+     * In one transaction: the rendition upload's only fragment recorded on `datanodeIds`, the
+     * upload completed (catalog.recordOnlyFragmentAndComplete) and `row` inserted. True when all
+     * three happened; false when the upload is gone or changed, or the source image is gone.
+     */
+    completeRendition: db.transaction(
+      (fragment: FragmentRow, datanodeIds: string[], sha256: string, now: number, row: RenditionRow): boolean =>
+        catalog.recordOnlyFragmentAndComplete(fragment, datanodeIds, sha256, now) === 'done' && insert(row),
+    ),
     touch: (renditionImageId: number, now: number) => s.touch.run(now, renditionImageId),
     totals: () => s.total.get()!,
     leastRecent: (limit: number) => s.leastRecent.all(limit),

@@ -19,6 +19,8 @@ export const paths = {
   records: '/records',
   /** PUT: one record (a manifest or a tombstone), durable before the answer. */
   record: (kind: RecordKind, image: string) => `/records/${kind}/${image}`,
+  /** POST: many tombstones and fragment deletions in one request (DeletionBatch), one journal sync for all. */
+  deletions: '/deletions',
 } as const;
 
 // ---- Image records: what the index knows about an image, kept beside its bytes. ----
@@ -127,6 +129,62 @@ export function parseRecord(value: unknown): ImageRecord | undefined {
   };
 }
 
+// ---- Batched deletions: POST /deletions. ----
+
+/** One fragment to delete, with the proof a single DELETE /fragments/{id} would carry in its headers. */
+export interface FragmentDeletion {
+  id: string;
+  /** Why (logged; `surplus-replica` may remove a fragment a live manifest here references). */
+  reason?: string;
+  /** The deleted image the fragment belonged to: its tombstone is recorded before the file goes. */
+  deletedImage?: string;
+}
+
+/**
+ * The body of `POST /deletions`, sent with its X-Content-SHA256 (so the request's signature
+ * covers it). The datanode records the tombstones (and those the deletions carry) durably, in
+ * one journal sync, then deletes each fragment exactly as `DELETE /fragments/{id}` would.
+ */
+export interface DeletionBatch {
+  tombstones: ImageTombstone[];
+  fragments: FragmentDeletion[];
+}
+
+/** `deleted` (also when it was absent) or `in-use` (a live manifest here references it: FRAGMENT_IN_USE). */
+export type DeletionOutcome = 'deleted' | 'in-use';
+
+/** What `POST /deletions` answers (200): one outcome per fragment, in the request's order. */
+export interface DeletionBatchAnswer {
+  fragments: DeletionOutcome[];
+}
+
+/** At most this many tombstones plus fragments in one batch. */
+export const MAX_DELETION_BATCH = 1024;
+
+/** The batch in `value` if it is a well-formed one, else undefined: nothing unchecked is acted on. */
+export function parseDeletionBatch(value: unknown): DeletionBatch | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const b = value as Record<string, unknown>;
+  if (!Array.isArray(b.tombstones) || !Array.isArray(b.fragments)) return undefined;
+  if (b.tombstones.length + b.fragments.length > MAX_DELETION_BATCH) return undefined;
+  const tombstones: ImageTombstone[] = [];
+  for (const t of b.tombstones as unknown[]) {
+    const record = parseRecord(t);
+    if (record?.kind !== 'tombstone') return undefined;
+    tombstones.push(record);
+  }
+  const fragments: FragmentDeletion[] = [];
+  for (const f of b.fragments as unknown[]) {
+    if (typeof f !== 'object' || f === null) return undefined;
+    const x = f as Record<string, unknown>;
+    if (typeof x.id !== 'string' || !isFragmentId(x.id)) return undefined;
+    if (x.reason !== undefined && (typeof x.reason !== 'string' || x.reason.length > 64)) return undefined;
+    if (x.deletedImage !== undefined && (typeof x.deletedImage !== 'string' || !isImageKey(x.deletedImage))) return undefined;
+    fragments.push({ id: x.id, reason: x.reason as string | undefined, deletedImage: x.deletedImage as string | undefined });
+  }
+  return { tombstones, fragments };
+}
+
 /** What `GET /health` answers. */
 export interface DatanodeHealthReport {
   /**
@@ -163,6 +221,8 @@ export const datanodeErrorStatus = {
   UNAUTHENTICATED: 401,
   INVALID_FRAGMENT_ID: 400,
   INVALID_RECORD: 400,
+  /** A POST /deletions body that is not a well-formed DeletionBatch: nothing in it was acted on. */
+  INVALID_DELETION_BATCH: 400,
   /** DELETE of a fragment a live manifest on this datanode references, without proof the image was deleted. */
   FRAGMENT_IN_USE: 409,
   INVALID_CHECKSUM_HEADER: 400,
@@ -175,6 +235,10 @@ export const datanodeErrorStatus = {
   WRONG_CLUSTER: 409,
   /** A signed write or delete without a cluster id: the coordinator has not established its identity. */
   CLUSTER_ID_REQUIRED: 409,
+  /** x-tessera-fence is not a fencing token (a decimal integer). */
+  INVALID_FENCE: 400,
+  /** A write or delete from a coordinator's background work under a fencing token older than one seen: its sender lost the lease. */
+  STALE_FENCE: 409,
   /** The fragment's file exists but cannot be read (an I/O error, not a file): a bad replica. */
   FRAGMENT_UNREADABLE: 500,
   ROUTE_NOT_FOUND: 404,

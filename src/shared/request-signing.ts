@@ -3,7 +3,8 @@
 // with an HMAC over the request's nonce (so a server without the secret cannot fake an answer),
 // and /health carries an identity proof (HMAC over nonce, node id and cluster id). Both ends
 // import this one definition.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { randomHex } from './random-ids.ts';
 
 /** `Authorization: Tessera-HMAC-SHA256 <hex>`: a signed request (the Bearer form carries the secret itself). */
 export const SIGNED_SCHEME = 'Tessera-HMAC-SHA256';
@@ -35,6 +36,11 @@ export interface SignedParts {
   nodeId: string;
   /** The X-Content-SHA256 of a PUT ('' otherwise): the datanode verifies the body against it. */
   contentSha256: string;
+  /**
+   * The x-tessera-fence of a request from a background pass ('' or absent otherwise): signed, so
+   * nobody can raise or strip it, and appended only when present so unfenced requests sign as before.
+   */
+  fence?: string;
 }
 
 const hmac = (secret: string, text: string) => createHmac('sha256', secret).update(text).digest('hex');
@@ -45,10 +51,12 @@ function safeEqualHex(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export const newNonce = () => randomBytes(16).toString('hex');
+export const newNonce = () => randomHex(16);
 
 export function requestSignature(secret: string, p: SignedParts): string {
-  return hmac(secret, ['tessera-request-v1', p.method, p.path, p.time, p.nonce, p.clusterId, p.nodeId, p.contentSha256].join('\n'));
+  const fields = ['tessera-request-v1', p.method, p.path, p.time, p.nonce, p.clusterId, p.nodeId, p.contentSha256];
+  if (p.fence) fields.push(p.fence);
+  return hmac(secret, fields.join('\n'));
 }
 
 /** True when `signature` signs `parts` with `secret` and the time is within the allowed skew. */

@@ -5,6 +5,7 @@
 // one process behind one gate: where only one of several processes may do background work (a
 // leader), that is decided in the gate and nowhere else.
 import type { Logger } from 'pino';
+import { withFence } from './fence.ts';
 
 export interface LoopOptions {
   /** From the end of one pass to the start of the next; a function when it depends on how the pass went. */
@@ -51,20 +52,27 @@ export interface Scheduler {
 interface LoopContext {
   log?: Logger;
   gate: () => boolean;
+  fence: () => string | undefined;
 }
 
 export function createScheduler({
   log,
   gate = () => true,
+  fence = () => undefined,
 }: {
   log?: Logger;
   /** Whether background passes may run in this process now (checked before every pass). */
   gate?: () => boolean;
+  /**
+   * The fencing token of the authority the gate grants (shared/fence.ts), taken when a pass
+   * starts: the whole pass runs under it, so what it writes after its authority is gone is refused.
+   */
+  fence?: () => string | undefined;
 } = {}): Scheduler {
   const loops: Loop[] = [];
   return {
     loop(name, pass, options) {
-      const loop = createLoop(name, pass, options, { log, gate });
+      const loop = createLoop(name, pass, options, { log, gate, fence });
       loops.push(loop);
       return loop;
     },
@@ -74,7 +82,7 @@ export function createScheduler({
   };
 }
 
-function createLoop(name: string, pass: () => Promise<void>, options: LoopOptions, { log, gate }: LoopContext): Loop {
+function createLoop(name: string, pass: () => Promise<void>, options: LoopOptions, { log, gate, fence }: LoopContext): Loop {
   let state: Loop['state'] = 'new';
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
@@ -99,7 +107,7 @@ function createLoop(name: string, pass: () => Promise<void>, options: LoopOption
     if (!gate()) return;
     passes += 1;
     try {
-      await pass();
+      await withFence(fence(), pass);
     } catch (err) {
       log?.error({ err }, `${name} pass failed`);
     }

@@ -1,0 +1,88 @@
+// What only the PostgreSQL engine has (the shared contract is metadata-contract.test.ts): its
+// migrations run once when several coordinators start together, a newer database is refused,
+// an unreachable server fails at open with the URL (no password), and writes made in a background
+// pass are fenced by the leader lease's token.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { openPostgresMetadata, type PostgresMetadataStore } from '../src/metadata/postgres/index.ts';
+import { openPool } from '../src/metadata/postgres/connection.ts';
+import { listPostgresMigrations, migratePostgres, POSTGRES_MIGRATIONS_DIR } from '../src/metadata/postgres/migrate.ts';
+import { withFence } from '../src/shared/fence.ts';
+import { postgresAvailable, skipNote, useTestDatabase } from './support/postgres.ts';
+
+const pg = await postgresAvailable();
+const quiet = pino({ level: 'silent' });
+const T = 1_700_000_000_000;
+
+describe.skipIf(!pg.adminUrl)(`the PostgreSQL metadata engine${skipNote(pg)}`, () => {
+  const db = useTestDatabase();
+
+  it('migrates once when several coordinators open a new database at the same time', async () => {
+    const stores = await Promise.all([1, 2, 3, 4].map((i) => openPostgresMetadata(db.url, quiet, { instanceId: `c${i}` })));
+    try {
+      const rows = (await stores[0]!.sql('SELECT filename FROM schema_migrations ORDER BY filename', [])).map((r) => r.filename);
+      expect(rows).toEqual(listPostgresMigrations(POSTGRES_MIGRATIONS_DIR));
+      // Each works on the one schema.
+      await stores[1]!.datanodes.insert('a', 'http://127.0.0.1:1/a', T);
+      expect((await stores[3]!.datanodes.all()).map((d) => d.id)).toEqual(['a']);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('refuses a database migrated by a newer Tessera, and answers an unreachable server at open', async () => {
+    const sql = openPool(db.url);
+    try {
+      await migratePostgres(sql);
+      await sql`INSERT INTO schema_migrations (filename) VALUES ('999_from_the_future.sql')`;
+      await expect(openPostgresMetadata(db.url, quiet)).rejects.toThrow(/999_from_the_future\.sql.*newer Tessera/);
+      await sql`DELETE FROM schema_migrations WHERE filename = '999_from_the_future.sql'`;
+    } finally {
+      await sql.end();
+    }
+    await expect(openPostgresMetadata('postgres://someone:secret-pw@127.0.0.1:1/nothing', quiet)).rejects.toThrow(
+      /Cannot open the PostgreSQL index at postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nothing/,
+    );
+  });
+
+  it('a misnamed or doubly numbered migration stops the migrator', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-pg-migrations-'));
+    try {
+      fs.writeFileSync(path.join(dir, '001_a.sql'), '');
+      fs.writeFileSync(path.join(dir, '010_b.sql'), '');
+      expect(listPostgresMigrations(dir)).toEqual(['001_a.sql', '010_b.sql']);
+      fs.writeFileSync(path.join(dir, '010_c.sql'), '');
+      expect(() => listPostgresMigrations(dir)).toThrow(/same number/);
+      fs.rmSync(path.join(dir, '010_c.sql'));
+      fs.writeFileSync(path.join(dir, 'extra.sql'), '');
+      expect(() => listPostgresMigrations(dir)).toThrow(/not named NNN_name\.sql/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fences the writes of a background pass: a stale token changes nothing, the current one writes', async () => {
+    const store: PostgresMetadataStore = await openPostgresMetadata(db.url, quiet);
+    try {
+      await store.sql(`UPDATE leader_lease SET token = 7 WHERE name = 'background'`, []);
+      await store.datanodes.insert('fence-dn', 'http://127.0.0.1:1/fence', T);
+      const stale = () => withFence('6', () => store.catalog.doomOrphan('stale', 'fence-dn', T));
+      await expect(stale()).rejects.toMatchObject({ code: 'FENCED' });
+      await expect(withFence('6', () => store.catalog.moveReplicas('none', [], [], T))).rejects.toMatchObject({ code: 'FENCED' });
+      await expect(withFence('6', () => store.catalog.ackDeletions([{ fragmentId: 'x', datanodeId: 'fence-dn' }]))).rejects.toMatchObject({
+        code: 'FENCED',
+      });
+      expect(await store.catalog.accountsFor('stale', 'fence-dn')).toBe(false);
+      await withFence('7', () => store.catalog.doomOrphan('current', 'fence-dn', T));
+      expect(await store.catalog.accountsFor('current', 'fence-dn')).toBe(true);
+      // API requests carry no token: not fenced.
+      await store.catalog.doomOrphan('api', 'fence-dn', T);
+      expect(await store.catalog.accountsFor('api', 'fence-dn')).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+});
