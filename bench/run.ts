@@ -5,10 +5,21 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import postgres from 'postgres';
+import { isPostgresUrl } from '../src/metadata/store.ts';
 import { buildCliBundle, cliDownload, cliUpload, takeCliCpu, writeImageFile } from './cli.ts';
 import { createHttp, type BenchHttp } from './http.ts';
 import { fillIndex, listingName, rawListing } from './listing.ts';
-import { cleanup, freePortBlock, removeOnCleanup, startBareProxy, startCluster, type BareProxy, type Cluster } from './processes.ts';
+import {
+  cleanup,
+  freePortBlock,
+  onCleanup,
+  removeOnCleanup,
+  startBareProxy,
+  startCluster,
+  type BareProxy,
+  type Cluster,
+} from './processes.ts';
 import { json, median, percentile, table, type Figure } from './report.ts';
 import { cpuDuring, peakRss } from './rss.ts';
 import {
@@ -58,6 +69,11 @@ const program = new Command('npm run bench --')
   )
   .option('--list-rows <n>', 'stored images in the index for the listing figure (default 1000000)', positive('--list-rows'))
   .option('--list-queries <n>', 'timed listing queries (default 500; quick 150)', positive('--list-queries'))
+  .option(
+    '--metadata <postgres-url>',
+    "run the coordinator on PostgreSQL: a fresh database made on this URL's server for the run (dropped after); also TESSERA_BENCH_METADATA",
+    process.env.TESSERA_BENCH_METADATA,
+  )
   .option('--profile <dir>', 'write --cpu-prof profiles of every cluster process to this folder')
   .option('-v, --verbose', "pass the cluster's warnings through to stderr", false)
   .showHelpAfterError();
@@ -78,9 +94,12 @@ const flags = program.opts<{
   deleteCount?: number;
   listRows?: number;
   listQueries?: number;
+  metadata?: string;
   profile?: string;
   verbose: boolean;
 }>();
+if (flags.metadata !== undefined && !isPostgresUrl(flags.metadata))
+  program.error('--metadata: give a postgres:// URL (SQLite is the default).');
 const quick = flags.quick;
 const cfg = {
   size: Math.round((flags.size ?? (quick ? 64 : 256)) * MB),
@@ -103,6 +122,9 @@ const wanted = new Set(
 );
 for (const s of wanted)
   if (!(SCENARIOS as readonly string[]).includes(s)) program.error(`--scenarios: unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);
+// The listing figure fills the SQLite file before the coordinator starts and compares with raw SQLite reads.
+if (flags.metadata !== undefined && wanted.delete('listing'))
+  process.stderr.write('bench: the listing scenario runs on SQLite only; skipped\n');
 const runs = (s: Scenario) => wanted.has(s);
 
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -149,6 +171,25 @@ const cpuPer = (runs: Run[], units: number) => ({
   datanodes: median(runs.map((r) => r.datanodeCpu / units)),
 });
 
+/** A fresh database on the server of `adminUrl` for this run, dropped at cleanup: its URL. */
+async function benchDatabase(adminUrl: string): Promise<string> {
+  const name = `tessera_bench_${process.pid}_${Date.now().toString(36)}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  onCleanup(async () => {
+    const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+    await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).finally(() => sql.end());
+  });
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  say(`metadata on PostgreSQL: database ${name}`);
+  return url.toString();
+}
+
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-'));
   removeOnCleanup(dataDir);
@@ -162,6 +203,7 @@ async function main() {
   if (runs('cli-upload') || runs('cli-download')) buildCliBundle();
 
   const port = await freePortBlock(5);
+  const metadataArgs = flags.metadata === undefined ? [] : ['--metadata', await benchDatabase(flags.metadata)];
   const env: Record<string, string> = {};
   if (flags.profile) {
     fs.mkdirSync(flags.profile, { recursive: true });
@@ -171,7 +213,7 @@ async function main() {
   // Defaults, but no scrubbing: the scrubber re-reads 8 MB/s in the background, a load that has
   // nothing to do with the data path and would land on both sides of every comparison.
   const cluster = await startCluster(dataDir, port, {
-    args: ['--scrub-rate', '0'],
+    args: ['--scrub-rate', '0', ...metadataArgs],
     env,
     log: flags.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined,
   });

@@ -7,6 +7,7 @@ import { bannerUrl } from '../../src/launcher/banner.ts';
 import { startChild } from '../../src/launcher/child-process.ts';
 import { freePortBlock } from '../../src/launcher/ports.ts';
 import { readAdminToken, rememberToken } from './tokens.ts';
+import { metadataFor } from './test-metadata.ts';
 
 export interface ClusterProcess {
   url: string;
@@ -30,6 +31,9 @@ export const isRunning = (pid: number) => {
 };
 
 export async function startClusterProcess(dataDir: string, port: number, args: string[] = [], timeoutMs = 60_000): Promise<ClusterProcess> {
+  // TESSERA_TEST_METADATA=postgres: the index of this data dir in a PostgreSQL database of its own.
+  const metadata = args.includes('--metadata') ? undefined : await metadataFor(dataDir);
+  if (metadata) args = [...args, '--metadata', metadata];
   const supervisor = await startChild({
     name: 'npm start',
     args: ['--import', 'tsx', 'src/start-cluster.ts', '--port', String(port), '--data-dir', dataDir, ...args],

@@ -11,6 +11,7 @@ import { startCoordinator, type RunningCoordinator } from '../../src/start-coord
 import { createGraphQLClient } from './graphql.ts';
 import { readAdminToken, rememberToken } from './tokens.ts';
 import { withInternals } from './coordinator-view.ts';
+import { dropMetadataFor, metadataFor } from './test-metadata.ts';
 
 export const TEST_SECRET = 'test-cluster-secret';
 
@@ -51,7 +52,9 @@ export async function startDatanode(dataDir: string, sampleSystem = calmSample, 
 export async function startCluster({ datanodes = 3, config = {}, sampleSystem = calmSample }: ClusterOptions = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-test-'));
   const nodes = await Promise.all(Array.from({ length: datanodes }, (_, i) => startDatanode(join(dir, `datanode-${i}`), sampleSystem, i)));
+  const metadata = await metadataFor(join(dir, 'coordinator'));
   const coordinatorConfig = makeConfig({
+    ...(metadata ? { metadata } : {}),
     dataDir: join(dir, 'coordinator'),
     port: 0,
     secret: TEST_SECRET,
@@ -92,6 +95,7 @@ export async function startCluster({ datanodes = 3, config = {}, sampleSystem = 
     async close() {
       await coordinator.stop();
       await Promise.all(nodes.map((n) => n.close().catch(() => {})));
+      await dropMetadataFor(join(dir, 'coordinator'));
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -3,6 +3,7 @@
 import { ChildGroup } from '../../src/launcher/child-process.ts';
 import { childEnv, startServerProcess, type ServerProcess } from './datanode-process.ts';
 import { readAdminToken, rememberToken } from './tokens.ts';
+import { metadataFor } from './test-metadata.ts';
 
 export interface CoordinatorProcessOptions {
   /** The coordinator's --data-dir (the SQLite index). */
@@ -30,6 +31,9 @@ export async function startCoordinatorProcess(opts: CoordinatorProcessOptions): 
   const args = ['--port', String(opts.port ?? 0), '--data-dir', opts.dataDir];
   if (opts.secret === undefined) args.push('--insecure');
   args.push(...(opts.args ?? []));
+  // TESSERA_TEST_METADATA=postgres: the index of this data dir in a PostgreSQL database of its own.
+  const metadata = opts.args?.includes('--metadata') ? undefined : await metadataFor(opts.dataDir);
+  if (metadata) args.push('--metadata', metadata);
   // Inherited TESSERA_* settings (secret, port, public URL...) would change what the test runs.
   const env = childEnv((key) => key.startsWith('TESSERA_'), { TESSERA_CLUSTER_SECRET: opts.secret, ...opts.env });
   const coordinator = await startServerProcess('coordinator', 'src/main.ts', args, env, coordinators, opts.timeoutMs ?? 20_000);
