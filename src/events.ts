@@ -152,8 +152,11 @@ export function createEventBus({ relay: relayOptions }: EventBusOptions = {}) {
     },
     /** Starts receiving from the other coordinators: resolves once listening. */
     start: async (): Promise<void> => relay?.start(),
-    /** Sends what is still queued, then stops listening. */
-    close: async (): Promise<void> => relay?.close(),
+    /** Sends what is still queued, then stops listening and ends the transport's connections. */
+    async close(): Promise<void> {
+      await relay?.close();
+      await relayOptions?.transport.close?.();
+    },
   };
 }
 
