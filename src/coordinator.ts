@@ -7,6 +7,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CoordinatorConfig } from './config.ts';
 import { createEventBus, type EventBus } from './events.ts';
+import { postgresNotifyTransport } from './events-postgres.ts';
+import { linkCoordinators, reportBadReplica } from './coordinator-links.ts';
 import { createImageService, type ImageService } from './image-service.ts';
 import { createUploads, type Uploads } from './uploads.ts';
 import { openDatabase, type Db } from './metadata/database.ts';
@@ -104,8 +106,14 @@ function openIndex(config: CoordinatorConfig, log: Logger) {
 }
 
 /** The registry of datanodes, the cluster's identity, and the client that talks to them. */
-function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger) {
-  const registry = createRegistry({ rows: datanodeRows(db), downAfterFailures: config.downAfterFailures, thresholds: config.thresholds });
+function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger, events: EventBus) {
+  const registry = createRegistry({
+    rows: datanodeRows(db),
+    downAfterFailures: config.downAfterFailures,
+    thresholds: config.thresholds,
+    // Registered, moved, drained or removed here: the other coordinators re-read the rows.
+    onChange: events.relayed ? (id) => events.tellOthers({ kind: 'datanodeChanged', id }) : undefined,
+  });
   const clusterIdentity = createClusterIdentity({ row: clusterIdentityRow(db), log });
   const client = createDatanodeClient({
     secret: config.secret,
@@ -271,6 +279,7 @@ function createBackgroundWork(
     log,
     intervalMs: config.healthIntervalMs,
     thresholds: config.thresholds,
+    leads: coordination.gate,
     onStatusChange: (id) => {
       // A datanode back from DOWN gets the deletions it missed; repair that failed for want of
       // a copy or a target may succeed now.
@@ -295,7 +304,7 @@ function createBackgroundWork(
     repairAfterMs: config.repairAfterSec * 1000,
     bytesPerSecond: config.repairBytesPerSec,
   });
-  const reportBad = (bad: BadReplica) => repairer.report(bad);
+  const reportBad = reportBadReplica(events, coordination.gate, (bad: BadReplica) => repairer.report(bad));
   const { scrubber, reconciler } = createAudits(config, log, { catalog, registry, client, records, deleter, scheduler, reportBad, checks });
   return { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler };
 }
@@ -335,6 +344,51 @@ async function startAlone(
     empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly',
     startLoops,
   );
+}
+
+/**
+ * In-process on SQLite; on PostgreSQL through the database (LISTEN/NOTIFY), so a subscriber on any
+ * coordinator hears every coordinator's events.
+ */
+function eventBusFor(config: CoordinatorConfig, shared: SharedMetadata | undefined, log: Logger): EventBus {
+  if (!shared || config.metadata === undefined) return createEventBus();
+  return createEventBus({ relay: { transport: postgresNotifyTransport(config.metadata), origin: shared.instanceId, log } });
+}
+
+/** Several coordinators: registry, revocations and bad replicas kept in step with the others (coordinator-links.ts). */
+function linkParts({
+  events,
+  registry,
+  db,
+  coordination,
+  client,
+  monitor,
+  auth,
+  repairer,
+  log,
+}: {
+  events: EventBus;
+  registry: Registry;
+  db: Db;
+  coordination: Coordination;
+  client: DatanodeClient;
+  monitor: Monitor;
+  auth: Auth;
+  repairer: Repairer;
+  log: Logger;
+}) {
+  auth.onRevoked((id) => events.tellOthers({ kind: 'tokenRevoked', id }));
+  return linkCoordinators({
+    events,
+    registry,
+    readRows: async () => datanodeRows(db).all(),
+    isLeader: coordination.gate,
+    abandon: (url) => client.abandon(url),
+    sampleNow: (id) => monitor.sampleNow(id),
+    endSubscriptionsOf: (id) => auth.quotas.endAllOf(id),
+    repair: (bad) => repairer.report(bad),
+    log,
+  });
 }
 
 /** How often the leader looks for coordinators that stopped heartbeating (membership.ts). */
@@ -386,8 +440,8 @@ function startShared(
 
 export function createCoordinator(config: CoordinatorConfig, log: Logger, shared?: SharedMetadata): Coordinator {
   const { db, marker, uncleanStop, catalog, auth } = openIndex(config, log);
-  const { registry, clusterIdentity, client } = connectDatanodes(config, db, log);
-  const events = createEventBus();
+  const events = eventBusFor(config, shared, log);
+  const { registry, clusterIdentity, client } = connectDatanodes(config, db, log, events);
   const coordination = coordinationFor(config, log, shared);
   const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events, coordination });
   const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
@@ -405,6 +459,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger, shared
     log,
   });
   const sweeper = expirySweep(config, scheduler, uploads, auth);
+  const links = events.relayed ? linkParts({ events, registry, db, coordination, client, monitor, auth, repairer, log }) : undefined;
   let stopped = false;
   const startLoops = () => {
     if (stopped) return;
@@ -427,6 +482,8 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger, shared
     renditions,
     rebuilding: checks.rebuildingAtStart,
     async start() {
+      await events.start(); // listening before anything happens that others must hear of
+      links?.start();
       for (const url of config.datanodes) await cluster.register(url);
       await establishClusterId({ clusterIdentity, registry, client, log });
       monitor.start();
@@ -437,6 +494,8 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger, shared
       stopped = true;
       await Promise.all([scheduler.stop(), indexRebuild.idle(), records.flushTombstones()]);
       await coordination.stop(); // after the passes ended: the next leader need not wait for the expiry
+      await links?.stop();
+      await events.close();
       client.close();
       db.close();
       if (!coordination.shared) fs.rmSync(marker, { force: true });

@@ -3,7 +3,7 @@
 // connection that stopped hearing (dropped, or silently cut off by a partition: postgres.js
 // re-listens once after a close and gives up if that fails) is replaced, with backoff.
 import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import type { NotifyTransport } from './events-relay.ts';
 
 /** How often the LISTEN connection must hear its heartbeat, and how long one may take. */
@@ -15,9 +15,9 @@ const APPLICATION_NAME = 'tessera events';
 
 type Handlers = Parameters<NotifyTransport['listen']>[1];
 
-/** One connection, no idle timeout: a coordinator's events, in the order it sends them. */
-const connect = (url: string) =>
-  postgres(url, {
+/** One connection, no idle timeout. The driver is loaded only here: a SQLite coordinator never loads it. */
+const connect = async (url: string) =>
+  (await import('postgres')).default(url, {
     max: 1,
     idle_timeout: 0,
     max_lifetime: null,
@@ -28,9 +28,12 @@ const connect = (url: string) =>
 
 export function postgresNotifyTransport(url: string): NotifyTransport & { close(): Promise<void> } {
   // Its own connection: a NOTIFY never waits behind the metadata pool's queue.
-  const notifier = connect(url);
+  let notifier: Promise<postgres.Sql> | undefined;
   const listeners = new Set<{ close(): Promise<void> }>();
-  const notify = async (channel: string, payload: string) => void (await notifier`SELECT pg_notify(${channel}, ${payload})`);
+  const notify = async (channel: string, payload: string) => {
+    const sql = await (notifier ??= connect(url));
+    await sql`SELECT pg_notify(${channel}, ${payload})`;
+  };
 
   return {
     notify,
@@ -41,7 +44,7 @@ export function postgresNotifyTransport(url: string): NotifyTransport & { close(
     },
     async close() {
       await Promise.all([...listeners].map((l) => l.close()));
-      await notifier.end({ timeout: 2 });
+      await (await notifier)?.end({ timeout: 2 });
     },
   };
 }
@@ -63,7 +66,7 @@ async function listenOn(
   let reconnecting: NodeJS.Timeout | undefined;
 
   async function open(): Promise<void> {
-    const s = connect(url);
+    const s = await connect(url);
     let listens = 0;
     try {
       await s.listen(

@@ -24,6 +24,8 @@ export interface NotifyTransport {
     channel: string,
     handlers: { message(payload: string): void; lost(err: Error): void; restored(): void },
   ): Promise<{ close(): Promise<void> }>;
+  /** Ends its connections (after the relay closed). */
+  close?(): Promise<void>;
 }
 
 /** One relayed message: the topic, the coordinator that sent it, and its data. */

@@ -8,6 +8,7 @@ import { createPubSub, filter, pipe } from '@graphql-yoga/subscription';
 import type { DatanodeStatus } from './metadata/datanodes.ts';
 import type { Logger } from 'pino';
 import type { DatanodeView } from './cluster/registry.ts';
+import type { BadReplica } from './cluster/replicas.ts';
 import type { Outbox } from './metadata/outbox.ts';
 import { createRelayTarget, encode, EVENT_CHANNEL, type Envelope, type NotifyTransport } from './events-relay.ts';
 
@@ -42,9 +43,14 @@ type Topics = {
 
 /**
  * What coordinators tell each other beyond the public events (never shown to subscribers): a
- * datanode row changed (registered, moved, drained, removed), a token was revoked.
+ * datanode row changed (registered, moved, drained, removed), a token was revoked, a replica
+ * is bad.
  */
-export type CoordinatorNotice = { kind: 'datanodeChanged'; id: string } | { kind: 'tokenRevoked'; id: string };
+export type CoordinatorNotice =
+  | { kind: 'datanodeChanged'; id: string }
+  | { kind: 'tokenRevoked'; id: string }
+  /** A bad replica found by a read on a coordinator that does not repair (the leader does). */
+  | { kind: 'badReplica'; bad: BadReplica };
 const NOTICE_TOPIC = 'coordinatorNotice';
 
 /** A message from another coordinator: a public event, a health sample, or a notice. */
@@ -146,8 +152,11 @@ export function createEventBus({ relay: relayOptions }: EventBusOptions = {}) {
     },
     /** Starts receiving from the other coordinators: resolves once listening. */
     start: async (): Promise<void> => relay?.start(),
-    /** Sends what is still queued, then stops listening. */
-    close: async (): Promise<void> => relay?.close(),
+    /** Sends what is still queued, then stops listening and ends the transport's connections. */
+    async close(): Promise<void> {
+      await relay?.close();
+      await relayOptions?.transport.close?.();
+    },
   };
 }
 

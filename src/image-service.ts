@@ -144,10 +144,12 @@ export function createImageService({
       const image = isRenditionName(name) ? undefined : catalog.imageByName(name);
       if (!image) return false;
       const holders = catalog.fragmentsWithReplicas(image.id).flatMap((f) => f.replicas);
-      if (!catalog.deleteImage(image.id, now(), 'image-deleted')) return false;
+      // Sent with the deletion's own transaction: no coordinator hears of it before the ImageStored it follows.
+      const notice = events.notice({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
+      if (!catalog.deleteImage(image.id, now(), 'image-deleted', notice)) return false;
       records.queueTombstone(image.imageKey, now(), holders);
       log.info({ image: name }, 'image deleted');
-      events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
+      events.committed(notice);
       void deleter.kick();
       return true;
     },

@@ -79,6 +79,8 @@ export function createAuth(db: Db, config: AuthConfig, log: Logger) {
     );
   }
 
+  const revokedHandlers: ((id: string) => void)[] = [];
+
   return {
     tokens,
     signer,
@@ -94,8 +96,14 @@ export function createAuth(db: Db, config: AuthConfig, log: Logger) {
       if (revoked) {
         quotas.endAllOf(id);
         log.info({ token: id }, 'token revoked');
+        for (const handle of revokedHandlers) handle(id);
       }
       return revoked;
+    },
+
+    /** Runs `handle` after each revocation here (other coordinators end the token's subscriptions too). */
+    onRevoked(handle: (id: string) => void): void {
+      revokedHandlers.push(handle);
     },
 
     /** Is this principal (still) allowed: a token that was revoked or expired since it connected is not. */

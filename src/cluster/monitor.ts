@@ -79,7 +79,10 @@ export function createMonitor({
   onStatusChange,
   thresholds,
   clusterIdentity,
+  leads = () => true,
 }: {
+  /** Whether this coordinator samples now (several coordinators: only the leader does). */
+  leads?: () => boolean;
   clusterIdentity?: ClusterIdentity;
   scheduler: Scheduler;
   registry: Registry;
@@ -128,8 +131,8 @@ export function createMonitor({
 
   return {
     start: loop.start,
-    /** Samples one datanode now (after it registers), outside the regular rounds. */
-    sampleNow: sampleOne,
+    /** Samples one datanode now (after it registers), outside the regular rounds; only when leading. */
+    sampleNow: (id: string) => (leads() ? sampleOne(id) : Promise.resolve()),
     /** A round now (or right after the one under way). */
     kick: loop.kick,
     stop: loop.stop,

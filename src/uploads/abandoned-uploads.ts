@@ -14,15 +14,16 @@ export function sweepExpiredUploads(ctx: UploadContext): number {
   const { catalog, now } = ctx;
   const expired = catalog.expiredUploads(now());
   for (const upload of expired) {
-    if (!catalog.deleteImage(upload.id, now(), 'upload-expired')) continue;
-    ctx.hashes.drop(upload.id);
-    ctx.log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
-    ctx.events.emit({
+    const notice = ctx.events.notice({
       kind: 'UploadExpired',
       message: `Upload of "${upload.name}" expired.`,
       name: upload.name,
       uploadId: upload.uploadId!,
     });
+    if (!catalog.deleteImage(upload.id, now(), 'upload-expired', notice)) continue;
+    ctx.hashes.drop(upload.id);
+    ctx.log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
+    ctx.events.committed(notice);
   }
   if (expired.length > 0) void ctx.deleter.kick();
   return expired.length;

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { CoordinatorConfig } from '../config.ts';
 import { TesseraError } from '../errors.ts';
-import type { EventBus } from '../events.ts';
+import type { EventBus, EventNotice } from '../events.ts';
 import type { Catalog, ImageRow } from '../metadata/catalog.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { Registry } from '../cluster/registry.ts';
@@ -61,10 +61,19 @@ export function recordWrittenFragment<T>(ctx: UploadContext, fragmentId: string,
   }
 }
 
-/** The image an upload became, logged and announced. */
-export function announceStored({ catalog, log, events }: UploadContext, imageId: number): ImageRow {
+/** The ImageStored event of an upload, to send with the change that completes it. */
+export const storedNotice = ({ events }: UploadContext, upload: ImageRow): EventNotice =>
+  events.notice({
+    kind: 'ImageStored',
+    message: `Image "${upload.name}" stored (${upload.size} bytes).`,
+    name: upload.name,
+    size: upload.size,
+  });
+
+/** The image an upload became, logged and announced (`notice`: sent with its completion). */
+export function announceStored({ catalog, log, events }: UploadContext, imageId: number, notice: EventNotice): ImageRow {
   const image = catalog.imageById(imageId)!;
   log.info({ image: image.name, size: image.size }, 'image stored');
-  events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
+  events.committed(notice);
   return image;
 }

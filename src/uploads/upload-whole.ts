@@ -10,7 +10,7 @@ import { detectImageIn } from '../renditions/media.ts';
 import { completeUpload } from './complete-upload.ts';
 import { newFragmentId, putFragment } from './put-fragment.ts';
 import { assertWholeSize, fragmentSizeAt } from './upload-checks.ts';
-import { announceStored, recordWrittenFragment, requireLiveDatanodes, type UploadContext } from './upload-context.ts';
+import { announceStored, storedNotice, recordWrittenFragment, requireLiveDatanodes, type UploadContext } from './upload-context.ts';
 
 /** Fragments of one uploadImage written at once. */
 const IN_FLIGHT = 4;
@@ -50,15 +50,17 @@ async function storeOnlyFragment(ctx: UploadContext, upload: ImageRow, data: Byt
   const createdAt = ctx.now();
   const manifest = manifestOf(upload, digest, createdAt, [{ id: fragmentId, idx: 0, size, sha256: digest }]);
   const placed = await ctx.replicas.write(fragmentId, data, digest, ctx.config.replicationFactor, new Set(), manifest);
+  const notice = storedNotice(ctx, upload);
   const outcome: ReturnType<Catalog['recordOnlyFragmentAndComplete']> = recordWrittenFragment(ctx, fragmentId, placed, () =>
     ctx.catalog.recordOnlyFragmentAndComplete(
       { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
       placed,
       digest,
       createdAt,
+      notice,
     ),
   );
   if (outcome !== 'done')
     throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${upload.uploadId}" was aborted or expired while it was stored.`);
-  return announceStored(ctx, upload.id);
+  return announceStored(ctx, upload.id, notice);
 }

@@ -1,0 +1,55 @@
+// What the coordinators of one PostgreSQL database tell each other beyond the public events,
+// and what each does with it: the datanode registry kept in step (registry-sync.ts), a revoked
+// token's live subscriptions ended on every coordinator, a bad replica found by any coordinator's
+// read handed to the one that repairs (the leader). On SQLite there is one coordinator and none
+// of this runs.
+import type { Logger } from 'pino';
+import type { EventBus } from './events.ts';
+import type { Registry } from './cluster/registry.ts';
+import type { DatanodeRow } from './metadata/datanodes.ts';
+import type { BadReplica } from './cluster/replicas.ts';
+import { createRegistrySync, type RegistrySync } from './cluster/registry-sync.ts';
+
+export interface LinkedParts {
+  events: EventBus;
+  registry: Registry;
+  readRows: () => Promise<DatanodeRow[]>;
+  /** Whether this coordinator does the background work now (samples, repairs). */
+  isLeader: () => boolean;
+  /** A datanode that went DOWN: its writes in flight fall back now. */
+  abandon: (url: string) => void;
+  sampleNow: (id: string) => Promise<void>;
+  endSubscriptionsOf: (tokenId: string) => void;
+  repair: (bad: BadReplica) => void;
+  log: Logger;
+}
+
+export function linkCoordinators(parts: LinkedParts): RegistrySync {
+  const { events, isLeader, log } = parts;
+  const sync = createRegistrySync({
+    registry: parts.registry,
+    readRows: parts.readRows,
+    events,
+    isLeader,
+    log,
+    onStatusChange: (change) => {
+      if (change.status === 'DOWN') parts.abandon(change.datanode.url);
+    },
+    onNewDatanode: (id) => void parts.sampleNow(id).catch(() => {}),
+  });
+  events.onRemote((message) => {
+    if (message.topic !== 'coordinatorNotice') return;
+    const { notice } = message;
+    if (notice.kind === 'tokenRevoked') parts.endSubscriptionsOf(notice.id);
+    else if (notice.kind === 'badReplica' && isLeader()) parts.repair(notice.bad);
+  });
+  return sync;
+}
+
+/** A bad replica found here: repaired here when leading, else by the leader (told). */
+export function reportBadReplica(events: EventBus, isLeader: () => boolean, repair: (bad: BadReplica) => void) {
+  return (bad: BadReplica) => {
+    repair(bad);
+    if (events.relayed && !isLeader()) events.tellOthers({ kind: 'badReplica', bad });
+  };
+}
