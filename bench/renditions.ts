@@ -3,23 +3,30 @@
 // - renditions made per second of a 12-megapixel JPEG to a 300 px WebP through GET
 //   /images/{name}?w=300&format=webp&q=… (every request a new variant, so each is made and
 //   cached) beside sharp called directly in this process on the same file, same parameters and
-//   the same number at once (goal >= 0.8x);
+//   the same number at once (goal >= 0.8x), with the CPU each side used per rendition (steadier
+//   than rates on a shared machine: see cpuPerRendition);
 // - cached renditions served per second beside plain downloads of a file of the same size (goal >= 0.9x).
+// `--no-rendition-cache` starts the cluster with --rendition-cache-bytes 0: a diagnostic of what
+// writing each made rendition into the cluster costs (the served figure then has nothing to serve).
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import sharp from 'sharp';
+import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import { createHttp, type BenchHttp } from './http.ts';
-import { cleanup, freePortBlock, removeOnCleanup, startCluster } from './processes.ts';
+import { cleanup, freePortBlock, removeOnCleanup, startCluster, type Cluster } from './processes.ts';
 import { median, table, type Figure } from './report.ts';
+import { cpuMs } from './rss.ts';
+import { indexFile } from './listing.ts';
 import { imagePath, inFlight } from './workloads.ts';
 
 const program = new Command('npm run bench:renditions --')
   .option('--quick', 'a fast smoke run: fewer renditions and one run', false)
   .option('--json', 'print the figures as JSON', false)
+  .option('--no-rendition-cache', 'diagnostic: no rendition cache (made renditions are not written to the cluster)')
   .parse();
-const { quick, json } = program.opts<{ quick: boolean; json: boolean }>();
+const { quick, json, renditionCache } = program.opts<{ quick: boolean; json: boolean; renditionCache: boolean }>();
 const RUNS = quick ? 1 : 3;
 const MADE_PER_RUN = quick ? 8 : 20;
 const SERVED_PER_RUN = quick ? 300 : 2000;
@@ -54,11 +61,51 @@ async function expectOk(http: BenchHttp, p: string, type?: string): Promise<numb
   return answer.body.length;
 }
 
-async function made(http: BenchHttp, jpeg: Buffer): Promise<Figure> {
+/** CPU ms (user + system) this process has used so far: the sharp baseline runs here. */
+const ownCpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+
+/**
+ * CPU ms per rendition of each side of one run. Both sides share the machine's 2 cores, so when
+ * they are busy the rate ratio follows these: sharp's in this process for the baseline; for
+ * Tessera the coordinator's (the request, sharp, writing the rendition into the cache), the
+ * datanodes' (storing its replicas) and this process's (the bench's HTTP client, which the
+ * baseline does not need). Read from /proc in 10 ms ticks: about 0.5 ms per rendition at 20.
+ */
+interface RunCpu {
+  sharp: number;
+  coordinator: number;
+  datanodes: number;
+  client: number;
+}
+
+const cpuPerRendition = (runs: RunCpu[]) => ({
+  sharp: median(runs.map((r) => r.sharp)),
+  coordinator: median(runs.map((r) => r.coordinator)),
+  datanodes: median(runs.map((r) => r.datanodes)),
+  client: median(runs.map((r) => r.client)),
+  /** Per run, sharp's CPU over the whole of Tessera's, then the median. */
+  ratio: median(runs.map((r) => r.sharp / (r.coordinator + r.datanodes + r.client))),
+});
+
+async function made(http: BenchHttp, cluster: Cluster, jpeg: Buffer): Promise<Figure> {
   const samples = { tessera: [] as number[], baseline: [] as number[] };
+  const cpu: RunCpu[] = [];
+  const pids = cluster.pids();
+  const datanodePids = Object.entries(pids)
+    .filter(([name]) => name.startsWith('datanode'))
+    .map(([, pid]) => pid);
+  const clusterCpu = () => ({
+    coordinator: cpuMs(pids.coordinator),
+    datanodes: datanodePids.reduce((sum, pid) => sum + cpuMs(pid), 0),
+    client: ownCpuMs(),
+  });
   let q = 20;
   for (let run = 0; run < RUNS; run++) {
     const first = q;
+    const sharpBefore = ownCpuMs();
     samples.baseline.push(
       await perSecond(MADE_PER_RUN, AT_ONCE, (i) =>
         sharp(jpeg)
@@ -68,23 +115,67 @@ async function made(http: BenchHttp, jpeg: Buffer): Promise<Figure> {
           .toBuffer(),
       ),
     );
+    const sharpCpu = ownCpuMs() - sharpBefore;
+    const before = clusterCpu();
     samples.tessera.push(
       await perSecond(MADE_PER_RUN, AT_ONCE, (i) =>
         expectOk(http, `${imagePath('bench/12mp.jpg')}?w=300&format=webp&q=${first + i}`, 'image/webp'),
       ),
     );
+    // A made rendition is written into the cache after its answer: the run ends once that is done.
+    await cacheSettled(cluster, renditionCache ? (run + 1) * MADE_PER_RUN : 0);
+    const after = clusterCpu();
+    cpu.push({
+      sharp: sharpCpu / MADE_PER_RUN,
+      coordinator: (after.coordinator - before.coordinator) / MADE_PER_RUN,
+      datanodes: (after.datanodes - before.datanodes) / MADE_PER_RUN,
+      client: (after.client - before.client) / MADE_PER_RUN,
+    });
     q += MADE_PER_RUN;
-    say(`  made run ${run + 1}: tessera ${samples.tessera.at(-1)!.toFixed(1)}/s, sharp ${samples.baseline.at(-1)!.toFixed(1)}/s`);
+    const c = cpu.at(-1)!;
+    say(
+      `  made run ${run + 1}: tessera ${samples.tessera.at(-1)!.toFixed(1)}/s, sharp ${samples.baseline.at(-1)!.toFixed(1)}/s; ` +
+        `CPU ms per rendition: coordinator ${c.coordinator.toFixed(1)} + datanodes ${c.datanodes.toFixed(1)} + bench client ${c.client.toFixed(1)} vs sharp ${c.sharp.toFixed(1)}`,
+    );
   }
+  const c = cpuPerRendition(cpu);
   return {
-    id: 'renditions-made',
-    label: '12 MP JPEG -> 300 px WebP made (vs sharp direct)',
+    id: renditionCache ? 'renditions-made' : 'renditions-made-uncached',
+    label: `12 MP JPEG -> 300 px WebP made${renditionCache ? '' : ', not cached (diagnostic)'} (vs sharp direct)`,
     unit: 'renditions/s',
     tessera: median(samples.tessera),
     baseline: median(samples.baseline),
     target: { kind: 'ratio-min', threshold: 0.8, text: '>= 0.8x' },
     samples,
+    cpu: {
+      unit: 'rendition',
+      baselineName: 'sharp',
+      tessera: { server: c.coordinator, datanodes: c.datanodes },
+      baseline: { server: c.sharp, datanodes: 0 },
+    },
+    note:
+      `CPU ms per rendition (medians): coordinator ${c.coordinator.toFixed(1)} + datanodes ${c.datanodes.toFixed(1)} + bench client ` +
+      `${c.client.toFixed(1)} vs sharp ${c.sharp.toFixed(1)}: CPU ratio ${c.ratio.toFixed(2)}x`,
   };
+}
+
+/**
+ * Waits (up to 10 s) until the cache holds `count` renditions, i.e. every made one was written,
+ * read from the index file (no request to the coordinator, whose CPU is being counted).
+ */
+async function cacheSettled(cluster: Cluster, count: number): Promise<void> {
+  if (count === 0) return;
+  const db = new Database(indexFile(cluster.dataDir), { readonly: true, fileMustExist: true });
+  try {
+    const held = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM renditions');
+    for (let i = 0; i < 500; i++) {
+      if (held.get()!.n >= count) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    say(`  (the rendition cache did not reach ${count} renditions in 10 s)`);
+  } finally {
+    db.close();
+  }
 }
 
 async function served(http: BenchHttp): Promise<Figure> {
@@ -115,7 +206,15 @@ async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-renditions-'));
   removeOnCleanup(dataDir);
   const port = await freePortBlock(5);
-  const cluster = await startCluster(dataDir, port, { args: ['--scrub-rate', '0', '--rate-limit', '0'] });
+  const cluster = await startCluster(dataDir, port, {
+    args: ['--scrub-rate', '0', '--rate-limit', '0', ...(renditionCache ? [] : ['--rendition-cache-bytes', '0'])],
+  });
+  const load = () =>
+    os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ');
+  const loadBefore = load();
   const http = createHttp(cluster.url, 64, { authorization: `Bearer ${cluster.token}` });
   try {
     for (
@@ -129,8 +228,10 @@ async function main() {
     const jpeg = await twelveMegapixelJpeg();
     say(`12 MP JPEG: ${jpeg.length} bytes`);
     await http.graphqlMultipart(UPLOAD, { n: 'bench/12mp.jpg' }, 'f', jpeg);
-    const figures = [await made(http, jpeg), await served(http)];
-    process.stdout.write(json ? `${JSON.stringify(figures, null, 2)}\n` : `${table(figures)}\n`);
+    const figures = [await made(http, cluster, jpeg), ...(renditionCache ? [await served(http)] : [])];
+    // Rates on a shared machine move with what else runs: the load average goes with the figures.
+    const loadNote = `load average (1, 5, 15 min) ${loadBefore} at the start, ${load()} at the end`;
+    process.stdout.write(json ? `${JSON.stringify({ load: loadNote, figures }, null, 2)}\n` : `${table(figures)}\n${loadNote}\n`);
   } finally {
     http.close();
     await cluster.stop();

@@ -13,7 +13,13 @@ export interface Figure {
   target?: { kind: 'ratio-min' | 'min' | 'max'; threshold: number; text: string };
   samples: { tessera: number[]; baseline: number[] };
   /** Median CPU ms per unit of the server (coordinator or bare proxy) and of the 3 datanodes together: steadier than rates on a shared machine. */
-  cpu?: { unit: string; tessera: { server: number; datanodes: number }; baseline: { server: number; datanodes: number } };
+  cpu?: {
+    unit: string;
+    /** What the baseline is, in the CPU line ('bare' unless told). */
+    baselineName?: string;
+    tessera: { server: number; datanodes: number };
+    baseline: { server: number; datanodes: number };
+  };
   note?: string;
 }
 
@@ -64,12 +70,12 @@ export function table(figures: Figure[]): string {
     .filter((f) => f.cpu)
     .map((f) => {
       const c = f.cpu!;
-      return `  ${f.label}: server ${fmt(c.tessera.server)} vs ${fmt(c.baseline.server)} (bare), datanodes ${fmt(c.tessera.datanodes)} vs ${fmt(c.baseline.datanodes)} CPU ms per ${c.unit}`;
+      return `  ${f.label}: server ${fmt(c.tessera.server)} vs ${fmt(c.baseline.server)} (${c.baselineName ?? 'bare'}), datanodes ${fmt(c.tessera.datanodes)} vs ${fmt(c.baseline.datanodes)} CPU ms per ${c.unit}`;
     });
   return [
     ...out,
     ...(notes.length ? ['', 'notes:', ...notes] : []),
-    ...(cpu.length ? ['', 'CPU (medians; Tessera vs bare):', ...cpu] : []),
+    ...(cpu.length ? ['', 'CPU (medians; Tessera vs baseline):', ...cpu] : []),
   ].join('\n');
 }
 

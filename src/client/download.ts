@@ -150,10 +150,13 @@ export async function download(
   let verified: { sha256: string; bytes: number };
   try {
     const file = await open(temp, 'wx');
+    // The batch being written, if any: its rejection is taken when it is awaited.
+    let writing: Promise<unknown> | undefined;
     try {
       // Socket chunks are ~64 KiB: gathering about 1 MiB per writev costs a quarter of the
-      // syscalls and CPU of a write per chunk. While a write is pending the loop stops pulling,
-      // so the socket (TCP) holds the sender back and memory stays at one batch.
+      // syscalls and CPU of a write per chunk. One batch is written (on libuv's thread pool)
+      // while the next is read and hashed; the loop waits for a write only when the next batch
+      // is ready, so the socket (TCP) holds the sender back and memory stays at two batches.
       let batch: Buffer[] = [];
       let batched = 0;
       const body = transport.coordinatorCount > 1 ? resumableBody(transport, name, res, sha256, size, options.signal) : res;
@@ -162,14 +165,18 @@ export async function download(
         batch.push(chunk);
         batched += chunk.length;
         if (batched >= WRITE_BATCH) {
-          await file.writev(batch);
+          await writing;
+          writing = file.writev(batch);
+          writing.catch(() => {});
           batch = [];
           batched = 0;
         }
       }
+      await writing;
       if (batch.length > 0) await file.writev(batch);
       verified = tally.finish();
     } finally {
+      await writing?.catch(() => {});
       await file.close();
     }
     // No fsync before the rename: like curl -o, a crash may lose the file, never expose half of it as complete.

@@ -18,6 +18,8 @@ import type { Rendered } from './render.ts';
 const TOUCH_EVERY_MS = 10_000;
 /** A rendition being written is an open upload for this long at most (then the sweeper drops it). */
 const WRITE_TTL_MS = 10 * 60_000;
+/** The cache's bytes are summed from the index at least this often (see `bound` below). */
+const RESUM_EVERY_MS = 10_000;
 
 export interface CachedRendition {
   image: ImageRow;
@@ -111,10 +113,23 @@ export function createRenditionCache({
   log: Logger;
   now?: () => number;
 }) {
-  function evict(): number {
+  // Never below the cache's real size: the index's sum when last read plus what was written here
+  // since (evictions and purges with their image only take bytes away). Summing the index reads
+  // every rendition row, some 2-3 ms in a full cache of 25,000: done once the bound passes the
+  // budget, not on every write, and at least every RESUM_EVERY_MS, so that renditions other
+  // coordinators write are counted too.
+  let bound: { bytes: number; at: number } | undefined;
+
+  /** Evicts least recently served renditions while over the budget; `added`: bytes just cached. */
+  function evict(added = 0): number {
+    if (bound) {
+      bound.bytes += added;
+      if (bound.bytes <= budgetBytes && now() - bound.at < RESUM_EVERY_MS) return 0;
+    }
     let evicted = 0;
     let freed = 0;
-    for (let { bytes } = table.totals(); bytes > budgetBytes;) {
+    let { bytes } = table.totals();
+    while (bytes > budgetBytes) {
       const [oldest] = table.leastRecent(1);
       if (!oldest) break;
       catalog.deleteImage(oldest.renditionImageId, now(), 'rendition-evicted');
@@ -122,6 +137,7 @@ export function createRenditionCache({
       freed += oldest.size;
       evicted += 1;
     }
+    bound = { bytes, at: now() };
     if (evicted > 0) {
       // Cached renditions are remade on demand: over the budget, the least recently served go.
       log.info({ evicted, freedBytes: freed, budgetBytes }, 'renditions evicted over the cache budget');
@@ -148,7 +164,7 @@ export function createRenditionCache({
     async put(source: ImageRow, variant: string, rendered: Rendered, contentType: string): Promise<void> {
       if (budgetBytes === 0 || rendered.data.length > budgetBytes) return;
       try {
-        if (await write(source, variant, rendered, contentType)) evict();
+        if (await write(source, variant, rendered, contentType)) evict(rendered.data.length);
       } catch (err) {
         log.warn({ image: source.name, variant, err: (err as Error).message }, 'rendition not cached');
       }
