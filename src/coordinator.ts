@@ -107,7 +107,7 @@ function openIndex(config: CoordinatorConfig, log: Logger) {
 }
 
 /** The registry of datanodes, the cluster's identity, and the client that talks to them. */
-function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger, events: EventBus) {
+function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger, events: EventBus, leads: () => boolean) {
   const registry = createRegistry({
     rows: datanodeRows(db),
     downAfterFailures: config.downAfterFailures,
@@ -115,7 +115,7 @@ function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger, events
     // Registered, moved, drained or removed here: the other coordinators re-read the rows.
     onChange: events.relayed ? (id) => events.tellOthers({ kind: 'datanodeChanged', id }) : undefined,
   });
-  const clusterIdentity = createClusterIdentity({ row: clusterIdentityRow(db), log });
+  const clusterIdentity = createClusterIdentity({ row: clusterIdentityRow(db), log, mayMint: leads });
   const client = createDatanodeClient({
     secret: config.secret,
     ca: config.datanodeCaFile === undefined ? undefined : fs.readFileSync(config.datanodeCaFile),
@@ -364,6 +364,7 @@ function linkParts(
   {
     events,
     registry,
+    clusterIdentity,
     db,
     coordination,
     client,
@@ -374,6 +375,7 @@ function linkParts(
   }: {
     events: EventBus;
     registry: Registry;
+    clusterIdentity: ClusterIdentity;
     db: Db;
     coordination: Coordination;
     client: DatanodeClient;
@@ -399,6 +401,9 @@ function linkParts(
     abandon: (url) => client.abandon(url),
     sampleNow: (id) => monitor.sampleNow(id),
     endSubscriptionsOf: (id) => auth.quotas.endAllOf(id),
+    clusterId: () => clusterIdentity.current(),
+    readClusterId: async () => clusterIdentityRow(db).load(),
+    adoptClusterId: (id) => clusterIdentity.adopt(id),
     repair: (bad) => repairer.report(bad),
     log,
   });
@@ -465,8 +470,8 @@ function startShared(
 export function createCoordinator(config: CoordinatorConfig, log: Logger, shared?: SharedMetadata): Coordinator {
   const { db, marker, uncleanStop, catalog, auth } = openIndex(config, log);
   const events = eventBusFor(config, shared, log);
-  const { registry, clusterIdentity, client } = connectDatanodes(config, db, log, events);
   const coordination = coordinationFor(config, log, shared);
+  const { registry, clusterIdentity, client } = connectDatanodes(config, db, log, events, coordination.gate);
   const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events, coordination });
   const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
@@ -483,7 +488,8 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger, shared
     log,
   });
   const sweeper = expirySweep(config, scheduler, uploads, auth);
-  const links = shared && linkParts(config, shared.sql, { events, registry, db, coordination, client, monitor, auth, repairer, log });
+  const linked = { events, registry, clusterIdentity, db, coordination, client, monitor, auth, repairer, log };
+  const links = shared && linkParts(config, shared.sql, linked);
   let stopped = false;
   const startLoops = () => {
     if (stopped) return;
