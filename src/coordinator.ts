@@ -9,6 +9,7 @@ import type { CoordinatorConfig } from './config.ts';
 import { createEventBus, type EventBus } from './events.ts';
 import { postgresNotifyTransport } from './events-postgres.ts';
 import { linkCoordinators, reportBadReplica } from './coordinator-links.ts';
+import { agreeOnClusterSecret, authKeysOn } from './cluster/secret-agreement.ts';
 import { createImageService, type ImageService } from './image-service.ts';
 import { createUploads, type Uploads } from './uploads.ts';
 import { openDatabase, type Db } from './metadata/database.ts';
@@ -356,29 +357,40 @@ function eventBusFor(config: CoordinatorConfig, shared: SharedMetadata | undefin
 }
 
 /** Several coordinators: registry, revocations and bad replicas kept in step with the others (coordinator-links.ts). */
-function linkParts({
-  events,
-  registry,
-  db,
-  coordination,
-  client,
-  monitor,
-  auth,
-  repairer,
-  log,
-}: {
-  events: EventBus;
-  registry: Registry;
-  db: Db;
-  coordination: Coordination;
-  client: DatanodeClient;
-  monitor: Monitor;
-  auth: Auth;
-  repairer: Repairer;
-  log: Logger;
-}) {
+function linkParts(
+  config: CoordinatorConfig,
+  sql: SqlQuery,
+  {
+    events,
+    registry,
+    db,
+    coordination,
+    client,
+    monitor,
+    auth,
+    repairer,
+    log,
+  }: {
+    events: EventBus;
+    registry: Registry;
+    db: Db;
+    coordination: Coordination;
+    client: DatanodeClient;
+    monitor: Monitor;
+    auth: Auth;
+    repairer: Repairer;
+    log: Logger;
+  },
+) {
   auth.onRevoked((id) => events.tellOthers({ kind: 'tokenRevoked', id }));
-  return linkCoordinators({
+  // A revocation told while the event channel was down is found by asking the tokens again.
+  events.onRestored(() => {
+    for (const id of auth.quotas.livePrincipals()) {
+      if (id === 'anonymous' || id === 'cluster') continue; // not tokens
+      if (!auth.stillValid({ kind: 'token', id, name: '', role: 'read' })) auth.quotas.endAllOf(id);
+    }
+  });
+  const sync = linkCoordinators({
     events,
     registry,
     readRows: async () => datanodeRows(db).all(),
@@ -389,6 +401,15 @@ function linkParts({
     repair: (bad) => repairer.report(bad),
     log,
   });
+  return {
+    /** Refuses another cluster secret than the other coordinators', then listens to them. */
+    async start() {
+      await agreeOnClusterSecret(authKeysOn(sql), config.secret);
+      await events.start();
+      sync.start();
+    },
+    stop: () => sync.stop(),
+  };
 }
 
 /** How often the leader looks for coordinators that stopped heartbeating (membership.ts). */
@@ -459,7 +480,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger, shared
     log,
   });
   const sweeper = expirySweep(config, scheduler, uploads, auth);
-  const links = events.relayed ? linkParts({ events, registry, db, coordination, client, monitor, auth, repairer, log }) : undefined;
+  const links = shared && linkParts(config, shared.sql, { events, registry, db, coordination, client, monitor, auth, repairer, log });
   let stopped = false;
   const startLoops = () => {
     if (stopped) return;
@@ -482,8 +503,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger, shared
     renditions,
     rebuilding: checks.rebuildingAtStart,
     async start() {
-      await events.start(); // listening before anything happens that others must hear of
-      links?.start();
+      await links?.start(); // listening before anything happens that others must hear of
       for (const url of config.datanodes) await cluster.register(url);
       await establishClusterId({ clusterIdentity, registry, client, log });
       monitor.start();

@@ -132,6 +132,9 @@ function liveConnections(limits: QuotaLimits) {
 
     subscriptionCount: (principalId: string) => subscriptions.get(principalId)?.size ?? 0,
 
+    /** The principals with a live subscription or socket here (checked again when revocations may have been missed). */
+    livePrincipals: (): string[] => [...new Set([...subscriptions.keys(), ...sockets.keys()])],
+
     /** A revoked token's live subscriptions end and its sockets close, at once. */
     endAllOf(principalId: string): void {
       for (const stop of [...(subscriptions.get(principalId) ?? [])]) stop();

@@ -5,6 +5,7 @@
 // a mismatch. The fingerprint is an HMAC keyed by the secret: the database never holds the secret.
 import { createHmac } from 'node:crypto';
 import type { AuthKeys } from '../metadata/auth-keys.ts';
+import type { SqlQuery } from '../shared/sql-query.ts';
 
 const KEY_NAME = 'cluster-secret-check';
 
@@ -25,4 +26,15 @@ export async function agreeOnClusterSecret(authKeys: AuthKeys, secret: string | 
     `the coordinators of this database ${theirs}; ${ours}. Give every coordinator and datanode the same --secret-file ` +
       `(to change the secret of the whole cluster: stop every coordinator, DELETE FROM auth_keys WHERE name = '${KEY_NAME}', restart them with the new one)`,
   );
+}
+
+/** auth_keys through the shared database's SQL (PostgreSQL): the first value written stands. */
+export function authKeysOn(sql: SqlQuery): AuthKeys {
+  return {
+    async ensure(name, fresh) {
+      await sql('INSERT INTO auth_keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [name, fresh]);
+      const [row] = await sql('SELECT value FROM auth_keys WHERE name = $1', [name]);
+      return row.value as Buffer;
+    },
+  };
 }
