@@ -233,7 +233,8 @@ describe.skipIf(hostsUnavailable !== undefined)(
       relay.heal();
       await new Promise((r) => setTimeout(r, 2 * TTL_MS));
       expect(of('far', 'leader')).toHaveLength(1); // it did not lead again: near holds the lease
-      expect(farChild.hasExited()).toBe(false);
+      expect(of('far', 'crash')).toEqual([]);
+      expect(farChild.hasExited(), farChild.stderr().slice(-1500)).toBe(false);
     });
   },
 );
