@@ -352,8 +352,9 @@ async function startAlone(
  * coordinator hears every coordinator's events.
  */
 function eventBusFor(config: CoordinatorConfig, shared: SharedMetadata | undefined, log: Logger): EventBus {
-  if (!shared || config.metadata === undefined) return createEventBus();
-  return createEventBus({ relay: { transport: postgresNotifyTransport(config.metadata), origin: shared.instanceId, log } });
+  const url = shared?.url ?? config.metadata;
+  if (!shared || url === undefined) return createEventBus();
+  return createEventBus({ relay: { transport: postgresNotifyTransport(url), origin: shared.instanceId, log } });
 }
 
 /** Several coordinators: registry, revocations and bad replicas kept in step with the others (coordinator-links.ts). */
@@ -419,6 +420,8 @@ const SWEEP_DEPARTED_MS = 30_000;
 export interface SharedMetadata {
   sql: SqlQuery;
   instanceId: string;
+  /** The database's URL for the events' own connections (default: config.metadata). */
+  url?: string;
 }
 
 /** Alone on SQLite (always leading); on PostgreSQL one of several, leading while it holds the background lease. */

@@ -195,7 +195,16 @@ function registerIn(
   }
   if (byUrl) return { datanode: byUrl, created: false };
   const id = `dn-${randomBytes(4).toString('hex')}`;
-  rows.insert(id, url, at);
+  try {
+    rows.insert(id, url, at);
+  } catch (err) {
+    // Registered through another coordinator meanwhile (several on one database): that row stands.
+    const theirs = rows.byUrl(url);
+    if (!theirs) throw err;
+    const node: Node = { ...theirs, identityFault: null };
+    nodes.set(node.id, node);
+    return { datanode: node, created: false };
+  }
   if (nodeId && !byNodeId) rows.identify(id, nodeId);
   const row: Node = { ...rows.byUrl(url)!, identityFault: null };
   nodes.set(id, row);

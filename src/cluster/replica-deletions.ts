@@ -92,8 +92,10 @@ export function createReplicaDeleter({
 
   async function drain() {
     for (;;) {
+      // A kick deferred past a stop finds the loop stopped (and the index perhaps closed).
+      if (loop.stopped) return;
       const due = catalog.dueDeletions(now(), BATCH);
-      if (due.length === 0 || loop.stopped) return;
+      if (due.length === 0) return;
       const settled: ReplicaDeletion[] = [];
       const perNode = new Map<string, ReplicaDeletion[]>();
       for (const d of due) {

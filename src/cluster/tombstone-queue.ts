@@ -30,6 +30,19 @@ interface Pending {
   attempts: number;
 }
 
+/** The tombstones each datanode is to get. */
+function byTarget(batch: Pending[], targets: (holders: ReadonlySet<string>) => string[]): Map<string, Pending[]> {
+  const perNode = new Map<string, Pending[]>();
+  for (const p of batch) {
+    for (const id of targets(p.holders)) {
+      let list = perNode.get(id);
+      if (!list) perNode.set(id, (list = []));
+      list.push(p);
+    }
+  }
+  return perNode;
+}
+
 export function createTombstoneQueue({
   log,
   targets,
@@ -61,14 +74,7 @@ export function createTombstoneQueue({
 
   /** One round: every tombstone taken goes to each of its targets, one request per datanode. */
   async function round(batch: Pending[]): Promise<void> {
-    const perNode = new Map<string, Pending[]>();
-    for (const p of batch) {
-      for (const id of targets(p.holders)) {
-        let list = perNode.get(id);
-        if (!list) perNode.set(id, (list = []));
-        list.push(p);
-      }
-    }
+    const perNode = byTarget(batch, targets);
     const took = new Set<Pending>();
     await Promise.all(
       [...perNode].map(async ([id, list]) => {
@@ -77,16 +83,18 @@ export function createTombstoneQueue({
             id,
             list.map((p) => p.tombstone),
           );
-          for (const p of list) took.add(p);
         } catch {
-          // Another target may take it; if none does, it is retried below.
+          return; // another target may take it; if none does, it is retried below
+        }
+        // Delivered with the first datanode that took it, not once the slowest answered.
+        for (const p of list) {
+          if (took.has(p)) continue;
+          took.add(p);
+          delivered(p.tombstone.image);
         }
       }),
     );
-    for (const p of batch) {
-      if (took.has(p)) delivered(p.tombstone.image);
-      else retryLater(p);
-    }
+    for (const p of batch) if (!took.has(p)) retryLater(p);
   }
 
   function pump(): void {
