@@ -45,6 +45,8 @@ const RUNNING_MARKER = 'coordinator.running';
 
 /** The parts behind the services: for tests and tools (bench, index checks), never for the HTTP layer. */
 export interface CoordinatorInternals {
+  /** Whether this coordinator leads the background work now (always on SQLite), and its fencing token. */
+  coordination: Pick<Coordination, 'shared' | 'gate' | 'fence'>;
   db: Db;
   catalog: Catalog;
   registry: Registry;
@@ -524,6 +526,7 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger, shared
       if (!coordination.shared) fs.rmSync(marker, { force: true });
     },
     internals: {
+      coordination,
       db,
       catalog,
       registry,

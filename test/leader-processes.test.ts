@@ -14,6 +14,8 @@ import { takeoverBoundMs } from '../src/cluster/leader-lease.ts';
 import { ChildGroup, listeningLine, startChild, type Child } from '../src/launcher/child-process.ts';
 import { startDatanodeProcess, stopAllDatanodeProcesses, type DatanodeProcess } from './support/datanode-process.ts';
 import { untilValue } from './support/poll.ts';
+import { netnsUnavailable } from './support/netns.ts';
+import { createSwitch, startRelay, type Relay, type Switch } from './support/hosts.ts';
 import { postgresAvailable, skipNote, useTestDatabase } from './support/postgres.ts';
 
 const pg = await postgresAvailable();
@@ -135,3 +137,104 @@ describe.skipIf(!pg.adminUrl)(`background work on one process of several, fenced
     expect(of('d', 'refused')).toEqual([]);
   });
 });
+
+const hostsUnavailable = netnsUnavailable() ?? pg.reason;
+if (hostsUnavailable) console.warn(`leader-processes.test.ts (hosts) skipped: ${hostsUnavailable}`);
+
+describe.skipIf(hostsUnavailable !== undefined)(
+  `a holder on a host of its own, cut off from the database${hostsUnavailable ? ` (skipped: ${hostsUnavailable})` : ''}`,
+  () => {
+    const db = useTestDatabase();
+    const events = new Map<string, Event[]>();
+    const group = new ChildGroup();
+    let sw: Switch;
+    let relay: Relay;
+    let sql: postgres.Sql;
+    const of = (name: string, event: string) => events.get(name)!.filter((e) => e.event === event);
+    const record = (name: string) => (line: string, stream: 'stdout' | 'stderr') => {
+      if (stream !== 'stdout') return;
+      try {
+        events.get(name)!.push(JSON.parse(line) as Event);
+      } catch {
+        /* not an event */
+      }
+    };
+
+    beforeAll(async () => {
+      sql = postgres(db.url, { max: 2, onnotice: () => {} });
+      const { readFileSync } = await import('node:fs');
+      await sql.unsafe(readFileSync(join(import.meta.dirname, '..', 'migrations', 'postgres', '010_coordination.sql'), 'utf8'));
+      await sql`CREATE TABLE fenced_writes (holder text, token bigint, id text, at timestamptz DEFAULT clock_timestamp())`;
+      sw = createSwitch();
+      const direct = new URL(db.url);
+      relay = await startRelay(sw.address, { host: direct.hostname, port: Number(direct.port || 5432) });
+    }, 60_000);
+
+    afterAll(async () => {
+      await group.stopAll();
+      await relay?.close();
+      sw?.close();
+      await sql?.end({ timeout: 2 });
+    });
+
+    it('stops working before another takes over (packets to the database vanish), and resumes as a follower when the path heals', async () => {
+      const far = sw.host('far');
+      const viaRelay = new URL(db.url);
+      viaRelay.hostname = relay.host;
+      viaRelay.port = String(relay.port);
+      events.set('far', []);
+      events.set('near', []);
+      const farChild = await startChild({
+        name: 'lease holder far',
+        command: 'ip',
+        args: ['netns', 'exec', far.ns, process.execPath, '--import', 'tsx', 'test/support/lease-holder.ts'].concat([
+          '--url',
+          viaRelay.toString(),
+          '--holder',
+          'far',
+          '--ttl-ms',
+          String(TTL_MS),
+          '--work-ms',
+          '50',
+        ]),
+        group,
+        timeoutMs: 20_000,
+        ready: listeningLine,
+        onLine: record('far'),
+      });
+      await untilValue(() => of('far', 'wrote').length >= 2, 'far writing', { timeoutMs: 4 * TTL_MS });
+      await startChild({
+        name: 'lease holder near',
+        args: [
+          '--import',
+          'tsx',
+          'test/support/lease-holder.ts',
+          '--url',
+          db.url,
+          '--holder',
+          'near',
+          '--ttl-ms',
+          String(TTL_MS),
+          '--work-ms',
+          '50',
+        ],
+        group,
+        timeoutMs: 20_000,
+        ready: listeningLine,
+        onLine: record('near'),
+      });
+      relay.cut();
+      await untilValue(() => of('far', 'lost').length >= 1, 'far stopping', { timeoutMs: 4 * TTL_MS });
+      await untilValue(() => of('near', 'wrote').length >= 1, 'near writing', { timeoutMs: 4 * TTL_MS });
+      // far stopped before near began, though it never heard back from the database.
+      const [{ first }] = await sql`SELECT min(at) AS first FROM fenced_writes WHERE holder = 'near'`;
+      const [{ last }] = await sql`SELECT max(at) AS last FROM fenced_writes WHERE holder = 'far'`;
+      expect((last as Date).getTime()).toBeLessThan((first as Date).getTime());
+      relay.heal();
+      await new Promise((r) => setTimeout(r, 2 * TTL_MS));
+      expect(of('far', 'leader')).toHaveLength(1); // it did not lead again: near holds the lease
+      expect(of('far', 'crash')).toEqual([]);
+      expect(farChild.hasExited(), farChild.stderr().slice(-1500)).toBe(false);
+    });
+  },
+);

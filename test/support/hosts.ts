@@ -18,6 +18,8 @@ const quietly = (fn: () => void) => {
 
 export interface Host {
   name: string;
+  /** Its network namespace (for `ip netns exec`). */
+  ns: string;
   /** Its address on the switch. */
   address: string;
   /** Starts `entry` (through tsx) inside this host; resolves on its listening line. */

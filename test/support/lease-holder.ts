@@ -79,6 +79,12 @@ const loop = scheduler.loop(
   { everyMs: 50 },
 );
 
+// A crash is an event too: the test shows it instead of only seeing the process gone.
+for (const kind of ['uncaughtException', 'unhandledRejection'] as const)
+  process.on(kind, (err: unknown) => {
+    say('crash', { kind, err: String((err as Error)?.stack ?? err) });
+    process.exit(1);
+  });
 await sql`CREATE TABLE IF NOT EXISTS fenced_writes (holder text, token bigint, id text, at timestamptz DEFAULT clock_timestamp())`;
 lease.start();
 loop.start();
