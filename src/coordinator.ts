@@ -479,19 +479,11 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger, shared
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
   const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, db, catalog, replicas, deleter, images, log });
-  const cluster = createClusterService({
-    catalog,
-    registry,
-    client,
-    monitor,
-    clusterIdentity,
-    repairer,
-    replicationFactor: config.replicationFactor,
-    log,
-  });
+  const { replicationFactor } = config;
+  const cluster = createClusterService({ catalog, registry, client, monitor, clusterIdentity, repairer, replicationFactor, log });
   const sweeper = expirySweep(config, scheduler, uploads, auth);
-  const linked = { events, registry, clusterIdentity, db, coordination, client, monitor, auth, repairer, log };
-  const links = shared && linkParts(config, shared.sql, linked);
+  const links =
+    shared && linkParts(config, shared.sql, { events, registry, clusterIdentity, db, coordination, client, monitor, auth, repairer, log });
   let stopped = false;
   const startLoops = () => {
     if (stopped) return;
