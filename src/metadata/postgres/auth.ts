@@ -36,16 +36,16 @@ export function uploadOwnerTable(sql: Sql): UploadOwners {
       transaction(sql, async (tx) => {
         // One token's uploads are counted and reserved one at a time across coordinators: two
         // begun at once through two of them cannot both take the token's last slot.
-        await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`upload-owner:${tokenId}`}, 0))`;
-        const [open] = await tx<{ n: number; bytes: number }[]>`SELECT count(*) AS n, coalesce(sum(i.size), 0) AS bytes
-          FROM upload_owners o JOIN images i ON i.id = o.image_id
-          WHERE o.token_id = ${tokenId} AND i.state = 'uploading' AND i.expires_at > ${now}`;
+        // (Sent together: the count runs once the lock is held.)
+        const [, [open]] = await Promise.all([
+          tx`SELECT pg_advisory_xact_lock(hashtextextended(${`upload-owner:${tokenId}`}, 0))`,
+          tx<{ n: number; bytes: number }[]>`SELECT count(*) AS n, coalesce(sum(i.size), 0) AS bytes
+            FROM upload_owners o JOIN images i ON i.id = o.image_id
+            WHERE o.token_id = ${tokenId} AND i.state = 'uploading' AND i.expires_at > ${now}`,
+        ]);
         const held = { count: open!.n, bytes: open!.bytes };
         if (held.count + 1 > limits.maxOpenUploads || held.bytes + row.size > limits.maxReservedBytes) return { refused: held };
-        const inserted = await insertUploadOn(tx, row);
-        await tx`INSERT INTO upload_owners (image_id, token_id) VALUES (${inserted.id}, ${tokenId})
-          ON CONFLICT (image_id) DO UPDATE SET token_id = excluded.token_id`;
-        return { row: inserted };
+        return { row: await insertUploadOn(tx, row, tokenId) };
       }),
     sweepOwners: async () =>
       (await w`DELETE FROM upload_owners o WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = o.image_id AND i.state = 'uploading')`)

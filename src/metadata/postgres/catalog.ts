@@ -16,27 +16,22 @@ type RecordOutcome = false | 'new' | 'replaced';
 type CompleteOutcome = 'done' | 'changed' | 'gone';
 
 async function recordFragmentIn(tx: Q, row: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): Promise<RecordOutcome> {
-  const upload = await imageSteps.lock(tx, row.imageId);
+  // Sent together (postgres.js pipelines a transaction's statements): the fragment is read once the row lock is held.
+  const [upload, previous] = await Promise.all([imageSteps.lock(tx, row.imageId), fragmentSteps.fragmentAt(tx, row.imageId, row.idx)]);
   // An upload that expired while this fragment was being written stays expired.
   if (!upload || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
-  const previous = await fragmentSteps.fragmentAt(tx, row.imageId, row.idx);
   if (previous) {
     await deletionSteps.queueReplicasOfFragment(tx, previous.id, now);
     await fragmentSteps.deleteFragment(tx, previous.id);
   }
-  // Independent statements go out together (postgres.js pipelines them on the transaction's connection).
-  await Promise.all([
-    fragmentSteps.insertFragment(tx, row).then(() => fragmentSteps.addReplicas(tx, row.id, datanodeIds)),
-    imageSteps.touchUpload(tx, row.imageId, expiresAt),
-  ]);
+  await Promise.all([fragmentSteps.insertWithReplicas(tx, row, datanodeIds), imageSteps.touchUpload(tx, row.imageId, expiresAt)]);
   return previous ? 'replaced' : 'new';
 }
 
 async function completeUploadIn(tx: Q, imageId: number, fragmentIds: string[], sha256: string, now: number): Promise<CompleteOutcome> {
   // `now` is the image's createdAt: the one its manifest on the datanodes carries.
-  const upload = await imageSteps.lock(tx, imageId);
+  const [upload, current] = await Promise.all([imageSteps.lock(tx, imageId), fragmentSteps.idsOf(tx, imageId)]);
   if (!upload || upload.state !== 'uploading') return 'gone';
-  const current = await fragmentSteps.idsOf(tx, imageId);
   if (current.length !== fragmentIds.length || current.some((id, i) => id !== fragmentIds[i])) return 'changed';
   await imageSteps.complete(tx, imageId, sha256, now);
   return 'done';
@@ -78,10 +73,8 @@ async function insertRebuiltIn(tx: Tx, rebuilt: RebuiltImage, found: RebuiltFrag
   try {
     await tx.savepoint(async (sp) => {
       const imageId = await imageSteps.insertStored(sp, rebuilt, found.length);
-      for (const f of found) {
-        await fragmentSteps.insertFragment(sp, { id: f.id, imageId, idx: f.idx, size: f.size, sha256: f.sha256 });
-        await fragmentSteps.addReplicas(sp, f.id, f.replicas);
-      }
+      for (const f of found)
+        await fragmentSteps.insertWithReplicas(sp, { id: f.id, imageId, idx: f.idx, size: f.size, sha256: f.sha256 }, f.replicas);
     });
     return true;
   } catch (err) {

@@ -60,8 +60,14 @@ export const fragmentSteps = {
   /** The fragment ids of an image, by index. */
   idsOf: async (tx: Q, imageId: number) =>
     (await tx<{ id: string }[]>`SELECT id FROM fragments WHERE image_id = ${imageId} ORDER BY idx`).map((r) => r.id),
-  insertFragment: (tx: Q, f: FragmentRow) =>
-    tx`INSERT INTO fragments (id, image_id, idx, size, sha256) VALUES (${f.id}, ${f.imageId}, ${f.idx}, ${f.size}, ${f.sha256})`,
+  /** Inserts the fragment and records its replicas (as addReplicas), in one statement. */
+  insertWithReplicas: (tx: Q, f: FragmentRow, datanodeIds: string[]) =>
+    tx`WITH fragment AS (INSERT INTO fragments (id, image_id, idx, size, sha256)
+          VALUES (${f.id}, ${f.imageId}, ${f.idx}, ${f.size}, ${f.sha256}) RETURNING id),
+        settled AS (DELETE FROM replica_deletions WHERE fragment_id = ${f.id} AND datanode_id = ANY(${datanodeIds}::text[])),
+        landed AS (DELETE FROM write_intents WHERE fragment_id = ${f.id} AND datanode_id = ANY(${datanodeIds}::text[]))
+      INSERT INTO replicas (fragment_id, datanode_id) SELECT fragment.id, d FROM fragment, unnest(${datanodeIds}::text[]) AS d
+      ON CONFLICT DO NOTHING`,
   deleteFragment: (tx: Q, id: string) => tx`DELETE FROM fragments WHERE id = ${id}`,
   deleteReplicas: (tx: Q, fragmentId: string, datanodeIds: string[]) =>
     tx`DELETE FROM replicas WHERE fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`,

@@ -31,15 +31,25 @@ function listing(sql: Q, prefix: string | undefined, after: string | undefined) 
 
 const columns = (sql: Q) => sql.unsafe(IMAGE_COLUMNS);
 
-/** Inserts an open upload (reserving its name on every coordinator): IMAGE_ALREADY_EXISTS when an image or upload holds it. */
-export async function insertUploadOn(q: Q, row: NewUpload): Promise<ImageRow> {
+/**
+ * Inserts an open upload (reserving its name on every coordinator), owned by `ownerTokenId` when
+ * given: IMAGE_ALREADY_EXISTS when an image or upload holds the name.
+ */
+export async function insertUploadOn(q: Q, row: NewUpload, ownerTokenId?: string): Promise<ImageRow> {
   try {
-    const [inserted] = await q<ImageRow[]>`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256,
+    const insert = q`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256,
         fragment_size, fragment_count, created_at, expires_at, format, width, height, orientation, media_checked)
       VALUES (${row.imageKey ?? newImageKey()}, ${row.name}, 'uploading', ${row.uploadId}, ${row.size}, ${row.contentType},
         ${row.sha256}, ${row.fragmentSize}, ${row.fragmentCount}, ${row.createdAt}, ${row.expiresAt}, ${row.format ?? null},
         ${row.width ?? null}, ${row.height ?? null}, ${row.orientation ?? null}, ${row.mediaChecked ?? 0})
       RETURNING ${columns(q)}`;
+    // With its owner (the token whose quota it counts against) in the same statement.
+    const [inserted] =
+      ownerTokenId === undefined
+        ? await q<ImageRow[]>`${insert}`
+        : await q<ImageRow[]>`WITH upload AS (${insert}),
+            owner AS (INSERT INTO upload_owners (image_id, token_id) SELECT id, ${ownerTokenId} FROM upload)
+          SELECT * FROM upload`;
     return inserted!;
   } catch (err) {
     if (isUniqueViolation(err))
