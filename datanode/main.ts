@@ -11,7 +11,7 @@ import {
   publicUrlOption,
   secretFileOption,
 } from '../src/shared/common-flags.ts';
-import { byteSize, httpUrl, wholeNumber } from '../src/shared/flag-values.ts';
+import { byteSize, httpUrlList, wholeNumber } from '../src/shared/flag-values.ts';
 import { keepRegistered } from './registration.ts';
 import { DEFAULT_MAX_FRAGMENT_BYTES, createDatanode } from './server.ts';
 
@@ -22,7 +22,12 @@ const program = new Command('datanode')
   .requiredOption('--data-dir <dir>', 'folder holding the fragments')
   .addOption(secretFileOption())
   .addOption(insecureOption('anyone may read and write fragments'))
-  .addOption(new Option('--coordinator <url>', 'coordinator to register with').argParser(httpUrl('--coordinator')))
+  .addOption(
+    new Option(
+      '--coordinator <urls>',
+      'coordinator to register with, or several separated by commas (the first that answers; the next when it stops answering)',
+    ).argParser(httpUrlList('--coordinator')),
+  )
   .addOption(publicUrlOption('URL the coordinator should use for this datanode'))
   .addOption(
     new Option('--health-interval-ms <n>', 'how often health is sampled').default(1000).argParser(wholeNumber('--health-interval-ms', 50)),
@@ -109,7 +114,7 @@ const { port, url } = await datanode
 
 if (opts.coordinator !== undefined && !stopping) {
   stopRegistering = keepRegistered({
-    coordinatorUrl: opts.coordinator,
+    coordinatorUrls: opts.coordinator,
     selfUrl: opts.publicUrl ?? url,
     secret,
     logger,

@@ -1,6 +1,8 @@
 // Keeps a datanode known to its coordinator: registers via the `registerDatanode` mutation,
 // retries with backoff while the coordinator is unreachable, and re-registers periodically so
-// a coordinator restarted with a fresh index learns about this node again.
+// a coordinator restarted with a fresh index learns about this node again. Given several
+// coordinators (one cluster on a shared database), it registers with one at a time: the current
+// one, moving to the next whenever an attempt fails, and backing off only once all have failed.
 import got from 'got';
 import type { Logger } from 'pino';
 import { bearer } from '../src/shared/datanode-api.ts';
@@ -9,7 +11,8 @@ import { createScheduler } from '../src/shared/scheduler.ts';
 export const REGISTER_MUTATION = 'mutation($url:String!){registerDatanode(url:$url){id}}';
 
 export interface RegistrationOptions {
-  coordinatorUrl: string;
+  /** One coordinator, or several interchangeable ones (tried in turn). */
+  coordinatorUrls: string | readonly string[];
   /** The URL the coordinator should use to reach this datanode. */
   selfUrl: string;
   secret: string | undefined;
@@ -22,7 +25,7 @@ export interface RegistrationOptions {
 
 /** Starts registering at once; the returned function stops it. */
 export function keepRegistered({
-  coordinatorUrl,
+  coordinatorUrls,
   selfUrl,
   secret,
   logger,
@@ -30,20 +33,33 @@ export function keepRegistered({
   firstRetryMs = 200,
   maxRetryMs = 5_000,
 }: RegistrationOptions): () => void {
-  const endpoint = new URL('graphql', coordinatorUrl.endsWith('/') ? coordinatorUrl : `${coordinatorUrl}/`).href;
+  const endpoints = (typeof coordinatorUrls === 'string' ? [coordinatorUrls] : [...coordinatorUrls]).map(
+    (url) => new URL('graphql', url.endsWith('/') ? url : `${url}/`).href,
+  );
+  let current = 0;
+  // Failed attempts since the last success: the others are tried at once, a whole round of failures backs off.
+  let failedInRow = 0;
   let retryMs = firstRetryMs;
   let nextMs = intervalMs;
-  let registeredOnce = false;
+  let registeredWith: string | undefined;
 
   const attempt = async (): Promise<void> => {
+    const endpoint = endpoints[current];
     try {
       const id = await register(endpoint, selfUrl, secret);
-      if (!registeredOnce) logger.info({ coordinator: endpoint, id, url: selfUrl }, 'registered with coordinator');
-      registeredOnce = true;
+      if (registeredWith !== endpoint) logger.info({ coordinator: endpoint, id, url: selfUrl }, 'registered with coordinator');
+      registeredWith = endpoint;
+      failedInRow = 0;
       retryMs = firstRetryMs;
       nextMs = intervalMs;
     } catch (err) {
       logger.warn({ err: (err as Error).message, coordinator: endpoint }, 'registration failed; retrying');
+      current = (current + 1) % endpoints.length;
+      failedInRow++;
+      if (failedInRow % endpoints.length !== 0) {
+        nextMs = 0; // another coordinator may answer: ask it now
+        return;
+      }
       nextMs = retryMs;
       retryMs = Math.min(retryMs * 2, maxRetryMs);
     }

@@ -22,7 +22,7 @@ export type UploadDeps = Omit<UploadContext, 'now' | 'hashes' | 'ttlMs'> & { now
 
 export function createUploads({ now = Date.now, ...deps }: UploadDeps) {
   const { config, catalog } = deps;
-  const ctx: UploadContext = { ...deps, now, hashes: new RunningHashes(config), ttlMs: config.uploadTtlSec * 1000 };
+  const ctx: UploadContext = { ...deps, now, hashes: new RunningHashes(config, now), ttlMs: config.uploadTtlSec * 1000 };
   return {
     sweepExpired: () => sweepExpiredUploads(ctx),
     openUpload: (uploadId: string) => openUpload(ctx, uploadId),

@@ -1,5 +1,6 @@
 // A datanode started with --coordinator registers itself (registerDatanode, with the secret),
-// keeps retrying while the coordinator is unreachable, and re-registers periodically.
+// keeps retrying while the coordinator is unreachable, and re-registers periodically; given several
+// coordinators, with the first that answers, moving to the next when it stops answering.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -7,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { startDatanodeProcess, stopAllDatanodeProcesses } from './support/datanode-process.ts';
+import { runDatanodeUntilExit, startDatanodeProcess, stopAllDatanodeProcesses } from './support/datanode-process.ts';
 import { until } from './support/poll.ts';
 
 const SECRET = 'registration-secret';
@@ -114,4 +115,43 @@ it('keeps retrying when the coordinator rejects the registration', async () => {
   await until(() => coordinator.calls.length >= 2, 'two registrations', 8_000);
   await until(() => node.stderr().includes('UNAUTHENTICATED'), 'UNAUTHENTICATED in its log', 8_000);
   expect(node.process.exitCode).toBeNull();
+});
+
+it('given several coordinators, registers with the first that answers and moves on when it stops answering', async () => {
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const refusing = `http://127.0.0.1:${(probe.address() as AddressInfo).port}`;
+  await new Promise<void>((r) => probe.close(() => r()));
+  let firstAnswers = true;
+  const first = await fakeCoordinator(0, () =>
+    firstAnswers ? { data: { registerDatanode: { id: 'dn-1' } } } : { errors: [{ message: 'gone', extensions: { code: 'SERVER_BUSY' } }] },
+  );
+  const second = await fakeCoordinator();
+
+  const node = await startDatanodeProcess({
+    dataDir: await tempDir(),
+    secret: SECRET,
+    coordinator: `${refusing},${first.url}/,${second.url}`,
+    extraArgs: ['--register-interval-ms', '150'],
+  });
+  await until(() => first.calls.length >= 2, 'two registrations with the first coordinator that answers', 8_000);
+  expect(second.calls).toEqual([]);
+  expect(first.calls[0]).toMatchObject({ path: '/graphql', url: node.url, authorization: `Bearer ${SECRET}` });
+
+  firstAnswers = false;
+  await until(() => second.calls.length >= 2, 'registrations with the next coordinator', 8_000);
+  expect(second.calls[0]).toMatchObject({ path: '/graphql', url: node.url });
+});
+
+it('refuses a malformed --coordinator list before serving', async () => {
+  for (const [list, message] of [
+    ['http://127.0.0.1:1,,http://127.0.0.1:2', /--coordinator has an empty entry/],
+    ['http://127.0.0.1:1,ftp://x', /--coordinator must be http\(s\):\/\/… URLs, separated by commas \(got "ftp:\/\/x"\)/],
+    ['http://127.0.0.1:1,http://127.0.0.1:1/', /--coordinator lists http:\/\/127\.0\.0\.1:1 twice/],
+  ] as const) {
+    const exit = await runDatanodeUntilExit({ dataDir: await tempDir(), secret: SECRET, coordinator: list });
+    expect(exit.code).not.toBe(0);
+    expect(exit.stderr).toMatch(message);
+    expect(exit.stdout).toBe('');
+  }
 });

@@ -3,6 +3,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createRunningImageHash } from '../src/image-hash.ts';
+import { RunningHashes } from '../src/uploads/running-hashes.ts';
+import type { CoordinatorConfig } from '../src/config.ts';
 
 const sha = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest('hex');
 const frags = Array.from({ length: 6 }, (_, i) => randomBytes(100 + i));
@@ -84,5 +86,40 @@ describe('createRunningImageHash', () => {
     h.offer(0, frags[0]);
     expect(h.digest()).toBe(sha(frags[0]));
     expect(h.usable).toBe(false);
+  });
+});
+
+describe('RunningHashes across coordinators', () => {
+  const config = { fragmentSize: 200, uploadTtlSec: 60 } as CoordinatorConfig;
+  const digests = frags.map((f) => sha(f));
+  const current = (replaced?: number) => digests.map((d, i) => ({ sha256: i === replaced ? sha(randomBytes(8)) : d }));
+
+  it('keeps the hash of the fragments fed here while they are still the ones in the index', () => {
+    const hashes = new RunningHashes(config);
+    for (const i of [0, 1, 2]) hashes.offer(7, 6, i, frags[i], digests[i]);
+    const h = hashes.take(7, current());
+    expect(h.next).toBe(3);
+    for (const f of frags.slice(3)) h.push(f); // the catch-up from the datanodes
+    expect(h.digest()).toBe(sha(...frags));
+  });
+
+  it('starts from 0 when a fragment fed here was replaced through another coordinator', () => {
+    const hashes = new RunningHashes(config);
+    for (const i of [0, 1, 4]) hashes.offer(7, 6, i, frags[i], digests[i]);
+    expect(hashes.take(7, current(1)).next).toBe(0);
+    for (const i of [0, 1, 4]) hashes.offer(8, 6, i, frags[i], digests[i]);
+    expect(hashes.take(8, current(4)).next).toBe(0); // held early, replaced elsewhere
+    hashes.offer(9, 1, 0, frags[0], digests[0]);
+    expect(hashes.take(9, [{ sha256: 'other' }]).next).toBe(0);
+  });
+
+  it('drops the hashes of uploads fed nothing for an upload lifetime (completed elsewhere)', () => {
+    let t = 0;
+    const hashes = new RunningHashes(config, () => t);
+    hashes.offer(1, 6, 0, frags[0], digests[0]);
+    t = 61_000;
+    for (let id = 2; id < 2 + 256; id += 1) hashes.offer(id, 6, 0, frags[0], digests[0]);
+    expect(hashes.take(1, current()).next).toBe(0);
+    expect(hashes.take(2, current()).next).toBe(1);
   });
 });

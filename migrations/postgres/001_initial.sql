@@ -81,12 +81,15 @@ CREATE INDEX replica_deletions_due ON replica_deletions (not_before);
 CREATE INDEX replica_deletions_by_datanode ON replica_deletions (datanode_id);
 
 -- Writes in flight: a fragment being written to a datanode, so that a write never recorded (a
--- crash) becomes a deletion rather than a file nobody knows of.
+-- crash) becomes a deletion rather than a file nobody knows of. coordinator_id: the coordinator
+-- writing it, so the intents of one that stopped are released without touching the others'.
 CREATE TABLE write_intents (
-  fragment_id text NOT NULL,
-  datanode_id text NOT NULL REFERENCES datanodes (id),
+  fragment_id    text NOT NULL,
+  datanode_id    text NOT NULL REFERENCES datanodes (id),
+  coordinator_id text NOT NULL DEFAULT '',
   PRIMARY KEY (fragment_id, datanode_id)
 );
+CREATE INDEX write_intents_by_coordinator ON write_intents (coordinator_id);
 CREATE INDEX write_intents_by_datanode ON write_intents (datanode_id);
 
 -- Client tokens: only the SHA-256 of each secret is kept; a token is revoked or expires by a

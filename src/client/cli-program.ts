@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { createTesseraClient, DEFAULT_URL, type TesseraClient } from './client.ts';
 import { asClientError } from './errors.ts';
+import { httpUrlList } from '../shared/flag-values.ts';
 import { findLocalAdminToken } from '../auth/admin-token-file.ts';
 import { err, examples, EXIT, printError, UsageError, type CommandContext, type GlobalOptions } from './commands/command-context.ts';
 import { addUploadCommand } from './commands/upload.ts';
@@ -18,10 +19,18 @@ import { addTokenCommands } from './commands/token.ts';
 
 export { EXIT } from './commands/command-context.ts';
 
+/** --url / TESSERA_URL, checked here so a bad list is a usage error (exit 2) before anything is sent; kept as given. */
+const urlList = (value: string): string => (httpUrlList('--url')(value), value);
+
 function createProgram(): Command {
   return new Command('tessera')
     .description('Store, fetch, list and watch images on a Tessera cluster.')
-    .addOption(new Option('--url <url>', 'the coordinator').env('TESSERA_URL').default(DEFAULT_URL))
+    .addOption(
+      new Option('--url <urls>', 'the coordinator, or several separated by commas (tried in turn when one cannot be reached)')
+        .env('TESSERA_URL')
+        .default(DEFAULT_URL)
+        .argParser(urlList),
+    )
     .addOption(
       new Option(
         '--token <token>',
@@ -37,7 +46,12 @@ function createProgram(): Command {
     })
     .addHelpText(
       'after',
-      examples('tessera upload cat.png', 'tessera ls --prefix cats/', 'TESSERA_URL=http://10.0.0.5:4000 tessera nodes --json'),
+      examples(
+        'tessera upload cat.png',
+        'tessera ls --prefix cats/',
+        'TESSERA_URL=http://10.0.0.5:4000 tessera nodes --json',
+        'tessera --url http://10.0.0.5:4000,http://10.0.0.6:4000 upload cat.png',
+      ),
     );
 }
 

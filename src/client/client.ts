@@ -3,10 +3,10 @@
 import type { Writable } from 'node:stream';
 import { download, downloadTo, type DownloadOptions, type DownloadResult, type FileDownloadResult } from './download.ts';
 import { TesseraClientError } from './errors.ts';
-import { createHttpTransport } from './http-transport.ts';
+import { createHttpTransport, type HttpTransport } from './http-transport.ts';
 import * as Q from './queries.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
-import type { EventSubscription, SubscribeOptions } from './subscriptions.ts';
+import type { EventSubscription, SubscribeOptions, WsEndpoints } from './subscriptions.ts';
 import type { ClusterEvent, ClusterStatus, Datanode, ImageDetail, ImagePage, ImageSummary } from './types.ts';
 import { upload, type UploadOptions, type UploadResult, type UploadSource } from './upload.ts';
 import { createUploadState, defaultStateDir } from './upload-state.ts';
@@ -17,7 +17,11 @@ export const DEFAULT_URL = 'http://127.0.0.1:4000';
  * subscribeClusterEvents, with graphql-ws and ws loaded on the first subscription: they cost
  * about a tenth of a second of start-up that every other command would pay for nothing.
  */
-function subscribeLazily(wsUrl: string, onEvent: (event: ClusterEvent) => void, options: SubscribeOptions): EventSubscription {
+function subscribeLazily(
+  wsUrl: string | WsEndpoints,
+  onEvent: (event: ClusterEvent) => void,
+  options: SubscribeOptions,
+): EventSubscription {
   let inner: EventSubscription | undefined;
   let closed = false;
   const loaded = import('./subscriptions.ts').then(({ subscribeClusterEvents }) => {
@@ -35,9 +39,25 @@ function subscribeLazily(wsUrl: string, onEvent: (event: ClusterEvent) => void, 
   };
 }
 
+const wsOf = (http: string) => http.replace(/^http/, 'ws');
+
+/** Where subscriptions connect: the one coordinator, or the current one of several, moving past one whose socket fails. */
+const eventEndpoints = (transport: HttpTransport): string | WsEndpoints =>
+  transport.coordinatorCount === 1
+    ? wsOf(transport.urlOf('/graphql'))
+    : {
+        count: transport.coordinatorCount,
+        current: () => wsOf(transport.urlOf('/graphql')),
+        failed: (url) => transport.leaveUrl(url.replace(/^ws/, 'http')),
+      };
+
 export interface ClientOptions {
-  /** The coordinator's base URL (default TESSERA_URL, else http://127.0.0.1:4000). */
-  url?: string;
+  /**
+   * The coordinator's base URL, or several interchangeable ones (an array or a comma-separated
+   * string: calls move to the next when one cannot be reached); default TESSERA_URL, else
+   * http://127.0.0.1:4000.
+   */
+  url?: string | readonly string[];
   /** Folder of the resume ledger (default TESSERA_STATE_DIR, $XDG_CACHE_HOME/tessera or ~/.cache/tessera); false: never resume. */
   stateDir?: string | false;
   retry?: Partial<RetryPolicy>;
@@ -87,7 +107,10 @@ export function createTesseraClient({
   }
 
   return {
-    url: transport.origin,
+    /** The coordinator calls go to now (with several, the one they moved to last). */
+    get url() {
+      return transport.origin;
+    },
     /** The upload ledger file, for tools that want to show or clear it. */
     stateFile: state?.file,
 
@@ -147,7 +170,7 @@ export function createTesseraClient({
 
     /** Live cluster events until close(), abort or failure (see EventSubscription). */
     subscribe: (onEvent: (event: ClusterEvent) => void, options: SubscribeOptions = {}): EventSubscription =>
-      subscribeLazily(transport.urlOf('/graphql').replace(/^http/, 'ws'), onEvent, { authorization, ...options }),
+      subscribeLazily(eventEndpoints(transport), onEvent, { authorization, ...options }),
 
     /** Any other GraphQL operation, with the same errors. */
     graphql: gql,

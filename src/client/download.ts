@@ -1,6 +1,7 @@
 // Downloads through GET /images/{name}: streamed to a temporary file beside the target, hashed on
 // the way and checked against the ETag (the image's sha256), then renamed into place, so a
-// target path only ever holds a complete, verified image.
+// target path only ever holds a complete, verified image. Given several coordinators, a body cut
+// short by a failing one continues from the next by Range (If-Range: the same image only).
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +61,53 @@ async function openImage(transport: HttpTransport, name: string, signal?: AbortS
   };
 }
 
+/**
+ * The body of `first`; with several coordinators, when the connection breaks off, the rest of
+ * the same image (If-Range: its ETag) from the next one, at most once per coordinator. With one
+ * coordinator `first` is read as it is (see callers).
+ */
+async function* resumableBody(
+  transport: HttpTransport,
+  name: string,
+  first: IncomingMessage,
+  sha256: string,
+  size: number | undefined,
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
+  let res = first;
+  let done = 0;
+  let resumes = 0;
+  try {
+    for (;;) {
+      try {
+        for await (const chunk of res as AsyncIterable<Buffer>) {
+          done += chunk.length;
+          yield chunk;
+        }
+        return;
+      } catch (raw) {
+        const err = asClientError(raw, signal);
+        if (err.code !== 'NETWORK_ERROR' || size === undefined || done >= size || ++resumes > transport.coordinatorCount) throw err;
+        transport.lost(res);
+        res.destroy();
+        const next = await transport
+          .get(imagePath(name), { signal, headers: { range: `bytes=${done}-`, 'if-range': `"${sha256}"` } })
+          .catch(() => {
+            throw err; // no coordinator can continue it: the break is the error to report
+          });
+        const range = /^bytes (\d+)-\d+\/(\d+)$/.exec(next.headers['content-range'] ?? '');
+        if (next.statusCode !== 206 || !range || Number(range[1]) !== done || Number(range[2]) !== size) {
+          next.destroy(); // another version of the name, or no range: the bytes so far cannot be continued
+          throw err;
+        }
+        res = next;
+      }
+    }
+  } finally {
+    if (!res.complete) res.destroy();
+  }
+}
+
 /** Streams the image into `destination`; the check comes at the end (the bytes are written by then). */
 export async function downloadTo(
   transport: HttpTransport,
@@ -73,8 +121,9 @@ export async function downloadTo(
     size,
     onBytes: onProgress && ((n) => onProgress({ bytesDone: n, totalBytes: size ?? 0 })),
   });
+  const body = transport.coordinatorCount > 1 ? resumableBody(transport, name, res, sha256, size, signal) : res;
   try {
-    await pipeline(res, verifier, destination, { signal, end });
+    await pipeline(body, verifier, destination, { signal, end });
   } catch (err) {
     res.destroy();
     throw asClientError(err, signal);
@@ -107,7 +156,8 @@ export async function download(
       // so the socket (TCP) holds the sender back and memory stays at one batch.
       let batch: Buffer[] = [];
       let batched = 0;
-      for await (const chunk of res as AsyncIterable<Buffer>) {
+      const body = transport.coordinatorCount > 1 ? resumableBody(transport, name, res, sha256, size, options.signal) : res;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
         tally.update(chunk);
         batch.push(chunk);
         batched += chunk.length;

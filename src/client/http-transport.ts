@@ -1,21 +1,38 @@
-// GraphQL over HTTP on node:http with one keep-alive agent: JSON requests, spec-shaped multipart
-// requests written straight from the caller's buffer (no copy, no FormData), and streamed GETs.
+// GraphQL over HTTP on node:http with one keep-alive agent per coordinator: JSON requests,
+// spec-shaped multipart requests written straight from the caller's buffer (no copy, no
+// FormData), and streamed GETs. Given several coordinator URLs, every call goes to the current
+// one and moves to the next when the connection fails (see `request`).
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { abortError, asClientError, TesseraClientError } from './errors.ts';
+import { parseHttpUrlList } from '../shared/flag-values.ts';
 
 export interface TransportOptions {
-  /** The coordinator's base URL, e.g. http://127.0.0.1:4000 */
-  url: string;
+  /**
+   * The coordinator's base URL, e.g. http://127.0.0.1:4000, or several interchangeable ones
+   * (an array, or one string with commas): calls move to the next when one cannot be reached.
+   */
+  url: string | readonly string[];
   /** A request idle for this long (no bytes either way) fails with NETWORK_ERROR. */
   timeoutMs?: number;
+  /**
+   * With several URLs: a connection not established within this long counts as a refused one,
+   * so a host that silently drops packets costs this, not the whole idle timeout.
+   */
+  connectTimeoutMs?: number;
   /** Sent with every request (e.g. Authorization). */
   headers?: Record<string, string>;
 }
 
 export interface RequestOptions {
   signal?: AbortSignal;
+  /**
+   * Whether the call may be sent again to the next coordinator after a failure that may have
+   * reached the first one (a reset, a proxy's 502/503/504). Default: GETs and GraphQL queries yes,
+   * mutations no (a lost answer of beginUpload or deleteImage is the caller's to sort out).
+   */
+  idempotent?: boolean;
 }
 
 /** One file part of a multipart request: `variable` is its path in the operation ("variables.file"). */
@@ -40,6 +57,41 @@ interface Endpoint {
   prefix: string;
   timeoutMs: number;
   headers: Record<string, string>;
+  /** Set only when there are other coordinators to move to. */
+  connectTimeoutMs?: number;
+}
+
+/** The error a connection attempt gets when connectTimeoutMs passes: nothing was sent. */
+const CONNECT_TIMEOUT = 'ETESSERA_CONNECT_TIMEOUT';
+
+/**
+ * Connection errors that mean the request never reached a coordinator: sending it to the next
+ * one cannot do anything twice, whatever the call.
+ */
+const NEVER_SENT = new Set([CONNECT_TIMEOUT, 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+
+const causeCode = (err: TesseraClientError) => (err.cause as NodeJS.ErrnoException | undefined)?.code;
+
+/**
+ * 502, 503 and 504 without a JSON body are a proxy's (nginx in front) saying its coordinator could
+ * not be reached or answered nothing; the coordinator's own errors are JSON and never fail over.
+ */
+function isProxyFailure(res: IncomingMessage): boolean {
+  const status = res.statusCode ?? 0;
+  if (status !== 502 && status !== 503 && status !== 504) return false;
+  return !/json/i.test(res.headers['content-type'] ?? '');
+}
+
+/**
+ * The coordinator URLs `--url` and TESSERA_URL take (a comma-separated list, or an array), each an
+ * http(s) URL, normalized; a BAD_USER_INPUT error naming the culprit for anything else.
+ */
+export function parseCoordinatorUrls(value: string | readonly string[], flag = '--url'): string[] {
+  try {
+    return parseHttpUrlList(typeof value === 'string' ? value : value.join(','), flag);
+  } catch (err) {
+    throw new TesseraClientError('BAD_USER_INPUT', (err as Error).message);
+  }
 }
 
 /** Sends one request; resolves on the response head (the body is the caller's to read). */
@@ -73,6 +125,7 @@ function send(
     const onAbort = () => req.destroy(abortError(signal));
     signal?.addEventListener('abort', onAbort, { once: true });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer from ${base.origin} within ${timeoutMs} ms`)));
+    if (to.connectTimeoutMs !== undefined) watchConnect(req, base.origin, to.connectTimeoutMs);
     req.once('error', (err) => {
       signal?.removeEventListener('abort', onAbort);
       reject(asClientError(err, signal));
@@ -82,6 +135,20 @@ function send(
     for (const chunk of body) req.write(chunk);
     req.end();
     process.nextTick(() => req.uncork());
+  });
+}
+
+/** Fails `req` with CONNECT_TIMEOUT when its socket is still connecting after `ms` (a pooled, open socket is not watched). */
+function watchConnect(req: http.ClientRequest, origin: string, ms: number): void {
+  req.once('socket', (socket) => {
+    if (!socket.connecting) return;
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error(`no connection to ${origin} within ${ms} ms`), { code: CONNECT_TIMEOUT })),
+      ms,
+    );
+    const clear = () => clearTimeout(timer);
+    socket.once('connect', clear);
+    socket.once('close', clear);
   });
 }
 
@@ -159,30 +226,140 @@ async function getError(res: IncomingMessage, path: string, signal?: AbortSignal
   return new TesseraClientError('HTTP_ERROR', `HTTP ${status} for GET ${path}`, { status });
 }
 
-export function createHttpTransport({ url, timeoutMs = 120_000, headers = {} }: TransportOptions) {
-  const base = new URL(url);
-  if (base.protocol !== 'http:' && base.protocol !== 'https:')
-    throw new TesseraClientError('BAD_USER_INPUT', `--url must be http(s)://… (got "${url}").`);
-  const lib = base.protocol === 'https:' ? https : http;
-  // keep-alive: an upload is hundreds of requests; a new TCP connection each would dominate small ones.
-  const agent = new lib.Agent({ keepAlive: true, scheduling: 'lifo' });
-  const to: Endpoint = { base, lib, agent, prefix: base.pathname.replace(/\/+$/, ''), timeoutMs, headers };
-  const origin = base.origin;
+/** GraphQL documents that only read (queries, the shorthand `{ ... }`): safe to send twice. */
+const isQuery = (query: string) => /^\s*(?:query\b|\{)/.test(query);
+
+function endpointsOf(
+  url: string | readonly string[],
+  timeoutMs: number,
+  connectTimeoutMs: number,
+  headers: Record<string, string>,
+): Endpoint[] {
+  const urls = parseCoordinatorUrls(url);
+  return urls.map((u) => {
+    const base = new URL(u);
+    const lib = base.protocol === 'https:' ? https : http;
+    // keep-alive: an upload is hundreds of requests; a new TCP connection each would dominate small ones.
+    const agent = new lib.Agent({ keepAlive: true, scheduling: 'lifo' });
+    const prefix = base.pathname.replace(/\/+$/, '');
+    return { base, lib, agent, prefix, timeoutMs, headers, connectTimeoutMs: urls.length > 1 ? connectTimeoutMs : undefined };
+  });
+}
+
+/** Which coordinator calls go to, and the moves to the next one when it fails. */
+function createRouter(endpoints: Endpoint[]) {
+  const several = endpoints.length > 1;
+  const router = {
+    several,
+    /** The coordinator calls go to; moves on when one fails, never back unless the others fail too. */
+    current: 0,
+    /** Failovers so far: a caller that saw it change knows its work may sit on another coordinator now. */
+    failovers: 0,
+    /** Which coordinator answered each streamed GET, so a body cut short moves the right one on. */
+    servedBy: new WeakMap<IncomingMessage, number>(),
+    originOf: (i: number) => endpoints[i].base.origin,
+    /** Moves calls off coordinator `i` (only if no other call has already moved them). */
+    leave(i: number) {
+      if (!several || router.current !== i) return;
+      router.current = (i + 1) % endpoints.length;
+      router.failovers++;
+    },
+    request,
+  };
+
+  /**
+   * Sends to the current coordinator. With several, a failure to connect (refused, unreachable,
+   * connect timeout) moves to the next and sends again, whatever the call, since nothing reached
+   * the first; a failure after sending (reset, idle timeout, a proxy's 502/503/504) moves to the
+   * next too, but sends again only an `idempotent` call. Each coordinator is tried at most once
+   * per call; with one URL this is `send` and nothing more.
+   */
+  async function request(
+    method: string,
+    path: string,
+    head: OutgoingHttpHeaders,
+    body: Uint8Array[] | undefined,
+    { signal, idempotent }: RequestOptions,
+  ): Promise<{ res: IncomingMessage; origin: string }> {
+    if (!several) return { res: await send(endpoints[0], method, path, head, body, signal), origin: router.originOf(0) };
+    const failures: string[] = [];
+    let last: TesseraClientError | undefined;
+    for (let tried = 0; tried < endpoints.length; tried++) {
+      const i = router.current;
+      let res: IncomingMessage;
+      try {
+        res = await send(endpoints[i], method, path, head, body, signal);
+      } catch (raw) {
+        const err = asClientError(raw, signal);
+        if (err.code !== 'NETWORK_ERROR') throw err;
+        router.leave(i);
+        if (!idempotent && !NEVER_SENT.has(causeCode(err) ?? '')) throw err;
+        last = err;
+        failures.push(`${router.originOf(i)}: ${err.message}`);
+        continue;
+      }
+      if (!isProxyFailure(res)) {
+        router.servedBy.set(res, i);
+        return { res, origin: router.originOf(i) };
+      }
+      res.resume(); // the proxy's error page: nothing to read
+      router.leave(i);
+      last = new TesseraClientError('HTTP_ERROR', `HTTP ${res.statusCode} from ${router.originOf(i)} (its coordinator is unreachable)`, {
+        status: res.statusCode,
+      });
+      if (!idempotent) throw last;
+      failures.push(last.message);
+    }
+    // Every coordinator failed: say so for each, not only for the last one tried.
+    throw new TesseraClientError(last!.code, `No coordinator answered (${failures.join('; ')})`, { status: last!.status, cause: last });
+  }
+  return router;
+}
+
+export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs = 10_000, headers = {} }: TransportOptions) {
+  const endpoints = endpointsOf(url, timeoutMs, connectTimeoutMs, headers);
+  const router = createRouter(endpoints);
+  const { several, originOf, leave, request } = router;
 
   return {
-    origin,
-    /** Absolute URL of a path on the coordinator. */
-    urlOf: (path: string) => origin + to.prefix + path,
+    /** The origin of the coordinator calls go to now. */
+    get origin() {
+      return originOf(router.current);
+    },
+    /**
+     * Names the cluster in the resume ledger: the one origin, as before, or every origin of the
+     * list, sorted, so the same list in any order finds the same uploads.
+     */
+    clusterKey: several
+      ? endpoints
+          .map((e) => e.base.origin + e.prefix)
+          .sort()
+          .join(',')
+      : originOf(0),
+    /** How many coordinators were given. */
+    coordinatorCount: endpoints.length,
+    /** Failovers so far (see `failovers`). */
+    get failovers() {
+      return router.failovers;
+    },
+    /** Absolute URL of a path on the current coordinator. */
+    urlOf: (path: string) => originOf(router.current) + endpoints[router.current].prefix + path,
+    /** Moves calls off the coordinator at this URL (a subscription's socket to it failed). */
+    leaveUrl: (absolute: string) => leave(endpoints.findIndex((e) => absolute.startsWith(e.base.origin + e.prefix + '/'))),
+    /** A streamed GET's body broke off: move calls off the coordinator that served it. */
+    lost: (res: IncomingMessage) => {
+      const i = router.servedBy.get(res);
+      if (i !== undefined) leave(i);
+    },
 
-    async graphql<T>(query: string, variables: Record<string, unknown> = {}, { signal }: RequestOptions = {}): Promise<T> {
+    async graphql<T>(query: string, variables: Record<string, unknown> = {}, { signal, idempotent }: RequestOptions = {}): Promise<T> {
       const body = Buffer.from(JSON.stringify({ query, variables }));
-      const res = await send(
-        to,
+      const { res, origin } = await request(
         'POST',
         '/graphql',
         { 'content-type': 'application/json', accept: ACCEPT, 'content-length': body.length },
         [body],
-        signal,
+        { signal, idempotent: several && (idempotent ?? isQuery(query)) },
       );
       return graphqlResult<T>(res, origin, signal);
     },
@@ -192,12 +369,11 @@ export function createHttpTransport({ url, timeoutMs = 120_000, headers = {} }: 
       query: string,
       variables: Record<string, unknown>,
       files: FilePart[],
-      { signal }: RequestOptions = {},
+      { signal, idempotent }: RequestOptions = {},
     ): Promise<T> {
       const { boundary, chunks, length } = multipartBody(query, variables, files);
       // Multipart is a type any web page may post cross-site: the coordinator wants this header to tell us apart.
-      const res = await send(
-        to,
+      const { res, origin } = await request(
         'POST',
         '/graphql',
         {
@@ -207,14 +383,14 @@ export function createHttpTransport({ url, timeoutMs = 120_000, headers = {} }: 
           'x-graphql-yoga-csrf': '1',
         },
         chunks,
-        signal,
+        { signal, idempotent: several && (idempotent ?? isQuery(query)) },
       );
       return graphqlResult<T>(res, origin, signal);
     },
 
     /** A GET whose body the caller streams; error statuses are turned into errors here. */
     async get(path: string, { signal, headers = {} }: RequestOptions & { headers?: OutgoingHttpHeaders } = {}): Promise<IncomingMessage> {
-      const res = await send(to, 'GET', path, headers, undefined, signal);
+      const { res } = await request('GET', path, headers, undefined, { signal, idempotent: true });
       const status = res.statusCode ?? 0;
       if (status >= 200 && status < 300) return res;
       throw await getError(res, path, signal);
@@ -222,7 +398,7 @@ export function createHttpTransport({ url, timeoutMs = 120_000, headers = {} }: 
 
     /** Drops the idle keep-alive sockets so a process can exit. */
     close() {
-      agent.destroy();
+      for (const e of endpoints) e.agent.destroy();
     },
   };
 }

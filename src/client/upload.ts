@@ -1,6 +1,7 @@
 // Uploads: a file or stream cut into the coordinator's fragments, K of them in flight as binary
 // multipart (or base64) uploadFragment calls with their own sha256, retried when the failure may
-// pass, and resumed from upload(id).receivedFragments when the same file is uploaded again.
+// pass (on the next coordinator when one fails), and resumed from upload(id).receivedFragments
+// when the same file is uploaded again.
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -165,7 +166,7 @@ async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions
     if (stat.size < 1) throw new TesseraClientError('BAD_USER_INPUT', `${path} is empty; an image holds at least one byte.`);
     const name = options.name ?? basename(path);
     const contentType = options.contentType ?? contentTypeOf(name) ?? contentTypeOf(path);
-    const key: UploadFileKey = { url: transport.origin, path: resolve(path), size: stat.size, mtimeMs: stat.mtimeMs, name };
+    const key: UploadFileKey = { url: transport.clusterKey, path: resolve(path), size: stat.size, mtimeMs: stat.mtimeMs, name };
 
     let { session, serverHasSha } = await resumableSession(deps, key, resume, signal);
     if (!session && (await wantsOneShot(deps, options, stat.size))) {
@@ -412,6 +413,22 @@ async function sendFragments(deps: UploadDeps, plan: SendPlan, progress: ReturnT
   setMaxListeners(parallel * 2 + 16, stop.signal);
   const onAbort = () => stop.abort(signal!.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
+  // After a move to another coordinator, ask it once which fragments it has: one whose answer the
+  // failed coordinator stored but never sent is not sent again. (One URL: never asked.)
+  let failovers = deps.transport.failovers;
+  let onNewCoordinator: Promise<Set<number>> | undefined;
+  const storedAlready = async (index: number): Promise<boolean> => {
+    if (deps.transport.failovers !== failovers) {
+      failovers = deps.transport.failovers;
+      onNewCoordinator = deps.transport
+        .graphql<{ upload: UploadSession | null }>(Q.UPLOAD_SESSION, { id: session.id }, { signal: stop.signal })
+        .then(
+          ({ upload }) => new Set(upload?.receivedFragments ?? []),
+          () => new Set<number>(), // unknown: send it, as without a failover
+        );
+    }
+    return onNewCoordinator !== undefined && (await onNewCoordinator).has(index);
+  };
   const worker = async () => {
     // Each worker owns one fragment-sized buffer for the whole upload: memory is K fragments.
     const buffer = Buffer.allocUnsafe(session.fragmentSize);
@@ -420,11 +437,16 @@ async function sendFragments(deps: UploadDeps, plan: SendPlan, progress: ReturnT
       const fragment = await reader.next(buffer);
       if (!fragment) return;
       const sha256 = sha256Hex(fragment.data);
-      await withRetry(() => sendFragment(deps, plan, fragment.index, fragment.data, sha256, stop.signal), {
-        policy: deps.retry,
-        signal: stop.signal,
-        onRetry: () => retries++,
-      });
+      await withRetry(
+        async () => {
+          if (!(await storedAlready(fragment.index))) await sendFragment(deps, plan, fragment.index, fragment.data, sha256, stop.signal);
+        },
+        {
+          policy: deps.retry,
+          signal: stop.signal,
+          onRetry: () => retries++,
+        },
+      );
       progress.stored(fragment.index, fragment.data.length);
     }
   };

@@ -9,6 +9,7 @@ import { fragmentRows, type FragmentQueries } from './catalog/fragment-rows.ts';
 import { deletionQueue, type DeletionQueue } from './catalog/deletion-queue.ts';
 import { isPrimaryKeyViolation, isUniqueViolation } from './catalog/sqlite-errors.ts';
 import type { ImageFormat } from '../renditions/media.ts';
+import type { Outbox } from './outbox.ts';
 
 export { newImageKey } from './catalog/image-rows.ts';
 export type { ReplicaKey } from './catalog/deletion-queue.ts';
@@ -91,17 +92,24 @@ export interface CatalogChanges {
    * upload is gone (or expired) meanwhile.
    */
   recordFragment(fragment: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): false | 'new' | 'replaced';
-  /** Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`. */
-  completeUpload(imageId: number, fragmentIds: string[], sha256: string, now: number): 'done' | 'changed' | 'gone';
+  /**
+   * Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`.
+   * `outbox` (metadata/outbox.ts): sent with the change when it is 'done', by an engine that can.
+   */
+  completeUpload(imageId: number, fragmentIds: string[], sha256: string, now: number, outbox?: Outbox): 'done' | 'changed' | 'gone';
   /** A one-fragment upload's fragment recorded and the upload completed at once: false when the upload is gone, else completeUpload's outcome. */
   recordOnlyFragmentAndComplete(
     fragment: FragmentRow,
     datanodeIds: string[],
     sha256: string,
     now: number,
+    outbox?: Outbox,
   ): false | 'done' | 'changed' | 'gone';
-  /** Removes an image or upload from the index and queues all of its replica files for deletion. */
-  deleteImage(imageId: number, now: number, reason?: DeletionReason): boolean;
+  /**
+   * Removes an image or upload from the index and queues all of its replica files for deletion.
+   * `outbox`: sent with the change when it happened (true), by an engine that can.
+   */
+  deleteImage(imageId: number, now: number, reason?: DeletionReason, outbox?: Outbox): boolean;
   /** A stored image rebuilt from a datanode manifest, its fragments and replicas. False when the name or key is taken meanwhile. */
   insertRebuiltImage(image: RebuiltImage, fragments: RebuiltFragment[]): boolean;
   /** Moves a fragment's replicas: adds `added`, forgets `dropped` (their files queued for deletion); false when the fragment is gone. */

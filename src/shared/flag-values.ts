@@ -72,6 +72,36 @@ export const httpUrl =
     return url;
   };
 
+/**
+ * A comma-separated list of http(s) URLs (several coordinators, for the CLI's --url and the
+ * datanode's --coordinator), each normalized by normalizeHttpUrl, in the order given; throws an
+ * Error naming `flag` for an empty list or entry, anything but an http(s) URL, or a repeat.
+ */
+export function parseHttpUrlList(value: string, flag: string): string[] {
+  const entries = value.split(',').map((entry) => entry.trim());
+  if (entries.every((entry) => entry === '')) throw new Error(`${flag} needs at least one http(s) URL (got "${value}").`);
+  const urls: string[] = [];
+  for (const entry of entries) {
+    if (entry === '') throw new Error(`${flag} has an empty entry in "${value}" (URLs are separated by single commas).`);
+    const url = normalizeHttpUrl(entry);
+    if (url === undefined) throw new Error(`${flag} must be http(s)://… URLs, separated by commas (got "${entry}").`);
+    if (urls.includes(url)) throw new Error(`${flag} lists ${url} twice.`);
+    urls.push(url);
+  }
+  return urls;
+}
+
+/** A comma-separated list of http(s) URLs, parsed by parseHttpUrlList. */
+export const httpUrlList =
+  (flag: string) =>
+  (value: string): string[] => {
+    try {
+      return parseHttpUrlList(value, flag);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+
 /** One of a fixed set of words (commander's .choices() when the value needs no other parsing). */
 export const oneOf =
   <const T extends string>(flag: string, words: readonly T[]) =>

@@ -71,7 +71,7 @@ function incomplete(uploadId: string, upload: ImageRow, fragments: readonly Frag
 }
 
 async function wholeImageHash(ctx: UploadContext, upload: ImageRow, fragments: readonly FragmentRow[]): Promise<string> {
-  const hash = ctx.hashes.take(upload.id);
+  const hash = ctx.hashes.take(upload.id, fragments);
   // Catch up from the datanodes where the running hash stopped (after a restart: from 0).
   try {
     while (hash.next < upload.fragmentCount) {

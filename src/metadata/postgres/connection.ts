@@ -1,0 +1,69 @@
+// The PostgreSQL engine's connection pool (postgres.js) and the one way it writes: a transaction
+// that, inside a background pass holding a fencing token, first checks the token against the
+// lease row (src/shared/fence.ts), and that is retried when PostgreSQL aborted it for a deadlock
+// or a serialization failure (nothing of it was committed, so running it again is safe).
+import postgres from 'postgres';
+import { currentFence, FENCE_CHECK_SQL, FencedError } from '../../shared/fence.ts';
+
+/**
+ * bigint columns (ids, ms timestamps, byte counts) and numeric sums come back as JS numbers: every
+ * value the index stores is below 2^53 (sizes, times in ms), as in the SQLite engine.
+ */
+const types = {
+  int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
+  numeric: { to: 1700, from: [1700], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
+};
+
+export type Sql = postgres.Sql<{ int8: number; numeric: number }>;
+export type Tx = postgres.TransactionSql<{ int8: number; numeric: number }>;
+/** The pool or a transaction: what a query step runs on. */
+export type Q = postgres.ISql<{ int8: number; numeric: number }>;
+
+export interface PoolOptions {
+  /** Connections per coordinator (default 10, or `max` in the URL's query). */
+  max?: number;
+}
+
+/**
+ * Opens the pool. The URL is a libpq-style postgres:// URL; a URL without a user connects as the
+ * OS user, as psql does. Connections are opened lazily, so a bad URL fails at the first query.
+ */
+export function openPool(url: string, { max }: PoolOptions = {}): Sql {
+  const fromUrl = Number(new URL(url).searchParams.get('max') ?? NaN);
+  return postgres(url, {
+    max: max ?? (Number.isInteger(fromUrl) && fromUrl > 0 ? fromUrl : 10),
+    types,
+    connect_timeout: 10,
+    // Idle connections go after a minute: a quiet coordinator holds few of the server's slots.
+    idle_timeout: 60,
+    onnotice: () => {},
+    connection: { application_name: 'tessera-coordinator' },
+  }) as unknown as Sql;
+}
+
+const RETRIED = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
+const ATTEMPTS = 5;
+
+/** `fn` as one transaction: all of it or nothing. Fenced when run in a background pass. */
+export async function transaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const fence = currentFence();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await sql.begin(async (tx) => {
+        if (fence !== undefined) {
+          const held = await tx.unsafe(FENCE_CHECK_SQL, [fence]);
+          if (held.length === 0) throw new FencedError(fence);
+        }
+        return fn(tx as Tx);
+      })) as T;
+    } catch (err) {
+      if (attempt >= ATTEMPTS || !RETRIED.has(codeOf(err))) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 5 * attempt * Math.random()));
+    }
+  }
+}
+
+/** The SQLSTATE of a PostgreSQL error ('' for anything else). */
+export const codeOf = (err: unknown): string => (err instanceof postgres.PostgresError ? err.code : '');
+export const isUniqueViolation = (err: unknown) => codeOf(err) === '23505';
+export const isForeignKeyViolation = (err: unknown) => codeOf(err) === '23503';

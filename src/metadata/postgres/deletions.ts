@@ -1,0 +1,101 @@
+// The deletion queue and the writes in flight on PostgreSQL, as catalog/deletion-queue.ts is for
+// SQLite. What SQLite does in a transaction of several statements is one statement here where
+// it can be (data-modifying CTEs): atomic on its own, and one round trip.
+import type { DeletionQueue, ReplicaKey } from '../catalog/deletion-queue.ts';
+import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
+import type postgres from 'postgres';
+import type { Q, Sql } from './connection.ts';
+import type { Async } from '../async.ts';
+import type { AsyncCatalog } from '../store.ts';
+
+/** A queued deletion replaces the row of the same file whole, as SQLite's INSERT OR REPLACE. */
+const REPLACE = `ON CONFLICT (fragment_id, datanode_id) DO UPDATE SET not_before = excluded.not_before, attempts = 0,
+  reason = excluded.reason, image_key = excluded.image_key`;
+
+/** Releases the write intents `which` selects: each becomes a due deletion (one already queued keeps its reason and attempts). */
+const releaseWhere = async (sql: Sql, which: postgres.Fragment, now: number) =>
+  (
+    await sql<{ n: number }[]>`WITH dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id),
+        queued AS (INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
+          SELECT fragment_id, datanode_id, ${now}, 0, 'unrecorded-write' FROM dropped ON CONFLICT DO NOTHING)
+      SELECT count(*) AS n FROM dropped`
+  )[0]!.n;
+
+/**
+ * The deletion queue on the pool. `instanceId` is this coordinator's: its write intents carry it,
+ * and releaseAllWriteIntents (at its start) releases its own only, not those of the others
+ * writing at the same time ('' when none is given: one coordinator, all of them).
+ */
+export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue> & Pick<AsyncCatalog, 'releaseWriteIntentsOf'> {
+  const keys = (ds: ReplicaKey[]) => [ds.map((d) => d.fragmentId), ds.map((d) => d.datanodeId)];
+  return {
+    async addWriteIntents(fragmentId, datanodeIds) {
+      await sql`WITH unqueued AS (DELETE FROM replica_deletions WHERE fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[]))
+        INSERT INTO write_intents (fragment_id, datanode_id, coordinator_id)
+        SELECT ${fragmentId}, unnest(${datanodeIds}::text[]), ${instanceId} ON CONFLICT DO NOTHING`;
+    },
+    async releaseWriteIntents(fragmentId, datanodeIds, now) {
+      await releaseWhere(sql, sql`fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`, now);
+    },
+    releaseAllWriteIntents: (now) => releaseWhere(sql, instanceId ? sql`coordinator_id = ${instanceId}` : sql`true`, now),
+    releaseWriteIntentsOf: (coordinatorIds, now) => releaseWhere(sql, sql`coordinator_id = ANY(${coordinatorIds}::text[])`, now),
+    deletionTargetsOf: async (fragmentId) =>
+      (
+        await sql<{ d: string }[]>`SELECT datanode_id AS d FROM replica_deletions WHERE fragment_id = ${fragmentId}
+          UNION SELECT datanode_id FROM write_intents WHERE fragment_id = ${fragmentId}`
+      ).map((r) => r.d),
+    dueDeletions: async (now, limit = 256) => [
+      ...(await sql<
+        ReplicaDeletion[]
+      >`SELECT fragment_id AS "fragmentId", datanode_id AS "datanodeId", attempts, reason, image_key AS "imageKey"
+        FROM replica_deletions WHERE not_before <= ${now} ORDER BY not_before LIMIT ${limit}`),
+    ],
+    async ackDeletion(d) {
+      await sql`DELETE FROM replica_deletions WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
+    },
+    async ackDeletions(ds) {
+      if (ds.length === 0) return;
+      const [fragments, datanodes] = keys(ds);
+      await sql`DELETE FROM replica_deletions d USING unnest(${fragments!}::text[], ${datanodes!}::text[]) AS k(f, n)
+        WHERE d.fragment_id = k.f AND d.datanode_id = k.n`;
+    },
+    async retryDeletionAt(d, notBefore) {
+      await sql`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ${notBefore}
+        WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
+    },
+    async postponeDeletion(d, notBefore) {
+      await sql`UPDATE replica_deletions SET not_before = ${notBefore} WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
+    },
+    resumeDeletionsOn: async (datanodeId, now) =>
+      (await sql`UPDATE replica_deletions SET not_before = ${now} WHERE datanode_id = ${datanodeId} AND not_before > ${now}`).count,
+    pendingDeletionCount: async () => (await sql<{ n: number }[]>`SELECT count(*) AS n FROM replica_deletions`)[0]!.n,
+    async purgeDeletionsOn(datanodeId) {
+      await sql`WITH intents AS (DELETE FROM write_intents WHERE datanode_id = ${datanodeId})
+        DELETE FROM replica_deletions WHERE datanode_id = ${datanodeId}`;
+    },
+  };
+}
+
+/** The steps the catalog's transactions combine (run on the transaction `tx`). */
+export const deletionSteps = {
+  /** Queues the deletion of one file; `imageKey` when it belongs to a deleted image (the datanode's proof to delete it). */
+  queue: (tx: Q, key: ReplicaKey, now: number, reason: DeletionReason, imageKey: string | null = null) =>
+    tx`INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
+      VALUES (${key.fragmentId}, ${key.datanodeId}, ${now}, 0, ${reason}, ${imageKey}) ${tx.unsafe(REPLACE)}`,
+  queueMany: (tx: Q, fragmentId: string, datanodeIds: string[], now: number, reason: DeletionReason) =>
+    tx`INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
+      SELECT ${fragmentId}, unnest(${datanodeIds}::text[]), ${now}, 0, ${reason}, NULL ${tx.unsafe(REPLACE)}`,
+  queueReplicasOfFragment: (tx: Q, fragmentId: string, now: number) =>
+    tx`INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
+      SELECT fragment_id, datanode_id, ${now}, 0, 'fragment-replaced', NULL FROM replicas WHERE fragment_id = ${fragmentId} ${tx.unsafe(REPLACE)}`,
+  queueReplicasOfImage: (tx: Q, imageId: number, now: number, reason: DeletionReason, imageKey: string | null) =>
+    tx`INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
+      SELECT r.fragment_id, r.datanode_id, ${now}, 0, ${reason}, ${imageKey}::text FROM replicas r JOIN fragments f ON f.id = r.fragment_id
+      WHERE f.image_id = ${imageId} ${tx.unsafe(REPLACE)}`,
+  /** A deletion or a write in flight is queued for the file. */
+  isQueued: async (q: Q, fragmentId: string, datanodeId: string) =>
+    (
+      await q`SELECT 1 FROM replica_deletions WHERE fragment_id = ${fragmentId} AND datanode_id = ${datanodeId}
+        UNION ALL SELECT 1 FROM write_intents WHERE fragment_id = ${fragmentId} AND datanode_id = ${datanodeId} LIMIT 1`
+    ).length > 0,
+};
