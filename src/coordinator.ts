@@ -9,8 +9,8 @@ import type { CoordinatorConfig } from './config.ts';
 import { createEventBus, type EventBus } from './events.ts';
 import { createImageService, type ImageService } from './image-service.ts';
 import { createUploads, type Uploads } from './uploads.ts';
-import { openDatabase, type Db } from './metadata/database.ts';
-import { isPostgresUrl, MetadataConfigError } from './metadata/store.ts';
+import type { Db } from './metadata/database.ts';
+import { isPostgresUrl, MetadataConfigError, openSqliteMetadata } from './metadata/store.ts';
 import { createCatalog, type Catalog } from './metadata/catalog.ts';
 import { datanodeRows } from './metadata/datanodes.ts';
 import { clusterIdentityRow } from './metadata/cluster-identity.ts';
@@ -82,21 +82,22 @@ export interface Coordinator {
 }
 
 /** The index opened, the last run's unfinished writes released, the admin token written. */
-function openIndex(config: CoordinatorConfig, log: Logger) {
+async function openIndex(config: CoordinatorConfig, log: Logger) {
   const location = config.metadata ?? path.join(config.dataDir, INDEX_FILE);
   if (isPostgresUrl(location))
     throw new MetadataConfigError(
       '--metadata: the coordinator runs on a SQLite file only for now (PostgreSQL needs its asynchronous callers).',
     );
-  const db = openDatabase(location, { synchronous: config.indexSynchronous });
+  const metadata = openSqliteMetadata(location, { synchronous: config.indexSynchronous });
+  const { db } = metadata;
   const marker = path.join(config.dataDir, RUNNING_MARKER);
   // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):
   // the datanodes' records have them, so the index is re-checked at start.
   const uncleanStop = fs.existsSync(marker);
   const catalog = createCatalog(db);
   // Before the HTTP surface listens: the first start writes the admin token file.
-  const auth = createAuth(db, config, log);
-  auth.ensureAdminToken();
+  const auth = await createAuth(metadata, config, log);
+  await auth.ensureAdminToken();
   // No write is in flight at start: intents left by a crash become due deletions.
   const orphaned = catalog.releaseAllWriteIntents(Date.now());
   if (orphaned > 0) log.info({ replicas: orphaned }, 'cleaning replica writes interrupted by the last shutdown');
@@ -307,7 +308,7 @@ function expirySweep(config: CoordinatorConfig, scheduler: Scheduler, uploads: U
     'expiry sweep',
     async () => {
       uploads.sweepExpired();
-      auth.quotas.sweepOwners();
+      await auth.quotas.sweepOwners();
     },
     { everyMs: sweepMs, firstAfterMs: sweepMs },
   );
@@ -384,8 +385,8 @@ function startShared(
   });
 }
 
-export function createCoordinator(config: CoordinatorConfig, log: Logger, shared?: SharedMetadata): Coordinator {
-  const { db, marker, uncleanStop, catalog, auth } = openIndex(config, log);
+export async function createCoordinator(config: CoordinatorConfig, log: Logger, shared?: SharedMetadata): Promise<Coordinator> {
+  const { db, marker, uncleanStop, catalog, auth } = await openIndex(config, log);
   const { registry, clusterIdentity, client } = connectDatanodes(config, db, log);
   const events = createEventBus();
   const coordination = coordinationFor(config, log, shared);

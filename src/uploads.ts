@@ -6,7 +6,7 @@ import type { ImageRow } from './metadata/catalog.ts';
 import type { Bytes } from './bytes.ts';
 import type { ImageManifest } from './shared/datanode-api.ts';
 import { abortUpload, sweepExpiredUploads } from './uploads/abandoned-uploads.ts';
-import { beginUpload, type BeginUploadInput } from './uploads/begin-upload.ts';
+import { beginUpload, type BeginUploadInput, type InsertUpload } from './uploads/begin-upload.ts';
 import { completeUpload } from './uploads/complete-upload.ts';
 import { putFragment } from './uploads/put-fragment.ts';
 import { RunningHashes } from './uploads/running-hashes.ts';
@@ -33,7 +33,8 @@ export function createUploads({ now = Date.now, ...deps }: UploadDeps) {
     },
     /** The indexes of an open upload's fragments received so far. */
     receivedIndexes: (upload: ImageRow) => catalog.receivedIndexes(upload.id),
-    begin: (input: BeginUploadInput) => beginUpload(ctx, input),
+    /** `insert`: the token quota's insert (auth/quotas.ts), checked in the same transaction. */
+    begin: (input: BeginUploadInput, insert?: InsertUpload) => beginUpload(ctx, input, undefined, insert),
     assertFragmentSize,
     assertWholeSize: (size: number) => assertWholeSize(config, size),
     putFragment: (uploadId: string, index: number, data: Bytes, sha256?: string | null) => putFragment(ctx, uploadId, index, data, sha256),

@@ -86,7 +86,8 @@ builder.mutationFields((t) => ({
       }),
     },
     // The token's quotas on open uploads are checked and charged in the same transaction.
-    resolve: (_root, { input }, ctx) => ctx.app.auth.quotas.reserveUpload(ctx.principal!, input.size, () => ctx.app.uploads.begin(input)),
+    resolve: (_root, { input }, ctx) =>
+      ctx.app.auth.quotas.reserveUpload(ctx.principal!, input.size, (insert) => ctx.app.uploads.begin(input, insert)),
   }),
   uploadFragment: t.field({
     description: 'Send one fragment, as base64 `data` or as a multipart `file` (exactly one of them). Idempotent per index.',

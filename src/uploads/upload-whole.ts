@@ -18,7 +18,7 @@ const IN_FLIGHT = 4;
 export async function uploadWhole(ctx: UploadContext, name: string, data: Bytes, contentType?: string | null): Promise<ImageRow> {
   const size = byteLength(data);
   assertWholeSize(ctx.config, size);
-  const upload = beginUpload(ctx, { name, size, contentType }, detectImageIn(data) ?? null);
+  const upload = await beginUpload(ctx, { name, size, contentType }, detectImageIn(data) ?? null);
   const uploadId = upload.uploadId!;
   try {
     if (upload.fragmentCount === 1) return await storeOnlyFragment(ctx, upload, data);
