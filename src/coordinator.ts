@@ -10,12 +10,8 @@ import { createEventBus, type EventBus } from './events.ts';
 import { createImageService, type ImageService } from './image-service.ts';
 import { createUploads, type Uploads } from './uploads.ts';
 import type { Db } from './metadata/database.ts';
-import { isPostgresUrl, MetadataConfigError, openSqliteMetadata } from './metadata/store.ts';
-import { createCatalog, type Catalog } from './metadata/catalog.ts';
-import { datanodeRows } from './metadata/datanodes.ts';
-import { clusterIdentityRow } from './metadata/cluster-identity.ts';
+import { openMetadata, type AsyncCatalog as Catalog, type MetadataStore } from './metadata/store.ts';
 import { createClusterIdentity, type ClusterIdentity } from './cluster/cluster-identity.ts';
-import { replicationQueries } from './metadata/replication.ts';
 import { createDatanodeClient, type DatanodeClient } from './cluster/datanode-client.ts';
 import { createMonitor, type Monitor } from './cluster/monitor.ts';
 import { createRegistry, type Registry } from './cluster/registry.ts';
@@ -42,7 +38,10 @@ const RUNNING_MARKER = 'coordinator.running';
 
 /** The parts behind the services: for tests and tools (bench, index checks), never for the HTTP layer. */
 export interface CoordinatorInternals {
-  db: Db;
+  /** Every table the coordinator keeps (SQLite or PostgreSQL). */
+  metadata: MetadataStore;
+  /** The SQLite index (undefined on PostgreSQL): for SQLite-only tests and tools. */
+  db: Db | undefined;
   catalog: Catalog;
   registry: Registry;
   client: DatanodeClient;
@@ -82,32 +81,34 @@ export interface Coordinator {
 }
 
 /** The index opened, the last run's unfinished writes released, the admin token written. */
-async function openIndex(config: CoordinatorConfig, log: Logger) {
+async function openIndex(config: CoordinatorConfig, log: Logger, shared: SharedMetadata | undefined) {
   const location = config.metadata ?? path.join(config.dataDir, INDEX_FILE);
-  if (isPostgresUrl(location))
-    throw new MetadataConfigError(
-      '--metadata: the coordinator runs on a SQLite file only for now (PostgreSQL needs its asynchronous callers).',
-    );
-  const metadata = openSqliteMetadata(location, { synchronous: config.indexSynchronous });
-  const { db } = metadata;
+  const metadata = await openMetadata(location, log, { synchronous: config.indexSynchronous, instanceId: shared?.instanceId });
+  const db = 'db' in metadata ? (metadata.db as Db) : undefined;
   const marker = path.join(config.dataDir, RUNNING_MARKER);
   // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):
   // the datanodes' records have them, so the index is re-checked at start.
   const uncleanStop = fs.existsSync(marker);
-  const catalog = createCatalog(db);
+  const catalog = metadata.catalog;
   // Before the HTTP surface listens: the first start writes the admin token file.
   const auth = await createAuth(metadata, config, log);
   await auth.ensureAdminToken();
-  // No write is in flight at start: intents left by a crash become due deletions.
-  const orphaned = catalog.releaseAllWriteIntents(Date.now());
+  // No write of this coordinator is in flight at start: intents its last run left become due deletions.
+  const orphaned = await catalog.releaseAllWriteIntents(Date.now());
   if (orphaned > 0) log.info({ replicas: orphaned }, 'cleaning replica writes interrupted by the last shutdown');
-  return { db, marker, uncleanStop, catalog, auth };
+  return { metadata, db, marker, uncleanStop, catalog, auth };
 }
 
 /** The registry of datanodes, the cluster's identity, and the client that talks to them. */
-function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger) {
-  const registry = createRegistry({ rows: datanodeRows(db), downAfterFailures: config.downAfterFailures, thresholds: config.thresholds });
-  const clusterIdentity = createClusterIdentity({ row: clusterIdentityRow(db), log });
+async function connectDatanodes(config: CoordinatorConfig, metadata: MetadataStore, log: Logger) {
+  const registry = createRegistry({
+    rows: metadata.datanodes,
+    initial: await metadata.datanodes.all(),
+    onPersistError: (err) => log.error({ err: err.message }, 'could not store a datanode row'),
+    downAfterFailures: config.downAfterFailures,
+    thresholds: config.thresholds,
+  });
+  const clusterIdentity = createClusterIdentity({ row: metadata.clusterIdentity, initial: await metadata.clusterIdentity.load(), log });
   const client = createDatanodeClient({
     secret: config.secret,
     ca: config.datanodeCaFile === undefined ? undefined : fs.readFileSync(config.datanodeCaFile),
@@ -238,7 +239,7 @@ function createBackgroundWork(
   config: CoordinatorConfig,
   log: Logger,
   {
-    db,
+    metadata,
     catalog,
     registry,
     clusterIdentity,
@@ -246,7 +247,7 @@ function createBackgroundWork(
     events,
     coordination,
   }: {
-    db: Db;
+    metadata: MetadataStore;
     catalog: Catalog;
     registry: Registry;
     clusterIdentity: ClusterIdentity;
@@ -291,7 +292,7 @@ function createBackgroundWork(
     events,
     log,
     scheduler,
-    replication: replicationQueries(db),
+    replication: metadata.replication,
     replicationFactor: config.replicationFactor,
     repairAfterMs: config.repairAfterSec * 1000,
     bytesPerSecond: config.repairBytesPerSec,
@@ -330,7 +331,7 @@ async function startAlone(
   startLoops: () => void,
 ): Promise<void> {
   fs.writeFileSync(marker, `${process.pid}\n`);
-  const empty = catalog.imageCount() === 0;
+  const empty = await catalog.imageCount() === 0;
   if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
   await checks.rebuildAtStart(
     empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly',
@@ -371,14 +372,14 @@ function startShared(
 ): void {
   let recheck = config.recheckIndex;
   scheduler
-    .loop('coordinator sweep', () => coordination.sweepDeparted(async (ids) => catalog.releaseWriteIntentsOf(ids, Date.now())), {
+    .loop('coordinator sweep', () => coordination.sweepDeparted(async (ids) => await catalog.releaseWriteIntentsOf(ids, Date.now())), {
       everyMs: SWEEP_DEPARTED_MS,
       firstAfterMs: SWEEP_DEPARTED_MS,
     })
     .start();
   startLoops();
   coordination.start(async () => {
-    const empty = catalog.imageCount() === 0;
+    const empty = await catalog.imageCount() === 0;
     if (!empty && !recheck) return;
     recheck = false;
     await checks.recheck(empty ? 'the index is empty (new leader)' : '--recheck-index (new leader)');
@@ -386,15 +387,15 @@ function startShared(
 }
 
 export async function createCoordinator(config: CoordinatorConfig, log: Logger, shared?: SharedMetadata): Promise<Coordinator> {
-  const { db, marker, uncleanStop, catalog, auth } = await openIndex(config, log);
-  const { registry, clusterIdentity, client } = connectDatanodes(config, db, log);
+  const { metadata, db, marker, uncleanStop, catalog, auth } = await openIndex(config, log, shared);
+  const { registry, clusterIdentity, client } = await connectDatanodes(config, metadata, log);
   const events = createEventBus();
   const coordination = coordinationFor(config, log, shared);
-  const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events, coordination });
+  const work = createBackgroundWork(config, log, { metadata, catalog, registry, clusterIdentity, client, events, coordination });
   const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
-  const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, db, catalog, replicas, deleter, images, log });
+  const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, metadata, catalog, replicas, deleter, images, log });
   const cluster = createClusterService({
     catalog,
     registry,
@@ -439,10 +440,12 @@ export async function createCoordinator(config: CoordinatorConfig, log: Logger, 
       await Promise.all([scheduler.stop(), indexRebuild.idle(), records.flushTombstones()]);
       await coordination.stop(); // after the passes ended: the next leader need not wait for the expiry
       client.close();
-      db.close();
+      await registry.persisted();
+      await metadata.close();
       if (!coordination.shared) fs.rmSync(marker, { force: true });
     },
     internals: {
+      metadata,
       db,
       catalog,
       registry,

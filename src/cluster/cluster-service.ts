@@ -2,7 +2,7 @@
 // figures about the whole cluster. Resolvers go through this, not to the registry or the index.
 import type { Logger } from 'pino';
 import { badInput, TesseraError } from '../errors.ts';
-import type { Catalog } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Monitor } from './monitor.ts';
@@ -42,9 +42,9 @@ export function createClusterService({
     liveDatanodes: () => registry.live(),
     datanode: (id: string) => registry.get(id),
     /** Fragments of stored images with fewer verified replicas on live datanodes than the replication factor. */
-    underReplicatedFragments: () => catalog.underReplicatedCount(replicationFactor),
+    underReplicatedFragments: () => await catalog.underReplicatedCount(replicationFactor),
     /** Replica files still to delete from datanodes. */
-    pendingReplicaDeletions: () => catalog.pendingDeletionCount(),
+    pendingReplicaDeletions: () => await catalog.pendingDeletionCount(),
 
     /** Adds a datanode by URL (idempotent); its first status is sampled before this answers. */
     async register(url: string): Promise<DatanodeView> {
@@ -79,13 +79,13 @@ export function createClusterService({
     remove(id: string): boolean {
       const node = requireDatanode(id);
       if (!node.draining) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} is not draining; drainDatanode it first.`);
-      const held = catalog.replicaCountOn(id);
+      const held = await catalog.replicaCountOn(id);
       if (held > 0)
         throw new TesseraError(
           'DATANODE_NOT_DRAINED',
           `Datanode ${id} still holds ${held} replica${held === 1 ? '' : 's'}; drain it and wait until it holds none.`,
         );
-      catalog.purgeDeletionsOn(id);
+      await catalog.purgeDeletionsOn(id);
       registry.remove(id);
       log.info({ datanode: id }, 'datanode removed');
       return true;

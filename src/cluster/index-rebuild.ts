@@ -5,7 +5,8 @@
 // one (then it changes nothing).
 import type { Logger } from 'pino';
 import type { ImageManifest } from '../shared/datanode-api.ts';
-import type { Catalog, ImageRow } from '../metadata/catalog.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import { manifestOf, type ClusterRecords, type ImageRecords } from './image-records.ts';
 import type { Registry } from './registry.ts';
@@ -80,8 +81,8 @@ async function readHolders({ registry, client }: RebuildDeps, cluster: ClusterRe
 /** 1. Deleted since: images of the index whose tombstone the datanodes hold. */
 function removeTombstoned({ catalog, log, now }: RebuildDeps, cluster: ClusterRecords, report: RebuildReport): void {
   for (const key of cluster.tombstoned.keys()) {
-    const image = catalog.imageByKey(key);
-    if (image && catalog.deleteImage(image.id, now(), 'image-deleted')) {
+    const image = await catalog.imageByKey(key);
+    if (image && await catalog.deleteImage(image.id, now(), 'image-deleted')) {
       report.removed += 1;
       log.info({ name: image.name, image: key }, 'index rebuild: removed an image the datanodes record as deleted');
     }
@@ -108,7 +109,7 @@ function leaveAlone({ catalog, records }: RebuildDeps, m: ImageManifest, known: 
   if (known?.state === 'stored') return true;
   if (records.tombstonedHere(m.image)) return true; // deleted while this pass ran: read before its tombstone
   // Deleted in the index, its tombstone still on its way with the deletions of its files.
-  if (!known && m.fragments.some((f) => catalog.deletionTargetsOf(f.id).length > 0)) return true;
+  if (!known && m.fragments.some((f) => (await catalog.deletionTargetsOf(f.id)).length > 0)) return true;
   return known !== undefined && !startup; // its completeUpload is under way: it records the image itself
 }
 
@@ -118,14 +119,14 @@ function leaveAlone({ catalog, records }: RebuildDeps, m: ImageManifest, known: 
  * manifest's (the manifest's are the truth; the image is then added from it).
  */
 function completeInterrupted({ catalog, now }: RebuildDeps, known: ImageRow, m: ImageManifest): boolean {
-  const ids = catalog.fragments(known.id).map((f) => f.id);
+  const ids = (await catalog.fragments(known.id)).map((f) => f.id);
   if (
     ids.length === m.fragments.length &&
     ids.every((id, i) => id === m.fragments[i].id) &&
-    catalog.completeUpload(known.id, ids, m.sha256, m.createdAt) === 'done'
+    await catalog.completeUpload(known.id, ids, m.sha256, m.createdAt) === 'done'
   )
     return true;
-  catalog.deleteImage(known.id, now(), 'upload-aborted');
+  await catalog.deleteImage(known.id, now(), 'upload-aborted');
   return false;
 }
 
@@ -135,11 +136,11 @@ function completeInterrupted({ catalog, now }: RebuildDeps, known: ImageRow, m: 
  * tombstoned and removed, as is an upload of a stale index.
  */
 async function takeName({ catalog, records, now }: RebuildDeps, m: ImageManifest, report: RebuildReport): Promise<boolean> {
-  const holder = catalog.imageHoldingName(m.name);
+  const holder = await catalog.imageHoldingName(m.name);
   if (!holder) return true;
   if (holder.state === 'stored' && holder.createdAt >= m.createdAt) return false;
   if (holder.state === 'stored') await records.writeTombstone(holder.imageKey, now()).catch(() => undefined);
-  catalog.deleteImage(holder.id, now(), holder.state === 'stored' ? 'image-deleted' : 'upload-aborted');
+  await catalog.deleteImage(holder.id, now(), holder.state === 'stored' ? 'image-deleted' : 'upload-aborted');
   report.removed += 1;
   return true;
 }
@@ -175,7 +176,7 @@ function batchInserter({ catalog, log }: RebuildDeps, report: RebuildReport) {
     batch = [];
     catalog.inTransaction(() => {
       for (const { m, args } of current) {
-        if (catalog.insertRebuiltImage(...args)) report.added += 1;
+        if (await catalog.insertRebuiltImage(...args)) report.added += 1;
         else log.warn({ name: m.name, image: m.image }, 'index rebuild: could not add an image (its name or a fragment id is taken)');
       }
     });
@@ -206,7 +207,7 @@ async function addWinners(
       lastProgress = now();
       log.info({ done, of: winners.size, added: report.added }, 'index rebuild: progress');
     }
-    const known = catalog.imageByKey(m.image);
+    const known = await catalog.imageByKey(m.image);
     if (leaveAlone(deps, m, known, startup)) continue;
     if (known && completeInterrupted(deps, known, m)) {
       report.completed += 1;
@@ -224,7 +225,7 @@ async function addWinners(
 /** 3. A name deleted and reused leaves the older manifest live only if its tombstone was lost: restore it. */
 async function restoreTombstones({ catalog, records, now }: RebuildDeps, losers: ImageManifest[], report: RebuildReport): Promise<void> {
   for (const m of losers) {
-    if (catalog.imageByKey(m.image)) continue;
+    if (await catalog.imageByKey(m.image)) continue;
     await records.writeTombstone(m.image, now()).then(
       () => (report.superseded += 1),
       () => undefined,
@@ -237,16 +238,16 @@ async function restoreTombstones({ catalog, records, now }: RebuildDeps, losers:
  * manifests lost): kept, and made self-describing now.
  */
 async function backfillManifests({ catalog, records, log }: RebuildDeps, cluster: ClusterRecords, report: RebuildReport): Promise<void> {
-  for (const image of catalog.storedImages()) {
+  for (const image of await catalog.storedImages()) {
     if (cluster.live.has(image.imageKey) || cluster.tombstoned.has(image.imageKey) || !image.sha256) continue;
     // A cached rendition has no manifest on purpose: a rebuild from the datanodes drops it.
     if (isRenditionName(image.name)) continue;
-    const fragments = catalog.fragments(image.id);
+    const fragments = await catalog.fragments(image.id);
     const manifest = manifestOf(image, image.sha256, image.createdAt, fragments);
     await records
       .writeManifest(
         manifest,
-        fragments.flatMap((f) => catalog.replicasOf(f.id)),
+        fragments.flatMap((f) => await catalog.replicasOf(f.id)),
       )
       .then(
         () => (report.backfilled += 1),

@@ -114,7 +114,7 @@ async function reReplicate(
   lost: Set<string>,
   signal: Signal,
 ): Promise<boolean> {
-  const holders = catalog.replicasOf(fragment.id);
+  const holders = await catalog.replicasOf(fragment.id);
   const kept = holders.filter((d) => !lost.has(d) && registry.get(d));
   const lostHere = holders.filter((d) => lost.has(d));
   if (lostHere.length === 0) return false;
@@ -135,8 +135,8 @@ async function reReplicate(
   }
   const dropped = lostHere.filter((d) => registry.get(d)?.draining);
   if (added.length === 0 && dropped.length === 0) return false;
-  if (!catalog.moveReplicas(fragment.id, added, dropped, now())) {
-    catalog.releaseWriteIntents(fragment.id, added, now()); // deleted meanwhile: the new copies go too
+  if (!await catalog.moveReplicas(fragment.id, added, dropped, now())) {
+    await catalog.releaseWriteIntents(fragment.id, added, now()); // deleted meanwhile: the new copies go too
     return true;
   }
   // A lost datanode may be back by now: its copy and the new one are then one too many.

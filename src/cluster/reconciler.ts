@@ -6,7 +6,7 @@
 // deleted; orphans are deleted only in rounds that read the records of every datanode, at most
 // `maxDeletions` per round, each logged with its reason.
 import type { Logger } from 'pino';
-import type { Catalog } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { Scheduler } from '../shared/scheduler.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { ReplicaDeleter } from './replica-deletions.ts';
@@ -56,13 +56,13 @@ async function adopt(
   datanodeId: string,
   url: string,
 ): Promise<boolean> {
-  const fragment = catalog.fragmentById(fragmentId);
+  const fragment = await catalog.fragmentById(fragmentId);
   if (!fragment) return false;
-  const live = catalog.replicasOf(fragmentId).filter((d) => registry.isLive(d)).length;
+  const live = (await catalog.replicasOf(fragmentId)).filter((d) => registry.isLive(d)).length;
   if (live >= replicationFactor) return false;
   const data = await client.getFragment(url, fragmentId);
   if (!data || sha256Hex(data) !== fragment.sha256) return false;
-  if (!catalog.moveReplicas(fragmentId, [datanodeId], [], now())) return false;
+  if (!await catalog.moveReplicas(fragmentId, [datanodeId], [], now())) return false;
   log.info({ fragment: fragmentId, datanode: datanodeId }, 'adopted an unrecorded verified copy of an under-replicated fragment');
   return true;
 }
@@ -111,7 +111,7 @@ async function judgeFile(
   const mayDelete = cluster.unread.length === 0;
   if (now() - seen < graceMs || !mayDelete || state.doomedThisRound >= maxDeletions) return 'waiting';
   const deletedImage = cluster.deadFragments.get(id);
-  catalog.doomOrphan(id, datanodeId, now(), deletedImage);
+  await catalog.doomOrphan(id, datanodeId, now(), deletedImage);
   log.info(
     { datanode: datanodeId, fragment: id, reason: deletedImage ? 'image-deleted' : 'orphan', image: deletedImage },
     'queued an unreferenced fragment file for deletion',
@@ -124,7 +124,7 @@ async function judgeFile(
 /** Replicas the index expected (and still expects) that the datanode did not list: reported for repair. */
 function reportMissing({ catalog, onBad }: ReconcileDeps, datanodeId: string, expected: Set<string>, present: Set<string>): number {
   // Listed before the index was read again: a replica recorded meanwhile is not "missing".
-  const stillExpected = catalog.replicaIdsOn(datanodeId);
+  const stillExpected = await catalog.replicaIdsOn(datanodeId);
   let missing = 0;
   for (const id of expected) {
     if (!present.has(id) && stillExpected.has(id)) {
@@ -145,7 +145,7 @@ async function reconcileDatanode(
   const { catalog, registry, client, deleter, log, maxDeletions } = deps;
   const node = registry.get(datanodeId);
   if (!node || !registry.isLive(datanodeId)) return { orphans: 0, missing: 0, kept: 0 };
-  const expected = catalog.replicaIdsOn(datanodeId);
+  const expected = await catalog.replicaIdsOn(datanodeId);
   const present = new Set<string>();
   let orphans = 0;
   let kept = 0;
@@ -178,8 +178,8 @@ function checkAgreement(
 ): void {
   let unknownImages = 0;
   let deletedImages = 0;
-  for (const key of cluster.live.keys()) if (!catalog.imageByKey(key)) unknownImages += 1;
-  for (const key of cluster.tombstoned.keys()) if (catalog.imageByKey(key)?.state === 'stored') deletedImages += 1;
+  for (const key of cluster.live.keys()) if (!await catalog.imageByKey(key)) unknownImages += 1;
+  for (const key of cluster.tombstoned.keys()) if (await catalog.imageByKey(key)?.state === 'stored') deletedImages += 1;
   if (unknownImages + deletedImages === 0) return;
   log.warn({ unknownImages, deletedImages }, "the datanodes' records disagree with the index; re-checking it");
   onIndexDisagrees?.({ unknownImages, deletedImages });

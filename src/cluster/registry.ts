@@ -2,6 +2,7 @@
 // backed by their rows in SQLite, so a restart shows the last stored sample.
 import { randomBytes } from 'node:crypto';
 import type { DatanodeRow, DatanodeRows, DatanodeStatus } from '../metadata/datanodes.ts';
+import type { Async } from '../metadata/async.ts';
 import type { HealthThresholds } from '../config.ts';
 import { DEFAULT_HYSTERESIS, isLive, settleStatus, type Hysteresis, type Streak } from './health-rules.ts';
 import type { HealthAnswer } from './datanode-client.ts';
@@ -24,13 +25,19 @@ export interface StatusChange {
 
 export function createRegistry({
   rows,
+  initial,
+  onPersistError = () => {},
   downAfterFailures,
   thresholds,
   hysteresis = DEFAULT_HYSTERESIS,
   now = Date.now,
   onChange,
 }: {
-  rows: DatanodeRows;
+  rows: Async<DatanodeRows>;
+  /** The rows at start (rows.all()). */
+  initial: readonly DatanodeRow[];
+  /** A write of a row failed (logged by the caller; the view here stays). */
+  onPersistError?: (err: Error) => void;
   /** A datanode was registered, moved, drained or removed here (other coordinators are told). */
   onChange?: (id: string) => void;
   downAfterFailures: number;
@@ -38,7 +45,11 @@ export function createRegistry({
   hysteresis?: Hysteresis;
   now?: () => number;
 }) {
-  const nodes = new Map<string, Node>(rows.all().map((r) => [r.id, { ...r, identityFault: null }]));
+  const nodes = new Map<string, Node>(initial.map((r) => [r.id, { ...r, identityFault: null }]));
+  // Row writes go one after another in the order they were made: a sample never overtakes the registration.
+  let written: Promise<unknown> = Promise.resolve();
+  const persist = (write: () => Promise<unknown>) =>
+    (written = written.then(write).catch((err: Error) => onPersistError(err)));
   const failures = new Map<string, number>();
   const streaks = new Map<string, Streak>();
 
@@ -55,8 +66,9 @@ export function createRegistry({
      * Idempotent by URL: the same URL is the same datanode. With the data dir's `nodeId` (from
      * its /health), the same disks behind a new URL are the same datanode too: its URL moves.
      */
-    register(url: string, nodeId?: string) {
-      const outcome = registerIn(nodes, rows, now(), url, nodeId);
+    async register(url: string, nodeId?: string) {
+      await written;
+      const outcome = await registerIn(nodes, rows, now(), url, nodeId);
       if (outcome.created || outcome.movedFrom) onChange?.(outcome.datanode.id);
       return outcome;
     },
@@ -74,7 +86,7 @@ export function createRegistry({
       if (verdict.adoptNodeId) {
         // First answer, or its data dir was replaced: missing replicas are found and repaired by reconciliation.
         node.nodeId = verdict.adoptNodeId;
-        rows.identify(id, verdict.adoptNodeId);
+        void persist(() => rows.identify(id, verdict.adoptNodeId!));
       }
       if (answer) node.identityFault = verdict.fault ?? null;
       // A sample from the wrong identity says nothing about this datanode: it counts as none.
@@ -97,7 +109,10 @@ export function createRegistry({
       if (sample) takeSample(node, sample, at);
       const changed = status !== previous && status !== null;
       if (changed) Object.assign(node, { status, statusSince: at });
-      if (sample || changed) rows.save(node);
+      if (sample || changed) {
+        const saved = { ...node };
+        void persist(() => rows.save(saved));
+      }
       return changed ? { datanode: { ...node }, previous, status: status! } : undefined;
     },
 
@@ -105,7 +120,7 @@ export function createRegistry({
       const node = nodes.get(id);
       if (!node) return undefined;
       node.draining = draining;
-      rows.setDraining(id, draining);
+      void persist(() => rows.setDraining(id, draining));
       onChange?.(id);
       return node as DatanodeView;
     },
@@ -114,9 +129,12 @@ export function createRegistry({
       nodes.delete(id);
       failures.delete(id);
       streaks.delete(id);
-      rows.remove(id);
+      void persist(() => rows.remove(id));
       onChange?.(id);
     },
+
+    /** Resolves once every row write made so far has ended. */
+    persisted: () => written.then(() => undefined),
 
     ...mirror(nodes, [failures, streaks]),
   };
@@ -177,27 +195,27 @@ function mirror(nodes: Map<string, Node>, perNode: Map<string, unknown>[]) {
   };
 }
 
-function registerIn(
+async function registerIn(
   nodes: Map<string, Node>,
-  rows: DatanodeRows,
+  rows: Async<DatanodeRows>,
   at: number,
   url: string,
   nodeId?: string,
-): { datanode: DatanodeView; created: boolean; movedFrom?: string } {
+): Promise<{ datanode: DatanodeView; created: boolean; movedFrom?: string }> {
   const byNodeId = nodeId ? [...nodes.values()].find((n) => n.nodeId === nodeId) : undefined;
   const byUrl = [...nodes.values()].find((n) => n.url === url);
   if (byNodeId && byNodeId.url !== url && !byUrl) {
     // Only a proven node id gets here (coordinator.ts): the same disks really moved.
     const movedFrom = byNodeId.url;
     byNodeId.url = url;
-    rows.move(byNodeId.id, url);
+    await rows.move(byNodeId.id, url);
     return { datanode: byNodeId, created: false, movedFrom };
   }
   if (byUrl) return { datanode: byUrl, created: false };
   const id = `dn-${randomBytes(4).toString('hex')}`;
-  rows.insert(id, url, at);
-  if (nodeId && !byNodeId) rows.identify(id, nodeId);
-  const row: Node = { ...rows.byUrl(url)!, identityFault: null };
+  await rows.insert(id, url, at);
+  if (nodeId && !byNodeId) await rows.identify(id, nodeId);
+  const row: Node = { ...(await rows.byUrl(url))!, identityFault: null };
   nodes.set(id, row);
   return { datanode: row, created: true };
 }

@@ -22,7 +22,7 @@ export function createRepairQueue({
       if (lost.size === 0) return [];
       const nodes = registry.all();
       const live = nodes.filter((n) => registry.isLive(n.id));
-      return queries.atRisk({
+      return await queries.atRisk({
         lost: [...lost],
         counted: nodes.filter((n) => !lost.has(n.id)).map((n) => n.id),
         live: live.filter((n) => !lost.has(n.id)).map((n) => n.id),

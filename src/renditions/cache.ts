@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../bytes.ts';
-import type { Catalog, ImageRow } from '../metadata/catalog.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { RenditionRow, RenditionTable } from '../metadata/renditions.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
@@ -44,7 +45,7 @@ async function writeRendition(
 ): Promise<boolean> {
   const t = now();
   const size = rendered.data.length;
-  const upload = catalog.insertUpload({
+  const upload = await catalog.insertUpload({
     name: renditionName(source.imageKey, variant),
     uploadId: randomBytes(12).toString('base64url'),
     size,
@@ -66,13 +67,13 @@ async function writeRendition(
     placed = await replicas.write(fragmentId, rendered.data, digest, replicationFactor, new Set());
     done = catalog.inTransaction(
       () =>
-        catalog.recordOnlyFragmentAndComplete(
+        await catalog.recordOnlyFragmentAndComplete(
           { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
           placed,
           digest,
           now(),
         ) === 'done' &&
-        table.insert({
+        await table.insert({
           renditionImageId: upload.id,
           sourceImageId: source.id,
           variant,
@@ -84,8 +85,8 @@ async function writeRendition(
     );
   } finally {
     if (!done) {
-      catalog.releaseWriteIntents(fragmentId, placed, now());
-      catalog.deleteImage(upload.id, now(), 'upload-aborted');
+      await catalog.releaseWriteIntents(fragmentId, placed, now());
+      await catalog.deleteImage(upload.id, now(), 'upload-aborted');
       void deleter.kick();
     }
   }
@@ -114,10 +115,10 @@ export function createRenditionCache({
   function evict(): number {
     let evicted = 0;
     let freed = 0;
-    for (let { bytes } = table.totals(); bytes > budgetBytes;) {
-      const [oldest] = table.leastRecent(1);
+    for (let { bytes } = await table.totals(); bytes > budgetBytes;) {
+      const [oldest] = await table.leastRecent(1);
       if (!oldest) break;
-      catalog.deleteImage(oldest.renditionImageId, now(), 'rendition-evicted');
+      await catalog.deleteImage(oldest.renditionImageId, now(), 'rendition-evicted');
       bytes -= oldest.size;
       freed += oldest.size;
       evicted += 1;
@@ -137,10 +138,10 @@ export function createRenditionCache({
     /** The cached rendition, its last use refreshed; undefined on a miss. */
     get(source: ImageRow, variant: string): CachedRendition | undefined {
       if (budgetBytes === 0) return undefined;
-      const row = table.find(source.id, variant);
-      const image = row && catalog.imageById(row.renditionImageId);
+      const row = await table.find(source.id, variant);
+      const image = row && await catalog.imageById(row.renditionImageId);
       if (!row || !image || image.state !== 'stored') return undefined;
-      if (now() - row.lastUsedAt >= TOUCH_EVERY_MS) table.touch(row.renditionImageId, now());
+      if (now() - row.lastUsedAt >= TOUCH_EVERY_MS) await table.touch(row.renditionImageId, now());
       return { image, row };
     },
 
@@ -155,7 +156,7 @@ export function createRenditionCache({
     },
 
     evict,
-    totals: () => table.totals(),
+    totals: () => await table.totals(),
   };
 }
 

@@ -12,9 +12,9 @@ export function abortUpload(ctx: UploadContext, uploadId: string): boolean {
 /** Deletes the uploads past their expiry; resolves to how many there were. */
 export function sweepExpiredUploads(ctx: UploadContext): number {
   const { catalog, now } = ctx;
-  const expired = catalog.expiredUploads(now());
+  const expired = await catalog.expiredUploads(now());
   for (const upload of expired) {
-    if (!catalog.deleteImage(upload.id, now(), 'upload-expired')) continue;
+    if (!await catalog.deleteImage(upload.id, now(), 'upload-expired')) continue;
     ctx.hashes.drop(upload.id);
     ctx.log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
     ctx.events.emit({

@@ -23,7 +23,7 @@ export async function completeUpload(
   assertSha256(sha256Given, 'sha256');
   for (;;) {
     const upload = openUpload(ctx, uploadId);
-    const fragments = catalog.fragments(upload.id);
+    const fragments = await catalog.fragments(upload.id);
     if (fragments.length < upload.fragmentCount) throw incomplete(uploadId, upload, fragments);
     const sha256 = await wholeImageHash(ctx, upload, fragments);
     ctx.hashes.forget(upload.id);
@@ -46,10 +46,10 @@ export async function completeUpload(
         : undefined;
     const createdAt = current?.createdAt ?? ctx.now();
     if (!current) {
-      const holders = fragments.flatMap((f) => catalog.replicasOf(f.id));
+      const holders = fragments.flatMap((f) => await catalog.replicasOf(f.id));
       await ctx.records.writeManifest(manifestOf(upload, sha256, createdAt, fragments), holders);
     }
-    const outcome = catalog.completeUpload(
+    const outcome = await catalog.completeUpload(
       upload.id,
       fragments.map((f) => f.id),
       sha256,

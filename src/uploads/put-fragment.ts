@@ -53,7 +53,7 @@ export async function putFragment(
     throw err;
   }
   const recorded = recordWrittenFragment(ctx, fragmentId, placed, () =>
-    catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ctx.ttlMs, now()),
+    await catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ctx.ttlMs, now()),
   );
   if (!recorded) {
     throw new TesseraError(
@@ -61,7 +61,7 @@ export async function putFragment(
       `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`,
     );
   }
-  if (index === 0) catalog.setMedia(upload.id, mediaColumns(media), contentType);
+  if (index === 0) await catalog.setMedia(upload.id, mediaColumns(media), contentType);
   ctx.hashes.offer(upload.id, upload.fragmentCount, index, data, digest);
   if (recorded === 'replaced') void ctx.deleter.kick(); // the replicas of the fragment it replaced
   return { index, size, sha256: digest, replicas: placed };

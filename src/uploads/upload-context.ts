@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import type { CoordinatorConfig } from '../config.ts';
 import { TesseraError } from '../errors.ts';
 import type { EventBus } from '../events.ts';
-import type { Catalog, ImageRow } from '../metadata/catalog.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { Registry } from '../cluster/registry.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
@@ -63,7 +64,7 @@ export function recordWrittenFragment<T>(ctx: UploadContext, fragmentId: string,
 
 /** The image an upload became, logged and announced. */
 export function announceStored({ catalog, log, events }: UploadContext, imageId: number): ImageRow {
-  const image = catalog.imageById(imageId)!;
+  const image = await catalog.imageById(imageId)!;
   log.info({ image: image.name, size: image.size }, 'image stored');
   events.emit({ kind: 'ImageStored', message: `Image "${image.name}" stored (${image.size} bytes).`, name: image.name, size: image.size });
   return image;

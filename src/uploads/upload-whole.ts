@@ -2,7 +2,8 @@
 // same steps as a chunked upload; a one-fragment image (every small image) in one write.
 import { byteLength, sha256Hex, sliceBytes, type Bytes } from '../bytes.ts';
 import { TesseraError } from '../errors.ts';
-import type { Catalog, ImageRow } from '../metadata/catalog.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import { manifestOf } from '../cluster/image-records.ts';
 import { abortUpload } from './abandoned-uploads.ts';
 import { beginUpload } from './begin-upload.ts';
