@@ -308,7 +308,7 @@ function expirySweep(config: CoordinatorConfig, scheduler: Scheduler, uploads: U
   return scheduler.loop(
     'expiry sweep',
     async () => {
-      uploads.sweepExpired();
+      await uploads.sweepExpired();
       await auth.quotas.sweepOwners();
     },
     { everyMs: sweepMs, firstAfterMs: sweepMs },
@@ -331,7 +331,7 @@ async function startAlone(
   startLoops: () => void,
 ): Promise<void> {
   fs.writeFileSync(marker, `${process.pid}\n`);
-  const empty = await catalog.imageCount() === 0;
+  const empty = (await catalog.imageCount()) === 0;
   if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
   await checks.rebuildAtStart(
     empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly',
@@ -379,7 +379,7 @@ function startShared(
     .start();
   startLoops();
   coordination.start(async () => {
-    const empty = await catalog.imageCount() === 0;
+    const empty = (await catalog.imageCount()) === 0;
     if (!empty && !recheck) return;
     recheck = false;
     await checks.recheck(empty ? 'the index is empty (new leader)' : '--recheck-index (new leader)');

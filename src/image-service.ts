@@ -68,7 +68,10 @@ async function readRange(
 }
 
 /** One page of the stored images, by name, with its cursors. */
-function listPage(catalog: Catalog, { first, after, prefix }: { first?: number | null; after?: string | null; prefix?: string | null }) {
+async function listPage(
+  catalog: Catalog,
+  { first, after, prefix }: { first?: number | null; after?: string | null; prefix?: string | null },
+) {
   const limit = first ?? DEFAULT_PAGE;
   if (!Number.isInteger(limit) || limit < 0 || limit > MAX_PAGE) {
     throw new TesseraError('BAD_USER_INPUT', `first must be from 0 to ${MAX_PAGE} (got ${limit}).`);
@@ -114,7 +117,7 @@ export function createImageService({
     onBadReplica?.(bad);
   };
 
-  function require(name: string): ImageRow {
+  async function require(name: string): Promise<ImageRow> {
     const image = isRenditionName(name) ? undefined : await catalog.imageByName(name);
     if (!image) throw new TesseraError('IMAGE_NOT_FOUND', `No stored image is named "${name}".`);
     return image;
@@ -122,16 +125,16 @@ export function createImageService({
 
   return {
     // A cached rendition is an image of its own, under a name no user can give: never found by name.
-    find: (name: string) => (isRenditionName(name) ? undefined : await catalog.imageByName(name)),
+    find: async (name: string) => (isRenditionName(name) ? undefined : catalog.imageByName(name)),
     require,
 
     list: (query: { first?: number | null; after?: string | null; prefix?: string | null }) => listPage(catalog, query),
     /** Stored images under `prefix` (all of them without one). */
-    count: (prefix?: string | null) => await catalog.countImages(prefix ?? undefined),
+    count: (prefix?: string | null) => catalog.countImages(prefix ?? undefined),
     /** Stored images and their bytes (one copy). */
-    totals: () => await catalog.totals(),
+    totals: () => catalog.totals(),
     /** An image's fragments in order, with the datanodes holding each. */
-    fragments: (image: ImageRow) => await catalog.fragmentsWithReplicas(image.id),
+    fragments: (image: ImageRow) => catalog.fragmentsWithReplicas(image.id),
 
     /**
      * Durable in the index before it answers: the image's row goes and the deletion of each of
@@ -145,7 +148,7 @@ export function createImageService({
       const image = isRenditionName(name) ? undefined : await catalog.imageByName(name);
       if (!image) return false;
       const holders = (await catalog.fragmentsWithReplicas(image.id)).flatMap((f) => f.replicas);
-      if (!await catalog.deleteImage(image.id, now(), 'image-deleted')) return false;
+      if (!(await catalog.deleteImage(image.id, now(), 'image-deleted'))) return false;
       records.queueTombstone(image.imageKey, now(), holders);
       log.info({ image: name }, 'image deleted');
       events.emit({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
@@ -155,7 +158,7 @@ export function createImageService({
 
     /** One verified fragment of a stored image. */
     async fragment(name: string, index: number): Promise<{ fragment: FragmentWithReplicas; data: Buffer }> {
-      const image = require(name);
+      const image = await require(name);
       if (!Number.isInteger(index) || index < 0 || index >= image.fragmentCount) {
         throw new TesseraError('INVALID_FRAGMENT', `Fragment index ${index} is outside 0..${image.fragmentCount - 1}.`);
       }

@@ -27,12 +27,12 @@ export function createUploads({ now = Date.now, ...deps }: UploadDeps) {
     sweepExpired: () => sweepExpiredUploads(ctx),
     openUpload: (uploadId: string) => openUpload(ctx, uploadId),
     /** The open upload or undefined (unknown, completed, aborted or expired). */
-    find(uploadId: string): ImageRow | undefined {
+    async find(uploadId: string): Promise<ImageRow | undefined> {
       const upload = await catalog.uploadById(uploadId);
       return upload && (upload.expiresAt ?? 0) > now() ? upload : undefined;
     },
     /** The indexes of an open upload's fragments received so far. */
-    receivedIndexes: (upload: ImageRow) => await catalog.receivedIndexes(upload.id),
+    receivedIndexes: (upload: ImageRow) => catalog.receivedIndexes(upload.id),
     /** `insert`: the token quota's insert (auth/quotas.ts), checked in the same transaction. */
     begin: (input: BeginUploadInput, insert?: InsertUpload) => beginUpload(ctx, input, undefined, insert),
     assertFragmentSize,

@@ -42,9 +42,9 @@ export function createClusterService({
     liveDatanodes: () => registry.live(),
     datanode: (id: string) => registry.get(id),
     /** Fragments of stored images with fewer verified replicas on live datanodes than the replication factor. */
-    underReplicatedFragments: () => await catalog.underReplicatedCount(replicationFactor),
+    underReplicatedFragments: () => catalog.underReplicatedCount(replicationFactor),
     /** Replica files still to delete from datanodes. */
-    pendingReplicaDeletions: () => await catalog.pendingDeletionCount(),
+    pendingReplicaDeletions: () => catalog.pendingDeletionCount(),
 
     /** Adds a datanode by URL (idempotent); its first status is sampled before this answers. */
     async register(url: string): Promise<DatanodeView> {
@@ -56,7 +56,7 @@ export function createClusterService({
         (h) => h.nodeId,
         () => undefined,
       );
-      const { datanode, created, movedFrom } = registry.register(normalized, nodeId);
+      const { datanode, created, movedFrom } = await registry.register(normalized, nodeId);
       if (movedFrom) log.info({ datanode: datanode.id, from: movedFrom, to: normalized }, 'datanode moved to a new URL');
       if (created) {
         log.info({ datanode: datanode.id, url: normalized }, 'datanode registered');
@@ -76,7 +76,7 @@ export function createClusterService({
     },
 
     /** Decommission, step 2: forget a datanode that holds no replica. */
-    remove(id: string): boolean {
+    async remove(id: string): Promise<boolean> {
       const node = requireDatanode(id);
       if (!node.draining) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} is not draining; drainDatanode it first.`);
       const held = await catalog.replicaCountOn(id);

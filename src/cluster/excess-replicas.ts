@@ -6,7 +6,7 @@
 // was lost, only if it is still the same data dir (node id) that went away.
 import type { Logger } from 'pino';
 import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
-import type { ReplicationQueries } from '../metadata/replication.ts';
+import type { AsyncReplicationQueries as ReplicationQueries } from '../metadata/store.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import { placeReplicas } from './placement.ts';
 import type { Registry } from './registry.ts';
@@ -72,7 +72,7 @@ export function createExcessTrimmer({
         continue;
       }
       const drop = holders.filter((d) => !keep.includes(d));
-      if (drop.length === 0 || !await catalog.moveReplicas(fragmentId, [], drop, now())) continue;
+      if (drop.length === 0 || !(await catalog.moveReplicas(fragmentId, [], drop, now()))) continue;
       dropped += drop.length;
       log.debug({ fragment: fragmentId, kept: keep, dropped: drop }, 'excess replicas dropped');
     }

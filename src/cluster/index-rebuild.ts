@@ -79,10 +79,10 @@ async function readHolders({ registry, client }: RebuildDeps, cluster: ClusterRe
 }
 
 /** 1. Deleted since: images of the index whose tombstone the datanodes hold. */
-function removeTombstoned({ catalog, log, now }: RebuildDeps, cluster: ClusterRecords, report: RebuildReport): void {
+async function removeTombstoned({ catalog, log, now }: RebuildDeps, cluster: ClusterRecords, report: RebuildReport): Promise<void> {
   for (const key of cluster.tombstoned.keys()) {
     const image = await catalog.imageByKey(key);
-    if (image && await catalog.deleteImage(image.id, now(), 'image-deleted')) {
+    if (image && (await catalog.deleteImage(image.id, now(), 'image-deleted'))) {
       report.removed += 1;
       log.info({ name: image.name, image: key }, 'index rebuild: removed an image the datanodes record as deleted');
     }
@@ -105,11 +105,16 @@ function newestByName(live: Iterable<ImageManifest>): { winners: Map<string, Ima
 }
 
 /** Whether a winning manifest is none of this pass's business: stored already, deleted meanwhile, or being completed. */
-function leaveAlone({ catalog, records }: RebuildDeps, m: ImageManifest, known: ImageRow | undefined, startup: boolean): boolean {
+async function leaveAlone(
+  { catalog, records }: RebuildDeps,
+  m: ImageManifest,
+  known: ImageRow | undefined,
+  startup: boolean,
+): Promise<boolean> {
   if (known?.state === 'stored') return true;
   if (records.tombstonedHere(m.image)) return true; // deleted while this pass ran: read before its tombstone
   // Deleted in the index, its tombstone still on its way with the deletions of its files.
-  if (!known && m.fragments.some((f) => (await catalog.deletionTargetsOf(f.id)).length > 0)) return true;
+  if (!known) for (const f of m.fragments) if ((await catalog.deletionTargetsOf(f.id)).length > 0) return true;
   return known !== undefined && !startup; // its completeUpload is under way: it records the image itself
 }
 
@@ -118,12 +123,12 @@ function leaveAlone({ catalog, records }: RebuildDeps, m: ImageManifest, known: 
  * before it stopped: completed now (true), or dropped when its fragments differ from the
  * manifest's (the manifest's are the truth; the image is then added from it).
  */
-function completeInterrupted({ catalog, now }: RebuildDeps, known: ImageRow, m: ImageManifest): boolean {
+async function completeInterrupted({ catalog, now }: RebuildDeps, known: ImageRow, m: ImageManifest): Promise<boolean> {
   const ids = (await catalog.fragments(known.id)).map((f) => f.id);
   if (
     ids.length === m.fragments.length &&
     ids.every((id, i) => id === m.fragments[i].id) &&
-    await catalog.completeUpload(known.id, ids, m.sha256, m.createdAt) === 'done'
+    (await catalog.completeUpload(known.id, ids, m.sha256, m.createdAt)) === 'done'
   )
     return true;
   await catalog.deleteImage(known.id, now(), 'upload-aborted');
@@ -171,20 +176,20 @@ function rowsOf(m: ImageManifest, holders: Holders, report: RebuildReport): Inse
 /** Inserts in batches, one transaction each: one sync per batch, not per image. */
 function batchInserter({ catalog, log }: RebuildDeps, report: RebuildReport) {
   let batch: { m: ImageManifest; args: Insert }[] = [];
-  const flush = () => {
+  const flush = async () => {
     const current = batch;
     batch = [];
-    catalog.inTransaction(() => {
-      for (const { m, args } of current) {
-        if (await catalog.insertRebuiltImage(...args)) report.added += 1;
-        else log.warn({ name: m.name, image: m.image }, 'index rebuild: could not add an image (its name or a fragment id is taken)');
-      }
+    if (current.length === 0) return;
+    const added = await catalog.insertRebuiltImages(current.map(({ args: [image, fragments] }) => ({ image, fragments })));
+    current.forEach(({ m }, i) => {
+      if (added[i]) report.added += 1;
+      else log.warn({ name: m.name, image: m.image }, 'index rebuild: could not add an image (its name or a fragment id is taken)');
     });
   };
   return {
-    add(m: ImageManifest, args: Insert) {
+    async add(m: ImageManifest, args: Insert) {
       batch.push({ m, args });
-      if (batch.length >= 500) flush();
+      if (batch.length >= 500) await flush();
     },
     flush,
   };
@@ -208,8 +213,8 @@ async function addWinners(
       log.info({ done, of: winners.size, added: report.added }, 'index rebuild: progress');
     }
     const known = await catalog.imageByKey(m.image);
-    if (leaveAlone(deps, m, known, startup)) continue;
-    if (known && completeInterrupted(deps, known, m)) {
+    if (await leaveAlone(deps, m, known, startup)) continue;
+    if (known && (await completeInterrupted(deps, known, m))) {
       report.completed += 1;
       continue;
     }
@@ -217,9 +222,9 @@ async function addWinners(
       losers.push(m); // the index holds a newer image of the name
       continue;
     }
-    inserter.add(m, rowsOf(m, holders, report));
+    await inserter.add(m, rowsOf(m, holders, report));
   }
-  inserter.flush();
+  await inserter.flush();
 }
 
 /** 3. A name deleted and reused leaves the older manifest live only if its tombstone was lost: restore it. */
@@ -244,15 +249,10 @@ async function backfillManifests({ catalog, records, log }: RebuildDeps, cluster
     if (isRenditionName(image.name)) continue;
     const fragments = await catalog.fragments(image.id);
     const manifest = manifestOf(image, image.sha256, image.createdAt, fragments);
-    await records
-      .writeManifest(
-        manifest,
-        fragments.flatMap((f) => await catalog.replicasOf(f.id)),
-      )
-      .then(
-        () => (report.backfilled += 1),
-        (err: Error) => log.warn({ name: image.name, err: err.message }, 'index rebuild: could not write the manifest of an indexed image'),
-      );
+    await records.writeManifest(manifest, (await Promise.all(fragments.map((f) => catalog.replicasOf(f.id)))).flat()).then(
+      () => (report.backfilled += 1),
+      (err: Error) => log.warn({ name: image.name, err: err.message }, 'index rebuild: could not write the manifest of an indexed image'),
+    );
   }
 }
 
@@ -284,7 +284,7 @@ async function rebuildPass(deps: RebuildDeps, why: string, startup: boolean): Pr
       'index rebuild: some datanodes could not be read; what only they hold is not seen now (re-checked when they return)',
     );
   const holders = await readHolders(deps, cluster, report);
-  removeTombstoned(deps, cluster, report);
+  await removeTombstoned(deps, cluster, report);
   const { winners, losers } = newestByName(cluster.live.values());
   await addWinners(deps, { holders, report, startup }, winners, losers);
   await restoreTombstones(deps, losers, report);

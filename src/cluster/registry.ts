@@ -23,16 +23,7 @@ export interface StatusChange {
   status: DatanodeStatus;
 }
 
-export function createRegistry({
-  rows,
-  initial,
-  onPersistError = () => {},
-  downAfterFailures,
-  thresholds,
-  hysteresis = DEFAULT_HYSTERESIS,
-  now = Date.now,
-  onChange,
-}: {
+export interface RegistryOptions {
   rows: Async<DatanodeRows>;
   /** The rows at start (rows.all()). */
   initial: readonly DatanodeRow[];
@@ -44,12 +35,20 @@ export function createRegistry({
   thresholds: HealthThresholds;
   hysteresis?: Hysteresis;
   now?: () => number;
-}) {
+}
+
+export function createRegistry({
+  rows,
+  initial,
+  onPersistError = () => {},
+  downAfterFailures,
+  thresholds,
+  hysteresis = DEFAULT_HYSTERESIS,
+  now = Date.now,
+  onChange,
+}: RegistryOptions) {
   const nodes = new Map<string, Node>(initial.map((r) => [r.id, { ...r, identityFault: null }]));
-  // Row writes go one after another in the order they were made: a sample never overtakes the registration.
-  let written: Promise<unknown> = Promise.resolve();
-  const persist = (write: () => Promise<unknown>) =>
-    (written = written.then(write).catch((err: Error) => onPersistError(err)));
+  const { persist, persisted } = rowWrites(onPersistError);
   const failures = new Map<string, number>();
   const streaks = new Map<string, Streak>();
 
@@ -67,7 +66,7 @@ export function createRegistry({
      * its /health), the same disks behind a new URL are the same datanode too: its URL moves.
      */
     async register(url: string, nodeId?: string) {
-      await written;
+      await persisted();
       const outcome = await registerIn(nodes, rows, now(), url, nodeId);
       if (outcome.created || outcome.movedFrom) onChange?.(outcome.datanode.id);
       return outcome;
@@ -109,10 +108,7 @@ export function createRegistry({
       if (sample) takeSample(node, sample, at);
       const changed = status !== previous && status !== null;
       if (changed) Object.assign(node, { status, statusSince: at });
-      if (sample || changed) {
-        const saved = { ...node };
-        void persist(() => rows.save(saved));
-      }
+      if (sample || changed) void persist(() => rows.save({ ...node })); // the newest view when its turn comes
       return changed ? { datanode: { ...node }, previous, status: status! } : undefined;
     },
 
@@ -134,13 +130,22 @@ export function createRegistry({
     },
 
     /** Resolves once every row write made so far has ended. */
-    persisted: () => written.then(() => undefined),
+    persisted,
 
     ...mirror(nodes, [failures, streaks]),
   };
 }
 
 export type Registry = ReturnType<typeof createRegistry>;
+
+/** Row writes one after another, in the order they were made: a sample never overtakes the registration. */
+function rowWrites(onError: (err: Error) => void) {
+  let written: Promise<unknown> = Promise.resolve();
+  return {
+    persist: (write: () => Promise<unknown>) => (written = written.then(write).catch((err: Error) => onError(err))),
+    persisted: () => written.then(() => undefined),
+  };
+}
 
 /** Other coordinators' views of the datanodes, taken into this one's (several coordinators on one database). */
 function mirror(nodes: Map<string, Node>, perNode: Map<string, unknown>[]) {

@@ -4,7 +4,7 @@
 // trimmed as placement prefers (excess-replicas.ts).
 import type { Logger } from 'pino';
 import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
-import type { ReplicationQueries } from '../metadata/replication.ts';
+import type { AsyncReplicationQueries as ReplicationQueries } from '../metadata/store.ts';
 import type { EventBus } from '../events.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';

@@ -21,8 +21,8 @@ interface DeleteDeps {
 }
 
 /** The fragment is a stored image's, recorded with R replicas on other datanodes than this one. */
-function isSurplus({ catalog, replicationFactor }: DeleteDeps, d: ReplicaDeletion): boolean {
-  if (!await catalog.fragmentById(d.fragmentId)) return false;
+async function isSurplus({ catalog, replicationFactor }: DeleteDeps, d: ReplicaDeletion): Promise<boolean> {
+  if (!(await catalog.fragmentById(d.fragmentId))) return false;
   return (await catalog.replicasOf(d.fragmentId)).filter((id) => id !== d.datanodeId).length >= replicationFactor;
 }
 
@@ -47,12 +47,13 @@ async function deleteOn(deps: DeleteDeps, datanodeId: string, url: string, ds: R
   const deleted: ReplicaDeletion[] = [];
   const kept: ReplicaDeletion[] = [];
   const surplus: ReplicaDeletion[] = [];
+  const surplusNow = await Promise.all(ds.map((d, i) => outcomes[i] !== 'deleted' && d.reason !== 'surplus-replica' && isSurplus(deps, d)));
   ds.forEach((d, i) => {
     if (outcomes[i] === 'deleted') return void deleted.push(d);
     // A write whose answer was lost (a partition, a timeout) reached this datanode with its
     // image's manifest: the datanode says the image is live, and the index agrees and holds
     // R other copies of the fragment. Two sources agree this copy is one too many.
-    if (d.reason !== 'surplus-replica' && isSurplus(deps, d)) return void surplus.push({ ...d, reason: 'surplus-replica' });
+    if (surplusNow[i]) return void surplus.push({ ...d, reason: 'surplus-replica' });
     // The datanode's own records say the file belongs to a live image: it stays, and so
     // does the image; the index learns it back from the records (a rebuild or re-check).
     kept.push(d);
@@ -130,7 +131,7 @@ export function createReplicaDeleter({
   return {
     kick,
     /** A datanode is live again: the deletions it missed are due at once, not at their next check. */
-    datanodeLive(datanodeId: string): Promise<void> {
+    async datanodeLive(datanodeId: string): Promise<void> {
       await catalog.resumeDeletionsOn(datanodeId, now());
       return kick();
     },

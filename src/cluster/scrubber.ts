@@ -12,7 +12,7 @@ import { createThrottle } from './throttle.ts';
 /** Replicas read from the index per page. */
 const PAGE = 16;
 
-type Replica = ReturnType<Catalog['replicaPage']>[number];
+type Replica = Awaited<ReturnType<Catalog['replicaPage']>>[number];
 
 /** What a re-read of one replica found: 'unchecked' when its datanode did not answer (the monitor's business). */
 async function verify(client: DatanodeClient, url: string, replica: Replica): Promise<BadReplica['reason'] | 'verified' | 'unchecked'> {
@@ -61,7 +61,7 @@ export function createScrubber({
       const reason = await verify(client, node.url, replica);
       if (reason === 'unchecked') continue;
       await throttle.consume(replica.size, loop);
-      if (reason !== 'verified' && await catalog.accountsFor(replica.fragmentId, replica.datanodeId)) {
+      if (reason !== 'verified' && (await catalog.accountsFor(replica.fragmentId, replica.datanodeId))) {
         const bad = { fragmentId: replica.fragmentId, datanodeId: replica.datanodeId, reason };
         log.warn(bad, 'scrub found a bad replica');
         onBad(bad); // announced (ReplicaFault) and repaired by the repairer

@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import { sha256Hex } from '../bytes.ts';
 import type { ImageRow } from '../metadata/catalog.ts';
 import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
-import type { RenditionRow, RenditionTable } from '../metadata/renditions.ts';
+import type { RenditionRow } from '../metadata/renditions.ts';
+import type { AsyncRenditionTable as RenditionTable } from '../metadata/store.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
 import { newFragmentId } from '../uploads/put-fragment.ts';
@@ -65,24 +66,16 @@ async function writeRendition(
   let done = false;
   try {
     placed = await replicas.write(fragmentId, rendered.data, digest, replicationFactor, new Set());
-    done = catalog.inTransaction(
-      () =>
-        await catalog.recordOnlyFragmentAndComplete(
-          { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
-          placed,
-          digest,
-          now(),
-        ) === 'done' &&
-        await table.insert({
-          renditionImageId: upload.id,
-          sourceImageId: source.id,
-          variant,
-          size,
-          width: rendered.width,
-          height: rendered.height,
-          lastUsedAt: now(),
-        }),
-    );
+    // Fragment recorded, upload completed and rendition row inserted: one transaction.
+    done = await table.completeRendition({ id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest }, placed, digest, now(), {
+      renditionImageId: upload.id,
+      sourceImageId: source.id,
+      variant,
+      size,
+      width: rendered.width,
+      height: rendered.height,
+      lastUsedAt: now(),
+    });
   } finally {
     if (!done) {
       await catalog.releaseWriteIntents(fragmentId, placed, now());
@@ -112,7 +105,7 @@ export function createRenditionCache({
   log: Logger;
   now?: () => number;
 }) {
-  function evict(): number {
+  async function evict(): Promise<number> {
     let evicted = 0;
     let freed = 0;
     for (let { bytes } = await table.totals(); bytes > budgetBytes;) {
@@ -136,10 +129,10 @@ export function createRenditionCache({
 
   return {
     /** The cached rendition, its last use refreshed; undefined on a miss. */
-    get(source: ImageRow, variant: string): CachedRendition | undefined {
+    async get(source: ImageRow, variant: string): Promise<CachedRendition | undefined> {
       if (budgetBytes === 0) return undefined;
       const row = await table.find(source.id, variant);
-      const image = row && await catalog.imageById(row.renditionImageId);
+      const image = row && (await catalog.imageById(row.renditionImageId));
       if (!row || !image || image.state !== 'stored') return undefined;
       if (now() - row.lastUsedAt >= TOUCH_EVERY_MS) await table.touch(row.renditionImageId, now());
       return { image, row };
@@ -149,14 +142,14 @@ export function createRenditionCache({
     async put(source: ImageRow, variant: string, rendered: Rendered, contentType: string): Promise<void> {
       if (budgetBytes === 0 || rendered.data.length > budgetBytes) return;
       try {
-        if (await write(source, variant, rendered, contentType)) evict();
+        if (await write(source, variant, rendered, contentType)) await evict();
       } catch (err) {
         log.warn({ image: source.name, variant, err: (err as Error).message }, 'rendition not cached');
       }
     },
 
     evict,
-    totals: () => await table.totals(),
+    totals: () => table.totals(),
   };
 }
 

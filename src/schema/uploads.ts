@@ -106,7 +106,7 @@ builder.mutationFields((t) => ({
         const uploads = ctx.app.uploads;
         // The multipart reader has already received the part (within the fragment cap); checking
         // its size first refuses a wrong one before it is hashed or sent to any datanode.
-        const upload = uploads.openUpload(String(uploadId));
+        const upload = await uploads.openUpload(String(uploadId));
         ctx.app.uploads.assertFragmentSize(upload, index, file!.size);
         bytes = await blobChunks(file!); // the part's chunks as received: no join, no copy
       }

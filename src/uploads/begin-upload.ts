@@ -62,7 +62,8 @@ export async function beginUpload(
     return await insert(row);
   } catch (err) {
     // An expired upload must not hold the name: swept here, on a clash, rather than before every insert.
-    if (err instanceof TesseraError && err.code === 'IMAGE_ALREADY_EXISTS' && sweepExpiredUploads(ctx) > 0) return await insert(row);
+    if (err instanceof TesseraError && err.code === 'IMAGE_ALREADY_EXISTS' && (await sweepExpiredUploads(ctx)) > 0)
+      return await insert(row);
     throw err;
   }
 }

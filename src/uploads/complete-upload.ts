@@ -22,7 +22,7 @@ export async function completeUpload(
   const { catalog } = ctx;
   assertSha256(sha256Given, 'sha256');
   for (;;) {
-    const upload = openUpload(ctx, uploadId);
+    const upload = await openUpload(ctx, uploadId);
     const fragments = await catalog.fragments(upload.id);
     if (fragments.length < upload.fragmentCount) throw incomplete(uploadId, upload, fragments);
     const sha256 = await wholeImageHash(ctx, upload, fragments);
@@ -46,7 +46,7 @@ export async function completeUpload(
         : undefined;
     const createdAt = current?.createdAt ?? ctx.now();
     if (!current) {
-      const holders = fragments.flatMap((f) => await catalog.replicasOf(f.id));
+      const holders = (await Promise.all(fragments.map((f) => catalog.replicasOf(f.id)))).flat();
       await ctx.records.writeManifest(manifestOf(upload, sha256, createdAt, fragments), holders);
     }
     const outcome = await catalog.completeUpload(
@@ -76,7 +76,7 @@ async function wholeImageHash(ctx: UploadContext, upload: ImageRow, fragments: r
   try {
     while (hash.next < upload.fragmentCount) {
       const f = fragments[hash.next];
-      hash.push(await ctx.replicas.read({ ...f, replicas: ctx.catalog.replicasOf(f.id) }));
+      hash.push(await ctx.replicas.read({ ...f, replicas: await ctx.catalog.replicasOf(f.id) }));
     }
   } catch (err) {
     hash.digest(); // gives its window back to the budget

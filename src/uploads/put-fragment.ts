@@ -26,7 +26,7 @@ export async function putFragment(
 ): Promise<FragmentReceipt> {
   const { config, catalog, now } = ctx;
   assertSha256(sha256, 'sha256');
-  const upload = openUpload(ctx, uploadId);
+  const upload = await openUpload(ctx, uploadId);
   const size = byteLength(data);
   assertFragmentSize(upload, index, size);
   requireLiveDatanodes(ctx);
@@ -52,8 +52,8 @@ export async function putFragment(
     }
     throw err;
   }
-  const recorded = recordWrittenFragment(ctx, fragmentId, placed, () =>
-    await catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ctx.ttlMs, now()),
+  const recorded = await recordWrittenFragment(ctx, fragmentId, placed, () =>
+    catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ctx.ttlMs, now()),
   );
   if (!recorded) {
     throw new TesseraError(

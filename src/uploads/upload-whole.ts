@@ -3,7 +3,6 @@
 import { byteLength, sha256Hex, sliceBytes, type Bytes } from '../bytes.ts';
 import { TesseraError } from '../errors.ts';
 import type { ImageRow } from '../metadata/catalog.ts';
-import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import { manifestOf } from '../cluster/image-records.ts';
 import { abortUpload } from './abandoned-uploads.ts';
 import { beginUpload } from './begin-upload.ts';
@@ -33,7 +32,7 @@ export async function uploadWhole(ctx: UploadContext, name: string, data: Bytes,
     }
     return await completeUpload(ctx, uploadId);
   } catch (err) {
-    if (ctx.catalog.uploadById(uploadId)) abortUpload(ctx, uploadId);
+    if (await ctx.catalog.uploadById(uploadId)) await abortUpload(ctx, uploadId);
     throw err;
   }
 }
@@ -51,7 +50,7 @@ async function storeOnlyFragment(ctx: UploadContext, upload: ImageRow, data: Byt
   const createdAt = ctx.now();
   const manifest = manifestOf(upload, digest, createdAt, [{ id: fragmentId, idx: 0, size, sha256: digest }]);
   const placed = await ctx.replicas.write(fragmentId, data, digest, ctx.config.replicationFactor, new Set(), manifest);
-  const outcome: ReturnType<Catalog['recordOnlyFragmentAndComplete']> = recordWrittenFragment(ctx, fragmentId, placed, () =>
+  const outcome = await recordWrittenFragment(ctx, fragmentId, placed, () =>
     ctx.catalog.recordOnlyFragmentAndComplete(
       { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
       placed,
