@@ -15,6 +15,8 @@ export default tseslint.config(
     rules: {
       // A forgotten promise is an unhandled rejection in a server: it crashes or hides a failure.
       '@typescript-eslint/no-floating-promises': 'error',
+      // A promise in a condition is always true: a forgotten await on an async metadata call.
+      '@typescript-eslint/no-misused-promises': ['error', { checksConditionals: true, checksVoidReturn: false }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/consistent-type-imports': ['error', { disallowTypeAnnotations: false }],
       // Validators match control characters on purpose (names, tokens, multipart headers).

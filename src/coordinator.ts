@@ -12,13 +12,10 @@ import { linkCoordinators, reportBadReplica } from './coordinator-links.ts';
 import { agreeOnClusterSecret, authKeysOn } from './cluster/secret-agreement.ts';
 import { createImageService, type ImageService } from './image-service.ts';
 import { createUploads, type Uploads } from './uploads.ts';
-import { openDatabase, type Db } from './metadata/database.ts';
-import { isPostgresUrl, MetadataConfigError } from './metadata/store.ts';
-import { createCatalog, type Catalog } from './metadata/catalog.ts';
-import { datanodeRows } from './metadata/datanodes.ts';
-import { clusterIdentityRow } from './metadata/cluster-identity.ts';
+import type { Db } from './metadata/database.ts';
+import { isPostgresUrl, openMetadata, type AsyncCatalog as Catalog, type MetadataStore } from './metadata/store.ts';
+import { loadOrMintInstanceId } from './cluster/instance-id.ts';
 import { createClusterIdentity, type ClusterIdentity } from './cluster/cluster-identity.ts';
-import { replicationQueries } from './metadata/replication.ts';
 import { createDatanodeClient, type DatanodeClient } from './cluster/datanode-client.ts';
 import { createMonitor, type Monitor } from './cluster/monitor.ts';
 import { createRegistry, type Registry } from './cluster/registry.ts';
@@ -47,7 +44,10 @@ const RUNNING_MARKER = 'coordinator.running';
 export interface CoordinatorInternals {
   /** Whether this coordinator leads the background work now (always on SQLite), and its fencing token. */
   coordination: Pick<Coordination, 'shared' | 'gate' | 'fence'>;
-  db: Db;
+  /** The SQLite index (undefined on PostgreSQL): for SQLite-only tests and tools. */
+  db: Db | undefined;
+  /** Every table the coordinator keeps (SQLite or PostgreSQL). */
+  metadata: MetadataStore;
   catalog: Catalog;
   registry: Registry;
   client: DatanodeClient;
@@ -87,37 +87,41 @@ export interface Coordinator {
 }
 
 /** The index opened, the last run's unfinished writes released, the admin token written. */
-function openIndex(config: CoordinatorConfig, log: Logger) {
+async function openIndex(config: CoordinatorConfig, log: Logger, shared: SharedMetadata | undefined) {
   const location = config.metadata ?? path.join(config.dataDir, INDEX_FILE);
-  if (isPostgresUrl(location))
-    throw new MetadataConfigError(
-      '--metadata: the coordinator runs on a SQLite file only for now (PostgreSQL needs its asynchronous callers).',
-    );
-  const db = openDatabase(location, { synchronous: config.indexSynchronous });
+  const metadata = await openMetadata(location, log, { synchronous: config.indexSynchronous, instanceId: shared?.instanceId });
+  const db = 'db' in metadata ? (metadata.db as Db) : undefined;
   const marker = path.join(config.dataDir, RUNNING_MARKER);
   // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):
   // the datanodes' records have them, so the index is re-checked at start.
   const uncleanStop = fs.existsSync(marker);
-  const catalog = createCatalog(db);
+  const catalog = metadata.catalog;
   // Before the HTTP surface listens: the first start writes the admin token file.
-  const auth = createAuth(db, config, log);
-  auth.ensureAdminToken();
-  // No write is in flight at start: intents left by a crash become due deletions.
-  const orphaned = catalog.releaseAllWriteIntents(Date.now());
+  const auth = await createAuth(metadata, config, log);
+  await auth.ensureAdminToken();
+  // No write of this coordinator is in flight at start: intents its last run left become due deletions.
+  const orphaned = await catalog.releaseAllWriteIntents(Date.now());
   if (orphaned > 0) log.info({ replicas: orphaned }, 'cleaning replica writes interrupted by the last shutdown');
-  return { db, marker, uncleanStop, catalog, auth };
+  return { metadata, db, marker, uncleanStop, catalog, auth };
 }
 
 /** The registry of datanodes, the cluster's identity, and the client that talks to them. */
-function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger, events: EventBus, leads: () => boolean) {
+async function connectDatanodes(config: CoordinatorConfig, metadata: MetadataStore, log: Logger, events: EventBus, leads: () => boolean) {
   const registry = createRegistry({
-    rows: datanodeRows(db),
+    rows: metadata.datanodes,
+    initial: await metadata.datanodes.all(),
+    onPersistError: (err) => log.error({ err: err.message }, 'could not store a datanode row'),
     downAfterFailures: config.downAfterFailures,
     thresholds: config.thresholds,
     // Registered, moved, drained or removed here: the other coordinators re-read the rows.
     onChange: events.relayed ? (id) => events.tellOthers({ kind: 'datanodeChanged', id }) : undefined,
   });
-  const clusterIdentity = createClusterIdentity({ row: clusterIdentityRow(db), log, mayMint: leads });
+  const clusterIdentity = createClusterIdentity({
+    row: metadata.clusterIdentity,
+    initial: await metadata.clusterIdentity.load(),
+    log,
+    mayMint: leads,
+  });
   const client = createDatanodeClient({
     secret: config.secret,
     ca: config.datanodeCaFile === undefined ? undefined : fs.readFileSync(config.datanodeCaFile),
@@ -248,7 +252,7 @@ function createBackgroundWork(
   config: CoordinatorConfig,
   log: Logger,
   {
-    db,
+    metadata,
     catalog,
     registry,
     clusterIdentity,
@@ -256,7 +260,7 @@ function createBackgroundWork(
     events,
     coordination,
   }: {
-    db: Db;
+    metadata: MetadataStore;
     catalog: Catalog;
     registry: Registry;
     clusterIdentity: ClusterIdentity;
@@ -302,7 +306,7 @@ function createBackgroundWork(
     events,
     log,
     scheduler,
-    replication: replicationQueries(db),
+    replication: metadata.replication,
     replicationFactor: config.replicationFactor,
     repairAfterMs: config.repairAfterSec * 1000,
     bytesPerSecond: config.repairBytesPerSec,
@@ -318,8 +322,8 @@ function expirySweep(config: CoordinatorConfig, scheduler: Scheduler, uploads: U
   return scheduler.loop(
     'expiry sweep',
     async () => {
-      uploads.sweepExpired();
-      auth.quotas.sweepOwners();
+      await uploads.sweepExpired();
+      await auth.quotas.sweepOwners();
     },
     { everyMs: sweepMs, firstAfterMs: sweepMs },
   );
@@ -341,7 +345,7 @@ async function startAlone(
   startLoops: () => void,
 ): Promise<void> {
   fs.writeFileSync(marker, `${process.pid}\n`);
-  const empty = catalog.imageCount() === 0;
+  const empty = (await catalog.imageCount()) === 0;
   if (!empty && !config.recheckIndex && !uncleanStop) return startLoops();
   await checks.rebuildAtStart(
     empty ? 'the index is empty' : config.recheckIndex ? '--recheck-index' : 'the last run did not stop cleanly',
@@ -367,7 +371,7 @@ function linkParts(
     events,
     registry,
     clusterIdentity,
-    db,
+    metadata,
     coordination,
     client,
     monitor,
@@ -378,7 +382,7 @@ function linkParts(
     events: EventBus;
     registry: Registry;
     clusterIdentity: ClusterIdentity;
-    db: Db;
+    metadata: MetadataStore;
     coordination: Coordination;
     client: DatanodeClient;
     monitor: Monitor;
@@ -398,13 +402,13 @@ function linkParts(
   const sync = linkCoordinators({
     events,
     registry,
-    readRows: async () => datanodeRows(db).all(),
+    readRows: () => metadata.datanodes.all(),
     isLeader: coordination.gate,
     abandon: (url) => client.abandon(url),
     sampleNow: (id) => monitor.sampleNow(id),
     endSubscriptionsOf: (id) => auth.quotas.endAllOf(id),
     clusterId: () => clusterIdentity.current(),
-    readClusterId: async () => clusterIdentityRow(db).load(),
+    readClusterId: () => metadata.clusterIdentity.load(),
     adoptClusterId: (id) => clusterIdentity.adopt(id),
     repair: (bad) => repairer.report(bad),
     log,
@@ -422,6 +426,13 @@ function linkParts(
 
 /** How often the leader looks for coordinators that stopped heartbeating (membership.ts). */
 const SWEEP_DEPARTED_MS = 30_000;
+
+/** --metadata postgres://…: this coordinator is one of several (its SQL is set once the store is open). */
+function sharedFor(config: CoordinatorConfig): SharedMetadata | undefined {
+  if (config.metadata === undefined || !isPostgresUrl(config.metadata)) return undefined;
+  const notYet: SqlQuery = () => Promise.reject(new Error('the PostgreSQL store is not open yet'));
+  return { sql: notYet, instanceId: loadOrMintInstanceId(config.dataDir), url: config.metadata };
+}
 
 /** On PostgreSQL: the database's SQL and this coordinator's instance id (loadOrMintInstanceId, also given to openMetadata). */
 export interface SharedMetadata {
@@ -455,35 +466,37 @@ function startShared(
 ): void {
   let recheck = config.recheckIndex;
   scheduler
-    .loop('coordinator sweep', () => coordination.sweepDeparted(async (ids) => catalog.releaseWriteIntentsOf(ids, Date.now())), {
+    .loop('coordinator sweep', () => coordination.sweepDeparted(async (ids) => await catalog.releaseWriteIntentsOf(ids, Date.now())), {
       everyMs: SWEEP_DEPARTED_MS,
       firstAfterMs: SWEEP_DEPARTED_MS,
     })
     .start();
   startLoops();
   coordination.start(async () => {
-    const empty = catalog.imageCount() === 0;
+    const empty = (await catalog.imageCount()) === 0;
     if (!empty && !recheck) return;
     recheck = false;
     await checks.recheck(empty ? 'the index is empty (new leader)' : '--recheck-index (new leader)');
   });
 }
 
-export function createCoordinator(config: CoordinatorConfig, log: Logger, shared?: SharedMetadata): Coordinator {
-  const { db, marker, uncleanStop, catalog, auth } = openIndex(config, log);
+export async function createCoordinator(config: CoordinatorConfig, log: Logger, given?: SharedMetadata): Promise<Coordinator> {
+  const shared = given ?? sharedFor(config);
+  const { metadata, db, marker, uncleanStop, catalog, auth } = await openIndex(config, log, shared);
+  if (shared && 'sql' in metadata) shared.sql = (metadata as { sql: SqlQuery }).sql;
   const events = eventBusFor(config, shared, log);
   const coordination = coordinationFor(config, log, shared);
-  const { registry, clusterIdentity, client } = connectDatanodes(config, db, log, events, coordination.gate);
-  const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events, coordination });
+  const { registry, clusterIdentity, client } = await connectDatanodes(config, metadata, log, events, coordination.gate);
+  const work = createBackgroundWork(config, log, { metadata, catalog, registry, clusterIdentity, client, events, coordination });
   const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
-  const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, db, catalog, replicas, deleter, images, log });
+  const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, metadata, catalog, replicas, deleter, images, log });
   const { replicationFactor } = config;
   const cluster = createClusterService({ catalog, registry, client, monitor, clusterIdentity, repairer, replicationFactor, log });
   const sweeper = expirySweep(config, scheduler, uploads, auth);
   const links =
-    shared && linkParts(config, shared.sql, { events, registry, clusterIdentity, db, coordination, client, monitor, auth, repairer, log });
+    shared && linkParts(config, shared.sql, { events, registry, clusterIdentity, metadata, coordination, client, monitor, auth, repairer, log });
   let stopped = false;
   const startLoops = () => {
     if (stopped) return;
@@ -520,11 +533,13 @@ export function createCoordinator(config: CoordinatorConfig, log: Logger, shared
       await links?.stop();
       await events.close();
       client.close();
-      db.close();
+      await registry.persisted();
+      await metadata.close();
       if (!coordination.shared) fs.rmSync(marker, { force: true });
     },
     internals: {
       coordination,
+      metadata,
       db,
       catalog,
       registry,

@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import { sliceBytes } from './bytes.ts';
 import { TesseraError } from './errors.ts';
 import type { EventBus } from './events.ts';
-import type { Catalog, FragmentWithReplicas, ImageRow } from './metadata/catalog.ts';
+import type { FragmentWithReplicas, ImageRow } from './metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from './metadata/store.ts';
 import type { BadReplica, Replicas } from './cluster/replicas.ts';
 import type { ReplicaDeleter } from './cluster/replica-deletions.ts';
 import { createByteSemaphore, FRAGMENT_DATA_BUDGET_BYTES, FRAGMENT_DATA_WAIT_MS } from './memory-budget.ts';
@@ -40,7 +41,7 @@ async function readRange(
   const first = Math.floor(start / image.fragmentSize);
   const last = Math.floor(end / image.fragmentSize);
   // Only the rows of the fragments in the range (by index), not the whole image's.
-  const fragments = catalog.fragmentsInRange(image.id, first, last);
+  const fragments = await catalog.fragmentsInRange(image.id, first, last);
   if (fragments.length !== last - first + 1) throw new TesseraError('IMAGE_NOT_FOUND', `"${image.name}" was deleted meanwhile.`);
   const pending: Promise<Buffer[]>[] = [];
   let nextToFetch = first;
@@ -67,13 +68,16 @@ async function readRange(
 }
 
 /** One page of the stored images, by name, with its cursors. */
-function listPage(catalog: Catalog, { first, after, prefix }: { first?: number | null; after?: string | null; prefix?: string | null }) {
+async function listPage(
+  catalog: Catalog,
+  { first, after, prefix }: { first?: number | null; after?: string | null; prefix?: string | null },
+) {
   const limit = first ?? DEFAULT_PAGE;
   if (!Number.isInteger(limit) || limit < 0 || limit > MAX_PAGE) {
     throw new TesseraError('BAD_USER_INPUT', `first must be from 0 to ${MAX_PAGE} (got ${limit}).`);
   }
   const afterName = after != null ? decodeCursor(after) : undefined;
-  const rows = catalog.listImages({ first: limit + 1, after: afterName, prefix: prefix ?? undefined });
+  const rows = await catalog.listImages({ first: limit + 1, after: afterName, prefix: prefix ?? undefined });
   const page = rows.slice(0, limit);
   return {
     edges: page.map((node) => ({ cursor: encodeCursor(node.name), node })),
@@ -113,15 +117,15 @@ export function createImageService({
     onBadReplica?.(bad);
   };
 
-  function require(name: string): ImageRow {
-    const image = isRenditionName(name) ? undefined : catalog.imageByName(name);
+  async function require(name: string): Promise<ImageRow> {
+    const image = isRenditionName(name) ? undefined : await catalog.imageByName(name);
     if (!image) throw new TesseraError('IMAGE_NOT_FOUND', `No stored image is named "${name}".`);
     return image;
   }
 
   return {
     // A cached rendition is an image of its own, under a name no user can give: never found by name.
-    find: (name: string) => (isRenditionName(name) ? undefined : catalog.imageByName(name)),
+    find: async (name: string) => (isRenditionName(name) ? undefined : catalog.imageByName(name)),
     require,
 
     list: (query: { first?: number | null; after?: string | null; prefix?: string | null }) => listPage(catalog, query),
@@ -141,12 +145,12 @@ export function createImageService({
      * coordinator's disk in that window would bring the image back.
      */
     async delete(name: string): Promise<boolean> {
-      const image = isRenditionName(name) ? undefined : catalog.imageByName(name);
+      const image = isRenditionName(name) ? undefined : await catalog.imageByName(name);
       if (!image) return false;
-      const holders = catalog.fragmentsWithReplicas(image.id).flatMap((f) => f.replicas);
+      const holders = (await catalog.fragmentsWithReplicas(image.id)).flatMap((f) => f.replicas);
       // Sent with the deletion's own transaction: no coordinator hears of it before the ImageStored it follows.
       const notice = events.notice({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
-      if (!catalog.deleteImage(image.id, now(), 'image-deleted', notice)) return false;
+      if (!(await catalog.deleteImage(image.id, now(), 'image-deleted', notice))) return false;
       records.queueTombstone(image.imageKey, now(), holders);
       log.info({ image: name }, 'image deleted');
       events.committed(notice);
@@ -156,11 +160,11 @@ export function createImageService({
 
     /** One verified fragment of a stored image. */
     async fragment(name: string, index: number): Promise<{ fragment: FragmentWithReplicas; data: Buffer }> {
-      const image = require(name);
+      const image = await require(name);
       if (!Number.isInteger(index) || index < 0 || index >= image.fragmentCount) {
         throw new TesseraError('INVALID_FRAGMENT', `Fragment index ${index} is outside 0..${image.fragmentCount - 1}.`);
       }
-      const [fragment] = catalog.fragmentsInRange(image.id, index, index);
+      const [fragment] = await catalog.fragmentsInRange(image.id, index, index);
       if (!fragment) throw new TesseraError('IMAGE_NOT_FOUND', `"${name}" was deleted meanwhile.`);
       const release = await fragmentBytes.acquire(fragment.size, FRAGMENT_DATA_WAIT_MS);
       try {

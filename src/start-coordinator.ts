@@ -13,7 +13,7 @@ export interface RunningCoordinator {
 }
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger): Promise<RunningCoordinator> {
-  const app = createCoordinator(config, log);
+  const app = await createCoordinator(config, log);
   const http = createHttpServer(app);
   const { port, url } = await http.listen(config.port, config.host);
   await app.start();

@@ -6,7 +6,7 @@ import type { ImageRow } from './metadata/catalog.ts';
 import type { Bytes } from './bytes.ts';
 import type { ImageManifest } from './shared/datanode-api.ts';
 import { abortUpload, sweepExpiredUploads } from './uploads/abandoned-uploads.ts';
-import { beginUpload, type BeginUploadInput } from './uploads/begin-upload.ts';
+import { beginUpload, type BeginUploadInput, type InsertUpload } from './uploads/begin-upload.ts';
 import { completeUpload } from './uploads/complete-upload.ts';
 import { putFragment } from './uploads/put-fragment.ts';
 import { RunningHashes } from './uploads/running-hashes.ts';
@@ -27,13 +27,14 @@ export function createUploads({ now = Date.now, ...deps }: UploadDeps) {
     sweepExpired: () => sweepExpiredUploads(ctx),
     openUpload: (uploadId: string) => openUpload(ctx, uploadId),
     /** The open upload or undefined (unknown, completed, aborted or expired). */
-    find(uploadId: string): ImageRow | undefined {
-      const upload = catalog.uploadById(uploadId);
+    async find(uploadId: string): Promise<ImageRow | undefined> {
+      const upload = await catalog.uploadById(uploadId);
       return upload && (upload.expiresAt ?? 0) > now() ? upload : undefined;
     },
     /** The indexes of an open upload's fragments received so far. */
     receivedIndexes: (upload: ImageRow) => catalog.receivedIndexes(upload.id),
-    begin: (input: BeginUploadInput) => beginUpload(ctx, input),
+    /** `insert`: the token quota's insert (auth/quotas.ts), checked in the same transaction. */
+    begin: (input: BeginUploadInput, insert?: InsertUpload) => beginUpload(ctx, input, undefined, insert),
     assertFragmentSize,
     assertWholeSize: (size: number) => assertWholeSize(config, size),
     putFragment: (uploadId: string, index: number, data: Bytes, sha256?: string | null) => putFragment(ctx, uploadId, index, data, sha256),

@@ -40,7 +40,7 @@ it('answers before any datanode took the tombstone, and the tombstone follows', 
     return deleteBatch(...args);
   };
   try {
-    const imageKey = cluster.app.catalog.imageByName('later.png')!.imageKey;
+    const imageKey = (await cluster.app.catalog.imageByName('later.png'))!.imageKey;
     expect(await cluster.gql.ok('mutation($n: String!) { deleteImage(name: $n) }', { n: 'later.png' })).toEqual({ deleteImage: true });
     await expect.poll(() => held).toBeGreaterThan(0);
     expect((await cluster.app.records.readAll()).tombstoned.has(imageKey)).toBe(false);

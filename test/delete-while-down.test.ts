@@ -40,18 +40,18 @@ describe('deleteImage while a datanode is DOWN', () => {
 
     expect(await cluster.gql(DELETE, { n: 'doomed.png' })).toEqual({ deleteImage: true });
     // Answered without waiting for the DOWN datanode: its deletions are still queued.
-    expect(cluster.app.catalog.pendingDeletionCount()).toBeGreaterThanOrEqual(onDown);
+    expect(await cluster.app.catalog.pendingDeletionCount()).toBeGreaterThanOrEqual(onDown);
     expect(await listNames(cluster)).toEqual(['kept.png']);
     expect((await download(cluster, 'doomed.png')).res.status).toBe(404);
 
     // The live datanodes drop their copies now; the DOWN one's wait for it.
     await until(async () => (await copiesOf(doomed)).every((nodes) => nodes.every((n) => n === down)), 'live copies deleted', 10_000);
     expect((await copiesOf(doomed)).filter((nodes) => nodes.length > 0).length).toBe(onDown);
-    expect(cluster.app.catalog.pendingDeletionCount()).toBe(onDown);
+    expect(await cluster.app.catalog.pendingDeletionCount()).toBe(onDown);
     // Due again now, and a deletion pass tries them while the datanode is DOWN: retried, never given up.
-    cluster.app.catalog.resumeDeletionsOn(datanodeIds(cluster)[down], Date.now());
+    await cluster.app.catalog.resumeDeletionsOn(datanodeIds(cluster)[down], Date.now());
     await cluster.app.deleter.kick();
-    expect(cluster.app.catalog.pendingDeletionCount()).toBe(onDown);
+    expect(await cluster.app.catalog.pendingDeletionCount()).toBe(onDown);
 
     await restartDatanode(cluster, down);
     await waitForStatus(cluster, down, 'UP');
@@ -71,7 +71,7 @@ describe('deleteImage while a datanode is DOWN', () => {
     expect(await cluster.gql(DELETE, { n: 'doomed-2.png' })).toEqual({ deleteImage: true });
 
     await cluster.restartCoordinator();
-    expect(cluster.app.catalog.pendingDeletionCount()).toBeGreaterThan(0);
+    expect(await cluster.app.catalog.pendingDeletionCount()).toBeGreaterThan(0);
     await restartDatanode(cluster, down);
     await waitForStatus(cluster, down, 'UP');
     await settleDeletions(cluster, 10_000);

@@ -24,7 +24,7 @@ beforeEach(() => {
   for (const id of ['a', 'b', 'c']) rows.insert(id, `http://127.0.0.1:1/${id}`, T);
   // Another image first, so the range query must also keep to its own image.
   for (const name of ['other.bin', 'big.bin']) {
-    const up = catalog.insertUpload({
+    const up = await catalog.insertUpload({
       name,
       uploadId: `u-${name}`,
       size: FRAGMENTS * 4,
@@ -38,7 +38,7 @@ beforeEach(() => {
     db.transaction(() => {
       for (let i = 0; i < FRAGMENTS; i++) {
         const nodes = i % 3 === 0 ? ['a', 'b'] : i % 3 === 1 ? ['b', 'c'] : ['a', 'c'];
-        catalog.recordFragment(
+        await catalog.recordFragment(
           { id: `${name}-${i}`, imageId: up.id, idx: i, size: 4, sha256: String(i).padEnd(64, '0') },
           nodes,
           T + 2000,
@@ -47,7 +47,7 @@ beforeEach(() => {
       }
     })();
     expect(
-      catalog.completeUpload(
+      await catalog.completeUpload(
         up.id,
         Array.from({ length: FRAGMENTS }, (_, i) => `${name}-${i}`),
         'ff'.repeat(32),
@@ -64,7 +64,7 @@ afterEach(() => {
 });
 
 it('answers exactly the fragments of the index range, in order, with their replicas', () => {
-  const got = catalog.fragmentsInRange(imageId, 4000, 4002);
+  const got = await catalog.fragmentsInRange(imageId, 4000, 4002);
   expect(got.map((f) => f.id)).toEqual(['big.bin-4000', 'big.bin-4001', 'big.bin-4002']);
   expect(got.map((f) => f.idx)).toEqual([4000, 4001, 4002]);
   expect(got.map((f) => [...f.replicas].sort())).toEqual([
@@ -79,9 +79,9 @@ it('answers exactly the fragments of the index range, in order, with their repli
       .slice(4000, 4003)
       .map((f) => ({ ...f, replicas: expect.arrayContaining(f.replicas) })),
   );
-  expect(catalog.fragmentsInRange(imageId, 0, 0).map((f) => f.id)).toEqual(['big.bin-0']);
-  expect(catalog.fragmentsInRange(imageId, FRAGMENTS - 1, FRAGMENTS + 10).map((f) => f.id)).toEqual([`big.bin-${FRAGMENTS - 1}`]);
-  expect(catalog.fragmentsInRange(imageId, FRAGMENTS, FRAGMENTS + 10)).toEqual([]);
+  expect((await catalog.fragmentsInRange(imageId, 0, 0)).map((f) => f.id)).toEqual(['big.bin-0']);
+  expect((await catalog.fragmentsInRange(imageId, FRAGMENTS - 1, FRAGMENTS + 10)).map((f) => f.id)).toEqual([`big.bin-${FRAGMENTS - 1}`]);
+  expect(await catalog.fragmentsInRange(imageId, FRAGMENTS, FRAGMENTS + 10)).toEqual([]);
 });
 
 it('finds them through the (image_id, idx) index, not by scanning the image', () => {

@@ -55,7 +55,7 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
       await uploadImage(cluster, `p-${i}.png`, bytes);
       stored.set(`p-${i}.png`, bytes);
     }
-    expect(cluster.app.catalog.replicaCountOn(id)).toBeGreaterThan(0);
+    expect(await cluster.app.catalog.replicaCountOn(id)).toBeGreaterThan(0);
   }, 60_000);
 
   afterAll(async () => {
@@ -73,7 +73,7 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     }[];
 
   it('serves every image while the link is cut, re-replicates after repair-after, and trims the excess copies when the link heals', async () => {
-    const onPartitioned = cluster.app.catalog.replicaCountOn(id);
+    const onPartitioned = await cluster.app.catalog.replicaCountOn(id);
     partitioned.cut();
 
     // Right after the cut the datanode still counts as UP: reads that try it must move on quickly.
@@ -87,10 +87,10 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     // Whether a download asked the cut datanode first depends on the datanode ids; ask it first
     // on purpose: the next replica is asked after the hedge delay, long before the request deadline.
     const name = [...stored.keys()].find((n) =>
-      cluster.app.catalog.fragmentsWithReplicas(cluster.app.catalog.imageByName(n)!.id).some((f) => f.replicas.includes(id)),
+      (await cluster.app.catalog.fragmentsWithReplicas(cluster.app.catalog.imageByName(n)!.id)).some((f) => f.replicas.includes(id)),
     )!;
     const fragment = cluster.app.catalog
-      .fragmentsWithReplicas(cluster.app.catalog.imageByName(name)!.id)
+      .fragmentsWithReplicas((await cluster.app.catalog.imageByName(name))!.id)
       .find((f) => f.replicas.includes(id))!;
     const t0 = Date.now();
     const data = await cluster.app.replicas.read({ ...fragment, replicas: [id, ...fragment.replicas.filter((r) => r !== id)] });
@@ -105,7 +105,7 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     await until(() => cluster.app.registry.get(id)?.status === 'DOWN', 'the cut datanode DOWN', 15_000);
     await until(async () => (await underReplicated()) === 0, 'underReplicatedFragments 0', 30_000);
     // Its replicas stay recorded while it is away: it may come back with them.
-    expect(cluster.app.catalog.replicaCountOn(id)).toBe(onPartitioned);
+    expect(await cluster.app.catalog.replicaCountOn(id)).toBe(onPartitioned);
 
     partitioned.heal();
     await until(() => cluster.app.registry.get(id)?.status === 'UP', 'the healed datanode UP', 15_000);
@@ -118,7 +118,7 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     // gave up on it: a file nothing references, which reconciliation exists to remove. One pass.
     await cluster.app.reconciler.kick();
     await settleDeletions(cluster, 20_000);
-    expect((await partitionedFiles()).map((f) => f.id).sort()).toEqual([...cluster.app.catalog.replicaIdsOn(id)].sort());
+    expect((await partitionedFiles()).map((f) => f.id).sort()).toEqual([...(await cluster.app.catalog.replicaIdsOn(id))].sort());
     expect(onPartitioned).toBeGreaterThan(0);
     expect(await underReplicated()).toBe(0);
     // The audit reads the other datanodes' dirs (cluster.nodes); the namespaced one was checked above.

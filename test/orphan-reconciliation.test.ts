@@ -90,10 +90,10 @@ describe('a verified copy the index lost track of', () => {
         .all('adopt.bin') as { id: string }[];
       const holder = fragments[0].replicas[0].id;
       c.app.db.prepare('DELETE FROM replicas WHERE fragment_id = ? AND datanode_id = ?').run(fragmentId, holder);
-      expect(c.app.catalog.replicasOf(fragmentId)).toHaveLength(1);
+      expect(await c.app.catalog.replicasOf(fragmentId)).toHaveLength(1);
 
       await c.app.reconciler.reconcile(holder);
-      expect(c.app.catalog.replicasOf(fragmentId).sort()).toEqual(fragments[0].replicas.map((r: { id: string }) => r.id).sort());
+      expect((await c.app.catalog.replicasOf(fragmentId)).sort()).toEqual(fragments[0].replicas.map((r: { id: string }) => r.id).sort());
       const res = await fetch(`${c.url}/images/adopt.bin`);
       expect(Buffer.from(await res.arrayBuffer()).equals(data)).toBe(true);
     } finally {

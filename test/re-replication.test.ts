@@ -159,7 +159,7 @@ describe('re-replication after a coordinator restart', () => {
     const stored = await storeImages(cluster, 4, 600);
     const back = 1;
     const id = datanodeIds(cluster)[back];
-    const held = cluster.app.catalog.replicaCountOn(id);
+    const held = await cluster.app.catalog.replicaCountOn(id);
     await stopDatanode(cluster, back);
     await waitForStatus(cluster, back, 'DOWN');
     // DOWN for an hour, as the index will say after the restart.
@@ -173,7 +173,7 @@ describe('re-replication after a coordinator restart', () => {
     await cluster.app.repairer.kick();
     events.close();
     expect(events.received.filter((e) => e.kind === 'ReplicaRepaired')).toEqual([]);
-    expect(cluster.app.catalog.replicaCountOn(id)).toBe(held);
+    expect(await cluster.app.catalog.replicaCountOn(id)).toBe(held);
     await expectCopies(cluster, stored, [0, 1, 2]);
   });
 });
@@ -200,7 +200,7 @@ describe('decommission', () => {
     const during = await storeImages(cluster, 2, 500);
     for (const name of during.keys()) for (const f of fragmentsOf(cluster, name)) expect(f.holders).not.toContain(leaving);
 
-    await until(() => cluster.app.catalog.replicaCountOn(id) === 0, 'the draining datanode holds no replica', 20_000);
+    await until(() => await cluster.app.catalog.replicaCountOn(id) === 0, 'the draining datanode holds no replica', 20_000);
     await settleDeletions(cluster, 10_000);
     expect((await fragmentFileList(cluster)).filter((f) => f.node === leaving)).toEqual([]);
     const all = new Map([...stored, ...during]);

@@ -71,7 +71,7 @@ describe('unreadable replicas', () => {
     const { catalog, registry } = coordinator.app;
     const expected = new Map<string, { node: number; sha256: string }>();
     for (const id of ids) {
-      const first = registry.get(catalog.replicasOf(id)[0])!.url;
+      const first = registry.get((await catalog.replicasOf(id))[0])!.url;
       const node = nodes.findIndex((n) => n.url === first);
       expected.set(id, { node, sha256: sha(await readFile(join(fragmentsDir(node), id))) });
       await makeUnreadable(node, id);

@@ -17,12 +17,12 @@ export async function authorizeImageRequest(auth: Auth, req: IncomingMessage, na
       if (auth.anonymous === 'none') throw new TesseraError('SIGNED_URL_INVALID');
       principal = { kind: 'anonymous', id: 'anonymous', name: 'anonymous', role: auth.anonymous };
     } else {
-      const row = auth.tokens.get(signed.tokenId);
+      const row = await auth.tokens.get(signed.tokenId);
       if (!row || !auth.tokens.isActive(row) || !roleAtLeast(row.role, needed)) throw new TesseraError('SIGNED_URL_INVALID');
       principal = { kind: 'token', id: row.id, name: row.name, role: row.role };
     }
   } else {
-    principal = auth.authenticate(req.headers.authorization);
+    principal = await auth.authenticate(req.headers.authorization);
     if (principal.kind === 'cluster' || !roleAtLeast(principal.role, needed)) throw forbidden(`GET /images needs a ${needed} token.`);
   }
   await auth.quotas.admit(principal);

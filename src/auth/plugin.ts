@@ -36,16 +36,16 @@ export function rootFieldsOf(document: DocumentNode, operationName?: string | nu
 }
 
 /** Why `principal` may not run this operation, or undefined when it may. */
-export function refusal(
+export async function refusal(
   auth: Auth,
   principal: Principal | undefined,
   document: DocumentNode,
   operationName?: string | null,
   justAuthenticated = false,
-): TesseraError | undefined {
+): Promise<TesseraError | undefined> {
   if (!principal) return unauthenticated('This call needs a token: send `Authorization: Bearer <token>`.');
   // A revoked token stops working at once, on sockets opened before the revocation too.
-  if (!justAuthenticated && !auth.stillValid(principal)) return unauthenticated('The token is unknown, revoked or expired.');
+  if (!justAuthenticated && !(await auth.stillValid(principal))) return unauthenticated('The token is unknown, revoked or expired.');
   const root = rootFieldsOf(document, operationName);
   if (!root) return undefined; // graphql-js reports the missing operation itself
   const denied = [...root.fields].filter((f) => !allows(principal, root.type, f));
@@ -106,7 +106,7 @@ export function authPlugin(auth: Auth, principals: WeakMap<Request, Principal>):
   return {
     async onParams({ request }) {
       try {
-        const principal = auth.authenticate(request.headers.get('authorization') ?? undefined);
+        const principal = await auth.authenticate(request.headers.get('authorization') ?? undefined);
         await auth.quotas.admit(principal);
         principals.set(request, principal);
         fresh.add(principal);
@@ -114,9 +114,9 @@ export function authPlugin(auth: Auth, principals: WeakMap<Request, Principal>):
         throw asGraphQLError(err);
       }
     },
-    onExecute({ args, setResultAndStopExecution }) {
+    async onExecute({ args, setResultAndStopExecution }) {
       const ctx = args.contextValue as Context;
-      const error = refusal(
+      const error = await refusal(
         auth,
         ctx.principal,
         args.document,
@@ -125,10 +125,10 @@ export function authPlugin(auth: Auth, principals: WeakMap<Request, Principal>):
       );
       if (error) setResultAndStopExecution({ errors: [toGraphQLError(error)] });
     },
-    onSubscribe({ args, setResultAndStopExecution }) {
+    async onSubscribe({ args, setResultAndStopExecution }) {
       const ctx = args.contextValue as Context;
       const principal = ctx.principal;
-      const error = refusal(auth, principal, args.document, args.operationName, principal !== undefined && fresh.has(principal));
+      const error = await refusal(auth, principal, args.document, args.operationName, principal !== undefined && fresh.has(principal));
       if (error || !principal) {
         setResultAndStopExecution({ errors: [toGraphQLError(error!)] });
         return;

@@ -2,8 +2,9 @@
 // they reserve (counted in the index, so a restart keeps them), and graphql-ws connections and
 // live subscriptions (counted here, ended when their token is revoked).
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import type { Db } from '../metadata/database.ts';
 import type { ImageRow } from '../metadata/catalog.ts';
+import type { InsertUpload } from '../uploads/begin-upload.ts';
+import type { UploadOwners } from '../metadata/upload-owners.ts';
 import { TesseraError } from '../errors.ts';
 import type { Principal } from './rules.ts';
 
@@ -23,8 +24,8 @@ const rateLimited = (retryAfterMs: number) =>
   });
 
 /** The three kinds of per-token limit together, as the auth service and the HTTP layer use them. */
-export function createQuotas(db: Db, limits: QuotaLimits, now: () => number = Date.now) {
-  return { ...requestRate(limits), ...uploadQuota(db, limits, now), ...liveConnections(limits) };
+export function createQuotas(owners: UploadOwners, limits: QuotaLimits, now: () => number = Date.now) {
+  return { ...requestRate(limits), ...uploadQuota(owners, limits, now), ...liveConnections(limits) };
 }
 
 /** Requests per second per token (rate-limiter-flexible, in memory). */
@@ -45,42 +46,32 @@ function requestRate(limits: QuotaLimits) {
 }
 
 /** Open uploads and the bytes they reserve, counted in the index so a restart keeps them. */
-function uploadQuota(db: Db, limits: QuotaLimits, now: () => number) {
-  const openUploadsOf = db.prepare<[number, string], { n: number; bytes: number | null }>(
-    // From the open uploads (a partial index), not from the token's owner rows: those of completed
-    // uploads stay until the expiry sweep, so a busy token's rows grow by one per image stored
-    // and the count cost with them (CROSS JOIN keeps SQLite to this order).
-    `SELECT count(*) AS n, sum(i.size) AS bytes FROM images i CROSS JOIN upload_owners o ON o.image_id = i.id
-     WHERE i.state = 'uploading' AND i.expires_at > ? AND o.token_id = ?`,
-  );
-  const recordOwner = db.prepare('INSERT OR REPLACE INTO upload_owners (image_id, token_id) VALUES (?, ?)');
-  const dropStale = db.prepare("DELETE FROM upload_owners WHERE image_id NOT IN (SELECT id FROM images WHERE state = 'uploading')");
-
+function uploadQuota(owners: UploadOwners, limits: QuotaLimits, now: () => number) {
+  const limitsOfToken = { maxOpenUploads: limits.maxOpenUploadsPerToken, maxReservedBytes: limits.maxReservedBytesPerToken };
   return {
-    /** Runs `begin` (synchronous) if the principal's open uploads leave room for `size` more bytes. */
-    reserveUpload(principal: Principal, size: number, begin: () => ImageRow): ImageRow {
-      return db.transaction(() => {
-        const open = openUploadsOf.get(now(), principal.id)!;
-        if (open.n + 1 > limits.maxOpenUploadsPerToken) {
+    /**
+     * Runs `begin` with an insert that, in one index transaction, checks the principal's open
+     * uploads leave room for `size` more bytes, inserts the upload and records its owner.
+     */
+    reserveUpload(principal: Principal, size: number, begin: (insert: InsertUpload) => Promise<ImageRow>): Promise<ImageRow> {
+      return begin(async (row) => {
+        const { row: inserted, refused } = await owners.insertOwnedUpload(row, principal.id, limitsOfToken, now());
+        if (inserted) return inserted;
+        if (refused.count + 1 > limits.maxOpenUploadsPerToken) {
           throw new TesseraError(
             'QUOTA_EXCEEDED',
-            `This token has ${open.n} open uploads, the most allowed (${limits.maxOpenUploadsPerToken}); complete or abort one first.`,
+            `This token has ${refused.count} open uploads, the most allowed (${limits.maxOpenUploadsPerToken}); complete or abort one first.`,
           );
         }
-        if ((open.bytes ?? 0) + size > limits.maxReservedBytesPerToken) {
-          throw new TesseraError(
-            'QUOTA_EXCEEDED',
-            `This token's open uploads reserve ${open.bytes ?? 0} bytes; ${size} more would pass its limit of ${limits.maxReservedBytesPerToken}.`,
-          );
-        }
-        const row = begin();
-        recordOwner.run(row.id, principal.id);
-        return row;
-      })();
+        throw new TesseraError(
+          'QUOTA_EXCEEDED',
+          `This token's open uploads reserve ${refused.bytes} bytes; ${size} more would pass its limit of ${limits.maxReservedBytesPerToken}.`,
+        );
+      });
     },
 
     /** Forgets owners of uploads that completed or went away (called by the expiry sweep). */
-    sweepOwners: () => dropStale.run().changes,
+    sweepOwners: () => owners.sweepOwners(),
   };
 }
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Db } from '../metadata/database.ts';
+import type { MetadataStore } from '../metadata/store.ts';
 import { TesseraError } from '../errors.ts';
 import { createTokenStore } from './tokens.ts';
 import { createUrlSigner } from './signed-urls.ts';
@@ -36,16 +36,16 @@ const sameSecret = (given: string, secret: string) => {
   return a.length === b.length && timingSafeEqual(a, b);
 };
 
-export function createAuth(db: Db, config: AuthConfig, log: Logger) {
-  const tokens = createTokenStore(db);
-  const signer = createUrlSigner(db);
-  const quotas = createQuotas(db, config);
+export async function createAuth(metadata: Pick<MetadataStore, 'tokens' | 'authKeys' | 'uploadOwners'>, config: AuthConfig, log: Logger) {
+  const tokens = createTokenStore(metadata.tokens);
+  const signer = await createUrlSigner(metadata.authKeys);
+  const quotas = createQuotas(metadata.uploadOwners, config);
   const adminTokenFile = config.adminTokenFile ?? path.join(config.dataDir, ADMIN_TOKEN_FILE);
   const anonymous: Principal | undefined =
     config.anonymous === 'none' ? undefined : { kind: 'anonymous', id: 'anonymous', name: 'anonymous', role: config.anonymous as Role };
 
   /** The principal of an `Authorization` header value; throws UNAUTHENTICATED (never downgrades a bad token to anonymous). */
-  function authenticate(header: string | undefined): Principal {
+  async function authenticate(header: string | undefined): Promise<Principal> {
     if (header === undefined || header.trim() === '') {
       if (anonymous) return anonymous;
       throw unauthenticated('This call needs a token: send `Authorization: Bearer <token>` (see "Tokens and roles" in the README).');
@@ -55,18 +55,18 @@ export function createAuth(db: Db, config: AuthConfig, log: Logger) {
     const secret = m[1];
     if (config.secret !== undefined && sameSecret(secret, config.secret))
       return { kind: 'cluster', id: 'cluster', name: 'cluster secret', role: undefined };
-    const row = tokens.authenticate(secret);
+    const row = await tokens.authenticate(secret);
     if (!row) throw unauthenticated('The token is unknown, revoked or expired.');
     return { kind: 'token', id: row.id, name: row.name, role: row.role };
   }
 
   /** Writes a new admin token to the admin token file when the index holds no active admin token. */
-  function ensureAdminToken(): void {
-    if (tokens.hasActiveAdmin()) {
+  async function ensureAdminToken(): Promise<void> {
+    if (await tokens.hasActiveAdmin()) {
       if (fs.existsSync(adminTokenFile)) log.info({ file: adminTokenFile }, 'admin token file');
       return;
     }
-    const { token, secret } = tokens.create('admin (created at start)', 'admin');
+    const { token, secret } = await tokens.create('admin (created at start)', 'admin');
     fs.mkdirSync(path.dirname(adminTokenFile), { recursive: true });
     // Written aside and renamed over a stale file: never a half-written or world-readable token.
     const tmp = `${adminTokenFile}.${process.pid}.tmp`;
@@ -91,8 +91,8 @@ export function createAuth(db: Db, config: AuthConfig, log: Logger) {
     ensureAdminToken,
 
     /** Revokes a token and ends its live subscriptions and sockets at once. */
-    revoke(id: string): boolean {
-      const revoked = tokens.revoke(id);
+    async revoke(id: string): Promise<boolean> {
+      const revoked = await tokens.revoke(id);
       if (revoked) {
         quotas.endAllOf(id);
         log.info({ token: id }, 'token revoked');
@@ -107,12 +107,12 @@ export function createAuth(db: Db, config: AuthConfig, log: Logger) {
     },
 
     /** Is this principal (still) allowed: a token that was revoked or expired since it connected is not. */
-    stillValid(principal: Principal): boolean {
+    async stillValid(principal: Principal): Promise<boolean> {
       if (principal.kind !== 'token') return true;
-      const row = tokens.get(principal.id);
+      const row = await tokens.get(principal.id);
       return row !== undefined && tokens.isActive(row);
     },
   };
 }
 
-export type Auth = ReturnType<typeof createAuth>;
+export type Auth = Awaited<ReturnType<typeof createAuth>>;

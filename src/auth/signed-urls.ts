@@ -3,7 +3,7 @@
 // A page can embed the link without holding a token; it stops working when it expires or when
 // that token is revoked.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Db } from '../metadata/database.ts';
+import type { AuthKeys } from '../metadata/auth-keys.ts';
 import { badInput, TesseraError } from '../errors.ts';
 import { isWholeNumberIn } from '../shared/flag-values.ts';
 
@@ -17,9 +17,8 @@ export interface SignedUrlParams {
   tokenId: string;
 }
 
-export function createUrlSigner(db: Db, now: () => number = Date.now) {
-  db.prepare('INSERT OR IGNORE INTO auth_keys (name, value) VALUES (?, ?)').run(KEY_NAME, randomBytes(32));
-  const key = (db.prepare('SELECT value FROM auth_keys WHERE name = ?').get(KEY_NAME) as { value: Buffer }).value;
+export async function createUrlSigner(keys: AuthKeys, now: () => number = Date.now) {
+  const key = await keys.ensure(KEY_NAME, randomBytes(32));
 
   const mac = (name: string, expires: number, tokenId: string) =>
     createHmac('sha256', key).update(`GET\n${name}\n${expires}\n${tokenId}`).digest();
@@ -58,4 +57,4 @@ export function createUrlSigner(db: Db, now: () => number = Date.now) {
   };
 }
 
-export type UrlSigner = ReturnType<typeof createUrlSigner>;
+export type UrlSigner = Awaited<ReturnType<typeof createUrlSigner>>;

@@ -1,7 +1,7 @@
 // Client tokens in the index: created random (the secret is shown once), stored as a SHA-256,
 // looked up on every request (so a revocation takes effect at once), listed and revoked.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Db } from '../metadata/database.ts';
+import type { TokenRow, TokenRows } from '../metadata/tokens.ts';
 import { badInput } from '../errors.ts';
 import { ROLES, type Role } from './rules.ts';
 import { isWholeNumberIn } from '../shared/flag-values.ts';
@@ -11,18 +11,9 @@ export const TOKEN_PREFIX = 'tsr_';
 /** Longest lifetime createToken accepts: ten years. */
 export const MAX_TOKEN_LIFETIME_SEC = 10 * 365 * 86400;
 
-export interface TokenRow {
-  id: string;
-  name: string;
-  role: Role;
-  createdAt: number;
-  expiresAt: number | null;
-  revokedAt: number | null;
-}
+export type { TokenRow } from '../metadata/tokens.ts';
 
 const hashOf = (secret: string) => createHash('sha256').update(secret).digest('hex');
-
-const COLUMNS = 'id, name, role, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt';
 
 /**
  * A token's id, typed on command lines (`tessera token revoke <id>`): never starting with '-',
@@ -35,23 +26,14 @@ export function newTokenId(): string {
   }
 }
 
-export function createTokenStore(db: Db, now: () => number = Date.now) {
-  const byHash = db.prepare<[string], TokenRow>(`SELECT ${COLUMNS} FROM tokens WHERE hash = ?`);
-  const byId = db.prepare<[string], TokenRow>(`SELECT ${COLUMNS} FROM tokens WHERE id = ?`);
-  const all = db.prepare<[], TokenRow>(`SELECT ${COLUMNS} FROM tokens ORDER BY created_at, id`);
-  const insert = db.prepare('INSERT INTO tokens (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)');
-  const revoke = db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
-  const activeAdmins = db.prepare<[number], { n: number }>(
-    "SELECT count(*) AS n FROM tokens WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
-  );
-
+export function createTokenStore(rows: TokenRows, now: () => number = Date.now) {
   const isActive = (t: TokenRow, at = now()) => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > at);
 
   return {
     isActive,
 
     /** A new token; `secret` is returned here only, the index keeps its hash. */
-    create(name: string, role: Role, expiresInSec?: number | null): { token: TokenRow; secret: string } {
+    async create(name: string, role: Role, expiresInSec?: number | null): Promise<{ token: TokenRow; secret: string }> {
       const trimmed = name.trim();
       if (trimmed === '' || trimmed.length > 100 || /[\u0000-\u001f\u007f]/.test(trimmed))
         throw badInput('A token name is 1 to 100 printable characters.');
@@ -63,23 +45,23 @@ export function createTokenStore(db: Db, now: () => number = Date.now) {
       const id = newTokenId();
       const t = now();
       const expiresAt = expiresInSec == null ? null : t + expiresInSec * 1000;
-      insert.run(id, trimmed, role, hashOf(secret), t, expiresAt);
+      await rows.insert({ id, name: trimmed, role, createdAt: t, expiresAt }, hashOf(secret));
       return { token: { id, name: trimmed, role, createdAt: t, expiresAt, revokedAt: null }, secret };
     },
 
     /** The active token whose secret this is; undefined when unknown, revoked or expired. */
-    authenticate(secret: string): TokenRow | undefined {
-      const row = byHash.get(hashOf(secret));
+    async authenticate(secret: string): Promise<TokenRow | undefined> {
+      const row = await rows.byHash(hashOf(secret));
       return row && isActive(row) ? row : undefined;
     },
 
-    get: (id: string) => byId.get(id),
-    list: () => all.all(),
+    get: (id: string) => rows.byId(id),
+    list: () => rows.all(),
 
     /** True when the token was active and is revoked now; false when unknown or already revoked. */
-    revoke: (id: string) => revoke.run(now(), id).changes > 0,
+    revoke: (id: string) => rows.revoke(id, now()),
 
-    hasActiveAdmin: () => activeAdmins.get(now())!.n > 0,
+    hasActiveAdmin: async () => (await rows.activeAdminCount(now())) > 0,
   };
 }
 

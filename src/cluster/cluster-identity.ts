@@ -3,28 +3,32 @@
 // established no datanode obeys a write or delete from this coordinator (datanode/server.ts).
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ClusterIdentityRow } from '../metadata/cluster-identity.ts';
+import type { AsyncClusterIdentityRow } from '../metadata/store.ts';
 
+/** `initial`: the id the index holds at start (row.load()). */
 export function createClusterIdentity({
   row,
+  initial,
   log,
   now = Date.now,
   mayMint = () => true,
 }: {
-  row: ClusterIdentityRow;
+  row: AsyncClusterIdentityRow;
+  initial: string | undefined;
   log: Logger;
   now?: () => number;
   /** Several coordinators: only the leader mints (the others adopt its id, never one of their own). */
   mayMint?: () => boolean;
 }) {
-  let clusterId = row.load();
+  let clusterId = initial;
   /** Proven datanodes that have joined no cluster yet, seen while ours was unknown. */
   let blankSeen = false;
   /** Cluster ids other proven datanodes named while we adopted one: logged once each. */
   const conflicting = new Set<string>();
 
   function establish(id: string, source: 'minted' | 'datanodes') {
-    row.save(id, now(), source);
+    // Kept for the next start; datanodes are told it from now on, whether or not the write lands.
+    row.save(id, now(), source).catch((err: Error) => log.error({ err: err.message, clusterId: id }, 'could not store the cluster id'));
     clusterId = id;
     log.info(
       { clusterId: id, source },

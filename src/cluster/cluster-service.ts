@@ -2,7 +2,7 @@
 // figures about the whole cluster. Resolvers go through this, not to the registry or the index.
 import type { Logger } from 'pino';
 import { badInput, TesseraError } from '../errors.ts';
-import type { Catalog } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Monitor } from './monitor.ts';
@@ -56,7 +56,7 @@ export function createClusterService({
         (h) => h.nodeId,
         () => undefined,
       );
-      const { datanode, created, movedFrom } = registry.register(normalized, nodeId);
+      const { datanode, created, movedFrom } = await registry.register(normalized, nodeId);
       if (movedFrom) log.info({ datanode: datanode.id, from: movedFrom, to: normalized }, 'datanode moved to a new URL');
       if (created) {
         log.info({ datanode: datanode.id, url: normalized }, 'datanode registered');
@@ -76,16 +76,16 @@ export function createClusterService({
     },
 
     /** Decommission, step 2: forget a datanode that holds no replica. */
-    remove(id: string): boolean {
+    async remove(id: string): Promise<boolean> {
       const node = requireDatanode(id);
       if (!node.draining) throw new TesseraError('DATANODE_NOT_DRAINED', `Datanode ${id} is not draining; drainDatanode it first.`);
-      const held = catalog.replicaCountOn(id);
+      const held = await catalog.replicaCountOn(id);
       if (held > 0)
         throw new TesseraError(
           'DATANODE_NOT_DRAINED',
           `Datanode ${id} still holds ${held} replica${held === 1 ? '' : 's'}; drain it and wait until it holds none.`,
         );
-      catalog.purgeDeletionsOn(id);
+      await catalog.purgeDeletionsOn(id);
       registry.remove(id);
       log.info({ datanode: id }, 'datanode removed');
       return true;

@@ -5,8 +5,8 @@
 // when R others are verified present: on the datanode's own inventory, and for a datanode that
 // was lost, only if it is still the same data dir (node id) that went away.
 import type { Logger } from 'pino';
-import type { Catalog } from '../metadata/catalog.ts';
-import type { ReplicationQueries } from '../metadata/replication.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
+import type { AsyncReplicationQueries as ReplicationQueries } from '../metadata/store.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import { placeReplicas } from './placement.ts';
 import type { Registry } from './registry.ts';
@@ -44,15 +44,15 @@ export function createExcessTrimmer({
 
   async function round(signal: { readonly stopped: boolean }): Promise<boolean> {
     const counted = registry.eligible().map((n) => n.id);
-    const fragmentIds = queries.excess(counted, replicationFactor);
+    const fragmentIds = await queries.excess(counted, replicationFactor);
     const inventory = inventoryLister(registry, client, log);
     let complete = true;
     let dropped = 0;
     for (const fragmentId of fragmentIds) {
       if (signal.stopped) return false;
-      const fragment = catalog.fragmentById(fragmentId);
+      const fragment = await catalog.fragmentById(fragmentId);
       if (!fragment) continue;
-      const holders = catalog.replicasOf(fragmentId).filter((d) => counted.includes(d));
+      const holders = (await catalog.replicasOf(fragmentId)).filter((d) => counted.includes(d));
       if (holders.length <= replicationFactor) continue;
       const verified: string[] = [];
       for (const d of holders) {
@@ -72,7 +72,7 @@ export function createExcessTrimmer({
         continue;
       }
       const drop = holders.filter((d) => !keep.includes(d));
-      if (drop.length === 0 || !catalog.moveReplicas(fragmentId, [], drop, now())) continue;
+      if (drop.length === 0 || !(await catalog.moveReplicas(fragmentId, [], drop, now()))) continue;
       dropped += drop.length;
       log.debug({ fragment: fragmentId, kept: keep, dropped: drop }, 'excess replicas dropped');
     }

@@ -5,7 +5,8 @@
 // one (then it changes nothing).
 import type { Logger } from 'pino';
 import type { ImageManifest } from '../shared/datanode-api.ts';
-import type { Catalog, ImageRow } from '../metadata/catalog.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import { manifestOf, type ClusterRecords, type ImageRecords } from './image-records.ts';
 import type { Registry } from './registry.ts';
@@ -78,10 +79,10 @@ async function readHolders({ registry, client }: RebuildDeps, cluster: ClusterRe
 }
 
 /** 1. Deleted since: images of the index whose tombstone the datanodes hold. */
-function removeTombstoned({ catalog, log, now }: RebuildDeps, cluster: ClusterRecords, report: RebuildReport): void {
+async function removeTombstoned({ catalog, log, now }: RebuildDeps, cluster: ClusterRecords, report: RebuildReport): Promise<void> {
   for (const key of cluster.tombstoned.keys()) {
-    const image = catalog.imageByKey(key);
-    if (image && catalog.deleteImage(image.id, now(), 'image-deleted')) {
+    const image = await catalog.imageByKey(key);
+    if (image && (await catalog.deleteImage(image.id, now(), 'image-deleted'))) {
       report.removed += 1;
       log.info({ name: image.name, image: key }, 'index rebuild: removed an image the datanodes record as deleted');
     }
@@ -104,11 +105,16 @@ function newestByName(live: Iterable<ImageManifest>): { winners: Map<string, Ima
 }
 
 /** Whether a winning manifest is none of this pass's business: stored already, deleted meanwhile, or being completed. */
-function leaveAlone({ catalog, records }: RebuildDeps, m: ImageManifest, known: ImageRow | undefined, startup: boolean): boolean {
+async function leaveAlone(
+  { catalog, records }: RebuildDeps,
+  m: ImageManifest,
+  known: ImageRow | undefined,
+  startup: boolean,
+): Promise<boolean> {
   if (known?.state === 'stored') return true;
   if (records.tombstonedHere(m.image)) return true; // deleted while this pass ran: read before its tombstone
   // Deleted in the index, its tombstone still on its way with the deletions of its files.
-  if (!known && m.fragments.some((f) => catalog.deletionTargetsOf(f.id).length > 0)) return true;
+  if (!known) for (const f of m.fragments) if ((await catalog.deletionTargetsOf(f.id)).length > 0) return true;
   return known !== undefined && !startup; // its completeUpload is under way: it records the image itself
 }
 
@@ -117,15 +123,15 @@ function leaveAlone({ catalog, records }: RebuildDeps, m: ImageManifest, known: 
  * before it stopped: completed now (true), or dropped when its fragments differ from the
  * manifest's (the manifest's are the truth; the image is then added from it).
  */
-function completeInterrupted({ catalog, now }: RebuildDeps, known: ImageRow, m: ImageManifest): boolean {
-  const ids = catalog.fragments(known.id).map((f) => f.id);
+async function completeInterrupted({ catalog, now }: RebuildDeps, known: ImageRow, m: ImageManifest): Promise<boolean> {
+  const ids = (await catalog.fragments(known.id)).map((f) => f.id);
   if (
     ids.length === m.fragments.length &&
     ids.every((id, i) => id === m.fragments[i].id) &&
-    catalog.completeUpload(known.id, ids, m.sha256, m.createdAt) === 'done'
+    (await catalog.completeUpload(known.id, ids, m.sha256, m.createdAt)) === 'done'
   )
     return true;
-  catalog.deleteImage(known.id, now(), 'upload-aborted');
+  await catalog.deleteImage(known.id, now(), 'upload-aborted');
   return false;
 }
 
@@ -135,11 +141,11 @@ function completeInterrupted({ catalog, now }: RebuildDeps, known: ImageRow, m: 
  * tombstoned and removed, as is an upload of a stale index.
  */
 async function takeName({ catalog, records, now }: RebuildDeps, m: ImageManifest, report: RebuildReport): Promise<boolean> {
-  const holder = catalog.imageHoldingName(m.name);
+  const holder = await catalog.imageHoldingName(m.name);
   if (!holder) return true;
   if (holder.state === 'stored' && holder.createdAt >= m.createdAt) return false;
   if (holder.state === 'stored') await records.writeTombstone(holder.imageKey, now()).catch(() => undefined);
-  catalog.deleteImage(holder.id, now(), holder.state === 'stored' ? 'image-deleted' : 'upload-aborted');
+  await catalog.deleteImage(holder.id, now(), holder.state === 'stored' ? 'image-deleted' : 'upload-aborted');
   report.removed += 1;
   return true;
 }
@@ -170,20 +176,20 @@ function rowsOf(m: ImageManifest, holders: Holders, report: RebuildReport): Inse
 /** Inserts in batches, one transaction each: one sync per batch, not per image. */
 function batchInserter({ catalog, log }: RebuildDeps, report: RebuildReport) {
   let batch: { m: ImageManifest; args: Insert }[] = [];
-  const flush = () => {
+  const flush = async () => {
     const current = batch;
     batch = [];
-    catalog.inTransaction(() => {
-      for (const { m, args } of current) {
-        if (catalog.insertRebuiltImage(...args)) report.added += 1;
-        else log.warn({ name: m.name, image: m.image }, 'index rebuild: could not add an image (its name or a fragment id is taken)');
-      }
+    if (current.length === 0) return;
+    const added = await catalog.insertRebuiltImages(current.map(({ args: [image, fragments] }) => ({ image, fragments })));
+    current.forEach(({ m }, i) => {
+      if (added[i]) report.added += 1;
+      else log.warn({ name: m.name, image: m.image }, 'index rebuild: could not add an image (its name or a fragment id is taken)');
     });
   };
   return {
-    add(m: ImageManifest, args: Insert) {
+    async add(m: ImageManifest, args: Insert) {
       batch.push({ m, args });
-      if (batch.length >= 500) flush();
+      if (batch.length >= 500) await flush();
     },
     flush,
   };
@@ -206,9 +212,9 @@ async function addWinners(
       lastProgress = now();
       log.info({ done, of: winners.size, added: report.added }, 'index rebuild: progress');
     }
-    const known = catalog.imageByKey(m.image);
-    if (leaveAlone(deps, m, known, startup)) continue;
-    if (known && completeInterrupted(deps, known, m)) {
+    const known = await catalog.imageByKey(m.image);
+    if (await leaveAlone(deps, m, known, startup)) continue;
+    if (known && (await completeInterrupted(deps, known, m))) {
       report.completed += 1;
       continue;
     }
@@ -216,15 +222,15 @@ async function addWinners(
       losers.push(m); // the index holds a newer image of the name
       continue;
     }
-    inserter.add(m, rowsOf(m, holders, report));
+    await inserter.add(m, rowsOf(m, holders, report));
   }
-  inserter.flush();
+  await inserter.flush();
 }
 
 /** 3. A name deleted and reused leaves the older manifest live only if its tombstone was lost: restore it. */
 async function restoreTombstones({ catalog, records, now }: RebuildDeps, losers: ImageManifest[], report: RebuildReport): Promise<void> {
   for (const m of losers) {
-    if (catalog.imageByKey(m.image)) continue;
+    if (await catalog.imageByKey(m.image)) continue;
     await records.writeTombstone(m.image, now()).then(
       () => (report.superseded += 1),
       () => undefined,
@@ -237,21 +243,16 @@ async function restoreTombstones({ catalog, records, now }: RebuildDeps, losers:
  * manifests lost): kept, and made self-describing now.
  */
 async function backfillManifests({ catalog, records, log }: RebuildDeps, cluster: ClusterRecords, report: RebuildReport): Promise<void> {
-  for (const image of catalog.storedImages()) {
+  for (const image of await catalog.storedImages()) {
     if (cluster.live.has(image.imageKey) || cluster.tombstoned.has(image.imageKey) || !image.sha256) continue;
     // A cached rendition has no manifest on purpose: a rebuild from the datanodes drops it.
     if (isRenditionName(image.name)) continue;
-    const fragments = catalog.fragments(image.id);
+    const fragments = await catalog.fragments(image.id);
     const manifest = manifestOf(image, image.sha256, image.createdAt, fragments);
-    await records
-      .writeManifest(
-        manifest,
-        fragments.flatMap((f) => catalog.replicasOf(f.id)),
-      )
-      .then(
-        () => (report.backfilled += 1),
-        (err: Error) => log.warn({ name: image.name, err: err.message }, 'index rebuild: could not write the manifest of an indexed image'),
-      );
+    await records.writeManifest(manifest, (await Promise.all(fragments.map((f) => catalog.replicasOf(f.id)))).flat()).then(
+      () => (report.backfilled += 1),
+      (err: Error) => log.warn({ name: image.name, err: err.message }, 'index rebuild: could not write the manifest of an indexed image'),
+    );
   }
 }
 
@@ -283,7 +284,7 @@ async function rebuildPass(deps: RebuildDeps, why: string, startup: boolean): Pr
       'index rebuild: some datanodes could not be read; what only they hold is not seen now (re-checked when they return)',
     );
   const holders = await readHolders(deps, cluster, report);
-  removeTombstoned(deps, cluster, report);
+  await removeTombstoned(deps, cluster, report);
   const { winners, losers } = newestByName(cluster.live.values());
   await addWinners(deps, { holders, report, startup }, winners, losers);
   await restoreTombstones(deps, losers, report);

@@ -4,7 +4,7 @@
 // stops and the excess is trimmed (excess-replicas.ts); a draining datanode's replica is
 // forgotten once R others exist.
 import type { FragmentRow } from '../metadata/catalog.ts';
-import type { ReplicationQueries } from '../metadata/replication.ts';
+import type { AsyncReplicationQueries as ReplicationQueries } from '../metadata/store.ts';
 import type { RepairStepDeps } from './repair-in-place.ts';
 import type { ExcessTrimmer } from './excess-replicas.ts';
 import { createRepairQueue } from './repair-queue.ts';
@@ -46,16 +46,13 @@ export function createReReplication(deps: ReReplicationDeps) {
     );
 
   /** The next fragments to copy: the riskiest first, then what draining datanodes still hold. */
-  function nextBatch(lost: Set<string>): FragmentRow[] {
+  async function nextBatch(lost: Set<string>): Promise<FragmentRow[]> {
     const skip = [...stuck.entries()].filter(([, until]) => until > now()).map(([id]) => id);
-    const atRisk = queue.next(lost, skip, BATCH);
+    const atRisk = await queue.next(lost, skip, BATCH);
     if (atRisk.length > 0) return atRisk;
     for (const id of lost) {
       if (!registry.get(id)?.draining) continue;
-      const batch = catalog
-        .fragmentsOn(id, BATCH + skip.length)
-        .filter((f) => !skip.includes(f.id))
-        .slice(0, BATCH);
+      const batch = (await catalog.fragmentsOn(id, BATCH + skip.length)).filter((f) => !skip.includes(f.id)).slice(0, BATCH);
       if (batch.length > 0) return batch;
     }
     return [];
@@ -89,7 +86,7 @@ export function createReReplication(deps: ReReplicationDeps) {
         if (signal.stopped) return;
         const lost = lostDatanodes();
         trimmer.noteLost(lost);
-        const batch = nextBatch(lost);
+        const batch = await nextBatch(lost);
         if (batch.length === 0) break;
         const lostKey = [...lost].sort().join();
         for (let i = 0; i < batch.length; i += concurrency) {
@@ -114,7 +111,7 @@ async function reReplicate(
   lost: Set<string>,
   signal: Signal,
 ): Promise<boolean> {
-  const holders = catalog.replicasOf(fragment.id);
+  const holders = await catalog.replicasOf(fragment.id);
   const kept = holders.filter((d) => !lost.has(d) && registry.get(d));
   const lostHere = holders.filter((d) => lost.has(d));
   if (lostHere.length === 0) return false;
@@ -129,14 +126,14 @@ async function reReplicate(
       data,
       fragment.sha256,
       need,
-      new Set([...holders, ...catalog.deletionTargetsOf(fragment.id)]),
+      new Set([...holders, ...(await catalog.deletionTargetsOf(fragment.id))]),
     );
     await throttle.consume(data.length * added.length, signal);
   }
   const dropped = lostHere.filter((d) => registry.get(d)?.draining);
   if (added.length === 0 && dropped.length === 0) return false;
-  if (!catalog.moveReplicas(fragment.id, added, dropped, now())) {
-    catalog.releaseWriteIntents(fragment.id, added, now()); // deleted meanwhile: the new copies go too
+  if (!(await catalog.moveReplicas(fragment.id, added, dropped, now()))) {
+    await catalog.releaseWriteIntents(fragment.id, added, now()); // deleted meanwhile: the new copies go too
     return true;
   }
   // A lost datanode may be back by now: its copy and the new one are then one too many.

@@ -6,7 +6,7 @@
 // deleted; orphans are deleted only in rounds that read the records of every datanode, at most
 // `maxDeletions` per round, each logged with its reason.
 import type { Logger } from 'pino';
-import type { Catalog } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { Scheduler } from '../shared/scheduler.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { ReplicaDeleter } from './replica-deletions.ts';
@@ -56,13 +56,13 @@ async function adopt(
   datanodeId: string,
   url: string,
 ): Promise<boolean> {
-  const fragment = catalog.fragmentById(fragmentId);
+  const fragment = await catalog.fragmentById(fragmentId);
   if (!fragment) return false;
-  const live = catalog.replicasOf(fragmentId).filter((d) => registry.isLive(d)).length;
+  const live = (await catalog.replicasOf(fragmentId)).filter((d) => registry.isLive(d)).length;
   if (live >= replicationFactor) return false;
   const data = await client.getFragment(url, fragmentId);
   if (!data || sha256Hex(data) !== fragment.sha256) return false;
-  if (!catalog.moveReplicas(fragmentId, [datanodeId], [], now())) return false;
+  if (!(await catalog.moveReplicas(fragmentId, [datanodeId], [], now()))) return false;
   log.info({ fragment: fragmentId, datanode: datanodeId }, 'adopted an unrecorded verified copy of an under-replicated fragment');
   return true;
 }
@@ -81,7 +81,7 @@ async function whyKept(
   deps: ReconcileDeps,
   { id, datanodeId, url, expected, cluster }: ListedFile,
 ): Promise<'accounted' | 'kept' | undefined> {
-  if (expected.has(id) || deps.catalog.accountsFor(id, datanodeId)) return 'accounted';
+  if (expected.has(id) || (await deps.catalog.accountsFor(id, datanodeId))) return 'accounted';
   if (await adopt(deps, id, datanodeId, url)) return 'accounted';
   // The datanodes' own records say it belongs to a stored image: kept, whatever the index says.
   if (cluster.liveFragments.has(id)) return 'kept';
@@ -111,7 +111,7 @@ async function judgeFile(
   const mayDelete = cluster.unread.length === 0;
   if (now() - seen < graceMs || !mayDelete || state.doomedThisRound >= maxDeletions) return 'waiting';
   const deletedImage = cluster.deadFragments.get(id);
-  catalog.doomOrphan(id, datanodeId, now(), deletedImage);
+  await catalog.doomOrphan(id, datanodeId, now(), deletedImage);
   log.info(
     { datanode: datanodeId, fragment: id, reason: deletedImage ? 'image-deleted' : 'orphan', image: deletedImage },
     'queued an unreferenced fragment file for deletion',
@@ -122,9 +122,14 @@ async function judgeFile(
 }
 
 /** Replicas the index expected (and still expects) that the datanode did not list: reported for repair. */
-function reportMissing({ catalog, onBad }: ReconcileDeps, datanodeId: string, expected: Set<string>, present: Set<string>): number {
+async function reportMissing(
+  { catalog, onBad }: ReconcileDeps,
+  datanodeId: string,
+  expected: Set<string>,
+  present: Set<string>,
+): Promise<number> {
   // Listed before the index was read again: a replica recorded meanwhile is not "missing".
-  const stillExpected = catalog.replicaIdsOn(datanodeId);
+  const stillExpected = await catalog.replicaIdsOn(datanodeId);
   let missing = 0;
   for (const id of expected) {
     if (!present.has(id) && stillExpected.has(id)) {
@@ -145,7 +150,7 @@ async function reconcileDatanode(
   const { catalog, registry, client, deleter, log, maxDeletions } = deps;
   const node = registry.get(datanodeId);
   if (!node || !registry.isLive(datanodeId)) return { orphans: 0, missing: 0, kept: 0 };
-  const expected = catalog.replicaIdsOn(datanodeId);
+  const expected = await catalog.replicaIdsOn(datanodeId);
   const present = new Set<string>();
   let orphans = 0;
   let kept = 0;
@@ -162,7 +167,7 @@ async function reconcileDatanode(
       { datanode: datanodeId, unread: cluster.unread },
       'orphan deletion postponed: the records of some datanodes could not be read',
     );
-  const missing = reportMissing(deps, datanodeId, expected, present);
+  const missing = await reportMissing(deps, datanodeId, expected, present);
   if (orphans > 0) {
     log.info({ datanode: datanodeId, orphans }, 'deleting fragment files no image or upload references');
     void deleter.kick();
@@ -171,15 +176,15 @@ async function reconcileDatanode(
 }
 
 /** Live manifests the index lacks, deleted images it still lists: the index is stale. */
-function checkAgreement(
+async function checkAgreement(
   { catalog, log }: ReconcileDeps,
   cluster: ClusterRecords,
   onIndexDisagrees?: (what: { unknownImages: number; deletedImages: number }) => void,
-): void {
+): Promise<void> {
   let unknownImages = 0;
   let deletedImages = 0;
-  for (const key of cluster.live.keys()) if (!catalog.imageByKey(key)) unknownImages += 1;
-  for (const key of cluster.tombstoned.keys()) if (catalog.imageByKey(key)?.state === 'stored') deletedImages += 1;
+  for (const key of cluster.live.keys()) if (!(await catalog.imageByKey(key))) unknownImages += 1;
+  for (const key of cluster.tombstoned.keys()) if ((await catalog.imageByKey(key))?.state === 'stored') deletedImages += 1;
   if (unknownImages + deletedImages === 0) return;
   log.warn({ unknownImages, deletedImages }, "the datanodes' records disagree with the index; re-checking it");
   onIndexDisagrees?.({ unknownImages, deletedImages });
@@ -213,7 +218,7 @@ export function createReconciler({
       log.warn({ err: (err as Error).message }, "reconciliation: could not read the datanodes' records");
       return;
     }
-    checkAgreement(deps, cluster, onIndexDisagrees);
+    await checkAgreement(deps, cluster, onIndexDisagrees);
     for (const node of registry.all()) {
       if (loop.stopped) return;
       try {

@@ -2,6 +2,7 @@
 // backed by their rows in SQLite, so a restart shows the last stored sample.
 import { randomBytes } from 'node:crypto';
 import type { DatanodeRow, DatanodeRows, DatanodeStatus } from '../metadata/datanodes.ts';
+import type { Async } from '../metadata/async.ts';
 import type { HealthThresholds } from '../config.ts';
 import { DEFAULT_HYSTERESIS, isLive, settleStatus, type Hysteresis, type Streak } from './health-rules.ts';
 import type { HealthAnswer } from './datanode-client.ts';
@@ -22,23 +23,32 @@ export interface StatusChange {
   status: DatanodeStatus;
 }
 
-export function createRegistry({
-  rows,
-  downAfterFailures,
-  thresholds,
-  hysteresis = DEFAULT_HYSTERESIS,
-  now = Date.now,
-  onChange,
-}: {
-  rows: DatanodeRows;
+export interface RegistryOptions {
+  rows: Async<DatanodeRows>;
+  /** The rows at start (rows.all()). */
+  initial: readonly DatanodeRow[];
+  /** A write of a row failed (logged by the caller; the view here stays). */
+  onPersistError?: (err: Error) => void;
   /** A datanode was registered, moved, drained or removed here (other coordinators are told). */
   onChange?: (id: string) => void;
   downAfterFailures: number;
   thresholds: HealthThresholds;
   hysteresis?: Hysteresis;
   now?: () => number;
-}) {
-  const nodes = new Map<string, Node>(rows.all().map((r) => [r.id, { ...r, identityFault: null }]));
+}
+
+export function createRegistry({
+  rows,
+  initial,
+  onPersistError = () => {},
+  downAfterFailures,
+  thresholds,
+  hysteresis = DEFAULT_HYSTERESIS,
+  now = Date.now,
+  onChange,
+}: RegistryOptions) {
+  const nodes = new Map<string, Node>(initial.map((r) => [r.id, { ...r, identityFault: null }]));
+  const { persist, persisted } = rowWrites(onPersistError);
   const failures = new Map<string, number>();
   const streaks = new Map<string, Streak>();
 
@@ -55,8 +65,9 @@ export function createRegistry({
      * Idempotent by URL: the same URL is the same datanode. With the data dir's `nodeId` (from
      * its /health), the same disks behind a new URL are the same datanode too: its URL moves.
      */
-    register(url: string, nodeId?: string) {
-      const outcome = registerIn(nodes, rows, now(), url, nodeId);
+    async register(url: string, nodeId?: string) {
+      await persisted();
+      const outcome = await registerIn(nodes, rows, now(), url, nodeId);
       if (outcome.created || outcome.movedFrom) onChange?.(outcome.datanode.id);
       return outcome;
     },
@@ -74,7 +85,7 @@ export function createRegistry({
       if (verdict.adoptNodeId) {
         // First answer, or its data dir was replaced: missing replicas are found and repaired by reconciliation.
         node.nodeId = verdict.adoptNodeId;
-        rows.identify(id, verdict.adoptNodeId);
+        void persist(() => rows.identify(id, verdict.adoptNodeId!));
       }
       if (answer) node.identityFault = verdict.fault ?? null;
       // A sample from the wrong identity says nothing about this datanode: it counts as none.
@@ -97,7 +108,7 @@ export function createRegistry({
       if (sample) takeSample(node, sample, at);
       const changed = status !== previous && status !== null;
       if (changed) Object.assign(node, { status, statusSince: at });
-      if (sample || changed) rows.save(node);
+      if (sample || changed) void persist(() => rows.save({ ...node })); // the newest view when its turn comes
       return changed ? { datanode: { ...node }, previous, status: status! } : undefined;
     },
 
@@ -105,7 +116,7 @@ export function createRegistry({
       const node = nodes.get(id);
       if (!node) return undefined;
       node.draining = draining;
-      rows.setDraining(id, draining);
+      void persist(() => rows.setDraining(id, draining));
       onChange?.(id);
       return node as DatanodeView;
     },
@@ -114,15 +125,27 @@ export function createRegistry({
       nodes.delete(id);
       failures.delete(id);
       streaks.delete(id);
-      rows.remove(id);
+      void persist(() => rows.remove(id));
       onChange?.(id);
     },
+
+    /** Resolves once every row write made so far has ended. */
+    persisted,
 
     ...mirror(nodes, [failures, streaks]),
   };
 }
 
 export type Registry = ReturnType<typeof createRegistry>;
+
+/** Row writes one after another, in the order they were made: a sample never overtakes the registration. */
+function rowWrites(onError: (err: Error) => void) {
+  let written: Promise<unknown> = Promise.resolve();
+  return {
+    persist: (write: () => Promise<unknown>) => (written = written.then(write).catch((err: Error) => onError(err))),
+    persisted: () => written.then(() => undefined),
+  };
+}
 
 /** Other coordinators' views of the datanodes, taken into this one's (several coordinators on one database). */
 function mirror(nodes: Map<string, Node>, perNode: Map<string, unknown>[]) {
@@ -177,36 +200,36 @@ function mirror(nodes: Map<string, Node>, perNode: Map<string, unknown>[]) {
   };
 }
 
-function registerIn(
+async function registerIn(
   nodes: Map<string, Node>,
-  rows: DatanodeRows,
+  rows: Async<DatanodeRows>,
   at: number,
   url: string,
   nodeId?: string,
-): { datanode: DatanodeView; created: boolean; movedFrom?: string } {
+): Promise<{ datanode: DatanodeView; created: boolean; movedFrom?: string }> {
   const byNodeId = nodeId ? [...nodes.values()].find((n) => n.nodeId === nodeId) : undefined;
   const byUrl = [...nodes.values()].find((n) => n.url === url);
   if (byNodeId && byNodeId.url !== url && !byUrl) {
     // Only a proven node id gets here (coordinator.ts): the same disks really moved.
     const movedFrom = byNodeId.url;
     byNodeId.url = url;
-    rows.move(byNodeId.id, url);
+    await rows.move(byNodeId.id, url);
     return { datanode: byNodeId, created: false, movedFrom };
   }
   if (byUrl) return { datanode: byUrl, created: false };
   const id = `dn-${randomBytes(4).toString('hex')}`;
   try {
-    rows.insert(id, url, at);
+    await rows.insert(id, url, at);
   } catch (err) {
     // Registered through another coordinator meanwhile (several on one database): that row stands.
-    const theirs = rows.byUrl(url);
+    const theirs = await rows.byUrl(url);
     if (!theirs) throw err;
     const node: Node = { ...theirs, identityFault: null };
     nodes.set(node.id, node);
     return { datanode: node, created: false };
   }
-  if (nodeId && !byNodeId) rows.identify(id, nodeId);
-  const row: Node = { ...rows.byUrl(url)!, identityFault: null };
+  if (nodeId && !byNodeId) await rows.identify(id, nodeId);
+  const row: Node = { ...(await rows.byUrl(url))!, identityFault: null };
   nodes.set(id, row);
   return { datanode: row, created: true };
 }

@@ -2,7 +2,7 @@
 // scrubber or the reconciler) is announced once as a ReplicaFault and rewritten in place from a
 // verified copy on the repairer's next pass; one that cannot be repaired now is tried again later.
 import type { Logger } from 'pino';
-import type { Catalog } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { EventBus } from '../events.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
@@ -84,17 +84,17 @@ async function rewrite(
   bad: BadReplica,
   signal: Signal,
 ): Promise<void> {
-  const fragment = catalog.fragmentById(bad.fragmentId);
+  const fragment = await catalog.fragmentById(bad.fragmentId);
   const node = registry.get(bad.datanodeId);
-  const holders = fragment ? catalog.replicasOf(fragment.id) : [];
+  const holders = fragment ? await catalog.replicasOf(fragment.id) : [];
   if (!fragment || !node || !holders.includes(bad.datanodeId) || !registry.isLive(node.id)) return; // gone or handled as lost
   const good = await replicas.read({ ...fragment, replicas: holders.filter((d) => d !== bad.datanodeId) });
   // As any write: an intent first, so a rewrite that races a delete of the image is cleaned up.
-  catalog.addWriteIntents(fragment.id, [node.id]);
+  await catalog.addWriteIntents(fragment.id, [node.id]);
   try {
     await client.putFragment(node.url, fragment.id, good, fragment.sha256);
   } finally {
-    if (!catalog.moveReplicas(fragment.id, [node.id], [], now())) catalog.releaseWriteIntents(fragment.id, [node.id], now());
+    if (!await catalog.moveReplicas(fragment.id, [node.id], [], now())) await catalog.releaseWriteIntents(fragment.id, [node.id], now());
   }
   await throttle.consume(good.length, signal);
   log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');

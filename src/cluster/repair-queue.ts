@@ -1,7 +1,8 @@
 // What re-replication copies next: the fragments lost datanodes left short of R copies, riskiest
 // first (one live copy before two) across every lost datanode at once, read afresh for each
 // batch so a datanode that returns drops out of the queue and one newly lost joins it at once.
-import type { ReplicationQueries, AtRiskFragment } from '../metadata/replication.ts';
+import type { AtRiskFragment } from '../metadata/replication.ts';
+import type { AsyncReplicationQueries as ReplicationQueries } from '../metadata/store.ts';
 import type { Registry } from './registry.ts';
 
 export function createRepairQueue({
@@ -18,11 +19,11 @@ export function createRepairQueue({
      * Up to `limit` fragments to copy now, given the datanodes whose replicas no longer count
      * (`lost`: DOWN past --repair-after, or draining), skipping those in `skip` (failed lately).
      */
-    next(lost: ReadonlySet<string>, skip: Iterable<string>, limit: number): AtRiskFragment[] {
+    async next(lost: ReadonlySet<string>, skip: Iterable<string>, limit: number): Promise<AtRiskFragment[]> {
       if (lost.size === 0) return [];
       const nodes = registry.all();
       const live = nodes.filter((n) => registry.isLive(n.id));
-      return queries.atRisk({
+      return await queries.atRisk({
         lost: [...lost],
         counted: nodes.filter((n) => !lost.has(n.id)).map((n) => n.id),
         live: live.filter((n) => !lost.has(n.id)).map((n) => n.id),

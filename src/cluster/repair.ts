@@ -3,8 +3,8 @@
 // until R replicas count again (re-replication.ts), and the excess a returning datanode leaves is
 // trimmed as placement prefers (excess-replicas.ts).
 import type { Logger } from 'pino';
-import type { Catalog } from '../metadata/catalog.ts';
-import type { ReplicationQueries } from '../metadata/replication.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
+import type { AsyncReplicationQueries as ReplicationQueries } from '../metadata/store.ts';
 import type { EventBus } from '../events.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';

@@ -1,7 +1,8 @@
 // Drains the queue of replica files to delete: each is retried with backoff until its datanode
 // acknowledges; a datanode that is DOWN keeps its share until it is live again.
 import type { Logger } from 'pino';
-import type { Catalog, ReplicaDeletion } from '../metadata/catalog.ts';
+import type { ReplicaDeletion } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { DeletionOutcome } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
@@ -20,9 +21,9 @@ interface DeleteDeps {
 }
 
 /** The fragment is a stored image's, recorded with R replicas on other datanodes than this one. */
-function isSurplus({ catalog, replicationFactor }: DeleteDeps, d: ReplicaDeletion): boolean {
-  if (!catalog.fragmentById(d.fragmentId)) return false;
-  return catalog.replicasOf(d.fragmentId).filter((id) => id !== d.datanodeId).length >= replicationFactor;
+async function isSurplus({ catalog, replicationFactor }: DeleteDeps, d: ReplicaDeletion): Promise<boolean> {
+  if (!(await catalog.fragmentById(d.fragmentId))) return false;
+  return (await catalog.replicasOf(d.fragmentId)).filter((id) => id !== d.datanodeId).length >= replicationFactor;
 }
 
 /**
@@ -39,19 +40,20 @@ async function deleteOn(deps: DeleteDeps, datanodeId: string, url: string, ds: R
       fragments: ds.map((d) => ({ id: d.fragmentId, reason: d.reason, deletedImage: d.imageKey ?? undefined })),
     });
   } catch (err) {
-    for (const d of ds) catalog.retryDeletionAt(d, now() + Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(d.attempts, 10)));
+    for (const d of ds) await catalog.retryDeletionAt(d, now() + Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(d.attempts, 10)));
     log.warn({ datanode: datanodeId, files: ds.length, err: (err as Error).message }, 'replica deletions failed; will retry');
     return [];
   }
   const deleted: ReplicaDeletion[] = [];
   const kept: ReplicaDeletion[] = [];
   const surplus: ReplicaDeletion[] = [];
+  const surplusNow = await Promise.all(ds.map((d, i) => outcomes[i] !== 'deleted' && d.reason !== 'surplus-replica' && isSurplus(deps, d)));
   ds.forEach((d, i) => {
     if (outcomes[i] === 'deleted') return void deleted.push(d);
     // A write whose answer was lost (a partition, a timeout) reached this datanode with its
     // image's manifest: the datanode says the image is live, and the index agrees and holds
     // R other copies of the fragment. Two sources agree this copy is one too many.
-    if (d.reason !== 'surplus-replica' && isSurplus(deps, d)) return void surplus.push({ ...d, reason: 'surplus-replica' });
+    if (surplusNow[i]) return void surplus.push({ ...d, reason: 'surplus-replica' });
     // The datanode's own records say the file belongs to a live image: it stays, and so
     // does the image; the index learns it back from the records (a rebuild or re-check).
     kept.push(d);
@@ -94,15 +96,15 @@ export function createReplicaDeleter({
     for (;;) {
       // A kick deferred past a stop finds the loop stopped (and the index perhaps closed).
       if (loop.stopped) return;
-      const due = catalog.dueDeletions(now(), BATCH);
-      if (due.length === 0) return;
+      const due = await catalog.dueDeletions(now(), BATCH);
+      if (due.length === 0 || loop.stopped) return;
       const settled: ReplicaDeletion[] = [];
       const perNode = new Map<string, ReplicaDeletion[]>();
       for (const d of due) {
         // The datanode was removed from the cluster: nothing to ask.
         if (!registry.get(d.datanodeId)) settled.push(d);
         // Checked again later; cheap while it stays DOWN.
-        else if (!registry.isLive(d.datanodeId)) catalog.postponeDeletion(d, now() + pollMs * 5);
+        else if (!registry.isLive(d.datanodeId)) await catalog.postponeDeletion(d, now() + pollMs * 5);
         else {
           let list = perNode.get(d.datanodeId);
           if (!list) perNode.set(d.datanodeId, (list = []));
@@ -111,7 +113,7 @@ export function createReplicaDeleter({
       }
       // One request per datanode, all at once; one transaction (one WAL commit) acknowledges the round.
       const done = await Promise.all([...perNode].map(([id, ds]) => deleteOn(deps, id, registry.get(id)!.url, ds)));
-      catalog.ackDeletions(settled.concat(...done));
+      await catalog.ackDeletions(settled.concat(...done));
     }
   }
 
@@ -131,8 +133,8 @@ export function createReplicaDeleter({
   return {
     kick,
     /** A datanode is live again: the deletions it missed are due at once, not at their next check. */
-    datanodeLive(datanodeId: string): Promise<void> {
-      catalog.resumeDeletionsOn(datanodeId, now());
+    async datanodeLive(datanodeId: string): Promise<void> {
+      await catalog.resumeDeletionsOn(datanodeId, now());
       return kick();
     },
     start: loop.start,

@@ -2,7 +2,7 @@
 // halves of the data path every service (uploads, downloads, repair) goes through.
 import type { Logger } from 'pino';
 import { TesseraError } from '../errors.ts';
-import type { Catalog } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import { isChecksumMismatch, isUnreadable, type DatanodeClient } from './datanode-client.ts';
 import { sha256Hex, type Bytes } from '../bytes.ts';
 import { placeReplicas } from './placement.ts';
@@ -70,7 +70,7 @@ export function createReplicas({
           const want = count - written.length;
           const targets = placeReplicas(fragmentId, registry.all(), want, new Set([...exclude, ...attempted]));
           if (targets.length < want) throw insufficient(count, written.length + targets.length);
-          catalog.addWriteIntents(fragmentId, targets);
+          await catalog.addWriteIntents(fragmentId, targets);
           attempted.push(...targets);
           const results = await Promise.allSettled(
             targets.map((id) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest)),
@@ -92,12 +92,12 @@ export function createReplicas({
           });
         }
       } catch (err) {
-        catalog.releaseWriteIntents(fragmentId, attempted, now());
+        await catalog.releaseWriteIntents(fragmentId, attempted, now());
         throw err;
       }
       // A failed PUT may still have landed (its answer lost): those files are cleaned too.
       const failed = attempted.filter((d) => !written.includes(d));
-      if (failed.length > 0) catalog.releaseWriteIntents(fragmentId, failed, now());
+      if (failed.length > 0) await catalog.releaseWriteIntents(fragmentId, failed, now());
       return written;
     },
 

@@ -2,7 +2,7 @@
 // reports the corrupt or missing ones to the repairer (which announces them as ReplicaFault).
 // One pass, then a pause, then the next.
 import type { Logger } from 'pino';
-import type { Catalog } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { Scheduler } from '../shared/scheduler.ts';
 import { isUnreadable, type DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
@@ -12,7 +12,7 @@ import { createThrottle } from './throttle.ts';
 /** Replicas read from the index per page. */
 const PAGE = 16;
 
-type Replica = ReturnType<Catalog['replicaPage']>[number];
+type Replica = Awaited<ReturnType<Catalog['replicaPage']>>[number];
 
 /** What a re-read of one replica found: 'unchecked' when its datanode did not answer (the monitor's business). */
 async function verify(client: DatanodeClient, url: string, replica: Replica): Promise<BadReplica['reason'] | 'verified' | 'unchecked'> {
@@ -51,7 +51,7 @@ export function createScrubber({
 
   /** Checks the next page of replicas; false at the end of a pass. */
   async function step(): Promise<boolean> {
-    const page = catalog.replicaPage(cursor, PAGE);
+    const page = await catalog.replicaPage(cursor, PAGE);
     if (page.length === 0) return false;
     for (const replica of page) {
       if (loop.stopped) return true;
@@ -61,7 +61,7 @@ export function createScrubber({
       const reason = await verify(client, node.url, replica);
       if (reason === 'unchecked') continue;
       await throttle.consume(replica.size, loop);
-      if (reason !== 'verified' && catalog.accountsFor(replica.fragmentId, replica.datanodeId)) {
+      if (reason !== 'verified' && (await catalog.accountsFor(replica.fragmentId, replica.datanodeId))) {
         const bad = { fragmentId: replica.fragmentId, datanodeId: replica.datanodeId, reason };
         log.warn(bad, 'scrub found a bad replica');
         onBad(bad); // announced (ReplicaFault) and repaired by the repairer

@@ -37,8 +37,8 @@ type Params = {
 const wsError = (message: string, code: string) => [new GraphQLError(message, { extensions: { code } })];
 
 /** Authenticates the connection once (throws UNAUTHENTICATED); false when closed with 4429. */
-function bindPrincipal(auth: Auth, ctx: WsCtx, header: string | undefined): boolean {
-  const principal = auth.authenticate(header);
+async function bindPrincipal(auth: Auth, ctx: WsCtx, header: string | undefined): Promise<boolean> {
+  const principal = await auth.authenticate(header);
   const release = auth.quotas.openSocket(principal, (code, reason) => ctx.extra.socket.close(code, reason));
   if (!release) {
     ctx.extra.socket.close(4429, 'RATE_LIMITED: too many graphql-ws connections for this token');
@@ -57,7 +57,7 @@ function bindPrincipal(auth: Auth, ctx: WsCtx, header: string | undefined): bool
  * (what GraphiQL sends, graphql-ws-auth.ts), and is closed with 4401 if no operation has brought
  * a valid token within the grace period.
  */
-function acceptConnection(auth: Auth, ctx: WsCtx): boolean {
+async function acceptConnection(auth: Auth, ctx: WsCtx): Promise<boolean> {
   const param = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
   const header = typeof param === 'string' ? param : headerOf(ctx.extra.request, 'authorization');
   if (header === undefined) {
@@ -68,7 +68,7 @@ function acceptConnection(auth: Auth, ctx: WsCtx): boolean {
     return true;
   }
   try {
-    return bindPrincipal(auth, ctx, header);
+    return await bindPrincipal(auth, ctx, header);
   } catch (err) {
     ctx.extra.socket.close(4401, `UNAUTHENTICATED: ${(err as Error).message}`.slice(0, 120));
     return false;
@@ -99,7 +99,7 @@ async function admitOperation(auth: Auth, ctx: WsCtx, params: Params): Promise<r
   if (!ctx.extra.principal) {
     // An error for this operation (GraphiQL shows it), the connection stays unauthenticated.
     try {
-      if (!bindPrincipal(auth, ctx, given)) return wsError('Too many graphql-ws connections for this token.', 'RATE_LIMITED');
+      if (!(await bindPrincipal(auth, ctx, given))) return wsError('Too many graphql-ws connections for this token.', 'RATE_LIMITED');
     } catch (err) {
       return [asGraphQLError(err) as GraphQLError];
     }

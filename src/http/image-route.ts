@@ -123,7 +123,7 @@ export async function handleImageRequest(
     }
     await authorize(name);
     assertImageName(name); // a malformed name is 400, and no error echoes an unbounded one
-    const image = images.require(name);
+    const image = await images.require(name);
     const queryAt = (req.url ?? '').indexOf('?');
     const wanted = renditions && queryAt >= 0 ? renditions.paramsFrom(new URLSearchParams(req.url!.slice(queryAt + 1))) : undefined;
     if (wanted) {

@@ -6,8 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../bytes.ts';
-import type { Catalog, ImageRow } from '../metadata/catalog.ts';
-import type { RenditionRow, RenditionTable } from '../metadata/renditions.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
+import type { RenditionRow } from '../metadata/renditions.ts';
+import type { AsyncRenditionTable as RenditionTable } from '../metadata/store.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
 import { newFragmentId } from '../uploads/put-fragment.ts';
@@ -46,7 +48,7 @@ async function writeRendition(
 ): Promise<boolean> {
   const t = now();
   const size = rendered.data.length;
-  const upload = catalog.insertUpload({
+  const upload = await catalog.insertUpload({
     name: renditionName(source.imageKey, variant),
     uploadId: randomBytes(12).toString('base64url'),
     size,
@@ -66,28 +68,20 @@ async function writeRendition(
   let done = false;
   try {
     placed = await replicas.write(fragmentId, rendered.data, digest, replicationFactor, new Set());
-    done = catalog.inTransaction(
-      () =>
-        catalog.recordOnlyFragmentAndComplete(
-          { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
-          placed,
-          digest,
-          now(),
-        ) === 'done' &&
-        table.insert({
-          renditionImageId: upload.id,
-          sourceImageId: source.id,
-          variant,
-          size,
-          width: rendered.width,
-          height: rendered.height,
-          lastUsedAt: now(),
-        }),
-    );
+    // Fragment recorded, upload completed and rendition row inserted: one transaction.
+    done = await table.completeRendition({ id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest }, placed, digest, now(), {
+      renditionImageId: upload.id,
+      sourceImageId: source.id,
+      variant,
+      size,
+      width: rendered.width,
+      height: rendered.height,
+      lastUsedAt: now(),
+    });
   } finally {
     if (!done) {
-      catalog.releaseWriteIntents(fragmentId, placed, now());
-      catalog.deleteImage(upload.id, now(), 'upload-aborted');
+      await catalog.releaseWriteIntents(fragmentId, placed, now());
+      await catalog.deleteImage(upload.id, now(), 'upload-aborted');
       void deleter.kick();
     }
   }
@@ -121,18 +115,18 @@ export function createRenditionCache({
   let bound: { bytes: number; at: number } | undefined;
 
   /** Evicts least recently served renditions while over the budget; `added`: bytes just cached. */
-  function evict(added = 0): number {
+  async function evict(added = 0): Promise<number> {
     if (bound) {
       bound.bytes += added;
       if (bound.bytes <= budgetBytes && now() - bound.at < RESUM_EVERY_MS) return 0;
     }
     let evicted = 0;
     let freed = 0;
-    let { bytes } = table.totals();
+    let { bytes } = await table.totals();
     while (bytes > budgetBytes) {
-      const [oldest] = table.leastRecent(1);
+      const [oldest] = await table.leastRecent(1);
       if (!oldest) break;
-      catalog.deleteImage(oldest.renditionImageId, now(), 'rendition-evicted');
+      await catalog.deleteImage(oldest.renditionImageId, now(), 'rendition-evicted');
       bytes -= oldest.size;
       freed += oldest.size;
       evicted += 1;
@@ -151,12 +145,12 @@ export function createRenditionCache({
 
   return {
     /** The cached rendition, its last use refreshed; undefined on a miss. */
-    get(source: ImageRow, variant: string): CachedRendition | undefined {
+    async get(source: ImageRow, variant: string): Promise<CachedRendition | undefined> {
       if (budgetBytes === 0) return undefined;
-      const row = table.find(source.id, variant);
-      const image = row && catalog.imageById(row.renditionImageId);
+      const row = await table.find(source.id, variant);
+      const image = row && (await catalog.imageById(row.renditionImageId));
       if (!row || !image || image.state !== 'stored') return undefined;
-      if (now() - row.lastUsedAt >= TOUCH_EVERY_MS) table.touch(row.renditionImageId, now());
+      if (now() - row.lastUsedAt >= TOUCH_EVERY_MS) await table.touch(row.renditionImageId, now());
       return { image, row };
     },
 
@@ -164,7 +158,7 @@ export function createRenditionCache({
     async put(source: ImageRow, variant: string, rendered: Rendered, contentType: string): Promise<void> {
       if (budgetBytes === 0 || rendered.data.length > budgetBytes) return;
       try {
-        if (await write(source, variant, rendered, contentType)) evict(rendered.data.length);
+        if (await write(source, variant, rendered, contentType)) await evict(rendered.data.length);
       } catch (err) {
         log.warn({ image: source.name, variant, err: (err as Error).message }, 'rendition not cached');
       }

@@ -1,6 +1,7 @@
 // An image's media columns, detected on first read for images stored before detection existed
 // (their first bytes fetched from a replica once, the outcome kept in the index).
-import type { Catalog, ImageMediaColumns, ImageRow } from '../metadata/catalog.ts';
+import type { ImageMediaColumns, ImageRow } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import { detectImageIn, mediaColumns } from './media.ts';
 
 /** Bytes read from the start of an old image to detect it: every sniffed header fits. */
@@ -15,7 +16,7 @@ export function createImageMedia({ catalog, readRange }: { catalog: Catalog; rea
     const chunks: Buffer[] = [];
     for await (const fragment of await readRange(image, 0, Math.min(image.size, DETECT_BYTES) - 1)) chunks.push(...fragment);
     const media = mediaColumns(detectImageIn(chunks));
-    catalog.setMedia(image.id, media);
+    await catalog.setMedia(image.id, media);
     return media;
   }
 

@@ -2,9 +2,7 @@
 // rendition cache in the cluster and the renditions service the HTTP route and GraphQL use.
 import type { Logger } from 'pino';
 import type { CoordinatorConfig } from '../config.ts';
-import type { Db } from '../metadata/database.ts';
-import type { Catalog } from '../metadata/catalog.ts';
-import { renditionTable } from '../metadata/renditions.ts';
+import type { AsyncCatalog as Catalog, MetadataStore } from '../metadata/store.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
 import type { ImageService } from '../image-service.ts';
@@ -15,7 +13,7 @@ import { createRenditions } from './service.ts';
 
 export function createRenditionServices({
   config,
-  db,
+  metadata,
   catalog,
   replicas,
   deleter,
@@ -23,7 +21,7 @@ export function createRenditionServices({
   log,
 }: {
   config: CoordinatorConfig;
-  db: Db;
+  metadata: MetadataStore;
   catalog: Catalog;
   replicas: Replicas;
   deleter: ReplicaDeleter;
@@ -34,7 +32,7 @@ export function createRenditionServices({
   const imageMedia = createImageMedia({ catalog, readRange });
   const cache = createRenditionCache({
     catalog,
-    table: renditionTable(db),
+    table: metadata.renditions,
     replicas,
     deleter,
     log,

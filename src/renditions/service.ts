@@ -120,7 +120,7 @@ export function createRenditions({
       const variant = renditionQuery(params);
       // A cached rendition was made from these very bytes (the cache is purged with its image),
       // so only a miss needs the source checked before it is read.
-      const hit = cache.get(image, variant);
+      const hit = await cache.get(image, variant);
       if (hit) {
         const body = await readRange(hit.image, 0, hit.image.size - 1);
         return {

@@ -86,11 +86,14 @@ const ClusterStatusRef = builder.objectRef<Record<string, never>>('ClusterStatus
       description: 'Datanodes that are UP or DEGRADED.',
       resolve: (_c, _a, ctx) => ctx.app.cluster.liveDatanodes().length,
     }),
-    imageCount: t.int({ description: 'Stored images (completed uploads).', resolve: (_c, _a, ctx) => ctx.app.images.totals().imageCount }),
+    imageCount: t.int({
+      description: 'Stored images (completed uploads).',
+      resolve: async (_c, _a, ctx) => (await ctx.app.images.totals()).imageCount,
+    }),
     storedBytes: t.field({
       type: 'SafeInt',
       description: 'Sum of the sizes of stored images (one copy).',
-      resolve: (_c, _a, ctx) => ctx.app.images.totals().storedBytes,
+      resolve: async (_c, _a, ctx) => (await ctx.app.images.totals()).storedBytes,
     }),
     underReplicatedFragments: t.int({
       description: 'Fragments with fewer verified replicas on live datanodes than the replication factor.',

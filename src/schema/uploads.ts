@@ -86,7 +86,8 @@ builder.mutationFields((t) => ({
       }),
     },
     // The token's quotas on open uploads are checked and charged in the same transaction.
-    resolve: (_root, { input }, ctx) => ctx.app.auth.quotas.reserveUpload(ctx.principal!, input.size, () => ctx.app.uploads.begin(input)),
+    resolve: (_root, { input }, ctx) =>
+      ctx.app.auth.quotas.reserveUpload(ctx.principal!, input.size, (insert) => ctx.app.uploads.begin(input, insert)),
   }),
   uploadFragment: t.field({
     description: 'Send one fragment, as base64 `data` or as a multipart `file` (exactly one of them). Idempotent per index.',
@@ -105,7 +106,7 @@ builder.mutationFields((t) => ({
         const uploads = ctx.app.uploads;
         // The multipart reader has already received the part (within the fragment cap); checking
         // its size first refuses a wrong one before it is hashed or sent to any datanode.
-        const upload = uploads.openUpload(String(uploadId));
+        const upload = await uploads.openUpload(String(uploadId));
         ctx.app.uploads.assertFragmentSize(upload, index, file!.size);
         bytes = await blobChunks(file!); // the part's chunks as received: no join, no copy
       }

@@ -1,18 +1,18 @@
 // Uploads that end without an image: aborted by the client, or expired after a quiet TTL.
 import { openUpload, type UploadContext } from './upload-context.ts';
 
-export function abortUpload(ctx: UploadContext, uploadId: string): boolean {
-  const upload = openUpload(ctx, uploadId);
-  ctx.catalog.deleteImage(upload.id, ctx.now(), 'upload-aborted');
+export async function abortUpload(ctx: UploadContext, uploadId: string): Promise<boolean> {
+  const upload = await openUpload(ctx, uploadId);
+  await ctx.catalog.deleteImage(upload.id, ctx.now(), 'upload-aborted');
   ctx.hashes.drop(upload.id);
   void ctx.deleter.kick();
   return true;
 }
 
 /** Deletes the uploads past their expiry; resolves to how many there were. */
-export function sweepExpiredUploads(ctx: UploadContext): number {
+export async function sweepExpiredUploads(ctx: UploadContext): Promise<number> {
   const { catalog, now } = ctx;
-  const expired = catalog.expiredUploads(now());
+  const expired = await catalog.expiredUploads(now());
   for (const upload of expired) {
     const notice = ctx.events.notice({
       kind: 'UploadExpired',
@@ -20,7 +20,7 @@ export function sweepExpiredUploads(ctx: UploadContext): number {
       name: upload.name,
       uploadId: upload.uploadId!,
     });
-    if (!catalog.deleteImage(upload.id, now(), 'upload-expired', notice)) continue;
+    if (!(await catalog.deleteImage(upload.id, now(), 'upload-expired', notice))) continue;
     ctx.hashes.drop(upload.id);
     ctx.log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
     ctx.events.committed(notice);

@@ -3,12 +3,16 @@
 import { randomBytes } from 'node:crypto';
 import { badInput, TesseraError } from '../errors.ts';
 import type { ImageRow } from '../metadata/catalog.ts';
+import type { NewUpload } from '../metadata/catalog/image-rows.ts';
 import { assertImageName } from '../names.ts';
 import { sweepExpiredUploads } from './abandoned-uploads.ts';
 import { assertContentType, assertSha256 } from './upload-checks.ts';
 import { requireLiveDatanodes, type UploadContext } from './upload-context.ts';
 import { mediaColumns, reconcileContentType, type ImageMedia } from '../renditions/media.ts';
 import { isWholeNumberIn } from '../shared/flag-values.ts';
+
+/** Inserts an open upload (catalog.insertUpload; with a token quota, checked in the same transaction). */
+export type InsertUpload = (row: NewUpload) => Promise<ImageRow>;
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -23,8 +27,13 @@ export interface BeginUploadInput {
  * `media`: what the bytes are, when they are already here (uploadImage: null for a non-image);
  * undefined for a chunked upload, whose fragment 0 tells.
  */
-export function beginUpload(ctx: UploadContext, input: BeginUploadInput, media?: ImageMedia | null): ImageRow {
-  const { config, catalog } = ctx;
+export async function beginUpload(
+  ctx: UploadContext,
+  input: BeginUploadInput,
+  media?: ImageMedia | null,
+  insert: InsertUpload = async (row) => ctx.catalog.insertUpload(row),
+): Promise<ImageRow> {
+  const { config } = ctx;
   assertImageName(input.name);
   if (!isWholeNumberIn(input.size, 1)) throw badInput(`size must be at least 1 (got ${input.size}).`);
   if (input.size > config.maxImageSize) {
@@ -50,11 +59,11 @@ export function beginUpload(ctx: UploadContext, input: BeginUploadInput, media?:
     expiresAt: t + ctx.ttlMs,
   };
   try {
-    return catalog.insertUpload(row);
+    return await insert(row);
   } catch (err) {
     // An expired upload must not hold the name: swept here, on a clash, rather than before every insert.
-    if (err instanceof TesseraError && err.code === 'IMAGE_ALREADY_EXISTS' && sweepExpiredUploads(ctx) > 0)
-      return catalog.insertUpload(row);
+    if (err instanceof TesseraError && err.code === 'IMAGE_ALREADY_EXISTS' && (await sweepExpiredUploads(ctx)) > 0)
+      return await insert(row);
     throw err;
   }
 }

@@ -22,8 +22,8 @@ export async function completeUpload(
   const { catalog } = ctx;
   assertSha256(sha256Given, 'sha256');
   for (;;) {
-    const upload = openUpload(ctx, uploadId);
-    const fragments = catalog.fragments(upload.id);
+    const upload = await openUpload(ctx, uploadId);
+    const fragments = await catalog.fragments(upload.id);
     if (fragments.length < upload.fragmentCount) throw incomplete(uploadId, upload, fragments);
     const sha256 = await wholeImageHash(ctx, upload, fragments);
     ctx.hashes.forget(upload.id);
@@ -46,11 +46,11 @@ export async function completeUpload(
         : undefined;
     const createdAt = current?.createdAt ?? ctx.now();
     if (!current) {
-      const holders = fragments.flatMap((f) => catalog.replicasOf(f.id));
+      const holders = (await Promise.all(fragments.map((f) => catalog.replicasOf(f.id)))).flat();
       await ctx.records.writeManifest(manifestOf(upload, sha256, createdAt, fragments), holders);
     }
     const notice = storedNotice(ctx, upload);
-    const outcome = catalog.completeUpload(
+    const outcome = await catalog.completeUpload(
       upload.id,
       fragments.map((f) => f.id),
       sha256,
@@ -78,7 +78,7 @@ async function wholeImageHash(ctx: UploadContext, upload: ImageRow, fragments: r
   try {
     while (hash.next < upload.fragmentCount) {
       const f = fragments[hash.next];
-      hash.push(await ctx.replicas.read({ ...f, replicas: ctx.catalog.replicasOf(f.id) }));
+      hash.push(await ctx.replicas.read({ ...f, replicas: await ctx.catalog.replicasOf(f.id) }));
     }
   } catch (err) {
     hash.digest(); // gives its window back to the budget

@@ -26,7 +26,7 @@ export async function putFragment(
 ): Promise<FragmentReceipt> {
   const { config, catalog, now } = ctx;
   assertSha256(sha256, 'sha256');
-  const upload = openUpload(ctx, uploadId);
+  const upload = await openUpload(ctx, uploadId);
   const size = byteLength(data);
   assertFragmentSize(upload, index, size);
   requireLiveDatanodes(ctx);
@@ -52,7 +52,7 @@ export async function putFragment(
     }
     throw err;
   }
-  const recorded = recordWrittenFragment(ctx, fragmentId, placed, () =>
+  const recorded = await recordWrittenFragment(ctx, fragmentId, placed, () =>
     catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ctx.ttlMs, now()),
   );
   if (!recorded) {
@@ -61,7 +61,7 @@ export async function putFragment(
       `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`,
     );
   }
-  if (index === 0) catalog.setMedia(upload.id, mediaColumns(media), contentType);
+  if (index === 0) await catalog.setMedia(upload.id, mediaColumns(media), contentType);
   ctx.hashes.offer(upload.id, upload.fragmentCount, index, data, digest);
   if (recorded === 'replaced') void ctx.deleter.kick(); // the replicas of the fragment it replaced
   return { index, size, sha256: digest, replicas: placed };

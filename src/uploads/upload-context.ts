@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import type { CoordinatorConfig } from '../config.ts';
 import { TesseraError } from '../errors.ts';
 import type { EventBus, EventNotice } from '../events.ts';
-import type { Catalog, ImageRow } from '../metadata/catalog.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { Registry } from '../cluster/registry.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
@@ -27,8 +28,8 @@ export interface UploadContext {
 }
 
 /** The open upload, or UPLOAD_NOT_FOUND (also once it has expired, swept or not). */
-export function openUpload(ctx: UploadContext, uploadId: string): ImageRow {
-  const upload = ctx.catalog.uploadById(uploadId);
+export async function openUpload(ctx: UploadContext, uploadId: string): Promise<ImageRow> {
+  const upload = await ctx.catalog.uploadById(uploadId);
   if (!upload || (upload.expiresAt ?? 0) <= ctx.now()) throw new TesseraError('UPLOAD_NOT_FOUND', `No open upload has id "${uploadId}".`);
   return upload;
 }
@@ -47,15 +48,20 @@ export function requireLiveDatanodes({ registry, config }: UploadContext): void 
  * Records a fragment just written to `placed` with `record`; when that does not count it (throws
  * or returns false), the written copies are handed to the deleter.
  */
-export function recordWrittenFragment<T>(ctx: UploadContext, fragmentId: string, placed: string[], record: () => T): T {
+export async function recordWrittenFragment<T>(
+  ctx: UploadContext,
+  fragmentId: string,
+  placed: string[],
+  record: () => Promise<T>,
+): Promise<T> {
   let counted = false;
   try {
-    const outcome = record();
+    const outcome = await record();
     counted = Boolean(outcome);
     return outcome;
   } finally {
     if (!counted) {
-      ctx.catalog.releaseWriteIntents(fragmentId, placed, ctx.now()); // written but never counted: delete the copies
+      await ctx.catalog.releaseWriteIntents(fragmentId, placed, ctx.now()); // written but never counted: delete the copies
       void ctx.deleter.kick();
     }
   }
@@ -71,8 +77,12 @@ export const storedNotice = ({ events }: UploadContext, upload: ImageRow): Event
   });
 
 /** The image an upload became, logged and announced (`notice`: sent with its completion). */
-export function announceStored({ catalog, log, events }: UploadContext, imageId: number, notice: EventNotice): ImageRow {
-  const image = catalog.imageById(imageId)!;
+export async function announceStored(
+  { catalog, log, events }: UploadContext,
+  imageId: number,
+  notice: EventNotice,
+): Promise<ImageRow> {
+  const image = (await catalog.imageById(imageId))!;
   log.info({ image: image.name, size: image.size }, 'image stored');
   events.committed(notice);
   return image;

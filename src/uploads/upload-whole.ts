@@ -2,7 +2,7 @@
 // same steps as a chunked upload; a one-fragment image (every small image) in one write.
 import { byteLength, sha256Hex, sliceBytes, type Bytes } from '../bytes.ts';
 import { TesseraError } from '../errors.ts';
-import type { Catalog, ImageRow } from '../metadata/catalog.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
 import { manifestOf } from '../cluster/image-records.ts';
 import { abortUpload } from './abandoned-uploads.ts';
 import { beginUpload } from './begin-upload.ts';
@@ -18,7 +18,7 @@ const IN_FLIGHT = 4;
 export async function uploadWhole(ctx: UploadContext, name: string, data: Bytes, contentType?: string | null): Promise<ImageRow> {
   const size = byteLength(data);
   assertWholeSize(ctx.config, size);
-  const upload = beginUpload(ctx, { name, size, contentType }, detectImageIn(data) ?? null);
+  const upload = await beginUpload(ctx, { name, size, contentType }, detectImageIn(data) ?? null);
   const uploadId = upload.uploadId!;
   try {
     if (upload.fragmentCount === 1) return await storeOnlyFragment(ctx, upload, data);
@@ -32,7 +32,7 @@ export async function uploadWhole(ctx: UploadContext, name: string, data: Bytes,
     }
     return await completeUpload(ctx, uploadId);
   } catch (err) {
-    if (ctx.catalog.uploadById(uploadId)) abortUpload(ctx, uploadId);
+    if (await ctx.catalog.uploadById(uploadId)) await abortUpload(ctx, uploadId);
     throw err;
   }
 }
@@ -51,7 +51,7 @@ async function storeOnlyFragment(ctx: UploadContext, upload: ImageRow, data: Byt
   const manifest = manifestOf(upload, digest, createdAt, [{ id: fragmentId, idx: 0, size, sha256: digest }]);
   const placed = await ctx.replicas.write(fragmentId, data, digest, ctx.config.replicationFactor, new Set(), manifest);
   const notice = storedNotice(ctx, upload);
-  const outcome: ReturnType<Catalog['recordOnlyFragmentAndComplete']> = recordWrittenFragment(ctx, fragmentId, placed, () =>
+  const outcome = await recordWrittenFragment(ctx, fragmentId, placed, () =>
     ctx.catalog.recordOnlyFragmentAndComplete(
       { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
       placed,

@@ -66,9 +66,9 @@ export async function settleDeletions(cluster: TestCluster, timeoutMs = 5000): P
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     await cluster.app.deleter.idle();
-    if (cluster.app.catalog.pendingDeletionCount() === 0) return;
+    if (await cluster.app.catalog.pendingDeletionCount() === 0) return;
     if (Date.now() > deadline)
-      throw new Error(`${cluster.app.catalog.pendingDeletionCount()} replica deletions still pending after ${timeoutMs} ms`);
+      throw new Error(`${await cluster.app.catalog.pendingDeletionCount()} replica deletions still pending after ${timeoutMs} ms`);
     await cluster.app.deleter.kick();
     await new Promise((r) => setTimeout(r, 20));
   }
