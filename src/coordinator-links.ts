@@ -20,15 +20,20 @@ export interface LinkedParts {
   abandon: (url: string) => void;
   sampleNow: (id: string) => Promise<void>;
   endSubscriptionsOf: (tokenId: string) => void;
+  /** This coordinator's cluster id, and the one in the shared row (another coordinator may have established it). */
+  clusterId: () => string | undefined;
+  readClusterId: () => Promise<string | undefined>;
+  adoptClusterId: (id: string) => void;
   repair: (bad: BadReplica) => void;
   log: Logger;
 }
 
 export function linkCoordinators(parts: LinkedParts): RegistrySync {
   const { events, isLeader, log } = parts;
+  const catchUpClusterId = clusterIdCatchUp(parts);
   const sync = createRegistrySync({
     registry: parts.registry,
-    readRows: parts.readRows,
+    readRows: () => (catchUpClusterId(), parts.readRows()),
     events,
     isLeader,
     log,
@@ -38,6 +43,7 @@ export function linkCoordinators(parts: LinkedParts): RegistrySync {
     onNewDatanode: (id) => void parts.sampleNow(id).catch(() => {}),
   });
   events.onRemote((message) => {
+    catchUpClusterId();
     if (message.topic !== 'coordinatorNotice') return;
     const { notice } = message;
     if (notice.kind === 'tokenRevoked') parts.endSubscriptionsOf(notice.id);
@@ -51,5 +57,22 @@ export function reportBadReplica(events: EventBus, isLeader: () => boolean, repa
   return (bad: BadReplica) => {
     repair(bad);
     if (events.relayed && !isLeader()) events.tellOthers({ kind: 'badReplica', bad });
+  };
+}
+
+/**
+ * Until this coordinator knows the cluster id (without it no datanode obeys its writes), it reads
+ * the shared row again whenever another coordinator says something: one read at a time, none
+ * once the id is known.
+ */
+function clusterIdCatchUp({ clusterId, readClusterId, adoptClusterId, log }: LinkedParts) {
+  let reading = false;
+  return (): void => {
+    if (reading || clusterId() !== undefined) return;
+    reading = true;
+    readClusterId()
+      .then((id) => id !== undefined && adoptClusterId(id))
+      .catch((err: Error) => log.warn({ err: err.message }, 'could not read the cluster id'))
+      .finally(() => void (reading = false));
   };
 }

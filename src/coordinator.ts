@@ -109,7 +109,7 @@ function openIndex(config: CoordinatorConfig, log: Logger) {
 }
 
 /** The registry of datanodes, the cluster's identity, and the client that talks to them. */
-function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger, events: EventBus) {
+function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger, events: EventBus, leads: () => boolean) {
   const registry = createRegistry({
     rows: datanodeRows(db),
     downAfterFailures: config.downAfterFailures,
@@ -117,7 +117,7 @@ function connectDatanodes(config: CoordinatorConfig, db: Db, log: Logger, events
     // Registered, moved, drained or removed here: the other coordinators re-read the rows.
     onChange: events.relayed ? (id) => events.tellOthers({ kind: 'datanodeChanged', id }) : undefined,
   });
-  const clusterIdentity = createClusterIdentity({ row: clusterIdentityRow(db), log });
+  const clusterIdentity = createClusterIdentity({ row: clusterIdentityRow(db), log, mayMint: leads });
   const client = createDatanodeClient({
     secret: config.secret,
     ca: config.datanodeCaFile === undefined ? undefined : fs.readFileSync(config.datanodeCaFile),
@@ -366,6 +366,7 @@ function linkParts(
   {
     events,
     registry,
+    clusterIdentity,
     db,
     coordination,
     client,
@@ -376,6 +377,7 @@ function linkParts(
   }: {
     events: EventBus;
     registry: Registry;
+    clusterIdentity: ClusterIdentity;
     db: Db;
     coordination: Coordination;
     client: DatanodeClient;
@@ -401,6 +403,9 @@ function linkParts(
     abandon: (url) => client.abandon(url),
     sampleNow: (id) => monitor.sampleNow(id),
     endSubscriptionsOf: (id) => auth.quotas.endAllOf(id),
+    clusterId: () => clusterIdentity.current(),
+    readClusterId: async () => clusterIdentityRow(db).load(),
+    adoptClusterId: (id) => clusterIdentity.adopt(id),
     repair: (bad) => repairer.report(bad),
     log,
   });
@@ -467,25 +472,18 @@ function startShared(
 export function createCoordinator(config: CoordinatorConfig, log: Logger, shared?: SharedMetadata): Coordinator {
   const { db, marker, uncleanStop, catalog, auth } = openIndex(config, log);
   const events = eventBusFor(config, shared, log);
-  const { registry, clusterIdentity, client } = connectDatanodes(config, db, log, events);
   const coordination = coordinationFor(config, log, shared);
+  const { registry, clusterIdentity, client } = connectDatanodes(config, db, log, events, coordination.gate);
   const work = createBackgroundWork(config, log, { db, catalog, registry, clusterIdentity, client, events, coordination });
   const { scheduler, deleter, replicas, records, indexRebuild, checks, monitor, repairer, reportBad, scrubber, reconciler } = work;
   const uploads = createUploads({ config, catalog, registry, replicas, records, deleter, events, log });
   const images = createImageService({ catalog, replicas, records, deleter, events, log, onBadReplica: reportBad });
   const { imageMedia, renditions, renditionCache } = createRenditionServices({ config, db, catalog, replicas, deleter, images, log });
-  const cluster = createClusterService({
-    catalog,
-    registry,
-    client,
-    monitor,
-    clusterIdentity,
-    repairer,
-    replicationFactor: config.replicationFactor,
-    log,
-  });
+  const { replicationFactor } = config;
+  const cluster = createClusterService({ catalog, registry, client, monitor, clusterIdentity, repairer, replicationFactor, log });
   const sweeper = expirySweep(config, scheduler, uploads, auth);
-  const links = shared && linkParts(config, shared.sql, { events, registry, db, coordination, client, monitor, auth, repairer, log });
+  const links =
+    shared && linkParts(config, shared.sql, { events, registry, clusterIdentity, db, coordination, client, monitor, auth, repairer, log });
   let stopped = false;
   const startLoops = () => {
     if (stopped) return;

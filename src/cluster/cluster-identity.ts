@@ -5,7 +5,18 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ClusterIdentityRow } from '../metadata/cluster-identity.ts';
 
-export function createClusterIdentity({ row, log, now = Date.now }: { row: ClusterIdentityRow; log: Logger; now?: () => number }) {
+export function createClusterIdentity({
+  row,
+  log,
+  now = Date.now,
+  mayMint = () => true,
+}: {
+  row: ClusterIdentityRow;
+  log: Logger;
+  now?: () => number;
+  /** Several coordinators: only the leader mints (the others adopt its id, never one of their own). */
+  mayMint?: () => boolean;
+}) {
   let clusterId = row.load();
   /** Proven datanodes that have joined no cluster yet, seen while ours was unknown. */
   let blankSeen = false;
@@ -24,6 +35,16 @@ export function createClusterIdentity({ row, log, now = Date.now }: { row: Clust
   return {
     /** The cluster id, or undefined while it is not established (writes and deletes are then refused). */
     current: (): string | undefined => clusterId,
+
+    /**
+     * The id another coordinator of the same database established (several coordinators: only
+     * the leader samples the datanodes, so only it learns or mints the id); already in the row.
+     */
+    adopt(id: string): void {
+      if (clusterId !== undefined) return;
+      clusterId = id;
+      log.info({ clusterId: id }, 'cluster id established by another coordinator');
+    },
 
     /**
      * A datanode proved (with the secret) that it belongs to `theirs` (null: to no cluster yet).
@@ -53,7 +74,7 @@ export function createClusterIdentity({ row, log, now = Date.now }: { row: Clust
      * is decided: a coordinator that lost its index must not invent a new identity for old disks.
      */
     settle(): string | undefined {
-      if (clusterId === undefined && blankSeen) establish(randomUUID(), 'minted');
+      if (clusterId === undefined && blankSeen && mayMint()) establish(randomUUID(), 'minted');
       return clusterId;
     },
   };
