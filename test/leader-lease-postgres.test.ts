@@ -8,7 +8,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLeaderLease, postgresLeaseStore, takeoverBoundMs, type LeaseStore } from '../src/cluster/leader-lease.ts';
 import { createMembership, postgresMembershipStore } from '../src/cluster/membership.ts';
-import { FENCE_CHECK_SQL } from '../src/shared/fence.ts';
+import { FENCE_CHECK_SQL, FENCED_IDLE_LIMIT_MS } from '../src/shared/fence.ts';
 import type { SqlQuery } from '../src/shared/sql-query.ts';
 import { postgresAvailable, skipNote, useTestDatabase } from './support/postgres.ts';
 import { until, untilValue } from './support/poll.ts';
@@ -100,6 +100,32 @@ describe.skipIf(!pg.adminUrl)(`the background lease on PostgreSQL${skipNote(pg)}
     expect(BigInt(next!)).toBe(BigInt(token) + 1n);
     await store.release('successor');
   });
+
+  it('a leader gone silent in the middle of a fenced transaction (cut off) loses its lock on the row after the idle limit, and a successor takes over', async () => {
+    const store = postgresLeaseStore(query);
+    const token = (await store.acquire('silent', 1000))!;
+    const silent = postgres(db.url, { max: 1, onnotice: () => {} });
+    let outcome = 'pending';
+    // The transaction locks the row, then its client sends nothing more (as if the network had gone).
+    const held = silent
+      .begin(async (tx) => {
+        await tx.unsafe(FENCE_CHECK_SQL, [token]);
+        await new Promise((r) => setTimeout(r, FENCED_IDLE_LIMIT_MS + 3000));
+        await tx`SELECT 1`;
+      })
+      .then(
+        () => (outcome = 'committed'),
+        () => (outcome = 'ended by the server'),
+      );
+    await new Promise((r) => setTimeout(r, 1200)); // the lease expired
+    const next = await store.acquire('successor-2', 1000);
+    expect(BigInt(next!)).toBe(BigInt(token) + 1n);
+    expect(outcome).toBe('pending'); // the successor did not wait for the silent client's end
+    await held;
+    expect(outcome).toBe('ended by the server');
+    await silent.end({ timeout: 1 });
+    await store.release('successor-2');
+  }, 30_000);
 
   it('heartbeats: a member that stopped beating is found stale by the others, swept once, and forgotten', async () => {
     const store = postgresMembershipStore(query);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { takeoverBoundMs } from '../src/cluster/leader-lease.ts';
+import { FENCED_IDLE_LIMIT_MS } from '../src/shared/fence.ts';
 import { ChildGroup, listeningLine, startChild, type Child } from '../src/launcher/child-process.ts';
 import { startDatanodeProcess, stopAllDatanodeProcesses, type DatanodeProcess } from './support/datanode-process.ts';
 import { untilValue } from './support/poll.ts';
@@ -225,7 +226,8 @@ describe.skipIf(hostsUnavailable !== undefined)(
       });
       relay.cut();
       await untilValue(() => of('far', 'lost').length >= 1, 'far stopping', { timeoutMs: 4 * TTL_MS });
-      await untilValue(() => of('near', 'wrote').length >= 1, 'near writing', { timeoutMs: 4 * TTL_MS });
+      // Within the lease's bound, or FENCED_IDLE_LIMIT_MS when far was cut in the middle of a fenced transaction (its lock on the row).
+      await untilValue(() => of('near', 'wrote').length >= 1, 'near writing', { timeoutMs: 4 * TTL_MS + FENCED_IDLE_LIMIT_MS });
       // far stopped before near began, though it never heard back from the database.
       const [{ first }] = await sql`SELECT min(at) AS first FROM fenced_writes WHERE holder = 'near'`;
       const [{ last }] = await sql`SELECT max(at) AS last FROM fenced_writes WHERE holder = 'far'`;

@@ -2,9 +2,10 @@
 // installed) in front of two upstreams, checked with the Tessera client and plain HTTP through
 // it: chunked uploads of fragments larger than nginx's default body limit, downloads whole and
 // by Range, subscriptions over graphql-ws and SSE, and the API still working after one upstream
-// dies. Without PostgreSQL the two upstreams are one real coordinator reached directly and
-// through a stand-in that dies like a killed process; with PostgreSQL
-// (test/support/postgres.ts), two real coordinators on one database, one of them killed -9.
+// dies. First the two upstreams are one real coordinator reached directly and through a
+// stand-in that dies like a killed process (no database server needed); then, with PostgreSQL
+// (test/support/postgres.ts; skipped with the reason without it), two real coordinators on one
+// database, one of them killed -9.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +16,8 @@ import { startCluster, type TestCluster } from './support/cluster.ts';
 import { findNginx, startNginx, stopAllNginx, type Nginx } from './support/nginx.ts';
 import { startKillableProxy, type KillableProxy } from './support/killable-proxy.ts';
 import { subscribe } from './support/subscriptions.ts';
+import { postgresAvailable, useTestDatabase } from './support/postgres.ts';
+import { COORDINATORS_ON_POSTGRES_PENDING, startPgCluster, type PgCluster } from './support/pg-cluster.ts';
 import { createTesseraClient, type ClusterEvent, type TesseraClient } from '../src/client/index.ts';
 
 const FRAGMENT = 2 * 1024 * 1024; // above nginx's default client_max_body_size (1 MiB)
@@ -111,5 +114,81 @@ describe.skipIf(!nginxFound.bin)(
       await uploadThrough('after-kill.bin', 2 * FRAGMENT + 7);
       expect((await client.list({ prefix: 'after-kill' })).images.map((i) => i.name)).toEqual(['after-kill.bin']);
     });
+  },
+);
+
+const pg = await postgresAvailable();
+const skipPg = nginxFound.reason ?? COORDINATORS_ON_POSTGRES_PENDING ?? pg.reason;
+
+describe.skipIf(skipPg !== undefined)(
+  `docs/nginx.conf in front of two real coordinators on one PostgreSQL database${skipPg ? ` (skipped: ${skipPg})` : ''}`,
+  () => {
+    const db = useTestDatabase();
+    let dir: string;
+    let cluster: PgCluster;
+    let nginx: Nginx;
+    let client: TesseraClient;
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'tessera-nginx-pg-'));
+      cluster = await startPgCluster(dir, db.url, { count: 2, args: ['--fragment-size', String(FRAGMENT)] });
+      nginx = await startNginx(
+        nginxFound.bin!,
+        cluster.coordinators.map((c) => c.url),
+      );
+      client = createTesseraClient({ url: nginx.url, token: cluster.token, stateDir: false });
+    }, 120_000);
+    afterAll(async () => {
+      client?.close();
+      await nginx?.stop();
+      await cluster?.stop();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    const get = (name: string) => fetch(`${nginx.url}/images/${name}`, { headers: { authorization: `Bearer ${cluster.token}` } });
+
+    it('upload, download and events through nginx; kill -9 of one coordinator leaves the API working through the other', async () => {
+      const bytes = randomBytes(3 * FRAGMENT + 99);
+      await writeFile(join(dir, 'pg-lb.bin'), bytes);
+      // Round robin spreads this upload's requests over both coordinators.
+      expect((await client.upload(join(dir, 'pg-lb.bin'), { parallel: 2 })).image.sha256).toBe(sha256(bytes));
+      expect(Buffer.from(await (await get('pg-lb.bin')).arrayBuffer()).equals(bytes)).toBe(true);
+
+      const sub = await subscribe<ClusterEvent & { name?: string }>(
+        'ws',
+        nginx.url,
+        STORED,
+        {},
+        { authorization: `Bearer ${cluster.token}` },
+      );
+      try {
+        for (let i = 0; ; i++) {
+          expect(i).toBeLessThan(40);
+          await client.upload(Readable.from([Buffer.from('pg event')]), { name: `pg-event-${i}`, size: 8 });
+          const seen = await sub
+            .waitFor((e) => e.name === `pg-event-${i}`, 'ImageStored', 500)
+            .then(
+              () => true,
+              () => false,
+            );
+          if (seen) break;
+        }
+      } finally {
+        await sub.close();
+      }
+
+      cluster.coordinators[0].kill('SIGKILL');
+      await cluster.coordinators[0].exited;
+      for (let i = 0; i < 4; i++) {
+        expect((await client.stat('pg-lb.bin')).size).toBe(bytes.length);
+        const res = await get('pg-lb.bin');
+        expect(res.status).toBe(200);
+        expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
+      }
+      const after = randomBytes(2 * FRAGMENT + 5);
+      await writeFile(join(dir, 'pg-after.bin'), after);
+      expect((await client.upload(join(dir, 'pg-after.bin'))).image.sha256).toBe(sha256(after));
+      expect(Buffer.from(await (await get('pg-after.bin')).arrayBuffer()).equals(after)).toBe(true);
+    }, 120_000);
   },
 );

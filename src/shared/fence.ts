@@ -42,9 +42,20 @@ export class FencedError extends Error {
 }
 
 /**
+ * How long a fenced transaction may sit idle on the server (waiting for its client's next
+ * statement) before PostgreSQL ends the session. A leader cut off from the database in the middle
+ * of a fenced transaction would otherwise hold its lock on the lease row (below) until the server
+ * noticed the dead connection (TCP keepalive: hours), and no successor could take the lease.
+ */
+export const FENCED_IDLE_LIMIT_MS = 5000;
+
+/**
  * What the PostgreSQL engine runs first in a write transaction made under a fencing token
  * ($1 = currentFence()): no row means the token is stale (throw FencedError). The lease row
  * (migrations/postgres/010_coordination.sql) is locked FOR SHARE, so a takeover (an UPDATE of
- * that row) waits for this transaction to end, and one that came first makes the write refused.
+ * that row) waits for this transaction to end, and one that came first makes the write refused;
+ * the same statement bounds how long the transaction may then sit idle (FENCED_IDLE_LIMIT_MS).
  */
-export const FENCE_CHECK_SQL = `SELECT 1 FROM leader_lease WHERE name = 'background' AND token = $1::bigint FOR SHARE`;
+export const FENCE_CHECK_SQL =
+  `SELECT set_config('idle_in_transaction_session_timeout', '${FENCED_IDLE_LIMIT_MS}', true) ` +
+  `FROM leader_lease WHERE name = 'background' AND token = $1::bigint FOR SHARE`;
