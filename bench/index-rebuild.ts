@@ -63,7 +63,7 @@ try {
   );
   while (coordinator.app.rebuilding()) await new Promise((r) => setTimeout(r, 20));
   const ms = Date.now() - started;
-  const listed = coordinator.app.images.count();
+  const listed = await coordinator.app.images.count();
   await coordinator.stop();
   await Promise.all(datanodes.map((d) => d.close()));
   process.stdout.write(

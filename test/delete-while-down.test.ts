@@ -27,10 +27,9 @@ describe('deleteImage while a datanode is DOWN', () => {
     await uploadImage(cluster, 'doomed.png', doomed);
     await uploadImage(cluster, 'kept.png', kept);
     // The datanode to stop holds replicas of both images.
+    const [doomedFragments, keptFragments] = [await fragmentsOf(cluster, 'doomed.png'), await fragmentsOf(cluster, 'kept.png')];
     const down = [0, 1, 2].find(
-      (n) =>
-        fragmentsOf(cluster, 'doomed.png').some((f) => f.holders.includes(n)) &&
-        fragmentsOf(cluster, 'kept.png').some((f) => f.holders.includes(n)),
+      (n) => doomedFragments.some((f) => f.holders.includes(n)) && keptFragments.some((f) => f.holders.includes(n)),
     )!;
     const onDown = (await copiesOf(doomed)).filter((nodes) => nodes.includes(down)).length;
     expect(onDown).toBeGreaterThan(0);
@@ -65,7 +64,7 @@ describe('deleteImage while a datanode is DOWN', () => {
   it('survives a coordinator restart while the deletions wait for the DOWN datanode', async () => {
     const doomed = bytesOf(4 * FRAGMENT, 3);
     await uploadImage(cluster, 'doomed-2.png', doomed);
-    const down = fragmentsOf(cluster, 'doomed-2.png')[0].holders[0];
+    const down = (await fragmentsOf(cluster, 'doomed-2.png'))[0].holders[0];
     await stopDatanode(cluster, down);
     await waitForStatus(cluster, down, 'DOWN');
     expect(await cluster.gql(DELETE, { n: 'doomed-2.png' })).toEqual({ deleteImage: true });

@@ -17,7 +17,7 @@ import { placeReplicas } from '../src/cluster/placement.ts';
 import type { DatanodeClient } from '../src/cluster/datanode-client.ts';
 import type { ClusterEvent, EventBus, HealthSample } from '../src/events.ts';
 import { openDatabase, type Db } from '../src/metadata/database.ts';
-import { datanodeRows } from '../src/metadata/datanodes.ts';
+import { sqliteMetadataOn } from '../src/metadata/store.ts';
 
 const thresholds: HealthThresholds = { ...DEFAULTS.thresholds };
 const calm: DatanodeHealthReport = {
@@ -85,8 +85,10 @@ describe('registry on a fake clock', () => {
   let db: Db;
   let clock: number;
   const now = () => clock;
-  const registry = (overrides: Partial<Parameters<typeof createRegistry>[0]> = {}) =>
-    createRegistry({ rows: datanodeRows(db), downAfterFailures: 3, thresholds, now, ...overrides });
+  const registry = async (overrides: Partial<Parameters<typeof createRegistry>[0]> = {}) => {
+    const rows = sqliteMetadataOn(db).datanodes;
+    return createRegistry({ rows, initial: await rows.all(), downAfterFailures: 3, thresholds, now, ...overrides });
+  };
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tessera-health-rules-'));
@@ -98,13 +100,13 @@ describe('registry on a fake clock', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('reports the first status after registration with previous null, then only changes', () => {
-    const reg = registry();
-    const { datanode, created } = reg.register('http://127.0.0.1:7001');
+  it('reports the first status after registration with previous null, then only changes', async () => {
+    const reg = await registry();
+    const { datanode, created } = await reg.register('http://127.0.0.1:7001');
     expect(created).toBe(true);
     expect(datanode.status).toBeNull();
     expect(reg.isLive(datanode.id)).toBe(false);
-    expect(reg.register('http://127.0.0.1:7001')).toMatchObject({ datanode: { id: datanode.id }, created: false });
+    expect(await reg.register('http://127.0.0.1:7001')).toMatchObject({ datanode: { id: datanode.id }, created: false });
 
     clock += 1000;
     expect(reg.recordSample(datanode.id, calm)).toMatchObject({
@@ -125,9 +127,9 @@ describe('registry on a fake clock', () => {
     expect(reg.get(datanode.id)!.lastSeenAt).toBe(clock);
   });
 
-  it('stays UP through 2 failed samples, is DOWN at the 3rd, UP again after one success', () => {
-    const reg = registry();
-    const { id } = reg.register('http://127.0.0.1:7002').datanode;
+  it('stays UP through 2 failed samples, is DOWN at the 3rd, UP again after one success', async () => {
+    const reg = await registry();
+    const { id } = (await reg.register('http://127.0.0.1:7002')).datanode;
     reg.recordSample(id, calm);
     const seenAt = clock;
 
@@ -155,9 +157,9 @@ describe('registry on a fake clock', () => {
     expect(reg.get(id)!.status).toBe('UP');
   });
 
-  it('a success between failures resets the streak', () => {
-    const reg = registry();
-    const { id } = reg.register('http://127.0.0.1:7003').datanode;
+  it('a success between failures resets the streak', async () => {
+    const reg = await registry();
+    const { id } = (await reg.register('http://127.0.0.1:7003')).datanode;
     const script = [calm, undefined, undefined, calm, undefined, undefined, calm];
     const changes = script.map((s) => reg.recordSample(id, s)).filter(Boolean);
     expect(changes).toHaveLength(1);
@@ -166,9 +168,9 @@ describe('registry on a fake clock', () => {
 
   // Between UP and DEGRADED a change waits for 3 samples in a row (the hysteresis below); the
   // first status, DOWN and the way back from DOWN are at once.
-  it('goes DOWN, DEGRADED, UP and DEGRADED as samples say, one change each', () => {
-    const reg = registry();
-    const { id } = reg.register('http://127.0.0.1:7004').datanode;
+  it('goes DOWN, DEGRADED, UP and DEGRADED as samples say, one change each', async () => {
+    const reg = await registry();
+    const { id } = (await reg.register('http://127.0.0.1:7004')).datanode;
     const script: (DatanodeHealthReport | undefined)[] = [
       { ...calm, memoryPercent: 90 }, // first status: DEGRADED
       { ...calm, memoryPercent: 95 },
@@ -196,9 +198,9 @@ describe('registry on a fake clock', () => {
     ]);
   });
 
-  it('a datanode that never answers has DOWN as its first status (previous null) at the 3rd failure', () => {
-    const reg = registry();
-    const { id } = reg.register('http://127.0.0.1:7005').datanode;
+  it('a datanode that never answers has DOWN as its first status (previous null) at the 3rd failure', async () => {
+    const reg = await registry();
+    const { id } = (await reg.register('http://127.0.0.1:7005')).datanode;
     expect(reg.recordSample(id, undefined)).toBeUndefined();
     expect(reg.recordSample(id, undefined)).toBeUndefined();
     expect(reg.get(id)!.status).toBeNull();
@@ -206,16 +208,16 @@ describe('registry on a fake clock', () => {
     expect(reg.get(id)!.lastSeenAt).toBeNull();
   });
 
-  it('takes downAfterFailures and thresholds from its configuration', () => {
-    const reg = registry({ downAfterFailures: 1, thresholds: { cpuPercent: 50, memoryPercent: 100, diskPercent: 100 } });
-    const { id } = reg.register('http://127.0.0.1:7006').datanode;
+  it('takes downAfterFailures and thresholds from its configuration', async () => {
+    const reg = await registry({ downAfterFailures: 1, thresholds: { cpuPercent: 50, memoryPercent: 100, diskPercent: 100 } });
+    const { id } = (await reg.register('http://127.0.0.1:7006')).datanode;
     expect(reg.recordSample(id, { ...calm, cpuPercent: 50 })).toMatchObject({ status: 'DEGRADED' });
     expect(reg.recordSample(id, undefined)).toMatchObject({ previous: 'DEGRADED', status: 'DOWN' });
   });
 
-  it('a new registry on the same index (a restart) shows the last stored sample and status', () => {
-    const first = registry();
-    const { id } = first.register('http://127.0.0.1:7007').datanode;
+  it('a new registry on the same index (a restart) shows the last stored sample and status', async () => {
+    const first = await registry();
+    const { id } = (await first.register('http://127.0.0.1:7007')).datanode;
     first.recordSample(id, {
       ...calm,
       cpuPercent: 12.5,
@@ -230,9 +232,10 @@ describe('registry on a fake clock', () => {
     first.recordSample(id, undefined);
     first.recordSample(id, undefined);
     first.recordSample(id, undefined); // DOWN, sample kept
+    await first.persisted(); // the row writes are queued: stored before the restart reads them
 
     clock += 60_000;
-    const restarted = registry();
+    const restarted = await registry();
     expect(restarted.get(id)).toMatchObject({
       url: 'http://127.0.0.1:7007',
       status: 'DOWN',
@@ -331,10 +334,11 @@ describe('monitor', () => {
   });
 
   it('publishes one health message per sample and one status event per change', async () => {
-    const registry = createRegistry({ rows: datanodeRows(db), downAfterFailures: 3, thresholds });
-    const a = registry.register('http://a.test').datanode.id;
-    const b = registry.register('http://b.test').datanode.id;
-    const c = registry.register('http://c.test').datanode.id;
+    const rows = sqliteMetadataOn(db).datanodes;
+    const registry = createRegistry({ rows, initial: await rows.all(), downAfterFailures: 3, thresholds });
+    const a = (await registry.register('http://a.test')).datanode.id;
+    const b = (await registry.register('http://b.test')).datanode.id;
+    const c = (await registry.register('http://c.test')).datanode.id;
     // Scripted answers per round: a answers, then fails 3 times, then answers hot; b always
     // answers; c never does.
     const scriptA: (DatanodeHealthReport | undefined)[] = [calm, undefined, undefined, undefined, { ...calm, cpuPercent: 85 }];

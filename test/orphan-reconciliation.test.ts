@@ -56,7 +56,7 @@ describe('reconciliation', () => {
     const bytes = bytesOf(3 * FRAGMENT, 3);
     await uploadImage(cluster, 'kept.png', bytes);
     const events = watchEvents(cluster.app);
-    const victim = fragmentsOf(cluster, 'kept.png')[2];
+    const victim = (await fragmentsOf(cluster, 'kept.png'))[2];
     const node = victim.holders[1];
     await removeReplicaFile(cluster, node, victim.id);
 

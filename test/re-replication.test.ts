@@ -33,7 +33,7 @@ async function storeImages(cluster: TestCluster, count: number, seed: number) {
  */
 async function expectCopies(cluster: TestCluster, stored: Map<string, Buffer>, allowed: number[], copies = 2, ignored: number[] = []) {
   for (const [name, bytes] of stored) {
-    for (const f of fragmentsOf(cluster, name)) {
+    for (const f of await fragmentsOf(cluster, name)) {
       const holders = f.holders.filter((n) => !ignored.includes(n));
       expect(holders.length, `${name}#${f.idx} replicas`).toBe(copies);
       for (const n of holders) {
@@ -63,10 +63,14 @@ describe('re-replication after a datanode is lost', () => {
   it('copies every fragment of a datanode DOWN past repair-after back to 2 verified copies on live datanodes', async () => {
     const stored = await storeImages(cluster, 5, 100);
     const lost = 2;
-    const onLost = [...stored.keys()].flatMap((name) => fragmentsOf(cluster, name).filter((f) => f.holders.includes(lost)));
+    const onLost = (await Promise.all([...stored.keys()].map((name) => fragmentsOf(cluster, name)))).flatMap((fs) =>
+      fs.filter((f) => f.holders.includes(lost)),
+    );
     expect(onLost.length).toBeGreaterThan(0);
     const placedBefore = new Map(
-      [...stored.keys()].flatMap((name) => fragmentsOf(cluster, name).map((f) => [f.id, [...f.holders].sort()] as const)),
+      (await Promise.all([...stored.keys()].map((name) => fragmentsOf(cluster, name)))).flatMap((fs) =>
+        fs.map((f) => [f.id, [...f.holders].sort()] as const),
+      ),
     );
     const events = watchEvents(cluster.app);
 
@@ -74,7 +78,7 @@ describe('re-replication after a datanode is lost', () => {
     await waitForStatus(cluster, lost, 'DOWN');
     expect(await underReplicated(cluster)).toBe(onLost.length);
     // Before repair-after has passed, nothing moves: a short outage costs no copying.
-    expect(fragmentsOf(cluster, [...stored.keys()][0]).flatMap((f) => f.holders).length).toBe(2 * 5);
+    expect((await fragmentsOf(cluster, [...stored.keys()][0])).flatMap((f) => f.holders).length).toBe(2 * 5);
 
     await until(async () => (await underReplicated(cluster)) === 0, 'underReplicatedFragments 0', 20_000);
     // Two verified copies on the live datanodes; the lost one's replica stays recorded (it may return with it).
@@ -92,7 +96,10 @@ describe('re-replication after a datanode is lost', () => {
     await restartDatanode(cluster, lost);
     await waitForStatus(cluster, lost, 'UP');
     await until(
-      () => [...stored.keys()].every((name) => fragmentsOf(cluster, name).every((f) => f.holders.length === 2)),
+      async () =>
+        (await Promise.all([...stored.keys()].map((name) => fragmentsOf(cluster, name)))).every((fs) =>
+          fs.every((f) => f.holders.length === 2),
+        ),
       'excess replicas trimmed',
       15_000,
     );
@@ -100,7 +107,7 @@ describe('re-replication after a datanode is lost', () => {
     expect(await underReplicated(cluster)).toBe(0);
     await expectCopies(cluster, stored, [0, 1, 2]);
     for (const name of stored.keys())
-      for (const f of fragmentsOf(cluster, name)) expect([...f.holders].sort(), `${name}#${f.idx}`).toEqual(placedBefore.get(f.id));
+      for (const f of await fragmentsOf(cluster, name)) expect([...f.holders].sort(), `${name}#${f.idx}`).toEqual(placedBefore.get(f.id));
     expect(
       (await fragmentFileList(cluster))
         .filter((f) => f.node === lost)
@@ -111,7 +118,9 @@ describe('re-replication after a datanode is lost', () => {
 
     // It takes new replicas again.
     const fresh = await storeImages(cluster, 3, 200);
-    expect([...fresh.keys()].flatMap((n) => fragmentsOf(cluster, n).flatMap((f) => f.holders))).toContain(lost);
+    expect(
+      (await Promise.all([...fresh.keys()].map((n) => fragmentsOf(cluster, n)))).flatMap((fs) => fs.flatMap((f) => f.holders)),
+    ).toContain(lost);
     await expectDownloads(cluster, new Map([...stored, ...fresh]));
   });
 
@@ -127,7 +136,7 @@ describe('re-replication after a datanode is lost', () => {
     const downSince = Math.max(...[1, 2].map((n) => cluster.app.registry.get(datanodeIds(cluster)[n])!.statusSince));
     await expect.poll(() => Date.now() - downSince, { timeout: 10_000 }).toBeGreaterThan(1000);
     await cluster.app.repairer.kick();
-    for (const name of stored.keys()) for (const f of fragmentsOf(cluster, name)) expect(f.holders.length).toBe(2);
+    for (const name of stored.keys()) for (const f of await fragmentsOf(cluster, name)) expect(f.holders.length).toBe(2);
 
     await restartDatanode(cluster, 1);
     await waitForStatus(cluster, 1, 'UP');
@@ -136,7 +145,10 @@ describe('re-replication after a datanode is lost', () => {
     await restartDatanode(cluster, 2);
     await waitForStatus(cluster, 2, 'UP');
     await until(
-      () => [...stored.keys()].every((name) => fragmentsOf(cluster, name).every((f) => f.holders.length === 2)),
+      async () =>
+        (await Promise.all([...stored.keys()].map((name) => fragmentsOf(cluster, name)))).every((fs) =>
+          fs.every((f) => f.holders.length === 2),
+        ),
       'excess replicas trimmed',
       15_000,
     );
@@ -198,9 +210,9 @@ describe('decommission', () => {
     expect((await cluster.gql(DRAIN, { id }, auth)).drainDatanode).toEqual({ id, draining: true });
     // While it drains, new images go elsewhere.
     const during = await storeImages(cluster, 2, 500);
-    for (const name of during.keys()) for (const f of fragmentsOf(cluster, name)) expect(f.holders).not.toContain(leaving);
+    for (const name of during.keys()) for (const f of await fragmentsOf(cluster, name)) expect(f.holders).not.toContain(leaving);
 
-    await until(() => await cluster.app.catalog.replicaCountOn(id) === 0, 'the draining datanode holds no replica', 20_000);
+    await until(async () => (await cluster.app.catalog.replicaCountOn(id)) === 0, 'the draining datanode holds no replica', 20_000);
     await settleDeletions(cluster, 10_000);
     expect((await fragmentFileList(cluster)).filter((f) => f.node === leaving)).toEqual([]);
     const all = new Map([...stored, ...during]);

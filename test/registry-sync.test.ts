@@ -13,7 +13,7 @@ import { createRegistry, type Registry } from '../src/cluster/registry.ts';
 import { createRegistrySync, type RegistrySync } from '../src/cluster/registry-sync.ts';
 import { DEFAULTS } from '../src/config.ts';
 import { openDatabase, type Db } from '../src/metadata/database.ts';
-import { datanodeRows } from '../src/metadata/datanodes.ts';
+import { sqliteMetadataOn } from '../src/metadata/store.ts';
 import { until } from './support/poll.ts';
 import { postgresAvailable, skipNote, useTestDatabase } from './support/postgres.ts';
 
@@ -38,8 +38,10 @@ describe.skipIf(!server.adminUrl)(`datanode registries of two coordinators${skip
       const transport = postgresNotifyTransport(pg.url);
       transports.push(transport);
       const events = createEventBus({ relay: { transport, origin } });
+      const rows = sqliteMetadataOn(db).datanodes;
       const registry = createRegistry({
-        rows: datanodeRows(db),
+        rows,
+        initial: await rows.all(),
         downAfterFailures: 3,
         thresholds: DEFAULTS.thresholds,
         onChange: (id) => events.tellOthers({ kind: 'datanodeChanged', id }),
@@ -47,7 +49,7 @@ describe.skipIf(!server.adminUrl)(`datanode registries of two coordinators${skip
       const sampled: string[] = [];
       const sync = createRegistrySync({
         registry,
-        readRows: async () => datanodeRows(db).all(),
+        readRows: () => rows.all(),
         events,
         isLeader: () => leader,
         log: quiet,
@@ -70,7 +72,7 @@ describe.skipIf(!server.adminUrl)(`datanode registries of two coordinators${skip
 
   it("knows a datanode registered through the other, takes the leader's statuses, and forgets a removed one", async () => {
     const [leader, follower] = side;
-    const { datanode } = leader.registry.register('http://127.0.0.1:7001');
+    const { datanode } = await leader.registry.register('http://127.0.0.1:7001');
     await until(() => follower.registry.get(datanode.id) !== undefined, 'the follower to learn of it');
 
     // The leader's monitor: a sample, relayed with its status change.
@@ -88,7 +90,7 @@ describe.skipIf(!server.adminUrl)(`datanode registries of two coordinators${skip
     expect(follower.registry.live().map((n) => n.id)).toEqual([datanode.id]);
 
     // Registered through the follower: the leader learns of it and samples it at once.
-    const second = follower.registry.register('http://127.0.0.1:7002').datanode;
+    const second = (await follower.registry.register('http://127.0.0.1:7002')).datanode;
     await until(() => leader.sampled.includes(second.id), 'the leader to sample the new datanode');
 
     leader.registry.setDraining(datanode.id, true);
@@ -99,7 +101,7 @@ describe.skipIf(!server.adminUrl)(`datanode registries of two coordinators${skip
 
   it('re-reads the rows when asked (the safety net), whatever it missed', async () => {
     const [, follower] = side;
-    datanodeRows(db).insert('dn-missed', 'http://127.0.0.1:7003', Date.now());
+    await sqliteMetadataOn(db).datanodes.insert('dn-missed', 'http://127.0.0.1:7003', Date.now());
     await follower.sync.reload('test');
     expect(follower.registry.get('dn-missed')?.url).toBe('http://127.0.0.1:7003');
   });

@@ -39,7 +39,7 @@ describe('read failover', () => {
     const events = watchEvents(cluster.app);
     // The victim fragment's first replica in read order is corrupted; the stopped datanode
     // is the one that does not hold it, so the fragment keeps exactly one good copy.
-    const victim = fragmentsOf(cluster, 'img-2.png')[1];
+    const victim = (await fragmentsOf(cluster, 'img-2.png'))[1];
     const [corrupted] = victim.holders;
     const stopped = [0, 1, 2].find((n) => !victim.holders.includes(n))!;
     try {
@@ -72,7 +72,7 @@ describe('read failover', () => {
   it('answers IMAGE_UNAVAILABLE only when no replica is readable: fragmentData, and GET /images as 503 JSON when it is the first fragment', async () => {
     const bytes = bytesOf(3 * FRAGMENT + 5, 77);
     await uploadImage(cluster, 'doomed.png', bytes);
-    const [first, second] = fragmentsOf(cluster, 'doomed.png');
+    const [first, second] = await fragmentsOf(cluster, 'doomed.png');
     for (const n of first.holders) await corruptReplica(cluster, n, first.id);
 
     const res = await cluster.gql.request(FRAGMENT_DATA, { n: 'doomed.png', i: 0 });
@@ -96,7 +96,7 @@ describe('read failover', () => {
   it('cuts the connection rather than send a wrong byte when a later fragment has no readable replica', async () => {
     const bytes = bytesOf(4 * FRAGMENT, 78);
     await uploadImage(cluster, 'cut.png', bytes);
-    const third = fragmentsOf(cluster, 'cut.png')[2];
+    const third = (await fragmentsOf(cluster, 'cut.png'))[2];
     for (const n of third.holders) await corruptReplica(cluster, n, third.id);
 
     const res = await fetch(imagePath(cluster, 'cut.png'));

@@ -19,7 +19,7 @@ describe('scrubber', () => {
     const bytes = bytesOf(4 * FRAGMENT + 10, 1);
     await uploadImage(cluster, 'rot.png', bytes);
     const events = watchEvents(cluster.app);
-    const victim = fragmentsOf(cluster, 'rot.png')[3];
+    const victim = (await fragmentsOf(cluster, 'rot.png'))[3];
     const node = victim.holders[1];
     await flipBit(cluster, node, victim.id, 8 * 1000 + 3);
 

@@ -46,7 +46,7 @@ export async function restartDatanode(cluster: TestCluster, node: number): Promi
 }
 
 /** The index's view of a stored image: each fragment's id, hash and replica holders (test datanode indexes, in the order reads try them when all are live). */
-export function fragmentsOf(cluster: TestCluster, name: string) {
+export async function fragmentsOf(cluster: TestCluster, name: string) {
   const image = await cluster.app.catalog.imageByName(name);
   if (!image) throw new Error(`no stored image "${name}"`);
   const ids = datanodeIds(cluster);

@@ -17,8 +17,7 @@ const SECRET = 'multi-coordinator-test-secret';
  * branch work/pg-async-wip when this was written). Delete it once `npm run coordinator --
  * --metadata postgres://…` serves: the tests then run whenever a PostgreSQL server is there.
  */
-export const COORDINATORS_ON_POSTGRES_PENDING: string | undefined =
-  'the coordinator does not run on --metadata postgres:// yet (issue 12 step 2 not landed)';
+export const COORDINATORS_ON_POSTGRES_PENDING: string | undefined = undefined;
 const coordinators = new ChildGroup();
 
 export interface PgCluster {
