@@ -394,10 +394,12 @@ function linkParts(
   auth.onRevoked((id) => events.tellOthers({ kind: 'tokenRevoked', id }));
   // A revocation told while the event channel was down is found by asking the tokens again.
   events.onRestored(() => {
-    for (const id of auth.quotas.livePrincipals()) {
-      if (id === 'anonymous' || id === 'cluster') continue; // not tokens
-      if (!auth.stillValid({ kind: 'token', id, name: '', role: 'read' })) auth.quotas.endAllOf(id);
-    }
+    void (async () => {
+      for (const id of auth.quotas.livePrincipals()) {
+        if (id === 'anonymous' || id === 'cluster') continue; // not tokens
+        if (!(await auth.stillValid({ kind: 'token', id, name: '', role: 'read' }))) auth.quotas.endAllOf(id);
+      }
+    })().catch((err: Error) => log.warn({ err: err.message }, 'could not re-check live tokens after the event channel came back'));
   });
   const sync = linkCoordinators({
     events,
@@ -496,7 +498,8 @@ export async function createCoordinator(config: CoordinatorConfig, log: Logger, 
   const cluster = createClusterService({ catalog, registry, client, monitor, clusterIdentity, repairer, replicationFactor, log });
   const sweeper = expirySweep(config, scheduler, uploads, auth);
   const links =
-    shared && linkParts(config, shared.sql, { events, registry, clusterIdentity, metadata, coordination, client, monitor, auth, repairer, log });
+    shared &&
+    linkParts(config, shared.sql, { events, registry, clusterIdentity, metadata, coordination, client, monitor, auth, repairer, log });
   let stopped = false;
   const startLoops = () => {
     if (stopped) return;

@@ -94,7 +94,7 @@ async function rewrite(
   try {
     await client.putFragment(node.url, fragment.id, good, fragment.sha256);
   } finally {
-    if (!await catalog.moveReplicas(fragment.id, [node.id], [], now())) await catalog.releaseWriteIntents(fragment.id, [node.id], now());
+    if (!(await catalog.moveReplicas(fragment.id, [node.id], [], now()))) await catalog.releaseWriteIntents(fragment.id, [node.id], now());
   }
   await throttle.consume(good.length, signal);
   log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');

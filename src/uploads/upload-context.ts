@@ -77,11 +77,7 @@ export const storedNotice = ({ events }: UploadContext, upload: ImageRow): Event
   });
 
 /** The image an upload became, logged and announced (`notice`: sent with its completion). */
-export async function announceStored(
-  { catalog, log, events }: UploadContext,
-  imageId: number,
-  notice: EventNotice,
-): Promise<ImageRow> {
+export async function announceStored({ catalog, log, events }: UploadContext, imageId: number, notice: EventNotice): Promise<ImageRow> {
   const image = (await catalog.imageById(imageId))!;
   log.info({ image: image.name, size: image.size }, 'image stored');
   events.committed(notice);

@@ -66,7 +66,7 @@ export async function settleDeletions(cluster: TestCluster, timeoutMs = 5000): P
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     await cluster.app.deleter.idle();
-    if (await cluster.app.catalog.pendingDeletionCount() === 0) return;
+    if ((await cluster.app.catalog.pendingDeletionCount()) === 0) return;
     if (Date.now() > deadline)
       throw new Error(`${await cluster.app.catalog.pendingDeletionCount()} replica deletions still pending after ${timeoutMs} ms`);
     await cluster.app.deleter.kick();
