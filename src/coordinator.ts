@@ -426,6 +426,15 @@ function linkParts(
   };
 }
 
+/** How long a coordinator on PostgreSQL waits at start to see whether it leads (then samples first). */
+const LEAD_AT_START_WAIT_MS = 3000;
+
+/** Whether `gate` opens within `ms`. */
+async function leadsWithin(gate: () => boolean, ms: number): Promise<boolean> {
+  for (const until = Date.now() + ms; !gate(); await new Promise((r) => setTimeout(r, 50))) if (Date.now() > until) return false;
+  return true;
+}
+
 /** How often the leader looks for coordinators that stopped heartbeating (membership.ts). */
 const SWEEP_DEPARTED_MS = 30_000;
 
@@ -456,16 +465,17 @@ function coordinationFor(config: CoordinatorConfig, log: Logger, shared: SharedM
  * from the datanodes' records (nothing deletes before), and the --recheck-index this process was
  * started with. No running marker: PostgreSQL keeps every committed transaction.
  */
-function startShared(
+async function startShared(
   config: CoordinatorConfig,
   {
     coordination,
     catalog,
     checks,
     scheduler,
-  }: { coordination: Coordination; catalog: Catalog; checks: ReturnType<typeof createIndexChecks>; scheduler: Scheduler },
+    monitor,
+  }: { coordination: Coordination; catalog: Catalog; checks: ReturnType<typeof createIndexChecks>; scheduler: Scheduler; monitor: Monitor },
   startLoops: () => void,
-): void {
+): Promise<void> {
   let recheck = config.recheckIndex;
   scheduler
     .loop('coordinator sweep', () => coordination.sweepDeparted(async (ids) => await catalog.releaseWriteIntentsOf(ids, Date.now())), {
@@ -480,6 +490,9 @@ function startShared(
     recheck = false;
     await checks.recheck(empty ? 'the index is empty (new leader)' : '--recheck-index (new leader)');
   });
+  // Serve once the datanodes are sampled, as a lone coordinator does: when this one takes the
+  // lease at start, its first uploads must find them live (bounded: another may lead).
+  if (await leadsWithin(coordination.gate, LEAD_AT_START_WAIT_MS)) await monitor.kick();
 }
 
 export async function createCoordinator(config: CoordinatorConfig, log: Logger, given?: SharedMetadata): Promise<Coordinator> {
@@ -526,7 +539,7 @@ export async function createCoordinator(config: CoordinatorConfig, log: Logger, 
       for (const url of config.datanodes) await cluster.register(url);
       await establishClusterId({ clusterIdentity, registry, client, log });
       monitor.start();
-      if (coordination.shared) return startShared(config, { coordination, catalog, checks, scheduler }, startLoops);
+      if (coordination.shared) return startShared(config, { coordination, catalog, checks, scheduler, monitor }, startLoops);
       await startAlone(config, { marker, uncleanStop, catalog, checks }, startLoops);
     },
     async stop() {
