@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { runCli, stopAllCli } from './support/cli-process.ts';
 import { startCoordinatorProcess, stopAllCoordinatorProcesses, type CoordinatorProcess } from './support/coordinator-process.ts';
 import { readAdminToken, rawFetch } from './support/tokens.ts';
+import { dropMetadataFor } from './support/test-metadata.ts';
 
 let dir: string;
 let coordinator: CoordinatorProcess | undefined;
@@ -49,7 +50,9 @@ it('the first start writes <data-dir>/admin.token (0600) and logs where; a resta
   await coordinator.stop();
 
   // The index is lost (and rebuilt without tokens): the stale file is replaced by a working token.
+  // On PostgreSQL the index is its database: dropped, the next start gets a new, empty one.
   for (const f of ['index.sqlite', 'index.sqlite-wal', 'index.sqlite-shm']) await rm(join(dataDir, f), { force: true });
+  await dropMetadataFor(dataDir);
   coordinator = await startCoordinatorProcess({ dataDir });
   const second = readAdminToken(dataDir);
   expect(second).not.toBe(first);

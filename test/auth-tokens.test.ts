@@ -43,7 +43,7 @@ describe('tokens, revocation and signed URLs', () => {
     expect(a.secret).toMatch(/^tsr_[A-Za-z0-9_-]{43}$/);
     expect(a.secret).not.toBe(b.secret);
     expect(a.token).toMatchObject({ name: 'ci', role: 'write', expiresAt: null, revokedAt: null, active: true });
-    const stored = cluster.app.db.prepare('SELECT * FROM tokens WHERE id = ?').get(a.id) as Record<string, unknown>;
+    const [stored] = await cluster.app.indexSql('SELECT * FROM tokens WHERE id = ?', a.id);
     expect(JSON.stringify(stored)).not.toContain(a.secret.slice(4));
     expect(stored.hash).toMatch(/^[0-9a-f]{64}$/);
     const { tokens } = await cluster.gql(TOKENS);

@@ -12,6 +12,7 @@ import { codeOf } from './support/graphql.ts';
 import { rawFetch } from './support/tokens.ts';
 import { BEGIN, download, stateOf, UPLOAD_IMAGE, uploadImage, uploadImageRaw } from './support/images.ts';
 import { makePng } from './support/png.ts';
+import { onPostgres } from './support/test-metadata.ts';
 import { addCoordinatorOptions, readCoordinatorFlags, type CoordinatorConfig } from '../src/config.ts';
 import { INDEX_FILE } from '../src/coordinator.ts';
 import { mediaTypeProblem, MAX_MEDIA_TYPE_LENGTH } from '../src/media-types.ts';
@@ -189,20 +190,25 @@ describe('stored files', () => {
     expect(missing.res.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
-  it('a content type stored before validation that is not valid any more is served as application/octet-stream, not a 500', async () => {
-    await uploadImage(cluster, 'legacy.bin', Buffer.from('legacy'), 'application/octet-stream');
-    const db = new Database(join(cluster.dir, 'coordinator', INDEX_FILE));
-    try {
-      db.prepare('UPDATE images SET content_type = ? WHERE name = ?').run('text/html; x=\u00e9\u4e00\u0000', 'legacy.bin');
-    } finally {
-      db.close();
-    }
-    const { res, body } = await download(cluster, 'legacy.bin');
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toBe('application/octet-stream');
-    expect(res.headers.get('content-disposition')).toBe('attachment');
-    expect(body.toString()).toBe('legacy');
-  });
+  // Only a SQLite index can hold such a value (written before validation; PostgreSQL text cannot
+  // even hold its NUL): the test writes it into the SQLite file.
+  it.skipIf(onPostgres())(
+    'a content type stored before validation that is not valid any more is served as application/octet-stream, not a 500',
+    async () => {
+      await uploadImage(cluster, 'legacy.bin', Buffer.from('legacy'), 'application/octet-stream');
+      const db = new Database(join(cluster.dir, 'coordinator', INDEX_FILE));
+      try {
+        db.prepare('UPDATE images SET content_type = ? WHERE name = ?').run('text/html; x=\u00e9\u4e00\u0000', 'legacy.bin');
+      } finally {
+        db.close();
+      }
+      const { res, body } = await download(cluster, 'legacy.bin');
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/octet-stream');
+      expect(res.headers.get('content-disposition')).toBe('attachment');
+      expect(body.toString()).toBe('legacy');
+    },
+  );
 });
 
 describe('media types at upload', () => {

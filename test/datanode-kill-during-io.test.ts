@@ -58,13 +58,11 @@ describe('kill -9 of a datanode during uploads and downloads', () => {
     })();
     const uploading = uploadChunked(cluster, 'fresh.png', fresh, { concurrency: 8, multipart: true });
     // Kill once the upload is well under way.
-    const received = () =>
-      (
-        cluster.app.db
-          .prepare(`SELECT count(*) AS n FROM fragments f JOIN images i ON i.id = f.image_id WHERE i.name = 'fresh.png'`)
-          .get() as { n: number }
-      ).n;
-    await until(() => received() >= 30, 'upload under way', 20_000);
+    const received = async () => {
+      const sql = `SELECT count(*) AS n FROM fragments f JOIN images i ON i.id = f.image_id WHERE i.name = 'fresh.png'`;
+      return Number((await cluster.app.indexSql(sql))[0].n);
+    };
+    await until(async () => (await received()) >= 30, 'upload under way', 20_000);
     processes[victim].kill('SIGKILL');
     const image = await uploading;
     stopReading = true;

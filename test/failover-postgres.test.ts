@@ -10,14 +10,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postgresAvailable, useTestDatabase } from './support/postgres.ts';
-import { COORDINATORS_ON_POSTGRES_PENDING, startPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { startPgCluster, type PgCluster } from './support/pg-cluster.ts';
 import { startCli, stopAllCli } from './support/cli-process.ts';
 import { untilValue } from './support/poll.ts';
 
 const FRAGMENT = 256 * 1024;
 const FRAGMENTS = 96;
 const pg = await postgresAvailable();
-const skip = COORDINATORS_ON_POSTGRES_PENDING ?? pg.reason;
+const skip = pg.reason;
 
 describe.skipIf(skip !== undefined)(`two coordinators on one PostgreSQL database${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const db = useTestDatabase();

@@ -16,6 +16,7 @@ import { createGraphQLClient } from './support/graphql.ts';
 import { DELETE, beginUpload, dataOf, sendFragment, uploadChunked, uploadImage } from './support/images.ts';
 import type { TestCluster } from './support/cluster.ts';
 import { until } from './support/poll.ts';
+import { dropMetadataFor } from './support/test-metadata.ts';
 
 const FRAGMENT = 64 * 1024;
 // A busy test machine must not make a datanode DEGRADED: placement would then skip it, and the
@@ -213,6 +214,7 @@ it(
 
     expect(await cluster.stop()).toBe(0);
     fs.rmSync(path.join(dataDir, 'coordinator'), { recursive: true, force: true });
+    await dropMetadataFor(dataDir); // on PostgreSQL the index is its database: lost too, a new empty one next start
 
     const started = Date.now();
     cluster = await startClusterProcess(dataDir, port, FLAGS);

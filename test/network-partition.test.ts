@@ -116,8 +116,8 @@ describe.skipIf(unavailable !== undefined)(`network partition${unavailable ? ` (
     await until(() => cluster.app.registry.get(id)?.status === 'UP', 'the healed datanode UP', 15_000);
     // Its replicas were re-replicated elsewhere: every fragment is trimmed back to 2 copies, and
     // the healed datanode holds exactly the files the index still gives it.
-    const replicaCounts = () => cluster.app.db.prepare('SELECT count(*) AS n FROM replicas GROUP BY fragment_id').all() as { n: number }[];
-    await until(() => replicaCounts().every((r) => r.n === 2), 'the excess copies trimmed', 20_000);
+    const replicaCounts = () => cluster.app.indexSql('SELECT count(*) AS n FROM replicas GROUP BY fragment_id');
+    await until(async () => (await replicaCounts()).every((r) => Number(r.n) === 2), 'the excess copies trimmed', 20_000);
     await settleDeletions(cluster, 20_000);
     // A write that was on the wire at the cut can land once the link heals, after the coordinator
     // gave up on it: a file nothing references, which reconciliation exists to remove. One pass.

@@ -17,7 +17,7 @@ import { findNginx, startNginx, stopAllNginx, type Nginx } from './support/nginx
 import { startKillableProxy, type KillableProxy } from './support/killable-proxy.ts';
 import { subscribe } from './support/subscriptions.ts';
 import { postgresAvailable, useTestDatabase } from './support/postgres.ts';
-import { COORDINATORS_ON_POSTGRES_PENDING, startPgCluster, type PgCluster } from './support/pg-cluster.ts';
+import { startPgCluster, type PgCluster } from './support/pg-cluster.ts';
 import { createTesseraClient, type ClusterEvent, type TesseraClient } from '../src/client/index.ts';
 
 const FRAGMENT = 2 * 1024 * 1024; // above nginx's default client_max_body_size (1 MiB)
@@ -118,7 +118,7 @@ describe.skipIf(!nginxFound.bin)(
 );
 
 const pg = await postgresAvailable();
-const skipPg = nginxFound.reason ?? COORDINATORS_ON_POSTGRES_PENDING ?? pg.reason;
+const skipPg = nginxFound.reason ?? pg.reason;
 
 describe.skipIf(skipPg !== undefined)(
   `docs/nginx.conf in front of two real coordinators on one PostgreSQL database${skipPg ? ` (skipped: ${skipPg})` : ''}`,

@@ -85,11 +85,12 @@ describe('a verified copy the index lost track of', () => {
       );
       const fragments = (await c.gql(`{ image(name: "adopt.bin") { fragments { index sha256 replicas { id } } } }`)).image.fragments;
       expect(form.errors).toBeUndefined();
-      const [{ id: fragmentId }] = c.app.db
-        .prepare('SELECT f.id FROM fragments f JOIN images i ON i.id = f.image_id WHERE i.name = ? AND f.idx = 0')
-        .all('adopt.bin') as { id: string }[];
+      const [{ id: fragmentId }] = (await c.app.indexSql(
+        'SELECT f.id FROM fragments f JOIN images i ON i.id = f.image_id WHERE i.name = ? AND f.idx = 0',
+        'adopt.bin',
+      )) as { id: string }[];
       const holder = fragments[0].replicas[0].id;
-      c.app.db.prepare('DELETE FROM replicas WHERE fragment_id = ? AND datanode_id = ?').run(fragmentId, holder);
+      await c.app.indexSql('DELETE FROM replicas WHERE fragment_id = ? AND datanode_id = ?', fragmentId, holder);
       expect(await c.app.catalog.replicasOf(fragmentId)).toHaveLength(1);
 
       await c.app.reconciler.reconcile(holder);

@@ -175,7 +175,7 @@ describe('re-replication after a coordinator restart', () => {
     await stopDatanode(cluster, back);
     await waitForStatus(cluster, back, 'DOWN');
     // DOWN for an hour, as the index will say after the restart.
-    cluster.app.db.prepare('UPDATE datanodes SET status_since = status_since - 3600000 WHERE id = ?').run(id);
+    await cluster.app.indexSql('UPDATE datanodes SET status_since = status_since - 3600000 WHERE id = ?', id);
 
     await cluster.restartCoordinator({ repairAfterSec: 1 });
     const events = watchEvents(cluster.app);

@@ -94,8 +94,8 @@ async function store(cluster: TestCluster, images: number, fragments: number, fr
 }
 
 /** Fragment id → the datanode ids the index lists for it. */
-function holdersByFragment(cluster: TestCluster): Map<string, string[]> {
-  const rows = cluster.app.db.prepare('SELECT fragment_id AS f, datanode_id AS d FROM replicas').all() as { f: string; d: string }[];
+async function holdersByFragment(cluster: TestCluster): Promise<Map<string, string[]>> {
+  const rows = (await cluster.app.indexSql('SELECT fragment_id AS f, datanode_id AS d FROM replicas')) as { f: string; d: string }[];
   const out = new Map<string, string[]>();
   for (const { f, d } of rows) out.set(f, [...(out.get(f) ?? []), d]);
   return out;
@@ -118,7 +118,7 @@ describe('a datanode that returns while it is being re-replicated', () => {
     const stored = await store(cluster, 6, 20, FRAGMENT);
     const victim = 1;
     const victimId = ids[victim];
-    const placed = holdersByFragment(cluster);
+    const placed = await holdersByFragment(cluster);
     const onVictim = [...placed].filter(([, h]) => h.includes(victimId)).map(([f]) => f);
     expect(onVictim.length).toBeGreaterThan(30);
     const victimFiles = async () =>
@@ -137,7 +137,7 @@ describe('a datanode that returns while it is being re-replicated', () => {
     const sampler = (async () => {
       while (sampling) {
         const back = victimBack;
-        for (const holders of holdersByFragment(cluster).values()) {
+        for (const holders of (await holdersByFragment(cluster)).values()) {
           minRecorded = Math.min(minRecorded, holders.length);
           if (back) minLiveAfterReturn = Math.min(minLiveAfterReturn, holders.filter((d) => cluster.app.registry.isLive(d)).length);
         }
@@ -176,13 +176,17 @@ describe('a datanode that returns while it is being re-replicated', () => {
       expect(await passEnded()).toBe(copiesAfterPass);
 
       // The extra copies go; the victim's own stay (placement ranks it as at upload: equal disks).
-      await until(() => [...holdersByFragment(cluster).values()].every((h) => h.length === 2), 'every fragment back to 2 replicas', 20_000);
+      await until(
+        async () => [...(await holdersByFragment(cluster)).values()].every((h) => h.length === 2),
+        'every fragment back to 2 replicas',
+        20_000,
+      );
       await settleDeletions(cluster, 15_000);
     }
     expect(minRecorded).toBe(2);
     expect(minLiveAfterReturn).toBeGreaterThanOrEqual(2);
     expect(await victimFiles()).toEqual(filesBefore);
-    const after = holdersByFragment(cluster);
+    const after = await holdersByFragment(cluster);
     for (const [f, holders] of placed) expect([...after.get(f)!].sort(), f).toEqual([...holders].sort());
     expect(await auditDisks(cluster)).toMatchObject({ orphans: [], bad: [] });
     for (const [name, bytes] of stored) expect(sha256((await download(cluster, name)).body), name).toBe(sha256(bytes));
@@ -201,7 +205,7 @@ describe('repair priority', () => {
     });
     const stored = await store(cluster, 8, 20, FRAGMENT);
     const [first, second] = [0, 1];
-    const placed = holdersByFragment(cluster);
+    const placed = await holdersByFragment(cluster);
     const onFirst = new Set([...placed].filter(([, h]) => h.includes(ids[first]) && !h.includes(ids[second])).map(([f]) => f));
     const onSecond = new Set([...placed].filter(([, h]) => h.includes(ids[second]) && !h.includes(ids[first])).map(([f]) => f));
     expect(onFirst.size).toBeGreaterThan(20);
@@ -217,12 +221,13 @@ describe('repair priority', () => {
     const lostAt = cluster.app.registry.get(ids[second])!.statusSince + 1000;
     await until(() => Date.now() >= lostAt, 'the second datanode lost', 5000);
     const gone = new Set([ids[first], ids[second]]);
-    const liveCopies = (f: string) => (holdersByFragment(cluster).get(f) ?? []).filter((d) => !gone.has(d)).length;
-    const single = new Set([...holdersByFragment(cluster)].filter(([, h]) => h.filter((d) => !gone.has(d)).length === 1).map(([f]) => f));
+    const liveCopies = (holders: Map<string, string[]>, f: string) => (holders.get(f) ?? []).filter((d) => !gone.has(d)).length;
+    const atLoss = await holdersByFragment(cluster);
+    const single = new Set([...atLoss.keys()].filter((f) => liveCopies(atLoss, f) === 1));
     expect(single.size).toBeGreaterThan(5);
     // The first datanode's fragments still short then: they tie with the second's (two live
     // copies each), so the second's must be copied among them, not after them all.
-    const firstPending = [...onFirst].filter((f) => liveCopies(f) < 3);
+    const firstPending = [...onFirst].filter((f) => liveCopies(atLoss, f) < 3);
     expect(firstPending.length).toBeGreaterThan(5);
 
     /** Fragments in the order their first copy was recorded after the second loss. */
@@ -232,7 +237,14 @@ describe('repair priority', () => {
         if (e.at.getTime() >= lostAt && !order.includes(e.fragmentId)) order.push(e.fragmentId);
       return order;
     };
-    await until(() => [...single].every((f) => liveCopies(f) >= 3), 'every single-copy fragment back to 3 copies', 90_000);
+    await until(
+      async () => {
+        const now = await holdersByFragment(cluster);
+        return [...single].every((f) => liveCopies(now, f) >= 3);
+      },
+      'every single-copy fragment back to 3 copies',
+      90_000,
+    );
     // Watch until every fragment of the first datanode short at the loss has been copied (each
     // such copy is recorded after lostAt): whatever the machine's speed, the whole stretch in
     // which the second datanode's fragments could have been kept waiting is then in the order.

@@ -41,8 +41,16 @@ export function createClusterService({
     /** The datanodes that are UP or DEGRADED. */
     liveDatanodes: () => registry.live(),
     datanode: (id: string) => registry.get(id),
-    /** Fragments of stored images with fewer verified replicas on live datanodes than the replication factor. */
-    underReplicatedFragments: () => catalog.underReplicatedCount(replicationFactor),
+    /**
+     * Fragments of stored images with fewer verified replicas on live datanodes than the
+     * replication factor. Counted in the index from the datanodes' rows, which the registry writes
+     * after it changes a status: waiting for those writes, a datanode this coordinator has just
+     * seen DOWN counts as DOWN here too (on PostgreSQL the write can still be on the wire).
+     */
+    async underReplicatedFragments() {
+      await registry.persisted();
+      return catalog.underReplicatedCount(replicationFactor);
+    },
     /** Replica files still to delete from datanodes. */
     pendingReplicaDeletions: () => catalog.pendingDeletionCount(),
 

@@ -73,14 +73,9 @@ export async function auditDisks(cluster: TestCluster) {
   const ids = datanodeIds(cluster);
   const files = await fragmentFileList(cluster);
   const expected = new Map<string, string>(); // `${node}:${fragmentId}` → sha256
-  const db = cluster.app.db;
-  const rows = db
-    .prepare('SELECT r.fragment_id AS id, r.datanode_id AS dn, f.sha256 FROM replicas r JOIN fragments f ON f.id = r.fragment_id')
-    .all() as {
-    id: string;
-    dn: string;
-    sha256: string;
-  }[];
+  const rows = (await cluster.app.indexSql(
+    'SELECT r.fragment_id AS id, r.datanode_id AS dn, f.sha256 FROM replicas r JOIN fragments f ON f.id = r.fragment_id',
+  )) as { id: string; dn: string; sha256: string }[];
   for (const r of rows) expected.set(`${ids.indexOf(r.dn)}:${r.id}`, r.sha256);
   const orphans: string[] = [];
   const bad: string[] = [];

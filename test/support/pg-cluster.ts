@@ -11,13 +11,6 @@ import { until } from './poll.ts';
 
 const SECRET = 'multi-coordinator-test-secret';
 
-/**
- * Why the tests on several coordinators are skipped, while it holds: the coordinator does not
- * run on `--metadata postgres://` yet (issue 12, step 2: every metadata caller made async, on
- * branch work/pg-async-wip when this was written). Delete it once `npm run coordinator --
- * --metadata postgres://…` serves: the tests then run whenever a PostgreSQL server is there.
- */
-export const COORDINATORS_ON_POSTGRES_PENDING: string | undefined = undefined;
 const coordinators = new ChildGroup();
 
 /**
