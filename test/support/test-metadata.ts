@@ -2,7 +2,8 @@
 // TESSERA_TEST_METADATA=postgres a fresh PostgreSQL database per coordinator data dir (the same
 // one on every start of that coordinator, dropped after the test file), so the integration tests
 // run unchanged on PostgreSQL. Asking for PostgreSQL with no server is an error, not a skip: the
-// run asked for it (test/postgres/ wraps suites that skip with the reason instead).
+// run asked for it (`npm run test:postgres`, vitest.postgres.config.ts, sets it; .ci/run starts
+// the server first).
 import { afterAll } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
 

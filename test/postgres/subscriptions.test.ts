@@ -1,4 +1,0 @@
-// test/subscriptions.test.ts with its coordinators on PostgreSQL (skipped with the reason when no server answers).
-import { runOnPostgres } from '../support/on-postgres.ts';
-
-await runOnPostgres('subscriptions', () => import('../subscriptions.test.ts'));
