@@ -110,8 +110,8 @@ export async function handleImageRequest(
   // Everything after the prefix is the name: a '/' may stand unencoded, as in S3 object keys.
   const segment = path.slice(IMAGE_PATH_PREFIX.length);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.setHeader('allow', 'GET, HEAD');
-    sendError(res, new TesseraError('METHOD_NOT_ALLOWED', 'GET /images/{name} answers GET and HEAD only.'));
+    res.setHeader('allow', 'GET, HEAD, PUT');
+    sendError(res, new TesseraError('METHOD_NOT_ALLOWED', '/images/{name} answers GET, HEAD and PUT only.'));
     return true;
   }
   try {
