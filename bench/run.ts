@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import postgres from 'postgres';
 import { isPostgresUrl } from '../src/metadata/store.ts';
 import { buildCliBundle, cliDownload, cliUpload, takeCliCpu, writeImageFile } from './cli.ts';
-import { createHttp, type BenchHttp } from './http.ts';
+import { createHttp, roundRobin, type BenchHttp } from './http.ts';
 import { fillIndex, listingName, rawListing } from './listing.ts';
 import {
   cleanup,
@@ -17,6 +17,7 @@ import {
   removeOnCleanup,
   startBareProxy,
   startCluster,
+  startCoordinator,
   type BareProxy,
   type Cluster,
 } from './processes.ts';
@@ -74,6 +75,12 @@ const program = new Command('npm run bench --')
     "run the coordinator on PostgreSQL: a fresh database made on this URL's server for the run (dropped after); also TESSERA_BENCH_METADATA",
     process.env.TESSERA_BENCH_METADATA,
   )
+  .option(
+    '--coordinators <n>',
+    'coordinators on the --metadata database, the requests of every scenario sent to each in turn (the bare proxy stays one)',
+    positive('--coordinators'),
+    1,
+  )
   .option('--profile <dir>', 'write --cpu-prof profiles of every cluster process to this folder')
   .option('-v, --verbose', "pass the cluster's warnings through to stderr", false)
   .showHelpAfterError();
@@ -95,11 +102,15 @@ const flags = program.opts<{
   listRows?: number;
   listQueries?: number;
   metadata?: string;
+  coordinators: number;
   profile?: string;
   verbose: boolean;
 }>();
 if (flags.metadata !== undefined && !isPostgresUrl(flags.metadata))
   program.error('--metadata: give a postgres:// URL (SQLite is the default).');
+if (!Number.isInteger(flags.coordinators)) program.error('--coordinators: give a whole number.');
+if (flags.coordinators > 1 && flags.metadata === undefined)
+  program.error('--coordinators: several coordinators share one database: give --metadata postgres://…');
 const quick = flags.quick;
 const cfg = {
   size: Math.round((flags.size ?? (quick ? 64 : 256)) * MB),
@@ -143,26 +154,25 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const figures: Figure[] = [];
 const started = performance.now();
 
-/** Pids of the server under test (coordinator or bare proxy) and of the datanodes, for CPU accounting. */
-let servers: { tessera: number; bare: number; datanodes: Record<string, number> } | undefined;
+/** Pids of the servers under test (the coordinators, or the bare proxy) and of the datanodes, by name, for CPU accounting. */
+let servers: { tessera: Record<string, number>; bare: Record<string, number>; datanodes: Record<string, number> } | undefined;
 
 interface Run {
   ms: number;
-  /** CPU ms the server (coordinator or bare proxy) and the datanodes (together) used during the run. */
+  /** CPU ms the server (the coordinators together, or the bare proxy) and the datanodes (together) used during the run. */
   serverCpu: number;
   datanodeCpu: number;
 }
 
 /** One timed run against `side`, with the CPU its processes used. */
 async function measured(side: 'tessera' | 'bare', work: () => Promise<unknown>): Promise<Run> {
-  const pids = servers ? { server: servers[side], ...servers.datanodes } : {};
+  const server = servers?.[side] ?? {};
+  const datanodes = servers?.datanodes ?? {};
   const t0 = performance.now();
-  const { cpu } = await cpuDuring(pids, work);
+  const { cpu } = await cpuDuring({ ...server, ...datanodes }, work);
   const ms = performance.now() - t0;
-  const datanodeCpu = Object.entries(cpu)
-    .filter(([k]) => k !== 'server')
-    .reduce((n, [, v]) => n + v, 0);
-  return { ms, serverCpu: cpu.server ?? NaN, datanodeCpu };
+  const sum = (pids: Record<string, number>) => Object.keys(pids).reduce((n, k) => n + cpu[k], 0);
+  return { ms, serverCpu: servers ? sum(server) : NaN, datanodeCpu: sum(datanodes) };
 }
 
 /** Median CPU ms per unit (MB, image) of a set of runs, for the figure's `cpu` field. */
@@ -212,23 +222,28 @@ async function main() {
   }
   // Defaults, but no scrubbing: the scrubber re-reads 8 MB/s in the background, a load that has
   // nothing to do with the data path and would land on both sides of every comparison.
-  const cluster = await startCluster(dataDir, port, {
-    args: ['--scrub-rate', '0', ...metadataArgs],
-    env,
-    log: flags.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined,
-  });
+  const clusterArgs = ['--scrub-rate', '0', ...metadataArgs];
+  const log = flags.verbose ? (l: string) => process.stderr.write(`  | ${l}\n`) : undefined;
+  const cluster = await startCluster(dataDir, port, { args: clusterArgs, env, log });
   const bare = await startBareProxy(port + 4, cluster.datanodeUrls, cluster.secretFile, env);
   say(`cluster at ${cluster.url} (datanodes ${cluster.datanodeUrls.join(' ')}), bare proxy at ${bare.url}`);
   const pids = cluster.pids();
+  const coordinators = [{ name: 'coordinator', url: cluster.url, pid: pids.coordinator }];
+  for (let i = 2; i <= flags.coordinators; i++) {
+    const name = `coordinator-${i}`;
+    coordinators.push({ name, ...(await startCoordinator(cluster, name, { args: clusterArgs, env, log })) });
+    say(`${name} at ${coordinators.at(-1)!.url}`);
+  }
   servers = {
-    tessera: pids.coordinator,
-    bare: bare.pid,
+    tessera: Object.fromEntries(coordinators.map((c) => [c.name, c.pid])),
+    bare: { bare: bare.pid },
     datanodes: Object.fromEntries(Object.entries(pids).filter(([k]) => k.startsWith('datanode'))),
   };
-  const tess = createHttp(cluster.url, 64, { authorization: `Bearer ${cluster.token}` });
+  const each = coordinators.map((c) => createHttp(c.url, 64, { authorization: `Bearer ${cluster.token}` }));
+  const tess = roundRobin(each);
   const base = createHttp(bare.url);
   try {
-    await waitForDatanodes(tess);
+    for (const http of each) await waitForDatanodes(http);
     if (runs('listing')) await listing(tess, cluster);
     // Small images before the big ones: those are deleted between runs, and an ext4 that has just
     // freed thousands of inodes is slow to allocate new ones for a while (every small image is
@@ -659,18 +674,23 @@ const ORDER = [
   'listing_p95',
 ];
 
+const setup =
+  flags.metadata === undefined
+    ? 'metadata on SQLite'
+    : `metadata on PostgreSQL, ${flags.coordinators} coordinator${flags.coordinators > 1 ? 's (requests sent to each in turn)' : ''}`;
+
 try {
   await main();
   figures.sort((a, b) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id));
   const meta = {
-    config: { ...cfg, scenarios: [...wanted], quick },
+    config: { ...cfg, scenarios: [...wanted], quick, metadata: flags.metadata ? 'postgres' : 'sqlite', coordinators: flags.coordinators },
     machine: { cpus: os.cpus().length, node: process.version },
     durationSec: (performance.now() - started) / 1000,
   };
   out(
     flags.json
       ? json(figures, meta)
-      : `\n${table(figures)}\n\n${meta.durationSec.toFixed(0)} s, ${os.cpus().length} cores, RF 2, 3 datanodes on loopback`,
+      : `\n${table(figures)}\n\n${meta.durationSec.toFixed(0)} s, ${os.cpus().length} cores, RF 2, 3 datanodes on loopback, ${setup}`,
   );
   await cleanup();
   process.exit(0);
