@@ -530,50 +530,75 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
   });
 }
 
-/** Sequential deleteImage calls, one at a time, on stored small images. */
+/**
+ * Sequential deletes, one at a time, on stored small images: the deleteImage mutation, and
+ * DELETE /images/{name} (the same service call without the GraphQL layer), each on its own batch.
+ */
 async function deletes(tess: BenchHttp) {
   const pool = makePool(16, cfg.smallSize);
   const n = cfg.deleteCount;
   const del = `mutation($n: String!) { deleteImage(name: $n) }`;
-  const deleteAll = async (names: string[]) => {
+  const viaGraphql = async (names: string[]) => {
     for (const name of names) {
       const { deleteImage } = await tess.graphql<{ deleteImage: boolean }>(del, { n: name });
       if (!deleteImage) throw new Error(`deleteImage(${name}) answered false`);
     }
   };
+  const viaHttp = async (names: string[]) => {
+    for (const name of names) {
+      // An unencoded '/' is part of the name, as in an S3 key.
+      const { status, body } = await tess.request('DELETE', `/images/${name.split('/').map(encodeURIComponent).join('/')}`);
+      if (status !== 204) throw new Error(`DELETE /images/${name} answered ${status} ${body.toString()}`);
+    }
+  };
   const names = (tag: string) => Array.from({ length: n }, (_, i) => `bench/del/${tag}/${i}.jpg`);
-  // Warm-up, untimed.
+  // Warm-up of both ways, untimed.
   const warm = names('warm').slice(0, Math.min(n, 200));
   await tesseraSmallUploads(tess, warm, pool, cfg.concurrency, 'uploadImage');
-  await deleteAll(warm);
+  await viaGraphql(warm.slice(0, warm.length / 2));
+  await viaHttp(warm.slice(warm.length / 2));
   // The floor of a sequential GraphQL call here: the same number of image(name:) look-ups.
   const lookUpAll = async (names: string[]) => {
     for (const name of names) await tess.graphql(`query($n: String!) { image(name: $n) { size } }`, { n: name });
   };
   await lookUpAll(warm);
-  const done: Run[] = [];
-  const floor: Run[] = [];
+  const runs = { graphql: [] as Run[], http: [] as Run[], floor: [] as Run[] };
   const perSec = (r: Run) => n / (r.ms / 1000);
   for (let r = 0; r < cfg.smallRuns; r++) {
-    const batch = names(`r${r}`);
-    await tesseraSmallUploads(tess, batch, pool, cfg.concurrency, 'uploadImage'); // untimed
+    const batch = { graphql: names(`r${r}`), http: names(`h${r}`) };
+    await tesseraSmallUploads(tess, [...batch.graphql, ...batch.http], pool, cfg.concurrency, 'uploadImage'); // untimed
     await deleteImages(tess, []); // the uploads' own queued work settled before the timing
-    floor.push(await measured('tessera', () => lookUpAll(batch)));
-    done.push(await measured('tessera', () => deleteAll(batch)));
+    runs.floor.push(await measured('tessera', () => lookUpAll(batch.graphql)));
+    runs.graphql.push(await measured('tessera', () => viaGraphql(batch.graphql)));
+    await deleteImages(tess, []); // the first batch's replica files gone: each way times its own deletes only
+    runs.http.push(await measured('tessera', () => viaHttp(batch.http)));
+    await deleteImages(tess, []);
     say(
-      `deletes run ${r + 1}/${cfg.smallRuns}: ${perSec(done.at(-1)!).toFixed(0)}/s (image(name:) look-ups ${perSec(floor.at(-1)!).toFixed(0)}/s)`,
+      `deletes run ${r + 1}/${cfg.smallRuns}: deleteImage ${perSec(runs.graphql.at(-1)!).toFixed(0)}/s, ` +
+        `DELETE /images ${perSec(runs.http.at(-1)!).toFixed(0)}/s (image(name:) look-ups ${perSec(runs.floor.at(-1)!).toFixed(0)}/s)`,
     );
   }
-  await deleteImages(tess, []); // replica files gone before the next scenario
+  const target = { kind: 'min', threshold: 1753, text: '>= 1,753/s (the original)' } as const;
+  const kb = (cfg.smallSize / 1000).toFixed(0);
   figures.push({
     id: 'deletes',
-    label: `sequential deleteImage of stored ${(cfg.smallSize / 1000).toFixed(0)} KB images, one at a time`,
+    label: `sequential deleteImage (GraphQL) of stored ${kb} KB images, one at a time`,
     unit: '/s',
-    tessera: median(done.map(perSec)),
-    baseline: median(floor.map(perSec)),
-    samples: { tessera: done.map(perSec), baseline: floor.map(perSec) },
-    target: { kind: 'min', threshold: 1753, text: '>= 1,753/s (the original)' },
-    note: `baseline: as many sequential image(name:) queries, the floor of one GraphQL call; ${n} deletes per run; the coordinator used ${cpuPer(done, n).server.toFixed(2)} CPU ms per delete (${cpuPer(floor, n).server.toFixed(2)} per look-up); replica files are removed in the background`,
+    tessera: median(runs.graphql.map(perSec)),
+    baseline: median(runs.floor.map(perSec)),
+    samples: { tessera: runs.graphql.map(perSec), baseline: runs.floor.map(perSec) },
+    target,
+    note: `baseline: as many sequential image(name:) queries, the floor of one GraphQL call; ${n} deletes per run; the coordinator used ${cpuPer(runs.graphql, n).server.toFixed(2)} CPU ms per delete (${cpuPer(runs.floor, n).server.toFixed(2)} per look-up); replica files are removed in the background`,
+  });
+  figures.push({
+    id: 'deletes_http',
+    label: `sequential DELETE /images/{name} (HTTP) of stored ${kb} KB images, one at a time`,
+    unit: '/s',
+    tessera: median(runs.http.map(perSec)),
+    baseline: median(runs.floor.map(perSec)),
+    samples: { tessera: runs.http.map(perSec), baseline: runs.floor.map(perSec) },
+    target,
+    note: `baseline: the same image(name:) GraphQL look-ups; the coordinator used ${cpuPer(runs.http, n).server.toFixed(2)} CPU ms per delete; replica files are removed in the background`,
   });
 }
 
@@ -668,6 +693,7 @@ const ORDER = [
   'small_stored',
   'small_read',
   'deletes',
+  'deletes_http',
   'rss_coordinator',
   'rss_datanode',
   'listing_median',
