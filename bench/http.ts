@@ -84,6 +84,25 @@ export function createHttp(baseUrl: string, maxSockets = 64, defaultHeaders: Out
 
 export type BenchHttp = ReturnType<typeof createHttp>;
 
+/**
+ * One client over several servers (coordinators of one database): each request goes to the next
+ * server in turn. A request is the unit, so a one-request upload (uploadImage) lands whole on one
+ * coordinator, and the fragments of a chunked upload alternate between them, as behind nginx.
+ */
+export function roundRobin(clients: BenchHttp[]): BenchHttp {
+  if (clients.length === 1) return clients[0];
+  let turn = 0;
+  const next = () => clients[turn++ % clients.length];
+  return {
+    request: (...args) => next().request(...args),
+    drain: (path) => next().drain(path),
+    graphql: <T>(query: string, variables?: Record<string, unknown>) => next().graphql<T>(query, variables),
+    graphqlMultipart: <T>(query: string, variables: Record<string, unknown>, fileVariable: string, file: Uint8Array) =>
+      next().graphqlMultipart<T>(query, variables, fileVariable, file),
+    close: () => clients.forEach((c) => c.close()),
+  };
+}
+
 function unwrap<T>(answer: Answer): T {
   let parsed: { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
   try {

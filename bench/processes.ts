@@ -4,8 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bannerUrl } from '../src/launcher/banner.ts';
-import { ChildGroup, listeningLine, REPO_ROOT, startChild } from '../src/launcher/child-process.ts';
+import { ChildGroup, listeningLine, REPO_ROOT, startChild, type Child } from '../src/launcher/child-process.ts';
 import { freePortBlock } from '../src/launcher/ports.ts';
+import { COORDINATOR_ENV, COORDINATOR_NODE_ARGS } from '../src/launcher/service-process.ts';
 
 export { REPO_ROOT };
 
@@ -29,6 +30,18 @@ export function cleanup(): Promise<void> {
   })());
 }
 
+/**
+ * A process of the cluster that ends while the bench runs fails the run with a bare "socket hang
+ * up": say which one ended, with its last output (kept even when --verbose is off).
+ */
+function reportEarlyExit(child: Child) {
+  void child.exited.then(({ code, signal }) => {
+    if (cleaning) return;
+    process.stderr.write(`bench: ${child.name} ended (${signal ?? `exit ${code}`}) during the run; its last output:\n`);
+    process.stderr.write(child.output().slice(-4000).replace(/^/gm, '  | ') + '\n');
+  });
+}
+
 const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -50,11 +63,18 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
+/** Flags and environment for the processes of Tessera; `log` gets their output lines. */
+interface StartOptions {
+  args?: string[];
+  env?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
 /** `npm start --port P --data-dir D` as a child process; resolves once it prints that it is up. */
 export async function startCluster(
   dataDir: string,
   port: number,
-  { args = [], env = {}, log = (_: string) => {} }: { args?: string[]; env?: Record<string, string>; log?: (line: string) => void } = {},
+  { args = [], env = {}, log = () => {} }: StartOptions = {},
 ): Promise<Cluster> {
   const supervisor = await startChild({
     name: 'npm start',
@@ -84,11 +104,40 @@ export async function startCluster(
     for (const pid of children) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   };
   onCleanup(stop);
+  reportEarlyExit(supervisor);
 
   const url = supervisor.ready;
   const datanodeUrls = [...supervisor.output().matchAll(/datanode-\d+\s+(http:\/\/\S+)/g)].map((m) => m[1]);
   const token = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
   return { url, dataDir, datanodeUrls, secretFile: path.join(dataDir, 'cluster.secret'), token, pids, stop };
+}
+
+/**
+ * One more coordinator (`src/main.ts`, run as npm start runs its own) on the cluster's datanodes,
+ * secret and `args`, with its own data dir under the cluster's: given the cluster's `--metadata
+ * postgres://…`, a second coordinator of the same database.
+ */
+export async function startCoordinator(
+  cluster: Cluster,
+  name: string,
+  { args = [], env = {}, log = () => {} }: StartOptions = {},
+): Promise<{ url: string; pid: number }> {
+  const child = await startChild({
+    name,
+    args: [
+      ...COORDINATOR_NODE_ARGS,
+      ...['--import', 'tsx', 'src/main.ts', '--port', '0', '--data-dir', path.join(cluster.dataDir, name)],
+      ...['--secret-file', cluster.secretFile, ...cluster.datanodeUrls.flatMap((u) => ['--datanode', u]), ...args],
+    ],
+    env: { ...process.env, ...COORDINATOR_ENV, ...env },
+    group: started,
+    onLine: (line) => line.trim() && log(line),
+    timeoutMs: 60_000,
+    ready: listeningLine,
+  });
+  onCleanup(async () => void (await child.stop()));
+  reportEarlyExit(child);
+  return { url: child.ready.url, pid: child.pid };
 }
 
 export interface BareProxy {

@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import postgres from 'postgres';
 import { isPostgresUrl } from '../src/metadata/store.ts';
 import { buildCliBundle, cliDownload, cliUpload, takeCliCpu, writeImageFile } from './cli.ts';
-import { createHttp, type BenchHttp } from './http.ts';
+import { createHttp, roundRobin, type BenchHttp } from './http.ts';
 import { fillIndex, listingName, rawListing } from './listing.ts';
 import {
   cleanup,
@@ -17,6 +17,7 @@ import {
   removeOnCleanup,
   startBareProxy,
   startCluster,
+  startCoordinator,
   type BareProxy,
   type Cluster,
 } from './processes.ts';
@@ -74,6 +75,12 @@ const program = new Command('npm run bench --')
     "run the coordinator on PostgreSQL: a fresh database made on this URL's server for the run (dropped after); also TESSERA_BENCH_METADATA",
     process.env.TESSERA_BENCH_METADATA,
   )
+  .option(
+    '--coordinators <n>',
+    'coordinators on the --metadata database, the requests of every scenario sent to each in turn (the bare proxy stays one)',
+    positive('--coordinators'),
+    1,
+  )
   .option('--profile <dir>', 'write --cpu-prof profiles of every cluster process to this folder')
   .option('-v, --verbose', "pass the cluster's warnings through to stderr", false)
   .showHelpAfterError();
@@ -95,11 +102,15 @@ const flags = program.opts<{
   listRows?: number;
   listQueries?: number;
   metadata?: string;
+  coordinators: number;
   profile?: string;
   verbose: boolean;
 }>();
 if (flags.metadata !== undefined && !isPostgresUrl(flags.metadata))
   program.error('--metadata: give a postgres:// URL (SQLite is the default).');
+if (!Number.isInteger(flags.coordinators)) program.error('--coordinators: give a whole number.');
+if (flags.coordinators > 1 && flags.metadata === undefined)
+  program.error('--coordinators: several coordinators share one database: give --metadata postgres://…');
 const quick = flags.quick;
 const cfg = {
   size: Math.round((flags.size ?? (quick ? 64 : 256)) * MB),
@@ -143,26 +154,25 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const figures: Figure[] = [];
 const started = performance.now();
 
-/** Pids of the server under test (coordinator or bare proxy) and of the datanodes, for CPU accounting. */
-let servers: { tessera: number; bare: number; datanodes: Record<string, number> } | undefined;
+/** Pids of the servers under test (the coordinators, or the bare proxy) and of the datanodes, by name, for CPU accounting. */
+let servers: { tessera: Record<string, number>; bare: Record<string, number>; datanodes: Record<string, number> } | undefined;
 
 interface Run {
   ms: number;
-  /** CPU ms the server (coordinator or bare proxy) and the datanodes (together) used during the run. */
+  /** CPU ms the server (the coordinators together, or the bare proxy) and the datanodes (together) used during the run. */
   serverCpu: number;
   datanodeCpu: number;
 }
 
 /** One timed run against `side`, with the CPU its processes used. */
 async function measured(side: 'tessera' | 'bare', work: () => Promise<unknown>): Promise<Run> {
-  const pids = servers ? { server: servers[side], ...servers.datanodes } : {};
+  const server = servers?.[side] ?? {};
+  const datanodes = servers?.datanodes ?? {};
   const t0 = performance.now();
-  const { cpu } = await cpuDuring(pids, work);
+  const { cpu } = await cpuDuring({ ...server, ...datanodes }, work);
   const ms = performance.now() - t0;
-  const datanodeCpu = Object.entries(cpu)
-    .filter(([k]) => k !== 'server')
-    .reduce((n, [, v]) => n + v, 0);
-  return { ms, serverCpu: cpu.server ?? NaN, datanodeCpu };
+  const sum = (pids: Record<string, number>) => Object.keys(pids).reduce((n, k) => n + cpu[k], 0);
+  return { ms, serverCpu: servers ? sum(server) : NaN, datanodeCpu: sum(datanodes) };
 }
 
 /** Median CPU ms per unit (MB, image) of a set of runs, for the figure's `cpu` field. */
@@ -212,23 +222,28 @@ async function main() {
   }
   // Defaults, but no scrubbing: the scrubber re-reads 8 MB/s in the background, a load that has
   // nothing to do with the data path and would land on both sides of every comparison.
-  const cluster = await startCluster(dataDir, port, {
-    args: ['--scrub-rate', '0', ...metadataArgs],
-    env,
-    log: flags.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined,
-  });
+  const clusterArgs = ['--scrub-rate', '0', ...metadataArgs];
+  const log = flags.verbose ? (l: string) => process.stderr.write(`  | ${l}\n`) : undefined;
+  const cluster = await startCluster(dataDir, port, { args: clusterArgs, env, log });
   const bare = await startBareProxy(port + 4, cluster.datanodeUrls, cluster.secretFile, env);
   say(`cluster at ${cluster.url} (datanodes ${cluster.datanodeUrls.join(' ')}), bare proxy at ${bare.url}`);
   const pids = cluster.pids();
+  const coordinators = [{ name: 'coordinator', url: cluster.url, pid: pids.coordinator }];
+  for (let i = 2; i <= flags.coordinators; i++) {
+    const name = `coordinator-${i}`;
+    coordinators.push({ name, ...(await startCoordinator(cluster, name, { args: clusterArgs, env, log })) });
+    say(`${name} at ${coordinators.at(-1)!.url}`);
+  }
   servers = {
-    tessera: pids.coordinator,
-    bare: bare.pid,
+    tessera: Object.fromEntries(coordinators.map((c) => [c.name, c.pid])),
+    bare: { bare: bare.pid },
     datanodes: Object.fromEntries(Object.entries(pids).filter(([k]) => k.startsWith('datanode'))),
   };
-  const tess = createHttp(cluster.url, 64, { authorization: `Bearer ${cluster.token}` });
+  const each = coordinators.map((c) => createHttp(c.url, 64, { authorization: `Bearer ${cluster.token}` }));
+  const tess = roundRobin(each);
   const base = createHttp(bare.url);
   try {
-    await waitForDatanodes(tess);
+    for (const http of each) await waitForDatanodes(http);
     if (runs('listing')) await listing(tess, cluster);
     // Small images before the big ones: those are deleted between runs, and an ext4 that has just
     // freed thousands of inodes is slow to allocate new ones for a while (every small image is
@@ -523,50 +538,75 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
   });
 }
 
-/** Sequential deleteImage calls, one at a time, on stored small images. */
+/**
+ * Sequential deletes, one at a time, on stored small images: the deleteImage mutation, and
+ * DELETE /images/{name} (the same service call without the GraphQL layer), each on its own batch.
+ */
 async function deletes(tess: BenchHttp) {
   const pool = makePool(16, cfg.smallSize);
   const n = cfg.deleteCount;
   const del = `mutation($n: String!) { deleteImage(name: $n) }`;
-  const deleteAll = async (names: string[]) => {
+  const viaGraphql = async (names: string[]) => {
     for (const name of names) {
       const { deleteImage } = await tess.graphql<{ deleteImage: boolean }>(del, { n: name });
       if (!deleteImage) throw new Error(`deleteImage(${name}) answered false`);
     }
   };
+  const viaHttp = async (names: string[]) => {
+    for (const name of names) {
+      // An unencoded '/' is part of the name, as in an S3 key.
+      const { status, body } = await tess.request('DELETE', `/images/${name.split('/').map(encodeURIComponent).join('/')}`);
+      if (status !== 204) throw new Error(`DELETE /images/${name} answered ${status} ${body.toString()}`);
+    }
+  };
   const names = (tag: string) => Array.from({ length: n }, (_, i) => `bench/del/${tag}/${i}.jpg`);
-  // Warm-up, untimed.
+  // Warm-up of both ways, untimed.
   const warm = names('warm').slice(0, Math.min(n, 200));
   await tesseraSmallUploads(tess, warm, pool, cfg.concurrency, 'uploadImage');
-  await deleteAll(warm);
+  await viaGraphql(warm.slice(0, warm.length / 2));
+  await viaHttp(warm.slice(warm.length / 2));
   // The floor of a sequential GraphQL call here: the same number of image(name:) look-ups.
   const lookUpAll = async (names: string[]) => {
     for (const name of names) await tess.graphql(`query($n: String!) { image(name: $n) { size } }`, { n: name });
   };
   await lookUpAll(warm);
-  const done: Run[] = [];
-  const floor: Run[] = [];
+  const runs = { graphql: [] as Run[], http: [] as Run[], floor: [] as Run[] };
   const perSec = (r: Run) => n / (r.ms / 1000);
   for (let r = 0; r < cfg.smallRuns; r++) {
-    const batch = names(`r${r}`);
-    await tesseraSmallUploads(tess, batch, pool, cfg.concurrency, 'uploadImage'); // untimed
+    const batch = { graphql: names(`r${r}`), http: names(`h${r}`) };
+    await tesseraSmallUploads(tess, [...batch.graphql, ...batch.http], pool, cfg.concurrency, 'uploadImage'); // untimed
     await deleteImages(tess, []); // the uploads' own queued work settled before the timing
-    floor.push(await measured('tessera', () => lookUpAll(batch)));
-    done.push(await measured('tessera', () => deleteAll(batch)));
+    runs.floor.push(await measured('tessera', () => lookUpAll(batch.graphql)));
+    runs.graphql.push(await measured('tessera', () => viaGraphql(batch.graphql)));
+    await deleteImages(tess, []); // the first batch's replica files gone: each way times its own deletes only
+    runs.http.push(await measured('tessera', () => viaHttp(batch.http)));
+    await deleteImages(tess, []);
     say(
-      `deletes run ${r + 1}/${cfg.smallRuns}: ${perSec(done.at(-1)!).toFixed(0)}/s (image(name:) look-ups ${perSec(floor.at(-1)!).toFixed(0)}/s)`,
+      `deletes run ${r + 1}/${cfg.smallRuns}: deleteImage ${perSec(runs.graphql.at(-1)!).toFixed(0)}/s, ` +
+        `DELETE /images ${perSec(runs.http.at(-1)!).toFixed(0)}/s (image(name:) look-ups ${perSec(runs.floor.at(-1)!).toFixed(0)}/s)`,
     );
   }
-  await deleteImages(tess, []); // replica files gone before the next scenario
+  const target = { kind: 'min', threshold: 1753, text: '>= 1,753/s (the original)' } as const;
+  const kb = (cfg.smallSize / 1000).toFixed(0);
   figures.push({
     id: 'deletes',
-    label: `sequential deleteImage of stored ${(cfg.smallSize / 1000).toFixed(0)} KB images, one at a time`,
+    label: `sequential deleteImage (GraphQL) of stored ${kb} KB images, one at a time`,
     unit: '/s',
-    tessera: median(done.map(perSec)),
-    baseline: median(floor.map(perSec)),
-    samples: { tessera: done.map(perSec), baseline: floor.map(perSec) },
-    target: { kind: 'min', threshold: 1753, text: '>= 1,753/s (the original)' },
-    note: `baseline: as many sequential image(name:) queries, the floor of one GraphQL call; ${n} deletes per run; the coordinator used ${cpuPer(done, n).server.toFixed(2)} CPU ms per delete (${cpuPer(floor, n).server.toFixed(2)} per look-up); replica files are removed in the background`,
+    tessera: median(runs.graphql.map(perSec)),
+    baseline: median(runs.floor.map(perSec)),
+    samples: { tessera: runs.graphql.map(perSec), baseline: runs.floor.map(perSec) },
+    target,
+    note: `baseline: as many sequential image(name:) queries, the floor of one GraphQL call; ${n} deletes per run; the coordinator used ${cpuPer(runs.graphql, n).server.toFixed(2)} CPU ms per delete (${cpuPer(runs.floor, n).server.toFixed(2)} per look-up); replica files are removed in the background`,
+  });
+  figures.push({
+    id: 'deletes_http',
+    label: `sequential DELETE /images/{name} (HTTP) of stored ${kb} KB images, one at a time`,
+    unit: '/s',
+    tessera: median(runs.http.map(perSec)),
+    baseline: median(runs.floor.map(perSec)),
+    samples: { tessera: runs.http.map(perSec), baseline: runs.floor.map(perSec) },
+    target,
+    note: `baseline: the same image(name:) GraphQL look-ups; the coordinator used ${cpuPer(runs.http, n).server.toFixed(2)} CPU ms per delete; replica files are removed in the background`,
   });
 }
 
@@ -661,24 +701,30 @@ const ORDER = [
   'small_stored',
   'small_read',
   'deletes',
+  'deletes_http',
   'rss_coordinator',
   'rss_datanode',
   'listing_median',
   'listing_p95',
 ];
 
+const setup =
+  flags.metadata === undefined
+    ? 'metadata on SQLite'
+    : `metadata on PostgreSQL, ${flags.coordinators} coordinator${flags.coordinators > 1 ? 's (requests sent to each in turn)' : ''}`;
+
 try {
   await main();
   figures.sort((a, b) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id));
   const meta = {
-    config: { ...cfg, scenarios: [...wanted], quick },
+    config: { ...cfg, scenarios: [...wanted], quick, metadata: flags.metadata ? 'postgres' : 'sqlite', coordinators: flags.coordinators },
     machine: { cpus: os.cpus().length, node: process.version },
     durationSec: (performance.now() - started) / 1000,
   };
   out(
     flags.json
       ? json(figures, meta)
-      : `\n${table(figures)}\n\n${meta.durationSec.toFixed(0)} s, ${os.cpus().length} cores, RF 2, 3 datanodes on loopback`,
+      : `\n${table(figures)}\n\n${meta.durationSec.toFixed(0)} s, ${os.cpus().length} cores, RF 2, 3 datanodes on loopback, ${setup}`,
   );
   await cleanup();
   process.exit(0);

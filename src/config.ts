@@ -133,6 +133,13 @@ export const coordinatorOptions = () => ({
     .default(10)
     .argParser(wholeNumber('--lease-ttl', 1, 600))
     .env(env('LEASE_TTL')),
+  metadataTimeoutSec: new Option(
+    '--metadata-timeout <seconds>',
+    'with --metadata postgres://: how long an API call waits for the database before it answers METADATA_UNAVAILABLE (also the statement timeout)',
+  )
+    .default(5)
+    .argParser(wholeNumber('--metadata-timeout', 1, 600))
+    .env(env('METADATA_TIMEOUT')),
   indexSynchronous: new Option(
     '--index-synchronous <mode>',
     "SQLite synchronous mode of the index: normal (crash-safe; the datanodes' records cover a power failure) or full (every commit synced)",

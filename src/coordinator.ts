@@ -89,7 +89,11 @@ export interface Coordinator {
 /** The index opened, the last run's unfinished writes released, the admin token written. */
 async function openIndex(config: CoordinatorConfig, log: Logger, shared: SharedMetadata | undefined) {
   const location = config.metadata ?? path.join(config.dataDir, INDEX_FILE);
-  const metadata = await openMetadata(location, log, { synchronous: config.indexSynchronous, instanceId: shared?.instanceId });
+  const metadata = await openMetadata(location, log, {
+    synchronous: config.indexSynchronous,
+    instanceId: shared?.instanceId,
+    timeoutMs: config.metadataTimeoutSec * 1000,
+  });
   const db = 'db' in metadata ? (metadata.db as Db) : undefined;
   const marker = path.join(config.dataDir, RUNNING_MARKER);
   // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):

@@ -11,21 +11,10 @@ import pino from 'pino';
 import { humanLogLine } from './launcher/log-lines.ts';
 import { pidFiles, SUPERVISOR } from './launcher/pid-files.ts';
 import { GRAPHQL_LABEL } from './launcher/banner.ts';
-import { startServiceProcess, type ServiceProcess } from './launcher/service-process.ts';
+import { COORDINATOR_ENV, COORDINATOR_NODE_ARGS, startServiceProcess, type ServiceProcess } from './launcher/service-process.ts';
 import { ADMIN_TOKEN_FILE } from './auth/admin-token-file.ts';
 
 export const SECRET_FILE = 'cluster.secret';
-
-/**
- * V8 heap settings of the coordinator, for its data path (npm run bench shows their effect):
- * - small semi-spaces (V8 grows them otherwise): fragment buffers die sooner and the idle heap is
- *   smaller, which keeps peak RSS down during a large upload;
- * - a larger initial old-space limit: every fragment is megabytes of socket buffers, and with
- *   V8's small starting limit that churn forces a full mark-compact every few fragments moved.
- */
-const COORDINATOR_NODE_ARGS = ['--max-semi-space-size=2', '--initial-old-space-size=64'];
-/** Two malloc arenas, not one per thread that allocates (V8's helpers, libuv's pool): less RSS. */
-const COORDINATOR_ENV = { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
 
 const program = addCoordinatorOptions(new Command('npm start'))
   .description('Start a local Tessera cluster: the coordinator and N datanodes.')

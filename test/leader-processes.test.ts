@@ -24,6 +24,12 @@ const TTL_MS = 2000;
 const SECRET = 'leader-processes-secret';
 const CLUSTER = randomUUID();
 
+/** test/support/lease-holder.ts and its flags: holding the lease on the database at `url` as `name`, passes working `workMs`. */
+const holderArgs = (url: string, name: string, workMs: number) => [
+  'test/support/lease-holder.ts',
+  ...['--url', url, '--holder', name, '--ttl-ms', String(TTL_MS), '--work-ms', String(workMs)],
+];
+
 interface Event {
   event: string;
   holder: string;
@@ -47,8 +53,7 @@ describe.skipIf(!pg.adminUrl)(`background work on one process of several, fenced
       args: [
         '--import',
         'tsx',
-        'test/support/lease-holder.ts',
-        ...['--url', db.url, '--holder', name, '--ttl-ms', String(TTL_MS), '--work-ms', '400'],
+        ...holderArgs(db.url, name, 400),
         ...['--datanode', datanode.url, '--secret', SECRET, '--cluster', CLUSTER],
       ],
       group,
@@ -188,16 +193,7 @@ describe.skipIf(hostsUnavailable !== undefined)(
       const farChild = await startChild({
         name: 'lease holder far',
         command: 'ip',
-        args: ['netns', 'exec', far.ns, process.execPath, '--import', 'tsx', 'test/support/lease-holder.ts'].concat([
-          '--url',
-          viaRelay.toString(),
-          '--holder',
-          'far',
-          '--ttl-ms',
-          String(TTL_MS),
-          '--work-ms',
-          '50',
-        ]),
+        args: ['netns', 'exec', far.ns, process.execPath, '--import', 'tsx', ...holderArgs(viaRelay.toString(), 'far', 50)],
         group,
         timeoutMs: 20_000,
         ready: listeningLine,
@@ -206,19 +202,7 @@ describe.skipIf(hostsUnavailable !== undefined)(
       await untilValue(() => of('far', 'wrote').length >= 2, 'far writing', { timeoutMs: 4 * TTL_MS });
       await startChild({
         name: 'lease holder near',
-        args: [
-          '--import',
-          'tsx',
-          'test/support/lease-holder.ts',
-          '--url',
-          db.url,
-          '--holder',
-          'near',
-          '--ttl-ms',
-          String(TTL_MS),
-          '--work-ms',
-          '50',
-        ],
+        args: ['--import', 'tsx', ...holderArgs(db.url, 'near', 50)],
         group,
         timeoutMs: 20_000,
         ready: listeningLine,

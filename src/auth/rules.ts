@@ -71,4 +71,5 @@ export function allows(principal: Principal, type: RootType, field: string): boo
 export const HTTP_RULES = {
   'GET /images/{name}': 'read',
   'PUT /images/{name}': 'write',
+  'DELETE /images/{name}': 'write',
 } as const satisfies Record<string, Role>;

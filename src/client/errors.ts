@@ -39,7 +39,13 @@ export class TesseraClientError extends Error {
  * failed call changes nothing), and the cause may pass (a datanode coming back, a reset socket).
  * Input errors (BAD_USER_INPUT, INVALID_FRAGMENT, CHECKSUM_MISMATCH, ...) never pass by retrying.
  */
-const TRANSIENT = new Set(['NETWORK_ERROR', 'INSUFFICIENT_DATANODES', 'IMAGE_UNAVAILABLE', 'INTERNAL_SERVER_ERROR']);
+const TRANSIENT = new Set([
+  'NETWORK_ERROR',
+  'INSUFFICIENT_DATANODES',
+  'IMAGE_UNAVAILABLE',
+  'METADATA_UNAVAILABLE',
+  'INTERNAL_SERVER_ERROR',
+]);
 
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof TesseraClientError)) return false;

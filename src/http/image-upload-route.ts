@@ -4,8 +4,8 @@
 // which cost the coordinator as much CPU per 100 KB image as storing it does.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, TesseraError } from '../errors.ts';
-import { forbidden, type Auth } from '../auth/service.ts';
-import { HTTP_RULES, roleAtLeast } from '../auth/rules.ts';
+import type { Auth } from '../auth/service.ts';
+import { authorizeImageChange } from '../auth/image-access.ts';
 import type { ImageRow } from '../metadata/catalog.ts';
 import type { BodyBudget } from '../memory-budget.ts';
 import { assertImageName } from '../names.ts';
@@ -50,10 +50,7 @@ async function storeUpload(req: IncomingMessage, path: string, { auth, uploads, 
   } catch {
     throw new TesseraError('BAD_USER_INPUT', 'The image name is not valid percent-encoded UTF-8.');
   }
-  const principal = await auth.authenticate(req.headers.authorization);
-  const needed = HTTP_RULES['PUT /images/{name}'];
-  if (principal.kind === 'cluster' || !roleAtLeast(principal.role, needed)) throw forbidden(`PUT /images needs a ${needed} token.`);
-  await auth.quotas.admit(principal);
+  await authorizeImageChange(auth, req, 'PUT /images/{name}');
   assertImageName(name);
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(maxBytes);

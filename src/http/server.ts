@@ -20,7 +20,7 @@ import { jsonBodyLimit, limitRequestBody, requestBodyLimit } from './request-bod
 import { multipartRequests } from './multipart.ts';
 import { createBodyBudget, MULTIPART_BUDGET_BYTES, type BodyBudget } from '../memory-budget.ts';
 import { authPlugin } from '../auth/plugin.ts';
-import { authorizeImageRequest } from '../auth/image-access.ts';
+import { authorizeImageChange, authorizeImageRequest } from '../auth/image-access.ts';
 import type { Principal } from '../auth/rules.ts';
 import { corsFor, crossSiteRequestGuard, GRAPHIQL_SAFE_OPTIONS, graphiqlPageHeaders } from './cross-site.ts';
 import { graphqlLimits } from './graphql-limits.ts';
@@ -87,7 +87,7 @@ function createGraphqlServer(app: Coordinator, principals: WeakMap<Request, Prin
   });
 }
 
-/** The request handler: /healthz, the web console, INDEX_REBUILDING while the start-up rebuild runs, GET /images/{name}, else Yoga. */
+/** The request handler: /healthz, the web console, INDEX_REBUILDING while the start-up rebuild runs, /images/{name}, else Yoga. */
 function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlServer>, upload: ImageUploadDeps): http.RequestListener {
   const serveConsole = consoleRoute();
   return (req, res) => {
@@ -122,7 +122,11 @@ function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlSer
       handleImageUpload(req, res, path, upload).catch((err) => serverFault(app, res, err));
       return;
     }
-    handleImageRequest(req, res, app.images, (name) => authorizeImageRequest(app.auth, req, name), app.renditions)
+    const access = {
+      read: (name: string) => authorizeImageRequest(app.auth, req, name),
+      delete: () => authorizeImageChange(app.auth, req, 'DELETE /images/{name}'),
+    };
+    handleImageRequest(req, res, app.images, access, app.renditions)
       .then((handled) => {
         if (!handled) void yoga(req, res);
       })

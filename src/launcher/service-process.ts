@@ -4,6 +4,18 @@ import type { ChildProcess } from 'node:child_process';
 import { listeningLine, startChild, type Exit } from './child-process.ts';
 import { humanLogLine } from './log-lines.ts';
 
+/**
+ * V8 heap settings of the coordinator, for its data path (npm run bench shows their effect;
+ * `npm run coordinator` in package.json sets the same):
+ * - small semi-spaces (V8 grows them otherwise): fragment buffers die sooner and the idle heap is
+ *   smaller, which keeps peak RSS down during a large upload;
+ * - a larger initial old-space limit: every fragment is megabytes of socket buffers, and with
+ *   V8's small starting limit that churn forces a full mark-compact every few fragments moved.
+ */
+export const COORDINATOR_NODE_ARGS = ['--max-semi-space-size=2', '--initial-old-space-size=64'];
+/** Two malloc arenas, not one per thread that allocates (V8's helpers, libuv's pool): less RSS. */
+export const COORDINATOR_ENV = { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
+
 export interface ServiceProcess {
   name: string;
   url: string;

@@ -53,6 +53,8 @@ export interface OpenMetadataOptions {
   synchronous?: IndexSynchronous;
   /** This coordinator's persistent id (PostgreSQL tags its write intents with it; SQLite has one coordinator). */
   instanceId?: string;
+  /** PostgreSQL: how long a query may wait for the database before METADATA_UNAVAILABLE (--metadata-timeout). */
+  timeoutMs?: number;
 }
 
 /** A --metadata value this coordinator cannot open (an engine not built in). */

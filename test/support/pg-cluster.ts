@@ -20,6 +20,13 @@ const SECRET = 'multi-coordinator-test-secret';
 export const COORDINATORS_ON_POSTGRES_PENDING: string | undefined = undefined;
 const coordinators = new ChildGroup();
 
+/**
+ * Stops every coordinator startPgCluster started that still runs, for an afterAll that must clean
+ * up even when startPgCluster never returned (its hook timed out while the machine was loaded).
+ * Its datanodes are stopAllDatanodeProcesses()'s.
+ */
+export const stopAllPgClusterCoordinators = () => coordinators.stopAll();
+
 export interface PgCluster {
   coordinators: ServerProcess[];
   datanodes: ServerProcess[];

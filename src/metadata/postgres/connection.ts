@@ -4,6 +4,7 @@
 // or a serialization failure (nothing of it was committed, so running it again is safe).
 import postgres from 'postgres';
 import { currentFence, FENCE_CHECK_SQL, FencedError } from '../../shared/fence.ts';
+import { boundedPoolOptions } from './bounded.ts';
 
 /**
  * bigint columns (ids, ms timestamps, byte counts) and numeric sums come back as JS numbers: every
@@ -22,14 +23,17 @@ export type Q = postgres.ISql<{ int8: number; numeric: number }>;
 export interface PoolOptions {
   /** Connections per coordinator (default 10, or `max` in the URL's query). */
   max?: number;
+  /** Bound on waiting for the database (bounded.ts); undefined: no bound (the migration's lock wait). */
+  timeoutMs?: number;
 }
 
 /**
  * Opens the pool. The URL is a libpq-style postgres:// URL; a URL without a user connects as the
  * OS user, as psql does. Connections are opened lazily, so a bad URL fails at the first query.
  */
-export function openPool(url: string, { max }: PoolOptions = {}): Sql {
+export function openPool(url: string, { max, timeoutMs }: PoolOptions = {}): Sql {
   const fromUrl = Number(new URL(url).searchParams.get('max') ?? NaN);
+  const bounded = timeoutMs === undefined ? undefined : boundedPoolOptions(timeoutMs);
   return postgres(url, {
     max: max ?? (Number.isInteger(fromUrl) && fromUrl > 0 ? fromUrl : 10),
     types,
@@ -37,7 +41,8 @@ export function openPool(url: string, { max }: PoolOptions = {}): Sql {
     // Idle connections go after a minute: a quiet coordinator holds few of the server's slots.
     idle_timeout: 60,
     onnotice: () => {},
-    connection: { application_name: 'tessera-coordinator' },
+    ...bounded,
+    connection: { application_name: 'tessera-coordinator', ...bounded?.connection },
   }) as unknown as Sql;
 }
 

@@ -7,6 +7,7 @@ import type { MetadataStore, OpenMetadataOptions } from '../store.ts';
 import type { SqlQuery } from '../../shared/sql-query.ts';
 import { openPool, type Sql } from './connection.ts';
 import { migratePostgres } from './migrate.ts';
+import { DEFAULT_METADATA_TIMEOUT_MS, reportingUnavailable } from './bounded.ts';
 import { createPostgresCatalog, recordOnlyFragmentAndCompleteIn } from './catalog.ts';
 import { clusterIdentityTable, datanodeTable, renditionRows, replicationTable } from './tables.ts';
 import { authKeyTable, tokenTable, uploadOwnerTable } from './auth.ts';
@@ -30,14 +31,15 @@ export function postgresStoreOn(sql: Sql, location: string, opts: OpenMetadataOp
     engine: 'postgres' as const,
     location,
     sql: async (text, params) => [...(await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]))],
-    catalog: createPostgresCatalog(sql, opts.instanceId ?? ''),
-    datanodes: datanodeTable(sql),
-    clusterIdentity: clusterIdentityTable(sql),
-    replication: replicationTable(sql),
-    renditions: renditionRows(sql, recordOnlyFragmentAndCompleteIn),
-    tokens: tokenTable(sql),
-    uploadOwners: uploadOwnerTable(sql),
-    authKeys: authKeyTable(sql),
+    // A database that does not answer is METADATA_UNAVAILABLE to every caller (bounded.ts).
+    catalog: reportingUnavailable(createPostgresCatalog(sql, opts.instanceId ?? '')),
+    datanodes: reportingUnavailable(datanodeTable(sql)),
+    clusterIdentity: reportingUnavailable(clusterIdentityTable(sql)),
+    replication: reportingUnavailable(replicationTable(sql)),
+    renditions: reportingUnavailable(renditionRows(sql, recordOnlyFragmentAndCompleteIn)),
+    tokens: reportingUnavailable(tokenTable(sql)),
+    uploadOwners: reportingUnavailable(uploadOwnerTable(sql)),
+    authKeys: reportingUnavailable(authKeyTable(sql)),
     close: () => sql.end({ timeout: 5 }),
   };
 }
@@ -45,17 +47,20 @@ export function postgresStoreOn(sql: Sql, location: string, opts: OpenMetadataOp
 /**
  * Connects, brings the schema up to date (once, whichever of several coordinators starting
  * together gets the migration lock) and answers the store. A server that does not answer fails
- * here, at start, with the URL (without its password) in the message.
+ * here, at start, with the URL (without its password) in the message. The migration runs on a
+ * connection of its own without the query bound (`timeoutMs`, default 5 s): waiting for another
+ * coordinator's migration is legitimate however long it takes.
  */
 export async function openPostgresMetadata(url: string, log: Logger, opts: OpenMetadataOptions = {}): Promise<PostgresMetadataStore> {
-  const sql = openPool(url);
   const location = redactedUrl(url);
+  const migration = openPool(url, { max: 1 });
   try {
-    const applied = await migratePostgres(sql);
+    const applied = await migratePostgres(migration);
     if (applied.length > 0) log.info({ metadata: location, applied }, 'PostgreSQL index migrated');
   } catch (err) {
-    await sql.end({ timeout: 1 }).catch(() => {});
     throw new Error(`Cannot open the PostgreSQL index at ${location}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await migration.end({ timeout: 1 }).catch(() => {});
   }
-  return postgresStoreOn(sql, location, opts);
+  return postgresStoreOn(openPool(url, { timeoutMs: opts.timeoutMs ?? DEFAULT_METADATA_TIMEOUT_MS }), location, opts);
 }
