@@ -1,7 +1,7 @@
 // Who may GET /images/{name}: a caller whose token (or anonymous access) has the role in
 // HTTP_RULES, or anyone holding a valid, unexpired signed URL for that name whose signing
-// token is still active. Who may DELETE it: a caller whose token has that rule's role (a signed
-// URL grants reading only). Every one counts against the token's request rate.
+// token is still active. Who may DELETE or PUT it: a caller whose token has that rule's role (a
+// signed URL grants reading only). Every one counts against the token's request rate.
 import type { IncomingMessage } from 'node:http';
 import { TesseraError } from '../errors.ts';
 import { forbidden, type Auth } from './service.ts';
@@ -26,9 +26,13 @@ export async function authorizeImageRequest(auth: Auth, req: IncomingMessage, na
   await auth.quotas.admit(principal);
 }
 
-/** DELETE /images/{name}: the caller's own token (or anonymous access) with the rule's role. */
-export async function authorizeImageDelete(auth: Auth, req: IncomingMessage): Promise<void> {
-  await auth.quotas.admit(await byToken(auth, req, 'DELETE /images/{name}'));
+/** DELETE or PUT /images/{name}: the caller's own token (or anonymous access) with the rule's role. */
+export async function authorizeImageChange(
+  auth: Auth,
+  req: IncomingMessage,
+  route: 'DELETE /images/{name}' | 'PUT /images/{name}',
+): Promise<void> {
+  await auth.quotas.admit(await byToken(auth, req, route));
 }
 
 /** The caller by its Authorization header, refused unless it has the role `route` needs (never the cluster secret). */

@@ -105,7 +105,7 @@ export interface ImageRouteAccess {
   delete(): Promise<void>;
 }
 
-const ROUTE_METHODS = 'GET, HEAD, DELETE';
+const ROUTE_METHODS = 'GET, HEAD, PUT, DELETE'; // PUT: image-upload-route.ts, routed before this
 
 function imageNameOf(segment: string): string {
   try {
