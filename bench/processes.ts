@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bannerUrl } from '../src/launcher/banner.ts';
-import { ChildGroup, listeningLine, REPO_ROOT, startChild } from '../src/launcher/child-process.ts';
+import { ChildGroup, listeningLine, REPO_ROOT, startChild, type Child } from '../src/launcher/child-process.ts';
 import { freePortBlock } from '../src/launcher/ports.ts';
 import { COORDINATOR_ENV, COORDINATOR_NODE_ARGS } from '../src/launcher/service-process.ts';
 
@@ -28,6 +28,18 @@ export function cleanup(): Promise<void> {
     }
     for (const child of started.running) child.kill('SIGKILL');
   })());
+}
+
+/**
+ * A process of the cluster that ends while the bench runs fails the run with a bare "socket hang
+ * up": say which one ended, with its last output (kept even when --verbose is off).
+ */
+function reportEarlyExit(child: Child) {
+  void child.exited.then(({ code, signal }) => {
+    if (cleaning) return;
+    process.stderr.write(`bench: ${child.name} ended (${signal ?? `exit ${code}`}) during the run; its last output:\n`);
+    process.stderr.write(child.output().slice(-4000).replace(/^/gm, '  | ') + '\n');
+  });
 }
 
 const isAlive = (pid: number) => {
@@ -92,6 +104,7 @@ export async function startCluster(
     for (const pid of children) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   };
   onCleanup(stop);
+  reportEarlyExit(supervisor);
 
   const url = supervisor.ready;
   const datanodeUrls = [...supervisor.output().matchAll(/datanode-\d+\s+(http:\/\/\S+)/g)].map((m) => m[1]);
@@ -123,6 +136,7 @@ export async function startCoordinator(
     ready: listeningLine,
   });
   onCleanup(async () => void (await child.stop()));
+  reportEarlyExit(child);
   return { url: child.ready.url, pid: child.pid };
 }
 

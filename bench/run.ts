@@ -462,6 +462,7 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
   const warm = Math.min(n, quick ? 100 : 300);
   await tesseraSmallUploads(tess, names('warm-a').slice(0, warm), pool, c, 'uploadImage');
   await tesseraSmallUploads(tess, names('warm-b').slice(0, warm), pool, c, 'chunked');
+  await tesseraSmallUploads(tess, names('warm-p').slice(0, warm), pool, c, 'put');
   await bareSmallUploads(
     base,
     names('warm')
@@ -480,14 +481,16 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
     c,
   );
 
-  const s = { image: [] as Run[], chunked: [] as Run[], bare: [] as Run[], readT: [] as Run[], readB: [] as Run[] };
+  const s = { put: [] as Run[], image: [] as Run[], chunked: [] as Run[], bare: [] as Run[], readT: [] as Run[], readB: [] as Run[] };
   const perSec = (r: Run) => n / (r.ms / 1000);
   for (let r = 0; r < cfg.smallRuns; r++) {
     const a = names(`a${r}`);
     const b = names(`b${r}`);
+    const p = names(`p${r}`);
     const ids = Array.from({ length: n }, (_, i) => `small_${r}_${i}`);
-    s.image.push(await measured('tessera', () => tesseraSmallUploads(tess, a, pool, c, 'uploadImage')));
+    s.put.push(await measured('tessera', () => tesseraSmallUploads(tess, p, pool, c, 'put')));
     s.bare.push(await measured('bare', () => bareSmallUploads(base, ids, pool, c)));
+    s.image.push(await measured('tessera', () => tesseraSmallUploads(tess, a, pool, c, 'uploadImage')));
     s.chunked.push(await measured('tessera', () => tesseraSmallUploads(tess, b, pool, c, 'chunked')));
     s.readT.push(await measured('tessera', () => smallReads(tess, a.map(imagePath), size, c)));
     s.readB.push(
@@ -502,11 +505,16 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
     );
     const last = (xs: Run[]) => perSec(xs.at(-1)!).toFixed(0);
     say(
-      `small run ${r + 1}/${cfg.smallRuns}: stored/s uploadImage ${last(s.image)}, chunked ${last(s.chunked)}, bare ${last(s.bare)}; read/s Tessera ${last(s.readT)}, bare ${last(s.readB)}`,
+      `small run ${r + 1}/${cfg.smallRuns}: stored/s PUT ${last(s.put)}, uploadImage ${last(s.image)}, chunked ${last(s.chunked)}, bare ${last(s.bare)}; read/s Tessera ${last(s.readT)}, bare ${last(s.readB)}`,
     );
   }
-  const useImage = median(s.image.map(perSec)) >= median(s.chunked.map(perSec));
-  const best = useImage ? s.image : s.chunked;
+  const ways = [
+    { runs: s.put, text: 'PUT /images/{name} (the raw body)' },
+    { runs: s.image, text: 'uploadImage (one multipart request)' },
+    { runs: s.chunked, text: 'beginUpload + uploadFragment + completeUpload' },
+  ];
+  const fastest = ways.reduce((a, b) => (median(b.runs.map(perSec)) > median(a.runs.map(perSec)) ? b : a));
+  const best = fastest.runs;
   const kb = (size / 1000).toFixed(0);
   figures.push({
     id: 'small_stored',
@@ -517,7 +525,7 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
     samples: { tessera: best.map(perSec), baseline: s.bare.map(perSec) },
     cpu: { unit: 'image', tessera: cpuPer(best, n), baseline: cpuPer(s.bare, n) },
     target: { kind: 'ratio-min', threshold: 0.85, text: '>= 0.85x bare' },
-    note: `${useImage ? 'uploadImage (one multipart request)' : 'beginUpload + uploadFragment + completeUpload'} is the faster way: median uploadImage ${median(s.image.map(perSec)).toFixed(0)}/s, chunked ${median(s.chunked.map(perSec)).toFixed(0)}/s`,
+    note: `${fastest.text} is the fastest way: median PUT ${median(s.put.map(perSec)).toFixed(0)}/s (${median(s.put.map((r) => r.serverCpu / n)).toFixed(2)} coordinator CPU ms per image), uploadImage ${median(s.image.map(perSec)).toFixed(0)}/s (${median(s.image.map((r) => r.serverCpu / n)).toFixed(2)}), chunked ${median(s.chunked.map(perSec)).toFixed(0)}/s (${median(s.chunked.map((r) => r.serverCpu / n)).toFixed(2)})`,
   });
   figures.push({
     id: 'small_read',
@@ -530,50 +538,75 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
   });
 }
 
-/** Sequential deleteImage calls, one at a time, on stored small images. */
+/**
+ * Sequential deletes, one at a time, on stored small images: the deleteImage mutation, and
+ * DELETE /images/{name} (the same service call without the GraphQL layer), each on its own batch.
+ */
 async function deletes(tess: BenchHttp) {
   const pool = makePool(16, cfg.smallSize);
   const n = cfg.deleteCount;
   const del = `mutation($n: String!) { deleteImage(name: $n) }`;
-  const deleteAll = async (names: string[]) => {
+  const viaGraphql = async (names: string[]) => {
     for (const name of names) {
       const { deleteImage } = await tess.graphql<{ deleteImage: boolean }>(del, { n: name });
       if (!deleteImage) throw new Error(`deleteImage(${name}) answered false`);
     }
   };
+  const viaHttp = async (names: string[]) => {
+    for (const name of names) {
+      // An unencoded '/' is part of the name, as in an S3 key.
+      const { status, body } = await tess.request('DELETE', `/images/${name.split('/').map(encodeURIComponent).join('/')}`);
+      if (status !== 204) throw new Error(`DELETE /images/${name} answered ${status} ${body.toString()}`);
+    }
+  };
   const names = (tag: string) => Array.from({ length: n }, (_, i) => `bench/del/${tag}/${i}.jpg`);
-  // Warm-up, untimed.
+  // Warm-up of both ways, untimed.
   const warm = names('warm').slice(0, Math.min(n, 200));
   await tesseraSmallUploads(tess, warm, pool, cfg.concurrency, 'uploadImage');
-  await deleteAll(warm);
+  await viaGraphql(warm.slice(0, warm.length / 2));
+  await viaHttp(warm.slice(warm.length / 2));
   // The floor of a sequential GraphQL call here: the same number of image(name:) look-ups.
   const lookUpAll = async (names: string[]) => {
     for (const name of names) await tess.graphql(`query($n: String!) { image(name: $n) { size } }`, { n: name });
   };
   await lookUpAll(warm);
-  const done: Run[] = [];
-  const floor: Run[] = [];
+  const runs = { graphql: [] as Run[], http: [] as Run[], floor: [] as Run[] };
   const perSec = (r: Run) => n / (r.ms / 1000);
   for (let r = 0; r < cfg.smallRuns; r++) {
-    const batch = names(`r${r}`);
-    await tesseraSmallUploads(tess, batch, pool, cfg.concurrency, 'uploadImage'); // untimed
+    const batch = { graphql: names(`r${r}`), http: names(`h${r}`) };
+    await tesseraSmallUploads(tess, [...batch.graphql, ...batch.http], pool, cfg.concurrency, 'uploadImage'); // untimed
     await deleteImages(tess, []); // the uploads' own queued work settled before the timing
-    floor.push(await measured('tessera', () => lookUpAll(batch)));
-    done.push(await measured('tessera', () => deleteAll(batch)));
+    runs.floor.push(await measured('tessera', () => lookUpAll(batch.graphql)));
+    runs.graphql.push(await measured('tessera', () => viaGraphql(batch.graphql)));
+    await deleteImages(tess, []); // the first batch's replica files gone: each way times its own deletes only
+    runs.http.push(await measured('tessera', () => viaHttp(batch.http)));
+    await deleteImages(tess, []);
     say(
-      `deletes run ${r + 1}/${cfg.smallRuns}: ${perSec(done.at(-1)!).toFixed(0)}/s (image(name:) look-ups ${perSec(floor.at(-1)!).toFixed(0)}/s)`,
+      `deletes run ${r + 1}/${cfg.smallRuns}: deleteImage ${perSec(runs.graphql.at(-1)!).toFixed(0)}/s, ` +
+        `DELETE /images ${perSec(runs.http.at(-1)!).toFixed(0)}/s (image(name:) look-ups ${perSec(runs.floor.at(-1)!).toFixed(0)}/s)`,
     );
   }
-  await deleteImages(tess, []); // replica files gone before the next scenario
+  const target = { kind: 'min', threshold: 1753, text: '>= 1,753/s (the original)' } as const;
+  const kb = (cfg.smallSize / 1000).toFixed(0);
   figures.push({
     id: 'deletes',
-    label: `sequential deleteImage of stored ${(cfg.smallSize / 1000).toFixed(0)} KB images, one at a time`,
+    label: `sequential deleteImage (GraphQL) of stored ${kb} KB images, one at a time`,
     unit: '/s',
-    tessera: median(done.map(perSec)),
-    baseline: median(floor.map(perSec)),
-    samples: { tessera: done.map(perSec), baseline: floor.map(perSec) },
-    target: { kind: 'min', threshold: 1753, text: '>= 1,753/s (the original)' },
-    note: `baseline: as many sequential image(name:) queries, the floor of one GraphQL call; ${n} deletes per run; the coordinator used ${cpuPer(done, n).server.toFixed(2)} CPU ms per delete (${cpuPer(floor, n).server.toFixed(2)} per look-up); replica files are removed in the background`,
+    tessera: median(runs.graphql.map(perSec)),
+    baseline: median(runs.floor.map(perSec)),
+    samples: { tessera: runs.graphql.map(perSec), baseline: runs.floor.map(perSec) },
+    target,
+    note: `baseline: as many sequential image(name:) queries, the floor of one GraphQL call; ${n} deletes per run; the coordinator used ${cpuPer(runs.graphql, n).server.toFixed(2)} CPU ms per delete (${cpuPer(runs.floor, n).server.toFixed(2)} per look-up); replica files are removed in the background`,
+  });
+  figures.push({
+    id: 'deletes_http',
+    label: `sequential DELETE /images/{name} (HTTP) of stored ${kb} KB images, one at a time`,
+    unit: '/s',
+    tessera: median(runs.http.map(perSec)),
+    baseline: median(runs.floor.map(perSec)),
+    samples: { tessera: runs.http.map(perSec), baseline: runs.floor.map(perSec) },
+    target,
+    note: `baseline: the same image(name:) GraphQL look-ups; the coordinator used ${cpuPer(runs.http, n).server.toFixed(2)} CPU ms per delete; replica files are removed in the background`,
   });
 }
 
@@ -668,6 +701,7 @@ const ORDER = [
   'small_stored',
   'small_read',
   'deletes',
+  'deletes_http',
   'rss_coordinator',
   'rss_datanode',
   'listing_median',

@@ -145,16 +145,24 @@ export async function download(http: BenchHttp, path: string, expected: number):
   if (status !== 200 || bytes !== expected) throw new Error(`GET ${path}: ${status}, ${bytes} bytes (expected 200, ${expected})`);
 }
 
-/** Stores `count` small images (8 at a time) through Tessera; `how` picks the mutation(s). */
+/** How a small image is stored: PUT /images/{name}, the uploadImage mutation, or the chunked mutations. */
+export type SmallUploadWay = 'put' | 'uploadImage' | 'chunked';
+
+/** Stores `count` small images (8 at a time) through Tessera; `how` picks the request(s). */
 export async function tesseraSmallUploads(
   http: BenchHttp,
   names: string[],
   pool: Piece[],
   concurrency: number,
-  how: 'uploadImage' | 'chunked',
+  how: SmallUploadWay,
 ): Promise<void> {
   await inFlight(names.length, concurrency, async (i) => {
     const piece = pool[i % pool.length];
+    if (how === 'put') {
+      const answer = await http.request('PUT', imagePath(names[i]), { 'content-type': 'image/jpeg' }, [piece.bytes]);
+      if (answer.status !== 201) throw new Error(`PUT ${names[i]} answered ${answer.status}: ${answer.body}`);
+      return;
+    }
     if (how === 'uploadImage') {
       await http.graphqlMultipart(UPLOAD_IMAGE, { n: names[i] }, 'f', piece.bytes);
       return;

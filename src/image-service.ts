@@ -145,13 +145,14 @@ export function createImageService({
      * coordinator's disk in that window would bring the image back.
      */
     async delete(name: string): Promise<boolean> {
-      const image = isRenditionName(name) ? undefined : await catalog.imageByName(name);
-      if (!image) return false;
-      const holders = (await catalog.fragmentsWithReplicas(image.id)).flatMap((f) => f.replicas);
+      if (isRenditionName(name)) return false;
       // Sent with the deletion's own transaction: no coordinator hears of it before the ImageStored it follows.
       const notice = events.notice({ kind: 'ImageDeleted', message: `Image "${name}" deleted.`, name });
-      if (!(await catalog.deleteImage(image.id, now(), 'image-deleted', notice))) return false;
-      records.queueTombstone(image.imageKey, now(), holders);
+      const at = now();
+      // One transaction finds, deletes and queues: no look-up before it, no re-read after.
+      const deleted = await catalog.deleteStoredImage(name, at, notice);
+      if (!deleted) return false;
+      records.queueTombstone(deleted.imageKey, at, deleted.holders);
       log.info({ image: name }, 'image deleted');
       events.committed(notice);
       void deleter.kick();

@@ -1,5 +1,5 @@
 // The role matrix: every root field of the served schema (enumerated from it, so a new operation
-// without a rule fails here) and GET /images, run without a token, with a read, write and admin
+// without a rule fails here) and GET and DELETE /images, run without a token, with a read, write and admin
 // token and with the cluster secret. Each answers exactly as the policy below says: allowed,
 // UNAUTHENTICATED (401) or FORBIDDEN (403). Also over graphql-ws.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,7 @@ const POLICY: Record<string, Need> = {
   'Subscription.clusterEvents': 'read',
   'Subscription.datanodeHealth': 'read',
   'GET /images/{name}': 'read',
+  'DELETE /images/{name}': 'write',
 };
 /** The cluster secret (datanodes) may do only these. */
 const CLUSTER_MAY = new Set(['Mutation.registerDatanode', 'Mutation.drainDatanode', 'Mutation.removeDatanode']);
@@ -192,6 +193,25 @@ describe.each(WHO)('as %s', (who) => {
     } else {
       expect(res.status).toBe(want === 'UNAUTHENTICATED' ? 401 : 403);
       expect((await res.json()).code).toBe(want);
+    }
+  });
+
+  it('DELETE /images/{name}', async () => {
+    const name = `matrix-delete/${who}.bin`;
+    await uploadImage(cluster, name, Buffer.from('to delete'));
+    const res = await rawFetch(`${cluster.url}/images/${name}`, {
+      method: 'DELETE',
+      headers: auth[who] ? { authorization: auth[who]! } : {},
+    });
+    const want = expected(who, 'DELETE /images/{name}');
+    const still = (await cluster.gql('query($n: String!) { image(name: $n) { name } }', { n: name })).image;
+    if (want === 'allowed') {
+      expect(res.status).toBe(204);
+      expect(still).toBeNull();
+    } else {
+      expect(res.status).toBe(want === 'UNAUTHENTICATED' ? 401 : 403);
+      expect((await res.json()).code).toBe(want);
+      expect(still).toEqual({ name }); // a refused delete changes nothing
     }
   });
 });

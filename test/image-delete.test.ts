@@ -107,6 +107,41 @@ describe('deleteImage', () => {
   });
 });
 
+describe('DELETE /images/{name}', () => {
+  const deleteVia = (path: string, headers: Record<string, string> = {}) => fetch(`${cluster.url}${path}`, { method: 'DELETE', headers });
+
+  it('deletes as deleteImage does: 204, then 404 IMAGE_NOT_FOUND; a / in the name may stand unencoded', async () => {
+    const bytes = bytesOf(2 * FRAGMENT + 5, 7);
+    await uploadImage(cluster, 'http/dé/l.png', bytes);
+    await settleDeletions(cluster);
+    const res = await deleteVia(`/images/http/d${encodeURIComponent('é')}/l.png`);
+    expect(res.status).toBe(204);
+    expect(await res.text()).toBe('');
+    expect((await cluster.gql(IMAGE, { n: 'http/dé/l.png' })).image).toBeNull();
+    const again = await deleteVia('/images/http%2Fd%C3%A9%2Fl.png');
+    expect(again.status).toBe(404);
+    expect(again.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await again.json()).toMatchObject({ code: 'IMAGE_NOT_FOUND' });
+    await settleDeletions(cluster);
+    expect((await filesOf(bytes)).flat()).toEqual([]);
+    await expectKeepIntact();
+  });
+
+  it('refuses a malformed name, a query and a name held only by an open upload, and changes nothing', async () => {
+    for (const path of ['/images/', '/images/a%00b', '/images/%E0%A4%A', `/images/${'x'.repeat(300)}`, '/images/keep.png?w=10']) {
+      const res = await deleteVia(path);
+      expect(res.status, path).toBe(400);
+      expect((await res.json()).code, path).toBe('BAD_USER_INPUT');
+    }
+    const s = await beginUpload(cluster, { name: 'http-open.png', size: 10 });
+    await sendFragment(cluster, s.id, 0, bytesOf(10, 8));
+    expect((await deleteVia('/images/http-open.png')).status).toBe(404);
+    expect((await cluster.gql(UPLOAD, { u: s.id })).upload.receivedFragments).toEqual([0]);
+    await cluster.gql(ABORT, { u: s.id });
+    await expectKeepIntact();
+  });
+});
+
 describe('abortUpload', () => {
   it('drops the upload and every fragment file it stored, and frees the name', async () => {
     const bytes = bytesOf(4 * FRAGMENT - 3, 7);

@@ -91,11 +91,11 @@ describe('GET /images/{name}', () => {
     expect((await nested.json()).code).toBe('IMAGE_NOT_FOUND');
   });
 
-  it('answers a method other than GET or HEAD with 405, Allow and a JSON body with a code', async () => {
-    for (const method of ['PUT', 'POST', 'DELETE']) {
+  it('answers a method other than GET, HEAD, PUT or DELETE with 405, Allow and a JSON body with a code', async () => {
+    for (const method of ['POST', 'PATCH', 'OPTIONS']) {
       const res = await fetch(imagePath(cluster, NAME), { method });
       expect(res.status, method).toBe(405);
-      expect(res.headers.get('allow')).toBe('GET, HEAD');
+      expect(res.headers.get('allow')).toBe('GET, HEAD, PUT, DELETE');
       expect(res.headers.get('content-type')).toMatch(/^application\/json/);
       expect((await res.json()).code).toBe('METHOD_NOT_ALLOWED');
     }

@@ -90,6 +90,8 @@ function imagesContract(c: Ctx) {
       expect(first).toMatchObject({ name: 'x.png', state: 'uploading', uploadId: expect.any(String), size: 4, mediaChecked: 0 });
       expect(typeof first.id).toBe('number');
       expect(first.imageKey).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      // The row it answers is the row as stored (the upload path uses it without reading it back).
+      expect(first).toEqual(await c.s.catalog.imageById(first.id));
       expect(await codeOf(c.h.upload('x.png'))).toBe('IMAGE_ALREADY_EXISTS');
       expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(first.id, 0, 'f0'), ['a', 'b'], HASH, T)).toBe('done');
       expect(await codeOf(c.h.upload('x.png'))).toBe('IMAGE_ALREADY_EXISTS');
@@ -341,6 +343,27 @@ function completionContract(c: Ctx) {
       expect(await c.s.catalog.dueDeletions(T)).toEqual([
         { fragmentId: 'v0', datanodeId: 'a', attempts: 0, reason: 'upload-aborted', imageKey: null },
       ]);
+    });
+
+    it('deleteStoredImage deletes a stored image by name as deleteImage does, and answers its key and holders', async () => {
+      const u = await c.h.upload('by-name.png', 8);
+      await c.s.catalog.recordFragment(fragment(u.id, 0, 'n0'), ['a', 'b'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u.id, 1, 'n1'), ['b', 'c'], T + 1, T);
+      // An open upload is not a stored image: nothing happens to it.
+      expect(await c.s.catalog.deleteStoredImage('by-name.png', T)).toBeUndefined();
+      expect(await c.s.catalog.pendingDeletionCount()).toBe(0);
+      await c.s.catalog.completeUpload(u.id, ['n0', 'n1'], HASH, T);
+      const deleted = await c.s.catalog.deleteStoredImage('by-name.png', T + 3);
+      expect({ ...deleted!, holders: [...deleted!.holders].sort() }).toEqual({ imageKey: u.imageKey, holders: ['a', 'b', 'c'] });
+      expect(await c.s.catalog.imageByName('by-name.png')).toBeUndefined();
+      expect(await c.s.catalog.fragments(u.id)).toEqual([]);
+      expect(await c.h.deletions()).toEqual(['n0@a', 'n0@b', 'n1@b', 'n1@c']);
+      expect(new Set((await c.s.catalog.dueDeletions(T + 3)).map((d) => `${d.reason}:${d.imageKey}`))).toEqual(
+        new Set([`image-deleted:${u.imageKey}`]),
+      );
+      expect(await c.s.catalog.deleteStoredImage('by-name.png', T + 4)).toBeUndefined();
+      expect(await c.s.catalog.deleteStoredImage('never.png', T + 4)).toBeUndefined();
+      expect(await c.s.catalog.totals()).toEqual({ imageCount: 0, storedBytes: 0 });
     });
   });
 }
@@ -680,6 +703,16 @@ function racesContract(c: Ctx) {
         // Whatever was recorded before the delete is queued for deletion; nothing is left unaccounted.
         if (completed === 'done') expect((await c.s.catalog.deletionTargetsOf(`d${round}`)).sort()).toEqual(['a', 'b']);
         else expect(completed).toBe(false);
+      }
+    });
+
+    it('two deletes of one image by name from two coordinators: one deletes it, the other finds nothing', async () => {
+      const other = await c.engine.openAnother();
+      for (let round = 0; round < 5; round++) {
+        const image = await c.h.store(`twice-${round}.png`);
+        const answers = await Promise.all([c.s.catalog.deleteStoredImage(image.name, T), other.catalog.deleteStoredImage(image.name, T)]);
+        expect(answers.filter((a) => a !== undefined)).toEqual([{ imageKey: image.imageKey, holders: expect.any(Array) }]);
+        expect(await c.s.catalog.imageById(image.id)).toBeUndefined();
       }
     });
   });

@@ -1,6 +1,7 @@
 // Who may GET /images/{name}: a caller whose token (or anonymous access) has the role in
 // HTTP_RULES, or anyone holding a valid, unexpired signed URL for that name whose signing
-// token is still active. Both count against the token's request rate.
+// token is still active. Who may DELETE or PUT it: a caller whose token has that rule's role (a
+// signed URL grants reading only). Every one counts against the token's request rate.
 import type { IncomingMessage } from 'node:http';
 import { TesseraError } from '../errors.ts';
 import { forbidden, type Auth } from './service.ts';
@@ -21,9 +22,23 @@ export async function authorizeImageRequest(auth: Auth, req: IncomingMessage, na
       if (!row || !auth.tokens.isActive(row) || !roleAtLeast(row.role, needed)) throw new TesseraError('SIGNED_URL_INVALID');
       principal = { kind: 'token', id: row.id, name: row.name, role: row.role };
     }
-  } else {
-    principal = await auth.authenticate(req.headers.authorization);
-    if (principal.kind === 'cluster' || !roleAtLeast(principal.role, needed)) throw forbidden(`GET /images needs a ${needed} token.`);
-  }
+  } else principal = await byToken(auth, req, 'GET /images/{name}');
   await auth.quotas.admit(principal);
+}
+
+/** DELETE or PUT /images/{name}: the caller's own token (or anonymous access) with the rule's role. */
+export async function authorizeImageChange(
+  auth: Auth,
+  req: IncomingMessage,
+  route: 'DELETE /images/{name}' | 'PUT /images/{name}',
+): Promise<void> {
+  await auth.quotas.admit(await byToken(auth, req, route));
+}
+
+/** The caller by its Authorization header, refused unless it has the role `route` needs (never the cluster secret). */
+async function byToken(auth: Auth, req: IncomingMessage, route: keyof typeof HTTP_RULES): Promise<Principal> {
+  const needed = HTTP_RULES[route];
+  const principal = await auth.authenticate(req.headers.authorization);
+  if (principal.kind === 'cluster' || !roleAtLeast(principal.role, needed)) throw forbidden(`${route} needs a ${needed} token.`);
+  return principal;
 }

@@ -70,4 +70,6 @@ export function allows(principal: Principal, type: RootType, field: string): boo
 /** Routes outside GraphQL, with the least role they need (or a signed URL, for images). */
 export const HTTP_RULES = {
   'GET /images/{name}': 'read',
+  'PUT /images/{name}': 'write',
+  'DELETE /images/{name}': 'write',
 } as const satisfies Record<string, Role>;

@@ -2,7 +2,7 @@
 // the way and checked against the ETag (the image's sha256), then renamed into place, so a
 // target path only ever holds a complete, verified image. Given several coordinators, a body cut
 // short by a failing one continues from the next by Range (If-Range: the same image only).
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
@@ -131,6 +131,77 @@ export async function downloadTo(
   return { name, size: verifier.bytes, sha256: verifier.sha256!, contentType };
 }
 
+/**
+ * The image's body for a file download: read off the socket in large reads (shared/raw-get.ts) when the
+ * transport can, else through node:http (continued on the next coordinator by Range when one
+ * breaks off); either way handed to `onChunk` in order, waiting while its promise is pending.
+ */
+async function openForFile(transport: HttpTransport, name: string, signal?: AbortSignal) {
+  const raw = await transport.rawGet(imagePath(name), { signal });
+  if (raw !== 'unsupported') {
+    const sha256 = ETAG.exec(raw.headers.etag ?? '')?.[1];
+    if (sha256) {
+      const { headers, length } = raw;
+      return {
+        sha256,
+        size: length,
+        contentType: headers['content-type'] ?? 'application/octet-stream',
+        pipeTo: raw.pipeTo,
+        destroy: raw.destroy,
+      };
+    }
+    raw.destroy(); // no ETag (not a coordinator of ours): the path below asks for the hash
+  }
+  const { res, sha256, size, contentType } = await openImage(transport, name, signal);
+  const body = transport.coordinatorCount > 1 ? resumableBody(transport, name, res, sha256, size, signal) : res;
+  return {
+    sha256,
+    size,
+    contentType,
+    async pipeTo(onChunk: (chunk: Buffer) => Promise<unknown> | undefined) {
+      for await (const chunk of body as AsyncIterable<Buffer>) await onChunk(chunk);
+    },
+    destroy: () => res.destroy(),
+  };
+}
+
+/**
+ * Gathers chunks into about WRITE_BATCH bytes per writev: socket chunks of 64 KiB written one by
+ * one cost four times the syscalls and CPU. One batch is written (on libuv's thread pool) while
+ * the next is gathered; `push` answers a promise when the next batch is full and must wait for
+ * the one being written, so the reader (and through TCP the sender) is held back and memory stays
+ * at two batches.
+ */
+function batchedWriter(file: FileHandle) {
+  let batch: Buffer[] = [];
+  let batched = 0;
+  // The batch being written, if any: its rejection is taken when it is awaited.
+  let writing: Promise<unknown> | undefined;
+  const start = (chunks: Buffer[]) => {
+    writing = file.writev(chunks);
+    writing.catch(() => {});
+  };
+  return {
+    push(chunk: Buffer): Promise<void> | undefined {
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched < WRITE_BATCH) return undefined;
+      const full = batch;
+      batch = [];
+      batched = 0;
+      if (!writing) return void start(full);
+      return writing.then(() => start(full));
+    },
+    /** Writes what is left and waits for every write. */
+    async flush() {
+      await writing;
+      if (batch.length > 0) await file.writev(batch);
+    },
+    /** Waits for the write in progress, whatever its outcome (before the file is closed). */
+    settle: async () => void (await writing?.catch(() => {})),
+  };
+}
+
 /** Downloads into `output` atomically: a failed or mismatching download leaves no file behind. */
 export async function download(
   transport: HttpTransport,
@@ -139,7 +210,8 @@ export async function download(
   options: DownloadOptions = {},
 ): Promise<FileDownloadResult> {
   const target = resolve(output);
-  const { res, sha256, size, contentType } = await openImage(transport, name, options.signal);
+  const body = await openForFile(transport, name, options.signal);
+  const { sha256, size, contentType } = body;
   // Same folder as the target, so the rename stays on one filesystem and is atomic.
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tessera-part`);
   const tally = createSha256Tally({
@@ -150,39 +222,22 @@ export async function download(
   let verified: { sha256: string; bytes: number };
   try {
     const file = await open(temp, 'wx');
-    // The batch being written, if any: its rejection is taken when it is awaited.
-    let writing: Promise<unknown> | undefined;
+    const writer = batchedWriter(file);
     try {
-      // Socket chunks are ~64 KiB: gathering about 1 MiB per writev costs a quarter of the
-      // syscalls and CPU of a write per chunk. One batch is written (on libuv's thread pool)
-      // while the next is read and hashed; the loop waits for a write only when the next batch
-      // is ready, so the socket (TCP) holds the sender back and memory stays at two batches.
-      let batch: Buffer[] = [];
-      let batched = 0;
-      const body = transport.coordinatorCount > 1 ? resumableBody(transport, name, res, sha256, size, options.signal) : res;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
+      await body.pipeTo((chunk) => {
         tally.update(chunk);
-        batch.push(chunk);
-        batched += chunk.length;
-        if (batched >= WRITE_BATCH) {
-          await writing;
-          writing = file.writev(batch);
-          writing.catch(() => {});
-          batch = [];
-          batched = 0;
-        }
-      }
-      await writing;
-      if (batch.length > 0) await file.writev(batch);
+        return writer.push(chunk);
+      });
+      await writer.flush();
       verified = tally.finish();
     } finally {
-      await writing?.catch(() => {});
+      await writer.settle();
       await file.close();
     }
     // No fsync before the rename: like curl -o, a crash may lose the file, never expose half of it as complete.
     await rename(temp, target);
   } catch (err) {
-    res.destroy();
+    body.destroy();
     await rm(temp, { force: true });
     const e = err as NodeJS.ErrnoException;
     if (!(err instanceof TesseraClientError) && LOCAL_FILE_ERRORS.has(e?.code ?? '')) {

@@ -7,6 +7,7 @@ import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { abortError, asClientError, TesseraClientError } from './errors.ts';
 import { parseHttpUrlList } from '../shared/flag-values.ts';
+import { rawGet, rawTargetOf, type RawResponse } from '../shared/raw-get.ts';
 
 export interface TransportOptions {
   /**
@@ -215,8 +216,10 @@ function multipartBody(
 
 /** An error status of a GET as a TesseraClientError: the {code, message} body's when it has one. */
 async function getError(res: IncomingMessage, path: string, signal?: AbortSignal): Promise<TesseraClientError> {
-  const status = res.statusCode ?? 0;
-  const raw = await readBody(res, signal);
+  return errorOfGet(res.statusCode ?? 0, await readBody(res, signal), path);
+}
+
+function errorOfGet(status: number, raw: Buffer, path: string): TesseraClientError {
   try {
     const body = JSON.parse(raw.toString('utf8')) as { code?: string; message?: string };
     if (body.code) return new TesseraClientError(body.code, body.message ?? `HTTP ${status}`, { status });
@@ -224,6 +227,28 @@ async function getError(res: IncomingMessage, path: string, signal?: AbortSignal
     // not JSON: the status alone
   }
   return new TesseraClientError('HTTP_ERROR', `HTTP ${status} for GET ${path}`, { status });
+}
+
+/** See the transport's rawGet. */
+async function rawGetOn(to: Endpoint, path: string, { signal, headers = {} }: RequestOptions & { headers?: Record<string, string> }) {
+  if (to.base.protocol !== 'http:') return 'unsupported' as const;
+  let res: RawResponse | 'unsupported';
+  try {
+    res = await rawGet({
+      ...rawTargetOf(to.base),
+      path: to.prefix + path,
+      headers: { ...to.headers, ...headers },
+      timeoutMs: to.timeoutMs,
+      signal,
+    });
+  } catch (err) {
+    throw asClientError(err, signal);
+  }
+  if (res === 'unsupported' || (res.status >= 200 && res.status < 300)) return res;
+  const raw = await res.readAll().catch((err: unknown) => {
+    throw asClientError(err, signal);
+  });
+  throw errorOfGet(res.status, raw, path);
 }
 
 /** GraphQL documents that only read (queries, the shorthand `{ ... }`): safe to send twice. */
@@ -395,6 +420,14 @@ export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs
       if (status >= 200 && status < 300) return res;
       throw await getError(res, path, signal);
     },
+
+    /**
+     * A GET read off the socket in large reads (shared/raw-get.ts), for a large body. 'unsupported' with
+     * several coordinators (`get` moves between them), over https, or for an answer raw-get does
+     * not frame: then use `get`. Error statuses are turned into errors here, as with `get`.
+     */
+    rawGet: (path: string, options: RequestOptions & { headers?: Record<string, string> } = {}) =>
+      several ? Promise.resolve('unsupported' as const) : rawGetOn(endpoints[0], path, options),
 
     /** Drops the idle keep-alive sockets so a process can exit. */
     close() {

@@ -3,8 +3,9 @@
 import type { Logger } from 'pino';
 import { TesseraError } from '../errors.ts';
 import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
-import { isChecksumMismatch, isUnreadable, type DatanodeClient } from './datanode-client.ts';
-import { sha256Hex, type Bytes } from '../bytes.ts';
+import { DatanodeHttpError, isChecksumMismatch, isUnreadable, type DatanodeClient } from './datanode-client.ts';
+import { byteLength, sha256Hex, type Bytes } from '../bytes.ts';
+import { createReachability, type Reachability } from './reachability.ts';
 import { placeReplicas } from './placement.ts';
 import type { ImageManifest } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
@@ -32,6 +33,7 @@ export function createReplicas({
   log,
   now = Date.now,
   hedgeAfterMs = HEDGE_AFTER_MS,
+  reachability = createReachability(),
 }: {
   catalog: Catalog;
   registry: Registry;
@@ -40,6 +42,7 @@ export function createReplicas({
   now?: () => number;
   /** A read that has not answered after this long is joined by one from the next replica. */
   hedgeAfterMs?: number;
+  reachability?: Reachability;
 }) {
   const insufficient = (want: number, have: number) =>
     new TesseraError(
@@ -65,39 +68,44 @@ export function createReplicas({
     ): Promise<string[]> {
       const attempted: string[] = [];
       const written: string[] = [];
+      // Writes that had no answer within the hedge window: the loop moves on to other datanodes, and
+      // comes back to them only when no other is left.
+      const late = new Map<string, Promise<boolean>>();
+      const put = (id: string) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest);
       try {
         while (written.length < count) {
           const want = count - written.length;
-          const targets = placeReplicas(fragmentId, registry.all(), want, new Set([...exclude, ...attempted]));
+          const targets = placeAvoiding(registry, reachability, fragmentId, want, new Set([...exclude, ...attempted]));
+          if (targets.length < want && late.size > 0) {
+            for (const [id, landed] of late) if (await landed) written.push(id);
+            late.clear();
+            continue;
+          }
           if (targets.length < want) throw insufficient(count, written.length + targets.length);
           await catalog.addWriteIntents(fragmentId, targets);
           attempted.push(...targets);
-          const results = await Promise.allSettled(
-            targets.map((id) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest)),
-          );
-          // The datanodes verify the bytes against `sha256`: a mismatch is the data's fault, not the datanode's.
-          const mismatch = results.find((r) => r.status === 'rejected' && isChecksumMismatch(r.reason));
-          if (mismatch)
-            throw new TesseraError(
-              'CHECKSUM_MISMATCH',
-              `Fragment ${fragmentId}: the bytes do not hash to ${sha256} (${(mismatch as PromiseRejectedResult).reason.message}).`,
-            );
-          results.forEach((r, i) => {
-            if (r.status === 'fulfilled') written.push(targets[i]);
-            else
-              log.warn(
-                { datanode: targets[i], fragment: fragmentId, err: r.reason?.message },
-                'replica write failed; trying another datanode',
-              );
-          });
+          const round = await writeRound(targets, put, writeHedgeMs(data), reachability);
+          if (round.mismatch)
+            throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${fragmentId}: the bytes do not hash to ${sha256} (${round.mismatch}).`);
+          written.push(...round.written);
+          for (const [id, landed] of round.late) late.set(id, landed);
+          for (const [id, why] of round.failed)
+            log.warn({ datanode: id, fragment: fragmentId, err: why }, 'replica write failed; trying another datanode');
         }
       } catch (err) {
         await catalog.releaseWriteIntents(fragmentId, attempted, now());
         throw err;
       }
-      // A failed PUT may still have landed (its answer lost): those files are cleaned too.
-      const failed = attempted.filter((d) => !written.includes(d));
+      // A failed PUT may still have landed (its answer lost): those files are cleaned too; a late
+      // one once it is over.
+      const failed = attempted.filter((d) => !written.includes(d) && !late.has(d));
       if (failed.length > 0) await catalog.releaseWriteIntents(fragmentId, failed, now());
+      for (const [id, landed] of late)
+        void landed
+          .then(() => catalog.releaseWriteIntents(fragmentId, [id], now()))
+          .catch((err: unknown) =>
+            log.warn({ datanode: id, fragment: fragmentId, err }, 'write intent of a late replica write not released'),
+          );
       return written;
     },
 
@@ -116,14 +124,76 @@ export function createReplicas({
   return replicas;
 
   function readChunks(fragment: FragmentToRead, onBad?: (bad: BadReplica) => void): Promise<Buffer[]> {
-    return readFirstVerified({ registry, client, hedgeAfterMs }, fragment, onBad);
+    return readFirstVerified({ registry, client, hedgeAfterMs, reachability }, fragment, onBad);
   }
 }
 
 export type Replicas = ReturnType<typeof createReplicas>;
 
+/** `want` live datanodes for `key`, avoiding those this coordinator could not reach lately while others can take them. */
+function placeAvoiding(registry: Registry, reachability: Reachability, key: string, want: number, exclude: ReadonlySet<string>) {
+  const avoided = reachability.avoided();
+  const preferred = avoided.size === 0 ? [] : placeReplicas(key, registry.all(), want, new Set([...exclude, ...avoided]));
+  return preferred.length === want ? preferred : placeReplicas(key, registry.all(), want, exclude);
+}
+
+/**
+ * How long a replica write may go unanswered before the write moves on to another datanode: long
+ * enough for a healthy datanode under load (3 s, plus the bytes at 8 MiB/s), far below the request
+ * deadline a datanode this coordinator cannot reach would make it wait.
+ */
+export const writeHedgeMs = (data: Bytes) => 3000 + Math.round(byteLength(data) / (8 * 1024 * 1024)) * 1000;
+
+interface Round {
+  written: string[];
+  /** Still unanswered at the hedge: each resolves to whether it landed in the end. */
+  late: Map<string, Promise<boolean>>;
+  failed: [string, string][];
+  mismatch?: string;
+}
+
+/** Writes to every target at once; answers once all have answered, or at `hedgeMs` with the rest late. */
+async function writeRound(
+  targets: string[],
+  put: (id: string) => Promise<void>,
+  hedgeMs: number,
+  reachability: Reachability,
+): Promise<Round> {
+  const outcomes = new Map<string, { ok: true } | { ok: false; err: unknown }>();
+  const attempts = targets.map((id) =>
+    put(id).then(
+      () => {
+        reachability.reached(id);
+        outcomes.set(id, { ok: true });
+        return true;
+      },
+      (err: unknown) => {
+        // The datanode verifies the bytes: a mismatch is the data's fault, an HTTP answer is an answer.
+        if (!(err instanceof DatanodeHttpError) && !isChecksumMismatch(err)) reachability.unreachable(id);
+        else reachability.reached(id);
+        outcomes.set(id, { ok: false, err });
+        return false;
+      },
+    ),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(attempts), new Promise((resolve) => (timer = setTimeout(resolve, hedgeMs)))]);
+  clearTimeout(timer);
+  const round: Round = { written: [], late: new Map(), failed: [] };
+  targets.forEach((id, i) => {
+    const outcome = outcomes.get(id);
+    if (!outcome) {
+      reachability.unreachable(id);
+      round.late.set(id, attempts[i]);
+    } else if (outcome.ok) round.written.push(id);
+    else if (isChecksumMismatch(outcome.err)) round.mismatch = (outcome.err as Error).message;
+    else round.failed.push([id, (outcome.err as Error)?.message]);
+  });
+  return round;
+}
+
 type FragmentToRead = { id: string; sha256: string; replicas: string[] };
-type ReadDeps = { registry: Registry; client: DatanodeClient; hedgeAfterMs: number };
+type ReadDeps = { registry: Registry; client: DatanodeClient; hedgeAfterMs: number; reachability: Reachability };
 
 /** One replica's verified bytes, or undefined (reported through onBad) when it cannot serve them. */
 async function readFrom(
@@ -156,18 +226,22 @@ async function readFrom(
 }
 
 /**
- * Replicas are asked in order (live datanodes first); the next one is asked as soon as one
+ * Replicas are asked in order (live datanodes first, those this coordinator could not reach lately
+ * after the others); the next one is asked as soon as one
  * fails, or alongside one that has not answered within hedgeAfterMs: a partitioned datanode
  * does not refuse, it hangs until the request deadline, and the monitor needs a few samples
  * to call it DOWN. The first verified answer wins.
  */
 function readFirstVerified(
-  { registry, client, hedgeAfterMs }: ReadDeps,
+  { registry, client, hedgeAfterMs, reachability }: ReadDeps,
   fragment: FragmentToRead,
   onBad?: (bad: BadReplica) => void,
 ): Promise<Buffer[]> {
+  // Live datanodes first, and among them those this coordinator reached lately.
+  const avoided = reachability.avoided();
+  const rank = (id: string) => Number(registry.isLive(id)) * 2 + Number(!avoided.has(id));
   const candidates = [...fragment.replicas]
-    .sort((a, b) => Number(registry.isLive(b)) - Number(registry.isLive(a)))
+    .sort((a, b) => rank(b) - rank(a))
     .flatMap((id) => {
       const node = registry.get(id);
       return node ? [{ id, url: node.url }] : [];
@@ -193,12 +267,18 @@ function readFirstVerified(
         pending -= 1;
         if (settled) return;
         if (data) {
+          reachability.reached(id);
           settled = true;
           clearTimeout(hedge);
           resolve(data);
         } else askNext();
       });
-      if (next < candidates.length) hedge = setTimeout(askNext, hedgeAfterMs);
+      // No answer by the hedge: the next replica is asked, and this datanode goes last for a while.
+      const silent = () => {
+        reachability.unreachable(id);
+        askNext();
+      };
+      if (next < candidates.length) hedge = setTimeout(silent, hedgeAfterMs);
     };
     askNext();
   });

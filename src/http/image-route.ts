@@ -1,5 +1,8 @@
 // GET/HEAD /images/{name}: the image's bytes streamed from the datanodes, with ETag, 304 and a
 // single byte range (RFC 9110), on plain node:http so large bodies skip the GraphQL layer.
+// DELETE /images/{name}: deleteImage as S3 and Swift clients call it (204, or 404 when there is
+// no such image), without the GraphQL layer's cost per call. No browser page on another origin
+// can send it: DELETE is never a CORS-simple method, and this route answers no preflight (405).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, TesseraError } from '../errors.ts';
 import type { ImageService } from '../image-service.ts';
@@ -94,34 +97,61 @@ export async function sendFragments(res: ServerResponse, chunks: AsyncGenerator<
   }
 }
 
+/** Who may do what on the image route; each throws a TesseraError (401, 403, 429) when the caller may not. */
+export interface ImageRouteAccess {
+  /** May read the image `name` (a token or a signed URL). */
+  read(name: string): Promise<void>;
+  /** May delete images (a write token). */
+  delete(): Promise<void>;
+}
+
+const ROUTE_METHODS = 'GET, HEAD, PUT, DELETE'; // PUT: image-upload-route.ts, routed before this
+
+function imageNameOf(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new TesseraError('BAD_USER_INPUT', 'The image name is not valid percent-encoded UTF-8.');
+  }
+}
+
+/** DELETE /images/{name}: the deletion is durable in the index before the 204 (ImageService.delete). */
+async function deleteRequest(req: IncomingMessage, res: ServerResponse, images: ImageService, segment: string, access: ImageRouteAccess) {
+  const name = imageNameOf(segment);
+  await access.delete();
+  assertImageName(name);
+  // A query would read as a rendition or a signed URL: neither is deleted on its own.
+  if ((req.url ?? '').includes('?')) throw new TesseraError('BAD_USER_INPUT', 'DELETE /images/{name} takes no query parameters.');
+  if (!(await images.delete(name))) throw new TesseraError('IMAGE_NOT_FOUND', `No stored image is named "${name}".`);
+  res.writeHead(204, STORED_FILE_BASE_HEADERS).end();
+}
+
 /**
  * Handles the request if it is for /images/…; false when the path is not this route's.
- * `authorize` throws (a TesseraError) when the caller may not read the image `name`.
  */
 export async function handleImageRequest(
   req: IncomingMessage,
   res: ServerResponse,
   images: ImageService,
-  authorize: (name: string) => Promise<void>,
+  access: ImageRouteAccess,
   renditions?: Renditions,
 ): Promise<boolean> {
   const path = (req.url ?? '').split('?')[0];
   if (!path.startsWith(IMAGE_PATH_PREFIX)) return false;
   // Everything after the prefix is the name: a '/' may stand unencoded, as in S3 object keys.
   const segment = path.slice(IMAGE_PATH_PREFIX.length);
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.setHeader('allow', 'GET, HEAD');
-    sendError(res, new TesseraError('METHOD_NOT_ALLOWED', 'GET /images/{name} answers GET and HEAD only.'));
+  if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE') {
+    res.setHeader('allow', ROUTE_METHODS);
+    sendError(res, new TesseraError('METHOD_NOT_ALLOWED', `/images/{name} answers ${ROUTE_METHODS} only.`));
     return true;
   }
   try {
-    let name: string;
-    try {
-      name = decodeURIComponent(segment);
-    } catch {
-      throw new TesseraError('BAD_USER_INPUT', 'The image name is not valid percent-encoded UTF-8.');
+    if (req.method === 'DELETE') {
+      await deleteRequest(req, res, images, segment, access);
+      return true;
     }
-    await authorize(name);
+    const name = imageNameOf(segment);
+    await access.read(name);
     assertImageName(name); // a malformed name is 400, and no error echoes an unbounded one
     const image = await images.require(name);
     const queryAt = (req.url ?? '').indexOf('?');

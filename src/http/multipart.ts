@@ -14,7 +14,7 @@ import type { ReceivedFile } from './received-file.ts';
 const STALLED_SOURCE_GRACE_MS = 1000;
 
 /** The body's chunks, failing with a timeout when none arrives for `idleMs` (the source is then destroyed). */
-async function* withIdleTimeout(body: AsyncIterable<Uint8Array>, idleMs: number | undefined): AsyncGenerator<Uint8Array> {
+export async function* withIdleTimeout(body: AsyncIterable<Uint8Array>, idleMs: number | undefined): AsyncGenerator<Uint8Array> {
   if (!idleMs) return yield* body;
   const it = body[Symbol.asyncIterator]();
   let finished = false;

@@ -9,6 +9,7 @@ import type { Coordinator } from '../coordinator.ts';
 import { MAX_FRAGMENT_SIZE } from '../config.ts';
 import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
+import { handleImageUpload, isImageUpload, type ImageUploadDeps } from './image-upload-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
 import { jsonErrorBodies } from './error-bodies.ts';
 import { GRAPHIQL_WELCOME, graphiqlDelivery } from './graphiql-delivery.ts';
@@ -17,9 +18,9 @@ import { errorBody, TesseraError } from '../errors.ts';
 import { domainErrors, maskUnexpectedErrors } from './graphql-errors.ts';
 import { jsonBodyLimit, limitRequestBody, requestBodyLimit } from './request-body-limit.ts';
 import { multipartRequests } from './multipart.ts';
-import { createBodyBudget, MULTIPART_BUDGET_BYTES } from '../memory-budget.ts';
+import { createBodyBudget, MULTIPART_BUDGET_BYTES, type BodyBudget } from '../memory-budget.ts';
 import { authPlugin } from '../auth/plugin.ts';
-import { authorizeImageRequest } from '../auth/image-access.ts';
+import { authorizeImageChange, authorizeImageRequest } from '../auth/image-access.ts';
 import type { Principal } from '../auth/rules.ts';
 import { corsFor, crossSiteRequestGuard, GRAPHIQL_SAFE_OPTIONS, graphiqlPageHeaders } from './cross-site.ts';
 import { graphqlLimits } from './graphql-limits.ts';
@@ -31,7 +32,7 @@ export const GRAPHQL_PATH = '/graphql';
 type ContextFor = (request: Request | IncomingMessage, principal?: Principal) => Context;
 
 /** Yoga with our plugins: GraphQL over POST/GET, multipart, SSE and GraphiQL. */
-function createGraphqlServer(app: Coordinator, principals: WeakMap<Request, Principal>, contextFor: ContextFor) {
+function createGraphqlServer(app: Coordinator, principals: WeakMap<Request, Principal>, contextFor: ContextFor, budget: BodyBudget) {
   const { config } = app;
   const multipartLimits = {
     fileSize: Math.max(config.maxUploadImageSize, MAX_FRAGMENT_SIZE),
@@ -44,7 +45,7 @@ function createGraphqlServer(app: Coordinator, principals: WeakMap<Request, Prin
       /\buploadFragment\b/.test(fields.get('operations') ?? '') ? MAX_FRAGMENT_SIZE : config.maxUploadImageSize,
     idleTimeoutMs: config.bodyTimeoutSec * 1000,
     // Bodies that stall halfway hold what they sent until the timeout: together they get a budget.
-    budget: createBodyBudget(MULTIPART_BUDGET_BYTES),
+    budget,
   };
   return createYoga<Record<string, unknown>, Context>({
     schema,
@@ -86,8 +87,8 @@ function createGraphqlServer(app: Coordinator, principals: WeakMap<Request, Prin
   });
 }
 
-/** The request handler: /healthz, the web console, INDEX_REBUILDING while the start-up rebuild runs, GET /images/{name}, else Yoga. */
-function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlServer>): http.RequestListener {
+/** The request handler: /healthz, the web console, INDEX_REBUILDING while the start-up rebuild runs, /images/{name}, else Yoga. */
+function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlServer>, upload: ImageUploadDeps): http.RequestListener {
   const serveConsole = consoleRoute();
   return (req, res) => {
     // Yoga builds a URL from Host: a malformed one would end in a 500 with a stack trace.
@@ -117,12 +118,28 @@ function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlSer
       res.writeHead(err.status, { 'content-type': 'application/json', 'retry-after': '5' }).end(body);
       return;
     }
-    handleImageRequest(req, res, app.images, (name) => authorizeImageRequest(app.auth, req, name), app.renditions)
+    if (isImageUpload(req, path)) {
+      handleImageUpload(req, res, path, upload).catch((err) => serverFault(app, res, err));
+      return;
+    }
+    const access = {
+      read: (name: string) => authorizeImageRequest(app.auth, req, name),
+      delete: () => authorizeImageChange(app.auth, req, 'DELETE /images/{name}'),
+    };
+    handleImageRequest(req, res, app.images, access, app.renditions)
       .then((handled) => {
         if (!handled) void yoga(req, res);
       })
       .catch((err) => app.log.error({ err }, 'image request failed'));
   };
+}
+
+/** An unexpected failure of a REST route: logged; the client gets a 500 without the details. */
+function serverFault(app: Coordinator, res: http.ServerResponse, err: unknown) {
+  app.log.error({ err }, 'request failed');
+  if (res.headersSent) return void res.destroy();
+  const body = errorBody(new TesseraError('INTERNAL_SERVER_ERROR'));
+  res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
 }
 
 export function createHttpServer(app: Coordinator) {
@@ -138,8 +155,17 @@ export function createHttpServer(app: Coordinator) {
       principal: principal ?? principals.get(request as Request),
     };
   };
-  const yoga = createGraphqlServer(app, principals, contextFor);
-  const server = http.createServer(routeRequest(app, yoga));
+  // Bodies that stall halfway hold what they sent until the timeout: together they get a budget.
+  const budget = createBodyBudget(MULTIPART_BUDGET_BYTES);
+  const yoga = createGraphqlServer(app, principals, contextFor, budget);
+  const upload = {
+    auth: app.auth,
+    uploads: app.uploads,
+    maxBytes: config.maxUploadImageSize,
+    budget,
+    idleTimeoutMs: config.bodyTimeoutSec * 1000,
+  };
+  const server = http.createServer(routeRequest(app, yoga, upload));
   server.keepAliveTimeout = 65_000;
   // A client that sends its headers slowly, or a request slowly, is cut off (multipart bodies
   // that stall are dropped sooner, by --body-timeout).

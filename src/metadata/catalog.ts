@@ -75,6 +75,12 @@ export type DeletionReason =
   | 'unrecorded-write'
   | 'rendition-evicted';
 
+/** What deleteStoredImage removed: the image's key (its tombstone's) and the datanodes that held its files. */
+export interface DeletedImage {
+  imageKey: string;
+  holders: string[];
+}
+
 /** A fragment found on the datanodes by an index rebuild, with the datanodes holding it. */
 export interface RebuiltFragment {
   id: string;
@@ -110,6 +116,12 @@ export interface CatalogChanges {
    * `outbox`: sent with the change when it happened (true), by an engine that can.
    */
   deleteImage(imageId: number, now: number, reason?: DeletionReason, outbox?: Outbox): boolean;
+  /**
+   * deleteImage ('image-deleted') of the stored image named `name`, found in the same
+   * transaction: its key and the datanodes that held its files, or undefined when there is none.
+   * One call where a look-up, a read of the replicas and a deletion were three.
+   */
+  deleteStoredImage(name: string, now: number, outbox?: Outbox): DeletedImage | undefined;
   /** A stored image rebuilt from a datanode manifest, its fragments and replicas. False when the name or key is taken meanwhile. */
   insertRebuiltImage(image: RebuiltImage, fragments: RebuiltFragment[]): boolean;
   /** Moves a fragment's replicas: adds `added`, forgets `dropped` (their files queued for deletion); false when the fragment is gone. */
@@ -230,21 +242,31 @@ function catalogChanges(
     }
   });
 
+  /** An image's row goes and its files (its renditions' too) are queued for deletion; inside a transaction. */
+  const deleteImageRow = (row: ImageRow, now: number, reason: DeletionReason): boolean => {
+    // An image's cached renditions go with it, whichever path deletes it.
+    for (const renditionId of image.renditionsOf(row.id)) {
+      deletion.queueReplicasOfImage(renditionId, now, 'rendition-evicted', null);
+      image.deleteRow(renditionId);
+    }
+    // Only a deleted image's files carry its key (the datanodes' proof to delete them): an
+    // upload aborted or expired after its manifest reached the datanodes is stored as far as
+    // they know, so its files stay until the index learns it back.
+    deletion.queueReplicasOfImage(row.id, now, reason, reason === 'image-deleted' ? row.imageKey : null);
+    return image.deleteRow(row.id);
+  };
+
   return {
     ...uploadChanges(db, images, fragments, deletions),
     deleteImage: db.transaction((imageId: number, now: number, reason: DeletionReason = 'image-deleted') => {
       const row = images.queries.imageById(imageId);
-      if (!row) return false;
-      // An image's cached renditions go with it, whichever path deletes it.
-      for (const renditionId of image.renditionsOf(imageId)) {
-        deletion.queueReplicasOfImage(renditionId, now, 'rendition-evicted', null);
-        image.deleteRow(renditionId);
-      }
-      // Only a deleted image's files carry its key (the datanodes' proof to delete them): an
-      // upload aborted or expired after its manifest reached the datanodes is stored as far as
-      // they know, so its files stay until the index learns it back.
-      deletion.queueReplicasOfImage(imageId, now, reason, reason === 'image-deleted' ? row.imageKey : null);
-      return image.deleteRow(imageId);
+      return row ? deleteImageRow(row, now, reason) : false;
+    }),
+    deleteStoredImage: db.transaction((name: string, now: number): DeletedImage | undefined => {
+      const row = images.queries.imageByName(name);
+      if (!row) return undefined;
+      const holders = fragment.holdersOf(row.id);
+      return deleteImageRow(row, now, 'image-deleted') ? { imageKey: row.imageKey, holders } : undefined;
     }),
     insertRebuiltImage,
     insertRebuiltImages: db.transaction((batch: { image: RebuiltImage; fragments: RebuiltFragment[] }[]) =>

@@ -63,6 +63,9 @@ export function fragmentRows(db: Db) {
     replicasOfImage: db.prepare<[number], ReplicaPair>(
       `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`,
     ),
+    holdersOfImage: db.prepare<[number], { datanodeId: string }>(
+      `SELECT DISTINCT r.datanode_id AS datanodeId FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`,
+    ),
     replicasInRange: db.prepare<[number, number, number], ReplicaPair>(
       `SELECT r.fragment_id AS fragmentId, r.datanode_id AS datanodeId FROM fragments f JOIN replicas r ON r.fragment_id = f.id
        WHERE f.image_id = ? AND f.idx BETWEEN ? AND ?`,
@@ -110,6 +113,8 @@ export function fragmentRows(db: Db) {
     insertReplica: (fragmentId: string, datanodeId: string) => s.insertReplica.run(fragmentId, datanodeId),
     deleteReplica: (fragmentId: string, datanodeId: string) => s.deleteReplica.run(fragmentId, datanodeId),
     hasReplica: (fragmentId: string, datanodeId: string) => s.hasReplica.get(fragmentId, datanodeId) !== undefined,
+    /** The datanodes holding a file of any of the image's fragments. */
+    holdersOf: (imageId: number) => s.holdersOfImage.all(imageId).map((r) => r.datanodeId),
   };
   return { queries, steps };
 }

@@ -3,7 +3,7 @@
 // coordinators write at once, so every change to an image first locks its row (SELECT ... FOR
 // UPDATE): the fragments, completion and deletion of one upload happen one at a time, in the
 // order their locks were granted, whichever coordinator runs them.
-import type { DeletionReason, FragmentRow, RebuiltFragment } from '../catalog.ts';
+import type { DeletedImage, DeletionReason, FragmentRow, ImageRow, RebuiltFragment } from '../catalog.ts';
 import type { AsyncCatalog } from '../store.ts';
 import type { Outbox } from '../outbox.ts';
 import type { RebuiltImage } from '../catalog/image-rows.ts';
@@ -57,15 +57,26 @@ async function withOutbox<T>(sql: Sql, outbox: Outbox | undefined, happened: (an
 
 async function deleteImageIn(tx: Q, imageId: number, now: number, reason: DeletionReason): Promise<boolean> {
   const row = await imageSteps.lock(tx, imageId);
-  if (!row) return false;
+  return row ? deleteLockedImage(tx, row, now, reason) : false;
+}
+
+/** The image's row goes and its files (its renditions' too) are queued for deletion; its row is locked by `tx`. */
+async function deleteLockedImage(tx: Q, row: ImageRow, now: number, reason: DeletionReason): Promise<boolean> {
   // An image's cached renditions go with it, whichever path deletes it.
-  for (const renditionId of await imageSteps.renditionsOf(tx, imageId)) {
+  for (const renditionId of await imageSteps.renditionsOf(tx, row.id)) {
     await deletionSteps.queueReplicasOfImage(tx, renditionId, now, 'rendition-evicted', null);
     await imageSteps.deleteRow(tx, renditionId);
   }
   // Only a deleted image's files carry its key (the datanodes' proof to delete them); see catalog.ts.
-  await deletionSteps.queueReplicasOfImage(tx, imageId, now, reason, reason === 'image-deleted' ? row.imageKey : null);
-  return imageSteps.deleteRow(tx, imageId);
+  await deletionSteps.queueReplicasOfImage(tx, row.id, now, reason, reason === 'image-deleted' ? row.imageKey : null);
+  return imageSteps.deleteRow(tx, row.id);
+}
+
+async function deleteStoredImageIn(tx: Q, name: string, now: number): Promise<DeletedImage | undefined> {
+  // Sent together: the holders are read once the row lock is held (statements run in order).
+  const [row, holders] = await Promise.all([imageSteps.lockStoredByName(tx, name), fragmentSteps.holdersOfStored(tx, name)]);
+  if (!row || !(await deleteLockedImage(tx, row, now, 'image-deleted'))) return undefined;
+  return { imageKey: row.imageKey, holders };
 }
 
 /** Inserts one rebuilt image in a savepoint: a name or key taken meanwhile undoes it alone and answers false. */
@@ -112,6 +123,13 @@ export function createPostgresCatalog(sql: Sql, instanceId = ''): AsyncCatalog {
         outbox,
         (deleted) => deleted,
         (t) => deleteImageIn(t, imageId, now, reason),
+      ),
+    deleteStoredImage: (name, now, outbox?: Outbox) =>
+      withOutbox(
+        sql,
+        outbox,
+        (deleted) => deleted !== undefined,
+        (t) => deleteStoredImageIn(t, name, now),
       ),
     insertRebuiltImage: (image, fragments) => tx((t) => insertRebuiltIn(t, image, fragments)),
     insertRebuiltImages: (batch) =>

@@ -69,6 +69,12 @@ export const fragmentSteps = {
       INSERT INTO replicas (fragment_id, datanode_id) SELECT fragment.id, d FROM fragment, unnest(${datanodeIds}::text[]) AS d
       ON CONFLICT DO NOTHING`,
   deleteFragment: (tx: Q, id: string) => tx`DELETE FROM fragments WHERE id = ${id}`,
+  /** The datanodes holding a file of any fragment of the stored image named `name`. */
+  holdersOfStored: async (tx: Q, name: string) =>
+    (
+      await tx<{ d: string }[]>`SELECT DISTINCT r.datanode_id AS d FROM images i JOIN fragments f ON f.image_id = i.id
+        JOIN replicas r ON r.fragment_id = f.id WHERE i.name = ${name} AND i.state = 'stored'`
+    ).map((r) => r.d),
   deleteReplicas: (tx: Q, fragmentId: string, datanodeIds: string[]) =>
     tx`DELETE FROM replicas WHERE fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`,
   /**

@@ -96,6 +96,9 @@ export function imageQueries(sql: Sql): Async<ImageQueries> {
 export const imageSteps = {
   /** The image or upload row, locked until the transaction ends: changes to one image run one at a time. */
   lock: async (tx: Q, imageId: number) => (await tx<ImageRow[]>`SELECT ${columns(tx)} FROM images WHERE id = ${imageId} FOR UPDATE`)[0],
+  /** The stored image of that name, locked as `lock` does. */
+  lockStoredByName: async (tx: Q, name: string) =>
+    (await tx<ImageRow[]>`SELECT ${columns(tx)} FROM images WHERE name = ${name} AND state = 'stored' FOR UPDATE`)[0],
   /** Inserts a rebuilt stored image: its new id. */
   insertStored: async (tx: Q, image: RebuiltImage, fragmentCount: number) =>
     (

@@ -1,0 +1,106 @@
+// PUT /images/{name}: the whole image as the raw request body, stored as uploadImage stores it,
+// as an object store's PUT does (S3, Swift). On plain node:http, like GET /images/{name}: a small
+// image skips the GraphQL layer (Yoga's request objects, multipart parsing, parse/validate/execute),
+// which cost the coordinator as much CPU per 100 KB image as storing it does.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errorBody, TesseraError } from '../errors.ts';
+import type { Auth } from '../auth/service.ts';
+import { authorizeImageChange } from '../auth/image-access.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
+import type { BodyBudget } from '../memory-budget.ts';
+import { assertImageName } from '../names.ts';
+import type { Uploads } from '../uploads.ts';
+import { IMAGE_PATH_PREFIX } from '../image-paths.ts';
+import { withIdleTimeout } from './multipart.ts';
+import { MultipartError } from './multipart-parser.ts';
+
+export interface ImageUploadDeps {
+  auth: Auth;
+  uploads: Uploads;
+  /** The largest body taken (--max-upload-image-size). */
+  maxBytes: number;
+  /** Shared with multipart bodies: what bodies being read hold together. */
+  budget: BodyBudget;
+  idleTimeoutMs: number;
+}
+
+/** Whether this is a PUT /images/{name}. */
+export const isImageUpload = (req: IncomingMessage, path: string) => req.method === 'PUT' && path.startsWith(IMAGE_PATH_PREFIX);
+
+/** Answers a PUT /images/{name}: 201 with the stored image as JSON, or {code, message}. */
+export async function handleImageUpload(req: IncomingMessage, res: ServerResponse, path: string, deps: ImageUploadDeps): Promise<void> {
+  try {
+    const image = await storeUpload(req, path, deps);
+    send(res, 201, JSON.stringify(describe(image)), { location: `${IMAGE_PATH_PREFIX}${encodeURIComponent(image.name)}` });
+  } catch (err) {
+    const known = err instanceof TesseraError ? err : undefined;
+    if (!known) throw err;
+    const extra = (known.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
+    // A body left unread (refused before it was read) would be taken for the next request.
+    const unread = !req.readableEnded;
+    send(res, known.status, errorBody(known), unread ? { ...extra, connection: 'close' } : extra);
+    if (unread) req.resume();
+  }
+}
+
+async function storeUpload(req: IncomingMessage, path: string, { auth, uploads, maxBytes, budget, idleTimeoutMs }: ImageUploadDeps) {
+  let name: string;
+  try {
+    name = decodeURIComponent(path.slice(IMAGE_PATH_PREFIX.length));
+  } catch {
+    throw new TesseraError('BAD_USER_INPUT', 'The image name is not valid percent-encoded UTF-8.');
+  }
+  await authorizeImageChange(auth, req, 'PUT /images/{name}');
+  assertImageName(name);
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(maxBytes);
+  const chunks = await readBody(req, maxBytes, budget, idleTimeoutMs);
+  const size = chunks.reduce((n, c) => n + c.length, 0);
+  if (size === 0) throw new TesseraError('BAD_USER_INPUT', 'The body is empty: PUT the image as the request body.');
+  uploads.assertWholeSize(size);
+  const type = req.headers['content-type']?.split(';')[0].trim().toLowerCase();
+  return uploads.uploadWhole(name, chunks, type && type !== 'application/octet-stream' ? type : undefined);
+}
+
+/** The body's chunks as they arrived (no join), within `maxBytes` and the shared budget. */
+async function readBody(req: IncomingMessage, maxBytes: number, budget: BodyBudget, idleTimeoutMs: number): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  let held = 0;
+  try {
+    for await (const chunk of withIdleTimeout(req, idleTimeoutMs) as AsyncIterable<Buffer>) {
+      if (held + chunk.length > maxBytes) throw tooLarge(maxBytes);
+      if (!budget.tryCharge(held, chunk.length)) throw new TesseraError('SERVER_BUSY');
+      held += chunk.length;
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof MultipartError && err.timedOut)
+      throw new TesseraError('REQUEST_TIMEOUT', `The request body stopped arriving: ${err.message}.`);
+    throw err;
+  } finally {
+    budget.release(held);
+  }
+  return chunks;
+}
+
+const tooLarge = (maxBytes: number) =>
+  new TesseraError('PAYLOAD_TOO_LARGE', `PUT /images takes bodies up to ${maxBytes} bytes; use the chunked upload for larger images.`);
+
+const describe = (image: ImageRow) => ({
+  name: image.name,
+  size: image.size,
+  sha256: image.sha256,
+  contentType: image.contentType,
+  createdAt: new Date(image.createdAt).toISOString(),
+});
+
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) {
+  res
+    .writeHead(status, {
+      ...headers,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+    })
+    .end(body);
+}
