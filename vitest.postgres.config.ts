@@ -13,6 +13,7 @@ import base from './vitest.config.ts';
 const POSTGRES_SUITE = [
   // uploads
   'upload-fragments',
+  'image-put',
   'upload-errors',
   'upload-complete-checksum',
   'upload-expiry',
