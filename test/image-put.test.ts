@@ -36,6 +36,15 @@ describe('PUT /images/{name}', () => {
     expect(res.headers.get('location')).toBe(`/images/${encodeURIComponent('cats/put one.bin')}`);
     const json = await res.json();
     expect(json).toMatchObject({ name: 'cats/put one.bin', size: 3000, sha256: sha256(bytes), contentType: 'application/x-thing' });
+    // What the upload answers is the image as stored (it is not read back from the index).
+    const image = await stored('cats/put one.bin');
+    expect(json).toEqual({
+      name: image.name,
+      size: image.size,
+      sha256: image.sha256,
+      contentType: image.contentType,
+      createdAt: image.createdAt,
+    });
     const { res: got, body } = await download(cluster, 'cats/put one.bin');
     expect(got.status).toBe(200);
     expect(got.headers.get('content-type')).toBe('application/x-thing');

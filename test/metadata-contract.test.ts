@@ -90,6 +90,8 @@ function imagesContract(c: Ctx) {
       expect(first).toMatchObject({ name: 'x.png', state: 'uploading', uploadId: expect.any(String), size: 4, mediaChecked: 0 });
       expect(typeof first.id).toBe('number');
       expect(first.imageKey).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      // The row it answers is the row as stored (the upload path uses it without reading it back).
+      expect(first).toEqual(await c.s.catalog.imageById(first.id));
       expect(await codeOf(c.h.upload('x.png'))).toBe('IMAGE_ALREADY_EXISTS');
       expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(first.id, 0, 'f0'), ['a', 'b'], HASH, T)).toBe('done');
       expect(await codeOf(c.h.upload('x.png'))).toBe('IMAGE_ALREADY_EXISTS');

@@ -7,7 +7,7 @@ import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { abortError, asClientError, TesseraClientError } from './errors.ts';
 import { parseHttpUrlList } from '../shared/flag-values.ts';
-import { rawGet, type RawResponse } from './raw-get.ts';
+import { rawGet, rawTargetOf, type RawResponse } from '../shared/raw-get.ts';
 
 export interface TransportOptions {
   /**
@@ -232,17 +232,23 @@ function errorOfGet(status: number, raw: Buffer, path: string): TesseraClientErr
 /** See the transport's rawGet. */
 async function rawGetOn(to: Endpoint, path: string, { signal, headers = {} }: RequestOptions & { headers?: Record<string, string> }) {
   if (to.base.protocol !== 'http:') return 'unsupported' as const;
-  const res: RawResponse | 'unsupported' = await rawGet({
-    hostname: to.base.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: Number(to.base.port || 80),
-    host: to.base.host,
-    path: to.prefix + path,
-    headers: { ...to.headers, ...headers },
-    timeoutMs: to.timeoutMs,
-    signal,
-  });
+  let res: RawResponse | 'unsupported';
+  try {
+    res = await rawGet({
+      ...rawTargetOf(to.base),
+      path: to.prefix + path,
+      headers: { ...to.headers, ...headers },
+      timeoutMs: to.timeoutMs,
+      signal,
+    });
+  } catch (err) {
+    throw asClientError(err, signal);
+  }
   if (res === 'unsupported' || (res.status >= 200 && res.status < 300)) return res;
-  throw errorOfGet(res.status, await res.readAll(), path);
+  const raw = await res.readAll().catch((err: unknown) => {
+    throw asClientError(err, signal);
+  });
+  throw errorOfGet(res.status, raw, path);
 }
 
 /** GraphQL documents that only read (queries, the shorthand `{ ... }`): safe to send twice. */
@@ -416,7 +422,7 @@ export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs
     },
 
     /**
-     * A GET read off the socket in large reads (raw-get.ts), for a large body. 'unsupported' with
+     * A GET read off the socket in large reads (shared/raw-get.ts), for a large body. 'unsupported' with
      * several coordinators (`get` moves between them), over https, or for an answer raw-get does
      * not frame: then use `get`. Error statuses are turned into errors here, as with `get`.
      */

@@ -7,6 +7,7 @@ import type { DatanodeClient } from './datanode-client.ts';
 import type { DeletionOutcome } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
 import type { Scheduler } from '../shared/scheduler.ts';
+import { roundSpacer } from '../shared/round-spacing.ts';
 
 /** Queued deletions one round takes: each datanode gets its share in one request (POST /deletions). */
 const BATCH = 256;
@@ -91,11 +92,16 @@ export function createReplicaDeleter({
   now?: () => number;
 }) {
   const deps = { catalog, client, log, replicationFactor, now };
+  const spacer = roundSpacer();
 
   async function drain() {
     for (;;) {
+      // During a burst of deletes the rounds are spaced, each carrying many deletes' files.
+      const wait = spacer.wait();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       // A kick deferred past a stop finds the loop stopped (and the index perhaps closed).
       if (loop.stopped) return;
+      spacer.started();
       const due = await catalog.dueDeletions(now(), BATCH);
       if (due.length === 0 || loop.stopped) return;
       const settled: ReplicaDeletion[] = [];

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { ImageTombstone } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
+import { roundSpacer } from '../shared/round-spacing.ts';
 
 /** Tombstones one round sends at most (each datanode gets them in one request). */
 const ROUND_LIMIT = 512;
@@ -60,6 +61,7 @@ export function createTombstoneQueue({
   let running = false;
   let scheduled = false;
   const waiters: (() => void)[] = [];
+  const spacer = roundSpacer();
 
   function retryLater(p: Pending): void {
     p.attempts += 1;
@@ -101,20 +103,26 @@ export function createTombstoneQueue({
     scheduled = false;
     if (running || queue.length === 0) return;
     running = true;
+    spacer.started();
     void round(queue.splice(0, ROUND_LIMIT)).finally(() => {
       running = false;
-      if (queue.length > 0) pump();
+      if (queue.length > 0) schedule();
       else for (const resolve of waiters.splice(0)) resolve();
     });
   }
 
+  /** The next round: after the current work (deleteImage's answer goes out first), spaced during a burst (round-spacing.ts). */
+  function schedule(): void {
+    if (running || scheduled) return;
+    scheduled = true;
+    const wait = spacer.wait();
+    if (wait > 0) setTimeout(pump, wait);
+    else setImmediate(pump);
+  }
+
   function push(p: Pending): void {
     queue.push(p);
-    // After the current work (deleteImage's answer goes out first), and once per burst.
-    if (!running && !scheduled) {
-      scheduled = true;
-      setImmediate(pump);
-    }
+    schedule();
   }
 
   return {

@@ -5,7 +5,7 @@ import type { ImageRow } from '../metadata/catalog.ts';
 import { manifestOf } from '../cluster/image-records.ts';
 import type { ImageManifest } from '../shared/datanode-api.ts';
 import { assertSha256 } from './upload-checks.ts';
-import { announceStored, openUpload, storedNotice, type UploadContext } from './upload-context.ts';
+import { announceStored, openUpload, storedNotice, storedRowOf, type UploadContext } from './upload-context.ts';
 
 type FragmentRow = { idx: number; id: string; sha256: string; size: number };
 
@@ -59,7 +59,7 @@ export async function completeUpload(
     );
     if (outcome === 'changed') continue; // a fragment was replaced while we hashed: hash again
     if (outcome === 'gone') throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${uploadId}" was aborted or expired.`);
-    return announceStored(ctx, upload.id, notice);
+    return announceStored(ctx, storedRowOf(upload, sha256, createdAt), notice);
   }
 }
 

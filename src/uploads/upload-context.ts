@@ -76,9 +76,22 @@ export const storedNotice = ({ events }: UploadContext, upload: ImageRow): Event
     size: upload.size,
   });
 
+/**
+ * The image `upload` became once its completion committed, without reading it back: the
+ * completion sets exactly these columns (catalog completeUpload), and nothing else writes the
+ * row of an open upload.
+ */
+export const storedRowOf = (upload: ImageRow, sha256: string, createdAt: number): ImageRow => ({
+  ...upload,
+  state: 'stored',
+  uploadId: null,
+  expiresAt: null,
+  sha256,
+  createdAt,
+});
+
 /** The image an upload became, logged and announced (`notice`: sent with its completion). */
-export async function announceStored({ catalog, log, events }: UploadContext, imageId: number, notice: EventNotice): Promise<ImageRow> {
-  const image = (await catalog.imageById(imageId))!;
+export function announceStored({ log, events }: UploadContext, image: ImageRow, notice: EventNotice): ImageRow {
   log.info({ image: image.name, size: image.size }, 'image stored');
   events.committed(notice);
   return image;

@@ -10,7 +10,14 @@ import { detectImageIn } from '../renditions/media.ts';
 import { completeUpload } from './complete-upload.ts';
 import { newFragmentId, putFragment } from './put-fragment.ts';
 import { assertWholeSize, fragmentSizeAt } from './upload-checks.ts';
-import { announceStored, storedNotice, recordWrittenFragment, requireLiveDatanodes, type UploadContext } from './upload-context.ts';
+import {
+  announceStored,
+  storedNotice,
+  storedRowOf,
+  recordWrittenFragment,
+  requireLiveDatanodes,
+  type UploadContext,
+} from './upload-context.ts';
 
 /** Fragments of one uploadImage written at once. */
 const IN_FLIGHT = 4;
@@ -62,5 +69,5 @@ async function storeOnlyFragment(ctx: UploadContext, upload: ImageRow, data: Byt
   );
   if (outcome !== 'done')
     throw new TesseraError('UPLOAD_NOT_FOUND', `Upload "${upload.uploadId}" was aborted or expired while it was stored.`);
-  return announceStored(ctx, upload.id, notice);
+  return announceStored(ctx, storedRowOf(upload, digest, createdAt), notice);
 }

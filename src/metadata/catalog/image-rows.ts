@@ -123,8 +123,26 @@ export function imageRows(db: Db) {
           orientation: row.orientation ?? null,
           mediaChecked: row.mediaChecked ?? 0,
         };
-        const { lastInsertRowid } = s.insertUpload.run({ ...row, ...media, imageKey: row.imageKey ?? newImageKey() });
-        return s.imageById.get(Number(lastInsertRowid))!;
+        const imageKey = row.imageKey ?? newImageKey();
+        const { lastInsertRowid } = s.insertUpload.run({ ...row, ...media, imageKey });
+        // The row as inserted, not read back: one statement less per upload.
+        const { name, uploadId, size, contentType, sha256, fragmentSize, fragmentCount, createdAt, expiresAt } = row;
+        const state = 'uploading' as const;
+        return {
+          id: Number(lastInsertRowid),
+          imageKey,
+          name,
+          state,
+          uploadId,
+          size,
+          contentType,
+          sha256,
+          fragmentSize,
+          fragmentCount,
+          createdAt,
+          expiresAt,
+          ...media,
+        };
       } catch (err) {
         if (isUniqueViolation(err))
           throw new TesseraError('IMAGE_ALREADY_EXISTS', `"${row.name}" is already a stored image or an open upload.`);

@@ -1,12 +1,12 @@
-// A GET whose body is read straight off the socket into large buffers, for downloads. node:http
-// reads 64 KiB at a time and runs every read through its parser, a stream and an iterator: for a
-// large image that costs the client about as much CPU as hashing and writing it. Here the kernel
-// fills up to 1 MiB per read, and each read is handed to the caller as it is, in order, once.
-// Only the plain shape the coordinator answers with is read this way (HTTP/1.x, Content-Length,
-// no Transfer-Encoding); anything else is 'unsupported' and the caller sends the GET through
-// node:http instead.
+// A GET whose large body is read straight off the socket into large buffers: the CLI's download
+// of an image, the coordinator's read of a fragment from a datanode. node:http reads 64 KiB at a
+// time and runs every read through its parser, a stream and an iterator: for a large body that
+// costs about as much CPU as hashing it. Here the kernel fills up to 1 MiB per read, and each read
+// is handed to the caller as it is, in order, once. Only the plain shape our servers answer with
+// is read this way (HTTP/1.x, Content-Length, no Transfer-Encoding); anything else is
+// 'unsupported' and the caller sends the GET through node:http instead. Errors are the socket's
+// own (the caller names them in its terms); an abort rejects with the signal's reason.
 import net from 'node:net';
-import { abortError, asClientError } from './errors.ts';
 
 export interface RawTarget {
   hostname: string;
@@ -20,6 +20,13 @@ export interface RawTarget {
   timeoutMs: number;
   signal?: AbortSignal;
 }
+
+/** Where a GET to `base` (an http: URL) connects, and its Host header. */
+export const rawTargetOf = (base: URL) => ({
+  hostname: base.hostname.replace(/^\[(.*)\]$/, '$1'),
+  port: Number(base.port || 80),
+  host: base.host,
+});
 
 export interface RawResponse {
   status: number;
@@ -96,7 +103,7 @@ class RawExchange {
   private early: Buffer[] = [];
   private body: { resolve: () => void; reject: (err: unknown) => void } | undefined;
   private failure: unknown;
-  private readonly onAbort = () => this.fail(abortError(this.target.signal));
+  private readonly onAbort = () => this.fail(abortReason(this.target.signal));
 
   constructor(
     private readonly target: RawTarget,
@@ -192,7 +199,7 @@ class RawExchange {
     try {
       wait = take.length > 0 ? this.consumer!(take) : undefined;
     } catch (err) {
-      return this.fail(err, true);
+      return this.fail(err);
     }
     if (!wait) return this.maybeDone();
     this.socket.pause();
@@ -202,7 +209,7 @@ class RawExchange {
         if (this.remaining > 0) this.socket.resume();
         this.maybeDone();
       },
-      (err) => this.fail(err, true),
+      (err) => this.fail(err),
     );
   }
 
@@ -217,10 +224,9 @@ class RawExchange {
     this.target.signal?.removeEventListener('abort', this.onAbort);
   }
 
-  /** The consumer's own errors (a full disk, a hash mismatch) pass as they are; the socket's are network errors. */
-  private fail(err: unknown, fromConsumer = false): void {
+  private fail(err: unknown): void {
     if (this.failure !== undefined) return;
-    this.failure = fromConsumer ? err : asClientError(err, this.target.signal);
+    this.failure = err;
     this.finish();
     if (!this.response) this.answered.reject(this.failure);
     this.body?.reject(this.failure);
@@ -239,13 +245,19 @@ class RawExchange {
   }
 }
 
+/** The signal's reason when it is an Error, else an AbortError. */
+function abortReason(signal?: AbortSignal): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : Object.assign(new Error('The operation was aborted.'), { name: 'AbortError' });
+}
+
 /**
  * Sends the GET and resolves once the response head arrived: the response, or 'unsupported'
- * (the connection is closed then). Network failures reject as NETWORK_ERROR, an abort as ABORTED.
+ * (the connection is closed then).
  */
 export function rawGet(target: RawTarget): Promise<RawResponse | 'unsupported'> {
   const request = requestHead(target);
   if (request === undefined) return Promise.resolve('unsupported');
-  if (target.signal?.aborted) return Promise.reject(abortError(target.signal));
+  if (target.signal?.aborted) return Promise.reject(abortReason(target.signal));
   return new Promise((resolve, reject) => new RawExchange(target, request, { resolve, reject }));
 }
