@@ -53,6 +53,27 @@ describe.skipIf(!pg.adminUrl)(`bounded waits on PostgreSQL${skipNote(pg)}`, () =
     expect((await store.datanodes.all()).map((d) => [d.id, d.draining])).toEqual([['dn-1', false]]);
   });
 
+  it('keeps a connection that is merely idle: every request counted on the wire was answered', async () => {
+    // One connection (max=1), so its backend's pid shows whether the watch dropped it.
+    const one = await openPostgresMetadata(`${db.url}${db.url.includes('?') ? '&' : '?'}max=1`, quiet, { timeoutMs: 1000 });
+    try {
+      const pid = async () => (await one.sql('SELECT pg_backend_pid() AS pid', []))[0]!.pid as number;
+      const first = await pid();
+      // Errors, a transaction, a long result, a large parameter and pipelined queries: each must leave nothing outstanding.
+      await expect(one.datanodes.insert('dn-1', 'http://127.0.0.1:1/a', T)).rejects.toMatchObject({ code: '23505' });
+      await one.catalog.moveReplicas('none', [], [], T);
+      expect(await one.sql("SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 20000) g", [])).toHaveLength(20000);
+      await one.sql('SELECT $1::text AS a', ['y'.repeat(200_000)]);
+      await Promise.all(Array.from({ length: 20 }, (_, i) => one.sql('SELECT $1::int AS a', [i])));
+      await expect(one.sql('SELECT 1/0', [])).rejects.toMatchObject({ code: '22012' });
+      // Idle past the silent-socket limit (1.5 s here).
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await pid()).toBe(first);
+    } finally {
+      await one.close();
+    }
+  });
+
   describe('a server gone silent', () => {
     let relay: Relay;
     let far: PostgresMetadataStore;
