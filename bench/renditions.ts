@@ -4,7 +4,10 @@
 //   /images/{name}?w=300&format=webp&q=… (every request a new variant, so each is made and
 //   cached) beside sharp called directly in this process on the same file, same parameters and
 //   the same number at once (goal >= 0.8x), with the CPU each side used per rendition (steadier
-//   than rates on a shared machine: see cpuPerRendition);
+//   than rates on a shared machine: see cpuPerRendition). Sharp direct runs the coordinator's
+//   own pipeline (render.ts: same options, same libvips settings, sharp's operation cache off on
+//   both sides), both sides are warmed up first (the coordinator's JavaScript runs cold for its
+//   first renditions: some 4 ms more per rendition) and take turns going first;
 // - cached renditions served per second beside plain downloads of a file of the same size (goal >= 0.9x).
 // `--no-rendition-cache` starts the cluster with --rendition-cache-bytes 0: a diagnostic of what
 // writing each made rendition into the cluster costs (the served figure then has nothing to serve).
@@ -17,9 +20,13 @@ import { Command } from 'commander';
 import { createHttp, type BenchHttp } from './http.ts';
 import { cleanup, freePortBlock, removeOnCleanup, startCluster, type Cluster } from './processes.ts';
 import { median, table, type Figure } from './report.ts';
-import { cpuMs } from './rss.ts';
+import { cpuMs, mainThreadCpuMs } from './rss.ts';
 import { indexFile } from './listing.ts';
 import { imagePath, inFlight } from './workloads.ts';
+import { makeConfig } from '../src/config.ts';
+import { renditionFromQuery, type RenditionParams } from '../src/renditions/params.ts';
+// Also what sets libvips up as the coordinator has it (its operation cache off).
+import { renditionPipeline } from '../src/renditions/render.ts';
 
 const program = new Command('npm run bench:renditions --')
   .option('--quick', 'a fast smoke run: fewer renditions and one run', false)
@@ -30,6 +37,8 @@ const { quick, json, renditionCache } = program.opts<{ quick: boolean; json: boo
 const RUNS = quick ? 1 : 3;
 const MADE_PER_RUN = quick ? 8 : 20;
 const SERVED_PER_RUN = quick ? 300 : 2000;
+/** Renditions each side makes before the runs, not counted (qualities 90 and up: no run asks for them). */
+const WARM_UP = quick ? 2 : 6;
 /** The coordinator's default --rendition-concurrency: sharp gets as many at once. */
 const AT_ONCE = 2;
 const SERVE_CONCURRENCY = 8;
@@ -77,6 +86,8 @@ const ownCpuMs = () => {
 interface RunCpu {
   sharp: number;
   coordinator: number;
+  /** Of which the coordinator's main thread: the request and the cache write in JavaScript. */
+  coordinatorMain: number;
   datanodes: number;
   client: number;
 }
@@ -84,11 +95,28 @@ interface RunCpu {
 const cpuPerRendition = (runs: RunCpu[]) => ({
   sharp: median(runs.map((r) => r.sharp)),
   coordinator: median(runs.map((r) => r.coordinator)),
+  coordinatorMain: median(runs.map((r) => r.coordinatorMain)),
   datanodes: median(runs.map((r) => r.datanodes)),
   client: median(runs.map((r) => r.client)),
   /** Per run, sharp's CPU over the whole of Tessera's, then the median. */
   ratio: median(runs.map((r) => r.sharp / (r.coordinator + r.datanodes + r.client))),
 });
+
+const RENDITION_QUERY = (quality: number) => `w=300&format=webp&q=${quality}`;
+const MAX_PIXELS = makeConfig({ dataDir: '' }).renditionMaxPixels;
+/** The parameters the coordinator takes from the same query string (its default limits). */
+const sameParams = (quality: number): RenditionParams =>
+  renditionFromQuery(new URLSearchParams(RENDITION_QUERY(quality)), { maxSize: 4096, allowedSizes: [] })!;
+
+/** The two sides of one run: `count` renditions at qualities from `first`, AT_ONCE at a time. */
+function madeSides(http: BenchHttp, jpeg: Buffer) {
+  return {
+    sharp: (first: number, count: number) =>
+      perSecond(count, AT_ONCE, (i) => renditionPipeline(jpeg, sameParams(first + i), MAX_PIXELS).toBuffer()),
+    tessera: (first: number, count: number) =>
+      perSecond(count, AT_ONCE, (i) => expectOk(http, `${imagePath('bench/12mp.jpg')}?${RENDITION_QUERY(first + i)}`, 'image/webp')),
+  };
+}
 
 async function made(http: BenchHttp, cluster: Cluster, jpeg: Buffer): Promise<Figure> {
   const samples = { tessera: [] as number[], baseline: [] as number[] };
@@ -99,43 +127,46 @@ async function made(http: BenchHttp, cluster: Cluster, jpeg: Buffer): Promise<Fi
     .map(([, pid]) => pid);
   const clusterCpu = () => ({
     coordinator: cpuMs(pids.coordinator),
+    coordinatorMain: mainThreadCpuMs(pids.coordinator),
     datanodes: datanodePids.reduce((sum, pid) => sum + cpuMs(pid), 0),
     client: ownCpuMs(),
   });
-  let q = 20;
-  for (let run = 0; run < RUNS; run++) {
-    const first = q;
-    const sharpBefore = ownCpuMs();
-    samples.baseline.push(
-      await perSecond(MADE_PER_RUN, AT_ONCE, (i) =>
-        sharp(jpeg)
-          .rotate()
-          .resize({ width: 300 })
-          .webp({ quality: first + i })
-          .toBuffer(),
-      ),
-    );
-    const sharpCpu = ownCpuMs() - sharpBefore;
-    const before = clusterCpu();
-    samples.tessera.push(
-      await perSecond(MADE_PER_RUN, AT_ONCE, (i) =>
-        expectOk(http, `${imagePath('bench/12mp.jpg')}?w=300&format=webp&q=${first + i}`, 'image/webp'),
-      ),
-    );
-    // A made rendition is written into the cache after its answer: the run ends once that is done.
-    await cacheSettled(cluster, renditionCache ? (run + 1) * MADE_PER_RUN : 0);
-    const after = clusterCpu();
-    cpu.push({
-      sharp: sharpCpu / MADE_PER_RUN,
-      coordinator: (after.coordinator - before.coordinator) / MADE_PER_RUN,
-      datanodes: (after.datanodes - before.datanodes) / MADE_PER_RUN,
-      client: (after.client - before.client) / MADE_PER_RUN,
-    });
-    q += MADE_PER_RUN;
+  const sides = madeSides(http, jpeg);
+  await sides.sharp(90, WARM_UP);
+  await sides.tessera(90, WARM_UP);
+  let cached = renditionCache ? WARM_UP : 0;
+  for (let run = 0, q = 20; run < RUNS; run++, q += MADE_PER_RUN) {
+    const sharpSide = async () => {
+      const before = ownCpuMs();
+      samples.baseline.push(await sides.sharp(q, MADE_PER_RUN));
+      return (ownCpuMs() - before) / MADE_PER_RUN;
+    };
+    const tesseraSide = async () => {
+      const before = clusterCpu();
+      samples.tessera.push(await sides.tessera(q, MADE_PER_RUN));
+      // A made rendition is written into the cache after its answer: the side ends once that is done.
+      if (renditionCache) await cacheSettled(cluster, (cached += MADE_PER_RUN));
+      const after = clusterCpu();
+      const per = (k: keyof typeof after) => (after[k] - before[k]) / MADE_PER_RUN;
+      return {
+        coordinator: per('coordinator'),
+        coordinatorMain: per('coordinatorMain'),
+        datanodes: per('datanodes'),
+        client: per('client'),
+      };
+    };
+    // Each side goes first in turn: neither always meets the load the other left behind.
+    if (run % 2 === 0) {
+      const sharpCpu = await sharpSide();
+      cpu.push({ sharp: sharpCpu, ...(await tesseraSide()) });
+    } else {
+      const tesseraCpu = await tesseraSide();
+      cpu.push({ sharp: await sharpSide(), ...tesseraCpu });
+    }
     const c = cpu.at(-1)!;
     say(
       `  made run ${run + 1}: tessera ${samples.tessera.at(-1)!.toFixed(1)}/s, sharp ${samples.baseline.at(-1)!.toFixed(1)}/s; ` +
-        `CPU ms per rendition: coordinator ${c.coordinator.toFixed(1)} + datanodes ${c.datanodes.toFixed(1)} + bench client ${c.client.toFixed(1)} vs sharp ${c.sharp.toFixed(1)}`,
+        `CPU ms per rendition: coordinator ${c.coordinator.toFixed(1)} (main thread ${c.coordinatorMain.toFixed(1)}) + datanodes ${c.datanodes.toFixed(1)} + bench client ${c.client.toFixed(1)} vs sharp ${c.sharp.toFixed(1)}`,
     );
   }
   const c = cpuPerRendition(cpu);
@@ -154,7 +185,7 @@ async function made(http: BenchHttp, cluster: Cluster, jpeg: Buffer): Promise<Fi
       baseline: { server: c.sharp, datanodes: 0 },
     },
     note:
-      `CPU ms per rendition (medians): coordinator ${c.coordinator.toFixed(1)} + datanodes ${c.datanodes.toFixed(1)} + bench client ` +
+      `CPU ms per rendition (medians): coordinator ${c.coordinator.toFixed(1)} (main thread ${c.coordinatorMain.toFixed(1)}: request and cache write) + datanodes ${c.datanodes.toFixed(1)} + bench client ` +
       `${c.client.toFixed(1)} vs sharp ${c.sharp.toFixed(1)}: CPU ratio ${c.ratio.toFixed(2)}x`,
   };
 }

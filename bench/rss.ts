@@ -47,9 +47,17 @@ export async function peakRss<T>(
 }
 
 /** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; NaN when unknown. */
-export function cpuMs(pid: number): number {
+export const cpuMs = (pid: number): number => statCpuMs(`/proc/${pid}/stat`);
+
+/**
+ * As cpuMs, of the process's main thread only (its JavaScript; not libuv's pool, libvips'
+ * workers or V8's helpers), from /proc/<pid>/task/<pid>/stat.
+ */
+export const mainThreadCpuMs = (pid: number): number => statCpuMs(`/proc/${pid}/task/${pid}/stat`);
+
+function statCpuMs(file: string): number {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = fs.readFileSync(file, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
   } catch {

@@ -144,7 +144,7 @@ async function deleteOneByOne(client: DatanodeClient, baseUrl: string, batch: De
 }
 
 export function createDatanodeClient(options: TransportOptions): DatanodeClient {
-  const { call, getLarge, abandon, close } = createDatanodeTransport(options);
+  const { call, abandon, close } = createDatanodeTransport(options);
   // One manifest goes to R replicas: encoded once.
   const encoded = new WeakMap<ImageManifest, string>();
   const manifestHeader = (m: ImageManifest) => {
@@ -155,7 +155,7 @@ export function createDatanodeClient(options: TransportOptions): DatanodeClient 
 
   async function getChunks(baseUrl: string, id: string): Promise<Buffer[] | undefined> {
     const path = paths.fragment(id);
-    const a = await getLarge(baseUrl, path);
+    const a = await call('GET', baseUrl, path);
     if (a.status === 404) return undefined;
     return expect(a, 'GET', baseUrl, path, 200).chunks;
   }

@@ -20,7 +20,6 @@ import {
 import { FENCE_HEADER, currentFence } from '../shared/fence.ts';
 import { byteLength, type Bytes } from '../bytes.ts';
 import type { CallerIdentity } from './datanode-client.ts';
-import { rawGet, rawTargetOf, type RawResponse } from '../shared/raw-get.ts';
 
 /** An answer without the datanode's proof: whoever answered does not hold the cluster secret. */
 export class UnprovenAnswerError extends Error {
@@ -103,54 +102,6 @@ function sendBody(req: http.ClientRequest, body: Bytes | undefined): void {
   process.nextTick(() => req.uncork());
 }
 
-interface LargeGetDeps {
-  secret?: string;
-  identity?: CallerIdentity;
-  /** Requests in flight to a datanode, cut when it is abandoned. */
-  inFlight: Map<string, Set<{ destroy(err: Error): void }>>;
-  /** node:http, for an answer raw-get does not frame. */
-  call: (method: string, baseUrl: string, path: string) => Promise<Answer>;
-}
-
-/**
- * A GET of a large body (a fragment), signed as `call` signs, its body read off the socket in
- * large reads (shared/raw-get.ts): node:http's 64 KiB reads cost a download about a third of the
- * coordinator's CPU. https, and answers raw-get does not frame, go through `call`.
- */
-async function getLarge(deps: LargeGetDeps, base: URL, baseUrl: string, path: string, deadlineMs: number): Promise<Answer> {
-  if (base.protocol !== 'http:') return deps.call('GET', baseUrl, path);
-  const { secret, identity } = deps;
-  const target = base.pathname.replace(/\/$/, '') + path;
-  const nonce = newNonce();
-  const nodeId = identity?.expectedNodeId(baseUrl);
-  const signed = signedHeaders(secret, 'GET', target, {}, nonce, identity?.clusterId(), nodeId, currentFence());
-  const headers = Object.fromEntries(Object.entries(signed).map(([k, v]) => [k, String(v)]));
-  const controller = new AbortController();
-  const cut = { destroy: (err: Error) => controller.abort(err) };
-  const timer = setTimeout(() => cut.destroy(new Error(`GET ${baseUrl}${path}: no complete answer within ${deadlineMs} ms`)), deadlineMs);
-  let pending = deps.inFlight.get(baseUrl);
-  if (!pending) deps.inFlight.set(baseUrl, (pending = new Set()));
-  pending.add(cut);
-  try {
-    const res: RawResponse | 'unsupported' = await rawGet({
-      ...rawTargetOf(base),
-      path: target,
-      headers,
-      timeoutMs: deadlineMs,
-      signal: controller.signal,
-    });
-    if (res === 'unsupported') return await deps.call('GET', baseUrl, path);
-    const chunks: Buffer[] = [];
-    await res.pipeTo((chunk) => void chunks.push(chunk));
-    if (secret && !answerIsProven(secret, res.headers, nonce, res.status, nodeId) && (res.status < 300 || res.status === 404))
-      throw new UnprovenAnswerError('GET', baseUrl + path, res.status);
-    return { status: res.status, headers: res.headers, chunks, nonce };
-  } finally {
-    clearTimeout(timer);
-    pending.delete(cut);
-  }
-}
-
 /** Signed requests to datanodes over keep-alive agents, each answer checked for the datanode's proof. */
 export function createDatanodeTransport({ secret, timeoutMs = 30_000, ca, identity }: TransportOptions) {
   // Many 2 MiB fragments go to the same few datanodes: reuse connections.
@@ -158,8 +109,12 @@ export function createDatanodeTransport({ secret, timeoutMs = 30_000, ca, identi
   const agent = new http.Agent(agentOptions);
   const tlsAgent = new https.Agent({ ...agentOptions, ...(ca === undefined ? {} : { ca }) });
   const origins = new Map<string, URL>();
-  const inFlight = new Map<string, Set<{ destroy(err: Error): void }>>();
-  const originOf = (baseUrl: string) => origins.get(baseUrl) ?? origins.set(baseUrl, new URL(baseUrl)).get(baseUrl)!;
+  const inFlight = new Map<string, Set<http.ClientRequest>>();
+  const originOf = (baseUrl: string) => {
+    let url = origins.get(baseUrl);
+    if (!url) origins.set(baseUrl, (url = new URL(baseUrl)));
+    return url;
+  };
 
   /** One request; resolves with the whole answer (any status), rejects on network errors and on `deadlineMs`. */
   function call(
@@ -227,8 +182,6 @@ export function createDatanodeTransport({ secret, timeoutMs = 30_000, ca, identi
 
   return {
     call,
-    getLarge: (baseUrl: string, path: string) =>
-      getLarge({ secret, identity, inFlight, call }, originOf(baseUrl), baseUrl, path, timeoutMs),
     /** Cuts the requests in flight to a datanode (it is DOWN: a partitioned one hangs rather than refuses). */
     abandon(baseUrl: string) {
       for (const req of inFlight.get(baseUrl) ?? []) req.destroy(new Error(`${baseUrl} is DOWN: request abandoned`));

@@ -22,18 +22,25 @@ export interface Rendered {
   height: number;
 }
 
+/**
+ * The sharp pipeline of one rendition: EXIF orientation applied, then sharp's resize (which lets
+ * libvips shrink a JPEG on load, decoding it at 1/2, 1/4 or 1/8 scale), then the encoder. Also
+ * what bench/renditions.ts calls as "sharp direct", so that both sides do the same work.
+ */
+export const renditionPipeline = (source: Buffer, p: RenditionParams, maxPixels: number) =>
+  sharp(source, { limitInputPixels: maxPixels, sequentialRead: true, failOn: 'error' })
+    .rotate()
+    .resize({ width: p.width ?? undefined, height: p.height ?? undefined, fit: p.fit })
+    .toFormat(p.format, { quality: p.quality })
+    .timeout({ seconds: RENDITION_TIMEOUT_SEC });
+
 export function createRenderer({ concurrency, maxPixels }: { concurrency: number; maxPixels: number }) {
   const limit = pLimit(concurrency);
   const maxQueue = concurrency * QUEUE_PER_SLOT;
 
   async function renderNow(source: Buffer, p: RenditionParams): Promise<Rendered> {
-    const pipeline = sharp(source, { limitInputPixels: maxPixels, sequentialRead: true, failOn: 'error' })
-      .rotate()
-      .resize({ width: p.width ?? undefined, height: p.height ?? undefined, fit: p.fit })
-      .toFormat(p.format, { quality: p.quality })
-      .timeout({ seconds: RENDITION_TIMEOUT_SEC });
     try {
-      const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
+      const { data, info } = await renditionPipeline(source, p, maxPixels).toBuffer({ resolveWithObject: true });
       return { data, width: info.width, height: info.height };
     } catch (err) {
       const message = (err as Error).message;

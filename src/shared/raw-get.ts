@@ -1,11 +1,11 @@
-// A GET whose large body is read straight off the socket into large buffers: the CLI's download
-// of an image, the coordinator's read of a fragment from a datanode. node:http reads 64 KiB at a
-// time and runs every read through its parser, a stream and an iterator: for a large body that
-// costs about as much CPU as hashing it. Here the kernel fills up to 1 MiB per read, and each read
-// is handed to the caller as it is, in order, once. Only the plain shape our servers answer with
-// is read this way (HTTP/1.x, Content-Length, no Transfer-Encoding); anything else is
-// 'unsupported' and the caller sends the GET through node:http instead. Errors are the socket's
-// own (the caller names them in its terms); an abort rejects with the signal's reason.
+// A GET whose large body is read straight off the socket into large buffers (the CLI's download
+// of an image). node:http reads 64 KiB at a time and runs every read through its parser, a stream
+// and an iterator: for a large body that costs about as much CPU as hashing it. Here the kernel
+// fills up to 1 MiB per read, and each read is handed to the caller as it is, in order, once. Only
+// the plain shape our servers answer with is read this way (HTTP/1.x, Content-Length, no
+// Transfer-Encoding); anything else is 'unsupported' and the caller sends the GET through
+// node:http instead. Errors are the socket's own (the caller names them in its terms); an abort
+// rejects with the signal's reason.
 import net from 'node:net';
 
 export interface RawTarget {
