@@ -47,6 +47,9 @@ const POSTGRES_SUITE = [
   'index-restart',
   'index-rebuild',
   'network-partition',
+  'unreadable-replica',
+  'replica-identity',
+  'cluster-identity',
   // auth and the data dir
   'auth-tokens',
   'auth-roles',

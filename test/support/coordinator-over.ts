@@ -10,13 +10,29 @@ import type { TestCluster } from './cluster.ts';
 import { createGraphQLClient } from './graphql.ts';
 import { readAdminToken, rememberToken } from './tokens.ts';
 import { withInternals } from './coordinator-view.ts';
+import { dropMetadataFor, metadataFor } from './test-metadata.ts';
 
 export async function startCoordinatorOver(datanodes: string[], config: Partial<CoordinatorConfig> & { secret: string | undefined }) {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-coord-'));
-  let running: RunningCoordinator = await startCoordinator(
-    makeConfig({ dataDir: join(dir, 'coordinator'), port: 0, healthIntervalMs: 200, downAfterFailures: 2, datanodes, ...config }),
-    pino({ level: process.env.TEST_LOG ?? 'silent' }),
-  );
+  // With TESSERA_TEST_METADATA=postgres, each data dir's index is a database of its own (test-metadata.ts).
+  const start = async (overrides: Partial<CoordinatorConfig> = {}) => {
+    const dataDir = overrides.dataDir ?? config.dataDir ?? join(dir, 'coordinator');
+    const metadata = await metadataFor(dataDir);
+    return startCoordinator(
+      makeConfig({
+        ...(metadata ? { metadata } : {}),
+        dataDir,
+        port: 0,
+        healthIntervalMs: 200,
+        downAfterFailures: 2,
+        datanodes,
+        ...config,
+        ...overrides,
+      }),
+      pino({ level: process.env.TEST_LOG ?? 'silent' }),
+    );
+  };
+  let running: RunningCoordinator = await start();
   // A new coordinator writes its admin token where the one before may have left another.
   const remember = () => rememberToken(running.url, readAdminToken(join(dir, 'coordinator')));
   remember();
@@ -34,23 +50,13 @@ export async function startCoordinatorOver(datanodes: string[], config: Partial<
     },
     async close() {
       await running.stop();
+      await dropMetadataFor(join(dir, 'coordinator'));
       await rm(dir, { recursive: true, force: true });
     },
     /** Replaces the running coordinator (same data dir unless given). */
     async restart(overrides: Partial<CoordinatorConfig> = {}) {
       await running.stop();
-      running = await startCoordinator(
-        makeConfig({
-          dataDir: join(dir, 'coordinator'),
-          port: 0,
-          healthIntervalMs: 200,
-          downAfterFailures: 2,
-          datanodes,
-          ...config,
-          ...overrides,
-        }),
-        pino({ level: process.env.TEST_LOG ?? 'silent' }),
-      );
+      running = await start(overrides);
       remember();
     },
   };
