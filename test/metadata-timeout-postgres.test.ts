@@ -74,6 +74,31 @@ describe.skipIf(!pg.adminUrl)(`bounded waits on PostgreSQL${skipNote(pg)}`, () =
     }
   });
 
+  it('keeps a connection whose answer arrived while this process was stalled past the limit', async () => {
+    // A synchronous stall longer than the silent-socket limit (1.5 s here), with a query's answer
+    // waiting in the socket: after it, timers run before the poll that reads the answer, so a
+    // watch that trusted its timer alone would destroy the connection and fail the query.
+    const one = await openPostgresMetadata(`${db.url}${db.url.includes('?') ? '&' : '?'}max=1`, quiet, { timeoutMs: 1000 });
+    try {
+      const pid = async () => (await one.sql('SELECT pg_backend_pid() AS pid', []))[0]!.pid as number;
+      const first = await pid();
+      const answer = one.sql('SELECT pg_sleep(0.5), 42 AS stalled', []);
+      // Once the server runs it (the answer comes 0.5 s later), block the event loop.
+      await untilValue(
+        async () => (await other`SELECT 1 FROM pg_stat_activity WHERE pid = ${first} AND state = 'active'`).length > 0 || undefined,
+        'the query running on the server',
+      );
+      const until = performance.now() + 2500;
+      while (performance.now() < until) {
+        /* the stall */
+      }
+      expect((await answer)[0]!.stalled).toBe(42);
+      expect(await pid()).toBe(first);
+    } finally {
+      await one.close();
+    }
+  });
+
   describe('a server gone silent', () => {
     let relay: Relay;
     let far: PostgresMetadataStore;

@@ -80,12 +80,22 @@ function watched(socket: net.Socket, limitMs: number): net.Socket {
     flushed = false;
     received(chunk);
   });
+  const silentFor = () => (awaiting() ? performance.now() - since : 0);
+  let rechecking = false;
   const timer = setInterval(
     () => {
-      const silent = performance.now() - since;
-      if (!awaiting() || silent < limitMs) return;
-      clearInterval(timer);
-      socket.destroy(unavailable(`PostgreSQL sent nothing back for ${Math.round(silent)} ms`));
+      if (rechecking || silentFor() < limitMs) return;
+      // After the event loop itself stalled past the limit, timers run before the poll phase that
+      // would read an answer already waiting in the socket: look again once that phase has run
+      // (setImmediate), so a stall of this process does not destroy a healthy connection.
+      rechecking = true;
+      setImmediate(() => {
+        rechecking = false;
+        const silent = silentFor();
+        if (silent < limitMs || socket.destroyed) return;
+        clearInterval(timer);
+        socket.destroy(unavailable(`PostgreSQL sent nothing back for ${Math.round(silent)} ms`));
+      });
     },
     Math.max(50, Math.round(limitMs / 10)),
   ).unref();
