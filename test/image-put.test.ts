@@ -1,6 +1,7 @@
 // PUT /images/{name}: the raw body stored as uploadImage stores it (one fragment or several), 201
 // with the image as JSON; refusals answer {code, message} and store nothing.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { bytesOf, download, IMAGE, imagePath, sha256 } from './support/images.ts';
 import { rawFetch } from './support/tokens.ts';
@@ -98,5 +99,38 @@ describe('PUT /images/{name}', () => {
     for (const name of ['big', 'empty']) expect(await stored(name)).toBeNull();
     // The connection stays usable after a refusal.
     expect((await put('after-refusals', bytesOf(20))).status).toBe(201);
+  });
+
+  it('refuses a query string with 400, as DELETE does, storing nothing', async () => {
+    const res = await rawFetch(`${imagePath(cluster, 'queried.bin')}?w=100`, {
+      method: 'PUT',
+      body: new Uint8Array(bytesOf(100)),
+      headers: { authorization: tokens.write },
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringMatching(/query/) });
+    expect(await stored('queried.bin')).toBeNull();
+  });
+
+  it('a client that goes away mid-body stores nothing and is not logged as a server fault', async () => {
+    const errors = vi.spyOn(cluster.coordinator.app.log, 'error');
+    try {
+      const url = new URL(imagePath(cluster, 'aborted.bin'));
+      const req = http.request(url, {
+        method: 'PUT',
+        headers: { authorization: tokens.write, 'content-length': String(MAX) },
+      });
+      req.on('error', () => {});
+      req.write(Buffer.from(bytesOf(1000)));
+      // Once the coordinator has read part of the body (the server-side socket is open), cut it.
+      await new Promise((r) => setTimeout(r, 100));
+      req.destroy();
+      // The coordinator still serves; the aborted name is free.
+      expect((await put('after-abort.bin', bytesOf(50))).status).toBe(201);
+      expect(await stored('aborted.bin')).toBeNull();
+      expect(errors).not.toHaveBeenCalled();
+    } finally {
+      errors.mockRestore();
+    }
   });
 });

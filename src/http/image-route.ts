@@ -107,7 +107,8 @@ export interface ImageRouteAccess {
 
 const ROUTE_METHODS = 'GET, HEAD, PUT, DELETE'; // PUT: image-upload-route.ts, routed before this
 
-function imageNameOf(segment: string): string {
+/** The image name a path segment percent-encodes (BAD_USER_INPUT when it is not valid UTF-8). */
+export function imageNameOf(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {

@@ -13,6 +13,7 @@ import type { Uploads } from '../uploads.ts';
 import { IMAGE_PATH_PREFIX } from '../image-paths.ts';
 import { withIdleTimeout } from './multipart.ts';
 import { MultipartError } from './multipart-parser.ts';
+import { imageNameOf } from './image-route.ts';
 
 export interface ImageUploadDeps {
   auth: Auth;
@@ -33,6 +34,8 @@ export async function handleImageUpload(req: IncomingMessage, res: ServerRespons
     const image = await storeUpload(req, path, deps);
     send(res, 201, JSON.stringify(describe(image)), { location: `${IMAGE_PATH_PREFIX}${encodeURIComponent(image.name)}` });
   } catch (err) {
+    // The client went away mid-body: nothing was stored and nobody is left to answer; not a fault.
+    if (!req.complete && (req.destroyed || (err as NodeJS.ErrnoException)?.code === 'ECONNRESET')) return void res.destroy();
     const known = err instanceof TesseraError ? err : undefined;
     if (!known) throw err;
     const extra = (known.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
@@ -44,41 +47,47 @@ export async function handleImageUpload(req: IncomingMessage, res: ServerRespons
 }
 
 async function storeUpload(req: IncomingMessage, path: string, { auth, uploads, maxBytes, budget, idleTimeoutMs }: ImageUploadDeps) {
-  let name: string;
-  try {
-    name = decodeURIComponent(path.slice(IMAGE_PATH_PREFIX.length));
-  } catch {
-    throw new TesseraError('BAD_USER_INPUT', 'The image name is not valid percent-encoded UTF-8.');
-  }
+  const name = imageNameOf(path.slice(IMAGE_PATH_PREFIX.length));
   await authorizeImageChange(auth, req, 'PUT /images/{name}');
   assertImageName(name);
+  // As DELETE: a query would read as a rendition or a signed URL, neither of which is stored.
+  if ((req.url ?? '').includes('?')) throw new TesseraError('BAD_USER_INPUT', 'PUT /images/{name} takes no query parameters.');
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(maxBytes);
-  const chunks = await readBody(req, maxBytes, budget, idleTimeoutMs);
-  const size = chunks.reduce((n, c) => n + c.length, 0);
-  if (size === 0) throw new TesseraError('BAD_USER_INPUT', 'The body is empty: PUT the image as the request body.');
-  uploads.assertWholeSize(size);
-  const type = req.headers['content-type']?.split(';')[0].trim().toLowerCase();
-  return uploads.uploadWhole(name, chunks, type && type !== 'application/octet-stream' ? type : undefined);
+  const body = { held: 0 };
+  try {
+    const chunks = await readBody(req, maxBytes, budget, idleTimeoutMs, body);
+    const size = chunks.reduce((n, c) => n + c.length, 0);
+    if (size === 0) throw new TesseraError('BAD_USER_INPUT', 'The body is empty: PUT the image as the request body.');
+    uploads.assertWholeSize(size);
+    const type = req.headers['content-type']?.split(';')[0].trim().toLowerCase();
+    return await uploads.uploadWhole(name, chunks, type && type !== 'application/octet-stream' ? type : undefined);
+  } finally {
+    // The chunks stay in memory until the image is stored (up to the datanodes' deadline): so does their charge.
+    budget.release(body.held);
+  }
 }
 
-/** The body's chunks as they arrived (no join), within `maxBytes` and the shared budget. */
-async function readBody(req: IncomingMessage, maxBytes: number, budget: BodyBudget, idleTimeoutMs: number): Promise<Buffer[]> {
+/** The body's chunks as they arrived (no join), within `maxBytes` and the shared budget (charged to `body.held`). */
+async function readBody(
+  req: IncomingMessage,
+  maxBytes: number,
+  budget: BodyBudget,
+  idleTimeoutMs: number,
+  body: { held: number },
+): Promise<Buffer[]> {
   const chunks: Buffer[] = [];
-  let held = 0;
   try {
     for await (const chunk of withIdleTimeout(req, idleTimeoutMs) as AsyncIterable<Buffer>) {
-      if (held + chunk.length > maxBytes) throw tooLarge(maxBytes);
-      if (!budget.tryCharge(held, chunk.length)) throw new TesseraError('SERVER_BUSY');
-      held += chunk.length;
+      if (body.held + chunk.length > maxBytes) throw tooLarge(maxBytes);
+      if (!budget.tryCharge(body.held, chunk.length)) throw new TesseraError('SERVER_BUSY');
+      body.held += chunk.length;
       chunks.push(chunk);
     }
   } catch (err) {
     if (err instanceof MultipartError && err.timedOut)
       throw new TesseraError('REQUEST_TIMEOUT', `The request body stopped arriving: ${err.message}.`);
     throw err;
-  } finally {
-    budget.release(held);
   }
   return chunks;
 }
