@@ -131,21 +131,25 @@ describe('CSRF prevention', () => {
     expect(getWithHeader.status).toBe(200);
   });
 
-  it('DELETE /images/{name} passes no preflight, not even from a configured origin: a page cannot send it', async () => {
-    await uploadImage(cluster, 'preflight.png', Buffer.from('stays'));
-    for (const origin of [EVIL, ALLOWED]) {
-      const preflight = await rawFetch(`${cluster.url}/images/preflight.png`, {
-        method: 'OPTIONS',
-        headers: { origin, 'access-control-request-method': 'DELETE' },
-      });
-      expect(preflight.status, origin).toBe(405);
-      expect(
-        [...preflight.headers.keys()].filter((h) => h.startsWith('access-control-')),
-        origin,
-      ).toEqual([]);
-    }
-    expect((await download(cluster, 'preflight.png')).res.status).toBe(200);
-  });
+  it.each(['DELETE', 'PUT'])(
+    '%s /images/{name} passes no preflight, not even from a configured origin: a page cannot send it',
+    async (method) => {
+      const name = `preflight-${method}.png`;
+      await uploadImage(cluster, name, Buffer.from('stays'));
+      for (const origin of [EVIL, ALLOWED]) {
+        const preflight = await rawFetch(`${cluster.url}/images/${name}`, {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': method },
+        });
+        expect(preflight.status, origin).toBe(405);
+        expect(
+          [...preflight.headers.keys()].filter((h) => h.startsWith('access-control-')),
+          origin,
+        ).toEqual([]);
+      }
+      expect((await download(cluster, name)).body.toString()).toBe('stays');
+    },
+  );
 
   it('refuses url-encoded operations outright, header or not (415, UNSUPPORTED_MEDIA_TYPE), changing nothing', async () => {
     const png = await uploadImage(cluster, 'kept.png', makePng(200));
