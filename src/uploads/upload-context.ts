@@ -78,8 +78,10 @@ export const storedNotice = ({ events }: UploadContext, upload: ImageRow): Event
 
 /**
  * The image `upload` became once its completion committed, without reading it back: the
- * completion sets exactly these columns (catalog completeUpload), and nothing else writes the
- * row of an open upload.
+ * completion sets exactly these columns (catalog completeUpload). The one other writer of an open
+ * upload's row is fragment 0's media detection (put-fragment.ts's setMedia, after the fragment is
+ * recorded): a client that completes before fragment 0 has been answered can get, and have the
+ * manifest written with, the row as it was before that (the index itself ends up right).
  */
 export const storedRowOf = (upload: ImageRow, sha256: string, createdAt: number): ImageRow => ({
   ...upload,
