@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import postgres from 'postgres';
 import { openPostgresMetadata, type PostgresMetadataStore } from '../src/metadata/postgres/index.ts';
+import { withFence } from '../src/shared/fence.ts';
 import { startRelay, type Relay } from './support/hosts.ts';
 import { untilValue } from './support/poll.ts';
 import { postgresAvailable, skipNote, useTestDatabase } from './support/postgres.ts';
@@ -53,6 +54,25 @@ describe.skipIf(!pg.adminUrl)(`bounded waits on PostgreSQL${skipNote(pg)}`, () =
     expect((await store.datanodes.all()).map((d) => [d.id, d.draining])).toEqual([['dn-1', false]]);
   });
 
+  it('gives the fenced writes of a background pass a larger bound than API calls', async () => {
+    // replica_deletions locked longer than the API's bounds (1 s statement, 1.5 s silent socket):
+    // the API's write fails, the background pass's (fenced) one waits and goes through.
+    await store.sql(`UPDATE leader_lease SET token = 7 WHERE name = 'background'`, []);
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holder = other.begin(async (tx) => {
+      await tx`LOCK TABLE replica_deletions IN ACCESS EXCLUSIVE MODE`;
+      locked();
+      await new Promise((r) => setTimeout(r, 2500));
+    });
+    await isLocked;
+    const pass = withFence('7', () => store.catalog.doomOrphan('bg', 'dn-1', T));
+    await expect(store.catalog.doomOrphan('api', 'dn-1', T)).rejects.toMatchObject(unavailable);
+    await pass;
+    await holder;
+    expect([await store.catalog.accountsFor('bg', 'dn-1'), await store.catalog.accountsFor('api', 'dn-1')]).toEqual([true, false]);
+  });
+
   it('keeps a connection that is merely idle: every request counted on the wire was answered', async () => {
     // One connection (max=1), so its backend's pid shows whether the watch dropped it.
     const one = await openPostgresMetadata(`${db.url}${db.url.includes('?') ? '&' : '?'}max=1`, quiet, { timeoutMs: 1000 });
@@ -68,6 +88,31 @@ describe.skipIf(!pg.adminUrl)(`bounded waits on PostgreSQL${skipNote(pg)}`, () =
       await expect(one.sql('SELECT 1/0', [])).rejects.toMatchObject({ code: '22012' });
       // Idle past the silent-socket limit (1.5 s here).
       await new Promise((r) => setTimeout(r, 2500));
+      expect(await pid()).toBe(first);
+    } finally {
+      await one.close();
+    }
+  });
+
+  it('keeps a connection whose answer arrived while this process was stalled past the limit', async () => {
+    // A synchronous stall longer than the silent-socket limit (1.5 s here), with a query's answer
+    // waiting in the socket: after it, timers run before the poll that reads the answer, so a
+    // watch that trusted its timer alone would destroy the connection and fail the query.
+    const one = await openPostgresMetadata(`${db.url}${db.url.includes('?') ? '&' : '?'}max=1`, quiet, { timeoutMs: 1000 });
+    try {
+      const pid = async () => (await one.sql('SELECT pg_backend_pid() AS pid', []))[0]!.pid as number;
+      const first = await pid();
+      const answer = one.sql('SELECT pg_sleep(0.5), 42 AS stalled', []);
+      // Once the server runs it (the answer comes 0.5 s later), block the event loop.
+      await untilValue(
+        async () => (await other`SELECT 1 FROM pg_stat_activity WHERE pid = ${first} AND state = 'active'`).length > 0 || undefined,
+        'the query running on the server',
+      );
+      const until = performance.now() + 2500;
+      while (performance.now() < until) {
+        /* the stall */
+      }
+      expect((await answer)[0]!.stalled).toBe(42);
       expect(await pid()).toBe(first);
     } finally {
       await one.close();

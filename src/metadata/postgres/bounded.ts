@@ -7,7 +7,8 @@
 // - a silent server (packets vanish): each connection's socket is watched, and one that has had
 //   bytes written and none read back for the timeout plus a margin is destroyed, which fails its
 //   queries (and lets the server roll back what was in flight), instead of abandoning them on a
-//   connection that stays stuck;
+//   connection that stays stuck (the fenced transactions of background passes run on a pool
+//   with a larger bound: connection.ts's openPool);
 // - at the edge of the store, every error that says "the database did not answer" becomes a
 //   TesseraError METADATA_UNAVAILABLE (503), so callers and clients see one code (the client
 //   library retries it as transient).
@@ -80,12 +81,22 @@ function watched(socket: net.Socket, limitMs: number): net.Socket {
     flushed = false;
     received(chunk);
   });
+  const silentFor = () => (awaiting() ? performance.now() - since : 0);
+  let rechecking = false;
   const timer = setInterval(
     () => {
-      const silent = performance.now() - since;
-      if (!awaiting() || silent < limitMs) return;
-      clearInterval(timer);
-      socket.destroy(unavailable(`PostgreSQL sent nothing back for ${Math.round(silent)} ms`));
+      if (rechecking || silentFor() < limitMs) return;
+      // After the event loop itself stalled past the limit, timers run before the poll phase that
+      // would read an answer already waiting in the socket: look again once that phase has run
+      // (setImmediate), so a stall of this process does not destroy a healthy connection.
+      rechecking = true;
+      setImmediate(() => {
+        rechecking = false;
+        const silent = silentFor();
+        if (silent < limitMs || socket.destroyed) return;
+        clearInterval(timer);
+        socket.destroy(unavailable(`PostgreSQL sent nothing back for ${Math.round(silent)} ms`));
+      });
     },
     Math.max(50, Math.round(limitMs / 10)),
   ).unref();
