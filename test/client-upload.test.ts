@@ -257,6 +257,65 @@ describe('transient failures', () => {
   });
 });
 
+describe('a mutation that went through but answered METADATA_UNAVAILABLE', () => {
+  // A proxy that passes the first uploadImage and completeUpload to the coordinator, which stores
+  // the image, and answers them METADATA_UNAVAILABLE (as when the database committed but the
+  // connection dropped before its answer): the client's retry is refused (IMAGE_ALREADY_EXISTS,
+  // UPLOAD_NOT_FOUND) and must find the image stored rather than report a failure.
+  it.each([
+    { what: 'uploadImage (one fragment)', size: 1000, field: 'uploadImage' },
+    { what: 'completeUpload', size: 3 * FRAGMENT, field: 'completeUpload' },
+  ])('$what: the upload succeeds with the stored image', async ({ size, field }) => {
+    let swallowed = 0;
+    const target = new URL(cluster.url);
+    const proxy = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks);
+      const lose = swallowed === 0 && body.includes(`${field}(`);
+      const up = http.request(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (r) => {
+          if (!lose) {
+            res.writeHead(r.statusCode!, r.headers);
+            return void r.pipe(res);
+          }
+          swallowed++;
+          r.resume();
+          r.on('end', () =>
+            res
+              .writeHead(503, { 'content-type': 'application/json' })
+              .end(
+                JSON.stringify({
+                  errors: [{ message: 'The metadata database did not answer.', extensions: { code: 'METADATA_UNAVAILABLE' } }],
+                }),
+              ),
+          );
+        },
+      );
+      up.on('error', () => res.destroy());
+      up.end(body);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const flaky = createTesseraClient({
+      url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      stateDir: false,
+      retry: { baseDelayMs: 5, maxDelayMs: 20 },
+    });
+    try {
+      const { path, bytes } = await fileOf(`committed-${field}.png`, size);
+      const result = await flaky.upload(path);
+      expect(swallowed).toBe(1);
+      expect(result.image).toMatchObject({ name: `committed-${field}.png`, sha256: sha256(bytes) });
+      expect((await fetchBytes(result.image.name)).equals(bytes)).toBe(true);
+    } finally {
+      flaky.close();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+});
+
 describe('retry policy', () => {
   const fast = { retries: 3, baseDelayMs: 1, maxDelayMs: 2 };
   it('retries transient failures and gives up on input errors at once', async () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import postgres from 'postgres';
 import { openPostgresMetadata, type PostgresMetadataStore } from '../src/metadata/postgres/index.ts';
+import { withFence } from '../src/shared/fence.ts';
 import { startRelay, type Relay } from './support/hosts.ts';
 import { untilValue } from './support/poll.ts';
 import { postgresAvailable, skipNote, useTestDatabase } from './support/postgres.ts';
@@ -51,6 +52,25 @@ describe.skipIf(!pg.adminUrl)(`bounded waits on PostgreSQL${skipNote(pg)}`, () =
     }
     // The cancelled write changed nothing; the store serves again.
     expect((await store.datanodes.all()).map((d) => [d.id, d.draining])).toEqual([['dn-1', false]]);
+  });
+
+  it('gives the fenced writes of a background pass a larger bound than API calls', async () => {
+    // replica_deletions locked longer than the API's bounds (1 s statement, 1.5 s silent socket):
+    // the API's write fails, the background pass's (fenced) one waits and goes through.
+    await store.sql(`UPDATE leader_lease SET token = 7 WHERE name = 'background'`, []);
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holder = other.begin(async (tx) => {
+      await tx`LOCK TABLE replica_deletions IN ACCESS EXCLUSIVE MODE`;
+      locked();
+      await new Promise((r) => setTimeout(r, 2500));
+    });
+    await isLocked;
+    const pass = withFence('7', () => store.catalog.doomOrphan('bg', 'dn-1', T));
+    await expect(store.catalog.doomOrphan('api', 'dn-1', T)).rejects.toMatchObject(unavailable);
+    await pass;
+    await holder;
+    expect([await store.catalog.accountsFor('bg', 'dn-1'), await store.catalog.accountsFor('api', 'dn-1')]).toEqual([true, false]);
   });
 
   it('keeps a connection that is merely idle: every request counted on the wire was answered', async () => {

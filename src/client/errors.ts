@@ -35,8 +35,10 @@ export class TesseraClientError extends Error {
 }
 
 /**
- * Errors worth the same request again: nothing was stored by the failed call (the contract says a
- * failed call changes nothing), and the cause may pass (a datanode coming back, a reset socket).
+ * Errors worth the same request again: the cause may pass (a datanode coming back, a reset
+ * socket). A failed call changes nothing, except that a mutation answered with NETWORK_ERROR or
+ * METADATA_UNAVAILABLE may have gone through (the answer, or the database's answer to COMMIT,
+ * was lost): a retry of one must accept "already done" (upload.ts's retryIdempotent checks).
  * Input errors (BAD_USER_INPUT, INVALID_FRAGMENT, CHECKSUM_MISMATCH, ...) never pass by retrying.
  */
 const TRANSIENT = new Set([

@@ -267,7 +267,9 @@ async function retryIdempotent<T>(
           const done = await settled(err);
           if (done !== undefined) return done;
         }
-        if (err.code === 'NETWORK_ERROR') lostAnswer = true;
+        // A lost answer, or a database cut mid-COMMIT (METADATA_UNAVAILABLE): either way the
+        // attempt may have gone through, so a refusal of the retry is checked against that.
+        if (err.code === 'NETWORK_ERROR' || err.code === 'METADATA_UNAVAILABLE') lostAnswer = true;
         throw err;
       }
     },

@@ -7,7 +7,8 @@
 // - a silent server (packets vanish): each connection's socket is watched, and one that has had
 //   bytes written and none read back for the timeout plus a margin is destroyed, which fails its
 //   queries (and lets the server roll back what was in flight), instead of abandoning them on a
-//   connection that stays stuck;
+//   connection that stays stuck (the fenced transactions of background passes run on a pool
+//   with a larger bound: connection.ts's openPool);
 // - at the edge of the store, every error that says "the database did not answer" becomes a
 //   TesseraError METADATA_UNAVAILABLE (503), so callers and clients see one code (the client
 //   library retries it as transient).

@@ -30,12 +30,31 @@ export interface PoolOptions {
 /**
  * Opens the pool. The URL is a libpq-style postgres:// URL; a URL without a user connects as the
  * OS user, as psql does. Connections are opened lazily, so a bad URL fails at the first query.
+ * With a bound, the fenced transactions of background passes (index rebuild batches,
+ * reconciliation, sweeps) run on a small pool of their own with a larger one
+ * (backgroundTimeoutMs): their statements grow with the index, and an API call's bound would fail
+ * them on every run once one took longer. closePool ends both.
  */
 export function openPool(url: string, { max, timeoutMs }: PoolOptions = {}): Sql {
   const fromUrl = Number(new URL(url).searchParams.get('max') ?? NaN);
+  const pool = poolOn(url, max ?? (Number.isInteger(fromUrl) && fromUrl > 0 ? fromUrl : 10), timeoutMs);
+  if (timeoutMs !== undefined) backgroundPools.set(pool, poolOn(url, BACKGROUND_CONNECTIONS, backgroundTimeoutMs(timeoutMs)));
+  return pool;
+}
+
+/** The bound of a background pass's fenced transactions: a minute, or 12 API bounds if more. */
+export const backgroundTimeoutMs = (timeoutMs: number) => Math.max(60_000, 12 * timeoutMs);
+const BACKGROUND_CONNECTIONS = 3;
+const backgroundPools = new WeakMap<Sql, Sql>();
+
+export async function closePool(sql: Sql, timeout: number): Promise<void> {
+  await Promise.all([sql.end({ timeout }), backgroundPools.get(sql)?.end({ timeout })]);
+}
+
+function poolOn(url: string, max: number, timeoutMs: number | undefined): Sql {
   const bounded = timeoutMs === undefined ? undefined : boundedPoolOptions(timeoutMs);
   return postgres(url, {
-    max: max ?? (Number.isInteger(fromUrl) && fromUrl > 0 ? fromUrl : 10),
+    max,
     types,
     connect_timeout: 10,
     // Idle connections go after a minute: a quiet coordinator holds few of the server's slots.
@@ -52,9 +71,10 @@ const ATTEMPTS = 5;
 /** `fn` as one transaction: all of it or nothing. Fenced when run in a background pass. */
 export async function transaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const fence = currentFence();
+  const pool = fence === undefined ? sql : (backgroundPools.get(sql) ?? sql);
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await sql.begin(async (tx) => {
+      return (await pool.begin(async (tx) => {
         if (fence !== undefined) {
           const held = await tx.unsafe(FENCE_CHECK_SQL, [fence]);
           if (held.length === 0) throw new FencedError(fence);

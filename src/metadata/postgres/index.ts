@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type postgres from 'postgres';
 import type { MetadataStore, OpenMetadataOptions } from '../store.ts';
 import type { SqlQuery } from '../../shared/sql-query.ts';
-import { openPool, type Sql } from './connection.ts';
+import { closePool, openPool, type Sql } from './connection.ts';
 import { migratePostgres } from './migrate.ts';
 import { DEFAULT_METADATA_TIMEOUT_MS, reportingUnavailable } from './bounded.ts';
 import { createPostgresCatalog, recordOnlyFragmentAndCompleteIn } from './catalog.ts';
@@ -40,7 +40,7 @@ export function postgresStoreOn(sql: Sql, location: string, opts: OpenMetadataOp
     tokens: reportingUnavailable(tokenTable(sql)),
     uploadOwners: reportingUnavailable(uploadOwnerTable(sql)),
     authKeys: reportingUnavailable(authKeyTable(sql)),
-    close: () => sql.end({ timeout: 5 }),
+    close: () => closePool(sql, 5),
   };
 }
 
