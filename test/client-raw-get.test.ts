@@ -1,4 +1,4 @@
-// The download's socket reader (src/shared/raw-get.ts) against stand-in coordinators that answer
+// The download's socket reader (src/client/raw-get.ts) against stand-in coordinators that answer
 // in every shape it must handle: a plain body read whole, answers it does not frame (chunked)
 // taken through node:http instead, error statuses with their codes, a body cut short, a consumer
 // that makes it wait, an abort. The happy path against a real cluster is client-download's.
@@ -10,7 +10,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTesseraClient } from '../src/client/index.ts';
-import { rawGet } from '../src/shared/raw-get.ts';
+import { rawGet } from '../src/client/raw-get.ts';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const body = randomBytes(3 * 1024 * 1024 + 17);
@@ -78,6 +78,16 @@ describe('tessera download through the socket reader', () => {
     }, 'missing.bin');
     expect(result).toMatchObject({ code: 'IMAGE_NOT_FOUND', status: 404 });
     expect(await readdir(dir)).not.toContain('missing.bin');
+  });
+
+  it('does not read an error answer past its cap into memory', async () => {
+    const { result } = await downloadWith((_req, res) => {
+      // Claims 64 MiB of error body and sends a little: the reader must give up on the claim alone.
+      res.writeHead(500, { 'content-type': 'application/json', 'content-length': 64 * 1024 * 1024 }).write('{"code":');
+    }, 'huge-error.bin');
+    expect(result).toMatchObject({ code: 'NETWORK_ERROR' });
+    expect(String((result as Error).message)).toMatch(/over 1048576/);
+    expect(await readdir(dir)).not.toContain('huge-error.bin');
   });
 
   it('fails a body cut short with NETWORK_ERROR and leaves no partial or temporary file', async () => {

@@ -132,7 +132,7 @@ export async function downloadTo(
 }
 
 /**
- * The image's body for a file download: read off the socket in large reads (shared/raw-get.ts) when the
+ * The image's body for a file download: read off the socket in large reads (raw-get.ts) when the
  * transport can, else through node:http (continued on the next coordinator by Range when one
  * breaks off); either way handed to `onChunk` in order, waiting while its promise is pending.
  */

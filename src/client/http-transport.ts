@@ -7,7 +7,7 @@ import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { abortError, asClientError, TesseraClientError } from './errors.ts';
 import { parseHttpUrlList } from '../shared/flag-values.ts';
-import { rawGet, rawTargetOf, type RawResponse } from '../shared/raw-get.ts';
+import { rawGet, rawTargetOf, type RawResponse } from './raw-get.ts';
 
 export interface TransportOptions {
   /**
@@ -422,7 +422,7 @@ export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs
     },
 
     /**
-     * A GET read off the socket in large reads (shared/raw-get.ts), for a large body. 'unsupported' with
+     * A GET read off the socket in large reads (raw-get.ts), for a large body. 'unsupported' with
      * several coordinators (`get` moves between them), over https, or for an answer raw-get does
      * not frame: then use `get`. Error statuses are turned into errors here, as with `get`.
      */

@@ -45,8 +45,11 @@ export interface DatanodeClient {
   putFragment(baseUrl: string, id: string, data: Bytes, sha256: string, manifest?: ImageManifest): Promise<void>;
   /** The bytes; undefined on 404. */
   getFragment(baseUrl: string, id: string): Promise<Buffer | undefined>;
-  /** The bytes as the chunks they arrived in (no join); undefined on 404. Optional for fakes: getFragment serves instead. */
-  getFragmentChunks?(baseUrl: string, id: string): Promise<Buffer[] | undefined>;
+  /**
+   * The bytes as the chunks they arrived in (no join); undefined on 404. `onHead`: called when the
+   * answer's head arrives (a big body may take long after it). Optional for fakes: getFragment serves instead.
+   */
+  getFragmentChunks?(baseUrl: string, id: string, onHead?: () => void): Promise<Buffer[] | undefined>;
   /** `deletedImage`: the image the fragment belonged to was deleted (the datanode records its tombstone). */
   deleteFragment(baseUrl: string, id: string, why?: { reason?: string; deletedImage?: string }): Promise<void>;
   /**
@@ -153,9 +156,9 @@ export function createDatanodeClient(options: TransportOptions): DatanodeClient 
     return value;
   };
 
-  async function getChunks(baseUrl: string, id: string): Promise<Buffer[] | undefined> {
+  async function getChunks(baseUrl: string, id: string, onHead?: () => void): Promise<Buffer[] | undefined> {
     const path = paths.fragment(id);
-    const a = await call('GET', baseUrl, path);
+    const a = await call('GET', baseUrl, path, { onHead });
     if (a.status === 404) return undefined;
     return expect(a, 'GET', baseUrl, path, 200).chunks;
   }

@@ -51,6 +51,8 @@ export interface CallOptions {
   deadlineMs?: number;
   /** False for /health, which names whoever answers (the monitor compares). */
   checkNode?: boolean;
+  /** Called when the answer's head arrives (the body may still be on its way). */
+  onHead?: () => void;
 }
 
 /** The request's headers with its nonce, the cluster and node expected, and (with a secret) its signature. */
@@ -121,7 +123,7 @@ export function createDatanodeTransport({ secret, timeoutMs = 30_000, ca, identi
     method: string,
     baseUrl: string,
     path: string,
-    { body, headers = {}, deadlineMs = timeoutMs, checkNode = true }: CallOptions = {},
+    { body, headers = {}, deadlineMs = timeoutMs, checkNode = true, onHead }: CallOptions = {},
   ): Promise<Answer> {
     const base = originOf(baseUrl);
     const target = base.pathname.replace(/\/$/, '') + path;
@@ -160,6 +162,7 @@ export function createDatanodeTransport({ secret, timeoutMs = 30_000, ca, identi
       };
       req.once('error', fail);
       req.once('response', (res) => {
+        onHead?.();
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.once('error', fail);

@@ -2,7 +2,8 @@
 // datanode's status for the whole cluster; a coordinator cut off from one datanode that the leader
 // still reaches (so it stays UP everywhere) must not keep placing replicas there: every such write
 // would wait for its answer until the request deadline. A write that got no answer in time, or
-// failed without an HTTP answer, has this coordinator's placement avoid the datanode for a while
+// failed without an HTTP answer, or a read with not even the head of an answer by its hedge
+// (a big body may take longer from a healthy one), has this coordinator's placement avoid the datanode for a while
 // (while others can take the replicas), and its reads ask it after the other replicas; any answer
 // from it ends that. Local knowledge only: it changes no status (the leader's monitor decides DOWN).
 

@@ -7,6 +7,7 @@ import { DatanodeHttpError, isChecksumMismatch, isUnreadable, type DatanodeClien
 import { byteLength, sha256Hex, type Bytes } from '../bytes.ts';
 import { createReachability, type Reachability } from './reachability.ts';
 import { placeReplicas } from './placement.ts';
+import { releaseIntents } from './intent-release.ts';
 import type { ImageManifest } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
 
@@ -33,6 +34,7 @@ export function createReplicas({
   log,
   now = Date.now,
   hedgeAfterMs = HEDGE_AFTER_MS,
+  writeHedgeAfterMs = writeHedgeMs,
   reachability = createReachability(),
 }: {
   catalog: Catalog;
@@ -42,14 +44,11 @@ export function createReplicas({
   now?: () => number;
   /** A read that has not answered after this long is joined by one from the next replica. */
   hedgeAfterMs?: number;
+  /** How long a replica write may go unanswered before another datanode is tried (tests shorten it). */
+  writeHedgeAfterMs?: (data: Bytes) => number;
   reachability?: Reachability;
 }) {
-  const insufficient = (want: number, have: number) =>
-    new TesseraError(
-      'INSUFFICIENT_DATANODES',
-      `Needs ${want} live datanode${want === 1 ? '' : 's'} for the replicas; ${have} could take one.`,
-    );
-
+  const writeDeps: WriteDeps = { catalog, registry, client, log, now, reachability, hedgeMs: writeHedgeAfterMs };
   const replicas = {
     /**
      * Writes `data` to `count` distinct live datanodes (not `exclude`), falling back to other
@@ -58,56 +57,8 @@ export function createReplicas({
      * must record the returned datanodes as replicas (which clears their intents) or release them.
      * `manifest`: recorded by each datanode together with the fragment.
      */
-    async write(
-      fragmentId: string,
-      data: Bytes,
-      sha256: string,
-      count: number,
-      exclude: ReadonlySet<string> = new Set(),
-      manifest?: ImageManifest,
-    ): Promise<string[]> {
-      const attempted: string[] = [];
-      const written: string[] = [];
-      // Writes that had no answer within the hedge window: the loop moves on to other datanodes, and
-      // comes back to them only when no other is left.
-      const late = new Map<string, Promise<boolean>>();
-      const put = (id: string) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest);
-      try {
-        while (written.length < count) {
-          const want = count - written.length;
-          const targets = placeAvoiding(registry, reachability, fragmentId, want, new Set([...exclude, ...attempted]));
-          if (targets.length < want && late.size > 0) {
-            for (const [id, landed] of late) if (await landed) written.push(id);
-            late.clear();
-            continue;
-          }
-          if (targets.length < want) throw insufficient(count, written.length + targets.length);
-          await catalog.addWriteIntents(fragmentId, targets);
-          attempted.push(...targets);
-          const round = await writeRound(targets, put, writeHedgeMs(data), reachability);
-          if (round.mismatch)
-            throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${fragmentId}: the bytes do not hash to ${sha256} (${round.mismatch}).`);
-          written.push(...round.written);
-          for (const [id, landed] of round.late) late.set(id, landed);
-          for (const [id, why] of round.failed)
-            log.warn({ datanode: id, fragment: fragmentId, err: why }, 'replica write failed; trying another datanode');
-        }
-      } catch (err) {
-        await catalog.releaseWriteIntents(fragmentId, attempted, now());
-        throw err;
-      }
-      // A failed PUT may still have landed (its answer lost): those files are cleaned too; a late
-      // one once it is over.
-      const failed = attempted.filter((d) => !written.includes(d) && !late.has(d));
-      if (failed.length > 0) await catalog.releaseWriteIntents(fragmentId, failed, now());
-      for (const [id, landed] of late)
-        void landed
-          .then(() => catalog.releaseWriteIntents(fragmentId, [id], now()))
-          .catch((err: unknown) =>
-            log.warn({ datanode: id, fragment: fragmentId, err }, 'write intent of a late replica write not released'),
-          );
-      return written;
-    },
+    write: (fragmentId: string, data: Bytes, sha256: string, count: number, exclude?: ReadonlySet<string>, manifest?: ImageManifest) =>
+      writeReplicas(writeDeps, fragmentId, data, sha256, count, exclude, manifest),
 
     /**
      * The fragment's bytes from the first replica that answers them with the indexed hash:
@@ -129,6 +80,100 @@ export function createReplicas({
 }
 
 export type Replicas = ReturnType<typeof createReplicas>;
+
+type WriteDeps = {
+  catalog: Catalog;
+  registry: Registry;
+  client: DatanodeClient;
+  log: Logger;
+  now: () => number;
+  reachability: Reachability;
+  hedgeMs: (data: Bytes) => number;
+};
+
+const insufficient = (want: number, have: number) =>
+  new TesseraError(
+    'INSUFFICIENT_DATANODES',
+    `Needs ${want} live datanode${want === 1 ? '' : 's'} for the replicas; ${have} could take one.`,
+  );
+
+/** See Replicas.write. */
+async function writeReplicas(
+  deps: WriteDeps,
+  fragmentId: string,
+  data: Bytes,
+  sha256: string,
+  count: number,
+  exclude: ReadonlySet<string> = new Set(),
+  manifest?: ImageManifest,
+): Promise<string[]> {
+  const { catalog, registry, client, reachability, log } = deps;
+  const attempted: string[] = [];
+  const written: string[] = [];
+  // Writes that had no answer within the hedge window: the loop moves on to other datanodes, and
+  // comes back to them only when no other is left (or only avoided ones are).
+  const late = new Map<string, Promise<boolean>>();
+  const put = (id: string) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest);
+  try {
+    while (written.length < count) {
+      const want = count - written.length;
+      const targets = placeAvoiding(registry, reachability, fragmentId, want, new Set([...exclude, ...attempted]));
+      const avoided = reachability.avoided();
+      if (late.size > 0 && (targets.length < want || targets.every((id) => avoided.has(id)))) {
+        written.push(...(await firstLanded(late, want)));
+        continue;
+      }
+      if (targets.length < want) throw insufficient(count, written.length + targets.length);
+      await catalog.addWriteIntents(fragmentId, targets);
+      attempted.push(...targets);
+      const round = await writeRound(targets, put, deps.hedgeMs(data), reachability);
+      for (const [id, landed] of round.late) late.set(id, landed);
+      if (round.mismatch)
+        throw new TesseraError('CHECKSUM_MISMATCH', `Fragment ${fragmentId}: the bytes do not hash to ${sha256} (${round.mismatch}).`);
+      written.push(...round.written);
+      for (const [id, why] of round.failed)
+        log.warn({ datanode: id, fragment: fragmentId, err: why }, 'replica write failed; trying another datanode');
+    }
+  } catch (err) {
+    // Nothing is recorded: every copy goes, a late one only once it is over (released before it
+    // lands, its file would land with neither intent nor deletion queued).
+    await releaseIntents(
+      deps,
+      fragmentId,
+      attempted.filter((d) => !late.has(d)),
+    );
+    releaseWhenSettled(deps, fragmentId, late);
+    throw err;
+  }
+  // A failed PUT may still have landed (its answer lost): those files are cleaned too; a late
+  // one once it is over.
+  await releaseIntents(
+    deps,
+    fragmentId,
+    attempted.filter((d) => !written.includes(d) && !late.has(d)),
+  );
+  releaseWhenSettled(deps, fragmentId, late);
+  return written;
+}
+
+/** Releases each late write's intent once it is over (landed or not): released earlier, a file landing afterwards would be an orphan. */
+function releaseWhenSettled(deps: WriteDeps, fragmentId: string, late: ReadonlyMap<string, Promise<boolean>>) {
+  for (const [id, landed] of late) void landed.then(() => releaseIntents(deps, fragmentId, [id]));
+}
+
+/**
+ * Waits for late writes until `want` of them landed or none is left, whichever answers first
+ * (not in order); those it waited for leave `late`, the others stay there to be released.
+ */
+async function firstLanded(late: Map<string, Promise<boolean>>, want: number): Promise<string[]> {
+  const landed: string[] = [];
+  while (landed.length < want && late.size > 0) {
+    const [id, ok] = await Promise.race([...late].map(([id, p]) => p.then((ok) => [id, ok] as const)));
+    late.delete(id);
+    if (ok) landed.push(id);
+  }
+  return landed;
+}
 
 /** `want` live datanodes for `key`, avoiding those this coordinator could not reach lately while others can take them. */
 function placeAvoiding(registry: Registry, reachability: Reachability, key: string, want: number, exclude: ReadonlySet<string>) {
@@ -195,25 +240,31 @@ async function writeRound(
 type FragmentToRead = { id: string; sha256: string; replicas: string[] };
 type ReadDeps = { registry: Registry; client: DatanodeClient; hedgeAfterMs: number; reachability: Reachability };
 
-/** One replica's verified bytes, or undefined (reported through onBad) when it cannot serve them. */
+/**
+ * One replica's verified bytes, or undefined (reported through onBad) when it cannot serve them.
+ * `onAnswer`: the datanode answered (head arrived, or any HTTP answer): it is reachable.
+ */
 async function readFrom(
   client: DatanodeClient,
   fragment: { id: string; sha256: string },
   datanodeId: string,
   url: string,
+  onAnswer: () => void,
   onBad?: (bad: BadReplica) => void,
 ): Promise<Buffer[] | undefined> {
   let data: Buffer[] | undefined;
   try {
-    if (client.getFragmentChunks) data = await client.getFragmentChunks(url, fragment.id);
+    if (client.getFragmentChunks) data = await client.getFragmentChunks(url, fragment.id, onAnswer);
     else {
       const whole = await client.getFragment(url, fragment.id);
       data = whole && [whole];
     }
   } catch (err) {
+    if (err instanceof DatanodeHttpError) onAnswer();
     onBad?.({ fragmentId: fragment.id, datanodeId, reason: isUnreadable(err) ? 'unreadable' : 'unreachable' });
     return undefined;
   }
+  onAnswer();
   if (data === undefined) {
     onBad?.({ fragmentId: fragment.id, datanodeId, reason: 'missing' });
     return undefined;
@@ -263,19 +314,25 @@ function readFirstVerified(
       }
       const { id, url } = candidates[next++];
       pending += 1;
-      void readFrom(client, fragment, id, url, onBad).then((data) => {
+      // Any answer, even one that loses the race or arrives after the hedge, shows it reachable.
+      let answered = false;
+      const onAnswer = () => {
+        answered = true;
+        reachability.reached(id);
+      };
+      void readFrom(client, fragment, id, url, onAnswer, onBad).then((data) => {
         pending -= 1;
         if (settled) return;
         if (data) {
-          reachability.reached(id);
           settled = true;
           clearTimeout(hedge);
           resolve(data);
         } else askNext();
       });
-      // No answer by the hedge: the next replica is asked, and this datanode goes last for a while.
+      // Slow by the hedge: the next replica is asked alongside; and with not even the answer's head
+      // yet (a big body may still be arriving from a healthy one), this datanode goes last for a while.
       const silent = () => {
-        reachability.unreachable(id);
+        if (!answered) reachability.unreachable(id);
         askNext();
       };
       if (next < candidates.length) hedge = setTimeout(silent, hedgeAfterMs);

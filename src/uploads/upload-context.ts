@@ -11,6 +11,7 @@ import type { Registry } from '../cluster/registry.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
 import type { ImageRecords } from '../cluster/image-records.ts';
 import type { RunningHashes } from './running-hashes.ts';
+import { releaseIntents } from '../cluster/intent-release.ts';
 
 export interface UploadContext {
   config: CoordinatorConfig;
@@ -61,7 +62,9 @@ export async function recordWrittenFragment<T>(
     return outcome;
   } finally {
     if (!counted) {
-      await ctx.catalog.releaseWriteIntents(fragmentId, placed, ctx.now()); // written but never counted: delete the copies
+      // Written but never counted: delete the copies (retried until the database takes it, so a
+      // release that fails does not leave the files covered by their intents).
+      await releaseIntents(ctx, fragmentId, placed);
       void ctx.deleter.kick();
     }
   }

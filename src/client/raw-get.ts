@@ -51,6 +51,8 @@ export interface RawResponse {
 const READ_SIZE = 1024 * 1024;
 /** A buffer's rest smaller than this is not offered to a read: a fresh buffer is. */
 const MIN_READ = 64 * 1024;
+/** readAll's limit: it reads error answers, which are a few hundred bytes of JSON. */
+const MAX_READ_ALL = 1024 * 1024;
 /** A response head larger than this is not one of ours. */
 const MAX_HEAD = 64 * 1024;
 
@@ -168,7 +170,13 @@ class RawExchange {
     return {
       ...head,
       pipeTo,
-      async readAll() {
+      readAll: async () => {
+        // Only error answers are read whole: a body past the cap is not one of ours.
+        if (head.length > MAX_READ_ALL) {
+          const tooLarge = new Error(`an answer body of ${head.length} bytes is over ${MAX_READ_ALL}`);
+          this.fail(tooLarge);
+          throw tooLarge;
+        }
         const chunks: Buffer[] = [];
         await pipeTo((c) => void chunks.push(c));
         return Buffer.concat(chunks);

@@ -1,0 +1,32 @@
+// Releasing write intents so that a release that fails is not lost. The reconciler takes a datanode
+// file that has a write intent for a write in flight, so an intent left behind (this coordinator
+// was cut from its database when it released it) would keep an uncounted copy until the restart.
+// Retrying in memory until the database takes it is the simplest sound answer: while this process
+// lives it keeps trying (backoff capped, so a long cut is still caught soon after it ends), and if
+// it dies first, its intents are released at its restart (releaseAllWriteIntents) or by another
+// coordinator's sweep of departed ones. No new column or pass is needed.
+import type { Logger } from 'pino';
+import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
+
+const FIRST_RETRY_MS = 200;
+const MAX_RETRY_MS = 30_000;
+
+/**
+ * Releases the intents now; when that fails, logs it and keeps retrying in the background (never
+ * rejects, so callers on an error path keep their own error). Resolves after the first attempt.
+ */
+export async function releaseIntents(
+  deps: { catalog: Catalog; log: Logger; now: () => number },
+  fragmentId: string,
+  datanodeIds: string[],
+  retryMs = FIRST_RETRY_MS,
+): Promise<void> {
+  if (datanodeIds.length === 0) return;
+  try {
+    await deps.catalog.releaseWriteIntents(fragmentId, datanodeIds, deps.now());
+  } catch (err) {
+    deps.log.warn({ fragment: fragmentId, datanodes: datanodeIds, err, retryInMs: retryMs }, 'write intents not released; retrying');
+    // unref: a pending retry does not keep a stopping process alive (its restart releases them).
+    setTimeout(() => void releaseIntents(deps, fragmentId, datanodeIds, Math.min(retryMs * 2, MAX_RETRY_MS)), retryMs).unref();
+  }
+}
