@@ -120,7 +120,8 @@ describe.skipIf(!pg.adminUrl)(`background work on one process of several, fenced
     c.kill('SIGSTOP');
     const stale = of('c', 'leader')[0].token!;
     await holder('d');
-    await untilValue(() => of('d', 'wrote').filter((e) => e.to === 'datanode').length >= 1, 'd writing to the datanode', {
+    // Both of d's writes: the check below compares c's last database write with d's first one.
+    await untilValue(() => ['datanode', 'postgres'].every((to) => of('d', 'wrote').some((e) => e.to === to)), 'd writing to both', {
       timeoutMs: 4 * TTL_MS,
     });
     const fresh = of('d', 'leader')[0].token!;
