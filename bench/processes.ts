@@ -30,13 +30,16 @@ export function cleanup(): Promise<void> {
   })());
 }
 
+/** Children the bench itself is stopping: their end is not news. */
+const stopping = new WeakSet<Child>();
+
 /**
  * A process of the cluster that ends while the bench runs fails the run with a bare "socket hang
  * up": say which one ended, with its last output (kept even when --verbose is off).
  */
 function reportEarlyExit(child: Child) {
   void child.exited.then(({ code, signal }) => {
-    if (cleaning) return;
+    if (cleaning || stopping.has(child)) return;
     process.stderr.write(`bench: ${child.name} ended (${signal ?? `exit ${code}`}) during the run; its last output:\n`);
     process.stderr.write(child.output().slice(-4000).replace(/^/gm, '  | ') + '\n');
   });
@@ -99,6 +102,7 @@ export async function startCluster(
     const children = Object.entries(pids())
       .filter(([name]) => name !== 'supervisor')
       .map(([, pid]) => pid);
+    stopping.add(supervisor);
     await supervisor.stop();
     // The supervisor stops its children; if it could not, nothing of ours is left running.
     for (const pid of children) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
