@@ -283,13 +283,11 @@ describe('a mutation that went through but answered METADATA_UNAVAILABLE', () =>
           swallowed++;
           r.resume();
           r.on('end', () =>
-            res
-              .writeHead(503, { 'content-type': 'application/json' })
-              .end(
-                JSON.stringify({
-                  errors: [{ message: 'The metadata database did not answer.', extensions: { code: 'METADATA_UNAVAILABLE' } }],
-                }),
-              ),
+            res.writeHead(503, { 'content-type': 'application/json' }).end(
+              JSON.stringify({
+                errors: [{ message: 'The metadata database did not answer.', extensions: { code: 'METADATA_UNAVAILABLE' } }],
+              }),
+            ),
           );
         },
       );
