@@ -120,7 +120,10 @@ describe.skipIf(!pg.adminUrl)(`the background lease on PostgreSQL${skipNote(pg)}
     await new Promise((r) => setTimeout(r, 1200)); // the lease expired
     const next = await store.acquire('successor-2', 1000);
     expect(BigInt(next!)).toBe(BigInt(token) + 1n);
-    expect(outcome).toBe('pending'); // the successor did not wait for the silent client's end
+    // The successor got the lease while the silent client was still asleep, its transaction never
+    // committed. (Whether that client has already heard that the server ended its session is a
+    // race with the lock's release, so it is not asserted here.)
+    expect(outcome).not.toBe('committed');
     await held;
     expect(outcome).toBe('ended by the server');
     await silent.end({ timeout: 1 });
