@@ -237,12 +237,7 @@ describe('transient failures', () => {
       up.on('error', () => res.destroy());
       req.pipe(up);
     });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    const flaky = createTesseraClient({
-      url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-      stateDir: false,
-      retry: { baseDelayMs: 5, maxDelayMs: 20 },
-    });
+    const flaky = await clientThrough(proxy);
     try {
       const { path, bytes } = await fileOf('flaky.png', 6 * FRAGMENT);
       const result = await flaky.upload(path, { parallel: 1 });
@@ -250,9 +245,7 @@ describe('transient failures', () => {
       expect(fragments).toBe(8);
       expect((await fetchBytes('flaky.png')).equals(bytes)).toBe(true);
     } finally {
-      flaky.close();
-      proxy.closeAllConnections();
-      await new Promise((r) => proxy.close(r));
+      await closeBoth(flaky, proxy);
     }
   });
 });
@@ -294,12 +287,7 @@ describe('a mutation that went through but answered METADATA_UNAVAILABLE', () =>
       up.on('error', () => res.destroy());
       up.end(body);
     });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    const flaky = createTesseraClient({
-      url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-      stateDir: false,
-      retry: { baseDelayMs: 5, maxDelayMs: 20 },
-    });
+    const flaky = await clientThrough(proxy);
     try {
       const { path, bytes } = await fileOf(`committed-${field}.png`, size);
       const result = await flaky.upload(path);
@@ -307,9 +295,7 @@ describe('a mutation that went through but answered METADATA_UNAVAILABLE', () =>
       expect(result.image).toMatchObject({ name: `committed-${field}.png`, sha256: sha256(bytes) });
       expect((await fetchBytes(result.image.name)).equals(bytes)).toBe(true);
     } finally {
-      flaky.close();
-      proxy.closeAllConnections();
-      await new Promise((r) => proxy.close(r));
+      await closeBoth(flaky, proxy);
     }
   });
 });
@@ -348,3 +334,19 @@ describe('retry policy', () => {
     expect([network.code, calls]).toEqual(['NETWORK_ERROR', 4]);
   });
 });
+
+/** A client with fast retries that reaches the cluster only through `proxy` (started here). */
+async function clientThrough(proxy: http.Server) {
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  return createTesseraClient({
+    url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    stateDir: false,
+    retry: { baseDelayMs: 5, maxDelayMs: 20 },
+  });
+}
+
+async function closeBoth(client: { close(): void }, proxy: http.Server) {
+  client.close();
+  proxy.closeAllConnections();
+  await new Promise((r) => proxy.close(r));
+}

@@ -170,14 +170,7 @@ describe('replica read hedge', () => {
           },
         }
       : { getFragment: (url: string) => answer(url).then((chunks) => chunks[0]) };
-    const replicas = createReplicas({
-      catalog: {} as never,
-      registry: fakeRegistry(2) as never,
-      client: client as never,
-      log,
-      reachability,
-      hedgeAfterMs: 20,
-    });
+    const replicas = readerOver(client, reachability);
     expect(await replicas.read({ id: 'f5', sha256: digest, replicas: ['a', 'b'] })).toEqual(data);
     expect(over).toHaveLength(2); // the hedge did ask 'b'
     // With its head in, 'a' answered before the hedge; without, it goes last for now...
@@ -192,15 +185,20 @@ describe('replica read hedge', () => {
       getFragment: () => Promise.reject(new Error('unused')),
       getFragmentChunks: (url: string) => (url === 'http://a' ? new Promise<never>(() => {}) : Promise.resolve([data])),
     };
-    const replicas = createReplicas({
-      catalog: {} as never,
-      registry: fakeRegistry(2) as never,
-      client: client as never,
-      log,
-      reachability,
-      hedgeAfterMs: 20,
-    });
+    const replicas = readerOver(client, reachability);
     expect(await replicas.read({ id: 'f6', sha256: digest, replicas: ['a', 'b'] })).toEqual(data);
     expect([...reachability.avoided()]).toEqual(['a']);
   });
 });
+
+/** Replicas that only read (no catalog), over two fake datanodes, hedging after 20 ms. */
+function readerOver(client: object, reachability: ReturnType<typeof createReachability>) {
+  return createReplicas({
+    catalog: {} as never,
+    registry: fakeRegistry(2) as never,
+    client: client as never,
+    log,
+    reachability,
+    hedgeAfterMs: 20,
+  });
+}
