@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
   NOT_FOUND: { status: 404, message: 'Nothing is served at this path.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This path does not answer that method.' },
+  LENGTH_REQUIRED: { status: 411, message: 'This path reads a body only with a Content-Length header.' },
   NOT_ACCEPTABLE: { status: 406, message: 'None of the media types in Accept can be served.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body has a media type this path does not read.' },
   RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested range starts past the end of the image.' },

@@ -18,12 +18,14 @@ let cluster: TestCluster;
 let dir: string;
 let proxy: ReturnType<typeof createHoldingProxy>;
 
-/** Forwards to the coordinator; fragment requests (multipart) past `allow` are held unanswered. */
+/** Forwards to the coordinator; fragment requests (raw PUTs or multipart) past `allow` are held unanswered. */
 function createHoldingProxy(target: () => string) {
   const state = { allow: Infinity, forwarded: 0, answered: 0, held: new Set<ServerResponse>() };
   let onAnswered = () => {};
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
-    const isFragment = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
+    const isFragment =
+      (req.method === 'PUT' && (req.url ?? '').startsWith('/uploads/')) ||
+      (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
     if (isFragment && state.forwarded >= state.allow) {
       state.held.add(res);
       res.on('close', () => state.held.delete(res));

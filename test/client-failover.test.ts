@@ -72,11 +72,11 @@ describe('the client library', () => {
       expect(result.image).toMatchObject({ name: 'failover.bin', size: bytes.length, sha256: sha256(bytes) });
       // The second coordinator was asked what it had before fragments went to it.
       const asked = second.log.findIndex((r) => r.operation === 'Upload');
-      const firstFragment = second.log.findIndex((r) => r.multipart);
+      const firstFragment = second.log.findIndex((r) => r.fragment);
       expect(asked).toBeGreaterThanOrEqual(0);
       expect(asked).toBeLessThan(firstFragment);
       // Nothing it already had was sent to it again.
-      const sentToSecond = second.log.filter((r) => r.multipart).length;
+      const sentToSecond = second.log.filter((r) => r.fragment).length;
       expect(sentToSecond).toBeLessThanOrEqual(48 - 8);
       expect(second.log.some((r) => r.operation === 'CompleteUpload')).toBe(true);
       expect(client.url).toBe(second.url);

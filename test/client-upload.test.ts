@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { createTesseraClient, TesseraClientError, type TesseraClient } from '../src/client/index.ts';
 import { withRetry } from '../src/client/retry.ts';
+import { TesseraError } from '../src/errors.ts';
 
 const FRAGMENT = 64 * 1024;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -44,6 +45,7 @@ async function fetchBytes(name: string) {
 
 describe('upload', () => {
   it.each([
+    { transport: 'raw' as const, hashFirst: false },
     { transport: 'multipart' as const, hashFirst: true },
     { transport: 'base64' as const, hashFirst: false },
   ])('a multi-fragment file arrives byte-identical ($transport, hashFirst $hashFirst)', async ({ transport, hashFirst }) => {
@@ -209,43 +211,111 @@ describe('upload', () => {
 });
 
 describe('transient failures', () => {
-  it('a reset connection and INSUFFICIENT_DATANODES on fragments are retried; the upload completes intact', async () => {
-    // A proxy that fails the 2nd fragment request by cutting the connection and answers the 4th
-    // with INSUFFICIENT_DATANODES, forwarding everything else to the coordinator.
-    let fragments = 0;
-    const proxy = http.createServer((req, res) => {
-      if ((req.headers['content-type'] ?? '').startsWith('multipart/')) {
-        fragments++;
-        if (fragments === 2) return void req.socket.destroy();
-        if (fragments === 4) {
-          req.resume();
-          return void res.writeHead(200, { 'content-type': 'application/json' }).end(
-            JSON.stringify({
-              errors: [{ message: 'Needs 2 live datanodes; 1 is live.', extensions: { code: 'INSUFFICIENT_DATANODES' } }],
-            }),
-          );
+  it.each(['raw', 'multipart'] as const)(
+    'a reset connection and INSUFFICIENT_DATANODES on fragments are retried; the upload completes intact (%s)',
+    async (transport) => {
+      // A proxy that fails the 2nd fragment request by cutting the connection and answers the 4th
+      // with INSUFFICIENT_DATANODES (as the raw route or GraphQL answers it), forwarding everything
+      // else to the coordinator.
+      let fragments = 0;
+      const proxy = http.createServer((req, res) => {
+        const raw = req.method === 'PUT' && (req.url ?? '').startsWith('/uploads/');
+        if (raw || (req.headers['content-type'] ?? '').startsWith('multipart/')) {
+          fragments++;
+          if (fragments === 2) return void req.socket.destroy();
+          if (fragments === 4) {
+            req.resume();
+            const message = 'Needs 2 live datanodes; 1 is live.';
+            return void res
+              .writeHead(raw ? 503 : 200, { 'content-type': 'application/json' })
+              .end(
+                JSON.stringify(
+                  raw
+                    ? { code: 'INSUFFICIENT_DATANODES', message }
+                    : { errors: [{ message, extensions: { code: 'INSUFFICIENT_DATANODES' } }] },
+                ),
+              );
+          }
         }
+        forwardToCluster(req, res);
+      });
+      const flaky = await clientThrough(proxy);
+      try {
+        const { path, bytes } = await fileOf(`flaky-${transport}.png`, 6 * FRAGMENT);
+        const result = await flaky.upload(path, { parallel: 1, transport });
+        expect(result).toMatchObject({ sentFragments: 6, retries: 2 });
+        expect(fragments).toBe(8);
+        expect((await fetchBytes(`flaky-${transport}.png`)).equals(bytes)).toBe(true);
+      } finally {
+        await closeBoth(flaky, proxy);
       }
-      const target = new URL(cluster.url);
-      const up = http.request(
-        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
-        (r) => {
-          res.writeHead(r.statusCode!, r.headers);
-          r.pipe(res);
-        },
-      );
-      up.on('error', () => res.destroy());
-      req.pipe(up);
+    },
+  );
+});
+
+describe('fragment transport', () => {
+  /** A proxy to the coordinator that counts fragment requests; `refuseRaw` answers raw PUTs as a coordinator without the route. */
+  function countingProxy(refuseRaw: boolean) {
+    const seen = { raw: 0, multipart: 0 };
+    const server = http.createServer((req, res) => {
+      const raw = req.method === 'PUT' && (req.url ?? '').startsWith('/uploads/');
+      if (raw) seen.raw++;
+      if ((req.headers['content-type'] ?? '').startsWith('multipart/')) seen.multipart++;
+      if (raw && refuseRaw) {
+        req.resume();
+        // What Yoga answers off /graphql (an older coordinator).
+        return void res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end('{"code":"NOT_FOUND","message":"Nothing is served at this path."}');
+      }
+      forwardToCluster(req, res);
     });
-    const flaky = await clientThrough(proxy);
+    return { server, seen };
+  }
+
+  it('sends every fragment as a raw PUT /uploads/{id}/fragments/{index} by default, none as multipart', async () => {
+    const { server, seen } = countingProxy(false);
+    const through = await clientThrough(server);
     try {
-      const { path, bytes } = await fileOf('flaky.png', 6 * FRAGMENT);
-      const result = await flaky.upload(path, { parallel: 1 });
-      expect(result).toMatchObject({ sentFragments: 6, retries: 2 });
-      expect(fragments).toBe(8);
-      expect((await fetchBytes('flaky.png')).equals(bytes)).toBe(true);
+      const { path, bytes } = await fileOf('raw-default.png', 9 * FRAGMENT + 1);
+      const result = await through.upload(path, { parallel: 3 });
+      expect(result.image).toMatchObject({ size: bytes.length, sha256: sha256(bytes), fragmentCount: 10 });
+      expect(seen).toEqual({ raw: 10, multipart: 0 });
+      expect((await fetchBytes('raw-default.png')).equals(bytes)).toBe(true);
     } finally {
-      await closeBoth(flaky, proxy);
+      await closeBoth(through, server);
+    }
+  });
+
+  it('on a coordinator without the raw route, moves to multipart after the first refusal and completes intact', async () => {
+    const { server, seen } = countingProxy(true);
+    const through = await clientThrough(server);
+    try {
+      const { path, bytes } = await fileOf('raw-fallback.png', 9 * FRAGMENT + 1);
+      const result = await through.upload(path, { parallel: 1 });
+      expect(result).toMatchObject({ sentFragments: 10, retries: 0 });
+      expect(result.image.sha256).toBe(sha256(bytes));
+      expect(seen).toEqual({ raw: 1, multipart: 10 });
+      expect((await fetchBytes('raw-fallback.png')).equals(bytes)).toBe(true);
+    } finally {
+      await closeBoth(through, server);
+    }
+  });
+
+  it('a raw fragment refused on purpose is not retried: the error arrives with its code', async () => {
+    const { path } = await fileOf('raw-refused.png', 3 * FRAGMENT);
+    const { server } = countingProxy(false);
+    // The coordinator refuses the fragment's hash (as when the bytes were corrupted on the way).
+    const put = vi.spyOn(cluster.app.uploads, 'putFragment').mockRejectedValueOnce(new TesseraError('CHECKSUM_MISMATCH', 'corrupted'));
+    const through = await clientThrough(server);
+    try {
+      const err = await through.upload(path, { parallel: 1 }).catch((e) => e);
+      expect(err).toBeInstanceOf(TesseraClientError);
+      expect(err).toMatchObject({ code: 'CHECKSUM_MISMATCH', status: 400, message: 'corrupted' });
+      expect(put).toHaveBeenCalledTimes(1);
+    } finally {
+      put.mockRestore();
+      await closeBoth(through, server);
     }
   });
 });
@@ -334,6 +404,17 @@ describe('retry policy', () => {
     expect([network.code, calls]).toEqual(['NETWORK_ERROR', 4]);
   });
 });
+
+/** Passes a proxy's request on to the coordinator and its answer back. */
+function forwardToCluster(req: http.IncomingMessage, res: http.ServerResponse) {
+  const target = new URL(cluster.url);
+  const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+    res.writeHead(r.statusCode!, r.headers);
+    r.pipe(res);
+  });
+  up.on('error', () => res.destroy());
+  req.pipe(up);
+}
 
 /** A client with fast retries that reaches the cluster only through `proxy` (started here). */
 async function clientThrough(proxy: http.Server) {

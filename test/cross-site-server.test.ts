@@ -151,6 +151,23 @@ describe('CSRF prevention', () => {
     },
   );
 
+  it('PUT /uploads/{id}/fragments/{index} passes no preflight, not even from a configured origin: a page cannot send it', async () => {
+    const { beginUpload: session } = await cluster.gql(BEGIN, { i: { name: 'preflight-fragment.bin', size: 5 } });
+    for (const origin of [EVIL, ALLOWED]) {
+      const preflight = await rawFetch(`${cluster.url}/uploads/${session.id}/fragments/0`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'x-content-sha256' },
+      });
+      expect(preflight.status, origin).toBe(405);
+      expect(
+        [...preflight.headers.keys()].filter((h) => h.startsWith('access-control-')),
+        origin,
+      ).toEqual([]);
+    }
+    const { upload } = await cluster.gql(`query($u: ID!) { upload(id: $u) { receivedFragments } }`, { u: session.id });
+    expect(upload.receivedFragments).toEqual([]);
+  });
+
   it('refuses url-encoded operations outright, header or not (415, UNSUPPORTED_MEDIA_TYPE), changing nothing', async () => {
     const png = await uploadImage(cluster, 'kept.png', makePng(200));
     const before = await stateOf(cluster);

@@ -26,11 +26,11 @@ export async function authorizeImageRequest(auth: Auth, req: IncomingMessage, na
   await auth.quotas.admit(principal);
 }
 
-/** DELETE or PUT /images/{name}: the caller's own token (or anonymous access) with the rule's role. */
+/** DELETE or PUT /images/{name}, a fragment's PUT: the caller's own token (or anonymous access) with the rule's role. */
 export async function authorizeImageChange(
   auth: Auth,
   req: IncomingMessage,
-  route: 'DELETE /images/{name}' | 'PUT /images/{name}',
+  route: Exclude<keyof typeof HTTP_RULES, 'GET /images/{name}'>,
 ): Promise<void> {
   await auth.quotas.admit(await byToken(auth, req, route));
 }

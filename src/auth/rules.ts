@@ -72,4 +72,5 @@ export const HTTP_RULES = {
   'GET /images/{name}': 'read',
   'PUT /images/{name}': 'write',
   'DELETE /images/{name}': 'write',
+  'PUT /uploads/{id}/fragments/{index}': 'write', // as Mutation.uploadFragment
 } as const satisfies Record<string, Role>;

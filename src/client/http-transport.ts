@@ -216,17 +216,18 @@ function multipartBody(
 
 /** An error status of a GET as a TesseraClientError: the {code, message} body's when it has one. */
 async function getError(res: IncomingMessage, path: string, signal?: AbortSignal): Promise<TesseraClientError> {
-  return errorOfGet(res.statusCode ?? 0, await readBody(res, signal), path);
+  return errorOfAnswer(res.statusCode ?? 0, await readBody(res, signal), `GET ${path}`);
 }
 
-function errorOfGet(status: number, raw: Buffer, path: string): TesseraClientError {
+/** An error status of a REST route (`what`: "GET /images/…") as a TesseraClientError: the {code, message} body's when it has one. */
+function errorOfAnswer(status: number, raw: Buffer, what: string): TesseraClientError {
   try {
     const body = JSON.parse(raw.toString('utf8')) as { code?: string; message?: string };
     if (body.code) return new TesseraClientError(body.code, body.message ?? `HTTP ${status}`, { status });
   } catch {
     // not JSON: the status alone
   }
-  return new TesseraClientError('HTTP_ERROR', `HTTP ${status} for GET ${path}`, { status });
+  return new TesseraClientError('HTTP_ERROR', `HTTP ${status} for ${what}`, { status });
 }
 
 /** See the transport's rawGet. */
@@ -248,7 +249,7 @@ async function rawGetOn(to: Endpoint, path: string, { signal, headers = {} }: Re
   const raw = await res.readAll().catch((err: unknown) => {
     throw asClientError(err, signal);
   });
-  throw errorOfGet(res.status, raw, path);
+  throw errorOfAnswer(res.status, raw, `GET ${path}`);
 }
 
 /** GraphQL documents that only read (queries, the shorthand `{ ... }`): safe to send twice. */
@@ -341,6 +342,31 @@ function createRouter(endpoints: Endpoint[]) {
   return router;
 }
 
+/** See the transport's put. */
+async function putJson<T>(
+  router: ReturnType<typeof createRouter>,
+  path: string,
+  data: Uint8Array,
+  headers: OutgoingHttpHeaders,
+  { signal, idempotent }: RequestOptions,
+): Promise<T> {
+  const { res, origin } = await router.request(
+    'PUT',
+    path,
+    { 'content-type': 'application/octet-stream', accept: 'application/json', ...headers, 'content-length': data.byteLength },
+    [data],
+    { signal, idempotent: router.several && Boolean(idempotent) },
+  );
+  const raw = await readBody(res, signal);
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status >= 300) throw errorOfAnswer(status, raw, `PUT ${path}`);
+  try {
+    return JSON.parse(raw.toString('utf8')) as T;
+  } catch {
+    throw new TesseraClientError('BAD_RESPONSE', `HTTP ${status} from ${origin} for PUT ${path} is not JSON.`, { status });
+  }
+}
+
 export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs = 10_000, headers = {} }: TransportOptions) {
   const endpoints = endpointsOf(url, timeoutMs, connectTimeoutMs, headers);
   const router = createRouter(endpoints);
@@ -412,6 +438,13 @@ export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs
       );
       return graphqlResult<T>(res, origin, signal);
     },
+
+    /**
+     * A PUT of raw bytes to a REST route that answers JSON (PUT /uploads/{id}/fragments/{index}):
+     * the parsed answer, or its {code, message} as a TesseraClientError.
+     */
+    put: <T>(path: string, data: Uint8Array, headers: OutgoingHttpHeaders, options: RequestOptions = {}) =>
+      putJson<T>(router, path, data, headers, options),
 
     /** A GET whose body the caller streams; error statuses are turned into errors here. */
     async get(path: string, { signal, headers = {} }: RequestOptions & { headers?: OutgoingHttpHeaders } = {}): Promise<IncomingMessage> {

@@ -1,7 +1,8 @@
-// Uploads: a file or stream cut into the coordinator's fragments, K of them in flight as binary
-// multipart (or base64) uploadFragment calls with their own sha256, retried when the failure may
-// pass (on the next coordinator when one fails), and resumed from upload(id).receivedFragments
-// when the same file is uploaded again.
+// Uploads: a file or stream cut into the coordinator's fragments, K of them in flight, each with
+// its own sha256: raw PUT /uploads/{id}/fragments/{index} bodies (binary multipart uploadFragment
+// calls on a coordinator without that route, or base64 ones), retried when the failure may pass
+// (on the next coordinator when one fails), and resumed from upload(id).receivedFragments when the
+// same file is uploaded again.
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -27,7 +28,12 @@ export interface UploadOptions {
   contentType?: string;
   /** Fragments in flight; memory is about parallel × fragment size. */
   parallel?: number;
-  transport?: 'multipart' | 'base64';
+  /**
+   * How fragments travel: `raw` (default) PUTs each as the request body to
+   * /uploads/{id}/fragments/{index}, the coordinator's cheapest path, and moves to `multipart`
+   * (uploadFragment with a file part) on a coordinator without that route; `base64` is JSON only.
+   */
+  transport?: 'raw' | 'multipart' | 'base64';
   /** The whole image's SHA-256 when the caller knows it: the coordinator verifies it at completion. */
   sha256?: string;
   /**
@@ -96,12 +102,12 @@ function checkOptions(parallel: number, transport: string) {
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > MAX_PARALLEL) {
     throw new TesseraClientError('BAD_USER_INPUT', `parallel must be a whole number from 1 to ${MAX_PARALLEL} (got ${parallel}).`);
   }
-  if (transport !== 'multipart' && transport !== 'base64')
-    throw new TesseraClientError('BAD_USER_INPUT', `transport must be "multipart" or "base64" (got "${transport}").`);
+  if (transport !== 'raw' && transport !== 'multipart' && transport !== 'base64')
+    throw new TesseraClientError('BAD_USER_INPUT', `transport must be "raw", "multipart" or "base64" (got "${transport}").`);
 }
 
 export async function upload(deps: UploadDeps, source: UploadSource, options: UploadOptions = {}): Promise<UploadResult> {
-  const { parallel = 4, transport = 'multipart' } = options;
+  const { parallel = 4, transport = 'raw' } = options;
   checkOptions(parallel, transport);
   throwIfAborted(options.signal);
   if (typeof source === 'string') return uploadPath(deps, source, options);
@@ -344,6 +350,8 @@ interface SendPlan {
   serverHasSha: boolean;
   options: UploadOptions;
   beforeComplete?: () => Promise<void>;
+  /** Set once the coordinator turned out to have no raw fragment route: multipart from then on. */
+  noRawRoute?: boolean;
 }
 
 /** What an upload has stored so far, reported through onProgress. */
@@ -374,7 +382,14 @@ function progressOf(plan: SendPlan) {
   };
 }
 
-/** One fragment as uploadFragment, checked against the coordinator's receipt. */
+/** A coordinator that predates PUT /uploads/{id}/fragments/{index} answers this (Yoga's 404 off /graphql). */
+const isMissingRoute = (err: unknown) =>
+  err instanceof TesseraClientError &&
+  (err.code === 'NOT_FOUND' ||
+    err.code === 'METHOD_NOT_ALLOWED' ||
+    (err.code === 'HTTP_ERROR' && (err.status === 404 || err.status === 405)));
+
+/** One fragment as a raw PUT, else as uploadFragment; checked against the coordinator's receipt. */
 async function sendFragment(
   deps: UploadDeps,
   plan: SendPlan,
@@ -384,8 +399,19 @@ async function sendFragment(
   signal: AbortSignal,
 ): Promise<void> {
   const uploadId = plan.session.id;
+  const transport = plan.options.transport ?? 'raw';
+  if (transport === 'raw' && !plan.noRawRoute) {
+    try {
+      const path = `/uploads/${encodeURIComponent(uploadId)}/fragments/${index}`;
+      const receipt = await deps.transport.put<{ sha256: string }>(path, data, { 'x-content-sha256': sha256 }, { signal });
+      return checkReceipt(index, receipt.sha256, sha256);
+    } catch (err) {
+      if (!isMissingRoute(err)) throw err;
+      plan.noRawRoute = true;
+    }
+  }
   const receipt =
-    (plan.options.transport ?? 'multipart') === 'multipart'
+    transport !== 'base64'
       ? (
           await deps.transport.graphqlMultipart<{ uploadFragment: { sha256: string } }>(
             Q.UPLOAD_FRAGMENT_FILE,
@@ -401,8 +427,12 @@ async function sendFragment(
             { signal },
           )
         ).uploadFragment;
-  if (receipt.sha256 !== sha256)
-    throw new TesseraClientError('CHECKSUM_MISMATCH', `Fragment ${index} was stored with sha256 ${receipt.sha256}, not ${sha256}.`);
+  checkReceipt(index, receipt.sha256, sha256);
+}
+
+function checkReceipt(index: number, stored: string, sent: string): void {
+  if (stored !== sent)
+    throw new TesseraClientError('CHECKSUM_MISMATCH', `Fragment ${index} was stored with sha256 ${stored}, not ${sent}.`);
 }
 
 /** K workers send the reader's fragments; one failure stops the others, the caller's abort stops them all. Resolves to the retries. */

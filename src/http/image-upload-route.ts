@@ -34,16 +34,24 @@ export async function handleImageUpload(req: IncomingMessage, res: ServerRespons
     const image = await storeUpload(req, path, deps);
     send(res, 201, JSON.stringify(describe(image)), { location: `${IMAGE_PATH_PREFIX}${encodeURIComponent(image.name)}` });
   } catch (err) {
-    // The client went away mid-body: nothing was stored and nobody is left to answer; not a fault.
-    if (!req.complete && (req.destroyed || (err as NodeJS.ErrnoException)?.code === 'ECONNRESET')) return void res.destroy();
-    const known = err instanceof TesseraError ? err : undefined;
-    if (!known) throw err;
-    const extra = (known.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
-    // A body left unread (refused before it was read) would be taken for the next request.
-    const unread = !req.readableEnded;
-    send(res, known.status, errorBody(known), unread ? { ...extra, connection: 'close' } : extra);
-    if (unread) req.resume();
+    answerRefusal(req, res, err);
   }
+}
+
+/**
+ * A raw-body route's failure as {code, message} with its status; rethrows what is not a
+ * TesseraError (a fault: the caller answers 500). Shared with PUT /uploads/{id}/fragments/{index}.
+ */
+export function answerRefusal(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  // The client went away mid-body: nothing was stored and nobody is left to answer; not a fault.
+  if (!req.complete && (req.destroyed || (err as NodeJS.ErrnoException)?.code === 'ECONNRESET')) return void res.destroy();
+  const known = err instanceof TesseraError ? err : undefined;
+  if (!known) throw err;
+  const extra = (known.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
+  // A body left unread (refused before it was read) would be taken for the next request.
+  const unread = !req.readableEnded;
+  send(res, known.status, errorBody(known), unread ? { ...extra, connection: 'close' } : extra);
+  if (unread) req.resume();
 }
 
 async function storeUpload(req: IncomingMessage, path: string, { auth, uploads, maxBytes, budget, idleTimeoutMs }: ImageUploadDeps) {
@@ -69,7 +77,7 @@ async function storeUpload(req: IncomingMessage, path: string, { auth, uploads, 
 }
 
 /** The body's chunks as they arrived (no join), within `maxBytes` and the shared budget (charged to `body.held`). */
-async function readBody(
+export async function readBody(
   req: IncomingMessage,
   maxBytes: number,
   budget: BodyBudget,
@@ -103,7 +111,7 @@ const describe = (image: ImageRow) => ({
   createdAt: new Date(image.createdAt).toISOString(),
 });
 
-function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) {
+export function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) {
   res
     .writeHead(status, {
       ...headers,

@@ -1,5 +1,5 @@
 // The coordinator's HTTP surface on node:http: GraphQL (Yoga: POST/GET, multipart, SSE,
-// GraphiQL) and graphql-ws on /graphql, GET /images/{name}, GET /healthz.
+// GraphiQL) and graphql-ws on /graphql, GET /images/{name}, PUT /uploads/{id}/fragments/{index}, GET /healthz.
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga } from 'graphql-yoga';
@@ -10,6 +10,7 @@ import { MAX_FRAGMENT_SIZE } from '../config.ts';
 import { schema } from '../schema/index.ts';
 import { handleImageRequest } from './image-route.ts';
 import { handleImageUpload, isImageUpload, type ImageUploadDeps } from './image-upload-route.ts';
+import { handleFragmentUpload, isFragmentUploadPath } from './fragment-upload-route.ts';
 import { badUserInputCode, payloadTooLargeCode } from './graphql-error-plugins.ts';
 import { jsonErrorBodies } from './error-bodies.ts';
 import { GRAPHIQL_WELCOME, graphiqlDelivery } from './graphiql-delivery.ts';
@@ -87,7 +88,7 @@ function createGraphqlServer(app: Coordinator, principals: WeakMap<Request, Prin
   });
 }
 
-/** The request handler: /healthz, the web console, INDEX_REBUILDING while the start-up rebuild runs, /images/{name}, else Yoga. */
+/** The request handler: /healthz, the web console, INDEX_REBUILDING while the start-up rebuild runs, /images/{name}, /uploads/…, else Yoga. */
 function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlServer>, upload: ImageUploadDeps): http.RequestListener {
   const serveConsole = consoleRoute();
   return (req, res) => {
@@ -120,6 +121,10 @@ function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlSer
     }
     if (isImageUpload(req, path)) {
       handleImageUpload(req, res, path, upload).catch((err) => serverFault(app, res, err));
+      return;
+    }
+    if (isFragmentUploadPath(path)) {
+      handleFragmentUpload(req, res, path, upload).catch((err) => serverFault(app, res, err));
       return;
     }
     const access = {

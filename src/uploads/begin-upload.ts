@@ -1,6 +1,6 @@
 // beginUpload: an upload session in the index, holding its image's name until it completes,
 // is aborted or expires.
-import { randomBytes } from 'node:crypto';
+import { randomBase64url } from '../shared/random-ids.ts';
 import { badInput, TesseraError } from '../errors.ts';
 import type { ImageRow } from '../metadata/catalog.ts';
 import type { NewUpload } from '../metadata/catalog/image-rows.ts';
@@ -45,7 +45,7 @@ export async function beginUpload(
   const t = ctx.now();
   const row = {
     name: input.name,
-    uploadId: randomBytes(12).toString('base64url'),
+    uploadId: randomBase64url(12),
     size: input.size,
     contentType:
       media === undefined

@@ -1,6 +1,6 @@
 // uploadFragment: one fragment hashed once, written to R datanodes, and counted only once every
 // replica is written.
-import { randomBytes } from 'node:crypto';
+import { randomBase64url } from '../shared/random-ids.ts';
 import { byteLength, sha256Hex, type Bytes } from '../bytes.ts';
 import { TesseraError } from '../errors.ts';
 import { assertFragmentSize, assertSha256 } from './upload-checks.ts';
@@ -15,7 +15,7 @@ export interface FragmentReceipt {
   replicas: string[];
 }
 
-export const newFragmentId = () => randomBytes(16).toString('base64url');
+export const newFragmentId = () => randomBase64url(16);
 
 export async function putFragment(
   ctx: UploadContext,

@@ -10,14 +10,15 @@ export interface ProxiedRequest {
   path: string;
   /** The GraphQL operation's name (JSON requests only), e.g. "Upload". */
   operation?: string;
-  multipart: boolean;
+  /** A fragment upload: PUT /uploads/{id}/fragments/{index}, or a multipart uploadFragment. */
+  fragment: boolean;
   range?: string;
 }
 
 export interface KillableProxy {
   url: string;
   log: ProxiedRequest[];
-  /** Resolves once `n` multipart (fragment) requests have been answered. */
+  /** Resolves once `n` fragment requests have been answered. */
   fragmentsAnswered(n: number): Promise<void>;
   /** GET bodies are cut (the socket destroyed) after this many bytes. */
   cutBodiesAfter?: number;
@@ -55,7 +56,7 @@ export async function startKillableProxy(target: string): Promise<KillableProxy>
         });
         answer.on('end', () => {
           res.end();
-          if (entry.multipart) onAnswered();
+          if (entry.fragment) onAnswered();
         });
       },
     );
@@ -69,7 +70,7 @@ export async function startKillableProxy(target: string): Promise<KillableProxy>
     const entry: ProxiedRequest = {
       method: req.method ?? '',
       path: req.url ?? '',
-      multipart: type.startsWith('multipart/'),
+      fragment: type.startsWith('multipart/') || (req.method === 'PUT' && (req.url ?? '').startsWith('/uploads/')),
       range: req.headers.range,
     };
     proxy.log.push(entry);
@@ -88,7 +89,7 @@ export async function startKillableProxy(target: string): Promise<KillableProxy>
   });
   // WebSocket upgrades (subscriptions): the request head as it came, then bytes both ways.
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    proxy.log.push({ method: req.method ?? '', path: req.url ?? '', multipart: false });
+    proxy.log.push({ method: req.method ?? '', path: req.url ?? '', fragment: false });
     const up = connect(Number(upstream.port), upstream.hostname, () => {
       const lines = [`${req.method} ${req.url} HTTP/1.1`];
       for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);

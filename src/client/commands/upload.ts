@@ -23,7 +23,7 @@ export function addUploadCommand(program: Command, ctx: CommandContext): void {
     .argument('<file...>', 'files to upload')
     .option('-n, --name <name>', 'image name (one file only; default: the file name)')
     .option('-p, --parallel <k>', 'fragments in flight', wholeNumber('--parallel', 1, 64), 4)
-    .option('--base64', 'send fragments as base64 JSON instead of binary multipart')
+    .option('--base64', 'send fragments as base64 JSON instead of raw binary bodies')
     .option('-t, --content-type <type>', 'media type (default: guessed from the extension)')
     .option('--no-resume', 'start over instead of resuming an interrupted upload of the same file')
     .addHelpText(
@@ -69,7 +69,7 @@ async function uploadFile(ctx: CommandContext, file: string, opts: UploadOptions
     const r: UploadResult = await ctx.client().upload(file, {
       name: opts.name,
       parallel: opts.parallel,
-      transport: opts.base64 ? 'base64' : 'multipart',
+      transport: opts.base64 ? 'base64' : 'raw',
       contentType: opts.contentType,
       resume: opts.resume,
       signal,

@@ -1,6 +1,6 @@
 // The index's images and open uploads (one `images` row each; an upload is an image in state
 // 'uploading' that holds its name until it completes, is aborted or expires).
-import { randomBytes } from 'node:crypto';
+import { randomBase64url } from '../../shared/random-ids.ts';
 import type Database from 'better-sqlite3';
 import type { Db } from '../database.ts';
 import type { ImageMediaColumns, ImageRow } from '../catalog.ts';
@@ -9,7 +9,7 @@ import { prefixUpperBound } from '../../names.ts';
 import { isUniqueViolation } from './sqlite-errors.ts';
 
 /** 128 random bits: an image key never repeats, so a tombstone can only ever kill its own image. */
-export const newImageKey = () => randomBytes(16).toString('base64url');
+export const newImageKey = () => randomBase64url(16);
 
 /** An open upload's row before the index gives it an id. */
 export type NewUpload = Omit<ImageRow, 'id' | 'state' | 'imageKey' | keyof ImageMediaColumns | 'mediaChecked'> &

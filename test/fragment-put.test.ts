@@ -1,0 +1,187 @@
+// PUT /uploads/{id}/fragments/{index}: a chunked upload's fragment as the raw body, stored as
+// uploadFragment stores it (200 with the receipt as JSON); refusals answer {code, message} and
+// store nothing; the same token rule as uploadFragment; no other method, not even a preflight.
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startCluster, type TestCluster } from './support/cluster.ts';
+import { beginUpload, bytesOf, completeUpload, download, sendFragment, sha256, sliceOf, UPLOAD } from './support/images.ts';
+import { rawFetch } from './support/tokens.ts';
+
+const FRAGMENT = 4096;
+
+let cluster: TestCluster;
+const tokens: Record<string, string> = {};
+beforeAll(async () => {
+  cluster = await startCluster({ config: { fragmentSize: FRAGMENT } });
+  for (const role of ['read', 'write']) {
+    const { createToken } = await cluster.gql(`mutation($n: String!, $r: Role!) { createToken(name: $n, role: $r) { secret } }`, {
+      n: `fragment-put-${role}`,
+      r: role,
+    });
+    tokens[role] = `Bearer ${createToken.secret}`;
+  }
+});
+afterAll(() => cluster?.close());
+
+const fragmentUrl = (uploadId: string, index: number | string) =>
+  `${cluster.url}/uploads/${encodeURIComponent(uploadId)}/fragments/${index}`;
+
+const put = (uploadId: string, index: number | string, body: Uint8Array, headers: Record<string, string> = {}, auth = tokens.write) =>
+  rawFetch(fragmentUrl(uploadId, index), { method: 'PUT', body: new Uint8Array(body), headers: { authorization: auth, ...headers } });
+
+const received = async (uploadId: string): Promise<number[]> => (await cluster.gql(UPLOAD, { u: uploadId })).upload.receivedFragments;
+
+async function opened(name: string, size: number) {
+  const bytes = Buffer.from(bytesOf(size, size % 251));
+  const session = await beginUpload(cluster, { name, size });
+  return { bytes, session, slice: (i: number) => sliceOf(bytes, FRAGMENT, i) };
+}
+
+describe('PUT /uploads/{id}/fragments/{index}', () => {
+  it('stores each fragment (200 with its receipt); completeUpload then makes the image, byte-identical', async () => {
+    const { bytes, session, slice } = await opened('raw/three.bin', 2 * FRAGMENT + 100);
+    for (const i of [2, 0, 1]) {
+      const res = await put(session.id, i, slice(i), { 'x-content-sha256': sha256(slice(i)) });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      const receipt = await res.json();
+      expect(receipt).toEqual({ index: i, size: slice(i).length, sha256: sha256(slice(i)), replicas: expect.any(Array) });
+      expect(receipt.replicas).toHaveLength(2);
+    }
+    expect((await received(session.id)).sort()).toEqual([0, 1, 2]);
+    const image = await completeUpload(cluster, session.id);
+    expect(image).toMatchObject({ size: bytes.length, sha256: sha256(bytes) });
+    expect((await download(cluster, 'raw/three.bin')).body.equals(bytes)).toBe(true);
+  });
+
+  it('without X-Content-SHA256 the coordinator hashes the bytes itself; a fragment sent again replaces it', async () => {
+    const { bytes, session, slice } = await opened('raw/nohash.bin', FRAGMENT + 1);
+    // Fragment 0 first as other bytes (GraphQL), then again over the raw route.
+    await sendFragment(cluster, session.id, 0, bytesOf(FRAGMENT, 99));
+    for (const i of [0, 1]) expect((await (await put(session.id, i, slice(i))).json()).sha256).toBe(sha256(slice(i)));
+    expect((await completeUpload(cluster, session.id)).sha256).toBe(sha256(bytes));
+  });
+
+  it('refuses bytes that do not match X-Content-SHA256 (400 CHECKSUM_MISMATCH) and a malformed one (400), storing nothing', async () => {
+    const { session, slice } = await opened('raw/mismatch.bin', 2 * FRAGMENT);
+    const wrong = await put(session.id, 0, slice(0), { 'x-content-sha256': sha256(slice(1)) });
+    expect(wrong.status).toBe(400);
+    expect((await wrong.json()).code).toBe('CHECKSUM_MISMATCH');
+    const malformed = await put(session.id, 0, slice(0), { 'x-content-sha256': 'ABC' });
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringMatching(/x-content-sha256/) });
+    expect(await received(session.id)).toEqual([]);
+  });
+
+  it('refuses a wrong size or index (400 INVALID_FRAGMENT) and a body without Content-Length (411), storing nothing', async () => {
+    const { session, slice } = await opened('raw/sizes.bin', 2 * FRAGMENT);
+    const cases = [
+      await put(session.id, 0, slice(0).subarray(1)), // short, declared
+      await put(session.id, 0, Buffer.concat([slice(0), Buffer.alloc(1)])), // long, declared
+      await put(session.id, 2, slice(1)), // past the last fragment
+    ];
+    for (const res of cases) {
+      expect(res.status).toBe(400);
+      expect((await res.json()).code).toBe('INVALID_FRAGMENT');
+    }
+    // A chunked body (no Content-Length), even of the right size, is refused unread.
+    const chunked = await chunkedPut(fragmentUrl(session.id, 0), slice(0));
+    expect(chunked.status).toBe(411);
+    expect(JSON.parse(chunked.body).code).toBe('LENGTH_REQUIRED');
+    expect(await received(session.id)).toEqual([]);
+    // The connection stays usable after a refusal.
+    expect((await put(session.id, 0, slice(0))).status).toBe(200);
+  });
+
+  it('answers 404 UPLOAD_NOT_FOUND for an unknown or completed upload, 400 for a malformed index or a query string', async () => {
+    const unknown = await put('no-such-upload', 0, bytesOf(10));
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()).code).toBe('UPLOAD_NOT_FOUND');
+    const { session, slice } = await opened('raw/done.bin', 10);
+    expect((await put(session.id, 0, slice(0))).status).toBe(200);
+    await completeUpload(cluster, session.id);
+    const after = await put(session.id, 0, slice(0));
+    expect(after.status).toBe(404);
+    expect((await after.json()).code).toBe('UPLOAD_NOT_FOUND');
+    for (const index of ['x', '-1', '01', '1.5']) {
+      const res = await put(session.id, index, slice(0));
+      expect(res.status, index).toBe(400);
+      expect((await res.json()).code, index).toBe('BAD_USER_INPUT');
+    }
+    const queried = await rawFetch(`${fragmentUrl(session.id, 0)}?sha256=${sha256(slice(0))}`, {
+      method: 'PUT',
+      body: new Uint8Array(slice(0)),
+      headers: { authorization: tokens.write },
+    });
+    expect(queried.status).toBe(400);
+    expect(await queried.json()).toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringMatching(/query/) });
+  });
+
+  it('needs a write token, as uploadFragment: 401 without one, 403 with a read token; nothing is stored', async () => {
+    const { session, slice } = await opened('raw/auth.bin', FRAGMENT);
+    const none = await rawFetch(fragmentUrl(session.id, 0), { method: 'PUT', body: new Uint8Array(slice(0)) });
+    expect(none.status).toBe(401);
+    expect((await none.json()).code).toBe('UNAUTHENTICATED');
+    const read = await put(session.id, 0, slice(0), {}, tokens.read);
+    expect(read.status).toBe(403);
+    expect((await read.json()).code).toBe('FORBIDDEN');
+    expect(await received(session.id)).toEqual([]);
+  });
+
+  it('answers only PUT: any other method, OPTIONS (a preflight) included, is 405 with Allow and no CORS header', async () => {
+    const { session, slice } = await opened('raw/methods.bin', FRAGMENT);
+    for (const method of ['GET', 'POST', 'DELETE', 'OPTIONS']) {
+      const res = await rawFetch(fragmentUrl(session.id, 0), {
+        method,
+        headers: { authorization: tokens.write, origin: 'https://elsewhere.example', 'access-control-request-method': 'PUT' },
+        ...(method === 'POST' ? { body: new Uint8Array(slice(0)) } : {}),
+      });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get('allow'), method).toBe('PUT');
+      expect(
+        [...res.headers.keys()].filter((h) => h.startsWith('access-control-')),
+        method,
+      ).toEqual([]);
+      expect((await res.json()).code, method).toBe('METHOD_NOT_ALLOWED');
+    }
+    const elsewhere = await put(session.id, '0/more', slice(0));
+    expect(elsewhere.status).toBe(404);
+    expect((await elsewhere.json()).code).toBe('NOT_FOUND');
+    expect(await received(session.id)).toEqual([]);
+  });
+
+  it('a client that goes away mid-body stores nothing and is not logged as a server fault', async () => {
+    const { session, slice } = await opened('raw/aborted.bin', FRAGMENT);
+    const errors = vi.spyOn(cluster.coordinator.app.log, 'error');
+    try {
+      const req = http.request(new URL(fragmentUrl(session.id, 0)), {
+        method: 'PUT',
+        headers: { authorization: tokens.write, 'content-length': String(FRAGMENT) },
+      });
+      req.on('error', () => {});
+      req.write(slice(0).subarray(0, 1000));
+      await new Promise((r) => setTimeout(r, 100));
+      req.destroy();
+      expect((await put(session.id, 0, slice(0))).status).toBe(200); // still serves
+      expect(await received(session.id)).toEqual([0]);
+      expect(errors).not.toHaveBeenCalled();
+    } finally {
+      errors.mockRestore();
+    }
+  });
+});
+
+/** A PUT with a chunked body (no Content-Length): status and body text. */
+function chunkedPut(url: string, body: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(url), { method: 'PUT', headers: { authorization: tokens.write } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.write(body.subarray(0, 100));
+    req.end(body.subarray(100));
+  });
+}
