@@ -37,6 +37,7 @@ async function readRange(
   image: ImageRow,
   start: number,
   end: number,
+  { hashed = true } = {},
 ): Promise<AsyncGenerator<Buffer[]>> {
   const first = Math.floor(start / image.fragmentSize);
   const last = Math.floor(end / image.fragmentSize);
@@ -47,7 +48,7 @@ async function readRange(
   let nextToFetch = first;
   const fetchMore = () => {
     while (nextToFetch <= last && pending.length <= READ_AHEAD) {
-      const p = replicas.readChunks(fragments[nextToFetch - first], reportBad);
+      const p = replicas.readChunks(fragments[nextToFetch - first], reportBad, { hashed });
       p.catch(() => {}); // awaited in order below; a failure ends the stream there
       pending.push(p);
       nextToFetch += 1;
@@ -178,8 +179,12 @@ export function createImageService({
       }
     },
 
-    /** The bytes [start, end] (inclusive) of an image, verified fragment by fragment (readRange). */
-    readRange: (image: ImageRow, start: number, end: number) => readRange({ catalog, replicas, reportBad }, image, start, end),
+    /**
+     * The bytes [start, end] (inclusive) of an image, verified fragment by fragment (readRange);
+     * `hashed: false` checks only each fragment's size, for a caller that checks the sha256 itself.
+     */
+    readRange: (image: ImageRow, start: number, end: number, options?: { hashed?: boolean }) =>
+      readRange({ catalog, replicas, reportBad }, image, start, end, options),
   };
 }
 
