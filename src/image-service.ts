@@ -141,9 +141,11 @@ export function createImageService({
      * Durable in the index before it answers: the image's row goes and the deletion of each of
      * its replica files is queued in the same transaction, each one tombstoning the image on its
      * datanode before the file goes; the other live datanodes get the tombstone in the
-     * background. Until the first of those lands (milliseconds, or until a holder is live again)
-     * the index alone knows of the deletion: a rebuild from the datanodes after losing the
-     * coordinator's disk in that window would bring the image back.
+     * background. Until the first of those lands (at once for a lone delete; during a burst of
+     * deletes at most BURST_ROUNDS.maxDelayMs, half a second, after the previous round, as rounds
+     * wait for the burst to pause; or until a holder is live again) the index alone knows of the
+     * deletion: a rebuild from the datanodes after losing the coordinator's disk in that window
+     * would bring the image back.
      */
     async delete(name: string): Promise<boolean> {
       if (isRenditionName(name)) return false;
