@@ -37,6 +37,7 @@ async function readRange(
   image: ImageRow,
   start: number,
   end: number,
+  { hashed = true } = {},
 ): Promise<AsyncGenerator<Buffer[]>> {
   const first = Math.floor(start / image.fragmentSize);
   const last = Math.floor(end / image.fragmentSize);
@@ -47,7 +48,7 @@ async function readRange(
   let nextToFetch = first;
   const fetchMore = () => {
     while (nextToFetch <= last && pending.length <= READ_AHEAD) {
-      const p = replicas.readChunks(fragments[nextToFetch - first], reportBad);
+      const p = replicas.readChunks(fragments[nextToFetch - first], reportBad, { hashed });
       p.catch(() => {}); // awaited in order below; a failure ends the stream there
       pending.push(p);
       nextToFetch += 1;
@@ -140,9 +141,11 @@ export function createImageService({
      * Durable in the index before it answers: the image's row goes and the deletion of each of
      * its replica files is queued in the same transaction, each one tombstoning the image on its
      * datanode before the file goes; the other live datanodes get the tombstone in the
-     * background. Until the first of those lands (milliseconds, or until a holder is live again)
-     * the index alone knows of the deletion: a rebuild from the datanodes after losing the
-     * coordinator's disk in that window would bring the image back.
+     * background. Until the first of those lands (at once for a lone delete; during a burst of
+     * deletes at most BURST_ROUNDS.maxDelayMs, half a second, after the previous round, as rounds
+     * wait for the burst to pause; or until a holder is live again) the index alone knows of the
+     * deletion: a rebuild from the datanodes after losing the coordinator's disk in that window
+     * would bring the image back.
      */
     async delete(name: string): Promise<boolean> {
       if (isRenditionName(name)) return false;
@@ -176,8 +179,12 @@ export function createImageService({
       }
     },
 
-    /** The bytes [start, end] (inclusive) of an image, verified fragment by fragment (readRange). */
-    readRange: (image: ImageRow, start: number, end: number) => readRange({ catalog, replicas, reportBad }, image, start, end),
+    /**
+     * The bytes [start, end] (inclusive) of an image, verified fragment by fragment (readRange);
+     * `hashed: false` checks only each fragment's size, for a caller that checks the sha256 itself.
+     */
+    readRange: (image: ImageRow, start: number, end: number, options?: { hashed?: boolean }) =>
+      readRange({ catalog, replicas, reportBad }, image, start, end, options),
   };
 }
 

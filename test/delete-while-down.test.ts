@@ -46,6 +46,8 @@ describe('deleteImage while a datanode is DOWN', () => {
     // The live datanodes drop their copies now; the DOWN one's wait for it.
     await until(async () => (await copiesOf(doomed)).every((nodes) => nodes.every((n) => n === down)), 'live copies deleted', 10_000);
     expect((await copiesOf(doomed)).filter((nodes) => nodes.length > 0).length).toBe(onDown);
+    // The index acknowledges a round's deletions once the datanodes answered, just after the files went.
+    await until(async () => (await cluster.app.catalog.pendingDeletionCount()) <= onDown, 'live deletions acknowledged', 10_000);
     expect(await cluster.app.catalog.pendingDeletionCount()).toBe(onDown);
     // Due again now, and a deletion pass tries them while the datanode is DOWN: retried, never given up.
     await cluster.app.catalog.resumeDeletionsOn(datanodeIds(cluster)[down], Date.now());

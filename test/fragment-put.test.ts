@@ -4,7 +4,7 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
-import { beginUpload, bytesOf, completeUpload, download, sendFragment, sha256, sliceOf, UPLOAD } from './support/images.ts';
+import { BEGIN, beginUpload, bytesOf, completeUpload, download, sendFragment, sha256, sliceOf, UPLOAD } from './support/images.ts';
 import { rawFetch } from './support/tokens.ts';
 
 const FRAGMENT = 4096;
@@ -168,6 +168,60 @@ describe('PUT /uploads/{id}/fragments/{index}', () => {
     } finally {
       errors.mockRestore();
     }
+  });
+});
+
+describe('PUT /uploads/{id}/fragments/{index}: the limits of uploadFragment', () => {
+  let limited: TestCluster;
+  beforeAll(async () => {
+    limited = await startCluster({ datanodes: 2, config: { fragmentSize: FRAGMENT, rateLimitPerSec: 5, bodyTimeoutSec: 1 } });
+  });
+  afterAll(() => limited?.close());
+
+  const writeToken = async (name: string) => {
+    const { createToken } = await limited.gql(`mutation($n: String!) { createToken(name: $n, role: write) { secret } }`, { n: name });
+    return `Bearer ${createToken.secret}`;
+  };
+
+  it("counts against the token's request rate: 429 RATE_LIMITED with Retry-After past it", async () => {
+    const session = (await limited.gql(BEGIN, { i: { name: 'limits/rate.bin', size: 10 } })).beginUpload;
+    const auth = await writeToken('rate');
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        rawFetch(`${limited.url}/uploads/${session.id}/fragments/0`, {
+          method: 'PUT',
+          body: new Uint8Array(bytesOf(10)),
+          headers: { authorization: auth },
+        }),
+      ),
+    );
+    const refused = answers.filter((r) => r.status === 429);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(answers.some((r) => r.status === 200)).toBe(true);
+    expect(refused[0].headers.get('retry-after')).toMatch(/^\d+$/);
+    expect((await refused[0].json()).code).toBe('RATE_LIMITED');
+  });
+
+  it('a body that stops arriving is answered 408 REQUEST_TIMEOUT after --body-timeout; nothing is stored', async () => {
+    const session = (await limited.gql(BEGIN, { i: { name: 'limits/stall.bin', size: FRAGMENT } })).beginUpload;
+    const auth = await writeToken('stall');
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        new URL(`${limited.url}/uploads/${session.id}/fragments/0`),
+        { method: 'PUT', headers: { authorization: auth, 'content-length': String(FRAGMENT) } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on('error', reject);
+      req.write(Buffer.alloc(100)); // and nothing more
+    });
+    expect(answer.status).toBe(408);
+    expect(JSON.parse(answer.body).code).toBe('REQUEST_TIMEOUT');
+    expect((await limited.gql(UPLOAD, { u: session.id })).upload.receivedFragments).toEqual([]);
   });
 });
 

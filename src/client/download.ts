@@ -1,6 +1,8 @@
 // Downloads through GET /images/{name}: streamed to a temporary file beside the target, hashed on
 // the way and checked against the ETag (the image's sha256), then renamed into place, so a
-// target path only ever holds a complete, verified image. Given several coordinators, a body cut
+// target path only ever holds a complete, verified image. Since the file is checked here, the
+// coordinator is told it need not hash the fragments too; a mismatch fetches once more with its
+// check. Given several coordinators, a body cut
 // short by a failing one continues from the next by Range (If-Range: the same image only).
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -11,6 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import { asClientError, TesseraClientError } from './errors.ts';
 import type { HttpTransport } from './http-transport.ts';
 import * as Q from './queries.ts';
+import { CLIENT_CHECKS_HEADER } from '../image-paths.ts';
 import { createSha256Tally, Sha256Verifier } from './sha256-verifier.ts';
 import type { ImageSummary } from './types.ts';
 
@@ -41,8 +44,8 @@ const ETAG = /^(?:W\/)?"?([0-9a-f]{64})"?$/;
 export const imagePath = (name: string) => `/images/${encodeURIComponent(name)}`;
 
 /** Opens the image's body and what it must hash to: the ETag, or Image.sha256 if a server sends none. */
-async function openImage(transport: HttpTransport, name: string, signal?: AbortSignal) {
-  const res: IncomingMessage = await transport.get(imagePath(name), { signal });
+async function openImage(transport: HttpTransport, name: string, signal?: AbortSignal, headers: Record<string, string> = {}) {
+  const res: IncomingMessage = await transport.get(imagePath(name), { signal, headers });
   const length = Number(res.headers['content-length']);
   let sha256 = ETAG.exec(res.headers.etag ?? '')?.[1];
   if (!sha256) {
@@ -136,8 +139,8 @@ export async function downloadTo(
  * transport can, else through node:http (continued on the next coordinator by Range when one
  * breaks off); either way handed to `onChunk` in order, waiting while its promise is pending.
  */
-async function openForFile(transport: HttpTransport, name: string, signal?: AbortSignal) {
-  const raw = await transport.rawGet(imagePath(name), { signal });
+async function openForFile(transport: HttpTransport, name: string, signal: AbortSignal | undefined, headers: Record<string, string>) {
+  const raw = await transport.rawGet(imagePath(name), { signal, headers });
   if (raw !== 'unsupported') {
     const sha256 = ETAG.exec(raw.headers.etag ?? '')?.[1];
     if (sha256) {
@@ -152,7 +155,7 @@ async function openForFile(transport: HttpTransport, name: string, signal?: Abor
     }
     raw.destroy(); // no ETag (not a coordinator of ours): the path below asks for the hash
   }
-  const { res, sha256, size, contentType } = await openImage(transport, name, signal);
+  const { res, sha256, size, contentType } = await openImage(transport, name, signal, headers);
   const body = transport.coordinatorCount > 1 ? resumableBody(transport, name, res, sha256, size, signal) : res;
   return {
     sha256,
@@ -202,15 +205,36 @@ function batchedWriter(file: FileHandle) {
   };
 }
 
-/** Downloads into `output` atomically: a failed or mismatching download leaves no file behind. */
+/**
+ * Downloads into `output` atomically: a failed or mismatching download leaves no file behind.
+ * The first fetch asks the coordinator to skip its per-fragment hashes (the file is checked
+ * here); bytes that do not match are fetched once more, hashed by the coordinator, which then
+ * passes over a bad replica.
+ */
 export async function download(
   transport: HttpTransport,
   name: string,
   output: string,
   options: DownloadOptions = {},
 ): Promise<FileDownloadResult> {
+  try {
+    return await downloadOnce(transport, name, output, options, { [CLIENT_CHECKS_HEADER]: 'sha256' });
+  } catch (err) {
+    const e = err as TesseraClientError;
+    if (e.code !== 'CHECKSUM_MISMATCH' && e.code !== 'SIZE_MISMATCH') throw err;
+    return downloadOnce(transport, name, output, options, {});
+  }
+}
+
+async function downloadOnce(
+  transport: HttpTransport,
+  name: string,
+  output: string,
+  options: DownloadOptions,
+  headers: Record<string, string>,
+): Promise<FileDownloadResult> {
   const target = resolve(output);
-  const body = await openForFile(transport, name, options.signal);
+  const body = await openForFile(transport, name, options.signal, headers);
   const { sha256, size, contentType } = body;
   // Same folder as the target, so the rename stays on one filesystem and is atomic.
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tessera-part`);

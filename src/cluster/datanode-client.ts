@@ -1,6 +1,6 @@
 // The coordinator's client to datanodes: the datanode protocol seen from the calling side, over
 // signed requests (datanode-transport.ts). Retries are the caller's business (it picks another replica).
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import {
   CONTENT_SHA256_HEADER,
   DELETED_IMAGE_HEADER,
@@ -47,9 +47,11 @@ export interface DatanodeClient {
   getFragment(baseUrl: string, id: string): Promise<Buffer | undefined>;
   /**
    * The bytes as the chunks they arrived in (no join); undefined on 404. `onHead`: called when the
-   * answer's head arrives (a big body may take long after it). Optional for fakes: getFragment serves instead.
+   * answer's head arrives (a big body may take long after it), with the SHA-256 the datanode
+   * computed of the file it read (X-Content-SHA256), when it sent one. Optional for fakes:
+   * getFragment serves instead.
    */
-  getFragmentChunks?(baseUrl: string, id: string, onHead?: () => void): Promise<Buffer[] | undefined>;
+  getFragmentChunks?(baseUrl: string, id: string, onHead?: (sha256?: string) => void): Promise<Buffer[] | undefined>;
   /** `deletedImage`: the image the fragment belonged to was deleted (the datanode records its tombstone). */
   deleteFragment(baseUrl: string, id: string, why?: { reason?: string; deletedImage?: string }): Promise<void>;
   /**
@@ -156,9 +158,13 @@ export function createDatanodeClient(options: TransportOptions): DatanodeClient 
     return value;
   };
 
-  async function getChunks(baseUrl: string, id: string, onHead?: () => void): Promise<Buffer[] | undefined> {
+  async function getChunks(baseUrl: string, id: string, onHead?: (sha256?: string) => void): Promise<Buffer[] | undefined> {
     const path = paths.fragment(id);
-    const a = await call('GET', baseUrl, path, { onHead });
+    const reported = (h: IncomingHttpHeaders) => {
+      const sha256 = h[CONTENT_SHA256_HEADER];
+      return typeof sha256 === 'string' ? sha256 : undefined;
+    };
+    const a = await call('GET', baseUrl, path, { onHead: onHead && ((h) => onHead(reported(h))) });
     if (a.status === 404) return undefined;
     return expect(a, 'GET', baseUrl, path, 200).chunks;
   }

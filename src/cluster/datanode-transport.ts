@@ -51,8 +51,8 @@ export interface CallOptions {
   deadlineMs?: number;
   /** False for /health, which names whoever answers (the monitor compares). */
   checkNode?: boolean;
-  /** Called when the answer's head arrives (the body may still be on its way). */
-  onHead?: () => void;
+  /** Called with the answer's headers when its head arrives (the body may still be on its way). */
+  onHead?: (headers: IncomingHttpHeaders) => void;
 }
 
 /** The request's headers with its nonce, the cluster and node expected, and (with a secret) its signature. */
@@ -162,7 +162,7 @@ export function createDatanodeTransport({ secret, timeoutMs = 30_000, ca, identi
       };
       req.once('error', fail);
       req.once('response', (res) => {
-        onHead?.();
+        onHead?.(res.headers);
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.once('error', fail);

@@ -96,10 +96,13 @@ export function createReplicaDeleter({
 
   async function drain() {
     for (;;) {
-      // During a burst of deletes the rounds are spaced, each carrying many deletes' files.
-      const wait = spacer.wait();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      // A kick deferred past a stop finds the loop stopped (and the index perhaps closed).
+      // During a burst of deletes a round waits for the burst to pause (round-spacing.ts), so
+      // that it carries many deletes' files.
+      for (let wait = spacer.wait(); wait > 0; wait = spacer.wait()) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        // A kick deferred past a stop finds the loop stopped (and the index perhaps closed).
+        if (loop.stopped) return;
+      }
       if (loop.stopped) return;
       spacer.started();
       const due = await catalog.dueDeletions(now(), BATCH);
@@ -128,13 +131,15 @@ export function createReplicaDeleter({
   // A kick from deleteImage runs after its answer went out, and the kicks of a burst share one
   // pass (whose round carries all their files).
   let soon: Promise<void> | undefined;
-  const kick = (): Promise<void> =>
-    (soon ??= new Promise<void>((resolve) =>
+  const kick = (): Promise<void> => {
+    spacer.arrived();
+    return (soon ??= new Promise<void>((resolve) =>
       setImmediate(() => {
         soon = undefined;
         void loop.kick().then(resolve, resolve);
       }),
     ));
+  };
 
   return {
     kick,

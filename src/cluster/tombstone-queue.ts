@@ -44,6 +44,8 @@ function byTarget(batch: Pending[], targets: (holders: ReadonlySet<string>) => s
   return perNode;
 }
 
+const tombstonesOf = (list: Pending[]) => list.map((p) => p.tombstone);
+
 export function createTombstoneQueue({
   log,
   targets,
@@ -81,10 +83,7 @@ export function createTombstoneQueue({
     await Promise.all(
       [...perNode].map(async ([id, list]) => {
         try {
-          await put(
-            id,
-            list.map((p) => p.tombstone),
-          );
+          await put(id, tombstonesOf(list));
         } catch {
           return; // another target may take it; if none does, it is retried below
         }
@@ -102,6 +101,7 @@ export function createTombstoneQueue({
   function pump(): void {
     scheduled = false;
     if (running || queue.length === 0) return;
+    if (spacer.wait() > 0) return schedule(); // deletes kept arriving meanwhile: wait for the burst to pause
     running = true;
     spacer.started();
     void round(queue.splice(0, ROUND_LIMIT)).finally(() => {
@@ -111,7 +111,7 @@ export function createTombstoneQueue({
     });
   }
 
-  /** The next round: after the current work (deleteImage's answer goes out first), spaced during a burst (round-spacing.ts). */
+  /** The next round: after the current work (deleteImage's answer goes out first), later during a burst (round-spacing.ts). */
   function schedule(): void {
     if (running || scheduled) return;
     scheduled = true;
@@ -122,6 +122,7 @@ export function createTombstoneQueue({
 
   function push(p: Pending): void {
     queue.push(p);
+    spacer.arrived();
     schedule();
   }
 

@@ -1,19 +1,48 @@
 // Background rounds that a burst of API calls feeds (tombstones and replica file deletions after
-// deletes): the first round after a quiet spell starts at once, so a lone call's work goes out
-// without delay; during a burst a round starts at most every `spacingMs`, so each carries many
-// calls' work. Without it every delete of a sequential run had rounds of its own: requests,
-// journal syncs and process wake-ups on the datanodes, competing with the calls themselves.
+// deletes). The first round after a quiet spell starts at once, so a lone call's work goes out
+// without delay. During a burst a round waits while calls keep arriving: it starts once they
+// pause (`quietMs`), once `maxBatch` calls' work is waiting, or at the latest `maxDelayMs` after
+// the previous round started, and never sooner than `spacingMs` after it. So a sequential run of
+// deletes costs a few large rounds (requests, journal syncs, file deletions on the datanodes)
+// instead of one every `spacingMs`, competing for the cores with the calls themselves.
 
-/** Rounds a burst of deletes feeds start at most this often (a tombstone or file waits this long at worst). */
-export const BURST_ROUND_SPACING_MS = 25;
+export interface RoundSpacing {
+  /** Rounds start at least this far apart. */
+  spacingMs: number;
+  /** During a burst, a round starts once no call arrived for this long. */
+  quietMs: number;
+  /** ...or once this much time passed since the previous round started (the longest any work waits). */
+  maxDelayMs: number;
+  /** ...or once this many calls arrived since the previous round started (a round's worth). */
+  maxBatch: number;
+}
+
+export const BURST_ROUNDS: RoundSpacing = { spacingMs: 25, quietMs: 25, maxDelayMs: 500, maxBatch: 128 };
 
 /** `clock`: a monotonic one in milliseconds (tests pass their own). */
-export function roundSpacer(spacingMs = BURST_ROUND_SPACING_MS, clock: () => number = () => performance.now()) {
+export function roundSpacer(spacing: Partial<RoundSpacing> = {}, clock: () => number = () => performance.now()) {
+  const { spacingMs, quietMs, maxDelayMs, maxBatch } = { ...BURST_ROUNDS, ...spacing };
   let lastStart = Number.NEGATIVE_INFINITY;
+  let lastArrival = Number.NEGATIVE_INFINITY;
+  let arrivals = 0;
   return {
-    /** Milliseconds until the next round may start (0: now). */
-    wait: () => Math.max(0, lastStart + spacingMs - clock()),
-    /** A round starts now. */
-    started: () => void (lastStart = clock()),
+    /** `n` calls brought work for the next round. */
+    arrived(n = 1): void {
+      arrivals += n;
+      lastArrival = clock();
+    },
+    /** Milliseconds until the next round may start (0: now); ask again after waiting, calls may have arrived meanwhile. */
+    wait(): number {
+      const now = clock();
+      const spaced = Math.max(0, lastStart + spacingMs - now);
+      // After a quiet spell, with nothing new, or with a round's worth waiting: only the spacing.
+      if (now - lastStart >= maxDelayMs || arrivals === 0 || arrivals >= maxBatch) return spaced;
+      return Math.max(spaced, Math.min(lastArrival + quietMs, lastStart + maxDelayMs) - now);
+    },
+    /** A round starts now: it takes the work of every call arrived so far. */
+    started(): void {
+      lastStart = clock();
+      arrivals = 0;
+    },
   };
 }
