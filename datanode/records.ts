@@ -1,6 +1,7 @@
 // The datanode's image records (manifests and tombstones, src/shared/datanode-api.ts): one append-only journal,
 // <dataDir>/records/journal.jsonl, held in memory. Appends are group-committed: writers arriving
 // while an fdatasync runs share the next one, so many concurrent uploads cost few syncs.
+import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readFile, truncate } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -84,8 +85,10 @@ async function loadJournal(file: string): Promise<ImageRecord[]> {
 /**
  * Appends with group commit: lines queued while a write and fdatasync run go out together in
  * the next one. `written` sees each record once it is durable, before its writer is answered.
+ * `syncedWrites`: the journal was opened O_DSYNC, so a write is durable once it returns (its
+ * fdatasync done in the same call): one system call and one thread-pool trip per group, not two.
  */
-function groupCommitter(handle: FileHandle, written: (record: ImageRecord) => void) {
+function groupCommitter(handle: FileHandle, written: (record: ImageRecord) => void, syncedWrites: boolean) {
   let queue: { line: string; record: ImageRecord; done: (err?: unknown) => void }[] = [];
   let flushing: Promise<void> | undefined;
 
@@ -95,7 +98,7 @@ function groupCommitter(handle: FileHandle, written: (record: ImageRecord) => vo
       queue = [];
       try {
         await handle.write(batch.map((b) => b.line).join(''));
-        await handle.datasync();
+        if (!syncedWrites) await handle.datasync();
         for (const b of batch) written(b.record);
         for (const b of batch) b.done();
       } catch (err) {
@@ -131,11 +134,14 @@ export async function openRecordStore(dataDir: string): Promise<RecordStore> {
   const index = createRecordIndex();
   for (const record of await loadJournal(file)) index.apply(record);
 
-  const handle: FileHandle = await open(file, 'a', 0o644);
+  // O_DSYNC where the platform has it (Linux, macOS): each append is durable when its write returns.
+  const { O_WRONLY, O_APPEND, O_CREAT, O_DSYNC } = fsConstants;
+  const syncedWrites = O_DSYNC !== undefined;
+  const handle: FileHandle = await open(file, syncedWrites ? O_WRONLY | O_APPEND | O_CREAT | O_DSYNC : 'a', 0o644);
   // The journal's own directory entry must be durable once, after its creation.
   const dirHandle = await open(dir, 'r');
   await dirHandle.sync().finally(() => dirHandle.close());
-  const journal = groupCommitter(handle, index.apply);
+  const journal = groupCommitter(handle, index.apply, syncedWrites);
 
   return {
     add: (record) => (index.held(record) ? Promise.resolve() : journal.append(record)),

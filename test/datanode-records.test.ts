@@ -1,7 +1,8 @@
 // The datanode's record journal (datanode/records.ts): records survive a restart, a torn last
 // line (a crash mid-append) is cut off without losing the records before it, and concurrent
 // writers share syncs yet each resolves only once its record is on disk.
-import { mkdtemp, rm, appendFile, readFile } from 'node:fs/promises';
+import { constants, readlinkSync } from 'node:fs';
+import { mkdtemp, rm, appendFile, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
@@ -85,4 +86,25 @@ it('writes each of many concurrent records once and resolves every writer', asyn
   await store.close();
   const lines = (await readFile(join(dir, 'records', 'journal.jsonl'), 'utf8')).split('\n').filter(Boolean);
   expect(lines).toHaveLength(200);
+});
+
+// Linux shows an open file's flags in /proc/self/fdinfo: the journal's appends are synced writes
+// (O_DSYNC), so a record is on disk when its write returns, with no fdatasync call after it.
+it.runIf(process.platform === 'linux')('opens the journal for synced appends (O_DSYNC)', async () => {
+  const store = await openRecordStore(dir);
+  const journal = join(dir, 'records', 'journal.jsonl');
+  const fds = (await readdir('/proc/self/fd')).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === journal;
+    } catch {
+      return false; // closed meanwhile
+    }
+  });
+  expect(fds).toHaveLength(1);
+  const flags = parseInt(/^flags:\s+([0-7]+)/m.exec(await readFile(`/proc/self/fdinfo/${fds[0]}`, 'utf8'))![1], 8);
+  expect(flags & constants.O_DSYNC).toBe(constants.O_DSYNC);
+  expect(flags & constants.O_APPEND).toBe(constants.O_APPEND);
+  await store.add(manifest('img1', ['f1']));
+  await store.close();
+  expect(await readFile(journal, 'utf8')).toContain('"img1"');
 });

@@ -176,42 +176,57 @@ function uploadChanges(
   const deletion = deletions.steps;
   const addReplicas = replicaAdder(fragments, deletions);
 
-  const recordFragment = db.transaction(
-    (row: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): false | 'new' | 'replaced' => {
-      const upload = images.queries.imageById(row.imageId);
-      // An upload that expired while this fragment was being written stays expired.
-      if (!upload || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
-      const previous = fragment.fragmentAt(row.imageId, row.idx);
-      if (previous) {
-        deletion.queueReplicasOfFragment(previous.id, now);
-        fragment.deleteFragment(previous.id);
-      }
-      fragment.insertFragment(row);
-      addReplicas(row.id, datanodeIds);
-      image.touchUpload(row.imageId, expiresAt);
-      return previous ? 'replaced' : 'new';
-    },
-  );
+  /** recordFragment's steps; `expiresAt` undefined: the upload completes in the same transaction (its expiry is cleared there). */
+  const recordFragmentIn = (
+    row: FragmentRow,
+    datanodeIds: string[],
+    expiresAt: number | undefined,
+    now: number,
+  ): false | 'new' | 'replaced' => {
+    const upload = images.queries.imageById(row.imageId);
+    // An upload that expired while this fragment was being written stays expired.
+    if (!upload || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
+    const previous = fragment.fragmentAt(row.imageId, row.idx);
+    if (previous) {
+      deletion.queueReplicasOfFragment(previous.id, now);
+      fragment.deleteFragment(previous.id);
+    }
+    fragment.insertFragment(row);
+    addReplicas(row.id, datanodeIds);
+    if (expiresAt !== undefined) image.touchUpload(row.imageId, expiresAt);
+    return previous ? 'replaced' : 'new';
+  };
 
-  const completeUpload = db.transaction(
-    (imageId: number, fragmentIds: string[], sha256: string, now: number): 'done' | 'changed' | 'gone' => {
-      // `now` is the image's createdAt: the one its manifest on the datanodes carries.
+  /** completeUpload's steps, after the upload was checked open (`checked`) in the same transaction or not. */
+  const completeIn = (
+    imageId: number,
+    fragmentIds: string[],
+    sha256: string,
+    now: number,
+    checked: boolean,
+  ): 'done' | 'changed' | 'gone' => {
+    // `now` is the image's createdAt: the one its manifest on the datanodes carries.
+    if (!checked) {
       const upload = images.queries.imageById(imageId);
       if (!upload || upload.state !== 'uploading') return 'gone';
-      const current = fragments.queries.fragments(imageId).map((f) => f.id);
-      if (current.length !== fragmentIds.length || current.some((id, i) => id !== fragmentIds[i])) return 'changed';
-      image.complete(imageId, sha256, now);
-      return 'done';
-    },
-  );
+    }
+    const current = fragments.queries.fragments(imageId).map((f) => f.id);
+    if (current.length !== fragmentIds.length || current.some((id, i) => id !== fragmentIds[i])) return 'changed';
+    image.complete(imageId, sha256, now);
+    return 'done';
+  };
 
   return {
-    recordFragment,
-    completeUpload,
-    // One WAL commit instead of two; nested better-sqlite3 transactions are savepoints inside this one.
+    recordFragment: db.transaction((row: FragmentRow, datanodeIds: string[], expiresAt: number, now: number) =>
+      recordFragmentIn(row, datanodeIds, expiresAt, now),
+    ),
+    completeUpload: db.transaction((imageId: number, fragmentIds: string[], sha256: string, now: number) =>
+      completeIn(imageId, fragmentIds, sha256, now, false),
+    ),
+    // One WAL commit instead of two, and no savepoints: the steps of both in one transaction.
     recordOnlyFragmentAndComplete: db.transaction((row: FragmentRow, datanodeIds: string[], sha256: string, now: number) => {
-      if (!recordFragment(row, datanodeIds, now, now)) return false;
-      return completeUpload(row.imageId, [row.id], sha256, now);
+      if (!recordFragmentIn(row, datanodeIds, undefined, now)) return false;
+      return completeIn(row.imageId, [row.id], sha256, now, true);
     }),
   };
 }
