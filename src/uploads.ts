@@ -37,7 +37,8 @@ export function createUploads({ now = Date.now, ...deps }: UploadDeps) {
     begin: (input: BeginUploadInput, insert?: InsertUpload) => beginUpload(ctx, input, undefined, insert),
     assertFragmentSize,
     assertWholeSize: (size: number) => assertWholeSize(config, size),
-    putFragment: (uploadId: string, index: number, data: Bytes, sha256?: string | null) => putFragment(ctx, uploadId, index, data, sha256),
+    putFragment: (uploadId: string, index: number, data: Bytes, sha256?: string | null, opened?: ImageRow) =>
+      putFragment(ctx, uploadId, index, data, sha256, opened),
     complete: (uploadId: string, sha256?: string | null, written?: ImageManifest) => completeUpload(ctx, uploadId, sha256, written),
     abort: (uploadId: string) => abortUpload(ctx, uploadId),
     uploadWhole: (name: string, data: Bytes, contentType?: string | null) => uploadWhole(ctx, name, data, contentType),

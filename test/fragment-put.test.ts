@@ -4,7 +4,7 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
-import { BEGIN, beginUpload, bytesOf, completeUpload, download, sendFragment, sha256, sliceOf, UPLOAD } from './support/images.ts';
+import { ABORT, BEGIN, beginUpload, bytesOf, completeUpload, download, sendFragment, sha256, sliceOf, UPLOAD } from './support/images.ts';
 import { rawFetch } from './support/tokens.ts';
 
 const FRAGMENT = 4096;
@@ -169,6 +169,30 @@ describe('PUT /uploads/{id}/fragments/{index}', () => {
       errors.mockRestore();
     }
   });
+  it('an upload aborted while a fragment is arriving: 404 UPLOAD_NOT_FOUND once the body is in, nothing recorded, no copy kept', async () => {
+    const { session, slice } = await opened('raw/aborted-meanwhile.bin', FRAGMENT);
+    const answer = streamedPut(
+      fragmentUrl(session.id, 0),
+      { authorization: tokens.write, 'content-length': String(FRAGMENT), 'x-content-sha256': sha256(slice(0)) },
+      (req, fail) => {
+        req.write(slice(0).subarray(0, 1000));
+        // The upload is checked (and open) before the body is read: abort it, then send the rest.
+        void cluster.gql(ABORT, { u: session.id }).then(() => req.end(slice(0).subarray(1000)), fail);
+      },
+    );
+    const { status, body } = await answer;
+    expect(status).toBe(404);
+    expect(JSON.parse(body).code).toBe('UPLOAD_NOT_FOUND');
+    expect((await cluster.gql(UPLOAD, { u: session.id })).upload).toBeNull();
+    // Whatever reached the datanodes is queued for deletion and deleted: no file is left uncounted.
+    await vi.waitFor(
+      async () => {
+        const { cluster: c } = await cluster.gql(`{ cluster { pendingReplicaDeletions } }`);
+        expect(c.pendingReplicaDeletions).toBe(0);
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+  });
 });
 
 describe('PUT /uploads/{id}/fragments/{index}: the limits of uploadFragment', () => {
@@ -205,36 +229,38 @@ describe('PUT /uploads/{id}/fragments/{index}: the limits of uploadFragment', ()
   it('a body that stops arriving is answered 408 REQUEST_TIMEOUT after --body-timeout; nothing is stored', async () => {
     const session = (await limited.gql(BEGIN, { i: { name: 'limits/stall.bin', size: FRAGMENT } })).beginUpload;
     const auth = await writeToken('stall');
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request(
-        new URL(`${limited.url}/uploads/${session.id}/fragments/0`),
-        { method: 'PUT', headers: { authorization: auth, 'content-length': String(FRAGMENT) } },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        },
-      );
-      req.on('error', reject);
-      req.write(Buffer.alloc(100)); // and nothing more
-    });
+    const answer = await streamedPut(
+      `${limited.url}/uploads/${session.id}/fragments/0`,
+      { authorization: auth, 'content-length': String(FRAGMENT) },
+      (req) => req.write(Buffer.alloc(100)), // and nothing more
+    );
     expect(answer.status).toBe(408);
     expect(JSON.parse(answer.body).code).toBe('REQUEST_TIMEOUT');
     expect((await limited.gql(UPLOAD, { u: session.id })).upload.receivedFragments).toEqual([]);
   });
 });
 
-/** A PUT with a chunked body (no Content-Length): status and body text. */
-function chunkedPut(url: string, body: Buffer): Promise<{ status: number; body: string }> {
+/** A PUT whose body `send` writes (and may end) as it likes: status and body text. */
+function streamedPut(
+  url: string,
+  headers: Record<string, string>,
+  send: (req: http.ClientRequest, fail: (err: unknown) => void) => void,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(new URL(url), { method: 'PUT', headers: { authorization: tokens.write } }, (res) => {
+    const req = http.request(new URL(url), { method: 'PUT', headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (text += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
     });
     req.on('error', reject);
+    send(req, reject);
+  });
+}
+
+/** A PUT with a chunked body (no Content-Length): status and body text. */
+function chunkedPut(url: string, body: Buffer): Promise<{ status: number; body: string }> {
+  return streamedPut(url, { authorization: tokens.write }, (req) => {
     req.write(body.subarray(0, 100));
     req.end(body.subarray(100));
   });

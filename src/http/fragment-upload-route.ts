@@ -71,7 +71,7 @@ async function storeFragment(
   try {
     const chunks = await readBody(req, Number(declared), budget, idleTimeoutMs, body);
     uploads.assertFragmentSize(upload, index, body.held);
-    const { size, sha256: stored, replicas } = await uploads.putFragment(uploadId, index, chunks, sha256);
+    const { size, sha256: stored, replicas } = await uploads.putFragment(uploadId, index, chunks, sha256, upload);
     return { index, size, sha256: stored, replicas };
   } finally {
     // The chunks stay in memory until the replicas are written: so does their charge.

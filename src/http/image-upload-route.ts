@@ -11,8 +11,7 @@ import type { BodyBudget } from '../memory-budget.ts';
 import { assertImageName } from '../names.ts';
 import type { Uploads } from '../uploads.ts';
 import { IMAGE_PATH_PREFIX } from '../image-paths.ts';
-import { withIdleTimeout } from './multipart.ts';
-import { MultipartError } from './multipart-parser.ts';
+import { STALLED_SOURCE_GRACE_MS } from './multipart.ts';
 import { imageNameOf } from './image-route.ts';
 
 export interface ImageUploadDeps {
@@ -76,28 +75,56 @@ async function storeUpload(req: IncomingMessage, path: string, { auth, uploads, 
   }
 }
 
-/** The body's chunks as they arrived (no join), within `maxBytes` and the shared budget (charged to `body.held`). */
-export async function readBody(
+/**
+ * The body's chunks as they arrived (no join), within `maxBytes` and the shared budget (charged to
+ * `body.held`); REQUEST_TIMEOUT when no byte arrives for `idleTimeoutMs` (0: none). Read off the
+ * stream's 'data' events with one idle timer re-armed per chunk: an async iterator with a timer
+ * and a Promise.race per 64 KiB chunk cost about 5% of the coordinator's CPU on a chunked upload.
+ * As a for-await over the body would, a refusal part-way destroys the request; a stalled one is
+ * destroyed only once its 408 has had STALLED_SOURCE_GRACE_MS to get out.
+ */
+export function readBody(
   req: IncomingMessage,
   maxBytes: number,
   budget: BodyBudget,
   idleTimeoutMs: number,
   body: { held: number },
 ): Promise<Buffer[]> {
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of withIdleTimeout(req, idleTimeoutMs) as AsyncIterable<Buffer>) {
-      if (body.held + chunk.length > maxBytes) throw tooLarge(maxBytes);
-      if (!budget.tryCharge(body.held, chunk.length)) throw new TesseraError('SERVER_BUSY');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (err?: unknown) => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      if (err === undefined) resolve(chunks);
+      else reject(err);
+    };
+    const refuse = (err: TesseraError) => {
+      settle(err);
+      req.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      if (body.held + chunk.length > maxBytes) return refuse(tooLarge(maxBytes));
+      if (!budget.tryCharge(body.held, chunk.length)) return refuse(new TesseraError('SERVER_BUSY'));
       body.held += chunk.length;
       chunks.push(chunk);
+      timer?.refresh();
+    };
+    const onEnd = () => settle();
+    const onError = (err: Error) => settle(err);
+    // Destroyed without an error (the server closing it): not a whole body.
+    const onClose = () => settle(Object.assign(new Error('the request closed before its body ended'), { code: 'ECONNRESET' }));
+    req.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+    if (idleTimeoutMs > 0) {
+      timer = setTimeout(() => {
+        settle(
+          new TesseraError('REQUEST_TIMEOUT', `The request body stopped arriving: no byte of the body arrived for ${idleTimeoutMs} ms.`),
+        );
+        // Stops the stalled source once the client has had its 408 (destroying it now would cut the answer off too).
+        setTimeout(() => req.destroy(), STALLED_SOURCE_GRACE_MS).unref();
+      }, idleTimeoutMs);
     }
-  } catch (err) {
-    if (err instanceof MultipartError && err.timedOut)
-      throw new TesseraError('REQUEST_TIMEOUT', `The request body stopped arriving: ${err.message}.`);
-    throw err;
-  }
-  return chunks;
+  });
 }
 
 const tooLarge = (maxBytes: number) =>

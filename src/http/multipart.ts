@@ -11,7 +11,7 @@ import { MultipartError, MultipartParser, type MultipartLimits } from './multipa
 import type { ReceivedFile } from './received-file.ts';
 
 /** How long a timed-out body's socket stays open so that its 408 answer gets out. */
-const STALLED_SOURCE_GRACE_MS = 1000;
+export const STALLED_SOURCE_GRACE_MS = 1000;
 
 /** The body's chunks, failing with a timeout when none arrives for `idleMs` (the source is then destroyed). */
 export async function* withIdleTimeout(body: AsyncIterable<Uint8Array>, idleMs: number | undefined): AsyncGenerator<Uint8Array> {

@@ -102,15 +102,16 @@ builder.mutationFields((t) => ({
     resolve: async (_root, { uploadId, index, data, file, sha256 }, ctx) => {
       if ((data == null) === (file == null)) throw badInput('Send the fragment as exactly one of `data` (base64) or `file` (multipart).');
       let bytes: Bytes | null | undefined = data;
+      let upload: ImageRow | undefined;
       if (!bytes) {
         const uploads = ctx.app.uploads;
         // The multipart reader has already received the part (within the fragment cap); checking
         // its size first refuses a wrong one before it is hashed or sent to any datanode.
-        const upload = await uploads.openUpload(String(uploadId));
+        upload = await uploads.openUpload(String(uploadId));
         ctx.app.uploads.assertFragmentSize(upload, index, file!.size);
         bytes = await blobChunks(file!); // the part's chunks as received: no join, no copy
       }
-      return ctx.app.uploads.putFragment(String(uploadId), index, bytes, sha256);
+      return ctx.app.uploads.putFragment(String(uploadId), index, bytes, sha256, upload);
     },
   }),
   completeUpload: t.field({

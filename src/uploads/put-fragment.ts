@@ -6,7 +6,8 @@ import { TesseraError } from '../errors.ts';
 import { assertFragmentSize, assertSha256 } from './upload-checks.ts';
 import { DEFAULT_CONTENT_TYPE } from './begin-upload.ts';
 import { detectImageIn, mediaColumns, reconcileContentType } from '../renditions/media.ts';
-import { openUpload, recordWrittenFragment, requireLiveDatanodes, type UploadContext } from './upload-context.ts';
+import { openUpload, recordWrittenFragment, requireLiveDatanodes, stillOpen, type UploadContext } from './upload-context.ts';
+import type { ImageRow } from '../metadata/catalog.ts';
 
 export interface FragmentReceipt {
   index: number;
@@ -23,10 +24,14 @@ export async function putFragment(
   index: number,
   data: Bytes,
   sha256?: string | null,
+  opened?: ImageRow,
 ): Promise<FragmentReceipt> {
   const { config, catalog, now } = ctx;
   assertSha256(sha256, 'sha256');
-  const upload = await openUpload(ctx, uploadId);
+  // `opened`: the row the caller read before the body arrived (not read again per fragment); still
+  // open now, or UPLOAD_NOT_FOUND as when read afresh. A completion or abort since is caught where
+  // the fragment is recorded (recordFragment checks the upload in its transaction).
+  const upload = opened ? stillOpen(ctx, opened) : await openUpload(ctx, uploadId);
   const size = byteLength(data);
   assertFragmentSize(upload, index, size);
   requireLiveDatanodes(ctx);

@@ -31,7 +31,13 @@ export interface UploadContext {
 /** The open upload, or UPLOAD_NOT_FOUND (also once it has expired, swept or not). */
 export async function openUpload(ctx: UploadContext, uploadId: string): Promise<ImageRow> {
   const upload = await ctx.catalog.uploadById(uploadId);
-  if (!upload || (upload.expiresAt ?? 0) <= ctx.now()) throw new TesseraError('UPLOAD_NOT_FOUND', `No open upload has id "${uploadId}".`);
+  if (!upload) throw new TesseraError('UPLOAD_NOT_FOUND', `No open upload has id "${uploadId}".`);
+  return stillOpen(ctx, upload);
+}
+
+/** An upload row read earlier, if it has not expired since; else UPLOAD_NOT_FOUND. */
+export function stillOpen(ctx: UploadContext, upload: ImageRow): ImageRow {
+  if ((upload.expiresAt ?? 0) <= ctx.now()) throw new TesseraError('UPLOAD_NOT_FOUND', `No open upload has id "${upload.uploadId}".`);
   return upload;
 }
 
