@@ -319,26 +319,3 @@ describe('listImages / countImages', () => {
     expect(catalog.countImages('\u{10ffff}')).toBe(0);
   });
 });
-
-describe('the index file', () => {
-  it('lets the WAL grow past SQLite’s 1000 pages before a commit checkpoints it (WAL_AUTOCHECKPOINT_PAGES)', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-wal-'));
-    try {
-      const file = path.join(dir, 'index.sqlite');
-      const index = openDatabase(file);
-      try {
-        index.exec('CREATE TABLE t (v BLOB)');
-        const insert = index.prepare('INSERT INTO t (v) VALUES (?)');
-        // Each commit adds at least one page to the WAL: 1500 commits take it past 1000 pages.
-        for (let i = 0; i < 1500; i++) insert.run(Buffer.alloc(2048, i % 256));
-        const pageSize = index.pragma('page_size', { simple: true }) as number;
-        // A checkpoint at 1000 pages would have restarted the WAL from its start, keeping its file at ~1000 pages.
-        expect(fs.statSync(`${file}-wal`).size).toBeGreaterThan(1400 * pageSize);
-      } finally {
-        index.close();
-      }
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});

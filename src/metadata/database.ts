@@ -18,9 +18,6 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/sqlite/', 
  */
 export type IndexSynchronous = 'normal' | 'full';
 
-/** WAL pages that make a commit checkpoint (see openDatabase). */
-export const WAL_AUTOCHECKPOINT_PAGES = 10_000;
-
 export function openDatabase(
   file: string,
   { migrationsDir = MIGRATIONS_DIR, synchronous = 'normal' }: { migrationsDir?: string; synchronous?: IndexSynchronous } = {},
@@ -31,12 +28,6 @@ export function openDatabase(
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
-  // The commit that takes the WAL past this many pages copies them into the database file and
-  // syncs it, on the coordinator's one thread. SQLite's 1000 (4 MB) meant a checkpoint every ~50
-  // small uploads (about 20 pages each); at 10000 (40 MB of WAL) the hot pages (the tables' and
-  // indexes' newest leaves) are copied once per ten times as many commits: less CPU per upload
-  // (-15% of the index's in a bench of the upload transactions) and a tenth of the syncs.
-  db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
   migrate(db, migrationsDir);
   return db;
 }
