@@ -93,6 +93,7 @@ async function openIndex(config: CoordinatorConfig, log: Logger, shared: SharedM
     synchronous: config.indexSynchronous,
     instanceId: shared?.instanceId,
     timeoutMs: config.metadataTimeoutSec * 1000,
+    backgroundCheckpoints: true,
   });
   const db = 'db' in metadata ? (metadata.db as Db) : undefined;
   const marker = path.join(config.dataDir, RUNNING_MARKER);

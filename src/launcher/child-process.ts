@@ -69,7 +69,30 @@ process.once('exit', () => {
   for (const child of everyChild) child.kill('SIGKILL');
 });
 
-const tail = (text: string, keep: number) => (text.length <= keep ? text : keep > 0 ? text.slice(-keep) : '');
+/**
+ * The last `keep` characters of a stream of text. Pieces are joined and cut only once they hold
+ * twice `keep`: a chatty child (a log line per request) costs its reader a copy of the kept text
+ * every `keep` characters, not one per line (1 MB per line once the bench's megabyte was full).
+ */
+export function outputTail(keep: number) {
+  let pieces: string[] = [];
+  let length = 0;
+  const cut = () => {
+    const text = pieces.join('');
+    const kept = text.length <= keep ? text : keep > 0 ? text.slice(-keep) : '';
+    pieces = [kept];
+    length = kept.length;
+    return kept;
+  };
+  return {
+    add(text: string): void {
+      pieces.push(text);
+      length += text.length;
+      if (length > 2 * keep) cut();
+    },
+    text: cut,
+  };
+}
 
 /** Spawns a child whose output is read line by line (so its pipes never fill) and kept. */
 export function spawnChild(opts: ChildOptions): Child {
@@ -81,14 +104,14 @@ export function spawnChild(opts: ChildOptions): Child {
     stdio: [...stdio],
   });
   everyChild.add(child);
-  const kept = { stdout: '', stderr: '', output: '' };
+  const kept = { stdout: outputTail(keep), stderr: outputTail(keep), output: outputTail(keep) };
   const read = (stream: 'stdout' | 'stderr') => {
     const input = child[stream];
     if (!input) return;
     // Kept as written (a CLI's exact output), read in lines for onLine; either keeps the pipe drained.
     input.setEncoding('utf8').on('data', (text: string) => {
-      kept[stream] = tail(kept[stream] + text, keep);
-      kept.output = tail(kept.output + text, keep);
+      kept[stream].add(text);
+      kept.output.add(text);
     });
     const { onLine } = opts;
     if (onLine) createInterface({ input, crlfDelay: Infinity }).on('line', (line) => onLine(line, stream));
@@ -118,9 +141,9 @@ export function spawnChild(opts: ChildOptions): Child {
     process: child,
     exited,
     closed,
-    stdout: () => kept.stdout,
-    stderr: () => kept.stderr,
-    output: () => kept.output,
+    stdout: kept.stdout.text,
+    stderr: kept.stderr.text,
+    output: kept.output.text,
     hasExited,
     kill(signal = 'SIGTERM') {
       if (!hasExited()) child.kill(signal);

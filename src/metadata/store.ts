@@ -16,6 +16,7 @@ import { tokenRows, type TokenRows } from './tokens.ts';
 import { uploadOwners, type UploadOwners } from './upload-owners.ts';
 import { authKeys, type AuthKeys } from './auth-keys.ts';
 import { asyncOf, type Async, type Sync } from './async.ts';
+import { startCheckpointer, type Checkpointer } from './checkpointer.ts';
 
 export type MetadataEngine = 'sqlite' | 'postgres';
 
@@ -46,6 +47,8 @@ export interface MetadataStore {
 export interface SqliteMetadataStore extends MetadataStore {
   engine: 'sqlite';
   db: Db;
+  /** With backgroundCheckpoints. */
+  checkpointer?: Checkpointer;
 }
 
 export interface OpenMetadataOptions {
@@ -55,6 +58,10 @@ export interface OpenMetadataOptions {
   instanceId?: string;
   /** PostgreSQL: how long a query may wait for the database before METADATA_UNAVAILABLE (--metadata-timeout). */
   timeoutMs?: number;
+  /** SQLite: WAL checkpoints on a thread of their own, off the commits (checkpointer.ts); the coordinator's. */
+  backgroundCheckpoints?: boolean;
+  /** SQLite: where the checkpoint thread's failures are logged. */
+  log?: Logger;
 }
 
 /** A --metadata value this coordinator cannot open (an engine not built in). */
@@ -71,9 +78,20 @@ export const isPostgresUrl = (location: string) => /^postgres(ql)?:\/\//i.test(l
 /** The SQLite engine on `file` (created and migrated when new). */
 export function openSqliteMetadata(
   file: string,
-  opts: { synchronous?: IndexSynchronous; migrationsDir?: string } = {},
+  opts: { synchronous?: IndexSynchronous; migrationsDir?: string; backgroundCheckpoints?: boolean; log?: Logger } = {},
 ): SqliteMetadataStore {
-  return sqliteMetadataOn(openDatabase(file, opts), file);
+  const db = openDatabase(file, opts);
+  const store = sqliteMetadataOn(db, file);
+  if (!opts.backgroundCheckpoints || file === ':memory:') return store;
+  const checkpointer = startCheckpointer(db, { log: opts.log });
+  return {
+    ...store,
+    checkpointer,
+    async close() {
+      await checkpointer.stop();
+      await store.close();
+    },
+  };
 }
 
 const wrap = <T extends object>(sync: T) => asyncOf<Async<T>>(sync as Sync<Async<T>>);
@@ -102,7 +120,7 @@ export function sqliteMetadataOn(db: Db, location = db.name): SqliteMetadataStor
  * metadata/postgres/index.ts, exporting openPostgresMetadata), anything else is a SQLite file.
  */
 export async function openMetadata(location: string, log: Logger, opts: OpenMetadataOptions = {}): Promise<MetadataStore> {
-  if (!isPostgresUrl(location)) return openSqliteMetadata(location, opts);
+  if (!isPostgresUrl(location)) return openSqliteMetadata(location, { ...opts, log });
   type Engine = { openPostgresMetadata(url: string, log: Logger, opts?: OpenMetadataOptions): Promise<MetadataStore> };
   let engine: Engine;
   try {
