@@ -11,7 +11,13 @@ import pino from 'pino';
 import { humanLogLine } from './launcher/log-lines.ts';
 import { pidFiles, SUPERVISOR } from './launcher/pid-files.ts';
 import { GRAPHQL_LABEL } from './launcher/banner.ts';
-import { COORDINATOR_ENV, COORDINATOR_NODE_ARGS, startServiceProcess, type ServiceProcess } from './launcher/service-process.ts';
+import {
+  COORDINATOR_ENV,
+  COORDINATOR_NODE_ARGS,
+  DATANODE_NODE_ARGS,
+  startServiceProcess,
+  type ServiceProcess,
+} from './launcher/service-process.ts';
 import { ADMIN_TOKEN_FILE } from './auth/admin-token-file.ts';
 
 export const SECRET_FILE = 'cluster.secret';
@@ -84,15 +90,20 @@ try {
     Array.from({ length: flags.datanodeCount }, async (_, i) => {
       const name = `datanode-${i + 1}`;
       const port = flags.port === 0 ? 0 : flags.port + i + 1;
-      const child = await startServiceProcess(name, 'datanode/main.ts', [
-        '--port',
-        String(port),
-        '--data-dir',
-        path.join(dataDir, name),
-        '--health-interval-ms',
-        String(Math.min(flags.healthIntervalMs, 1000)),
-        ...secretArgs,
-      ]);
+      const child = await startServiceProcess(
+        name,
+        'datanode/main.ts',
+        [
+          '--port',
+          String(port),
+          '--data-dir',
+          path.join(dataDir, name),
+          '--health-interval-ms',
+          String(Math.min(flags.healthIntervalMs, 1000)),
+          ...secretArgs,
+        ],
+        { nodeArgs: DATANODE_NODE_ARGS },
+      );
       watch(child, false);
       return child;
     }),
