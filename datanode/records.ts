@@ -82,28 +82,63 @@ async function loadJournal(file: string): Promise<ImageRecord[]> {
   return records;
 }
 
+/** What the group commit uses of the journal's file handle (tests wrap it to fail or shorten writes). */
+export type JournalHandle = Pick<FileHandle, 'write' | 'datasync' | 'truncate' | 'close'>;
+
 /**
  * Appends with group commit: lines queued while a write and fdatasync run go out together in
  * the next one. `written` sees each record once it is durable, before its writer is answered.
  * `syncedWrites`: the journal was opened O_DSYNC, so a write is durable once it returns (its
  * fdatasync done in the same call): one system call and one thread-pool trip per group, not two.
+ * `size`: the journal's length, all of it whole lines.
  */
-function groupCommitter(handle: FileHandle, written: (record: ImageRecord) => void, syncedWrites: boolean) {
+function groupCommitter(handle: JournalHandle, written: (record: ImageRecord) => void, syncedWrites: boolean, size: number) {
   let queue: { line: string; record: ImageRecord; done: (err?: unknown) => void }[] = [];
   let flushing: Promise<void> | undefined;
+  /** Where the last whole line ends; undefined when a failed write left a torn tail that could not be cut off. */
+  let good: number | undefined = size;
+
+  /** Every byte, however many writes it takes (a write may write fewer bytes than asked). */
+  async function writeAll(data: Buffer): Promise<void> {
+    for (let offset = 0; offset < data.length;) {
+      const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+      if (bytesWritten <= 0) throw new Error('the record journal took no bytes');
+      offset += bytesWritten;
+    }
+  }
+
+  /**
+   * After a failed or short write, part of the batch may be in the file: a torn line. The next
+   * batch appended right after it would join it into one unparsable line that loadJournal skips,
+   * losing an acknowledged record. So the tail is cut back to the last whole line, or, should
+   * that fail too, the next batch starts with a newline of its own (an empty line is skipped).
+   */
+  async function cutTornTail(): Promise<void> {
+    try {
+      if (good === undefined) return;
+      await handle.truncate(good);
+      await handle.datasync();
+    } catch {
+      good = undefined;
+    }
+  }
 
   async function flush(): Promise<void> {
     while (queue.length > 0) {
       const batch = queue;
       queue = [];
+      const data = Buffer.from((good === undefined ? '\n' : '') + batch.map((b) => b.line).join(''));
       try {
-        await handle.write(batch.map((b) => b.line).join(''));
+        await writeAll(data);
         if (!syncedWrites) await handle.datasync();
-        for (const b of batch) written(b.record);
-        for (const b of batch) b.done();
       } catch (err) {
+        await cutTornTail();
         for (const b of batch) b.done(err);
+        continue;
       }
+      if (good !== undefined) good += data.length;
+      for (const b of batch) written(b.record);
+      for (const b of batch) b.done();
     }
   }
 
@@ -127,7 +162,10 @@ function groupCommitter(handle: FileHandle, written: (record: ImageRecord) => vo
   };
 }
 
-export async function openRecordStore(dataDir: string): Promise<RecordStore> {
+export async function openRecordStore(
+  dataDir: string,
+  { wrapJournal = (h) => h }: { wrapJournal?: (handle: JournalHandle) => JournalHandle } = {},
+): Promise<RecordStore> {
   const dir = join(dataDir, RECORDS_DIR);
   const file = join(dir, JOURNAL);
   await mkdir(dir, { recursive: true });
@@ -141,7 +179,8 @@ export async function openRecordStore(dataDir: string): Promise<RecordStore> {
   // The journal's own directory entry must be durable once, after its creation.
   const dirHandle = await open(dir, 'r');
   await dirHandle.sync().finally(() => dirHandle.close());
-  const journal = groupCommitter(handle, index.apply, syncedWrites);
+  const { size } = await handle.stat();
+  const journal = groupCommitter(wrapJournal(handle), index.apply, syncedWrites, size);
 
   return {
     add: (record) => (index.held(record) ? Promise.resolve() : journal.append(record)),

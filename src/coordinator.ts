@@ -95,6 +95,16 @@ async function openIndex(config: CoordinatorConfig, log: Logger, shared: SharedM
     timeoutMs: config.metadataTimeoutSec * 1000,
     backgroundCheckpoints: true,
   });
+  try {
+    return await prepareIndex(config, log, metadata);
+  } catch (err) {
+    // The index's connection and its checkpoint thread go with the failed start.
+    await metadata.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function prepareIndex(config: CoordinatorConfig, log: Logger, metadata: MetadataStore) {
   const db = 'db' in metadata ? (metadata.db as Db) : undefined;
   const marker = path.join(config.dataDir, RUNNING_MARKER);
   // A crash or power failure may have cost the index its last transactions (synchronous=NORMAL):
@@ -502,7 +512,20 @@ async function startShared(
 
 export async function createCoordinator(config: CoordinatorConfig, log: Logger, given?: SharedMetadata): Promise<Coordinator> {
   const shared = given ?? sharedFor(config);
-  const { metadata, db, marker, uncleanStop, catalog, auth } = await openIndex(config, log, shared);
+  const opened = await openIndex(config, log, shared);
+  try {
+    return await assembleCoordinator(config, log, shared, opened);
+  } catch (err) {
+    // A start that failed after the index opened leaves no connection or checkpoint thread behind.
+    await opened.metadata.close().catch(() => {});
+    throw err;
+  }
+}
+
+type OpenedIndex = Awaited<ReturnType<typeof openIndex>>;
+
+async function assembleCoordinator(config: CoordinatorConfig, log: Logger, shared: SharedMetadata | undefined, opened: OpenedIndex) {
+  const { metadata, db, marker, uncleanStop, catalog, auth } = opened;
   if (shared && 'sql' in metadata) shared.sql = (metadata as { sql: SqlQuery }).sql;
   const events = eventBusFor(config, shared, log);
   const coordination = coordinationFor(config, log, shared);

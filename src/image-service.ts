@@ -142,10 +142,11 @@ export function createImageService({
      * its replica files is queued in the same transaction, each one tombstoning the image on its
      * datanode before the file goes; the other live datanodes get the tombstone in the
      * background. Until the first of those lands (at once for a lone delete; during a burst of
-     * deletes at most BURST_ROUNDS.maxDelayMs, half a second, after the previous round, as rounds
-     * wait for the burst to pause; or until a holder is live again) the index alone knows of the
-     * deletion: a rebuild from the datanodes after losing the coordinator's disk in that window
-     * would bring the image back.
+     * deletes within TOMBSTONE_ROUNDS.maxDelayMs, ~25 ms, of the previous round, plus the round in
+     * flight; or until a holder is live again) the index alone knows of the deletion, and under
+     * synchronous=NORMAL only in its WAL until the checkpoint thread syncs it (about a second):
+     * a power failure, or a rebuild after losing the coordinator's disk, in that window brings
+     * the image back. Replica files go only after the tombstone is journalled on their datanode.
      */
     async delete(name: string): Promise<boolean> {
       if (isRenditionName(name)) return false;

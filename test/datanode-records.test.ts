@@ -6,7 +6,7 @@ import { mkdtemp, rm, appendFile, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { openRecordStore } from '../datanode/records.ts';
+import { openRecordStore, type JournalHandle } from '../datanode/records.ts';
 import type { ImageManifest } from '../src/shared/datanode-api.ts';
 
 let dir: string;
@@ -107,4 +107,78 @@ it.runIf(process.platform === 'linux')('opens the journal for synced appends (O_
   await store.add(manifest('img1', ['f1']));
   await store.close();
   expect(await readFile(journal, 'utf8')).toContain('"img1"');
+});
+
+// A journal write may write fewer bytes than asked, or fail part way: the group commit must not
+// acknowledge a record that is not whole on disk, and a torn line must never swallow the next
+// batch's records (loadJournal skips an unparsable line). A wrapped file handle shortens or
+// fails the writes; the journal itself is a real file, read back by a reopen.
+function flakyJournal(plan: ('short' | 'short-then-fail' | 'ok')[]) {
+  return (handle: JournalHandle): JournalHandle => {
+    let failNext = false;
+    const write = async (data: string | Buffer, offset = 0, length?: number) => {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data.subarray(offset, offset + (length ?? data.length - offset));
+      if (failNext) {
+        failNext = false;
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      }
+      const step = plan.shift() ?? 'ok';
+      if (step === 'ok') return handle.write(buf, 0, buf.length);
+      failNext = step === 'short-then-fail';
+      const half = buf.subarray(0, Math.ceil(buf.length / 2));
+      await handle.write(half, 0, half.length);
+      return { bytesWritten: half.length, buffer: buf };
+    };
+    return {
+      write: write as JournalHandle['write'],
+      datasync: () => handle.datasync(),
+      truncate: (len) => handle.truncate(len),
+      close: () => handle.close(),
+    };
+  };
+}
+
+it('writes the rest of a record after a short write, and acknowledges it only once whole', async () => {
+  const store = await openRecordStore(dir, { wrapJournal: flakyJournal(['short']) });
+  await store.add(manifest('img1', ['f1']));
+  await store.add(manifest('img2', ['f2']));
+  await store.close();
+  const again = await openRecordStore(dir);
+  expect(
+    again
+      .list()
+      .manifests.map((m) => m.image)
+      .sort(),
+  ).toEqual(['img1', 'img2']);
+  await again.close();
+});
+
+it('fails the writers of a torn write, and the next record is not lost behind the torn line', async () => {
+  const store = await openRecordStore(dir, { wrapJournal: flakyJournal(['ok', 'short-then-fail']) });
+  await store.add(manifest('img0', ['f0']));
+  await expect(store.add(manifest('torn', ['f1']))).rejects.toThrow(/EIO/);
+  expect(store.list().manifests.map((m) => m.image)).toEqual(['img0']);
+  await store.add(manifest('img2', ['f2']));
+  await store.close();
+  const again = await openRecordStore(dir);
+  expect(
+    again
+      .list()
+      .manifests.map((m) => m.image)
+      .sort(),
+  ).toEqual(['img0', 'img2']);
+  await again.close();
+});
+
+it('starts the next batch on a line of its own when the torn tail cannot be cut off', async () => {
+  const wrap = flakyJournal(['short-then-fail']);
+  const store = await openRecordStore(dir, {
+    wrapJournal: (handle) => ({ ...wrap(handle), truncate: () => Promise.reject(new Error('EIO: truncate')) }),
+  });
+  await expect(store.add(manifest('torn', ['f1']))).rejects.toThrow(/EIO/);
+  await store.add(manifest('img2', ['f2']));
+  await store.close();
+  const again = await openRecordStore(dir);
+  expect(again.list().manifests.map((m) => m.image)).toEqual(['img2']);
+  await again.close();
 });

@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { afterEach, expect, it } from 'vitest';
 import { openSqliteMetadata, type SqliteMetadataStore } from '../src/metadata/store.ts';
 import { LARGE_WAL_PAGES, startCheckpointer } from '../src/metadata/checkpointer.ts';
@@ -69,4 +70,31 @@ it('ends the worker on close, and a store opened without it checkpoints as SQLit
   store = openSqliteMetadata(file);
   expect(store.checkpointer).toBeUndefined();
   expect(store.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+});
+
+// Should the worker end without stop() (it exited, or was terminated), the coordinator's commits
+// take the checkpoints back at SQLite's own threshold, and the operator is told.
+it('gives the checkpoints back to the commits and warns when the worker ends unasked, and only then', async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'tessera-checkpointer-'));
+  const db = openDatabase(path.join(dir, 'index.sqlite'));
+  const warnings: string[] = [];
+  const log = { warn: (_obj: unknown, msg: string) => void warnings.push(msg) } as unknown as Logger;
+  try {
+    const checkpointer = startCheckpointer(db, { log, everyMs: 3_600_000 });
+    await checkpointer.now();
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(LARGE_WAL_PAGES);
+    const exited = new Promise((resolve) => checkpointer.thread.once('exit', resolve));
+    await checkpointer.thread.terminate();
+    await exited;
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    expect(warnings).toEqual([expect.stringMatching(/checkpoint thread exited/)]);
+
+    warnings.length = 0;
+    const stopped = startCheckpointer(db, { log, everyMs: 3_600_000 });
+    await stopped.now();
+    await stopped.stop();
+    expect(warnings).toEqual([]);
+  } finally {
+    db.close();
+  }
 });

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { createDatanode } from '../datanode/server.ts';
 import { createDatanodeClient } from '../src/cluster/datanode-client.ts';
 import { createTombstoneQueue } from '../src/cluster/tombstone-queue.ts';
@@ -74,4 +74,42 @@ it('sends the tombstones queued during a round together, one request per datanod
         .tombstones.map((t) => t.image)
         .sort(),
     ).toEqual(['first', 'k1', 'k2', 'k3', 'k4', 'k5']);
+});
+
+// An acknowledged delete survives a power failure (synchronous=NORMAL) only once the index's WAL
+// is synced or its tombstone is on a datanode: tombstone rounds never wait for a burst of deletes
+// to pause (TOMBSTONE_ROUNDS), unlike the replica file deletions. Fake timers and the test's own
+// clock: a delete every 10 ms, never a pause.
+it('sends tombstones during a steady burst of deletes within ~50 ms, not once the burst pauses', async () => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate'] });
+  try {
+    let now = 0;
+    const sentAt = new Map<string, number>();
+    const queue = createTombstoneQueue({
+      log: pino({ level: 'silent' }),
+      targets: () => ['a'],
+      put: async (_id, tombstones) => {
+        for (const t of tombstones) sentAt.set(t.image, now);
+      },
+      delivered: () => {},
+      clock: () => now,
+    });
+    const pushedAt = new Map<string, number>();
+    for (let i = 0; i < 60; i++) {
+      pushedAt.set(`k${i}`, now);
+      queue.push(tombstone(`k${i}`), new Set());
+      await vi.advanceTimersByTimeAsync(0);
+      for (let step = 0; step < 10; step++) {
+        now += 1;
+        await vi.advanceTimersByTimeAsync(1);
+      }
+    }
+    for (const [key, at] of pushedAt) {
+      if (at > now - 60) continue; // the last ones may still be waiting for their round
+      expect(sentAt.get(key), key).toBeDefined();
+      expect(sentAt.get(key)! - at, key).toBeLessThanOrEqual(50);
+    }
+  } finally {
+    vi.useRealTimers();
+  }
 });

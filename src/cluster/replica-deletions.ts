@@ -7,7 +7,7 @@ import type { DatanodeClient } from './datanode-client.ts';
 import type { DeletionOutcome } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
 import type { Scheduler } from '../shared/scheduler.ts';
-import { roundSpacer } from '../shared/round-spacing.ts';
+import { BURST_ROUNDS, roundSpacer } from '../shared/round-spacing.ts';
 
 /** Queued deletions one round takes: each datanode gets its share in one request (POST /deletions). */
 const BATCH = 256;
@@ -81,6 +81,7 @@ export function createReplicaDeleter({
   replicationFactor,
   pollMs = 1000,
   now = Date.now,
+  clock,
 }: {
   catalog: Catalog;
   scheduler: Scheduler;
@@ -90,9 +91,11 @@ export function createReplicaDeleter({
   log: Logger;
   pollMs?: number;
   now?: () => number;
+  /** Monotonic milliseconds for the spacing of rounds (tests pass their own). */
+  clock?: () => number;
 }) {
   const deps = { catalog, client, log, replicationFactor, now };
-  const spacer = roundSpacer();
+  const spacer = roundSpacer(BURST_ROUNDS, clock);
 
   async function drain() {
     for (;;) {
@@ -104,9 +107,11 @@ export function createReplicaDeleter({
         if (loop.stopped) return;
       }
       if (loop.stopped) return;
-      spacer.started();
       const due = await catalog.dueDeletions(now(), BATCH);
       if (due.length === 0 || loop.stopped) return;
+      // A round starts only when there is work: an empty pass (the periodic one) must not make
+      // the next lone delete's files wait for the spacing.
+      spacer.started();
       const settled: ReplicaDeletion[] = [];
       const perNode = new Map<string, ReplicaDeletion[]>();
       for (const d of due) {

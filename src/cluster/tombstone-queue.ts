@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { ImageTombstone } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
-import { roundSpacer } from '../shared/round-spacing.ts';
+import { roundSpacer, TOMBSTONE_ROUNDS } from '../shared/round-spacing.ts';
 
 /** Tombstones one round sends at most (each datanode gets them in one request). */
 const ROUND_LIMIT = 512;
@@ -46,24 +46,23 @@ function byTarget(batch: Pending[], targets: (holders: ReadonlySet<string>) => s
 
 const tombstonesOf = (list: Pending[]) => list.map((p) => p.tombstone);
 
-export function createTombstoneQueue({
-  log,
-  targets,
-  put,
-  delivered,
-}: {
+interface TombstoneQueueDeps {
   log: Logger;
   targets: (holders: ReadonlySet<string>) => string[];
   /** Records these tombstones on one datanode, durably. */
   put: (datanodeId: string, tombstones: ImageTombstone[]) => Promise<unknown>;
   /** The tombstone is in at least one datanode's records: every later reading of them holds it. */
   delivered: (imageKey: string) => void;
-}) {
+  /** Monotonic milliseconds for the spacing of rounds (tests pass their own). */
+  clock?: () => number;
+}
+
+export function createTombstoneQueue({ log, targets, put, delivered, clock }: TombstoneQueueDeps) {
   const queue: Pending[] = [];
   let running = false;
   let scheduled = false;
   const waiters: (() => void)[] = [];
-  const spacer = roundSpacer();
+  const spacer = roundSpacer(TOMBSTONE_ROUNDS, clock); // never waits for a burst to pause (round-spacing.ts)
 
   function retryLater(p: Pending): void {
     p.attempts += 1;
@@ -101,7 +100,7 @@ export function createTombstoneQueue({
   function pump(): void {
     scheduled = false;
     if (running || queue.length === 0) return;
-    if (spacer.wait() > 0) return schedule(); // deletes kept arriving meanwhile: wait for the burst to pause
+    if (spacer.wait() > 0) return schedule(); // rounds are spaced (TOMBSTONE_ROUNDS)
     running = true;
     spacer.started();
     void round(queue.splice(0, ROUND_LIMIT)).finally(() => {
@@ -111,7 +110,7 @@ export function createTombstoneQueue({
     });
   }
 
-  /** The next round: after the current work (deleteImage's answer goes out first), later during a burst (round-spacing.ts). */
+  /** The next round: after the current work (deleteImage's answer goes out first), spaced during a burst (round-spacing.ts). */
   function schedule(): void {
     if (running || scheduled) return;
     scheduled = true;

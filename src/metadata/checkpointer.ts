@@ -63,6 +63,8 @@ export interface Checkpointer {
   now(): Promise<CheckpointResult>;
   /** Ends the worker and its connection; the coordinator's connection checkpoints as SQLite does by default again. */
   stop(): Promise<void>;
+  /** The worker thread (tests end it to play an unexpected exit). */
+  readonly thread: Worker;
 }
 
 /** Starts checkpointing `db`'s file (a WAL database on disk) from a worker thread. */
@@ -93,7 +95,12 @@ export function startCheckpointer(db: Db, { log, everyMs = EVERY_MS }: { log?: L
     log?.warn({ err }, 'the WAL checkpoint thread failed; the commits checkpoint again');
     fail(err);
   });
-  worker.on('exit', () => fail(new Error('the WAL checkpoint thread ended')));
+  let stopping = false;
+  worker.on('exit', (code) => {
+    // Only stop() ends the thread: any other exit, clean or not, leaves the WAL to the commits.
+    if (!stopping && !ended) log?.warn({ code }, 'the WAL checkpoint thread exited; the commits checkpoint again');
+    fail(new Error('the WAL checkpoint thread ended'));
+  });
   return {
     now() {
       if (ended) return Promise.reject(ended);
@@ -104,8 +111,10 @@ export function startCheckpointer(db: Db, { log, everyMs = EVERY_MS }: { log?: L
       });
     },
     async stop() {
+      stopping = true;
       if (!ended) worker.postMessage({ kind: 'stop' });
       await exited;
     },
+    thread: worker,
   };
 }

@@ -1,5 +1,5 @@
-// Background rounds that a burst of API calls feeds (tombstones and replica file deletions after
-// deletes). The first round after a quiet spell starts at once, so a lone call's work goes out
+// Background rounds that a burst of API calls feeds (replica file deletions after deletes, with
+// BURST_ROUNDS; tombstones with TOMBSTONE_ROUNDS, which never wait for a burst to pause). The first round after a quiet spell starts at once, so a lone call's work goes out
 // without delay. During a burst a round waits while calls keep arriving: it starts once they
 // pause (`quietMs`), once `maxBatch` calls' work is waiting, or at the latest `maxDelayMs` after
 // the previous round started, and never sooner than `spacingMs` after it. So a sequential run of
@@ -18,6 +18,16 @@ export interface RoundSpacing {
 }
 
 export const BURST_ROUNDS: RoundSpacing = { spacingMs: 25, quietMs: 25, maxDelayMs: 500, maxBatch: 128 };
+
+/**
+ * Tombstone rounds: spaced, never held back for a burst. Under synchronous=NORMAL an acknowledged
+ * delete survives a power failure once the index's WAL is synced (the checkpointer, about every
+ * second) or once its tombstone is in a datanode's journal (synced when the write returns): the
+ * tombstone is what bounds the window of a lost delete, so it goes out within ~25 ms (plus the
+ * round in flight), not up to BURST_ROUNDS.maxDelayMs later. Replica FILE deletions keep the
+ * burst batching: they wait for the deletion to be durable anyway (replica-deletions.ts).
+ */
+export const TOMBSTONE_ROUNDS: RoundSpacing = { spacingMs: 25, quietMs: 25, maxDelayMs: 25, maxBatch: 128 };
 
 /** `clock`: a monotonic one in milliseconds (tests pass their own). */
 export function roundSpacer(spacing: Partial<RoundSpacing> = {}, clock: () => number = () => performance.now()) {
