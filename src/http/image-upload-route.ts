@@ -90,6 +90,10 @@ export function readBody(
   idleTimeoutMs: number,
   body: { held: number },
 ): Promise<Buffer[]> {
+  // The client may have gone (or the body been read) during the awaits before this call: a
+  // destroyed or ended request emits nothing more, so waiting would last until the idle timer.
+  if (req.readableEnded) return Promise.resolve([]);
+  if (req.destroyed || req.readableAborted) return Promise.reject(clientGone());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let timer: NodeJS.Timeout | undefined;
@@ -113,7 +117,7 @@ export function readBody(
     const onEnd = () => settle();
     const onError = (err: Error) => settle(err);
     // Destroyed without an error (the server closing it): not a whole body.
-    const onClose = () => settle(Object.assign(new Error('the request closed before its body ended'), { code: 'ECONNRESET' }));
+    const onClose = () => settle(clientGone());
     req.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
     if (idleTimeoutMs > 0) {
       timer = setTimeout(() => {
@@ -126,6 +130,9 @@ export function readBody(
     }
   });
 }
+
+/** A request closed before its body ended: as node:http's ECONNRESET (answerRefusal answers nobody). */
+const clientGone = () => Object.assign(new Error('the request closed before its body ended'), { code: 'ECONNRESET' });
 
 const tooLarge = (maxBytes: number) =>
   new TesseraError('PAYLOAD_TOO_LARGE', `PUT /images takes bodies up to ${maxBytes} bytes; use the chunked upload for larger images.`);
