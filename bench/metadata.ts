@@ -58,7 +58,7 @@ async function oneImage(store: MetadataStore, tag: string, i: number): Promise<v
   await store.catalog.addWriteIntents(fragmentId, NODES);
   const sha = randomBytes(32).toString('hex');
   const done = await store.catalog.recordOnlyFragmentAndComplete(
-    { id: fragmentId, imageId: row!.id, idx: 0, size: 100_000, sha256: sha },
+    { id: fragmentId, imageId: row!.id, imageKey: row!.imageKey, idx: 0, size: 100_000, sha256: sha },
     NODES,
     sha,
     now,

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MIGRATIONS_DIR, openDatabase, type Db } from '../src/metadata/database.ts';
-import { createCatalog, type Catalog } from '../src/metadata/catalog.ts';
+import { createCatalog, type Catalog, type ImageRow } from '../src/metadata/catalog.ts';
 import { datanodeRows } from '../src/metadata/datanodes.ts';
 import { codeOfThrown } from './support/errors.ts';
 
@@ -36,7 +36,14 @@ function upload(name: string, size = 10, fragmentSize = 4, expiresAt = T + 1000)
   });
 }
 
-const fragment = (imageId: number, idx: number, id: string) => ({ id, imageId, idx, size: 4, sha256: id.padEnd(64, '0') });
+const fragment = (upload: Pick<ImageRow, 'id' | 'imageKey'>, idx: number, id: string) => ({
+  id,
+  imageId: upload.id,
+  imageKey: upload.imageKey,
+  idx,
+  size: 4,
+  sha256: id.padEnd(64, '0'),
+});
 const deletions = () =>
   catalog
     .dueDeletions(Number.MAX_SAFE_INTEGER, 1000)
@@ -49,9 +56,9 @@ describe('insertUpload', () => {
     expect(first).toMatchObject({ name: 'x.png', state: 'uploading', uploadId: expect.any(String) });
     expect(codeOfThrown(() => upload('x.png'))).toBe('IMAGE_ALREADY_EXISTS');
 
-    catalog.recordFragment(fragment(first.id, 0, 'f0'), ['a', 'b'], T + 2000, T);
-    catalog.recordFragment(fragment(first.id, 1, 'f1'), ['a', 'b'], T + 2000, T);
-    catalog.recordFragment(fragment(first.id, 2, 'f2'), ['a', 'b'], T + 2000, T);
+    catalog.recordFragment(fragment(first, 0, 'f0'), ['a', 'b'], T + 2000, T);
+    catalog.recordFragment(fragment(first, 1, 'f1'), ['a', 'b'], T + 2000, T);
+    catalog.recordFragment(fragment(first, 2, 'f2'), ['a', 'b'], T + 2000, T);
     expect(catalog.completeUpload(first.id, ['f0', 'f1', 'f2'], 'ff'.repeat(32), T)).toBe('done');
     expect(codeOfThrown(() => upload('x.png'))).toBe('IMAGE_ALREADY_EXISTS');
   });
@@ -73,7 +80,7 @@ describe('insertUpload', () => {
 describe('recordFragment', () => {
   it('records a fragment and its replicas, and keeps the upload alive', () => {
     const u = upload('a.png');
-    expect(catalog.recordFragment(fragment(u.id, 1, 'f1'), ['a', 'c'], T + 5000, T)).toBe('new');
+    expect(catalog.recordFragment(fragment(u, 1, 'f1'), ['a', 'c'], T + 5000, T)).toBe('new');
     expect(catalog.receivedIndexes(u.id)).toEqual([1]);
     expect(catalog.replicasOf('f1')).toEqual(['a', 'c']);
     expect(catalog.uploadById(u.uploadId!)!.expiresAt).toBe(T + 5000);
@@ -82,10 +89,10 @@ describe('recordFragment', () => {
 
   it('replacing an index moves the old fragment replicas to the deletion queue', () => {
     const u = upload('a.png');
-    catalog.recordFragment(fragment(u.id, 0, 'old'), ['a', 'b'], T + 1000, T);
-    catalog.recordFragment(fragment(u.id, 1, 'other'), ['b', 'c'], T + 1000, T);
+    catalog.recordFragment(fragment(u, 0, 'old'), ['a', 'b'], T + 1000, T);
+    catalog.recordFragment(fragment(u, 1, 'other'), ['b', 'c'], T + 1000, T);
     catalog.addWriteIntents('new', ['b', 'c']);
-    expect(catalog.recordFragment(fragment(u.id, 0, 'new'), ['b', 'c'], T + 2000, T + 1)).toBe('replaced');
+    expect(catalog.recordFragment(fragment(u, 0, 'new'), ['b', 'c'], T + 2000, T + 1)).toBe('replaced');
 
     expect(catalog.fragments(u.id).map((f) => [f.idx, f.id])).toEqual([
       [0, 'new'],
@@ -102,19 +109,31 @@ describe('recordFragment', () => {
 
   it('refuses a fragment for an upload that is completed or gone, storing nothing', () => {
     const u = upload('a.png', 4);
-    catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
+    catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
     expect(catalog.completeUpload(u.id, ['f0'], 'aa'.repeat(32), T)).toBe('done');
-    expect(catalog.recordFragment(fragment(u.id, 0, 'late'), ['a', 'b'], T + 1, T)).toBe(false);
+    expect(catalog.recordFragment(fragment(u, 0, 'late'), ['a', 'b'], T + 1, T)).toBe(false);
     expect(catalog.fragments(u.id).map((f) => f.id)).toEqual(['f0']);
 
     const v = upload('b.png', 4);
     catalog.deleteImage(v.id, T);
-    expect(catalog.recordFragment(fragment(v.id, 0, 'orphan'), ['a', 'b'], T + 1, T)).toBe(false);
+    expect(catalog.recordFragment(fragment(v, 0, 'orphan'), ['a', 'b'], T + 1, T)).toBe(false);
+  });
+
+  it('refuses a fragment of an aborted upload whose id the next upload reuses (SQLite reuses the newest id)', () => {
+    const aborted = upload('aborted.png', 4);
+    catalog.deleteImage(aborted.id, T, 'upload-aborted');
+    const next = upload('next.png', 4);
+    expect(next.id).toBe(aborted.id);
+    expect(catalog.recordFragment(fragment(aborted, 0, 'stray'), ['a', 'b'], T + 1, T)).toBe(false);
+    expect(catalog.recordOnlyFragmentAndComplete(fragment(aborted, 0, 'stray1'), ['a', 'b'], 'aa'.repeat(32), T)).toBe(false);
+    catalog.setMedia(aborted, { format: 'PNG', width: 3, height: 2, orientation: 1 }, 'image/png');
+    expect(catalog.fragments(next.id)).toEqual([]);
+    expect(catalog.imageById(next.id)).toEqual(next);
   });
 
   it('refuses a fragment of an upload that expired while it was being written', () => {
     const u = upload('late.png', 10, 4, T + 10);
-    expect(catalog.recordFragment(fragment(u.id, 0, 'too-late'), ['a', 'b'], T + 1000, T + 10)).toBe(false);
+    expect(catalog.recordFragment(fragment(u, 0, 'too-late'), ['a', 'b'], T + 1000, T + 10)).toBe(false);
     expect(catalog.fragments(u.id)).toEqual([]);
     expect(catalog.fragmentById('orphan')).toBeUndefined();
   });
@@ -148,7 +167,7 @@ describe('write intents', () => {
   it('end when the write is recorded: releasing them then queues nothing', () => {
     const u = upload('w.png', 4);
     catalog.addWriteIntents('f0', ['a', 'b']);
-    catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
+    catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
     catalog.releaseWriteIntents('f0', ['a', 'b'], T);
     expect(catalog.releaseAllWriteIntents(T)).toBe(0);
     expect(catalog.pendingDeletionCount()).toBe(0);
@@ -216,8 +235,8 @@ describe('an index written before write intents had a table of their own', () =>
 describe('completeUpload', () => {
   it("answers 'done' and makes the image visible with its hash", () => {
     const u = upload('done.png', 8);
-    catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
-    catalog.recordFragment(fragment(u.id, 1, 'f1'), ['b', 'c'], T + 1, T);
+    catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
+    catalog.recordFragment(fragment(u, 1, 'f1'), ['b', 'c'], T + 1, T);
     expect(catalog.imageByName('done.png')).toBeUndefined();
     expect(catalog.completeUpload(u.id, ['f0', 'f1'], 'ab'.repeat(32), T + 7)).toBe('done');
     expect(catalog.imageByName('done.png')).toMatchObject({
@@ -233,10 +252,10 @@ describe('completeUpload', () => {
 
   it("answers 'changed' when a fragment was replaced after the set was read, and changes nothing", () => {
     const u = upload('changed.png', 8);
-    catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
-    catalog.recordFragment(fragment(u.id, 1, 'f1'), ['a', 'b'], T + 1, T);
+    catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
+    catalog.recordFragment(fragment(u, 1, 'f1'), ['a', 'b'], T + 1, T);
     const seen = catalog.fragments(u.id).map((f) => f.id);
-    catalog.recordFragment(fragment(u.id, 1, 'f1b'), ['a', 'c'], T + 1, T);
+    catalog.recordFragment(fragment(u, 1, 'f1b'), ['a', 'c'], T + 1, T);
     expect(catalog.completeUpload(u.id, seen, 'ab'.repeat(32), T)).toBe('changed');
     expect(catalog.uploadById(u.uploadId!)).toMatchObject({ state: 'uploading' });
     expect(catalog.imageByName('changed.png')).toBeUndefined();
@@ -246,7 +265,7 @@ describe('completeUpload', () => {
 
   it("answers 'gone' for an aborted, expired-and-swept or already completed upload", () => {
     const u = upload('gone.png', 4);
-    catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
+    catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
     expect(catalog.completeUpload(u.id, ['f0'], 'ab'.repeat(32), T)).toBe('done');
     expect(catalog.completeUpload(u.id, ['f0'], 'ab'.repeat(32), T)).toBe('gone');
     const v = upload('aborted.png', 4);
@@ -259,8 +278,8 @@ describe('completeUpload', () => {
 describe('deleteImage', () => {
   it('removes the image, its fragments and replicas in one step and queues every replica file', () => {
     const u = upload('del.png', 8);
-    catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
-    catalog.recordFragment(fragment(u.id, 1, 'f1'), ['b', 'c'], T + 1, T);
+    catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
+    catalog.recordFragment(fragment(u, 1, 'f1'), ['b', 'c'], T + 1, T);
     catalog.completeUpload(u.id, ['f0', 'f1'], 'ab'.repeat(32), T);
     expect(catalog.deleteImage(u.id, T + 3)).toBe(true);
     expect(catalog.imageByName('del.png')).toBeUndefined();
@@ -279,7 +298,7 @@ describe('expiredUploads', () => {
     upload('young.png', 4, 4, T + 1);
     upload('just-now.png', 4, 4, T);
     const stored = upload('stored.png', 4, 4, T + 1);
-    catalog.recordFragment(fragment(stored.id, 0, 's0'), ['a', 'b'], T + 1, T);
+    catalog.recordFragment(fragment(stored, 0, 's0'), ['a', 'b'], T + 1, T);
     expect(catalog.completeUpload(stored.id, ['s0'], 'ab'.repeat(32), T)).toBe('done');
     expect(
       catalog
@@ -293,7 +312,7 @@ describe('expiredUploads', () => {
 describe('listImages / countImages', () => {
   const store = (name: string) => {
     const u = upload(name, 4);
-    catalog.recordFragment(fragment(u.id, 0, `f-${Buffer.from(name).toString('hex')}`), ['a', 'b'], T + 1, T);
+    catalog.recordFragment(fragment(u, 0, `f-${Buffer.from(name).toString('hex')}`), ['a', 'b'], T + 1, T);
     expect(
       catalog.completeUpload(
         u.id,

@@ -2,10 +2,11 @@
 // uploadFragment stores it (200 with the receipt as JSON); refusals answer {code, message} and
 // store nothing; the same token rule as uploadFragment; no other method, not even a preflight.
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { ABORT, BEGIN, beginUpload, bytesOf, completeUpload, download, sendFragment, sha256, sliceOf, UPLOAD } from './support/images.ts';
 import { rawFetch } from './support/tokens.ts';
+import { onPostgres } from './support/test-metadata.ts';
 
 const FRAGMENT = 4096;
 
@@ -30,6 +31,14 @@ const put = (uploadId: string, index: number | string, body: Uint8Array, headers
   rawFetch(fragmentUrl(uploadId, index), { method: 'PUT', body: new Uint8Array(body), headers: { authorization: auth, ...headers } });
 
 const received = async (uploadId: string): Promise<number[]> => (await cluster.gql(UPLOAD, { u: uploadId })).upload.receivedFragments;
+
+/** Resolves once the raw route has read upload `uploadId`'s row (through the spied `openUpload`), before its body. */
+async function rowRead(openUpload: MockInstance, uploadId: string) {
+  await vi.waitFor(() => expect(openUpload.mock.calls.some(([id]) => id === uploadId)).toBe(true), { timeout: 10_000, interval: 5 });
+  await openUpload.mock.results[openUpload.mock.calls.findIndex(([id]) => id === uploadId)].value;
+}
+
+const imageIdOf = async (uploadId: string) => (await cluster.app.indexSql('SELECT id FROM images WHERE upload_id = ?', uploadId))[0]?.id;
 
 async function opened(name: string, size: number) {
   const bytes = Buffer.from(bytesOf(size, size % 251));
@@ -192,6 +201,41 @@ describe('PUT /uploads/{id}/fragments/{index}', () => {
       },
       { timeout: 10_000, interval: 50 },
     );
+  });
+
+  it('a fragment of an upload aborted while it arrives is not recorded in the upload begun next, which SQLite gives the same id', async () => {
+    const first = await opened('raw/reused-first.bin', FRAGMENT);
+    const openUpload = vi.spyOn(cluster.app.uploads, 'openUpload');
+    const write = vi.spyOn(cluster.app.replicas, 'write');
+    try {
+      let sendRest!: () => void;
+      const answer = streamedPut(
+        fragmentUrl(first.session.id, 0),
+        { authorization: tokens.write, 'content-length': String(FRAGMENT), 'x-content-sha256': sha256(first.slice(0)) },
+        (req) => {
+          req.write(first.slice(0).subarray(0, 1000));
+          sendRest = () => req.end(first.slice(0).subarray(1000));
+        },
+      );
+      await rowRead(openUpload, first.session.id);
+      const firstId = await imageIdOf(first.session.id);
+      await cluster.gql(ABORT, { u: first.session.id });
+      const second = await opened('raw/reused-second.bin', FRAGMENT - 7);
+      // The aborted upload was the newest row: SQLite reuses its id (PostgreSQL's sequence does not).
+      if (!onPostgres()) expect(await imageIdOf(second.session.id)).toBe(firstId);
+      sendRest();
+      const { status, body } = await answer;
+      expect(write).toHaveBeenCalled(); // its bytes did reach the datanodes
+      expect(status).toBe(404);
+      expect(JSON.parse(body).code).toBe('UPLOAD_NOT_FOUND');
+      expect(await received(second.session.id)).toEqual([]);
+      expect((await put(second.session.id, 0, second.slice(0))).status).toBe(200);
+      expect(await completeUpload(cluster, second.session.id)).toMatchObject({ size: FRAGMENT - 7, sha256: sha256(second.bytes) });
+      expect((await download(cluster, 'raw/reused-second.bin')).body.equals(second.bytes)).toBe(true);
+    } finally {
+      openUpload.mockRestore();
+      write.mockRestore();
+    }
   });
 });
 

@@ -40,7 +40,7 @@ beforeEach(async () => {
       for (let i = 0; i < FRAGMENTS; i++) {
         const nodes = i % 3 === 0 ? ['a', 'b'] : i % 3 === 1 ? ['b', 'c'] : ['a', 'c'];
         catalog.recordFragment(
-          { id: `${name}-${i}`, imageId: up.id, idx: i, size: 4, sha256: String(i).padEnd(64, '0') },
+          { id: `${name}-${i}`, imageId: up.id, imageKey: up.imageKey, idx: i, size: 4, sha256: String(i).padEnd(64, '0') },
           nodes,
           T + 2000,
           T,

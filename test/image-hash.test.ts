@@ -96,8 +96,8 @@ describe('RunningHashes across coordinators', () => {
 
   it('keeps the hash of the fragments fed here while they are still the ones in the index', () => {
     const hashes = new RunningHashes(config);
-    for (const i of [0, 1, 2]) hashes.offer(7, 6, i, frags[i], digests[i]);
-    const h = hashes.take(7, current());
+    for (const i of [0, 1, 2]) hashes.offer('7', 6, i, frags[i], digests[i]);
+    const h = hashes.take('7', current());
     expect(h.next).toBe(3);
     for (const f of frags.slice(3)) h.push(f); // the catch-up from the datanodes
     expect(h.digest()).toBe(sha(...frags));
@@ -105,21 +105,21 @@ describe('RunningHashes across coordinators', () => {
 
   it('starts from 0 when a fragment fed here was replaced through another coordinator', () => {
     const hashes = new RunningHashes(config);
-    for (const i of [0, 1, 4]) hashes.offer(7, 6, i, frags[i], digests[i]);
-    expect(hashes.take(7, current(1)).next).toBe(0);
-    for (const i of [0, 1, 4]) hashes.offer(8, 6, i, frags[i], digests[i]);
-    expect(hashes.take(8, current(4)).next).toBe(0); // held early, replaced elsewhere
-    hashes.offer(9, 1, 0, frags[0], digests[0]);
-    expect(hashes.take(9, [{ sha256: 'other' }]).next).toBe(0);
+    for (const i of [0, 1, 4]) hashes.offer('7', 6, i, frags[i], digests[i]);
+    expect(hashes.take('7', current(1)).next).toBe(0);
+    for (const i of [0, 1, 4]) hashes.offer('8', 6, i, frags[i], digests[i]);
+    expect(hashes.take('8', current(4)).next).toBe(0); // held early, replaced elsewhere
+    hashes.offer('9', 1, 0, frags[0], digests[0]);
+    expect(hashes.take('9', [{ sha256: 'other' }]).next).toBe(0);
   });
 
   it('drops the hashes of uploads fed nothing for an upload lifetime (completed elsewhere)', () => {
     let t = 0;
     const hashes = new RunningHashes(config, () => t);
-    hashes.offer(1, 6, 0, frags[0], digests[0]);
+    hashes.offer('1', 6, 0, frags[0], digests[0]);
     t = 61_000;
-    for (let id = 2; id < 2 + 256; id += 1) hashes.offer(id, 6, 0, frags[0], digests[0]);
-    expect(hashes.take(1, current()).next).toBe(0);
-    expect(hashes.take(2, current()).next).toBe(1);
+    for (let id = 2; id < 2 + 256; id += 1) hashes.offer(String(id), 6, 0, frags[0], digests[0]);
+    expect(hashes.take('1', current()).next).toBe(0);
+    expect(hashes.take('2', current()).next).toBe(1);
   });
 });

@@ -5,12 +5,25 @@
 // datanodes, tokens, renditions, listings, and the races several coordinators bring.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { metadataEngines, type EngineUnderTest, type Store } from './support/metadata-engines.ts';
+import type { ImageRow } from '../src/metadata/catalog.ts';
 
 const T = 1_700_000_000_000;
 const engines = await metadataEngines();
 
 let uploadSeq = 0;
-const fragment = (imageId: number, idx: number, id: string, size = 4) => ({ id, imageId, idx, size, sha256: id.padEnd(64, '0') });
+/** A fragment's row as the index answers it. */
+const fragmentRow = (upload: Pick<ImageRow, 'id'>, idx: number, id: string, size = 4) => ({
+  id,
+  imageId: upload.id,
+  idx,
+  size,
+  sha256: id.padEnd(64, '0'),
+});
+/** A fragment to record: its row and its upload's key. */
+const fragment = (upload: Pick<ImageRow, 'id' | 'imageKey'>, idx: number, id: string, size = 4) => ({
+  ...fragmentRow(upload, idx, id, size),
+  imageKey: upload.imageKey,
+});
 const HASH = 'ab'.repeat(32);
 
 /** The code of a rejected promise (undefined when it fulfilled). */
@@ -39,7 +52,7 @@ function helpers(get: () => Store) {
   const store = async (name: string, size = 4) => {
     const u = await upload(name, size, size);
     const fid = `f-${Buffer.from(name).toString('hex')}`;
-    expect(await get().catalog.recordOnlyFragmentAndComplete(fragment(u.id, 0, fid, size), ['a', 'b'], HASH, T)).toBe('done');
+    expect(await get().catalog.recordOnlyFragmentAndComplete(fragment(u, 0, fid, size), ['a', 'b'], HASH, T)).toBe('done');
     return (await get().catalog.imageById(u.id))!;
   };
   const deletions = async () =>
@@ -93,7 +106,7 @@ function imagesContract(c: Ctx) {
       // The row it answers is the row as stored (the upload path uses it without reading it back).
       expect(first).toEqual(await c.s.catalog.imageById(first.id));
       expect(await codeOf(c.h.upload('x.png'))).toBe('IMAGE_ALREADY_EXISTS');
-      expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(first.id, 0, 'f0'), ['a', 'b'], HASH, T)).toBe('done');
+      expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(first, 0, 'f0'), ['a', 'b'], HASH, T)).toBe('done');
       expect(await codeOf(c.h.upload('x.png'))).toBe('IMAGE_ALREADY_EXISTS');
     });
 
@@ -126,10 +139,10 @@ function imagesContract(c: Ctx) {
 
     it('setMedia records what detection found, and the content type when given', async () => {
       const img = await c.h.store('m.png');
-      await c.s.catalog.setMedia(img.id, { format: 'PNG', width: 3, height: 2, orientation: 1 });
+      await c.s.catalog.setMedia(img, { format: 'PNG', width: 3, height: 2, orientation: 1 });
       expect(await c.s.catalog.imageById(img.id)).toMatchObject({ format: 'PNG', width: 3, height: 2, orientation: 1, mediaChecked: 1 });
       expect((await c.s.catalog.imageById(img.id))?.contentType).toBe('image/png');
-      await c.s.catalog.setMedia(img.id, { format: null, width: null, height: null, orientation: null }, 'application/octet-stream');
+      await c.s.catalog.setMedia(img, { format: null, width: null, height: null, orientation: null }, 'application/octet-stream');
       expect(await c.s.catalog.imageById(img.id)).toMatchObject({ format: null, width: null, contentType: 'application/octet-stream' });
     });
 
@@ -168,20 +181,20 @@ function fragmentsContract(c: Ctx) {
   describe('fragments and replicas', () => {
     it('recordFragment records a fragment and its replicas, and keeps the upload alive', async () => {
       const u = await c.h.upload('a.png');
-      expect(await c.s.catalog.recordFragment(fragment(u.id, 1, 'f1'), ['c', 'a'], T + 5000, T)).toBe('new');
+      expect(await c.s.catalog.recordFragment(fragment(u, 1, 'f1'), ['c', 'a'], T + 5000, T)).toBe('new');
       expect(await c.s.catalog.receivedIndexes(u.id)).toEqual([1]);
       expect(await c.s.catalog.replicasOf('f1')).toEqual(['a', 'c']);
       expect((await c.s.catalog.uploadById(u.uploadId!))!.expiresAt).toBe(T + 5000);
-      expect(await c.s.catalog.fragmentById('f1')).toEqual(fragment(u.id, 1, 'f1'));
+      expect(await c.s.catalog.fragmentById('f1')).toEqual(fragmentRow(u, 1, 'f1'));
       expect(await c.h.deletions()).toEqual([]);
     });
 
     it('replacing an index moves the old fragment replicas to the deletion queue', async () => {
       const u = await c.h.upload('a.png');
-      await c.s.catalog.recordFragment(fragment(u.id, 0, 'old'), ['a', 'b'], T + 1000, T);
-      await c.s.catalog.recordFragment(fragment(u.id, 1, 'other'), ['b', 'c'], T + 1000, T);
+      await c.s.catalog.recordFragment(fragment(u, 0, 'old'), ['a', 'b'], T + 1000, T);
+      await c.s.catalog.recordFragment(fragment(u, 1, 'other'), ['b', 'c'], T + 1000, T);
       await c.s.catalog.addWriteIntents('new', ['b', 'c']);
-      expect(await c.s.catalog.recordFragment(fragment(u.id, 0, 'new'), ['b', 'c'], T + 2000, T + 1)).toBe('replaced');
+      expect(await c.s.catalog.recordFragment(fragment(u, 0, 'new'), ['b', 'c'], T + 2000, T + 1)).toBe('replaced');
       expect((await c.s.catalog.fragments(u.id)).map((f) => [f.idx, f.id])).toEqual([
         [0, 'new'],
         [1, 'other'],
@@ -199,28 +212,39 @@ function fragmentsContract(c: Ctx) {
 
     it('refuses a fragment for an upload that is completed, gone or expired, storing nothing', async () => {
       const u = await c.h.upload('a.png', 4);
-      await c.s.catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
       expect(await c.s.catalog.completeUpload(u.id, ['f0'], HASH, T)).toBe('done');
-      expect(await c.s.catalog.recordFragment(fragment(u.id, 0, 'late'), ['a', 'b'], T + 1, T)).toBe(false);
+      expect(await c.s.catalog.recordFragment(fragment(u, 0, 'late'), ['a', 'b'], T + 1, T)).toBe(false);
       expect((await c.s.catalog.fragments(u.id)).map((f) => f.id)).toEqual(['f0']);
       const v = await c.h.upload('b.png', 4);
       await c.s.catalog.deleteImage(v.id, T);
-      expect(await c.s.catalog.recordFragment(fragment(v.id, 0, 'orphan'), ['a', 'b'], T + 1, T)).toBe(false);
+      expect(await c.s.catalog.recordFragment(fragment(v, 0, 'orphan'), ['a', 'b'], T + 1, T)).toBe(false);
       const w = await c.h.upload('late.png', 10, 4, T + 10);
-      expect(await c.s.catalog.recordFragment(fragment(w.id, 0, 'too-late'), ['a', 'b'], T + 1000, T + 10)).toBe(false);
+      expect(await c.s.catalog.recordFragment(fragment(w, 0, 'too-late'), ['a', 'b'], T + 1000, T + 10)).toBe(false);
       expect(await c.s.catalog.fragments(w.id)).toEqual([]);
       expect(await c.s.catalog.fragmentById('orphan')).toBeUndefined();
     });
 
+    it("refuses a fragment whose upload key is not the row's: the id belongs to another upload since", async () => {
+      const u = await c.h.upload('key.png', 4);
+      const other = { id: u.id, imageKey: `${u.imageKey}-aborted` };
+      expect(await c.s.catalog.recordFragment(fragment(other, 0, 'k0'), ['a', 'b'], T + 1, T)).toBe(false);
+      expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(other, 0, 'k1'), ['a', 'b'], HASH, T)).toBe(false);
+      await c.s.catalog.setMedia(other, { format: 'PNG', width: 3, height: 2, orientation: 1 }, 'image/png');
+      expect(await c.s.catalog.fragments(u.id)).toEqual([]);
+      expect(await c.s.catalog.imageById(u.id)).toEqual(u);
+      expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(u, 0, 'k2'), ['a', 'b'], HASH, T)).toBe('done');
+    });
+
     it('answers fragments with their replicas, in ranges, per datanode and page by page', async () => {
       const u = await c.h.upload('r.png', 12);
-      await c.s.catalog.recordFragment(fragment(u.id, 0, 'r0'), ['a', 'b'], T + 1, T);
-      await c.s.catalog.recordFragment(fragment(u.id, 1, 'r1'), ['b', 'c'], T + 1, T);
-      await c.s.catalog.recordFragment(fragment(u.id, 2, 'r2'), ['c'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 0, 'r0'), ['a', 'b'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 1, 'r1'), ['b', 'c'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 2, 'r2'), ['c'], T + 1, T);
       expect(await c.s.catalog.fragmentsWithReplicas(u.id)).toEqual([
-        { ...fragment(u.id, 0, 'r0'), replicas: ['a', 'b'] },
-        { ...fragment(u.id, 1, 'r1'), replicas: ['b', 'c'] },
-        { ...fragment(u.id, 2, 'r2'), replicas: ['c'] },
+        { ...fragmentRow(u, 0, 'r0'), replicas: ['a', 'b'] },
+        { ...fragmentRow(u, 1, 'r1'), replicas: ['b', 'c'] },
+        { ...fragmentRow(u, 2, 'r2'), replicas: ['c'] },
       ]);
       expect((await c.s.catalog.fragmentsInRange(u.id, 1, 2)).map((f) => [f.id, f.replicas])).toEqual([
         ['r1', ['b', 'c']],
@@ -245,7 +269,7 @@ function fragmentsContract(c: Ctx) {
       }
       const img = await c.h.store('u.png'); // on a, b
       const u = await c.h.upload('open.png', 4);
-      await c.s.catalog.recordFragment(fragment(u.id, 0, 'o0'), ['c'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 0, 'o0'), ['c'], T + 1, T);
       expect(await c.s.catalog.underReplicatedCount(2)).toBe(0);
       expect(await c.s.catalog.underReplicatedCount(3)).toBe(1);
       expect(await c.s.catalog.underReplicatedCount(2, ['b'])).toBe(1);
@@ -289,8 +313,8 @@ function completionContract(c: Ctx) {
   describe('completion and deletion', () => {
     it("completeUpload answers 'done' and makes the image visible with its hash and createdAt", async () => {
       const u = await c.h.upload('done.png', 8);
-      await c.s.catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
-      await c.s.catalog.recordFragment(fragment(u.id, 1, 'f1'), ['b', 'c'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 1, 'f1'), ['b', 'c'], T + 1, T);
       expect(await c.s.catalog.imageByName('done.png')).toBeUndefined();
       expect(await c.s.catalog.completeUpload(u.id, ['f0', 'f1'], HASH, T + 7)).toBe('done');
       expect(await c.s.catalog.imageByName('done.png')).toMatchObject({ state: 'stored', sha256: HASH, uploadId: null, createdAt: T + 7 });
@@ -300,10 +324,10 @@ function completionContract(c: Ctx) {
 
     it("completeUpload answers 'changed' when the fragment set moved, changing nothing", async () => {
       const u = await c.h.upload('changed.png', 8);
-      await c.s.catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
-      await c.s.catalog.recordFragment(fragment(u.id, 1, 'f1'), ['a', 'b'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 1, 'f1'), ['a', 'b'], T + 1, T);
       const seen = (await c.s.catalog.fragments(u.id)).map((f) => f.id);
-      await c.s.catalog.recordFragment(fragment(u.id, 1, 'f1b'), ['a', 'c'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 1, 'f1b'), ['a', 'c'], T + 1, T);
       expect(await c.s.catalog.completeUpload(u.id, seen, HASH, T)).toBe('changed');
       expect(await c.s.catalog.uploadById(u.uploadId!)).toMatchObject({ state: 'uploading' });
       expect(await c.s.catalog.completeUpload(u.id, ['f0'], HASH, T)).toBe('changed');
@@ -312,9 +336,9 @@ function completionContract(c: Ctx) {
 
     it("completeUpload answers 'gone' for an aborted, unknown or already completed upload", async () => {
       const u = await c.h.upload('gone.png', 4);
-      expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(u.id, 0, 'f0'), ['a', 'b'], HASH, T)).toBe('done');
+      expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(u, 0, 'f0'), ['a', 'b'], HASH, T)).toBe('done');
       expect(await c.s.catalog.completeUpload(u.id, ['f0'], HASH, T)).toBe('gone');
-      expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(u.id, 0, 'f0b'), ['a'], HASH, T)).toBe(false);
+      expect(await c.s.catalog.recordOnlyFragmentAndComplete(fragment(u, 0, 'f0b'), ['a'], HASH, T)).toBe(false);
       const v = await c.h.upload('aborted.png', 4);
       await c.s.catalog.deleteImage(v.id, T, 'upload-aborted');
       expect(await c.s.catalog.completeUpload(v.id, [], HASH, T)).toBe('gone');
@@ -323,8 +347,8 @@ function completionContract(c: Ctx) {
 
     it('deleteImage removes the image, its fragments and replicas at once and queues every file with its reason and key', async () => {
       const u = await c.h.upload('del.png', 8);
-      await c.s.catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
-      await c.s.catalog.recordFragment(fragment(u.id, 1, 'f1'), ['b', 'c'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 1, 'f1'), ['b', 'c'], T + 1, T);
       await c.s.catalog.completeUpload(u.id, ['f0', 'f1'], HASH, T);
       expect(await c.s.catalog.deleteImage(u.id, T + 3)).toBe(true);
       expect(await c.s.catalog.imageByName('del.png')).toBeUndefined();
@@ -338,7 +362,7 @@ function completionContract(c: Ctx) {
       await c.s.catalog.ackDeletions(await c.s.catalog.dueDeletions(T + 3));
       expect(await c.s.catalog.pendingDeletionCount()).toBe(0);
       const v = await c.h.upload('aborted.png', 4);
-      await c.s.catalog.recordFragment(fragment(v.id, 0, 'v0'), ['a'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(v, 0, 'v0'), ['a'], T + 1, T);
       await c.s.catalog.deleteImage(v.id, T, 'upload-aborted');
       expect(await c.s.catalog.dueDeletions(T)).toEqual([
         { fragmentId: 'v0', datanodeId: 'a', attempts: 0, reason: 'upload-aborted', imageKey: null },
@@ -347,8 +371,8 @@ function completionContract(c: Ctx) {
 
     it('deleteStoredImage deletes a stored image by name as deleteImage does, and answers its key and holders', async () => {
       const u = await c.h.upload('by-name.png', 8);
-      await c.s.catalog.recordFragment(fragment(u.id, 0, 'n0'), ['a', 'b'], T + 1, T);
-      await c.s.catalog.recordFragment(fragment(u.id, 1, 'n1'), ['b', 'c'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 0, 'n0'), ['a', 'b'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 1, 'n1'), ['b', 'c'], T + 1, T);
       // An open upload is not a stored image: nothing happens to it.
       expect(await c.s.catalog.deleteStoredImage('by-name.png', T)).toBeUndefined();
       expect(await c.s.catalog.pendingDeletionCount()).toBe(0);
@@ -398,7 +422,7 @@ function deletionContract(c: Ctx) {
     it('write intents end when the write is recorded, and go with their datanode when it leaves', async () => {
       const u = await c.h.upload('w.png', 4);
       await c.s.catalog.addWriteIntents('f0', ['a', 'b']);
-      await c.s.catalog.recordFragment(fragment(u.id, 0, 'f0'), ['a', 'b'], T + 1, T);
+      await c.s.catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
       await c.s.catalog.releaseWriteIntents('f0', ['a', 'b'], T);
       expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(0);
       expect(await c.s.catalog.pendingDeletionCount()).toBe(0);
@@ -493,7 +517,7 @@ function tablesContract(c: Ctx) {
     it('finds fragments at risk (fewest live copies first) and in excess', async () => {
       const one = await c.h.store('one.png'); // a, b
       const u = await c.h.upload('two.png', 4);
-      await c.s.catalog.recordOnlyFragmentAndComplete(fragment(u.id, 0, 'two0'), ['a', 'b', 'c'], HASH, T);
+      await c.s.catalog.recordOnlyFragmentAndComplete(fragment(u, 0, 'two0'), ['a', 'b', 'c'], HASH, T);
       const oneId = (await c.s.catalog.fragments(one.id))[0]!.id;
       const risk = await c.s.replication.atRisk({
         lost: ['a'],
@@ -536,8 +560,8 @@ function tablesContract(c: Ctx) {
         height: 2,
         lastUsedAt,
       });
-      expect(await c.s.renditions.completeRendition(fragment(r1.id, 0, 'r1f'), ['a'], HASH, T, row(r1.id, 'w=1', T + 5))).toBe(true);
-      await c.s.catalog.recordOnlyFragmentAndComplete(fragment(r2.id, 0, 'r2f'), ['b'], HASH, T);
+      expect(await c.s.renditions.completeRendition(fragment(r1, 0, 'r1f'), ['a'], HASH, T, row(r1.id, 'w=1', T + 5))).toBe(true);
+      await c.s.catalog.recordOnlyFragmentAndComplete(fragment(r2, 0, 'r2f'), ['b'], HASH, T);
       expect(await c.s.renditions.insert(row(r2.id, 'w=2', T + 1))).toBe(true);
       expect(await c.s.renditions.find(source.id, 'w=1')).toEqual(row(r1.id, 'w=1', T + 5));
       expect((await c.s.renditions.leastRecent(5)).map((r) => r.variant)).toEqual(['w=2', 'w=1']);
@@ -606,7 +630,7 @@ function tablesContract(c: Ctx) {
       // Expired uploads no longer count.
       expect((await c.s.uploadOwners.insertOwnedUpload(row('o4', 1), 'tok', limits, T + 1000)).row?.name).toBe('o4');
       expect(await codeOf(c.s.uploadOwners.insertOwnedUpload(row('o1', 1), 'new', limits, T))).toBe('IMAGE_ALREADY_EXISTS');
-      await c.s.catalog.recordOnlyFragmentAndComplete(fragment(first.row!.id, 0, 'of'), ['a'], HASH, T);
+      await c.s.catalog.recordOnlyFragmentAndComplete(fragment(first.row!, 0, 'of'), ['a'], HASH, T);
       expect(await c.s.uploadOwners.sweepOwners()).toBe(1);
       expect(await c.s.uploadOwners.sweepOwners()).toBe(0);
     });
@@ -663,7 +687,7 @@ function racesContract(c: Ctx) {
       const other = await c.engine.openAnother();
       for (let round = 0; round < 5; round++) {
         const u = await c.h.upload(`c-${round}.png`, 4);
-        await c.s.catalog.recordFragment(fragment(u.id, 0, `c${round}`), ['a', 'b'], T + 1, T);
+        await c.s.catalog.recordFragment(fragment(u, 0, `c${round}`), ['a', 'b'], T + 1, T);
         const answers = await Promise.all([
           c.s.catalog.completeUpload(u.id, [`c${round}`], HASH, T),
           other.catalog.completeUpload(u.id, [`c${round}`], HASH, T),
@@ -677,8 +701,8 @@ function racesContract(c: Ctx) {
       for (let round = 0; round < 5; round++) {
         const u = await c.h.upload(`f-${round}.png`, 4);
         const answers = await Promise.all([
-          c.s.catalog.recordFragment(fragment(u.id, 0, `x${round}`), ['a', 'b'], T + 1, T),
-          other.catalog.recordFragment(fragment(u.id, 0, `y${round}`), ['b', 'c'], T + 1, T),
+          c.s.catalog.recordFragment(fragment(u, 0, `x${round}`), ['a', 'b'], T + 1, T),
+          other.catalog.recordFragment(fragment(u, 0, `y${round}`), ['b', 'c'], T + 1, T),
         ]);
         expect(answers.sort()).toEqual(['new', 'replaced']);
         const kept = await c.s.catalog.fragments(u.id);
@@ -694,7 +718,7 @@ function racesContract(c: Ctx) {
       for (let round = 0; round < 5; round++) {
         const u = await c.h.upload(`d-${round}.png`, 4);
         const [completed, deleted] = await Promise.all([
-          c.s.catalog.recordOnlyFragmentAndComplete(fragment(u.id, 0, `d${round}`), ['a', 'b'], HASH, T),
+          c.s.catalog.recordOnlyFragmentAndComplete(fragment(u, 0, `d${round}`), ['a', 'b'], HASH, T),
           other.catalog.deleteImage(u.id, T, 'upload-aborted'),
         ]);
         expect(deleted).toBe(true);

@@ -92,7 +92,7 @@ describe('the SQLite metadata store', () => {
     const source = await store.catalog.insertUpload(upload('src'));
     const rendition = await store.catalog.insertUpload(upload('\u0001rendition'));
     const row = { renditionImageId: rendition.id, sourceImageId: source.id, variant: 'v', size: 10, width: 1, height: 1, lastUsedAt: T };
-    const fragment = { id: 'rf', imageId: rendition.id, idx: 0, size: 10, sha256: 'c'.repeat(64) };
+    const fragment = { id: 'rf', imageId: rendition.id, imageKey: rendition.imageKey, idx: 0, size: 10, sha256: 'c'.repeat(64) };
     // The source is still an open upload, not a stored image: no renditions row.
     expect(await store.renditions.completeRendition(fragment, [], 'c'.repeat(64), T, row)).toBe(false);
     expect(await store.renditions.find(source.id, 'v')).toBeUndefined();

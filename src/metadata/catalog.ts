@@ -49,6 +49,15 @@ export interface FragmentRow {
   sha256: string;
 }
 
+/**
+ * A fragment to record, with the key of the upload it belongs to: an image's id is reused on
+ * SQLite once the newest row is deleted, so a fragment of an upload aborted while it arrived
+ * would otherwise be recorded in the upload begun after it. Its key is never reused.
+ */
+export interface NewFragment extends FragmentRow {
+  imageKey: string;
+}
+
 export interface FragmentWithReplicas extends FragmentRow {
   /** Datanode ids holding a verified copy. */
   replicas: string[];
@@ -95,9 +104,9 @@ export interface CatalogChanges {
   /**
    * Records fragment `idx` of an open upload as stored on `datanodeIds`, replacing an earlier
    * one (whose replicas are queued for deletion): 'replaced' then, else 'new'. False when the
-   * upload is gone (or expired) meanwhile.
+   * upload is gone (or expired) meanwhile, or its id now belongs to another (`fragment.imageKey`).
    */
-  recordFragment(fragment: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): false | 'new' | 'replaced';
+  recordFragment(fragment: NewFragment, datanodeIds: string[], expiresAt: number, now: number): false | 'new' | 'replaced';
   /**
    * Flips an upload into a visible image, if its fragment set is still exactly `fragmentIds`.
    * `outbox` (metadata/outbox.ts): sent with the change when it is 'done', by an engine that can.
@@ -105,7 +114,7 @@ export interface CatalogChanges {
   completeUpload(imageId: number, fragmentIds: string[], sha256: string, now: number, outbox?: Outbox): 'done' | 'changed' | 'gone';
   /** A one-fragment upload's fragment recorded and the upload completed at once: false when the upload is gone, else completeUpload's outcome. */
   recordOnlyFragmentAndComplete(
-    fragment: FragmentRow,
+    fragment: NewFragment,
     datanodeIds: string[],
     sha256: string,
     now: number,
@@ -178,20 +187,21 @@ function uploadChanges(
 
   /** recordFragment's steps; `expiresAt` undefined: the upload completes in the same transaction (its expiry is cleared there). */
   const recordFragmentIn = (
-    row: FragmentRow,
+    row: NewFragment,
     datanodeIds: string[],
     expiresAt: number | undefined,
     now: number,
   ): false | 'new' | 'replaced' => {
     const upload = images.queries.imageById(row.imageId);
-    // An upload that expired while this fragment was being written stays expired.
-    if (!upload || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
+    // An upload that expired while this fragment was being written stays expired; another upload
+    // holding its id since (the id of a deleted newest row is reused) is not it.
+    if (!upload || upload.imageKey !== row.imageKey || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
     const previous = fragment.fragmentAt(row.imageId, row.idx);
     if (previous) {
       deletion.queueReplicasOfFragment(previous.id, now);
       fragment.deleteFragment(previous.id);
     }
-    fragment.insertFragment(row);
+    fragment.insertFragment({ id: row.id, imageId: row.imageId, idx: row.idx, size: row.size, sha256: row.sha256 });
     addReplicas(row.id, datanodeIds);
     if (expiresAt !== undefined) image.touchUpload(row.imageId, expiresAt);
     return previous ? 'replaced' : 'new';
@@ -217,14 +227,14 @@ function uploadChanges(
   };
 
   return {
-    recordFragment: db.transaction((row: FragmentRow, datanodeIds: string[], expiresAt: number, now: number) =>
+    recordFragment: db.transaction((row: NewFragment, datanodeIds: string[], expiresAt: number, now: number) =>
       recordFragmentIn(row, datanodeIds, expiresAt, now),
     ),
     completeUpload: db.transaction((imageId: number, fragmentIds: string[], sha256: string, now: number) =>
       completeIn(imageId, fragmentIds, sha256, now, false),
     ),
     // One WAL commit instead of two, and no savepoints: the steps of both in one transaction.
-    recordOnlyFragmentAndComplete: db.transaction((row: FragmentRow, datanodeIds: string[], sha256: string, now: number) => {
+    recordOnlyFragmentAndComplete: db.transaction((row: NewFragment, datanodeIds: string[], sha256: string, now: number) => {
       if (!recordFragmentIn(row, datanodeIds, undefined, now)) return false;
       return completeIn(row.imageId, [row.id], sha256, now, true);
     }),

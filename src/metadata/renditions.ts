@@ -1,7 +1,7 @@
 // The rendition cache's table: which cached image renders which variant of which image, its
 // bytes (for the budget) and when it was last served (for least-recently-used eviction).
 import type { Db } from './database.ts';
-import { createCatalog, type FragmentRow } from './catalog.ts';
+import { createCatalog, type NewFragment } from './catalog.ts';
 
 export interface RenditionRow {
   renditionImageId: number;
@@ -41,7 +41,7 @@ export function renditionTable(db: Db) {
      * three happened; false when the upload is gone or changed, or the source image is gone.
      */
     completeRendition: db.transaction(
-      (fragment: FragmentRow, datanodeIds: string[], sha256: string, now: number, row: RenditionRow): boolean =>
+      (fragment: NewFragment, datanodeIds: string[], sha256: string, now: number, row: RenditionRow): boolean =>
         catalog.recordOnlyFragmentAndComplete(fragment, datanodeIds, sha256, now) === 'done' && insert(row),
     ),
     touch: (renditionImageId: number, now: number) => s.touch.run(now, renditionImageId),

@@ -69,15 +69,21 @@ async function writeRendition(
   try {
     placed = await replicas.write(fragmentId, rendered.data, digest, replicationFactor, new Set());
     // Fragment recorded, upload completed and rendition row inserted: one transaction.
-    done = await table.completeRendition({ id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest }, placed, digest, now(), {
-      renditionImageId: upload.id,
-      sourceImageId: source.id,
-      variant,
-      size,
-      width: rendered.width,
-      height: rendered.height,
-      lastUsedAt: now(),
-    });
+    done = await table.completeRendition(
+      { id: fragmentId, imageId: upload.id, imageKey: upload.imageKey, idx: 0, size, sha256: digest },
+      placed,
+      digest,
+      now(),
+      {
+        renditionImageId: upload.id,
+        sourceImageId: source.id,
+        variant,
+        size,
+        width: rendered.width,
+        height: rendered.height,
+        lastUsedAt: now(),
+      },
+    );
   } finally {
     if (!done) {
       await catalog.releaseWriteIntents(fragmentId, placed, now());

@@ -16,7 +16,7 @@ export function createImageMedia({ catalog, readRange }: { catalog: Catalog; rea
     const chunks: Buffer[] = [];
     for await (const fragment of await readRange(image, 0, Math.min(image.size, DETECT_BYTES) - 1)) chunks.push(...fragment);
     const media = mediaColumns(detectImageIn(chunks));
-    await catalog.setMedia(image.id, media);
+    await catalog.setMedia(image, media);
     return media;
   }
 

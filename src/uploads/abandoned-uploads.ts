@@ -4,7 +4,7 @@ import { openUpload, type UploadContext } from './upload-context.ts';
 export async function abortUpload(ctx: UploadContext, uploadId: string): Promise<boolean> {
   const upload = await openUpload(ctx, uploadId);
   await ctx.catalog.deleteImage(upload.id, ctx.now(), 'upload-aborted');
-  ctx.hashes.drop(upload.id);
+  ctx.hashes.drop(upload.imageKey);
   void ctx.deleter.kick();
   return true;
 }
@@ -21,7 +21,7 @@ export async function sweepExpiredUploads(ctx: UploadContext): Promise<number> {
       uploadId: upload.uploadId!,
     });
     if (!(await catalog.deleteImage(upload.id, now(), 'upload-expired', notice))) continue;
-    ctx.hashes.drop(upload.id);
+    ctx.hashes.drop(upload.imageKey);
     ctx.log.info({ upload: upload.uploadId, image: upload.name }, 'upload expired');
     ctx.events.committed(notice);
   }

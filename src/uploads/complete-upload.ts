@@ -26,7 +26,7 @@ export async function completeUpload(
     const fragments = await catalog.fragments(upload.id);
     if (fragments.length < upload.fragmentCount) throw incomplete(uploadId, upload, fragments);
     const sha256 = await wholeImageHash(ctx, upload, fragments);
-    ctx.hashes.forget(upload.id);
+    ctx.hashes.forget(upload.imageKey);
     for (const announced of [upload.sha256, sha256Given]) {
       if (announced && announced !== sha256) {
         throw new TesseraError(
@@ -73,7 +73,7 @@ function incomplete(uploadId: string, upload: ImageRow, fragments: readonly Frag
 }
 
 async function wholeImageHash(ctx: UploadContext, upload: ImageRow, fragments: readonly FragmentRow[]): Promise<string> {
-  const hash = ctx.hashes.take(upload.id, fragments);
+  const hash = ctx.hashes.take(upload.imageKey, fragments);
   // Catch up from the datanodes where the running hash stopped (after a restart: from 0).
   try {
     while (hash.next < upload.fragmentCount) {

@@ -58,7 +58,12 @@ export async function putFragment(
     throw err;
   }
   const recorded = await recordWrittenFragment(ctx, fragmentId, placed, () =>
-    catalog.recordFragment({ id: fragmentId, imageId: upload.id, idx: index, size, sha256: digest }, placed, now() + ctx.ttlMs, now()),
+    catalog.recordFragment(
+      { id: fragmentId, imageId: upload.id, imageKey: upload.imageKey, idx: index, size, sha256: digest },
+      placed,
+      now() + ctx.ttlMs,
+      now(),
+    ),
   );
   if (!recorded) {
     throw new TesseraError(
@@ -66,8 +71,8 @@ export async function putFragment(
       `Upload "${uploadId}" was completed, aborted or expired while fragment ${index} was stored.`,
     );
   }
-  if (index === 0) await catalog.setMedia(upload.id, mediaColumns(media), contentType);
-  ctx.hashes.offer(upload.id, upload.fragmentCount, index, data, digest);
+  if (index === 0) await catalog.setMedia(upload, mediaColumns(media), contentType);
+  ctx.hashes.offer(upload.imageKey, upload.fragmentCount, index, data, digest);
   if (recorded === 'replaced') void ctx.deleter.kick(); // the replicas of the fragment it replaced
   return { index, size, sha256: digest, replicas: placed };
 }

@@ -1,7 +1,8 @@
 // The whole-image hashes of open uploads, fed as fragments arrive, under one shared window budget.
 // With several coordinators an upload's fragments may arrive at any of them: a coordinator's
 // running hash covers only what it was fed, so it is used only if every fragment it was fed is
-// still the one in the index (completeUpload re-reads the rest from the datanodes).
+// still the one in the index (completeUpload re-reads the rest from the datanodes). Kept by the
+// upload's image key, never reused (an image id is: see NewFragment).
 import type { CoordinatorConfig } from '../config.ts';
 import type { Bytes } from '../bytes.ts';
 import { createRunningImageHash, knownImageHash, type RunningImageHash } from '../image-hash.ts';
@@ -18,7 +19,7 @@ interface Running {
 const SWEEP_EVERY_OFFERS = 256;
 
 export class RunningHashes {
-  private readonly running = new Map<number, Running>();
+  private readonly running = new Map<string, Running>();
   // Uploads that never send fragment 0 would otherwise each pin a full window until they expire.
   private readonly windows = createWindowBudget(WINDOW_BUDGET_BYTES);
   private offers = 0;
@@ -29,12 +30,12 @@ export class RunningHashes {
   ) {}
 
   /** Feeds fragment `index` (hashing to `digest`) of an upload with `fragmentCount` fragments. */
-  offer(imageId: number, fragmentCount: number, index: number, data: Bytes, digest: string): void {
+  offer(imageKey: string, fragmentCount: number, index: number, data: Bytes, digest: string): void {
     if ((this.offers = (this.offers + 1) % SWEEP_EVERY_OFFERS) === 0) this.sweep();
-    let entry = this.running.get(imageId);
+    let entry = this.running.get(imageKey);
     if (!entry) {
       const hash = fragmentCount === 1 ? knownImageHash(digest) : createRunningImageHash(this.config.fragmentSize * 8, this.windows);
-      this.running.set(imageId, (entry = { hash, fed: new Map(), fedAt: 0 }));
+      this.running.set(imageKey, (entry = { hash, fed: new Map(), fedAt: 0 }));
     } else if (fragmentCount === 1) {
       entry.hash = knownImageHash(digest);
     }
@@ -49,9 +50,9 @@ export class RunningHashes {
    * when a fragment it was fed has been replaced since (through another coordinator).
    * `current`: the upload's fragments in the index, in order.
    */
-  take(imageId: number, current: readonly { sha256: string }[]): RunningImageHash {
-    const entry = this.running.get(imageId);
-    this.running.delete(imageId);
+  take(imageKey: string, current: readonly { sha256: string }[]): RunningImageHash {
+    const entry = this.running.get(imageKey);
+    this.running.delete(imageKey);
     if (!entry?.hash.usable) return createRunningImageHash(0);
     for (const [index, digest] of entry.fed) {
       if (current[index]?.sha256 !== digest) {
@@ -63,19 +64,19 @@ export class RunningHashes {
   }
 
   /** Forgets an upload's hash, giving its window back to the budget. */
-  drop(imageId: number): void {
-    this.running.get(imageId)?.hash.digest();
-    this.running.delete(imageId);
+  drop(imageKey: string): void {
+    this.running.get(imageKey)?.hash.digest();
+    this.running.delete(imageKey);
   }
 
   /** Forgets an upload's hash once the image is complete (nothing left to give back). */
-  forget(imageId: number): void {
-    this.running.delete(imageId);
+  forget(imageKey: string): void {
+    this.running.delete(imageKey);
   }
 
   /** Hashes not fed for an upload's lifetime: the upload ended elsewhere (or expired). */
   private sweep(): void {
     const before = this.now() - this.config.uploadTtlSec * 1000;
-    for (const [imageId, entry] of this.running) if (entry.fedAt < before) this.drop(imageId);
+    for (const [imageKey, entry] of this.running) if (entry.fedAt < before) this.drop(imageKey);
   }
 }

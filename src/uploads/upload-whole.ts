@@ -60,7 +60,7 @@ async function storeOnlyFragment(ctx: UploadContext, upload: ImageRow, data: Byt
   const notice = storedNotice(ctx, upload);
   const outcome = await recordWrittenFragment(ctx, fragmentId, placed, () =>
     ctx.catalog.recordOnlyFragmentAndComplete(
-      { id: fragmentId, imageId: upload.id, idx: 0, size, sha256: digest },
+      { id: fragmentId, imageId: upload.id, imageKey: upload.imageKey, idx: 0, size, sha256: digest },
       placed,
       digest,
       createdAt,

@@ -38,8 +38,11 @@ export interface ImageQueries {
   countImages(prefix?: string): number;
   totals(): { imageCount: number; storedBytes: number };
   expiredUploads(now: number): ImageRow[];
-  /** Records what detection found; `contentType` (when given) replaces the stored one. */
-  setMedia(id: number, media: ImageMediaColumns, contentType?: string): void;
+  /**
+   * Records what detection found in `image` (its id and key: an id alone may be another's since,
+   * see NewFragment); `contentType` (when given) replaces the stored one.
+   */
+  setMedia(image: Pick<ImageRow, 'id' | 'imageKey'>, media: ImageMediaColumns, contentType?: string): void;
 }
 
 const IMAGE_COLUMNS = `id, image_key AS imageKey, name, state, upload_id AS uploadId, size, content_type AS contentType, sha256,
@@ -79,7 +82,7 @@ function imageStatements(db: Db) {
         @format, @width, @height, @orientation, @mediaChecked)`),
     setMedia:
       db.prepare(`UPDATE images SET format = @format, width = @width, height = @height, orientation = @orientation, media_checked = 1,
-      content_type = coalesce(@contentType, content_type) WHERE id = @id`),
+      content_type = coalesce(@contentType, content_type) WHERE id = @id AND image_key = @imageKey`),
     renditionsOf: db.prepare<[number], { id: number }>(`SELECT rendition_image_id AS id FROM renditions WHERE source_image_id = ?`),
     insertStored:
       db.prepare(`INSERT INTO images (image_key, name, state, upload_id, size, content_type, sha256, fragment_size, fragment_count, created_at, expires_at)
@@ -166,7 +169,7 @@ export function imageRows(db: Db) {
     },
     totals: () => s.totals.get()!,
     expiredUploads: (now) => s.expiredUploads.all(now),
-    setMedia: (id, media, contentType) => void s.setMedia.run({ ...media, contentType: contentType ?? null, id }),
+    setMedia: ({ id, imageKey }, media, contentType) => void s.setMedia.run({ ...media, contentType: contentType ?? null, id, imageKey }),
   };
 
   /** The steps the catalog's transactions combine with fragments and deletions. */

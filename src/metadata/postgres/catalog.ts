@@ -3,7 +3,7 @@
 // coordinators write at once, so every change to an image first locks its row (SELECT ... FOR
 // UPDATE): the fragments, completion and deletion of one upload happen one at a time, in the
 // order their locks were granted, whichever coordinator runs them.
-import type { DeletedImage, DeletionReason, FragmentRow, ImageRow, RebuiltFragment } from '../catalog.ts';
+import type { DeletedImage, DeletionReason, ImageRow, NewFragment, RebuiltFragment } from '../catalog.ts';
 import type { AsyncCatalog } from '../store.ts';
 import type { Outbox } from '../outbox.ts';
 import type { RebuiltImage } from '../catalog/image-rows.ts';
@@ -15,11 +15,12 @@ import { deletionQueries, deletionSteps } from './deletions.ts';
 type RecordOutcome = false | 'new' | 'replaced';
 type CompleteOutcome = 'done' | 'changed' | 'gone';
 
-async function recordFragmentIn(tx: Q, row: FragmentRow, datanodeIds: string[], expiresAt: number, now: number): Promise<RecordOutcome> {
+async function recordFragmentIn(tx: Q, row: NewFragment, datanodeIds: string[], expiresAt: number, now: number): Promise<RecordOutcome> {
   // Sent together (postgres.js pipelines a transaction's statements): the fragment is read once the row lock is held.
   const [upload, previous] = await Promise.all([imageSteps.lock(tx, row.imageId), fragmentSteps.fragmentAt(tx, row.imageId, row.idx)]);
-  // An upload that expired while this fragment was being written stays expired.
-  if (!upload || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
+  // An upload that expired while this fragment was being written stays expired; a row holding its id
+  // with another key is another upload (as on SQLite, see catalog.ts).
+  if (!upload || upload.imageKey !== row.imageKey || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
   if (previous) {
     await deletionSteps.queueReplicasOfFragment(tx, previous.id, now);
     await fragmentSteps.deleteFragment(tx, previous.id);
@@ -38,7 +39,7 @@ async function completeUploadIn(tx: Q, imageId: number, fragmentIds: string[], s
 }
 
 /** A one-fragment upload's fragment recorded and the upload completed, on the transaction `tx`. */
-export async function recordOnlyFragmentAndCompleteIn(tx: Q, row: FragmentRow, datanodeIds: string[], sha256: string, now: number) {
+export async function recordOnlyFragmentAndCompleteIn(tx: Q, row: NewFragment, datanodeIds: string[], sha256: string, now: number) {
   if (!(await recordFragmentIn(tx, row, datanodeIds, now, now))) return false;
   return completeUploadIn(tx, row.imageId, [row.id], sha256, now);
 }

@@ -84,10 +84,10 @@ export function imageQueries(sql: Sql): Async<ImageQueries> {
     expiredUploads: async (now) => [
       ...(await sql<ImageRow[]>`SELECT ${columns(sql)} FROM images WHERE state = 'uploading' AND expires_at <= ${now}`),
     ],
-    async setMedia(id, media, contentType) {
+    async setMedia({ id, imageKey }, media, contentType) {
       await w`UPDATE images SET format = ${media.format}, width = ${media.width}, height = ${media.height},
         orientation = ${media.orientation}, media_checked = 1, content_type = coalesce(${contentType ?? null}::text, content_type)
-        WHERE id = ${id}`;
+        WHERE id = ${id} AND image_key = ${imageKey}`;
     },
   };
 }

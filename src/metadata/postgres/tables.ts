@@ -5,7 +5,7 @@ import type { DatanodeRow, DatanodeRows } from '../datanodes.ts';
 import type { ClusterIdentityRow, ClusterIdSource } from '../cluster-identity.ts';
 import type { AtRiskFragment, ReplicationQueries } from '../replication.ts';
 import type { RenditionRow, RenditionTable } from '../renditions.ts';
-import type { FragmentRow } from '../catalog.ts';
+import type { NewFragment } from '../catalog.ts';
 import { type Q, type Sql, fencedWriter, isForeignKeyViolation, isUniqueViolation, transaction } from './connection.ts';
 import type { Async } from '../async.ts';
 
@@ -102,7 +102,7 @@ async function insertRendition(q: Q, row: RenditionRow): Promise<boolean> {
  */
 export function renditionRows(
   sql: Sql,
-  completeUpload: (tx: Q, fragment: FragmentRow, datanodeIds: string[], sha256: string, now: number) => Promise<false | string>,
+  completeUpload: (tx: Q, fragment: NewFragment, datanodeIds: string[], sha256: string, now: number) => Promise<false | string>,
 ): Async<RenditionTable> {
   const w = fencedWriter(sql);
   const cols = sql.unsafe(RENDITION_COLUMNS);
