@@ -29,6 +29,10 @@ export async function getFragment({ store, logger }: DatanodeContext, id: string
   res.writeHead(200, {
     'Content-Type': 'application/octet-stream',
     'Content-Length': fragment.bytes.length,
+    // The hash of the bytes just read from disk (store.get), never one remembered from the write:
+    // the coordinator serves a client that checks the body itself (X-Tessera-Client-Checks)
+    // without hashing the fragment again, comparing this with the index; a stored hash would let
+    // a replica corrupted on disk through. Pinned by test/datanode-fragment-hash.test.ts.
     [CONTENT_SHA256_HEADER]: fragment.sha256,
   });
   res.end(fragment.bytes);

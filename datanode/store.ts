@@ -135,6 +135,9 @@ class DiskFragmentStore implements FragmentStore {
       if (isMissing(err)) return undefined;
       throw new UnreadableFragmentError(id, err);
     }
+    // Hashed from what was read, on every read: GET /fragments answers it as X-Content-SHA256 and
+    // the coordinator trusts it in place of its own hash for X-Tessera-Client-Checks downloads
+    // (fragment-routes.ts). It must stay so: no cached or recorded hash here.
     return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
 

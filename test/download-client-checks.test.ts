@@ -63,6 +63,37 @@ describe('GET /images/{name} with X-Tessera-Client-Checks: sha256', () => {
     }
   });
 
+  it('ignores the header on a range request: a partial body cannot be checked against the ETag', async () => {
+    const bytes = bytesOf(3 * FRAGMENT + 11, 6);
+    await uploadImage(cluster, 'checks/range.bin', bytes);
+    const altered = alterFragmentAnswers();
+    try {
+      // The coordinator hashes every fragment it sends part of: an altered one is refused, header or not.
+      const ranged = await download(cluster, 'checks/range.bin', { ...CHECKS, range: `bytes=${FRAGMENT - 10}-${FRAGMENT + 10}` });
+      expect(ranged.res.status).toBe(503);
+      expect(JSON.parse(ranged.body.toString()).code).toBe('IMAGE_UNAVAILABLE');
+    } finally {
+      altered.mockRestore();
+    }
+    const whole = await download(cluster, 'checks/range.bin', { ...CHECKS, range: `bytes=${FRAGMENT - 10}-${FRAGMENT + 10}` });
+    expect(whole.res.status).toBe(206);
+    expect(whole.body.equals(bytes.subarray(FRAGMENT - 10, FRAGMENT + 11))).toBe(true);
+  });
+
+  it('answers Vary: X-Tessera-Client-Checks, so that a shared cache keeps the two kinds of answers apart', async () => {
+    const bytes = bytesOf(FRAGMENT + 3, 7);
+    await uploadImage(cluster, 'checks/vary.bin', bytes);
+    const variants: Record<string, string>[] = [{}, CHECKS, { range: 'bytes=0-9' }];
+    for (const headers of variants) {
+      const { res } = await download(cluster, 'checks/vary.bin', headers);
+      expect(res.headers.get('vary')).toBe('X-Tessera-Client-Checks');
+    }
+    const etag = `"${sha256(bytes)}"`;
+    const notModified = await download(cluster, 'checks/vary.bin', { 'if-none-match': etag });
+    expect(notModified.res.status).toBe(304);
+    expect(notModified.res.headers.get('vary')).toBe('X-Tessera-Client-Checks');
+  });
+
   it('still passes over a replica corrupted on disk (the datanode reports its hash) and has it repaired', async () => {
     const bytes = bytesOf(3 * FRAGMENT + 7, 4);
     await uploadImage(cluster, 'checks/disk.bin', bytes);

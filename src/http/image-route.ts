@@ -12,6 +12,9 @@ import { STORED_FILE_BASE_HEADERS, storedFileHeaders } from './stored-file-heade
 import type { Renditions } from '../renditions/service.ts';
 import { serveRendition } from './rendition-route.ts';
 
+/** GET /images answers depend on X-Tessera-Client-Checks (which checks the bytes had before they left). */
+const CLIENT_CHECKS_VARY = 'X-Tessera-Client-Checks';
+
 type ByteRange = { start: number; end: number } | 'unsatisfiable' | undefined;
 
 /** The single range of a `Range` header for a body of `size` bytes; undefined serves it whole. */
@@ -167,9 +170,12 @@ export async function handleImageRequest(
       etag,
       'accept-ranges': 'bytes',
       'last-modified': new Date(image.createdAt).toUTCString(),
+      // The same URL is verified by the coordinator, or not, depending on this request header:
+      // a shared cache must not answer a request without it with a body stored for one with it.
+      vary: CLIENT_CHECKS_VARY,
     };
     if (etagMatches(req.headers['if-none-match'], etag)) {
-      res.writeHead(304, { ...STORED_FILE_BASE_HEADERS, etag, 'accept-ranges': 'bytes' }).end();
+      res.writeHead(304, { ...STORED_FILE_BASE_HEADERS, etag, 'accept-ranges': 'bytes', vary: CLIENT_CHECKS_VARY }).end();
       return true;
     }
     const range = ifRangeHolds(headerValue(req.headers['if-range']), etag, common['last-modified'])
@@ -191,8 +197,10 @@ export async function handleImageRequest(
       res.writeHead(range ? 206 : 200, headers).end();
       return true;
     }
-    // A client that checks the body against the ETag itself spares the coordinator a second hash.
-    const chunks = await images.readRange(image, start, end, { hashed: req.headers[CLIENT_CHECKS_HEADER] !== 'sha256' });
+    // A client that checks the body against the ETag itself spares the coordinator a second hash;
+    // never for a range: a partial body cannot be checked against the ETag (the whole image's hash).
+    const clientChecks = range === undefined && req.headers[CLIENT_CHECKS_HEADER] === 'sha256';
+    const chunks = await images.readRange(image, start, end, { hashed: !clientChecks });
     res.writeHead(range ? 206 : 200, headers);
     await sendFragments(res, chunks);
   } catch (err) {
