@@ -5,7 +5,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readBody } from '../src/http/image-upload-route.ts';
+import { readBody } from '../src/http/raw-body.ts';
 import { createBodyBudget } from '../src/memory-budget.ts';
 
 let server: http.Server | undefined;

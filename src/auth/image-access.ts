@@ -1,7 +1,8 @@
 // Who may GET /images/{name}: a caller whose token (or anonymous access) has the role in
 // HTTP_RULES, or anyone holding a valid, unexpired signed URL for that name whose signing
-// token is still active. Who may DELETE or PUT it: a caller whose token has that rule's role (a
-// signed URL grants reading only). Every one counts against the token's request rate.
+// token is still active. Who may DELETE or PUT it, or PUT a fragment of an upload: a caller whose
+// token has that rule's role (a signed URL grants reading only). Every one counts against the
+// token's request rate.
 import type { IncomingMessage } from 'node:http';
 import { TesseraError } from '../errors.ts';
 import { forbidden, type Auth } from './service.ts';
@@ -26,8 +27,8 @@ export async function authorizeImageRequest(auth: Auth, req: IncomingMessage, na
   await auth.quotas.admit(principal);
 }
 
-/** DELETE or PUT /images/{name}, a fragment's PUT: the caller's own token (or anonymous access) with the rule's role. */
-export async function authorizeImageChange(
+/** A change over HTTP (DELETE or PUT /images/{name}, PUT /uploads/{id}/fragments/{index}): the caller's own token (or anonymous access) with the rule's role. */
+export async function authorizeChange(
   auth: Auth,
   req: IncomingMessage,
   route: Exclude<keyof typeof HTTP_RULES, 'GET /images/{name}'>,

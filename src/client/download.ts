@@ -13,7 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import { asClientError, TesseraClientError } from './errors.ts';
 import type { HttpTransport } from './http-transport.ts';
 import * as Q from './queries.ts';
-import { CLIENT_CHECKS_HEADER } from '../image-paths.ts';
+import { CLIENT_CHECKS_HEADER, imagePath } from '../image-paths.ts';
 import { createSha256Tally, Sha256Verifier } from './sha256-verifier.ts';
 import type { ImageSummary } from './types.ts';
 
@@ -40,8 +40,6 @@ const LOCAL_FILE_ERRORS = new Set(['EACCES', 'EPERM', 'ENOENT', 'ENOTDIR', 'EISD
 const WRITE_BATCH = 1024 * 1024;
 
 const ETAG = /^(?:W\/)?"?([0-9a-f]{64})"?$/;
-
-export const imagePath = (name: string) => `/images/${encodeURIComponent(name)}`;
 
 /** Opens the image's body and what it must hash to: the ETag, or Image.sha256 if a server sends none. */
 async function openImage(transport: HttpTransport, name: string, signal?: AbortSignal, headers: Record<string, string> = {}) {

@@ -6,12 +6,13 @@
 // another origin cannot send it (PUT is never CORS-simple, and no preflight is answered).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TesseraError } from '../errors.ts';
-import { authorizeImageChange } from '../auth/image-access.ts';
+import { authorizeChange } from '../auth/image-access.ts';
 import { CONTENT_SHA256_HEADER } from '../shared/datanode-api.ts';
 import { assertSha256 } from '../uploads/upload-checks.ts';
-import { answerRefusal, readBody, send, type ImageUploadDeps } from './image-upload-route.ts';
+import type { ImageUploadDeps } from './image-upload-route.ts';
+import { answerRefusal, readBody, send } from './raw-body.ts';
 
-export const UPLOADS_PATH_PREFIX = '/uploads/';
+const UPLOADS_PATH_PREFIX = '/uploads/';
 const FRAGMENT_PATH = /^\/uploads\/([^/]+)\/fragments\/([^/]+)$/;
 const ROUTE = 'PUT /uploads/{id}/fragments/{index}';
 
@@ -52,7 +53,7 @@ async function storeFragment(
   indexSegment: string,
   { auth, uploads, budget, idleTimeoutMs }: FragmentUploadDeps,
 ) {
-  await authorizeImageChange(auth, req, ROUTE);
+  await authorizeChange(auth, req, ROUTE);
   if ((req.url ?? '').includes('?')) throw new TesseraError('BAD_USER_INPUT', `${ROUTE} takes no query parameters.`);
   if (!/^(?:0|[1-9]\d{0,8})$/.test(indexSegment))
     throw new TesseraError('BAD_USER_INPUT', 'The fragment index must be a whole number (0 to fragmentCount - 1).');

@@ -21,7 +21,7 @@ import { jsonBodyLimit, limitRequestBody, requestBodyLimit } from './request-bod
 import { multipartRequests } from './multipart.ts';
 import { createBodyBudget, MULTIPART_BUDGET_BYTES, type BodyBudget } from '../memory-budget.ts';
 import { authPlugin } from '../auth/plugin.ts';
-import { authorizeImageChange, authorizeImageRequest } from '../auth/image-access.ts';
+import { authorizeChange, authorizeImageRequest } from '../auth/image-access.ts';
 import type { Principal } from '../auth/rules.ts';
 import { corsFor, crossSiteRequestGuard, GRAPHIQL_SAFE_OPTIONS, graphiqlPageHeaders } from './cross-site.ts';
 import { graphqlLimits } from './graphql-limits.ts';
@@ -129,7 +129,7 @@ function routeRequest(app: Coordinator, yoga: ReturnType<typeof createGraphqlSer
     }
     const access = {
       read: (name: string) => authorizeImageRequest(app.auth, req, name),
-      delete: () => authorizeImageChange(app.auth, req, 'DELETE /images/{name}'),
+      delete: () => authorizeChange(app.auth, req, 'DELETE /images/{name}'),
     };
     handleImageRequest(req, res, app.images, access, app.renditions)
       .then((handled) => {
