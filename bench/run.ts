@@ -22,7 +22,7 @@ import {
   type Cluster,
 } from './processes.ts';
 import { json, median, percentile, table, type Figure } from './report.ts';
-import { cpuDuring, peakRss } from './rss.ts';
+import { cpuMs, peakRss } from './rss.ts';
 import {
   MB,
   bareObjectFromTessera,
@@ -164,15 +164,40 @@ interface Run {
   datanodeCpu: number;
 }
 
-/** One timed run against `side`, with the CPU its processes used. */
+/**
+ * One timed run against `side`, with the CPU its processes used. The run starts once every
+ * process under test is idle, and its CPU is read once they are idle again: work a run leaves
+ * behind (background rounds, GC, journal syncs) is charged to that run, and never slows the other
+ * side's run that follows it (which would flatter whichever side defers more).
+ */
 async function measured(side: 'tessera' | 'bare', work: () => Promise<unknown>): Promise<Run> {
   const server = servers?.[side] ?? {};
   const datanodes = servers?.datanodes ?? {};
+  const everyone = servers ? { ...servers.tessera, ...servers.bare, ...datanodes } : datanodes;
+  await idle(everyone);
+  const ours = { ...server, ...datanodes };
+  const before = cpuOf(ours);
   const t0 = performance.now();
-  const { cpu } = await cpuDuring({ ...server, ...datanodes }, work);
+  await work();
   const ms = performance.now() - t0;
-  const sum = (pids: Record<string, number>) => Object.keys(pids).reduce((n, k) => n + cpu[k], 0);
+  await idle(everyone);
+  const after = cpuOf(ours);
+  const sum = (pids: Record<string, number>) => Object.keys(pids).reduce((n, k) => n + after[k] - before[k], 0);
   return { ms, serverCpu: servers ? sum(server) : NaN, datanodeCpu: sum(datanodes) };
+}
+
+const cpuOf = (pids: Record<string, number>) => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
+
+/** Waits (at most 5 s) until `pids` together used at most 2 clock ticks (20 ms) of CPU in 250 ms. */
+async function idle(pids: Record<string, number>) {
+  const total = () => Object.values(pids).reduce((n, pid) => n + (cpuMs(pid) || 0), 0);
+  let last = total();
+  for (let waited = 0; waited < 5000; waited += 250) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = total();
+    if (now - last <= 20) return;
+    last = now;
+  }
 }
 
 /** Median CPU ms per unit (MB, image) of a set of runs, for the figure's `cpu` field. */
