@@ -1,6 +1,6 @@
 // Issue 9's memory abuse cases against a real coordinator process (real datanode processes):
 // each is refused with a code, the coordinator keeps answering another client meanwhile, and
-// its RSS (VmRSS from /proc) stays under 300 MB. Figures: npx tsx bench/abuse-figures.ts.
+// its RSS (VmRSS from /proc) stays under 320 MB. Figures: npx tsx bench/abuse-figures.ts.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 // Issue 9's abuse cases that hold a connection open, against a real coordinator process (real
 // datanode processes, RSS from /proc): multipart bodies that stall halfway (the body timeout and
 // the shared budget for buffered bodies) and a graphql-ws client flooding subscribes while it
-// does not read. Each is refused with a code, another client is served meanwhile, RSS < 300 MB.
+// does not read. Each is refused with a code, another client is served meanwhile, RSS < 320 MB.
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { greedyWsClient, measure, MiB, stalledMultipart, startAbuseCluster, type AbuseCluster } from './support/abuse.ts';
