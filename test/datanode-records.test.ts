@@ -138,19 +138,25 @@ function flakyJournal(plan: ('short' | 'short-then-fail' | 'ok')[]) {
   };
 }
 
+/** The images whose manifests a store freshly opened on `dir` holds, sorted (what survived a restart). */
+async function imagesAfterReopen(): Promise<string[]> {
+  const again = await openRecordStore(dir);
+  try {
+    return again
+      .list()
+      .manifests.map((m) => m.image)
+      .sort();
+  } finally {
+    await again.close();
+  }
+}
+
 it('writes the rest of a record after a short write, and acknowledges it only once whole', async () => {
   const store = await openRecordStore(dir, { wrapJournal: flakyJournal(['short']) });
   await store.add(manifest('img1', ['f1']));
   await store.add(manifest('img2', ['f2']));
   await store.close();
-  const again = await openRecordStore(dir);
-  expect(
-    again
-      .list()
-      .manifests.map((m) => m.image)
-      .sort(),
-  ).toEqual(['img1', 'img2']);
-  await again.close();
+  expect(await imagesAfterReopen()).toEqual(['img1', 'img2']);
 });
 
 it('fails the writers of a torn write, and the next record is not lost behind the torn line', async () => {
@@ -160,14 +166,7 @@ it('fails the writers of a torn write, and the next record is not lost behind th
   expect(store.list().manifests.map((m) => m.image)).toEqual(['img0']);
   await store.add(manifest('img2', ['f2']));
   await store.close();
-  const again = await openRecordStore(dir);
-  expect(
-    again
-      .list()
-      .manifests.map((m) => m.image)
-      .sort(),
-  ).toEqual(['img0', 'img2']);
-  await again.close();
+  expect(await imagesAfterReopen()).toEqual(['img0', 'img2']);
 });
 
 it('starts the next batch on a line of its own when the torn tail cannot be cut off', async () => {
@@ -178,7 +177,5 @@ it('starts the next batch on a line of its own when the torn tail cannot be cut 
   await expect(store.add(manifest('torn', ['f1']))).rejects.toThrow(/EIO/);
   await store.add(manifest('img2', ['f2']));
   await store.close();
-  const again = await openRecordStore(dir);
-  expect(again.list().manifests.map((m) => m.image)).toEqual(['img2']);
-  await again.close();
+  expect(await imagesAfterReopen()).toEqual(['img2']);
 });
