@@ -84,7 +84,12 @@ export async function putFragment(ctx: DatanodeContext, id: string, req: Incomin
   if (declared !== undefined && Number(declared) > maxFragmentBytes) return sendTooLarge(ctx, res);
   // The manifest once the fragment is in place (never naming bytes this datanode failed to
   // keep), its journal sync alongside the fragment's directory sync.
-  const result = await store.put(id, req, expected, maxFragmentBytes, manifest && (() => records.add(manifest)));
+  const result = await store.put(id, req, {
+    expectedSha256: expected,
+    maxBytes: maxFragmentBytes,
+    declaredBytes: declared === undefined ? undefined : Number(declared),
+    alongside: manifest && (() => records.add(manifest)),
+  });
   if (result.ok) {
     logger.debug({ id, size: result.size }, 'fragment stored');
     res.writeHead(201).end();

@@ -109,12 +109,13 @@ export async function createDatanode({
     },
     close() {
       health.stop();
+      const closeStores = () => Promise.allSettled([records.close(), store.close()]).then(() => undefined);
       return new Promise((resolve) => {
-        if (!server.listening) return void records.close().then(resolve, resolve);
+        if (!server.listening) return void closeStores().then(resolve);
         const force = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
         server.close(() => {
           clearTimeout(force);
-          records.close().then(resolve, resolve);
+          void closeStores().then(resolve);
         });
         server.closeIdleConnections();
       });

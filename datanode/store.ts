@@ -2,11 +2,12 @@
 // a temp file in <dataDir>/tmp and renamed into place, so a crash never leaves a partial fragment.
 // Only the datanode's user may read them: directories 0700, files 0600.
 import { createHash, randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { groupedDirSync } from './grouped-dir-sync.ts';
+import { groupedDirSync, type GroupedDirSync } from './grouped-dir-sync.ts';
 import { IdLocks } from './id-locks.ts';
 import { isFragmentId } from '../src/shared/datanode-api.ts';
 import { randomHex } from '../src/shared/random-ids.ts';
@@ -23,18 +24,40 @@ export interface StoredFragment {
   sha256: string;
 }
 
+export interface PutOptions {
+  expectedSha256: string;
+  maxBytes: number;
+  /** The body's length as declared (Content-Length), if it was. */
+  declaredBytes?: number;
+  /** Run once the fragment is in place, in parallel with its directory sync (a record to keep with it). */
+  alongside?: () => Promise<void>;
+}
+
 export interface FragmentStore {
   readonly dataDir: string;
-  /** `alongside`: run once the fragment is in place, in parallel with its directory sync (a record to keep with it). */
-  put(id: string, body: Readable, expectedSha256: string, maxBytes: number, alongside?: () => Promise<void>): Promise<PutResult>;
+  put(id: string, body: Readable, options: PutOptions): Promise<PutResult>;
   get(id: string): Promise<StoredFragment | undefined>;
   delete(id: string): Promise<void>;
   list(): Promise<FragmentListing[]>;
   stats(): { fragmentCount: number; storedBytes: number };
+  /** Lets go of the directory handle kept for its syncs. */
+  close(): Promise<void>;
 }
 
 /** Writes are coalesced to this size: fewer thread-pool round trips than one per socket chunk. */
 const WRITE_BATCH_BYTES = 256 * 1024;
+
+/**
+ * A body declared no longer than one write batch is written by a single write (writeBody) into a
+ * file opened O_DSYNC: that write returns once the bytes and the size are on disk, as an
+ * fdatasync after it would, so no separate sync (one thread-pool trip and system call fewer per
+ * small fragment). A larger or undeclared body is written in batches and synced once at the end:
+ * O_DSYNC would sync each batch. Where the platform has no O_DSYNC, every file is fsynced.
+ */
+const { O_WRONLY, O_CREAT, O_EXCL, O_DSYNC } = fsConstants;
+const syncsOnWrite = (declaredBytes: number | undefined) =>
+  // An empty body has no write to sync its file: it takes the fsync.
+  O_DSYNC !== undefined && declaredBytes !== undefined && declaredBytes > 0 && declaredBytes <= WRITE_BATCH_BYTES;
 
 /** A fragment whose file exists but cannot be read (an I/O error, something else in its place). */
 export class UnreadableFragmentError extends Error {
@@ -75,7 +98,7 @@ class DiskFragmentStore implements FragmentStore {
   // The commit of a PUT (stat old, rename, count) and a DELETE (stat, unlink, count) run one at a
   // time per id, so concurrent writers of one id keep the counters exact. Streaming is not locked.
   private readonly locks = new IdLocks();
-  private readonly syncFragmentsDir: () => Promise<void>;
+  private readonly fragmentsDirSync: GroupedDirSync;
 
   constructor(
     readonly dataDir: string,
@@ -86,7 +109,7 @@ class DiskFragmentStore implements FragmentStore {
     this.quarantineDir = join(dataDir, 'quarantine');
     this.fragmentCount = initial.length;
     this.storedBytes = initial.reduce((sum, f) => sum + f.size, 0);
-    this.syncFragmentsDir = groupedDirSync(this.fragmentsDir);
+    this.fragmentsDirSync = groupedDirSync(this.fragmentsDir);
   }
 
   // Defence in depth: the server validates ids too, but no string reaches a path unchecked.
@@ -95,18 +118,19 @@ class DiskFragmentStore implements FragmentStore {
     return join(this.fragmentsDir, id);
   }
 
-  async put(id: string, body: Readable, expectedSha256: string, maxBytes: number, alongside?: () => Promise<void>): Promise<PutResult> {
+  async put(id: string, body: Readable, { expectedSha256, maxBytes, declaredBytes, alongside }: PutOptions): Promise<PutResult> {
     const finalPath = this.fragmentPath(id);
     // Each PUT has its own temp file, so two PUTs of one id never write into the same file.
     const tmpPath = join(this.tmpDir, `${id}.${randomHex(8)}`);
-    let handle: FileHandle | undefined = await open(tmpPath, 'wx', 0o600);
+    const synced = syncsOnWrite(declaredBytes);
+    let handle: FileHandle | undefined = await open(tmpPath, synced ? O_WRONLY | O_CREAT | O_EXCL | O_DSYNC : 'wx', 0o600);
     let committed = false;
     try {
       const written = await writeBody(handle, body, maxBytes);
       if (!written) return { ok: false, reason: 'too-large' };
       const { size, sha256 } = written;
       if (sha256 !== expectedSha256) return { ok: false, reason: 'checksum-mismatch', size, sha256 };
-      await handle.sync();
+      if (!synced) await handle.sync();
       await handle.close();
       handle = undefined;
       await this.locks.run(id, async () => {
@@ -118,7 +142,7 @@ class DiskFragmentStore implements FragmentStore {
         this.storedBytes += size - (previousSize ?? 0);
       });
       // The rename is durable only once the directory entry is on disk.
-      await Promise.all([this.syncFragmentsDir(), alongside?.()]);
+      await Promise.all([this.fragmentsDirSync.sync(), alongside?.()]);
       return { ok: true, size, sha256 };
     } finally {
       await handle?.close().catch(() => undefined);
@@ -182,6 +206,10 @@ class DiskFragmentStore implements FragmentStore {
 
   stats(): { fragmentCount: number; storedBytes: number } {
     return { fragmentCount: this.fragmentCount, storedBytes: this.storedBytes };
+  }
+
+  close(): Promise<void> {
+    return this.fragmentsDirSync.close();
   }
 }
 

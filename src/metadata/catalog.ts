@@ -4,7 +4,7 @@
 // nothing. createCatalog is the SQLite engine (synchronous, better-sqlite3); another engine
 // implements the same Catalog.
 import type { Db } from './database.ts';
-import { imageRows, type ImageQueries, type RebuiltImage } from './catalog/image-rows.ts';
+import { imageRows, type ImageQueries, type NewUpload, type RebuiltImage } from './catalog/image-rows.ts';
 import { fragmentRows, type FragmentQueries } from './catalog/fragment-rows.ts';
 import { deletionQueue, type DeletionQueue } from './catalog/deletion-queue.ts';
 import { isPrimaryKeyViolation, isUniqueViolation } from './catalog/sqlite-errors.ts';
@@ -112,6 +112,12 @@ export interface CatalogChanges {
    * `outbox` (metadata/outbox.ts): sent with the change when it is 'done', by an engine that can.
    */
   completeUpload(imageId: number, fragmentIds: string[], sha256: string, now: number, outbox?: Outbox): 'done' | 'changed' | 'gone';
+  /**
+   * insertUpload and addWriteIntents in one transaction: a one-fragment upload whose fragment id
+   * and datanodes are chosen before its name is reserved (one commit where there were two). When
+   * the name is held (IMAGE_ALREADY_EXISTS) no intent is recorded either.
+   */
+  insertUploadWithIntents(row: NewUpload, fragmentId: string, datanodeIds: string[]): ImageRow;
   /** A one-fragment upload's fragment recorded and the upload completed at once: false when the upload is gone, else completeUpload's outcome. */
   recordOnlyFragmentAndComplete(
     fragment: NewFragment,
@@ -173,13 +179,13 @@ function replicaAdder(fragments: ReturnType<typeof fragmentRows>, deletions: Ret
   };
 }
 
-/** The SQLite transactions of an upload: its fragments recorded, then its completion. */
+/** The SQLite transactions of an upload: its name reserved (with its write intents when one-fragment), its fragments recorded, then its completion. */
 function uploadChanges(
   db: Db,
   images: ReturnType<typeof imageRows>,
   fragments: ReturnType<typeof fragmentRows>,
   deletions: ReturnType<typeof deletionQueue>,
-): Pick<CatalogChanges, 'recordFragment' | 'completeUpload' | 'recordOnlyFragmentAndComplete'> {
+): Pick<CatalogChanges, 'insertUploadWithIntents' | 'recordFragment' | 'completeUpload' | 'recordOnlyFragmentAndComplete'> {
   const image = images.steps;
   const fragment = fragments.steps;
   const deletion = deletions.steps;
@@ -227,6 +233,11 @@ function uploadChanges(
   };
 
   return {
+    insertUploadWithIntents: db.transaction((row: NewUpload, fragmentId: string, datanodeIds: string[]) => {
+      const inserted = images.queries.insertUpload(row);
+      deletion.addIntents(fragmentId, datanodeIds);
+      return inserted;
+    }),
     recordFragment: db.transaction((row: NewFragment, datanodeIds: string[], expiresAt: number, now: number) =>
       recordFragmentIn(row, datanodeIds, expiresAt, now),
     ),

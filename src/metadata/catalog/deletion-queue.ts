@@ -86,14 +86,16 @@ function deletionStatements(db: Db) {
 
 export function deletionQueue(db: Db) {
   const s = deletionStatements(db);
+  /** addWriteIntents' steps: a deletion queued for the same file goes (it is being written again). */
+  const addIntents = (fragmentId: string, datanodeIds: string[]) => {
+    for (const d of datanodeIds) {
+      s.unqueue.run(fragmentId, d);
+      s.addIntent.run(fragmentId, d);
+    }
+  };
 
   const queries: DeletionQueue = {
-    addWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[]) => {
-      for (const d of datanodeIds) {
-        s.unqueue.run(fragmentId, d);
-        s.addIntent.run(fragmentId, d);
-      }
-    }),
+    addWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[]) => addIntents(fragmentId, datanodeIds)),
     releaseWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[], now: number) => {
       for (const d of datanodeIds) {
         if (s.dropIntent.run(fragmentId, d).changes > 0) s.intentToDeletion.run(fragmentId, d, now);
@@ -121,6 +123,7 @@ export function deletionQueue(db: Db) {
 
   /** The steps the catalog's transactions combine with images and fragments. */
   const steps = {
+    addIntents,
     /** Queues the deletion of one file; `imageKey` when it belongs to a deleted image (the datanode's proof to delete it). */
     queue: (key: ReplicaKey, now: number, reason: DeletionReason, imageKey: string | null = null) =>
       s.queue.run(key.fragmentId, key.datanodeId, now, reason, imageKey),

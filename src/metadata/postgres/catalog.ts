@@ -8,9 +8,9 @@ import type { AsyncCatalog } from '../store.ts';
 import type { Outbox } from '../outbox.ts';
 import type { RebuiltImage } from '../catalog/image-rows.ts';
 import { fenced, isUniqueViolation, transaction, type Q, type Sql, type Tx } from './connection.ts';
-import { imageQueries, imageSteps } from './images.ts';
+import { imageQueries, imageSteps, insertUploadOn } from './images.ts';
 import { fragmentQueries, fragmentSteps } from './fragments.ts';
-import { deletionQueries, deletionSteps } from './deletions.ts';
+import { addWriteIntentsOn, deletionQueries, deletionSteps } from './deletions.ts';
 
 type RecordOutcome = false | 'new' | 'replaced';
 type CompleteOutcome = 'done' | 'changed' | 'gone';
@@ -113,6 +113,12 @@ export function createPostgresCatalog(sql: Sql, instanceId = ''): AsyncCatalog {
     ...imageQueries(sql),
     ...fragmentQueries(sql),
     ...deletionQueries(sql, instanceId),
+    insertUploadWithIntents: (row, fragmentId, datanodeIds) =>
+      tx(async (t) => {
+        const inserted = await insertUploadOn(t, row);
+        await addWriteIntentsOn(t, fragmentId, datanodeIds, instanceId);
+        return inserted;
+      }),
     recordFragment: (row, datanodeIds, expiresAt, now) => tx((t) => recordFragmentIn(t, row, datanodeIds, expiresAt, now)),
     completeUpload: (imageId, fragmentIds, sha256, now, outbox?: Outbox) =>
       withOutbox(sql, outbox, isDone, (t) => completeUploadIn(t, imageId, fragmentIds, sha256, now)),

@@ -4,7 +4,7 @@
 import type { DeletionQueue, ReplicaKey } from '../catalog/deletion-queue.ts';
 import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
 import type postgres from 'postgres';
-import { fencedWriter, type Q, type Sql, type Writer } from './connection.ts';
+import { fenced, fencedWriter, type Q, type Sql, type Writer } from './connection.ts';
 import type { Async } from '../async.ts';
 import type { AsyncCatalog } from '../store.ts';
 
@@ -21,6 +21,13 @@ const releaseWhere = async (w: Writer, which: postgres.Fragment, now: number) =>
       SELECT count(*) AS n FROM dropped`
   )[0]!.n;
 
+/** Write intents tagged with `instanceId`, on `q`: a deletion queued for the same file goes (it is being written again). */
+export async function addWriteIntentsOn(q: Q, fragmentId: string, datanodeIds: string[], instanceId: string): Promise<void> {
+  await q`WITH unqueued AS (DELETE FROM replica_deletions WHERE fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[]))
+    INSERT INTO write_intents (fragment_id, datanode_id, coordinator_id)
+    SELECT ${fragmentId}, unnest(${datanodeIds}::text[]), ${instanceId} ON CONFLICT DO NOTHING`;
+}
+
 /**
  * The deletion queue on the pool. `instanceId` is this coordinator's: its write intents carry it,
  * and releaseAllWriteIntents (at its start) releases its own only, not those of the others
@@ -30,11 +37,7 @@ export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue>
   const w = fencedWriter(sql);
   const keys = (ds: ReplicaKey[]) => [ds.map((d) => d.fragmentId), ds.map((d) => d.datanodeId)];
   return {
-    async addWriteIntents(fragmentId, datanodeIds) {
-      await w`WITH unqueued AS (DELETE FROM replica_deletions WHERE fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[]))
-        INSERT INTO write_intents (fragment_id, datanode_id, coordinator_id)
-        SELECT ${fragmentId}, unnest(${datanodeIds}::text[]), ${instanceId} ON CONFLICT DO NOTHING`;
-    },
+    addWriteIntents: (fragmentId, datanodeIds) => fenced(sql, (q) => addWriteIntentsOn(q, fragmentId, datanodeIds, instanceId)),
     async releaseWriteIntents(fragmentId, datanodeIds, now) {
       await releaseWhere(w, sql`fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`, now);
     },
