@@ -279,7 +279,7 @@ function catalogChanges(
   });
 
   /** An image's row goes and its files (its renditions' too) are queued for deletion; inside a transaction. */
-  const deleteImageRow = (row: ImageRow, now: number, reason: DeletionReason): boolean => {
+  const deleteImageRow = (row: Pick<ImageRow, 'id' | 'imageKey'>, now: number, reason: DeletionReason): boolean => {
     // An image's cached renditions go with it, whichever path deletes it.
     for (const renditionId of image.renditionsOf(row.id)) {
       deletion.queueReplicasOfImage(renditionId, now, 'rendition-evicted', null);
@@ -299,7 +299,7 @@ function catalogChanges(
       return row ? deleteImageRow(row, now, reason) : false;
     }),
     deleteStoredImage: db.transaction((name: string, now: number): DeletedImage | undefined => {
-      const row = images.queries.imageByName(name);
+      const row = image.storedKeyByName(name);
       if (!row) return undefined;
       const holders = fragment.holdersOf(row.id);
       return deleteImageRow(row, now, 'image-deleted') ? { imageKey: row.imageKey, holders } : undefined;

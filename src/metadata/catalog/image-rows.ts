@@ -94,6 +94,9 @@ function imageStatements(db: Db) {
     uploadById: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE upload_id = ? AND state = 'uploading'`),
     imageByName: db.prepare<[string], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE name = ? AND state = 'stored'`),
     imageById: db.prepare<[number], ImageRow>(`SELECT ${IMAGE_COLUMNS} FROM images WHERE id = ?`),
+    storedKeyByName: db.prepare<[string], Pick<ImageRow, 'id' | 'imageKey'>>(
+      `SELECT id, image_key AS imageKey FROM images WHERE name = ? AND state = 'stored'`,
+    ),
     touchUpload: db.prepare(`UPDATE images SET expires_at = ? WHERE id = ? AND state = 'uploading'`),
     complete: db.prepare(
       `UPDATE images SET state = 'stored', upload_id = NULL, expires_at = NULL, sha256 = ?, created_at = ? WHERE id = ? AND state = 'uploading'`,
@@ -178,6 +181,11 @@ export function imageRows(db: Db) {
     insertStored: (image: RebuiltImage, fragmentCount: number) => Number(s.insertStored.run({ ...image, fragmentCount }).lastInsertRowid),
     touchUpload: (imageId: number, expiresAt: number) => s.touchUpload.run(expiresAt, imageId),
     complete: (imageId: number, sha256: string, now: number) => s.complete.run(sha256, now, imageId),
+    /**
+     * The id and key of the stored image `name`: what a delete needs (a row of every column was a
+     * twentieth of a sequential delete's coordinator CPU).
+     */
+    storedKeyByName: (name: string) => s.storedKeyByName.get(name),
     /** Deletes the image's row (its fragments and replicas go with it, ON DELETE CASCADE); false when it was gone. */
     deleteRow: (imageId: number) => s.deleteImage.run(imageId).changes > 0,
     /** The cached renditions of an image (images of their own, renditions/cache.ts). */
