@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import postgres from 'postgres';
 import { isPostgresUrl } from '../src/metadata/store.ts';
+import { imagePath } from '../src/image-paths.ts';
 import { buildCliBundle, cliDownload, cliUpload, takeCliCpu, writeImageFile } from './cli.ts';
 import { createHttp, roundRobin, type BenchHttp } from './http.ts';
 import { fillIndex, listingName, rawListing } from './listing.ts';
@@ -29,7 +30,6 @@ import {
   bareSmallUploads,
   bareUpload,
   download,
-  imagePath,
   imageSha256,
   makePool,
   smallReads,
