@@ -49,17 +49,21 @@ export async function peakRss<T>(
 /** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; NaN when unknown. */
 export const cpuMs = (pid: number): number => statCpuMs(`/proc/${pid}/stat`);
 
+/** As cpuMs, the kernel's part only (system time: syscalls, page cache, file system). */
+export const systemCpuMs = (pid: number): number => statCpuMs(`/proc/${pid}/stat`, 'system');
+
 /**
  * As cpuMs, of the process's main thread only (its JavaScript; not libuv's pool, libvips'
  * workers or V8's helpers), from /proc/<pid>/task/<pid>/stat.
  */
 export const mainThreadCpuMs = (pid: number): number => statCpuMs(`/proc/${pid}/task/${pid}/stat`);
 
-function statCpuMs(file: string): number {
+function statCpuMs(file: string, part: 'all' | 'system' = 'all'): number {
   try {
     const stat = fs.readFileSync(file, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
+    const ticks = Number(fields[12]) + (part === 'all' ? Number(fields[11]) : 0); // stime (+ utime), in USER_HZ (100)
+    return (ticks * 1000) / 100;
   } catch {
     return NaN;
   }

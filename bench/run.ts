@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import postgres from 'postgres';
 import { isPostgresUrl } from '../src/metadata/store.ts';
+import { imagePath } from '../src/image-paths.ts';
 import { buildCliBundle, cliDownload, cliUpload, takeCliCpu, writeImageFile } from './cli.ts';
 import { createHttp, roundRobin, type BenchHttp } from './http.ts';
 import { fillIndex, listingName, rawListing } from './listing.ts';
@@ -22,14 +23,13 @@ import {
   type Cluster,
 } from './processes.ts';
 import { json, median, percentile, table, type Figure } from './report.ts';
-import { cpuMs, peakRss } from './rss.ts';
+import { cpuMs, peakRss, systemCpuMs } from './rss.ts';
 import {
   MB,
   bareObjectFromTessera,
   bareSmallUploads,
   bareUpload,
   download,
-  imagePath,
   imageSha256,
   makePool,
   smallReads,
@@ -162,6 +162,53 @@ interface Run {
   /** CPU ms the server (the coordinators together, or the bare proxy) and the datanodes (together) used during the run. */
   serverCpu: number;
   datanodeCpu: number;
+  /** The kernel's part of datanodeCpu (system time: writes, syncs, renames, sockets). */
+  datanodeSysCpu: number;
+}
+
+/**
+ * How long after a deletion a run that creates files waits (ms). On ext4 without a journal (as
+ * this machine's root: /sys/fs/ext4/<dev>/journal_task says <none>) the inode allocator skips
+ * inodes freed within the last dirty_expire interval (vm.dirty_expire_centisecs, 30 s) and
+ * rescans them from the start of the group on every new file (recently_deleted(), a buffer
+ * lookup each): after a mass deletion every new file costs the datanodes more kernel CPU for
+ * that long, so whichever side ran first after a deletion paid for it (perf: recently_deleted
+ * and find_get_block_common). 0 on other file systems.
+ */
+function freedInodeQuarantineMs(dir: string): number {
+  try {
+    const real = fs.realpathSync(dir);
+    let best: { mountPoint: string; fsType: string; source: string } | undefined;
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const [left, right] = line.split(' - ');
+      if (!right) continue;
+      const mountPoint = left.split(' ')[4].replace(/\\040/g, ' ');
+      const [fsType, source] = right.split(' ');
+      const inside = real === mountPoint || real.startsWith(mountPoint === '/' ? '/' : `${mountPoint}/`);
+      if (inside && (!best || mountPoint.length >= best.mountPoint.length)) best = { mountPoint, fsType, source };
+    }
+    if (best?.fsType !== 'ext4' || !best.source.startsWith('/dev/')) return 0;
+    const journal = fs.readFileSync(`/sys/fs/ext4/${path.basename(best.source)}/journal_task`, 'utf8').trim();
+    if (journal !== '<none>') return 0;
+    return Number(fs.readFileSync('/proc/sys/vm/dirty_expire_centisecs', 'utf8').trim()) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+let inodeQuarantineMs = 0;
+/**
+ * When the bench last freed files: at its start too, since a bench run just before this one
+ * removed its whole data dir when it ended.
+ */
+let lastFreed = performance.now();
+
+/** Runs that create files start once the files freed before them are past the quarantine, on both sides alike. */
+async function freedInodesAged() {
+  const wait = lastFreed + inodeQuarantineMs - performance.now();
+  if (wait <= 0) return;
+  if (wait > 1000) say(`waiting ${(wait / 1000).toFixed(0)} s for the inodes freed before this run to age (ext4 without a journal)`);
+  await new Promise((r) => setTimeout(r, wait));
 }
 
 /**
@@ -170,23 +217,27 @@ interface Run {
  * behind (background rounds, GC, journal syncs) is charged to that run, and never slows the other
  * side's run that follows it (which would flatter whichever side defers more).
  */
-async function measured(side: 'tessera' | 'bare', work: () => Promise<unknown>): Promise<Run> {
+async function measured(side: 'tessera' | 'bare', work: () => Promise<unknown>, { createsFiles = true } = {}): Promise<Run> {
+  if (createsFiles) await freedInodesAged();
   const server = servers?.[side] ?? {};
   const datanodes = servers?.datanodes ?? {};
   const everyone = servers ? { ...servers.tessera, ...servers.bare, ...datanodes } : datanodes;
   await idle(everyone);
   const ours = { ...server, ...datanodes };
   const before = cpuOf(ours);
+  const sysBefore = cpuOf(datanodes, systemCpuMs);
   const t0 = performance.now();
   await work();
   const ms = performance.now() - t0;
   await idle(everyone);
   const after = cpuOf(ours);
+  const sysAfter = cpuOf(datanodes, systemCpuMs);
   const sum = (pids: Record<string, number>) => Object.keys(pids).reduce((n, k) => n + after[k] - before[k], 0);
-  return { ms, serverCpu: servers ? sum(server) : NaN, datanodeCpu: sum(datanodes) };
+  const datanodeSysCpu = Object.keys(datanodes).reduce((n, k) => n + sysAfter[k] - sysBefore[k], 0);
+  return { ms, serverCpu: servers ? sum(server) : NaN, datanodeCpu: sum(datanodes), datanodeSysCpu };
 }
 
-const cpuOf = (pids: Record<string, number>) => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
+const cpuOf = (pids: Record<string, number>, of = cpuMs) => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, of(pid)]));
 
 /** Waits (at most 5 s) until `pids` together used at most 2 clock ticks (20 ms) of CPU in 250 ms. */
 async function idle(pids: Record<string, number>) {
@@ -199,6 +250,10 @@ async function idle(pids: Record<string, number>) {
     last = now;
   }
 }
+
+/** The datanodes' CPU ms per unit of a run, user/system: the kernel's part is mostly the file system's. */
+const datanodeSplit = (run: Run, units: number) =>
+  `${((run.datanodeCpu - run.datanodeSysCpu) / units).toFixed(2)}/${(run.datanodeSysCpu / units).toFixed(2)}`;
 
 /** Median CPU ms per unit (MB, image) of a set of runs, for the figure's `cpu` field. */
 const cpuPer = (runs: Run[], units: number) => ({
@@ -228,6 +283,7 @@ async function benchDatabase(adminUrl: string): Promise<string> {
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-'));
   removeOnCleanup(dataDir);
+  inodeQuarantineMs = freedInodeQuarantineMs(dataDir);
   say(`data dir ${dataDir}; ${JSON.stringify(cfg)}`);
 
   if (runs('listing')) {
@@ -270,9 +326,9 @@ async function main() {
   try {
     for (const http of each) await waitForDatanodes(http);
     if (runs('listing')) await listing(tess, cluster);
-    // Small images before the big ones: those are deleted between runs, and an ext4 that has just
-    // freed thousands of inodes is slow to allocate new ones for a while (every small image is
-    // two new files), which would tax whichever small-image run came first.
+    // Small images before the big ones: an ext4 that has just freed thousands of inodes is slow to
+    // allocate new ones for a while (every small image is two new files; freedInodesAged waits
+    // that out before each run that creates files, on both sides).
     if (runs('small')) await smallImages(tess, base);
     if (runs('deletes')) await deletes(tess);
     const pool = makePool(8, 2 * 1024 * 1024, runs('upload') && flags.base64);
@@ -297,10 +353,14 @@ async function waitForDatanodes(http: BenchHttp) {
 /** Deletes Tessera images and waits (up to 20 s) until their replica files are gone, outside any timing. */
 async function deleteImages(http: BenchHttp, names: string[]) {
   for (const name of names) await http.graphql(`mutation($n: String!) { deleteImage(name: $n) }`, { n: name });
-  for (let i = 0; i < 200; i++) {
-    const { cluster } = await http.graphql<{ cluster: { pendingReplicaDeletions: number } }>(`{ cluster { pendingReplicaDeletions } }`);
-    if (cluster.pendingReplicaDeletions === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    for (let i = 0; i < 200; i++) {
+      const { cluster } = await http.graphql<{ cluster: { pendingReplicaDeletions: number } }>(`{ cluster { pendingReplicaDeletions } }`);
+      if (cluster.pendingReplicaDeletions === 0) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    lastFreed = performance.now();
   }
 }
 
@@ -323,6 +383,7 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
   const up = { mp: [] as Run[], b64: [] as Run[], bareMp: [] as Run[], bareB64: [] as Run[] };
   const keep = 'bench/big';
   const uploadRuns = runs('upload') ? cfg.runs : 0;
+  const uploaded: string[] = [];
   const rate = (r: Run) => mbps(cfg.size, r.ms);
   for (let r = 0; r < Math.max(uploadRuns, 1); r++) {
     const name = r === 0 ? keep : `bench/big-mp-${r}`;
@@ -344,8 +405,10 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
     say(
       `upload run ${r + 1}/${cfg.runs}: multipart ${last(up.mp)} (bare ${last(up.bareMp)}), base64 ${last(up.b64)} (bare ${last(up.bareB64)}) MB/s; CPU ms/MB of the multipart run: coordinator ${(up.mp.at(-1)!.serverCpu / (cfg.size / MB)).toFixed(2)}, bare proxy ${(up.bareMp.at(-1)!.serverCpu / (cfg.size / MB)).toFixed(2)}`,
     );
-    await deleteImages(tess, [...(r === 0 ? [] : [name]), ...(flags.base64 ? [`bench/big-b64-${r}`] : [])]);
+    // Deleted once the runs are over: a deletion between runs would tax the next run's new files (freedInodesAged).
+    uploaded.push(...(r === 0 ? [] : [name]), ...(flags.base64 ? [`bench/big-b64-${r}`] : []));
   }
+  await deleteImages(tess, uploaded);
   if (runs('upload')) {
     const sizeText = `${(cfg.size / MB).toFixed(0)} MB image, ${cfg.inFlight} in flight`;
     const mb = cfg.size / MB;
@@ -377,8 +440,8 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
     await download(base, '/objects/big', cfg.size);
     const down = { t: [] as Run[], b: [] as Run[] };
     for (let r = 0; r < cfg.runs; r++) {
-      down.t.push(await measured('tessera', () => download(tess, imagePath(keep), cfg.size)));
-      down.b.push(await measured('bare', () => download(base, '/objects/big', cfg.size)));
+      down.t.push(await measured('tessera', () => download(tess, imagePath(keep), cfg.size), { createsFiles: false }));
+      down.b.push(await measured('bare', () => download(base, '/objects/big', cfg.size), { createsFiles: false }));
       say(`download run ${r + 1}/${cfg.runs}: Tessera ${rate(down.t.at(-1)!).toFixed(0)}, bare ${rate(down.b.at(-1)!).toFixed(0)} MB/s`);
     }
     figures.push({
@@ -419,6 +482,7 @@ async function cli(tess: BenchHttp, base: BenchHttp, cluster: Cluster, dataDir: 
 
   if (runs('cli-upload')) {
     const up = { t: [] as Run[], b: [] as Run[] };
+    const uploaded: string[] = [];
     const cliCpu: number[] = [];
     for (let r = 0; r < cfg.runs; r++) {
       const name = `bench/cli-up-${r}`;
@@ -429,10 +493,12 @@ async function cli(tess: BenchHttp, base: BenchHttp, cluster: Cluster, dataDir: 
       if (sha !== expected) throw new Error(`${name}: stored sha256 ${sha}, expected ${expected}`);
       up.b.push(await measured('bare', () => bareUpload(base, `cli-up-${r}`, cfg.size, fragmentSize, pool, { inFlight: k })));
       say(
-        `cli upload run ${r + 1}/${cfg.runs}: tessera upload ${rate(up.t.at(-1)!).toFixed(0)}, bare ${rate(up.b.at(-1)!).toFixed(0)} MB/s`,
+        `cli upload run ${r + 1}/${cfg.runs}: tessera upload ${rate(up.t.at(-1)!).toFixed(0)}, bare ${rate(up.b.at(-1)!).toFixed(0)} MB/s; datanode CPU ms/MB user/sys: tessera ${datanodeSplit(up.t.at(-1)!, mb)}, bare ${datanodeSplit(up.b.at(-1)!, mb)}`,
       );
-      await deleteImages(tess, [name]);
+      uploaded.push(name);
     }
+    // Deleted once the runs are over: a deletion between runs would tax the next run's new files (freedInodesAged).
+    await deleteImages(tess, uploaded);
     figures.push({
       id: 'cli_upload',
       label: `tessera upload (CLI process, end to end), ${mb.toFixed(0)} MB file, --parallel ${k}`,
@@ -455,9 +521,12 @@ async function cli(tess: BenchHttp, base: BenchHttp, cluster: Cluster, dataDir: 
     const cliCpu: number[] = [];
     for (let r = 0; r < cfg.runs; r++) {
       takeCliCpu();
-      down.t.push(await measured('tessera', () => cliDownload(cluster.url, cluster.token, home, keep, out, cfg.size)));
+      // One output file per run: no inode allocations to speak of.
+      down.t.push(
+        await measured('tessera', () => cliDownload(cluster.url, cluster.token, home, keep, out, cfg.size), { createsFiles: false }),
+      );
       cliCpu.push(takeCliCpu() / mb);
-      down.b.push(await measured('bare', () => download(base, '/objects/cli-big', cfg.size)));
+      down.b.push(await measured('bare', () => download(base, '/objects/cli-big', cfg.size), { createsFiles: false }));
       say(
         `cli download run ${r + 1}/${cfg.runs}: tessera download ${rate(down.t.at(-1)!).toFixed(0)}, bare ${rate(down.b.at(-1)!).toFixed(0)} MB/s`,
       );
@@ -518,20 +587,24 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
     s.bare.push(await measured('bare', () => bareSmallUploads(base, ids, pool, c)));
     s.image.push(await measured('tessera', () => tesseraSmallUploads(tess, a, pool, c, 'uploadImage')));
     s.chunked.push(await measured('tessera', () => tesseraSmallUploads(tess, b, pool, c, 'chunked')));
-    s.readT.push(await measured('tessera', () => smallReads(tess, a.map(imagePath), size, c)));
+    s.readT.push(await measured('tessera', () => smallReads(tess, a.map(imagePath), size, c), { createsFiles: false }));
     s.readB.push(
-      await measured('bare', () =>
-        smallReads(
-          base,
-          ids.map((id) => `/fragments/${id}`),
-          size,
-          c,
-        ),
+      await measured(
+        'bare',
+        () =>
+          smallReads(
+            base,
+            ids.map((id) => `/fragments/${id}`),
+            size,
+            c,
+          ),
+        { createsFiles: false },
       ),
     );
     const last = (xs: Run[]) => perSec(xs.at(-1)!).toFixed(0);
+    const dn = (xs: Run[]) => datanodeSplit(xs.at(-1)!, n);
     say(
-      `small run ${r + 1}/${cfg.smallRuns}: stored/s PUT ${last(s.put)}, uploadImage ${last(s.image)}, chunked ${last(s.chunked)}, bare ${last(s.bare)}; read/s Tessera ${last(s.readT)}, bare ${last(s.readB)}`,
+      `small run ${r + 1}/${cfg.smallRuns}: stored/s PUT ${last(s.put)}, uploadImage ${last(s.image)}, chunked ${last(s.chunked)}, bare ${last(s.bare)}; read/s Tessera ${last(s.readT)}, bare ${last(s.readB)}; datanode CPU ms/image user/sys: PUT ${dn(s.put)}, uploadImage ${dn(s.image)}, chunked ${dn(s.chunked)}, bare ${dn(s.bare)}`,
     );
   }
   const ways = [
@@ -602,10 +675,10 @@ async function deletes(tess: BenchHttp) {
     const batch = { graphql: names(`r${r}`), http: names(`h${r}`) };
     await tesseraSmallUploads(tess, [...batch.graphql, ...batch.http], pool, cfg.concurrency, 'uploadImage'); // untimed
     await deleteImages(tess, []); // the uploads' own queued work settled before the timing
-    runs.floor.push(await measured('tessera', () => lookUpAll(batch.graphql)));
-    runs.graphql.push(await measured('tessera', () => viaGraphql(batch.graphql)));
+    runs.floor.push(await measured('tessera', () => lookUpAll(batch.graphql), { createsFiles: false }));
+    runs.graphql.push(await measured('tessera', () => viaGraphql(batch.graphql), { createsFiles: false }));
     await deleteImages(tess, []); // the first batch's replica files gone: each way times its own deletes only
-    runs.http.push(await measured('tessera', () => viaHttp(batch.http)));
+    runs.http.push(await measured('tessera', () => viaHttp(batch.http), { createsFiles: false }));
     await deleteImages(tess, []);
     say(
       `deletes run ${r + 1}/${cfg.smallRuns}: deleteImage ${perSec(runs.graphql.at(-1)!).toFixed(0)}/s, ` +

@@ -19,7 +19,8 @@ export interface LinkedParts {
   /** A datanode that went DOWN: its writes in flight fall back now. */
   abandon: (url: string) => void;
   sampleNow: (id: string) => Promise<void>;
-  endSubscriptionsOf: (tokenId: string) => void;
+  /** A token revoked through another coordinator (Auth.revokedElsewhere). */
+  revokedElsewhere: (tokenId: string) => void;
   /** This coordinator's cluster id, and the one in the shared row (another coordinator may have established it). */
   clusterId: () => string | undefined;
   readClusterId: () => Promise<string | undefined>;
@@ -46,7 +47,7 @@ export function linkCoordinators(parts: LinkedParts): RegistrySync {
     catchUpClusterId();
     if (message.topic !== 'coordinatorNotice') return;
     const { notice } = message;
-    if (notice.kind === 'tokenRevoked') parts.endSubscriptionsOf(notice.id);
+    if (notice.kind === 'tokenRevoked') parts.revokedElsewhere(notice.id);
     else if (notice.kind === 'badReplica' && isLeader()) parts.repair(notice.bad);
   });
   return sync;

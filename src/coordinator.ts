@@ -409,6 +409,7 @@ function linkParts(
   auth.onRevoked((id) => events.tellOthers({ kind: 'tokenRevoked', id }));
   // A revocation told while the event channel was down is found by asking the tokens again.
   events.onRestored(() => {
+    auth.tokens.forget(); // every token is read again at its next request
     void (async () => {
       for (const id of auth.quotas.livePrincipals()) {
         if (id === 'anonymous' || id === 'cluster') continue; // not tokens
@@ -423,7 +424,7 @@ function linkParts(
     isLeader: coordination.gate,
     abandon: (url) => client.abandon(url),
     sampleNow: (id) => monitor.sampleNow(id),
-    endSubscriptionsOf: (id) => auth.quotas.endAllOf(id),
+    revokedElsewhere: (id) => auth.revokedElsewhere(id),
     clusterId: () => clusterIdentity.current(),
     readClusterId: () => metadata.clusterIdentity.load(),
     adoptClusterId: (id) => clusterIdentity.adopt(id),

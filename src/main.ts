@@ -2,7 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { addCoordinatorOptions, configFromFlags, readCoordinatorFlags } from './config.ts';
 import { clusterSecretFromFlags } from './shared/common-flags.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, flushLog } from './logger.ts';
 import { startCoordinator } from './start-coordinator.ts';
 
 const program = addCoordinatorOptions(new Command('tessera-coordinator'))
@@ -22,6 +22,9 @@ try {
 }
 
 const running = await startCoordinator(configFromFlags(flags, secret), log);
+// What it logged while starting (where the admin token is, an interrupted shutdown cleaned up) is
+// on stderr before it says it is ready.
+await flushLog(log);
 process.stdout.write(JSON.stringify({ event: 'listening', port: running.port, url: running.url }) + '\n');
 log.info({ url: running.url, dataDir: running.app.config.dataDir }, 'coordinator listening; GraphiQL at /graphql');
 

@@ -101,6 +101,20 @@ describe.skipIf(!server.adminUrl)(`two coordinators' events through PostgreSQL${
     await until(() => ended, 'the subscription on the other coordinator to end');
   });
 
+  it('a token revoked through another coordinator is refused once its notice arrives', async () => {
+    // Each coordinator has its own index here: the token is revoked in the other's rows behind
+    // its back, and the notice comes through PostgreSQL as a revocation made elsewhere would.
+    const { token, secret } = await Promise.resolve(apps[1].auth.tokens.create('writer', 'write'));
+    expect((await apps[1].auth.authenticate(`Bearer ${secret}`)).id).toBe(token.id); // now verified there
+    await apps[1].internals.metadata.tokens.revoke(token.id, Date.now());
+    expect((await apps[1].auth.authenticate(`Bearer ${secret}`)).id).toBe(token.id); // not told yet: within the TTL
+    apps[0].events.tellOthers({ kind: 'tokenRevoked', id: token.id });
+    await until(
+      async () => (await apps[1].auth.authenticate(`Bearer ${secret}`).catch(() => undefined)) === undefined,
+      'the token refused',
+    );
+  });
+
   it('refuses to start a coordinator with another cluster secret', async () => {
     const other = await coordinator(9, 'another-secret');
     await expect(other.start()).rejects.toThrow(/another cluster secret/);

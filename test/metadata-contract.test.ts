@@ -459,6 +459,25 @@ function deletionContract(c: Ctx) {
       expect(await c.s.catalog.pendingDeletionCount()).toBe(1);
     });
 
+    it('a released intent on a file the index records as a replica (an in-place repair) queues no deletion', async () => {
+      await c.h.store('recorded.png');
+      const f = `f-${Buffer.from('recorded.png').toString('hex')}`; // recorded on a and b
+      await c.s.catalog.addWriteIntents(f, ['a', 'c']);
+      await c.s.catalog.releaseWriteIntents(f, ['a', 'c'], T);
+      expect(await c.h.deletions()).toEqual([`${f}@c`]);
+      expect((await c.s.catalog.replicasOf(f)).sort()).toEqual(['a', 'b']);
+    });
+
+    it('at a restart, intents on files the index records as replicas go without queuing their deletion', async () => {
+      await c.h.store('recorded.png');
+      const f = `f-${Buffer.from('recorded.png').toString('hex')}`;
+      await c.s.catalog.addWriteIntents(f, ['a', 'b', 'c']);
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(3);
+      expect(await c.h.deletions()).toEqual([`${f}@c`]);
+      expect(await c.s.catalog.deletionTargetsOf(f)).toEqual(['c']);
+      expect((await c.s.catalog.replicasOf(f)).sort()).toEqual(['a', 'b']);
+    });
+
     it("releaseWriteIntentsOf releases the intents of the coordinators named, not this one's", async () => {
       await c.s.catalog.addWriteIntents('mine', ['a']);
       expect(await c.s.catalog.releaseWriteIntentsOf(['some-stopped-coordinator'], T)).toBe(0);

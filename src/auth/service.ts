@@ -101,6 +101,12 @@ export async function createAuth(metadata: Pick<MetadataStore, 'tokens' | 'authK
       return revoked;
     },
 
+    /** A token revoked through another coordinator: requests with it are refused at once, its live subscriptions end. */
+    revokedElsewhere(id: string): void {
+      tokens.forget(id);
+      quotas.endAllOf(id);
+    },
+
     /** Runs `handle` after each revocation here (other coordinators end the token's subscriptions too). */
     onRevoked(handle: (id: string) => void): void {
       revokedHandlers.push(handle);

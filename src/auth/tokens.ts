@@ -1,5 +1,6 @@
 // Client tokens in the index: created random (the secret is shown once), stored as a SHA-256,
-// looked up on every request (so a revocation takes effect at once), listed and revoked.
+// checked on every request (a revocation here takes effect at once, one through another
+// coordinator within VERIFIED_TOKEN_TTL_MS at worst), listed and revoked.
 import { createHash, randomBytes } from 'node:crypto';
 import type { TokenRow, TokenRows } from '../metadata/tokens.ts';
 import { badInput } from '../errors.ts';
@@ -16,6 +17,16 @@ export type { TokenRow } from '../metadata/tokens.ts';
 const hashOf = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
 /**
+ * How long an active token found by its secret is trusted without reading its row again. Its
+ * expiry is checked on every request all the same, and a revocation through this coordinator,
+ * or one another coordinator tells of (`forget`), drops it at once: this bounds only a revocation
+ * nobody told this coordinator of (its notice lost while the event channel was down).
+ */
+export const VERIFIED_TOKEN_TTL_MS = 1000;
+/** Active tokens kept verified at most (the oldest goes first); unknown secrets are never kept. */
+const VERIFIED_TOKENS_MAX = 1024;
+
+/**
  * A token's id, typed on command lines (`tessera token revoke <id>`): never starting with '-',
  * which would read as an option there (one base64url id in 64 would).
  */
@@ -28,6 +39,16 @@ export function newTokenId(): string {
 
 export function createTokenStore(rows: TokenRows, now: () => number = Date.now) {
   const isActive = (t: TokenRow, at = now()) => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > at);
+  // Rows of active tokens by the hash of their secret, and when they were read: a request then
+  // costs a hash, not an index read. Every forget() moves `generation` on, so that a read that
+  // was in flight meanwhile (and may predate a revocation) is not kept.
+  const verified = new Map<string, { row: TokenRow; readAt: number }>();
+  let generation = 0;
+  const forget = (id?: string) => {
+    generation += 1;
+    if (id === undefined) return verified.clear();
+    for (const [hash, v] of verified) if (v.row.id === id) verified.delete(hash);
+  };
 
   return {
     isActive,
@@ -51,15 +72,34 @@ export function createTokenStore(rows: TokenRows, now: () => number = Date.now) 
 
     /** The active token whose secret this is; undefined when unknown, revoked or expired. */
     async authenticate(secret: string): Promise<TokenRow | undefined> {
-      const row = await rows.byHash(hashOf(secret));
-      return row && isActive(row) ? row : undefined;
+      const hash = hashOf(secret);
+      const at = now();
+      const known = verified.get(hash);
+      if (known && at >= known.readAt && at - known.readAt < VERIFIED_TOKEN_TTL_MS) return isActive(known.row, at) ? known.row : undefined;
+      const seen = generation;
+      const row = await rows.byHash(hash);
+      verified.delete(hash);
+      if (!row || !isActive(row)) return undefined;
+      if (seen === generation) {
+        if (verified.size >= VERIFIED_TOKENS_MAX) verified.delete(verified.keys().next().value!);
+        verified.set(hash, { row, readAt: at });
+      }
+      return row;
     },
+
+    /** Drops what is known of token `id` (of every token without one): it was revoked elsewhere, or may have been. */
+    forget,
 
     get: (id: string) => rows.byId(id),
     list: () => rows.all(),
 
     /** True when the token was active and is revoked now; false when unknown or already revoked. */
-    revoke: (id: string) => rows.revoke(id, now()),
+    async revoke(id: string): Promise<boolean> {
+      forget(id); // before, so that no request is let in on what was known of it
+      const revoked = await rows.revoke(id, now());
+      forget(id); // after, so that nothing read meanwhile is kept
+      return revoked;
+    },
 
     hasActiveAdmin: async () => (await rows.activeAdminCount(now())) > 0,
   };

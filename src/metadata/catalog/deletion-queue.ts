@@ -16,7 +16,7 @@ export interface ReplicaKey {
 export interface DeletionQueue {
   /** Records, before a write starts, that `fragmentId` may land on these datanodes. */
   addWriteIntents(fragmentId: string, datanodeIds: string[]): void;
-  /** A write that will not be recorded: whatever reached the datanodes is deleted. */
+  /** A write that will not be recorded: whatever reached the datanodes is deleted (not a file the index records as a replica). */
   releaseWriteIntents(fragmentId: string, datanodeIds: string[], now: number): void;
   /** After a restart no write is in flight: every intent left is a write that may have half-happened. Answers how many there were. */
   releaseAllWriteIntents(now: number): number;
@@ -53,12 +53,17 @@ function deletionStatements(db: Db) {
     unqueue: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
     addIntent: db.prepare(`INSERT OR IGNORE INTO write_intents (fragment_id, datanode_id) VALUES (?, ?)`),
     dropIntent: db.prepare(`DELETE FROM write_intents WHERE fragment_id = ? AND datanode_id = ?`),
-    // A deletion queued for the file meanwhile keeps its reason and attempts.
-    intentToDeletion: db.prepare(
-      `INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason) VALUES (?, ?, ?, 0, 'unrecorded-write')`,
-    ),
+    // A deletion queued for the file meanwhile keeps its reason and attempts. A file the index
+    // records as a replica is not deleted, whatever the write did (an in-place repair takes an
+    // intent on a recorded copy, and a rendition's copy has no records on the datanodes to
+    // refuse the delete): the index itself says it is not garbage. A copy the write left bad is
+    // the scrubber's and read-repair's to find, as any bad replica.
+    intentToDeletion: db.prepare(`INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
+      SELECT @fragmentId, @datanodeId, @now, 0, 'unrecorded-write'
+      WHERE NOT EXISTS (SELECT 1 FROM replicas WHERE fragment_id = @fragmentId AND datanode_id = @datanodeId)`),
     allIntentsToDeletions: db.prepare(`INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
-      SELECT fragment_id, datanode_id, ?, 0, 'unrecorded-write' FROM write_intents`),
+      SELECT w.fragment_id, w.datanode_id, ?, 0, 'unrecorded-write' FROM write_intents w
+      WHERE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = w.fragment_id AND r.datanode_id = w.datanode_id)`),
     dropAllIntents: db.prepare(`DELETE FROM write_intents`),
     due: db.prepare<
       [number, number],
@@ -98,7 +103,7 @@ export function deletionQueue(db: Db) {
     addWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[]) => addIntents(fragmentId, datanodeIds)),
     releaseWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[], now: number) => {
       for (const d of datanodeIds) {
-        if (s.dropIntent.run(fragmentId, d).changes > 0) s.intentToDeletion.run(fragmentId, d, now);
+        if (s.dropIntent.run(fragmentId, d).changes > 0) s.intentToDeletion.run({ fragmentId, datanodeId: d, now });
       }
     }),
     releaseAllWriteIntents: db.transaction((now: number) => {
