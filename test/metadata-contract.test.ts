@@ -473,6 +473,10 @@ function deletionContract(c: Ctx) {
         `${f}@b`,
       ]);
       expect(await c.s.catalog.recordedReplicas([])).toEqual([]);
+      // The file on c, deleted as an unrecorded write, is recorded after all: its deletion goes.
+      expect(await c.s.catalog.moveReplicas(f, ['c'], [], T)).toBe(true);
+      expect(await c.h.deletions()).toEqual([]);
+      expect(await c.s.catalog.recordedReplicas([{ fragmentId: f, datanodeId: 'c' }])).toEqual([{ fragmentId: f, datanodeId: 'c' }]);
     });
 
     it('at a restart, intents on files the index records as replicas go without queuing their deletion', async () => {
