@@ -466,6 +466,17 @@ function deletionContract(c: Ctx) {
       await c.s.catalog.releaseWriteIntents(f, ['a', 'c'], T);
       expect(await c.h.deletions()).toEqual([`${f}@c`]);
       expect((await c.s.catalog.replicasOf(f)).sort()).toEqual(['a', 'b']);
+      // What the deleter asks before deleting an unrecorded write: which files are recorded replicas.
+      const asked = [`${f}@b`, `${f}@c`, 'w@a', `${f}@a`].map((k) => ({ fragmentId: k.split('@')[0]!, datanodeId: k.split('@')[1]! }));
+      expect((await c.s.catalog.recordedReplicas(asked)).map((k) => `${k.fragmentId}@${k.datanodeId}`).sort()).toEqual([
+        `${f}@a`,
+        `${f}@b`,
+      ]);
+      expect(await c.s.catalog.recordedReplicas([])).toEqual([]);
+      // The file on c, deleted as an unrecorded write, is recorded after all: its deletion goes.
+      expect(await c.s.catalog.moveReplicas(f, ['c'], [], T)).toBe(true);
+      expect(await c.h.deletions()).toEqual([]);
+      expect(await c.s.catalog.recordedReplicas([{ fragmentId: f, datanodeId: 'c' }])).toEqual([{ fragmentId: f, datanodeId: 'c' }]);
     });
 
     it('at a restart, intents on files the index records as replicas go without queuing their deletion', async () => {

@@ -33,6 +33,8 @@ export interface DeletionQueue {
   postponeDeletion(d: ReplicaKey, notBefore: number): void;
   /** A datanode is live again: every deletion waiting for it is due now. Answers how many. */
   resumeDeletionsOn(datanodeId: string, now: number): number;
+  /** Of these files, those the index records as replicas (the deleter's second look before it deletes an unrecorded write). */
+  recordedReplicas(keys: ReplicaKey[]): ReplicaKey[];
   /** Deletions queued (writes in flight are not deletions). */
   pendingDeletionCount(): number;
   /** Before a datanode leaves the index: its queued deletions and intents can never be acknowledged. */
@@ -74,6 +76,7 @@ function deletionStatements(db: Db) {
     postpone: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
     retry: db.prepare(`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
     pending: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM replica_deletions`),
+    isReplica: db.prepare<[string, string], { one: number }>(`SELECT 1 AS one FROM replicas WHERE fragment_id = ? AND datanode_id = ?`),
     isQueued: db.prepare<
       [string, string, string, string],
       { one: number }
@@ -119,6 +122,7 @@ export function deletionQueue(db: Db) {
     retryDeletionAt: (d, notBefore) => void s.retry.run(notBefore, d.fragmentId, d.datanodeId),
     postponeDeletion: (d, notBefore) => void s.postpone.run(notBefore, d.fragmentId, d.datanodeId),
     resumeDeletionsOn: (datanodeId, now) => s.resumeOn.run(now, datanodeId, now).changes,
+    recordedReplicas: (keys) => keys.filter((k) => s.isReplica.get(k.fragmentId, k.datanodeId) !== undefined),
     pendingDeletionCount: () => s.pending.get()!.n,
     purgeDeletionsOn: db.transaction((datanodeId: string) => {
       s.purgeDeletionsOn.run(datanodeId);

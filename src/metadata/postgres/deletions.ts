@@ -78,6 +78,14 @@ export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue>
     },
     resumeDeletionsOn: async (datanodeId, now) =>
       (await w`UPDATE replica_deletions SET not_before = ${now} WHERE datanode_id = ${datanodeId} AND not_before > ${now}`).count,
+    async recordedReplicas(ks) {
+      if (ks.length === 0) return [];
+      const [fragments, datanodes] = keys(ks);
+      return [
+        ...(await sql<ReplicaKey[]>`SELECT r.fragment_id AS "fragmentId", r.datanode_id AS "datanodeId"
+          FROM replicas r JOIN unnest(${fragments!}::text[], ${datanodes!}::text[]) AS k(f, n) ON r.fragment_id = k.f AND r.datanode_id = k.n`),
+      ];
+    },
     pendingDeletionCount: async () => (await sql<{ n: number }[]>`SELECT count(*) AS n FROM replica_deletions`)[0]!.n,
     async purgeDeletionsOn(datanodeId) {
       await w`WITH intents AS (DELETE FROM write_intents WHERE datanode_id = ${datanodeId})
