@@ -1,5 +1,6 @@
 // The baseline of `npm run bench`: the least a replicating proxy must do on the same datanodes,
-// on plain node:http. No GraphQL, no SQLite index (placements live in a Map), no verification on
+// on plain node:http. No GraphQL, no SQLite index (a fragment's datanodes follow from its id, so
+// what it acknowledged is found again after a restart without any record), no verification on
 // read. A fragment PUT is hashed once while it arrives, then written to R datanodes in parallel
 // over keep-alive; a read GETs the fragment from a datanode and streams it on.
 //
@@ -35,9 +36,19 @@ const datanodes = opts.datanode.map((u) => new URL(u));
 if (datanodes.length < opts.replicas) throw new Error(`need at least ${opts.replicas} --datanode`);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 });
-const placements = new Map<string, URL[]>();
 const objects = new Map<string, { id: string; size: number; urls: URL[] }[]>();
-let nextNode = 0;
+
+/**
+ * The datanodes of fragment `id`: R consecutive ones from a start its FNV-1a hash picks. Derived,
+ * not remembered: a proxy that kept them in memory only would lose every object it acknowledged
+ * when it restarts (a map did that here).
+ */
+function placementOf(id: string): URL[] {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  const start = (h >>> 0) % datanodes.length;
+  return Array.from({ length: opts.replicas }, (_, i) => datanodes[(start + i) % datanodes.length]);
+}
 
 function toDatanode(node: URL, method: string, path: string, headers: http.OutgoingHttpHeaders, body?: Buffer[]): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -67,8 +78,7 @@ async function putFragment(id: string, req: IncomingMessage, res: ServerResponse
     size += (c as Buffer).length;
   }
   const sha256 = hash.digest('hex');
-  const targets = Array.from({ length: opts.replicas }, (_, i) => datanodes[(nextNode + i) % datanodes.length]);
-  nextNode = (nextNode + 1) % datanodes.length;
+  const targets = placementOf(id);
   const answers = await Promise.all(
     targets.map(async (node) => {
       const r = await toDatanode(
@@ -83,14 +93,11 @@ async function putFragment(id: string, req: IncomingMessage, res: ServerResponse
     }),
   );
   if (answers.some((s) => s !== 201)) return send(res, 502, { error: `datanodes answered ${answers.join(', ')}` });
-  placements.set(id, targets);
   send(res, 201, { sha256, replicas: targets.map(String) });
 }
 
 async function getFragment(id: string, res: ServerResponse) {
-  const node = placements.get(id)?.[0];
-  if (!node) return send(res, 404, { error: 'unknown fragment' });
-  const r = await toDatanode(node, 'GET', paths.fragment(id), {});
+  const r = await toDatanode(placementOf(id)[0], 'GET', paths.fragment(id), {});
   res.writeHead(r.statusCode ?? 502, {
     'content-type': 'application/octet-stream',
     ...(r.headers['content-length'] ? { 'content-length': r.headers['content-length'] } : {}),
@@ -136,7 +143,7 @@ async function postObject(name: string, req: IncomingMessage, res: ServerRespons
   const list = JSON.parse(Buffer.concat(await readAll(req)).toString('utf8')) as { id: string; size: number; urls?: string[] }[];
   objects.set(
     name,
-    list.map((f) => ({ id: f.id, size: f.size, urls: f.urls ? f.urls.map((u) => new URL(u)) : (placements.get(f.id) ?? []) })),
+    list.map((f) => ({ id: f.id, size: f.size, urls: f.urls ? f.urls.map((u) => new URL(u)) : placementOf(f.id) })),
   );
   send(res, 201, { fragments: list.length });
 }

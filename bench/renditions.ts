@@ -22,7 +22,8 @@ import { cleanup, freePortBlock, removeOnCleanup, startCluster, type Cluster } f
 import { median, table, type Figure } from './report.ts';
 import { cpuMs, mainThreadCpuMs } from './rss.ts';
 import { indexFile } from './listing.ts';
-import { imagePath, inFlight } from './workloads.ts';
+import { inFlight } from './workloads.ts';
+import { imagePath } from '../src/image-paths.ts';
 import { makeConfig } from '../src/config.ts';
 import { renditionFromQuery, type RenditionParams } from '../src/renditions/params.ts';
 // Also what sets libvips up as the coordinator has it (its operation cache off).

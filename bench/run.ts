@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import postgres from 'postgres';
 import { isPostgresUrl } from '../src/metadata/store.ts';
+import { imagePath } from '../src/image-paths.ts';
 import { buildCliBundle, cliDownload, cliUpload, takeCliCpu, writeImageFile } from './cli.ts';
 import { createHttp, roundRobin, type BenchHttp } from './http.ts';
 import { fillIndex, listingName, rawListing } from './listing.ts';
@@ -29,7 +30,6 @@ import {
   bareSmallUploads,
   bareUpload,
   download,
-  imagePath,
   imageSha256,
   makePool,
   smallReads,
@@ -374,7 +374,8 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
   // Warm-up (untimed): both servers' code paths compiled, connections open.
   const warm = 16 * fragmentSize;
   await tesseraUpload(tess, 'bench/warm-mp', warm, pool, { ...k, encoding: 'multipart' });
-  if (flags.base64) await tesseraUpload(tess, 'bench/warm-b64', warm, pool, { ...k, encoding: 'base64' });
+  // The pool carries base64 only when the upload figures run (main): `--scenarios download` alone has none.
+  if (flags.base64 && runs('upload')) await tesseraUpload(tess, 'bench/warm-b64', warm, pool, { ...k, encoding: 'base64' });
   await bareUpload(base, 'warm', warm, fragmentSize, pool, k);
 
   // Each Tessera run is followed by its own bare run, and compared with those only: a bare run

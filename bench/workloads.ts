@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { BenchHttp } from './http.ts';
 import { indexFile } from './listing.ts';
+import { imagePath } from '../src/image-paths.ts';
 
 export const MB = 1e6;
 
@@ -116,8 +117,6 @@ export async function bareUpload(
   });
   return ids;
 }
-
-export const imagePath = (name: string) => `/images/${encodeURIComponent(name)}`;
 
 /** Tells the bare proxy which fragments (ids and datanodes, from the coordinator's index) make `name`, so it reads the very same files. */
 export async function bareObjectFromTessera(http: BenchHttp, clusterDataDir: string, name: string, objectName: string): Promise<void> {

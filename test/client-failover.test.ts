@@ -2,7 +2,8 @@
 // proxies that stand in for "other coordinators" and die the way a killed process does (every
 // connection reset, new ones refused). The upload moves to the next URL and asks it which
 // fragments it has, the download continues by Range, the subscription reconnects, a proxy's 502
-// moves on while an application error does not, and the CLI refuses a malformed list (exit 2).
+// moves on while an application error does not, a coordinator cut from its database is left for
+// the retry, and the CLI refuses a malformed list (exit 2).
 // The same with real coordinators on one PostgreSQL database: test/failover-postgres.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
@@ -163,6 +164,26 @@ describe('the client library', () => {
     expect(err).toBeInstanceOf(TesseraClientError);
     expect(err.code).toBe('BAD_USER_INPUT');
     expect(hits.app).toBe(1);
+  });
+
+  it('a coordinator answering METADATA_UNAVAILABLE (cut from its database) is left: the retry goes to the next one', async () => {
+    // A one-shot upload (multipart uploadImage) and a chunked one (PUT /uploads/…/fragments/…).
+    for (const size of [1000, 6 * FRAGMENT]) {
+      const cut = await proxy();
+      cut.databaseCut = true;
+      const { path, bytes } = await fileOf(`cut-database-${size}.bin`, size);
+      // Retried as often as the policy allows on the cut one, the upload would fail there.
+      const client = clientOf([cut.url, cluster.url], { retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 1 } });
+      try {
+        const result = await client.upload(path, { parallel: 1 });
+        expect(result.image.sha256).toBe(sha256(bytes));
+        expect(client.url).toBe(cluster.url);
+        expect(cut.log.filter((r) => r.fragment)).toHaveLength(1);
+        expect((await stored(`cut-database-${size}.bin`)).equals(bytes)).toBe(true);
+      } finally {
+        client.close();
+      }
+    }
   });
 
   it('a subscription reconnects to the next coordinator when its own dies', async () => {

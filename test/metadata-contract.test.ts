@@ -459,6 +459,36 @@ function deletionContract(c: Ctx) {
       expect(await c.s.catalog.pendingDeletionCount()).toBe(1);
     });
 
+    it('a released intent on a file the index records as a replica (an in-place repair) queues no deletion', async () => {
+      await c.h.store('recorded.png');
+      const f = `f-${Buffer.from('recorded.png').toString('hex')}`; // recorded on a and b
+      await c.s.catalog.addWriteIntents(f, ['a', 'c']);
+      await c.s.catalog.releaseWriteIntents(f, ['a', 'c'], T);
+      expect(await c.h.deletions()).toEqual([`${f}@c`]);
+      expect((await c.s.catalog.replicasOf(f)).sort()).toEqual(['a', 'b']);
+      // What the deleter asks before deleting an unrecorded write: which files are recorded replicas.
+      const asked = [`${f}@b`, `${f}@c`, 'w@a', `${f}@a`].map((k) => ({ fragmentId: k.split('@')[0]!, datanodeId: k.split('@')[1]! }));
+      expect((await c.s.catalog.recordedReplicas(asked)).map((k) => `${k.fragmentId}@${k.datanodeId}`).sort()).toEqual([
+        `${f}@a`,
+        `${f}@b`,
+      ]);
+      expect(await c.s.catalog.recordedReplicas([])).toEqual([]);
+      // The file on c, deleted as an unrecorded write, is recorded after all: its deletion goes.
+      expect(await c.s.catalog.moveReplicas(f, ['c'], [], T)).toBe(true);
+      expect(await c.h.deletions()).toEqual([]);
+      expect(await c.s.catalog.recordedReplicas([{ fragmentId: f, datanodeId: 'c' }])).toEqual([{ fragmentId: f, datanodeId: 'c' }]);
+    });
+
+    it('at a restart, intents on files the index records as replicas go without queuing their deletion', async () => {
+      await c.h.store('recorded.png');
+      const f = `f-${Buffer.from('recorded.png').toString('hex')}`;
+      await c.s.catalog.addWriteIntents(f, ['a', 'b', 'c']);
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(3);
+      expect(await c.h.deletions()).toEqual([`${f}@c`]);
+      expect(await c.s.catalog.deletionTargetsOf(f)).toEqual(['c']);
+      expect((await c.s.catalog.replicasOf(f)).sort()).toEqual(['a', 'b']);
+    });
+
     it("releaseWriteIntentsOf releases the intents of the coordinators named, not this one's", async () => {
       await c.s.catalog.addWriteIntents('mine', ['a']);
       expect(await c.s.catalog.releaseWriteIntentsOf(['some-stopped-coordinator'], T)).toBe(0);

@@ -10,7 +10,7 @@ import { startCluster, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
 import { rawFetch } from './support/tokens.ts';
 import { DELETE, imagePath, uploadChunked, uploadImage, uploadImageRaw } from './support/images.ts';
-import { settleDeletions } from './support/disk.ts';
+import { datanodeIds, fragmentFiles, settleDeletions } from './support/disk.ts';
 
 let cluster: TestCluster;
 let portrait: Buffer;
@@ -167,6 +167,31 @@ describe('renditions', () => {
     expect(codeOf(await cluster.gql.request(RENDITION, { n: 'bomb.png' }))).toBe('IMAGE_TOO_LARGE');
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 ** 2);
   }, 120_000);
+
+  it("keeps a cached rendition's recorded copy when a restart finds a repair's write intent on it", async () => {
+    const path = `${imagePath(cluster, 'photo.jpg')}?w=90&format=png`;
+    const first = await get(path);
+    const copies = async () =>
+      (await cluster.app.indexSql(
+        `SELECT r.fragment_id AS f, r.datanode_id AS d FROM renditions x JOIN fragments f ON f.image_id = x.rendition_image_id
+          JOIN replicas r ON r.fragment_id = f.id WHERE x.variant LIKE ? ORDER BY r.datanode_id`,
+        'w=90&%',
+      )) as { f: string; d: string }[];
+    await expect.poll(async () => (await copies()).length).toBeGreaterThan(0);
+    const [copy] = await copies();
+    // An in-place repair rewriting this copy takes an intent on it; the coordinator stops before
+    // releasing it, and its next start releases every intent left. The datanodes keep no records
+    // of a rendition, so nothing but the index speaks for this file.
+    await cluster.app.catalog.addWriteIntents(copy!.f, [copy!.d]);
+    await cluster.restartCoordinator();
+    await settleDeletions(cluster);
+    const node = datanodeIds(cluster).indexOf(copy!.d);
+    expect((await fragmentFiles(cluster)).get(copy!.f)).toContain(node);
+    expect(await copies()).toContainEqual(copy);
+    const again = await get(path);
+    expect(again.res.headers.get('x-tessera-rendition')).toMatch(/; cached$/);
+    expect(again.body.equals(first.body)).toBe(true);
+  });
 
   it("purges an image's cached renditions when it is deleted", async () => {
     const cache = cluster.app.renditionCache;

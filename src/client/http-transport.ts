@@ -1,7 +1,8 @@
 // GraphQL over HTTP on node:http with one keep-alive agent per coordinator: JSON requests,
 // spec-shaped multipart requests written straight from the caller's buffer (no copy, no
 // FormData), and streamed GETs. Given several coordinator URLs, every call goes to the current
-// one and moves to the next when the connection fails (see `request`).
+// one and moves to the next when the connection fails (see `request`) or the coordinator answers
+// that it cannot reach its database (see `failedOn`).
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { randomBytes } from 'node:crypto';
@@ -290,6 +291,25 @@ function createRouter(endpoints: Endpoint[]) {
       router.current = (i + 1) % endpoints.length;
       router.failovers++;
     },
+    /** Moves calls off the coordinator that served `res` (see `leave`). */
+    leaveServer(res: IncomingMessage) {
+      const i = router.servedBy.get(res);
+      if (i !== undefined) router.leave(i);
+    },
+    /**
+     * `err`, read from the answer `res`. One saying its coordinator cannot reach its database
+     * (METADATA_UNAVAILABLE) moves calls off it first: it answers so until its database is back,
+     * while another coordinator may reach it, so the caller's retry (and the next call) go there.
+     */
+    failedOn(res: IncomingMessage, err: unknown): unknown {
+      if (err instanceof TesseraClientError && err.code === 'METADATA_UNAVAILABLE') router.leaveServer(res);
+      return err;
+    },
+    /** What the caller reads of `res`, its error seen by `failedOn`. */
+    answerOf: <T>(res: IncomingMessage, reading: Promise<T>): Promise<T> =>
+      reading.catch((err: unknown) => {
+        throw router.failedOn(res, err);
+      }),
     request,
   };
 
@@ -359,7 +379,7 @@ async function putJson<T>(
   );
   const raw = await readBody(res, signal);
   const status = res.statusCode ?? 0;
-  if (status < 200 || status >= 300) throw errorOfAnswer(status, raw, `PUT ${path}`);
+  if (status < 200 || status >= 300) throw router.failedOn(res, errorOfAnswer(status, raw, `PUT ${path}`));
   try {
     return JSON.parse(raw.toString('utf8')) as T;
   } catch {
@@ -370,7 +390,7 @@ async function putJson<T>(
 export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs = 10_000, headers = {} }: TransportOptions) {
   const endpoints = endpointsOf(url, timeoutMs, connectTimeoutMs, headers);
   const router = createRouter(endpoints);
-  const { several, originOf, leave, request } = router;
+  const { several, originOf, leave, leaveServer, failedOn, answerOf, request } = router;
 
   return {
     /** The origin of the coordinator calls go to now. */
@@ -398,10 +418,7 @@ export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs
     /** Moves calls off the coordinator at this URL (a subscription's socket to it failed). */
     leaveUrl: (absolute: string) => leave(endpoints.findIndex((e) => absolute.startsWith(e.base.origin + e.prefix + '/'))),
     /** A streamed GET's body broke off: move calls off the coordinator that served it. */
-    lost: (res: IncomingMessage) => {
-      const i = router.servedBy.get(res);
-      if (i !== undefined) leave(i);
-    },
+    lost: leaveServer,
 
     async graphql<T>(query: string, variables: Record<string, unknown> = {}, { signal, idempotent }: RequestOptions = {}): Promise<T> {
       const body = Buffer.from(JSON.stringify({ query, variables }));
@@ -412,7 +429,7 @@ export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs
         [body],
         { signal, idempotent: several && (idempotent ?? isQuery(query)) },
       );
-      return graphqlResult<T>(res, origin, signal);
+      return answerOf(res, graphqlResult<T>(res, origin, signal));
     },
 
     /** graphql-multipart-request-spec: `variables` holds null where a file goes. */
@@ -436,7 +453,7 @@ export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs
         chunks,
         { signal, idempotent: several && (idempotent ?? isQuery(query)) },
       );
-      return graphqlResult<T>(res, origin, signal);
+      return answerOf(res, graphqlResult<T>(res, origin, signal));
     },
 
     /**
@@ -451,7 +468,7 @@ export function createHttpTransport({ url, timeoutMs = 120_000, connectTimeoutMs
       const { res } = await request('GET', path, headers, undefined, { signal, idempotent: true });
       const status = res.statusCode ?? 0;
       if (status >= 200 && status < 300) return res;
-      throw await getError(res, path, signal);
+      throw failedOn(res, await getError(res, path, signal));
     },
 
     /**

@@ -7,6 +7,7 @@ import type { FragmentRow } from '../metadata/catalog.ts';
 import type { AsyncReplicationQueries as ReplicationQueries } from '../metadata/store.ts';
 import type { RepairStepDeps } from './repair-in-place.ts';
 import type { ExcessTrimmer } from './excess-replicas.ts';
+import { releaseIntents } from './intent-release.ts';
 import { createRepairQueue } from './repair-queue.ts';
 
 const BATCH = 32;
@@ -105,12 +106,8 @@ export function createReReplication(deps: ReReplicationDeps) {
  * datanode that came back meanwhile is no longer copied off). A draining holder's replica is
  * forgotten (its file deleted) once R others exist. False when nothing changed.
  */
-async function reReplicate(
-  { catalog, registry, replicas, events, throttle, trimmer, replicationFactor, now }: ReReplicationDeps,
-  fragment: FragmentRow,
-  lost: Set<string>,
-  signal: Signal,
-): Promise<boolean> {
+async function reReplicate(deps: ReReplicationDeps, fragment: FragmentRow, lost: Set<string>, signal: Signal): Promise<boolean> {
+  const { catalog, registry, replicas, events, throttle, trimmer, replicationFactor, now } = deps;
   const holders = await catalog.replicasOf(fragment.id);
   const kept = holders.filter((d) => !lost.has(d) && registry.get(d));
   const lostHere = holders.filter((d) => lost.has(d));
@@ -133,7 +130,9 @@ async function reReplicate(
   const dropped = lostHere.filter((d) => registry.get(d)?.draining);
   if (added.length === 0 && dropped.length === 0) return false;
   if (!(await catalog.moveReplicas(fragment.id, added, dropped, now()))) {
-    await catalog.releaseWriteIntents(fragment.id, added, now()); // deleted meanwhile: the new copies go too
+    // Deleted meanwhile: the new copies go too (the release retried until the database takes it,
+    // else their intents would keep them until the restart).
+    await releaseIntents(deps, fragment.id, added);
     return true;
   }
   // A lost datanode may be back by now: its copy and the new one are then one too many.

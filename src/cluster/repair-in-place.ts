@@ -8,6 +8,7 @@ import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import type { BadReplica, Replicas } from './replicas.ts';
 import type { Throttle } from './throttle.ts';
+import { releaseIntents } from './intent-release.ts';
 
 /** What each step of the repairer works with (re-replication.ts too). */
 export interface RepairStepDeps {
@@ -79,11 +80,8 @@ export function createInPlaceRepair(deps: InPlaceRepairDeps) {
 }
 
 /** Rewrites one replica from a verified copy on another holder. */
-async function rewrite(
-  { catalog, registry, replicas, client, events, log, throttle, now }: InPlaceRepairDeps,
-  bad: BadReplica,
-  signal: Signal,
-): Promise<void> {
+async function rewrite(deps: InPlaceRepairDeps, bad: BadReplica, signal: Signal): Promise<void> {
+  const { catalog, registry, replicas, client, events, log, throttle, now } = deps;
   const fragment = await catalog.fragmentById(bad.fragmentId);
   const node = registry.get(bad.datanodeId);
   const holders = fragment ? await catalog.replicasOf(fragment.id) : [];
@@ -94,7 +92,9 @@ async function rewrite(
   try {
     await client.putFragment(node.url, fragment.id, good, fragment.sha256);
   } finally {
-    if (!(await catalog.moveReplicas(fragment.id, [node.id], [], now()))) await catalog.releaseWriteIntents(fragment.id, [node.id], now());
+    // Deleted meanwhile: the copy goes (the release retried until the database takes it, else
+    // its intent would keep it until the restart).
+    if (!(await catalog.moveReplicas(fragment.id, [node.id], [], now()))) await releaseIntents(deps, fragment.id, [node.id]);
   }
   await throttle.consume(good.length, signal);
   log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');

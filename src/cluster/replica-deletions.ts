@@ -2,6 +2,7 @@
 // acknowledges; a datanode that is DOWN keeps its share until it is live again.
 import type { Logger } from 'pino';
 import type { ReplicaDeletion } from '../metadata/catalog.ts';
+import type { ReplicaKey } from '../metadata/catalog/deletion-queue.ts';
 import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { DeletionOutcome } from '../shared/datanode-api.ts';
@@ -25,6 +26,26 @@ interface DeleteDeps {
 async function isSurplus({ catalog, replicationFactor }: DeleteDeps, d: ReplicaDeletion): Promise<boolean> {
   if (!(await catalog.fragmentById(d.fragmentId))) return false;
   return (await catalog.replicasOf(d.fragmentId)).filter((id) => id !== d.datanodeId).length >= replicationFactor;
+}
+
+/**
+ * The deletions of unrecorded writes in `due` whose file the index records as a replica: the
+ * index itself says those are not garbage (a deletion queued before releases checked for a
+ * replica, or one a recording raced), so they are settled without deleting. One query per
+ * round, and only for a round with such deletions: an image's deletions never ask.
+ */
+async function recordedWrites({ catalog, log }: DeleteDeps, due: ReplicaDeletion[]): Promise<Set<ReplicaDeletion>> {
+  const writes = due.filter((d) => d.reason === 'unrecorded-write');
+  if (writes.length === 0) return new Set();
+  const key = (k: ReplicaKey) => `${k.fragmentId}:${k.datanodeId}`;
+  const recorded = new Set((await catalog.recordedReplicas(writes)).map(key));
+  const kept = writes.filter((d) => recorded.has(key(d)));
+  if (kept.length > 0)
+    log.warn(
+      { files: kept.map((d) => ({ fragment: d.fragmentId, datanode: d.datanodeId })) },
+      'deletion of an unrecorded write names a replica the index records; kept',
+    );
+  return new Set(kept);
 }
 
 /**
@@ -112,11 +133,12 @@ export function createReplicaDeleter({
       // A round starts only when there is work: an empty pass (the periodic one) must not make
       // the next lone delete's files wait for the spacing.
       spacer.started();
+      const recorded = await recordedWrites(deps, due);
       const settled: ReplicaDeletion[] = [];
       const perNode = new Map<string, ReplicaDeletion[]>();
       for (const d of due) {
-        // The datanode was removed from the cluster: nothing to ask.
-        if (!registry.get(d.datanodeId)) settled.push(d);
+        // A recorded replica, or the datanode was removed from the cluster: nothing to ask.
+        if (recorded.has(d) || !registry.get(d.datanodeId)) settled.push(d);
         // Checked again later; cheap while it stays DOWN.
         else if (!registry.isLive(d.datanodeId)) await catalog.postponeDeletion(d, now() + pollMs * 5);
         else {

@@ -198,7 +198,7 @@ function uploadChanges(
     expiresAt: number | undefined,
     now: number,
   ): false | 'new' | 'replaced' => {
-    const upload = images.queries.imageById(row.imageId);
+    const upload = image.uploadState(row.imageId);
     // An upload that expired while this fragment was being written stays expired; another upload
     // holding its id since (the id of a deleted newest row is reused) is not it.
     if (!upload || upload.imageKey !== row.imageKey || upload.state !== 'uploading' || (upload.expiresAt ?? 0) <= now) return false;
@@ -223,10 +223,10 @@ function uploadChanges(
   ): 'done' | 'changed' | 'gone' => {
     // `now` is the image's createdAt: the one its manifest on the datanodes carries.
     if (!checked) {
-      const upload = images.queries.imageById(imageId);
+      const upload = image.uploadState(imageId);
       if (!upload || upload.state !== 'uploading') return 'gone';
     }
-    const current = fragments.queries.fragments(imageId).map((f) => f.id);
+    const current = fragment.fragmentIds(imageId);
     if (current.length !== fragmentIds.length || current.some((id, i) => id !== fragmentIds[i])) return 'changed';
     image.complete(imageId, sha256, now);
     return 'done';

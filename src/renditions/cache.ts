@@ -12,6 +12,7 @@ import type { RenditionRow } from '../metadata/renditions.ts';
 import type { AsyncRenditionTable as RenditionTable } from '../metadata/store.ts';
 import type { Replicas } from '../cluster/replicas.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
+import { releaseIntents } from '../cluster/intent-release.ts';
 import { newFragmentId } from '../uploads/put-fragment.ts';
 import { renditionName } from './cache-names.ts';
 import type { Rendered } from './render.ts';
@@ -35,17 +36,19 @@ interface RenditionWriter {
   replicas: Replicas;
   deleter: ReplicaDeleter;
   replicationFactor: number;
+  log: Logger;
   now: () => number;
 }
 
 /** Writes the bytes to the datanodes and records them; false when the source went meanwhile. */
 async function writeRendition(
-  { catalog, table, replicas, deleter, replicationFactor, now }: RenditionWriter,
+  writer: RenditionWriter,
   source: ImageRow,
   variant: string,
   rendered: Rendered,
   contentType: string,
 ): Promise<boolean> {
+  const { catalog, table, replicas, deleter, replicationFactor, now } = writer;
   const t = now();
   const size = rendered.data.length;
   const upload = await catalog.insertUpload({
@@ -86,7 +89,9 @@ async function writeRendition(
     );
   } finally {
     if (!done) {
-      await catalog.releaseWriteIntents(fragmentId, placed, now());
+      // Retried until the database takes it (never rejects): an intent left would cover the
+      // copies until the restart, and the upload row still goes.
+      await releaseIntents(writer, fragmentId, placed);
       await catalog.deleteImage(upload.id, now(), 'upload-aborted');
       void deleter.kick();
     }
@@ -147,7 +152,7 @@ export function createRenditionCache({
   }
 
   const write = (source: ImageRow, variant: string, rendered: Rendered, contentType: string) =>
-    writeRendition({ catalog, table, replicas, deleter, replicationFactor, now }, source, variant, rendered, contentType);
+    writeRendition({ catalog, table, replicas, deleter, replicationFactor, log, now }, source, variant, rendered, contentType);
 
   return {
     /** The cached rendition, its last use refreshed; undefined on a miss. */

@@ -22,6 +22,8 @@ export interface KillableProxy {
   fragmentsAnswered(n: number): Promise<void>;
   /** GET bodies are cut (the socket destroyed) after this many bytes. */
   cutBodiesAfter?: number;
+  /** Fragment requests are answered 503 METADATA_UNAVAILABLE, as by a coordinator cut from its database. */
+  databaseCut?: boolean;
   /** Resets every open connection and refuses new ones, like a process killed with -9. */
   kill(): void;
   close(): Promise<void>;
@@ -74,6 +76,7 @@ export async function startKillableProxy(target: string): Promise<KillableProxy>
       range: req.headers.range,
     };
     proxy.log.push(entry);
+    if (proxy.databaseCut && entry.fragment) return answerDatabaseCut(req, res);
     if (!type.startsWith('application/json')) return forward(req, res, entry);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -125,6 +128,16 @@ export async function startKillableProxy(target: string): Promise<KillableProxy>
     },
   };
   return proxy;
+}
+
+/** The coordinator's answer when its database does not answer: GraphQL-shaped on /graphql, {code, message} elsewhere. */
+function answerDatabaseCut(req: IncomingMessage, res: ServerResponse) {
+  const error = { code: 'METADATA_UNAVAILABLE', message: 'The metadata database did not answer: cut (test proxy).' };
+  const graphql = (req.url ?? '').startsWith('/graphql');
+  req.resume();
+  res
+    .writeHead(503, { 'content-type': graphql ? 'application/graphql-response+json' : 'application/json; charset=utf-8' })
+    .end(JSON.stringify(graphql ? { errors: [{ message: error.message, extensions: { code: error.code } }] } : error));
 }
 
 /** A local URL nothing listens on: connections to it are refused. */

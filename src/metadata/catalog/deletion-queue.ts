@@ -16,7 +16,7 @@ export interface ReplicaKey {
 export interface DeletionQueue {
   /** Records, before a write starts, that `fragmentId` may land on these datanodes. */
   addWriteIntents(fragmentId: string, datanodeIds: string[]): void;
-  /** A write that will not be recorded: whatever reached the datanodes is deleted. */
+  /** A write that will not be recorded: whatever reached the datanodes is deleted (not a file the index records as a replica). */
   releaseWriteIntents(fragmentId: string, datanodeIds: string[], now: number): void;
   /** After a restart no write is in flight: every intent left is a write that may have half-happened. Answers how many there were. */
   releaseAllWriteIntents(now: number): number;
@@ -33,6 +33,8 @@ export interface DeletionQueue {
   postponeDeletion(d: ReplicaKey, notBefore: number): void;
   /** A datanode is live again: every deletion waiting for it is due now. Answers how many. */
   resumeDeletionsOn(datanodeId: string, now: number): number;
+  /** Of these files, those the index records as replicas (the deleter's second look before it deletes an unrecorded write). */
+  recordedReplicas(keys: ReplicaKey[]): ReplicaKey[];
   /** Deletions queued (writes in flight are not deletions). */
   pendingDeletionCount(): number;
   /** Before a datanode leaves the index: its queued deletions and intents can never be acknowledged. */
@@ -53,12 +55,17 @@ function deletionStatements(db: Db) {
     unqueue: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
     addIntent: db.prepare(`INSERT OR IGNORE INTO write_intents (fragment_id, datanode_id) VALUES (?, ?)`),
     dropIntent: db.prepare(`DELETE FROM write_intents WHERE fragment_id = ? AND datanode_id = ?`),
-    // A deletion queued for the file meanwhile keeps its reason and attempts.
-    intentToDeletion: db.prepare(
-      `INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason) VALUES (?, ?, ?, 0, 'unrecorded-write')`,
-    ),
+    // A deletion queued for the file meanwhile keeps its reason and attempts. A file the index
+    // records as a replica is not deleted, whatever the write did (an in-place repair takes an
+    // intent on a recorded copy, and a rendition's copy has no records on the datanodes to
+    // refuse the delete): the index itself says it is not garbage. A copy the write left bad is
+    // the scrubber's and read-repair's to find, as any bad replica.
+    intentToDeletion: db.prepare(`INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
+      SELECT @fragmentId, @datanodeId, @now, 0, 'unrecorded-write'
+      WHERE NOT EXISTS (SELECT 1 FROM replicas WHERE fragment_id = @fragmentId AND datanode_id = @datanodeId)`),
     allIntentsToDeletions: db.prepare(`INSERT OR IGNORE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
-      SELECT fragment_id, datanode_id, ?, 0, 'unrecorded-write' FROM write_intents`),
+      SELECT w.fragment_id, w.datanode_id, ?, 0, 'unrecorded-write' FROM write_intents w
+      WHERE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = w.fragment_id AND r.datanode_id = w.datanode_id)`),
     dropAllIntents: db.prepare(`DELETE FROM write_intents`),
     due: db.prepare<
       [number, number],
@@ -69,6 +76,7 @@ function deletionStatements(db: Db) {
     postpone: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
     retry: db.prepare(`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
     pending: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM replica_deletions`),
+    isReplica: db.prepare<[string, string], { one: number }>(`SELECT 1 AS one FROM replicas WHERE fragment_id = ? AND datanode_id = ?`),
     isQueued: db.prepare<
       [string, string, string, string],
       { one: number }
@@ -98,7 +106,7 @@ export function deletionQueue(db: Db) {
     addWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[]) => addIntents(fragmentId, datanodeIds)),
     releaseWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[], now: number) => {
       for (const d of datanodeIds) {
-        if (s.dropIntent.run(fragmentId, d).changes > 0) s.intentToDeletion.run(fragmentId, d, now);
+        if (s.dropIntent.run(fragmentId, d).changes > 0) s.intentToDeletion.run({ fragmentId, datanodeId: d, now });
       }
     }),
     releaseAllWriteIntents: db.transaction((now: number) => {
@@ -114,6 +122,7 @@ export function deletionQueue(db: Db) {
     retryDeletionAt: (d, notBefore) => void s.retry.run(notBefore, d.fragmentId, d.datanodeId),
     postponeDeletion: (d, notBefore) => void s.postpone.run(notBefore, d.fragmentId, d.datanodeId),
     resumeDeletionsOn: (datanodeId, now) => s.resumeOn.run(now, datanodeId, now).changes,
+    recordedReplicas: (keys) => keys.filter((k) => s.isReplica.get(k.fragmentId, k.datanodeId) !== undefined),
     pendingDeletionCount: () => s.pending.get()!.n,
     purgeDeletionsOn: db.transaction((datanodeId: string) => {
       s.purgeDeletionsOn.run(datanodeId);

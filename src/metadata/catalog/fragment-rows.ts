@@ -54,6 +54,7 @@ export function fragmentRows(db: Db) {
     fragmentAt: db.prepare<[number, number], FragmentRow>(`SELECT ${FRAGMENT_COLUMNS} FROM fragments WHERE image_id = ? AND idx = ?`),
     fragmentById: db.prepare<[string], FragmentRow>(`SELECT ${FRAGMENT_COLUMNS} FROM fragments WHERE id = ?`),
     fragmentExists: db.prepare(`SELECT 1 FROM fragments WHERE id = ?`),
+    fragmentIds: db.prepare<[number], string>(`SELECT id FROM fragments WHERE image_id = ? ORDER BY idx`).pluck(),
     fragmentsInRange: db.prepare<[number, number, number], FragmentRow>(
       `SELECT ${FRAGMENT_COLUMNS} FROM fragments WHERE image_id = ? AND idx BETWEEN ? AND ? ORDER BY idx`,
     ),
@@ -108,6 +109,8 @@ export function fragmentRows(db: Db) {
   const steps = {
     fragmentAt: (imageId: number, idx: number) => s.fragmentAt.get(imageId, idx),
     fragmentExists: (id: string) => s.fragmentExists.get(id) !== undefined,
+    /** The image's fragment ids in index order (what completion compares), without their rows. */
+    fragmentIds: (imageId: number) => s.fragmentIds.all(imageId),
     insertFragment: (fragment: FragmentRow) => s.insertFragment.run(fragment),
     deleteFragment: (id: string) => s.deleteFragment.run(id),
     insertReplica: (fragmentId: string, datanodeId: string) => s.insertReplica.run(fragmentId, datanodeId),

@@ -98,6 +98,9 @@ function imageStatements(db: Db) {
       `SELECT id, image_key AS imageKey FROM images WHERE name = ? AND state = 'stored'`,
     ),
     touchUpload: db.prepare(`UPDATE images SET expires_at = ? WHERE id = ? AND state = 'uploading'`),
+    uploadState: db.prepare<[number], Pick<ImageRow, 'imageKey' | 'state' | 'expiresAt'>>(
+      `SELECT image_key AS imageKey, state, expires_at AS expiresAt FROM images WHERE id = ?`,
+    ),
     complete: db.prepare(
       `UPDATE images SET state = 'stored', upload_id = NULL, expires_at = NULL, sha256 = ?, created_at = ? WHERE id = ? AND state = 'uploading'`,
     ),
@@ -177,6 +180,8 @@ export function imageRows(db: Db) {
 
   /** The steps the catalog's transactions combine with fragments and deletions. */
   const steps = {
+    /** What recording a fragment checks of its upload, without reading (and converting) the whole row. */
+    uploadState: (imageId: number) => s.uploadState.get(imageId),
     /** Inserts a rebuilt stored image: its new id. */
     insertStored: (image: RebuiltImage, fragmentCount: number) => Number(s.insertStored.run({ ...image, fragmentCount }).lastInsertRowid),
     touchUpload: (imageId: number, expiresAt: number) => s.touchUpload.run(expiresAt, imageId),

@@ -12,12 +12,18 @@ import type { AsyncCatalog } from '../store.ts';
 const REPLACE = `ON CONFLICT (fragment_id, datanode_id) DO UPDATE SET not_before = excluded.not_before, attempts = 0,
   reason = excluded.reason, image_key = excluded.image_key`;
 
-/** Releases the write intents `which` selects: each becomes a due deletion (one already queued keeps its reason and attempts). */
+/**
+ * Releases the write intents `which` selects: each becomes a due deletion (one already queued
+ * keeps its reason and attempts), unless the index records the file as a replica (an in-place
+ * repair's intent is on a recorded copy): as catalog/deletion-queue.ts's intentToDeletion.
+ */
 const releaseWhere = async (w: Writer, which: postgres.Fragment, now: number) =>
   (
     await w<{ n: number }[]>`WITH dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id),
         queued AS (INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
-          SELECT fragment_id, datanode_id, ${now}, 0, 'unrecorded-write' FROM dropped ON CONFLICT DO NOTHING)
+          SELECT d.fragment_id, d.datanode_id, ${now}, 0, 'unrecorded-write' FROM dropped d
+          WHERE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = d.fragment_id AND r.datanode_id = d.datanode_id)
+          ON CONFLICT DO NOTHING)
       SELECT count(*) AS n FROM dropped`
   )[0]!.n;
 
@@ -72,6 +78,14 @@ export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue>
     },
     resumeDeletionsOn: async (datanodeId, now) =>
       (await w`UPDATE replica_deletions SET not_before = ${now} WHERE datanode_id = ${datanodeId} AND not_before > ${now}`).count,
+    async recordedReplicas(ks) {
+      if (ks.length === 0) return [];
+      const [fragments, datanodes] = keys(ks);
+      return [
+        ...(await sql<ReplicaKey[]>`SELECT r.fragment_id AS "fragmentId", r.datanode_id AS "datanodeId"
+          FROM replicas r JOIN unnest(${fragments!}::text[], ${datanodes!}::text[]) AS k(f, n) ON r.fragment_id = k.f AND r.datanode_id = k.n`),
+      ];
+    },
     pendingDeletionCount: async () => (await sql<{ n: number }[]>`SELECT count(*) AS n FROM replica_deletions`)[0]!.n,
     async purgeDeletionsOn(datanodeId) {
       await w`WITH intents AS (DELETE FROM write_intents WHERE datanode_id = ${datanodeId})

@@ -1,0 +1,108 @@
+// Every writer that releases write intents on a path that did not record its copies (the rendition
+// cache, re-replication, in-place repair; the replica writer is covered by replica-hedging) retries a
+// release the database refused (a coordinator cut from it), so the copies do not stay covered by
+// their intents until the restart. Fakes decide what the index answers; no process is started.
+import { describe, expect, it, vi } from 'vitest';
+import pino from 'pino';
+import { createRenditionCache } from '../src/renditions/cache.ts';
+import { createReReplication } from '../src/cluster/re-replication.ts';
+import { createInPlaceRepair } from '../src/cluster/repair-in-place.ts';
+
+const log = pino({ level: 'silent' });
+const data = Buffer.from('fragment bytes');
+const fragment = { id: 'f1', imageId: 1, imageKey: 'k', idx: 0, size: data.length, sha256: 'x'.repeat(64) };
+const node = (id: string, status = 'UP') => ({ id, url: `http://${id}`, status, statusSince: 0, draining: false });
+
+/** Index calls the tests do not care about, and a releaseWriteIntents that fails its first `failures` calls. */
+function fakeCatalog(failures: number, extra: Record<string, unknown> = {}) {
+  const released: string[] = [];
+  const deleted: number[] = [];
+  let left = failures;
+  const catalog = {
+    async releaseWriteIntents(_fragmentId: string, datanodeIds: string[]) {
+      if (left-- > 0) throw new Error('METADATA_UNAVAILABLE (fake)');
+      released.push(...datanodeIds);
+    },
+    async deleteImage(id: number) {
+      deleted.push(id);
+      return true;
+    },
+    // The fragment's image was deleted while its copies were written: they are not recorded.
+    moveReplicas: async () => false,
+    replicasOf: async () => ['a', 'b'],
+    fragmentById: async () => fragment,
+    fragmentsOn: async () => [],
+    deletionTargetsOf: async () => [],
+    addWriteIntents: async () => undefined,
+    ...extra,
+  };
+  return { catalog, released, deleted };
+}
+
+const fakeRegistry = (nodes: ReturnType<typeof node>[]) => ({
+  all: () => nodes,
+  get: (id: string) => nodes.find((n) => n.id === id),
+  isLive: (id: string) => nodes.find((n) => n.id === id)?.status === 'UP',
+  eligible: () => nodes.filter((n) => n.status === 'UP'),
+});
+
+const stepDeps = () => ({
+  events: { emit: () => undefined } as never,
+  throttle: { consume: async () => undefined } as never,
+  log,
+  retryMs: 3_600_000,
+  now: Date.now,
+});
+
+describe('a refused intent release is retried', () => {
+  it('by the rendition cache, whose source went while the rendition was written (and its upload row still goes)', async () => {
+    const { catalog, released, deleted } = fakeCatalog(1, {
+      insertUpload: async () => ({ id: 7, imageKey: 'r7' }),
+    });
+    const cache = createRenditionCache({
+      catalog: catalog as never,
+      table: { completeRendition: async () => false } as never,
+      replicas: { write: async () => ['a', 'b'] } as never,
+      deleter: { kick: async () => undefined } as never,
+      replicationFactor: 2,
+      budgetBytes: 1 << 20,
+      log,
+    });
+    await cache.put({ id: 1, imageKey: 'k', name: 'src.png' } as never, 'w=10', { data, width: 1, height: 1 }, 'image/png');
+    expect(deleted).toEqual([7]);
+    await vi.waitFor(() => expect(released).toEqual(['a', 'b']), { timeout: 5000 });
+  });
+
+  it('by re-replication, whose fragment was deleted while it was copied', async () => {
+    const { catalog, released } = fakeCatalog(1);
+    let batches = 0;
+    const reReplication = createReReplication({
+      ...stepDeps(),
+      catalog: catalog as never,
+      registry: fakeRegistry([node('a'), node('b', 'DOWN'), node('c')]) as never,
+      replicas: { read: async () => data, write: async () => ['c'] } as never,
+      replication: { atRisk: async () => (batches++ === 0 ? [fragment] : []) } as never,
+      trimmer: { noteLost: () => undefined, markDue: () => undefined } as never,
+      replicationFactor: 2,
+      repairAfterMs: 0,
+      concurrency: 1,
+    });
+    reReplication.start();
+    await reReplication.pass({ stopped: false });
+    await vi.waitFor(() => expect(released).toEqual(['c']), { timeout: 5000 });
+  });
+
+  it('by in-place repair, whose fragment was deleted while its replica was rewritten', async () => {
+    const { catalog, released } = fakeCatalog(1);
+    const repair = createInPlaceRepair({
+      ...stepDeps(),
+      catalog: catalog as never,
+      registry: fakeRegistry([node('a'), node('b')]) as never,
+      replicas: { read: async () => data } as never,
+      client: { putFragment: async () => undefined } as never,
+    });
+    expect(repair.report({ fragmentId: fragment.id, datanodeId: 'b', reason: 'corrupt' })).toBe(true);
+    await repair.pass({ stopped: false });
+    await vi.waitFor(() => expect(released).toEqual(['b']), { timeout: 5000 });
+  });
+});

@@ -1,0 +1,59 @@
+// The replica deleter's second look before it deletes an unrecorded write: a file the index
+// records as a replica is settled, not deleted (a deletion queued before releases checked for a
+// replica, or one a recording raced). Stubbed index, registry and datanode client: only the
+// deleter's own decisions are under test (metadata-contract tests recordedReplicas itself).
+import { pino } from 'pino';
+import { expect, it } from 'vitest';
+import { createReplicaDeleter } from '../src/cluster/replica-deletions.ts';
+import type { ReplicaDeletion } from '../src/metadata/catalog.ts';
+import type { ReplicaKey } from '../src/metadata/catalog/deletion-queue.ts';
+import { createScheduler } from '../src/shared/scheduler.ts';
+
+const deletion = (fragmentId: string, reason: ReplicaDeletion['reason']): ReplicaDeletion => ({
+  fragmentId,
+  datanodeId: 'n1',
+  attempts: 0,
+  reason,
+  imageKey: reason === 'image-deleted' ? 'img' : null,
+});
+
+it('settles without deleting an unrecorded write whose file the index records as a replica, asking once per round', async () => {
+  let due = [deletion('recorded', 'unrecorded-write'), deletion('stray', 'unrecorded-write'), deletion('of-image', 'image-deleted')];
+  const acked: string[] = [];
+  const asked: string[][] = [];
+  const sent: string[] = [];
+  const catalog = {
+    dueDeletions: async () => due.splice(0),
+    ackDeletions: async (ds: ReplicaDeletion[]) => void acked.push(...ds.map((d) => d.fragmentId)),
+    recordedReplicas: async (keys: ReplicaKey[]) => {
+      asked.push(keys.map((k) => k.fragmentId));
+      return keys.filter((k) => k.fragmentId === 'recorded').map((k) => ({ ...k }));
+    },
+  };
+  const registry = { get: () => ({ url: 'http://datanode' }), isLive: () => true };
+  const client = {
+    deleteBatch: async (_url: string, batch: { fragments: { id: string }[] }) => {
+      sent.push(...batch.fragments.map((f) => f.id));
+      return batch.fragments.map(() => 'deleted');
+    },
+  };
+  const deleter = createReplicaDeleter({
+    catalog: catalog as never,
+    registry: registry as never,
+    client: client as never,
+    log: pino({ level: 'silent' }),
+    scheduler: createScheduler(),
+    replicationFactor: 2,
+    pollMs: 60_000,
+  });
+  deleter.start();
+  await deleter.idle();
+  // A round of an image's deletions alone asks nothing more.
+  due = [deletion('of-another-image', 'image-deleted')];
+  await deleter.kick();
+  await deleter.idle();
+  await deleter.stop();
+  expect(sent.sort()).toEqual(['of-another-image', 'of-image', 'stray']);
+  expect(acked.sort()).toEqual(['of-another-image', 'of-image', 'recorded', 'stray']);
+  expect(asked).toEqual([['recorded', 'stray']]);
+});
