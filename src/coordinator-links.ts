@@ -21,10 +21,8 @@ export interface LinkedParts {
   sampleNow: (id: string) => Promise<void>;
   /** A token revoked through another coordinator (Auth.revokedElsewhere). */
   revokedElsewhere: (tokenId: string) => void;
-  /** This coordinator's cluster id, and the one in the shared row (another coordinator may have established it). */
-  clusterId: () => string | undefined;
-  readClusterId: () => Promise<string | undefined>;
-  adoptClusterId: (id: string) => void;
+  /** This coordinator's cluster id, else the one in the shared row (another coordinator may have established it) adopted (ClusterIdentity.refresh). */
+  refreshClusterId: () => Promise<string | undefined>;
   repair: (bad: BadReplica) => void;
   log: Logger;
 }
@@ -50,7 +48,7 @@ export function linkCoordinators(parts: LinkedParts): RegistrySync {
     if (notice.kind === 'tokenRevoked') parts.revokedElsewhere(notice.id);
     else if (notice.kind === 'badReplica' && isLeader()) parts.repair(notice.bad);
   });
-  return sync;
+  return { ...sync, stop: () => (catchUpClusterId.stop(), sync.stop()) };
 }
 
 /** A bad replica found here: repaired here when leading, else by the leader (told). */
@@ -61,19 +59,31 @@ export function reportBadReplica(events: EventBus, isLeader: () => boolean, repa
   };
 }
 
+/** After a failed read of the cluster id: the next try, whether or not anything is said meanwhile. */
+const CLUSTER_ID_RETRY_MS = 1000;
+
 /**
  * Until this coordinator knows the cluster id (without it no datanode obeys its writes), it reads
- * the shared row again whenever another coordinator says something: one read at a time, none
- * once the id is known.
+ * the shared row again whenever another coordinator says something, and after a failed read
+ * (the database stalled) again shortly: one read at a time (shared with a write that needs the
+ * id), none once the id is known.
  */
-function clusterIdCatchUp({ clusterId, readClusterId, adoptClusterId, log }: LinkedParts) {
-  let reading = false;
-  return (): void => {
-    if (reading || clusterId() !== undefined) return;
-    reading = true;
-    readClusterId()
-      .then((id) => id !== undefined && adoptClusterId(id))
-      .catch((err: Error) => log.warn({ err: err.message }, 'could not read the cluster id'))
-      .finally(() => void (reading = false));
+function clusterIdCatchUp({ refreshClusterId, log }: LinkedParts) {
+  let retry: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const catchUp = (): void => {
+    if (stopped) return;
+    clearTimeout(retry);
+    retry = undefined;
+    refreshClusterId().catch((err: Error) => {
+      log.warn({ err: err.message }, 'could not read the cluster id; trying again shortly');
+      if (!stopped) retry ??= setTimeout(catchUp, CLUSTER_ID_RETRY_MS).unref();
+    });
   };
+  return Object.assign(catchUp, {
+    stop() {
+      stopped = true;
+      clearTimeout(retry);
+    },
+  });
 }

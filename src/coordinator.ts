@@ -172,7 +172,10 @@ async function establishClusterId({
     }),
   );
   const id = clusterIdentity.settle();
-  if (id === undefined) log.warn('cluster id not established yet (no datanode answered): writes and deletes wait until one does');
+  if (id === undefined)
+    log.warn(
+      'cluster id not established yet (no datanode answered): writes are refused with CLUSTER_NOT_READY and deletions stay queued until a datanode answers or another coordinator establishes it',
+    );
   return id;
 }
 
@@ -287,8 +290,16 @@ function createBackgroundWork(
   // Every background loop of the coordinator runs on this scheduler (one place to gate them): on
   // PostgreSQL only while this coordinator holds the background lease, each pass under its token.
   const scheduler = createScheduler({ log, gate: coordination.gate, fence: coordination.fence });
-  const deleter = createReplicaDeleter({ catalog, registry, client, log, scheduler, replicationFactor: config.replicationFactor });
-  const replicas = createReplicas({ catalog, registry, client, log });
+  const deleter = createReplicaDeleter({
+    catalog,
+    registry,
+    client,
+    log,
+    scheduler,
+    replicationFactor: config.replicationFactor,
+    clusterIdentity,
+  });
+  const replicas = createReplicas({ catalog, registry, client, log, clusterIdentity });
   const records = createImageRecords({ registry, client, log, replicationFactor: config.replicationFactor });
   const indexRebuild = createIndexRebuild({ catalog, registry, client, records, log });
   const checks = createIndexChecks(indexRebuild, log);
@@ -425,9 +436,7 @@ function linkParts(
     abandon: (url) => client.abandon(url),
     sampleNow: (id) => monitor.sampleNow(id),
     revokedElsewhere: (id) => auth.revokedElsewhere(id),
-    clusterId: () => clusterIdentity.current(),
-    readClusterId: () => metadata.clusterIdentity.load(),
-    adoptClusterId: (id) => clusterIdentity.adopt(id),
+    refreshClusterId: () => clusterIdentity.refresh(),
     repair: (bad) => repairer.report(bad),
     log,
   });

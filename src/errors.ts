@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   TOO_MANY_SUBSCRIPTIONS: { status: 429, message: 'This connection has as many subscriptions as it may.' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request body stopped arriving.' },
   METADATA_UNAVAILABLE: { status: 503, message: 'The metadata database did not answer in time; retry later or on another coordinator.' },
+  CLUSTER_NOT_READY: { status: 503, message: 'The coordinator does not know the cluster id yet (no datanode would obey); retry shortly.' },
   INDEX_REBUILDING: { status: 503, message: "The index is being rebuilt from the datanodes' records; try again shortly." },
   // Beyond the contract: images as images (src/renditions).
   CONTENT_TYPE_MISMATCH: { status: 400, message: 'The declared contentType contradicts the bytes, which are an image of another format.' },

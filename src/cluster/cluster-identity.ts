@@ -3,7 +3,11 @@
 // established no datanode obeys a write or delete from this coordinator (datanode/server.ts).
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { TesseraError } from '../errors.ts';
 import type { AsyncClusterIdentityRow } from '../metadata/store.ts';
+
+/** Seconds a client is told to wait before retrying a write refused for want of the cluster id. */
+const NOT_READY_RETRY_SEC = 2;
 
 /** `initial`: the id the index holds at start (row.load()). */
 export function createClusterIdentity({
@@ -25,6 +29,8 @@ export function createClusterIdentity({
   let blankSeen = false;
   /** Cluster ids other proven datanodes named while we adopted one: logged once each. */
   const conflicting = new Set<string>();
+  /** The read of the shared row in flight: concurrent callers share it. */
+  let reading: Promise<string | undefined> | undefined;
 
   function establish(id: string, source: 'minted' | 'datanodes') {
     // Kept for the next start; datanodes are told it from now on, whether or not the write lands.
@@ -36,18 +42,51 @@ export function createClusterIdentity({
     );
   }
 
+  /**
+   * The id another coordinator of the same database established (several coordinators: only
+   * the leader samples the datanodes, so only it learns or mints the id); already in the row.
+   */
+  function adopt(id: string): void {
+    if (clusterId !== undefined) return;
+    clusterId = id;
+    log.info({ clusterId: id }, 'cluster id established by another coordinator');
+  }
+
+  /**
+   * The id, read from the shared row when not known yet (adopted when there): one read at a
+   * time, shared by concurrent callers, bounded by --metadata-timeout on PostgreSQL. Rejects when
+   * the read fails.
+   */
+  function refresh(): Promise<string | undefined> {
+    if (clusterId !== undefined) return Promise.resolve(clusterId);
+    reading ??= row
+      .load()
+      .then((id) => {
+        if (id !== undefined) adopt(id);
+        return clusterId;
+      })
+      .finally(() => void (reading = undefined));
+    return reading;
+  }
+
   return {
     /** The cluster id, or undefined while it is not established (writes and deletes are then refused). */
     current: (): string | undefined => clusterId,
+    refresh,
 
     /**
-     * The id another coordinator of the same database established (several coordinators: only
-     * the leader samples the datanodes, so only it learns or mints the id); already in the row.
+     * Before a write to the datanodes: the id, else (still unknown after reading the row)
+     * CLUSTER_NOT_READY at once; every datanode would refuse the write (409 CLUSTER_ID_REQUIRED).
      */
-    adopt(id: string): void {
-      if (clusterId !== undefined) return;
-      clusterId = id;
-      log.info({ clusterId: id }, 'cluster id established by another coordinator');
+    async require(): Promise<string> {
+      const id = clusterId ?? (await refresh());
+      if (id === undefined)
+        throw new TesseraError(
+          'CLUSTER_NOT_READY',
+          'This coordinator does not know the cluster id yet (no datanode has answered it, and no other coordinator established one); retry shortly.',
+          { retryAfterSec: NOT_READY_RETRY_SEC, http: { status: 503, headers: { 'retry-after': String(NOT_READY_RETRY_SEC) } } },
+        );
+      return id;
     },
 
     /**

@@ -7,6 +7,7 @@ import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import type { DatanodeClient } from './datanode-client.ts';
 import type { DeletionOutcome } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
+import type { ClusterIdentity } from './cluster-identity.ts';
 import type { Scheduler } from '../shared/scheduler.ts';
 import { BURST_ROUNDS, roundSpacer } from '../shared/round-spacing.ts';
 
@@ -103,6 +104,7 @@ export function createReplicaDeleter({
   pollMs = 1000,
   now = Date.now,
   clock,
+  clusterIdentity,
 }: {
   catalog: Catalog;
   scheduler: Scheduler;
@@ -114,6 +116,8 @@ export function createReplicaDeleter({
   now?: () => number;
   /** Monotonic milliseconds for the spacing of rounds (tests pass their own). */
   clock?: () => number;
+  /** Without a known cluster id every datanode refuses a deletion: the queue waits for it (absent in tests with fake datanodes). */
+  clusterIdentity?: Pick<ClusterIdentity, 'refresh'>;
 }) {
   const deps = { catalog, client, log, replicationFactor, now };
   const spacer = roundSpacer(BURST_ROUNDS, clock);
@@ -128,6 +132,9 @@ export function createReplicaDeleter({
         if (loop.stopped) return;
       }
       if (loop.stopped) return;
+      // Not known yet (the row is read again, so the id another coordinator established is
+      // adopted): the deletions stay queued, not backed off by refusals, until a later pass.
+      if (clusterIdentity && (await clusterIdentity.refresh()) === undefined) return;
       const due = await catalog.dueDeletions(now(), BATCH);
       if (due.length === 0 || loop.stopped) return;
       // A round starts only when there is work: an empty pass (the periodic one) must not make

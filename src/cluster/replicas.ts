@@ -10,6 +10,7 @@ import { placeReplicas } from './placement.ts';
 import { releaseIntents } from './intent-release.ts';
 import type { ImageManifest } from '../shared/datanode-api.ts';
 import type { Registry } from './registry.ts';
+import type { ClusterIdentity } from './cluster-identity.ts';
 
 export { sha256Hex };
 
@@ -36,6 +37,7 @@ export function createReplicas({
   hedgeAfterMs = HEDGE_AFTER_MS,
   writeHedgeAfterMs = writeHedgeMs,
   reachability = createReachability(),
+  clusterIdentity,
 }: {
   catalog: Catalog;
   registry: Registry;
@@ -47,8 +49,10 @@ export function createReplicas({
   /** How long a replica write may go unanswered before another datanode is tried (tests shorten it). */
   writeHedgeAfterMs?: (data: Bytes) => number;
   reachability?: Reachability;
+  /** Without a known cluster id every datanode refuses a write: writes fail fast instead (absent in tests with fake datanodes). */
+  clusterIdentity?: Pick<ClusterIdentity, 'current' | 'require'>;
 }) {
-  const writeDeps: WriteDeps = { catalog, registry, client, log, now, reachability, hedgeMs: writeHedgeAfterMs };
+  const writeDeps: WriteDeps = { catalog, registry, client, log, now, reachability, hedgeMs: writeHedgeAfterMs, clusterIdentity };
   const replicas = {
     /**
      * Writes `data` to `count` distinct live datanodes (not `exclude`), falling back to other
@@ -71,10 +75,11 @@ export function createReplicas({
 
     /**
      * The `count` datanodes a write of `fragmentId` would try first (INSUFFICIENT_DATANODES when
-     * fewer can take one): a caller records their intents in its own transaction and hands them
+     * fewer can take one, CLUSTER_NOT_READY without a cluster id): a caller records their intents in its own transaction and hands them
      * to write as `planned`.
      */
-    place(fragmentId: string, count: number): string[] {
+    async place(fragmentId: string, count: number): Promise<string[]> {
+      await clusterReady(writeDeps);
       const targets = placeAvoiding(registry, reachability, fragmentId, count, new Set());
       if (targets.length < count) throw insufficient(count, targets.length);
       return targets;
@@ -114,7 +119,13 @@ type WriteDeps = {
   now: () => number;
   reachability: Reachability;
   hedgeMs: (data: Bytes) => number;
+  clusterIdentity?: Pick<ClusterIdentity, 'current' | 'require'>;
 };
+
+/** CLUSTER_NOT_READY, before any placement, rather than writes every datanode refuses (ending as INSUFFICIENT_DATANODES). */
+async function clusterReady({ clusterIdentity }: WriteDeps): Promise<void> {
+  if (clusterIdentity && clusterIdentity.current() === undefined) await clusterIdentity.require();
+}
 
 const insufficient = (want: number, have: number) =>
   new TesseraError(
@@ -143,6 +154,7 @@ async function writeReplicas(
   const late = new Map<string, Promise<boolean>>();
   const put = (id: string) => client.putFragment(registry.get(id)!.url, fragmentId, data, sha256, manifest);
   try {
+    await clusterReady(deps);
     for (let first = planned !== undefined; written.length < count; first = false) {
       const want = count - written.length;
       let targets: string[];

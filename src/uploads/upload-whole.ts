@@ -51,7 +51,7 @@ async function storeOnlyFragment(ctx: UploadContext, input: BeginUploadInput, me
   let planned: string[] = [];
   // Placed once beginUpload's checks passed (a bad name is refused as such, whatever the datanodes).
   const upload = await beginUpload(ctx, input, media, async (row) => {
-    planned = ctx.replicas.place(fragmentId, ctx.config.replicationFactor);
+    planned = await ctx.replicas.place(fragmentId, ctx.config.replicationFactor);
     return ctx.catalog.insertUploadWithIntents(row, fragmentId, planned);
   });
   // Its manifest travels with the fragment: the datanodes know the image before the client does.
