@@ -1,10 +1,11 @@
-// The replica deleter's second look before it deletes an unrecorded write: a file the index
-// records as a replica is settled, not deleted (a deletion queued before releases checked for a
-// replica, or one a recording raced). Stubbed index, registry and datanode client: only the
-// deleter's own decisions are under test (metadata-contract tests recordedReplicas itself).
+// The replica deleter's own decisions, with a stubbed index, registry and datanode client
+// (metadata-contract tests recordedReplicas itself): its second look before it deletes an
+// unrecorded write (a file the index records as a replica is settled, not deleted: a deletion
+// queued before releases checked for a replica, or one a recording raced), and a datanode back
+// live while the index refuses writes.
 import { pino } from 'pino';
 import { expect, it } from 'vitest';
-import { createReplicaDeleter } from '../src/cluster/replica-deletions.ts';
+import { createReplicaDeleter, RESUME_FAILED } from '../src/cluster/replica-deletions.ts';
 import type { ReplicaDeletion } from '../src/metadata/catalog.ts';
 import type { ReplicaKey } from '../src/metadata/catalog/deletion-queue.ts';
 import { createScheduler } from '../src/shared/scheduler.ts';
@@ -56,4 +57,31 @@ it('settles without deleting an unrecorded write whose file the index records as
   expect(sent.sort()).toEqual(['of-another-image', 'of-image', 'stray']);
   expect(acked.sort()).toEqual(['of-another-image', 'of-image', 'recorded', 'stray']);
   expect(asked).toEqual([['recorded', 'stray']]);
+});
+
+it('datanodeLive never rejects: an index that cannot take the write leaves the deletions due at their next check', async () => {
+  // A rejection here went unhandled (the status change does not wait) and killed the coordinator
+  // when PostgreSQL was cut or the lease had moved (FENCED) as a datanode came back.
+  const warned: string[] = [];
+  const catalog = {
+    resumeDeletionsOn: async () => {
+      throw Object.assign(new Error('write refused: fencing token 1 is stale'), { code: 'FENCED' });
+    },
+    dueDeletions: async () => [],
+    ackDeletions: async () => {},
+  };
+  const log = pino({ level: 'warn' }, { write: (line: string) => void warned.push(JSON.parse(line).msg) });
+  const deleter = createReplicaDeleter({
+    catalog: catalog as never,
+    registry: { get: () => undefined, isLive: () => false } as never,
+    client: {} as never,
+    log,
+    scheduler: createScheduler(),
+    replicationFactor: 2,
+    pollMs: 60_000,
+  });
+  deleter.start();
+  await expect(deleter.datanodeLive('n1')).resolves.toBeUndefined();
+  await deleter.stop();
+  expect(warned).toEqual([RESUME_FAILED]);
 });

@@ -14,6 +14,8 @@ import { BURST_ROUNDS, roundSpacer } from '../shared/round-spacing.ts';
 /** Queued deletions one round takes: each datanode gets its share in one request (POST /deletions). */
 const BATCH = 256;
 const MAX_BACKOFF_MS = 60_000;
+/** Logged when a datanode back live cannot have its waiting deletions made due (tests match it). */
+export const RESUME_FAILED = 'could not make the deletions that waited for a datanode due now; they run at their next check';
 
 interface DeleteDeps {
   catalog: Catalog;
@@ -177,9 +179,15 @@ export function createReplicaDeleter({
 
   return {
     kick,
-    /** A datanode is live again: the deletions it missed are due at once, not at their next check. */
+    /**
+     * A datanode is live again: the deletions it missed are due at once, not at their next check.
+     * Never rejects (the status change that calls it does not wait): an index that refuses the
+     * write (cut off, fenced) leaves them due at their next check.
+     */
     async datanodeLive(datanodeId: string): Promise<void> {
-      await catalog.resumeDeletionsOn(datanodeId, now());
+      await catalog
+        .resumeDeletionsOn(datanodeId, now())
+        .catch((err: Error) => log.warn({ datanode: datanodeId, err: err.message }, RESUME_FAILED));
       return kick();
     },
     start: loop.start,
