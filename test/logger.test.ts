@@ -80,3 +80,22 @@ it('lines still waiting are written when the process exits', async () => {
   });
   expect(messages(stderr)).toEqual(['last words']);
 });
+
+it('a line logged while a write is in flight is written without waiting for a later line', async () => {
+  // The first warning's write is in flight when the second is handed on: it must follow by itself.
+  vi.useRealTimers();
+  const log = createLogger('test', 'info', fd);
+  log.warn('a');
+  log.warn('b');
+  await until(() => messages(written()).length === 2, 'both warnings in the file');
+  expect(messages(written())).toEqual(['a', 'b']);
+});
+
+it('flushLog after a warning and an info line resolves with both written', async () => {
+  vi.useRealTimers();
+  const log = createLogger('test', 'info', fd);
+  log.warn('a warning');
+  log.info({ file: '/data/admin.token' }, 'admin token file');
+  await flushLog(log);
+  expect(messages(written())).toEqual(['a warning', 'admin token file']);
+});
