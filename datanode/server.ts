@@ -64,7 +64,7 @@ export async function createDatanode({
   sampleSystem,
   tls,
 }: DatanodeOptions): Promise<Datanode> {
-  const store = await openFragmentStore(dataDir);
+  const store = await openFragmentStore(dataDir, logger);
   const records = await openRecordStore(dataDir);
   const gate = new CallerGate(
     dataDir,

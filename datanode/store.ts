@@ -7,6 +7,7 @@ import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink 
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
 import { groupedDirSync, type GroupedDirSync } from './grouped-dir-sync.ts';
 import { IdLocks } from './id-locks.ts';
 import { isFragmentId } from '../src/shared/datanode-api.ts';
@@ -75,7 +76,7 @@ export class InvalidFragmentIdError extends Error {
 }
 
 /** Opens (creating if needed) the store under `dataDir`, clears leftover temp files, counts fragments. */
-export async function openFragmentStore(dataDir: string): Promise<FragmentStore> {
+export async function openFragmentStore(dataDir: string, logger?: Pick<Logger, 'warn'>): Promise<FragmentStore> {
   const fragmentsDir = join(dataDir, 'fragments');
   const tmpDir = join(dataDir, 'tmp');
   // A data dir made before permissions were tightened is tightened too: fragments are user data.
@@ -86,7 +87,7 @@ export async function openFragmentStore(dataDir: string): Promise<FragmentStore>
   // Whatever is in tmp/ is a write that never reached its rename: a crash or a kill mid-PUT.
   await rm(tmpDir, { recursive: true, force: true });
   await mkdir(tmpDir, { recursive: true, mode: 0o700 });
-  return new DiskFragmentStore(dataDir, await scan(fragmentsDir));
+  return new DiskFragmentStore(dataDir, await scan(fragmentsDir), logger);
 }
 
 class DiskFragmentStore implements FragmentStore {
@@ -103,13 +104,20 @@ class DiskFragmentStore implements FragmentStore {
   constructor(
     readonly dataDir: string,
     initial: FragmentListing[],
+    logger?: Pick<Logger, 'warn'>,
   ) {
     this.fragmentsDir = join(dataDir, 'fragments');
     this.tmpDir = join(dataDir, 'tmp');
     this.quarantineDir = join(dataDir, 'quarantine');
     this.fragmentCount = initial.length;
     this.storedBytes = initial.reduce((sum, f) => sum + f.size, 0);
-    this.fragmentsDirSync = groupedDirSync(this.fragmentsDir);
+    this.fragmentsDirSync = groupedDirSync(this.fragmentsDir, {
+      onReplaced: (dir) =>
+        logger?.warn(
+          { dir },
+          'fragments directory was replaced (removed and recreated, or remounted) while open: reopened it for directory fsyncs',
+        ),
+    });
   }
 
   // Defence in depth: the server validates ids too, but no string reaches a path unchecked.

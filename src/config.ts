@@ -241,6 +241,8 @@ export type HealthThresholds = Pick<CoordinatorFlags, 'cpuPercent' | 'memoryPerc
 export type CoordinatorConfig = Omit<CoordinatorFlags, keyof HealthThresholds | 'secretFile' | 'insecure'> & {
   thresholds: HealthThresholds;
   secret?: string;
+  /** Not a flag: set by tests only (see AuthConfig). */
+  verifiedTokenTtlMs?: number;
 };
 
 /** Adds every coordinator flag to `command` (the coordinator's own, or npm start's). */

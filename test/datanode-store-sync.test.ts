@@ -1,8 +1,8 @@
 // How the fragment store makes a PUT durable with few system calls: a small declared body is one
 // write to a file opened O_DSYNC (durable when it returns, no fsync after it), a larger one is
 // fsynced once; the fragments directory is opened once and each group of renames is one fsync of it.
-import { constants, readlinkSync } from 'node:fs';
-import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { constants, fstatSync, readlinkSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openFragmentStore } from '../datanode/store.ts';
-import { groupedDirSync } from '../datanode/grouped-dir-sync.ts';
+import { DirSyncClosedError, groupedDirSync } from '../datanode/grouped-dir-sync.ts';
 
 let dir: string;
 beforeEach(async () => {
@@ -97,27 +97,113 @@ describe.runIf(process.platform === 'linux')('fragment store syncs', () => {
   });
 });
 
+/** How many of this process's descriptors are open on `path` (by name; an unlinked one reads '… (deleted)'). */
+async function handlesOn(path: string) {
+  return (await readdir('/proc/self/fd')).filter((fd) => {
+    try {
+      return pathOf(Number(fd)).startsWith(path);
+    } catch {
+      return false; // closed meanwhile
+    }
+  }).length;
+}
+
+/** The inode of the directory each FileHandle sync went to while `work` runs. */
+async function syncedInodes(work: () => Promise<unknown>, failFirst = false) {
+  const probe = await open(join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as FileHandle;
+  await probe.close();
+  const inodes: number[] = [];
+  const original = proto.sync;
+  let fail = failFirst;
+  vi.spyOn(proto, 'sync').mockImplementation(async function (this: FileHandle) {
+    inodes.push(fstatSync(this.fd).ino);
+    if (fail) {
+      fail = false;
+      throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    }
+    return original.apply(this);
+  });
+  await work();
+  return inodes;
+}
+
 describe('grouped directory sync', () => {
-  it('opens the directory once for many groups, again after close, and retries a failed open', async () => {
+  it('opens the directory once for many groups and retries a failed open', async () => {
     let opens = 0;
-    let failNext = false;
-    const sync = groupedDirSync(dir, async (d) => {
-      opens += 1;
-      if (failNext) {
-        failNext = false;
-        throw new Error('EMFILE');
-      }
-      return open(d, 'r');
+    let failNext = true;
+    const sync = groupedDirSync(dir, {
+      openDir: async (d) => {
+        opens += 1;
+        if (failNext) {
+          failNext = false;
+          throw new Error('EMFILE');
+        }
+        return open(d, 'r');
+      },
     });
+    await expect(sync.sync()).rejects.toThrow('EMFILE');
     await sync.sync();
     await Promise.all([sync.sync(), sync.sync(), sync.sync()]);
     await sync.sync();
-    expect(opens).toBe(1);
+    expect(opens).toBe(2);
     await sync.close();
-    failNext = true;
-    await expect(sync.sync()).rejects.toThrow('EMFILE');
+  });
+
+  it.runIf(process.platform === 'linux')('fsyncs the directory now at its path after it was removed and recreated', async () => {
+    const d = join(dir, 'fragments');
+    await mkdir(d);
+    const replaced: string[] = [];
+    const sync = groupedDirSync(d, { onReplaced: (p) => replaced.push(p) });
+    const inodes = await syncedInodes(async () => {
+      await sync.sync();
+      await rm(d, { recursive: true });
+      await mkdir(d);
+      await writeFile(join(d, 'f'), 'x'); // a rename's entry goes to the new directory
+      await sync.sync();
+      await sync.sync();
+    });
+    const newIno = statSync(d).ino;
+    expect(inodes).toHaveLength(3);
+    expect(inodes[0]).not.toBe(newIno);
+    expect(inodes.slice(1)).toEqual([newIno, newIno]);
+    expect(replaced).toEqual([d]); // once, not per group
+    expect(await handlesOn(d)).toBe(1); // the old handle was closed
+    await sync.close();
+    expect(await handlesOn(d)).toBe(0);
+  });
+
+  it.runIf(process.platform === 'linux')('drops the handle after a failed fsync and reopens for the next group', async () => {
+    let opens = 0;
+    const sync = groupedDirSync(dir, {
+      openDir: (d) => {
+        opens += 1;
+        return open(d, 'r');
+      },
+    });
+    const inodes = await syncedInodes(async () => {
+      await expect(sync.sync()).rejects.toThrow('EIO');
+      await sync.sync();
+    }, true);
+    expect(inodes).toHaveLength(2);
+    expect(opens).toBe(2);
+    expect(await handlesOn(dir)).toBe(1);
+    await sync.close();
+    expect(await handlesOn(dir)).toBe(0);
+  });
+
+  it.runIf(process.platform === 'linux')('rejects a sync after close, without reopening the directory', async () => {
+    let opens = 0;
+    const sync = groupedDirSync(dir, {
+      openDir: (d) => {
+        opens += 1;
+        return open(d, 'r');
+      },
+    });
     await sync.sync();
-    expect(opens).toBe(3);
     await sync.close();
+    await expect(sync.sync()).rejects.toThrow(DirSyncClosedError);
+    expect(opens).toBe(1);
+    expect(await handlesOn(dir)).toBe(0);
   });
 });

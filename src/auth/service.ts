@@ -22,6 +22,8 @@ export interface AuthConfig extends QuotaLimits {
   anonymous: AnonymousAccess;
   /** undefined with --insecure: then no request is the cluster. */
   secret?: string;
+  /** How long a verified token is trusted without reading its row again (default VERIFIED_TOKEN_TTL_MS; set by tests only). */
+  verifiedTokenTtlMs?: number;
 }
 
 /** 401 with `WWW-Authenticate: Bearer`, on plain HTTP and in GraphQL answers alike. */
@@ -37,7 +39,7 @@ const sameSecret = (given: string, secret: string) => {
 };
 
 export async function createAuth(metadata: Pick<MetadataStore, 'tokens' | 'authKeys' | 'uploadOwners'>, config: AuthConfig, log: Logger) {
-  const tokens = createTokenStore(metadata.tokens);
+  const tokens = createTokenStore(metadata.tokens, Date.now, config.verifiedTokenTtlMs);
   const signer = await createUrlSigner(metadata.authKeys);
   const quotas = createQuotas(metadata.uploadOwners, config);
   const adminTokenFile = config.adminTokenFile ?? path.join(config.dataDir, ADMIN_TOKEN_FILE);

@@ -37,7 +37,8 @@ export function newTokenId(): string {
   }
 }
 
-export function createTokenStore(rows: TokenRows, now: () => number = Date.now) {
+/** `ttlMs`: how long a verified token is trusted (a test sets it long, to see that only a notice drops it). */
+export function createTokenStore(rows: TokenRows, now: () => number = Date.now, ttlMs = VERIFIED_TOKEN_TTL_MS) {
   const isActive = (t: TokenRow, at = now()) => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > at);
   // Rows of active tokens by the hash of their secret, and when they were read: a request then
   // costs a hash, not an index read. Every forget() moves `generation` on, so that a read that
@@ -75,7 +76,7 @@ export function createTokenStore(rows: TokenRows, now: () => number = Date.now) 
       const hash = hashOf(secret);
       const at = now();
       const known = verified.get(hash);
-      if (known && at >= known.readAt && at - known.readAt < VERIFIED_TOKEN_TTL_MS) return isActive(known.row, at) ? known.row : undefined;
+      if (known && at >= known.readAt && at - known.readAt < ttlMs) return isActive(known.row, at) ? known.row : undefined;
       const seen = generation;
       const row = await rows.byHash(hash);
       verified.delete(hash);
@@ -96,9 +97,11 @@ export function createTokenStore(rows: TokenRows, now: () => number = Date.now) 
     /** True when the token was active and is revoked now; false when unknown or already revoked. */
     async revoke(id: string): Promise<boolean> {
       forget(id); // before, so that no request is let in on what was known of it
-      const revoked = await rows.revoke(id, now());
-      forget(id); // after, so that nothing read meanwhile is kept
-      return revoked;
+      try {
+        return await rows.revoke(id, now());
+      } finally {
+        forget(id); // after (even when the write failed: it may have committed), so that nothing read meanwhile is kept
+      }
     },
 
     hasActiveAdmin: async () => (await rows.activeAdminCount(now())) > 0,

@@ -59,7 +59,7 @@ async function storeOnlyFragment(ctx: UploadContext, input: BeginUploadInput, me
   const manifest = manifestOf(upload, digest, createdAt, [{ id: fragmentId, idx: 0, size, sha256: digest }]);
   const notice = storedNotice(ctx, upload);
   try {
-    // The first call once the intents are committed (the two lines above only build objects):
+    // The first call once the intents are committed (the three lines above only build objects):
     // from here the write releases those it does not place.
     const placed = await ctx.replicas.write(fragmentId, data, digest, ctx.config.replicationFactor, new Set(), manifest, planned);
     const outcome = await recordWrittenFragment(ctx, fragmentId, placed, () =>
