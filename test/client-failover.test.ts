@@ -166,12 +166,15 @@ describe('the client library', () => {
     expect(hits.app).toBe(1);
   });
 
-  it('a coordinator answering METADATA_UNAVAILABLE (cut from its database) is left: the retry goes to the next one', async () => {
+  it.each([
+    ['METADATA_UNAVAILABLE (cut from its database)', 'databaseCut', 'cut-database'],
+    ['CLUSTER_NOT_READY (no cluster id yet)', 'clusterNotReady', 'not-ready'],
+  ] as const)('a coordinator answering %s is left: the retry goes to the next one', async (_what, flag, prefix) => {
     // A one-shot upload (multipart uploadImage) and a chunked one (PUT /uploads/…/fragments/…).
     for (const size of [1000, 6 * FRAGMENT]) {
       const cut = await proxy();
-      cut.databaseCut = true;
-      const { path, bytes } = await fileOf(`cut-database-${size}.bin`, size);
+      cut[flag] = true;
+      const { path, bytes } = await fileOf(`${prefix}-${size}.bin`, size);
       // Retried as often as the policy allows on the cut one, the upload would fail there.
       const client = clientOf([cut.url, cluster.url], { retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 1 } });
       try {
@@ -179,7 +182,7 @@ describe('the client library', () => {
         expect(result.image.sha256).toBe(sha256(bytes));
         expect(client.url).toBe(cluster.url);
         expect(cut.log.filter((r) => r.fragment)).toHaveLength(1);
-        expect((await stored(`cut-database-${size}.bin`)).equals(bytes)).toBe(true);
+        expect((await stored(`${prefix}-${size}.bin`)).equals(bytes)).toBe(true);
       } finally {
         client.close();
       }

@@ -2,7 +2,7 @@
 // spec-shaped multipart requests written straight from the caller's buffer (no copy, no
 // FormData), and streamed GETs. Given several coordinator URLs, every call goes to the current
 // one and moves to the next when the connection fails (see `request`) or the coordinator answers
-// that it cannot reach its database (see `failedOn`).
+// that it cannot serve the call yet while another may (see LEAVE_ON).
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { randomBytes } from 'node:crypto';
@@ -254,6 +254,14 @@ async function rawGetOn(to: Endpoint, path: string, { signal, headers = {} }: Re
 }
 
 /** GraphQL documents that only read (queries, the shorthand `{ ... }`): safe to send twice. */
+/**
+ * Answers that move calls off the coordinator that gave them (see `failedOn`): it answers so until
+ * something of its own passes, while another coordinator may serve the call now. METADATA_UNAVAILABLE:
+ * it cannot reach its database; CLUSTER_NOT_READY: it does not know the cluster id yet (it started
+ * before any datanode answered it, while another coordinator knows it).
+ */
+const LEAVE_ON = new Set(['METADATA_UNAVAILABLE', 'CLUSTER_NOT_READY']);
+
 const isQuery = (query: string) => /^\s*(?:query\b|\{)/.test(query);
 
 function endpointsOf(
@@ -297,12 +305,11 @@ function createRouter(endpoints: Endpoint[]) {
       if (i !== undefined) router.leave(i);
     },
     /**
-     * `err`, read from the answer `res`. One saying its coordinator cannot reach its database
-     * (METADATA_UNAVAILABLE) moves calls off it first: it answers so until its database is back,
-     * while another coordinator may reach it, so the caller's retry (and the next call) go there.
+     * `err`, read from the answer `res`. One of LEAVE_ON moves calls off its coordinator first, so
+     * the caller's retry (and the next call) go to the next one.
      */
     failedOn(res: IncomingMessage, err: unknown): unknown {
-      if (err instanceof TesseraClientError && err.code === 'METADATA_UNAVAILABLE') router.leaveServer(res);
+      if (err instanceof TesseraClientError && LEAVE_ON.has(err.code)) router.leaveServer(res);
       return err;
     },
     /** What the caller reads of `res`, its error seen by `failedOn`. */

@@ -24,6 +24,8 @@ export interface KillableProxy {
   cutBodiesAfter?: number;
   /** Fragment requests are answered 503 METADATA_UNAVAILABLE, as by a coordinator cut from its database. */
   databaseCut?: boolean;
+  /** Fragment requests are answered 503 CLUSTER_NOT_READY, as by a coordinator that does not know the cluster id yet. */
+  clusterNotReady?: boolean;
   /** Resets every open connection and refuses new ones, like a process killed with -9. */
   kill(): void;
   close(): Promise<void>;
@@ -76,7 +78,8 @@ export async function startKillableProxy(target: string): Promise<KillableProxy>
       range: req.headers.range,
     };
     proxy.log.push(entry);
-    if (proxy.databaseCut && entry.fragment) return answerDatabaseCut(req, res);
+    if (proxy.databaseCut && entry.fragment) return answerUnavailable(req, res, DATABASE_CUT);
+    if (proxy.clusterNotReady && entry.fragment) return answerUnavailable(req, res, CLUSTER_NOT_READY);
     if (!type.startsWith('application/json')) return forward(req, res, entry);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -130,9 +133,11 @@ export async function startKillableProxy(target: string): Promise<KillableProxy>
   return proxy;
 }
 
-/** The coordinator's answer when its database does not answer: GraphQL-shaped on /graphql, {code, message} elsewhere. */
-function answerDatabaseCut(req: IncomingMessage, res: ServerResponse) {
-  const error = { code: 'METADATA_UNAVAILABLE', message: 'The metadata database did not answer: cut (test proxy).' };
+const DATABASE_CUT = { code: 'METADATA_UNAVAILABLE', message: 'The metadata database did not answer: cut (test proxy).' };
+const CLUSTER_NOT_READY = { code: 'CLUSTER_NOT_READY', message: 'This coordinator does not know the cluster id yet (test proxy).' };
+
+/** A coordinator's 503 answer `error`: GraphQL-shaped on /graphql, {code, message} elsewhere. */
+function answerUnavailable(req: IncomingMessage, res: ServerResponse, error: { code: string; message: string }) {
   const graphql = (req.url ?? '').startsWith('/graphql');
   req.resume();
   res
