@@ -7,6 +7,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { metadataEngines, type EngineUnderTest, type Store } from './support/metadata-engines.ts';
 import type { ImageRow } from '../src/metadata/catalog.ts';
 import { uploadRow } from './support/upload-rows.ts';
+import type { SqliteMetadataStore } from '../src/metadata/store.ts';
+import type { PostgresMetadataStore } from '../src/metadata/postgres/index.ts';
 
 const T = 1_700_000_000_000;
 const engines = await metadataEngines();
@@ -89,6 +91,13 @@ for (const engine of engines) {
 }
 
 type Ctx = ReturnType<typeof contract>;
+
+/** Queues a deletion row as it is, bypassing the catalog's checks (a row an older version left). */
+async function queueRaw(s: Store, fragmentId: string, datanodeId: string, reason: string) {
+  const insert = `INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason) VALUES`;
+  if (s.engine === 'sqlite') (s as SqliteMetadataStore).db.prepare(`${insert} (?, ?, ?, 0, ?)`).run(fragmentId, datanodeId, T, reason);
+  else await (s as PostgresMetadataStore).sql(`${insert} ($1, $2, $3, 0, $4)`, [fragmentId, datanodeId, T, reason]);
+}
 
 function imagesContract(c: Ctx) {
   describe('images and uploads', () => {
@@ -492,17 +501,35 @@ function deletionContract(c: Ctx) {
       await c.s.catalog.releaseWriteIntents(f, ['a', 'c'], T);
       expect(await c.h.deletions()).toEqual([`${f}@c`]);
       expect((await c.s.catalog.replicasOf(f)).sort()).toEqual(['a', 'b']);
-      // What the deleter asks before deleting an unrecorded write: which files are recorded replicas.
+      // What the deleter asks before deleting an unrecorded write: a file the index records is
+      // settled only while its deletion is queued as an unrecorded write (none is here).
       const asked = [`${f}@b`, `${f}@c`, 'w@a', `${f}@a`].map((k) => ({ fragmentId: k.split('@')[0]!, datanodeId: k.split('@')[1]! }));
-      expect((await c.s.catalog.recordedReplicas(asked)).map((k) => `${k.fragmentId}@${k.datanodeId}`).sort()).toEqual([
-        `${f}@a`,
-        `${f}@b`,
-      ]);
-      expect(await c.s.catalog.recordedReplicas([])).toEqual([]);
+      expect(await c.s.catalog.settleRecordedWrites(asked)).toEqual([]);
+      expect(await c.s.catalog.settleRecordedWrites([])).toEqual([]);
+      expect(await c.h.deletions()).toEqual([`${f}@c`]);
       // The file on c, deleted as an unrecorded write, is recorded after all: its deletion goes.
       expect(await c.s.catalog.moveReplicas(f, ['c'], [], T)).toBe(true);
       expect(await c.h.deletions()).toEqual([]);
-      expect(await c.s.catalog.recordedReplicas([{ fragmentId: f, datanodeId: 'c' }])).toEqual([{ fragmentId: f, datanodeId: 'c' }]);
+      expect(await c.s.catalog.settleRecordedWrites([{ fragmentId: f, datanodeId: 'c' }])).toEqual([]);
+    });
+
+    it("settles a recorded file's unrecorded-write deletion, not a deletion that replaced its row (its image deleted)", async () => {
+      const img = await c.h.store('raced.png');
+      const f = `f-${Buffer.from('raced.png').toString('hex')}`; // recorded on a and b
+      // Deletions queued before releases checked for a replica (no call queues them any more).
+      for (const d of ['a', 'b']) await queueRaw(c.s, f, d, 'unrecorded-write');
+      const [onA, onB] = ['a', 'b'].map((datanodeId) => ({ fragmentId: f, datanodeId }));
+      expect(await c.s.catalog.settleRecordedWrites([onB!, { fragmentId: 'w', datanodeId: 'a' }])).toEqual([onB]);
+      expect(await c.h.deletions()).toEqual([`${f}@a`]);
+      // The deleter took f@a as an unrecorded write; the image is deleted before it settles it: the
+      // row is now the image's deletion, with its key, and stays (acknowledged by file, it went, and
+      // the file waited for the orphan reconciler's grace).
+      expect(await c.s.catalog.deleteImage(img.id, T)).toBe(true);
+      expect(await c.s.catalog.settleRecordedWrites([onA!])).toEqual([]);
+      expect((await c.s.catalog.dueDeletions(T)).map((d) => `${d.fragmentId}@${d.datanodeId}:${d.reason}:${d.imageKey}`).sort()).toEqual([
+        `${f}@a:image-deleted:${img.imageKey}`,
+        `${f}@b:image-deleted:${img.imageKey}`,
+      ]);
     });
 
     it('at a restart, intents on files the index records as replicas go without queuing their deletion', async () => {

@@ -16,7 +16,7 @@ it('leaves the deletions queued while the cluster id is unknown, and sends them 
     ackDeletions: async (ds: ReplicaDeletion[]) => {
       for (const d of ds) queued.splice(queued.indexOf(d), 1);
     },
-    recordedReplicas: async () => [],
+    settleRecordedWrites: async () => [],
   };
   const client = {
     deleteBatch: async (_url: string, batch: { fragments: { id: string }[] }) => {

@@ -34,15 +34,18 @@ async function isSurplus({ catalog, replicationFactor }: DeleteDeps, d: ReplicaD
 /**
  * The deletions of unrecorded writes in `due` whose file the index records as a replica: the
  * index itself says those are not garbage (a deletion queued before releases checked for a
- * replica, or one a recording raced), so they are settled without deleting. One query per
- * round, and only for a round with such deletions: an image's deletions never ask.
+ * replica, or one a recording raced), so they are settled without deleting, by the index in the
+ * same statement as its check (catalog.settleRecordedWrites): an acknowledgement by file here
+ * would also remove a deletion that replaced the row meanwhile (the image deleted), leaving its
+ * file to the orphan reconciler's grace. One query per round, and only for a round with such
+ * deletions: an image's deletions never ask.
  */
-async function recordedWrites({ catalog, log }: DeleteDeps, due: ReplicaDeletion[]): Promise<Set<ReplicaDeletion>> {
+async function settleRecordedWrites({ catalog, log }: DeleteDeps, due: ReplicaDeletion[]): Promise<Set<ReplicaDeletion>> {
   const writes = due.filter((d) => d.reason === 'unrecorded-write');
   if (writes.length === 0) return new Set();
   const key = (k: ReplicaKey) => `${k.fragmentId}:${k.datanodeId}`;
-  const recorded = new Set((await catalog.recordedReplicas(writes)).map(key));
-  const kept = writes.filter((d) => recorded.has(key(d)));
+  const settled = new Set((await catalog.settleRecordedWrites(writes)).map(key));
+  const kept = writes.filter((d) => settled.has(key(d)));
   if (kept.length > 0)
     log.warn(
       { files: kept.map((d) => ({ fragment: d.fragmentId, datanode: d.datanodeId })) },
@@ -142,12 +145,14 @@ export function createReplicaDeleter({
       // A round starts only when there is work: an empty pass (the periodic one) must not make
       // the next lone delete's files wait for the spacing.
       spacer.started();
-      const recorded = await recordedWrites(deps, due);
+      const recorded = await settleRecordedWrites(deps, due);
       const settled: ReplicaDeletion[] = [];
       const perNode = new Map<string, ReplicaDeletion[]>();
       for (const d of due) {
-        // A recorded replica, or the datanode was removed from the cluster: nothing to ask.
-        if (recorded.has(d) || !registry.get(d.datanodeId)) settled.push(d);
+        // A recorded replica: already settled by the index, nothing to ask or acknowledge.
+        if (recorded.has(d)) continue;
+        // The datanode was removed from the cluster: nothing to ask.
+        if (!registry.get(d.datanodeId)) settled.push(d);
         // Checked again later; cheap while it stays DOWN.
         else if (!registry.isLive(d.datanodeId)) await catalog.postponeDeletion(d, now() + pollMs * 5);
         else {

@@ -33,8 +33,13 @@ export interface DeletionQueue {
   postponeDeletion(d: ReplicaKey, notBefore: number): void;
   /** A datanode is live again: every deletion waiting for it is due now. Answers how many. */
   resumeDeletionsOn(datanodeId: string, now: number): number;
-  /** Of these files, those the index records as replicas (the deleter's second look before it deletes an unrecorded write). */
-  recordedReplicas(keys: ReplicaKey[]): ReplicaKey[];
+  /**
+   * The deleter's second look before it deletes an unrecorded write: of these files, the deletions
+   * still queued as unrecorded writes whose file the index records as a replica are unqueued
+   * (settled without deleting), and answered. Check and unqueue are one statement: a deletion that
+   * replaced the row meanwhile (its image deleted) is not an unrecorded write and stays queued.
+   */
+  settleRecordedWrites(keys: ReplicaKey[]): ReplicaKey[];
   /** Deletions queued (writes in flight are not deletions). */
   pendingDeletionCount(): number;
   /** Before a datanode leaves the index: its queued deletions and intents can never be acknowledged. */
@@ -76,7 +81,8 @@ function deletionStatements(db: Db) {
     postpone: db.prepare(`UPDATE replica_deletions SET not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
     retry: db.prepare(`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ? WHERE fragment_id = ? AND datanode_id = ?`),
     pending: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM replica_deletions`),
-    isReplica: db.prepare<[string, string], { one: number }>(`SELECT 1 AS one FROM replicas WHERE fragment_id = ? AND datanode_id = ?`),
+    settleRecordedWrite: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = @fragmentId AND datanode_id = @datanodeId
+      AND reason = 'unrecorded-write' AND EXISTS (SELECT 1 FROM replicas WHERE fragment_id = @fragmentId AND datanode_id = @datanodeId)`),
     isQueued: db.prepare<
       [string, string, string, string],
       { one: number }
@@ -122,7 +128,9 @@ export function deletionQueue(db: Db) {
     retryDeletionAt: (d, notBefore) => void s.retry.run(notBefore, d.fragmentId, d.datanodeId),
     postponeDeletion: (d, notBefore) => void s.postpone.run(notBefore, d.fragmentId, d.datanodeId),
     resumeDeletionsOn: (datanodeId, now) => s.resumeOn.run(now, datanodeId, now).changes,
-    recordedReplicas: (keys) => keys.filter((k) => s.isReplica.get(k.fragmentId, k.datanodeId) !== undefined),
+    settleRecordedWrites: db.transaction((keys: ReplicaKey[]) =>
+      keys.filter((k) => s.settleRecordedWrite.run({ fragmentId: k.fragmentId, datanodeId: k.datanodeId }).changes > 0),
+    ),
     pendingDeletionCount: () => s.pending.get()!.n,
     purgeDeletionsOn: db.transaction((datanodeId: string) => {
       s.purgeDeletionsOn.run(datanodeId);

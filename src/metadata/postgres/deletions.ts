@@ -78,12 +78,14 @@ export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue>
     },
     resumeDeletionsOn: async (datanodeId, now) =>
       (await w`UPDATE replica_deletions SET not_before = ${now} WHERE datanode_id = ${datanodeId} AND not_before > ${now}`).count,
-    async recordedReplicas(ks) {
+    async settleRecordedWrites(ks) {
       if (ks.length === 0) return [];
       const [fragments, datanodes] = keys(ks);
       return [
-        ...(await sql<ReplicaKey[]>`SELECT r.fragment_id AS "fragmentId", r.datanode_id AS "datanodeId"
-          FROM replicas r JOIN unnest(${fragments!}::text[], ${datanodes!}::text[]) AS k(f, n) ON r.fragment_id = k.f AND r.datanode_id = k.n`),
+        ...(await w<ReplicaKey[]>`DELETE FROM replica_deletions d USING unnest(${fragments!}::text[], ${datanodes!}::text[]) AS k(f, n)
+          WHERE d.fragment_id = k.f AND d.datanode_id = k.n AND d.reason = 'unrecorded-write'
+            AND EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = d.fragment_id AND r.datanode_id = d.datanode_id)
+          RETURNING d.fragment_id AS "fragmentId", d.datanode_id AS "datanodeId"`),
       ];
     },
     pendingDeletionCount: async () => (await sql<{ n: number }[]>`SELECT count(*) AS n FROM replica_deletions`)[0]!.n,
