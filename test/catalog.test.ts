@@ -8,6 +8,7 @@ import { MIGRATIONS_DIR, openDatabase, type Db } from '../src/metadata/database.
 import { createCatalog, type Catalog, type ImageRow } from '../src/metadata/catalog.ts';
 import { datanodeRows } from '../src/metadata/datanodes.ts';
 import { codeOfThrown } from './support/errors.ts';
+import { uploadRow } from './support/upload-rows.ts';
 
 const T = 1_700_000_000_000;
 let db: Db;
@@ -23,17 +24,7 @@ beforeEach(() => {
 let uploadSeq = 0;
 function upload(name: string, size = 10, fragmentSize = 4, expiresAt = T + 1000) {
   uploadSeq += 1;
-  return catalog.insertUpload({
-    name,
-    uploadId: `u${uploadSeq}`,
-    size,
-    contentType: 'image/png',
-    sha256: null,
-    fragmentSize,
-    fragmentCount: Math.ceil(size / fragmentSize),
-    createdAt: T,
-    expiresAt,
-  });
+  return catalog.insertUpload(uploadRow(name, `u${uploadSeq}`, T, size, fragmentSize, expiresAt));
 }
 
 const fragment = (upload: Pick<ImageRow, 'id' | 'imageKey'>, idx: number, id: string) => ({

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { metadataEngines, type EngineUnderTest, type Store } from './support/metadata-engines.ts';
 import type { ImageRow } from '../src/metadata/catalog.ts';
+import { uploadRow } from './support/upload-rows.ts';
 import type { SqliteMetadataStore } from '../src/metadata/store.ts';
 import type { PostgresMetadataStore } from '../src/metadata/postgres/index.ts';
 
@@ -39,18 +40,11 @@ async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
 }
 
 function helpers(get: () => Store) {
+  /** A new upload's row, not yet inserted. */
+  const newUpload = (name: string, size = 10, fragmentSize = 4, expiresAt = T + 1000) =>
+    uploadRow(name, `u${++uploadSeq}-${Math.random().toString(36).slice(2)}`, T, size, fragmentSize, expiresAt);
   const upload = (name: string, size = 10, fragmentSize = 4, expiresAt = T + 1000, s = get()) =>
-    s.catalog.insertUpload({
-      name,
-      uploadId: `u${++uploadSeq}-${Math.random().toString(36).slice(2)}`,
-      size,
-      contentType: 'image/png',
-      sha256: null,
-      fragmentSize,
-      fragmentCount: Math.ceil(size / fragmentSize),
-      createdAt: T,
-      expiresAt,
-    });
+    s.catalog.insertUpload(newUpload(name, size, fragmentSize, expiresAt));
   const store = async (name: string, size = 4) => {
     const u = await upload(name, size, size);
     const fid = `f-${Buffer.from(name).toString('hex')}`;
@@ -59,7 +53,7 @@ function helpers(get: () => Store) {
   };
   const deletions = async () =>
     (await get().catalog.dueDeletions(Number.MAX_SAFE_INTEGER, 1000)).map((d) => `${d.fragmentId}@${d.datanodeId}`).sort();
-  return { upload, store, deletions };
+  return { newUpload, upload, store, deletions };
 }
 
 function contract(engine: EngineUnderTest) {
@@ -403,6 +397,38 @@ function completionContract(c: Ctx) {
 
 function deletionContract(c: Ctx) {
   describe('deletion queue and write intents', () => {
+    it('insertUploadWithIntents commits the upload row and its write intents together (replacing a queued deletion of the file)', async () => {
+      await c.s.catalog.doomOrphan('one', 'a', T);
+      const row = c.h.newUpload('one.png', 4, 4);
+      const u = await c.s.catalog.insertUploadWithIntents(row, 'one', ['a', 'b']);
+      expect(u).toMatchObject({ name: 'one.png', state: 'uploading', uploadId: row.uploadId, fragmentCount: 1 });
+      expect(u).toEqual(await c.s.catalog.imageById(u.id));
+      expect((await c.s.catalog.deletionTargetsOf('one')).sort()).toEqual(['a', 'b']);
+      expect(await c.s.catalog.accountsFor('one', 'b')).toBe(true);
+      expect(await c.s.catalog.pendingDeletionCount()).toBe(0); // intents, not due: the queued one went
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(2);
+    });
+
+    it('insertUploadWithIntents on a name already held is IMAGE_ALREADY_EXISTS and records no intent', async () => {
+      await c.s.catalog.doomOrphan('held', 'a', T);
+      await c.h.upload('held.png', 4, 4);
+      expect(await codeOf(c.s.catalog.insertUploadWithIntents(c.h.newUpload('held.png', 4, 4), 'held', ['a', 'b']))).toBe(
+        'IMAGE_ALREADY_EXISTS',
+      );
+      expect(await c.s.catalog.accountsFor('held', 'b')).toBe(false);
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(0);
+      expect(await c.h.deletions()).toEqual(['held@a']); // still queued, not replaced by an intent
+    });
+
+    it('insertUploadWithIntents whose intents fail (an unknown datanode) leaves neither the upload row nor any intent', async () => {
+      await c.s.catalog.doomOrphan('lost', 'a', T);
+      expect(await codeOf(c.s.catalog.insertUploadWithIntents(c.h.newUpload('lost.png', 4, 4), 'lost', ['a', 'nowhere']))).toBeDefined();
+      expect(await c.s.catalog.imageHoldingName('lost.png')).toBeUndefined();
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(0);
+      expect(await c.h.deletions()).toEqual(['lost@a']); // the queued deletion's replacement rolled back too
+      expect((await c.h.upload('lost.png', 4, 4)).name).toBe('lost.png'); // the name is free
+    });
+
     it('write intents are not due until released, and released ones are', async () => {
       await c.s.catalog.addWriteIntents('w', ['a', 'b']);
       expect(await c.s.catalog.dueDeletions(Number.MAX_SAFE_INTEGER - 1)).toEqual([]);

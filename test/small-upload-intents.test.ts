@@ -56,6 +56,21 @@ describe('one-fragment uploads and their write intents', () => {
     expect(await intentCount()).toBe(0);
   });
 
+  it('reserves the name and records the intents in one call (one commit): insertUploadWithIntents, never insertUpload nor addWriteIntents', async () => {
+    const { catalog } = cluster.app;
+    const together = vi.spyOn(catalog, 'insertUploadWithIntents');
+    const apart = [vi.spyOn(catalog, 'insertUpload'), vi.spyOn(catalog, 'addWriteIntents')];
+    const { writes } = watchWrites();
+    expect((await put('intents/one-commit.bin', bytesOf(1000, 6))).status).toBe(201);
+    expect(together).toHaveBeenCalledTimes(1);
+    const [row, fragmentId, datanodeIds] = together.mock.calls[0];
+    expect(row.name).toBe('intents/one-commit.bin');
+    // The intents it recorded are those of the copies then written.
+    expect(writes.map((w) => w.fragmentId)).toEqual([fragmentId, fragmentId]);
+    expect([...datanodeIds].sort()).toEqual(writes.map((w) => w.datanodeId).sort());
+    for (const spy of apart) expect(spy).not.toHaveBeenCalled();
+  });
+
   it('a name already held records no intent and writes nothing', async () => {
     expect((await put('intents/taken.bin', bytesOf(100, 2))).status).toBe(201);
     const { writes } = watchWrites();
