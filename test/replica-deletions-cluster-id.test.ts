@@ -1,15 +1,12 @@
 // The replica deleter without a known cluster id: every datanode would refuse its deletions
 // (409 CLUSTER_ID_REQUIRED) and back them off, so it leaves them queued and tries again once the
 // id is known. Stubbed index, registry and datanode client: only the deleter's decision is tested.
-import { pino } from 'pino';
 import { expect, it } from 'vitest';
-import { createReplicaDeleter } from '../src/cluster/replica-deletions.ts';
 import type { ReplicaDeletion } from '../src/metadata/catalog.ts';
-import { createScheduler } from '../src/shared/scheduler.ts';
+import { stubDeleter } from './support/stub-deleter.ts';
 
 it('leaves the deletions queued while the cluster id is unknown, and sends them once it is known', async () => {
   const queued: ReplicaDeletion[] = [{ fragmentId: 'f1', datanodeId: 'n1', attempts: 0, reason: 'image-deleted', imageKey: 'img' }];
-  const sent: string[] = [];
   const identity = { clusterId: undefined as string | undefined };
   const catalog = {
     dueDeletions: async () => [...queued],
@@ -18,22 +15,7 @@ it('leaves the deletions queued while the cluster id is unknown, and sends them 
     },
     settleRecordedWrites: async () => [],
   };
-  const client = {
-    deleteBatch: async (_url: string, batch: { fragments: { id: string }[] }) => {
-      sent.push(...batch.fragments.map((f) => f.id));
-      return batch.fragments.map(() => 'deleted');
-    },
-  };
-  const deleter = createReplicaDeleter({
-    catalog: catalog as never,
-    registry: { get: () => ({ url: 'http://datanode' }), isLive: () => true } as never,
-    client: client as never,
-    log: pino({ level: 'silent' }),
-    scheduler: createScheduler(),
-    replicationFactor: 2,
-    pollMs: 60_000,
-    clusterIdentity: { refresh: async () => identity.clusterId },
-  });
+  const { deleter, sent } = stubDeleter(catalog, { clusterIdentity: { refresh: async () => identity.clusterId } });
   deleter.start();
   await deleter.kick();
   await deleter.idle();

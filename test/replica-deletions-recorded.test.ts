@@ -5,10 +5,10 @@
 // live while the index refuses writes.
 import { pino } from 'pino';
 import { expect, it } from 'vitest';
-import { createReplicaDeleter, RESUME_FAILED } from '../src/cluster/replica-deletions.ts';
+import { RESUME_FAILED } from '../src/cluster/replica-deletions.ts';
 import type { ReplicaDeletion } from '../src/metadata/catalog.ts';
 import type { ReplicaKey } from '../src/metadata/catalog/deletion-queue.ts';
-import { createScheduler } from '../src/shared/scheduler.ts';
+import { stubDeleter } from './support/stub-deleter.ts';
 
 const deletion = (fragmentId: string, reason: ReplicaDeletion['reason']): ReplicaDeletion => ({
   fragmentId,
@@ -22,7 +22,6 @@ it('settles without deleting an unrecorded write whose file the index records as
   let due = [deletion('recorded', 'unrecorded-write'), deletion('stray', 'unrecorded-write'), deletion('of-image', 'image-deleted')];
   const acked: string[] = [];
   const asked: string[][] = [];
-  const sent: string[] = [];
   const catalog = {
     dueDeletions: async () => due.splice(0),
     ackDeletions: async (ds: ReplicaDeletion[]) => void acked.push(...ds.map((d) => d.fragmentId)),
@@ -31,22 +30,7 @@ it('settles without deleting an unrecorded write whose file the index records as
       return keys.filter((k) => k.fragmentId === 'recorded').map((k) => ({ ...k }));
     },
   };
-  const registry = { get: () => ({ url: 'http://datanode' }), isLive: () => true };
-  const client = {
-    deleteBatch: async (_url: string, batch: { fragments: { id: string }[] }) => {
-      sent.push(...batch.fragments.map((f) => f.id));
-      return batch.fragments.map(() => 'deleted');
-    },
-  };
-  const deleter = createReplicaDeleter({
-    catalog: catalog as never,
-    registry: registry as never,
-    client: client as never,
-    log: pino({ level: 'silent' }),
-    scheduler: createScheduler(),
-    replicationFactor: 2,
-    pollMs: 60_000,
-  });
+  const { deleter, sent } = stubDeleter(catalog);
   deleter.start();
   await deleter.idle();
   // A round of an image's deletions alone asks nothing more.
@@ -73,15 +57,7 @@ it('datanodeLive never rejects: an index that cannot take the write leaves the d
     ackDeletions: async () => {},
   };
   const log = pino({ level: 'warn' }, { write: (line: string) => void warned.push(JSON.parse(line).msg) });
-  const deleter = createReplicaDeleter({
-    catalog: catalog as never,
-    registry: { get: () => undefined, isLive: () => false } as never,
-    client: {} as never,
-    log,
-    scheduler: createScheduler(),
-    replicationFactor: 2,
-    pollMs: 60_000,
-  });
+  const { deleter } = stubDeleter(catalog, { log });
   deleter.start();
   await expect(deleter.datanodeLive('n1')).resolves.toBeUndefined();
   await deleter.stop();
