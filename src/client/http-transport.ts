@@ -253,7 +253,6 @@ async function rawGetOn(to: Endpoint, path: string, { signal, headers = {} }: Re
   throw errorOfAnswer(res.status, raw, `GET ${path}`);
 }
 
-/** GraphQL documents that only read (queries, the shorthand `{ ... }`): safe to send twice. */
 /**
  * Answers that move calls off the coordinator that gave them (see `failedOn`): it answers so until
  * something of its own passes, while another coordinator may serve the call now. METADATA_UNAVAILABLE:
@@ -262,6 +261,7 @@ async function rawGetOn(to: Endpoint, path: string, { signal, headers = {} }: Re
  */
 const LEAVE_ON = new Set(['METADATA_UNAVAILABLE', 'CLUSTER_NOT_READY']);
 
+/** GraphQL documents that only read (queries, the shorthand `{ ... }`): safe to send twice. */
 const isQuery = (query: string) => /^\s*(?:query\b|\{)/.test(query);
 
 function endpointsOf(

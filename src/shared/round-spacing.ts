@@ -1,7 +1,7 @@
 // Background rounds that a burst of API calls feeds (replica file deletions after deletes, with
 // BURST_ROUNDS; tombstones with TOMBSTONE_ROUNDS, which never wait for a burst to pause). The
-// first round after a quiet spell starts at once, so a lone call's work goes out without delay. During a burst a round waits while calls keep arriving: it starts once they
-// pause (`quietMs`), once `maxBatch` calls' work is waiting, or at the latest `maxDelayMs` after
+// first round after a quiet spell starts at once, so a lone call's work goes out without delay.
+// During a burst a round waits while calls keep arriving: it starts once they pause (`quietMs`), once `maxBatch` calls' work is waiting, or at the latest `maxDelayMs` after
 // the previous round started, and never sooner than `spacingMs` after it. So a sequential run of
 // deletes costs a few large rounds (requests, journal syncs, file deletions on the datanodes)
 // instead of one every `spacingMs`, competing for the cores with the calls themselves.
