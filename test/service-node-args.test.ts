@@ -10,6 +10,12 @@ const scripts = (JSON.parse(fs.readFileSync(new URL('../package.json', import.me
   .scripts;
 const flagsOf = (script: string) => script.split(/\s+/).filter((w) => w.startsWith('--') && w !== '--import');
 
+// Without it a coordinator that idles a few seconds throws its optimized code away (service-process.ts):
+// npm run bench figures show the cost, this guards the setting itself.
+it("keep the coordinator's memory reducer off", () => {
+  expect(COORDINATOR_NODE_ARGS).toContain('--no-memory-reducer');
+});
+
 describe.each([
   ['coordinator', COORDINATOR_NODE_ARGS],
   ['datanode', DATANODE_NODE_ARGS],
