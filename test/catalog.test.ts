@@ -147,7 +147,7 @@ describe('write intents', () => {
     expect(catalog.pendingDeletionCount()).toBe(0);
     expect(catalog.accountsFor('w', 'a')).toBe(true);
     expect(catalog.deletionTargetsOf('w')).toEqual(['a']);
-    catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a' });
+    catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a', reason: 'orphan', imageKey: null });
     expect(catalog.accountsFor('w', 'a')).toBe(true);
     catalog.releaseWriteIntents('w', ['a'], T);
     expect(catalog.dueDeletions(T)).toEqual([
@@ -204,7 +204,7 @@ describe('an index written before write intents had a table of their own', () =>
         ]);
         expect(migrated.accountsFor('w', 'a')).toBe(true);
         expect(migrated.deletionTargetsOf('w').sort()).toEqual(['a', 'b']);
-        migrated.ackDeletion({ fragmentId: 'w', datanodeId: 'a' }); // an intent is not a deletion to acknowledge
+        migrated.ackDeletion({ fragmentId: 'w', datanodeId: 'a', reason: 'unrecorded-write', imageKey: null }); // an intent is not a deletion to acknowledge
         expect(migrated.accountsFor('w', 'a')).toBe(true);
         // What a coordinator does at start: the writes the last run left in flight become due deletions.
         expect(migrated.releaseAllWriteIntents(T)).toBe(2);

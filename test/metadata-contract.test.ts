@@ -446,7 +446,7 @@ function deletionContract(c: Ctx) {
       expect(await c.s.catalog.pendingDeletionCount()).toBe(0);
       expect(await c.s.catalog.accountsFor('w', 'a')).toBe(true);
       expect(await c.s.catalog.deletionTargetsOf('w')).toEqual(['a']);
-      await c.s.catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a' });
+      await c.s.catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a', reason: 'orphan', imageKey: null });
       expect(await c.s.catalog.accountsFor('w', 'a')).toBe(true);
       await c.s.catalog.releaseWriteIntents('w', ['a'], T);
       expect(await c.s.catalog.dueDeletions(T)).toEqual([
@@ -487,8 +487,8 @@ function deletionContract(c: Ctx) {
       ]);
       expect(await c.s.catalog.pendingDeletionCount()).toBe(3);
       await c.s.catalog.ackDeletions([
-        { fragmentId: 'late', datanodeId: 'a' },
-        { fragmentId: 'mid', datanodeId: 'a' },
+        { fragmentId: 'late', datanodeId: 'a', reason: 'orphan', imageKey: null },
+        { fragmentId: 'mid', datanodeId: 'a', reason: 'orphan', imageKey: null },
       ]);
       await c.s.catalog.ackDeletions([]);
       expect(await c.s.catalog.pendingDeletionCount()).toBe(1);
@@ -530,6 +530,30 @@ function deletionContract(c: Ctx) {
         `${f}@a:image-deleted:${img.imageKey}`,
         `${f}@b:image-deleted:${img.imageKey}`,
       ]);
+    });
+
+    it('acknowledges a deletion only as it was sent: one that replaced its row meanwhile (its image deleted) stays queued', async () => {
+      const img = await c.h.store('acked.png');
+      const f = `f-${Buffer.from('acked.png').toString('hex')}`; // recorded on a and b
+      // A write to c is released unrecorded; the deleter takes its deletion and sends it.
+      await c.s.catalog.addWriteIntents(f, ['c']);
+      await c.s.catalog.releaseWriteIntents(f, ['c'], T);
+      const sent = await c.s.catalog.dueDeletions(T);
+      expect(sent).toEqual([{ fragmentId: f, datanodeId: 'c', attempts: 0, reason: 'unrecorded-write', imageKey: null }]);
+      // Before its answer: the copy on c is recorded after all (a raced recording), then the image
+      // is deleted, which queues the deletion of c's file with the image's key in the same row.
+      expect(await c.s.catalog.moveReplicas(f, ['c'], [], T)).toBe(true);
+      expect(await c.s.catalog.deleteImage(img.id, T)).toBe(true);
+      const imageDeletions = await c.s.catalog.dueDeletions(T);
+      const rows = async () => (await c.s.catalog.dueDeletions(T)).map((d) => `${d.datanodeId}:${d.reason}:${d.imageKey}`).sort();
+      expect(await rows()).toEqual(['a', 'b', 'c'].map((d) => `${d}:image-deleted:${img.imageKey}`));
+      // The unrecorded write's acknowledgement leaves the image's deletion of the same file (removed
+      // by file, that file waited for the orphan reconciler's grace); so does one with another key.
+      await c.s.catalog.ackDeletions(sent);
+      await c.s.catalog.ackDeletion({ fragmentId: f, datanodeId: 'b', reason: 'image-deleted', imageKey: null });
+      expect(await rows()).toEqual(['a', 'b', 'c'].map((d) => `${d}:image-deleted:${img.imageKey}`));
+      await c.s.catalog.ackDeletions(imageDeletions);
+      expect(await c.s.catalog.pendingDeletionCount()).toBe(0);
     });
 
     it('at a restart, intents on files the index records as replicas go without queuing their deletion', async () => {

@@ -1,7 +1,7 @@
 // The deletion queue and the writes in flight on PostgreSQL, as catalog/deletion-queue.ts is for
 // SQLite. What SQLite does in a transaction of several statements is one statement here where
 // it can be (data-modifying CTEs): atomic on its own, and one round trip.
-import type { DeletionQueue, ReplicaKey } from '../catalog/deletion-queue.ts';
+import type { DeletionQueue, QueuedDeletion, ReplicaKey } from '../catalog/deletion-queue.ts';
 import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
 import type postgres from 'postgres';
 import { fenced, fencedWriter, type Q, type Sql, type Writer } from './connection.ts';
@@ -42,6 +42,14 @@ export async function addWriteIntentsOn(q: Q, fragmentId: string, datanodeIds: s
 export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue> & Pick<AsyncCatalog, 'releaseWriteIntentsOf'> {
   const w = fencedWriter(sql);
   const keys = (ds: ReplicaKey[]) => [ds.map((d) => d.fragmentId), ds.map((d) => d.datanodeId)];
+  /** Removes each deletion still queued as it was sent (same reason and image key), as catalog/deletion-queue.ts's ack. */
+  async function ack(ds: QueuedDeletion[]): Promise<void> {
+    if (ds.length === 0) return;
+    const [fragments, datanodes] = keys(ds);
+    await w`DELETE FROM replica_deletions d
+      USING unnest(${fragments!}::text[], ${datanodes!}::text[], ${ds.map((d) => d.reason)}::text[], ${ds.map((d) => d.imageKey)}::text[]) AS k(f, n, r, i)
+      WHERE d.fragment_id = k.f AND d.datanode_id = k.n AND d.reason = k.r AND d.image_key IS NOT DISTINCT FROM k.i`;
+  }
   return {
     addWriteIntents: (fragmentId, datanodeIds) => fenced(sql, (q) => addWriteIntentsOn(q, fragmentId, datanodeIds, instanceId)),
     async releaseWriteIntents(fragmentId, datanodeIds, now) {
@@ -60,15 +68,8 @@ export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue>
       >`SELECT fragment_id AS "fragmentId", datanode_id AS "datanodeId", attempts, reason, image_key AS "imageKey"
         FROM replica_deletions WHERE not_before <= ${now} ORDER BY not_before LIMIT ${limit}`),
     ],
-    async ackDeletion(d) {
-      await w`DELETE FROM replica_deletions WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
-    },
-    async ackDeletions(ds) {
-      if (ds.length === 0) return;
-      const [fragments, datanodes] = keys(ds);
-      await w`DELETE FROM replica_deletions d USING unnest(${fragments!}::text[], ${datanodes!}::text[]) AS k(f, n)
-        WHERE d.fragment_id = k.f AND d.datanode_id = k.n`;
-    },
+    ackDeletion: (d) => ack([d]),
+    ackDeletions: ack,
     async retryDeletionAt(d, notBefore) {
       await w`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ${notBefore}
         WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
