@@ -13,6 +13,16 @@ export interface ReplicaKey {
 }
 
 /**
+ * What releasing write intents did: `deletions` of them left their file queued for deletion (by
+ * this release, or by a deletion already queued), `recorded` were dropped without one because the
+ * index records their file as a replica (a recorded write, an in-place repair's copy).
+ */
+export interface ReleasedIntents {
+  deletions: number;
+  recorded: number;
+}
+
+/**
  * A queued deletion as the deleter took it: its file, and what it was queued as. Its
  * acknowledgement removes that row only: a deletion that replaced the row meanwhile (an image
  * deleted: INSERT OR REPLACE / ON CONFLICT DO UPDATE of the same file) is another reason or image
@@ -26,8 +36,8 @@ export interface DeletionQueue {
   addWriteIntents(fragmentId: string, datanodeIds: string[]): void;
   /** A write that will not be recorded: whatever reached the datanodes is deleted (not a file the index records as a replica). */
   releaseWriteIntents(fragmentId: string, datanodeIds: string[], now: number): void;
-  /** After a restart no write is in flight: every intent left is a write that may have half-happened. Answers how many there were. */
-  releaseAllWriteIntents(now: number): number;
+  /** After a restart no write is in flight: every intent left is a write that may have half-happened, released as releaseWriteIntents does. */
+  releaseAllWriteIntents(now: number): ReleasedIntents;
   /** Datanodes with a deletion (or a write in flight) queued for this fragment. */
   deletionTargetsOf(fragmentId: string): string[];
   /** Deletions due at `now`, the longest-waiting first. */
@@ -86,6 +96,8 @@ function deletionStatements(db: Db) {
       SELECT w.fragment_id, w.datanode_id, ?, 0, 'unrecorded-write' FROM write_intents w
       WHERE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = w.fragment_id AND r.datanode_id = w.datanode_id)`),
     dropAllIntents: db.prepare(`DELETE FROM write_intents`),
+    recordedIntents: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM write_intents w
+      WHERE EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = w.fragment_id AND r.datanode_id = w.datanode_id)`),
     due: db.prepare<
       [number, number],
       ReplicaDeletion
@@ -132,9 +144,10 @@ export function deletionQueue(db: Db) {
         if (s.dropIntent.run(fragmentId, d).changes > 0) s.intentToDeletion.run({ fragmentId, datanodeId: d, now });
       }
     }),
-    releaseAllWriteIntents: db.transaction((now: number) => {
+    releaseAllWriteIntents: db.transaction((now: number): ReleasedIntents => {
+      const recorded = s.recordedIntents.get()!.n;
       s.allIntentsToDeletions.run(now);
-      return s.dropAllIntents.run().changes;
+      return { deletions: s.dropAllIntents.run().changes - recorded, recorded };
     }),
     deletionTargetsOf: (fragmentId) => s.targets.all(fragmentId, fragmentId).map((x) => x.datanodeId),
     dueDeletions: (now, limit = 256) => s.due.all(now, limit),
