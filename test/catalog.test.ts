@@ -137,7 +137,7 @@ describe('write intents', () => {
     expect(catalog.pendingDeletionCount()).toBe(0);
     catalog.releaseWriteIntents('w', ['a'], T);
     expect(catalog.dueDeletions(T).map((d) => `${d.fragmentId}@${d.datanodeId}`)).toEqual(['w@a']);
-    expect(catalog.releaseAllWriteIntents(T)).toBe(1);
+    expect(catalog.releaseAllWriteIntents(T)).toEqual({ deletions: 1, recorded: 0 });
     expect(deletions()).toEqual(['w@a', 'w@b']);
   });
 
@@ -147,7 +147,7 @@ describe('write intents', () => {
     expect(catalog.pendingDeletionCount()).toBe(0);
     expect(catalog.accountsFor('w', 'a')).toBe(true);
     expect(catalog.deletionTargetsOf('w')).toEqual(['a']);
-    catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a' });
+    catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a', reason: 'orphan', imageKey: null });
     expect(catalog.accountsFor('w', 'a')).toBe(true);
     catalog.releaseWriteIntents('w', ['a'], T);
     expect(catalog.dueDeletions(T)).toEqual([
@@ -160,7 +160,7 @@ describe('write intents', () => {
     catalog.addWriteIntents('f0', ['a', 'b']);
     catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
     catalog.releaseWriteIntents('f0', ['a', 'b'], T);
-    expect(catalog.releaseAllWriteIntents(T)).toBe(0);
+    expect(catalog.releaseAllWriteIntents(T)).toEqual({ deletions: 0, recorded: 0 });
     expect(catalog.pendingDeletionCount()).toBe(0);
     expect(catalog.deletionTargetsOf('f0')).toEqual([]);
   });
@@ -170,7 +170,7 @@ describe('write intents', () => {
     catalog.doomOrphan('x', 'a', T);
     catalog.purgeDeletionsOn('a');
     expect(catalog.accountsFor('w', 'a')).toBe(false);
-    expect(catalog.releaseAllWriteIntents(T)).toBe(0);
+    expect(catalog.releaseAllWriteIntents(T)).toEqual({ deletions: 0, recorded: 0 });
     expect(catalog.pendingDeletionCount()).toBe(0);
   });
 });
@@ -204,10 +204,10 @@ describe('an index written before write intents had a table of their own', () =>
         ]);
         expect(migrated.accountsFor('w', 'a')).toBe(true);
         expect(migrated.deletionTargetsOf('w').sort()).toEqual(['a', 'b']);
-        migrated.ackDeletion({ fragmentId: 'w', datanodeId: 'a' }); // an intent is not a deletion to acknowledge
+        migrated.ackDeletion({ fragmentId: 'w', datanodeId: 'a', reason: 'unrecorded-write', imageKey: null }); // an intent is not a deletion to acknowledge
         expect(migrated.accountsFor('w', 'a')).toBe(true);
         // What a coordinator does at start: the writes the last run left in flight become due deletions.
-        expect(migrated.releaseAllWriteIntents(T)).toBe(2);
+        expect(migrated.releaseAllWriteIntents(T)).toEqual({ deletions: 2, recorded: 0 });
         expect(
           migrated
             .dueDeletions(T)

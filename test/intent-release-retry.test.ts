@@ -5,13 +5,12 @@
 import { describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
 import { createRenditionCache } from '../src/renditions/cache.ts';
-import { createReReplication } from '../src/cluster/re-replication.ts';
 import { createInPlaceRepair } from '../src/cluster/repair-in-place.ts';
+import { fakeRegistry, node, reReplicateOnce, stepDeps } from './support/repair-steps.ts';
 
 const log = pino({ level: 'silent' });
 const data = Buffer.from('fragment bytes');
 const fragment = { id: 'f1', imageId: 1, imageKey: 'k', idx: 0, size: data.length, sha256: 'x'.repeat(64) };
-const node = (id: string, status = 'UP') => ({ id, url: `http://${id}`, status, statusSince: 0, draining: false });
 
 /** Index calls the tests do not care about, and a releaseWriteIntents that fails its first `failures` calls. */
 function fakeCatalog(failures: number, extra: Record<string, unknown> = {}) {
@@ -39,21 +38,6 @@ function fakeCatalog(failures: number, extra: Record<string, unknown> = {}) {
   return { catalog, released, deleted };
 }
 
-const fakeRegistry = (nodes: ReturnType<typeof node>[]) => ({
-  all: () => nodes,
-  get: (id: string) => nodes.find((n) => n.id === id),
-  isLive: (id: string) => nodes.find((n) => n.id === id)?.status === 'UP',
-  eligible: () => nodes.filter((n) => n.status === 'UP'),
-});
-
-const stepDeps = () => ({
-  events: { emit: () => undefined } as never,
-  throttle: { consume: async () => undefined } as never,
-  log,
-  retryMs: 3_600_000,
-  now: Date.now,
-});
-
 describe('a refused intent release is retried', () => {
   it('by the rendition cache, whose source went while the rendition was written (and its upload row still goes)', async () => {
     const { catalog, released, deleted } = fakeCatalog(1, {
@@ -75,20 +59,7 @@ describe('a refused intent release is retried', () => {
 
   it('by re-replication, whose fragment was deleted while it was copied', async () => {
     const { catalog, released } = fakeCatalog(1);
-    let batches = 0;
-    const reReplication = createReReplication({
-      ...stepDeps(),
-      catalog: catalog as never,
-      registry: fakeRegistry([node('a'), node('b', 'DOWN'), node('c')]) as never,
-      replicas: { read: async () => data, write: async () => ['c'] } as never,
-      replication: { atRisk: async () => (batches++ === 0 ? [fragment] : []) } as never,
-      trimmer: { noteLost: () => undefined, markDue: () => undefined } as never,
-      replicationFactor: 2,
-      repairAfterMs: 0,
-      concurrency: 1,
-    });
-    reReplication.start();
-    await reReplication.pass({ stopped: false });
+    await reReplicateOnce(catalog, { read: async () => data, write: async () => ['c'] }, fragment);
     await vi.waitFor(() => expect(released).toEqual(['c']), { timeout: 5000 });
   });
 

@@ -406,7 +406,7 @@ function deletionContract(c: Ctx) {
       expect((await c.s.catalog.deletionTargetsOf('one')).sort()).toEqual(['a', 'b']);
       expect(await c.s.catalog.accountsFor('one', 'b')).toBe(true);
       expect(await c.s.catalog.pendingDeletionCount()).toBe(0); // intents, not due: the queued one went
-      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(2);
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toEqual({ deletions: 2, recorded: 0 });
     });
 
     it('insertUploadWithIntents on a name already held is IMAGE_ALREADY_EXISTS and records no intent', async () => {
@@ -416,7 +416,7 @@ function deletionContract(c: Ctx) {
         'IMAGE_ALREADY_EXISTS',
       );
       expect(await c.s.catalog.accountsFor('held', 'b')).toBe(false);
-      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(0);
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toEqual({ deletions: 0, recorded: 0 });
       expect(await c.h.deletions()).toEqual(['held@a']); // still queued, not replaced by an intent
     });
 
@@ -424,7 +424,7 @@ function deletionContract(c: Ctx) {
       await c.s.catalog.doomOrphan('lost', 'a', T);
       expect(await codeOf(c.s.catalog.insertUploadWithIntents(c.h.newUpload('lost.png', 4, 4), 'lost', ['a', 'nowhere']))).toBeDefined();
       expect(await c.s.catalog.imageHoldingName('lost.png')).toBeUndefined();
-      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(0);
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toEqual({ deletions: 0, recorded: 0 });
       expect(await c.h.deletions()).toEqual(['lost@a']); // the queued deletion's replacement rolled back too
       expect((await c.h.upload('lost.png', 4, 4)).name).toBe('lost.png'); // the name is free
     });
@@ -436,7 +436,7 @@ function deletionContract(c: Ctx) {
       expect((await c.s.catalog.deletionTargetsOf('w')).sort()).toEqual(['a', 'b']);
       await c.s.catalog.releaseWriteIntents('w', ['a'], T);
       expect((await c.s.catalog.dueDeletions(T)).map((d) => `${d.fragmentId}@${d.datanodeId}`)).toEqual(['w@a']);
-      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(1);
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toEqual({ deletions: 1, recorded: 0 });
       expect(await c.h.deletions()).toEqual(['w@a', 'w@b']);
     });
 
@@ -446,7 +446,7 @@ function deletionContract(c: Ctx) {
       expect(await c.s.catalog.pendingDeletionCount()).toBe(0);
       expect(await c.s.catalog.accountsFor('w', 'a')).toBe(true);
       expect(await c.s.catalog.deletionTargetsOf('w')).toEqual(['a']);
-      await c.s.catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a' });
+      await c.s.catalog.ackDeletion({ fragmentId: 'w', datanodeId: 'a', reason: 'orphan', imageKey: null });
       expect(await c.s.catalog.accountsFor('w', 'a')).toBe(true);
       await c.s.catalog.releaseWriteIntents('w', ['a'], T);
       expect(await c.s.catalog.dueDeletions(T)).toEqual([
@@ -459,7 +459,7 @@ function deletionContract(c: Ctx) {
       await c.s.catalog.addWriteIntents('f0', ['a', 'b']);
       await c.s.catalog.recordFragment(fragment(u, 0, 'f0'), ['a', 'b'], T + 1, T);
       await c.s.catalog.releaseWriteIntents('f0', ['a', 'b'], T);
-      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(0);
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toEqual({ deletions: 0, recorded: 0 });
       expect(await c.s.catalog.pendingDeletionCount()).toBe(0);
       await c.s.catalog.addWriteIntents('w', ['c']);
       await c.s.catalog.doomOrphan('x', 'c', T);
@@ -487,8 +487,8 @@ function deletionContract(c: Ctx) {
       ]);
       expect(await c.s.catalog.pendingDeletionCount()).toBe(3);
       await c.s.catalog.ackDeletions([
-        { fragmentId: 'late', datanodeId: 'a' },
-        { fragmentId: 'mid', datanodeId: 'a' },
+        { fragmentId: 'late', datanodeId: 'a', reason: 'orphan', imageKey: null },
+        { fragmentId: 'mid', datanodeId: 'a', reason: 'orphan', imageKey: null },
       ]);
       await c.s.catalog.ackDeletions([]);
       expect(await c.s.catalog.pendingDeletionCount()).toBe(1);
@@ -532,11 +532,35 @@ function deletionContract(c: Ctx) {
       ]);
     });
 
-    it('at a restart, intents on files the index records as replicas go without queuing their deletion', async () => {
+    it('acknowledges a deletion only as it was sent: one that replaced its row meanwhile (its image deleted) stays queued', async () => {
+      const img = await c.h.store('acked.png');
+      const f = `f-${Buffer.from('acked.png').toString('hex')}`; // recorded on a and b
+      // A write to c is released unrecorded; the deleter takes its deletion and sends it.
+      await c.s.catalog.addWriteIntents(f, ['c']);
+      await c.s.catalog.releaseWriteIntents(f, ['c'], T);
+      const sent = await c.s.catalog.dueDeletions(T);
+      expect(sent).toEqual([{ fragmentId: f, datanodeId: 'c', attempts: 0, reason: 'unrecorded-write', imageKey: null }]);
+      // Before its answer: the copy on c is recorded after all (a raced recording), then the image
+      // is deleted, which queues the deletion of c's file with the image's key in the same row.
+      expect(await c.s.catalog.moveReplicas(f, ['c'], [], T)).toBe(true);
+      expect(await c.s.catalog.deleteImage(img.id, T)).toBe(true);
+      const imageDeletions = await c.s.catalog.dueDeletions(T);
+      const rows = async () => (await c.s.catalog.dueDeletions(T)).map((d) => `${d.datanodeId}:${d.reason}:${d.imageKey}`).sort();
+      expect(await rows()).toEqual(['a', 'b', 'c'].map((d) => `${d}:image-deleted:${img.imageKey}`));
+      // The unrecorded write's acknowledgement leaves the image's deletion of the same file (removed
+      // by file, that file waited for the orphan reconciler's grace); so does one with another key.
+      await c.s.catalog.ackDeletions(sent);
+      await c.s.catalog.ackDeletion({ fragmentId: f, datanodeId: 'b', reason: 'image-deleted', imageKey: null });
+      expect(await rows()).toEqual(['a', 'b', 'c'].map((d) => `${d}:image-deleted:${img.imageKey}`));
+      await c.s.catalog.ackDeletions(imageDeletions);
+      expect(await c.s.catalog.pendingDeletionCount()).toBe(0);
+    });
+
+    it('at a restart, intents on files the index records as replicas go without queuing their deletion, counted apart', async () => {
       await c.h.store('recorded.png');
       const f = `f-${Buffer.from('recorded.png').toString('hex')}`;
       await c.s.catalog.addWriteIntents(f, ['a', 'b', 'c']);
-      expect(await c.s.catalog.releaseAllWriteIntents(T)).toBe(3);
+      expect(await c.s.catalog.releaseAllWriteIntents(T)).toEqual({ deletions: 1, recorded: 2 });
       expect(await c.h.deletions()).toEqual([`${f}@c`]);
       expect(await c.s.catalog.deletionTargetsOf(f)).toEqual(['c']);
       expect((await c.s.catalog.replicasOf(f)).sort()).toEqual(['a', 'b']);

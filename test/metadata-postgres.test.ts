@@ -72,7 +72,9 @@ describe.skipIf(!pg.adminUrl)(`the PostgreSQL metadata engine${skipNote(pg)}`, (
       const stale = () => withFence('6', () => store.catalog.doomOrphan('stale', 'fence-dn', T));
       await expect(stale()).rejects.toMatchObject({ code: 'FENCED' });
       await expect(withFence('6', () => store.catalog.moveReplicas('none', [], [], T))).rejects.toMatchObject({ code: 'FENCED' });
-      await expect(withFence('6', () => store.catalog.ackDeletions([{ fragmentId: 'x', datanodeId: 'fence-dn' }]))).rejects.toMatchObject({
+      await expect(
+        withFence('6', () => store.catalog.ackDeletions([{ fragmentId: 'x', datanodeId: 'fence-dn', reason: 'orphan', imageKey: null }])),
+      ).rejects.toMatchObject({
         code: 'FENCED',
       });
       expect(await store.catalog.accountsFor('stale', 'fence-dn')).toBe(false);

@@ -120,7 +120,7 @@ describe('one-fragment uploads and their write intents', () => {
     expect(writes).toHaveLength(2);
     for (const w of writes) expect(await catalog.accountsFor(w.fragmentId, w.datanodeId)).toBe(true);
     // What the restart does with the intents a dead coordinator left: both copies become deletions.
-    expect(await catalog.releaseAllWriteIntents(Date.now())).toBe(2);
+    expect(await catalog.releaseAllWriteIntents(Date.now())).toEqual({ deletions: 2, recorded: 0 });
     const queued = await catalog.deletionTargetsOf(writes[0].fragmentId);
     expect(queued.sort()).toEqual(writes.map((w) => w.datanodeId).sort());
     resume();

@@ -30,3 +30,31 @@ export async function releaseIntents(
     setTimeout(() => void releaseIntents(deps, fragmentId, datanodeIds, Math.min(retryMs * 2, MAX_RETRY_MS)), retryMs).unref();
   }
 }
+
+/**
+ * Records copies just written with `record`; when that does not count them (it throws, or answers
+ * false: the fragment was deleted meanwhile), their intents are released as above, so the copies
+ * are the deleter's at once instead of covered until the restart, and `released` is called. A
+ * release never deletes a copy the index records as a replica, so a record that committed although
+ * it threw (its answer lost), or an in-place rewrite of a recorded copy, loses nothing. The
+ * record's outcome or error is the caller's.
+ */
+export async function recordOrRelease<T>(
+  deps: { catalog: Catalog; log: Logger; now: () => number },
+  fragmentId: string,
+  written: string[],
+  record: () => Promise<T>,
+  released?: () => void,
+): Promise<T> {
+  let counted = false;
+  try {
+    const outcome = await record();
+    counted = Boolean(outcome);
+    return outcome;
+  } finally {
+    if (!counted) {
+      await releaseIntents(deps, fragmentId, written);
+      released?.();
+    }
+  }
+}

@@ -7,7 +7,7 @@ import type { FragmentRow } from '../metadata/catalog.ts';
 import type { AsyncReplicationQueries as ReplicationQueries } from '../metadata/store.ts';
 import type { RepairStepDeps } from './repair-in-place.ts';
 import type { ExcessTrimmer } from './excess-replicas.ts';
-import { releaseIntents } from './intent-release.ts';
+import { recordOrRelease } from './intent-release.ts';
 import { createRepairQueue } from './repair-queue.ts';
 
 const BATCH = 32;
@@ -129,12 +129,10 @@ async function reReplicate(deps: ReReplicationDeps, fragment: FragmentRow, lost:
   }
   const dropped = lostHere.filter((d) => registry.get(d)?.draining);
   if (added.length === 0 && dropped.length === 0) return false;
-  if (!(await catalog.moveReplicas(fragment.id, added, dropped, now()))) {
-    // Deleted meanwhile: the new copies go too (the release retried until the database takes it,
-    // else their intents would keep them until the restart).
-    await releaseIntents(deps, fragment.id, added);
-    return true;
-  }
+  // Deleted meanwhile, or the recording failed (the index cut off, fenced): the new copies go as
+  // any unrecorded write (the release retried until the database takes it, else their intents
+  // would keep them until the restart); a failure is still this fragment's, retried later.
+  if (!(await recordOrRelease(deps, fragment.id, added, () => catalog.moveReplicas(fragment.id, added, dropped, now())))) return true;
   // A lost datanode may be back by now: its copy and the new one are then one too many.
   if (added.length > 0) trimmer.markDue();
   for (const d of added) {

@@ -8,7 +8,7 @@ import type { DatanodeClient } from './datanode-client.ts';
 import type { Registry } from './registry.ts';
 import type { BadReplica, Replicas } from './replicas.ts';
 import type { Throttle } from './throttle.ts';
-import { releaseIntents } from './intent-release.ts';
+import { recordOrRelease } from './intent-release.ts';
 
 /** What each step of the repairer works with (re-replication.ts too). */
 export interface RepairStepDeps {
@@ -92,9 +92,11 @@ async function rewrite(deps: InPlaceRepairDeps, bad: BadReplica, signal: Signal)
   try {
     await client.putFragment(node.url, fragment.id, good, fragment.sha256);
   } finally {
-    // Deleted meanwhile: the copy goes (the release retried until the database takes it, else
-    // its intent would keep it until the restart).
-    if (!(await catalog.moveReplicas(fragment.id, [node.id], [], now()))) await releaseIntents(deps, fragment.id, [node.id]);
+    // Recorded again, which ends the intent. Deleted meanwhile, or the recording failed (the
+    // index cut off, fenced): the intent is released (retried until the database takes it, else
+    // it would cover the copy until the restart); a copy the index still records stays, one it no
+    // longer does goes. A failure is still this repair's, retried later.
+    await recordOrRelease(deps, fragment.id, [node.id], () => catalog.moveReplicas(fragment.id, [node.id], [], now()));
   }
   await throttle.consume(good.length, signal);
   log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');

@@ -56,16 +56,26 @@ async function settleRecordedWrites({ catalog, log }: DeleteDeps, due: ReplicaDe
 
 /**
  * Deletes these replica files on one live datanode, in one request; resolves to those that are
- * gone or settled (acknowledged by the caller, in one transaction). A failed request leaves them
- * queued, due again after a backoff that grows with their attempts.
+ * gone or settled (acknowledged by the caller, in one transaction), as they were queued: the
+ * acknowledgement removes only a row still queued with the reason it was read with.
+ * `sentAs`: the reason the datanode is given instead of the queued one (a surplus copy sent
+ * again). A failed request leaves them queued, due again after a backoff that grows with their
+ * attempts.
  */
-async function deleteOn(deps: DeleteDeps, datanodeId: string, url: string, ds: ReplicaDeletion[]): Promise<ReplicaDeletion[]> {
+async function deleteOn(
+  deps: DeleteDeps,
+  datanodeId: string,
+  url: string,
+  ds: ReplicaDeletion[],
+  sentAs?: 'surplus-replica',
+): Promise<ReplicaDeletion[]> {
   const { catalog, client, log, now } = deps;
+  const reasonOf = (d: ReplicaDeletion) => sentAs ?? d.reason;
   let outcomes: DeletionOutcome[];
   try {
     outcomes = await client.deleteBatch(url, {
       tombstones: [],
-      fragments: ds.map((d) => ({ id: d.fragmentId, reason: d.reason, deletedImage: d.imageKey ?? undefined })),
+      fragments: ds.map((d) => ({ id: d.fragmentId, reason: reasonOf(d), deletedImage: d.imageKey ?? undefined })),
     });
   } catch (err) {
     for (const d of ds) await catalog.retryDeletionAt(d, now() + Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(d.attempts, 10)));
@@ -75,28 +85,34 @@ async function deleteOn(deps: DeleteDeps, datanodeId: string, url: string, ds: R
   const deleted: ReplicaDeletion[] = [];
   const kept: ReplicaDeletion[] = [];
   const surplus: ReplicaDeletion[] = [];
-  const surplusNow = await Promise.all(ds.map((d, i) => outcomes[i] !== 'deleted' && d.reason !== 'surplus-replica' && isSurplus(deps, d)));
+  const surplusNow = await Promise.all(
+    ds.map((d, i) => outcomes[i] !== 'deleted' && reasonOf(d) !== 'surplus-replica' && isSurplus(deps, d)),
+  );
   ds.forEach((d, i) => {
     if (outcomes[i] === 'deleted') return void deleted.push(d);
     // A write whose answer was lost (a partition, a timeout) reached this datanode with its
     // image's manifest: the datanode says the image is live, and the index agrees and holds
     // R other copies of the fragment. Two sources agree this copy is one too many.
-    if (surplusNow[i]) return void surplus.push({ ...d, reason: 'surplus-replica' });
+    if (surplusNow[i]) return void surplus.push(d);
     // The datanode's own records say the file belongs to a live image: it stays, and so
     // does the image; the index learns it back from the records (a rebuild or re-check).
     kept.push(d);
     log.warn(
-      { datanode: datanodeId, fragment: d.fragmentId, reason: d.reason },
+      { datanode: datanodeId, fragment: d.fragmentId, reason: reasonOf(d) },
       'datanode refused to delete a fragment of a live image; kept',
     );
   });
   if (deleted.length > 0)
     log.info(
-      { datanode: datanodeId, files: deleted.map((d) => ({ fragment: d.fragmentId, reason: d.reason, image: d.imageKey ?? undefined })) },
+      {
+        datanode: datanodeId,
+        files: deleted.map((d) => ({ fragment: d.fragmentId, reason: reasonOf(d), image: d.imageKey ?? undefined })),
+      },
       deleted.length === 1 ? 'replica file deleted' : 'replica files deleted',
     );
   const settled = deleted.concat(kept);
-  return surplus.length > 0 ? settled.concat(await deleteOn(deps, datanodeId, url, surplus)) : settled;
+  // Sent again as surplus, acknowledged as queued (the row keeps its own reason).
+  return surplus.length > 0 ? settled.concat(await deleteOn(deps, datanodeId, url, surplus, 'surplus-replica')) : settled;
 }
 
 export function createReplicaDeleter({
@@ -161,7 +177,10 @@ export function createReplicaDeleter({
           list.push(d);
         }
       }
-      // One request per datanode, all at once; one transaction (one WAL commit) acknowledges the round.
+      // One request per datanode, all at once; one transaction (one WAL commit) acknowledges the
+      // round, each row only if it is still queued as it was read: an image deleted meanwhile
+      // replaced an unrecorded write's row (same file) with its own deletion, which was not sent
+      // and must stay queued (removed by file, its file waited for the orphan reconciler's grace).
       const done = await Promise.all([...perNode].map(([id, ds]) => deleteOn(deps, id, registry.get(id)!.url, ds)));
       await catalog.ackDeletions(settled.concat(...done));
     }

@@ -11,7 +11,7 @@ import type { Registry } from '../cluster/registry.ts';
 import type { ReplicaDeleter } from '../cluster/replica-deletions.ts';
 import type { ImageRecords } from '../cluster/image-records.ts';
 import type { RunningHashes } from './running-hashes.ts';
-import { releaseIntents } from '../cluster/intent-release.ts';
+import { recordOrRelease } from '../cluster/intent-release.ts';
 
 export interface UploadContext {
   config: CoordinatorConfig;
@@ -55,26 +55,10 @@ export function requireLiveDatanodes({ registry, config }: UploadContext): void 
  * Records a fragment just written to `placed` with `record`; when that does not count it (throws
  * or returns false), the written copies are handed to the deleter.
  */
-export async function recordWrittenFragment<T>(
-  ctx: UploadContext,
-  fragmentId: string,
-  placed: string[],
-  record: () => Promise<T>,
-): Promise<T> {
-  let counted = false;
-  try {
-    const outcome = await record();
-    counted = Boolean(outcome);
-    return outcome;
-  } finally {
-    if (!counted) {
-      // Written but never counted: delete the copies (retried until the database takes it, so a
-      // release that fails does not leave the files covered by their intents).
-      await releaseIntents(ctx, fragmentId, placed);
-      void ctx.deleter.kick();
-    }
-  }
-}
+export const recordWrittenFragment = <T>(ctx: UploadContext, fragmentId: string, placed: string[], record: () => Promise<T>): Promise<T> =>
+  // Written but never counted: the copies are deleted (the release retried until the database
+  // takes it, so a release that fails does not leave the files covered by their intents).
+  recordOrRelease(ctx, fragmentId, placed, record, () => void ctx.deleter.kick());
 
 /** The ImageStored event of an upload, to send with the change that completes it. */
 export const storedNotice = ({ events }: UploadContext, upload: ImageRow): EventNotice =>

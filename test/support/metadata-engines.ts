@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
+import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
 import { openPostgresMetadata, type PostgresMetadataStore } from '../../src/metadata/postgres/index.ts';
 import { createTestDatabase, postgresAvailable, type TestDatabase } from './postgres.ts';
 import { openSqliteMetadata, type MetadataStore } from '../../src/metadata/store.ts';
@@ -86,4 +87,23 @@ function postgresEngine(skip: string | undefined): EngineUnderTest {
 export async function metadataEngines(): Promise<EngineUnderTest[]> {
   const pg = await postgresAvailable();
   return [sqliteEngine(), postgresEngine(pg.reason)];
+}
+
+/**
+ * Describes `body` once per engine (PostgreSQL skipped, with the reason in the title, when there is
+ * no server); each of its tests gets an emptied store (`store()`) with datanodes a, b and c registered.
+ */
+export async function describeOnEngines(title: string, body: (store: () => Store) => void): Promise<void> {
+  for (const engine of await metadataEngines()) {
+    describe.skipIf(engine.skip !== undefined)(`${title} on ${engine.name}${engine.skip ? ` (skipped: ${engine.skip})` : ''}`, () => {
+      let s: Store;
+      beforeAll(() => engine.setUp());
+      afterAll(() => engine.tearDown());
+      beforeEach(async () => {
+        s = await engine.open();
+        for (const id of ['a', 'b', 'c']) await s.datanodes.insert(id, `http://127.0.0.1:1/${id}`, 1_700_000_000_000);
+      });
+      body(() => s);
+    });
+  }
 }

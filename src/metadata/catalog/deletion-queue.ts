@@ -12,22 +12,44 @@ export interface ReplicaKey {
   datanodeId: string;
 }
 
+/**
+ * What releasing write intents did: `deletions` of them left their file queued for deletion (by
+ * this release, or by a deletion already queued), `recorded` were dropped without one because the
+ * index records their file as a replica (a recorded write, an in-place repair's copy).
+ */
+export interface ReleasedIntents {
+  deletions: number;
+  recorded: number;
+}
+
+/**
+ * A queued deletion as the deleter took it: its file, and what it was queued as. Its
+ * acknowledgement removes that row only: a deletion that replaced the row meanwhile (an image
+ * deleted: INSERT OR REPLACE / ON CONFLICT DO UPDATE of the same file) is another reason or image
+ * key, and was not sent.
+ */
+export type QueuedDeletion = ReplicaKey & Pick<ReplicaDeletion, 'reason' | 'imageKey'>;
+
 /** The deletion queue and the writes in flight; what another metadata engine answers the same way. */
 export interface DeletionQueue {
   /** Records, before a write starts, that `fragmentId` may land on these datanodes. */
   addWriteIntents(fragmentId: string, datanodeIds: string[]): void;
   /** A write that will not be recorded: whatever reached the datanodes is deleted (not a file the index records as a replica). */
   releaseWriteIntents(fragmentId: string, datanodeIds: string[], now: number): void;
-  /** After a restart no write is in flight: every intent left is a write that may have half-happened. Answers how many there were. */
-  releaseAllWriteIntents(now: number): number;
+  /** After a restart no write is in flight: every intent left is a write that may have half-happened, released as releaseWriteIntents does. */
+  releaseAllWriteIntents(now: number): ReleasedIntents;
   /** Datanodes with a deletion (or a write in flight) queued for this fragment. */
   deletionTargetsOf(fragmentId: string): string[];
   /** Deletions due at `now`, the longest-waiting first. */
   dueDeletions(now: number, limit?: number): ReplicaDeletion[];
-  /** The datanode deleted the file. A write intent for the same file meanwhile (a repair copying the fragment back there) stays. */
-  ackDeletion(d: ReplicaKey): void;
+  /**
+   * The datanode deleted the file (or settled it): its deletion goes if it is still queued as it
+   * was sent (same reason and image key). A deletion that replaced it meanwhile stays, to be sent
+   * in turn; so does a write intent for the same file (a repair copying the fragment back there).
+   */
+  ackDeletion(d: QueuedDeletion): void;
   /** ackDeletion for many, in one transaction. */
-  ackDeletions(ds: ReplicaKey[]): void;
+  ackDeletions(ds: QueuedDeletion[]): void;
   retryDeletionAt(d: ReplicaKey, notBefore: number): void;
   /** Not tried (its datanode is DOWN): checked again later, without counting as a failed attempt. */
   postponeDeletion(d: ReplicaKey, notBefore: number): void;
@@ -58,6 +80,8 @@ function deletionStatements(db: Db) {
       db.prepare(`INSERT OR REPLACE INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason, image_key)
       SELECT r.fragment_id, r.datanode_id, ?, 0, ?, ? FROM replicas r JOIN fragments f ON f.id = r.fragment_id WHERE f.image_id = ?`),
     unqueue: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = ? AND datanode_id = ?`),
+    ack: db.prepare(`DELETE FROM replica_deletions WHERE fragment_id = @fragmentId AND datanode_id = @datanodeId
+      AND reason = @reason AND image_key IS @imageKey`),
     addIntent: db.prepare(`INSERT OR IGNORE INTO write_intents (fragment_id, datanode_id) VALUES (?, ?)`),
     dropIntent: db.prepare(`DELETE FROM write_intents WHERE fragment_id = ? AND datanode_id = ?`),
     // A deletion queued for the file meanwhile keeps its reason and attempts. A file the index
@@ -72,6 +96,8 @@ function deletionStatements(db: Db) {
       SELECT w.fragment_id, w.datanode_id, ?, 0, 'unrecorded-write' FROM write_intents w
       WHERE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = w.fragment_id AND r.datanode_id = w.datanode_id)`),
     dropAllIntents: db.prepare(`DELETE FROM write_intents`),
+    recordedIntents: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM write_intents w
+      WHERE EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = w.fragment_id AND r.datanode_id = w.datanode_id)`),
     due: db.prepare<
       [number, number],
       ReplicaDeletion
@@ -108,6 +134,9 @@ export function deletionQueue(db: Db) {
     }
   };
 
+  const ack = (d: QueuedDeletion) =>
+    s.ack.run({ fragmentId: d.fragmentId, datanodeId: d.datanodeId, reason: d.reason, imageKey: d.imageKey });
+
   const queries: DeletionQueue = {
     addWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[]) => addIntents(fragmentId, datanodeIds)),
     releaseWriteIntents: db.transaction((fragmentId: string, datanodeIds: string[], now: number) => {
@@ -115,15 +144,16 @@ export function deletionQueue(db: Db) {
         if (s.dropIntent.run(fragmentId, d).changes > 0) s.intentToDeletion.run({ fragmentId, datanodeId: d, now });
       }
     }),
-    releaseAllWriteIntents: db.transaction((now: number) => {
+    releaseAllWriteIntents: db.transaction((now: number): ReleasedIntents => {
+      const recorded = s.recordedIntents.get()!.n;
       s.allIntentsToDeletions.run(now);
-      return s.dropAllIntents.run().changes;
+      return { deletions: s.dropAllIntents.run().changes - recorded, recorded };
     }),
     deletionTargetsOf: (fragmentId) => s.targets.all(fragmentId, fragmentId).map((x) => x.datanodeId),
     dueDeletions: (now, limit = 256) => s.due.all(now, limit),
-    ackDeletion: (d) => void s.unqueue.run(d.fragmentId, d.datanodeId),
-    ackDeletions: db.transaction((ds: ReplicaKey[]) => {
-      for (const d of ds) s.unqueue.run(d.fragmentId, d.datanodeId);
+    ackDeletion: (d) => void ack(d),
+    ackDeletions: db.transaction((ds: QueuedDeletion[]) => {
+      for (const d of ds) ack(d);
     }),
     retryDeletionAt: (d, notBefore) => void s.retry.run(notBefore, d.fragmentId, d.datanodeId),
     postponeDeletion: (d, notBefore) => void s.postpone.run(notBefore, d.fragmentId, d.datanodeId),

@@ -1,7 +1,7 @@
 // The deletion queue and the writes in flight on PostgreSQL, as catalog/deletion-queue.ts is for
 // SQLite. What SQLite does in a transaction of several statements is one statement here where
 // it can be (data-modifying CTEs): atomic on its own, and one round trip.
-import type { DeletionQueue, ReplicaKey } from '../catalog/deletion-queue.ts';
+import type { DeletionQueue, QueuedDeletion, ReleasedIntents, ReplicaKey } from '../catalog/deletion-queue.ts';
 import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
 import type postgres from 'postgres';
 import { fenced, fencedWriter, type Q, type Sql, type Writer } from './connection.ts';
@@ -16,16 +16,18 @@ const REPLACE = `ON CONFLICT (fragment_id, datanode_id) DO UPDATE SET not_before
  * Releases the write intents `which` selects: each becomes a due deletion (one already queued
  * keeps its reason and attempts), unless the index records the file as a replica (an in-place
  * repair's intent is on a recorded copy): as catalog/deletion-queue.ts's intentToDeletion.
+ * Answers how many left a deletion queued and how many were dropped as recorded.
  */
-const releaseWhere = async (w: Writer, which: postgres.Fragment, now: number) =>
+const releaseWhere = async (w: Writer, which: postgres.Fragment, now: number): Promise<ReleasedIntents> =>
   (
-    await w<{ n: number }[]>`WITH dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id),
+    await w<ReleasedIntents[]>`WITH dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id),
+        marked AS (SELECT d.*, EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = d.fragment_id AND r.datanode_id = d.datanode_id)
+          AS recorded FROM dropped d),
         queued AS (INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
-          SELECT d.fragment_id, d.datanode_id, ${now}, 0, 'unrecorded-write' FROM dropped d
-          WHERE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = d.fragment_id AND r.datanode_id = d.datanode_id)
+          SELECT fragment_id, datanode_id, ${now}, 0, 'unrecorded-write' FROM marked WHERE NOT recorded
           ON CONFLICT DO NOTHING)
-      SELECT count(*) AS n FROM dropped`
-  )[0]!.n;
+      SELECT count(*) FILTER (WHERE NOT recorded) AS deletions, count(*) FILTER (WHERE recorded) AS recorded FROM marked`
+  )[0]!;
 
 /** Write intents tagged with `instanceId`, on `q`: a deletion queued for the same file goes (it is being written again). */
 export async function addWriteIntentsOn(q: Q, fragmentId: string, datanodeIds: string[], instanceId: string): Promise<void> {
@@ -42,13 +44,24 @@ export async function addWriteIntentsOn(q: Q, fragmentId: string, datanodeIds: s
 export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue> & Pick<AsyncCatalog, 'releaseWriteIntentsOf'> {
   const w = fencedWriter(sql);
   const keys = (ds: ReplicaKey[]) => [ds.map((d) => d.fragmentId), ds.map((d) => d.datanodeId)];
+  /** Removes each deletion still queued as it was sent (same reason and image key), as catalog/deletion-queue.ts's ack. */
+  async function ack(ds: QueuedDeletion[]): Promise<void> {
+    if (ds.length === 0) return;
+    const [fragments, datanodes] = keys(ds);
+    await w`DELETE FROM replica_deletions d
+      USING unnest(${fragments!}::text[], ${datanodes!}::text[], ${ds.map((d) => d.reason)}::text[], ${ds.map((d) => d.imageKey)}::text[]) AS k(f, n, r, i)
+      WHERE d.fragment_id = k.f AND d.datanode_id = k.n AND d.reason = k.r AND d.image_key IS NOT DISTINCT FROM k.i`;
+  }
   return {
     addWriteIntents: (fragmentId, datanodeIds) => fenced(sql, (q) => addWriteIntentsOn(q, fragmentId, datanodeIds, instanceId)),
     async releaseWriteIntents(fragmentId, datanodeIds, now) {
       await releaseWhere(w, sql`fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`, now);
     },
     releaseAllWriteIntents: (now) => releaseWhere(w, instanceId ? sql`coordinator_id = ${instanceId}` : sql`true`, now),
-    releaseWriteIntentsOf: (coordinatorIds, now) => releaseWhere(w, sql`coordinator_id = ANY(${coordinatorIds}::text[])`, now),
+    async releaseWriteIntentsOf(coordinatorIds, now) {
+      const { deletions, recorded } = await releaseWhere(w, sql`coordinator_id = ANY(${coordinatorIds}::text[])`, now);
+      return deletions + recorded;
+    },
     deletionTargetsOf: async (fragmentId) =>
       (
         await sql<{ d: string }[]>`SELECT datanode_id AS d FROM replica_deletions WHERE fragment_id = ${fragmentId}
@@ -60,15 +73,8 @@ export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue>
       >`SELECT fragment_id AS "fragmentId", datanode_id AS "datanodeId", attempts, reason, image_key AS "imageKey"
         FROM replica_deletions WHERE not_before <= ${now} ORDER BY not_before LIMIT ${limit}`),
     ],
-    async ackDeletion(d) {
-      await w`DELETE FROM replica_deletions WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
-    },
-    async ackDeletions(ds) {
-      if (ds.length === 0) return;
-      const [fragments, datanodes] = keys(ds);
-      await w`DELETE FROM replica_deletions d USING unnest(${fragments!}::text[], ${datanodes!}::text[]) AS k(f, n)
-        WHERE d.fragment_id = k.f AND d.datanode_id = k.n`;
-    },
+    ackDeletion: (d) => ack([d]),
+    ackDeletions: ack,
     async retryDeletionAt(d, notBefore) {
       await w`UPDATE replica_deletions SET attempts = attempts + 1, not_before = ${notBefore}
         WHERE fragment_id = ${d.fragmentId} AND datanode_id = ${d.datanodeId}`;
