@@ -4,23 +4,43 @@
 // index (SQLite and PostgreSQL): an unrecorded copy becomes a deletion, a copy the index records
 // (an in-place rewrite, or a recording that committed although its answer was lost) does not.
 // The datanodes, registry and repair queue are stubs: what is tested is the step with the index.
-import { expect, it } from 'vitest';
+// On PostgreSQL also a step whose lease moved on while it wrote: its recording is refused
+// (FENCED), and its release, made unfenced, is not.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
 import { createInPlaceRepair } from '../src/cluster/repair-in-place.ts';
+import { openPostgresMetadata, type PostgresMetadataStore } from '../src/metadata/postgres/index.ts';
+import { withFence } from '../src/shared/fence.ts';
 import { describeOnEngines, type Store } from './support/metadata-engines.ts';
+import { postgresAvailable, skipNote, useTestDatabase } from './support/postgres.ts';
 import { uploadRow } from './support/upload-rows.ts';
 import { fakeRegistry, node, reReplicateOnce, stepDeps } from './support/repair-steps.ts';
 
 const T = 1_700_000_000_000;
 const data = Buffer.from('fragment bytes');
-await describeOnEngines('a repair whose recording fails releases its write intent', (store) => {
-  /** A stored image of one fragment, recorded on a and b. */
-  async function storedFragment(name: string) {
-    const u = await store().catalog.insertUpload(uploadRow(name, `up-${name}`, T, data.length, data.length));
-    const f = { id: `f-${name}`, imageId: u.id, imageKey: u.imageKey, idx: 0, size: data.length, sha256: 'ab'.repeat(32) };
-    expect(await store().catalog.recordOnlyFragmentAndComplete(f, ['a', 'b'], f.sha256, T)).toBe('done');
-    return (await store().catalog.fragmentById(f.id))!;
-  }
 
+/** A stored image of one fragment, recorded on a and b. */
+async function storedFragment(catalog: Store['catalog'], name: string) {
+  const u = await catalog.insertUpload(uploadRow(name, `up-${name}`, T, data.length, data.length));
+  const f = { id: `f-${name}`, imageId: u.id, imageKey: u.imageKey, idx: 0, size: data.length, sha256: 'ab'.repeat(32) };
+  expect(await catalog.recordOnlyFragmentAndComplete(f, ['a', 'b'], f.sha256, T)).toBe('done');
+  return (await catalog.fragmentById(f.id))!;
+}
+
+/** In-place repair of b's copy of `fragment`, through `catalog`, its rewrite done by `put`. */
+async function repairInPlace(catalog: object, fragmentId: string, put: () => Promise<void> = async () => undefined) {
+  const repair = createInPlaceRepair({
+    ...stepDeps(() => T),
+    catalog: catalog as never,
+    registry: fakeRegistry([node('a'), node('b')]) as never,
+    replicas: { read: async () => data } as never,
+    client: { putFragment: put } as never,
+  });
+  expect(repair.report({ fragmentId, datanodeId: 'b', reason: 'corrupt' })).toBe(true);
+  await repair.pass({ stopped: false });
+}
+
+await describeOnEngines('a repair whose recording fails releases its write intent', (store) => {
   /** The index with its moveReplicas refused, after committing when `commits` (the answer lost). */
   const refusingMoves = (commits: boolean) =>
     new Proxy(store().catalog, {
@@ -42,7 +62,7 @@ await describeOnEngines('a repair whose recording fails releases its write inten
   }
 
   it('re-replication: the copy it wrote and could not record becomes an unrecorded write to delete', async () => {
-    const fragment = await storedFragment('copied');
+    const fragment = await storedFragment(store().catalog, 'copied');
     await reReplicateOntoC(fragment, false);
     expect((await store().catalog.dueDeletions(T)).map((d) => `${d.fragmentId}@${d.datanodeId}:${d.reason}`)).toEqual([
       `${fragment.id}@c:unrecorded-write`,
@@ -52,24 +72,56 @@ await describeOnEngines('a repair whose recording fails releases its write inten
   });
 
   it('re-replication: a recording that committed although it failed leaves its copy recorded, not queued', async () => {
-    const fragment = await storedFragment('committed');
+    const fragment = await storedFragment(store().catalog, 'committed');
     await reReplicateOntoC(fragment, true);
     expect((await store().catalog.replicasOf(fragment.id)).sort()).toEqual(['a', 'b', 'c']);
     expect(await store().catalog.deletionTargetsOf(fragment.id)).toEqual([]);
   });
 
   it('in-place repair: the rewritten copy, still recorded, loses its intent and is not deleted', async () => {
-    const fragment = await storedFragment('rewritten');
-    const repair = createInPlaceRepair({
-      ...stepDeps(() => T),
-      catalog: refusingMoves(false) as never,
-      registry: fakeRegistry([node('a'), node('b')]) as never,
-      replicas: { read: async () => data } as never,
-      client: { putFragment: async () => undefined } as never,
-    });
-    expect(repair.report({ fragmentId: fragment.id, datanodeId: 'b', reason: 'corrupt' })).toBe(true);
-    await repair.pass({ stopped: false });
+    const fragment = await storedFragment(store().catalog, 'rewritten');
+    await repairInPlace(refusingMoves(false), fragment.id);
     expect(await store().catalog.deletionTargetsOf(fragment.id)).toEqual([]);
     expect((await store().catalog.replicasOf(fragment.id)).sort()).toEqual(['a', 'b']);
+  });
+});
+
+const pg = await postgresAvailable();
+describe.skipIf(!pg.adminUrl)(`a repair whose lease moved on while it wrote releases its write intent on PostgreSQL${skipNote(pg)}`, () => {
+  const db = useTestDatabase();
+  let store: PostgresMetadataStore;
+  beforeAll(async () => {
+    store = await openPostgresMetadata(db.url, pino({ level: 'silent' }));
+    for (const id of ['a', 'b', 'c']) await store.datanodes.insert(id, `http://127.0.0.1:1/${id}`, T);
+  });
+  afterAll(() => store.close());
+
+  /** The lease's fencing token: each step below runs under 6, and `leaseMoves` hands the lease to another coordinator (7) mid-step. */
+  const leaseIs = async (token: number) => void (await store.sql(`UPDATE leader_lease SET token = $1 WHERE name = 'background'`, [token]));
+  const leaseMoves = () => leaseIs(7);
+
+  it('re-replication: its recording is FENCED, and the copy it wrote becomes an unrecorded write to delete', async () => {
+    await leaseIs(6);
+    const fragment = await storedFragment(store.catalog, 'fenced-copy');
+    const replicas = {
+      read: async () => data,
+      // The intent taken under the lease, the copy written as the lease moves on.
+      write: async (id: string) => (await store.catalog.addWriteIntents(id, ['c']), await leaseMoves(), ['c']),
+    };
+    await withFence('6', () => reReplicateOnce(store.catalog, replicas, fragment, () => T));
+    expect((await store.catalog.replicasOf(fragment.id)).sort()).toEqual(['a', 'b']);
+    // Released by the step itself, not by a retry: the intent is gone, a deletion queued in its place.
+    expect((await store.catalog.dueDeletions(T)).map((d) => `${d.fragmentId}@${d.datanodeId}:${d.reason}`)).toEqual([
+      `${fragment.id}@c:unrecorded-write`,
+    ]);
+    expect((await store.sql(`SELECT count(*)::int AS n FROM write_intents`, []))[0]!.n).toBe(0);
+  });
+
+  it('in-place repair: its recording is FENCED, and the rewritten copy, still recorded, loses its intent', async () => {
+    await leaseIs(6);
+    const fragment = await storedFragment(store.catalog, 'fenced-rewrite');
+    await withFence('6', () => repairInPlace(store.catalog, fragment.id, leaseMoves));
+    expect((await store.catalog.replicasOf(fragment.id)).sort()).toEqual(['a', 'b']);
+    expect(await store.catalog.deletionTargetsOf(fragment.id)).toEqual([]);
   });
 });

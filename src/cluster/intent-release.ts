@@ -5,8 +5,15 @@
 // lives it keeps trying (backoff capped, so a long cut is still caught soon after it ends), and if
 // it dies first, its intents are released at its restart (releaseAllWriteIntents) or by another
 // coordinator's sweep of departed ones. No new column or pass is needed.
+//
+// A release runs unfenced even inside a background pass (withoutFence): a pass whose lease moved
+// on (its recording refused, FENCED) must still release what it wrote, or its fenced release would
+// be refused too, retried forever with the same stale token, and the copies kept until the
+// restart. That is safe under any leader: a release queues only unrecorded-write deletions, never
+// one of a copy the index records (checked in the same statement), as an upload's release does.
 import type { Logger } from 'pino';
 import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
+import { withoutFence } from '../shared/fence.ts';
 
 const FIRST_RETRY_MS = 200;
 const MAX_RETRY_MS = 30_000;
@@ -22,13 +29,16 @@ export async function releaseIntents(
   retryMs = FIRST_RETRY_MS,
 ): Promise<void> {
   if (datanodeIds.length === 0) return;
-  try {
-    await deps.catalog.releaseWriteIntents(fragmentId, datanodeIds, deps.now());
-  } catch (err) {
-    deps.log.warn({ fragment: fragmentId, datanodes: datanodeIds, err, retryInMs: retryMs }, 'write intents not released; retrying');
-    // unref: a pending retry does not keep a stopping process alive (its restart releases them).
-    setTimeout(() => void releaseIntents(deps, fragmentId, datanodeIds, Math.min(retryMs * 2, MAX_RETRY_MS)), retryMs).unref();
-  }
+  // The retries' timers are set in here, so they run unfenced as well.
+  await withoutFence(async () => {
+    try {
+      await deps.catalog.releaseWriteIntents(fragmentId, datanodeIds, deps.now());
+    } catch (err) {
+      deps.log.warn({ fragment: fragmentId, datanodes: datanodeIds, err, retryInMs: retryMs }, 'write intents not released; retrying');
+      // unref: a pending retry does not keep a stopping process alive (its restart releases them).
+      setTimeout(() => void releaseIntents(deps, fragmentId, datanodeIds, Math.min(retryMs * 2, MAX_RETRY_MS)), retryMs).unref();
+    }
+  });
 }
 
 /**

@@ -20,6 +20,15 @@ export function withFence<T>(token: string | undefined, fn: () => T): T {
   return token === undefined ? fn() : current.run(token, fn);
 }
 
+/**
+ * Runs `fn` (and everything it starts, timers included) unfenced, as an API request's work. Only for
+ * writes a stale pass must still be able to make: the release of its own write intents, which queues
+ * no deletion of a copy the index records, so it is safe under any leader.
+ */
+export function withoutFence<T>(fn: () => T): T {
+  return current.exit(fn);
+}
+
 /** The fencing token of the background pass this code runs in, if any. */
 export function currentFence(): string | undefined {
   return current.getStore();
