@@ -1,6 +1,7 @@
 // The replica deleter over a real index (SQLite and PostgreSQL) acknowledges each deletion only as
 // it was queued: a deletion that replaced the row while its round was out (the image deleted) is
-// sent in turn, and a file sent again as a surplus replica is acknowledged with its queued reason.
+// sent in turn, and a file sent again as a surplus replica is acknowledged with its queued reason;
+// a file the index came to record while it was out is not sent again as a surplus replica.
 // The datanodes are stubs (stub-deleter.ts): what is tested is the deleter with the index.
 import { expect, it } from 'vitest';
 import { describeOnEngines } from './support/metadata-engines.ts';
@@ -63,6 +64,26 @@ await describeOnEngines('replica deleter acknowledgements', (store) => {
     await deleter.idle();
     await deleter.stop();
     expect(batches.map((d) => `${d.datanode}:${d.reason}`)).toEqual(['c:unrecorded-write', 'c:surplus-replica']);
+    expect(await store().catalog.pendingDeletionCount()).toBe(0);
+  });
+
+  it('a file refused as in use because its recording committed meanwhile is kept, not sent again as a surplus replica', async () => {
+    const { f } = await imageWithStrayCopy('recorded-meanwhile');
+    // The unrecorded write's row passed the round's settle check; then c's copy is recorded (a
+    // raced recording), and c refuses as in use. a and b hold R = 2 besides, but c's copy is one
+    // the index records: deleted as a surplus, it would be a replica with no file.
+    const { deleter, batches } = stubDeleter(store().catalog, {
+      answer: async (sent) => {
+        if (sent.reason !== 'unrecorded-write') return 'deleted';
+        expect(await store().catalog.moveReplicas(f, ['c'], [], T)).toBe(true);
+        return 'in-use';
+      },
+    });
+    deleter.start();
+    await deleter.idle();
+    await deleter.stop();
+    expect(batches.map((d) => `${d.datanode}:${d.reason}`)).toEqual(['c:unrecorded-write']);
+    expect((await store().catalog.replicasOf(f)).sort()).toEqual(['a', 'b', 'c']);
     expect(await store().catalog.pendingDeletionCount()).toBe(0);
   });
 });

@@ -25,10 +25,16 @@ interface DeleteDeps {
   now: () => number;
 }
 
-/** The fragment is a stored image's, recorded with R replicas on other datanodes than this one. */
+/**
+ * The fragment is a stored image's, recorded with R replicas on other datanodes than this one, and
+ * not on this one: a copy the index records is not surplus however many others there are (its
+ * recording may have committed after the round's settleRecordedWrites looked), and deleting it
+ * would leave the index a replica with no file.
+ */
 async function isSurplus({ catalog, replicationFactor }: DeleteDeps, d: ReplicaDeletion): Promise<boolean> {
   if (!(await catalog.fragmentById(d.fragmentId))) return false;
-  return (await catalog.replicasOf(d.fragmentId)).filter((id) => id !== d.datanodeId).length >= replicationFactor;
+  const holders = await catalog.replicasOf(d.fragmentId);
+  return !holders.includes(d.datanodeId) && holders.length >= replicationFactor;
 }
 
 /**
