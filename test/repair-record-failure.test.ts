@@ -2,7 +2,8 @@
 // fenced): its write intent is released at once, as the replica writer's callers release theirs
 // (upload-context's recordWrittenFragment), not kept until the coordinator's restart. Over a real
 // index (SQLite and PostgreSQL): an unrecorded copy becomes a deletion, a copy the index records
-// (an in-place rewrite, or a recording that committed although its answer was lost) does not.
+// (an in-place rewrite) does not. A regression guard besides: re-replication whose recording
+// committed although its answer was lost leaves its copy recorded.
 // The datanodes, registry and repair queue are stubs: what is tested is the step with the index.
 // On PostgreSQL also a step whose lease moved on while it wrote: its recording is refused
 // (FENCED), and its release, made unfenced, is not.
@@ -71,7 +72,11 @@ await describeOnEngines('a repair whose recording fails releases its write inten
     expect((await store().catalog.replicasOf(fragment.id)).sort()).toEqual(['a', 'b']);
   });
 
-  it('re-replication: a recording that committed although it failed leaves its copy recorded, not queued', async () => {
+  // A regression guard for the re-replication path, not a test of the release: the committed
+  // moveReplicas already dropped c's intent, so the release has none to turn into a deletion (and
+  // never reaches its check for a recorded replica). It holds as long as nothing on the error path
+  // queues the copies it added by another way.
+  it('re-replication (regression guard): a recording that committed although its answer was lost keeps its copy', async () => {
     const fragment = await storedFragment(store().catalog, 'committed');
     await reReplicateOntoC(fragment, true);
     expect((await store().catalog.replicasOf(fragment.id)).sort()).toEqual(['a', 'b', 'c']);
