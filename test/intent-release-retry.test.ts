@@ -63,10 +63,12 @@ describe('a refused intent release is retried', () => {
     await vi.waitFor(() => expect(released).toEqual(['c']), { timeout: 5000 });
   });
 
-  it('by in-place repair, whose fragment was deleted while its replica was rewritten', async () => {
+  it('by in-place repair, whose fragment was deleted while its replica was rewritten (and which repaired nothing)', async () => {
     const { catalog, released } = fakeCatalog(1);
+    const emitted: string[] = [];
     const repair = createInPlaceRepair({
       ...stepDeps(),
+      events: { emit: (e: { kind: string }) => void emitted.push(e.kind) } as never,
       catalog: catalog as never,
       registry: fakeRegistry([node('a'), node('b')]) as never,
       replicas: { read: async () => data } as never,
@@ -75,5 +77,6 @@ describe('a refused intent release is retried', () => {
     expect(repair.report({ fragmentId: fragment.id, datanodeId: 'b', reason: 'corrupt' })).toBe(true);
     await repair.pass({ stopped: false });
     await vi.waitFor(() => expect(released).toEqual(['b']), { timeout: 5000 });
+    expect(emitted).toEqual(['ReplicaFault']);
   });
 });

@@ -8,7 +8,7 @@
 // On PostgreSQL also a step whose lease moved on while it wrote: its recording is refused
 // (FENCED), and its release, made unfenced, is not.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createInPlaceRepair } from '../src/cluster/repair-in-place.ts';
 import { openPostgresMetadata, type PostgresMetadataStore } from '../src/metadata/postgres/index.ts';
 import { withFence } from '../src/shared/fence.ts';
@@ -29,9 +29,10 @@ async function storedFragment(catalog: Store['catalog'], name: string) {
 }
 
 /** In-place repair of b's copy of `fragment`, through `catalog`, its rewrite done by `put`. */
-async function repairInPlace(catalog: object, fragmentId: string, put: () => Promise<void> = async () => undefined) {
+async function repairInPlace(catalog: object, fragmentId: string, put: () => Promise<void> = async () => undefined, log?: Logger) {
   const repair = createInPlaceRepair({
     ...stepDeps(() => T),
+    ...(log && { log }),
     catalog: catalog as never,
     registry: fakeRegistry([node('a'), node('b')]) as never,
     replicas: { read: async () => data } as never,
@@ -88,6 +89,21 @@ await describeOnEngines('a repair whose recording fails releases its write inten
     await repairInPlace(refusingMoves(false), fragment.id);
     expect(await store().catalog.deletionTargetsOf(fragment.id)).toEqual([]);
     expect((await store().catalog.replicasOf(fragment.id)).sort()).toEqual(['a', 'b']);
+  });
+
+  it('in-place repair: a rewrite that failed before its recording did says so (the recording is what the pass logs)', async () => {
+    const fragment = await storedFragment(store().catalog, 'both-failed');
+    const warned: { msg: string; err?: string }[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warned.push(JSON.parse(line)) });
+    const put = async () => {
+      throw new Error('datanode b refused the rewrite (test)');
+    };
+    await repairInPlace(refusingMoves(false), fragment.id, put, log);
+    expect(warned.map((w) => `${w.msg}: ${w.err}`)).toEqual([
+      'replica rewrite failed, then its recording: datanode b refused the rewrite (test)',
+      'replica repair failed; will retry: the index refused the write (test)',
+    ]);
+    expect(await store().catalog.deletionTargetsOf(fragment.id)).toEqual([]);
   });
 });
 

@@ -89,15 +89,24 @@ async function rewrite(deps: InPlaceRepairDeps, bad: BadReplica, signal: Signal)
   const good = await replicas.read({ ...fragment, replicas: holders.filter((d) => d !== bad.datanodeId) });
   // As any write: an intent first, so a rewrite that races a delete of the image is cleaned up.
   await catalog.addWriteIntents(fragment.id, [node.id]);
+  let putError: Error | undefined;
+  await client.putFragment(node.url, fragment.id, good, fragment.sha256).catch((err: Error) => void (putError = err));
+  // Recorded again, which ends the intent, whether the put succeeded or not. Deleted meanwhile, or
+  // the recording failed (the index cut off, fenced): the intent is released (retried until the
+  // database takes it, else it would cover the copy until the restart); a copy the index still
+  // records stays, one it no longer does goes. A failure is still this repair's, retried later.
+  let recorded: boolean;
   try {
-    await client.putFragment(node.url, fragment.id, good, fragment.sha256);
-  } finally {
-    // Recorded again, which ends the intent. Deleted meanwhile, or the recording failed (the
-    // index cut off, fenced): the intent is released (retried until the database takes it, else
-    // it would cover the copy until the restart); a copy the index still records stays, one it no
-    // longer does goes. A failure is still this repair's, retried later.
-    await recordOrRelease(deps, fragment.id, [node.id], () => catalog.moveReplicas(fragment.id, [node.id], [], now()));
+    recorded = await recordOrRelease(deps, fragment.id, [node.id], () => catalog.moveReplicas(fragment.id, [node.id], [], now()));
+  } catch (err) {
+    // The recording's error is the one thrown (the pass logs it): the put's would be lost unsaid.
+    if (putError)
+      log.warn({ fragment: fragment.id, datanode: node.id, err: putError.message }, 'replica rewrite failed, then its recording');
+    throw err;
   }
+  if (putError) throw putError;
+  // The fragment was deleted meanwhile: nothing was repaired (the copy went to the deleter).
+  if (!recorded) return;
   await throttle.consume(good.length, signal);
   log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');
   events.emit({
