@@ -1,8 +1,9 @@
 // The SQLite index's WAL checkpoints run on a thread of their own (src/metadata/checkpointer.ts),
 // not inside the coordinator's commits: the commits leave the WAL to the worker, which writes it
 // back into the database file; nothing written is lost across a close and a reopen.
+import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -97,4 +98,22 @@ it('gives the checkpoints back to the commits and warns when the worker ends una
   } finally {
     db.close();
   }
+});
+
+it('closes in a process that has nothing else to wait for: the worker is unref’d, its stop is awaited to the end', async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'tessera-checkpointer-'));
+  // A process of its own: in one with no other handle, awaiting the unref'd worker's exit let
+  // Node end the process (code 13, an unsettled await) before the index was closed.
+  const script = path.join(dir, 'close.mjs');
+  await writeFile(
+    script,
+    [
+      `import { openSqliteMetadata } from ${JSON.stringify(new URL('../src/metadata/store.ts', import.meta.url).href)};`,
+      `const store = openSqliteMetadata(${JSON.stringify(path.join(dir, 'index.sqlite'))}, { backgroundCheckpoints: true });`,
+      `await store.close();`,
+      `console.log('closed');`,
+    ].join('\n'),
+  );
+  const run = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 30_000 });
+  expect({ status: run.status, stdout: run.stdout.trim() }).toEqual({ status: 0, stdout: 'closed' });
 });

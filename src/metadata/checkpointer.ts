@@ -112,6 +112,9 @@ export function startCheckpointer(db: Db, { log, everyMs = EVERY_MS }: { log?: L
     },
     async stop() {
       stopping = true;
+      // Held from here to its exit: awaiting an unref'd thread keeps nothing alive, so a process
+      // with no other handle (a script that closes the index last) would end mid-close, code 13.
+      worker.ref();
       if (!ended) worker.postMessage({ kind: 'stop' });
       await exited;
     },
