@@ -118,7 +118,7 @@ async function prepareIndex(config: CoordinatorConfig, log: Logger, metadata: Me
   // Said as it happened: a write the index recorded needs no cleaning, only its intent goes.
   const released = await catalog.releaseAllWriteIntents(Date.now());
   if (released.deletions > 0)
-    log.info({ replicas: released.deletions, recorded: released.recorded }, 'cleaning replica writes interrupted by the last shutdown');
+    log.info({ deletions: released.deletions, recorded: released.recorded }, 'cleaning replica writes interrupted by the last shutdown');
   else if (released.recorded > 0)
     log.info({ recorded: released.recorded }, 'write intents of recorded replicas left by the last shutdown dropped');
   return { metadata, db, marker, uncleanStop, catalog, auth };

@@ -12,7 +12,7 @@ const flagsOf = (script: string) => script.split(/\s+/).filter((w) => w.startsWi
 
 // Without it a coordinator that idles a few seconds throws its optimized code away (service-process.ts):
 // npm run bench figures show the cost, this guards the setting itself.
-it("keep the coordinator's memory reducer off", () => {
+it("keeps the coordinator's memory reducer off", () => {
   expect(COORDINATOR_NODE_ARGS).toContain('--no-memory-reducer');
 });
 

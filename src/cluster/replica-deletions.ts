@@ -41,10 +41,9 @@ async function isSurplus({ catalog, replicationFactor }: DeleteDeps, d: ReplicaD
  * The deletions of unrecorded writes in `due` whose file the index records as a replica: the
  * index itself says those are not garbage (a deletion queued before releases checked for a
  * replica, or one a recording raced), so they are settled without deleting, by the index in the
- * same statement as its check (catalog.settleRecordedWrites): an acknowledgement by file here
- * would also remove a deletion that replaced the row meanwhile (the image deleted), leaving its
- * file to the orphan reconciler's grace. One query per round, and only for a round with such
- * deletions: an image's deletions never ask.
+ * statement that checks the replica (catalog.settleRecordedWrites), so a recording or replacement
+ * in between is seen. One query per round, and only for a round with such deletions: an image's
+ * deletions never ask.
  */
 async function settleRecordedWrites({ catalog, log }: DeleteDeps, due: ReplicaDeletion[]): Promise<Set<ReplicaDeletion>> {
   const writes = due.filter((d) => d.reason === 'unrecorded-write');
@@ -184,9 +183,8 @@ export function createReplicaDeleter({
         }
       }
       // One request per datanode, all at once; one transaction (one WAL commit) acknowledges the
-      // round, each row only if it is still queued as it was read: an image deleted meanwhile
-      // replaced an unrecorded write's row (same file) with its own deletion, which was not sent
-      // and must stay queued (removed by file, its file waited for the orphan reconciler's grace).
+      // round, each row only if it is still queued as it was read: a deletion that replaced it
+      // meanwhile (its image deleted) was not sent, and stays queued.
       const done = await Promise.all([...perNode].map(([id, ds]) => deleteOn(deps, id, registry.get(id)!.url, ds)));
       await catalog.ackDeletions(settled.concat(...done));
     }

@@ -51,13 +51,8 @@ export function requireLiveDatanodes({ registry, config }: UploadContext): void 
   }
 }
 
-/**
- * Records a fragment just written to `placed` with `record`; when that does not count it (throws
- * or returns false), the written copies are handed to the deleter.
- */
+/** recordOrRelease for a fragment an upload wrote to `placed`, the deleter kicked when its copies are released. */
 export const recordWrittenFragment = <T>(ctx: UploadContext, fragmentId: string, placed: string[], record: () => Promise<T>): Promise<T> =>
-  // Written but never counted: the copies are deleted (the release retried until the database
-  // takes it, so a release that fails does not leave the files covered by their intents).
   recordOrRelease(ctx, fragmentId, placed, record, () => void ctx.deleter.kick());
 
 /** The ImageStored event of an upload, to send with the change that completes it. */

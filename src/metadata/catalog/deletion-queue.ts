@@ -24,9 +24,10 @@ export interface ReleasedIntents {
 
 /**
  * A queued deletion as the deleter took it: its file, and what it was queued as. Its
- * acknowledgement removes that row only: a deletion that replaced the row meanwhile (an image
- * deleted: INSERT OR REPLACE / ON CONFLICT DO UPDATE of the same file) is another reason or image
- * key, and was not sent.
+ * acknowledgement removes the file's row only while it has that reason and image key: a deletion
+ * that replaced it meanwhile with another (an image deleted: INSERT OR REPLACE / ON CONFLICT DO
+ * UPDATE of the same file) was not sent and stays; an identical re-queue (same reason and key) is
+ * acknowledged together with it.
  */
 export type QueuedDeletion = ReplicaKey & Pick<ReplicaDeletion, 'reason' | 'imageKey'>;
 
@@ -50,8 +51,12 @@ export interface DeletionQueue {
   ackDeletion(d: QueuedDeletion): void;
   /** ackDeletion for many, in one transaction. */
   ackDeletions(ds: QueuedDeletion[]): void;
+  /** A failed send: due again at `notBefore`. By file, not as queued: a row that replaced it is only delayed. */
   retryDeletionAt(d: ReplicaKey, notBefore: number): void;
-  /** Not tried (its datanode is DOWN): checked again later, without counting as a failed attempt. */
+  /**
+   * Not tried (its datanode is DOWN): checked again later, without counting as a failed attempt.
+   * By file, not as queued: a row that replaced it is only delayed.
+   */
   postponeDeletion(d: ReplicaKey, notBefore: number): void;
   /** A datanode is live again: every deletion waiting for it is due now. Answers how many. */
   resumeDeletionsOn(datanodeId: string, now: number): number;
