@@ -9,7 +9,7 @@
 // A release runs unfenced even inside a background pass (withoutFence): a pass whose lease moved
 // on (its recording refused, FENCED) must still release what it wrote, or its fenced release would
 // be refused too, retried forever with the same stale token, and the copies kept until the
-// restart. That is safe under any leader: a release queues only unrecorded-write deletions, never
+// restart. Whatever leader holds the lease, a release queues only unrecorded-write deletions, never
 // one of a copy the index records (checked in the same statement), as an upload's release does.
 import type { Logger } from 'pino';
 import type { AsyncCatalog as Catalog } from '../metadata/store.ts';

@@ -104,9 +104,10 @@ async function rewrite(deps: InPlaceRepairDeps, bad: BadReplica, signal: Signal)
       log.warn({ fragment: fragment.id, datanode: node.id, err: putError.message }, 'replica rewrite failed, then its recording');
     throw err;
   }
-  if (putError) throw putError;
-  // The fragment was deleted meanwhile: nothing was repaired (the copy went to the deleter).
+  // The fragment was deleted meanwhile: nothing to repair, whether the put failed or not (its copy,
+  // if any, went to the deleter).
   if (!recorded) return;
+  if (putError) throw putError;
   await throttle.consume(good.length, signal);
   log.info({ fragment: fragment.id, datanode: node.id, reason: bad.reason }, 'replica repaired in place');
   events.emit({

@@ -113,7 +113,8 @@ export function startCheckpointer(db: Db, { log, everyMs = EVERY_MS }: { log?: L
     async stop() {
       stopping = true;
       // Held from here to its exit: awaiting an unref'd thread keeps nothing alive, so a process
-      // with no other handle (a script that closes the index last) would end mid-close, code 13.
+      // with no other handle left (a script that closes the index last) ended mid-close, the
+      // index's own connection never closed. (A coordinator has other handles while it stops.)
       worker.ref();
       if (!ended) worker.postMessage({ kind: 'stop' });
       await exited;

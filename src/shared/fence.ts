@@ -4,7 +4,8 @@
 // without it being threaded through every call: the PostgreSQL engine checks it against the lease
 // row in the same transaction as the write, and the datanode client sends it (signed) with each
 // request, which a datanode refuses once it has seen a higher one. Work outside background passes
-// (the API's own requests) carries no token and is not fenced.
+// (the API's own requests) carries no token and is not fenced; nor does the release of a pass's own
+// write intents (withoutFence below).
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** The fencing token of the background pass that sent a datanode request (decimal, covered by the signature). */
@@ -23,7 +24,9 @@ export function withFence<T>(token: string | undefined, fn: () => T): T {
 /**
  * Runs `fn` (and everything it starts, timers included) unfenced, as an API request's work. Only for
  * writes a stale pass must still be able to make: the release of its own write intents, which queues
- * no deletion of a copy the index records, so it is safe under any leader.
+ * no deletion of a copy the index records, so whatever leader holds the lease, nothing recorded is
+ * ever queued for deletion by it. (It deletes intents by file, whoever made them: a newer leader's
+ * intent on the same copy can go with it, leaving at worst an orphan file to the reconciler.)
  */
 export function withoutFence<T>(fn: () => T): T {
   return current.exit(fn);

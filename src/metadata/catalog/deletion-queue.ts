@@ -51,7 +51,7 @@ export interface DeletionQueue {
   ackDeletion(d: QueuedDeletion): void;
   /** ackDeletion for many, in one transaction. */
   ackDeletions(ds: QueuedDeletion[]): void;
-  /** A failed send: due again at `notBefore`. By file, not as queued: a row that replaced it is only delayed. */
+  /** A failed send: due again at `notBefore`. By file, not as queued: a row that replaced it is only delayed (its attempts counted). */
   retryDeletionAt(d: ReplicaKey, notBefore: number): void;
   /**
    * Not tried (its datanode is DOWN): checked again later, without counting as a failed attempt.
