@@ -128,6 +128,18 @@ async function syncedInodes(work: () => Promise<unknown>, failFirst = false) {
   return inodes;
 }
 
+/** A grouped sync of `dir` that counts the times it opens the directory. */
+function countingDirSync() {
+  const counted = { opens: 0 };
+  const sync = groupedDirSync(dir, {
+    openDir: (d) => {
+      counted.opens += 1;
+      return open(d, 'r');
+    },
+  });
+  return Object.assign(counted, { sync });
+}
+
 describe('grouped directory sync', () => {
   it('opens the directory once for many groups and retries a failed open', async () => {
     let opens = 0;
@@ -174,36 +186,26 @@ describe('grouped directory sync', () => {
   });
 
   it.runIf(process.platform === 'linux')('drops the handle after a failed fsync and reopens for the next group', async () => {
-    let opens = 0;
-    const sync = groupedDirSync(dir, {
-      openDir: (d) => {
-        opens += 1;
-        return open(d, 'r');
-      },
-    });
+    const counted = countingDirSync();
+    const { sync } = counted;
     const inodes = await syncedInodes(async () => {
       await expect(sync.sync()).rejects.toThrow('EIO');
       await sync.sync();
     }, true);
     expect(inodes).toHaveLength(2);
-    expect(opens).toBe(2);
+    expect(counted.opens).toBe(2);
     expect(await handlesOn(dir)).toBe(1);
     await sync.close();
     expect(await handlesOn(dir)).toBe(0);
   });
 
   it.runIf(process.platform === 'linux')('rejects a sync after close, without reopening the directory', async () => {
-    let opens = 0;
-    const sync = groupedDirSync(dir, {
-      openDir: (d) => {
-        opens += 1;
-        return open(d, 'r');
-      },
-    });
+    const counted = countingDirSync();
+    const { sync } = counted;
     await sync.sync();
     await sync.close();
     await expect(sync.sync()).rejects.toThrow(DirSyncClosedError);
-    expect(opens).toBe(1);
+    expect(counted.opens).toBe(1);
     expect(await handlesOn(dir)).toBe(0);
   });
 });
