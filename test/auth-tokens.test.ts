@@ -83,7 +83,7 @@ describe('tokens, revocation and signed URLs', () => {
   });
 
   it('an expired token answers UNAUTHENTICATED', async () => {
-    const t = await newToken(cluster, 'read', 'short', 1);
+    const t = await newToken(cluster, 'read', 'short', 2); // 2 s: room for the first call on a loaded machine
     expect((await cluster.gql(CLUSTER, {}, t.bearer)).cluster).toBeDefined();
     await sleep(2500);
     const res = await cluster.gql.request(CLUSTER, {}, t.bearer);
@@ -135,9 +135,10 @@ describe('tokens, revocation and signed URLs', () => {
   });
 
   it('a signed URL expires: 403 SIGNED_URL_EXPIRED', async () => {
-    const { image } = await cluster.gql(SIGNED, { n: 'cat.png', e: 1 });
+    // 2 s, not 1: the first fetch must land inside the URL's life on a loaded CI machine.
+    const { image } = await cluster.gql(SIGNED, { n: 'cat.png', e: 2 });
     expect((await rawFetch(image.url)).status).toBe(200);
-    await sleep(2200);
+    await sleep(3200);
     const res = await rawFetch(image.url);
     expect(res.status).toBe(403);
     expect((await res.json()).code).toBe('SIGNED_URL_EXPIRED');

@@ -29,7 +29,8 @@ export async function createUrlSigner(keys: AuthKeys, now: () => number = Date.n
       if (!isWholeNumberIn(expiresInSec, 1, MAX_SIGNED_URL_SEC)) {
         throw badInput(`expiresIn must be from 1 to ${MAX_SIGNED_URL_SEC} seconds.`);
       }
-      const expires = Math.floor(now() / 1000) + expiresInSec;
+      // Rounded up to the whole second: rounding down gave a 1 s URL as little as 1 ms of life.
+      const expires = Math.ceil(now() / 1000) + expiresInSec;
       return new URLSearchParams({
         expires: String(expires),
         token: tokenId,
