@@ -287,6 +287,30 @@ describe('fragment transport', () => {
     }
   });
 
+  it('asks the cluster for its fragment size only, not for the figures that count over the whole index', async () => {
+    const queries: string[] = [];
+    const server = http.createServer((req, res) => {
+      if (req.method !== 'POST' || !(req.headers['content-type'] ?? '').startsWith('application/json')) return forwardToCluster(req, res);
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        queries.push((JSON.parse(body.toString('utf8')) as { query: string }).query);
+        forwardToCluster(req, res, body);
+      });
+    });
+    const through = await clientThrough(server);
+    try {
+      const { path, bytes } = await fileOf('fragment-size-only.png', 3 * FRAGMENT + 1);
+      expect((await through.upload(path)).image.sha256).toBe(sha256(bytes));
+      const asked = queries.filter((q) => /\bcluster\b/.test(q));
+      expect(asked).toHaveLength(1);
+      expect(asked[0]).toMatch(/\{\s*cluster\s*\{\s*fragmentSize\s*\}\s*\}/);
+    } finally {
+      await closeBoth(through, server);
+    }
+  });
+
   it('on a coordinator without the raw route, moves to multipart after the first refusal and completes intact', async () => {
     const { server, seen } = countingProxy(true);
     const through = await clientThrough(server);
@@ -405,15 +429,16 @@ describe('retry policy', () => {
   });
 });
 
-/** Passes a proxy's request on to the coordinator and its answer back. */
-function forwardToCluster(req: http.IncomingMessage, res: http.ServerResponse) {
+/** Passes a proxy's request on to the coordinator and its answer back; `body`: its body, when the proxy has read it already. */
+function forwardToCluster(req: http.IncomingMessage, res: http.ServerResponse, body?: Buffer) {
   const target = new URL(cluster.url);
   const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
     res.writeHead(r.statusCode!, r.headers);
     r.pipe(res);
   });
   up.on('error', () => res.destroy());
-  req.pipe(up);
+  if (body) up.end(body);
+  else req.pipe(up);
 }
 
 /** A client with fast retries that reaches the cluster only through `proxy` (started here). */

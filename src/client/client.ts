@@ -91,7 +91,9 @@ export function createTesseraClient({
   const retryPolicy = { ...DEFAULT_RETRY, ...retry };
   let fragmentSize: Promise<number> | undefined;
   const clusterFragmentSize = () => {
-    fragmentSize ??= transport.graphql<{ cluster: ClusterStatus }>(Q.CLUSTER).then((d) => d.cluster.fragmentSize);
+    fragmentSize ??= transport
+      .graphql<{ cluster: Pick<ClusterStatus, 'fragmentSize'> }>(Q.CLUSTER_FRAGMENT_SIZE)
+      .then((d) => d.cluster.fragmentSize);
     fragmentSize.catch(() => (fragmentSize = undefined)); // try again next time
     return fragmentSize;
   };
