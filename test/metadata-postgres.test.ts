@@ -104,6 +104,25 @@ describe.skipIf(!pg.adminUrl)(`the PostgreSQL metadata engine${skipNote(pg)}`, (
     }
   });
 
+  it('two coordinators releasing their intents on one file at once leave its deletion queued, not an orphan', async () => {
+    const [a, b] = await Promise.all(['race-a', 'race-b'].map((instanceId) => openPostgresMetadata(db.url, quiet, { instanceId })));
+    try {
+      await a!.datanodes.insert('race-dn', 'http://127.0.0.1:1/race', T);
+      const ids = Array.from({ length: 40 }, (_, i) => `race-f${i}`);
+      // Each file: both wrote it, both writes failed, both release at the same moment. Without
+      // the lock each saw the other's intent as covering the file (most rounds queued nothing).
+      for (const f of ids) {
+        for (const s of [a!, b!]) await s.catalog.addWriteIntents(f, ['race-dn']);
+        await Promise.all([a!, b!].map((s) => s.catalog.releaseWriteIntents(f, ['race-dn'], T)));
+      }
+      const queued = (await a!.catalog.dueDeletions(Number.MAX_SAFE_INTEGER, 1000)).map((d) => d.fragmentId);
+      expect(ids.filter((f) => !queued.includes(f))).toEqual([]);
+      expect(await a!.sql(`SELECT fragment_id FROM write_intents WHERE fragment_id LIKE 'race-%'`, [])).toEqual([]);
+    } finally {
+      await Promise.all([a!.close(), b!.close()]);
+    }
+  });
+
   it('fences the writes of a background pass: a stale token changes nothing, the current one writes', async () => {
     const store: PostgresMetadataStore = await openPostgresMetadata(db.url, quiet);
     try {

@@ -9,8 +9,8 @@ const portIsFree = (port: number) =>
   });
 
 /**
- * The ports the kernel gives the source end of outgoing connections (Linux: from /proc; else
- * the IANA range). A port in it that is free now can be some connection's source port the next
+ * The ports the kernel gives the source end of outgoing connections (Linux: from /proc; where it
+ * cannot be read, from Linux's default start, 32768, which is below macOS's and Windows' too). A port in it that is free now can be some connection's source port the next
  * moment, and a server then started on it fails with EADDRINUSE.
  */
 export function ephemeralPortRange(): { low: number; high: number } {
@@ -18,12 +18,13 @@ export function ephemeralPortRange(): { low: number; high: number } {
     const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
     if (Number.isInteger(low) && Number.isInteger(high) && low > 0 && high >= low) return { low, high };
   } catch {
-    // not Linux
+    // not Linux, or /proc masked (a sandbox)
   }
-  return { low: 49_152, high: 65_535 };
+  return { low: 32_768, high: 65_535 };
 }
 
-const LOWEST = 20_000;
+/** The lowest base port freePortBlock picks; it needs the ephemeral range to start 1,000 + count above. */
+export const LOWEST_PORT = 20_000;
 
 /**
  * A base port P with P..P+count-1 free now, below the ephemeral range (so no outgoing connection
@@ -33,7 +34,7 @@ const LOWEST = 20_000;
 export async function freePortBlock(count: number): Promise<number> {
   // Where the ephemeral range starts low (< 20,000 + room), the old span: some luck is needed.
   const top = Math.min(50_000, ephemeralPortRange().low);
-  const [from, to] = top - count > LOWEST + 1000 ? [LOWEST, top - count] : [LOWEST, 50_000 - count];
+  const [from, to] = top - count > LOWEST_PORT + 1000 ? [LOWEST_PORT, top - count] : [LOWEST_PORT, 50_000 - count];
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = from + Math.floor(Math.random() * (to - from + 1));
     const free = await Promise.all(Array.from({ length: count }, (_, i) => portIsFree(base + i)));

@@ -4,7 +4,7 @@
 import type { DeletionQueue, QueuedDeletion, ReleasedIntents, ReplicaKey } from '../catalog/deletion-queue.ts';
 import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
 import type postgres from 'postgres';
-import { fenced, fencedWriter, type Q, type Sql, type Writer } from './connection.ts';
+import { fenced, fencedWriter, transaction, type Q, type Sql } from './connection.ts';
 import type { Async } from '../async.ts';
 import type { AsyncCatalog } from '../store.ts';
 
@@ -20,22 +20,31 @@ const REPLACE = `ON CONFLICT (fragment_id, datanode_id) DO UPDATE SET not_before
  * repairing the copy a stale one wrote). Answers how many files left a deletion queued and how
  * many were dropped as recorded (a file still covered counts in neither), and how many intents went.
  */
-const releaseWhere = async (w: Writer, which: postgres.Fragment, now: number): Promise<ReleasedIntents & { released: number }> =>
-  (
-    await w<(ReleasedIntents & { released: number })[]>`WITH
-        dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id, coordinator_id),
-        marked AS (SELECT d.*,
-            EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = d.fragment_id AND r.datanode_id = d.datanode_id) AS recorded,
-            EXISTS (SELECT 1 FROM write_intents o WHERE o.fragment_id = d.fragment_id AND o.datanode_id = d.datanode_id
-              AND o.coordinator_id NOT IN (SELECT x.coordinator_id FROM dropped x
-                WHERE x.fragment_id = d.fragment_id AND x.datanode_id = d.datanode_id)) AS covered
-          FROM (SELECT DISTINCT fragment_id, datanode_id FROM dropped) d),
-        queued AS (INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
-          SELECT fragment_id, datanode_id, ${now}, 0, 'unrecorded-write' FROM marked WHERE NOT recorded AND NOT covered
-          ON CONFLICT DO NOTHING)
-      SELECT count(*) FILTER (WHERE NOT recorded AND NOT covered) AS deletions, count(*) FILTER (WHERE recorded) AS recorded,
-        (SELECT count(*) FROM dropped) AS released FROM marked`
-  )[0]!;
+const releaseWhere = (sql: Sql, which: postgres.Fragment, now: number): Promise<ReleasedIntents & { released: number }> =>
+  transaction(sql, async (tx) => {
+    // First lock every intent on the files released here, whoever's. Two coordinators releasing
+    // their own intents on one file at once would otherwise each see the other's (not yet
+    // deleted) as covering it, and neither would queue its deletion: an orphan for an hour.
+    // Locked, the second waits, then reads a snapshot taken after the first committed.
+    await tx`SELECT 1 FROM write_intents WHERE (fragment_id, datanode_id) IN (SELECT fragment_id, datanode_id FROM write_intents WHERE ${which})
+      ORDER BY fragment_id, datanode_id, coordinator_id FOR UPDATE`;
+    // Covered: the file has more intents than this release drops. The statement's snapshot still
+    // shows the rows `dropped` deletes, so one indexed count per file (not a scan of `dropped`).
+    return (
+      await tx<(ReleasedIntents & { released: number })[]>`WITH
+          dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id),
+          files AS (SELECT fragment_id, datanode_id, count(*) AS n FROM dropped GROUP BY fragment_id, datanode_id),
+          marked AS (SELECT f.fragment_id, f.datanode_id,
+              EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = f.fragment_id AND r.datanode_id = f.datanode_id) AS recorded,
+              (SELECT count(*) FROM write_intents o WHERE o.fragment_id = f.fragment_id AND o.datanode_id = f.datanode_id) > f.n AS covered
+            FROM files f),
+          queued AS (INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
+            SELECT fragment_id, datanode_id, ${now}, 0, 'unrecorded-write' FROM marked WHERE NOT recorded AND NOT covered
+            ON CONFLICT DO NOTHING)
+        SELECT count(*) FILTER (WHERE NOT recorded AND NOT covered) AS deletions, count(*) FILTER (WHERE recorded) AS recorded,
+          (SELECT count(*) FROM dropped) AS released FROM marked`
+    )[0]!;
+  });
 
 /**
  * Write intents tagged with `instanceId`, on `q`: a deletion queued for the same file goes (it is
@@ -69,14 +78,14 @@ export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue>
   return {
     addWriteIntents: (fragmentId, datanodeIds) => fenced(sql, (q) => addWriteIntentsOn(q, fragmentId, datanodeIds, instanceId)),
     async releaseWriteIntents(fragmentId, datanodeIds, now) {
-      await releaseWhere(w, sql`${mine()} AND fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`, now);
+      await releaseWhere(sql, sql`${mine()} AND fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`, now);
     },
     async releaseAllWriteIntents(now) {
-      const { deletions, recorded } = await releaseWhere(w, mine(), now);
+      const { deletions, recorded } = await releaseWhere(sql, mine(), now);
       return { deletions, recorded };
     },
     releaseWriteIntentsOf: async (coordinatorIds, now) =>
-      (await releaseWhere(w, sql`coordinator_id = ANY(${coordinatorIds}::text[])`, now)).released,
+      (await releaseWhere(sql, sql`coordinator_id = ANY(${coordinatorIds}::text[])`, now)).released,
     deletionTargetsOf: async (fragmentId) =>
       (
         await sql<{ d: string }[]>`SELECT datanode_id AS d FROM replica_deletions WHERE fragment_id = ${fragmentId}
