@@ -12,6 +12,9 @@ export default defineConfig({
     setupFiles: ['test/support/auth-fetch.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // expect.poll waits for what a test cannot be told of (a rendition cached after the answer, a
+    // temp file removed after an abort): its default 1 s is short on a loaded 2-core machine.
+    expect: { poll: { timeout: 10_000 } },
     pool: 'forks',
     fileParallelism: true,
     maxWorkers: 2,

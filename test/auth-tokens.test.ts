@@ -2,13 +2,14 @@
 // token stops at once, its live SSE and graphql-ws subscriptions too), signed image URLs
 // (download until expiry, 403 when expired or altered), per-token quotas and rate limits, and
 // --anonymous.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startCluster, type TestCluster } from './support/cluster.ts';
 import { codeOf } from './support/graphql.ts';
 import { rawFetch } from './support/tokens.ts';
 import { subscribeSse, subscribeWs } from './support/subscriptions.ts';
 import { uploadImage } from './support/images.ts';
+import { testClock, type TestClock } from './support/clock.ts';
 
 const CREATE = `mutation($n: String!, $r: Role!, $e: Int) { createToken(name: $n, role: $r, expiresIn: $e) { secret token { id name role expiresAt revokedAt active } } }`;
 const TOKENS = `{ tokens { id name role revokedAt active } }`;
@@ -30,12 +31,20 @@ async function newToken(cluster: TestCluster, role: 'read' | 'write' | 'admin', 
 
 describe('tokens, revocation and signed URLs', () => {
   let cluster: TestCluster;
+  // The expiry cases hold the coordinator's clock until their first call has been answered: a
+  // slow machine cannot then make that call late (support/clock.ts).
+  let clock: TestClock;
   beforeAll(async () => {
+    clock = testClock();
     cluster = await startCluster({ datanodes: 2 });
     await uploadImage(cluster, 'cat.png', Buffer.from('a cat, signed'));
     await uploadImage(cluster, 'dog.png', Buffer.from('a dog'));
   });
-  afterAll(() => cluster?.close());
+  afterEach(() => clock.release());
+  afterAll(async () => {
+    await cluster?.close();
+    clock?.restore();
+  });
 
   it('createToken returns a random secret once; the index keeps only its hash; tokens lists it', async () => {
     const a = await newToken(cluster, 'write', 'ci');
@@ -83,8 +92,10 @@ describe('tokens, revocation and signed URLs', () => {
   });
 
   it('an expired token answers UNAUTHENTICATED', async () => {
-    const t = await newToken(cluster, 'read', 'short', 2); // 2 s: room for the first call on a loaded machine
+    clock.hold();
+    const t = await newToken(cluster, 'read', 'short', 2);
     expect((await cluster.gql(CLUSTER, {}, t.bearer)).cluster).toBeDefined();
+    clock.release();
     await sleep(2500);
     const res = await cluster.gql.request(CLUSTER, {}, t.bearer);
     expect(res.status).toBe(401);
@@ -135,9 +146,10 @@ describe('tokens, revocation and signed URLs', () => {
   });
 
   it('a signed URL expires: 403 SIGNED_URL_EXPIRED', async () => {
-    // 2 s, not 1: the first fetch must land inside the URL's life on a loaded CI machine.
+    clock.hold();
     const { image } = await cluster.gql(SIGNED, { n: 'cat.png', e: 2 });
     expect((await rawFetch(image.url)).status).toBe(200);
+    clock.release();
     await sleep(3200);
     const res = await rawFetch(image.url);
     expect(res.status).toBe(403);

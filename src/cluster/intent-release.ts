@@ -11,6 +11,10 @@
 // be refused too, retried forever with the same stale token, and the copies kept until the
 // restart. Whatever leader holds the lease, a release queues only unrecorded-write deletions, never
 // one of a copy the index records (checked in the same statement), as an upload's release does.
+// It drops this coordinator's intents only: a newer leader writing the same copy has an intent of
+// its own (a row per coordinator on PostgreSQL), which stays, and while it does no deletion of that
+// file is queued. (A release whose statement runs while the other's add is not yet committed does
+// not see it: that window of milliseconds can still queue the deletion, as any release could before.)
 import type { Logger } from 'pino';
 import type { AsyncCatalog as Catalog } from '../metadata/store.ts';
 import { withoutFence } from '../shared/fence.ts';

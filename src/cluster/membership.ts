@@ -96,7 +96,7 @@ export function createMembership({
         const released = await release([gone]);
         await store.forget(gone);
         log?.info(
-          { coordinator: gone, replicas: released },
+          { coordinator: gone, intents: released },
           'a coordinator stopped heartbeating: its unfinished replica writes are cleaned',
         );
       }

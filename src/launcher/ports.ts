@@ -1,4 +1,5 @@
 // Finding free loopback ports for a cluster whose datanodes listen on P+1..P+N (tests, bench).
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
 const portIsFree = (port: number) =>
@@ -7,10 +8,35 @@ const portIsFree = (port: number) =>
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 
-/** A base port P with P..P+count-1 free now: datanodes keep their URL across restarts. */
+/**
+ * The ports the kernel gives the source end of outgoing connections (Linux: from /proc; where it
+ * cannot be read, from Linux's default start, 32768, which is below macOS's and Windows' too). A port in it that is free now can be some connection's source port the next
+ * moment, and a server then started on it fails with EADDRINUSE.
+ */
+export function ephemeralPortRange(): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high) && low > 0 && high >= low) return { low, high };
+  } catch {
+    // not Linux, or /proc masked (a sandbox)
+  }
+  return { low: 32_768, high: 65_535 };
+}
+
+/** The lowest base port freePortBlock picks; it needs the ephemeral range to start 1,000 + count above. */
+export const LOWEST_PORT = 20_000;
+
+/**
+ * A base port P with P..P+count-1 free now, below the ephemeral range (so no outgoing connection
+ * takes one between this check and the server's start, or while a server restarts on it): datanodes
+ * keep their URL across restarts.
+ */
 export async function freePortBlock(count: number): Promise<number> {
+  // Where the ephemeral range starts low (< 20,000 + room), the old span: some luck is needed.
+  const top = Math.min(50_000, ephemeralPortRange().low);
+  const [from, to] = top - count > LOWEST_PORT + 1000 ? [LOWEST_PORT, top - count] : [LOWEST_PORT, 50_000 - count];
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = from + Math.floor(Math.random() * (to - from + 1));
     const free = await Promise.all(Array.from({ length: count }, (_, i) => portIsFree(base + i)));
     if (free.every(Boolean)) return base;
   }

@@ -2,7 +2,9 @@
 // backoff) and writes in flight (write_intents: a fragment being written to a datanode, so that
 // a write the coordinator never records, e.g. after a crash, becomes a deletion rather than a
 // file nobody knows of). A write intent replaces a queued deletion of the same file: the file
-// is being written again and must not be deleted under the write.
+// is being written again and must not be deleted under the write. An intent names no coordinator
+// here: a SQLite index has one (coordination.ts), so every intent is its own; on PostgreSQL each
+// coordinator keeps and releases its own (postgres/deletions.ts).
 import type { Db } from '../database.ts';
 import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
 

@@ -4,7 +4,7 @@
 import type { DeletionQueue, QueuedDeletion, ReleasedIntents, ReplicaKey } from '../catalog/deletion-queue.ts';
 import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
 import type postgres from 'postgres';
-import { fenced, fencedWriter, type Q, type Sql, type Writer } from './connection.ts';
+import { fenced, fencedWriter, transaction, type Q, type Sql } from './connection.ts';
 import type { Async } from '../async.ts';
 import type { AsyncCatalog } from '../store.ts';
 
@@ -13,23 +13,43 @@ const REPLACE = `ON CONFLICT (fragment_id, datanode_id) DO UPDATE SET not_before
   reason = excluded.reason, image_key = excluded.image_key`;
 
 /**
- * Releases the write intents `which` selects: each becomes a due deletion (one already queued
- * keeps its reason and attempts), unless the index records the file as a replica (an in-place
- * repair's intent is on a recorded copy): as catalog/deletion-queue.ts's intentToDeletion.
- * Answers how many left a deletion queued and how many were dropped as recorded.
+ * Releases the write intents `which` selects: each file becomes a due deletion (one already queued
+ * keeps its reason and attempts), unless the index records it as a replica (an in-place repair's
+ * intent is on a recorded copy), as catalog/deletion-queue.ts's intentToDeletion, or another
+ * coordinator's intent not released here still covers it (it is writing the file: a newer leader
+ * repairing the copy a stale one wrote). Answers how many files left a deletion queued and how
+ * many were dropped as recorded (a file still covered counts in neither), and how many intents went.
  */
-const releaseWhere = async (w: Writer, which: postgres.Fragment, now: number): Promise<ReleasedIntents> =>
-  (
-    await w<ReleasedIntents[]>`WITH dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id),
-        marked AS (SELECT d.*, EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = d.fragment_id AND r.datanode_id = d.datanode_id)
-          AS recorded FROM dropped d),
-        queued AS (INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
-          SELECT fragment_id, datanode_id, ${now}, 0, 'unrecorded-write' FROM marked WHERE NOT recorded
-          ON CONFLICT DO NOTHING)
-      SELECT count(*) FILTER (WHERE NOT recorded) AS deletions, count(*) FILTER (WHERE recorded) AS recorded FROM marked`
-  )[0]!;
+const releaseWhere = (sql: Sql, which: postgres.Fragment, now: number): Promise<ReleasedIntents & { released: number }> =>
+  transaction(sql, async (tx) => {
+    // First lock every intent on the files released here, whoever's. Two coordinators releasing
+    // their own intents on one file at once would otherwise each see the other's (not yet
+    // deleted) as covering it, and neither would queue its deletion: an orphan for an hour.
+    // Locked, the second waits, then reads a snapshot taken after the first committed.
+    await tx`SELECT 1 FROM write_intents WHERE (fragment_id, datanode_id) IN (SELECT fragment_id, datanode_id FROM write_intents WHERE ${which})
+      ORDER BY fragment_id, datanode_id, coordinator_id FOR UPDATE`;
+    // Covered: the file has more intents than this release drops. The statement's snapshot still
+    // shows the rows `dropped` deletes, so one indexed count per file (not a scan of `dropped`).
+    return (
+      await tx<(ReleasedIntents & { released: number })[]>`WITH
+          dropped AS (DELETE FROM write_intents WHERE ${which} RETURNING fragment_id, datanode_id),
+          files AS (SELECT fragment_id, datanode_id, count(*) AS n FROM dropped GROUP BY fragment_id, datanode_id),
+          marked AS (SELECT f.fragment_id, f.datanode_id,
+              EXISTS (SELECT 1 FROM replicas r WHERE r.fragment_id = f.fragment_id AND r.datanode_id = f.datanode_id) AS recorded,
+              (SELECT count(*) FROM write_intents o WHERE o.fragment_id = f.fragment_id AND o.datanode_id = f.datanode_id) > f.n AS covered
+            FROM files f),
+          queued AS (INSERT INTO replica_deletions (fragment_id, datanode_id, not_before, attempts, reason)
+            SELECT fragment_id, datanode_id, ${now}, 0, 'unrecorded-write' FROM marked WHERE NOT recorded AND NOT covered
+            ON CONFLICT DO NOTHING)
+        SELECT count(*) FILTER (WHERE NOT recorded AND NOT covered) AS deletions, count(*) FILTER (WHERE recorded) AS recorded,
+          (SELECT count(*) FROM dropped) AS released FROM marked`
+    )[0]!;
+  });
 
-/** Write intents tagged with `instanceId`, on `q`: a deletion queued for the same file goes (it is being written again). */
+/**
+ * Write intents tagged with `instanceId`, on `q`: a deletion queued for the same file goes (it is
+ * being written again). Another coordinator's intent on the same file stays a row of its own.
+ */
 export async function addWriteIntentsOn(q: Q, fragmentId: string, datanodeIds: string[], instanceId: string): Promise<void> {
   await q`WITH unqueued AS (DELETE FROM replica_deletions WHERE fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[]))
     INSERT INTO write_intents (fragment_id, datanode_id, coordinator_id)
@@ -38,11 +58,14 @@ export async function addWriteIntentsOn(q: Q, fragmentId: string, datanodeIds: s
 
 /**
  * The deletion queue on the pool. `instanceId` is this coordinator's: its write intents carry it,
- * and releaseAllWriteIntents (at its start) releases its own only, not those of the others
- * writing at the same time ('' when none is given: one coordinator, all of them).
+ * and it releases its own only (releaseWriteIntents, and releaseAllWriteIntents at its start), not
+ * those of the others writing at the same time, the same file included ('' when none is given:
+ * one coordinator, all of them). Recording a copy ends every intent on it, whoever made it.
  */
 export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue> & Pick<AsyncCatalog, 'releaseWriteIntentsOf'> {
   const w = fencedWriter(sql);
+  /** This coordinator's own write intents ('' : all of them). */
+  const mine = () => (instanceId ? sql`coordinator_id = ${instanceId}` : sql`true`);
   const keys = (ds: ReplicaKey[]) => [ds.map((d) => d.fragmentId), ds.map((d) => d.datanodeId)];
   /** Removes each deletion still queued as it was sent (same reason and image key), as catalog/deletion-queue.ts's ack. */
   async function ack(ds: QueuedDeletion[]): Promise<void> {
@@ -55,13 +78,14 @@ export function deletionQueries(sql: Sql, instanceId = ''): Async<DeletionQueue>
   return {
     addWriteIntents: (fragmentId, datanodeIds) => fenced(sql, (q) => addWriteIntentsOn(q, fragmentId, datanodeIds, instanceId)),
     async releaseWriteIntents(fragmentId, datanodeIds, now) {
-      await releaseWhere(w, sql`fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`, now);
+      await releaseWhere(sql, sql`${mine()} AND fragment_id = ${fragmentId} AND datanode_id = ANY(${datanodeIds}::text[])`, now);
     },
-    releaseAllWriteIntents: (now) => releaseWhere(w, instanceId ? sql`coordinator_id = ${instanceId}` : sql`true`, now),
-    async releaseWriteIntentsOf(coordinatorIds, now) {
-      const { deletions, recorded } = await releaseWhere(w, sql`coordinator_id = ANY(${coordinatorIds}::text[])`, now);
-      return deletions + recorded;
+    async releaseAllWriteIntents(now) {
+      const { deletions, recorded } = await releaseWhere(sql, mine(), now);
+      return { deletions, recorded };
     },
+    releaseWriteIntentsOf: async (coordinatorIds, now) =>
+      (await releaseWhere(sql, sql`coordinator_id = ANY(${coordinatorIds}::text[])`, now)).released,
     deletionTargetsOf: async (fragmentId) =>
       (
         await sql<{ d: string }[]>`SELECT datanode_id AS d FROM replica_deletions WHERE fragment_id = ${fragmentId}
