@@ -22,11 +22,19 @@ describe('limits over HTTP', () => {
     ['tokens', `{ ${'cluster { imageCount } '.repeat(300)} }`],
     ['fragmentData', aliases(5, 'fragmentData(name: "x", index: 0) { size }')],
     ['rows', aliases(6, 'images(first: 1000) { edges { node { name } } }')],
+    // Each of these counts over the whole index: asked again under aliases, the count repeats.
+    ['rows', aliases(2, 'cluster { imageCount storedBytes underReplicatedFragments }')],
   ])('refuses too many %s with QUERY_TOO_COMPLEX', async (limit, query) => {
     const res = await cluster.gql.request(query);
     expect(codeOf(res)).toBe('QUERY_TOO_COMPLEX');
     expect(res.errors![0].extensions!.limit).toBe(limit);
     expect(res.data ?? null).toBeNull();
+  });
+
+  it("serves the cluster figures the console and the CLI ask, and a datanode's own storedBytes", async () => {
+    const figures = `cluster { replicationFactor datanodeCount liveDatanodeCount imageCount storedBytes underReplicatedFragments pendingReplicaDeletions }`;
+    expect(codeOf(await cluster.gql.request(`{ ${figures} images { totalCount } }`))).toBeUndefined();
+    expect(codeOf(await cluster.gql.request(aliases(6, 'datanodes { storedBytes }')))).toBeUndefined();
   });
 
   it('serves what clients ask: a full page with totalCount, a page down to each image replicas', async () => {

@@ -41,6 +41,8 @@ export const GRAPHQL_LIMITS = {
 const FRAGMENTS_PER_IMAGE = 16;
 /** Rows a totalCount is worth: a count walks the index. */
 const TOTAL_COUNT_ROWS = 1000;
+/** The cluster figures that count over the whole index, each worth a totalCount (the others are in memory or small). */
+const CLUSTER_COUNTS = new Set(['imageCount', 'storedBytes', 'underReplicatedFragments']);
 
 const refusal = (message: string, limit: string) =>
   new GraphQLError(message, { extensions: { code: 'QUERY_TOO_COMPLEX', limit, http: { status: 400 } } });
@@ -78,17 +80,18 @@ export function expensiveCost(
     return typeof value === 'number' ? value : undefined;
   };
   // `multiplier`: how many times the selection runs (images listed around it); `edges`: the page
-  // size of the connection being walked; `seen` stops fragment cycles.
-  const walk = (set: SelectionSetNode | undefined, multiplier: number, seen: Set<string>, edges = 1) => {
+  // size of the connection being walked; `seen` stops fragment cycles; `parent`: the field whose
+  // selection this is.
+  const walk = (set: SelectionSetNode | undefined, multiplier: number, seen: Set<string>, edges = 1, parent = '') => {
     for (const s of set?.selections ?? []) {
       if (s.kind === Kind.FRAGMENT_SPREAD) {
         const f = fragments.get(s.name.value);
-        if (f && !seen.has(f.name.value)) walk(f.selectionSet, multiplier, new Set([...seen, f.name.value]), edges);
-      } else if (s.kind === Kind.INLINE_FRAGMENT) walk(s.selectionSet, multiplier, seen, edges);
+        if (f && !seen.has(f.name.value)) walk(f.selectionSet, multiplier, new Set([...seen, f.name.value]), edges, parent);
+      } else if (s.kind === Kind.INLINE_FRAGMENT) walk(s.selectionSet, multiplier, seen, edges, parent);
       else {
         const name = s.name.value;
         if (name === 'fragmentData') fragmentData += multiplier;
-        if (name === 'totalCount') rows += TOTAL_COUNT_ROWS * multiplier;
+        if (name === 'totalCount' || (parent === 'cluster' && CLUSTER_COUNTS.has(name))) rows += TOTAL_COUNT_ROWS * multiplier;
         if (name === 'fragments') {
           rows += FRAGMENTS_PER_IMAGE * multiplier;
           walk(s.selectionSet, multiplier * FRAGMENTS_PER_IMAGE, seen);
@@ -98,7 +101,7 @@ export function expensiveCost(
           rows += first * multiplier;
           walk(s.selectionSet, multiplier, seen, Math.max(first, 1));
         } else if (name === 'edges') walk(s.selectionSet, multiplier * edges, seen);
-        else walk(s.selectionSet, multiplier, seen);
+        else walk(s.selectionSet, multiplier, seen, 1, name);
       }
     }
   };
@@ -118,7 +121,7 @@ const expensiveFields: Plugin = {
           )
         : rows > GRAPHQL_LIMITS.rows
           ? refusal(
-              `An operation may read up to ${GRAPHQL_LIMITS.rows} index rows (images(first:) and its fragments); this one may read ${rows}.`,
+              `An operation may read up to ${GRAPHQL_LIMITS.rows} index rows (images(first:) and its fragments; a count over the index is worth ${TOTAL_COUNT_ROWS}); this one may read ${rows}.`,
               'rows',
             )
           : undefined;
