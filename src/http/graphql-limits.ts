@@ -41,8 +41,8 @@ export const GRAPHQL_LIMITS = {
 const FRAGMENTS_PER_IMAGE = 16;
 /** Rows a totalCount is worth: a count walks the index. */
 const TOTAL_COUNT_ROWS = 1000;
-/** The cluster figures that count over the whole index, each worth a totalCount (the others are in memory or small). */
-const CLUSTER_COUNTS = new Set(['imageCount', 'storedBytes', 'underReplicatedFragments']);
+/** The cluster figures that count over a whole table, each worth a totalCount (the others are in memory). */
+const CLUSTER_COUNTS = new Set(['imageCount', 'storedBytes', 'underReplicatedFragments', 'pendingReplicaDeletions']);
 
 const refusal = (message: string, limit: string) =>
   new GraphQLError(message, { extensions: { code: 'QUERY_TOO_COMPLEX', limit, http: { status: 400 } } });

@@ -1,6 +1,7 @@
 // The deletion queue and the writes in flight on PostgreSQL, as catalog/deletion-queue.ts is for
 // SQLite. What SQLite does in a transaction of several statements is one statement here where
-// it can be (data-modifying CTEs): atomic on its own, and one round trip.
+// it can be (data-modifying CTEs): atomic on its own, and one round trip. A release of write
+// intents is two (a lock, then the statement): see releaseWhere.
 import type { DeletionQueue, QueuedDeletion, ReleasedIntents, ReplicaKey } from '../catalog/deletion-queue.ts';
 import type { DeletionReason, ReplicaDeletion } from '../catalog.ts';
 import type postgres from 'postgres';
@@ -25,9 +26,15 @@ const releaseWhere = (sql: Sql, which: postgres.Fragment, now: number): Promise<
     // First lock every intent on the files released here, whoever's. Two coordinators releasing
     // their own intents on one file at once would otherwise each see the other's (not yet
     // deleted) as covering it, and neither would queue its deletion: an orphan for an hour.
-    // Locked, the second waits, then reads a snapshot taken after the first committed.
-    await tx`SELECT 1 FROM write_intents WHERE (fragment_id, datanode_id) IN (SELECT fragment_id, datanode_id FROM write_intents WHERE ${which})
-      ORDER BY fragment_id, datanode_id, coordinator_id FOR UPDATE`;
+    // Locked, the second waits, then reads a snapshot taken after the first committed (read
+    // committed: each statement its own snapshot). Releases lock in key order; a recording's
+    // delete of the landed intents does not, so with two coordinators' intents on one file the
+    // two can deadlock: PostgreSQL aborts one after deadlock_timeout (1 s) and transaction()
+    // retries it. Rare enough (a newer leader repairing a stale one's copy) not to cost every
+    // recording a locking round trip.
+    await tx`SELECT count(*) FROM (SELECT 1 FROM write_intents
+      WHERE (fragment_id, datanode_id) IN (SELECT fragment_id, datanode_id FROM write_intents WHERE ${which})
+      ORDER BY fragment_id, datanode_id, coordinator_id FOR UPDATE) AS locked`;
     // Covered: the file has more intents than this release drops. The statement's snapshot still
     // shows the rows `dropped` deletes, so one indexed count per file (not a scan of `dropped`).
     return (
