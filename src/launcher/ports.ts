@@ -10,8 +10,9 @@ const portIsFree = (port: number) =>
 
 /**
  * The ports the kernel gives the source end of outgoing connections (Linux: from /proc; where it
- * cannot be read, from Linux's default start, 32768, which is below macOS's and Windows' too). A port in it that is free now can be some connection's source port the next
- * moment, and a server then started on it fails with EADDRINUSE.
+ * cannot be read, from Linux's default start, 32768, which is below macOS's and Windows' too). A
+ * port in it that is free now can be some connection's source port the next moment, and a server
+ * then started on it fails with EADDRINUSE.
  */
 export function ephemeralPortRange(): { low: number; high: number } {
   try {
