@@ -136,7 +136,7 @@ describe.skipIf(!pg.adminUrl)(`kill -9 of the leading coordinator, then of a dat
     const rows = await replicaRows();
     expect(rows.size).toBe(images.reduce((n, im) => n + Math.ceil(im.bytes.length / FRAGMENT), 0));
     for (const holders of rows.values()) expect(holders).toHaveLength(R);
-    const victim = [...ids.keys()].sort((a, b) => countOn(rows, b) - countOn(rows, a))[0];
+    const victim = [...ids.keys()].sort((a, b) => countOn(rows, ids.get(b)) - countOn(rows, ids.get(a)))[0];
     const victimId = ids.get(victim)!;
     const lost = [...rows].filter(([, holders]) => holders.includes(victimId)).map(([id]) => id);
     expect(lost.length).toBeGreaterThan(0);

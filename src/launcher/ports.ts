@@ -24,8 +24,18 @@ export function ephemeralPortRange(): { low: number; high: number } {
   return { low: 32_768, high: 65_535 };
 }
 
-/** The lowest base port freePortBlock picks; it needs the ephemeral range to start 1,000 + count above. */
-export const LOWEST_PORT = 20_000;
+const LOWEST_PORT = 20_000;
+
+/**
+ * Where freePortBlock picks a block of `count` ports: below the ephemeral range when it starts
+ * high enough to leave room (1,000 ports) above 20,000; else the old span up to 50,000, where some
+ * luck is needed (`belowEphemeral` false).
+ */
+export function portSpan(count: number): { from: number; to: number; belowEphemeral: boolean } {
+  const top = Math.min(50_000, ephemeralPortRange().low);
+  const belowEphemeral = top - count > LOWEST_PORT + 1000;
+  return { from: LOWEST_PORT, to: (belowEphemeral ? top : 50_000) - count, belowEphemeral };
+}
 
 /**
  * A base port P with P..P+count-1 free now, below the ephemeral range (so no outgoing connection
@@ -33,9 +43,7 @@ export const LOWEST_PORT = 20_000;
  * keep their URL across restarts.
  */
 export async function freePortBlock(count: number): Promise<number> {
-  // Where the ephemeral range starts low (< 20,000 + room), the old span: some luck is needed.
-  const top = Math.min(50_000, ephemeralPortRange().low);
-  const [from, to] = top - count > LOWEST_PORT + 1000 ? [LOWEST_PORT, top - count] : [LOWEST_PORT, 50_000 - count];
+  const { from, to } = portSpan(count);
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = from + Math.floor(Math.random() * (to - from + 1));
     const free = await Promise.all(Array.from({ length: count }, (_, i) => portIsFree(base + i)));

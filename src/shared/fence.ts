@@ -22,12 +22,9 @@ export function withFence<T>(token: string | undefined, fn: () => T): T {
 }
 
 /**
- * Runs `fn` (and everything it starts, timers included) unfenced, as an API request's work. Only for
- * writes a stale pass must still be able to make: the release of its own write intents, which queues
- * no deletion of a copy the index records, so whatever leader holds the lease, nothing recorded is
- * ever queued for deletion by it. It releases only its own coordinator's intents (each coordinator
- * keeps a row of its own for a file, on PostgreSQL), and queues no deletion of a file another
- * coordinator's intent still covers: a newer leader writing the same copy keeps its intent.
+ * Runs `fn` (and everything it starts, timers included) unfenced, as an API request's work. Only
+ * for the release of a pass's own write intents, which a stale pass must still be able to make
+ * (why it is safe: cluster/intent-release.ts).
  */
 export function withoutFence<T>(fn: () => T): T {
   return current.exit(fn);
