@@ -6,6 +6,7 @@
 //
 //   PUT  /fragments/{id}   raw body -> 201 {"sha256","replicas"}
 //   GET  /fragments/{id}   the bytes, streamed from the first datanode holding it
+//   DELETE /fragments/{id} the fragment's files on its R datanodes (the bench frees its disk with it)
 //   POST /objects/{name}   JSON [{"id","size","urls"?}]: names a list of fragments (in order)
 //   GET  /objects/{name}   the fragments in order, fetched READ_AHEAD ahead (as GET /images does)
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -105,6 +106,18 @@ async function getFragment(id: string, res: ServerResponse) {
   r.pipe(res);
 }
 
+async function deleteFragment(id: string, res: ServerResponse) {
+  const answers = await Promise.all(
+    placementOf(id).map(async (node) => {
+      const r = await toDatanode(node, 'DELETE', paths.fragment(id), {});
+      r.resume();
+      return r.statusCode;
+    }),
+  );
+  if (answers.some((s) => s !== 204)) return send(res, 502, { error: `datanodes answered ${answers.join(', ')}` });
+  res.writeHead(204).end();
+}
+
 async function fetchWhole(fragment: { id: string; urls: URL[] }): Promise<Buffer[]> {
   const r = await toDatanode(fragment.urls[0], 'GET', paths.fragment(fragment.id), {});
   const chunks = await readAll(r);
@@ -160,6 +173,7 @@ const server = http.createServer((req, res) => {
   let work: Promise<void> | void;
   if (kind === 'fragments' && req.method === 'PUT') work = putFragment(key, req, res);
   else if (kind === 'fragments' && req.method === 'GET') work = getFragment(key, res);
+  else if (kind === 'fragments' && req.method === 'DELETE') work = deleteFragment(key, res);
   else if (kind === 'objects' && req.method === 'POST') work = postObject(key, req, res);
   else if (kind === 'objects' && req.method === 'GET') work = getObject(key, res);
   else if (url === '/healthz') work = send(res, 200, { status: 'ok' });

@@ -29,8 +29,10 @@ import {
   bareObjectFromTessera,
   bareSmallUploads,
   bareUpload,
+  discardBareFragments,
   download,
   imageSha256,
+  inFlight,
   makePool,
   smallReads,
   tesseraSmallUploads,
@@ -196,6 +198,44 @@ function freedInodeQuarantineMs(dir: string): number {
   }
 }
 
+/** Replicas per fragment in the bench's cluster (npm start's default). */
+const REPLICAS = 2;
+
+/**
+ * The most disk the selected scenarios hold at once (bytes): each one's images and bare fragments
+ * go when it ends (discardScenario), so the largest scenario, plus the listing's index rows (kept
+ * to the end) and the 2 MiB warm-ups. Counted as never deleted within a scenario: an upper bound.
+ */
+function diskNeeded(): number {
+  const { size, rssSize, runs: n, smallCount, smallRuns, smallSize, deleteCount } = cfg;
+  const warmSmall = Math.min(smallCount, quick ? 100 : 300);
+  const bigWays = 2 + (flags.base64 ? 2 : 0); // multipart and its bare run, base64 and its bare run
+  const peaks = [
+    runs('small') ? (4 * warmSmall + 4 * smallRuns * smallCount) * smallSize * REPLICAS : 0,
+    runs('deletes') ? 2 * deleteCount * smallSize * REPLICAS : 0,
+    runs('upload') || runs('download') ? (3 * 32 * 2 ** 20 + (runs('upload') ? n : 1) * bigWays * size) * REPLICAS : 0,
+    runs('cli-upload') || runs('cli-download') ? (2 + 2 * n) * size * REPLICAS + 2 * size : 0,
+    runs('rss') ? 2 * rssSize * REPLICAS : 0,
+  ];
+  const INDEX_BYTES_PER_ROW = 400; // 254 measured for fillIndex's rows, plus the WAL's room
+  return Math.max(...peaks) + (runs('listing') ? cfg.listRows * INDEX_BYTES_PER_ROW : 0);
+}
+
+/** Refuses to start when the data dir's file system has less room than the run needs (diskNeeded), rather than failing with ENOSPC mid-run. */
+function checkDiskRoom(dataDir: string) {
+  const { bavail, bsize } = fs.statfsSync(dataDir);
+  const free = bavail * bsize;
+  const needed = diskNeeded();
+  const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
+  if (free < needed) {
+    throw new Error(
+      `the data dir ${dataDir} has ${gb(free)} free; this run needs up to ${gb(needed)}. ` +
+        'Use fewer --runs, a smaller --size or --rss-size, fewer --scenarios, or point TMPDIR at a larger disk.',
+    );
+  }
+  say(`disk: up to ${gb(needed)} needed, ${gb(free)} free`);
+}
+
 let inodeQuarantineMs = 0;
 /**
  * When the bench last freed files: at its start too, since a bench run just before this one
@@ -285,6 +325,7 @@ async function main() {
   removeOnCleanup(dataDir);
   inodeQuarantineMs = freedInodeQuarantineMs(dataDir);
   say(`data dir ${dataDir}; ${JSON.stringify(cfg)}`);
+  checkDiskRoom(dataDir);
 
   if (runs('listing')) {
     const ms = fillIndex(dataDir, cfg.listRows);
@@ -351,8 +392,9 @@ async function waitForDatanodes(http: BenchHttp) {
 }
 
 /** Deletes Tessera images and waits (up to 20 s) until their replica files are gone, outside any timing. */
-async function deleteImages(http: BenchHttp, names: string[]) {
-  for (const name of names) await http.graphql(`mutation($n: String!) { deleteImage(name: $n) }`, { n: name });
+/** Deletes Tessera images (`concurrency` at a time), then waits until their replica files are gone. */
+async function deleteImages(http: BenchHttp, names: string[], concurrency = 1) {
+  await inFlight(names.length, concurrency, (i) => http.graphql(`mutation($n: String!) { deleteImage(name: $n) }`, { n: names[i] }));
   try {
     for (let i = 0; i < 200; i++) {
       const { cluster } = await http.graphql<{ cluster: { pendingReplicaDeletions: number } }>(`{ cluster { pendingReplicaDeletions } }`);
@@ -362,6 +404,17 @@ async function deleteImages(http: BenchHttp, names: string[]) {
   } finally {
     lastFreed = performance.now();
   }
+}
+
+/**
+ * A scenario's files go once its figures are taken (Tessera's images, and every fragment stored
+ * through the bare proxy), so a run needs the disk of its largest scenario, not of all of them
+ * (diskNeeded). Not between a scenario's runs: a deletion taxes the next run's new files
+ * (freedInodesAged).
+ */
+async function discardScenario(tess: BenchHttp, base: BenchHttp, names: string[]) {
+  await discardBareFragments(base, cfg.concurrency);
+  await deleteImages(tess, names, cfg.concurrency);
 }
 
 const mbps = (bytes: number, ms: number) => bytes / MB / (ms / 1000);
@@ -456,7 +509,7 @@ async function bigImages(tess: BenchHttp, base: BenchHttp, cluster: Cluster, poo
       note: 'the bare proxy reads the same fragment files, in order, 3 ahead',
     });
   }
-  await deleteImages(tess, [keep]);
+  await discardScenario(tess, base, [keep, 'bench/warm-mp', 'bench/warm-b64']);
 }
 
 /**
@@ -543,8 +596,8 @@ async function cli(tess: BenchHttp, base: BenchHttp, cluster: Cluster, dataDir: 
       note: `the CLI verifies the sha256 and writes the file (the CLI process used ${median(cliCpu).toFixed(2)} CPU ms per MB); the bare proxy reads the same fragment files, 3 ahead, and the bench only counts the bytes`,
     });
   }
-  await deleteImages(tess, [keep]);
   fs.rmSync(home, { recursive: true, force: true });
+  await discardScenario(tess, base, [keep]);
 }
 
 async function smallImages(tess: BenchHttp, base: BenchHttp) {
@@ -578,10 +631,12 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
 
   const s = { put: [] as Run[], image: [] as Run[], chunked: [] as Run[], bare: [] as Run[], readT: [] as Run[], readB: [] as Run[] };
   const perSec = (r: Run) => n / (r.ms / 1000);
+  const stored = ['warm-a', 'warm-b', 'warm-p'].flatMap((tag) => names(tag).slice(0, warm));
   for (let r = 0; r < cfg.smallRuns; r++) {
     const a = names(`a${r}`);
     const b = names(`b${r}`);
     const p = names(`p${r}`);
+    stored.push(...a, ...b, ...p);
     const ids = Array.from({ length: n }, (_, i) => `small_${r}_${i}`);
     s.put.push(await measured('tessera', () => tesseraSmallUploads(tess, p, pool, c, 'put')));
     s.bare.push(await measured('bare', () => bareSmallUploads(base, ids, pool, c)));
@@ -635,6 +690,7 @@ async function smallImages(tess: BenchHttp, base: BenchHttp) {
     samples: { tessera: s.readT.map(perSec), baseline: s.readB.map(perSec) },
     cpu: { unit: 'image', tessera: cpuPer(s.readT, n), baseline: cpuPer(s.readB, n) },
   });
+  await discardScenario(tess, base, stored);
 }
 
 /**
@@ -744,7 +800,7 @@ async function memory(tess: BenchHttp, base: BenchHttp, cluster: Cluster, bare: 
     baseline: maxDatanode(b.peaks) / MB,
     samples: { tessera: [maxDatanode(t.peaks) / MB], baseline: [maxDatanode(b.peaks) / MB] },
   });
-  await deleteImages(tess, ['bench/rss']);
+  await discardScenario(tess, base, ['bench/rss']);
 }
 
 async function listing(tess: BenchHttp, cluster: Cluster) {
@@ -823,7 +879,7 @@ try {
   out(
     flags.json
       ? json(figures, meta)
-      : `\n${table(figures)}\n\n${meta.durationSec.toFixed(0)} s, ${os.cpus().length} cores, RF 2, 3 datanodes on loopback, ${setup}`,
+      : `\n${table(figures)}\n\n${meta.durationSec.toFixed(0)} s, ${os.cpus().length} cores, RF ${REPLICAS}, 3 datanodes on loopback, ${setup}`,
   );
   await cleanup();
   process.exit(0);

@@ -95,6 +95,9 @@ export async function tesseraUpload(
   return done.completeUpload;
 }
 
+/** Fragments stored through the bare proxy and not yet discarded (discardBareFragments). */
+const bareStored = new Set<string>();
+
 /** The same bytes through the bare proxy: one PUT per fragment, `inFlight` at a time. */
 export async function bareUpload(
   http: BenchHttp,
@@ -114,6 +117,7 @@ export async function bareUpload(
       pieceAt(pool, size, fragmentSize, i).bytes,
     ]);
     if (answer.status !== 201) throw new Error(`bare PUT answered ${answer.status}: ${answer.body}`);
+    bareStored.add(ids[i].id);
   });
   return ids;
 }
@@ -178,6 +182,17 @@ export async function bareSmallUploads(http: BenchHttp, ids: string[], pool: Pie
       pool[i % pool.length].bytes,
     ]);
     if (answer.status !== 201) throw new Error(`bare PUT answered ${answer.status}`);
+    bareStored.add(ids[i]);
+  });
+}
+
+/** Deletes every fragment stored through the bare proxy so far (its objects stay named, unreadable). */
+export async function discardBareFragments(http: BenchHttp, concurrency: number): Promise<void> {
+  const ids = [...bareStored];
+  await inFlight(ids.length, concurrency, async (i) => {
+    const answer = await http.request('DELETE', `/fragments/${ids[i]}`, {}, []);
+    if (answer.status !== 204) throw new Error(`bare DELETE answered ${answer.status}: ${answer.body}`);
+    bareStored.delete(ids[i]);
   });
 }
 

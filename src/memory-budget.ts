@@ -2,7 +2,8 @@
 // take it past its memory budget: one for the out-of-order fragment windows of running image
 // hashes (the least recently fed window is evicted to the re-read path), one for fragment bytes
 // that fragmentData holds while it reads and encodes them (callers wait their turn, then give up),
-// and one for the bytes multipart bodies buffer while they arrive (past it a body is refused).
+// and one for the bytes request bodies buffer, from their arrival until their request is done with
+// them (past it a body is refused).
 import { TesseraError } from './errors.ts';
 
 /** Bytes all out-of-order windows together may hold (each one may hold 8 fragments: two full windows of 2 MiB fragments). */
@@ -13,7 +14,7 @@ export const FRAGMENT_DATA_BUDGET_BYTES = 32 * 1024 * 1024;
 export const FRAGMENT_DATA_WAIT_MS = 10_000;
 
 /**
- * Bytes all multipart bodies being read may buffer together: 32 fragments of 2 MiB, or one
+ * Bytes all request bodies being read or used may buffer together: 32 fragments of 2 MiB, or one
  * default-sized uploadImage. A lone body always fits whatever its size (see tryCharge), so this
  * need not hold the largest --max-upload-image-size. It is kept well under the coordinator's
  * memory budget because what refused bodies held stays garbage until the next GC (README).
@@ -21,7 +22,7 @@ export const FRAGMENT_DATA_WAIT_MS = 10_000;
 export const MULTIPART_BUDGET_BYTES = 64 * 1024 * 1024;
 
 /**
- * A count of the bytes that request bodies hold while they are read. A body is refused rather
+ * A count of the bytes that request bodies hold while they are read and used. A body is refused rather
  * than made to wait: a body that waits keeps its socket and what it already holds, which is what
  * a stalling client wants.
  */

@@ -84,7 +84,7 @@ interface OpenPart {
 export class MultipartParser {
   readonly fields = new Map<string, string>();
   readonly files = new Map<string, ReceivedFile>();
-  /** Bytes this body holds against the shared budget (the caller releases them however the read ends). */
+  /** Bytes this body holds against the shared budget (given back by readMultipart if the read fails, else once its request is done). */
   held = 0;
   private state: State = 'preamble';
   // Bytes seen but not yet placed: a possible start of the delimiter (preamble/body), or a partial

@@ -4,14 +4,12 @@
 // native Buffer.indexOf per chunk (multipart-parser.ts); resolvers get them through `chunks`. Per 2 MiB fragment this
 // saves the stream layers, the per-chunk events and their garbage, which showed as a third of
 // the coordinator's CPU per uploaded MB next to a bare proxy.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { MultipartError, MultipartParser, type MultipartLimits } from './multipart-parser.ts';
 import type { ReceivedFile } from './received-file.ts';
-
-/** How long a timed-out body's socket stays open so that its 408 answer gets out. */
-export const STALLED_SOURCE_GRACE_MS = 1000;
+import { BUSY_RETRY_AFTER_SEC, endAfterRest, STALLED_SOURCE_GRACE_MS } from './refused-body.ts';
 
 /** The body's chunks, failing with a timeout when none arrives for `idleMs` (the source is then destroyed). */
 export async function* withIdleTimeout(body: AsyncIterable<Uint8Array>, idleMs: number | undefined): AsyncGenerator<Uint8Array> {
@@ -57,23 +55,27 @@ export function boundaryOf(contentType: string | null | undefined): string | und
   return m ? (m[1] ?? m[2]) : undefined;
 }
 
-/** The fields (as text) and file parts of a multipart/form-data body. */
+/**
+ * The fields (as text) and file parts of a multipart/form-data body, and the bytes they hold
+ * against `limits.budget`: the caller gives those back once it is done with the parts (a
+ * refused or broken body gives back what it held at once).
+ */
 export async function readMultipart(
   body: AsyncIterable<Uint8Array>,
   boundary: string,
   limits: MultipartLimits,
-): Promise<{ fields: Map<string, string>; files: Map<string, ReceivedFile> }> {
+): Promise<{ fields: Map<string, string>; files: Map<string, ReceivedFile>; held: number }> {
   const parser = new MultipartParser(boundary, limits);
   try {
     for await (const raw of withIdleTimeout(body, limits.idleTimeoutMs)) {
       parser.write(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
     }
-  } finally {
-    // The budget covers bodies in flight; once parsed, the request's own limits bound what it keeps.
+    if (!parser.finished) throw new MultipartError('the body ended before the closing delimiter');
+  } catch (err) {
     limits.budget?.release(parser.held);
+    throw err;
   }
-  if (!parser.finished) throw new MultipartError('the body ended before the closing delimiter');
-  return { fields: parser.fields, files: parser.files };
+  return { fields: parser.fields, files: parser.files, held: parser.held };
 }
 
 const badMultipart = (err: unknown) => {
@@ -84,7 +86,7 @@ const badMultipart = (err: unknown) => {
   }
   if (err instanceof MultipartError && err.busy) {
     return new GraphQLError(`The request body was dropped: ${err.message}.`, {
-      extensions: { http: { status: 503 }, code: 'SERVER_BUSY' },
+      extensions: { http: { status: 503, headers: { 'retry-after': String(BUSY_RETRY_AFTER_SEC) } }, code: 'SERVER_BUSY' },
     });
   }
   if (err instanceof MultipartError && err.tooLarge) {
@@ -149,16 +151,26 @@ export function multipartRequests(limits: MultipartLimits): Plugin {
       setRequestParser(async () => {
         const boundary = boundaryOf(contentType);
         if (!boundary) throw badMultipart(new MultipartError('no boundary in Content-Type'));
-        const req = (serverContext as { req?: IncomingMessage } | undefined)?.req;
-        const body: AsyncIterable<Uint8Array> | null =
-          req && typeof req.read === 'function' && !req.readableDidRead ? req : (request.body as AsyncIterable<Uint8Array> | null);
+        const { req, res } = (serverContext ?? {}) as { req?: IncomingMessage; res?: ServerResponse };
+        const node = req && res && typeof req.read === 'function' && !req.readableDidRead ? { req, res } : undefined;
+        // Read without destroying the request when the read stops early: a refused body is
+        // answered, then its rest dropped (endAfterRest); destroy() stays for the idle timeout.
+        const body: AsyncIterable<Uint8Array> | null = node
+          ? Object.assign(node.req.iterator({ destroyOnReturn: false }), { destroy: () => node.req.destroy() })
+          : (request.body as AsyncIterable<Uint8Array> | null);
         if (!body) throw badMultipart(new MultipartError('no body'));
         let parsed: Awaited<ReturnType<typeof readMultipart>>;
         try {
           parsed = await readMultipart(body, boundary, limits);
         } catch (err) {
+          if (node) endAfterRest(node.req, node.res);
           throw badMultipart(err);
         }
+        // The parts stay in memory until the operation is done with them (an uploadImage until it
+        // is stored): so does their charge, given back when the response is (or at once without one).
+        const release = () => limits.budget?.release(parsed.held);
+        if (node && !node.res.closed) node.res.once('close', release);
+        else release();
         return operationsOf(parsed);
       });
     },

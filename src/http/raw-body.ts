@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, TesseraError } from '../errors.ts';
 import type { BodyBudget } from '../memory-budget.ts';
-import { STALLED_SOURCE_GRACE_MS } from './multipart.ts';
+import { BUSY_RETRY_AFTER_SEC, endAfterRest, STALLED_SOURCE_GRACE_MS } from './refused-body.ts';
 
 /**
  * A raw-body route's failure as {code, message} with its status; rethrows what is not a
@@ -15,10 +15,9 @@ export function answerRefusal(req: IncomingMessage, res: ServerResponse, err: un
   const known = err instanceof TesseraError ? err : undefined;
   if (!known) throw err;
   const extra = (known.extensions.http as { headers?: Record<string, string> } | undefined)?.headers ?? {};
-  // A body left unread (refused before it was read) would be taken for the next request.
-  const unread = !req.readableEnded;
-  send(res, known.status, errorBody(known), unread ? { ...extra, connection: 'close' } : extra);
-  if (unread) req.resume();
+  // Refused before the body was read, or while it arrived: the answer gets out, then the rest is dropped.
+  if (!req.readableEnded) endAfterRest(req, res);
+  send(res, known.status, errorBody(known), extra);
 }
 
 /**
@@ -27,8 +26,9 @@ export function answerRefusal(req: IncomingMessage, res: ServerResponse, err: un
  * `idleTimeoutMs` (0: none). Read off the stream's 'data' events with one idle timer re-armed per
  * chunk: an async iterator with a timer and a Promise.race per 64 KiB chunk cost about 5% of the
  * coordinator's CPU on a chunked upload.
- * As a for-await over the body would, a refusal part-way destroys the request; a stalled one is
- * destroyed only once its 408 has had STALLED_SOURCE_GRACE_MS to get out.
+ * A refusal part-way stops buffering and gives back the charge at once, but leaves the request
+ * open for its answer (answerRefusal drops the rest); a stalled one is destroyed once its 408 has
+ * had STALLED_SOURCE_GRACE_MS to get out.
  */
 export function readBody(
   req: IncomingMessage,
@@ -52,12 +52,13 @@ export function readBody(
       else reject(err);
     };
     const refuse = (err: TesseraError) => {
+      // Without a 'data' listener the flowing request drops what arrives until the answer is sent.
       settle(err);
-      req.destroy();
+      chunks.length = 0;
     };
     const onData = (chunk: Buffer) => {
       if (body.held + chunk.length > maxBytes) return refuse(tooLarge(maxBytes));
-      if (!budget.tryCharge(body.held, chunk.length)) return refuse(new TesseraError('SERVER_BUSY'));
+      if (!budget.tryCharge(body.held, chunk.length)) return refuse(serverBusy());
       body.held += chunk.length;
       chunks.push(chunk);
       timer?.refresh();
@@ -81,6 +82,8 @@ export function readBody(
 
 /** A request closed before its body ended: as node:http's ECONNRESET (answerRefusal answers nobody). */
 const clientGone = () => Object.assign(new Error('the request closed before its body ended'), { code: 'ECONNRESET' });
+
+const serverBusy = () => new TesseraError('SERVER_BUSY', undefined, { http: { headers: { 'retry-after': String(BUSY_RETRY_AFTER_SEC) } } });
 
 const bodyTooLarge = (maxBytes: number) => new TesseraError('PAYLOAD_TOO_LARGE', `The body passes ${maxBytes} bytes.`);
 
