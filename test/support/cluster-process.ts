@@ -8,6 +8,7 @@ import { startChild } from '../../src/launcher/child-process.ts';
 import { freePortBlock } from '../../src/launcher/ports.ts';
 import { readAdminToken, rememberToken } from './tokens.ts';
 import { metadataFor } from './test-metadata.ts';
+import { nodeArgsFor } from './server-bundle.ts';
 
 export interface ClusterProcess {
   url: string;
@@ -36,7 +37,7 @@ export async function startClusterProcess(dataDir: string, port: number, args: s
   if (metadata) args = [...args, '--metadata', metadata];
   const supervisor = await startChild({
     name: 'npm start',
-    args: ['--import', 'tsx', 'src/start-cluster.ts', '--port', String(port), '--data-dir', dataDir, ...args],
+    args: [...nodeArgsFor('src/start-cluster.ts'), '--port', String(port), '--data-dir', dataDir, ...args],
     env: { ...process.env, LOG_LEVEL: 'warn' },
     keep: 1024 * 1024,
     stopSignal: 'SIGINT',

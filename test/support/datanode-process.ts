@@ -1,6 +1,7 @@
 // Starts `datanode/main.ts` as a real child process for tests about processes (crash, restart,
 // flags, registration); shared with the coordinator's tests, so it never leaves a process behind.
 import { ChildGroup, listeningLine, REPO_ROOT, spawnChild, startChild, type Child, type Exit } from '../../src/launcher/child-process.ts';
+import { nodeArgsFor } from './server-bundle.ts';
 
 export const repoRoot = REPO_ROOT;
 
@@ -40,7 +41,7 @@ export function childEnv(drop: (key: string) => boolean, set: Record<string, str
   return env;
 }
 
-/** Starts `entry` through tsx and resolves once it prints its listening line (tests' servers). */
+/** Starts `entry` (support/server-bundle.ts) and resolves once it prints its listening line (tests' servers). */
 export async function startServerProcess(
   name: string,
   entry: string,
@@ -49,7 +50,7 @@ export async function startServerProcess(
   group: ChildGroup,
   timeoutMs: number,
 ): Promise<ServerProcess> {
-  const child = await startChild({ name, args: ['--import', 'tsx', entry, ...args], env, group, timeoutMs, ready: listeningLine });
+  const child = await startChild({ name, args: [...nodeArgsFor(entry), ...args], env, group, timeoutMs, ready: listeningLine });
   return Object.assign(child, child.ready);
 }
 
@@ -73,7 +74,7 @@ export function startDatanodeProcess(opts: DatanodeProcessOptions): Promise<Data
 export async function runDatanodeUntilExit(opts: DatanodeProcessOptions, timeoutMs = 15_000): Promise<DatanodeExit> {
   const child = spawnChild({
     name: 'datanode',
-    args: ['--import', 'tsx', 'datanode/main.ts', ...datanodeArgs(opts)],
+    args: [...nodeArgsFor('datanode/main.ts'), ...datanodeArgs(opts)],
     env: datanodeEnv(opts),
     group: datanodes,
   });
