@@ -62,7 +62,11 @@ pids.clear();
 pids.write(SUPERVISOR, process.pid);
 
 // The coordinator and the datanodes start from a bundle built now (removed when this process exits).
-await prepareServerBundle();
+// One that cannot be written (a read-only node_modules) is no reason not to start: they run
+// through tsx then, as they did before there was a bundle.
+await prepareServerBundle().catch((err: unknown) =>
+  log.warn({ err: (err as Error).message }, 'could not build the server bundle; the coordinator and datanodes run through tsx'),
+);
 const secretFile = clusterSecretFile();
 const secretArgs = secretFile ? ['--secret-file', secretFile] : ['--insecure'];
 const children: ServiceProcess[] = [];

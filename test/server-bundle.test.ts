@@ -1,5 +1,6 @@
 // `npm start` runs its coordinator and datanodes from a bundle it builds when it starts
 // (src/launcher/server-bundle.ts), not through tsx, and removes the bundle when it stops.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,16 +13,19 @@ import { SERVER_BUNDLE_ENV } from '../src/launcher/server-bundle.ts';
 const BUNDLES = path.join(REPO_ROOT, 'node_modules', '.cache');
 // A process's command line is read from /proc: Linux only.
 const hasProc = fs.existsSync('/proc/self/cmdline');
+// A read-only node_modules/.cache is made with a read-only bind mount in a mount namespace of the
+// supervisor's own (root only; chmod does not stop root).
+const canMountReadOnly = hasProc && process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'true']).status === 0;
 
-it.skipIf(!hasProc)('npm start runs its servers from a bundle of its own, removed when it stops (needs /proc)', async () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bundle-'));
-  const port = await freePortBlock(4);
-  // As `npm start` runs it: no bundle handed down (the tests' own is).
+/** `npm start`'s supervisor as `npm start` runs it: no bundle handed down (the tests' own is); `wrap` runs before node (exec'ing it, so the pid stays the supervisor's). */
+function startSupervisor(args: string[], wrap: string[] = []) {
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
   delete env[SERVER_BUNDLE_ENV];
-  const supervisor = await startChild({
+  const node = ['--import', 'tsx', 'src/start-cluster.ts', ...args];
+  return startChild({
     name: 'npm start',
-    args: ['--import', 'tsx', 'src/start-cluster.ts', '--port', String(port), '--data-dir', dataDir],
+    command: wrap[0],
+    args: wrap.length > 0 ? [...wrap.slice(1), process.execPath, ...node] : node,
     env,
     keep: 1024 * 1024,
     stopSignal: 'SIGINT',
@@ -29,6 +33,12 @@ it.skipIf(!hasProc)('npm start runs its servers from a bundle of its own, remove
     timeoutMs: 90_000,
     ready: bannerUrl,
   });
+}
+
+it.skipIf(!hasProc)('npm start runs its servers from a bundle of its own, removed when it stops (needs /proc)', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bundle-'));
+  const port = await freePortBlock(4);
+  const supervisor = await startSupervisor(['--port', String(port), '--data-dir', dataDir]);
   const ownBundle = (name: string) => name.startsWith(`tessera-servers-${supervisor.pid}-`);
   try {
     const runDir = path.join(dataDir, 'run');
@@ -50,3 +60,26 @@ it.skipIf(!hasProc)('npm start runs its servers from a bundle of its own, remove
   }
   expect(fs.readdirSync(BUNDLES).filter(ownBundle)).toEqual([]);
 });
+
+it.skipIf(!canMountReadOnly)(
+  'npm start runs its servers through tsx when it cannot write its bundle (read-only node_modules/.cache; needs root)',
+  async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bundle-ro-'));
+    const port = await freePortBlock(2);
+    fs.mkdirSync(BUNDLES, { recursive: true });
+    // unshare and sh exec node: the supervisor keeps the pid that stop() signals.
+    const readOnly = `mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"`;
+    const supervisor = await startSupervisor(
+      ['--port', String(port), '--data-dir', dataDir, '--datanodes', '1', '--replication-factor', '1'],
+      ['unshare', '-m', 'sh', '-c', readOnly, 'sh', BUNDLES],
+    );
+    try {
+      expect(supervisor.output()).toMatch(/could not build the server bundle.*EROFS/);
+      const coordinator = Number(fs.readFileSync(path.join(dataDir, 'run', 'coordinator.pid'), 'utf8'));
+      expect(fs.readFileSync(`/proc/${coordinator}/cmdline`, 'utf8').split('\0')).toContain('src/main.ts');
+    } finally {
+      await supervisor.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  },
+);
