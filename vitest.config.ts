@@ -10,7 +10,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // fetch() to a coordinator started by a test helper carries its admin token (support/tokens.ts).
     setupFiles: ['test/support/auth-fetch.ts'],
-    // Bundles the servers the tests start as processes, once per run (support/server-bundle.ts).
+    // Bundles the servers the tests start as processes, once per run (src/launcher/server-bundle.ts).
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,

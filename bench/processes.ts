@@ -6,7 +6,9 @@ import path from 'node:path';
 import { bannerUrl } from '../src/launcher/banner.ts';
 import { ChildGroup, listeningLine, REPO_ROOT, startChild, type Child } from '../src/launcher/child-process.ts';
 import { freePortBlock } from '../src/launcher/ports.ts';
+import { isAlive } from '../src/launcher/pid-files.ts';
 import { COORDINATOR_ENV, COORDINATOR_NODE_ARGS } from '../src/launcher/service-process.ts';
+import { buildServerBundle, nodeArgsFor, prepareServerBundle } from '../src/launcher/server-bundle.ts';
 
 export { REPO_ROOT };
 
@@ -45,15 +47,6 @@ function reportEarlyExit(child: Child) {
   });
 }
 
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 export interface Cluster {
   url: string;
   dataDir: string;
@@ -79,9 +72,11 @@ export async function startCluster(
   port: number,
   { args = [], env = {}, log = () => {} }: StartOptions = {},
 ): Promise<Cluster> {
+  // One bundle for every server the bench starts (removed when the bench exits).
+  await prepareServerBundle();
   const supervisor = await startChild({
     name: 'npm start',
-    args: ['--import', 'tsx', 'src/start-cluster.ts', '--port', String(port), '--data-dir', dataDir, ...args],
+    args: [...nodeArgsFor('src/start-cluster.ts'), '--port', String(port), '--data-dir', dataDir, ...args],
     env: { ...process.env, ...env },
     group: started,
     keep: 1024 * 1024,
@@ -130,7 +125,7 @@ export async function startCoordinator(
     name,
     args: [
       ...COORDINATOR_NODE_ARGS,
-      ...['--import', 'tsx', 'src/main.ts', '--port', '0', '--data-dir', path.join(cluster.dataDir, name)],
+      ...[...nodeArgsFor('src/main.ts'), '--port', '0', '--data-dir', path.join(cluster.dataDir, name)],
       ...['--secret-file', cluster.secretFile, ...cluster.datanodeUrls.flatMap((u) => ['--datanode', u]), ...args],
     ],
     env: { ...process.env, ...COORDINATOR_ENV, ...env },
@@ -156,12 +151,13 @@ export async function startBareProxy(
   secretFile: string,
   env: Record<string, string> = {},
 ): Promise<BareProxy> {
+  // Bundled as the servers it is compared with are: neither side pays tsx's loader (CPU, RSS).
+  const outdir = path.join((await prepareServerBundle()).dir, 'bench');
+  await buildServerBundle(outdir, ['bench/bare-proxy.ts']);
   const child = await startChild({
     name: 'the bare proxy',
     args: [
-      '--import',
-      'tsx',
-      'bench/bare-proxy.ts',
+      path.join(outdir, 'bench/bare-proxy.js'),
       '--port',
       String(port),
       '--secret-file',

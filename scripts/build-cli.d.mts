@@ -1,4 +1,4 @@
-// Types of build-cli.mjs for the TypeScript that imports it (test/support/server-bundle.ts).
+// Types of build-cli.mjs for the TypeScript that imports it (src/launcher/server-bundle.ts).
 import type { BuildOptions } from 'esbuild';
 
 export declare const NODE_BUNDLE: BuildOptions;

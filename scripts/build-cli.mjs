@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-/** Our TypeScript as plain JavaScript for Node, its packages left to node_modules (also test/support/server-bundle.ts). */
+/** Our TypeScript as plain JavaScript for Node, its packages left to node_modules (also src/launcher/server-bundle.ts). */
 export const NODE_BUNDLE = {
   bundle: true,
   // Lazily imported parts (subscriptions: graphql-ws and ws) become chunks loaded on first use.

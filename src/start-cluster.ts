@@ -19,6 +19,7 @@ import {
   type ServiceProcess,
 } from './launcher/service-process.ts';
 import { ADMIN_TOKEN_FILE } from './auth/admin-token-file.ts';
+import { prepareServerBundle } from './launcher/server-bundle.ts';
 
 export const SECRET_FILE = 'cluster.secret';
 
@@ -60,6 +61,8 @@ for (const p of ended) log.warn({ process: p.name, pid: p.pid }, 'ended a proces
 pids.clear();
 pids.write(SUPERVISOR, process.pid);
 
+// The coordinator and the datanodes start from a bundle built now (removed when this process exits).
+await prepareServerBundle();
 const secretFile = clusterSecretFile();
 const secretArgs = secretFile ? ['--secret-file', secretFile] : ['--insecure'];
 const children: ServiceProcess[] = [];

@@ -136,3 +136,33 @@ describe('a multipart upload keeps its charge until its request is done', () => 
     expect(stored.data.uploadImage).toMatchObject({ name: 'held/first', size: SENT });
   }, 60_000);
 });
+
+describe('a multipart request whose response streams gives its charge back once its result is out', () => {
+  it('a subscription (SSE) sent as multipart with a 40 MiB part does not hold the budget while it streams: a 40 MiB uploadImage is stored meanwhile', async () => {
+    const form = new FormData();
+    form.append('operations', JSON.stringify({ query: 'subscription { clusterEvents { __typename } }', variables: { f: null } }));
+    form.append('map', JSON.stringify({ 0: ['variables.f'] }));
+    form.append('0', new Blob([Buffer.alloc(SENT, 3)]), 'f.bin');
+    const stop = new AbortController();
+    const stream = await fetch(`${cluster.url}/graphql`, {
+      method: 'POST',
+      body: form,
+      headers: { authorization: `Bearer ${cluster.adminToken}`, 'x-graphql-yoga-csrf': '1', accept: 'text/event-stream' },
+      signal: stop.signal,
+    });
+    try {
+      // The subscription is live (its head is out) and stays open for as long as its client keeps it.
+      expect(stream.status).toBe(200);
+      expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const stored = await cluster.gql.multipart(
+        UPLOAD_IMAGE,
+        { n: 'streamed/second', f: null },
+        { 'variables.f': { data: Buffer.alloc(SENT, 4) } },
+      );
+      expect(stored.errors).toBeUndefined();
+      expect(stored.data.uploadImage).toMatchObject({ name: 'streamed/second', size: SENT });
+    } finally {
+      stop.abort();
+    }
+  }, 60_000);
+});

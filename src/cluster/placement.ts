@@ -20,7 +20,8 @@ export const mayTakeReplica = (node: Pick<PlacementCandidate, 'status' | 'draini
 
 /** A score in (0, 1) from the pair, stable across runs. */
 function unitHash(key: string, nodeId: string): number {
-  const h = createHash('sha256').update(key).update('\0').update(nodeId).digest();
+  // One update of the joined text: the same digest as three updates, two native calls fewer per datanode and write.
+  const h = createHash('sha256').update(`${key}\0${nodeId}`).digest();
   // 52 random bits → (0, 1): never exactly 0 or 1, so the log below is finite.
   const n = h.readUIntBE(0, 6) * 2 ** -48 + h.readUInt8(6) * 2 ** -56;
   return Math.min(Math.max(n, Number.EPSILON), 1 - Number.EPSILON);

@@ -144,7 +144,13 @@ function operationsOf(parsed: { fields: Map<string, string>; files: Map<string, 
  * read from the Node request itself when Yoga runs on node:http (else from the fetch body).
  */
 export function multipartRequests(limits: MultipartLimits): Plugin {
+  /** What gives back each parsed request's charge, until its result is out. */
+  const releases = new WeakMap<Request, () => void>();
   return {
+    onResultProcess({ request }) {
+      releases.get(request)?.();
+      releases.delete(request);
+    },
     onRequestParse({ request, serverContext, setRequestParser }) {
       const contentType = request.headers.get('content-type');
       if (request.method !== 'POST' || !/^multipart\/form-data(\s*;|$)/i.test(contentType?.split(',')[0] ?? '')) return;
@@ -167,10 +173,19 @@ export function multipartRequests(limits: MultipartLimits): Plugin {
           throw badMultipart(err);
         }
         // The parts stay in memory until the operation is done with them (an uploadImage until it
-        // is stored): so does their charge, given back when the response is (or at once without one).
-        const release = () => limits.budget?.release(parsed.held);
-        if (node && !node.res.closed) node.res.once('close', release);
-        else release();
+        // is stored): so does their charge, given back once its result is out (onResultProcess),
+        // not when the response closes: a subscription over SSE, or an answer its client never
+        // reads, would hold it for as long as its client likes. The response's close (the client
+        // gone first) gives it back too; once only.
+        let held = parsed.held;
+        const release = () => {
+          limits.budget?.release(held);
+          held = 0;
+        };
+        if (node && !node.res.closed) {
+          node.res.once('close', release);
+          releases.set(request, release);
+        } else release();
         return operationsOf(parsed);
       });
     },

@@ -29,7 +29,8 @@ function dropRest(req: IncomingMessage): Promise<void> {
       left -= chunk.length;
       if (left < 0) done();
     };
-    const timer = setTimeout(done, STALLED_SOURCE_GRACE_MS);
+    // Unref'd: a refused client does not hold up the coordinator's shutdown.
+    const timer = setTimeout(done, STALLED_SOURCE_GRACE_MS).unref();
     req.on('data', onData).once('end', done).once('close', done);
     req.resume();
   });
@@ -44,10 +45,16 @@ export function endAfterRest(req: IncomingMessage, res: ServerResponse): void {
   // A body left unread would be taken for the next request: this connection takes no other.
   if (!res.headersSent) res.setHeader('connection', 'close');
   const dropped = dropRest(req);
-  const end = res.end.bind(res) as () => ServerResponse;
-  res.end = ((chunk?: unknown) => {
-    if (chunk !== null && chunk !== undefined && typeof chunk !== 'function') res.write(chunk as string | Uint8Array);
-    void dropped.then(() => end());
+  const end = res.end.bind(res) as (callback?: () => void) => ServerResponse;
+  let ended = false;
+  res.end = ((...args: unknown[]) => {
+    // end([chunk[, encoding]][, callback]), as ServerResponse takes it; a second call does nothing.
+    const callback = typeof args.at(-1) === 'function' ? (args.pop() as () => void) : undefined;
+    if (ended) return res;
+    ended = true;
+    const [chunk, encoding] = args as [string | Uint8Array | null | undefined, BufferEncoding | null | undefined];
+    if (chunk !== null && chunk !== undefined) res.write(chunk, encoding ?? 'utf8');
+    void dropped.then(() => end(callback));
     return res;
   }) as ServerResponse['end'];
 }

@@ -6,7 +6,8 @@ import path from 'node:path';
 export const RUN_DIR = 'run';
 export const SUPERVISOR = 'supervisor';
 
-const isAlive = (pid: number) => {
+/** Whether a process runs with this pid (EPERM: it does, as another user). */
+export const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
     return true;

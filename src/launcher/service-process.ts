@@ -1,8 +1,10 @@
-// One Tessera process (coordinator or datanode) run by `npm start`: spawned through tsx, ready
-// once it prints its listening line, its logs passed through with a name prefix.
+// One Tessera process (coordinator or datanode) run by `npm start`: spawned from the server bundle
+// (server-bundle.ts; through tsx without one), ready once it prints its listening line, its logs
+// passed through with a name prefix.
 import type { ChildProcess } from 'node:child_process';
 import { listeningLine, startChild, type Exit } from './child-process.ts';
 import { humanLogLine } from './log-lines.ts';
+import { nodeArgsFor } from './server-bundle.ts';
 
 /**
  * V8 heap settings of the coordinator, for its data path (npm run bench shows their effect;
@@ -63,7 +65,7 @@ export async function startServiceProcess(
 ): Promise<ServiceProcess> {
   const child = await startChild({
     name,
-    args: [...nodeArgs, '--import', 'tsx', entry, ...args],
+    args: [...nodeArgs, ...nodeArgsFor(entry), ...args],
     env: { ...process.env, ...env },
     timeoutMs,
     ready: listeningLine,

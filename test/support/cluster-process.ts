@@ -8,7 +8,7 @@ import { startChild } from '../../src/launcher/child-process.ts';
 import { freePortBlock } from '../../src/launcher/ports.ts';
 import { readAdminToken, rememberToken } from './tokens.ts';
 import { metadataFor } from './test-metadata.ts';
-import { nodeArgsFor } from './server-bundle.ts';
+import { nodeArgsFor } from '../../src/launcher/server-bundle.ts';
 
 export interface ClusterProcess {
   url: string;

@@ -1,7 +1,7 @@
 // Starts `datanode/main.ts` as a real child process for tests about processes (crash, restart,
 // flags, registration); shared with the coordinator's tests, so it never leaves a process behind.
 import { ChildGroup, listeningLine, REPO_ROOT, spawnChild, startChild, type Child, type Exit } from '../../src/launcher/child-process.ts';
-import { nodeArgsFor } from './server-bundle.ts';
+import { nodeArgsFor } from '../../src/launcher/server-bundle.ts';
 
 export const repoRoot = REPO_ROOT;
 
@@ -41,7 +41,7 @@ export function childEnv(drop: (key: string) => boolean, set: Record<string, str
   return env;
 }
 
-/** Starts `entry` (support/server-bundle.ts) and resolves once it prints its listening line (tests' servers). */
+/** Starts `entry` (src/launcher/server-bundle.ts) and resolves once it prints its listening line (tests' servers). */
 export async function startServerProcess(
   name: string,
   entry: string,
