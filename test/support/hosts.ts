@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { listeningLine, startChild, type Child } from '../../src/launcher/child-process.ts';
-import { nodeArgsFor } from './server-bundle.ts';
+import { nodeArgsFor } from '../../src/launcher/server-bundle.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 const quietly = (fn: () => void) => {
