@@ -19,6 +19,8 @@ import { until } from './support/poll.ts';
 import { dropMetadataFor } from './support/test-metadata.ts';
 
 const FRAGMENT = 64 * 1024;
+/** Reconciliation rounds this often: the files of the deleted image and the open upload go within a few. */
+const RECONCILE_SEC = 2;
 // A busy test machine must not make a datanode DEGRADED: placement would then skip it, and the
 // scenario needs the stopped datanode to hold files of the deleted image.
 const FLAGS = [
@@ -27,7 +29,7 @@ const FLAGS = [
   '--orphan-grace',
   '5',
   '--reconcile-interval',
-  '5',
+  String(RECONCILE_SEC),
   '--health-interval-ms',
   '200',
   '--down-after',
@@ -174,7 +176,7 @@ async function expectCleanedUp(keptFiles: string[], deleted: Buffer, open: Buffe
     120_000,
   );
   // Two more reconciliation rounds: still nothing of a stored image goes.
-  await new Promise((r) => setTimeout(r, 11_000));
+  await new Promise((r) => setTimeout(r, (2 * RECONCILE_SEC + 1) * 1000));
   const files = fragmentFiles();
   for (const f of keptFiles) expect(files.has(f), f).toBe(true);
 }

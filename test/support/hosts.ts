@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { listeningLine, startChild, type Child } from '../../src/launcher/child-process.ts';
+import { nodeArgsFor } from '../../src/launcher/server-bundle.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 const quietly = (fn: () => void) => {
@@ -81,7 +82,7 @@ export function createSwitch(): Switch {
           startChild({
             name: childName,
             command: 'ip',
-            args: ['netns', 'exec', ns, process.execPath, '--import', 'tsx', entry, ...args],
+            args: ['netns', 'exec', ns, process.execPath, ...nodeArgsFor(entry), ...args],
             env,
             timeoutMs: 30_000,
             ready: listeningLine,

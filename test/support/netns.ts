@@ -3,6 +3,7 @@
 // Needs root and `ip netns`; `netnsUnavailable()` says why not, so the test can skip itself.
 import { execFileSync } from 'node:child_process';
 import { listeningLine, startChild } from '../../src/launcher/child-process.ts';
+import { nodeArgsFor } from '../../src/launcher/server-bundle.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
@@ -71,9 +72,7 @@ export async function startPartitionableDatanode(opts: { dataDir: string; secret
       'exec',
       ns,
       process.execPath,
-      '--import',
-      'tsx',
-      'datanode/main.ts',
+      ...nodeArgsFor('datanode/main.ts'),
       '--host',
       innerIp,
       '--port',
