@@ -61,14 +61,6 @@ for (const p of ended) log.warn({ process: p.name, pid: p.pid }, 'ended a proces
 pids.clear();
 pids.write(SUPERVISOR, process.pid);
 
-// The coordinator and the datanodes start from a bundle built now (removed when this process exits).
-// One that cannot be written (a read-only node_modules) is no reason not to start: they run
-// through tsx then, as they did before there was a bundle.
-await prepareServerBundle().catch((err: unknown) =>
-  log.warn({ err: (err as Error).message }, 'could not build the server bundle; the coordinator and datanodes run through tsx'),
-);
-const secretFile = clusterSecretFile();
-const secretArgs = secretFile ? ['--secret-file', secretFile] : ['--insecure'];
 const children: ServiceProcess[] = [];
 let stopping = false;
 
@@ -79,8 +71,18 @@ async function stopAll(code: number): Promise<void> {
   pids.clear();
   process.exit(code);
 }
-process.on('SIGINT', () => void stopAll(0));
-process.on('SIGTERM', () => void stopAll(0));
+// From here on a signal ends this process through stopAll, so its exit hooks (the server bundle's
+// removal) run; SIGHUP too (the terminal closed).
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(0));
+
+// The coordinator and the datanodes start from a bundle built now (removed when this process exits).
+// One that cannot be written (a read-only node_modules) is no reason not to start: they run
+// through tsx then, as they did before there was a bundle.
+await prepareServerBundle().catch((err: unknown) =>
+  log.warn({ err: (err as Error).message }, 'could not build the server bundle; the coordinator and datanodes run through tsx'),
+);
+const secretFile = clusterSecretFile();
+const secretArgs = secretFile ? ['--secret-file', secretFile] : ['--insecure'];
 
 function watch(child: ServiceProcess, essential: boolean) {
   children.push(child);

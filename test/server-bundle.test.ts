@@ -9,6 +9,7 @@ import { bannerUrl } from '../src/launcher/banner.ts';
 import { REPO_ROOT, startChild } from '../src/launcher/child-process.ts';
 import { freePortBlock } from '../src/launcher/ports.ts';
 import { SERVER_BUNDLE_ENV } from '../src/launcher/server-bundle.ts';
+import { isRunning } from './support/cluster-process.ts';
 
 const BUNDLES = path.join(REPO_ROOT, 'node_modules', '.cache');
 // A process's command line is read from /proc: Linux only.
@@ -35,14 +36,16 @@ function startSupervisor(args: string[], wrap: string[] = []) {
   });
 }
 
-it.skipIf(!hasProc)('npm start runs its servers from a bundle of its own, removed when it stops (needs /proc)', async () => {
+it.skipIf(!hasProc)('npm start runs its servers from a bundle of its own, removed when it stops, on SIGHUP too (needs /proc)', async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bundle-'));
   const port = await freePortBlock(4);
   const supervisor = await startSupervisor(['--port', String(port), '--data-dir', dataDir]);
   const ownBundle = (name: string) => name.startsWith(`tessera-servers-${supervisor.pid}-`);
+  let pids: number[] = [];
+  let exit;
   try {
     const runDir = path.join(dataDir, 'run');
-    const pids = fs
+    pids = fs
       .readdirSync(runDir)
       .filter((f) => f.endsWith('.pid') && f !== 'supervisor.pid')
       .map((f) => Number(fs.readFileSync(path.join(runDir, f), 'utf8')));
@@ -55,10 +58,18 @@ it.skipIf(!hasProc)('npm start runs its servers from a bundle of its own, remove
       expect(args.join(' ')).not.toMatch(/tsx/);
     }
   } finally {
-    await supervisor.stop();
+    // The terminal closing: the supervisor stops its servers and exits as on Ctrl-C.
+    exit = await supervisor.stop('SIGHUP');
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
-  expect(fs.readdirSync(BUNDLES).filter(ownBundle)).toEqual([]);
+  // What a failure leaves is removed before it is reported: no process or bundle outlives the test.
+  const running = pids.filter(isRunning);
+  for (const pid of running) process.kill(pid, 'SIGKILL');
+  const bundles = fs.readdirSync(BUNDLES).filter(ownBundle);
+  for (const name of bundles) fs.rmSync(path.join(BUNDLES, name), { recursive: true, force: true });
+  expect(exit).toMatchObject({ code: 0, signal: null });
+  expect(running).toEqual([]);
+  expect(bundles).toEqual([]);
 });
 
 it.skipIf(!canMountReadOnly)(

@@ -33,7 +33,8 @@ export function nodeArgsFor(entry: string): string[] {
   if (dir === undefined || !ENTRIES.includes(entry)) return ['--import', 'tsx', entry];
   const bundled = join(dir, entry.replace(/\.ts$/, '.js'));
   // A missing bundle is a broken setup, not a reason to test something else quietly.
-  if (!existsSync(bundled)) throw new Error(`${bundled} is missing: the test bundle (${SERVER_BUNDLE_ENV}) was not built`);
+  if (!existsSync(bundled))
+    throw new Error(`${bundled} is missing: the server bundle ${SERVER_BUNDLE_ENV} names was removed or never built`);
   return [bundled];
 }
 
