@@ -1,6 +1,6 @@
 // `npm start` runs its coordinator and datanodes from a bundle it builds when it starts
 // (src/launcher/server-bundle.ts), not through tsx, and removes the bundle when it stops.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +8,7 @@ import { expect, it } from 'vitest';
 import { bannerUrl } from '../src/launcher/banner.ts';
 import { REPO_ROOT, startChild } from '../src/launcher/child-process.ts';
 import { freePortBlock } from '../src/launcher/ports.ts';
-import { SERVER_BUNDLE_ENV } from '../src/launcher/server-bundle.ts';
+import { removeOrphanBundles, SERVER_BUNDLE_ENV } from '../src/launcher/server-bundle.ts';
 import { isRunning } from './support/cluster-process.ts';
 
 const BUNDLES = path.join(REPO_ROOT, 'node_modules', '.cache');
@@ -91,6 +91,33 @@ it.skipIf(!canMountReadOnly)(
     } finally {
       await supervisor.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  },
+);
+
+it.skipIf(!hasProc)(
+  'a start removes the bundles of supervisors that are gone, except one their servers still run on (needs /proc)',
+  async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bundles-'));
+    const gonePid = spawnSync('true').pid!; // has exited: a supervisor killed with SIGKILL
+    const bundle = (pid: number, tag: string) => {
+      const at = path.join(dir, `tessera-servers-${pid}-${tag}`);
+      fs.mkdirSync(path.join(at, 'src'), { recursive: true });
+      fs.writeFileSync(path.join(at, 'src', 'main.js'), '');
+      return at;
+    };
+    const inUse = bundle(gonePid, 'inuse1');
+    const unused = bundle(gonePid, 'gone01');
+    const makerAlive = bundle(process.pid, 'alive1');
+    // A server left running by the killed supervisor: its command line names a file of the bundle.
+    const server = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)', path.join(inUse, 'src', 'main.js')], { stdio: 'ignore' });
+    try {
+      await expect.poll(() => fs.readFileSync(`/proc/${server.pid}/cmdline`, 'utf8')).toContain(inUse);
+      removeOrphanBundles(dir);
+      expect([inUse, unused, makerAlive].map((d) => fs.existsSync(d))).toEqual([true, false, true]);
+    } finally {
+      server.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   },
 );

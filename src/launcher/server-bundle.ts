@@ -7,8 +7,8 @@
 // for its whole life (~40 MB of RSS: 150 MB idle through tsx, 106 MB bundled). The bundle is the
 // working tree's source as it is when the cluster starts (built in well under a second), so it is
 // never stale; without one (`npm run coordinator`, `npm run datanode`) a process runs through tsx.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
@@ -72,7 +72,7 @@ export async function buildServerBundle(outdir: string, entries: string[] = ENTR
  * SERVER_BUNDLE_ENV (made by whoever started this process, and removed by it), else a new one
  * built now, named in this process's environment and removed by `remove` (and when this process
  * exits). Bundles left by processes that are gone (killed before they could remove theirs) are
- * removed first.
+ * removed first, unless a server still runs on one (removeOrphanBundles).
  */
 export async function prepareServerBundle(): Promise<{ dir: string; remove: () => void }> {
   const inherited = process.env[SERVER_BUNDLE_ENV];
@@ -95,10 +95,39 @@ export async function prepareServerBundle(): Promise<{ dir: string; remove: () =
   return { dir, remove };
 }
 
-/** Removes the bundles whose maker is no longer running: only ours (the prefix), never another's. */
-function removeOrphanBundles(): void {
-  for (const name of readdirSync(BUNDLES_DIR)) {
+/**
+ * Removes the bundles in `dir` whose maker is no longer running and that no running process was
+ * started from (a supervisor killed with SIGKILL leaves its servers running on its bundle): only
+ * ours (the prefix), never another's. Where the command lines of processes cannot be read (no
+ * /proc), a bundle whose maker is gone may still be in use, so none is removed.
+ */
+export function removeOrphanBundles(dir = BUNDLES_DIR): void {
+  const commandLines = runningCommandLines();
+  if (commandLines === undefined) return;
+  for (const name of readdirSync(dir)) {
     const pid = Number(new RegExp(`^${BUNDLE_PREFIX}(\\d+)-`).exec(name)?.[1]);
-    if (Number.isInteger(pid) && pid > 0 && !isAlive(pid)) rmSync(join(BUNDLES_DIR, name), { recursive: true, force: true });
+    if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
+    const path = join(dir, name);
+    if (commandLines.some((line) => line.includes(path + sep))) continue;
+    rmSync(path, { recursive: true, force: true });
   }
+}
+
+/** The command lines of the processes running (Linux /proc), or undefined where they cannot be read. */
+function runningCommandLines(): string[] | undefined {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return undefined;
+  }
+  const lines: string[] = [];
+  for (const pid of pids) {
+    try {
+      lines.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '));
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return lines;
 }
