@@ -190,7 +190,7 @@ export async function bareSmallUploads(http: BenchHttp, ids: string[], pool: Pie
 export async function discardBareFragments(http: BenchHttp, concurrency: number): Promise<void> {
   const ids = [...bareStored];
   await inFlight(ids.length, concurrency, async (i) => {
-    const answer = await http.request('DELETE', `/fragments/${ids[i]}`, {}, []);
+    const answer = await http.request('DELETE', `/fragments/${ids[i]}`);
     if (answer.status !== 204) throw new Error(`bare DELETE answered ${answer.status}: ${answer.body}`);
     bareStored.delete(ids[i]);
   });

@@ -23,6 +23,7 @@ export const SERVER_BUNDLE_ENV = 'TESSERA_SERVER_BUNDLE';
 const BUNDLES_DIR = join(REPO_ROOT, 'node_modules', '.cache');
 /** A bundle's folder: tessera-servers-<pid of the process that made it>-<random>. */
 const BUNDLE_PREFIX = 'tessera-servers-';
+const BUNDLE_NAME = new RegExp(`^${BUNDLE_PREFIX}(\\d+)-`);
 
 /** The entries started as processes, and the module the coordinator loads by path. */
 const ENTRIES = ['src/main.ts', 'datanode/main.ts', 'src/start-cluster.ts', 'src/metadata/postgres/index.ts'];
@@ -52,7 +53,7 @@ export async function buildServerBundle(outdir: string, entries: string[] = ENTR
     setup(b) {
       // Our .mjs too (scripts/build-cli.mjs, imported for NODE_BUNDLE, builds the CLI when its
       // own URL is the process's main script: as the bundle's, it would take itself for it).
-      b.onLoad({ filter: /\.m?ts$|\.mjs$/ }, async ({ path }) => {
+      b.onLoad({ filter: /\.(ts|mts|mjs)$/ }, async ({ path }) => {
         let contents = (await readFile(path, 'utf8')).replaceAll('import.meta.url', JSON.stringify(pathToFileURL(path).href));
         if (path === join(REPO_ROOT, 'src/metadata/store.ts')) {
           const engine = "const POSTGRES_ENGINE = './postgres/index.ts';";
@@ -105,7 +106,7 @@ export function removeOrphanBundles(dir = BUNDLES_DIR): void {
   const commandLines = runningCommandLines();
   if (commandLines === undefined) return;
   for (const name of readdirSync(dir)) {
-    const pid = Number(new RegExp(`^${BUNDLE_PREFIX}(\\d+)-`).exec(name)?.[1]);
+    const pid = Number(BUNDLE_NAME.exec(name)?.[1]);
     if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
     const path = join(dir, name);
     if (commandLines.some((line) => line.includes(path + sep))) continue;
